@@ -1,0 +1,120 @@
+"""VPN information: what the home AAA distributes and what gateways build tunnels from.
+
+Pure data.  A ``TunnelSpec`` describes one IPsec tunnel between two gateways, from a
+neutral point of view (end ``a`` and end ``b``); each gateway takes ``side_for(name)``
+to get its own view.  The security information (``psk``) is generated per tunnel by the
+home AAA server with a cryptographically secure generator and never appears in
+``repr``, logs or REST output.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field, replace
+from enum import Enum
+
+
+class GatewayType(str, Enum):
+    """How a correspondent host's gateway takes VPN configuration (claim 19)."""
+
+    STATIC = "static"
+    DYNAMIC = "dynamic"
+
+
+@dataclass(frozen=True)
+class QosSpec:
+    rate_kbps: int = 0  # 0 = unlimited
+    dscp: int = 0
+
+
+@dataclass(frozen=True)
+class SecuritySpec:
+    ike: str = "aes128-sha256-modp2048"
+    esp: str = "aes128gcm16"
+
+
+@dataclass(frozen=True)
+class TunnelEnd:
+    gateway: str          # gateway name, e.g. "ha"
+    address: str          # its core (public) IPv4 address
+    selectors: tuple[str, ...]  # traffic selectors (CIDRs) on this side
+
+
+@dataclass(frozen=True)
+class TunnelSide:
+    """One gateway's own view of a tunnel."""
+
+    tunnel_id: str
+    local: TunnelEnd
+    remote: TunnelEnd
+    psk: bytes = field(repr=False)
+    security: SecuritySpec
+    qos: QosSpec
+    initiator: bool
+
+
+@dataclass(frozen=True)
+class TunnelSpec:
+    tunnel_id: str
+    a: TunnelEnd
+    b: TunnelEnd
+    psk: bytes = field(repr=False)
+    security: SecuritySpec = SecuritySpec()
+    qos: QosSpec = QosSpec()
+    # which end starts IKE: the end configured last in the claim's order
+    initiator: str = ""
+
+    def side_for(self, gateway: str) -> TunnelSide:
+        if gateway == self.a.gateway:
+            local, remote = self.a, self.b
+        elif gateway == self.b.gateway:
+            local, remote = self.b, self.a
+        else:
+            raise KeyError(f"gateway {gateway!r} is not an end of tunnel {self.tunnel_id}")
+        return TunnelSide(self.tunnel_id, local, remote, self.psk, self.security,
+                          self.qos, initiator=(self.initiator == gateway))
+
+    def ends(self) -> tuple[str, str]:
+        return (self.a.gateway, self.b.gateway)
+
+    def with_end(self, old_gateway: str, new_end: TunnelEnd) -> TunnelSpec:
+        """The same tunnel re-pointed from ``old_gateway`` to ``new_end`` (claims 7, 17)."""
+        if old_gateway == self.a.gateway:
+            spec = replace(self, a=new_end)
+        elif old_gateway == self.b.gateway:
+            spec = replace(self, b=new_end)
+        else:
+            raise KeyError(old_gateway)
+        initiator = new_end.gateway if self.initiator == old_gateway else self.initiator
+        return replace(spec, tunnel_id=tunnel_name(self.tunnel_id.split("/")[0],
+                                                  spec.a.gateway, spec.b.gateway),
+                       initiator=initiator)
+
+
+def tunnel_name(owner: str, gw_a: str, gw_b: str) -> str:
+    """Stable tunnel id: ``<owner>/<gw>-<gw>`` (owner = MN name or 'static')."""
+    return f"{owner}/{gw_a}-{gw_b}"
+
+
+def new_psk(nbytes: int = 32) -> bytes:
+    """Per-tunnel pre-shared key from the OS CSPRNG."""
+    return secrets.token_bytes(nbytes)
+
+
+@dataclass(frozen=True)
+class VpnInfo:
+    """The VPN information of one user, as the home AAA caches and distributes it.
+
+    ``tunnels`` holds every tunnel of the user's VPN set path (claim 8): HA<->FA and
+    HA<->CN-GW for a static gateway; FA<->CN-GW for a dynamic one (issue 3).
+    """
+
+    nai: str
+    home_address: str
+    home_agent: str
+    foreign_agent: str
+    tunnels: tuple[TunnelSpec, ...]
+    previous_foreign_agent: str = ""
+
+    def tunnels_of(self, gateway: str) -> tuple[TunnelSpec, ...]:
+        return tuple(t for t in self.tunnels if gateway in t.ends())
