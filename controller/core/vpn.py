@@ -118,3 +118,28 @@ class VpnInfo:
 
     def tunnels_of(self, gateway: str) -> tuple[TunnelSpec, ...]:
         return tuple(t for t in self.tunnels if gateway in t.ends())
+
+
+def rewrite_foreign_agent(info: VpnInfo, new_fa: str, new_fa_address: str) -> VpnInfo:
+    """Re-point every tunnel that ends at the current FA to ``new_fa`` (claims 7, 17, 18).
+
+    Selectors of the FA end stay the same (the MN keeps its home address).  Security
+    information is kept: the AAAF and the HA rewrite their caches independently and must
+    agree on it.  A full registration through the home AAA generates fresh keys.
+    """
+    old_fa = info.foreign_agent
+    if old_fa == new_fa:
+        return info
+    tunnels = []
+    for spec in info.tunnels:
+        if old_fa in spec.ends():
+            old_end = spec.a if spec.a.gateway == old_fa else spec.b
+            spec = spec.with_end(old_fa, TunnelEnd(new_fa, new_fa_address, old_end.selectors))
+        tunnels.append(spec)
+    return replace(info, foreign_agent=new_fa, previous_foreign_agent=old_fa,
+                   tunnels=tuple(tunnels))
+
+
+def restricted_to(info: VpnInfo, gateway: str) -> VpnInfo:
+    """Only the tunnels ``gateway`` is an end of: a gateway never learns other keys."""
+    return replace(info, tunnels=info.tunnels_of(gateway))

@@ -1,0 +1,454 @@
+"""Asyncio Diameter transport over TCP (RFC 6733 peer connections) for mipvpn.
+
+Uses the codec of ``controller.proto.diameter``; python-diameter's threaded ``node``
+runtime is deliberately not used (no TCP_NODELAY, a thread per peer).
+
+One ``DiameterNode`` per Diameter identity (FA client, AAAF relay, AAAH, HA).  It
+accepts and opens connections, does CER/CEA, keeps each connection alive with DWR/DWA,
+routes requests by realm, correlates answers by hop-by-hop id, and hands incoming
+MIP requests to ``handler`` (each in its own task).  Malformed input is answered with
+the RFC 6733 result code where the header is readable and counted; framing errors close
+only the connection concerned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import itertools
+import logging
+import os
+import secrets
+import socket
+import time
+from dataclasses import replace
+from typing import Awaitable, Callable, MutableMapping
+
+from controller.proto.diameter import (
+    FLAG_REQUEST, INVALID_MESSAGE_LENGTH, MIP4_APPLICATION_ID, NO_COMMON_APPLICATION,
+    RELAY_APPLICATION_ID, SUCCESS, UNABLE_TO_COMPLY, UNKNOWN_PEER, AmAnswer, AmRequest,
+    Answer, Cea, Cer, DiameterDecodeError, DiameterHeader, DiameterMessage, Dpa, Dpr, Dwa,
+    Dwr, HaAnswer, HaRequest, Request, decode, encode, encode_error_answer, parse_header)
+
+log = logging.getLogger("mipvpn.diameter.peer")
+
+MAX_MESSAGE = 1 << 20            # refuse longer messages (framing error)
+
+RequestHandler = Callable[[Request, "PeerConnection"], Awaitable[Answer]]
+
+
+class DiameterError(Exception):
+    """Base of transport errors."""
+
+
+class DiameterTimeout(DiameterError):
+    """No answer within ``request_timeout``."""
+
+
+class DiameterNoRoute(DiameterError):
+    """No open connection for the destination realm (RFC 6733: 3002/3003)."""
+
+
+class DiameterConnectionError(DiameterError):
+    """The connection closed, or the capabilities exchange failed."""
+
+
+class PeerConnection:
+    """One TCP connection to a Diameter peer.  Created by ``DiameterNode`` only."""
+
+    def __init__(self, node: DiameterNode, reader: asyncio.StreamReader,
+                 writer: asyncio.StreamWriter, *, initiator: bool) -> None:
+        self.node = node
+        self.reader = reader
+        self.writer = writer
+        self.initiator = initiator
+        self.remote_host = ""              # peer's Origin-Host, after CER/CEA
+        self.remote_realm = ""
+        self.open = False                  # CER/CEA done
+        self.closed = asyncio.Event()
+        self.last_dwa = 0.0                # monotonic time of the last DWA
+        self._pending: dict[int, asyncio.Future[DiameterMessage]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._reader_task: asyncio.Task[None] | None = None
+        self._watchdog_task: asyncio.Task[None] | None = None
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.peername = writer.get_extra_info("peername")
+
+    def __repr__(self) -> str:
+        return (f"PeerConnection({self.remote_host or '?'}@{self.remote_realm or '?'} "
+                f"{self.peername}, open={self.open})")
+
+    # -- sending ---------------------------------------------------------------
+
+    async def send_bytes(self, data: bytes) -> None:
+        if self.closed.is_set():
+            raise DiameterConnectionError(f"{self!r} is closed")
+        self.writer.write(data)
+        await self.writer.drain()
+
+    async def request(self, msg: DiameterMessage, timeout: float) -> DiameterMessage:
+        """Send a request (ids already set) and wait for its answer."""
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[DiameterMessage] = loop.create_future()
+        self._pending[msg.hop_by_hop] = fut
+        try:
+            await self.send_bytes(encode(msg))
+            return await asyncio.wait_for(fut, timeout)
+        except asyncio.TimeoutError:
+            raise DiameterTimeout(f"no answer from {self.remote_host or self.peername} "
+                                  f"in {timeout:.3g} s") from None
+        finally:
+            self._pending.pop(msg.hop_by_hop, None)
+
+    # -- receiving -------------------------------------------------------------
+
+    def start(self) -> None:
+        self._reader_task = asyncio.create_task(self._read_loop())
+
+    def start_watchdog(self) -> None:
+        if self.node.watchdog_interval > 0 and self._watchdog_task is None:
+            self._watchdog_task = asyncio.create_task(self._watchdog())
+
+    async def _read_loop(self) -> None:
+        try:
+            while True:
+                head = await self.reader.readexactly(20)
+                try:
+                    hdr = parse_header(head)
+                    if hdr.length > MAX_MESSAGE:
+                        raise DiameterDecodeError(INVALID_MESSAGE_LENGTH, 0,
+                                                  f"message length {hdr.length}",
+                                                  header=hdr)
+                except DiameterDecodeError as e:
+                    await self._framing_error(e)
+                    return
+                body = await self.reader.readexactly(hdr.length - 20)
+                self._dispatch(hdr, head + body)
+        except (asyncio.IncompleteReadError, ConnectionError, OSError):
+            pass
+        except asyncio.CancelledError:
+            raise
+        except Exception:       # a bug of ours: log it, drop only this connection
+            log.exception("reader of %r failed", self)
+        finally:
+            self._shutdown()
+
+    async def _framing_error(self, e: DiameterDecodeError) -> None:
+        self.node.counters["malformed"] += 1
+        self.node.counters["framing_error"] += 1
+        log.warning("framing error from %s: %s; closing", self.peername, e)
+        if e.header is not None and e.header.is_request:
+            try:
+                await self.send_bytes(self.node.error_answer(e.header, e))
+            except (DiameterError, ConnectionError, OSError):
+                pass
+
+    def _dispatch(self, hdr: DiameterHeader, data: bytes) -> None:
+        try:
+            msg = decode(data)
+        except DiameterDecodeError as e:
+            self.node.counters["malformed"] += 1
+            log.warning("malformed message from %s: %s", self.peername, e)
+            if hdr.is_request:
+                self._spawn(self._send_quiet(self.node.error_answer(hdr, e)))
+            else:
+                fut = self._pending.get(hdr.hop_by_hop)
+                if fut is not None and not fut.done():
+                    fut.set_exception(e)
+            return
+        if not hdr.flags & FLAG_REQUEST:
+            fut = self._pending.get(msg.hop_by_hop)
+            if fut is None or fut.done():
+                self.node.counters["unexpected_answer"] += 1
+                return
+            fut.set_result(msg)
+            return
+        if isinstance(msg, Cer):
+            self._spawn(self._on_cer(msg))
+        elif not self.open:
+            self.node.counters["request_before_cer"] += 1
+            err = DiameterDecodeError(UNKNOWN_PEER, 0, "no capabilities exchange yet")
+            self._spawn(self._send_quiet(self.node.error_answer(hdr, err)))
+        elif isinstance(msg, Dwr):
+            self._spawn(self._send_quiet(encode(Dwa(
+                SUCCESS, self.node.origin_host, self.node.origin_realm,
+                msg.hop_by_hop, msg.end_to_end))))
+        elif isinstance(msg, Dpr):
+            self._spawn(self._on_dpr(msg))
+        elif isinstance(msg, (AmRequest, HaRequest)):
+            self._spawn(self._on_request(msg))
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _send_quiet(self, data: bytes) -> None:
+        try:
+            await self.send_bytes(data)
+        except (DiameterError, ConnectionError, OSError) as e:
+            log.debug("send to %s failed: %s", self.peername, e)
+
+    async def _on_cer(self, cer: Cer) -> None:
+        node = self.node
+        common = bool({MIP4_APPLICATION_ID, RELAY_APPLICATION_ID}
+                      & set(cer.auth_application_ids))
+        rc = SUCCESS if common else NO_COMMON_APPLICATION
+        cea = Cea(rc, node.origin_host, node.origin_realm, node.host_ip_addresses(self),
+                  vendor_id=node.vendor_id, hop_by_hop=cer.hop_by_hop,
+                  end_to_end=cer.end_to_end)
+        await self._send_quiet(encode(cea))
+        if rc != SUCCESS:
+            self.close()
+            return
+        self.remote_host, self.remote_realm = cer.origin_host, cer.origin_realm
+        self.open = True
+        node.counters["peer_open"] += 1
+        node.routes.setdefault(cer.origin_realm, self)
+        log.info("peer %s (%s) connected from %s", cer.origin_host, cer.origin_realm,
+                 self.peername)
+        self.start_watchdog()
+
+    async def _on_dpr(self, dpr: Dpr) -> None:
+        await self._send_quiet(encode(Dpa(SUCCESS, self.node.origin_host,
+                                          self.node.origin_realm, dpr.hop_by_hop,
+                                          dpr.end_to_end)))
+        self.close()
+
+    async def _on_request(self, req: Request) -> None:
+        node = self.node
+        answer: DiameterMessage
+        if node.handler is None:
+            answer = _unable(req, node, "no handler")
+        else:
+            try:
+                answer = await node.handler(req, self)
+            except Exception as e:
+                node.counters["handler_error"] += 1
+                log.exception("handler failed on %s", type(req).__name__)
+                answer = _unable(req, node, f"{type(e).__name__}")
+        answer = replace(answer, hop_by_hop=req.hop_by_hop, end_to_end=req.end_to_end)
+        try:
+            data = encode(answer)
+        except ValueError as e:
+            log.error("cannot encode answer: %s", e)
+            node.counters["handler_error"] += 1
+            data = encode(_unable(req, node, "answer not encodable"))
+        await self._send_quiet(data)
+
+    async def _watchdog(self) -> None:
+        node = self.node
+        try:
+            while not self.closed.is_set():
+                await asyncio.sleep(node.watchdog_interval)
+                dwr = Dwr(node.origin_host, node.origin_realm, node.next_hop_by_hop(),
+                          node.next_end_to_end())
+                try:
+                    await self.request(dwr, max(node.watchdog_interval,
+                                                node.request_timeout))
+                except DiameterTimeout:
+                    node.counters["watchdog_timeout"] += 1
+                    log.warning("watchdog: %r silent; closing", self)
+                    self.close()
+                    return
+                except DiameterError:
+                    return
+                node.counters["dwa_received"] += 1
+                self.last_dwa = time.monotonic()
+        except asyncio.CancelledError:
+            pass
+
+    # -- closing ---------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the socket now (no DPR); pending requests fail."""
+        if self._reader_task is not None and not self._reader_task.done():
+            self._reader_task.cancel()
+        self._shutdown()
+
+    def _shutdown(self) -> None:
+        if self.closed.is_set():
+            return
+        self.closed.set()
+        self.open = False
+        for fut in self._pending.values():
+            if not fut.done():
+                fut.set_exception(DiameterConnectionError(f"{self!r} closed"))
+        if self._watchdog_task is not None and self._watchdog_task is not asyncio.current_task():
+            self._watchdog_task.cancel()
+        self.writer.close()
+        self.node._forget(self)
+
+
+def _unable(req: Request, node: DiameterNode, why: str) -> Answer:
+    cls = AmAnswer if isinstance(req, AmRequest) else HaAnswer
+    return cls(req.session_id, UNABLE_TO_COMPLY, node.origin_host, node.origin_realm,
+               user_name=req.user_name, error_message=why)
+
+
+class DiameterNode:
+    """A Diameter identity: listens, connects, routes by realm, answers requests."""
+
+    def __init__(self, origin_host: str, origin_realm: str, *,
+                 handler: RequestHandler | None = None, watchdog_interval: float = 30.0,
+                 request_timeout: float = 5.0,
+                 metrics: MutableMapping[str, int] | None = None,
+                 vendor_id: int = 0) -> None:
+        self.origin_host = origin_host
+        self.origin_realm = origin_realm
+        self.handler = handler
+        self.watchdog_interval = watchdog_interval
+        self.request_timeout = request_timeout
+        self.vendor_id = vendor_id
+        #: event counters: malformed, framing_error, handler_error, watchdog_timeout,
+        #: dwa_received, peer_open, requests, timeouts, ...
+        self.counters: MutableMapping[str, int] = (
+            metrics if metrics is not None else collections.Counter())
+        #: seconds per answered request, most recent last
+        self.latencies: collections.deque[float] = collections.deque(maxlen=4096)
+        self.connections: set[PeerConnection] = set()
+        self.routes: dict[str, PeerConnection] = {}
+        self._servers: list[asyncio.base_events.Server] = []
+        self._hbh = itertools.count(secrets.randbits(31))
+        # RFC 6733 §3: high 12 bits from the clock, low 20 from a counter
+        self._e2e_high = (int(time.time()) & 0xFFF) << 20
+        self._e2e = itertools.count(secrets.randbits(19))
+        self._origin_state_id = int(time.time()) ^ os.getpid()
+
+    # -- identifiers -----------------------------------------------------------
+
+    def next_hop_by_hop(self) -> int:
+        return next(self._hbh) & 0xFFFFFFFF
+
+    def next_end_to_end(self) -> int:
+        return self._e2e_high | (next(self._e2e) & 0xFFFFF)
+
+    def host_ip_addresses(self, conn: PeerConnection | None = None) -> tuple[str, ...]:
+        if conn is not None:
+            local = conn.writer.get_extra_info("sockname")
+            if local:
+                return (str(local[0]),)
+        return ("127.0.0.1",)
+
+    # -- connections -----------------------------------------------------------
+
+    async def listen(self, host: str, port: int) -> int:
+        """Accept peers on ``host:port``; returns the bound port (useful with 0)."""
+        server = await asyncio.start_server(self._accept, host, port)
+        self._servers.append(server)
+        bound = int(server.sockets[0].getsockname()[1])
+        log.info("%s listening on %s:%d", self.origin_host, host, bound)
+        return bound
+
+    async def _accept(self, reader: asyncio.StreamReader,
+                      writer: asyncio.StreamWriter) -> None:
+        conn = PeerConnection(self, reader, writer, initiator=False)
+        self.connections.add(conn)
+        conn.start()
+
+    async def connect(self, host: str, port: int) -> PeerConnection:
+        """Open a connection, do CER/CEA, start the watchdog; route its realm to it."""
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port),
+                                                self.request_timeout)
+        conn = PeerConnection(self, reader, writer, initiator=True)
+        self.connections.add(conn)
+        conn.start()
+        cer = Cer(self.origin_host, self.origin_realm, self.host_ip_addresses(conn),
+                  vendor_id=self.vendor_id, origin_state_id=self._origin_state_id,
+                  hop_by_hop=self.next_hop_by_hop(), end_to_end=self.next_end_to_end())
+        try:
+            cea = await conn.request(cer, self.request_timeout)
+        except DiameterError:
+            conn.close()
+            raise
+        if not isinstance(cea, Cea) or cea.result_code != SUCCESS:
+            conn.close()
+            raise DiameterConnectionError(f"capabilities exchange with {host}:{port} "
+                                          f"failed: {cea}")
+        conn.remote_host, conn.remote_realm = cea.origin_host, cea.origin_realm
+        conn.open = True
+        self.counters["peer_open"] += 1
+        self.routes.setdefault(cea.origin_realm, conn)
+        conn.start_watchdog()
+        return conn
+
+    def add_route(self, realm: str, peer: PeerConnection) -> None:
+        """Send requests for ``realm`` to ``peer`` (replaces an existing route)."""
+        self.routes[realm] = peer
+
+    def peer_for_host(self, origin_host: str) -> PeerConnection | None:
+        """The open connection whose peer identified itself as ``origin_host``."""
+        for conn in self.connections:
+            if conn.open and conn.remote_host == origin_host:
+                return conn
+        return None
+
+    def _forget(self, conn: PeerConnection) -> None:
+        self.connections.discard(conn)
+        for realm in [r for r, c in self.routes.items() if c is conn]:
+            del self.routes[realm]
+
+    # -- requests --------------------------------------------------------------
+
+    async def request(self, msg: Request, *, realm: str | None = None,
+                      peer: PeerConnection | None = None) -> Answer:
+        """Send ``msg`` and return its answer.
+
+        The hop-by-hop id is always new; the end-to-end id is kept if set (a relay
+        forwarding a request keeps it), else a new one is assigned.  The peer is
+        ``peer``, else the route for ``realm``, else for ``msg.destination_realm``.
+        """
+        if peer is None:
+            target = realm or msg.destination_realm
+            peer = self.routes.get(target)
+            if peer is None or not peer.open:
+                self.counters["no_route"] += 1
+                raise DiameterNoRoute(f"no peer for realm {target!r}")
+        out = replace(msg, hop_by_hop=self.next_hop_by_hop(),
+                      end_to_end=msg.end_to_end or self.next_end_to_end())
+        self.counters["requests"] += 1
+        t0 = time.perf_counter()
+        try:
+            answer = await peer.request(out, self.request_timeout)
+        except DiameterTimeout:
+            self.counters["timeouts"] += 1
+            raise
+        self.latencies.append(time.perf_counter() - t0)
+        if not isinstance(answer, (AmAnswer, HaAnswer)):
+            raise DiameterConnectionError(f"unexpected answer {type(answer).__name__}")
+        return answer
+
+    def error_answer(self, hdr: DiameterHeader, e: DiameterDecodeError) -> bytes:
+        """Wire bytes of our answer to a request we could not decode."""
+        return encode_error_answer(hdr, e.result_code, self.origin_host, self.origin_realm,
+                                   session_id=e.session_id, error_message=e.message,
+                                   failed_avp=e.failed_avp)
+
+    async def close(self) -> None:
+        """DPR to every open peer (briefly waiting for DPA), then close everything."""
+        for server in self._servers:
+            server.close()
+        conns = list(self.connections)
+        await asyncio.gather(*(self._disconnect(c) for c in conns),
+                             return_exceptions=True)
+        for server in self._servers:
+            await server.wait_closed()
+        self._servers.clear()
+
+    async def _disconnect(self, conn: PeerConnection) -> None:
+        if conn.open:
+            dpr = Dpr(self.origin_host, self.origin_realm, 0, self.next_hop_by_hop(),
+                      self.next_end_to_end())
+            try:
+                await conn.request(dpr, min(1.0, self.request_timeout))
+            except DiameterError:
+                pass
+        conn.close()
+        tasks = [t for t in conn._tasks if not t.done()]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if conn._reader_task is not None:
+            await asyncio.gather(conn._reader_task, return_exceptions=True)

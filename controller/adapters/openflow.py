@@ -1,0 +1,102 @@
+"""OpenFlow 1.3 adapter: the core's FlowMods and packets as os-ken messages.
+
+Builds messages for a given datapath; never decides anything.  Also builds the
+packets the controller emits on behalf of a foreign agent (agent advertisements,
+Registration Replies) and parses punted Mobile IPv4 signalling.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from os_ken.lib.packet import ethernet, ipv4, packet, udp
+from os_ken.ofproto import ofproto_v1_3 as ofp
+
+from controller.core.flows import FlowMod, OFPP_CONTROLLER
+
+MIP_PORT = 434
+
+
+def flow_mod_msgs(dp: Any, mods: tuple[FlowMod, ...] | list[FlowMod]) -> list[Any]:
+    """os-ken messages for ``mods``, deletes first (FAUCET's order)."""
+    parser = dp.ofproto_parser
+    out = []
+    ordered = [m for m in mods if m.op == "delete"] + [m for m in mods if m.op != "delete"]
+    for mod in ordered:
+        spec = mod.flow
+        if mod.op == "delete":
+            out.append(parser.OFPFlowMod(
+                datapath=dp, cookie=spec.cookie, cookie_mask=mod.cookie_mask,
+                table_id=ofp.OFPTT_ALL, command=ofp.OFPFC_DELETE, out_port=ofp.OFPP_ANY,
+                out_group=ofp.OFPG_ANY, match=parser.OFPMatch(**spec.match_dict())))
+            continue
+        actions = []
+        for kind, port in spec.actions:
+            if kind == "output":
+                max_len = ofp.OFPCML_NO_BUFFER if port == OFPP_CONTROLLER else 0
+                actions.append(parser.OFPActionOutput(port, max_len))
+        inst = []
+        if spec.meter:
+            inst.append(parser.OFPInstructionMeter(spec.meter))
+        if actions:
+            inst.append(parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS, actions))
+        out.append(parser.OFPFlowMod(
+            datapath=dp, cookie=spec.cookie, table_id=spec.table, command=ofp.OFPFC_ADD,
+            priority=spec.priority, match=parser.OFPMatch(**spec.match_dict()),
+            instructions=inst))
+    return out
+
+
+def packet_out(dp: Any, data: bytes, port: int, in_port: int | None = None) -> Any:
+    parser = dp.ofproto_parser
+    return parser.OFPPacketOut(
+        datapath=dp, buffer_id=ofp.OFP_NO_BUFFER,
+        in_port=in_port if in_port is not None else ofp.OFPP_CONTROLLER,
+        actions=[parser.OFPActionOutput(port, 0)], data=data)
+
+
+def udp_frame(src_mac: str, dst_mac: str, src_ip: str, dst_ip: str, sport: int, dport: int,
+              payload: bytes, ttl: int = 64) -> bytes:
+    pkt = packet.Packet()
+    pkt.add_protocol(ethernet.ethernet(dst=dst_mac, src=src_mac, ethertype=0x0800))
+    pkt.add_protocol(ipv4.ipv4(src=src_ip, dst=dst_ip, proto=17, ttl=ttl))
+    pkt.add_protocol(udp.udp(src_port=sport, dst_port=dport))
+    pkt.add_protocol(payload)
+    pkt.serialize()
+    return bytes(pkt.data)
+
+
+def icmp_frame(src_mac: str, src_ip: str, icmp_bytes: bytes,
+               dst_mac: str = "ff:ff:ff:ff:ff:ff", dst_ip: str = "255.255.255.255") -> bytes:
+    """An ICMP message already encoded (checksum included), e.g. an agent advertisement."""
+    pkt = packet.Packet()
+    pkt.add_protocol(ethernet.ethernet(dst=dst_mac, src=src_mac, ethertype=0x0800))
+    pkt.add_protocol(ipv4.ipv4(src=src_ip, dst=dst_ip, proto=1, ttl=1))
+    pkt.add_protocol(icmp_bytes)
+    pkt.serialize()
+    return bytes(pkt.data)
+
+
+@dataclass(frozen=True)
+class PuntedMip:
+    src_mac: str
+    src_ip: str
+    payload: bytes
+
+
+def parse_punted_mip(data: bytes) -> PuntedMip | None:
+    """The UDP 434 payload of a punted frame, or None for anything else."""
+    try:
+        pkt = packet.Packet(data)
+    except Exception:  # os-ken's parser raises assorted errors on garbage
+        return None
+    eth = pkt.get_protocol(ethernet.ethernet)
+    ip = pkt.get_protocol(ipv4.ipv4)
+    u = pkt.get_protocol(udp.udp)
+    if eth is None or ip is None or u is None or u.dst_port != MIP_PORT:
+        return None
+    payload = pkt.protocols[-1]
+    if not isinstance(payload, (bytes, bytearray)):
+        return None
+    return PuntedMip(eth.src, ip.src, bytes(payload))

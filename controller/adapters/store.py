@@ -1,0 +1,131 @@
+"""The VPN database (home network): users and their VPN profiles, in SQLite.
+
+SQLite is the embedded default.  The file is created with mode 0600: it holds the
+users' MN-AAA keys.  Profiles are seeded from the topology YAML on first start and
+never overwritten by a re-seed (a user's own changes, claim 24, survive restarts).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any
+
+from controller.core.aaa_home import Destination, UserRecord, VpnProfile
+from controller.core.vpn import QosSpec, SecuritySpec
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS users (
+    nai TEXT PRIMARY KEY,
+    home_address TEXT NOT NULL,
+    home_agent TEXT NOT NULL,
+    mn_aaa_spi INTEGER NOT NULL,
+    mn_aaa_key BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS profiles (
+    nai TEXT PRIMARY KEY REFERENCES users(nai),
+    destinations TEXT NOT NULL,
+    ike TEXT NOT NULL,
+    esp TEXT NOT NULL,
+    rate_kbps INTEGER NOT NULL,
+    dscp INTEGER NOT NULL,
+    updated REAL NOT NULL DEFAULT 0
+);
+"""
+
+
+class VpnStore:
+    """Implements ``controller.core.aaa_home.VpnDatabase`` over SQLite."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600)
+            os.close(fd)
+            os.chmod(self.path, 0o600)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False)
+        self._db.executescript(SCHEMA)
+        self._db.commit()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # ----------------------------------------------------------- VpnDatabase
+
+    def user(self, nai: str) -> UserRecord | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT nai, home_address, home_agent, mn_aaa_spi, mn_aaa_key FROM users"
+                " WHERE nai = ?", (nai,)).fetchone()
+        if row is None:
+            return None
+        return UserRecord(row[0], row[1], row[2], int(row[3]), bytes(row[4]))
+
+    def profile(self, nai: str) -> VpnProfile | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT destinations, ike, esp, rate_kbps, dscp FROM profiles WHERE nai = ?",
+                (nai,)).fetchone()
+        if row is None:
+            return None
+        dests = tuple(Destination(d["prefix"], d["gateway"]) for d in json.loads(row[0]))
+        return VpnProfile(nai, dests, SecuritySpec(row[1], row[2]),
+                          QosSpec(int(row[3]), int(row[4])))
+
+    # ----------------------------------------------------------- writes
+
+    def put_user(self, user: UserRecord) -> None:
+        with self._lock, self._db:
+            self._db.execute(
+                "INSERT INTO users VALUES (?, ?, ?, ?, ?) ON CONFLICT(nai) DO UPDATE SET"
+                " home_address=excluded.home_address, home_agent=excluded.home_agent,"
+                " mn_aaa_spi=excluded.mn_aaa_spi, mn_aaa_key=excluded.mn_aaa_key",
+                (user.nai, user.home_address, user.home_agent, user.mn_aaa_spi,
+                 user.mn_aaa_key))
+
+    def put_profile(self, profile: VpnProfile, now: float = 0.0,
+                    overwrite: bool = True) -> bool:
+        dests = json.dumps([{"prefix": d.prefix, "gateway": d.gateway}
+                            for d in profile.destinations])
+        verb = "INSERT OR REPLACE" if overwrite else "INSERT OR IGNORE"
+        with self._lock, self._db:
+            cur = self._db.execute(
+                f"{verb} INTO profiles VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (profile.nai, dests, profile.security.ike, profile.security.esp,
+                 profile.qos.rate_kbps, profile.qos.dscp, now))
+            return cur.rowcount > 0
+
+    def users(self) -> list[str]:
+        with self._lock:
+            return [r[0] for r in self._db.execute("SELECT nai FROM users ORDER BY nai")]
+
+    def seed(self, topo: Any) -> None:
+        """Users from ``mobile_nodes`` (always refreshed: keys come from config) and
+        profiles from ``vpn_profiles`` (only when the user has none yet)."""
+        for mn in topo.mobile_nodes.values():
+            self.put_user(UserRecord(mn.nai, mn.home_address, mn.home_agent,
+                                     mn.mn_aaa_spi, mn.mn_aaa_key))
+        for nai, prof in topo.vpn_profiles.items():
+            self.put_profile(profile_from_conf(nai, prof), overwrite=False)
+
+
+def profile_from_conf(nai: str, prof: Any) -> VpnProfile:
+    return VpnProfile(
+        nai,
+        tuple(Destination(d.prefix, d.gateway) for d in prof.destinations),
+        SecuritySpec(prof.security.ike, prof.security.esp),
+        QosSpec(prof.qos.rate_kbps, prof.qos.dscp))
+
+
+def profile_to_json(profile: VpnProfile) -> dict[str, Any]:
+    return {"nai": profile.nai,
+            "destinations": [{"prefix": d.prefix, "gateway": d.gateway}
+                             for d in profile.destinations],
+            "security": {"ike": profile.security.ike, "esp": profile.security.esp},
+            "qos": {"rate_kbps": profile.qos.rate_kbps, "dscp": profile.qos.dscp}}

@@ -1,0 +1,700 @@
+"""Topology and deployment configuration: YAML parsed once into strict, frozen objects.
+
+FAUCET style: every key is known, every value is checked, and each problem is a
+``ConfigError`` whose message names the file, the key path and the reason, e.g.::
+
+    topology/default.yaml: gateways.fa1.core.ip: '10.0.0.300/24' is not an IPv4 interface
+
+Nothing here holds runtime state.  ``check_config(path)`` backs ``mipvpn check-config``.
+The schema is the one ``topology/default.yaml`` documents.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+
+__all__ = [
+    "AaaConf",
+    "ConfigError",
+    "DestinationConf",
+    "DomainConf",
+    "GatewayConf",
+    "HomeAgentConf",
+    "HostConf",
+    "IfaceConf",
+    "LinkConf",
+    "MobileNodeConf",
+    "ProfileConf",
+    "QosConf",
+    "SecurityConf",
+    "SwitchConf",
+    "Topology",
+    "check_config",
+    "load_topology",
+    "parse_topology",
+]
+
+SwitchRole = Literal["core", "site", "access"]
+GatewayKind = Literal["home_agent", "foreign_agent", "cn_gateway"]
+GatewayType = Literal["static", "dynamic"]
+
+SWITCH_ROLES: tuple[str, ...] = ("core", "site", "access")
+GATEWAY_KINDS: tuple[str, ...] = ("home_agent", "foreign_agent", "cn_gateway")
+GATEWAY_TYPES: tuple[str, ...] = ("static", "dynamic")
+MAX_PORT = 0xFEFF  # highest ofport OVS accepts in ofport_request
+MAX_DPID = (1 << 64) - 1
+# Gateway names become interface names "<name>-core" (15 chars max on Linux).
+MAX_GATEWAY_NAME = 10
+
+_MAC_RE = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
+_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
+_HEX_KEY_RE = re.compile(r"^[0-9a-fA-F]{32}$")
+
+
+class ConfigError(ValueError):
+    """A configuration problem: ``<file>: <key path>: <reason>``."""
+
+
+# ---------------------------------------------------------------------------
+# Configuration objects
+
+
+@dataclass(frozen=True, slots=True)
+class IfaceConf:
+    """One interface of a gateway: address, MAC and where it plugs in."""
+
+    ip: str
+    prefixlen: int
+    mac: str
+    switch: str
+    port: int
+
+    @property
+    def cidr(self) -> str:
+        """``10.0.0.1/24``."""
+        return f"{self.ip}/{self.prefixlen}"
+
+    @property
+    def network(self) -> str:
+        """``10.0.0.0/24``."""
+        return str(ipaddress.IPv4Interface(self.cidr).network)
+
+
+@dataclass(frozen=True, slots=True)
+class SwitchConf:
+    name: str
+    dpid: int
+    role: SwitchRole
+    foreign_agent: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayConf:
+    name: str
+    kind: GatewayKind
+    domain: str
+    core: IfaceConf
+    inside: IfaceConf
+    gateway_type: GatewayType = "static"
+
+
+@dataclass(frozen=True, slots=True)
+class HostConf:
+    name: str
+    ip: str
+    prefixlen: int
+    mac: str
+    gateway: str
+    switch: str
+    port: int
+
+    @property
+    def cidr(self) -> str:
+        return f"{self.ip}/{self.prefixlen}"
+
+
+@dataclass(frozen=True, slots=True)
+class LinkConf:
+    a_switch: str
+    a_port: int
+    b_switch: str
+    b_port: int
+
+
+@dataclass(frozen=True, slots=True)
+class AaaConf:
+    host: str
+    listen_host: str
+    listen_port: int
+
+
+@dataclass(frozen=True, slots=True)
+class HomeAgentConf:
+    host: str
+    diameter_listen_host: str
+    diameter_listen_port: int
+    mip_listen_host: str
+    mip_listen_port: int
+
+
+@dataclass(frozen=True, slots=True)
+class DomainConf:
+    name: str
+    realm: str
+    aaa: AaaConf | None = None
+    home_agent: HomeAgentConf | None = None
+    home_prefixes: tuple[str, ...] = ()
+    prefixes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class MobileNodeConf:
+    name: str
+    nai: str
+    home_address: str
+    home_agent: str
+    mac: str
+    mn_aaa_spi: int
+    mn_aaa_key: bytes = field(repr=False)
+    attach_switch: str
+    attach_port: int
+    lifetime: int
+
+
+@dataclass(frozen=True, slots=True)
+class DestinationConf:
+    prefix: str
+    gateway: str
+
+
+@dataclass(frozen=True, slots=True)
+class SecurityConf:
+    ike: str = "aes128-sha256-modp2048"
+    esp: str = "aes128gcm16"
+
+
+@dataclass(frozen=True, slots=True)
+class QosConf:
+    rate_kbps: int = 0  # 0 = unlimited
+    dscp: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileConf:
+    nai: str
+    destinations: tuple[DestinationConf, ...]
+    security: SecurityConf = SecurityConf()
+    qos: QosConf = QosConf()
+
+
+@dataclass(frozen=True, slots=True)
+class Topology:
+    name: str
+    switches: dict[str, SwitchConf]
+    gateways: dict[str, GatewayConf]
+    hosts: dict[str, HostConf]
+    links: tuple[LinkConf, ...]
+    domains: dict[str, DomainConf]
+    mobile_nodes: dict[str, MobileNodeConf]
+    vpn_profiles: dict[str, ProfileConf]
+    source: str
+
+    def foreign_agents_of(self, domain: str) -> tuple[GatewayConf, ...]:
+        """Foreign agent gateways of ``domain``, by name."""
+        return tuple(
+            gw for name, gw in sorted(self.gateways.items())
+            if gw.kind == "foreign_agent" and gw.domain == domain
+        )
+
+    def access_switch_of(self, fa_name: str) -> SwitchConf:
+        """The access switch served by foreign agent ``fa_name``."""
+        for sw in self.switches.values():
+            if sw.role == "access" and sw.foreign_agent == fa_name:
+                return sw
+        raise KeyError(f"no access switch is served by {fa_name!r}")
+
+    def domain_of_gateway(self, name: str) -> DomainConf:
+        return self.domains[self.gateways[name].domain]
+
+    def home_domain(self) -> DomainConf:
+        """The domain that runs a home agent (exactly one is expected)."""
+        homes = [d for d in self.domains.values() if d.home_agent is not None]
+        if len(homes) != 1:
+            raise ValueError(
+                f"{self.source}: expected exactly one domain with a home_agent, "
+                f"found {len(homes)}"
+            )
+        return homes[0]
+
+    def switch_by_dpid(self, dpid: int) -> SwitchConf:
+        for sw in self.switches.values():
+            if sw.dpid == dpid:
+                return sw
+        raise KeyError(f"no switch has dpid {dpid:#x}")
+
+
+# ---------------------------------------------------------------------------
+# Loading
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate mapping keys (PyYAML keeps the last one)."""
+
+
+def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    loader.flatten_mapping(node)
+    seen: dict[Any, Any] = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                "while constructing a mapping", node.start_mark,
+                f"found duplicate key {key!r}", key_node.start_mark,
+            )
+        seen[key] = loader.construct_object(value_node, deep=True)
+    return seen
+
+
+_UniqueKeyLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping
+)
+
+
+def load_topology(path: str | Path) -> Topology:
+    """Read and validate a topology YAML file; raise ``ConfigError`` on any problem."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{source}: cannot read: {exc.strerror or exc}") from None
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - SafeLoader subclass
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        reason = exc.problem or exc.context or "invalid YAML"
+        raise ConfigError(f"{source}: {where}YAML syntax error: {reason}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: YAML error: {exc}") from None
+    return parse_topology(data, source)
+
+
+def check_config(path: str | Path) -> list[str]:
+    """Problems found in ``path`` (empty list when the file is valid)."""
+    try:
+        load_topology(path)
+    except ConfigError as exc:
+        return [str(exc)]
+    return []
+
+
+def parse_topology(data: Any, source: str = "<config>") -> Topology:
+    """Validate an already-loaded YAML document (a dict) into a ``Topology``."""
+    return _Parser(source).topology(data)
+
+
+# ---------------------------------------------------------------------------
+# Validation
+
+_T = TypeVar("_T")
+
+
+def _key(path: str, key: object) -> str:
+    return f"{path}.{key}" if path else str(key)
+
+
+class _Parser:
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.used_ports: dict[tuple[str, int], str] = {}
+
+    # -- primitives ---------------------------------------------------------
+
+    def fail(self, path: str, reason: str) -> ConfigError:
+        where = f"{path}: " if path else ""
+        return ConfigError(f"{self.source}: {where}{reason}")
+
+    def mapping(
+        self, value: Any, path: str, required: tuple[str, ...], optional: tuple[str, ...] = ()
+    ) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise self.fail(path, f"expected a mapping, got {_type_name(value)}")
+        for key in value:
+            if not isinstance(key, str):
+                raise self.fail(path, f"key {key!r} is not a string")
+            if key not in required and key not in optional:
+                allowed = ", ".join(sorted(required + optional))
+                raise self.fail(_key(path, key), f"unknown key (allowed: {allowed})")
+        for key in required:
+            if key not in value:
+                raise self.fail(_key(path, key), "missing required key")
+        return value
+
+    def named_mapping(self, value: Any, path: str, *, allow_empty: bool = True) -> dict[str, Any]:
+        if value is None and allow_empty:
+            return {}
+        if not isinstance(value, dict):
+            raise self.fail(path, f"expected a mapping of names, got {_type_name(value)}")
+        for key in value:
+            if not isinstance(key, str) or not _NAME_RE.match(key):
+                raise self.fail(_key(path, key), f"{key!r} is not a valid name")
+        if not value and not allow_empty:
+            raise self.fail(path, "must not be empty")
+        return value
+
+    def string(self, value: Any, path: str) -> str:
+        if not isinstance(value, str) or not value:
+            raise self.fail(path, f"expected a non-empty string, got {_show(value)}")
+        return value
+
+    def integer(self, value: Any, path: str, lo: int, hi: int) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.fail(path, f"expected an integer, got {_show(value)}")
+        if not lo <= value <= hi:
+            raise self.fail(path, f"{value} is out of range {lo}..{hi}")
+        return value
+
+    def choice(self, value: Any, path: str, choices: tuple[str, ...]) -> str:
+        if value not in choices:
+            raise self.fail(path, f"{_show(value)} is not one of {', '.join(choices)}")
+        return str(value)
+
+    def ipv4(self, value: Any, path: str) -> str:
+        try:
+            if not isinstance(value, str):
+                raise ValueError
+            return str(ipaddress.IPv4Address(value))
+        except ValueError:
+            raise self.fail(path, f"{_show(value)} is not an IPv4 address") from None
+
+    def interface(self, value: Any, path: str) -> ipaddress.IPv4Interface:
+        try:
+            if not isinstance(value, str) or "/" not in value:
+                raise ValueError
+            return ipaddress.IPv4Interface(value)
+        except ValueError:
+            raise self.fail(
+                path, f"{_show(value)} is not an IPv4 interface (address/prefixlen)"
+            ) from None
+
+    def network(self, value: Any, path: str) -> str:
+        try:
+            if not isinstance(value, str) or "/" not in value:
+                raise ValueError
+            return str(ipaddress.IPv4Network(value, strict=True))
+        except ValueError:
+            raise self.fail(
+                path, f"{_show(value)} is not an IPv4 network (CIDR, host bits zero)"
+            ) from None
+
+    def mac(self, value: Any, path: str) -> str:
+        if not isinstance(value, str) or not _MAC_RE.match(value):
+            hint = " (quote MACs in YAML)" if isinstance(value, int) else ""
+            raise self.fail(path, f"{_show(value)} is not a MAC address{hint}")
+        return value.lower()
+
+    def endpoint(self, value: Any, path: str) -> tuple[str, int]:
+        """``host:port`` (listen addresses)."""
+        if not isinstance(value, str) or value.count(":") != 1:
+            raise self.fail(path, f"{_show(value)} is not host:port")
+        host, _, port = value.partition(":")
+        if not host or not port.isdigit():
+            raise self.fail(path, f"{_show(value)} is not host:port")
+        return host, self.integer(int(port), path, 1, 65535)
+
+    def list_of(self, value: Any, path: str, item: Callable[[Any, str], _T]) -> tuple[_T, ...]:
+        if value is None:
+            return ()
+        if not isinstance(value, list):
+            raise self.fail(path, f"expected a list, got {_type_name(value)}")
+        return tuple(item(v, f"{path}[{i}]") for i, v in enumerate(value))
+
+    def claim_port(self, switch: str, port: int, path: str, switches: Mapping[str, Any]) -> None:
+        if switch not in switches:
+            raise self.fail(path, f"switch {switch!r} is not defined in switches")
+        owner = self.used_ports.get((switch, port))
+        if owner is not None:
+            raise self.fail(path, f"port {switch}:{port} is already used by {owner}")
+        self.used_ports[(switch, port)] = path
+
+    # -- sections -----------------------------------------------------------
+
+    def topology(self, data: Any) -> Topology:
+        top = self.mapping(
+            data, "", ("name", "switches", "gateways", "domains"),
+            ("hosts", "links", "mobile_nodes", "vpn_profiles"),
+        )
+        name = self.string(top["name"], "name")
+        switches = self.switches(top["switches"])
+        domains = self.domains(top["domains"])
+        gateways = self.gateways(top["gateways"], switches, domains)
+        hosts = self.hosts(top.get("hosts"), switches)
+        links = self.links(top.get("links"), switches)
+        self.check_access_switches(switches, gateways)
+        mobile_nodes = self.mobile_nodes(top.get("mobile_nodes"), switches, gateways, domains)
+        profiles = self.profiles(top.get("vpn_profiles"), gateways)
+        return Topology(
+            name=name, switches=switches, gateways=gateways, hosts=hosts, links=links,
+            domains=domains, mobile_nodes=mobile_nodes, vpn_profiles=profiles,
+            source=self.source,
+        )
+
+    def switches(self, value: Any) -> dict[str, SwitchConf]:
+        out: dict[str, SwitchConf] = {}
+        dpids: dict[int, str] = {}
+        for name, raw in self.named_mapping(value, "switches", allow_empty=False).items():
+            path = f"switches.{name}"
+            sw = self.mapping(raw, path, ("dpid", "role"), ("foreign_agent",))
+            dpid = self.integer(sw["dpid"], f"{path}.dpid", 1, MAX_DPID)
+            if dpid in dpids:
+                raise self.fail(
+                    f"{path}.dpid", f"dpid {dpid:#x} is already used by switch {dpids[dpid]!r}"
+                )
+            dpids[dpid] = name
+            role = self.choice(sw["role"], f"{path}.role", SWITCH_ROLES)
+            fa = sw.get("foreign_agent")
+            if role == "access":
+                if fa is None:
+                    raise self.fail(f"{path}.foreign_agent", "missing required key for an access switch")
+                fa = self.string(fa, f"{path}.foreign_agent")
+            elif fa is not None:
+                raise self.fail(f"{path}.foreign_agent", "only an access switch has a foreign_agent")
+            out[name] = SwitchConf(name=name, dpid=dpid, role=role, foreign_agent=fa)  # type: ignore[arg-type]
+        return out
+
+    def iface(self, value: Any, path: str, switches: Mapping[str, SwitchConf]) -> IfaceConf:
+        raw = self.mapping(value, path, ("ip", "mac", "switch", "port"))
+        addr = self.interface(raw["ip"], f"{path}.ip")
+        mac = self.mac(raw["mac"], f"{path}.mac")
+        switch = self.string(raw["switch"], f"{path}.switch")
+        port = self.integer(raw["port"], f"{path}.port", 1, MAX_PORT)
+        self.claim_port(switch, port, f"{path}.switch", switches)
+        return IfaceConf(ip=str(addr.ip), prefixlen=addr.network.prefixlen, mac=mac,
+                         switch=switch, port=port)
+
+    def gateways(
+        self, value: Any, switches: Mapping[str, SwitchConf], domains: Mapping[str, DomainConf]
+    ) -> dict[str, GatewayConf]:
+        out: dict[str, GatewayConf] = {}
+        for name, raw in self.named_mapping(value, "gateways", allow_empty=False).items():
+            path = f"gateways.{name}"
+            if len(name) > MAX_GATEWAY_NAME:
+                raise self.fail(path, f"name longer than {MAX_GATEWAY_NAME} characters "
+                                      "(it names interfaces)")
+            gw = self.mapping(raw, path, ("kind", "domain", "core", "inside"), ("gateway_type",))
+            kind = self.choice(gw["kind"], f"{path}.kind", GATEWAY_KINDS)
+            domain = self.string(gw["domain"], f"{path}.domain")
+            if domain not in domains:
+                raise self.fail(f"{path}.domain", f"domain {domain!r} is not defined in domains")
+            gtype = "static"
+            if "gateway_type" in gw:
+                if kind != "cn_gateway":
+                    raise self.fail(f"{path}.gateway_type", "only a cn_gateway has a gateway_type")
+                gtype = self.choice(gw["gateway_type"], f"{path}.gateway_type", GATEWAY_TYPES)
+            core = self.iface(gw["core"], f"{path}.core", switches)
+            inside = self.iface(gw["inside"], f"{path}.inside", switches)
+            out[name] = GatewayConf(name=name, kind=kind, domain=domain, core=core,  # type: ignore[arg-type]
+                                    inside=inside, gateway_type=gtype)  # type: ignore[arg-type]
+        return out
+
+    def hosts(self, value: Any, switches: Mapping[str, SwitchConf]) -> dict[str, HostConf]:
+        out: dict[str, HostConf] = {}
+        for name, raw in self.named_mapping(value, "hosts").items():
+            path = f"hosts.{name}"
+            h = self.mapping(raw, path, ("ip", "mac", "gateway", "switch", "port"))
+            addr = self.interface(h["ip"], f"{path}.ip")
+            mac = self.mac(h["mac"], f"{path}.mac")
+            gateway = self.ipv4(h["gateway"], f"{path}.gateway")
+            if ipaddress.IPv4Address(gateway) not in addr.network:
+                raise self.fail(f"{path}.gateway", f"{gateway} is not in {addr.network}")
+            switch = self.string(h["switch"], f"{path}.switch")
+            port = self.integer(h["port"], f"{path}.port", 1, MAX_PORT)
+            self.claim_port(switch, port, f"{path}.switch", switches)
+            out[name] = HostConf(name=name, ip=str(addr.ip), prefixlen=addr.network.prefixlen,
+                                 mac=mac, gateway=gateway, switch=switch, port=port)
+        return out
+
+    def link_end(self, value: Any, path: str) -> tuple[str, int]:
+        if not isinstance(value, str) or value.count(":") != 1:
+            raise self.fail(path, f"{_show(value)} is not switch:port")
+        switch, _, port = value.partition(":")
+        if not switch or not port.isdigit():
+            raise self.fail(path, f"{_show(value)} is not switch:port")
+        return switch, self.integer(int(port), path, 1, MAX_PORT)
+
+    def links(self, value: Any, switches: Mapping[str, SwitchConf]) -> tuple[LinkConf, ...]:
+        def link(raw: Any, path: str) -> LinkConf:
+            if not isinstance(raw, list) or len(raw) != 2:
+                raise self.fail(path, f"expected [switch:port, switch:port], got {_show(raw)}")
+            (a, ap), (b, bp) = (self.link_end(raw[i], f"{path}[{i}]") for i in range(2))
+            if a == b:
+                raise self.fail(path, f"link connects switch {a!r} to itself")
+            self.claim_port(a, ap, f"{path}[0]", switches)
+            self.claim_port(b, bp, f"{path}[1]", switches)
+            return LinkConf(a_switch=a, a_port=ap, b_switch=b, b_port=bp)
+
+        return self.list_of(value, "links", link)
+
+    def check_access_switches(
+        self, switches: Mapping[str, SwitchConf], gateways: Mapping[str, GatewayConf]
+    ) -> None:
+        served: dict[str, str] = {}
+        for sw in switches.values():
+            if sw.role != "access" or sw.foreign_agent is None:
+                continue
+            path = f"switches.{sw.name}.foreign_agent"
+            gw = gateways.get(sw.foreign_agent)
+            if gw is None:
+                raise self.fail(path, f"gateway {sw.foreign_agent!r} is not defined in gateways")
+            if gw.kind != "foreign_agent":
+                raise self.fail(path, f"gateway {gw.name!r} is a {gw.kind}, not a foreign_agent")
+            if gw.name in served:
+                raise self.fail(path, f"{gw.name!r} already serves switch {served[gw.name]!r}")
+            served[gw.name] = sw.name
+            if gw.inside.switch != sw.name:
+                raise self.fail(
+                    path, f"{gw.name!r} has its inside interface on {gw.inside.switch!r}, "
+                          f"not on {sw.name!r}"
+                )
+
+    def domains(self, value: Any) -> dict[str, DomainConf]:
+        out: dict[str, DomainConf] = {}
+        for name, raw in self.named_mapping(value, "domains", allow_empty=False).items():
+            path = f"domains.{name}"
+            d = self.mapping(raw, path, ("realm",),
+                             ("aaa", "home_agent", "home_prefixes", "prefixes"))
+            realm = self.string(d["realm"], f"{path}.realm")
+            aaa = None
+            if d.get("aaa") is not None:
+                a = self.mapping(d["aaa"], f"{path}.aaa", ("host", "listen"))
+                host, port = self.endpoint(a["listen"], f"{path}.aaa.listen")
+                aaa = AaaConf(host=self.string(a["host"], f"{path}.aaa.host"),
+                              listen_host=host, listen_port=port)
+            ha = None
+            if d.get("home_agent") is not None:
+                hp = f"{path}.home_agent"
+                h = self.mapping(d["home_agent"], hp, ("host", "diameter_listen", "mip_listen"))
+                dh, dp = self.endpoint(h["diameter_listen"], f"{hp}.diameter_listen")
+                mh, mp = self.endpoint(h["mip_listen"], f"{hp}.mip_listen")
+                ha = HomeAgentConf(host=self.string(h["host"], f"{hp}.host"),
+                                   diameter_listen_host=dh, diameter_listen_port=dp,
+                                   mip_listen_host=mh, mip_listen_port=mp)
+            home_prefixes = self.list_of(d.get("home_prefixes"), f"{path}.home_prefixes",
+                                         self.network)
+            prefixes = self.list_of(d.get("prefixes"), f"{path}.prefixes", self.network)
+            out[name] = DomainConf(name=name, realm=realm, aaa=aaa, home_agent=ha,
+                                   home_prefixes=home_prefixes, prefixes=prefixes)
+        return out
+
+    def mobile_nodes(
+        self, value: Any, switches: Mapping[str, SwitchConf],
+        gateways: Mapping[str, GatewayConf], domains: Mapping[str, DomainConf],
+    ) -> dict[str, MobileNodeConf]:
+        out: dict[str, MobileNodeConf] = {}
+        nais: dict[str, str] = {}
+        for name, raw in self.named_mapping(value, "mobile_nodes").items():
+            path = f"mobile_nodes.{name}"
+            m = self.mapping(raw, path, ("nai", "home_address", "home_agent", "mac",
+                                         "mn_aaa_spi", "mn_aaa_key", "attach", "lifetime"))
+            nai = self.string(m["nai"], f"{path}.nai")
+            if "@" not in nai:
+                raise self.fail(f"{path}.nai", f"{nai!r} is not an NAI (user@realm)")
+            if nai in nais:
+                raise self.fail(f"{path}.nai", f"{nai!r} is already used by {nais[nai]!r}")
+            nais[nai] = name
+            hoa = self.ipv4(m["home_address"], f"{path}.home_address")
+            ha_name = self.string(m["home_agent"], f"{path}.home_agent")
+            ha = gateways.get(ha_name)
+            if ha is None:
+                raise self.fail(f"{path}.home_agent", f"gateway {ha_name!r} is not defined in gateways")
+            if ha.kind != "home_agent":
+                raise self.fail(f"{path}.home_agent", f"gateway {ha_name!r} is a {ha.kind}, not a home_agent")
+            home_prefixes = domains[ha.domain].home_prefixes
+            if home_prefixes and not any(
+                ipaddress.IPv4Address(hoa) in ipaddress.IPv4Network(p) for p in home_prefixes
+            ):
+                raise self.fail(f"{path}.home_address",
+                                f"{hoa} is not in the home prefixes of domain {ha.domain!r}")
+            mac = self.mac(m["mac"], f"{path}.mac")
+            spi = self.integer(m["mn_aaa_spi"], f"{path}.mn_aaa_spi", 256, 0xFFFFFFFF)
+            key = m["mn_aaa_key"]
+            if not isinstance(key, str) or not _HEX_KEY_RE.match(key):
+                raise self.fail(f"{path}.mn_aaa_key",
+                                "must be 16 bytes as 32 hex digits (value not shown)")
+            attach = self.mapping(m["attach"], f"{path}.attach", ("switch", "port"))
+            sw = self.string(attach["switch"], f"{path}.attach.switch")
+            port = self.integer(attach["port"], f"{path}.attach.port", 1, MAX_PORT)
+            self.claim_port(sw, port, f"{path}.attach.switch", switches)
+            if switches[sw].role != "access":
+                raise self.fail(f"{path}.attach.switch", f"switch {sw!r} is not an access switch")
+            lifetime = self.integer(m["lifetime"], f"{path}.lifetime", 1, 0xFFFE)
+            out[name] = MobileNodeConf(
+                name=name, nai=nai, home_address=hoa, home_agent=ha_name, mac=mac,
+                mn_aaa_spi=spi, mn_aaa_key=bytes.fromhex(key), attach_switch=sw,
+                attach_port=port, lifetime=lifetime,
+            )
+        return out
+
+    def profiles(self, value: Any, gateways: Mapping[str, GatewayConf]) -> dict[str, ProfileConf]:
+        out: dict[str, ProfileConf] = {}
+        if value is None:
+            return out
+        if not isinstance(value, dict):
+            raise self.fail("vpn_profiles", f"expected a mapping of NAIs, got {_type_name(value)}")
+        for nai, raw in value.items():
+            path = f"vpn_profiles.{nai}"
+            if not isinstance(nai, str) or "@" not in nai:
+                raise self.fail(path, f"{nai!r} is not an NAI (user@realm)")
+            p = self.mapping(raw, path, ("destinations",), ("security", "qos"))
+
+            def destination(raw_dest: Any, dpath: str) -> DestinationConf:
+                d = self.mapping(raw_dest, dpath, ("prefix", "gateway"))
+                prefix = self.network(d["prefix"], f"{dpath}.prefix")
+                gw_name = self.string(d["gateway"], f"{dpath}.gateway")
+                gw = gateways.get(gw_name)
+                if gw is None:
+                    raise self.fail(f"{dpath}.gateway", f"gateway {gw_name!r} is not defined in gateways")
+                if gw.kind != "cn_gateway":
+                    raise self.fail(f"{dpath}.gateway", f"gateway {gw_name!r} is a {gw.kind}, not a cn_gateway")
+                return DestinationConf(prefix=prefix, gateway=gw_name)
+
+            dests = self.list_of(p["destinations"], f"{path}.destinations", destination)
+            if not dests:
+                raise self.fail(f"{path}.destinations", "must list at least one destination")
+            security = SecurityConf()
+            if p.get("security") is not None:
+                s = self.mapping(p["security"], f"{path}.security", (), ("ike", "esp"))
+                security = SecurityConf(
+                    ike=self.string(s.get("ike", security.ike), f"{path}.security.ike"),
+                    esp=self.string(s.get("esp", security.esp), f"{path}.security.esp"),
+                )
+            qos = QosConf()
+            if p.get("qos") is not None:
+                q = self.mapping(p["qos"], f"{path}.qos", (), ("rate_kbps", "dscp"))
+                qos = QosConf(
+                    rate_kbps=self.integer(q.get("rate_kbps", 0), f"{path}.qos.rate_kbps",
+                                           0, 100_000_000),
+                    dscp=self.integer(q.get("dscp", 0), f"{path}.qos.dscp", 0, 63),
+                )
+            out[nai] = ProfileConf(nai=nai, destinations=dests, security=security, qos=qos)
+        return out
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean",
+            int: "an integer", float: "a number"}.get(type(value), type(value).__name__)
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, (dict, list)):
+        return _type_name(value)
+    return repr(value)

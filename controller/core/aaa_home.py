@@ -1,0 +1,224 @@
+"""Home AAA server, AAAH (claims 1-4, 6, 8, 16, 18).
+
+Authenticates the MN (MN-AAA authenticator, RFC 3012, keyed from the VPN database),
+extracts the user's VPN profile (destination hosts, gateway type, security service,
+QoS), computes the VPN set path (claim 8: from the FA the MN is at, its HA and the
+gateways of its destinations), generates per-tunnel security information, caches
+the VPN information, sends it to the HA in the HAR and, on the HAA, to the foreign
+domain in the AMA (claim 4: distribution inside the authentication answer).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from dataclasses import dataclass
+from typing import Callable, Protocol
+
+from controller.core.actions import Action, AnswerDiameter, Mark, SendDiameter
+from controller.core.vpn import (GatewayType, QosSpec, SecuritySpec, TunnelEnd, TunnelSpec,
+                                 VpnInfo, new_psk, restricted_to, tunnel_name)
+from controller.proto import diameter as dia
+from controller.proto import mip
+
+LOG = logging.getLogger("mipvpn.aaah")
+
+RESULT_SUCCESS = 2001
+RESULT_AUTHENTICATION_REJECTED = 4001
+RESULT_MIP_REPLY_FAILURE = 4005
+RESULT_HA_NOT_AVAILABLE = 4006
+RESULT_UNABLE_TO_COMPLY = 5012
+
+
+@dataclass(frozen=True)
+class UserRecord:
+    nai: str
+    home_address: str
+    home_agent: str            # HA gateway name
+    mn_aaa_spi: int
+    mn_aaa_key: bytes
+
+
+@dataclass(frozen=True)
+class Destination:
+    prefix: str
+    gateway: str
+
+
+@dataclass(frozen=True)
+class VpnProfile:
+    nai: str
+    destinations: tuple[Destination, ...]
+    security: SecuritySpec
+    qos: QosSpec
+
+
+@dataclass(frozen=True)
+class GatewayInfo:
+    name: str
+    kind: str                  # home_agent | foreign_agent | cn_gateway
+    address: str               # core address
+    gateway_type: GatewayType = GatewayType.STATIC
+    prefixes: tuple[str, ...] = ()  # networks behind it (home prefixes, corporate prefixes)
+
+
+class VpnDatabase(Protocol):
+    def user(self, nai: str) -> UserRecord | None: ...
+    def profile(self, nai: str) -> VpnProfile | None: ...
+
+
+def owner_of(nai: str) -> str:
+    return "".join(c if c.isalnum() or c in "._-" else "_" for c in nai)
+
+
+class HomeAaa:
+    def __init__(self, host: str, realm: str, db: VpnDatabase,
+                 gateways: dict[str, GatewayInfo], home_agent_hosts: dict[str, str],
+                 psk_factory: Callable[[], bytes] = new_psk) -> None:
+        """``home_agent_hosts``: HA gateway name -> its Diameter identity."""
+        self.host = host
+        self.realm = realm
+        self.db = db
+        self.gateways = gateways
+        self.home_agent_hosts = home_agent_hosts
+        self.psk_factory = psk_factory
+        self.sessions: dict[str, VpnInfo] = {}   # the VPN cache (claim 16)
+        self.pending: dict[str, tuple[dia.AmRequest, VpnInfo]] = {}
+        self._seq = itertools.count(1)
+        self.counters = {"accepted": 0, "rejected": 0}
+
+    # ------------------------------------------------------------ static paths
+
+    def static_tunnels(self) -> list[TunnelSpec]:
+        """Stationary HA<->CN-GW tunnels (claim 16 step 1), one per static gateway,
+        initiated by the CN's gateway towards the home agent."""
+        specs = []
+        for ha in sorted((g for g in self.gateways.values() if g.kind == "home_agent"),
+                         key=lambda g: g.name):
+            for gw in sorted((g for g in self.gateways.values() if g.kind == "cn_gateway"),
+                             key=lambda g: g.name):
+                if gw.gateway_type is not GatewayType.STATIC:
+                    continue
+                specs.append(TunnelSpec(
+                    tunnel_id=tunnel_name("static", ha.name, gw.name),
+                    a=TunnelEnd(ha.name, ha.address, ha.prefixes),
+                    b=TunnelEnd(gw.name, gw.address, gw.prefixes),
+                    psk=self.psk_factory(), initiator=gw.name))
+        return specs
+
+    # ------------------------------------------------------------ Diameter
+
+    def on_amr(self, now: float, amr: dia.AmRequest) -> list[Action]:
+        user = self.db.user(amr.user_name)
+        if user is None or not mip.verify_auth(amr.reg_request, mip.AuthKind.MN_AAA,
+                                               user.mn_aaa_key):
+            self.counters["rejected"] += 1
+            LOG.info("AAAH: authentication of %s rejected (%s)", amr.user_name,
+                     "unknown user" if user is None else "bad MN-AAA authenticator")
+            return [AnswerDiameter(self._answer(amr, RESULT_AUTHENTICATION_REJECTED,
+                                                error="authentication rejected"))]
+        rrq = mip.decode(amr.reg_request)
+        assert isinstance(rrq, mip.RegistrationRequest)
+        if rrq.home_address != user.home_address:
+            self.counters["rejected"] += 1
+            return [AnswerDiameter(self._answer(amr, RESULT_AUTHENTICATION_REJECTED,
+                                                error="home address not assigned to user"))]
+        try:
+            vpn_info = self.vpn_set_path(user, amr.foreign_agent, rrq.care_of_address,
+                                         previous_fa=amr.previous_fa)
+        except KeyError as exc:
+            return [AnswerDiameter(self._answer(amr, RESULT_UNABLE_TO_COMPLY,
+                                                error=f"no VPN path: {exc}"))]
+        ha = self.gateways[user.home_agent]
+        har = dia.HaRequest(
+            session_id=f"{self.host};{int(now)};{next(self._seq)}",
+            origin_host=self.host, origin_realm=self.realm, destination_realm=self.realm,
+            destination_host=self.home_agent_hosts[ha.name], user_name=amr.user_name,
+            reg_request=amr.reg_request, authorization_lifetime=rrq.lifetime,
+            auth_session_state=1, feature_vector=amr.feature_vector,
+            home_address=rrq.home_address, home_agent_address=ha.address,
+            vpn_info=restricted_to(vpn_info, ha.name), ha_to_fa_key=None,
+            originating_foreign_aaa=amr.originating_foreign_aaa)
+        self.pending[har.session_id] = (amr, vpn_info)
+        return [Mark(amr.user_name, "aaah_authenticated"),
+                SendDiameter(har, to=har.destination_host)]
+
+    def on_diameter_answer(self, now: float, haa: dia.HaAnswer) -> list[Action]:
+        entry = self.pending.pop(haa.session_id, None)
+        if entry is None:
+            return []
+        amr, vpn_info = entry
+        if haa.result_code != RESULT_SUCCESS:
+            self.counters["rejected"] += 1
+            return [AnswerDiameter(self._answer(amr, RESULT_MIP_REPLY_FAILURE,
+                                                reg_reply=haa.reg_reply,
+                                                error=haa.error_message or "HA refused"))]
+        self.sessions[amr.user_name] = vpn_info
+        self.counters["accepted"] += 1
+        return [Mark(amr.user_name, "aaah_answer"),
+                AnswerDiameter(self._answer(amr, RESULT_SUCCESS, reg_reply=haa.reg_reply,
+                                            vpn_info=restricted_to(vpn_info,
+                                                                   vpn_info.foreign_agent)))]
+
+    def on_diameter_timeout(self, now: float, session_id: str) -> list[Action]:
+        entry = self.pending.pop(session_id, None)
+        if entry is None:
+            return []
+        return [AnswerDiameter(self._answer(entry[0], RESULT_HA_NOT_AVAILABLE,
+                                            error="home agent did not answer"))]
+
+    # ------------------------------------------------------------ VPN set path
+
+    def vpn_set_path(self, user: UserRecord, foreign_agent: str, care_of_address: str,
+                     previous_fa: str = "") -> VpnInfo:
+        """Claim 8: from the FA (its identity in the AMR), the MN's HA and the
+        correspondence table (profile destination -> gateway), the tunnels to set."""
+        profile = self.db.profile(user.nai)
+        fa = self.gateways[foreign_agent]
+        if fa.kind != "foreign_agent" or fa.address != care_of_address:
+            raise KeyError(f"foreign agent {foreign_agent} / care-of {care_of_address}")
+        ha = self.gateways[user.home_agent]
+        destinations = profile.destinations if profile else ()
+        security = profile.security if profile else SecuritySpec()
+        qos = profile.qos if profile else QosSpec()
+        via_ha: list[str] = []
+        tunnels: list[TunnelSpec] = []
+        for dest in destinations:
+            gw = self.gateways[dest.gateway]
+            # Gateways of the dynamic type get route optimisation (issue 3); until then
+            # every destination is reached through the home agent.
+            via_ha.append(dest.prefix)
+            for static in self.static_tunnels_of(ha.name, gw.name):
+                if static not in tunnels:
+                    tunnels.append(static)
+        owner = owner_of(user.nai)
+        if via_ha:
+            tunnels.insert(0, TunnelSpec(
+                tunnel_id=tunnel_name(owner, ha.name, fa.name),
+                a=TunnelEnd(ha.name, ha.address, tuple(via_ha)),
+                b=TunnelEnd(fa.name, fa.address, (f"{user.home_address}/32",)),
+                psk=self.psk_factory(), security=security, qos=qos, initiator=fa.name))
+        return VpnInfo(nai=user.nai, home_address=user.home_address, home_agent=ha.name,
+                       foreign_agent=fa.name, tunnels=tuple(tunnels),
+                       previous_foreign_agent=previous_fa)
+
+    def static_tunnels_of(self, ha: str, gateway: str) -> list[TunnelSpec]:
+        """The stationary tunnel between ``ha`` and ``gateway`` as VPN information.
+
+        The security information is not repeated here (the gateways already hold it);
+        the HA only needs to know the path exists and keeps it (claim 16).
+        """
+        ha_gw, gw = self.gateways[ha], self.gateways[gateway]
+        return [TunnelSpec(tunnel_name("static", ha, gateway),
+                           TunnelEnd(ha, ha_gw.address, ha_gw.prefixes),
+                           TunnelEnd(gateway, gw.address, gw.prefixes), psk=b"",
+                           initiator=gateway)]
+
+    def _answer(self, amr: dia.AmRequest, code: int, reg_reply: bytes = b"",
+                vpn_info: VpnInfo | None = None, error: str = "") -> dia.AmAnswer:
+        return dia.AmAnswer(session_id=amr.session_id, result_code=code,
+                            origin_host=self.host, origin_realm=self.realm,
+                            user_name=amr.user_name, reg_reply=reg_reply,
+                            home_address=amr.home_address,
+                            home_agent_address=amr.home_agent_address,
+                            vpn_info=vpn_info, error_message=error)

@@ -1,0 +1,101 @@
+"""What the pure core asks the adapters to do.
+
+Role state machines never send anything: each entry point takes ``now`` and an event
+and returns a list of these actions, executed in order by the runtime.  Order matters
+and follows the claims: e.g. the HA's tunnel actions come before its answer (claim 16).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from controller.core.flows import FlowMod
+from controller.core.vpn import TunnelSide
+
+
+@dataclass(frozen=True)
+class AddTunnel:
+    """Configure one gateway's end of a tunnel (initiate it if ``side.initiator``)."""
+
+    gateway: str
+    side: TunnelSide
+
+
+@dataclass(frozen=True)
+class RemoveTunnel:
+    gateway: str
+    tunnel_id: str
+
+
+@dataclass(frozen=True)
+class SendFlows:
+    """Flow-mods for one switch; deletes precede adds; a barrier follows."""
+
+    dpid: int
+    mods: tuple[FlowMod, ...]
+
+
+@dataclass(frozen=True)
+class SendDiameter:
+    """Send a Diameter request; its answer comes back to the same role's
+    ``on_diameter_answer``.  ``to`` is a realm or a Diameter identity (routing)."""
+
+    request: Any
+    to: str
+
+
+@dataclass(frozen=True)
+class AnswerDiameter:
+    """The answer to the Diameter request this role is handling."""
+
+    answer: Any
+
+
+@dataclass(frozen=True)
+class RelayToHomeAgent:
+    """FA -> HA Registration Request over UDP 434 (claim 17: intra-domain move)."""
+
+    raw: bytes
+    home_agent_address: str
+    nai: str
+
+
+@dataclass(frozen=True)
+class ReplyMip:
+    """A Mobile IPv4 reply to the request this role is handling (HA -> FA)."""
+
+    raw: bytes
+
+
+@dataclass(frozen=True)
+class SendToMobileNode:
+    """A Registration Reply from an FA to the MN, sent as a packet-out at the
+    access switch (UDP 434, FA inside address -> MN home address)."""
+
+    foreign_agent: str
+    raw: bytes
+    mn_mac: str
+    mn_ip: str
+    port: int
+
+
+@dataclass(frozen=True)
+class NotifyVisitorLeft:
+    """Tell another FA of this domain that the MN now registered elsewhere."""
+
+    foreign_agent: str
+    nai: str
+
+
+@dataclass(frozen=True)
+class Mark:
+    """A timing mark for the handover record (phase breakdown)."""
+
+    nai: str
+    phase: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+Action = (AddTunnel | RemoveTunnel | SendFlows | SendDiameter | AnswerDiameter
+          | RelayToHomeAgent | ReplyMip | SendToMobileNode | NotifyVisitorLeft | Mark)

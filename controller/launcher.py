@@ -1,0 +1,45 @@
+"""Start the controller: runtime (roles, Diameter, REST) + os-ken with our app.
+
+os-ken 4 has no ``osken-manager``: this is ours (what ``ryu-manager`` was for Ryu).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+from controller.config import load_topology
+from controller.runtime import Runtime
+
+LOG = logging.getLogger("mipvpn.launcher")
+
+
+def run_controller(config: str, run_dir: str, db: str | None, of_host: str, of_port: int,
+                   rest: tuple[str, int] | None) -> int:
+    topo = load_topology(config)
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    rt = Runtime(topo, run_dir, db or str(Path(run_dir) / "vpn.db"), rest=rest)
+    rt.start()
+    from os_ken import cfg
+    from os_ken.base.app_manager import AppManager
+    import os_ken.controller.controller  # noqa: F401  (registers the OpenFlow options)
+    cfg.CONF(args=[], project="os_ken")
+    cfg.CONF.set_override("ofp_listen_host", of_host)
+    cfg.CONF.set_override("ofp_tcp_listen_port", of_port)
+
+    def stop(signum: int, frame: Any) -> None:
+        LOG.info("signal %d: stopping", signum)
+        rt.stop()
+        logging.shutdown()
+        # os-ken's native hub cannot kill its threads (hub.kill is a no-op): exit hard
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    LOG.info("OpenFlow on %s:%d, REST on %s", of_host, of_port,
+             f"{rest[0]}:{rest[1]}" if rest else "off")
+    AppManager.run_apps(["apps.mipvpn_app"])
+    return 0

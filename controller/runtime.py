@@ -1,0 +1,534 @@
+"""The controller runtime: roles from the topology, their transports, one executor.
+
+One asyncio loop (its own thread) runs every role's network I/O: Diameter nodes on
+loopback TCP, the HA's Mobile IPv4 UDP endpoint, the REST API.  os-ken's OpenFlow
+threads hand events over with ``call_soon_threadsafe``.  The executor walks a role's
+actions in order: tunnel actions run on a per-gateway worker (VICI is blocking),
+flow-mods are sent with a barrier and awaited, Diameter requests are awaited and
+their answers fed back to the role that sent them.  A move therefore reads as one
+straight walk: port event -> FA -> AAA -> HA -> tunnel actions -> flow actions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from controller.adapters import openflow
+from controller.adapters.diameter_peer import DiameterError, DiameterNode, PeerConnection
+from controller.adapters.store import VpnStore
+from controller.adapters.strongswan import StrongSwanGateway, TunnelError
+from controller.core import flows
+from controller.core.aaa_foreign import ForeignAaa
+from controller.core.aaa_home import GatewayInfo, HomeAaa
+from controller.core.actions import (AddTunnel, AnswerDiameter, Mark, NotifyVisitorLeft,
+                                     RelayToHomeAgent, RemoveTunnel, ReplyMip, SendDiameter,
+                                     SendFlows, SendToMobileNode)
+from controller.core.foreign_agent import ForeignAgent, ForeignAgentConf
+from controller.core.handover import HandoverLog
+from controller.core.home_agent import HomeAgent
+from controller.core.vpn import GatewayType, TunnelSpec
+from controller.proto import diameter as dia
+from controller.proto import mip
+
+LOG = logging.getLogger("mipvpn.runtime")
+
+ADVERT_INTERVAL = 1.0
+TICK_INTERVAL = 1.0
+
+_CURRENT: Runtime | None = None
+
+
+def current() -> Runtime:
+    if _CURRENT is None:
+        raise RuntimeError("no mipvpn runtime: start it with `mipvpn controller`")
+    return _CURRENT
+
+
+def vici_socket(run_dir: str | Path, gateway: str) -> Path:
+    """Where gateway ``gateway``'s charon listens for VICI (shared filesystem)."""
+    return Path(run_dir) / "gw" / gateway / "charon.vici"
+
+
+class _HaMipProtocol(asyncio.DatagramProtocol):
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.runtime.spawn(self.runtime.ha_datagram(self, data, addr))
+
+
+class _ReplyProtocol(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.reply: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        if not self.reply.done():
+            self.reply.set_result(data)
+
+
+class Runtime:
+    def __init__(self, topo: Any, run_dir: str | Path, db_path: str | Path,
+                 rest: tuple[str, int] | None = ("127.0.0.1", 8080)) -> None:
+        self.topo = topo
+        self.run_dir = Path(run_dir)
+        self.fabric = flows.Fabric.from_topology(topo)
+        self.store = VpnStore(db_path)
+        self.store.seed(topo)
+        self.rest = rest
+        self.handovers = HandoverLog()
+        self.datapaths: dict[int, Any] = {}
+        self.barriers: dict[tuple[int, int], asyncio.Future[None]] = {}
+        self.tunnel_log: dict[tuple[str, str], dict[str, Any]] = {}
+        self.static_tunnels: list[TunnelSpec] = []
+        self.counters: dict[str, int] = {"flow_mods": 0, "packet_in": 0, "malformed": 0,
+                                         "adverts": 0}
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run_loop, name="mipvpn-loop",
+                                        daemon=True)
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.gateways = {name: StrongSwanGateway(name, vici_socket(self.run_dir, name))
+                         for name in topo.gateways}
+        self._gw_exec = {name: ThreadPoolExecutor(1, thread_name_prefix=f"vici-{name}")
+                         for name in topo.gateways}
+        self._advert_seq: dict[str, int] = {}
+        self._build_roles()
+
+    # ================================================================ roles
+
+    def _build_roles(self) -> None:
+        topo = self.topo
+        self.roles: dict[str, Any] = {}
+        self.nodes: dict[str, DiameterNode] = {}
+        infos: dict[str, GatewayInfo] = {}
+        for name, gw in topo.gateways.items():
+            dom = topo.domains[gw.domain]
+            prefixes = tuple(dom.home_prefixes) if gw.kind == "home_agent" else (
+                tuple(dom.prefixes) if gw.kind == "cn_gateway" else ())
+            infos[name] = GatewayInfo(name, gw.kind, gw.core.ip,
+                                      GatewayType(getattr(gw, "gateway_type", "static")
+                                                  or "static"), prefixes)
+        self.gateway_infos = infos
+        fa_by_coa = {gw.core.ip: name for name, gw in topo.gateways.items()
+                     if gw.kind == "foreign_agent"}
+        self.home_domains = {n: d for n, d in topo.domains.items() if d.home_agent}
+        self.home_realms = {d.realm for d in self.home_domains.values()}
+        self.ha_by_address: dict[str, str] = {}
+        for dname, dom in self.home_domains.items():
+            ha_names = [n for n, g in topo.gateways.items()
+                        if g.kind == "home_agent" and g.domain == dname]
+            ha_name = ha_names[0]
+            self.roles["aaah"] = HomeAaa(dom.aaa.host, dom.realm, self.store, infos,
+                                         {ha_name: dom.home_agent.host})
+            self.roles["ha"] = HomeAgent(ha_name, topo.gateways[ha_name].core.ip,
+                                         dom.home_agent.host, dom.realm, fa_by_coa)
+            self.ha_by_address[topo.gateways[ha_name].core.ip] = ha_name
+            self.home_domain = dom
+        for dname, dom in topo.domains.items():
+            if dom.home_agent or dom.aaa is None:
+                continue
+            fas = {n: g.core.ip for n, g in topo.gateways.items()
+                   if g.kind == "foreign_agent" and g.domain == dname}
+            self.roles[f"aaaf:{dname}"] = ForeignAaa(dom.aaa.host, dom.realm, fas,
+                                                     self.home_realms)
+            for fa_name in fas:
+                gw = topo.gateways[fa_name]
+                conf = ForeignAgentConf(
+                    name=fa_name, host=f"{fa_name}.{dom.realm}", realm=dom.realm,
+                    core_address=gw.core.ip, inside_address=gw.inside.ip,
+                    inside_mac=gw.inside.mac,
+                    access_dpid=topo.switches[gw.inside.switch].dpid,
+                    fa_port=gw.inside.port,
+                    peers={ip: n for n, ip in fas.items()})
+                self.roles[f"fa:{fa_name}"] = ForeignAgent(conf)
+
+    def fa(self, name: str) -> ForeignAgent:
+        return self.roles[f"fa:{name}"]  # type: ignore[no-any-return]
+
+    def foreign_agents(self) -> list[ForeignAgent]:
+        return [r for k, r in self.roles.items() if k.startswith("fa:")]
+
+    # ================================================================ lifecycle
+
+    def start(self) -> None:
+        global _CURRENT
+        _CURRENT = self
+        self._thread.start()
+        fut = asyncio.run_coroutine_threadsafe(self._start_async(), self.loop)
+        fut.result(timeout=30)
+
+    def _run_loop(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    def spawn(self, coro: Any) -> None:
+        task = self.loop.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            LOG.error("task failed", exc_info=task.exception())
+
+    async def _start_async(self) -> None:
+        self.routes: dict[str, dict[str, tuple[DiameterNode, PeerConnection]]] = {}
+        dom = self.home_domain
+        aaah_host, aaah_port = dom.aaa.listen_host, dom.aaa.listen_port
+        ha_host, ha_port = (dom.home_agent.diameter_listen_host,
+                            dom.home_agent.diameter_listen_port)
+        aaah = DiameterNode(dom.aaa.host, dom.realm, handler=self._handler("aaah"))
+        ha = DiameterNode(dom.home_agent.host, dom.realm, handler=self._handler("ha"))
+        await ha.listen(ha_host, ha_port)
+        await aaah.listen(aaah_host, aaah_port)
+        self.nodes.update({"aaah": aaah, "ha": ha})
+        conn = await aaah.connect(ha_host, ha_port)
+        self.routes["aaah"] = {dom.home_agent.host: (aaah, conn)}
+        for key, role in list(self.roles.items()):
+            if not key.startswith("aaaf:"):
+                continue
+            dname = key.split(":", 1)[1]
+            fdom = self.topo.domains[dname]
+            node = DiameterNode(fdom.aaa.host, fdom.realm, handler=self._handler(key))
+            await node.listen(fdom.aaa.listen_host, fdom.aaa.listen_port)
+            to_home = await node.connect(aaah_host, aaah_port)
+            self.nodes[key] = node
+            self.routes[key] = {realm: (node, to_home) for realm in self.home_realms}
+            for fa in self.foreign_agents():
+                if fa.conf.realm != fdom.realm:
+                    continue
+                fa_node = DiameterNode(fa.conf.host, fa.conf.realm)
+                fa_conn = await fa_node.connect(fdom.aaa.listen_host, fdom.aaa.listen_port)
+                self.nodes[f"fa:{fa.conf.name}"] = fa_node
+                self.routes[f"fa:{fa.conf.name}"] = {fdom.realm: (fa_node, fa_conn)}
+        mip_host, mip_port = dom.home_agent.mip_listen_host, dom.home_agent.mip_listen_port
+        _t, self.ha_mip = await self.loop.create_datagram_endpoint(
+            lambda: _HaMipProtocol(self), local_addr=(mip_host, mip_port))
+        self.ha_mip_addr = (mip_host, mip_port)
+        self.spawn(self._ticker())
+        self.spawn(self._advertiser())
+        self.spawn(self._static_tunnels())
+        if self.rest is not None:
+            from controller.adapters.rest import serve
+            self.spawn(serve(self, *self.rest))
+        LOG.info("roles up: %s", ", ".join(sorted(self.roles)))
+
+    def stop(self) -> None:
+        async def _close() -> None:
+            for node in self.nodes.values():
+                await node.close()
+        try:
+            asyncio.run_coroutine_threadsafe(_close(), self.loop).result(timeout=5)
+        except Exception:  # closing is best effort
+            LOG.debug("close failed", exc_info=True)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        for gw in self.gateways.values():
+            gw.close()
+
+    def now(self) -> float:
+        return time.time()
+
+    # ================================================================ executor
+
+    def _handler(self, key: str) -> Any:
+        async def handle(request: Any, conn: PeerConnection) -> Any:
+            role = self.roles[key]
+            now = self.now()
+            if isinstance(request, dia.AmRequest):
+                actions = role.on_amr(now, request)
+            elif isinstance(request, dia.HaRequest):
+                actions = role.on_har(now, request)
+            else:
+                raise ValueError(f"{key} does not handle {type(request).__name__}")
+            return await self.execute(key, actions)
+        return handle
+
+    async def execute(self, key: str, actions: list[Any]) -> Any:
+        """Perform ``actions`` for role ``key`` in order; return its answer, if any."""
+        role = self.roles[key]
+        result = None
+        for action in actions:
+            if isinstance(action, Mark):
+                self.handovers.mark(action.nai, action.phase, time.monotonic(), action.extra)
+            elif isinstance(action, AddTunnel):
+                await self._add_tunnel(action)
+            elif isinstance(action, RemoveTunnel):
+                await self._remove_tunnel(action)
+            elif isinstance(action, SendFlows):
+                await self.send_flows(action.dpid, action.mods)
+            elif isinstance(action, SendDiameter):
+                node, peer = self.routes[key][action.to]
+                try:
+                    answer = await node.request(action.request, peer=peer)
+                except DiameterError as exc:
+                    LOG.warning("%s: Diameter request to %s failed: %s", key, action.to, exc)
+                    follow = role.on_diameter_timeout(self.now(), action.request.session_id)
+                else:
+                    follow = role.on_diameter_answer(self.now(), answer)
+                answer = await self.execute(key, follow)
+                if answer is not None:
+                    result = answer
+            elif isinstance(action, (AnswerDiameter, ReplyMip)):
+                result = action.answer if isinstance(action, AnswerDiameter) else action.raw
+            elif isinstance(action, RelayToHomeAgent):
+                reply = await self._relay_to_ha(action)
+                now = self.now()
+                follow = (role.on_home_agent_reply(now, action.nai, reply) if reply
+                          else role.on_home_agent_timeout(now, action.nai))
+                await self.execute(key, follow)
+            elif isinstance(action, SendToMobileNode):
+                self._send_to_mn(action)
+            elif isinstance(action, NotifyVisitorLeft):
+                other = f"fa:{action.foreign_agent}"
+                if other in self.roles:
+                    await self.execute(other, self.roles[other].on_visitor_left(
+                        self.now(), action.nai))
+            else:
+                raise TypeError(f"unknown action {action!r}")
+        return result
+
+    # ================================================================ gateways
+
+    async def _add_tunnel(self, action: AddTunnel) -> None:
+        gw = self.gateways[action.gateway]
+        key = (action.gateway, action.side.tunnel_id)
+        entry = {"gateway": action.gateway, "tunnel_id": action.side.tunnel_id,
+                 "local": action.side.local.address, "remote": action.side.remote.address,
+                 "remote_gateway": action.side.remote.gateway,
+                 "local_ts": list(action.side.local.selectors),
+                 "remote_ts": list(action.side.remote.selectors),
+                 "initiator": action.side.initiator, "state": "setting"}
+        self.tunnel_log[key] = entry
+        try:
+            took = await self.loop.run_in_executor(self._gw_exec[action.gateway],
+                                                   gw.add_tunnel, action.side)
+        except (TunnelError, OSError) as exc:
+            entry["state"] = "failed"
+            entry["error"] = str(exc)
+            LOG.error("tunnel %s at %s failed: %s", action.side.tunnel_id, action.gateway,
+                      exc)
+            return
+        entry["state"] = "up" if action.side.initiator else "configured"
+        entry["setup_ms"] = round(took * 1000, 3)
+        LOG.info("tunnel %s at %s %s in %.1f ms", action.side.tunnel_id, action.gateway,
+                 entry["state"], took * 1000)
+
+    async def _remove_tunnel(self, action: RemoveTunnel) -> None:
+        gw = self.gateways[action.gateway]
+        self.tunnel_log.pop((action.gateway, action.tunnel_id), None)
+        try:
+            await self.loop.run_in_executor(self._gw_exec[action.gateway],
+                                            gw.remove_tunnel, action.tunnel_id)
+        except (TunnelError, OSError) as exc:
+            LOG.error("removing tunnel %s at %s failed: %s", action.tunnel_id,
+                      action.gateway, exc)
+        LOG.info("tunnel %s at %s removed", action.tunnel_id, action.gateway)
+
+    async def _static_tunnels(self) -> None:
+        """Claim 16 step 1: stationary CN-GW -> HA tunnels, once both charons answer."""
+        aaah: HomeAaa = self.roles["aaah"]
+        specs = aaah.static_tunnels()
+        self.static_tunnels = specs
+        for spec in specs:
+            while True:
+                ready = await asyncio.gather(*(self._gateway_ready(g) for g in spec.ends()))
+                if all(ready):
+                    break
+                await asyncio.sleep(0.1)
+            for gw in sorted(spec.ends(), key=lambda g: g == spec.initiator):
+                await self._add_tunnel(AddTunnel(gw, spec.side_for(gw)))
+
+    async def _gateway_ready(self, name: str) -> bool:
+        if not vici_socket(self.run_dir, name).exists():
+            return False
+        try:
+            await self.loop.run_in_executor(self._gw_exec[name], self.gateways[name].version)
+        except Exception:  # not up yet
+            return False
+        return True
+
+    async def gateway_tunnels(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name, gw in self.gateways.items():
+            try:
+                states = await self.loop.run_in_executor(self._gw_exec[name], gw.tunnels)
+                out[name] = [s.to_json() if hasattr(s, "to_json") else _state_json(s)
+                             for s in states]
+            except Exception as exc:  # charon down: reported, not fatal
+                out[name] = {"error": str(exc)}
+        return out
+
+    # ================================================================ Mobile IPv4
+
+    async def ha_datagram(self, proto: _HaMipProtocol, data: bytes,
+                          addr: tuple[str, int]) -> None:
+        actions = self.roles["ha"].on_registration_request(self.now(), data)
+        reply = await self.execute("ha", actions)
+        if reply is not None and proto.transport is not None:
+            proto.transport.sendto(reply, addr)
+
+    async def _relay_to_ha(self, action: RelayToHomeAgent) -> bytes | None:
+        if action.home_agent_address not in self.ha_by_address:
+            return None
+        transport, proto = await self.loop.create_datagram_endpoint(
+            _ReplyProtocol, remote_addr=self.ha_mip_addr)
+        try:
+            for attempt in range(3):
+                transport.sendto(action.raw)
+                try:
+                    return await asyncio.wait_for(asyncio.shield(proto.reply),
+                                                  0.5 * (attempt + 1))
+                except asyncio.TimeoutError:
+                    continue
+            return None
+        finally:
+            transport.close()
+
+    def _send_to_mn(self, action: SendToMobileNode) -> None:
+        fa = self.fa(action.foreign_agent)
+        dp = self.datapaths.get(fa.conf.access_dpid)
+        if dp is None:
+            LOG.warning("access switch of %s not connected", fa.conf.name)
+            return
+        frame = openflow.udp_frame(fa.conf.inside_mac, action.mn_mac, fa.conf.inside_address,
+                                   action.mn_ip, mip.MIP_PORT, mip.MIP_PORT, action.raw)
+        dp.send_msg(openflow.packet_out(dp, frame, action.port))
+
+    def advertisement(self, fa: ForeignAgent) -> bytes:
+        seq = self._advert_seq.get(fa.conf.name, -1) + 1
+        seq = 256 if seq > 0xFFFF else seq
+        self._advert_seq[fa.conf.name] = seq
+        adv = mip.AgentAdvertisement(
+            router_address=fa.conf.inside_address, preference=0, lifetime=9000,
+            sequence=seq, registration_lifetime=fa.conf.max_lifetime,
+            flags=mip.ADV_FLAG_R | mip.ADV_FLAG_F | mip.ADV_FLAG_T,
+            care_of_addresses=[fa.conf.core_address])
+        return openflow.icmp_frame(fa.conf.inside_mac, fa.conf.inside_address, adv.encode())
+
+    def send_advertisement(self, fa: ForeignAgent, port: int | None = None) -> None:
+        dp = self.datapaths.get(fa.conf.access_dpid)
+        if dp is None:
+            return
+        frame = self.advertisement(fa)
+        if port is None:
+            msg = openflow.packet_out(dp, frame, flows.OFPP_FLOOD, in_port=fa.conf.fa_port)
+        else:
+            msg = openflow.packet_out(dp, frame, port)
+        dp.send_msg(msg)
+        self.counters["adverts"] += 1
+
+    async def _advertiser(self) -> None:
+        while True:
+            for fa in self.foreign_agents():
+                self.send_advertisement(fa)
+            await asyncio.sleep(ADVERT_INTERVAL)
+
+    async def _ticker(self) -> None:
+        while True:
+            await asyncio.sleep(TICK_INTERVAL)
+            now = self.now()
+            for key, role in list(self.roles.items()):
+                if hasattr(role, "on_tick"):
+                    actions = role.on_tick(now)
+                    if actions:
+                        await self.execute(key, actions)
+
+    # ================================================================ OpenFlow (os-ken threads)
+
+    def switch_connected(self, dp: Any) -> None:
+        """Called from os-ken's thread on switch features."""
+        name = self.fabric.switch_of_dpid(dp.id)
+        if name is None:
+            LOG.warning("unknown switch dpid %#x connected", dp.id)
+            return
+        self.loop.call_soon_threadsafe(self._switch_up, dp, name)
+
+    def _switch_up(self, dp: Any, name: str) -> None:
+        self.datapaths[dp.id] = dp
+        mods = [flows.FlowMod("delete", flows.FlowSpec(0, (), (), 0), cookie_mask=0)]
+        mods += flows.static_flows(self.fabric, name)
+        self.spawn(self.send_flows(dp.id, tuple(mods)))
+        LOG.info("switch %s (dpid %#x) connected", name, dp.id)
+
+    def switch_disconnected(self, dpid: int) -> None:
+        self.loop.call_soon_threadsafe(self.datapaths.pop, dpid, None)
+
+    def packet_in(self, dpid: int, in_port: int, data: bytes) -> None:
+        self.counters["packet_in"] += 1
+        punted = openflow.parse_punted_mip(data)
+        if punted is None:
+            self.loop.call_soon_threadsafe(self._icmp_in, dpid, in_port, data)
+            return
+        self.loop.call_soon_threadsafe(self._rrq_in, dpid, in_port, punted)
+
+    def _rrq_in(self, dpid: int, in_port: int, punted: openflow.PuntedMip) -> None:
+        fa = self._fa_of_dpid(dpid)
+        if fa is None or in_port == fa.conf.fa_port:
+            return
+        actions = fa.on_registration_request(self.now(), punted.payload, punted.src_mac,
+                                             in_port)
+        self.spawn(self.execute(f"fa:{fa.conf.name}", actions))
+
+    def _icmp_in(self, dpid: int, in_port: int, data: bytes) -> None:
+        fa = self._fa_of_dpid(dpid)
+        if fa is not None and in_port != fa.conf.fa_port:
+            self.send_advertisement(fa, in_port)  # answer an agent solicitation
+
+    def port_added(self, dpid: int, port: int) -> None:
+        """A link came up at a switch port: if it is an access port, advertise there
+        at once so a moved MN detects its new FA without waiting for the period."""
+        def advertise() -> None:
+            fa = self._fa_of_dpid(dpid)
+            if fa is not None and port != fa.conf.fa_port:
+                self.send_advertisement(fa, port)
+        self.loop.call_soon_threadsafe(advertise)
+
+    def barrier_reply(self, dpid: int, xid: int) -> None:
+        def done() -> None:
+            fut = self.barriers.pop((dpid, xid), None)
+            if fut is not None and not fut.done():
+                fut.set_result(None)
+        self.loop.call_soon_threadsafe(done)
+
+    def _fa_of_dpid(self, dpid: int) -> ForeignAgent | None:
+        for fa in self.foreign_agents():
+            if fa.conf.access_dpid == dpid:
+                return fa
+        return None
+
+    async def send_flows(self, dpid: int, mods: tuple[flows.FlowMod, ...]) -> None:
+        dp = self.datapaths.get(dpid)
+        if dp is None:
+            LOG.warning("switch %#x not connected; %d flow-mods not sent", dpid, len(mods))
+            return
+        for msg in openflow.flow_mod_msgs(dp, mods):
+            dp.send_msg(msg)
+        self.counters["flow_mods"] += len(mods)
+        barrier = dp.ofproto_parser.OFPBarrierRequest(dp)
+        dp.set_xid(barrier)
+        fut = self.loop.create_future()
+        self.barriers[(dpid, barrier.xid)] = fut
+        dp.send_msg(barrier)
+        try:
+            await asyncio.wait_for(fut, 2.0)
+        except asyncio.TimeoutError:
+            self.barriers.pop((dpid, barrier.xid), None)
+            LOG.warning("no barrier reply from %#x", dpid)
+
+
+def _state_json(state: Any) -> dict[str, Any]:
+    return {"tunnel_id": getattr(state, "tunnel_id", getattr(state, "name", "")),
+            "state": getattr(state, "state", ""),
+            "established": getattr(state, "established", False),
+            "bytes_in": getattr(state, "bytes_in", 0), "bytes_out": getattr(state, "bytes_out", 0),
+            "packets_in": getattr(state, "packets_in", 0),
+            "packets_out": getattr(state, "packets_out", 0)}

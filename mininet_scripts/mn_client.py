@@ -1,0 +1,508 @@
+"""Mobile Node program run inside a Mininet host namespace.
+
+    python -m mininet_scripts.mn_client --nai alice@home.example \\
+        --home-address 10.10.0.100 --home-agent 10.0.0.1 --spi 300 --key <hex> \\
+        --iface mn1-eth0 --lifetime 300 --events /path/events.jsonl
+
+Two layers:
+
+- :class:`MobileNodeState` — pure movement detection / registration logic. Every entry
+  point takes ``now`` (monotonic seconds) and returns a list of actions
+  (:class:`SendRrq`, :class:`SendSolicitation`, :class:`InstallDefaultRoute`,
+  :class:`LogEvent`). No sockets, no clock.
+- :class:`MobileNodeRunner` — the socket loop: an AF_PACKET socket on the interface to
+  hear ICMP agent advertisements (it needs the source MAC, which an IPPROTO_ICMP raw socket
+  does not give), a raw ICMP socket to send solicitations to 224.0.0.11, a UDP socket
+  bound to ``home_address:434`` (IP_FREEBIND, SO_BINDTODEVICE, SO_BROADCAST) to send the
+  RRQ to 255.255.255.255:434 and receive the Reply, and pyroute2 for the default route /
+  neighbour entry. The home address must be assigned to the interface.
+
+Movement detection (RFC 5944 §2.4.2 "lazy" cell switching by advertisement): an
+advertisement with the F flag and a CoA or router address different from the agent we
+are registered with (or registering with) means a new link. The RRQ carries, in order,
+MN-NAI (131) and MN-AAA authentication (36/1, HMAC-MD5); after a move also a CVSE
+(vendor :data:`VENDOR_ID`, type :data:`CVSE_PREVIOUS_FA`) carrying the previous CoA as
+4 bytes, placed before the MN-AAA extension so that the authenticator covers it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import logging
+import os
+import random
+import selectors
+import signal
+import socket
+import struct
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, TextIO, Union
+
+from controller.proto import mip
+
+log = logging.getLogger("mipvpn.mn_client")
+
+VENDOR_ID = 32473  # RFC 5612 documentation PEN (PROTOCOLS.md §9)
+CVSE_PREVIOUS_FA = 1  # CVSE vendor type: previous FA's care-of address (4 bytes)
+
+SOLICIT_AFTER = 3.0  # s of silence before soliciting
+FIRST_RETRANSMIT = 1.0  # s; doubles each retry
+MAX_ATTEMPTS = 5
+RENEW_FRACTION = 0.8
+DENIED_RETRY = 10.0  # s after a denial before trying the same agent again
+
+
+# --------------------------------------------------------------------------- actions
+
+
+@dataclass(frozen=True)
+class SendRrq:
+    payload: bytes
+    identification: int
+    care_of_address: str
+
+
+@dataclass(frozen=True)
+class SendSolicitation:
+    pass
+
+
+@dataclass(frozen=True)
+class InstallDefaultRoute:
+    router_address: str
+    router_mac: str
+
+
+@dataclass(frozen=True)
+class LogEvent:
+    event: str
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+Action = Union[SendRrq, SendSolicitation, InstallDefaultRoute, LogEvent]
+
+
+@dataclass(frozen=True)
+class MnConfig:
+    nai: str
+    home_address: str
+    home_agent: str
+    spi: int
+    key: bytes
+    lifetime: int = 300
+
+
+@dataclass(frozen=True)
+class Agent:
+    """A foreign agent as heard in an advertisement."""
+
+    router_address: str
+    care_of_address: str
+    mac: str
+    registration_lifetime: int
+
+
+@dataclass
+class _Pending:
+    agent: Agent
+    previous_coa: str | None
+    identification: int
+    attempts: int
+    deadline: float
+    lifetime: int
+    sent: tuple[int, ...] = ()  # every Identification sent for this registration
+
+    def matches(self, identification: int) -> bool:
+        low = identification & 0xFFFFFFFF
+        return any((i & 0xFFFFFFFF) == low for i in self.sent)
+
+
+# --------------------------------------------------------------------------- pure state
+
+
+class MobileNodeState:
+    """Movement detection and registration state machine of the MN (pure).
+
+    ``wall_offset`` = wall-clock minus ``now`` (the runner passes
+    ``time.time() - time.monotonic()``); it turns ``now`` into the NTP Identification.
+    """
+
+    def __init__(self, config: MnConfig, wall_offset: float = 0.0,
+                 rand: Callable[[], int] | None = None) -> None:
+        self.config = config
+        self.wall_offset = wall_offset
+        self._rand = rand or (lambda: random.getrandbits(8))
+        self.agent: Agent | None = None  # agent we are registered with
+        self.pending: _Pending | None = None
+        self.registered_coa: str | None = None  # CoA of the last accepted registration
+        self.expires_at: float | None = None
+        self.renew_at: float | None = None
+        self.retry_at: float | None = None  # after denial / timeout
+        self.last_heard: float | None = None
+        self.last_solicit: float | None = None
+        self.last_advert_agent: Agent | None = None
+        self.failed_agent: Agent | None = None
+        self._last_ident = 0
+
+    # ------------------------------------------------------------------ inputs
+
+    @property
+    def registered(self) -> bool:
+        return self.agent is not None
+
+    def start(self, now: float) -> list[Action]:
+        self.last_solicit = now
+        self.last_heard = now
+        return [SendSolicitation(), LogEvent("solicit")]
+
+    def on_advertisement(self, now: float, adv: mip.AgentAdvertisement,
+                         src_mac: str) -> list[Action]:
+        self.last_heard = now
+        if not adv.is_foreign_agent or not adv.care_of_addresses:
+            return []
+        heard = Agent(adv.router_address, adv.care_of_addresses[0], src_mac,
+                      adv.registration_lifetime)
+        actions: list[Action] = []
+        if self.last_advert_agent is None or not self._same_agent(self.last_advert_agent, heard):
+            actions.append(LogEvent("advert", {"coa": heard.care_of_address,
+                                               "fa": heard.router_address}))
+        self.last_advert_agent = heard
+        target = self.pending.agent if self.pending else self.agent
+        if target is not None and self._same_agent(target, heard):
+            return actions  # same link; renewals come from tick()
+        if self.failed_agent is not None and self._same_agent(self.failed_agent, heard) \
+                and self.retry_at is not None and now < self.retry_at:
+            return actions  # this agent just denied / timed out: back off
+        return actions + self._begin(now, heard, self._previous_for(heard))
+
+    def on_reply(self, now: float, rrp: mip.RegistrationReply) -> list[Action]:
+        pending = self.pending
+        if pending is None:
+            return []
+        if not pending.matches(rrp.identification) \
+                or rrp.home_address != self.config.home_address:
+            return [LogEvent("rrp_ignored", {"code": rrp.code})]
+        actions: list[Action] = [LogEvent("rrp", {"code": rrp.code,
+                                                  "coa": pending.agent.care_of_address,
+                                                  "fa": pending.agent.router_address})]
+        self.pending = None
+        if rrp.accepted:
+            self.agent = pending.agent
+            self.registered_coa = pending.agent.care_of_address
+            self.retry_at = None
+            self.failed_agent = None
+            granted = rrp.lifetime
+            self.expires_at = now + granted if granted else None
+            self.renew_at = now + RENEW_FRACTION * granted if granted else None
+            actions.append(InstallDefaultRoute(pending.agent.router_address, pending.agent.mac))
+            actions.append(LogEvent("registered", {"coa": pending.agent.care_of_address,
+                                                   "fa": pending.agent.router_address,
+                                                   "code": rrp.code, "lifetime": granted}))
+            return actions
+        actions.append(LogEvent("denied", {"code": rrp.code,
+                                           "coa": pending.agent.care_of_address,
+                                           "fa": pending.agent.router_address}))
+        if rrp.code == mip.CODE_HA_IDENTIFICATION_MISMATCH and pending.attempts < MAX_ATTEMPTS:
+            # HA clock in the high 32 bits: adopt it and retry at once (5944 §5.7).
+            self.wall_offset = mip.identification_time(rrp.identification & ~0xFFFFFFFF) - now
+            actions += self._send(now, pending.agent, pending.previous_coa,
+                                  pending.attempts + 1)
+            return actions
+        # Keep the old binding if there was one; try this agent again later.
+        self._pending_target_failed(now, pending)
+        return actions
+
+    def tick(self, now: float) -> list[Action]:
+        actions: list[Action] = []
+        p = self.pending
+        if p is not None and now >= p.deadline:
+            if p.attempts < MAX_ATTEMPTS:
+                actions += self._send(now, p.agent, p.previous_coa, p.attempts + 1)
+            else:
+                actions.append(LogEvent("timeout", {"coa": p.agent.care_of_address,
+                                                    "fa": p.agent.router_address}))
+                self._pending_target_failed(now, p)
+        if self.agent is not None and self.expires_at is not None and now >= self.expires_at:
+            actions.append(LogEvent("expired", {"coa": self.agent.care_of_address}))
+            self.agent = None
+            self.expires_at = self.renew_at = None
+            if self.pending is None:
+                self.retry_at = now
+        if self.pending is None and self.agent is not None and self.renew_at is not None \
+                and now >= self.renew_at:
+            actions += self._begin(now, self.agent, None)
+        if self.pending is None and self.agent is None and self.retry_at is not None \
+                and now >= self.retry_at and self.last_advert_agent is not None:
+            heard = self.last_advert_agent
+            actions += self._begin(now, heard, self._previous_for(heard))
+        if (self.last_heard is None or now - self.last_heard >= SOLICIT_AFTER) and \
+                (self.last_solicit is None or now - self.last_solicit >= SOLICIT_AFTER):
+            self.last_solicit = now
+            actions += [SendSolicitation(), LogEvent("solicit")]
+        return actions
+
+    def next_deadline(self) -> float | None:
+        """Earliest time :meth:`tick` has something to do (for the loop's timeout)."""
+        times = [t for t in (
+            self.pending.deadline if self.pending else None,
+            self.renew_at if self.pending is None and self.agent else None,
+            self.expires_at if self.agent else None,
+            self.retry_at,
+            (max(self.last_heard or 0.0, self.last_solicit or 0.0) + SOLICIT_AFTER),
+        ) if t is not None]
+        return min(times) if times else None
+
+    # ------------------------------------------------------------------ internals
+
+    @staticmethod
+    def _same_agent(a: Agent, b: Agent) -> bool:
+        return a.care_of_address == b.care_of_address and a.router_address == b.router_address
+
+    def _previous_for(self, heard: Agent) -> str | None:
+        """CoA to announce as "previous FA" when registering via ``heard``."""
+        if self.registered_coa is None or self.registered_coa == heard.care_of_address:
+            return None
+        return self.registered_coa
+
+    def _pending_target_failed(self, now: float, pending: _Pending) -> None:
+        self.pending = None
+        self.failed_agent = pending.agent
+        self.retry_at = now + DENIED_RETRY
+        if self.agent is not None and self._same_agent(self.agent, pending.agent):
+            self.renew_at = self.retry_at  # renewal refused: keep binding, retry later
+        else:
+            # We moved away from the registered agent: that binding is of no use here.
+            self.agent = None
+
+    def _begin(self, now: float, agent: Agent, previous_coa: str | None) -> list[Action]:
+        self.retry_at = None
+        self.failed_agent = None
+        return self._send(now, agent, previous_coa, 1)
+
+    def _identification(self, now: float) -> int:
+        ident = mip.ntp_identification(now + self.wall_offset, self._rand())
+        if ident <= self._last_ident:  # strictly increasing (5944 §5.7)
+            ident = self._last_ident + 1
+        self._last_ident = ident
+        return ident
+
+    def build_rrq(self, agent: Agent, identification: int, previous_coa: str | None,
+                  lifetime: int) -> bytes:
+        exts: list[Any] = [mip.NaiExtension(self.config.nai)]
+        if previous_coa is not None:
+            exts.append(mip.CriticalVendorExtension(
+                VENDOR_ID, CVSE_PREVIOUS_FA, ipaddress.IPv4Address(previous_coa).packed))
+        rrq = mip.RegistrationRequest(
+            flags=mip.FLAG_T, lifetime=lifetime, home_address=self.config.home_address,
+            home_agent=self.config.home_agent, care_of_address=agent.care_of_address,
+            identification=identification, extensions=exts)
+        return mip.append_auth(mip.encode(rrq), mip.AuthKind.MN_AAA, self.config.spi,
+                               self.config.key)
+
+    def _send(self, now: float, agent: Agent, previous_coa: str | None,
+              attempt: int) -> list[Action]:
+        lifetime = self.config.lifetime
+        if agent.registration_lifetime:
+            lifetime = min(lifetime, agent.registration_lifetime)
+        ident = self._identification(now)
+        payload = self.build_rrq(agent, ident, previous_coa, lifetime)
+        sent: tuple[int, ...] = (ident,)
+        if attempt > 1 and self.pending is not None and self._same_agent(self.pending.agent, agent):
+            sent = self.pending.sent + sent
+        self.pending = _Pending(agent, previous_coa, ident, attempt,
+                                now + FIRST_RETRANSMIT * (2 ** (attempt - 1)), lifetime, sent)
+        fields: dict[str, Any] = {"coa": agent.care_of_address, "fa": agent.router_address,
+                                  "attempt": attempt, "identification": ident}
+        if previous_coa:
+            fields["previous_coa"] = previous_coa
+        return [SendRrq(payload, ident, agent.care_of_address), LogEvent("rrq_sent", fields)]
+
+
+# --------------------------------------------------------------------------- socket loop
+
+ETH_P_IP = 0x0800
+SO_BINDTODEVICE = getattr(socket, "SO_BINDTODEVICE", 25)
+IP_FREEBIND = getattr(socket, "IP_FREEBIND", 15)
+
+
+def parse_frame(frame: bytes) -> tuple[str, bytes] | None:
+    """(source MAC, ICMP bytes) of an Ethernet/IPv4/ICMP frame, else None."""
+    if len(frame) < 14 + 20 or struct.unpack_from("!H", frame, 12)[0] != ETH_P_IP:
+        return None
+    ip = frame[14:]
+    ihl = (ip[0] & 0x0F) * 4
+    if ip[0] >> 4 != 4 or ihl < 20 or ip[9] != socket.IPPROTO_ICMP or len(ip) < ihl:
+        return None
+    total = struct.unpack_from("!H", ip, 2)[0]
+    mac = ":".join(f"{b:02x}" for b in frame[6:12])
+    return mac, ip[ihl:total]
+
+
+class EventLog:
+    def __init__(self, stream: TextIO | None) -> None:
+        self.stream = stream
+
+    def write(self, now: float, event: str, fields: dict[str, Any]) -> None:
+        record = {"t": now, "event": event, **fields}
+        log.info("%s %s", event, json.dumps(fields, sort_keys=True))
+        if self.stream is not None:
+            self.stream.write(json.dumps(record) + "\n")
+            self.stream.flush()
+
+
+class MobileNodeRunner:
+    def __init__(self, config: MnConfig, iface: str, events: EventLog) -> None:
+        self.config = config
+        self.iface = iface
+        self.events = events
+        self.state = MobileNodeState(config, wall_offset=time.time() - time.monotonic())
+        self.stopping = False
+        self.ifindex = socket.if_nametoindex(iface)
+
+        self.pkt_sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_IP))
+        self.pkt_sock.bind((iface, ETH_P_IP))
+        self.pkt_sock.setblocking(False)
+
+        self.icmp_sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+        self.icmp_sock.setsockopt(socket.SOL_SOCKET, SO_BINDTODEVICE, iface.encode())
+        self.icmp_sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 1)
+        self.icmp_sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF,
+                                  struct.pack("@4s4si", b"\0" * 4, b"\0" * 4, self.ifindex))
+
+        self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.udp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.udp.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+        self.udp.setsockopt(socket.SOL_SOCKET, SO_BINDTODEVICE, iface.encode())
+        self.udp.setsockopt(socket.IPPROTO_IP, IP_FREEBIND, 1)
+        self.udp.bind((config.home_address, mip.MIP_PORT))
+        self.udp.setblocking(False)
+
+    def close(self) -> None:
+        for s in (self.pkt_sock, self.icmp_sock, self.udp):
+            s.close()
+
+    def perform(self, now: float, actions: list[Action]) -> None:
+        for action in actions:
+            try:
+                self._perform_one(now, action)
+            except OSError as exc:
+                log.warning("action %s failed: %s", type(action).__name__, exc)
+                self.events.write(now, "error", {"action": type(action).__name__,
+                                                 "error": str(exc)})
+
+    def _perform_one(self, now: float, action: Action) -> None:
+        if isinstance(action, LogEvent):
+            self.events.write(now, action.event, action.fields)
+        elif isinstance(action, SendSolicitation):
+            self.icmp_sock.sendto(mip.AgentSolicitation().encode(),
+                                  (mip.ALL_MOBILITY_AGENTS_MCAST, 0))
+        elif isinstance(action, SendRrq):
+            self.udp.sendto(action.payload, ("255.255.255.255", mip.MIP_PORT))
+        elif isinstance(action, InstallDefaultRoute):
+            install_default_route(self.ifindex, action.router_address, action.router_mac)
+
+    def _read_packets(self, now: float) -> None:
+        while True:
+            try:
+                frame, addr = self.pkt_sock.recvfrom(65535)
+            except BlockingIOError:
+                return
+            if addr[2] == socket.PACKET_OUTGOING:
+                continue
+            parsed = parse_frame(frame)
+            if parsed is None or not parsed[1] or parsed[1][0] != mip.ICMP_ROUTER_ADVERTISEMENT:
+                continue
+            try:
+                msg = mip.decode_icmp(parsed[1])
+            except mip.MipDecodeError as exc:
+                log.debug("ignoring router advertisement: %s", exc)
+                continue
+            if isinstance(msg, mip.AgentAdvertisement):
+                self.perform(now, self.state.on_advertisement(now, msg, parsed[0]))
+
+    def _read_udp(self, now: float) -> None:
+        while True:
+            try:
+                data, _addr = self.udp.recvfrom(65535)
+            except BlockingIOError:
+                return
+            try:
+                msg = mip.decode(data)
+            except mip.MipDecodeError as exc:
+                log.warning("bad Mobile IP message: %s", exc)
+                continue
+            if isinstance(msg, mip.RegistrationReply):
+                self.perform(now, self.state.on_reply(now, msg))
+
+    def run(self) -> None:
+        sel = selectors.DefaultSelector()
+        sel.register(self.pkt_sock, selectors.EVENT_READ, self._read_packets)
+        sel.register(self.udp, selectors.EVENT_READ, self._read_udp)
+        self.perform(time.monotonic(), self.state.start(time.monotonic()))
+        try:
+            while not self.stopping:
+                now = time.monotonic()
+                deadline = self.state.next_deadline()
+                timeout = 0.2 if deadline is None else min(0.2, max(0.0, deadline - now))
+                for key, _ in sel.select(timeout):
+                    key.data(time.monotonic())
+                self.perform(time.monotonic(), self.state.tick(time.monotonic()))
+        finally:
+            sel.close()
+
+
+def install_default_route(ifindex: int, router: str, mac: str) -> None:
+    """``ip neigh replace <router> lladdr <mac>`` + ``ip route replace default via <router>
+    dev <iface> onlink``, through netlink."""
+    from pyroute2 import IPRoute  # imported late: unit tests don't need netlink
+
+    with IPRoute() as ipr:
+        ipr.neigh("replace", dst=router, lladdr=mac, ifindex=ifindex, state=0x80)  # PERMANENT
+        ipr.route("replace", dst="0.0.0.0/0", gateway=router, oif=ifindex,
+                  flags=0x4)  # RTNH_F_ONLINK
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description="mipvpn Mobile Node (Mobile IPv4, RFC 5944)")
+    p.add_argument("--nai", required=True)
+    p.add_argument("--home-address", required=True)
+    p.add_argument("--home-agent", required=True)
+    p.add_argument("--spi", type=int, required=True)
+    p.add_argument("--key", required=True, help="MN-AAA key, hex")
+    p.add_argument("--iface", required=True)
+    p.add_argument("--lifetime", type=int, default=300)
+    p.add_argument("--events", help="JSON-lines event file")
+    p.add_argument("-v", "--verbose", action="store_true")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
+    config = MnConfig(args.nai, args.home_address, args.home_agent, args.spi,
+                      bytes.fromhex(args.key), args.lifetime)
+    stream = open(args.events, "a", encoding="utf-8") if args.events else None
+    runner = MobileNodeRunner(config, args.iface, EventLog(stream))
+
+    def stop(_signum: int, _frame: Any) -> None:
+        runner.stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        runner.run()
+    finally:
+        runner.events.write(time.monotonic(), "stopped", {"pid": os.getpid()})
+        runner.close()
+        if stream is not None:
+            stream.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

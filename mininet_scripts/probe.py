@@ -1,0 +1,281 @@
+"""Measurement probe: paced, sequence-numbered UDP both ways on one socket.
+
+Run inside a Mininet host (stdlib only)::
+
+    python -m mininet_scripts.probe --bind 10.10.0.100 --peer 10.30.0.10 \
+        --port 5001 --rate 1000 --duration 10 --out mn1.json
+
+Each packet carries ``seq`` (u32) and the sender's ``CLOCK_MONOTONIC`` time in ns (u64),
+network byte order, padded to ``--size`` bytes.  ``CLOCK_MONOTONIC`` is not per network
+namespace, so both ends of a Mininet run share one clock and ``recv_ns - send_ns`` is the
+one-way delay.  Sending is paced against absolute deadlines (``start + i/rate``), so
+scheduling delays never accumulate into a lower rate.  The same socket receives the
+peer's packets; each is recorded as (seq, send_ns, recv_ns) in ``array`` columns.
+The probe stops at ``--duration`` (then keeps receiving for ``--linger`` seconds) or on
+SIGTERM/SIGINT, and writes JSON: ``{"sent": N, "received": [[seq, send_ns, recv_ns], ...],
+...}``.
+
+The analysis (``analyse``) is pure: given what one end received, how many packets the
+peer sent, and the times of the moves, it reports per move the data-plane gap (the
+largest inter-arrival gap of received packets around the move, on receive times), the
+sequence numbers missing across that gap, the packets lost in the window, and the
+overall loss.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import select
+import signal
+import socket
+import struct
+import sys
+import time
+from array import array
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+__all__ = ["Analysis", "ProbeResult", "WindowResult", "analyse", "main", "run_probe"]
+
+HEADER = struct.Struct("!IQ")  # seq u32, send time (CLOCK_MONOTONIC ns) u64
+MS = 1_000_000  # ns per ms
+
+
+@dataclass
+class ProbeResult:
+    bind: str
+    peer: str
+    port: int
+    rate: float
+    start_ns: int
+    end_ns: int
+    sent: int
+    seqs: array = field(default_factory=lambda: array("I"))
+    send_ns: array = field(default_factory=lambda: array("Q"))
+    recv_ns: array = field(default_factory=lambda: array("Q"))
+
+    def received(self) -> list[list[int]]:
+        return [[s, t, r] for s, t, r in zip(self.seqs, self.send_ns, self.recv_ns)]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "bind": self.bind, "peer": self.peer, "port": self.port, "rate": self.rate,
+            "start_ns": self.start_ns, "end_ns": self.end_ns, "sent": self.sent,
+            "received": self.received(),
+        }
+
+
+class _Stop:
+    def __init__(self) -> None:
+        self.requested = False
+
+    def __call__(self, signum: int, frame: object) -> None:
+        self.requested = True
+
+
+def run_probe(bind: str, peer: str, port: int, rate: float, duration: float, *,
+              size: int = 64, linger: float = 0.5, stop: _Stop | None = None) -> ProbeResult:
+    """Send ``rate`` packets/s to ``peer`` for ``duration`` s while receiving its packets."""
+    if rate <= 0:
+        raise ValueError("rate must be > 0")
+    size = max(size, HEADER.size)
+    stop = stop or _Stop()
+    interval_ns = int(1e9 / rate)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+    sock.bind((bind, port))
+    sock.setblocking(False)
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    dest = (peer, port)
+    pad = bytes(size - HEADER.size)
+    buf = bytearray(2048)
+    result = ProbeResult(bind=bind, peer=peer, port=port, rate=rate, start_ns=0,
+                         end_ns=0, sent=0)
+    seqs, send_col, recv_col = result.seqs, result.send_ns, result.recv_ns
+    now = time.monotonic_ns
+    start = now()
+    result.start_ns = start
+    send_end = start + int(duration * 1e9)
+    recv_end = send_end + int(linger * 1e9)
+    next_send = start
+    seq = 0
+    try:
+        while not stop.requested:
+            t = now()
+            # Send everything that is due (catch up after a stall, never drift).
+            while t >= next_send and next_send < send_end:
+                try:
+                    sock.sendto(HEADER.pack(seq & 0xFFFFFFFF, t) + pad, dest)
+                except (BlockingIOError, OSError):
+                    pass  # unreachable/no buffer: the packet counts as sent and lost
+                seq += 1
+                next_send = start + seq * interval_ns
+                t = now()
+            if t >= recv_end:
+                break
+            wake = next_send if next_send < send_end else recv_end
+            timeout_ms = max(0, (wake - t) // MS)
+            if poller.poll(timeout_ms):
+                while True:
+                    try:
+                        n = sock.recv_into(buf)
+                    except (BlockingIOError, InterruptedError):
+                        break
+                    except OSError:
+                        break  # e.g. ICMP port unreachable reported on the socket
+                    r = now()
+                    if n >= HEADER.size:
+                        s, ts = HEADER.unpack_from(buf)
+                        seqs.append(s)
+                        send_col.append(ts)
+                        recv_col.append(r)
+    finally:
+        sock.close()
+    result.sent = seq
+    result.end_ns = now()
+    return result
+
+
+# ---------------------------------------------------------------------------
+# Analysis (pure)
+
+
+@dataclass(frozen=True)
+class WindowResult:
+    name: str
+    t_ns: int
+    gap_ms: float            # largest inter-arrival gap overlapping the window
+    gap_start_ns: int | None  # recv time of the last packet before the gap
+    gap_end_ns: int | None    # recv time of the first packet after the gap
+    missing_in_gap: int      # sequence numbers never received between those two packets
+    lost: int                # packets sent inside the window that never arrived
+    received: int            # packets received inside the window
+
+
+@dataclass(frozen=True)
+class Analysis:
+    sent: int
+    received: int            # unique sequence numbers received
+    duplicates: int
+    lost: int
+    loss_ratio: float
+    interval_ms: float       # median inter-arrival time (the nominal spacing)
+    latency_p50_ms: float | None
+    windows: tuple[WindowResult, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def analyse(received: Iterable[Sequence[int]], sent_count: int,
+            events: Iterable[tuple[str, int]], *,
+            before_ms: float = 500.0, after_ms: float = 3000.0) -> Analysis:
+    """Analyse what one end received.
+
+    ``received``: (seq, send_ns, recv_ns) triples; ``sent_count``: how many the peer sent;
+    ``events``: (name, t_ns) on the same monotonic clock.  Each event's window is
+    ``[t - before_ms, t + after_ms]``, clipped at the midpoints between consecutive
+    events so windows never overlap.
+    """
+    rows = sorted((int(r[2]), int(r[0]), int(r[1])) for r in received)  # by recv time
+    recv_t = [r[0] for r in rows]
+    unique = {r[1] for r in rows}
+    duplicates = len(rows) - len(unique)
+    lost = max(0, sent_count - len(unique))
+    gaps = sorted(b - a for a, b in zip(recv_t, recv_t[1:]))
+    interval_ms = gaps[len(gaps) // 2] / MS if gaps else 0.0
+    latencies = sorted(r[0] - r[2] for r in rows)
+    latency_p50 = latencies[len(latencies) // 2] / MS if latencies else None
+
+    evs = sorted((int(t), str(n)) for n, t in events)
+    before, after = int(before_ms * MS), int(after_ms * MS)
+    windows: list[WindowResult] = []
+    for i, (t, name) in enumerate(evs):
+        lo = t - before
+        hi = t + after
+        if i > 0:
+            lo = max(lo, (evs[i - 1][0] + t) // 2)
+        if i + 1 < len(evs):
+            hi = min(hi, (t + evs[i + 1][0]) // 2)
+        windows.append(_window(name, t, lo, hi, rows, unique))
+    return Analysis(sent=sent_count, received=len(unique), duplicates=duplicates, lost=lost,
+                    loss_ratio=(lost / sent_count) if sent_count else 0.0,
+                    interval_ms=interval_ms, latency_p50_ms=latency_p50,
+                    windows=tuple(windows))
+
+
+def _window(name: str, t: int, lo: int, hi: int, rows: list[tuple[int, int, int]],
+            unique: set[int]) -> WindowResult:
+    # Largest gap between consecutive arrivals whose interval overlaps [lo, hi].
+    best = -1
+    best_pair: tuple[tuple[int, int, int], tuple[int, int, int]] | None = None
+    for a, b in zip(rows, rows[1:]):
+        if b[0] < lo or a[0] > hi:
+            continue
+        if b[0] - a[0] > best:
+            best = b[0] - a[0]
+            best_pair = (a, b)
+    missing = 0
+    if best_pair is not None:
+        sa, sb = best_pair[0][1], best_pair[1][1]
+        missing = sum(1 for s in range(sa + 1, sb) if s not in unique)
+    # Loss in the window: the sequence range sent inside it, minus what arrived.
+    in_window = [r for r in rows if lo <= r[2] <= hi]  # by send time
+    lost = 0
+    if in_window:
+        s_lo = min(r[1] for r in in_window)
+        s_hi = max(r[1] for r in in_window)
+        got = {r[1] for r in in_window}
+        lost = (s_hi - s_lo + 1) - len(got)
+    return WindowResult(
+        name=name, t_ns=t, gap_ms=max(best, 0) / MS,
+        gap_start_ns=best_pair[0][0] if best_pair else None,
+        gap_end_ns=best_pair[1][0] if best_pair else None,
+        missing_in_gap=missing, lost=lost,
+        received=sum(1 for r in rows if lo <= r[0] <= hi),
+    )
+
+
+def load_result(path: str) -> dict[str, Any]:
+    with open(path, encoding="utf-8") as fh:
+        data: dict[str, Any] = json.load(fh)
+    return data
+
+
+# ---------------------------------------------------------------------------
+# CLI
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m mininet_scripts.probe",
+                                 description="paced UDP probe, both directions")
+    ap.add_argument("--bind", required=True, help="local address")
+    ap.add_argument("--peer", required=True, help="peer address")
+    ap.add_argument("--port", type=int, default=5001)
+    ap.add_argument("--rate", type=float, default=1000.0, help="packets per second")
+    ap.add_argument("--duration", type=float, required=True, help="seconds of sending")
+    ap.add_argument("--size", type=int, default=64, help="UDP payload bytes")
+    ap.add_argument("--linger", type=float, default=0.5,
+                    help="seconds to keep receiving after sending ends")
+    ap.add_argument("--out", required=True, help="JSON result file")
+    args = ap.parse_args(argv)
+    stop = _Stop()
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    result = run_probe(args.bind, args.peer, args.port, args.rate, args.duration,
+                       size=args.size, linger=args.linger, stop=stop)
+    tmp = f"{args.out}.tmp.{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(result.to_json(), fh, separators=(",", ":"))
+    os.replace(tmp, args.out)
+    print(f"probe {args.bind}->{args.peer}: sent {result.sent}, "
+          f"received {len(result.seqs)}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,324 @@
+"""YAML ``Topology`` -> Mininet network on a private userspace Open vSwitch.
+
+``build_network`` creates, from a validated :class:`controller.config.Topology`:
+
+* one ``OVSSwitch`` per switch: userspace datapath, OpenFlow 1.3, explicit dpid,
+  ``failMode='secure'``, connected to a ``RemoteController`` at 127.0.0.1:port.
+  OVS names are short and prefixed (``mvc1``, ``mvs2``, ``mva1``: prefix + role letter +
+  index) so ``<name>-eth<port>`` fits Linux's 15 characters and two runs can't collide;
+* every port number exactly as the YAML says;
+* gateway hosts (HA, FAs, CN-GW) as routers: interfaces ``<gw>-core`` / ``<gw>-in`` with
+  the configured IPs and MACs, a private ``/run`` (charon needs it), ip_forward=1,
+  rp_filter=0, permanent ARP entries for every other gateway's core address (only IPsec
+  crosses the core, no ARP there), and on each foreign agent an on-link route for every
+  home prefix so it can deliver to visiting mobile nodes;
+* plain hosts (correspondent hosts) with address, MAC and default route;
+* each mobile node with its home address as a /32 and its MAC, on its initial access port.
+
+The private OVS must already run (``mininet_scripts.ovs.PrivateOvs``): building refuses
+when ``OVS_RUNDIR`` is not set, so the system's OVS is never touched.  Nothing here runs
+``mn -c`` or kills by name; ``stop()`` removes only what this network created.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import subprocess
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from mininet.link import Intf, Link
+from mininet.net import Mininet
+from mininet.node import Host, OVSSwitch, RemoteController
+
+from controller.config import GatewayConf, Topology
+
+__all__ = ["MipvpnNet", "NetworkError", "build_network"]
+
+log = logging.getLogger(__name__)
+
+_PREFIX_RE = re.compile(r"^[a-z][a-z0-9]{0,3}$")
+_ROLE_LETTER = {"core": "c", "site": "s", "access": "a"}
+_TABLE_MISS_RE = re.compile(r"\bpriority=0[\s,]")
+
+
+class NetworkError(RuntimeError):
+    """The Mininet network could not be built or changed."""
+
+
+def switch_names(topo: Topology, prefix: str) -> dict[str, str]:
+    """Logical switch name -> OVS bridge name (prefix + role letter + index)."""
+    if not _PREFIX_RE.match(prefix):
+        raise NetworkError(f"prefix {prefix!r} must be 1-4 lowercase letters/digits")
+    counters: dict[str, int] = {}
+    names: dict[str, str] = {}
+    for name, sw in topo.switches.items():
+        counters[sw.role] = counters.get(sw.role, 0) + 1
+        names[name] = f"{prefix}{_ROLE_LETTER[sw.role]}{counters[sw.role]}"
+    return names
+
+
+class MipvpnNet:
+    """A built Mininet network plus the mapping between YAML names and OVS names."""
+
+    def __init__(self, topo: Topology, net: Mininet, ovs_names: dict[str, str],
+                 run_dir: Path, fail_mode: str) -> None:
+        self.topo = topo
+        self.net = net
+        self.run_dir = run_dir
+        self.fail_mode = fail_mode
+        self._ovs_names = dict(ovs_names)
+        self._logical = {v: k for k, v in ovs_names.items()}
+        # mobile node -> (logical switch, port) it is attached to now
+        self.mn_location: dict[str, tuple[str, int]] = {
+            name: (mn.attach_switch, mn.attach_port) for name, mn in topo.mobile_nodes.items()
+        }
+        self.started = False
+        self.stopped = False
+
+    # -- names ----------------------------------------------------------------
+
+    def ovs_name(self, switch: str) -> str:
+        """OVS bridge name of logical switch ``switch``."""
+        return self._ovs_names[switch]
+
+    def logical_name(self, ovs_name: str) -> str:
+        return self._logical[ovs_name]
+
+    @property
+    def ovs_names(self) -> dict[str, str]:
+        return dict(self._ovs_names)
+
+    def host(self, name: str) -> Host:
+        """Mininet host of a gateway, plain host or mobile node (YAML name)."""
+        return self.net.nameToNode[name]
+
+    def switch(self, name: str) -> OVSSwitch:
+        return self.net.nameToNode[self._ovs_names[name]]
+
+    # -- lifecycle --------------------------------------------------------------
+
+    def start(self) -> None:
+        """Create the bridges (one ovs-vsctl transaction) and connect to the controller."""
+        if self.started:
+            return
+        self.net.start()
+        self.started = True
+
+    def stop(self) -> None:
+        """Delete our bridges, links and host namespaces (never ``mn -c``)."""
+        if self.stopped:
+            return
+        self.stopped = True
+        self.net.stop()
+        # Safety net: remove any of our switch-side veths/taps that survived.
+        leftovers = [n for n in _root_links() if n.split("-")[0] in self._logical]
+        for name in leftovers:
+            subprocess.run(["ip", "link", "del", name], capture_output=True, check=False)
+
+    def __enter__(self) -> MipvpnNet:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- readiness ------------------------------------------------------------
+
+    def wait_switches_connected(self, timeout: float = 10.0, interval: float = 0.02) -> float:
+        """Wait until every bridge holds a table-miss entry (priority=0) — i.e. the
+        controller connected and configured it.  Returns seconds waited; raises
+        ``TimeoutError`` naming the switches still missing it."""
+        t0 = time.monotonic()
+        deadline = t0 + timeout
+        pending = set(self._ovs_names.values())
+        while True:
+            for br in sorted(pending):
+                if _has_table_miss(br):
+                    pending.discard(br)
+            if not pending:
+                return time.monotonic() - t0
+            if time.monotonic() >= deadline:
+                names = ", ".join(f"{self._logical[b]} ({b})" for b in sorted(pending))
+                raise TimeoutError(f"no table-miss entry after {timeout:.1f} s on: {names}")
+            time.sleep(interval)
+
+    # -- mobility -------------------------------------------------------------
+
+    def move_host(self, mn_name: str, to_switch: str, to_port: int) -> float:
+        """Move mobile node ``mn_name``'s link to ``to_switch``:``to_port`` in one OVS
+        transaction (del-port + add-port + ofport_request).  Returns seconds taken."""
+        if mn_name not in self.mn_location:
+            raise NetworkError(f"{mn_name!r} is not a mobile node")
+        if to_switch not in self._ovs_names:
+            raise NetworkError(f"switch {to_switch!r} is not defined")
+        new_sw = self.switch(to_switch)
+        if to_port in new_sw.intfs:
+            raise NetworkError(f"port {to_switch}:{to_port} is in use "
+                               f"({new_sw.intfs[to_port].name})")
+        host = self.host(mn_name)
+        hintf = host.defaultIntf()
+        link = hintf.link
+        sintf = link.intf2 if link.intf1 is hintf else link.intf1
+        old_sw = sintf.node
+        t0 = time.monotonic()
+        _vsctl("del-port", old_sw.name, sintf.name,
+               "--", "add-port", new_sw.name, sintf.name,
+               "--", "set", "Interface", sintf.name, f"ofport_request={to_port}")
+        elapsed = time.monotonic() - t0
+        # Keep Mininet's bookkeeping consistent (as examples/mobility.py does).
+        old_sw.delIntf(sintf)
+        new_sw.addIntf(sintf, port=to_port)
+        sintf.node = new_sw
+        self.mn_location[mn_name] = (to_switch, to_port)
+        log.info("moved %s to %s:%d in %.1f ms", mn_name, to_switch, to_port, elapsed * 1e3)
+        return elapsed
+
+    def ofport(self, switch: str, intf_name: str) -> int:
+        """OpenFlow port number OVS gave ``intf_name`` (asserts it is on ``switch``)."""
+        br = _vsctl("iface-to-br", intf_name).strip()
+        if br != self.ovs_name(switch):
+            raise NetworkError(f"{intf_name} is on {br}, not on {self.ovs_name(switch)}")
+        return int(_vsctl("get", "Interface", intf_name, "ofport").strip())
+
+
+# ---------------------------------------------------------------------------
+# Building
+
+
+def build_network(
+    topo: Topology,
+    *,
+    controller_port: int | None,
+    prefix: str = "mv",
+    run_dir: Path,
+    fail_mode: str | None = None,
+) -> MipvpnNet:
+    """Build (not start) the Mininet network for ``topo``.
+
+    ``controller_port=None`` builds without a controller (bridges in ``standalone`` mode,
+    for tests of the data plane alone).  ``fail_mode`` overrides the default
+    (``secure`` with a controller, ``standalone`` without).  Call ``.start()`` next.
+    """
+    if "OVS_RUNDIR" not in os.environ:
+        raise NetworkError("OVS_RUNDIR is not set: start mininet_scripts.ovs.PrivateOvs "
+                           "first (refusing to use the system's Open vSwitch)")
+    fail_mode = fail_mode or ("secure" if controller_port is not None else "standalone")
+    names = switch_names(topo, prefix)
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    _check_names_free(names.values())
+
+    net = Mininet(topo=None, build=False, controller=None, autoSetMacs=False,
+                  autoStaticArp=False, waitConnected=False, inNamespace=False)
+    try:
+        if controller_port is not None:
+            net.addController("c0", controller=RemoteController, ip="127.0.0.1",
+                              port=controller_port)
+        for name, sw in topo.switches.items():
+            net.addSwitch(names[name], cls=OVSSwitch, dpid=f"{sw.dpid:016x}",
+                          datapath="user", protocols="OpenFlow13", failMode=fail_mode,
+                          batch=True)
+        for gw in topo.gateways.values():
+            host = net.addHost(gw.name, ip=None, privateDirs=["/run"])
+            for side, suffix in (("core", "core"), ("inside", "in")):
+                iface = getattr(gw, side)
+                net.addLink(host, net.get(names[iface.switch]), port2=iface.port,
+                            intfName1=f"{gw.name}-{suffix}", addr1=iface.mac,
+                            params1={"ip": iface.cidr})
+        for h in topo.hosts.values():
+            host = net.addHost(h.name, ip=h.cidr, mac=h.mac, defaultRoute=f"via {h.gateway}")
+            net.addLink(host, net.get(names[h.switch]), port2=h.port,
+                        intfName1=f"{h.name}-eth0", addr1=h.mac)
+        for mn in topo.mobile_nodes.values():
+            host = net.addHost(mn.name, ip=None)
+            net.addLink(host, net.get(names[mn.attach_switch]), port2=mn.attach_port,
+                        intfName1=f"{mn.name}-eth0", addr1=mn.mac)
+        for link in topo.links:
+            net.addLink(net.get(names[link.a_switch]), net.get(names[link.b_switch]),
+                        port1=link.a_port, port2=link.b_port)
+        net.build()
+        for gw in topo.gateways.values():
+            _configure_gateway(net.get(gw.name), gw, topo)
+        for mn in topo.mobile_nodes.values():
+            _run(net.get(mn.name), f"ip addr add {mn.home_address}/32 dev {mn.name}-eth0")
+    except BaseException:
+        net.stop()
+        raise
+    mnet = MipvpnNet(topo, net, names, run_dir, fail_mode)
+    (run_dir / "names.json").write_text(json.dumps(
+        {"switches": names, "controller_port": controller_port, "fail_mode": fail_mode},
+        indent=2) + "\n")
+    return mnet
+
+
+def _configure_gateway(host: Host, gw: GatewayConf, topo: Topology) -> None:
+    core, inside = f"{gw.name}-core", f"{gw.name}-in"
+    cmds = ["sysctl -qw net.ipv4.ip_forward=1"]
+    for dev in ("all", "default", core, inside):
+        cmds.append(f"sysctl -qw net.ipv4.conf.{dev}.rp_filter=0")
+    for other in topo.gateways.values():
+        if other.name != gw.name:
+            cmds.append(f"ip neigh replace {other.core.ip} lladdr {other.core.mac} "
+                        f"dev {core} nud permanent")
+    if gw.kind == "foreign_agent":
+        for domain in topo.domains.values():
+            for prefix in domain.home_prefixes:
+                cmds.append(f"ip route replace {prefix} dev {inside}")
+    _run(host, " && ".join(cmds))
+
+
+def _run(node: Host, cmd: str) -> None:
+    out = node.cmd(f"{cmd}; echo rc=$?")
+    if not out.rstrip().endswith("rc=0"):
+        raise NetworkError(f"{node.name}: {cmd!r} failed: {out.strip()}")
+
+
+def _vsctl(*args: str) -> str:
+    proc = subprocess.run(["ovs-vsctl", "--timeout=5", *args], capture_output=True,
+                          text=True, check=False)
+    if proc.returncode != 0:
+        raise NetworkError(f"ovs-vsctl {' '.join(args)}: {proc.stderr.strip()}")
+    return proc.stdout
+
+
+def _has_table_miss(bridge: str) -> bool:
+    proc = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-flows", bridge],
+                          capture_output=True, text=True, check=False)
+    return proc.returncode == 0 and _TABLE_MISS_RE.search(proc.stdout) is not None
+
+
+def _root_links() -> list[str]:
+    try:
+        return sorted(os.listdir("/sys/class/net"))
+    except OSError:
+        return []
+
+
+def _check_names_free(bridges: Iterable[str]) -> None:
+    """Refuse to start when one of our names is taken (another run with our prefix)."""
+    taken = set(_root_links())
+    clash = sorted(b for b in bridges if b in taken)
+    existing = set(_vsctl("list-br").split())
+    clash += sorted(b for b in bridges if b in existing and b not in clash)
+    if clash:
+        raise NetworkError(f"names already in use: {', '.join(clash)} "
+                           "(another run with the same prefix?)")
+
+
+def describe(mnet: MipvpnNet) -> dict[str, Any]:
+    """Summary for logs: OVS names, hosts and where each mobile node is attached."""
+    return {
+        "switches": mnet.ovs_names,
+        "hosts": sorted(h.name for h in mnet.net.hosts),
+        "mobile_nodes": {k: list(v) for k, v in mnet.mn_location.items()},
+    }
+
+
+# Silence "unused import" for names re-exported for type users.
+_ = (Intf, Link)

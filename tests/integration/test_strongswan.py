@@ -1,0 +1,383 @@
+"""strongSwan adapter against real charons in Mininet hosts: the VPN data path.
+
+Topology (Mininet hosts linked directly, no switches; names prefixed ``sw``)::
+
+    mn ── fa  ──┐                      10.21.0.0/24 (mn holds 10.10.0.100/32)
+     └── fa2 ──┤ br0 in ha 10.0.0.0/24   10.22.0.0/24
+               ha ── home0 10.10.0.0/24 (veth pair inside ha)
+    cn ── cngw ┘                      10.30.0.0/24
+
+The core is one subnet: the HA's core-side interfaces are enslaved to a Linux bridge
+``br0`` inside the HA namespace (10.0.0.1), so fa 10.0.0.11, fa2 10.0.0.12 and
+cngw 10.0.0.31 share it.  Nothing routes 10.10/10.21/10.22/10.30 across the core in the
+main tables: only the tunnels (table 220 via ``ipsec0``) do.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from controller.adapters.strongswan import (
+    CharonProcess, StrongSwanGateway, TunnelError, charon_plugins, detect_kernel_esp)
+from controller.core.vpn import TunnelEnd, TunnelSpec, new_psk, tunnel_name
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
+    pytest.mark.skipif(not os.path.exists("/usr/lib/ipsec/charon"), reason="no charon"),
+    pytest.mark.skipif(shutil.which("ping") is None, reason="no ping (iputils-ping)"),
+]
+
+MN_HOA = "10.10.0.100"
+MN2_HOA = "10.10.0.101"
+CN = "10.30.0.10"
+CORE = {"ha": "10.0.0.1", "fa": "10.0.0.11", "fa2": "10.0.0.12", "cngw": "10.0.0.31"}
+P = "sw"  # name prefix: Mininet interface names live in the root namespace briefly
+
+
+@dataclass
+class Lab:
+    net: Any
+    hosts: dict[str, Any]
+    charons: dict[str, CharonProcess]
+    gws: dict[str, StrongSwanGateway]
+
+
+def _sh(host: Any, script: str) -> str:
+    """Run a (multi-line) script in a host's shell; one line for Mininet's ``cmd``."""
+    line = "; ".join(part.strip() for part in script.strip().splitlines() if part.strip())
+    out: str = host.cmd(line)
+    return out
+
+
+def _build(run_dir: str) -> Lab:
+    from mininet.net import Mininet
+    net = Mininet(topo=None, controller=None, build=False, autoSetMacs=False)
+    hosts = {}
+    for role in ("mn", "fa", "fa2", "ha", "cngw", "cn"):
+        private = ["/run"] if role in ("fa", "fa2", "ha", "cngw") else []
+        hosts[role] = net.addHost(P + role, ip=None, privateDirs=private)
+    h = hosts
+
+    def link(a: str, ia: str, b: str, ib: str) -> None:
+        net.addLink(h[a], h[b], intfName1=f"{P}{a}-{ia}", intfName2=f"{P}{b}-{ib}")
+
+    link("mn", "e0", "fa", "in")
+    link("mn", "e1", "fa2", "in")
+    link("fa", "core", "ha", "fa")
+    link("fa2", "core", "ha", "fa2")
+    link("cngw", "core", "ha", "cngw")
+    link("cngw", "in", "cn", "e0")
+    net.build()
+
+    # mn: home address /32 on both access links; only the FA link is up
+    _sh(h["mn"], f"""
+        ip addr add {MN_HOA}/32 dev {P}mn-e0; ip addr add {MN2_HOA}/32 dev {P}mn-e0
+        ip addr add {MN_HOA}/32 dev {P}mn-e1; ip addr add {MN2_HOA}/32 dev {P}mn-e1
+        ip link set {P}mn-e1 down
+        ip route replace default via 10.21.0.1 dev {P}mn-e0 onlink""")
+    # FAs: inside subnet + core address; the visitor gets a /32 on-link host route
+    _sh(h["fa"], f"""
+        ip addr add 10.21.0.1/24 dev {P}fa-in; ip addr add {CORE['fa']}/24 dev {P}fa-core
+        ip route add {MN_HOA}/32 dev {P}fa-in; ip route add {MN2_HOA}/32 dev {P}fa-in""")
+    _sh(h["fa2"], f"""
+        ip addr add 10.22.0.1/24 dev {P}fa2-in
+        ip addr add {CORE['fa2']}/24 dev {P}fa2-core""")
+    # HA: core bridge br0 over its three core links; home network on a local veth pair
+    _sh(h["ha"], f"""
+        ip link add br0 type bridge; ip link set br0 up
+        for i in {P}ha-fa {P}ha-fa2 {P}ha-cngw; do ip link set $i master br0; done
+        ip addr add {CORE['ha']}/24 dev br0
+        ip link add home0 type veth peer name home0p
+        ip link set home0 up; ip link set home0p up; ip addr add 10.10.0.1/24 dev home0""")
+    _sh(h["cngw"], f"""
+        ip addr add {CORE['cngw']}/24 dev {P}cngw-core
+        ip addr add 10.30.0.1/24 dev {P}cngw-in""")
+    _sh(h["cn"], f"""
+        ip addr add {CN}/24 dev {P}cn-e0; ip route add default via 10.30.0.1""")
+
+    charons: dict[str, CharonProcess] = {}
+    gws: dict[str, StrongSwanGateway] = {}
+    lab = Lab(net, hosts, charons, gws)
+    for role in ("fa", "fa2", "ha", "cngw"):
+        charons[role] = CharonProcess(h[role], run_dir, name=role)
+        charons[role].start()
+        gws[role] = StrongSwanGateway(role, charons[role].vici_socket,
+                                      netns=charons[role].netns_path)
+    return lab
+
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[Lab]:
+    run_dir = tempfile.mkdtemp(prefix="mvss-", dir="/tmp")
+    lab: Lab | None = None
+    net = None
+    try:
+        from mininet.net import Mininet  # noqa: F401 - fail early if not importable
+        lab = _build(run_dir)
+        net = lab.net
+        yield lab
+    finally:
+        if lab is not None:
+            for gw in lab.gws.values():
+                gw.close()
+            for charon in lab.charons.values():
+                charon.stop()
+            net = lab.net
+        if net is not None:
+            net.stop()
+        if os.environ.get("MIPVPN_KEEP_LOGS"):
+            print("charon logs kept in", run_dir)
+        else:
+            shutil.rmtree(run_dir, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- helpers
+
+def spec(owner: str, a: tuple[str, tuple[str, ...]], b: tuple[str, ...] | Any,
+         initiator: str, psk: bytes | None = None) -> TunnelSpec:
+    (ga, sa), (gb, sb) = a, b
+    return TunnelSpec(tunnel_name(owner, ga, gb),
+                      TunnelEnd(ga, CORE[ga], sa), TunnelEnd(gb, CORE[gb], sb),
+                      psk=psk or new_psk(), initiator=initiator)
+
+
+def static_tunnel() -> TunnelSpec:
+    """HA <-> CN-GW: home network <-> CN's network; the CN-GW initiates."""
+    return spec("static", ("ha", ("10.10.0.0/24",)), ("cngw", ("10.30.0.0/24",)), "cngw")
+
+
+def mn_tunnel(fa: str, hoa: str = MN_HOA, owner: str = "mn1") -> TunnelSpec:
+    """FA <-> HA for one MN: its home address <-> the CN's network; the FA initiates."""
+    return spec(owner, (fa, (f"{hoa}/32",)), ("ha", ("10.30.0.0/24",)), fa)
+
+
+def up(lab: Lab, t: TunnelSpec, timeout: float = 5.0) -> float:
+    """Responder first (loads), then initiator (initiates, blocks). Returns seconds."""
+    t0 = time.monotonic()
+    for gw in sorted(t.ends(), key=lambda g: g == t.initiator):
+        lab.gws[gw].add_tunnel(t.side_for(gw), timeout=timeout)
+    return time.monotonic() - t0
+
+
+def down(lab: Lab, t: TunnelSpec) -> None:
+    for gw in t.ends():
+        lab.gws[gw].remove_tunnel(t.tunnel_id)
+
+
+def ping(src: Any, dst: str, count: int = 1, wait: float = 1.0,
+         source: str | None = None, interval: float = 0.01) -> tuple[bool, str]:
+    opt = f"-I {source} " if source else ""
+    out = _sh(src, f"ping -n -q {opt}-c {count} -i {interval} -W {wait} {dst}; echo rc=$?")
+    assert "rc=127" not in out, out
+    return out.strip().endswith("rc=0"), out
+
+
+def rtt_avg_ms(out: str) -> float:
+    m = re.search(r"= [\d.]+/([\d.]+)/", out)
+    assert m, out
+    return float(m.group(1))
+
+
+def counters(lab: Lab, gw: str, tid: str) -> tuple[int, int]:
+    st = lab.gws[gw].tunnel(tid)
+    assert st is not None and st.established, f"{gw}: {tid} not established: {st}"
+    return st.packets_in, st.packets_out
+
+
+def report(msg: str) -> None:
+    print(f"\n[strongswan] {msg}")
+
+
+# --------------------------------------------------------------------------- tests
+
+def test_detection_and_plugins() -> None:
+    kernel_esp = detect_kernel_esp()
+    plugins = charon_plugins(kernel_esp).split()
+    if not kernel_esp:
+        assert plugins.index("kernel-libipsec") < plugins.index("kernel-netlink")
+    else:
+        assert "kernel-libipsec" not in plugins
+    assert plugins[-1] == "vici"
+
+
+def test_charons_answer(lab: Lab) -> None:
+    for name, gw in lab.gws.items():
+        assert gw.version()["daemon"] == "charon"
+        assert gw.tunnels() == [] and gw.connections() == []
+        assert lab.charons[name].pid is not None
+
+
+def test_no_tunnels_no_path(lab: Lab) -> None:
+    ok, out = ping(lab.hosts["mn"], CN, wait=0.3)
+    assert not ok, out
+    ok, out = ping(lab.hosts["cn"], MN_HOA, wait=0.3)
+    assert not ok, out
+
+
+def test_wrong_psk_fails_fast_without_leaking(lab: Lab) -> None:
+    t = mn_tunnel("fa")
+    bad = TunnelSpec(t.tunnel_id, t.a, t.b, psk=b"x" * 32, initiator=t.initiator)
+    lab.gws["ha"].add_tunnel(t.side_for("ha"))
+    t0 = time.monotonic()
+    try:
+        with pytest.raises(TunnelError) as err:
+            lab.gws["fa"].add_tunnel(bad.side_for("fa"), timeout=3.0)
+        assert time.monotonic() - t0 < 3.5
+        assert t.psk.hex() not in str(err.value) and "xxxx" not in str(err.value)
+    finally:
+        down(lab, t)
+    assert lab.gws["fa"].connections() == [] and lab.gws["ha"].tunnels() == []
+
+
+def test_ha_anchored_path_two_tunnels(lab: Lab) -> None:
+    h = lab.hosts
+    static, fa_ha = static_tunnel(), mn_tunnel("fa")
+    try:
+        t_static = up(lab, static)
+        t_fa = up(lab, fa_ha)
+        report(f"add_tunnel static {t_static*1e3:.1f} ms, fa-ha {t_fa*1e3:.1f} ms")
+        assert sorted(lab.gws["ha"].connections()) == sorted([static.tunnel_id,
+                                                              fa_ha.tunnel_id])
+        before = {(gw, tid): counters(lab, gw, tid) for gw, tid in
+                  (("ha", static.tunnel_id), ("ha", fa_ha.tunnel_id),
+                   ("cngw", static.tunnel_id), ("fa", fa_ha.tunnel_id))}
+        ok, out = ping(h["mn"], CN, count=20)
+        assert ok, out
+        report(f"ping mn -> cn through fa-ha + ha-cngw: avg RTT {rtt_avg_ms(out):.3f} ms")
+        ok, out = ping(h["cn"], MN_HOA, count=20)
+        assert ok, out
+        after = {key: counters(lab, *key) for key in before}
+        # 40 echo requests + 40 replies crossed each tunnel in each direction
+        for key in before:
+            d_in = after[key][0] - before[key][0]
+            d_out = after[key][1] - before[key][1]
+            assert d_in >= 40 and d_out >= 40, (key, before[key], after[key])
+        # the HA decrypted from the FA and re-encrypted to the CN-GW (and back)
+        ha_static = lab.gws["ha"].tunnel(static.tunnel_id)
+        assert ha_static is not None and ha_static.remote_address == CORE["cngw"]
+
+        down(lab, fa_ha)
+        assert lab.gws["fa"].tunnel(fa_ha.tunnel_id) is None
+        assert fa_ha.tunnel_id not in lab.gws["ha"].connections()
+        ok, out = ping(h["mn"], CN, wait=0.3)
+        assert not ok, out
+        ok, out = ping(h["cn"], MN_HOA, wait=0.3)
+        assert not ok, out
+    finally:
+        down(lab, fa_ha)
+        down(lab, static)
+
+
+def _move_mn(mn: Any, to_fa2: bool) -> None:
+    old, new, gw = ("e0", "e1", "10.22.0.1") if to_fa2 else ("e1", "e0", "10.21.0.1")
+    _sh(mn, f"ip link set {P}mn-{old} down; ip link set {P}mn-{new} up; "
+            f"ip route replace default via {gw} dev {P}mn-{new} onlink")
+
+
+def _first_reply_after(t0_wall: float, proc: subprocess.Popen[bytes]) -> float:
+    """Seconds from ``t0_wall`` to the first echo reply ping printed (``-D`` stamps)."""
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)       # ping flushes and exits
+    out, _ = proc.communicate(timeout=10)
+    for line in out.decode().splitlines():
+        m = re.match(r"\[(\d+\.\d+)\] \d+ bytes from", line)
+        if m:
+            return float(m.group(1)) - t0_wall
+    raise AssertionError("no reply:\n" + out.decode()[-2000:])
+
+
+def test_repoint_to_second_fa(lab: Lab) -> None:
+    h = lab.hosts
+    static, fa1_ha, fa2_ha = static_tunnel(), mn_tunnel("fa"), mn_tunnel("fa2")
+    results = []
+    try:
+        up(lab, static)
+        up(lab, fa1_ha)
+        assert ping(h["mn"], CN)[0]
+        for round_ in range(5):
+            old_t, new_t = (fa1_ha, fa2_ha) if round_ % 2 == 0 else (fa2_ha, fa1_ha)
+            new_fa = new_t.a.gateway
+            old_fa = old_t.a.gateway
+            # the move: the old tunnel goes, the MN's link changes, the new FA learns it
+            down(lab, old_t)
+            _sh(h[old_fa], f"ip route del {MN_HOA}/32 2>/dev/null")
+            _move_mn(h["mn"], to_fa2=(new_fa == "fa2"))
+            _sh(h[new_fa], f"ip route replace {MN_HOA}/32 dev {P}{new_fa}-in")
+            assert not ping(h["mn"], CN, wait=0.2)[0]
+            # ping until the first reply, 2 ms apart, timestamps on; then re-point
+            proc = h["mn"].popen(["ping", "-D", "-n", "-i", "0.002", CN],
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            try:
+                time.sleep(0.05)
+                t0_wall = time.time()
+                took = up(lab, new_t)
+                gap = _first_reply_after(t0_wall, proc)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+            results.append((took, gap))
+            assert ping(h["cn"], MN_HOA, count=3)[0]
+            st = lab.gws["ha"].tunnel(new_t.tunnel_id)
+            assert st is not None and st.established and st.remote_address == CORE[new_fa]
+        adds = sorted(r[0] * 1e3 for r in results)
+        gaps = sorted(r[1] * 1e3 for r in results)
+        report(f"re-point add_tunnel (ha load + fa initiate) ms: "
+               f"{', '.join(f'{x:.1f}' for x in adds)}")
+        report(f"re-point add_tunnel call -> first ping reply ms: "
+               f"{', '.join(f'{x:.1f}' for x in gaps)}")
+        assert gaps[len(gaps) // 2] < 500
+    finally:
+        for t in (fa1_ha, fa2_ha, static):
+            down(lab, t)
+        _move_mn(h["mn"], to_fa2=False)
+        _sh(h["fa2"], f"ip route del {MN_HOA}/32 2>/dev/null")
+        _sh(h["fa"], f"ip route replace {MN_HOA}/32 dev {P}fa-in")
+
+
+def test_two_tunnels_same_gateway_pair(lab: Lab) -> None:
+    h = lab.hosts
+    static = static_tunnel()
+    t1 = mn_tunnel("fa", MN_HOA, owner="mn1")
+    t2 = mn_tunnel("fa", MN2_HOA, owner="mn2")
+    try:
+        up(lab, static)
+        up(lab, t1)
+        up(lab, t2)
+        states = {s.tunnel_id: s for s in lab.gws["fa"].tunnels()}
+        assert set(states) == {t1.tunnel_id, t2.tunnel_id}
+        assert all(s.established for s in states.values())
+        before = {t.tunnel_id: counters(lab, "ha", t.tunnel_id) for t in (t1, t2)}
+        assert ping(h["mn"], CN, count=10, source=MN_HOA)[0]
+        assert ping(h["mn"], CN, count=10, source=MN2_HOA)[0]
+        after = {t.tunnel_id: counters(lab, "ha", t.tunnel_id) for t in (t1, t2)}
+        for tid in before:  # each MN's traffic used its own tunnel
+            assert after[tid][0] - before[tid][0] >= 10, (tid, before, after)
+            assert after[tid][1] - before[tid][1] >= 10, (tid, before, after)
+        # idempotent re-add replaces the tunnel (still exactly one IKE_SA, still works)
+        up(lab, t1)
+        assert [s.tunnel_id for s in lab.gws["fa"].tunnels()].count(t1.tunnel_id) == 1
+        assert ping(h["mn"], CN, count=3, source=MN_HOA)[0]
+        # removing one leaves the other working
+        down(lab, t1)
+        assert not ping(h["mn"], CN, source=MN_HOA, wait=0.3)[0]
+        assert ping(h["mn"], CN, count=3, source=MN2_HOA)[0]
+        assert ping(h["cn"], MN2_HOA, count=3)[0]
+        down(lab, t1)  # idempotent
+    finally:
+        for t in (t1, t2, static):
+            down(lab, t)
+    for gw in lab.gws.values():
+        assert gw.tunnels() == [] and gw.connections() == []

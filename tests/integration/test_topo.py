@@ -1,0 +1,251 @@
+"""Mininet network from the default topology on a private userspace OVS (root only).
+
+Built without a controller (bridges in standalone mode) so the data plane can be checked
+on its own.  Cleans up every bridge, interface and daemon it creates.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from controller.config import Topology, load_topology
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
+    pytest.mark.skipif(shutil.which("ovs-vsctl") is None, reason="needs Open vSwitch"),
+]
+
+PREFIX = "mvt"  # our names: mvtc1, mvta1-eth2, ...
+
+
+def _links() -> set[str]:
+    return set(os.listdir("/sys/class/net"))
+
+
+def _ours(names: set[str]) -> set[str]:
+    return {n for n in names if n.startswith(PREFIX)}
+
+
+@pytest.fixture(scope="module")
+def topo() -> Topology:
+    return load_topology(ROOT / "topology" / "default.yaml")
+
+
+def test_private_ovs_lifecycle(tmp_path: Path) -> None:
+    from mininet_scripts.ovs import OvsError, PrivateOvs, userspace_ovs_running
+
+    if userspace_ovs_running():
+        pytest.skip("another userspace OVS is running")
+    before = dict(os.environ)
+    ovs = PrivateOvs(tmp_path / "ovs")
+    ovs.start()
+    try:
+        assert ovs.running and set(ovs.pids) == {"ovsdb-server", "ovs-vswitchd"}
+        assert os.environ["OVS_RUNDIR"] == ovs.env["OVS_RUNDIR"]
+        assert (tmp_path / "ovs" / "run" / "db.sock").exists()
+        tso = ovs.vsctl("get", "Open_vSwitch", ".", "other_config:userspace-tso-enable")
+        assert tso.strip() == '"true"'
+        # The netdev datapath (and its ovs-netdev tap) exists once a bridge does;
+        # then a second userspace OVS is refused.
+        ovs.vsctl("add-br", "mvtlife", "--", "set", "Bridge", "mvtlife",
+                  "datapath_type=netdev")
+        assert userspace_ovs_running()
+        second = PrivateOvs(tmp_path / "ovs2")
+        try:
+            with pytest.raises(OvsError, match="another userspace Open vSwitch"):
+                second.start()
+            assert not second.pids
+        finally:
+            second.stop()
+        ovs.vsctl("del-br", "mvtlife")
+    finally:
+        pids = dict(ovs.pids)
+        ovs.stop()
+    for pid in pids.values():
+        stat = Path(f"/proc/{pid}/stat")
+        assert not stat.exists() or stat.read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    assert {k: os.environ.get(k) for k in ovs.env} == {k: before.get(k) for k in ovs.env}
+    assert not Path("/sys/class/net/ovs-netdev").exists()
+
+
+@pytest.fixture(scope="module")
+def ovs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    from mininet_scripts.ovs import PrivateOvs, userspace_ovs_running
+
+    if userspace_ovs_running():
+        pytest.skip("another userspace OVS is running")
+    with PrivateOvs(tmp_path_factory.mktemp("ovs")) as instance:
+        yield instance
+
+
+@pytest.fixture(scope="module")
+def network(topo: Topology, ovs: Any, tmp_path_factory: pytest.TempPathFactory
+            ) -> Iterator[Any]:
+    pytest.importorskip("mininet")
+    from mininet.log import setLogLevel
+
+    from mininet_scripts.topo import build_network
+
+    setLogLevel("warning")
+    links_before = _links()
+    assert not _ours(links_before), "leftover interfaces from an earlier run"
+    run_dir = tmp_path_factory.mktemp("net")
+    net = build_network(topo, controller_port=None, prefix=PREFIX, run_dir=run_dir)
+    try:
+        net.start()
+        yield net
+    finally:
+        net.stop()
+
+
+def _bridge_ports(ovs: Any, br: str) -> dict[str, int]:
+    out = ovs.vsctl("--format=json", "--columns=name,ofport", "list", "Interface")
+    rows = json.loads(out)["data"]
+    names = set(ovs.vsctl("list-ifaces", br).split())
+    return {name: port for name, port in rows if name in names}
+
+
+def test_bridges_dpids_and_ports(network: Any, ovs: Any, topo: Topology) -> None:
+    assert network.ovs_name("core1") == "mvtc1"
+    assert network.ovs_name("acc2") == "mvta2"
+    assert sorted(ovs.vsctl("list-br").split()) == sorted(network.ovs_names.values())
+    for name, sw in topo.switches.items():
+        br = network.ovs_name(name)
+        assert len(f"{br}-eth65279") <= 15
+        dpid = ovs.vsctl("get", "Bridge", br, "datapath_id").strip().strip('"')
+        assert int(dpid, 16) == sw.dpid
+        assert ovs.vsctl("get", "Bridge", br, "datapath_type").strip() == "netdev"
+        assert ovs.vsctl("get", "Bridge", br, "protocols").strip() == '[OpenFlow13]'
+    expected: dict[tuple[str, int], bool] = {}
+    for gw in topo.gateways.values():
+        expected[(gw.core.switch, gw.core.port)] = True
+        expected[(gw.inside.switch, gw.inside.port)] = True
+    for h in topo.hosts.values():
+        expected[(h.switch, h.port)] = True
+    for mn in topo.mobile_nodes.values():
+        expected[(mn.attach_switch, mn.attach_port)] = True
+    for link in topo.links:
+        expected[(link.a_switch, link.a_port)] = True
+        expected[(link.b_switch, link.b_port)] = True
+    actual = set()
+    for name in topo.switches:
+        br = network.ovs_name(name)
+        for _iface, port in _bridge_ports(ovs, br).items():
+            if port != 65534:  # the bridge's own internal port
+                actual.add((name, port))
+    assert actual == set(expected)
+
+
+def test_gateway_interfaces(network: Any, topo: Topology) -> None:
+    for gw in topo.gateways.values():
+        host = network.host(gw.name)
+        for iface, dev in ((gw.core, f"{gw.name}-core"), (gw.inside, f"{gw.name}-in")):
+            info = json.loads(host.cmd(f"ip -j addr show dev {dev}"))[0]
+            assert info["address"] == iface.mac
+            addrs = {(a["local"], a["prefixlen"]) for a in info["addr_info"]
+                     if a["family"] == "inet"}
+            assert addrs == {(iface.ip, iface.prefixlen)}
+        assert host.cmd("sysctl -n net.ipv4.ip_forward").strip() == "1"
+        assert host.cmd(f"sysctl -n net.ipv4.conf.{gw.name}-core.rp_filter").strip() == "0"
+        neigh = host.cmd(f"ip neigh show dev {gw.name}-core nud permanent")
+        for other in topo.gateways.values():
+            if other.name != gw.name:
+                assert f"{other.core.ip} lladdr {other.core.mac}" in neigh
+        if gw.kind == "foreign_agent":
+            assert "10.10.0.0/24 scope link" in host.cmd(f"ip route show dev {gw.name}-in")
+    mn = network.host("mn1")
+    info = json.loads(mn.cmd("ip -j addr show dev mn1-eth0"))[0]
+    assert info["address"] == "02:00:00:00:01:00"
+    assert [(a["local"], a["prefixlen"]) for a in info["addr_info"]
+            if a["family"] == "inet"] == [("10.10.0.100", 32)]
+    cn = network.host("cn1")
+    assert "default via 10.30.0.1" in cn.cmd("ip route")
+
+
+def _probe_pair(network: Any, a: str, a_ip: str, b: str, b_ip: str, tmp: Path,
+                duration: float = 0.4) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Run the probe both ways between hosts a and b; return both results."""
+    procs = []
+    for host, me, peer in ((a, a_ip, b_ip), (b, b_ip, a_ip)):
+        out = tmp / f"{host}.json"
+        procs.append((out, network.host(host).popen(
+            [sys.executable, "-m", "mininet_scripts.probe", "--bind", me, "--peer", peer,
+             "--port", "5001", "--rate", "500", "--duration", str(duration),
+             "--linger", "0.3", "--out", str(out)], cwd=str(ROOT))))
+    results = []
+    for out, proc in procs:
+        try:
+            assert proc.wait(timeout=15) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        results.append(json.loads(out.read_text()))
+    return results[0], results[1]
+
+
+def test_mn_reaches_fa_then_moves(network: Any, ovs: Any, tmp_path: Path) -> None:
+    from mininet_scripts.probe import analyse
+
+    mn = network.host("mn1")
+    # The MN client normally learns its FA from agent advertisements; do it by hand.
+    mn.cmd("ip route add 10.21.0.0/24 dev mn1-eth0; ip route add 10.22.0.0/24 dev mn1-eth0")
+    mn_res, fa_res = _probe_pair(network, "mn1", "10.10.0.100", "fa1", "10.21.0.1", tmp_path)
+    assert analyse(mn_res["received"], fa_res["sent"], []).received > 0.9 * fa_res["sent"]
+
+    sintf = network.host("mn1").defaultIntf().link.intf2
+    assert sintf.node is network.switch("acc1")
+    seconds = network.move_host("mn1", "acc2", 2)
+    assert 0 < seconds < 2
+    assert network.mn_location["mn1"] == ("acc2", 2)
+    assert network.ofport("acc2", sintf.name) == 2
+    assert ovs.vsctl("iface-to-br", sintf.name).strip() == "mvta2"
+    assert sintf.name not in ovs.vsctl("list-ifaces", "mvta1").split()
+    # Mininet bookkeeping follows the move.
+    assert sintf.node is network.switch("acc2")
+    assert network.switch("acc2").intfs[2] is sintf
+    assert 2 not in network.switch("acc1").intfs
+    mn_res, fa_res = _probe_pair(network, "mn1", "10.10.0.100", "fa2", "10.22.0.1", tmp_path)
+    assert analyse(mn_res["received"], fa_res["sent"], []).received > 0.9 * fa_res["sent"]
+    # ... and back to the original port.
+    network.move_host("mn1", "acc1", 2)
+    assert network.ofport("acc1", sintf.name) == 2
+    with pytest.raises(Exception, match="in use"):
+        network.move_host("mn1", "acc1", 1)
+
+
+def test_wait_switches_connected(network: Any, ovs: Any) -> None:
+    # No controller here.  In standalone mode OVS shows its own NORMAL flow at
+    # priority 0, so switch to secure mode (empty table) and install the table-miss
+    # entry a controller would.
+    brs = sorted(network.ovs_names.values())
+    for br in brs:
+        ovs.vsctl("set-fail-mode", br, "secure")
+        ovs.ofctl("-O", "OpenFlow13", "del-flows", br)
+    with pytest.raises(TimeoutError, match="no table-miss"):
+        network.wait_switches_connected(timeout=0.05)
+    for br in brs:
+        ovs.ofctl("-O", "OpenFlow13", "add-flow", br, "priority=0,actions=NORMAL")
+    t0 = time.monotonic()
+    waited = network.wait_switches_connected(timeout=5)
+    assert waited < 1 and time.monotonic() - t0 < 1
+
+
+def test_stop_removes_everything(network: Any, ovs: Any) -> None:
+    assert _ours(_links())
+    network.stop()
+    assert not _ours(_links())
+    assert ovs.vsctl("list-br").split() == []
+    network.stop()  # idempotent
