@@ -24,15 +24,14 @@ from controller.adapters.diameter_peer import DiameterError, DiameterNode, PeerC
 from controller.adapters.store import VpnStore
 from controller.adapters.strongswan import StrongSwanGateway, TunnelError
 from controller.core import flows
-from controller.core.aaa_foreign import ForeignAaa
-from controller.core.aaa_home import GatewayInfo, HomeAaa
+from controller.core.aaa_home import HomeAaa
 from controller.core.actions import (AddTunnel, AnswerDiameter, Mark, NotifyVisitorLeft,
                                      RelayToHomeAgent, RemoveTunnel, ReplyMip, SendDiameter,
                                      SendFlows, SendToMobileNode)
-from controller.core.foreign_agent import ForeignAgent, ForeignAgentConf
+from controller.core.foreign_agent import ForeignAgent
 from controller.core.handover import HandoverLog
-from controller.core.home_agent import HomeAgent
-from controller.core.vpn import GatewayType, TunnelSpec
+from controller.core.roles import build_roles
+from controller.core.vpn import TunnelSpec
 from controller.proto import diameter as dia
 from controller.proto import mip
 
@@ -106,50 +105,14 @@ class Runtime:
     # ================================================================ roles
 
     def _build_roles(self) -> None:
-        topo = self.topo
-        self.roles: dict[str, Any] = {}
+        built = build_roles(self.topo, self.store)
+        self.roles: dict[str, Any] = built.roles
         self.nodes: dict[str, DiameterNode] = {}
-        infos: dict[str, GatewayInfo] = {}
-        for name, gw in topo.gateways.items():
-            dom = topo.domains[gw.domain]
-            prefixes = tuple(dom.home_prefixes) if gw.kind == "home_agent" else (
-                tuple(dom.prefixes) if gw.kind == "cn_gateway" else ())
-            infos[name] = GatewayInfo(name, gw.kind, gw.core.ip,
-                                      GatewayType(getattr(gw, "gateway_type", "static")
-                                                  or "static"), prefixes)
-        self.gateway_infos = infos
-        fa_by_coa = {gw.core.ip: name for name, gw in topo.gateways.items()
-                     if gw.kind == "foreign_agent"}
-        self.home_domains = {n: d for n, d in topo.domains.items() if d.home_agent}
-        self.home_realms = {d.realm for d in self.home_domains.values()}
-        self.ha_by_address: dict[str, str] = {}
-        for dname, dom in self.home_domains.items():
-            ha_names = [n for n, g in topo.gateways.items()
-                        if g.kind == "home_agent" and g.domain == dname]
-            ha_name = ha_names[0]
-            self.roles["aaah"] = HomeAaa(dom.aaa.host, dom.realm, self.store, infos,
-                                         {ha_name: dom.home_agent.host})
-            self.roles["ha"] = HomeAgent(ha_name, topo.gateways[ha_name].core.ip,
-                                         dom.home_agent.host, dom.realm, fa_by_coa)
-            self.ha_by_address[topo.gateways[ha_name].core.ip] = ha_name
-            self.home_domain = dom
-        for dname, dom in topo.domains.items():
-            if dom.home_agent or dom.aaa is None:
-                continue
-            fas = {n: g.core.ip for n, g in topo.gateways.items()
-                   if g.kind == "foreign_agent" and g.domain == dname}
-            self.roles[f"aaaf:{dname}"] = ForeignAaa(dom.aaa.host, dom.realm, fas,
-                                                     self.home_realms)
-            for fa_name in fas:
-                gw = topo.gateways[fa_name]
-                conf = ForeignAgentConf(
-                    name=fa_name, host=f"{fa_name}.{dom.realm}", realm=dom.realm,
-                    core_address=gw.core.ip, inside_address=gw.inside.ip,
-                    inside_mac=gw.inside.mac,
-                    access_dpid=topo.switches[gw.inside.switch].dpid,
-                    fa_port=gw.inside.port,
-                    peers={ip: n for n, ip in fas.items()})
-                self.roles[f"fa:{fa_name}"] = ForeignAgent(conf)
+        self.gateway_infos = built.gateway_infos
+        self.home_domains = built.home_domains
+        self.home_realms = built.home_realms
+        self.ha_by_address: dict[str, str] = built.ha_by_address
+        self.home_domain = built.home_domain
 
     def fa(self, name: str) -> ForeignAgent:
         return self.roles[f"fa:{name}"]  # type: ignore[no-any-return]

@@ -243,6 +243,7 @@ class CharonProcess:
             self.name, self.vici_socket, self.log_path, charon_plugins(self.kernel_esp),
             self.log_level))
         self.vici_socket.unlink(missing_ok=True)   # a stale socket would fool the poll
+        (self.dir / "netns").write_text(self.netns_path + "\n")  # for StrongSwanGateway
         prepare_gateway_host(self.host)
         env = dict(os.environ, STRONGSWAN_CONF=str(self.conf_path))
         stderr = open(self.dir / "charon.stderr", "wb")  # noqa: SIM115 - kept by Popen
@@ -543,16 +544,30 @@ class StrongSwanGateway:
     def __init__(self, name: str, vici_socket_path: str | os.PathLike[str],
                  netns: str | None = None, connect_timeout: float = 2.0) -> None:
         """``netns``: path of the gateway's network namespace (``/proc/<pid>/ns/net``);
-        when given, local selectors the gateway has no address in get anchors (see
-        ``SelectorAnchors``) — required with kernel-libipsec for such selectors."""
+        local selectors the gateway has no address in get anchors there (see
+        ``SelectorAnchors``) — required with kernel-libipsec for such selectors.  When
+        omitted, the path ``CharonProcess`` wrote next to the VICI socket (file
+        ``netns``) is used, read at the first ``add_tunnel``; if neither exists, no
+        anchors are made."""
         self.name = name
         self.vici_socket_path = str(vici_socket_path)
         self.connect_timeout = connect_timeout
         self._lock = threading.RLock()
         self._session: vici.Session | None = None
         self._sock: socket.socket | None = None
-        self._anchors = SelectorAnchors(netns) if netns else None
+        self._netns = netns
+        self._anchors: SelectorAnchors | None = None
         self._anchored: dict[str, list[str]] = {}
+
+    def _anchor_ctl(self) -> SelectorAnchors | None:
+        if self._anchors is None:
+            path = self._netns
+            if path is None:
+                hint = Path(self.vici_socket_path).parent / "netns"
+                path = hint.read_text().strip() if hint.exists() else None
+            if path and os.path.exists(path):
+                self._anchors = SelectorAnchors(path)
+        return self._anchors
 
     # -- session handling
 
@@ -602,6 +617,7 @@ class StrongSwanGateway:
             self._drop()
             if self._anchors is not None:
                 self._anchors.close()
+                self._anchors = None
 
     def version(self) -> dict[str, str]:
         raw = self._call(lambda s: s.version())
@@ -630,7 +646,8 @@ class StrongSwanGateway:
 
         with self._lock:
             old = self._anchored.pop(tid, [])
-            anchors = self._anchors.acquire(side.local.selectors) if self._anchors else []
+            ctl = self._anchor_ctl()
+            anchors = ctl.acquire(side.local.selectors) if ctl else []
             self._anchored[tid] = anchors
             if self._anchors is not None:
                 self._anchors.release(old)

@@ -113,8 +113,8 @@ def _build(run_dir: str) -> Lab:
     for role in ("fa", "fa2", "ha", "cngw"):
         charons[role] = CharonProcess(h[role], run_dir, name=role)
         charons[role].start()
-        gws[role] = StrongSwanGateway(role, charons[role].vici_socket,
-                                      netns=charons[role].netns_path)
+        # netns found through the file CharonProcess writes next to the socket
+        gws[role] = StrongSwanGateway(role, charons[role].vici_socket)
     return lab
 
 

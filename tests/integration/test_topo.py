@@ -249,3 +249,79 @@ def test_stop_removes_everything(network: Any, ovs: Any) -> None:
     assert not _ours(_links())
     assert ovs.vsctl("list-br").split() == []
     network.stop()  # idempotent
+
+
+_TABLE_MISS_APP = '''
+import sys
+from os_ken import cfg
+from os_ken.base import app_manager
+from os_ken.base.app_manager import AppManager
+from os_ken.controller import ofp_event
+from os_ken.controller.handler import CONFIG_DISPATCHER, set_ev_cls
+from os_ken.ofproto import ofproto_v1_3
+import os_ken.controller.controller  # noqa: F401  (registers the OpenFlow options)
+
+
+class TableMiss(app_manager.OSKenApp):
+    OFP_VERSIONS = [ofproto_v1_3.OFP_VERSION]
+
+    @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
+    def features(self, ev):
+        dp = ev.msg.datapath
+        p, o = dp.ofproto_parser, dp.ofproto
+        out = [p.OFPActionOutput(o.OFPP_CONTROLLER, o.OFPCML_NO_BUFFER)]
+        inst = [p.OFPInstructionActions(o.OFPIT_APPLY_ACTIONS, out)]
+        dp.send_msg(p.OFPFlowMod(datapath=dp, priority=0, match=p.OFPMatch(),
+                                 instructions=inst))
+
+
+if __name__ == "__main__":
+    cfg.CONF(args=[], project="os_ken")
+    cfg.CONF.set_override("ofp_listen_host", "127.0.0.1")
+    cfg.CONF.set_override("ofp_tcp_listen_port", int(sys.argv[1]))
+    AppManager.run_apps(["__main__"])
+'''
+
+
+def test_secure_switches_connect_to_remote_controller(topo: Topology, ovs: Any,
+                                                      tmp_path: Path) -> None:
+    """failMode=secure + RemoteController: a minimal os-ken app installs table-miss."""
+    pytest.importorskip("os_ken")
+    import socket
+
+    from mininet_scripts.topo import build_network
+
+    with socket.socket() as s:  # a free port
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    app = tmp_path / "table_miss_app.py"
+    app.write_text(_TABLE_MISS_APP)
+    ctl = subprocess.Popen([sys.executable, str(app), str(port)], cwd=str(tmp_path),
+                           stdout=subprocess.DEVNULL, stderr=(tmp_path / "ctl.log").open("w"))
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), 0.2).close()
+                break
+            except OSError:
+                assert ctl.poll() is None, (tmp_path / "ctl.log").read_text()
+                assert time.monotonic() < deadline, "controller did not listen"
+                time.sleep(0.05)
+        net = build_network(topo, controller_port=port, prefix="mvk", run_dir=tmp_path / "net")
+        try:
+            net.start()
+            for name in topo.switches:
+                br = net.ovs_name(name)
+                assert ovs.vsctl("get", "Bridge", br, "fail_mode").strip() == "secure"
+            assert net.wait_switches_connected(timeout=10) < 10
+        finally:
+            net.stop()
+        assert not {n for n in _links() if n.startswith("mvk")}
+    finally:
+        ctl.terminate()
+        try:
+            ctl.wait(5)
+        except subprocess.TimeoutExpired:
+            ctl.kill()
+            ctl.wait()

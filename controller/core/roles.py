@@ -1,0 +1,81 @@
+"""The roles of one controller, built from the topology (pure).
+
+``build_roles`` is what ``Runtime`` runs at start and what the unit-test harness runs to
+get the very same FA / AAAF / AAAH / HA objects: role keys are ``"aaah"``, ``"ha"``,
+``"aaaf:<domain>"`` and ``"fa:<gateway>"``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from controller.core.aaa_foreign import ForeignAaa
+from controller.core.aaa_home import GatewayInfo, HomeAaa, VpnDatabase
+from controller.core.foreign_agent import ForeignAgent, ForeignAgentConf
+from controller.core.home_agent import HomeAgent
+from controller.core.vpn import GatewayType
+
+if TYPE_CHECKING:
+    from controller.config import DomainConf, Topology
+
+
+@dataclass
+class Roles:
+    roles: dict[str, Any] = field(default_factory=dict)
+    gateway_infos: dict[str, GatewayInfo] = field(default_factory=dict)
+    home_domains: dict[str, DomainConf] = field(default_factory=dict)
+    home_realms: set[str] = field(default_factory=set)
+    ha_by_address: dict[str, str] = field(default_factory=dict)  # HA core address -> name
+    home_domain: DomainConf | None = None
+
+
+def gateway_infos(topo: Topology) -> dict[str, GatewayInfo]:
+    infos: dict[str, GatewayInfo] = {}
+    for name, gw in topo.gateways.items():
+        dom = topo.domains[gw.domain]
+        prefixes = tuple(dom.home_prefixes) if gw.kind == "home_agent" else (
+            tuple(dom.prefixes) if gw.kind == "cn_gateway" else ())
+        infos[name] = GatewayInfo(name, gw.kind, gw.core.ip,
+                                  GatewayType(getattr(gw, "gateway_type", "static")
+                                              or "static"), prefixes)
+    return infos
+
+
+def build_roles(topo: Topology, db: VpnDatabase) -> Roles:
+    """Every role of ``topo``: the home domain's AAAH and HA, each foreign domain's
+    AAAF and its FAs.  ``db`` is the VPN database the AAAH reads."""
+    out = Roles(gateway_infos=gateway_infos(topo))
+    fa_by_coa = {gw.core.ip: name for name, gw in topo.gateways.items()
+                 if gw.kind == "foreign_agent"}
+    out.home_domains = {n: d for n, d in topo.domains.items() if d.home_agent}
+    out.home_realms = {d.realm for d in out.home_domains.values()}
+    for dname, dom in out.home_domains.items():
+        assert dom.home_agent is not None and dom.aaa is not None
+        ha_names = [n for n, g in topo.gateways.items()
+                    if g.kind == "home_agent" and g.domain == dname]
+        ha_name = ha_names[0]
+        out.roles["aaah"] = HomeAaa(dom.aaa.host, dom.realm, db, out.gateway_infos,
+                                    {ha_name: dom.home_agent.host})
+        out.roles["ha"] = HomeAgent(ha_name, topo.gateways[ha_name].core.ip,
+                                    dom.home_agent.host, dom.realm, fa_by_coa)
+        out.ha_by_address[topo.gateways[ha_name].core.ip] = ha_name
+        out.home_domain = dom
+    for dname, dom in topo.domains.items():
+        if dom.home_agent or dom.aaa is None:
+            continue
+        fas = {n: g.core.ip for n, g in topo.gateways.items()
+               if g.kind == "foreign_agent" and g.domain == dname}
+        out.roles[f"aaaf:{dname}"] = ForeignAaa(dom.aaa.host, dom.realm, fas,
+                                                out.home_realms)
+        for fa_name in fas:
+            gw = topo.gateways[fa_name]
+            conf = ForeignAgentConf(
+                name=fa_name, host=f"{fa_name}.{dom.realm}", realm=dom.realm,
+                core_address=gw.core.ip, inside_address=gw.inside.ip,
+                inside_mac=gw.inside.mac,
+                access_dpid=topo.switches[gw.inside.switch].dpid,
+                fa_port=gw.inside.port,
+                peers={ip: n for n, ip in fas.items()})
+            out.roles[f"fa:{fa_name}"] = ForeignAgent(conf)
+    return out

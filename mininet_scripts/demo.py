@@ -1,0 +1,372 @@
+"""`mipvpn demo`: topology up, the MN registers, moves once, numbers printed.
+
+Everything it starts (private OVS, the controller process, Mininet hosts and
+bridges, one charon per gateway, the MN client, the probes) is stopped by PID on
+success, failure and Ctrl-C.  Nothing is killed by name.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+from controller.config import Topology, load_topology
+
+LOG = logging.getLogger("mipvpn.demo")
+PROBE_PORT = 5001
+PROBE_RATE = 1000  # packets/s each way
+
+
+class DemoError(RuntimeError):
+    pass
+
+
+def say(msg: str) -> None:
+    print(f"[mipvpn] {msg}", flush=True)
+
+
+def rest_get(base: str, path: str, timeout: float = 2.0) -> Any:
+    with urllib.request.urlopen(base + path, timeout=timeout) as resp:
+        return json.load(resp)
+
+
+def wait_for(what: str, cond: Any, timeout: float, interval: float = 0.02) -> Any:
+    deadline = time.monotonic() + timeout
+    last_exc: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = cond()
+            if value:
+                return value
+        except Exception as exc:  # not ready yet
+            last_exc = exc
+        time.sleep(interval)
+    raise DemoError(f"timed out after {timeout:.0f} s waiting for {what}"
+                    + (f" (last error: {last_exc})" if last_exc else ""))
+
+
+def read_events(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            continue
+    return out
+
+
+def _stop_proc(proc: subprocess.Popen[Any], timeout: float = 5.0) -> None:
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout)
+
+
+class Demo:
+    """One run: bring-up, registration, moves, measurement, teardown."""
+
+    def __init__(self, topo: Topology, run_dir: Path, rest: str, of_port: int) -> None:
+        self.topo = topo
+        self.run_dir = run_dir
+        self.rest_addr = rest
+        self.rest = f"http://{rest}"
+        self.of_port = of_port
+        self.stack = ExitStack()
+        self.mnet: Any = None
+        self.controller: subprocess.Popen[bytes] | None = None
+
+    # ------------------------------------------------------------ bring-up
+
+    def bring_up(self) -> None:
+        from controller.adapters.strongswan import CharonProcess
+        from mininet_scripts.ovs import PrivateOvs
+        from mininet_scripts.topo import build_network
+
+        t0 = time.monotonic()
+        say("starting Open vSwitch (userspace datapath, private run dir)")
+        ovs = PrivateOvs(self.run_dir / "ovs")
+        ovs.start()
+        self.stack.callback(ovs.stop)
+
+        say("starting the controller (os-ken + AAA/HA/FA roles + REST)")
+        log = open(self.run_dir / "controller.log", "wb")
+        self.stack.callback(log.close)
+        self.controller = subprocess.Popen(
+            [sys.executable, "-m", "controller.cli", "controller",
+             "--config", self.topo.source, "--run-dir", str(self.run_dir),
+             "--of-listen", f"127.0.0.1:{self.of_port}", "--rest", self.rest_addr],
+            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        self.stack.callback(_stop_proc, self.controller)
+        wait_for("the controller's REST API", lambda: self._controller_alive()
+                 and rest_get(self.rest, "/v1/topology"), 20)
+
+        say("building the Mininet network")
+        self.mnet = build_network(self.topo, controller_port=self.of_port,
+                                  run_dir=self.run_dir / "net")
+        self.stack.callback(self.mnet.stop)
+        self.mnet.start()
+        took = self.mnet.wait_switches_connected(timeout=20)
+        say(f"{len(self.topo.switches)} switches connected in {took * 1000:.0f} ms")
+
+        say("starting one charon per gateway")
+        for name in self.topo.gateways:
+            charon = CharonProcess(self.mnet.host(name), self.run_dir / "gw", name=name)
+            charon.start()
+            self.stack.callback(charon.stop)
+        wait_for("the static CN-GW <-> HA tunnel", self._static_tunnels_up, 30)
+        say(f"static tunnels up; bring-up took {time.monotonic() - t0:.1f} s")
+
+    def _controller_alive(self) -> bool:
+        assert self.controller is not None
+        if self.controller.poll() is not None:
+            raise DemoError(f"controller exited with {self.controller.returncode}; "
+                            f"see {self.run_dir / 'controller.log'}")
+        return True
+
+    def _static_tunnels_up(self) -> bool:
+        self._controller_alive()
+        intended = rest_get(self.rest, "/v1/tunnels")["intended"]
+        static = [t for t in intended if t["tunnel_id"].startswith("static/")]
+        failed = [t for t in static if t["state"] == "failed"]
+        if failed:
+            raise DemoError(f"static tunnel failed: {failed[0].get('error')}")
+        return bool(static) and any(t["state"] == "up" for t in static)
+
+    # ------------------------------------------------------------ hosts' programs
+
+    def start_mn_client(self, mn_name: str) -> tuple[subprocess.Popen[bytes], Path]:
+        mn = self.topo.mobile_nodes[mn_name]
+        host = self.mnet.host(mn_name)
+        events = self.run_dir / f"{mn_name}-events.jsonl"
+        ha = self.topo.gateways[mn.home_agent]
+        cmd = [sys.executable, "-m", "mininet_scripts.mn_client", "--nai", mn.nai,
+               "--home-address", mn.home_address, "--home-agent", ha.core.ip,
+               "--spi", str(mn.mn_aaa_spi), "--key", mn.mn_aaa_key.hex(),
+               "--iface", host.defaultIntf().name, "--lifetime", str(mn.lifetime),
+               "--events", str(events)]
+        log = open(self.run_dir / f"{mn_name}-client.log", "wb")
+        self.stack.callback(log.close)
+        proc = host.popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=str(_repo_root()))
+        self.stack.callback(_stop_proc, proc)
+        return proc, events
+
+    def start_probe(self, host_name: str, bind: str, peer: str,
+                    out: Path) -> subprocess.Popen[bytes]:
+        host = self.mnet.host(host_name)
+        cmd = [sys.executable, "-m", "mininet_scripts.probe", "--bind", bind, "--peer", peer,
+               "--port", str(PROBE_PORT), "--rate", str(PROBE_RATE), "--duration", "600",
+               "--out", str(out)]
+        log = open(self.run_dir / f"probe-{host_name}.log", "wb")
+        self.stack.callback(log.close)
+        proc = host.popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=str(_repo_root()))
+        self.stack.callback(_stop_proc, proc)
+        return proc
+
+    # ------------------------------------------------------------ scenario
+
+    def run(self) -> dict[str, Any]:
+        topo = self.topo
+        mn_name = next(iter(topo.mobile_nodes))
+        mn = topo.mobile_nodes[mn_name]
+        cn_name = next(iter(topo.hosts))
+        cn = topo.hosts[cn_name]
+
+        say(f"{mn_name} ({mn.nai}) registers through "
+            f"{topo.switches[mn.attach_switch].foreign_agent}")
+        client, events_path = self.start_mn_client(mn_name)
+        first = wait_for("the first registration", lambda: _registered(events_path, 0), 15)
+        events = read_events(events_path)
+        rrq0 = next(e for e in events if e["event"] == "rrq_sent")
+        registration_ms = (first["t"] - rrq0["t"]) * 1000.0
+        say(f"registered via {first.get('fa') or first.get('coa')} in "
+            f"{registration_ms:.1f} ms (RRQ sent -> RRP received at the MN)")
+
+        mn_out = self.run_dir / "probe-mn.json"
+        cn_out = self.run_dir / "probe-cn.json"
+        probe_cn = self.start_probe(cn_name, cn.ip, mn.home_address, cn_out)
+        probe_mn = self.start_probe(mn_name, mn.home_address, cn.ip, mn_out)
+        wait_for("probe traffic", lambda: self._probe_flowing(), 10, 0.1)
+        time.sleep(1.5)
+
+        moves: list[dict[str, Any]] = []
+        targets = [s for s, c in topo.switches.items()
+                   if c.role == "access" and s != mn.attach_switch]
+        current = mn.attach_switch
+        for target in targets[:1]:
+            fa_from = topo.switches[current].foreign_agent
+            fa_to = topo.switches[target].foreign_agent
+            say(f"moving {mn_name}: {current} ({fa_from}) -> {target} ({fa_to})")
+            n_reg = sum(1 for e in read_events(events_path) if e["event"] == "registered")
+            t_move = time.monotonic()
+            link_s = self.mnet.move_host(mn_name, target, mn.attach_port)
+            reg = wait_for(f"re-registration via {fa_to}",
+                           lambda: _registered(events_path, n_reg), 15)
+            moves.append({"from": fa_from, "to": fa_to, "t_move": t_move,
+                          "link_move_ms": round(link_s * 1000.0, 3), "registered": reg})
+            current = target
+            time.sleep(2.0)
+
+        _stop_proc(probe_mn)
+        _stop_proc(probe_cn)
+        wait_for("probe results", lambda: mn_out.exists() and cn_out.exists(), 10)
+        handovers = rest_get(self.rest, "/v1/handovers")
+        tunnels = rest_get(self.rest, "/v1/tunnels")
+        bindings = rest_get(self.rest, "/v1/bindings")
+        _stop_proc(client)
+        return self._results(moves, registration_ms, read_events(events_path), mn_out, cn_out,
+                             handovers, tunnels, bindings)
+
+    def _probe_flowing(self) -> bool:
+        # the probes write only at the end; look at the HA's SA counters instead
+        tunnels = rest_get(self.rest, "/v1/tunnels")["gateways"]
+        ha = next(n for n, g in self.topo.gateways.items() if g.kind == "home_agent")
+        states = tunnels.get(ha, [])
+        return isinstance(states, list) and any(
+            s.get("packets_in", 0) > 50 for s in states if not
+            str(s.get("tunnel_id", "")).startswith("static/"))
+
+    def _results(self, moves: list[dict[str, Any]], registration_ms: float,
+                 events: list[dict[str, Any]], mn_out: Path, cn_out: Path,
+                 handovers: list[dict[str, Any]], tunnels: dict[str, Any],
+                 bindings: list[dict[str, Any]]) -> dict[str, Any]:
+        from mininet_scripts.probe import analyse, load_result
+        mn_probe, cn_probe = load_result(str(mn_out)), load_result(str(cn_out))
+        ev = [(f"move{i}", int(m["t_move"] * 1e9)) for i, m in enumerate(moves)]
+        to_cn = analyse(cn_probe["received"], mn_probe["sent"], ev)   # what CN got
+        to_mn = analyse(mn_probe["received"], cn_probe["sent"], ev)   # what MN got
+        moved = [h for h in handovers if h.get("previous_fa")]
+        out_moves = []
+        for i, move in enumerate(moves):
+            rec = moved[i] if i < len(moved) else {}
+            marks = rec.get("marks", {})
+            reg = move["registered"]
+            rrq = _last_before(events, "rrq_sent", reg["t"])
+            phases = {"link_move (emulation)": move["link_move_ms"]}
+            if rrq is not None:
+                phases["movement_detection"] = round((rrq["t"] - move["t_move"]) * 1000
+                                                     - move["link_move_ms"], 3)
+                if "rrq_at_fa" in marks:
+                    phases["rrq_to_fa"] = round((marks["rrq_at_fa"] - rrq["t"]) * 1000, 3)
+            phases.update(rec.get("phases_ms", {}))
+            if "rrp_sent" in marks:
+                phases["rrp_to_mn"] = round((reg["t"] - marks["rrp_sent"]) * 1000, 3)
+            if rrq is not None:
+                phases["signalling_total"] = round((reg["t"] - rrq["t"]) * 1000, 3)
+            w_cn, w_mn = to_cn.windows[i], to_mn.windows[i]
+            out_moves.append({
+                "from": move["from"], "to": move["to"], "kind": rec.get("kind", "?"),
+                "gap_ms": {"mn_to_cn": round(w_cn.gap_ms, 3), "cn_to_mn": round(w_mn.gap_ms, 3)},
+                "lost": {"mn_to_cn": w_cn.lost, "cn_to_mn": w_mn.lost},
+                "phases_ms": phases})
+        first = next((h for h in handovers if not h.get("previous_fa")), {})
+        return {
+            "topology": self.topo.name,
+            "registration_ms": round(registration_ms, 3),
+            "registration_phases_ms": first.get("phases_ms", {}),
+            "moves": out_moves,
+            "probe": {"rate_pps": PROBE_RATE,
+                      "mn_to_cn": {"sent": mn_probe["sent"], "lost": to_cn.lost},
+                      "cn_to_mn": {"sent": cn_probe["sent"], "lost": to_mn.lost},
+                      "latency_p50_ms": {"mn_to_cn": to_cn.latency_p50_ms,
+                                         "cn_to_mn": to_mn.latency_p50_ms}},
+            "bindings": bindings,
+            "tunnels": tunnels.get("gateways", {}),
+        }
+
+    def close(self) -> None:
+        self.stack.close()
+
+
+def _registered(path: Path, already: int) -> dict[str, Any] | None:
+    regs = [e for e in read_events(path) if e["event"] == "registered"]
+    return regs[already] if len(regs) > already else None
+
+
+def _last_before(events: list[dict[str, Any]], name: str, t: float) -> dict[str, Any] | None:
+    found = None
+    for e in events:
+        if e["event"] == name and e["t"] <= t:
+            found = e
+    return found
+
+
+def _repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent
+
+
+def print_results(res: dict[str, Any]) -> None:
+    print()
+    print(f"registration: {res['registration_ms']:.1f} ms (RRQ sent -> RRP at the MN)")
+    for name, ms in res.get("registration_phases_ms", {}).items():
+        print(f"    {name:28s} {ms:8.2f} ms")
+    for m in res["moves"]:
+        print(f"move {m['from']} -> {m['to']} ({m['kind']}):")
+        print(f"    data-plane gap   MN->CN {m['gap_ms']['mn_to_cn']:8.1f} ms   "
+              f"CN->MN {m['gap_ms']['cn_to_mn']:8.1f} ms")
+        print(f"    packets lost     MN->CN {m['lost']['mn_to_cn']:8d}      "
+              f"CN->MN {m['lost']['cn_to_mn']:8d}")
+        for name, ms in m["phases_ms"].items():
+            print(f"    {name:28s} {ms:8.2f} ms")
+    p = res["probe"]
+    print(f"probe: {p['rate_pps']} pkt/s each way; lost MN->CN {p['mn_to_cn']['lost']}/"
+          f"{p['mn_to_cn']['sent']}, CN->MN {p['cn_to_mn']['lost']}/{p['cn_to_mn']['sent']}")
+
+
+def run_demo(args: Any) -> int:
+    if os.geteuid() != 0:
+        print("mipvpn demo needs root (Mininet, Open vSwitch, strongSwan): "
+              "run it as `sudo ./run demo`", file=sys.stderr)
+        return 2
+    for tool in ("ovs-vsctl", "mnexec", "/usr/lib/ipsec/charon"):
+        if shutil.which(tool) is None and not Path(tool).exists():
+            print(f"{tool} not found: run `./run demo`, which installs the Debian packages",
+                  file=sys.stderr)
+            return 2
+    topo = load_topology(args.config)
+    run_dir = Path(tempfile.mkdtemp(prefix="mipvpn-"))
+    os.chmod(run_dir, 0o755)
+    demo = Demo(topo, run_dir, args.rest, args.of_port)
+
+    def on_term(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+    code = 1
+    try:
+        demo.bring_up()
+        res = demo.run()
+        print_results(res)
+        if args.json:
+            Path(args.json).write_text(json.dumps(res, indent=2))
+            say(f"results written to {args.json}")
+        code = 0
+    except KeyboardInterrupt:
+        say("interrupted")
+        code = 130
+    except DemoError as exc:
+        say(f"FAILED: {exc}")
+        say(f"logs are in {run_dir}")
+        args.keep_dir = True
+    finally:
+        say("tearing down")
+        demo.close()
+        if not args.keep_dir:
+            shutil.rmtree(run_dir, ignore_errors=True)
+    return code
