@@ -30,7 +30,13 @@ def run_controller(config: str, run_dir: str, db: str | None, of_host: str, of_p
     cfg.CONF.set_override("ofp_listen_host", of_host)
     cfg.CONF.set_override("ofp_tcp_listen_port", of_port)
 
+    main_pid = os.getpid()
+
     def stop(signum: int, frame: Any) -> None:
+        if os.getpid() != main_pid:
+            # a forked helper (pyroute2 forks to enter a gateway's namespace) inherited
+            # this handler: it must just go, not stop the controller's runtime
+            os._exit(0)
         LOG.info("signal %d: stopping", signum)
         rt.stop()
         logging.shutdown()

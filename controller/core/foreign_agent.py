@@ -209,12 +209,15 @@ class ForeignAgent:
                 actions.append(SendFlows(self.conf.access_dpid, flows.remove_mn(old.mn_mac)))
         self.visitors[p.nai] = Visitor(p.nai, p.rrq.home_address, p.rrq.home_agent, p.mn_mac,
                                        p.port, vpn_info, lifetime, now + lifetime)
-        for spec in vpn_info.tunnels_of(self.conf.name):
-            actions.append(AddTunnel(self.conf.name, spec.side_for(self.conf.name)))
-        actions.append(Mark(p.nai, "tunnel_up"))
+        # Steering first: the FA's first packet towards the MN (its ARP request) comes
+        # as soon as the tunnel is up, and the MN's answer must already pass the switch.
+        actions.append(Mark(p.nai, "fa_setup"))
         actions.append(SendFlows(self.conf.access_dpid,
                                  flows.install_mn(p.mn_mac, p.port, self.conf.fa_port)))
         actions.append(Mark(p.nai, "flows_installed"))
+        for spec in vpn_info.tunnels_of(self.conf.name):
+            actions.append(AddTunnel(self.conf.name, spec.side_for(self.conf.name)))
+        actions.append(Mark(p.nai, "tunnel_up"))
         actions += self._to_mn(p, rrp_raw, accepted=True)
         if p.previous_fa and p.previous_fa != self.conf.name:
             actions.append(NotifyVisitorLeft(p.previous_fa, p.nai))

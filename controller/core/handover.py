@@ -17,8 +17,8 @@ PHASES: dict[str, tuple[str, str]] = {
     "har_haa": ("ha_bind", "haa_sent"),
     "ha_tunnel_set": ("ha_bind", "ha_tunnel_set"),
     "ha_relay": ("ama_at_fa", "rrp_from_ha"),
-    "tunnel_up": ("tunnel_start", "tunnel_up"),
-    "flows_installed": ("tunnel_up", "flows_installed"),
+    "flows_installed": ("fa_setup", "flows_installed"),
+    "fa_tunnel_up": ("flows_installed", "tunnel_up"),
     "controller_total": ("rrq_at_fa", "rrp_sent"),
 }
 
