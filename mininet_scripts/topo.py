@@ -46,6 +46,20 @@ _ROLE_LETTER = {"core": "c", "site": "s", "access": "a"}
 _TABLE_MISS_RE = re.compile(r"\bpriority=0[\s,]")
 
 
+class QuietRemoteController(RemoteController):  # type: ignore[misc]
+    """Mininet's RemoteController checks the port with `telnet` in a shell and decodes
+    whatever comes back as UTF-8: an OpenFlow HELLO then crashes the read.  Check with a
+    plain socket instead."""
+
+    def checkListening(self) -> None:  # noqa: N802 (Mininet's name)
+        import socket
+        try:
+            socket.create_connection((self.ip, self.port), 1.0).close()
+        except OSError:
+            from mininet.log import warn
+            warn(f"Unable to contact the remote controller at {self.ip}:{self.port}\n")
+
+
 class NetworkError(RuntimeError):
     """The Mininet network could not be built or changed."""
 
@@ -221,7 +235,7 @@ def build_network(
                   autoStaticArp=False, waitConnected=False, inNamespace=False)
     try:
         if controller_port is not None:
-            net.addController("c0", controller=RemoteController, ip="127.0.0.1",
+            net.addController("c0", controller=QuietRemoteController, ip="127.0.0.1",
                               port=controller_port)
         for name, sw in topo.switches.items():
             net.addSwitch(names[name], cls=OVSSwitch, dpid=f"{sw.dpid:016x}",

@@ -24,8 +24,10 @@ FIRST_REGISTRATION = [
     "ha -> aaah HAA",
     "aaah -> aaaf:domain-a AMA",
     "aaaf:domain-a -> fa:fa1 AMA",
-    f"fa:fa1 AddTunnel fa1 {TUNNEL} initiator",
+    # steering before the FA's tunnel end (the FA's first packet to the MN follows
+    # the tunnel at once); both before the reply
     "fa:fa1 SendFlows acc1",
+    f"fa:fa1 AddTunnel fa1 {TUNNEL} initiator",
     "fa:fa1 -> mn RRP 0",
 ]
 
@@ -70,8 +72,9 @@ def test_first_registration_exact_message_order(walk: Walk, mn: MobileNode) -> N
     assert phases == ["fa:fa1 Mark rrq_at_fa", "aaaf:domain-a Mark aaaf_proxy",
                       "aaah Mark aaah_authenticated", "ha Mark ha_bind",
                       "ha Mark ha_tunnel_set", "ha Mark haa_sent", "aaah Mark aaah_answer",
-                      "fa:fa1 Mark ama_at_fa", "fa:fa1 Mark tunnel_up",
-                      "fa:fa1 Mark flows_installed", "fa:fa1 Mark rrp_sent"]
+                      "fa:fa1 Mark ama_at_fa", "fa:fa1 Mark fa_setup",
+                      "fa:fa1 Mark flows_installed", "fa:fa1 Mark tunnel_up",
+                      "fa:fa1 Mark rrp_sent"]
 
 
 def test_every_diameter_message_is_wire_valid(walk: Walk, mn: MobileNode) -> None:

@@ -24,8 +24,8 @@ INTRA_MOVE = [
     f"ha RemoveTunnel ha {OLD}",
     f"ha AddTunnel ha {NEW}",
     "ha -> fa:fa2 RRP 0",
-    f"fa:fa2 AddTunnel fa2 {NEW} initiator",
     "fa:fa2 SendFlows acc2",
+    f"fa:fa2 AddTunnel fa2 {NEW} initiator",
     "fa:fa2 -> mn RRP 0",
     "fa:fa2 NotifyVisitorLeft fa1",
     f"fa:fa1 RemoveTunnel fa1 {OLD}",
@@ -194,5 +194,30 @@ def test_stale_cache_goes_to_home_aaa(walk: Walk, mn: MobileNode) -> None:
     walk.now += walk.aaaf().session_lifetime + 1
     pos, rrp = move(walk, mn)
     assert "aaaf:domain-a -> aaah AMR" in walk.trace(pos)
-    # the HA binding had expired too (lifetime 300 s): registration starts afresh
     assert rrp is not None and rrp.accepted
+    assert walk.gateways.ids("fa2") == {NEW} and walk.gateways.errors == []
+
+
+def test_retry_after_denied_move_recovers_through_home_aaa(walk: Walk,
+                                                          mn: MobileNode) -> None:
+    """A denied relayed move leaves the AAAF cache at FA2 while the HA stays at FA1; the
+    MN's retry no longer matches the cache and takes the full path, which heals both."""
+    move(walk, mn, identification=walk.ha.bindings[NAI].identification)
+    assert walk.aaaf().sessions[NAI].vpn_info.foreign_agent == "fa2"   # cache ahead of HA
+    assert walk.ha.bindings[NAI].foreign_agent == "fa1"
+    walk.now += 1
+    pos, rrp = move(walk, mn)
+    assert rrp is not None and rrp.accepted
+    assert "aaah -> ha HAR" in walk.trace(pos)
+    assert walk.ha.bindings[NAI].foreign_agent == "fa2"
+    assert walk.gateways.ids("fa1") == set() and walk.gateways.ids("fa2") == {NEW}
+    assert walk.gateways.tunnels["fa2"][NEW].psk == walk.gateways.tunnels["ha"][NEW].psk
+
+
+@pytest.mark.xfail(strict=True, reason="gap: a locally answered move is authenticated by "
+                   "nobody (AAAF has no MN-AAA key, HA has no MN-HA key), so a forged "
+                   "RRQ with a fresh identification re-points the victim's tunnel")
+def test_forged_intra_move_is_refused(walk: Walk, mn: MobileNode) -> None:
+    pos, rrp = move(walk, mn, key=bytes(16))
+    assert rrp is not None and not rrp.accepted
+    assert walk.ha.bindings[NAI].foreign_agent == "fa1"
