@@ -36,6 +36,14 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--rest", default="127.0.0.1:8080")
     demo.add_argument("--of-port", default=6653, type=int)
 
+    scn = sub.add_parser("scenario", help="run a scripted mobility scenario (YAML)")
+    scn.add_argument("name", nargs="?", help="scenario name (see --list) or a YAML file")
+    scn.add_argument("--list", action="store_true", help="list the scenarios")
+    scn.add_argument("--json", default=None, help="write the results as JSON to this file")
+    scn.add_argument("--keep-dir", action="store_true", help="keep the run directory")
+    scn.add_argument("--rest", default="127.0.0.1:8080")
+    scn.add_argument("--of-port", default=6653, type=int)
+
     chk = sub.add_parser("check-config", help="validate a topology/config YAML offline")
     chk.add_argument("file")
 
@@ -50,6 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "demo":
         from mininet_scripts.demo import run_demo
         return run_demo(args)
+    if args.cmd == "scenario":
+        from mininet_scripts.scenario import run_scenario_cli
+        return run_scenario_cli(args)
     if args.cmd == "check-config":
         from controller.config import check_config
         errors = check_config(args.file)

@@ -98,4 +98,20 @@ class Mark:
 
 
 Action = (AddTunnel | RemoveTunnel | SendFlows | SendDiameter | AnswerDiameter
-          | RelayToHomeAgent | ReplyMip | SendToMobileNode | NotifyVisitorLeft | Mark)
+          | RelayToHomeAgent | ReplyMip | SendToMobileNode | NotifyVisitorLeft | Mark
+          | SendMip)
+
+
+@dataclass(frozen=True)
+class SendMip:
+    """A Mobile IPv4 control message (e.g. a Binding Update, claims 19-25) from this
+    role to role ``to`` (a role key such as ``"ha"``, ``"fa:fa1"``, ``"cngw:cngw"``),
+    sent as UDP on the wire.  The receiver's ``on_mip(now, raw, sender)`` handles it
+    and may answer with ``ReplyMip``; when ``expect_reply`` is set, the answer (or
+    ``None`` after retransmissions time out) comes back to this role's
+    ``on_mip_reply(now, to, raw_or_none, context)``."""
+
+    to: str
+    raw: bytes
+    expect_reply: bool = True
+    context: Any = None
