@@ -407,7 +407,7 @@ class _Parser:
         host, _, port = value.partition(":")
         if not host or not port.isdigit():
             raise self.fail(path, f"{_show(value)} is not host:port")
-        return host, self.integer(int(port), path, 1, 65535)
+        return host, self.integer(int(port), path, 0, 65535)
 
     def list_of(self, value: Any, path: str, item: Callable[[Any, str], _T]) -> tuple[_T, ...]:
         if value is None:

@@ -17,17 +17,18 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterable
 
 from controller.adapters import openflow
 from controller.adapters.diameter_peer import DiameterError, DiameterNode, PeerConnection
+from controller.adapters.mip_transport import MipEndpoint
 from controller.adapters.store import VpnStore
 from controller.adapters.strongswan import StrongSwanGateway, TunnelError
 from controller.core import flows
 from controller.core.aaa_home import HomeAaa
 from controller.core.actions import (AddTunnel, AnswerDiameter, Mark, NotifyVisitorLeft,
                                      RelayToHomeAgent, RemoveTunnel, ReplyMip, SendDiameter,
-                                     SendFlows, SendToMobileNode)
+                                     SendFlows, SendMip, SendToMobileNode)
 from controller.core.foreign_agent import ForeignAgent
 from controller.core.handover import HandoverLog
 from controller.core.roles import build_roles
@@ -54,30 +55,18 @@ def vici_socket(run_dir: str | Path, gateway: str) -> Path:
     return Path(run_dir) / "gw" / gateway / "charon.vici"
 
 
-class _HaMipProtocol(asyncio.DatagramProtocol):
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
-        self.transport: asyncio.DatagramTransport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        self.runtime.spawn(self.runtime.ha_datagram(self, data, addr))
-
-
-class _ReplyProtocol(asyncio.DatagramProtocol):
-    def __init__(self) -> None:
-        self.reply: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        if not self.reply.done():
-            self.reply.set_result(data)
-
-
 class Runtime:
     def __init__(self, topo: Any, run_dir: str | Path, db_path: str | Path,
-                 rest: tuple[str, int] | None = ("127.0.0.1", 8080)) -> None:
+                 rest: tuple[str, int] | None = ("127.0.0.1", 8080), *,
+                 roles: Iterable[str] | None = None,
+                 gateway_factory: Callable[[str], Any] | None = None,
+                 flow_sink: Callable[[int, tuple[flows.FlowMod, ...]], None] | None = None,
+                 fa_ingress: bool = False, advertise: bool = True) -> None:
+        """``roles``: the role keys this process runs (default: all; see
+        docs/deployment.md).  ``gateway_factory``: gateway name -> tunnel driver (default
+        strongSwan over VICI).  ``flow_sink``: receives flow-mods instead of switches
+        (benchmarks).  ``fa_ingress``: each FA also takes Registration Requests over UDP
+        on loopback (virtual MNs of the load generator)."""
         self.topo = topo
         self.run_dir = Path(run_dir)
         self.fabric = flows.Fabric.from_topology(topo)
@@ -95,12 +84,26 @@ class Runtime:
         self._thread = threading.Thread(target=self._run_loop, name="mipvpn-loop",
                                         daemon=True)
         self._tasks: set[asyncio.Task[Any]] = set()
-        self.gateways = {name: StrongSwanGateway(name, vici_socket(self.run_dir, name))
-                         for name in topo.gateways}
+        factory = gateway_factory or (
+            lambda name: StrongSwanGateway(name, vici_socket(self.run_dir, name)))
+        self.gateways = {name: factory(name) for name in topo.gateways}
         self._gw_exec = {name: ThreadPoolExecutor(1, thread_name_prefix=f"vici-{name}")
                          for name in topo.gateways}
+        self.flow_sink = flow_sink
+        self.fa_ingress = fa_ingress
+        self.advertise = advertise
         self._advert_seq: dict[str, int] = {}
+        self.mip: dict[str, MipEndpoint] = {}
+        self.ingress: dict[str, MipEndpoint] = {}
+        self._virtual_mn: dict[tuple[str, str], tuple[str, int]] = {}
         self._build_roles()
+        if roles is not None:
+            wanted = set(roles)
+            unknown = wanted - set(self.roles)
+            if unknown:
+                raise ValueError(f"unknown roles {sorted(unknown)}; this topology has "
+                                 f"{sorted(self.roles)}")
+            self.roles = {k: r for k, r in self.roles.items() if k in wanted}
 
     # ================================================================ roles
 
@@ -144,49 +147,95 @@ class Runtime:
             LOG.error("task failed", exc_info=task.exception())
 
     async def _start_async(self) -> None:
+        """Listen for every local role, then connect each Diameter client link in the
+        background (a peer in another process may start later: retried)."""
         self.routes: dict[str, dict[str, tuple[DiameterNode, PeerConnection]]] = {}
-        dom = self.home_domain
-        aaah_host, aaah_port = dom.aaa.listen_host, dom.aaa.listen_port
-        ha_host, ha_port = (dom.home_agent.diameter_listen_host,
-                            dom.home_agent.diameter_listen_port)
-        aaah = DiameterNode(dom.aaa.host, dom.realm, handler=self._handler("aaah"))
-        ha = DiameterNode(dom.home_agent.host, dom.realm, handler=self._handler("ha"))
-        await ha.listen(ha_host, ha_port)
-        await aaah.listen(aaah_host, aaah_port)
-        self.nodes.update({"aaah": aaah, "ha": ha})
-        conn = await aaah.connect(ha_host, ha_port)
-        self.routes["aaah"] = {dom.home_agent.host: (aaah, conn)}
-        for key, role in list(self.roles.items()):
-            if not key.startswith("aaaf:"):
-                continue
-            dname = key.split(":", 1)[1]
-            fdom = self.topo.domains[dname]
+        topo = self.topo
+        home = self.home_domain
+        assert home is not None and home.aaa is not None and home.home_agent is not None
+        aaah_addr = (home.aaa.listen_host, home.aaa.listen_port)
+        ha_addr = (home.home_agent.diameter_listen_host, home.home_agent.diameter_listen_port)
+        # listening roles first; a local peer is reached at its bound address (port 0
+        # in a topology = any free port, for tests), a remote one at its configured one
+        self.bound: dict[str, tuple[str, int]] = {}
+        if "ha" in self.roles:
+            self.nodes["ha"] = DiameterNode(home.home_agent.host, home.realm,
+                                            handler=self._handler("ha"))
+            port = await self.nodes["ha"].listen(*ha_addr)
+            ha_addr = self.bound["ha"] = (ha_addr[0], port)
+        if "aaah" in self.roles:
+            self.nodes["aaah"] = DiameterNode(home.aaa.host, home.realm,
+                                              handler=self._handler("aaah"))
+            port = await self.nodes["aaah"].listen(*aaah_addr)
+            aaah_addr = self.bound["aaah"] = (aaah_addr[0], port)
+            self.spawn(self._link("aaah", home.home_agent.host, ha_addr))
+        for key in [k for k in self.roles if k.startswith("aaaf:")]:
+            fdom = topo.domains[key.split(":", 1)[1]]
             node = DiameterNode(fdom.aaa.host, fdom.realm, handler=self._handler(key))
-            await node.listen(fdom.aaa.listen_host, fdom.aaa.listen_port)
-            to_home = await node.connect(aaah_host, aaah_port)
+            port = await node.listen(fdom.aaa.listen_host, fdom.aaa.listen_port)
+            self.bound[key] = (fdom.aaa.listen_host, port)
             self.nodes[key] = node
-            self.routes[key] = {realm: (node, to_home) for realm in self.home_realms}
-            for fa in self.foreign_agents():
-                if fa.conf.realm != fdom.realm:
-                    continue
-                fa_node = DiameterNode(fa.conf.host, fa.conf.realm)
-                fa_conn = await fa_node.connect(fdom.aaa.listen_host, fdom.aaa.listen_port)
-                self.nodes[f"fa:{fa.conf.name}"] = fa_node
-                self.routes[f"fa:{fa.conf.name}"] = {fdom.realm: (fa_node, fa_conn)}
-        mip_host, mip_port = dom.home_agent.mip_listen_host, dom.home_agent.mip_listen_port
-        _t, self.ha_mip = await self.loop.create_datagram_endpoint(
-            lambda: _HaMipProtocol(self), local_addr=(mip_host, mip_port))
-        self.ha_mip_addr = (mip_host, mip_port)
+            for realm in sorted(self.home_realms):
+                self.spawn(self._link(key, realm, aaah_addr))
+        for fa in self.foreign_agents():
+            dname = topo.gateways[fa.conf.name].domain
+            fdom = topo.domains[dname]
+            key = f"fa:{fa.conf.name}"
+            self.nodes[key] = DiameterNode(fa.conf.host, fa.conf.realm)
+            addr = self.bound.get(f"aaaf:{dname}", (fdom.aaa.listen_host,
+                                                    fdom.aaa.listen_port))
+            self.spawn(self._link(key, fdom.realm, addr))
+        # one Mobile IPv4 UDP endpoint per local agent role (loopback)
+        for key in self.roles:
+            if key == "ha":
+                addr = (home.home_agent.mip_listen_host, home.home_agent.mip_listen_port)
+            elif key.split(":", 1)[0] in ("fa", "cngw"):
+                addr = ("127.0.0.1", 0)
+            else:
+                continue
+            self.mip[key] = await MipEndpoint.open(key, self._mip_handler(key), *addr)
+            if self.fa_ingress and key.startswith("fa:"):
+                self.ingress[key] = await MipEndpoint.open(
+                    f"{key}/ingress", self._ingress_handler(key), "127.0.0.1", 0)
         self.spawn(self._ticker())
-        self.spawn(self._advertiser())
-        self.spawn(self._static_tunnels())
+        if self.advertise:
+            self.spawn(self._advertiser())
+        if "aaah" in self.roles:
+            self.spawn(self._static_tunnels())
         if self.rest is not None:
             from controller.adapters.rest import serve
             self.spawn(serve(self, *self.rest))
         LOG.info("roles up: %s", ", ".join(sorted(self.roles)))
 
+    async def _link(self, key: str, to: str, addr: tuple[str, int]) -> None:
+        """Connect role ``key``'s Diameter node to ``addr`` (route ``to``), retrying."""
+        delay = 0.05
+        while True:
+            try:
+                conn = await self.nodes[key].connect(*addr)
+            except (OSError, DiameterError) as exc:
+                LOG.debug("%s: connecting to %s at %s: %s", key, to, addr, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+                continue
+            self.routes.setdefault(key, {})[to] = (self.nodes[key], conn)
+            LOG.info("%s: Diameter peer %s at %s:%d up", key, to, *addr)
+            return
+
+    async def wait_links(self, timeout: float = 10.0) -> bool:
+        """True once every local Diameter client link is connected."""
+        expected = {k for k in self.roles if k == "aaah" or k.startswith(("aaaf:", "fa:"))}
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if expected <= set(self.routes):
+                return True
+            await asyncio.sleep(0.02)
+        return False
+
     def stop(self) -> None:
         async def _close() -> None:
+            for ep in list(self.mip.values()) + list(self.ingress.values()):
+                ep.close()
             for node in self.nodes.values():
                 await node.close()
         try:
@@ -243,11 +292,18 @@ class Runtime:
             elif isinstance(action, (AnswerDiameter, ReplyMip)):
                 result = action.answer if isinstance(action, AnswerDiameter) else action.raw
             elif isinstance(action, RelayToHomeAgent):
-                reply = await self._relay_to_ha(action)
+                reply = await self._relay_to_ha(key, action)
                 now = self.now()
                 follow = (role.on_home_agent_reply(now, action.nai, reply) if reply
                           else role.on_home_agent_timeout(now, action.nai))
                 await self.execute(key, follow)
+            elif isinstance(action, SendMip):
+                reply = await self._send_mip(key, action)
+                if action.expect_reply:
+                    follow = role.on_mip_reply(self.now(), action.to, reply, action.context)
+                    answer = await self.execute(key, follow)
+                    if answer is not None:
+                        result = answer
             elif isinstance(action, SendToMobileNode):
                 self._send_to_mn(action)
             elif isinstance(action, NotifyVisitorLeft):
@@ -311,7 +367,8 @@ class Runtime:
                 await self._add_tunnel(AddTunnel(gw, spec.side_for(gw)))
 
     async def _gateway_ready(self, name: str) -> bool:
-        if not vici_socket(self.run_dir, name).exists():
+        gw = self.gateways[name]
+        if isinstance(gw, StrongSwanGateway) and not vici_socket(self.run_dir, name).exists():
             return False
         try:
             await self.loop.run_in_executor(self._gw_exec[name], self.gateways[name].version)
@@ -332,31 +389,66 @@ class Runtime:
 
     # ================================================================ Mobile IPv4
 
-    async def ha_datagram(self, proto: _HaMipProtocol, data: bytes,
-                          addr: tuple[str, int]) -> None:
-        actions = self.roles["ha"].on_registration_request(self.now(), data)
-        reply = await self.execute("ha", actions)
-        if reply is not None and proto.transport is not None:
-            proto.transport.sendto(reply, addr)
+    def _mip_handler(self, key: str) -> Any:
+        async def handle(data: bytes, addr: tuple[str, int]) -> bytes | None:
+            role = self.roles[key]
+            now = self.now()
+            if key == "ha" and data[:1] == bytes([mip.REGISTRATION_REQUEST]):
+                actions = role.on_registration_request(now, data)
+            elif hasattr(role, "on_mip"):
+                actions = role.on_mip(now, data, self._sender_of(addr))
+            else:
+                self.counters["malformed"] += 1
+                return None
+            reply = await self.execute(key, actions)
+            return reply if isinstance(reply, bytes) else None
+        return handle
 
-    async def _relay_to_ha(self, action: RelayToHomeAgent) -> bytes | None:
-        if action.home_agent_address not in self.ha_by_address:
+    def _sender_of(self, addr: tuple[str, int]) -> str:
+        for key, ep in self.mip.items():
+            if ep.address == tuple(addr):
+                return key
+        return f"{addr[0]}:{addr[1]}"
+
+    def _ingress_handler(self, key: str) -> Any:
+        """Registration Requests from virtual MNs over UDP (load generator)."""
+        async def handle(data: bytes, addr: tuple[str, int]) -> bytes | None:
+            fa = self.roles[key]
+            mac = "02:%02x:%02x:%02x:%02x:%02x" % tuple(
+                [int(x) for x in addr[0].split(".")[1:]] + [addr[1] >> 8, addr[1] & 0xFF])
+            try:
+                home = mip.decode(data)
+                self._virtual_mn[(fa.conf.name, getattr(home, "home_address", ""))] = addr
+            except mip.MipDecodeError:
+                pass
+            actions = fa.on_registration_request(self.now(), data, mac, 0)
+            await self.execute(key, actions)
             return None
-        transport, proto = await self.loop.create_datagram_endpoint(
-            _ReplyProtocol, remote_addr=self.ha_mip_addr)
-        try:
-            for attempt in range(3):
-                transport.sendto(action.raw)
-                try:
-                    return await asyncio.wait_for(asyncio.shield(proto.reply),
-                                                  0.5 * (attempt + 1))
-                except asyncio.TimeoutError:
-                    continue
+        return handle
+
+    async def _send_mip(self, key: str, action: SendMip) -> bytes | None:
+        src = self.mip.get(key)
+        dst = self.mip.get(action.to)
+        if src is None or dst is None:
+            LOG.warning("%s: no Mobile IPv4 endpoint for %s", key, action.to)
             return None
-        finally:
-            transport.close()
+        if not action.expect_reply:
+            src.send(action.raw, dst.address)
+            return None
+        return await src.request(action.raw, dst.address)
+
+    async def _relay_to_ha(self, key: str, action: RelayToHomeAgent) -> bytes | None:
+        if action.home_agent_address not in self.ha_by_address or "ha" not in self.mip:
+            return None
+        return await self._send_mip(key, SendMip("ha", action.raw))
 
     def _send_to_mn(self, action: SendToMobileNode) -> None:
+        if action.port == 0:  # a virtual MN of the load generator: plain UDP
+            ep = self.ingress.get(f"fa:{action.foreign_agent}")
+            addr = self._virtual_mn.pop((action.foreign_agent, action.mn_ip), None)
+            if ep is not None and addr is not None:
+                ep.send(action.raw, addr)
+            return
         fa = self.fa(action.foreign_agent)
         dp = self.datapaths.get(fa.conf.access_dpid)
         if dp is None:
@@ -469,6 +561,10 @@ class Runtime:
         return None
 
     async def send_flows(self, dpid: int, mods: tuple[flows.FlowMod, ...]) -> None:
+        if self.flow_sink is not None:
+            self.flow_sink(dpid, mods)
+            self.counters["flow_mods"] += len(mods)
+            return
         dp = self.datapaths.get(dpid)
         if dp is None:
             LOG.warning("switch %#x not connected; %d flow-mods not sent", dpid, len(mods))

@@ -97,9 +97,7 @@ class Mark:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-Action = (AddTunnel | RemoveTunnel | SendFlows | SendDiameter | AnswerDiameter
-          | RelayToHomeAgent | ReplyMip | SendToMobileNode | NotifyVisitorLeft | Mark
-          | SendMip)
+
 
 
 @dataclass(frozen=True)
@@ -115,3 +113,8 @@ class SendMip:
     raw: bytes
     expect_reply: bool = True
     context: Any = None
+
+
+Action = (AddTunnel | RemoveTunnel | SendFlows | SendDiameter | AnswerDiameter
+          | RelayToHomeAgent | ReplyMip | SendToMobileNode | NotifyVisitorLeft | Mark
+          | SendMip)

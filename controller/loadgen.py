@@ -1,0 +1,58 @@
+"""Virtual mobile nodes and recording data-plane drivers (load generator, benchmarks,
+runtime tests without Mininet).  Not used by the product's data path."""
+
+from __future__ import annotations
+
+import ipaddress
+import threading
+from typing import Any
+
+from controller.proto import mip
+
+VENDOR_ID = 32473
+CVSE_PREVIOUS_FA = 1
+
+
+class RecordingGateway:
+    """Stands in for a strongSwan gateway: records what would be set."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.log: list[tuple[str, str]] = []
+        self.tunnels_up: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def add_tunnel(self, side: Any, timeout: float = 5.0) -> float:
+        with self._lock:
+            self.log.append(("add", side.tunnel_id))
+            self.tunnels_up[side.tunnel_id] = side
+        return 0.0
+
+    def remove_tunnel(self, tunnel_id: str) -> None:
+        with self._lock:
+            self.log.append(("remove", tunnel_id))
+            self.tunnels_up.pop(tunnel_id, None)
+
+    def tunnels(self) -> list[Any]:
+        return []
+
+    def version(self) -> dict[str, str]:
+        return {"daemon": "recording"}
+
+    def close(self) -> None:
+        pass
+
+
+def build_rrq(nai: str, home_address: str, home_agent: str, care_of_address: str,
+              spi: int, key: bytes, identification: int, lifetime: int = 300,
+              previous_coa: str | None = None) -> bytes:
+    """A Registration Request as the MN client builds it (NAI, [previous FA], MN-AAA)."""
+    exts: list[Any] = [mip.NaiExtension(nai)]
+    if previous_coa:
+        exts.append(mip.CriticalVendorExtension(
+            VENDOR_ID, CVSE_PREVIOUS_FA, ipaddress.IPv4Address(previous_coa).packed))
+    rrq = mip.RegistrationRequest(flags=mip.FLAG_T, lifetime=lifetime,
+                                  home_address=home_address, home_agent=home_agent,
+                                  care_of_address=care_of_address,
+                                  identification=identification, extensions=exts)
+    return mip.append_auth(mip.encode(rrq), mip.AuthKind.MN_AAA, spi, key)
