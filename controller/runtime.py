@@ -33,6 +33,7 @@ from controller.core.foreign_agent import ForeignAgent
 from controller.core.handover import HandoverLog
 from controller.core.roles import build_roles
 from controller.core.vpn import TunnelSpec
+from controller.metrics import Metrics
 from controller.proto import diameter as dia
 from controller.proto import mip
 
@@ -80,6 +81,7 @@ class Runtime:
         self.static_tunnels: list[TunnelSpec] = []
         self.counters: dict[str, int] = {"flow_mods": 0, "packet_in": 0, "malformed": 0,
                                          "adverts": 0}
+        self.metrics = Metrics()  # served at /metrics; refreshed from this state per scrape
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run_loop, name="mipvpn-loop",
                                         daemon=True)
@@ -270,7 +272,10 @@ class Runtime:
         result = None
         for action in actions:
             if isinstance(action, Mark):
+                record = self.handovers.open.get(action.nai)
                 self.handovers.mark(action.nai, action.phase, time.monotonic(), action.extra)
+                if record is not None and action.phase == "rrp_sent":
+                    self.metrics.handover_done(record)  # counters, histograms, log line
             elif isinstance(action, AddTunnel):
                 await self._add_tunnel(action)
             elif isinstance(action, RemoveTunnel):
@@ -564,6 +569,8 @@ class Runtime:
         if self.flow_sink is not None:
             self.flow_sink(dpid, mods)
             self.counters["flow_mods"] += len(mods)
+            self.metrics.flow_mods_sent(self.fabric.switch_of_dpid(dpid) or hex(dpid),
+                                        len(mods))
             return
         dp = self.datapaths.get(dpid)
         if dp is None:
@@ -572,6 +579,7 @@ class Runtime:
         for msg in openflow.flow_mod_msgs(dp, mods):
             dp.send_msg(msg)
         self.counters["flow_mods"] += len(mods)
+        self.metrics.flow_mods_sent(self.fabric.switch_of_dpid(dpid) or hex(dpid), len(mods))
         barrier = dp.ofproto_parser.OFPBarrierRequest(dp)
         dp.set_xid(barrier)
         fut = self.loop.create_future()

@@ -10,7 +10,7 @@ import logging
 import time
 from typing import Any
 
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI, HTTPException, Response
 
 from controller.adapters.store import profile_to_json
 
@@ -73,6 +73,12 @@ def create_app(rt: Any) -> FastAPI:
             if hasattr(role, "counters"):
                 out[key] = dict(role.counters)
         return out
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        """Prometheus text format (controller/metrics.py declares every metric)."""
+        from controller.metrics import CONTENT_TYPE_LATEST
+        return Response(rt.metrics.exposition(rt), media_type=CONTENT_TYPE_LATEST)
 
     return app
 

@@ -1,0 +1,185 @@
+"""Every Prometheus metric of the controller, declared in one class (FAUCET's shape).
+
+The registry is injected, so a test builds ``Metrics(CollectorRegistry())`` and reads
+values back with ``registry.get_sample_value``; the runtime owns one instance and the
+REST app serves it at ``/metrics``.
+
+Two kinds of updates:
+
+* events, as they happen: ``handover_done(record)`` when a registration or a move is
+  answered (registrations by result code, handovers by kind, one histogram observation
+  per signalling phase, and one INFO log line with the NAI and the timings), and
+  ``flow_mods_sent(switch, n)`` when flow-mods go out;
+* state, read just before a scrape: ``refresh(runtime)`` sets the gauges (bindings,
+  tunnels, switches, Diameter peers) and turns the roles' own counters (malformed
+  packets dropped) into Prometheus counters by adding what grew since the last scrape.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from prometheus_client import (CollectorRegistry, Counter, Gauge, Histogram,
+                               PlatformCollector, ProcessCollector)
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+
+__all__ = ["CONTENT_TYPE_LATEST", "Metrics", "format_handover", "log_handover"]
+
+HANDOVER_LOG = logging.getLogger("mipvpn.handover")
+
+# Signalling phases run from well under a millisecond (a flow-mod batch) to seconds
+# (a Diameter timeout): log-spaced buckets over that range.
+PHASE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+                 2.5, 5.0)
+
+
+class Metrics:
+    """The controller's metrics, all registered in ``registry``."""
+
+    def __init__(self, registry: CollectorRegistry | None = None, *,
+                 process: bool = True) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        reg = self.registry
+        if process:
+            ProcessCollector(registry=reg)
+            PlatformCollector(registry=reg)
+        self.registrations = Counter(
+            "mipvpn_registrations", "Registration Replies sent to mobile nodes, by "
+            "Mobile IPv4 result code (0 = accepted) and kind of registration",
+            ["code", "kind"], registry=reg)
+        self.handovers = Counter(
+            "mipvpn_handovers", "Moves of a mobile node to another foreign agent, by kind "
+            "(intra-domain, inter-domain) and whether the new registration was accepted",
+            ["kind", "result"], registry=reg)
+        self.handover_phase_seconds = Histogram(
+            "mipvpn_handover_phase_seconds", "Duration of each signalling phase of a "
+            "registration or move (see GET /v1/handovers)", ["kind", "phase"],
+            buckets=PHASE_BUCKETS, registry=reg)
+        self.bindings_active = Gauge(
+            "mipvpn_bindings_active", "Mobility bindings in the home agents' caches",
+            registry=reg)
+        self.tunnels = Gauge(
+            "mipvpn_tunnels", "IPsec tunnel ends the controller set, per gateway and state "
+            "(setting, up, configured, failed)", ["gateway", "state"], registry=reg)
+        self.flow_mods = Counter(
+            "mipvpn_flow_mods_sent", "OpenFlow flow-mods sent, per switch", ["switch"],
+            registry=reg)
+        self.malformed = Counter(
+            "mipvpn_malformed_packets_dropped", "Packets or messages dropped as malformed, "
+            "per role (fa:NAME, ha, diameter:HOST, ...)", ["role"], registry=reg)
+        self.diameter_peer_up = Gauge(
+            "mipvpn_diameter_peer_up", "1 when the Diameter connection from node to peer "
+            "is open (capabilities exchanged, not closed), else 0", ["node", "peer"],
+            registry=reg)
+        self.switch_connected = Gauge(
+            "mipvpn_switch_connected", "1 when the OpenFlow switch is connected",
+            ["switch"], registry=reg)
+        self.packet_in = Counter(
+            "mipvpn_packet_in", "OpenFlow packet-ins received", registry=reg)
+        self._seen: dict[tuple[str, str], int] = {}
+
+    # ------------------------------------------------------------------ events
+
+    def handover_done(self, record: Any) -> None:
+        """A registration or move was answered (its ``rrp_sent`` mark): count it,
+        observe its phases, log its line."""
+        kind = str(record.kind)
+        code = "none" if record.code is None else str(record.code)
+        self.registrations.labels(code=code, kind=kind).inc()
+        if record.previous_fa:
+            self.handovers.labels(kind=kind,
+                                  result="accepted" if record.accepted else "denied").inc()
+        for phase, ms in record.phases_ms().items():
+            self.handover_phase_seconds.labels(kind=kind, phase=phase).observe(ms / 1000.0)
+        log_handover(record)
+
+    def flow_mods_sent(self, switch: str, count: int) -> None:
+        self.flow_mods.labels(switch=switch).inc(count)
+
+    # ------------------------------------------------------------------ state
+
+    def refresh(self, rt: Any) -> None:
+        """Read the runtime's state into the gauges and counters (call on the runtime's
+        loop thread, just before exposing)."""
+        ha_bindings = 0
+        for key, role in rt.roles.items():
+            if key == "ha" or key.startswith("ha:"):
+                ha_bindings += len(getattr(role, "bindings", {}))
+        self.bindings_active.set(ha_bindings)
+
+        self.tunnels.clear()
+        counts: dict[tuple[str, str], int] = {}
+        for entry in list(rt.tunnel_log.values()):
+            k = (str(entry.get("gateway", "")), str(entry.get("state", "")))
+            counts[k] = counts.get(k, 0) + 1
+        for (gateway, state), n in counts.items():
+            self.tunnels.labels(gateway=gateway, state=state).set(n)
+
+        connected = set(getattr(rt, "datapaths", {}))
+        for name, sw in rt.topo.switches.items():
+            self.switch_connected.labels(switch=name).set(1 if sw.dpid in connected else 0)
+
+        for table in getattr(rt, "routes", {}).values():
+            for dest, (node, conn) in table.items():
+                peer = conn.remote_host or str(dest)
+                up = bool(conn.open) and not conn.closed.is_set()
+                self.diameter_peer_up.labels(node=node.origin_host, peer=peer).set(
+                    1 if up else 0)
+
+        for key, role in rt.roles.items():
+            counters = getattr(role, "counters", None)
+            if counters:
+                self._add_growth(self.malformed.labels(role=key), (key, "malformed"),
+                                 int(counters.get("malformed", 0)))
+        for node in getattr(rt, "nodes", {}).values():
+            role = f"diameter:{node.origin_host}"
+            bad = int(node.counters.get("malformed", 0)) + int(
+                node.counters.get("framing_error", 0))
+            self._add_growth(self.malformed.labels(role=role), (role, "malformed"), bad)
+        runtime_counters = getattr(rt, "counters", {})
+        self._add_growth(self.malformed.labels(role="runtime"), ("runtime", "malformed"),
+                         int(runtime_counters.get("malformed", 0)))
+        self._add_growth(self.packet_in, ("runtime", "packet_in"),
+                         int(runtime_counters.get("packet_in", 0)))
+
+    def _add_growth(self, counter: Any, key: tuple[str, str], value: int) -> None:
+        grown = value - self._seen.get(key, 0)
+        if grown > 0:
+            counter.inc(grown)
+            self._seen[key] = value
+
+    def exposition(self, rt: Any | None = None) -> bytes:
+        """The text format Prometheus scrapes (refreshed from ``rt`` first if given)."""
+        if rt is not None:
+            self.refresh(rt)
+        return generate_latest(self.registry)
+
+
+# ---------------------------------------------------------------------- logs
+
+
+def format_handover(record: Any) -> str:
+    """One line: what happened to which NAI, through which FA, how long each phase took."""
+    phases = record.phases_ms()
+    total = phases.get("controller_total")
+    if record.previous_fa:
+        what = (f"{record.kind} move of {record.nai}: {record.previous_fa} -> "
+                f"{record.foreign_agent}")
+    else:
+        what = f"registration of {record.nai} via {record.foreign_agent}"
+    result = "accepted" if record.accepted else "denied"
+    line = f"{what}: {result} (code {record.code})"
+    if total is not None:
+        line += f" in {total:.1f} ms"
+    parts = [f"{name} {ms:.1f}" for name, ms in phases.items() if name != "controller_total"]
+    if parts:
+        line += " [" + ", ".join(parts) + " ms]"
+    return line
+
+
+def log_handover(record: Any) -> None:
+    """Log one line per registration/move (logger ``mipvpn.handover``): INFO when
+    accepted, WARNING when denied."""
+    level = logging.INFO if record.accepted else logging.WARNING
+    HANDOVER_LOG.log(level, "%s", format_handover(record))
