@@ -1,11 +1,23 @@
-"""The `mipvpn` command."""
+"""The `mipvpn` command.
+
+Running things: ``controller``, ``demo``, ``scenario``, ``check-config``.
+Asking a running controller (through its REST API, ``--url``): ``status``, ``bindings``,
+``tunnels``, ``profiles show|set``; readable tables, or ``--json``.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import os
 import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 DEFAULT_TOPOLOGY = str(Path(__file__).resolve().parent.parent / "topology" / "default.yaml")
 
@@ -15,8 +27,287 @@ def _hostport(value: str) -> tuple[str, int]:
     return (host or "127.0.0.1", int(port))
 
 
+def _csv(value: str | None) -> list[str] | None:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+
+
+DEFAULT_URL = "http://127.0.0.1:8080"
+
+
+class CliError(Exception):
+    """A failure explained to the user: ``str(exc)`` says what to do next."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+# ---------------------------------------------------------------- REST client
+
+
+class RestClient:
+    """The controller's REST API, with errors turned into next steps."""
+
+    def __init__(self, url: str = DEFAULT_URL, token: str | None = None,
+                 timeout: float = 10.0) -> None:
+        self.url = url.rstrip("/")
+        self.token = token or None
+        self.timeout = timeout
+
+    def get(self, path: str) -> Any:
+        return self.request("GET", path)
+
+    def request(self, method: str, path: str, body: Any = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.url + path, data=data, method=method)
+        req.add_header("Accept", "application/json")
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        if self.token:
+            req.add_header("Authorization", f"Bearer {self.token}")
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                raw = resp.read()
+        except urllib.error.HTTPError as exc:
+            raise self._http_error(method, path, exc) from None
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise CliError(f"controller not reachable at {self.url} ({reason}): start it "
+                           "with `mipvpn controller` or `./run demo`, or point --url "
+                           "(or MIPVPN_URL) at it", 3) from None
+        if not raw:
+            return None
+        try:
+            return json.loads(raw)
+        except ValueError:
+            raise CliError(f"{method} {self.url}{path} did not answer JSON: is {self.url} "
+                           "a mipvpn controller?") from None
+
+    def _http_error(self, method: str, path: str, exc: urllib.error.HTTPError) -> CliError:
+        detail = ""
+        try:
+            body = json.loads(exc.read() or b"{}")
+            detail = body.get("detail", "") if isinstance(body, dict) else ""
+        except ValueError:
+            pass
+        if isinstance(detail, list):  # validation errors: [{"field": ..., "message": ...}]
+            detail = "; ".join(f"{d.get('field', '?')}: {d.get('message', d.get('msg', ''))}"
+                               if isinstance(d, dict) else str(d) for d in detail)
+        detail = detail if isinstance(detail, str) else json.dumps(detail)
+        where = f"{method} {path}"
+        if exc.code in (401, 403):
+            hint = ("the token was refused: check it (the operator token is in the "
+                    "controller's RUN_DIR/operator.token)" if self.token else
+                    "this needs a token: pass --token TOKEN or set MIPVPN_TOKEN (the "
+                    "operator token is in the controller's RUN_DIR/operator.token; "
+                    "--run-dir DIR reads it from there)")
+            return CliError(f"{where}: HTTP {exc.code} {detail or exc.reason}; {hint}", 4)
+        if exc.code == 404:
+            return CliError(f"{where}: {detail or 'not found'}", 5)
+        if exc.code == 405:
+            return CliError(f"{where}: this controller does not support it (HTTP 405): "
+                            "is it an older mipvpn?", 5)
+        if exc.code == 422:
+            return CliError(f"{where}: the controller rejected the request: {detail}", 6)
+        return CliError(f"{where}: HTTP {exc.code} {detail or exc.reason}; see the "
+                        "controller's log", 1)
+
+
+# ---------------------------------------------------------------- output
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A plain aligned table (columns separated by two spaces)."""
+    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in r]
+                                          for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
+    return "\n".join(lines)
+
+
+def _out(args: argparse.Namespace, data: Any, text: str) -> None:
+    print(json.dumps(data, indent=2) if args.json else text)
+
+
+def cmd_status(client: RestClient, args: argparse.Namespace) -> int:
+    topo = client.get("/v1/topology")
+    bindings = client.get("/v1/bindings")
+    tunnels = client.get("/v1/tunnels")
+    reported = tunnels.get("gateways", {})
+    switches = topo.get("switches", [])
+    connected = [s for s in switches if s.get("connected")]
+    gateways = []
+    for gw in topo.get("gateways", []):
+        states = reported.get(gw["name"])
+        if isinstance(states, list):
+            up = sum(1 for t in states if t.get("established"))
+            charon = f"answering ({up}/{len(states)} tunnels established)"
+        elif states is None:
+            charon = "not managed by this controller"
+        else:
+            charon = "not answering"
+        gateways.append({**gw, "charon": charon})
+    data = {"controller": {"url": client.url, "up": True, "topology": topo.get("name")},
+            "switches": switches, "gateways": gateways, "bindings": len(bindings)}
+    lines = [f"controller  up at {client.url} (topology {topo.get('name')!r})",
+             f"switches    {len(connected)}/{len(switches)} connected"]
+    missing = [s["name"] for s in switches if not s.get("connected")]
+    if missing:
+        lines.append(f"            not connected: {', '.join(missing)} (is Mininet up and "
+                     "pointed at this controller's OpenFlow port?)")
+    lines.append(f"bindings    {len(bindings)}")
+    lines.append("")
+    lines.append(table(["GATEWAY", "KIND", "DOMAIN", "CORE", "CHARON"],
+                       [[g["name"], g.get("kind"), g.get("domain"), g.get("core"),
+                         g["charon"]] for g in gateways]))
+    _out(args, data, "\n".join(lines))
+    return 0
+
+
+def cmd_bindings(client: RestClient, args: argparse.Namespace) -> int:
+    bindings = client.get("/v1/bindings")
+    rows = [[b.get("nai"), b.get("home_address"), b.get("care_of_address"),
+             b.get("foreign_agent"), b.get("lifetime"), b.get("expires_in"),
+             " ".join(b.get("tunnels", []))] for b in bindings]
+    text = (table(["NAI", "HOME ADDRESS", "CARE-OF", "FA", "LIFETIME", "EXPIRES IN",
+                   "TUNNELS"], rows) if rows else "no bindings (no mobile node registered)")
+    _out(args, bindings, text)
+    return 0
+
+
+def cmd_tunnels(client: RestClient, args: argparse.Namespace) -> int:
+    data = client.get("/v1/tunnels")
+    intended = [[t.get("gateway"), t.get("tunnel_id"), t.get("remote_gateway"),
+                 t.get("remote"), t.get("state"), t.get("setup_ms", ""), t.get("error", "")]
+                for t in data.get("intended", [])]
+    lines = ["set by the controller:"]
+    lines.append(table(["GATEWAY", "TUNNEL", "PEER", "PEER ADDRESS", "STATE", "SETUP MS",
+                        "ERROR"], intended) if intended else "  none")
+    reported = []
+    down = []
+    for gw, states in sorted(data.get("gateways", {}).items()):
+        if not isinstance(states, list):
+            down.append(f"{gw} ({states.get('error', 'not answering')})"
+                        if isinstance(states, dict) else gw)
+            continue
+        for t in states:
+            reported.append([gw, t.get("tunnel_id"), t.get("state"),
+                             "yes" if t.get("established") else "no",
+                             t.get("packets_in"), t.get("packets_out"),
+                             t.get("bytes_in"), t.get("bytes_out")])
+    lines += ["", "reported by charon:"]
+    lines.append(table(["GATEWAY", "TUNNEL", "IKE STATE", "ESTABLISHED", "PKTS IN",
+                        "PKTS OUT", "BYTES IN", "BYTES OUT"], reported)
+                 if reported else "  none")
+    if down:
+        lines.append("charon not answering at: " + "; ".join(down))
+    _out(args, data, "\n".join(lines))
+    return 0
+
+
+def _profile_text(prof: dict[str, Any]) -> str:
+    dests = [[d.get("prefix"), d.get("gateway")] for d in prof.get("destinations", [])]
+    sec = prof.get("security", {})
+    qos = prof.get("qos", {})
+    rate = qos.get("rate_kbps", 0)
+    return "\n".join([
+        f"NAI        {prof.get('nai')}",
+        f"security   IKE {sec.get('ike')}, ESP {sec.get('esp')}",
+        f"QoS        rate {'unlimited' if not rate else f'{rate} kbit/s'}, "
+        f"DSCP {qos.get('dscp', 0)}",
+        *([f"handoff    smooth (old FA forwards in-flight traffic)"]
+          if prof.get("smooth_handoff") else []),
+        *([f"VPN info   distributed {prof['distribution'].replace('_', ' ')}"]
+          if prof.get("distribution") else []),
+        "destinations:",
+        table(["PREFIX", "GATEWAY"], dests) if dests else "  none"])
+
+
+def _profile_path(nai: str) -> str:
+    return "/v1/profiles/" + urllib.parse.quote(nai, safe="@")
+
+
+def cmd_profiles(client: RestClient, args: argparse.Namespace) -> int:
+    if args.action == "show":
+        prof = client.get(_profile_path(args.nai))
+        _out(args, prof, _profile_text(prof))
+        return 0
+    body = _read_profile_file(args.file)
+    named = body.pop("nai", args.nai)  # `profiles show --json` output is accepted as is
+    if named != args.nai:
+        raise CliError(f"{args.file} is the profile of {named!r}, not of {args.nai!r}")
+    prof = client.request("PUT", _profile_path(args.nai), body)
+    shown = prof if isinstance(prof, dict) and "nai" in prof else client.get(
+        _profile_path(args.nai))
+    _out(args, shown, f"profile of {args.nai} updated\n{_profile_text(shown)}")
+    return 0
+
+
+def _read_profile_file(path: str) -> Any:
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text()
+    except OSError as exc:
+        raise CliError(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        body = json.loads(text)
+    except ValueError as exc:
+        raise CliError(f"{path}: not valid JSON ({exc}); see `mipvpn profiles show NAI "
+                       "--json` for the layout") from None
+    if not isinstance(body, dict):
+        raise CliError(f"{path}: a profile is a JSON object with destinations, security "
+                       "and qos; see `mipvpn profiles show NAI --json`")
+    return body
+
+
+def resolve_token(args: argparse.Namespace) -> str | None:
+    """--token, else $MIPVPN_TOKEN, else $MIPVPN_OPERATOR_TOKEN (what the controller
+    itself reads), else RUN_DIR/operator.token when this user may read it."""
+    for value in (args.token, os.environ.get("MIPVPN_TOKEN"),
+                  os.environ.get("MIPVPN_OPERATOR_TOKEN")):
+        if value:
+            return str(value).strip()
+    try:
+        return (Path(args.run_dir) / "operator.token").read_text().strip() or None
+    except OSError:
+        return None
+
+
+REST_COMMANDS = {"status": cmd_status, "bindings": cmd_bindings, "tunnels": cmd_tunnels,
+                 "profiles": cmd_profiles}
+
+
+def _add_rest_commands(sub: Any) -> None:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--url", default=os.environ.get("MIPVPN_URL", DEFAULT_URL),
+                        help="the controller's REST API (env MIPVPN_URL; default "
+                             f"{DEFAULT_URL})")
+    common.add_argument("--token", default=None,
+                        help="API token, sent as 'Authorization: Bearer' (env MIPVPN_TOKEN; "
+                             "default: the operator token in RUN_DIR/operator.token)")
+    common.add_argument("--run-dir", default=os.environ.get("MIPVPN_RUN_DIR", "/run/mipvpn"),
+                        help="the controller's run directory, for its operator.token "
+                             "(env MIPVPN_RUN_DIR)")
+    common.add_argument("--json", action="store_true", help="print the API's JSON")
+    sub.add_parser("status", parents=[common],
+                   help="controller up? switches, gateways and their charons, bindings")
+    sub.add_parser("bindings", parents=[common], help="the home agent's binding cache")
+    sub.add_parser("tunnels", parents=[common],
+                   help="tunnels the controller set, and what each charon reports")
+    prof = sub.add_parser("profiles", help="a user's VPN profile")
+    psub = prof.add_subparsers(dest="action", required=True)
+    show = psub.add_parser("show", parents=[common], help="print a user's VPN profile")
+    show.add_argument("nai", help="the user's NAI, e.g. alice@home.example")
+    put = psub.add_parser("set", parents=[common],
+                          help="replace a user's VPN profile (needs a token)")
+    put.add_argument("nai")
+    put.add_argument("--file", required=True,
+                     help="the profile as JSON ('-' for stdin); layout as "
+                          "`mipvpn profiles show NAI --json` prints")
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="mipvpn", description=__doc__)
+    parser = argparse.ArgumentParser(prog="mipvpn", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--log-level", default="INFO",
                         choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -28,6 +319,13 @@ def main(argv: list[str] | None = None) -> int:
     ctl.add_argument("--db", default=None, help="VPN database (SQLite); default RUN_DIR/vpn.db")
     ctl.add_argument("--of-listen", default="127.0.0.1:6653", type=_hostport)
     ctl.add_argument("--rest", default="127.0.0.1:8080", help="REST listen address or 'off'")
+    ctl.add_argument("--roles", default=None,
+                     help="comma-separated role keys this process runs (default: all), e.g. "
+                          "'aaaf:domain-b' for a split deployment (docs/deployment.md)")
+    ctl.add_argument("--exclude-roles", default=None,
+                     help="comma-separated role keys another process runs")
+    ctl.add_argument("--no-openflow", action="store_true",
+                     help="do not listen for switches (a process with AAA roles only)")
 
     demo = sub.add_parser("demo", help="topology up, MN registers, moves; numbers printed")
     demo.add_argument("--config", default=DEFAULT_TOPOLOGY)
@@ -47,14 +345,24 @@ def main(argv: list[str] | None = None) -> int:
     chk = sub.add_parser("check-config", help="validate a topology/config YAML offline")
     chk.add_argument("file")
 
+    _add_rest_commands(sub)
+
     args = parser.parse_args(argv)
     logging.basicConfig(level=getattr(logging, args.log_level),
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if args.cmd in REST_COMMANDS:
+        try:
+            return REST_COMMANDS[args.cmd](RestClient(args.url, resolve_token(args)), args)
+        except CliError as exc:
+            print(f"mipvpn {args.cmd}: {exc}", file=sys.stderr)
+            return exc.code
     if args.cmd == "controller":
         from controller.launcher import run_controller
         rest = None if args.rest == "off" else _hostport(args.rest)
         return run_controller(args.config, args.run_dir, args.db, args.of_listen[0],
-                              args.of_listen[1], rest)
+                              args.of_listen[1], rest, roles=_csv(args.roles),
+                              exclude=_csv(args.exclude_roles),
+                              openflow=not args.no_openflow)
     if args.cmd == "demo":
         from mininet_scripts.demo import run_demo
         return run_demo(args)

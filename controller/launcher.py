@@ -18,11 +18,24 @@ LOG = logging.getLogger("mipvpn.launcher")
 
 
 def run_controller(config: str, run_dir: str, db: str | None, of_host: str, of_port: int,
-                   rest: tuple[str, int] | None) -> int:
+                   rest: tuple[str, int] | None, roles: list[str] | None = None,
+                   exclude: list[str] | None = None, openflow: bool = True) -> int:
     topo = load_topology(config)
     Path(run_dir).mkdir(parents=True, exist_ok=True)
-    rt = Runtime(topo, run_dir, db or str(Path(run_dir) / "vpn.db"), rest=rest)
+    if exclude:
+        from controller.core.roles import build_roles
+        from controller.adapters.store import VpnStore
+        every = set(build_roles(topo, VpnStore(":memory:")).roles)
+        unknown = set(exclude) - every
+        if unknown:
+            raise SystemExit(f"--exclude-roles: unknown roles {sorted(unknown)}; "
+                             f"this topology has {sorted(every)}")
+        roles = sorted((set(roles) if roles else every) - set(exclude))
+    rt = Runtime(topo, run_dir, db or str(Path(run_dir) / "vpn.db"), rest=rest, roles=roles,
+                 advertise=openflow)
     rt.start()
+    if not openflow:
+        return _serve_without_openflow(rt)
     from os_ken import cfg
     from os_ken.base.app_manager import AppManager
     import os_ken.controller.controller  # noqa: F401  (registers the OpenFlow options)
@@ -30,6 +43,21 @@ def run_controller(config: str, run_dir: str, db: str | None, of_host: str, of_p
     cfg.CONF.set_override("ofp_listen_host", of_host)
     cfg.CONF.set_override("ofp_tcp_listen_port", of_port)
 
+    _install_stop(rt)
+    LOG.info("OpenFlow on %s:%d, REST on %s", of_host, of_port,
+             f"{rest[0]}:{rest[1]}" if rest else "off")
+    AppManager.run_apps(["apps.mipvpn_app"])
+    return 0
+
+
+def _serve_without_openflow(rt: Runtime) -> int:
+    _install_stop(rt)
+    LOG.info("no OpenFlow in this process; roles: %s", ", ".join(sorted(rt.roles)))
+    while True:
+        signal.pause()
+
+
+def _install_stop(rt: Runtime) -> None:
     main_pid = os.getpid()
 
     def stop(signum: int, frame: Any) -> None:
@@ -45,7 +73,3 @@ def run_controller(config: str, run_dir: str, db: str | None, of_host: str, of_p
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    LOG.info("OpenFlow on %s:%d, REST on %s", of_host, of_port,
-             f"{rest[0]}:{rest[1]}" if rest else "off")
-    AppManager.run_apps(["apps.mipvpn_app"])
-    return 0

@@ -276,6 +276,9 @@ class Runtime:
                 self.handovers.mark(action.nai, action.phase, time.monotonic(), action.extra)
                 if record is not None and action.phase == "rrp_sent":
                     self.metrics.handover_done(record)  # counters, histograms, log line
+                if (action.phase == "rrp_sent" and action.extra.get("accepted")
+                        and key.startswith("fa:")):
+                    self.spawn(self._left_elsewhere(key, action.nai))
             elif isinstance(action, AddTunnel):
                 await self._add_tunnel(action)
             elif isinstance(action, RemoveTunnel):
@@ -319,6 +322,16 @@ class Runtime:
             else:
                 raise TypeError(f"unknown action {action!r}")
         return result
+
+    async def _left_elsewhere(self, new_fa: str, nai: str) -> None:
+        """The MN registered at ``new_fa``: any other FA of this controller that still
+        lists it as a visitor (a move across domains, where the new FA cannot name the
+        old one as a peer) drops its tunnel end and the MN's flows.  Same-domain moves
+        are already handled by the FA's own NotifyVisitorLeft; this is idempotent."""
+        for other in self.foreign_agents():
+            okey = f"fa:{other.conf.name}"
+            if okey != new_fa and nai in other.visitors:
+                await self.execute(okey, other.on_visitor_left(self.now(), nai))
 
     # ================================================================ gateways
 

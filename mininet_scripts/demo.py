@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import shutil
+import secrets
 import signal
 import subprocess
 import sys
@@ -36,9 +37,17 @@ def say(msg: str) -> None:
     print(f"[mipvpn] {msg}", flush=True)
 
 
-def rest_get(base: str, path: str, timeout: float = 2.0) -> Any:
-    with urllib.request.urlopen(base + path, timeout=timeout) as resp:
+def rest_get(base: str, path: str, timeout: float = 2.0, token: str | None = None) -> Any:
+    """GET a REST resource; ``token`` defaults to the token of the running demo."""
+    req = urllib.request.Request(base + path)
+    token = token or _TOKEN.get(base)
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
         return json.load(resp)
+
+
+_TOKEN: dict[str, str] = {}  # REST base URL -> operator token of the demo serving it
 
 
 def wait_for(what: str, cond: Any, timeout: float, interval: float = 0.02) -> Any:
@@ -82,7 +91,17 @@ def _stop_proc(proc: subprocess.Popen[Any], timeout: float = 5.0) -> None:
 class Demo:
     """One run: bring-up, registration, moves, measurement, teardown."""
 
-    def __init__(self, topo: Topology, run_dir: Path, rest: str, of_port: int) -> None:
+    def __init__(self, topo: Topology, run_dir: Path, rest: str, of_port: int,
+                 processes: list[list[str]] | None = None,
+                 topology_file: str | None = None) -> None:
+        """``processes``: role-key lists run by additional controller processes (a
+        split deployment: e.g. ``[["aaaf:domain-b"]]``); the main process runs the
+        rest and the OpenFlow side."""
+        self.processes = processes or []
+        # the controller reads its operator token from the environment (auth.py)
+        self.token = secrets.token_urlsafe(32)
+        _TOKEN[f"http://{rest}"] = self.token
+        self.topology_file = topology_file or topo.source
         self.topo = topo
         self.run_dir = run_dir
         self.rest_addr = rest
@@ -91,6 +110,7 @@ class Demo:
         self.stack = ExitStack()
         self.mnet: Any = None
         self.controller: subprocess.Popen[bytes] | None = None
+        self.extra_controllers: list[subprocess.Popen[bytes]] = []
 
     # ------------------------------------------------------------ bring-up
 
@@ -105,14 +125,31 @@ class Demo:
         ovs.start()
         self.stack.callback(ovs.stop)
 
+        split = [r for roles in self.processes for r in roles]
+        for i, roles in enumerate(self.processes, 1):
+            say(f"starting controller process {i + 1} with roles {', '.join(roles)}")
+            log = open(self.run_dir / f"controller-{i + 1}.log", "wb")
+            self.stack.callback(log.close)
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "controller.cli", "controller",
+                 "--config", self.topology_file, "--run-dir", str(self.run_dir),
+                 "--db", str(self.run_dir / f"vpn-{i + 1}.db"), "--rest", "off",
+                 "--no-openflow", "--roles", ",".join(roles)],
+                stdout=log, stderr=subprocess.STDOUT,
+                env=self._env())
+            self.stack.callback(_stop_proc, proc)
+            self.extra_controllers.append(proc)
         say("starting the controller (os-ken + AAA/HA/FA roles + REST)")
         log = open(self.run_dir / "controller.log", "wb")
         self.stack.callback(log.close)
+        cmd = [sys.executable, "-m", "controller.cli", "controller",
+               "--config", self.topology_file, "--run-dir", str(self.run_dir),
+               "--of-listen", f"127.0.0.1:{self.of_port}", "--rest", self.rest_addr]
+        if split:
+            cmd += ["--exclude-roles", ",".join(split)]
         self.controller = subprocess.Popen(
-            [sys.executable, "-m", "controller.cli", "controller",
-             "--config", self.topo.source, "--run-dir", str(self.run_dir),
-             "--of-listen", f"127.0.0.1:{self.of_port}", "--rest", self.rest_addr],
-            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            cmd, stdout=log, stderr=subprocess.STDOUT,
+            env=self._env())
         self.stack.callback(_stop_proc, self.controller)
         wait_for("the controller's REST API", lambda: self._controller_alive()
                  and rest_get(self.rest, "/v1/topology"), 20)
@@ -133,11 +170,18 @@ class Demo:
         wait_for("the static CN-GW <-> HA tunnel", self._static_tunnels_up, 30)
         say(f"static tunnels up; bring-up took {time.monotonic() - t0:.1f} s")
 
+    def _env(self) -> dict[str, str]:
+        return {**os.environ, "PYTHONUNBUFFERED": "1", "MIPVPN_OPERATOR_TOKEN": self.token}
+
     def _controller_alive(self) -> bool:
         assert self.controller is not None
         if self.controller.poll() is not None:
             raise DemoError(f"controller exited with {self.controller.returncode}; "
                             f"see {self.run_dir / 'controller.log'}")
+        for i, proc in enumerate(self.extra_controllers, 1):
+            if proc.poll() is not None:
+                raise DemoError(f"controller process {i + 1} exited with {proc.returncode}; "
+                                f"see {self.run_dir / f'controller-{i + 1}.log'}")
         return True
 
     def _static_tunnels_up(self) -> bool:
@@ -167,13 +211,13 @@ class Demo:
         self.stack.callback(_stop_proc, proc)
         return proc, events
 
-    def start_probe(self, host_name: str, bind: str, peer: str,
-                    out: Path) -> subprocess.Popen[bytes]:
+    def start_probe(self, host_name: str, bind: str, peer: str, out: Path,
+                    port: int = PROBE_PORT, rate: int = PROBE_RATE) -> subprocess.Popen[bytes]:
         host = self.mnet.host(host_name)
         cmd = [sys.executable, "-m", "mininet_scripts.probe", "--bind", bind, "--peer", peer,
-               "--port", str(PROBE_PORT), "--rate", str(PROBE_RATE), "--duration", "600",
+               "--port", str(port), "--rate", str(rate), "--duration", "600",
                "--out", str(out)]
-        log = open(self.run_dir / f"probe-{host_name}.log", "wb")
+        log = open(self.run_dir / f"probe-{host_name}-{port}.log", "wb")
         self.stack.callback(log.close)
         proc = host.popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=str(_repo_root()))
         self.stack.callback(_stop_proc, proc)

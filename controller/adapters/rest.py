@@ -2,26 +2,114 @@
 
 Served by uvicorn inside the runtime's asyncio loop, so handlers read role state on
 the thread that owns it.  No response ever carries key material.
+
+Every /v1 route needs a bearer token (``controller.adapters.auth``): the operator token,
+or for ``/v1/profiles/{nai}`` and ``/v1/users/{nai}/credential`` that user's own
+credential.  Bodies are strict pydantic models (unknown fields and wrong types are 422s
+naming the field); bodies over 64 KiB are 413s; nothing answers 500 with details.
 """
 
 from __future__ import annotations
 
+import asyncio
+import ipaddress
 import logging
 import time
-from typing import Any
+from dataclasses import fields as dc_fields
+from typing import Any, Literal
 
-from fastapi import FastAPI, HTTPException, Response
+from fastapi import Depends, FastAPI, HTTPException, Path, Response
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from controller.adapters.auth import (ERROR_RESPONSES, MAX_SECRET_LEN, MIN_SECRET_LEN, Auth,
+                                      Principal, install_hardening)
 from controller.adapters.store import profile_to_json
+from controller.core.aaa_home import Destination, VpnProfile
+from controller.core.vpn import QosSpec, SecuritySpec
 
 LOG = logging.getLogger("mipvpn.rest")
 
 
-def create_app(rt: Any) -> FastAPI:
-    app = FastAPI(title="mipvpn", version="0.1.0",
-                  description="Mobile IPv4 + AAA + IPsec VPN controller")
+#: strongSwan proposals a user may pick (all built by the plugins charon loads here).
+IKE_PROPOSALS = ("aes128-sha256-modp2048", "aes256-sha256-modp2048", "aes128-sha256-ecp256",
+                 "aes256-sha384-ecp384", "aes128gcm16-prfsha256-ecp256",
+                 "aes256gcm16-prfsha384-ecp384", "aes128-sha256-x25519",
+                 "aes256-sha384-x25519")
+ESP_PROPOSALS = ("aes128gcm16", "aes256gcm16", "aes128-sha256", "aes256-sha256",
+                 "aes256-sha384", "aes128gcm16-ecp256", "aes256gcm16-ecp384",
+                 "aes128gcm16-modp2048")
+IkeProposal = Literal[IKE_PROPOSALS]  # type: ignore[valid-type]
+EspProposal = Literal[ESP_PROPOSALS]  # type: ignore[valid-type]
+NaiPath = Path(min_length=3, max_length=253, pattern=r"^[^\s@/]+@[^\s@/]+$",
+               description="the user's NAI (user@realm)")
 
-    @app.get("/v1/bindings")
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class DestinationIn(_Strict):
+    prefix: str = Field(max_length=18, description="IPv4 network (CIDR), host bits zero")
+    gateway: str = Field(min_length=1, max_length=64,
+                         description="name of a cn_gateway of the topology")
+
+    @field_validator("prefix")
+    @classmethod
+    def _cidr(cls, v: str) -> str:
+        try:
+            return str(ipaddress.IPv4Network(v, strict=True))
+        except ValueError as e:
+            raise ValueError(f"not an IPv4 network: {e}") from None
+
+
+class SecurityIn(_Strict):
+    ike: IkeProposal = SecuritySpec.ike
+    esp: EspProposal = SecuritySpec.esp
+
+
+class QosIn(_Strict):
+    rate_kbps: int = Field(0, ge=0, le=10_000_000, description="0 = unlimited")
+    dscp: int = Field(0, ge=0, le=63)
+
+
+class ProfileIn(_Strict):
+    """A user's VPN profile (claim 24): replaces the stored one."""
+
+    destinations: list[DestinationIn] = Field(min_length=1, max_length=64)
+    security: SecurityIn = SecurityIn()
+    qos: QosIn = QosIn()
+    smooth_handoff: bool = False
+    distribution: Literal["registration", "on_demand"] = "registration"
+
+
+class CredentialIn(_Strict):
+    secret: str = Field(min_length=MIN_SECRET_LEN, max_length=MAX_SECRET_LEN)
+
+
+def _profile_out(rt: Any, prof: VpnProfile) -> dict[str, Any]:
+    out = profile_to_json(prof)
+    options = getattr(rt.store, "options", None)
+    if options is not None:
+        out.update(options(prof.nai))
+    return out
+
+
+def create_app(rt: Any, auth: Auth | None = None) -> FastAPI:
+    """The REST app over runtime ``rt`` (needs ``rt.store``, ``rt.topo``, ...).
+
+    ``auth`` defaults to ``rt.auth``, else to the operator token of ``rt.run_dir`` and
+    the user credentials in the VPN database's file.
+    """
+    if auth is None:
+        auth = getattr(rt, "auth", None) or Auth.from_run_dir(rt.run_dir, rt.store.path)
+    app = FastAPI(title="mipvpn", version="0.1.0",
+                  description="Mobile IPv4 + AAA + IPsec VPN controller",
+                  responses=ERROR_RESPONSES)
+    install_hardening(app)
+    app.state.auth = auth
+    operator = [Depends(auth.operator)]
+
+    @app.get("/v1/bindings", dependencies=operator)
     async def bindings() -> list[dict[str, Any]]:
         ha = rt.roles["ha"]
         now = time.time()
@@ -31,12 +119,12 @@ def create_app(rt: Any) -> FastAPI:
                  "tunnels": [t.tunnel_id for t in b.vpn_info.tunnels]}
                 for b in ha.bindings.values()]
 
-    @app.get("/v1/tunnels")
+    @app.get("/v1/tunnels", dependencies=operator)
     async def tunnels() -> dict[str, Any]:
         return {"intended": list(rt.tunnel_log.values()),
                 "gateways": await rt.gateway_tunnels()}
 
-    @app.get("/v1/topology")
+    @app.get("/v1/topology", dependencies=operator)
     async def topology() -> dict[str, Any]:
         topo = rt.topo
         return {
@@ -55,18 +143,63 @@ def create_app(rt: Any) -> FastAPI:
             "visitors": {fa.conf.name: sorted(fa.visitors) for fa in rt.foreign_agents()},
         }
 
-    @app.get("/v1/handovers")
+    @app.get("/v1/handovers", dependencies=operator)
     async def handovers() -> list[dict[str, Any]]:
         return rt.handovers.to_json()  # type: ignore[no-any-return]
 
     @app.get("/v1/profiles/{nai}")
-    async def profile(nai: str) -> dict[str, Any]:
+    async def profile(nai: str = NaiPath,
+                      who: Principal = Depends(auth.operator_or_user)) -> dict[str, Any]:
         prof = rt.store.profile(nai)
         if prof is None:
             raise HTTPException(404, f"no VPN profile for {nai!r}")
-        return profile_to_json(prof)
+        return _profile_out(rt, prof)
 
-    @app.get("/v1/counters")
+    @app.put("/v1/profiles/{nai}")
+    async def put_profile(body: ProfileIn, nai: str = NaiPath,
+                          who: Principal = Depends(auth.operator_or_user)) -> dict[str, Any]:
+        """Claim 24: the user (or the operator) replaces the user's VPN profile."""
+        if rt.store.user(nai) is None:
+            raise HTTPException(404, f"no user {nai!r}")
+        for i, d in enumerate(body.destinations):
+            gw = rt.topo.gateways.get(d.gateway)
+            why = ("no such gateway" if gw is None else
+                   None if gw.kind == "cn_gateway" else f"{d.gateway!r} is a {gw.kind}, "
+                   "not a cn_gateway")
+            if why:
+                raise HTTPException(422, [{"field": f"body.destinations[{i}].gateway",
+                                           "message": why}])
+        extra: dict[str, Any] = {}
+        names = {f.name for f in dc_fields(VpnProfile)}
+        for key in ("smooth_handoff", "distribution"):   # if the core models them
+            if key in names:
+                extra[key] = getattr(body, key)
+        prof = VpnProfile(nai, tuple(Destination(d.prefix, d.gateway)
+                                     for d in body.destinations),
+                          SecuritySpec(body.security.ike, body.security.esp),
+                          QosSpec(body.qos.rate_kbps, body.qos.dscp), **extra)
+        rt.store.put_profile(prof, now=time.time())
+        if hasattr(rt.store, "put_options"):
+            rt.store.put_options(nai, body.smooth_handoff, body.distribution)
+        LOG.info("VPN profile of %s changed by the %s", nai, who.role)
+        hook = getattr(rt, "profile_changed", None)
+        if hook is not None:
+            hook(nai)
+        return _profile_out(rt, prof)
+
+    @app.put("/v1/users/{nai}/credential", status_code=204, response_class=Response)
+    async def put_credential(body: CredentialIn, nai: str = NaiPath,
+                             who: Principal = Depends(auth.operator_or_user)) -> Response:
+        """Set the user's REST credential (operator, or the user changing their own).
+        The secret travels only in this request; only its scrypt hash is stored."""
+        if auth.credentials is None or rt.store.user(nai) is None:
+            raise HTTPException(404, f"no user {nai!r}")
+        await asyncio.to_thread(auth.credentials.set, nai, body.secret)   # scrypt: off-loop
+        auth.forget(nai)
+        LOG.info("REST credential of %s set by the %s", nai, who.role)
+        return Response(status_code=204)
+
+    @app.get("/v1/counters", dependencies=operator)
     async def counters() -> dict[str, Any]:
         out: dict[str, Any] = {"runtime": dict(rt.counters)}
         for key, role in rt.roles.items():
@@ -85,7 +218,10 @@ def create_app(rt: Any) -> FastAPI:
 
 async def serve(rt: Any, host: str, port: int) -> None:
     import uvicorn
-    config = uvicorn.Config(create_app(rt), host=host, port=port, log_level="warning",
+    app = create_app(rt)
+    LOG.info("REST on %s:%d; operator token in %s", host, port,
+             app.state.auth.token_source or "(given by the runtime)")
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning",
                             lifespan="off")
     server = uvicorn.Server(config)
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]

@@ -34,7 +34,15 @@ CREATE TABLE IF NOT EXISTS profiles (
     dscp INTEGER NOT NULL,
     updated REAL NOT NULL DEFAULT 0
 );
+CREATE TABLE IF NOT EXISTS profile_options (
+    nai TEXT PRIMARY KEY REFERENCES users(nai),
+    smooth_handoff INTEGER NOT NULL DEFAULT 0,
+    distribution TEXT NOT NULL DEFAULT 'registration'
+);
 """
+
+#: Profile options a user may set with the profile (claim 24), and their defaults.
+DEFAULT_OPTIONS: dict[str, Any] = {"smooth_handoff": False, "distribution": "registration"}
 
 
 class VpnStore:
@@ -100,6 +108,20 @@ class VpnStore:
                 (profile.nai, dests, profile.security.ike, profile.security.esp,
                  profile.qos.rate_kbps, profile.qos.dscp, now))
             return cur.rowcount > 0
+
+    def options(self, nai: str) -> dict[str, Any]:
+        """The profile's options (``DEFAULT_OPTIONS`` when none were set)."""
+        with self._lock:
+            row = self._db.execute("SELECT smooth_handoff, distribution FROM profile_options"
+                                   " WHERE nai = ?", (nai,)).fetchone()
+        if row is None:
+            return dict(DEFAULT_OPTIONS)
+        return {"smooth_handoff": bool(row[0]), "distribution": str(row[1])}
+
+    def put_options(self, nai: str, smooth_handoff: bool, distribution: str) -> None:
+        with self._lock, self._db:
+            self._db.execute("INSERT OR REPLACE INTO profile_options VALUES (?, ?, ?)",
+                             (nai, int(smooth_handoff), distribution))
 
     def users(self) -> list[str]:
         with self._lock:

@@ -97,9 +97,6 @@ class Mark:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-
-
-
 @dataclass(frozen=True)
 class SendMip:
     """A Mobile IPv4 control message (e.g. a Binding Update, claims 19-25) from this
@@ -118,3 +115,6 @@ class SendMip:
 Action = (AddTunnel | RemoveTunnel | SendFlows | SendDiameter | AnswerDiameter
           | RelayToHomeAgent | ReplyMip | SendToMobileNode | NotifyVisitorLeft | Mark
           | SendMip)
+
+
+

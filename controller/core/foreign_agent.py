@@ -123,7 +123,8 @@ class ForeignAgent:
             previous_fa=previous_fa, foreign_agent=self.conf.name)
         self.pending[session_id] = Pending(nai, bytes(raw), rrq, mn_mac, port, now,
                                            previous_fa=previous_fa)
-        return [Mark(nai, "rrq_at_fa", {"fa": self.conf.name, "previous_fa": previous_fa}),
+        return [Mark(nai, "rrq_at_fa", {"fa": self.conf.name,
+                                        "previous_fa": previous_fa or previous_address}),
                 SendDiameter(amr, to=self.conf.realm)]
 
     def on_diameter_answer(self, now: float, answer: dia.AmAnswer) -> list[Action]:

@@ -1,0 +1,142 @@
+"""Shared helpers of the benchmarks: machine description, statistics, JSON, plots.
+
+Benchmarks are scripts that print figures; they are not timed tests.  Each result file
+starts with ``machine`` (cores, load average before the run, Python) because absolute
+times on a shared 2-core machine drift: compare figures only with the baseline measured
+in the same run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_TOPOLOGY = REPO / "topology" / "default.yaml"
+RESULTS = REPO / "bench" / "results"
+
+
+def machine() -> dict[str, Any]:
+    """Cores, CPU model, load average and Python: printed first by every benchmark."""
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cores": os.cpu_count(), "cpu": model, "loadavg": list(os.getloadavg()),
+            "python": platform.python_version(), "kernel": platform.release(),
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+
+
+def print_machine(m: dict[str, Any] | None = None) -> dict[str, Any]:
+    m = m or machine()
+    la = ", ".join(f"{x:.2f}" for x in m["loadavg"])
+    print(f"machine: {m['cores']} cores ({m['cpu'] or '?'}), load average {la}, "
+          f"Python {m['python']}", flush=True)
+    return m
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """Nearest-rank percentile (``q`` in 0..100) of ``values``; None when empty."""
+    if not values:
+        return None
+    s = sorted(values)
+    k = max(0, min(len(s) - 1, int(round(q / 100.0 * len(s) + 0.5)) - 1))
+    return s[k]
+
+
+def summary(values: Sequence[float], digits: int = 3) -> dict[str, Any]:
+    """n, median, p95, p99, max, mean of ``values`` (rounded)."""
+    def r(x: float | None) -> float | None:
+        return None if x is None else round(x, digits)
+    return {"n": len(values), "median": r(percentile(values, 50)),
+            "p95": r(percentile(values, 95)), "p99": r(percentile(values, 99)),
+            "max": r(max(values) if values else None),
+            "mean": r(sum(values) / len(values) if values else None)}
+
+
+def out_paths(name: str, out: str | None) -> tuple[Path, Path]:
+    """(JSON path, PNG path) for benchmark ``name``; ``out`` is a JSON file or None."""
+    path = Path(out) if out else RESULTS / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path, path.with_suffix(".png")
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_suffix(path.suffix + f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    os.replace(tmp, path)
+    print(f"results: {path}", flush=True)
+
+
+def pyplot() -> Any:
+    """matplotlib's pyplot on the Agg backend (no display), or None if missing."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib missing: no plot (pip install matplotlib)", file=sys.stderr)
+        return None
+    return plt
+
+
+def save_plot(fig: Any, path: Path) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    print(f"plot: {path}", flush=True)
+
+
+def table(rows: Iterable[Sequence[Any]], header: Sequence[str]) -> str:
+    """A plain fixed-width text table."""
+    rows = [[_fmt(c) for c in r] for r in rows]
+    widths = [max(len(str(h)), *(len(r[i]) for r in rows)) if rows else len(str(h))
+              for i, h in enumerate(header)]
+    line = "  ".join(str(h).rjust(w) for h, w in zip(header, widths))
+    out = [line, "  ".join("-" * w for w in widths)]
+    out += ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in rows]
+    return "\n".join(out)
+
+
+def _fmt(c: Any) -> str:
+    if c is None:
+        return "-"
+    if isinstance(c, float):
+        return f"{c:.3g}" if abs(c) < 10 else f"{c:,.0f}" if abs(c) >= 1000 else f"{c:.1f}"
+    return str(c)
+
+
+def in_private_netns() -> bool:
+    """True when this process runs in a network namespace other than PID 1's."""
+    try:
+        return os.readlink("/proc/self/ns/net") != os.readlink("/proc/1/ns/net")
+    except OSError:
+        return False
+
+
+def reexec_in_private_netns(argv: list[str]) -> int | None:
+    """Benchmarks that start OVS/Mininet run in a private network namespace (one
+    userspace OVS per namespace; other runs may share the machine).  When not yet
+    isolated, re-run ``argv`` under ``unshare -n`` and return its exit code; None when
+    already isolated (go on)."""
+    import shutil
+    import subprocess
+    if in_private_netns() or os.environ.get("MIPVPN_BENCH_NETNS") == "1":
+        return None
+    if shutil.which("unshare") is None:
+        print("unshare not found: run this benchmark in a private network namespace",
+              file=sys.stderr)
+        return 2
+    env = {**os.environ, "MIPVPN_BENCH_NETNS": "1"}
+    cmd = ["unshare", "-n", "--", "bash", "-c", 'ip link set lo up && exec "$@"', "bash",
+           *argv]
+    print("(re-running in a private network namespace: unshare -n)", flush=True)
+    return subprocess.call(cmd, env=env)

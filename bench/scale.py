@@ -1,0 +1,349 @@
+"""Scale: per-handover processing time and memory per binding, 100 -> 100,000 bindings.
+
+The pure core roles (FA, AAAF, AAAH, HA) of the default topology are built with
+``controller.core.roles.build_roles`` over an in-memory ``VpnStore`` seeded with N users;
+no sockets, no threads.  A synchronous executor (``Runtime.execute``'s semantics, as the
+unit-test harness ``tests/unit/harness.py`` walks them) delivers every action at once.
+
+1. Fill: users register through FA1 on the full path (FA -> AAAF -> AAAH -> HA), in
+   order, until the roles hold N active bindings (HA binding cache, AAAH and AAAF
+   session caches, FA1 visitors).  Filling passes the Diameter dataclasses directly
+   (no codec) to be quick.
+2. At each size, ``--moves`` sample users (drawn at random among the registered ones)
+   move FA1 -> FA2 and back (intra-domain, claim 17: RRQ at FA2 naming the previous FA,
+   AAAF answers locally, FA2 relays to the HA, HA re-points, FA1 tears down).  Each move
+   is timed end to end with ``perf_counter``, every Diameter message going through
+   ``encode`` -> ``decode`` as on the wire.
+3. Memory (a second pass, tracemalloc on): traced bytes held after ``gc.collect()`` at
+   each size; bytes per binding = the slope between sizes.  SQLite's own memory (the VPN
+   database, not per binding state) is not traced.
+
+    python -m bench.scale [--sizes 100,1000,10000,100000] [--moves 500] [--json F]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import ipaddress
+import random
+import statistics
+import sys
+import time
+import tracemalloc
+from typing import Any
+
+from bench.common import (DEFAULT_TOPOLOGY, out_paths, print_machine, pyplot, save_plot,
+                          summary, table, write_json)
+from controller.adapters.store import VpnStore
+from controller.config import Topology, load_topology
+from controller.core.aaa_home import Destination, UserRecord, VpnProfile
+from controller.core.actions import (AddTunnel, AnswerDiameter, Mark, NotifyVisitorLeft,
+                                     RelayToHomeAgent, RemoveTunnel, ReplyMip, SendDiameter,
+                                     SendFlows, SendMip, SendToMobileNode)
+from controller.core.roles import build_roles
+from controller.core.vpn import QosSpec, SecuritySpec
+from controller.loadgen import build_rrq
+from controller.proto import diameter as dia
+from controller.proto import mip
+
+T0 = 1_700_000_000.0
+USER_BASE = ipaddress.IPv4Address("10.64.0.0")   # virtual users' home addresses
+KEY = bytes(range(16))
+SPI = 300
+
+
+def user_nai(i: int) -> str:
+    return f"user{i}@home.example"
+
+
+def seed_users(store: VpnStore, start: int, stop: int, profile_of: Any) -> None:
+    for i in range(start, stop):
+        nai = user_nai(i)
+        store.put_user(UserRecord(nai, str(USER_BASE + i), "ha", SPI, KEY))
+        store.put_profile(profile_of(nai))
+
+
+class Controller:
+    """The roles of one controller and a synchronous executor over them."""
+
+    def __init__(self, topo: Topology, store: VpnStore) -> None:
+        self.topo = topo
+        self.built = build_roles(topo, store)
+        self.roles: dict[str, Any] = self.built.roles
+        self.wire = True                 # Diameter through encode -> decode
+        self.flow_mods = 0
+        self.tunnel_ops = 0
+        self.replies: list[bytes] = []
+        dom = self.built.home_domain
+        assert dom is not None and dom.home_agent is not None
+        self.routes: dict[str, dict[str, str]] = {"aaah": {dom.home_agent.host: "ha"}}
+        for key in self.roles:
+            if key.startswith("aaaf:"):
+                fdom = topo.domains[key.split(":", 1)[1]]
+                self.routes[key] = {r: "aaah" for r in self.built.home_realms}
+                for k, role in self.roles.items():
+                    if k.startswith("fa:") and role.conf.realm == fdom.realm:
+                        self.routes[k] = {fdom.realm: key}
+        self.ha_core = topo.gateways["ha"].core.ip
+        self.coa = {n: g.core.ip for n, g in topo.gateways.items()
+                    if g.kind == "foreign_agent"}
+
+    def register(self, now: float, i: int, fa: str, previous: str | None = None) -> bytes:
+        """User ``i`` sends a Registration Request at ``fa``; returns the reply bytes."""
+        raw = build_rrq(user_nai(i), str(USER_BASE + i), self.ha_core, self.coa[fa], SPI,
+                        KEY, mip.ntp_identification(now),
+                        previous_coa=self.coa[previous] if previous else None)
+        self.replies.clear()
+        key = f"fa:{fa}"
+        self.execute(now, key, self.roles[key].on_registration_request(
+            now, raw, "02:00:00:00:00:01", 2))
+        return self.replies[-1] if self.replies else b""
+
+    def execute(self, now: float, key: str, actions: list[Any]) -> Any:
+        role = self.roles[key]
+        result = None
+        for action in actions:
+            if isinstance(action, Mark):
+                continue
+            if isinstance(action, (AddTunnel, RemoveTunnel)):
+                self.tunnel_ops += 1
+            elif isinstance(action, SendFlows):
+                self.flow_mods += len(action.mods)
+            elif isinstance(action, SendDiameter):
+                answer = self._diameter(now, key, action)
+                follow = (role.on_diameter_timeout(now, action.request.session_id)
+                          if answer is None else role.on_diameter_answer(now, answer))
+                answer = self.execute(now, key, follow)
+                if answer is not None:
+                    result = answer
+            elif isinstance(action, (AnswerDiameter, ReplyMip)):
+                result = action.answer if isinstance(action, AnswerDiameter) else action.raw
+            elif isinstance(action, RelayToHomeAgent):
+                reply = self.execute(now, "ha",
+                                     self.roles["ha"].on_registration_request(now, action.raw))
+                follow = (role.on_home_agent_reply(now, action.nai, reply) if reply
+                          else role.on_home_agent_timeout(now, action.nai))
+                self.execute(now, key, follow)
+            elif isinstance(action, SendToMobileNode):
+                self.replies.append(action.raw)
+            elif isinstance(action, NotifyVisitorLeft):
+                other = f"fa:{action.foreign_agent}"
+                if other in self.roles:
+                    self.execute(now, other,
+                                 self.roles[other].on_visitor_left(now, action.nai))
+            elif isinstance(action, SendMip):
+                pass   # binding messages (route optimisation): none in this topology
+            else:
+                raise TypeError(f"unknown action {action!r}")
+        return result
+
+    def _diameter(self, now: float, key: str, action: SendDiameter) -> Any:
+        dst = self.routes[key][action.to]
+        request = dia.decode(dia.encode(action.request)) if self.wire else action.request
+        receiver = self.roles[dst]
+        if isinstance(request, dia.AmRequest):
+            actions = receiver.on_amr(now, request)
+        else:
+            actions = receiver.on_har(now, request)
+        answer = self.execute(now, dst, actions)
+        if answer is None or not self.wire:
+            return answer
+        return dia.decode(dia.encode(answer))
+
+    def bindings(self) -> int:
+        return len(self.roles["ha"].bindings)
+
+
+def _profile_factory(topo: Topology) -> Any:
+    conf = topo.vpn_profiles.get("alice@home.example")
+    dests = (tuple(Destination(d.prefix, d.gateway) for d in conf.destinations) if conf
+             else (Destination("10.30.0.0/24", "cngw"),))
+    sec = SecuritySpec(conf.security.ike, conf.security.esp) if conf else SecuritySpec()
+    return lambda nai: VpnProfile(nai, dests, sec, QosSpec())
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def tick(self, dt: float = 0.001) -> float:
+        self.now += dt
+        return self.now
+
+
+def fill(ctl: Controller, clock: Clock, start: int, stop: int) -> None:
+    ctl.wire = False
+    for i in range(start, stop):
+        raw = ctl.register(clock.tick(), i, "fa1")
+        if not raw or raw[1] != 0:
+            raise RuntimeError(f"registration of {user_nai(i)} failed: {raw[:2]!r}")
+    ctl.wire = True
+
+
+def measure_moves(ctl: Controller, clock: Clock, n_users: int, moves: int,
+                  rng: random.Random) -> list[float]:
+    """``moves`` intra-domain handovers (half FA1 -> FA2, half back); seconds each."""
+    sample = rng.sample(range(n_users), min(n_users, max(1, moves // 2)))
+    times: list[float] = []
+    for src, dst in (("fa1", "fa2"), ("fa2", "fa1")):
+        for i in sample:
+            now = clock.tick()
+            t0 = time.perf_counter()
+            raw = ctl.register(now, i, dst, previous=src)
+            times.append(time.perf_counter() - t0)
+            if not raw or raw[1] != 0:
+                raise RuntimeError(f"move of {user_nai(i)} {src}->{dst} failed")
+    return times
+
+
+def run(sizes: list[int], moves: int, memory: bool = True, seed: int = 1,
+        topology: str | None = None) -> dict[str, Any]:
+    topo = load_topology(topology or str(DEFAULT_TOPOLOGY))
+    profile_of = _profile_factory(topo)
+    rng = random.Random(seed)
+    store = VpnStore(":memory:")
+    store.seed(topo)
+    ctl = Controller(topo, store)
+    clock = Clock()
+    rows: list[dict[str, Any]] = []
+    have = 0
+    t_fill = time.perf_counter()
+    for n in sizes:
+        seed_users(store, have, n, profile_of)
+        fill(ctl, clock, have, n)
+        have = n
+        flow0, tun0 = ctl.flow_mods, ctl.tunnel_ops
+        gc.collect()
+        times = measure_moves(ctl, clock, n, moves, rng)
+        ms = [t * 1000.0 for t in times]
+        row = {"bindings": ctl.bindings(), "handover_ms": summary(ms, 4),
+               "flow_mods_per_handover": (ctl.flow_mods - flow0) / len(times),
+               "tunnel_ops_per_handover": (ctl.tunnel_ops - tun0) / len(times),
+               "gc_counts": list(gc.get_count())}
+        rows.append(row)
+        print(f"  {row['bindings']:>7,} bindings: handover median "
+              f"{row['handover_ms']['median']:.3f} ms  mean {row['handover_ms']['mean']:.3f}"
+              f"  p99 {row['handover_ms']['p99']:.3f}  max {row['handover_ms']['max']:.2f}"
+              f"  (fill so far {time.perf_counter() - t_fill:.1f} s)", flush=True)
+    # the largest size again with the cyclic GC's view of the long-lived state frozen:
+    # what `gc.freeze()` after a fill would give (a recommendation, not product code)
+    gc.collect()
+    gc.freeze()
+    times = measure_moves(ctl, clock, have, moves, rng)
+    frozen = summary([t * 1000.0 for t in times], 4)
+    gc.unfreeze()
+    print(f"  {have:>7,} bindings, gc.freeze(): median {frozen['median']:.3f} ms  mean "
+          f"{frozen['mean']:.3f}  max {frozen['max']:.2f}", flush=True)
+    out: dict[str, Any] = {"sizes": rows, "largest_with_gc_freeze": {
+        "bindings": have, "handover_ms": frozen}}
+    del ctl, store
+    gc.collect()
+    if memory:
+        out["memory"] = measure_memory(topo, sizes, profile_of)
+    base, top = rows[0]["handover_ms"], rows[-1]["handover_ms"]
+    out["ratio_largest_to_smallest"] = {
+        k: round(top[k] / base[k], 3) for k in ("median", "mean", "p99") if base[k]}
+    return out
+
+
+def measure_memory(topo: Topology, sizes: list[int], profile_of: Any) -> list[dict[str, Any]]:
+    """Traced bytes held by the roles (and the store's Python side) at each size."""
+    store = VpnStore(":memory:")
+    store.seed(topo)
+    gc.collect()
+    tracemalloc.start()
+    ctl = Controller(topo, store)
+    clock = Clock()
+    gc.collect()
+    base = tracemalloc.get_traced_memory()[0]
+    out: list[dict[str, Any]] = []
+    have = 0
+    prev_bytes, prev_n = base, 0
+    for n in sizes:
+        seed_users(store, have, n, profile_of)
+        fill(ctl, clock, have, n)
+        have = n
+        gc.collect()
+        cur = tracemalloc.get_traced_memory()[0]
+        nb = ctl.bindings()
+        row = {"bindings": nb, "traced_bytes": cur - base,
+               "bytes_per_binding": round((cur - base) / nb),
+               "bytes_per_binding_marginal": round((cur - prev_bytes) / max(1, nb - prev_n))}
+        out.append(row)
+        print(f"  {nb:>7,} bindings: {(cur - base) / 1e6:8.1f} MB traced, "
+              f"{row['bytes_per_binding']:,} B/binding "
+              f"(marginal {row['bytes_per_binding_marginal']:,})", flush=True)
+        prev_bytes, prev_n = cur, nb
+    top = tracemalloc.take_snapshot().statistics("filename")[:8]
+    tracemalloc.stop()
+    out.append({"top_files": [{"file": s.traceback[0].filename.split("/controller/")[-1],
+                               "bytes": s.size} for s in top]})
+    return out
+
+
+def plot(res: dict[str, Any], path: Any) -> None:
+    plt = pyplot()
+    if plt is None:
+        return
+    rows = res["sizes"]
+    n = [r["bindings"] for r in rows]
+    fig, ax = plt.subplots(1, 2 if res.get("memory") else 1, figsize=(10, 4), squeeze=False)
+    a = ax[0][0]
+    for key, style in (("median", "o-"), ("mean", "s--"), ("p99", "^:")):
+        a.plot(n, [r["handover_ms"][key] for r in rows], style, label=key)
+    a.set_xscale("log")
+    a.set_xlabel("active bindings")
+    a.set_ylabel("per-handover processing (ms)")
+    a.set_title("intra-domain handover, pure roles + codec")
+    a.set_ylim(bottom=0)
+    a.legend()
+    if res.get("memory"):
+        mem = [m for m in res["memory"] if "bindings" in m]
+        b = ax[0][1]
+        b.plot([m["bindings"] for m in mem], [m["bytes_per_binding"] for m in mem], "o-")
+        b.set_xscale("log")
+        b.set_xlabel("active bindings")
+        b.set_ylabel("bytes per binding (tracemalloc)")
+        b.set_ylim(bottom=0)
+        b.set_title("memory per binding")
+    save_plot(fig, path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.scale", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default="100,1000,10000,100000")
+    ap.add_argument("--moves", type=int, default=500, help="handovers timed per size")
+    ap.add_argument("--no-memory", action="store_true", help="skip the tracemalloc pass")
+    ap.add_argument("--config", default=None, help="topology YAML (default topology)")
+    ap.add_argument("--json", default=None, help="result file (default bench/results/)")
+    ap.add_argument("--no-plot", action="store_true")
+    args = ap.parse_args(argv)
+    sizes = sorted({int(s) for s in args.sizes.split(",")})
+    m = print_machine()
+    print(f"scale: sizes {sizes}, {args.moves} timed intra-domain moves per size", flush=True)
+    res = run(sizes, args.moves, memory=not args.no_memory, topology=args.config)
+    res = {"benchmark": "scale", "machine": m, "moves_per_size": args.moves, **res}
+    rows = []
+    mem = {r["bindings"]: r for r in res.get("memory", []) if "bindings" in r}
+    for r in res["sizes"]:
+        h = r["handover_ms"]
+        mm = mem.get(r["bindings"], {})
+        rows.append([r["bindings"], h["median"], h["mean"], h["p99"], h["max"],
+                     mm.get("bytes_per_binding"), r["flow_mods_per_handover"]])
+    print()
+    print(table(rows, ["bindings", "median ms", "mean ms", "p99 ms", "max ms", "B/binding",
+                       "flow-mods/move"]))
+    ratio = res["ratio_largest_to_smallest"]
+    print(f"largest/smallest: median {ratio.get('median')}x, mean {ratio.get('mean')}x "
+          f"(target <= 1.2x)")
+    path, png = out_paths("scale", args.json)
+    write_json(path, res)
+    if not args.no_plot:
+        plot(res, png)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,394 @@
+"""Scripted mobility scenarios: YAML in, measured numbers and verdicts out.
+
+`mipvpn scenario NAME|FILE [--json FILE]` runs one; `mipvpn scenario --list` lists
+the ones in `scenarios/`.  Schema (docs/scenarios.md)::
+
+    name: move-inter
+    description: text
+    topology: topology/two-domains.yaml      # relative to the repository
+    overrides:                               # merged into the topology (optional)
+      vpn_profiles: {...}
+    processes:                               # extra controller processes (optional)
+      - [aaaf:domain-b]
+    mobile_nodes: [mn1]                      # MNs that run a client (default: all)
+    probes:                                  # MN <-> CN streams (optional)
+      - {mn: mn1, cn: cn1, rate: 1000}
+    timeline:
+      - {sleep: 1.0}
+      - {move: mn1, to: acc3, port: 2}       # waits for the re-registration
+      - {check: {present: [[ha, alice_home.example/ha-fa3]],
+                 absent: [[ha, alice_home.example/ha-fa1]],
+                 bindings: {alice@home.example: fa3}}}
+    expect:
+      max_gap_ms: 1000                       # every move, both directions
+      max_lost: 2000
+      moves: [{kind: inter-domain}]          # per move, in order
+
+The JSON result has the demo's per-move shape plus ``ok`` and ``failed``.  The exit
+code is non-zero when an expectation fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from controller.config import ConfigError, parse_topology
+from mininet_scripts.demo import (Demo, DemoError, _last_before, _registered, _stop_proc,
+                                  read_events, rest_get, say, wait_for)
+
+ROOT = Path(__file__).resolve().parent.parent
+SCENARIO_DIR = ROOT / "scenarios"
+STEP_KINDS = {"sleep", "move", "check", "wait_registered"}
+TOP_KEYS = {"name", "description", "topology", "overrides", "processes", "mobile_nodes",
+            "probes", "timeline", "expect"}
+
+
+class ScenarioError(ValueError):
+    pass
+
+
+def list_scenarios() -> list[tuple[str, str]]:
+    out = []
+    for path in sorted(SCENARIO_DIR.glob("*.yaml")):
+        data = yaml.safe_load(path.read_text()) or {}
+        out.append((path.stem, str(data.get("description", "")).strip().splitlines()[0]
+                    if data.get("description") else ""))
+    return out
+
+
+def resolve(name: str) -> Path:
+    path = Path(name)
+    if path.suffix in (".yaml", ".yml") and path.exists():
+        return path
+    candidate = SCENARIO_DIR / f"{name}.yaml"
+    if candidate.exists():
+        return candidate
+    known = ", ".join(n for n, _ in list_scenarios())
+    raise ScenarioError(f"no scenario {name!r} (known: {known})")
+
+
+def load_scenario(path: Path) -> dict[str, Any]:
+    src = str(path)
+    try:
+        spec = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ScenarioError(f"{src}: not valid YAML: {exc}") from exc
+    if not isinstance(spec, dict):
+        raise ScenarioError(f"{src}: a scenario is a mapping")
+    unknown = set(spec) - TOP_KEYS
+    if unknown:
+        raise ScenarioError(f"{src}: unknown keys {sorted(unknown)} (known: {sorted(TOP_KEYS)})")
+    for key in ("name", "topology", "timeline"):
+        if key not in spec:
+            raise ScenarioError(f"{src}: {key}: missing")
+    for i, step in enumerate(spec["timeline"]):
+        if not isinstance(step, dict) or len(set(step) & STEP_KINDS) != 1:
+            raise ScenarioError(f"{src}: timeline[{i}]: one of {sorted(STEP_KINDS)} expected, "
+                                f"got {step!r}")
+    spec["_source"] = src
+    return spec
+
+
+def scenario_topology(spec: dict[str, Any], run_dir: Path) -> tuple[Any, str]:
+    """The scenario's topology with its overrides merged, written into the run dir."""
+    topo_path = (ROOT / spec["topology"]) if not Path(spec["topology"]).is_absolute() \
+        else Path(spec["topology"])
+    data = yaml.safe_load(topo_path.read_text())
+    for section, values in (spec.get("overrides") or {}).items():
+        if section not in data or not isinstance(values, dict):
+            raise ScenarioError(f"{spec['_source']}: overrides.{section}: not a topology "
+                                f"section")
+        data[section].update(values)
+    merged = run_dir / "topology.yaml"
+    merged.write_text(yaml.safe_dump(data, sort_keys=False))
+    try:
+        topo = parse_topology(data, f"{spec['_source']} (topology {spec['topology']})")
+    except ConfigError as exc:
+        raise ScenarioError(str(exc)) from exc
+    return topo, str(merged)
+
+
+class ScenarioRun:
+    def __init__(self, spec: dict[str, Any], run_dir: Path, rest: str, of_port: int) -> None:
+        self.spec = spec
+        self.run_dir = run_dir
+        topo, topo_file = scenario_topology(spec, run_dir)
+        self.topo = topo
+        self.demo = Demo(topo, run_dir, rest, of_port,
+                         processes=[list(p) for p in spec.get("processes") or []],
+                         topology_file=topo_file)
+        self.events: dict[str, Path] = {}
+        self.clients: dict[str, Any] = {}
+        self.location: dict[str, str] = {}
+        self.moves: list[dict[str, Any]] = []
+        self.failed: list[str] = []
+        self.probes: list[dict[str, Any]] = []
+
+    def fail(self, msg: str) -> None:
+        say(f"EXPECTATION FAILED: {msg}")
+        self.failed.append(msg)
+
+    def run(self) -> dict[str, Any]:
+        demo, topo = self.demo, self.topo
+        demo.bring_up()
+        mns = self.spec.get("mobile_nodes") or list(topo.mobile_nodes)
+        t_reg: dict[str, float] = {}
+        for mn in mns:
+            self.location[mn] = topo.mobile_nodes[mn].attach_switch
+            self.clients[mn], self.events[mn] = demo.start_mn_client(mn)
+        for mn in mns:
+            reg = wait_for(f"{mn}'s first registration", lambda m=mn: _registered(
+                self.events[m], 0), 20)
+            rrq = next(e for e in read_events(self.events[mn]) if e["event"] == "rrq_sent")
+            t_reg[mn] = round((reg["t"] - rrq["t"]) * 1000, 3)
+            say(f"{mn} registered in {t_reg[mn]:.1f} ms")
+        for i, p in enumerate(self.spec.get("probes") or []):
+            self._start_probe(i, p)
+        if self.probes:
+            time.sleep(1.0)
+        for i, step in enumerate(self.spec["timeline"]):
+            self._step(i, step)
+        for p in self.probes:
+            _stop_proc(p["mn_proc"])
+            _stop_proc(p["cn_proc"])
+        handovers = rest_get(demo.rest, "/v1/handovers")
+        result = self._results(t_reg, handovers)
+        self._expect(result)
+        result["ok"] = not self.failed
+        result["failed"] = list(self.failed)
+        return result
+
+    def _start_probe(self, i: int, p: dict[str, Any]) -> None:
+        mn, cn = p["mn"], p["cn"]
+        port = 5001 + i
+        mn_ip = self.topo.mobile_nodes[mn].home_address
+        cn_ip = self.topo.hosts[cn].ip
+        rate = int(p.get("rate", 1000))
+        mn_out = self.run_dir / f"probe-{mn}-{port}.json"
+        cn_out = self.run_dir / f"probe-{cn}-{port}.json"
+        cn_proc = self.demo.start_probe(cn, cn_ip, mn_ip, cn_out, port, rate)
+        mn_proc = self.demo.start_probe(mn, mn_ip, cn_ip, mn_out, port, rate)
+        self.probes.append({"mn": mn, "cn": cn, "port": port, "rate": rate,
+                            "mn_out": mn_out, "cn_out": cn_out,
+                            "mn_proc": mn_proc, "cn_proc": cn_proc})
+
+    def _step(self, i: int, step: dict[str, Any]) -> None:
+        if "sleep" in step:
+            time.sleep(float(step["sleep"]))
+        elif "move" in step:
+            self._move(step["move"], step["to"], int(step.get("port", 0)) or None,
+                       float(step.get("timeout", 15)))
+        elif "wait_registered" in step:
+            mn = step["wait_registered"]
+            n = sum(1 for e in read_events(self.events[mn]) if e["event"] == "registered")
+            wait_for(f"{mn} registered", lambda: _registered(self.events[mn], n - 1), 15)
+        elif "check" in step:
+            self._check(i, step["check"])
+
+    def _move(self, mn: str, to_switch: str, port: int | None, timeout: float) -> None:
+        topo = self.topo
+        conf = topo.mobile_nodes[mn]
+        port = port or conf.attach_port
+        fa_from = topo.switches[self.location[mn]].foreign_agent
+        fa_to = topo.switches[to_switch].foreign_agent
+        say(f"moving {mn}: {self.location[mn]} ({fa_from}) -> {to_switch} ({fa_to})")
+        n_reg = sum(1 for e in read_events(self.events[mn]) if e["event"] == "registered")
+        t_move = time.monotonic()
+        link_s = self.demo.mnet.move_host(mn, to_switch, port)
+        try:
+            reg = wait_for(f"{mn}'s re-registration via {fa_to}",
+                           lambda: _registered(self.events[mn], n_reg), timeout)
+        except DemoError as exc:
+            self.fail(str(exc))
+            reg = None
+        self.location[mn] = to_switch
+        self.moves.append({"mn": mn, "from": fa_from, "to": fa_to, "t_move": t_move,
+                           "link_move_ms": round(link_s * 1000, 3), "registered": reg})
+
+    def _check(self, i: int, check: dict[str, Any]) -> None:
+        deadline = time.monotonic() + float(check.get("within", 3.0))
+        while True:
+            problems = self._check_once(check)
+            if not problems or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        for p in problems:
+            self.fail(f"timeline[{i}] check: {p}")
+
+    def _check_once(self, check: dict[str, Any]) -> list[str]:
+        problems = []
+        gws = rest_get(self.demo.rest, "/v1/tunnels")["gateways"]
+
+        def ids(gw: str) -> set[str]:
+            states = gws.get(gw, [])
+            return {t["tunnel_id"] for t in states if isinstance(t, dict)
+                    and t.get("established", True)} if isinstance(states, list) else set()
+        for gw, tid in check.get("present", []):
+            if tid not in ids(gw):
+                problems.append(f"tunnel {tid} missing at {gw} (has {sorted(ids(gw))})")
+        for gw, tid in check.get("absent", []):
+            if tid in ids(gw):
+                problems.append(f"tunnel {tid} still at {gw}")
+        if "bindings" in check:
+            have = {b["nai"]: b["foreign_agent"]
+                    for b in rest_get(self.demo.rest, "/v1/bindings")}
+            for nai, fa in check["bindings"].items():
+                if have.get(nai) != fa:
+                    problems.append(f"binding of {nai} at {have.get(nai)}, expected {fa}")
+        return problems
+
+    def _results(self, t_reg: dict[str, float], handovers: list[dict[str, Any]]
+                 ) -> dict[str, Any]:
+        from mininet_scripts.probe import analyse, load_result
+        analyses: dict[str, tuple[Any, Any]] = {}
+        for p in self.probes:
+            if not (p["mn_out"].exists() and p["cn_out"].exists()):
+                wait_for("probe results", lambda: p["mn_out"].exists() and p["cn_out"].exists(),
+                         10)
+            mn_probe, cn_probe = load_result(str(p["mn_out"])), load_result(str(p["cn_out"]))
+            ev = [(f"move{k}", int(m["t_move"] * 1e9)) for k, m in enumerate(self.moves)
+                  if m["mn"] == p["mn"]]
+            analyses[p["mn"]] = (analyse(cn_probe["received"], mn_probe["sent"], ev),
+                                 analyse(mn_probe["received"], cn_probe["sent"], ev))
+        by_nai: dict[str, list[dict[str, Any]]] = {}
+        for h in handovers:
+            if h.get("previous_fa"):
+                by_nai.setdefault(h["nai"], []).append(h)
+        seen: dict[str, int] = {}
+        out = []
+        for move in self.moves:
+            mn = move["mn"]
+            nai = self.topo.mobile_nodes[mn].nai
+            k = seen.get(mn, 0)
+            seen[mn] = k + 1
+            recs = by_nai.get(nai, [])
+            rec = recs[k] if k < len(recs) else {}
+            entry: dict[str, Any] = {"mn": mn, "from": move["from"], "to": move["to"],
+                                     "kind": rec.get("kind", "?"),
+                                     "registered": move["registered"] is not None}
+            phases = {"link_move (emulation)": move["link_move_ms"]}
+            reg = move["registered"]
+            events = read_events(self.events[mn])
+            if reg is not None:
+                rrq = _last_before(events, "rrq_sent", reg["t"])
+                if rrq is not None:
+                    phases["signalling_total"] = round((reg["t"] - rrq["t"]) * 1000, 3)
+            phases.update(rec.get("phases_ms", {}))
+            entry["phases_ms"] = phases
+            if mn in analyses:
+                to_cn, to_mn = analyses[mn]
+                w_cn, w_mn = to_cn.windows[k], to_mn.windows[k]
+                entry["gap_ms"] = {"mn_to_cn": round(w_cn.gap_ms, 3),
+                                   "cn_to_mn": round(w_mn.gap_ms, 3)}
+                entry["lost"] = {"mn_to_cn": w_cn.lost, "cn_to_mn": w_mn.lost}
+            out.append(entry)
+        return {"scenario": self.spec["name"], "topology": self.topo.name,
+                "registration_ms": t_reg, "moves": out,
+                "probes": [{"mn": mn, "mn_to_cn_lost": a[0].lost, "cn_to_mn_lost": a[1].lost,
+                            "mn_to_cn_sent": a[0].sent, "cn_to_mn_sent": a[1].sent}
+                           for mn, a in analyses.items()]}
+
+    def _expect(self, result: dict[str, Any]) -> None:
+        exp = self.spec.get("expect") or {}
+        for i, move in enumerate(result["moves"]):
+            if not move["registered"]:
+                self.fail(f"move {i} ({move['mn']} {move['from']} -> {move['to']}): "
+                          f"no re-registration")
+            per = (exp.get("moves") or [])[i] if i < len(exp.get("moves") or []) else {}
+            max_gap = per.get("max_gap_ms", exp.get("max_gap_ms"))
+            max_lost = per.get("max_lost", exp.get("max_lost"))
+            if per.get("kind") and move["kind"] != per["kind"]:
+                self.fail(f"move {i}: kind {move['kind']}, expected {per['kind']}")
+            for d in ("mn_to_cn", "cn_to_mn"):
+                if max_gap is not None and "gap_ms" in move and move["gap_ms"][d] > max_gap:
+                    self.fail(f"move {i}: gap {d} {move['gap_ms'][d]:.1f} ms > {max_gap} ms")
+                if max_lost is not None and "lost" in move and move["lost"][d] > max_lost:
+                    self.fail(f"move {i}: lost {d} {move['lost'][d]} > {max_lost}")
+
+    def close(self) -> None:
+        for proc in self.clients.values():
+            _stop_proc(proc)
+        self.demo.close()
+
+
+def print_result(res: dict[str, Any]) -> None:
+    print()
+    print(f"scenario {res['scenario']} on {res['topology']}: "
+          f"{'OK' if res['ok'] else 'FAILED'}")
+    for mn, ms in res["registration_ms"].items():
+        print(f"  {mn} registered in {ms:.1f} ms")
+    for m in res["moves"]:
+        print(f"  move {m['mn']} {m['from']} -> {m['to']} ({m['kind']})")
+        if "gap_ms" in m:
+            print(f"    gap MN->CN {m['gap_ms']['mn_to_cn']:7.1f} ms  CN->MN "
+                  f"{m['gap_ms']['cn_to_mn']:7.1f} ms   lost MN->CN {m['lost']['mn_to_cn']}"
+                  f"  CN->MN {m['lost']['cn_to_mn']}")
+        for name, ms in m["phases_ms"].items():
+            print(f"    {name:28s} {ms:8.2f} ms")
+    for f in res["failed"]:
+        print(f"  FAILED: {f}")
+
+
+def run_scenario(spec: dict[str, Any], rest: str = "127.0.0.1:8080", of_port: int = 6653,
+                 keep_dir: bool = False) -> dict[str, Any]:
+    run_dir = Path(tempfile.mkdtemp(prefix=f"mipvpn-{spec['name']}-"))
+    os.chmod(run_dir, 0o755)
+    run = ScenarioRun(spec, run_dir, rest, of_port)
+    try:
+        return run.run()
+    except DemoError as exc:
+        keep_dir = True
+        return {"scenario": spec["name"], "ok": False, "failed": [str(exc)], "moves": [],
+                "registration_ms": {}, "run_dir": str(run_dir)}
+    finally:
+        run.close()
+        if not keep_dir:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        else:
+            say(f"run directory kept: {run_dir}")
+
+
+def run_scenario_cli(args: Any) -> int:
+    if args.list or not args.name:
+        for name, desc in list_scenarios():
+            print(f"{name:20s} {desc}")
+        return 0 if args.list else 2
+    if os.geteuid() != 0:
+        print("scenarios need root (Mininet, Open vSwitch, strongSwan)", file=sys.stderr)
+        return 2
+    try:
+        spec = load_scenario(resolve(args.name))
+    except ScenarioError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+
+    def on_term(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+    try:
+        res = run_scenario(spec, args.rest, args.of_port, args.keep_dir)
+    except ScenarioError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        say("interrupted")
+        return 130
+    if "topology" in res:
+        print_result(res)
+    else:
+        print(f"scenario {spec['name']}: FAILED: {res['failed']}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=2, default=str))
+        say(f"results written to {args.json}")
+    return 0 if res["ok"] else 1
