@@ -215,9 +215,9 @@ def _profile_text(prof: dict[str, Any]) -> str:
         f"security   IKE {sec.get('ike')}, ESP {sec.get('esp')}",
         f"QoS        rate {'unlimited' if not rate else f'{rate} kbit/s'}, "
         f"DSCP {qos.get('dscp', 0)}",
-        *([f"handoff    smooth (old FA forwards in-flight traffic)"]
+        *(["handoff    smooth (old FA forwards in-flight traffic)"]
           if prof.get("smooth_handoff") else []),
-        *([f"VPN info   distributed {prof['distribution'].replace('_', ' ')}"]
+        *([f"VPN info   distributed at {prof['distribution'].replace('_', ' ')}"]
           if prof.get("distribution") else []),
         "destinations:",
         table(["PREFIX", "GATEWAY"], dests) if dests else "  none"])
@@ -333,6 +333,11 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--keep-dir", action="store_true", help="keep the run directory")
     demo.add_argument("--rest", default="127.0.0.1:8080")
     demo.add_argument("--of-port", default=6653, type=int)
+    demo.add_argument("--plots", default=None, metavar="DIR",
+                      help="write PNGs (probe stream with the move, phases per handover)")
+    demo.add_argument("--cli", action="store_true",
+                      help="after the registration, Mininet's CLI with `move mn1 fa2` and "
+                           "`bindings` (instead of the scripted move)")
 
     scn = sub.add_parser("scenario", help="run a scripted mobility scenario (YAML)")
     scn.add_argument("name", nargs="?", help="scenario name (see --list) or a YAML file")

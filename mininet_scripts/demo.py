@@ -316,6 +316,7 @@ class Demo:
             w_cn, w_mn = to_cn.windows[i], to_mn.windows[i]
             out_moves.append({
                 "from": move["from"], "to": move["to"], "kind": rec.get("kind", "?"),
+                "t_move_ns": int(move["t_move"] * 1e9),  # CLOCK_MONOTONIC, as the probes
                 "gap_ms": {"mn_to_cn": round(w_cn.gap_ms, 3), "cn_to_mn": round(w_mn.gap_ms, 3)},
                 "lost": {"mn_to_cn": w_cn.lost, "cn_to_mn": w_mn.lost},
                 "phases_ms": phases})
@@ -395,8 +396,17 @@ def run_demo(args: Any) -> int:
     code = 1
     try:
         demo.bring_up()
+        if getattr(args, "cli", False):  # Mininet's CLI + `move`, `bindings` (mn_cli.py)
+            from mininet_scripts.mn_cli import run_interactive
+            run_interactive(demo)
+            return 0
         res = demo.run()
         print_results(res)
+        if getattr(args, "plots", None):
+            from mininet_scripts.plots import demo_plots
+            for png in demo_plots(res, run_dir / "probe-mn.json", run_dir / "probe-cn.json",
+                                  args.plots):
+                say(f"plot written to {png}")
         if args.json:
             Path(args.json).write_text(json.dumps(res, indent=2))
             say(f"results written to {args.json}")

@@ -115,6 +115,3 @@ class SendMip:
 Action = (AddTunnel | RemoveTunnel | SendFlows | SendDiameter | AnswerDiameter
           | RelayToHomeAgent | ReplyMip | SendToMobileNode | NotifyVisitorLeft | Mark
           | SendMip)
-
-
-
