@@ -118,11 +118,10 @@ def serve_runtime(users: int, topology: str | None) -> int:
     run_dir = tempfile.mkdtemp(prefix="mipvpn-bench-")
     rt = Runtime(topo, run_dir, ":memory:", rest=None, gateway_factory=factory,
                  flow_sink=sink, fa_ingress=True, advertise=False)
-    prof = dict(next(iter(topo.vpn_profiles.items()))[1].__dict__) if topo.vpn_profiles \
-        else None
-    dests = tuple(Destination(d.prefix, d.gateway) for d in prof["destinations"]) if prof \
+    conf = next(iter(topo.vpn_profiles.values()), None)
+    dests = tuple(Destination(d.prefix, d.gateway) for d in conf.destinations) if conf \
         else ()
-    sec = SecuritySpec(prof["security"].ike, prof["security"].esp) if prof else SecuritySpec()
+    sec = SecuritySpec(conf.security.ike, conf.security.esp) if conf else SecuritySpec()
     for i in range(users):
         nai = user_nai(i)
         rt.store.put_user(UserRecord(nai, str(USER_BASE + i), "ha", SPI, KEY))

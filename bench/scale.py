@@ -43,7 +43,7 @@ from controller.core.actions import (AddTunnel, AnswerDiameter, Mark, NotifyVisi
                                      SendFlows, SendMip, SendToMobileNode)
 from controller.core.roles import build_roles
 from controller.core.vpn import QosSpec, SecuritySpec
-from controller.loadgen import build_rrq
+from controller.loadgen import CVSE_PREVIOUS_FA, VENDOR_ID
 from controller.proto import diameter as dia
 from controller.proto import mip
 
@@ -57,11 +57,40 @@ def user_nai(i: int) -> str:
     return f"user{i}@home.example"
 
 
+HA_SPI = 301
+HA_KEY = bytes(range(16, 32))
+_HAS_MN_HA = "mn_ha_key" in getattr(UserRecord, "__dataclass_fields__", {})
+
+
+def user_record(i: int) -> UserRecord:
+    """Virtual user ``i`` (with an MN-HA association when the user model has one:
+    the AAAF answers a move locally only when the HA can authenticate it)."""
+    extra: dict[str, Any] = {"mn_ha_spi": HA_SPI, "mn_ha_key": HA_KEY} if _HAS_MN_HA else {}
+    return UserRecord(user_nai(i), str(USER_BASE + i), "ha", SPI, KEY, **extra)
+
+
 def seed_users(store: VpnStore, start: int, stop: int, profile_of: Any) -> None:
     for i in range(start, stop):
-        nai = user_nai(i)
-        store.put_user(UserRecord(nai, str(USER_BASE + i), "ha", SPI, KEY))
-        store.put_profile(profile_of(nai))
+        store.put_user(user_record(i))
+        store.put_profile(profile_of(user_nai(i)))
+
+
+def make_rrq(store: Any, i: int, ha: str, coa: str, ident: int,
+             previous_coa: str | None = None) -> bytes:
+    """The RRQ of virtual user ``i`` as the MN client builds it: NAI, [previous FA
+    CVSE], [MN-HA auth when the user has an MN-HA key], MN-AAA auth last."""
+    user = store.user(user_nai(i)) if store is not None else None
+    ha_key = getattr(user, "mn_ha_key", b"") if user is not None else b""
+    exts: list[Any] = [mip.NaiExtension(user_nai(i))]
+    if previous_coa:
+        exts.append(mip.CriticalVendorExtension(
+            VENDOR_ID, CVSE_PREVIOUS_FA, ipaddress.IPv4Address(previous_coa).packed))
+    raw = mip.encode(mip.RegistrationRequest(
+        flags=mip.FLAG_T, lifetime=300, home_address=str(USER_BASE + i), home_agent=ha,
+        care_of_address=coa, identification=ident, extensions=exts))
+    if ha_key:
+        raw = mip.append_auth(raw, mip.AuthKind.MN_HA, user.mn_ha_spi, ha_key)
+    return mip.append_auth(raw, mip.AuthKind.MN_AAA, SPI, KEY)
 
 
 class Controller:
@@ -69,6 +98,7 @@ class Controller:
 
     def __init__(self, topo: Topology, store: VpnStore) -> None:
         self.topo = topo
+        self.store = store
         self.built = build_roles(topo, store)
         self.roles: dict[str, Any] = self.built.roles
         self.wire = True                 # Diameter through encode -> decode
@@ -91,9 +121,8 @@ class Controller:
 
     def register(self, now: float, i: int, fa: str, previous: str | None = None) -> bytes:
         """User ``i`` sends a Registration Request at ``fa``; returns the reply bytes."""
-        raw = build_rrq(user_nai(i), str(USER_BASE + i), self.ha_core, self.coa[fa], SPI,
-                        KEY, mip.ntp_identification(now),
-                        previous_coa=self.coa[previous] if previous else None)
+        raw = make_rrq(self.store, i, self.ha_core, self.coa[fa], mip.ntp_identification(now),
+                       previous_coa=self.coa[previous] if previous else None)
         self.replies.clear()
         key = f"fa:{fa}"
         self.execute(now, key, self.roles[key].on_registration_request(
@@ -168,6 +197,7 @@ class Clock:
         self.now = T0
 
     def tick(self, dt: float = 0.001) -> float:
+        """Advance the fake clock by ``dt`` seconds (fill: 1 ms per registration)."""
         self.now += dt
         return self.now
 
@@ -181,19 +211,52 @@ def fill(ctl: Controller, clock: Clock, start: int, stop: int) -> None:
     ctl.wire = True
 
 
+class GcWatch:
+    """Collections per generation and seconds spent in the cyclic GC (gc.callbacks)."""
+
+    def __init__(self) -> None:
+        self.count = [0, 0, 0]
+        self.seconds = [0.0, 0.0, 0.0]
+        self._t0 = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._t0 = time.perf_counter()
+        else:
+            g = info["generation"]
+            self.count[g] += 1
+            self.seconds[g] += time.perf_counter() - self._t0
+
+    def __enter__(self) -> GcWatch:
+        gc.callbacks.append(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"collections": self.count, "ms": [round(s * 1000, 2) for s in self.seconds]}
+
+
 def measure_moves(ctl: Controller, clock: Clock, n_users: int, moves: int,
-                  rng: random.Random) -> list[float]:
-    """``moves`` intra-domain handovers (half FA1 -> FA2, half back); seconds each."""
+                  rng: random.Random, watch: GcWatch | None = None) -> list[float]:
+    """``moves`` intra-domain handovers (half FA1 -> FA2, half back); seconds each.
+
+    The fake clock advances 10 ms per move and 5 s between the rounds, so no user
+    moves twice within the FA's retransmission hold."""
     sample = rng.sample(range(n_users), min(n_users, max(1, moves // 2)))
     times: list[float] = []
+    clock.tick(5.0)
     for src, dst in (("fa1", "fa2"), ("fa2", "fa1")):
+        clock.tick(5.0)
         for i in sample:
-            now = clock.tick()
+            now = clock.tick(0.01)
             t0 = time.perf_counter()
             raw = ctl.register(now, i, dst, previous=src)
             times.append(time.perf_counter() - t0)
             if not raw or raw[1] != 0:
-                raise RuntimeError(f"move of {user_nai(i)} {src}->{dst} failed")
+                raise RuntimeError(f"move of {user_nai(i)} {src}->{dst} failed: "
+                                   f"{mip.decode(raw) if raw else 'no reply'}")
     return times
 
 
@@ -214,10 +277,20 @@ def run(sizes: list[int], moves: int, memory: bool = True, seed: int = 1,
         fill(ctl, clock, have, n)
         have = n
         flow0, tun0 = ctl.flow_mods, ctl.tunnel_ops
+        aaaf = ctl.roles["aaaf:domain-a"].counters
+        local0, proxied0 = aaaf.get("local", 0), aaaf.get("proxied", 0)
         gc.collect()
-        times = measure_moves(ctl, clock, n, moves, rng)
+        with GcWatch() as watch:
+            times = measure_moves(ctl, clock, n, moves, rng)
         ms = [t * 1000.0 for t in times]
+        gc.disable()
+        nogc = measure_moves(ctl, clock, n, moves, rng)
+        gc.enable()
         row = {"bindings": ctl.bindings(), "handover_ms": summary(ms, 4),
+               "answered_by_aaaf_locally": aaaf.get("local", 0) - local0,
+               "sent_home_to_aaah": aaaf.get("proxied", 0) - proxied0,
+               "gc_during_moves": watch.to_json(),
+               "handover_ms_gc_disabled": summary([t * 1000.0 for t in nogc], 4),
                "flow_mods_per_handover": (ctl.flow_mods - flow0) / len(times),
                "tunnel_ops_per_handover": (ctl.tunnel_ops - tun0) / len(times),
                "gc_counts": list(gc.get_count())}
@@ -226,17 +299,23 @@ def run(sizes: list[int], moves: int, memory: bool = True, seed: int = 1,
               f"{row['handover_ms']['median']:.3f} ms  mean {row['handover_ms']['mean']:.3f}"
               f"  p99 {row['handover_ms']['p99']:.3f}  max {row['handover_ms']['max']:.2f}"
               f"  (fill so far {time.perf_counter() - t_fill:.1f} s)", flush=True)
+        print(f"           cyclic GC during those moves: {watch.count} collections "
+              f"(gen 0/1/2), {sum(watch.seconds) * 1000:.0f} ms; with the GC disabled: "
+              f"median {row['handover_ms_gc_disabled']['median']:.3f} ms, mean "
+              f"{row['handover_ms_gc_disabled']['mean']:.3f}", flush=True)
     # the largest size again with the cyclic GC's view of the long-lived state frozen:
     # what `gc.freeze()` after a fill would give (a recommendation, not product code)
     gc.collect()
     gc.freeze()
-    times = measure_moves(ctl, clock, have, moves, rng)
+    with GcWatch() as watch:
+        times = measure_moves(ctl, clock, have, moves, rng)
     frozen = summary([t * 1000.0 for t in times], 4)
     gc.unfreeze()
     print(f"  {have:>7,} bindings, gc.freeze(): median {frozen['median']:.3f} ms  mean "
-          f"{frozen['mean']:.3f}  max {frozen['max']:.2f}", flush=True)
+          f"{frozen['mean']:.3f}  max {frozen['max']:.2f}; GC {watch.count}, "
+          f"{sum(watch.seconds) * 1000:.0f} ms", flush=True)
     out: dict[str, Any] = {"sizes": rows, "largest_with_gc_freeze": {
-        "bindings": have, "handover_ms": frozen}}
+        "bindings": have, "handover_ms": frozen, "gc_during_moves": watch.to_json()}}
     del ctl, store
     gc.collect()
     if memory:

@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterable
 from controller.adapters import openflow
 from controller.adapters.diameter_peer import DiameterError, DiameterNode, PeerConnection
 from controller.adapters.mip_transport import MipEndpoint
+from controller.adapters.qos import GatewayQos
 from controller.adapters.store import VpnStore
 from controller.adapters.strongswan import StrongSwanGateway, TunnelError
 from controller.core import flows
@@ -41,6 +42,7 @@ LOG = logging.getLogger("mipvpn.runtime")
 
 ADVERT_INTERVAL = 1.0
 TICK_INTERVAL = 1.0
+TUNNEL_TRIES = 2  # an initiator retries once (e.g. the peer re-keyed meanwhile)
 
 _CURRENT: Runtime | None = None
 
@@ -91,6 +93,9 @@ class Runtime:
         self.gateways = {name: factory(name) for name in topo.gateways}
         self._gw_exec = {name: ThreadPoolExecutor(1, thread_name_prefix=f"vici-{name}")
                          for name in topo.gateways}
+        # QoS (claims 8, 9): tc + DSCP on real gateways only (docs/qos.md)
+        self.gateway_qos = ({name: GatewayQos(name, vici_socket(self.run_dir, name))
+                             for name in topo.gateways} if gateway_factory is None else {})
         self.flow_sink = flow_sink
         self.fa_ingress = fa_ingress
         self.advertise = advertise
@@ -247,6 +252,8 @@ class Runtime:
         self.loop.call_soon_threadsafe(self.loop.stop)
         for gw in self.gateways.values():
             gw.close()
+        for qos in self.gateway_qos.values():  # QoS (claims 8, 9)
+            qos.close()
 
     def now(self) -> float:
         return time.time()
@@ -284,7 +291,11 @@ class Runtime:
             elif isinstance(action, RemoveTunnel):
                 await self._remove_tunnel(action)
             elif isinstance(action, SendFlows):
-                await self.send_flows(action.dpid, action.mods)
+                mods: tuple[flows.Mod, ...] = action.mods
+                if key.startswith("fa:"):  # QoS (claims 8, 9): the MN's meters and DSCP
+                    mods = flows.with_mn_qos(mods, flows.visitors_qos(
+                        role.visitors.values(), role.conf.name))
+                await self.send_flows(action.dpid, mods)
             elif isinstance(action, SendDiameter):
                 node, peer = self.routes[key][action.to]
                 try:
@@ -345,10 +356,21 @@ class Runtime:
                  "remote_ts": list(action.side.remote.selectors),
                  "initiator": action.side.initiator, "state": "setting"}
         self.tunnel_log[key] = entry
-        try:
-            took = await self.loop.run_in_executor(self._gw_exec[action.gateway],
-                                                   gw.add_tunnel, action.side)
-        except (TunnelError, OSError) as exc:
+        await self._gateway_qos(action.gateway, "apply", action.side)  # QoS (claims 8, 9)
+        took = None
+        error: Exception | None = None
+        for attempt in range(TUNNEL_TRIES if action.side.initiator else 1):
+            try:
+                took = await self.loop.run_in_executor(self._gw_exec[action.gateway],
+                                                       gw.add_tunnel, action.side)
+                break
+            except (TunnelError, OSError) as exc:
+                error = exc
+                LOG.warning("tunnel %s at %s: attempt %d failed: %s", action.side.tunnel_id,
+                            action.gateway, attempt + 1, exc)
+                await asyncio.sleep(0.1)
+        if took is None:
+            exc = error
             entry["state"] = "failed"
             entry["error"] = str(exc)
             LOG.error("tunnel %s at %s failed: %s", action.side.tunnel_id, action.gateway,
@@ -368,7 +390,20 @@ class Runtime:
         except (TunnelError, OSError) as exc:
             LOG.error("removing tunnel %s at %s failed: %s", action.tunnel_id,
                       action.gateway, exc)
+        await self._gateway_qos(action.gateway, "remove", action.tunnel_id)  # QoS
         LOG.info("tunnel %s at %s removed", action.tunnel_id, action.gateway)
+
+    async def _gateway_qos(self, gateway: str, op: str, arg: Any) -> None:
+        """QoS (claims 8, 9): ``GatewayQos.apply(side)`` / ``.remove(tunnel_id)`` on the
+        gateway's worker, in order with its tunnel calls; a failure is logged, never
+        fatal (the tunnel still comes up, unshaped)."""
+        qos = self.gateway_qos.get(gateway)
+        if qos is None:
+            return
+        try:
+            await self.loop.run_in_executor(self._gw_exec[gateway], getattr(qos, op), arg)
+        except Exception as exc:  # noqa: BLE001 - netlink errors of any kind
+            LOG.error("QoS %s at %s failed: %s", op, gateway, exc)
 
     async def _static_tunnels(self) -> None:
         """Claim 16 step 1: stationary CN-GW -> HA tunnels, once both charons answer."""
@@ -578,7 +613,7 @@ class Runtime:
                 return fa
         return None
 
-    async def send_flows(self, dpid: int, mods: tuple[flows.FlowMod, ...]) -> None:
+    async def send_flows(self, dpid: int, mods: tuple[flows.Mod, ...]) -> None:
         if self.flow_sink is not None:
             self.flow_sink(dpid, mods)
             self.counters["flow_mods"] += len(mods)

@@ -12,9 +12,11 @@ terminal (``parse_move``, and ``MipvpnCLI(..., script=FILE)`` over a fake sessio
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol, TextIO
 
 from mininet.cli import CLI
@@ -92,7 +94,8 @@ class MipvpnCLI(CLI):  # type: ignore[misc]
         """Move a mobile node to another foreign agent's access switch and wait for
         its re-registration.  Usage: move MN FA   (e.g. move mn1 fa2)"""
         try:
-            target = parse_move(line, self.session.topo, self.session.location())
+            target = parse_move(line.split("#")[0], self.session.topo,
+                                self.session.location())
         except MoveError as exc:
             self._say(f"*** {exc}")
             return
@@ -198,8 +201,16 @@ def run_interactive(demo: Any, stdin: TextIO = sys.stdin) -> None:
         first = wait_for(f"{mn_name}'s first registration",
                          lambda: _registered(events[mn_name], 0), 15)
         say(f"{mn_name} ({mn.nai}) registered via {first.get('fa') or first.get('coa')}")
-    say(f"REST API at {demo.rest} (from another shell: `mipvpn status --url {demo.rest} "
-        f"--run-dir {demo.run_dir}`)")
+    token = getattr(demo, "token", None)
+    if token:  # so `mipvpn status --run-dir RUN_DIR` (and `sh mipvpn ...` here) find it
+        path = Path(demo.run_dir) / "operator.token"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(token + "\n")
+        os.environ["MIPVPN_TOKEN"] = token
+    os.environ["MIPVPN_URL"] = demo.rest
+    say(f"REST API at {demo.rest}; from another shell: `mipvpn status --url {demo.rest} "
+        f"--run-dir {demo.run_dir}`")
     say("extra commands: move MN FA (e.g. `move mn1 fa2`), bindings, handovers; "
         "`exit` ends the demo")
     MipvpnCLI(demo.mnet.net, DemoSession(demo, events), stdin=stdin)

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -69,6 +69,11 @@ CREATE TABLE IF NOT EXISTS user_credentials (
     updated REAL NOT NULL
 );
 """
+
+
+#: The ``{nai}`` path parameter, wherever a route or dependency reads it.
+NAI_PATH: Any = Path(min_length=3, max_length=253, pattern=r"^[^\s@/]+@[^\s@/]+$",
+                     description="the user's NAI (user@realm)", examples=["alice@home.example"])
 
 
 class AuthConfigError(ValueError):
@@ -294,7 +299,7 @@ class Auth:
         self.counters["auth_ok"] += 1
         return Principal("operator")
 
-    async def operator_or_user(self, nai: str,
+    async def operator_or_user(self, nai: str = NAI_PATH,
                                creds: HTTPAuthorizationCredentials | None = Depends(_bearer)
                                ) -> Principal:
         """The operator, or the user whose NAI is the path's ``{nai}``."""
@@ -392,7 +397,7 @@ def field_name(loc: tuple[Any, ...] | list[Any]) -> str:
 
 def validation_detail(errors: Any) -> list[dict[str, str]]:
     """Pydantic errors as ``[{"field", "message"}]``, never echoing the input."""
-    out = []
+    out: list[dict[str, str]] = []
     for e in errors:
         loc = tuple(e.get("loc", ()))
         msg = str(e.get("msg", "invalid"))
@@ -403,7 +408,9 @@ def validation_detail(errors: Any) -> list[dict[str, str]]:
             msg = "unknown field"
         elif e.get("type") == "missing":
             msg = "field required"
-        out.append({"field": field_name(loc) or "request", "message": msg})
+        item = {"field": field_name(loc) or "request", "message": msg}
+        if item not in out:          # a path parameter is checked by route and dependency
+            out.append(item)
     return out
 
 

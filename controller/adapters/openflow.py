@@ -13,39 +13,65 @@ from typing import Any
 from os_ken.lib.packet import ethernet, ipv4, packet, udp
 from os_ken.ofproto import ofproto_v1_3 as ofp
 
-from controller.core.flows import FlowMod, OFPP_CONTROLLER
+from controller.core.flows import FlowMod, MeterMod, Mod, OFPP_CONTROLLER
 
 MIP_PORT = 434
 
 
-def flow_mod_msgs(dp: Any, mods: tuple[FlowMod, ...] | list[FlowMod]) -> list[Any]:
-    """os-ken messages for ``mods``, deletes first (FAUCET's order)."""
-    parser = dp.ofproto_parser
-    out = []
-    ordered = [m for m in mods if m.op == "delete"] + [m for m in mods if m.op != "delete"]
-    for mod in ordered:
-        spec = mod.flow
-        if mod.op == "delete":
-            out.append(parser.OFPFlowMod(
-                datapath=dp, cookie=spec.cookie, cookie_mask=mod.cookie_mask,
-                table_id=ofp.OFPTT_ALL, command=ofp.OFPFC_DELETE, out_port=ofp.OFPP_ANY,
-                out_group=ofp.OFPG_ANY, match=parser.OFPMatch(**spec.match_dict())))
-            continue
-        actions = []
-        for kind, port in spec.actions:
-            if kind == "output":
-                max_len = ofp.OFPCML_NO_BUFFER if port == OFPP_CONTROLLER else 0
-                actions.append(parser.OFPActionOutput(port, max_len))
-        inst = []
-        if spec.meter:
-            inst.append(parser.OFPInstructionMeter(spec.meter))
-        if actions:
-            inst.append(parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS, actions))
-        out.append(parser.OFPFlowMod(
-            datapath=dp, cookie=spec.cookie, table_id=spec.table, command=ofp.OFPFC_ADD,
-            priority=spec.priority, match=parser.OFPMatch(**spec.match_dict()),
-            instructions=inst))
+def flow_mod_msgs(dp: Any, mods: tuple[Mod, ...] | list[Mod]) -> list[Any]:
+    """os-ken messages for ``mods``: flow deletes, meter deletes, meter adds, flow adds
+    (FAUCET's deletes-first order; a meter exists before a flow references it)."""
+    flow_mods = [m for m in mods if isinstance(m, FlowMod)]
+    meter_mods = [m for m in mods if isinstance(m, MeterMod)]
+    out = [_flow_mod(dp, m) for m in flow_mods if m.op == "delete"]
+    out += [_meter_mod(dp, m) for m in meter_mods if m.op == "delete"]
+    out += [_meter_mod(dp, m) for m in meter_mods if m.op != "delete"]
+    out += [_flow_mod(dp, m) for m in flow_mods if m.op != "delete"]
     return out
+
+
+def _flow_mod(dp: Any, mod: FlowMod) -> Any:
+    parser = dp.ofproto_parser
+    spec = mod.flow
+    if mod.op == "delete":
+        return parser.OFPFlowMod(
+            datapath=dp, cookie=spec.cookie, cookie_mask=mod.cookie_mask,
+            table_id=ofp.OFPTT_ALL, command=ofp.OFPFC_DELETE, out_port=ofp.OFPP_ANY,
+            out_group=ofp.OFPG_ANY, match=parser.OFPMatch(**spec.match_dict()))
+    actions = []
+    for kind, value in spec.actions:
+        if kind == "output":
+            max_len = ofp.OFPCML_NO_BUFFER if value == OFPP_CONTROLLER else 0
+            actions.append(parser.OFPActionOutput(value, max_len))
+        elif kind == "set_dscp":
+            actions.append(parser.OFPActionSetField(ip_dscp=value))
+        else:
+            raise ValueError(f"unknown action {kind!r}")
+    inst = []
+    if spec.meter:
+        inst.append(parser.OFPInstructionMeter(spec.meter))
+    if actions:
+        inst.append(parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS, actions))
+    return parser.OFPFlowMod(
+        datapath=dp, cookie=spec.cookie, table_id=spec.table, command=ofp.OFPFC_ADD,
+        priority=spec.priority, match=parser.OFPMatch(**spec.match_dict()),
+        instructions=inst)
+
+
+def _meter_mod(dp: Any, mod: MeterMod) -> Any:
+    """Delete: one meter (OVS deletes the flows using it too).  Add: kbps, one drop band
+    with a burst (OVS's userspace datapath supports both, DESIGN.md §4 / docs/qos.md)."""
+    parser = dp.ofproto_parser
+    if mod.op == "delete":
+        return parser.OFPMeterMod(datapath=dp, command=ofp.OFPMC_DELETE, flags=0,
+                                  meter_id=mod.meter_id, bands=[])
+    if mod.op != "add":
+        raise ValueError(f"unknown meter-mod op {mod.op!r}")
+    band = parser.OFPMeterBandDrop(rate=mod.rate_kbps, burst_size=mod.burst_kbit)
+    return parser.OFPMeterMod(
+        datapath=dp, command=ofp.OFPMC_ADD,
+        flags=ofp.OFPMF_KBPS | ofp.OFPMF_BURST | ofp.OFPMF_STATS,
+        meter_id=mod.meter_id, bands=[band])
 
 
 def packet_out(dp: Any, data: bytes, port: int, in_port: int | None = None) -> Any:

@@ -18,11 +18,11 @@ import time
 from dataclasses import fields as dc_fields
 from typing import Any, Literal
 
-from fastapi import Depends, FastAPI, HTTPException, Path, Response
+from fastapi import Depends, FastAPI, HTTPException, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from controller.adapters.auth import (ERROR_RESPONSES, MAX_SECRET_LEN, MIN_SECRET_LEN, Auth,
-                                      Principal, install_hardening)
+from controller.adapters.auth import (ERROR_RESPONSES, MAX_SECRET_LEN, MIN_SECRET_LEN,
+                                      NAI_PATH, Auth, Principal, install_hardening)
 from controller.adapters.store import profile_to_json
 from controller.core.aaa_home import Destination, VpnProfile
 from controller.core.vpn import QosSpec, SecuritySpec
@@ -40,8 +40,6 @@ ESP_PROPOSALS = ("aes128gcm16", "aes256gcm16", "aes128-sha256", "aes256-sha256",
                  "aes128gcm16-modp2048")
 IkeProposal = Literal[IKE_PROPOSALS]  # type: ignore[valid-type]
 EspProposal = Literal[ESP_PROPOSALS]  # type: ignore[valid-type]
-NaiPath = Path(min_length=3, max_length=253, pattern=r"^[^\s@/]+@[^\s@/]+$",
-               description="the user's NAI (user@realm)")
 
 
 class _Strict(BaseModel):
@@ -75,6 +73,11 @@ class QosIn(_Strict):
 class ProfileIn(_Strict):
     """A user's VPN profile (claim 24): replaces the stored one."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "destinations": [{"prefix": "10.30.0.0/24", "gateway": "cngw"}],
+        "security": {"ike": "aes128-sha256-ecp256", "esp": "aes128gcm16"},
+        "qos": {"rate_kbps": 10000, "dscp": 46},
+        "smooth_handoff": True, "distribution": "registration"}]})
     destinations: list[DestinationIn] = Field(min_length=1, max_length=64)
     security: SecurityIn = SecurityIn()
     qos: QosIn = QosIn()
@@ -148,7 +151,7 @@ def create_app(rt: Any, auth: Auth | None = None) -> FastAPI:
         return rt.handovers.to_json()  # type: ignore[no-any-return]
 
     @app.get("/v1/profiles/{nai}")
-    async def profile(nai: str = NaiPath,
+    async def profile(nai: str = NAI_PATH,
                       who: Principal = Depends(auth.operator_or_user)) -> dict[str, Any]:
         prof = rt.store.profile(nai)
         if prof is None:
@@ -156,7 +159,7 @@ def create_app(rt: Any, auth: Auth | None = None) -> FastAPI:
         return _profile_out(rt, prof)
 
     @app.put("/v1/profiles/{nai}")
-    async def put_profile(body: ProfileIn, nai: str = NaiPath,
+    async def put_profile(body: ProfileIn, nai: str = NAI_PATH,
                           who: Principal = Depends(auth.operator_or_user)) -> dict[str, Any]:
         """Claim 24: the user (or the operator) replaces the user's VPN profile."""
         if rt.store.user(nai) is None:
@@ -188,7 +191,7 @@ def create_app(rt: Any, auth: Auth | None = None) -> FastAPI:
         return _profile_out(rt, prof)
 
     @app.put("/v1/users/{nai}/credential", status_code=204, response_class=Response)
-    async def put_credential(body: CredentialIn, nai: str = NaiPath,
+    async def put_credential(body: CredentialIn, nai: str = NAI_PATH,
                              who: Principal = Depends(auth.operator_or_user)) -> Response:
         """Set the user's REST credential (operator, or the user changing their own).
         The secret travels only in this request; only its scrypt hash is stored."""

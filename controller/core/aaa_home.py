@@ -1,4 +1,4 @@
-"""Home AAA server, AAAH (claims 1-4, 6, 8, 16, 18).
+"""Home AAA server, AAAH (claims 1-4, 6, 8, 16, 18, 19, 21, 23, 24).
 
 Authenticates the MN (MN-AAA authenticator, RFC 3012, keyed from the VPN database),
 extracts the user's VPN profile (destination hosts, gateway type, security service,
@@ -6,18 +6,29 @@ QoS), computes the VPN set path (claim 8: from the FA the MN is at, its HA and t
 gateways of its destinations), generates per-tunnel security information, caches
 the VPN information, sends it to the HA in the HAR and, on the HAA, to the foreign
 domain in the AMA (claim 4: distribution inside the authentication answer).
+
+Route optimisation (claim 19): a destination behind a gateway of the dynamic type gets
+an FA<->CN-GW tunnel instead of the HA legs; the HAR carries it to the HA, which posts
+it to the CN-GW in a Binding Update, signed with the per-(HA, CN-GW) key this server
+provisions at start (``binding_keys``).  On a move with smooth handoff (claim 23) the
+AMA also carries "the information of the old FA": the old-FA<->new-FA tunnel, keyed
+from the old FA's security information (``vpn.handoff_tunnel``).
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Callable, Protocol
 
 from controller.core.actions import Action, AnswerDiameter, Mark, SendDiameter
-from controller.core.vpn import (GatewayType, QosSpec, SecuritySpec, TunnelEnd, TunnelSpec,
-                                 VpnInfo, new_psk, restricted_to, tunnel_name)
+from controller.core.binding import BINDING_SPI_BASE, BindingKey, new_binding_key
+from controller.core.vpn import (DISTRIBUTION_ON_DEMAND, DISTRIBUTION_REGISTRATION,
+                                 GatewayType, QosSpec, SecuritySpec, TunnelEnd, TunnelSpec,
+                                 VpnInfo, anchor_psk, for_home_agent, handoff_tunnel,
+                                 new_psk, owner_of, restricted_to, rewrite_foreign_agent,
+                                 tunnel_name)
 from controller.proto import diameter as dia
 from controller.proto import mip
 
@@ -36,7 +47,9 @@ class UserRecord:
     home_address: str
     home_agent: str            # HA gateway name
     mn_aaa_spi: int
-    mn_aaa_key: bytes
+    mn_aaa_key: bytes = field(repr=False)
+    mn_ha_spi: int = 0         # MN-HA security association (0 / b"": none)
+    mn_ha_key: bytes = field(default=b"", repr=False)
 
 
 @dataclass(frozen=True)
@@ -51,6 +64,8 @@ class VpnProfile:
     destinations: tuple[Destination, ...]
     security: SecuritySpec
     qos: QosSpec
+    smooth_handoff: bool = False                 # claims 22-23
+    distribution: str = DISTRIBUTION_REGISTRATION  # or "on_demand" (claims 2, 5)
 
 
 @dataclass(frozen=True)
@@ -67,14 +82,12 @@ class VpnDatabase(Protocol):
     def profile(self, nai: str) -> VpnProfile | None: ...
 
 
-def owner_of(nai: str) -> str:
-    return "".join(c if c.isalnum() or c in "._-" else "_" for c in nai)
-
-
 class HomeAaa:
     def __init__(self, host: str, realm: str, db: VpnDatabase,
                  gateways: dict[str, GatewayInfo], home_agent_hosts: dict[str, str],
-                 psk_factory: Callable[[], bytes] = new_psk) -> None:
+                 psk_factory: Callable[[], bytes] = new_psk,
+                 binding_key_factory: Callable[[int], BindingKey] = new_binding_key,
+                 ) -> None:
         """``home_agent_hosts``: HA gateway name -> its Diameter identity."""
         self.host = host
         self.realm = realm
@@ -82,6 +95,12 @@ class HomeAaa:
         self.gateways = gateways
         self.home_agent_hosts = home_agent_hosts
         self.psk_factory = psk_factory
+        # HA <-> CN-GW binding security associations, one per CN gateway, made once at
+        # start (like the stationary tunnels) and handed to the HA and each CN-GW role
+        cn_gateways = sorted(n for n, g in gateways.items() if g.kind == "cn_gateway")
+        self.binding_keys: dict[str, BindingKey] = {
+            name: binding_key_factory(BINDING_SPI_BASE + i)
+            for i, name in enumerate(cn_gateways)}
         self.sessions: dict[str, VpnInfo] = {}   # the VPN cache (claim 16)
         self.pending: dict[str, tuple[dia.AmRequest, VpnInfo]] = {}
         self._seq = itertools.count(1)
@@ -123,12 +142,14 @@ class HomeAaa:
             self.counters["rejected"] += 1
             return [AnswerDiameter(self._answer(amr, RESULT_AUTHENTICATION_REJECTED,
                                                 error="home address not assigned to user"))]
+        previous_fa = amr.previous_fa or self._foreign_agent_at(amr.previous_fa_address)
         try:
             vpn_info = self.vpn_set_path(user, amr.foreign_agent, rrq.care_of_address,
-                                         previous_fa=amr.previous_fa)
+                                         previous_fa=previous_fa)
         except KeyError as exc:
             return [AnswerDiameter(self._answer(amr, RESULT_UNABLE_TO_COMPLY,
                                                 error=f"no VPN path: {exc}"))]
+        handoff = self._handoff(amr.user_name, vpn_info, previous_fa)
         ha = self.gateways[user.home_agent]
         har = dia.HaRequest(
             session_id=f"{self.host};{int(now)};{next(self._seq)}",
@@ -137,11 +158,13 @@ class HomeAaa:
             reg_request=amr.reg_request, authorization_lifetime=rrq.lifetime,
             auth_session_state=1, feature_vector=amr.feature_vector,
             home_address=rrq.home_address, home_agent_address=ha.address,
-            vpn_info=restricted_to(vpn_info, ha.name), ha_to_fa_key=None,
+            vpn_info=for_home_agent(vpn_info), ha_to_fa_key=None,
             originating_foreign_aaa=amr.originating_foreign_aaa)
-        self.pending[har.session_id] = (amr, vpn_info)
-        return [Mark(amr.user_name, "aaah_authenticated"),
-                SendDiameter(har, to=har.destination_host)]
+        self.pending[har.session_id] = (amr, replace(vpn_info, handoff=handoff))
+        marks = [Mark(amr.user_name, "aaah_authenticated")]
+        if amr.service_update:   # claim 24: the profile was just re-read for this path
+            marks.append(Mark(amr.user_name, "service_update"))
+        return marks + [SendDiameter(har, to=har.destination_host)]
 
     def on_diameter_answer(self, now: float, haa: dia.HaAnswer) -> list[Action]:
         entry = self.pending.pop(haa.session_id, None)
@@ -153,7 +176,7 @@ class HomeAaa:
             return [AnswerDiameter(self._answer(amr, RESULT_MIP_REPLY_FAILURE,
                                                 reg_reply=haa.reg_reply,
                                                 error=haa.error_message or "HA refused"))]
-        self.sessions[amr.user_name] = vpn_info
+        self.sessions[amr.user_name] = replace(vpn_info, handoff=None)
         self.counters["accepted"] += 1
         return [Mark(amr.user_name, "aaah_answer"),
                 AnswerDiameter(self._answer(amr, RESULT_SUCCESS, reg_reply=haa.reg_reply,
@@ -172,7 +195,11 @@ class HomeAaa:
     def vpn_set_path(self, user: UserRecord, foreign_agent: str, care_of_address: str,
                      previous_fa: str = "") -> VpnInfo:
         """Claim 8: from the FA (its identity in the AMR), the MN's HA and the
-        correspondence table (profile destination -> gateway), the tunnels to set."""
+        correspondence table (profile destination -> gateway), the tunnels to set.
+        Claim 19: a gateway of the dynamic type gets one FA<->CN-GW tunnel for all its
+        destinations (selectors: those prefixes <-> the home address); the FA initiates
+        it (it sets its end last), unless the profile distributes on demand (claim 5),
+        where the CN-GW sets its end last, on the correspondent's first packet."""
         profile = self.db.profile(user.nai)
         fa = self.gateways[foreign_agent]
         if fa.kind != "foreign_agent" or fa.address != care_of_address:
@@ -181,26 +208,65 @@ class HomeAaa:
         destinations = profile.destinations if profile else ()
         security = profile.security if profile else SecuritySpec()
         qos = profile.qos if profile else QosSpec()
+        distribution = profile.distribution if profile else DISTRIBUTION_REGISTRATION
         via_ha: list[str] = []
+        direct: dict[str, list[str]] = {}   # dynamic CN-GW -> its destination prefixes
         tunnels: list[TunnelSpec] = []
         for dest in destinations:
             gw = self.gateways[dest.gateway]
-            # Gateways of the dynamic type get route optimisation (issue 3); until then
-            # every destination is reached through the home agent.
+            if gw.gateway_type is GatewayType.DYNAMIC:
+                direct.setdefault(gw.name, []).append(dest.prefix)
+                continue
             via_ha.append(dest.prefix)
             for static in self.static_tunnels_of(ha.name, gw.name):
                 if static not in tunnels:
                     tunnels.append(static)
         owner = owner_of(user.nai)
+        home = (f"{user.home_address}/32",)
         if via_ha:
             tunnels.insert(0, TunnelSpec(
                 tunnel_id=tunnel_name(owner, ha.name, fa.name),
                 a=TunnelEnd(ha.name, ha.address, tuple(via_ha)),
-                b=TunnelEnd(fa.name, fa.address, (f"{user.home_address}/32",)),
+                b=TunnelEnd(fa.name, fa.address, home),
                 psk=self.psk_factory(), security=security, qos=qos, initiator=fa.name))
+        for name, prefixes in direct.items():
+            gw = self.gateways[name]
+            tunnels.append(TunnelSpec(
+                tunnel_id=tunnel_name(owner, gw.name, fa.name),
+                a=TunnelEnd(gw.name, gw.address, tuple(prefixes)),
+                b=TunnelEnd(fa.name, fa.address, home),
+                psk=self.psk_factory(), security=security, qos=qos,
+                initiator=gw.name if distribution == DISTRIBUTION_ON_DEMAND else fa.name))
         return VpnInfo(nai=user.nai, home_address=user.home_address, home_agent=ha.name,
                        foreign_agent=fa.name, tunnels=tuple(tunnels),
-                       previous_foreign_agent=previous_fa)
+                       previous_foreign_agent=previous_fa,
+                       smooth_handoff=bool(profile and profile.smooth_handoff),
+                       distribution=distribution)
+
+    def _foreign_agent_at(self, address: str) -> str:
+        """The FA whose care-of address is ``address`` (a previous FA of another
+        domain, which the new FA can only name by address)."""
+        for gw in self.gateways.values():
+            if address and gw.kind == "foreign_agent" and gw.address == address:
+                return gw.name
+        return ""
+
+    def _handoff(self, nai: str, info: VpnInfo, previous_fa: str) -> TunnelSpec | None:
+        """Claim 23: the old FA <-> new FA tunnel for a smooth handoff, when the profile
+        asks for it and this server knows the old FA's security information (its cache,
+        re-pointed to the previous FA if the foreign AAA moved it locally since:
+        local moves keep keys and tunnel order)."""
+        cached = self.sessions.get(nai)
+        if (not info.smooth_handoff or not previous_fa or cached is None
+                or previous_fa == info.foreign_agent or previous_fa not in self.gateways):
+            return None
+        old_address = self.gateways[previous_fa].address
+        if cached.foreign_agent != previous_fa:
+            cached = rewrite_foreign_agent(cached, previous_fa, old_address)
+        old_psk = anchor_psk(cached, previous_fa)
+        if not old_psk:
+            return None
+        return handoff_tunnel(info, previous_fa, old_address, old_psk)
 
     def static_tunnels_of(self, ha: str, gateway: str) -> list[TunnelSpec]:
         """The stationary tunnel between ``ha`` and ``gateway`` as VPN information.

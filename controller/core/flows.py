@@ -10,16 +10,21 @@ Policy (see docs/dataplane.md):
 - site switches (home, corporate) are plain L2 segments behind one gateway;
 - access switches punt Mobile IPv4 signalling (UDP 434, agent solicitations) to the
   controller and carry a mobile node's traffic only after its registration succeeded
-  (the MN's steering flows, installed by its foreign agent, removed when it leaves).
+  (the MN's steering flows, installed by its foreign agent, removed when it leaves);
+- QoS from the user's profile (claims 8, 9; docs/qos.md): the MN's steering flows pass
+  through two OpenFlow meters at its access switch (one per direction, drop band at the
+  profile's rate) and its IPv4 uplink gets the profile's DSCP.
 """
 
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass, field
-from typing import Any, Iterable
+from dataclasses import dataclass, field, replace
+from typing import Any, Iterable, Mapping, Protocol
 
 import networkx as nx
+
+from controller.core.vpn import QosSpec, VpnInfo
 
 OFPP_CONTROLLER = 0xFFFFFFFD
 OFPP_FLOOD = 0xFFFFFFFB
@@ -33,6 +38,7 @@ MIP_PORT = 434
 IKE_PORTS = (500, 4500)
 
 PRIO_SIGNALLING = 300
+PRIO_MN_IP = 201  # the MN's IPv4 uplink when its profile sets a DSCP
 PRIO_MN = 200
 PRIO_FORWARD = 100
 PRIO_FLOOD = 50
@@ -47,7 +53,7 @@ COOKIE_MN_MASK = 0xFFFFFFFF << 32
 class FlowSpec:
     priority: int
     match: tuple[tuple[str, Any], ...]
-    actions: tuple[tuple[str, int], ...]  # ("output", port)
+    actions: tuple[tuple[str, int], ...]  # ("output", port) | ("set_dscp", dscp)
     cookie: int = COOKIE_STATIC
     table: int = 0
     meter: int = 0  # 0 = none
@@ -61,6 +67,23 @@ class FlowMod:
     op: str  # "add" | "delete"
     flow: FlowSpec
     cookie_mask: int = 0  # delete: delete every flow whose cookie matches under the mask
+
+
+@dataclass(frozen=True)
+class MeterMod:
+    """An OpenFlow 1.3 meter (kbps, one drop band).  ``op``: "add" | "delete".
+
+    The adapter sends flow deletes, then meter deletes, then meter adds, then flow adds:
+    a meter exists before a flow references it, and re-adding a meter never fails.
+    """
+
+    op: str
+    meter_id: int
+    rate_kbps: int = 0
+    burst_kbit: int = 0
+
+
+Mod = FlowMod | MeterMod
 
 
 def flow(priority: int, actions: Iterable[tuple[str, int]] = (), cookie: int = COOKIE_STATIC,
@@ -190,3 +213,121 @@ def install_mn(mn_mac: str, mn_port: int, fa_port: int) -> tuple[FlowMod, ...]:
 
 def remove_mn(mn_mac: str) -> tuple[FlowMod, ...]:
     return (FlowMod("delete", FlowSpec(0, (), (), mn_cookie(mn_mac)), cookie_mask=(1 << 64) - 1),)
+
+
+# ------------------------------------------------------------------ QoS (claims 8, 9)
+
+METER_BURST_S = 0.4          # bucket = 0.4 s of the rate ...
+METER_MIN_BURST_KBIT = 1000  # ... at least 125 kB: a 64 kB TSO segment always fits
+
+
+def mn_meter_ids(mn_port: int) -> tuple[int, int]:
+    """(uplink MN->FA, downlink FA->MN) meter ids of the MN at access port ``mn_port``.
+
+    Keyed by the port, not the MN: one MN per access port, so ids never collide on a
+    switch, and re-adding a port's meters only ever drops the flows of whoever was on
+    that port before.  OVS's userspace datapath has 262,144 meters; OpenFlow ports of
+    OVS end at 0xfeff, so ids stay below 131,072.
+    """
+    return 2 * mn_port, 2 * mn_port + 1
+
+
+def meter_burst_kbit(rate_kbps: int) -> int:
+    return max(int(rate_kbps * METER_BURST_S), METER_MIN_BURST_KBIT)
+
+
+def mn_meters(mn_port: int, qos: QosSpec) -> tuple[MeterMod, ...]:
+    """Meters for an MN at ``mn_port`` with profile ``qos`` (none when unlimited)."""
+    if qos.rate_kbps <= 0:
+        return ()
+    ids = mn_meter_ids(mn_port)
+    burst = meter_burst_kbit(qos.rate_kbps)
+    return (tuple(MeterMod("delete", i) for i in ids)
+            + tuple(MeterMod("add", i, qos.rate_kbps, burst) for i in ids))
+
+
+def qos_mn_flows(mn_mac: str, mn_port: int, fa_port: int, qos: QosSpec) -> list[FlowSpec]:
+    """``mn_flows`` with the profile's QoS: both directions through their meter; the
+    IPv4 uplink also gets the DSCP (a more specific flow: set-field needs eth_type)."""
+    base = mn_flows(mn_mac, mn_port, fa_port)
+    if qos.rate_kbps <= 0 and not qos.dscp:
+        return base
+    up, down = mn_meter_ids(mn_port) if qos.rate_kbps > 0 else (0, 0)
+    out = [replace(base[0], meter=up), replace(base[1], meter=down)]
+    if qos.dscp:
+        out.append(replace(flow(PRIO_MN_IP, (("set_dscp", qos.dscp), ("output", fa_port)),
+                                mn_cookie(mn_mac), in_port=mn_port, eth_src=mn_mac,
+                                eth_type=ETH_IPV4), meter=up))
+    return out
+
+
+def qos_flow_mods(mn_mac: str, mn_port: int, fa_port: int, qos: QosSpec) -> tuple[Mod, ...]:
+    """``install_mn`` with QoS: replace the MN's flows, (re)create its meters first.
+
+    With ``QosSpec()`` (no limit, best effort) this is exactly ``install_mn``.
+    """
+    return (remove_mn(mn_mac) + mn_meters(mn_port, qos)
+            + tuple(FlowMod("add", f) for f in qos_mn_flows(mn_mac, mn_port, fa_port, qos)))
+
+
+def mn_qos(info: VpnInfo, gateway: str) -> QosSpec:
+    """The QoS of the user's tunnels at ``gateway`` (one profile: they all agree)."""
+    for spec in info.tunnels_of(gateway):
+        if spec.qos != QosSpec():
+            return spec.qos
+    return QosSpec()
+
+
+class _Visitor(Protocol):
+    @property
+    def mn_mac(self) -> str: ...
+
+    @property
+    def vpn_info(self) -> VpnInfo: ...
+
+
+def visitors_qos(visitors: Iterable[_Visitor], gateway: str) -> dict[str, QosSpec]:
+    """MN MAC -> QoS for the MNs visiting foreign agent ``gateway`` (only those with one)."""
+    out = {}
+    for v in visitors:
+        qos = mn_qos(v.vpn_info, gateway)
+        if qos != QosSpec():
+            out[v.mn_mac.lower()] = qos
+    return out
+
+
+def with_mn_qos(mods: Iterable[Mod], qos_by_mac: Mapping[str, QosSpec]) -> tuple[Mod, ...]:
+    """Rewrite an MN installation (``install_mn``'s mods) into ``qos_flow_mods``.
+
+    For every MN in ``qos_by_mac`` whose steering flows are added in ``mods``, those adds
+    are replaced by the QoS flows and its meters; everything else passes unchanged.  The
+    runtime applies this to a foreign agent's flow actions until the FA plans QoS itself
+    (then this is the identity).  A removal (``remove_mn``) leaves the MN's meters in
+    place: no flow refers to them, and the next MN on that port replaces them.
+    """
+    mods = tuple(mods)
+    meters: list[Mod] = []
+    adds: list[Mod] = []
+    replaced: set[int] = set()
+    for mac, qos in qos_by_mac.items():
+        cookie = mn_cookie(mac)
+        if qos == QosSpec():
+            continue
+        uplink = [m.flow for m in mods if isinstance(m, FlowMod) and m.op == "add"
+                  and m.flow.cookie == cookie and m.flow.match_dict().get("eth_src", "").lower()
+                  == mac.lower() and m.flow.meter == 0]
+        if not uplink:
+            continue
+        match = uplink[0].match_dict()
+        outs = [p for kind, p in uplink[0].actions if kind == "output"]
+        if "in_port" not in match or len(outs) != 1:
+            continue
+        replaced.add(cookie)
+        meters += mn_meters(int(match["in_port"]), qos)
+        adds += [FlowMod("add", f) for f in qos_mn_flows(mac, int(match["in_port"]), outs[0],
+                                                          qos)]
+    if not replaced:
+        return mods
+    kept = [m for m in mods if not (isinstance(m, FlowMod) and m.op == "add"
+                                    and m.flow.cookie in replaced)]
+    return tuple(kept + meters + adds)

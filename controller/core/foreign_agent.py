@@ -1,9 +1,27 @@
 """Foreign agent (FA): relays a mobile node's registration into AAA, caches the VPN
-information it gets back, sets its end of the VPN path and steers the MN (claims 13-17).
+information it gets back, sets its end of the VPN path and steers the MN (claims 13-24).
 
 Pure state machine.  Events: a Registration Request punted from the FA's access switch,
-the Diameter AMA, the HA's Registration Reply (intra-domain move), "visitor left" and
-lifetime ticks.  Every method returns the actions to perform, in order.
+the Diameter AMA, the HA's Registration Reply (intra-domain move), binding messages
+from other FAs (smooth handoff), "visitor left" and lifetime ticks.  Every method
+returns the actions to perform, in order.
+
+The AMA's VPN information is the local AAA's instruction to build the safe path
+(claims 13-15): the FA sets its end of every tunnel in it, HA<->FA or FA<->CN-GW alike.
+
+Smooth handoff (claims 22-23, profile option ``smooth_handoff``): when the AMA carries
+the old-FA<->new-FA tunnel (the information of the old FA), the new FA, once the MN is
+registered, sends that tunnel to the old FA in a Binding Update (``SendMip("fa:<old>")``,
+key from ``binding.handoff_key``) instead of the plain "visitor left".  The old FA checks
+it with the key it derives from its own copy of the MN's security information, deletes
+its tunnels and the MN's steering, sets its end of the forwarding tunnel (the tunnel's
+remote selector, the MN's home address, routes what still arrives for the MN into it)
+and acknowledges; the new FA sets its end on the acknowledgement, as initiator.  Both
+ends remove the forwarding tunnel after the BU's lifetime (``handoff_lifetime``,
+default 10 s).
+
+Service update (claim 24): an RRQ with the CVSE ``mip.CVSE_SERVICE_UPDATE`` makes the
+AMR carry Mipvpn-Service-Update, so the home AAA recomputes the path.
 """
 
 from __future__ import annotations
@@ -12,21 +30,29 @@ import itertools
 import logging
 from dataclasses import dataclass, field
 
+from dataclasses import replace
+
 from controller.core import flows
 from controller.core.actions import (Action, AddTunnel, Mark, NotifyVisitorLeft,
-                                     RelayToHomeAgent, RemoveTunnel, SendDiameter, SendFlows,
-                                     SendToMobileNode)
-from controller.core.vpn import VpnInfo
+                                     RelayToHomeAgent, RemoveTunnel, ReplyMip, SendDiameter,
+                                     SendFlows, SendMip, SendToMobileNode)
+from controller.core.binding import (IdentificationClock, ack_status, binding_ack,
+                                     build_binding_update, check_binding_update,
+                                     handoff_key, peek_binding_update)
+from controller.core.vpn import TunnelSpec, VpnInfo, anchor_psk, handoff_psk
 from controller.proto import diameter as dia
 from controller.proto import mip
 
 LOG = logging.getLogger("mipvpn.fa")
 
-VENDOR_ID = 32473
-CVSE_PREVIOUS_FA = 1  # CVSE vendor type: previous FA care-of address (4 bytes)
+VENDOR_ID = mip.MIPVPN_VENDOR_ID
+CVSE_PREVIOUS_FA = mip.CVSE_PREVIOUS_FA      # previous FA care-of address (4 bytes)
+CVSE_SERVICE_UPDATE = mip.CVSE_SERVICE_UPDATE  # service update request (claim 24)
+DEPARTED_GRACE = 10.0  # s a departed visitor is remembered (a late handoff BU)
 
 FEATURE_HA_REQUESTED = 4  # RFC 4004 MIP-Feature-Vector: Home-Agent-Requested
 RESULT_SUCCESS = 2001
+IN_PROGRESS_HOLD = 3.0  # s: retransmissions of a registration in progress are dropped
 RESULT_AUTH_REJECTED = 4001
 
 
@@ -42,6 +68,7 @@ class ForeignAgentConf:
     fa_port: int          # the FA's port on its access switch
     peers: dict[str, str] = field(default_factory=dict)  # CoA -> FA name, same domain
     max_lifetime: int = 1800
+    handoff_lifetime: int = 10   # s the old FA forwards to the new one (claims 22-23)
 
 
 @dataclass
@@ -68,12 +95,40 @@ class Pending:
     vpn_info: VpnInfo | None = None
 
 
+@dataclass
+class HandoffTunnel:
+    """This FA's end of an old-FA -> new-FA forwarding tunnel (claims 22-23)."""
+
+    nai: str
+    spec: TunnelSpec
+    expires: float
+    old_side: bool            # True at the old FA, False at the new FA
+
+
+@dataclass
+class _HandoffPending:
+    nai: str
+    spec: TunnelSpec
+    identification: int
+    lifetime: int
+
+
 class ForeignAgent:
     def __init__(self, conf: ForeignAgentConf) -> None:
         self.conf = conf
         self.visitors: dict[str, Visitor] = {}
         self.pending: dict[str, Pending] = {}
-        self.counters: dict[str, int] = {"malformed": 0, "denied": 0, "accepted": 0}
+        self.departed: dict[str, tuple[Visitor, float]] = {}   # nai -> (visitor, until)
+        self.handoffs: dict[str, HandoffTunnel] = {}           # tunnel id -> this end
+        self.handoff_pending: dict[str, _HandoffPending] = {}
+        self._handoff_ident: dict[str, int] = {}
+        self._clock = IdentificationClock()
+        self.counters: dict[str, int] = {"malformed": 0, "denied": 0, "accepted": 0,
+                                         "retransmit_suppressed": 0,
+                                         "handoff_bu_sent": 0, "handoff_bu_accepted": 0,
+                                         "handoff_bu_refused": 0}
+        # NAI -> (when its registration started, its previous-FA extension data)
+        self.in_progress: dict[str, tuple[float, bytes]] = {}
         self._seq = itertools.count(1)
 
     # ------------------------------------------------------------------ events
@@ -100,13 +155,24 @@ class ForeignAgent:
         if rrq.lifetime > self.conf.max_lifetime:
             return self._deny(rrq, mn_mac, port, mip.CODE_FA_LIFETIME_TOO_LONG,
                               lifetime=self.conf.max_lifetime)
-        previous_address = ""
         ext = rrq.vendor_extension(VENDOR_ID, CVSE_PREVIOUS_FA)
+        move_key = (ext.data if ext is not None else b"")
+        held = self.in_progress.get(nai)
+        if held is not None and held[1] == move_key and now - held[0] < IN_PROGRESS_HOLD:
+            # A retransmission of a registration in progress (or just accepted): a
+            # second one would race the first (new keys at the HA while this FA is
+            # initiating with the old ones).  The MN accepts the reply to any of its
+            # tries, and that reply is coming.  A denial releases the hold at once.
+            self.counters["retransmit_suppressed"] += 1
+            return []
+        self.in_progress[nai] = (now, move_key)
+        previous_address = ""
         if ext is not None and len(ext.data) == 4:
             previous_address = ".".join(str(b) for b in ext.data)
         previous_fa = self.conf.peers.get(previous_address, "")
         if previous_address == self.conf.core_address:
             previous_address, previous_fa = "", ""
+        service_update = rrq.vendor_extension(VENDOR_ID, CVSE_SERVICE_UPDATE) is not None
         try:
             input_len, auth_len, auth_off = mip.mn_aaa_auth_offsets(raw)
         except mip.MipDecodeError:
@@ -120,7 +186,8 @@ class ForeignAgent:
             authenticator_length=auth_len, authenticator_offset=auth_off,
             home_address=rrq.home_address, home_agent_address=rrq.home_agent,
             feature_vector=FEATURE_HA_REQUESTED, previous_fa_address=previous_address,
-            previous_fa=previous_fa, foreign_agent=self.conf.name)
+            previous_fa=previous_fa, foreign_agent=self.conf.name,
+            service_update=service_update)
         self.pending[session_id] = Pending(nai, bytes(raw), rrq, mn_mac, port, now,
                                            previous_fa=previous_fa)
         return [Mark(nai, "rrq_at_fa", {"fa": self.conf.name,
@@ -180,6 +247,7 @@ class ForeignAgent:
         visitor = self.visitors.pop(nai, None)
         if visitor is None:
             return []
+        self.departed[nai] = (visitor, now + DEPARTED_GRACE)
         return self._teardown(visitor)
 
     def on_tick(self, now: float) -> list[Action]:
@@ -190,7 +258,95 @@ class ForeignAgent:
                 del self.visitors[nai]
                 LOG.info("%s: registration of %s expired", self.conf.name, nai)
                 actions += self._teardown(visitor)
+        for tunnel_id, handoff in list(self.handoffs.items()):
+            if handoff.expires <= now:     # the forwarding tunnel's lifetime is over
+                del self.handoffs[tunnel_id]
+                actions += [RemoveTunnel(self.conf.name, tunnel_id),
+                            Mark(handoff.nai, "handoff_expired", {"fa": self.conf.name})]
+        for nai, (_visitor, until) in list(self.departed.items()):
+            if until <= now:
+                del self.departed[nai]
         return actions
+
+    # ------------------------------------------------------------------ smooth handoff
+
+    def on_mip(self, now: float, raw: bytes, sender: str) -> list[Action]:
+        """Old FA, claims 22-23: the new FA's Binding Update with the forwarding tunnel.
+        Cache it, delete the VPN path to the HA (every tunnel of the MN here) and the
+        MN's steering, set this end of the old-FA -> new-FA tunnel, acknowledge."""
+        bu = peek_binding_update(raw)
+        if bu is None:
+            self.counters["malformed"] += 1
+            return []
+        new_fa = sender.split(":", 1)[1] if sender.startswith("fa:") else ""
+        nai = bu.nai or ""
+        visitor = self.visitors.get(nai)
+        departed = self.departed.get(nai)
+        known = visitor or (departed[0] if departed else None)
+        if known is None or known.home_address != bu.home_address or not new_fa:
+            return self._handoff_ack(bu, mip.BACK_ADMIN_PROHIBITED)
+        expected = handoff_psk(anchor_psk(known.vpn_info, self.conf.name), self.conf.name,
+                               new_fa)
+        checked = check_binding_update(raw, handoff_key(expected), now,
+                                       self._handoff_ident.get(nai, 0))
+        if isinstance(checked, int):
+            return self._handoff_ack(bu, checked)
+        if (len(checked.tunnels) != 1 or checked.tunnels[0].psk != expected
+                or set(checked.tunnels[0].ends()) != {self.conf.name, new_fa}):
+            return self._handoff_ack(bu, mip.BACK_POORLY_FORMED)
+        self._handoff_ident[nai] = bu.identification
+        spec = checked.tunnels[0]
+        actions: list[Action] = [Mark(nai, "handoff_bu_at_old_fa", {"fa": self.conf.name})]
+        if visitor is not None:
+            del self.visitors[nai]
+            self.departed[nai] = (visitor, now + DEPARTED_GRACE)
+            actions += self._teardown(visitor)
+        if checked.is_delete:
+            if self.handoffs.pop(spec.tunnel_id, None) is not None:
+                actions.append(RemoveTunnel(self.conf.name, spec.tunnel_id))
+        else:
+            self.handoffs[spec.tunnel_id] = HandoffTunnel(nai, spec, now + checked.lifetime,
+                                                          old_side=True)
+            actions.append(AddTunnel(self.conf.name, spec.side_for(self.conf.name)))
+        self.counters["handoff_bu_accepted"] += 1
+        return actions + self._handoff_ack(bu, mip.BACK_OK)
+
+    def on_mip_reply(self, now: float, to: str, raw: bytes | None,
+                     context: object) -> list[Action]:
+        """New FA, claims 22-23: the old FA's Binding Acknowledge; set this end of the
+        forwarding tunnel (initiator: the old FA's end is set)."""
+        p = self.handoff_pending.pop(str(context), None)
+        if p is None:
+            return []
+        status = ack_status(raw, p.identification)
+        if status != mip.BACK_OK:
+            LOG.warning("%s: smooth handoff of %s to %s failed (%s)", self.conf.name, p.nai,
+                        to, "timeout" if status is None else status)
+            return [Mark(p.nai, "handoff_failed", {"fa": self.conf.name, "status": status})]
+        self.handoffs[p.spec.tunnel_id] = HandoffTunnel(p.nai, p.spec, now + p.lifetime,
+                                                        old_side=False)
+        return [AddTunnel(self.conf.name, p.spec.side_for(self.conf.name)),
+                Mark(p.nai, "handoff_set", {"fa": self.conf.name})]
+
+    def _handoff_update(self, now: float, p: Pending, spec: TunnelSpec) -> list[Action]:
+        """New FA: the Binding Update that hands the old FA the forwarding tunnel."""
+        old_fa = next(g for g in spec.ends() if g != self.conf.name)
+        ident = self._clock.next(now)
+        lifetime = self.conf.handoff_lifetime
+        raw = build_binding_update(handoff_key(spec.psk), ident, lifetime,
+                                   p.rrq.home_address, self.conf.core_address, p.nai, (spec,))
+        context = f"handoff:{ident}"
+        self.handoff_pending[context] = _HandoffPending(p.nai, spec, ident, lifetime)
+        self.counters["handoff_bu_sent"] += 1
+        return [Mark(p.nai, "handoff_bu_sent", {"fa": self.conf.name, "old_fa": old_fa}),
+                SendMip(f"fa:{old_fa}", raw, expect_reply=True, context=context)]
+
+    def _handoff_ack(self, bu: mip.BindingUpdate, status: int) -> list[Action]:
+        if status != mip.BACK_OK:
+            self.counters["handoff_bu_refused"] += 1
+            LOG.info("%s: handoff Binding Update for %s refused (%d)", self.conf.name,
+                     bu.home_address, status)
+        return [ReplyMip(binding_ack(status, bu.home_address, bu.identification))]
 
     # ------------------------------------------------------------------ helpers
 
@@ -199,8 +355,16 @@ class ForeignAgent:
         """Cache the VPN info, set the FA's end of the VPN path, steer, reply (claim 16)."""
         rrp = mip.decode(rrp_raw)
         lifetime = rrp.lifetime if isinstance(rrp, mip.RegistrationReply) else p.rrq.lifetime
+        handoff = vpn_info.handoff if vpn_info.smooth_handoff else None
+        vpn_info = replace(vpn_info, handoff=None)
         old = self.visitors.get(p.nai)
+        self.departed.pop(p.nai, None)
         actions: list[Action] = []
+        # the MN is back here while this FA still forwards it elsewhere: stop that
+        for tunnel_id, h in list(self.handoffs.items()):
+            if h.nai == p.nai and h.old_side:
+                del self.handoffs[tunnel_id]
+                actions.append(RemoveTunnel(self.conf.name, tunnel_id))
         new_ids = {t.tunnel_id for t in vpn_info.tunnels_of(self.conf.name)}
         if old is not None:
             actions += [RemoveTunnel(self.conf.name, t.tunnel_id)
@@ -220,25 +384,35 @@ class ForeignAgent:
             actions.append(AddTunnel(self.conf.name, spec.side_for(self.conf.name)))
         actions.append(Mark(p.nai, "tunnel_up"))
         actions += self._to_mn(p, rrp_raw, accepted=True)
-        if p.previous_fa and p.previous_fa != self.conf.name:
-            actions.append(NotifyVisitorLeft(p.previous_fa, p.nai))
+        old_fa = p.previous_fa or vpn_info.previous_foreign_agent
+        if handoff is not None and old_fa in handoff.ends() and old_fa != self.conf.name:
+            actions += self._handoff_update(now, p, handoff)       # claims 22-23
+        elif old_fa and old_fa != self.conf.name:
+            actions.append(NotifyVisitorLeft(old_fa, p.nai))
         self.counters["accepted"] += 1
         return actions
 
     def _teardown(self, visitor: Visitor) -> list[Action]:
         actions: list[Action] = [RemoveTunnel(self.conf.name, t.tunnel_id)
                                  for t in visitor.vpn_info.tunnels_of(self.conf.name)]
+        # a forwarding tunnel this FA ended as the new FA is of no use once the MN left
+        for tunnel_id, h in list(self.handoffs.items()):
+            if h.nai == visitor.nai and not h.old_side:
+                del self.handoffs[tunnel_id]
+                actions.append(RemoveTunnel(self.conf.name, tunnel_id))
         actions.append(SendFlows(self.conf.access_dpid, flows.remove_mn(visitor.mn_mac)))
         return actions
 
     def _to_mn(self, p: Pending, raw: bytes, accepted: bool) -> list[Action]:
         if not accepted:
+            self.in_progress.pop(p.nai, None)
             self.counters["denied"] += 1
         return [SendToMobileNode(self.conf.name, raw, p.mn_mac, p.rrq.home_address, p.port),
                 Mark(p.nai, "rrp_sent", {"accepted": accepted})]
 
     def _deny(self, rrq: mip.RegistrationRequest, mn_mac: str, port: int, code: int,
               lifetime: int = 0) -> list[Action]:
+        self.in_progress.pop(rrq.nai or "", None)
         self.counters["denied"] += 1
         rrp = mip.RegistrationReply(code=code, lifetime=lifetime,
                                     home_address=rrq.home_address,

@@ -1,12 +1,30 @@
-"""Home agent (HA): binding cache, its ends of the VPN path (claims 6, 7, 16-18).
+"""Home agent (HA): binding cache, its ends of the VPN path, binding updates to the
+correspondents' gateways (claims 2, 5-7, 16-21, 25).
 
 Two ways a registration reaches the HA:
 - through AAA: the home AAA's HAR carries the Registration Request and the VPN
-  information (claim 16, claim 18); the HA caches both, sets the HA<->FA tunnel
+  information (claims 16, 18, 19, 21); the HA caches both, sets the HA<->FA tunnel
   (keeping HA<->CN-GW), answers with the HAA carrying its Registration Reply;
-- from an FA directly over UDP 434 (claim 17, intra-domain move answered locally
-  by the AAAF): the HA rewrites its cached VPN information to the new FA, deletes
-  the tunnel to the old FA, sets the tunnel to the new one and replies.
+- from an FA directly over UDP 434 (claims 17, 20: intra-domain move answered locally
+  by the AAAF): the HA rewrites its cached VPN information to the new FA, deletes the
+  tunnel to the old FA, sets the tunnel to the new one and replies.
+
+Every Registration Request is authenticated with the MN-HA security association when
+the user has one (RFC 5944 §3.5.2): without it, or with a wrong authenticator, the
+reply is 131 and nothing is set up.  The user database decides (``mn_ha_key``); a user
+without an MN-HA key can only register through AAA (MN-AAA checked by the home AAA):
+a relayed RRQ for such a user is refused with 131 too.
+
+Route optimisation (claims 19-21): the VPN information may hold FA<->CN-GW tunnels of
+dynamic gateways.  After binding, the HA posts each one to its CN-GW in a Binding
+Update (``SendMip("cngw:<name>")``) and answers the registration (HAA or Registration
+Reply) only when the Binding Acknowledges are in (``on_mip_reply``).  A refused or
+lost BU does not fail the registration (the MN keeps its HA-anchored destinations);
+the next registration, or the correspondent's next packet, posts it again.  With the
+profile option ``distribution: on_demand`` (claims 2, 5) nothing is posted at
+registration: ``on_correspondent_packet`` posts it when the CN's first packet towards
+the MN shows up; a later registration withdraws it (delete BU) until the next packet.
+A CN-GW's Binding Request (claim 25) is answered with a BU while the binding exists.
 
 Pure state machine; ``now`` is wall-clock seconds (identification timestamps are
 NTP-format wall clock, RFC 5944 §5.7).
@@ -15,12 +33,14 @@ NTP-format wall clock, RFC 5944 §5.7).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 from controller.core.actions import (Action, AddTunnel, AnswerDiameter, Mark, RemoveTunnel,
-                                     ReplyMip)
-from controller.core.vpn import VpnInfo, rewrite_foreign_agent
+                                     ReplyMip, SendMip)
+from controller.core.binding import (BindingKey, IdentificationClock, ack_status,
+                                     build_binding_update)
+from controller.core.vpn import TunnelSpec, VpnInfo, rewrite_foreign_agent, route_optimised
 from controller.proto import diameter as dia
 from controller.proto import mip
 
@@ -41,14 +61,35 @@ class Binding:
     lifetime: int
     expires: float
     identification: int
+    distributed: set[str] = field(default_factory=set)   # CN-GWs holding our BU
+
+    @property
+    def route_optimised(self) -> dict[str, TunnelSpec]:
+        return route_optimised(self.vpn_info)
+
+
+@dataclass
+class _PendingUpdates:
+    """A registration waiting for its CN-GWs' Binding Acknowledges (claims 19-21)."""
+
+    nai: str
+    cn_gateway: str
+    identification: int
+    delete: bool
+    queue: list[tuple[str, bool]]     # (CN-GW, delete?) still to post
+    final: list[Action]               # the answer, once every BU is acknowledged
+    binding: Binding                  # as it was (a deregistration removed it)
 
 
 class HomeAgent:
     def __init__(self, name: str, address: str, host: str, realm: str,
                  foreign_agents: dict[str, str],
                  mn_ha_key: Callable[[str], tuple[int, bytes] | None] = lambda nai: None,
-                 max_lifetime: int = 1800) -> None:
-        """``foreign_agents``: care-of address -> FA gateway name (all domains)."""
+                 max_lifetime: int = 1800,
+                 binding_keys: dict[str, BindingKey] | None = None) -> None:
+        """``foreign_agents``: care-of address -> FA gateway name (all domains);
+        ``mn_ha_key``: NAI -> (SPI, key) of the user's MN-HA association, or None;
+        ``binding_keys``: CN-GW name -> the HA<->CN-GW binding association."""
         self.name = name
         self.address = address
         self.host = host
@@ -56,12 +97,18 @@ class HomeAgent:
         self.foreign_agents = foreign_agents
         self.mn_ha_key = mn_ha_key
         self.max_lifetime = max_lifetime
+        self.binding_keys = binding_keys or {}
         self.bindings: dict[str, Binding] = {}
-        self.counters = {"accepted": 0, "denied": 0, "malformed": 0}
+        self.pending: dict[str, _PendingUpdates] = {}
+        self._clock = IdentificationClock()
+        self.counters = {"accepted": 0, "denied": 0, "malformed": 0,
+                         "bu_sent": 0, "bu_acked": 0, "bu_failed": 0, "breq": 0}
 
     # ------------------------------------------------------------ via AAA (HAR)
 
     def on_har(self, now: float, har: dia.HaRequest) -> list[Action]:
+        """Claims 16, 18, 19, 21: bind, set the HA's tunnels, post the FA<->CN-GW
+        information to dynamic CN-GWs, then answer with the HAA."""
         try:
             rrq = mip.decode(har.reg_request)
         except mip.MipDecodeError:
@@ -71,19 +118,23 @@ class HomeAgent:
         if not isinstance(rrq, mip.RegistrationRequest) or har.vpn_info is None:
             return [AnswerDiameter(self._haa(har, RESULT_MIP_REPLY_FAILURE,
                                              error="no registration or VPN information"))]
-        code = self._check(now, har.user_name, har.reg_request, rrq)
+        code = self._check(now, har.user_name, har.reg_request, rrq, relayed=False)
         if code is not None:
             rrp = self._reply(rrq, code, now)
             return [AnswerDiameter(self._haa(har, RESULT_MIP_REPLY_FAILURE, reg_reply=rrp))]
+        old = self.bindings.get(har.user_name)
         actions = self._bind(now, har.user_name, rrq, har.vpn_info)
         rrp = self._reply(rrq, mip.CODE_ACCEPTED, now)
-        return actions + [Mark(har.user_name, "haa_sent"),
-                          AnswerDiameter(self._haa(har, RESULT_SUCCESS, reg_reply=rrp,
-                                                   vpn_info=har.vpn_info))]
+        final: list[Action] = [Mark(har.user_name, "haa_sent"),
+                               AnswerDiameter(self._haa(har, RESULT_SUCCESS, reg_reply=rrp,
+                                                        vpn_info=har.vpn_info))]
+        return actions + self._post(now, har.user_name, self._updates(old, har.user_name),
+                                    final)
 
     # ------------------------------------------------------------ relayed by an FA
 
     def on_registration_request(self, now: float, raw: bytes) -> list[Action]:
+        """Claims 17, 20: a move answered locally by the AAAF, relayed by the new FA."""
         try:
             rrq = mip.decode(raw)
         except mip.MipDecodeError:
@@ -97,18 +148,87 @@ class HomeAgent:
         if binding is None:
             # no VPN information cached: the MN must register through AAA
             return [ReplyMip(self._reply(rrq, mip.CODE_HA_ADMIN_PROHIBITED, now))]
-        code = self._check(now, nai, raw, rrq)
+        code = self._check(now, nai, raw, rrq, relayed=True)
         if code is not None:
             return [ReplyMip(self._reply(rrq, code, now))]
         if rrq.lifetime == 0:
-            return self._unbind(nai) + [ReplyMip(self._reply(rrq, mip.CODE_ACCEPTED, now))]
+            deletes = [(gw, True) for gw in sorted(binding.distributed)]
+            return self._unbind(nai) + self._post(
+                now, nai, deletes, [ReplyMip(self._reply(rrq, mip.CODE_ACCEPTED, now))],
+                binding=binding)
         new_fa = self.foreign_agents.get(rrq.care_of_address)
         if new_fa is None:
             return [ReplyMip(self._reply(rrq, mip.CODE_HA_ADMIN_PROHIBITED, now))]
         vpn_info = rewrite_foreign_agent(binding.vpn_info, new_fa, rrq.care_of_address)
         actions = self._bind(now, nai, rrq, vpn_info)
-        return actions + [Mark(nai, "ha_rrp_sent"),
-                          ReplyMip(self._reply(rrq, mip.CODE_ACCEPTED, now))]
+        final: list[Action] = [Mark(nai, "ha_rrp_sent"),
+                               ReplyMip(self._reply(rrq, mip.CODE_ACCEPTED, now))]
+        return actions + self._post(now, nai, self._updates(binding, nai), final)
+
+    # ------------------------------------------------------------ binding messages
+
+    def on_mip(self, now: float, raw: bytes, sender: str) -> list[Action]:
+        """A Binding Request from a CN-GW (claim 25): retrieve the binding by the home
+        address; if it still holds VPN information for that CN-GW, send a Binding
+        Update refreshing it (lifetime = what is left of the binding); else nothing."""
+        try:
+            msg = mip.decode(raw)
+        except mip.MipDecodeError:
+            self.counters["malformed"] += 1
+            return []
+        if not isinstance(msg, mip.BindingRequest):
+            self.counters["malformed"] += 1
+            return []
+        self.counters["breq"] += 1
+        cn_gateway = sender.split(":", 1)[1] if sender.startswith("cngw:") else ""
+        binding = self._by_home_address(msg.home_address)
+        if (binding is None or cn_gateway not in binding.route_optimised
+                or self._in_flight(binding.nai, cn_gateway)
+                or (binding.vpn_info.on_demand and cn_gateway not in binding.distributed)):
+            LOG.info("HA %s: Binding Request from %s for %s: nothing to refresh", self.name,
+                     sender, msg.home_address)
+            return []
+        return [Mark(binding.nai, "breq_at_ha", {"cngw": cn_gateway})] + self._post(
+            now, binding.nai, [(cn_gateway, False)], [])
+
+    def on_mip_reply(self, now: float, to: str, raw: bytes | None,
+                     context: object) -> list[Action]:
+        """The Binding Acknowledge (or None: timeout) to a BU this HA sent; continues
+        the registration that was waiting for it (claims 19-21)."""
+        p = self.pending.pop(str(context), None)
+        if p is None:
+            return []
+        status = ack_status(raw, p.identification)
+        binding = self.bindings.get(p.nai)
+        if status == mip.BACK_OK:
+            self.counters["bu_acked"] += 1
+            if binding is not None:
+                if p.delete:
+                    binding.distributed.discard(p.cn_gateway)
+                else:
+                    binding.distributed.add(p.cn_gateway)
+            mark = Mark(p.nai, "back_at_ha", {"cngw": p.cn_gateway})
+        else:
+            self.counters["bu_failed"] += 1
+            LOG.warning("HA %s: Binding Update for %s to %s %s", self.name, p.nai,
+                        p.cn_gateway, "timed out" if status is None else f"refused ({status})")
+            if binding is not None and not p.delete:
+                binding.distributed.discard(p.cn_gateway)
+            mark = Mark(p.nai, "bu_failed", {"cngw": p.cn_gateway, "status": status})
+        return [mark] + self._post(now, p.nai, p.queue, p.final, binding or p.binding)
+
+    def on_correspondent_packet(self, now: float, home_address: str,
+                                cn_gateway: str) -> list[Action]:
+        """Claim 5: a correspondent's packet towards ``home_address`` reached dynamic
+        gateway ``cn_gateway`` outside any tunnel: post the VPN information to it (the
+        first time with ``distribution: on_demand``; again if an earlier BU failed)."""
+        binding = self._by_home_address(home_address)
+        if (binding is None or cn_gateway not in binding.route_optimised
+                or cn_gateway in binding.distributed
+                or self._in_flight(binding.nai, cn_gateway)):
+            return []
+        return [Mark(binding.nai, "correspondent_packet", {"cngw": cn_gateway})] + \
+            self._post(now, binding.nai, [(cn_gateway, False)], [])
 
     # ------------------------------------------------------------ lifetime
 
@@ -123,15 +243,16 @@ class HomeAgent:
     # ------------------------------------------------------------ helpers
 
     def _check(self, now: float, nai: str, raw: bytes, rrq: mip.RegistrationRequest,
-               ) -> int | None:
+               relayed: bool) -> int | None:
         """None if acceptable, else the RFC 5944 denial code."""
         if rrq.home_agent != self.address:
             return mip.CODE_HA_UNKNOWN_HA_ADDRESS
         key = self.mn_ha_key(nai)
-        if key is not None:
-            if not mip.verify_auth(raw, mip.AuthKind.MN_HA, key[1]):
-                self.counters["denied"] += 1
-                return mip.CODE_HA_MN_FAILED_AUTH
+        if (key is None and relayed) or (
+                key is not None and not mip.verify_auth(raw, mip.AuthKind.MN_HA, key[1])):
+            self.counters["denied"] += 1
+            LOG.info("HA %s: MN-HA authentication of %s failed", self.name, nai)
+            return mip.CODE_HA_MN_FAILED_AUTH
         stamp = mip.identification_time(rrq.identification)
         previous = self.bindings.get(nai)
         if abs(stamp - now) > REPLAY_WINDOW or (
@@ -158,10 +279,63 @@ class HomeAgent:
                 actions.append(AddTunnel(self.name, spec.side_for(self.name)))
         self.bindings[nai] = Binding(nai, rrq.home_address, rrq.care_of_address,
                                      vpn_info.foreign_agent, vpn_info, lifetime,
-                                     now + lifetime, rrq.identification)
+                                     now + lifetime, rrq.identification,
+                                     set(old.distributed) if old else set())
         self.counters["accepted"] += 1
         return [Mark(nai, "ha_bind", {"fa": vpn_info.foreign_agent})] + actions + [
             Mark(nai, "ha_tunnel_set")]
+
+    def _updates(self, old: Binding | None, nai: str) -> list[tuple[str, bool]]:
+        """Which CN-GWs get a BU after (re)binding ``nai``, and whether it deletes.
+        Registration-time distribution: every dynamic CN-GW of the new information
+        (claims 19-21).  On demand: none, but a CN-GW that held the previous
+        information gets a delete (its tunnel pointed at the old FA / old keys)."""
+        new = self.bindings[nai]
+        had = set(old.distributed) if old else set()
+        updates: list[tuple[str, bool]] = []
+        for gw in sorted(new.route_optimised):
+            if not new.vpn_info.on_demand:
+                updates.append((gw, False))
+            elif gw in had:
+                updates.append((gw, True))
+        updates += [(gw, True) for gw in sorted(had - set(new.route_optimised))]
+        return updates
+
+    def _post(self, now: float, nai: str, queue: list[tuple[str, bool]],
+              final: list[Action], binding: Binding | None = None) -> list[Action]:
+        """Send the first BU of ``queue`` (the rest follow its BAck), or ``final``."""
+        binding = binding or self.bindings.get(nai)
+        while queue:
+            cn_gateway, delete = queue[0]
+            queue = queue[1:]
+            key = self.binding_keys.get(cn_gateway)
+            spec = binding.route_optimised.get(cn_gateway) if binding else None
+            if key is None or binding is None or (spec is None and not delete):
+                LOG.warning("HA %s: no binding key / information for CN-GW %s", self.name,
+                            cn_gateway)
+                continue
+            ident = self._clock.next(now)
+            lifetime = 0 if delete else max(1, int(binding.expires - now))
+            raw = build_binding_update(key, ident, lifetime, binding.home_address,
+                                       binding.care_of_address, nai,
+                                       () if delete or spec is None else (spec,))
+            context = f"bu:{ident}"
+            self.pending[context] = _PendingUpdates(nai, cn_gateway, ident, delete, queue,
+                                                    final, binding)
+            self.counters["bu_sent"] += 1
+            return [Mark(nai, "bu_sent", {"cngw": cn_gateway, "delete": delete}),
+                    SendMip(f"cngw:{cn_gateway}", raw, expect_reply=True, context=context)]
+        return final
+
+    def _in_flight(self, nai: str, cn_gateway: str) -> bool:
+        return any(p.nai == nai and p.cn_gateway == cn_gateway
+                   for p in self.pending.values())
+
+    def _by_home_address(self, home_address: str) -> Binding | None:
+        for binding in self.bindings.values():
+            if binding.home_address == home_address:
+                return binding
+        return None
 
     def _unbind(self, nai: str) -> list[Action]:
         binding = self.bindings.pop(nai, None)
@@ -193,4 +367,3 @@ class HomeAgent:
                             home_address=har.home_address,
                             home_agent_address=self.address, vpn_info=vpn_info,
                             error_message=error)
-

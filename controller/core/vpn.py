@@ -9,9 +9,16 @@ home AAA server with a cryptographically secure generator and never appears in
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import secrets
 from dataclasses import dataclass, field, replace
 from enum import Enum
+
+
+DISTRIBUTION_REGISTRATION = "registration"  # CN-side info sent at registration (claim 4)
+DISTRIBUTION_ON_DEMAND = "on_demand"        # ... on the CN's first packet (claim 5)
+DISTRIBUTIONS = (DISTRIBUTION_REGISTRATION, DISTRIBUTION_ON_DEMAND)
 
 
 class GatewayType(str, Enum):
@@ -106,7 +113,10 @@ class VpnInfo:
     """The VPN information of one user, as the home AAA caches and distributes it.
 
     ``tunnels`` holds every tunnel of the user's VPN set path (claim 8): HA<->FA and
-    HA<->CN-GW for a static gateway; FA<->CN-GW for a dynamic one (issue 3).
+    HA<->CN-GW for a static gateway; FA<->CN-GW for a dynamic one (claim 19).
+    ``smooth_handoff`` and ``distribution`` are the profile's options (claims 22-23,
+    claims 2/5); ``handoff`` is the old-FA<->new-FA forwarding tunnel the AAA hands the
+    new FA on a move with smooth handoff ("the information of the old FA", claim 23).
     """
 
     nai: str
@@ -115,6 +125,13 @@ class VpnInfo:
     foreign_agent: str
     tunnels: tuple[TunnelSpec, ...]
     previous_foreign_agent: str = ""
+    smooth_handoff: bool = False
+    distribution: str = DISTRIBUTION_REGISTRATION
+    handoff: TunnelSpec | None = None
+
+    @property
+    def on_demand(self) -> bool:
+        return self.distribution == DISTRIBUTION_ON_DEMAND
 
     def tunnels_of(self, gateway: str) -> tuple[TunnelSpec, ...]:
         return tuple(t for t in self.tunnels if gateway in t.ends())
@@ -137,9 +154,79 @@ def rewrite_foreign_agent(info: VpnInfo, new_fa: str, new_fa_address: str) -> Vp
             spec = spec.with_end(old_fa, TunnelEnd(new_fa, new_fa_address, old_end.selectors))
         tunnels.append(spec)
     return replace(info, foreign_agent=new_fa, previous_foreign_agent=old_fa,
-                   tunnels=tuple(tunnels))
+                   tunnels=tuple(tunnels), handoff=None)
 
 
 def restricted_to(info: VpnInfo, gateway: str) -> VpnInfo:
     """Only the tunnels ``gateway`` is an end of: a gateway never learns other keys."""
-    return replace(info, tunnels=info.tunnels_of(gateway))
+    handoff = info.handoff if info.handoff and gateway in info.handoff.ends() else None
+    return replace(info, tunnels=info.tunnels_of(gateway), handoff=handoff)
+
+
+def for_home_agent(info: VpnInfo) -> VpnInfo:
+    """What the HAR carries (claims 16, 19): the HA's own tunnels plus the FA<->CN-GW
+    tunnels of dynamic gateways, which the HA posts to each CN-GW in a Binding Update."""
+    keep = tuple(t for t in info.tunnels
+                 if info.home_agent in t.ends() or info.foreign_agent in t.ends())
+    return replace(info, tunnels=keep, handoff=None)
+
+
+def route_optimised(info: VpnInfo) -> dict[str, TunnelSpec]:
+    """CN-GW name -> its FA<->CN-GW tunnel: the tunnels that do not end at the HA."""
+    out: dict[str, TunnelSpec] = {}
+    for spec in info.tunnels:
+        if info.home_agent in spec.ends() or info.foreign_agent not in spec.ends():
+            continue
+        other = spec.a if spec.b.gateway == info.foreign_agent else spec.b
+        out[other.gateway] = spec
+    return out
+
+
+# ------------------------------------------------------------------ smooth handoff
+
+
+def anchor_psk(info: VpnInfo, foreign_agent: str) -> bytes:
+    """The security information a smooth-handoff key derives from (claims 22-23): the
+    PSK of the first tunnel ``foreign_agent`` ends in ``info`` (tunnel order is kept by
+    every rewrite, so the AAA's cache and the FA's visitor entry agree)."""
+    for spec in info.tunnels_of(foreign_agent):
+        if spec.psk:
+            return spec.psk
+    return b""
+
+
+def handoff_psk(old_psk: bytes, old_fa: str, new_fa: str) -> bytes:
+    """PSK of the old-FA -> new-FA forwarding tunnel: HMAC-SHA-256(old PSK,
+    "mipvpn-smooth-handoff|<old>|<new>").  One-way: the new FA (perhaps in another
+    domain) learns nothing of the old tunnel's key; the old FA derives it itself."""
+    label = f"mipvpn-smooth-handoff|{old_fa}|{new_fa}".encode()
+    return hmac.new(old_psk, label, hashlib.sha256).digest()
+
+
+def handoff_tunnel(info: VpnInfo, old_fa: str, old_fa_address: str,
+                   old_psk: bytes) -> TunnelSpec:
+    """Claims 22-23: the new FA's cached VPN information copied with the origin
+    rewritten to the old FA and the destination to the new FA: one tunnel whose old-FA
+    selectors are every correspondent selector of the new FA's tunnels and whose new-FA
+    selector is the MN's home address.  The new FA sets its end last, so it initiates."""
+    new_fa = info.foreign_agent
+    mine = info.tunnels_of(new_fa)
+    remote: list[str] = []
+    for spec in mine:
+        other = spec.a if spec.b.gateway == new_fa else spec.b
+        remote += [s for s in other.selectors if s not in remote]
+    new_end = next((spec.a if spec.a.gateway == new_fa else spec.b for spec in mine),
+                   TunnelEnd(new_fa, "", (f"{info.home_address}/32",)))
+    first = mine[0] if mine else None
+    return TunnelSpec(
+        tunnel_id=tunnel_name(owner_of(info.nai), old_fa, new_fa),
+        a=TunnelEnd(old_fa, old_fa_address, tuple(remote)),
+        b=TunnelEnd(new_fa, new_end.address, (f"{info.home_address}/32",)),
+        psk=handoff_psk(old_psk, old_fa, new_fa),
+        security=first.security if first else SecuritySpec(),
+        qos=first.qos if first else QosSpec(), initiator=new_fa)
+
+
+def owner_of(nai: str) -> str:
+    """A user's tunnel owner prefix (the NAI with unsafe characters replaced)."""
+    return "".join(c if c.isalnum() or c in "._-" else "_" for c in nai)

@@ -156,6 +156,11 @@ VA_QOS_DSCP = 18                 # Unsigned32
 VA_INITIATOR = 19                # UTF8String: gateway name that starts IKE
 VA_PREVIOUS_FA_ADDRESS = 20      # Address (top level in AMR)
 VA_SERVICE_UPDATE = 21           # Unsigned32 0/1 (top level in AMR)
+VA_SMOOTH_HANDOFF = 22           # Unsigned32 0/1 (in VPN-Info; profile option, claims 22-23)
+VA_DISTRIBUTION = 23             # Unsigned32 0 registration / 1 on demand (in VPN-Info)
+VA_HANDOFF_TUNNEL = 24           # Grouped like Mipvpn-Tunnel: old FA <-> new FA (in VPN-Info)
+
+DISTRIBUTION_CODES = {"registration": 0, "on_demand": 1}
 
 VENDOR_AVPS: dict[int, tuple[str, type[Avp]]] = {
     VA_VPN_INFO: ("Mipvpn-VPN-Info", AvpGrouped),
@@ -179,6 +184,9 @@ VENDOR_AVPS: dict[int, tuple[str, type[Avp]]] = {
     VA_INITIATOR: ("Mipvpn-Initiator", AvpUtf8String),
     VA_PREVIOUS_FA_ADDRESS: ("Mipvpn-Previous-FA-Address", AvpAddress),
     VA_SERVICE_UPDATE: ("Mipvpn-Service-Update", AvpUnsigned32),
+    VA_SMOOTH_HANDOFF: ("Mipvpn-Smooth-Handoff", AvpUnsigned32),
+    VA_DISTRIBUTION: ("Mipvpn-Distribution", AvpUnsigned32),
+    VA_HANDOFF_TUNNEL: ("Mipvpn-Handoff-Tunnel", AvpGrouped),
 }
 
 for _code, (_name, _cls) in VENDOR_AVPS.items():   # so python-diameter names them too
@@ -414,18 +422,29 @@ def vpn_info_avp(info: VpnInfo) -> Avp:
     if info.previous_foreign_agent:
         members.append(_vavp(VA_PREVIOUS_FA, info.previous_foreign_agent))
     for t in info.tunnels:
-        tm = [_vavp(VA_TUNNEL_ID, t.tunnel_id),
-              _tunnel_end_avp(VA_TUNNEL_END_A, t.a),
-              _tunnel_end_avp(VA_TUNNEL_END_B, t.b),
-              _vavp(VA_IKE_PROPOSAL, t.security.ike),
-              _vavp(VA_ESP_PROPOSAL, t.security.esp),
-              _vavp(VA_PSK, bytes(t.psk)),
-              _vavp(VA_QOS_RATE_KBPS, t.qos.rate_kbps),
-              _vavp(VA_QOS_DSCP, t.qos.dscp)]
-        if t.initiator:
-            tm.append(_vavp(VA_INITIATOR, t.initiator))
-        members.append(_vavp(VA_TUNNEL, tm))
+        members.append(_tunnel_avp(VA_TUNNEL, t))
+    if info.smooth_handoff:
+        members.append(_vavp(VA_SMOOTH_HANDOFF, 1))
+    if info.distribution != "registration":
+        members.append(_vavp(VA_DISTRIBUTION, DISTRIBUTION_CODES[info.distribution]))
+    if info.handoff is not None:
+        members.append(_tunnel_avp(VA_HANDOFF_TUNNEL, info.handoff))
     return _vavp(VA_VPN_INFO, members)
+
+
+def _tunnel_avp(code: int, t: TunnelSpec) -> Avp:
+    """Mipvpn-Tunnel (or Mipvpn-Handoff-Tunnel, same members) for ``t``."""
+    tm = [_vavp(VA_TUNNEL_ID, t.tunnel_id),
+          _tunnel_end_avp(VA_TUNNEL_END_A, t.a),
+          _tunnel_end_avp(VA_TUNNEL_END_B, t.b),
+          _vavp(VA_IKE_PROPOSAL, t.security.ike),
+          _vavp(VA_ESP_PROPOSAL, t.security.esp),
+          _vavp(VA_PSK, bytes(t.psk)),
+          _vavp(VA_QOS_RATE_KBPS, t.qos.rate_kbps),
+          _vavp(VA_QOS_DSCP, t.qos.dscp)]
+    if t.initiator:
+        tm.append(_vavp(VA_INITIATOR, t.initiator))
+    return _vavp(code, tm)
 
 
 def _ip(s: str) -> str:
@@ -818,30 +837,41 @@ def _decode_vpn_info(top: _Avps) -> VpnInfo | None:
     if a is None:
         return None
     g = top.group(a, known_vendor=_VENDOR_KNOWN)
-    tunnels = []
-    for ta in g.all(VA_TUNNEL, VENDOR_ID):
-        t = g.group(ta, known_vendor=_VENDOR_KNOWN)
-        ends = []
-        for code in (VA_TUNNEL_END_A, VA_TUNNEL_END_B):
-            ends.append(_decode_end(t.group(t.need(code, VENDOR_ID),
-                                            known_vendor=_VENDOR_KNOWN)))
-        tunnels.append(TunnelSpec(
-            tunnel_id=t.text(VA_TUNNEL_ID, vendor=VENDOR_ID),
-            a=ends[0], b=ends[1],
-            psk=t.octets(VA_PSK, vendor=VENDOR_ID),
-            security=SecuritySpec(
-                ike=t.text(VA_IKE_PROPOSAL, SecuritySpec.ike, vendor=VENDOR_ID),
-                esp=t.text(VA_ESP_PROPOSAL, SecuritySpec.esp, vendor=VENDOR_ID)),
-            qos=QosSpec(rate_kbps=t.u32(VA_QOS_RATE_KBPS, 0, vendor=VENDOR_ID),
-                        dscp=t.u32(VA_QOS_DSCP, 0, vendor=VENDOR_ID)),
-            initiator=t.text(VA_INITIATOR, "", vendor=VENDOR_ID)))
+    tunnels = tuple(_decode_tunnel(g, ta) for ta in g.all(VA_TUNNEL, VENDOR_ID))
+    handoff = g.find(VA_HANDOFF_TUNNEL, VENDOR_ID)
+    distribution = g.u32(VA_DISTRIBUTION, 0, vendor=VENDOR_ID)
+    names = {v: k for k, v in DISTRIBUTION_CODES.items()}
+    if distribution not in names:
+        raise g.error(INVALID_AVP_VALUE, VA_DISTRIBUTION,
+                      f"Mipvpn-Distribution {distribution}")
     return VpnInfo(
         nai=g.text(VA_NAI, vendor=VENDOR_ID),
         home_address=g.address(VA_HOME_ADDRESS, "", vendor=VENDOR_ID),
         home_agent=g.text(VA_HOME_AGENT, vendor=VENDOR_ID),
         foreign_agent=g.text(VA_FOREIGN_AGENT, "", vendor=VENDOR_ID),
-        tunnels=tuple(tunnels),
-        previous_foreign_agent=g.text(VA_PREVIOUS_FA, "", vendor=VENDOR_ID))
+        tunnels=tunnels,
+        previous_foreign_agent=g.text(VA_PREVIOUS_FA, "", vendor=VENDOR_ID),
+        smooth_handoff=bool(g.u32(VA_SMOOTH_HANDOFF, 0, vendor=VENDOR_ID)),
+        distribution=names[distribution],
+        handoff=None if handoff is None else _decode_tunnel(g, handoff))
+
+
+def _decode_tunnel(g: _Avps, ta: RawAvp) -> TunnelSpec:
+    t = g.group(ta, known_vendor=_VENDOR_KNOWN)
+    ends = []
+    for code in (VA_TUNNEL_END_A, VA_TUNNEL_END_B):
+        ends.append(_decode_end(t.group(t.need(code, VENDOR_ID),
+                                        known_vendor=_VENDOR_KNOWN)))
+    return TunnelSpec(
+        tunnel_id=t.text(VA_TUNNEL_ID, vendor=VENDOR_ID),
+        a=ends[0], b=ends[1],
+        psk=t.octets(VA_PSK, vendor=VENDOR_ID),
+        security=SecuritySpec(
+            ike=t.text(VA_IKE_PROPOSAL, SecuritySpec.ike, vendor=VENDOR_ID),
+            esp=t.text(VA_ESP_PROPOSAL, SecuritySpec.esp, vendor=VENDOR_ID)),
+        qos=QosSpec(rate_kbps=t.u32(VA_QOS_RATE_KBPS, 0, vendor=VENDOR_ID),
+                    dscp=t.u32(VA_QOS_DSCP, 0, vendor=VENDOR_ID)),
+        initiator=t.text(VA_INITIATOR, "", vendor=VENDOR_ID))
 
 
 def _decode_msa(top: _Avps, code: int, spi_code: int) -> MsaKey | None:
@@ -1000,7 +1030,8 @@ GROUPED_AVPS = frozenset({
     (AVP_MIP_FA_TO_MN_MSA, 0), (AVP_MIP_FA_TO_HA_MSA, 0), (AVP_MIP_HA_TO_FA_MSA, 0),
     (AVP_MIP_MN_TO_HA_MSA, 0), (AVP_MIP_HA_TO_MN_MSA, 0),
     (AVP_MIP_ORIGINATING_FOREIGN_AAA, 0), (AVP_MIP_HOME_AGENT_HOST, 0),
-    (VA_VPN_INFO, VENDOR_ID), (VA_TUNNEL, VENDOR_ID), (VA_TUNNEL_END_A, VENDOR_ID),
+    (VA_VPN_INFO, VENDOR_ID), (VA_TUNNEL, VENDOR_ID), (VA_HANDOFF_TUNNEL, VENDOR_ID),
+    (VA_TUNNEL_END_A, VENDOR_ID),
     (VA_TUNNEL_END_B, VENDOR_ID),
 })
 

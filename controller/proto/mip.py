@@ -54,6 +54,20 @@ module-level and can be overridden with :func:`configure_binding_types`:
   Identification(64) Extensions``
 - Binding Ack:     ``Type(8) Reserved(16) Status(8) HomeAddr(32) Identification(64)``
 
+Route-optimisation authentication (experimental, RO08 §4.5 layout, the same as MN-HA):
+type :data:`EXT_RO_AUTH` = 35 (not IANA-assigned), ``Type Length SPI(32) Authenticator``,
+HMAC-MD5 over the message up to and including the SPI; always the last extension of a
+Binding Update.
+
+mipvpn vendor extensions (RFC 3115 CVSE, vendor :data:`MIPVPN_VENDOR_ID`):
+
+- CVSE type 1 :data:`CVSE_PREVIOUS_FA` (RRQ): previous FA care-of address, 4 bytes;
+- CVSE type 2 :data:`CVSE_SERVICE_UPDATE` (RRQ, claim 24): empty value; asks the home
+  AAA to re-read the user's VPN profile and recompute the VPN set path;
+- CVSE type 3 :data:`CVSE_VPN_TUNNEL` (Binding Update, claims 19-23): one ``TunnelSpec``
+  as sub-TLVs ``SubType(8) Length(8) Value`` (:func:`encode_tunnel_extension`); the
+  PSK is hidden with a keystream derived from the message's authentication key.
+
 ICMP agent discovery (RFC 1256; 5944 §2.1): see :class:`AgentAdvertisement` and
 :class:`AgentSolicitation`.
 """
@@ -67,6 +81,8 @@ import ipaddress
 import struct
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, Union
+
+from controller.core.vpn import QosSpec, SecuritySpec, TunnelEnd, TunnelSpec
 
 # --------------------------------------------------------------------------- constants
 
@@ -108,6 +124,13 @@ EXT_MN_NAI = 131
 EXT_MN_FA_CHALLENGE = 132
 EXT_NVSE = 134
 GEN_AUTH_SUBTYPE_MN_AAA = 1
+EXT_RO_AUTH = 35  # experimental (RO08 §4.5 number and layout; not IANA-assigned)
+
+# mipvpn vendor extensions (RFC 3115), one vendor id for all (PROTOCOLS.md §9)
+MIPVPN_VENDOR_ID = 32473   # RFC 5612 documentation PEN, until mipvpn has its own
+CVSE_PREVIOUS_FA = 1       # RRQ: previous FA care-of address (4 bytes)
+CVSE_SERVICE_UPDATE = 2    # RRQ: service update request (claim 24), empty value
+CVSE_VPN_TUNNEL = 3        # Binding Update: one TunnelSpec (sub-TLVs, hidden PSK)
 
 # Registration Reply codes (IANA; 5944 §3.4)
 CODE_ACCEPTED = 0
@@ -277,6 +300,14 @@ class FaHaAuth:
 
 
 @dataclass(frozen=True)
+class RoAuth:
+    """Type 35 (experimental, RO08 §4.5): same layout as :class:`MnHaAuth`."""
+
+    spi: int
+    authenticator: bytes
+
+
+@dataclass(frozen=True)
 class GeneralizedAuth:
     """Type 36 (RFC 3012 §5): ``Type Subtype Length(16) SPI(32) Authenticator``."""
 
@@ -318,12 +349,13 @@ class UnknownExtension:
     data: bytes
 
 
-Extension = Union[Pad, NaiExtension, MnHaAuth, MnFaAuth, FaHaAuth, GeneralizedAuth,
+Extension = Union[Pad, NaiExtension, MnHaAuth, MnFaAuth, FaHaAuth, RoAuth, GeneralizedAuth,
                   ChallengeExtension, CriticalVendorExtension, NormalVendorExtension,
                   UnknownExtension]
 
-_SIMPLE_AUTH: dict[int, type[MnHaAuth] | type[MnFaAuth] | type[FaHaAuth]] = {
+_SIMPLE_AUTH: dict[int, type[MnHaAuth] | type[MnFaAuth] | type[FaHaAuth] | type[RoAuth]] = {
     EXT_MN_HA_AUTH: MnHaAuth, EXT_MN_FA_AUTH: MnFaAuth, EXT_FA_HA_AUTH: FaHaAuth,
+    EXT_RO_AUTH: RoAuth,
 }
 _SIMPLE_AUTH_TYPE = {cls: t for t, cls in _SIMPLE_AUTH.items()}
 
@@ -340,7 +372,7 @@ def encode_extension(ext: Extension) -> bytes:
         return b"\x00"
     if isinstance(ext, NaiExtension):
         return _short(EXT_MN_NAI, ext.nai.encode("utf-8"))
-    if isinstance(ext, (MnHaAuth, MnFaAuth, FaHaAuth)):
+    if isinstance(ext, (MnHaAuth, MnFaAuth, FaHaAuth, RoAuth)):
         return _short(_SIMPLE_AUTH_TYPE[type(ext)], struct.pack("!I", ext.spi) + ext.authenticator)
     if isinstance(ext, GeneralizedAuth):
         body = struct.pack("!I", ext.spi) + ext.authenticator
@@ -651,11 +683,13 @@ class AuthKind(enum.Enum):
     MN_HA = EXT_MN_HA_AUTH
     MN_FA = EXT_MN_FA_AUTH
     FA_HA = EXT_FA_HA_AUTH
+    RO = EXT_RO_AUTH  # route-optimisation auth (Binding Update), experimental
     MN_AAA = EXT_GENERALIZED_AUTH  # subtype 1
 
 
 AUTH_LEN = 16  # HMAC-MD5
-_KIND_CLASS = {AuthKind.MN_HA: MnHaAuth, AuthKind.MN_FA: MnFaAuth, AuthKind.FA_HA: FaHaAuth}
+_KIND_CLASS: dict[AuthKind, type] = {AuthKind.MN_HA: MnHaAuth, AuthKind.MN_FA: MnFaAuth,
+                                     AuthKind.FA_HA: FaHaAuth, AuthKind.RO: RoAuth}
 
 
 def _auth_header(kind: AuthKind, spi: int, auth_len: int = AUTH_LEN) -> bytes:
@@ -717,6 +751,154 @@ def mn_aaa_auth_offsets(raw: bytes) -> tuple[int, int, int]:
                              CODE_HA_MN_FAILED_AUTH)
     auth_offset = span.offset + span.header_len + 4
     return auth_offset, span.end - auth_offset, auth_offset
+
+
+# --------------------------------------------------------------------------- VPN tunnel ext
+
+# Sub-TLVs of CVSE_VPN_TUNNEL: SubType(8) Length(8) Value.  Every one is understood by
+# the receiver or the whole extension (critical) is rejected.
+TS_TUNNEL_ID = 1       # UTF-8
+TS_A_GATEWAY = 2       # UTF-8 gateway name of end a
+TS_A_ADDRESS = 3       # IPv4 (4)
+TS_A_SELECTOR = 4      # IPv4 network (4) + prefix length (1), repeated, in order
+TS_B_GATEWAY = 5
+TS_B_ADDRESS = 6
+TS_B_SELECTOR = 7
+TS_IKE = 8             # UTF-8 IKE proposal
+TS_ESP = 9             # UTF-8 ESP proposal
+TS_HIDDEN_PSK = 10     # PSK XOR keystream (see hide_psk), omitted when the PSK is empty
+TS_QOS_RATE = 11       # Unsigned32 kbit/s
+TS_QOS_DSCP = 12       # 1 byte
+TS_INITIATOR = 13      # UTF-8 gateway name (omitted when empty)
+
+
+def _psk_keystream(key: bytes, salt: bytes, n: int) -> bytes:
+    out = b""
+    counter = 0
+    while len(out) < n:
+        out += hmac.new(key, b"mipvpn-psk" + bytes([counter]) + salt, hashlib.sha256).digest()
+        counter += 1
+    return out[:n]
+
+
+def hide_psk(psk: bytes, key: bytes, salt: bytes) -> bytes:
+    """PSK XOR HMAC-SHA-256(key, "mipvpn-psk" | counter | salt) keystream (the idea of
+    RFC 2868 §3.5 Tunnel-Password hiding, with HMAC-SHA-256).  ``salt`` = the message's
+    Identification (8 bytes) followed by the tunnel id, so no two messages reuse a
+    keystream.  Its own inverse."""
+    return bytes(a ^ b for a, b in zip(psk, _psk_keystream(key, salt, len(psk))))
+
+
+def tunnel_salt(identification: int, tunnel_id: str) -> bytes:
+    return struct.pack("!Q", identification) + tunnel_id.encode("utf-8")
+
+
+def _sub(sub_type: int, value: bytes) -> bytes:
+    if len(value) > 255:
+        raise ValueError(f"tunnel sub-TLV {sub_type} too long ({len(value)} > 255)")
+    return struct.pack("!BB", sub_type, len(value)) + value
+
+
+def _selector_bytes(cidr: str) -> bytes:
+    net = ipaddress.IPv4Network(cidr, strict=True)
+    return net.network_address.packed + bytes([net.prefixlen])
+
+
+def encode_tunnel_extension(spec: TunnelSpec, key: bytes, identification: int,
+                            ) -> CriticalVendorExtension:
+    """``spec`` as a CVSE (vendor 32473, type 3); its PSK hidden under ``key``."""
+    body = _sub(TS_TUNNEL_ID, spec.tunnel_id.encode("utf-8"))
+    for gw_t, addr_t, sel_t, end in ((TS_A_GATEWAY, TS_A_ADDRESS, TS_A_SELECTOR, spec.a),
+                                     (TS_B_GATEWAY, TS_B_ADDRESS, TS_B_SELECTOR, spec.b)):
+        body += _sub(gw_t, end.gateway.encode("utf-8"))
+        if end.address:
+            body += _sub(addr_t, _ip_to_bytes(end.address))
+        body += b"".join(_sub(sel_t, _selector_bytes(s)) for s in end.selectors)
+    body += _sub(TS_IKE, spec.security.ike.encode("utf-8"))
+    body += _sub(TS_ESP, spec.security.esp.encode("utf-8"))
+    if spec.psk:
+        body += _sub(TS_HIDDEN_PSK, hide_psk(bytes(spec.psk), key,
+                                             tunnel_salt(identification, spec.tunnel_id)))
+    body += _sub(TS_QOS_RATE, struct.pack("!I", spec.qos.rate_kbps))
+    body += _sub(TS_QOS_DSCP, bytes([spec.qos.dscp]))
+    if spec.initiator:
+        body += _sub(TS_INITIATOR, spec.initiator.encode("utf-8"))
+    return CriticalVendorExtension(MIPVPN_VENDOR_ID, CVSE_VPN_TUNNEL, body)
+
+
+def decode_tunnel_extension(ext: CriticalVendorExtension | NormalVendorExtension, key: bytes,
+                            identification: int) -> TunnelSpec:
+    """Inverse of :func:`encode_tunnel_extension`; :class:`MipDecodeError` (Binding
+    Acknowledge status 134, poorly formed) on any defect."""
+    def err(msg: str) -> MipDecodeError:
+        return MipDecodeError(f"VPN tunnel extension: {msg}", BACK_POORLY_FORMED,
+                              BACK_POORLY_FORMED)
+
+    if ext.vendor_id != MIPVPN_VENDOR_ID or ext.vendor_type != CVSE_VPN_TUNNEL:
+        raise err(f"not a tunnel extension ({ext.vendor_id}/{ext.vendor_type})")
+    data = ext.data
+    fields: dict[int, bytes] = {}
+    selectors: dict[int, list[str]] = {TS_A_SELECTOR: [], TS_B_SELECTOR: []}
+    off = 0
+    while off < len(data):
+        if off + 2 > len(data):
+            raise err("truncated sub-TLV header")
+        sub_type, length = data[off], data[off + 1]
+        value = data[off + 2:off + 2 + length]
+        if len(value) != length:
+            raise err(f"sub-TLV {sub_type} overruns the extension")
+        off += 2 + length
+        if sub_type in selectors:
+            if length != 5 or value[4] > 32:
+                raise err(f"bad selector length {length}")
+            try:
+                net = ipaddress.IPv4Network((bytes(value[:4]), value[4]), strict=True)
+            except ValueError as exc:
+                raise err(f"bad selector: {exc}") from None
+            selectors[sub_type].append(str(net))
+            continue
+        if sub_type not in range(TS_TUNNEL_ID, TS_INITIATOR + 1):
+            raise err(f"unknown sub-TLV {sub_type}")
+        if sub_type in fields:
+            raise err(f"sub-TLV {sub_type} repeated")
+        fields[sub_type] = bytes(value)
+
+    def text(sub_type: int, required: bool = False) -> str:
+        if sub_type not in fields:
+            if required:
+                raise err(f"missing sub-TLV {sub_type}")
+            return ""
+        try:
+            return fields[sub_type].decode("utf-8")
+        except UnicodeDecodeError:
+            raise err(f"sub-TLV {sub_type} is not UTF-8") from None
+
+    def address(sub_type: int) -> str:
+        if sub_type not in fields:
+            return ""
+        if len(fields[sub_type]) != 4:
+            raise err(f"sub-TLV {sub_type}: not an IPv4 address")
+        return _bytes_to_ip(fields[sub_type])
+
+    tunnel_id = text(TS_TUNNEL_ID, required=True)
+    rate = fields.get(TS_QOS_RATE, b"\0\0\0\0")
+    dscp = fields.get(TS_QOS_DSCP, b"\0")
+    if len(rate) != 4 or len(dscp) != 1:
+        raise err("bad QoS sub-TLV length")
+    psk = b""
+    if TS_HIDDEN_PSK in fields:
+        psk = hide_psk(fields[TS_HIDDEN_PSK], key, tunnel_salt(identification, tunnel_id))
+    return TunnelSpec(
+        tunnel_id=tunnel_id,
+        a=TunnelEnd(text(TS_A_GATEWAY, True), address(TS_A_ADDRESS),
+                    tuple(selectors[TS_A_SELECTOR])),
+        b=TunnelEnd(text(TS_B_GATEWAY, True), address(TS_B_ADDRESS),
+                    tuple(selectors[TS_B_SELECTOR])),
+        psk=psk,
+        security=SecuritySpec(ike=text(TS_IKE) or SecuritySpec.ike,
+                              esp=text(TS_ESP) or SecuritySpec.esp),
+        qos=QosSpec(rate_kbps=struct.unpack("!I", rate)[0], dscp=dscp[0]),
+        initiator=text(TS_INITIATOR))
 
 
 # --------------------------------------------------------------------------- identification

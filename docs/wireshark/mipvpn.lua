@@ -17,9 +17,12 @@
 --    and anywhere else by a strict heuristic (mipvpn_udp, can be disabled).
 -- 2. mipvpn's vendor extensions, vendor 32473 (RFC 5612 documentation PEN, used until
 --    mipvpn has its own; controller/proto/mip.py, mininet_scripts/mn_client.py):
---      CVSE (type 38, RFC 3115) vendor type 1: previous FA care-of address (IPv4).
---        Wireshark's mip dissector shows the raw value; a postdissector adds the
---        "mipvpn CVSE" tree with the decoded value.
+--      CVSE (type 38, RFC 3115) vendor types (controller/proto/mip.py CVSE_*):
+--        1 previous FA care-of address (IPv4, in an RRQ after a move),
+--        2 service update (empty, in an RRQ: claim 24),
+--        3 VPN tunnel (in a Binding Update): sub-TLVs SubType(8) Length(8) Value.
+--        In RRQs Wireshark's mip dissector shows the raw value; a postdissector adds
+--        the "mipvpn CVSE" tree with the decoded value.
 --      NVSE (type 134, RFC 3115): registered in Wireshark's mip.nvse_ext table.
 -- The Diameter vendor AVPs are a dictionary, not Lua: docs/wireshark/dictionary-mipvpn.xml.
 
@@ -43,12 +46,21 @@ local BACK_STATUS = {
 
 local EXT_NAMES = {
     [0] = "Pad", [32] = "Mobile-Home Authentication", [33] = "Mobile-Foreign Authentication",
-    [34] = "Foreign-Home Authentication", [36] = "Generalized Authentication",
+    [34] = "Foreign-Home Authentication",
+    [35] = "Route Optimisation Authentication (experimental, RO08 §4.5)",
+    [36] = "Generalized Authentication",
     [38] = "Critical Vendor/Organization Specific", [131] = "Mobile Node NAI",
     [132] = "MN-FA Challenge", [134] = "Normal Vendor/Organization Specific",
 }
 
-local CVSE_TYPES = { [1] = "Previous FA care-of address" }
+local CVSE_TYPES = { [1] = "Previous FA care-of address", [2] = "Service update",
+                     [3] = "VPN tunnel" }
+local TUNNEL_SUBTYPES = {
+    [1] = "Tunnel id", [2] = "End A gateway", [3] = "End A address", [4] = "End A selector",
+    [5] = "End B gateway", [6] = "End B address", [7] = "End B selector",
+    [8] = "IKE proposal", [9] = "ESP proposal", [10] = "Hidden PSK",
+    [11] = "QoS rate (kbit/s)", [12] = "QoS DSCP", [13] = "Initiator",
+}
 local NVSE_TYPES = {}
 
 local f = {
@@ -78,6 +90,13 @@ local f = {
     cvse_type = ProtoField.uint16("mipvpn.cvse.type", "mipvpn CVSE Type", base.DEC, CVSE_TYPES),
     cvse_prev_coa = ProtoField.ipv4("mipvpn.cvse.previous_coa", "Previous FA care-of address"),
     cvse_value = ProtoField.bytes("mipvpn.cvse.value", "mipvpn CVSE Value"),
+    tun_sub = ProtoField.uint8("mipvpn.tunnel.subtype", "Sub-Type", base.DEC, TUNNEL_SUBTYPES),
+    tun_len = ProtoField.uint8("mipvpn.tunnel.length", "Length", base.DEC),
+    tun_text = ProtoField.string("mipvpn.tunnel.text", "Value"),
+    tun_addr = ProtoField.ipv4("mipvpn.tunnel.address", "Address"),
+    tun_prefix = ProtoField.uint8("mipvpn.tunnel.prefixlen", "Prefix length", base.DEC),
+    tun_uint = ProtoField.uint32("mipvpn.tunnel.uint", "Value", base.DEC),
+    tun_bytes = ProtoField.bytes("mipvpn.tunnel.bytes", "Value"),
     nvse_type = ProtoField.uint16("mipvpn.nvse.type", "mipvpn NVSE Type", base.DEC, NVSE_TYPES),
     nvse_value = ProtoField.bytes("mipvpn.nvse.value", "mipvpn NVSE Value"),
 }
@@ -141,9 +160,55 @@ end
 
 -- ------------------------------------------------------------------ extensions
 
+local TEXT_SUBTYPES = { [1] = true, [2] = true, [5] = true, [8] = true, [9] = true,
+                        [13] = true }
+
+-- CVSE type 3: SubType(8) Length(8) Value, repeated (controller/proto/mip.py TS_*)
+local function add_tunnel_tlvs(tree, range)
+    local off, len = 0, range:len()
+    while off + 2 <= len do
+        local st, sl = range(off, 1):uint(), range(off + 1, 1):uint()
+        if off + 2 + sl > len then
+            tree:add_proto_expert_info(ex_malformed, "VPN tunnel sub-TLV overruns the extension")
+            return
+        end
+        local t = tree:add(f.ext_data, range(off, 2 + sl))
+        t:set_text(string.format("%s (%d)", TUNNEL_SUBTYPES[st] or "Unknown sub-TLV", st))
+        t:add(f.tun_sub, range(off, 1))
+        t:add(f.tun_len, range(off + 1, 1))
+        if sl > 0 then
+            local v = range(off + 2, sl)
+            if TEXT_SUBTYPES[st] then
+                t:add(f.tun_text, v)
+                t:append_text(": " .. v:string())
+            elseif (st == 3 or st == 6) and sl == 4 then
+                t:add(f.tun_addr, v)
+                t:append_text(": " .. tostring(v:ipv4()))
+            elseif (st == 4 or st == 7) and sl == 5 then
+                t:add(f.tun_addr, range(off + 2, 4))
+                t:add(f.tun_prefix, range(off + 6, 1))
+                t:append_text(string.format(": %s/%d", tostring(range(off + 2, 4):ipv4()),
+                                            range(off + 6, 1):uint()))
+            elseif (st == 11 and sl == 4) or (st == 12 and sl == 1) then
+                t:add(f.tun_uint, v)
+                t:append_text(": " .. v:uint())
+            else
+                t:add(f.tun_bytes, v)
+                if not TUNNEL_SUBTYPES[st] then t:add_proto_expert_info(ex_unknown_ext) end
+            end
+        end
+        off = off + 2 + sl
+    end
+    if off ~= len then
+        tree:add_proto_expert_info(ex_malformed, "truncated VPN tunnel sub-TLV")
+    end
+end
+
 local function add_vse_value(tree, tvb, kind, vtype, range)
     if kind == "cvse" and vtype == 1 and range:len() == 4 then
         tree:add(f.cvse_prev_coa, range)
+    elseif kind == "cvse" and vtype == 3 then
+        add_tunnel_tlvs(tree:add(f.cvse_value, range), range)
     elseif kind == "cvse" then
         tree:add(f.cvse_value, range)
     else
@@ -176,7 +241,7 @@ local function dissect_extensions(tvb, tree, off, len)
                 e:add(f.ext_len, tvb(off + 1, 1))
             end
             local body = off + hdr
-            if (t == 32 or t == 33 or t == 34 or t == 36) and elen >= 4 then
+            if (t == 32 or t == 33 or t == 34 or t == 35 or t == 36) and elen >= 4 then
                 e:add(f.ext_spi, tvb(body, 4))
                 if elen > 4 then e:add(f.ext_auth, tvb(body + 4, elen - 4)) end
             elseif t == 131 and elen > 0 then

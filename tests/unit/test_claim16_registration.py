@@ -226,7 +226,10 @@ def test_replayed_identification_denied_by_ha(walk: Walk, mn: MobileNode,
                                               delta: int) -> None:
     ident = mn.identification()
     assert mn.register("fa1", identification=ident).accepted
+    # within IN_PROGRESS_HOLD the FA itself drops a repeat as a retransmission
     walk.now += 1
+    assert mn.register("fa1", identification=ident + delta) is None
+    walk.now += 3  # past the FA's hold, still inside the HA's 7 s replay window
     pos = walk.mark()
     rrp = mn.register("fa1", identification=ident + delta)
     assert rrp is not None and rrp.code == mip.CODE_HA_IDENTIFICATION_MISMATCH

@@ -1,0 +1,149 @@
+"""Gateway of the correspondent host (CN-GW) as a binding-update receiver (claims 2, 5,
+19-21, 25).
+
+Role key ``"cngw:<name>"``, one per ``cn_gateway`` of the topology.  A gateway of the
+static type only ever holds its stationary tunnel to the HA (claim 16 step 1) and
+refuses Binding Updates (status 129).  A gateway of the dynamic type accepts, on behalf
+of its correspondent hosts, the home agent's Binding Updates (``on_mip``): it
+authenticates them with the HA<->CN-GW key the home AAA provisioned, caches the VPN
+information they carry (one FA<->CN-GW tunnel per mobile node), deletes its tunnel to
+the old FA, sets its end of the tunnel to the new FA, and acknowledges.
+
+Lifetime (claim 25, ``on_tick``): each binding lives for the BU's lifetime (capped by
+``max_lifetime`` when set).  When less than ``refresh_fraction`` of it is left, the
+gateway sends a Binding Request to the HA that posted it (a second one at half that);
+the HA answers with a fresh Binding Update if the binding still exists.  A binding no
+BU refreshed by its expiry is deleted with its tunnel.
+
+Pure state machine: ``now`` in, actions out.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from controller.core.actions import Action, AddTunnel, Mark, RemoveTunnel, ReplyMip, SendMip
+from controller.core.binding import (BindingKey, IdentificationClock, ReceivedUpdate,
+                                     binding_ack, binding_request, check_binding_update)
+from controller.core.vpn import GatewayType, TunnelSpec
+from controller.proto import mip
+
+LOG = logging.getLogger("mipvpn.cngw")
+
+REFRESH_FRACTION = 0.2   # claim 25 threshold: Binding Request below 20 % of the lifetime
+
+
+@dataclass
+class CnBinding:
+    """The VPN information one HA posted for one mobile node (claim 19)."""
+
+    home_address: str
+    nai: str
+    home_agent: str            # role key of the HA that posted it (BReq goes there)
+    tunnels: tuple[TunnelSpec, ...]
+    lifetime: int
+    expires: float
+    identification: int
+    requests: int = 0          # Binding Requests sent since the last BU
+
+
+class CnGateway:
+    def __init__(self, name: str, address: str,
+                 gateway_type: GatewayType = GatewayType.DYNAMIC,
+                 keys: dict[str, BindingKey] | None = None,
+                 refresh_fraction: float = REFRESH_FRACTION,
+                 max_lifetime: int = 0) -> None:
+        """``keys``: sender role key (``"ha"``) -> the HA<->CN-GW binding association;
+        ``max_lifetime``: cap on a binding's lifetime (0: the BU's lifetime)."""
+        self.name = name
+        self.address = address
+        self.gateway_type = gateway_type
+        self.keys = keys or {}
+        self.refresh_fraction = refresh_fraction
+        self.max_lifetime = max_lifetime
+        self.bindings: dict[str, CnBinding] = {}     # home address -> binding
+        self._last_ident: dict[tuple[str, str], int] = {}
+        self._clock = IdentificationClock()
+        self.counters = {"bu_accepted": 0, "bu_refused": 0, "breq_sent": 0, "expired": 0}
+
+    # ------------------------------------------------------------ Binding Update
+
+    def on_mip(self, now: float, raw: bytes, sender: str) -> list[Action]:
+        """A Binding Update from a home agent (claims 19-21, 25): authenticate, cache,
+        delete the tunnel to the old FA, set the one to the new FA, acknowledge."""
+        try:
+            msg = mip.decode(raw)
+        except mip.MipDecodeError:
+            return []
+        if not isinstance(msg, mip.BindingUpdate):
+            return []
+        if self.gateway_type is not GatewayType.DYNAMIC:
+            return self._ack(msg, mip.BACK_ADMIN_PROHIBITED)
+        last = self._last_ident.get((sender, msg.home_address), 0)
+        checked = check_binding_update(raw, self.keys.get(sender), now, last)
+        if isinstance(checked, int):
+            return self._ack(msg, checked)
+        if any(self.name not in t.ends() for t in checked.tunnels):
+            return self._ack(msg, mip.BACK_POORLY_FORMED)
+        self._last_ident[(sender, msg.home_address)] = msg.identification
+        self.counters["bu_accepted"] += 1
+        return self._apply(now, checked, sender) + self._ack(msg, mip.BACK_OK)
+
+    def _apply(self, now: float, bu: ReceivedUpdate, sender: str) -> list[Action]:
+        hoa = bu.bu.home_address
+        old = self.bindings.get(hoa)
+        nai = bu.nai or (old.nai if old else hoa)
+        if bu.is_delete or not bu.tunnels:
+            self.bindings.pop(hoa, None)
+            return [Mark(nai, "cngw_delete", {"cngw": self.name})] + (
+                self._remove_all(old) if old else [])
+        new_ids = {t.tunnel_id for t in bu.tunnels}
+        actions: list[Action] = [Mark(nai, "bu_at_cngw", {"cngw": self.name})]
+        old_specs = {t.tunnel_id: t for t in old.tunnels} if old else {}
+        # delete the VPN path to the old FA first (claims 20, 21)
+        actions += [RemoveTunnel(self.name, tid) for tid in old_specs if tid not in new_ids]
+        for spec in bu.tunnels:
+            if old_specs.get(spec.tunnel_id) != spec:
+                actions.append(AddTunnel(self.name, spec.side_for(self.name)))
+        lifetime = bu.lifetime if not self.max_lifetime else min(bu.lifetime,
+                                                                 self.max_lifetime)
+        self.bindings[hoa] = CnBinding(hoa, nai, sender, bu.tunnels, lifetime,
+                                       now + lifetime, bu.bu.identification)
+        return actions + [Mark(nai, "cngw_tunnel_set", {"cngw": self.name})]
+
+    def _ack(self, msg: mip.BindingUpdate, status: int) -> list[Action]:
+        if status != mip.BACK_OK:
+            self.counters["bu_refused"] += 1
+            LOG.info("CN-GW %s: Binding Update for %s refused (%d)", self.name,
+                     msg.home_address, status)
+        if not msg.flags & mip.BU_FLAG_A:
+            return []
+        return [ReplyMip(binding_ack(status, msg.home_address, msg.identification))]
+
+    # ------------------------------------------------------------ lifetime
+
+    def on_tick(self, now: float) -> list[Action]:
+        """Claim 25: Binding Request below the threshold; delete on expiry."""
+        actions: list[Action] = []
+        for hoa, b in list(self.bindings.items()):
+            left = b.expires - now
+            if left <= 0:
+                del self.bindings[hoa]
+                self.counters["expired"] += 1
+                LOG.info("CN-GW %s: binding of %s expired", self.name, hoa)
+                actions += [Mark(b.nai, "cngw_expired", {"cngw": self.name})]
+                actions += self._remove_all(b)
+                continue
+            threshold = self.refresh_fraction * b.lifetime
+            if (b.requests == 0 and left < threshold) or (
+                    b.requests == 1 and left < threshold / 2):
+                b.requests += 1
+                self.counters["breq_sent"] += 1
+                actions += [Mark(b.nai, "breq_sent", {"cngw": self.name}),
+                            SendMip(b.home_agent, binding_request(hoa, self._clock.next(now)),
+                                    expect_reply=False)]
+        return actions
+
+    def _remove_all(self, b: CnBinding) -> list[Action]:
+        return [RemoveTunnel(self.name, t.tunnel_id) for t in b.tunnels]
