@@ -56,6 +56,9 @@ USER_BASE = ipaddress.IPv4Address("10.64.0.0")
 KEY = bytes(range(16))
 SPI = 300
 RRP = struct.Struct("!BBH4s4sQ")   # type, code, lifetime, home address, HA, identification
+#: seconds between two registrations of one user: the FA drops a same-NAI registration
+#: within its retransmission hold (controller.core.foreign_agent.IN_PROGRESS_HOLD, 3 s)
+USER_SPACING = 3.2
 
 
 def user_nai(i: int) -> str:
@@ -82,8 +85,13 @@ def _reply(obj: Any) -> None:
     sys.stdout.flush()
 
 
-def serve_runtime(users: int, topology: str | None) -> int:
-    """The controller runtime with recording gateways; commands as JSON lines on stdin."""
+def serve_runtime(users: int, topology: str | None, what_if: list[str]) -> int:
+    """The controller runtime with recording gateways; commands as JSON lines on stdin.
+
+    ``what_if`` names optimisations to try *in this benchmark process only* (never in
+    the product): ``qos-scan`` skips the runtime's per-flow-batch QoS scan over every
+    visitor of the FA (``flows.visitors_qos``); its result is empty for the benchmark's
+    users (their profiles set no QoS), so the flows sent are the same."""
     from controller.core.aaa_home import Destination, UserRecord, VpnProfile
     from controller.core.vpn import QosSpec, SecuritySpec
     from controller.loadgen import RecordingGateway
@@ -103,6 +111,9 @@ def serve_runtime(users: int, topology: str | None) -> int:
         def remove_tunnel(self, tunnel_id: str) -> None:
             self.removes += 1
 
+    if "qos-scan" in what_if:
+        from controller.core import flows
+        flows.visitors_qos = lambda visitors, gateway: {}  # type: ignore[assignment]
     topo = free_port_topology(topology)
     gws: dict[str, CountingGateway] = {}
 
@@ -268,6 +279,18 @@ class Server:
         self.proc.stdin.flush()
         return self.read()
 
+    def wait_idle(self, timeout: float = 60.0) -> None:
+        """Until the server stops answering backlog (its FA counters stop moving)."""
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            st = self.call(cmd="stats")
+            done = sum(sum(c.values()) for k, c in st["roles"].items() if k.startswith("fa:"))
+            if done == last:
+                return
+            last = done
+            time.sleep(0.3)
+
     def close(self) -> None:
         if self.proc.poll() is None:
             try:
@@ -311,6 +334,7 @@ class LoadGenerator:
             self.poller.register(s, select.POLLIN)
         self.next_user = 0
         self.busy: dict[bytes, tuple[int, int, float]] = {}  # home addr -> (user, ident, t)
+        self.last_sent = [-1e9] * users
         self._last_ident = 0
 
     def close(self) -> None:
@@ -318,14 +342,20 @@ class LoadGenerator:
             s.close()
 
     def _send_one(self) -> bool:
-        for _ in range(self.users):
+        """Send the next user's RRQ; False when no user may register yet (each waits
+        ``USER_SPACING`` s after its last registration and for its reply)."""
+        now = time.perf_counter()
+        for _ in range(min(self.users, 64)):
             i = self.next_user
+            if now - self.last_sent[i] < USER_SPACING:
+                return False          # round robin: everyone after i is more recent
             self.next_user = (self.next_user + 1) % self.users
             home = (USER_BASE + i).packed
             if home not in self.busy:
                 break
         else:
             return False
+        self.last_sent[i] = now
         dst, coa = self.targets[i % len(self.targets)]
         ident = max(mip.ntp_identification(time.time()), self._last_ident + 256)
         self._last_ident = ident
@@ -373,8 +403,8 @@ class LoadGenerator:
         t_measure = t_start + warmup
         t_end = t_measure + duration
         done_at_measure = 0
-        while len(self.busy) < window:
-            self._send_one()
+        while len(self.busy) < window and self._send_one():
+            pass
         measuring = False
         while True:
             now = time.perf_counter()
@@ -385,7 +415,7 @@ class LoadGenerator:
                 done_at_measure = 0
             if now >= t_end:
                 break
-            got = self._receive(50, lat, codes)
+            got = self._receive(5 if len(self.busy) < window else 50, lat, codes)
             done_at_measure += got
             while len(self.busy) < window and self._send_one():
                 pass
@@ -597,8 +627,9 @@ def group_profile(rows: list[dict[str, Any]]) -> dict[str, float]:
 
 
 def run(users: int, loads: list[float], windows: list[int], duration: float,
-        topology: str | None, profile: bool, references: bool) -> dict[str, Any]:
-    res: dict[str, Any] = {"users": users, "duration_s": duration}
+        topology: str | None, profile: bool, references: bool,
+        what_if: str = "") -> dict[str, Any]:
+    res: dict[str, Any] = {"users": users, "duration_s": duration, "what_if": what_if}
     if references:
         print("reference: python-diameter Node, one AMR/AMA hop ...", flush=True)
         res["ref_python_diameter"] = ref_pydiameter(min(duration, 2.0), [1, 8])
@@ -610,15 +641,18 @@ def run(users: int, loads: list[float], windows: list[int], duration: float,
                   f"(p50 {r['window_1']['latency_ms']['median']} ms), "
                   f"{r['window_8']['rate']:,.0f}/s at 8", flush=True)
     srv = Server("--serve", "--users", str(users),
-                 *(["--config", topology] if topology else []))
+                 *(["--config", topology] if topology else []),
+                 *(["--what-if", what_if] if what_if else []))
     gen = LoadGenerator(srv.info, users)
     try:
         print("warm-up (every user registers once) ...", flush=True)
-        gen.closed_loop(32, max(1.0, min(users / 500.0, 20.0)), warmup=0.0)
+        gen.closed_loop(16, max(1.0, min(users / 300.0, 30.0)), warmup=0.0)
+        srv.wait_idle()
         before = srv.call(cmd="stats")
         res["saturation"] = []
         for w in windows:
             r = gen.closed_loop(w, duration)
+            srv.wait_idle()
             res["saturation"].append(r)
             print(f"  closed loop, {w:>4} outstanding: {r['rate']:>7,.0f} registrations/s  "
                   f"p50 {r['latency_ms']['median']} ms  p99 {r['latency_ms']['p99']}"
@@ -626,6 +660,7 @@ def run(users: int, loads: list[float], windows: list[int], duration: float,
         res["open_loop"] = []
         for rate in loads:
             r = gen.open_loop(rate, duration)
+            srv.wait_idle()
             res["open_loop"].append(r)
             lm = r["latency_ms"]
             print(f"  offered {rate:>6,.0f}/s: completed {r['achieved_rate']:>7,.0f}/s  "
@@ -637,7 +672,7 @@ def run(users: int, loads: list[float], windows: list[int], duration: float,
         fm = after["flow_mods"] - before["flow_mods"]
         res["flow_mods_per_registration"] = round(fm / max(1, done), 2)
         if profile:
-            best = max(res["saturation"], key=lambda r: r["rate"])["window"]
+            best = min(8, max(res["saturation"], key=lambda r: r["rate"])["window"])
             prof_file = os.path.join(tempfile.gettempdir(), f"mipvpn-reg-{os.getpid()}.prof")
             srv.call(cmd="profile-start")
             r = gen.closed_loop(best, duration)
@@ -725,11 +760,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--serve-ref-ours", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--serve-ref-pydiameter", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--log-level", default="WARNING", help="server log level")
+    ap.add_argument("--what-if", default="",
+                    help="comma-separated optimisations tried in the benchmark's server "
+                         "process only: qos-scan (skip the O(visitors) QoS scan)")
     args = ap.parse_args(argv)
     if args.serve or args.serve_ref_ours or args.serve_ref_pydiameter:
         logging.basicConfig(level=getattr(logging, args.log_level), stream=sys.stderr)
         if args.serve:
-            return serve_runtime(args.users, args.config)
+            return serve_runtime(args.users, args.config,
+                                 [w for w in args.what_if.split(",") if w])
         return serve_ref_ours() if args.serve_ref_ours else serve_ref_pydiameter()
     m = print_machine()
     loads = [float(x) for x in args.loads.split(",") if x]
@@ -737,7 +776,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"registration: {args.users:,} users, controller in a separate process, "
           f"{args.duration:g} s per phase", flush=True)
     res = run(args.users, loads, windows, args.duration, args.config,
-              profile=not args.no_profile, references=not args.no_reference)
+              profile=not args.no_profile, references=not args.no_reference,
+              what_if=args.what_if)
     res = {"benchmark": "registration", "machine": m, **res}
     best = max(res["saturation"], key=lambda r: r["rate"])
     res["saturation_rate"] = best["rate"]

@@ -217,7 +217,8 @@ def _profile_text(prof: dict[str, Any]) -> str:
         f"DSCP {qos.get('dscp', 0)}",
         *(["handoff    smooth (old FA forwards in-flight traffic)"]
           if prof.get("smooth_handoff") else []),
-        *([f"VPN info   distributed at {prof['distribution'].replace('_', ' ')}"]
+        *([f"VPN info   sent to the CN gateway "
+           f"{'on demand' if prof['distribution'] == 'on_demand' else 'at registration'}"]
           if prof.get("distribution") else []),
         "destinations:",
         table(["PREFIX", "GATEWAY"], dests) if dests else "  none"])

@@ -44,10 +44,12 @@ __all__ = [
 SwitchRole = Literal["core", "site", "access"]
 GatewayKind = Literal["home_agent", "foreign_agent", "cn_gateway"]
 GatewayType = Literal["static", "dynamic"]
+Distribution = Literal["registration", "on_demand"]
 
 SWITCH_ROLES: tuple[str, ...] = ("core", "site", "access")
 GATEWAY_KINDS: tuple[str, ...] = ("home_agent", "foreign_agent", "cn_gateway")
 GATEWAY_TYPES: tuple[str, ...] = ("static", "dynamic")
+DISTRIBUTIONS: tuple[str, ...] = ("registration", "on_demand")
 MAX_PORT = 0xFEFF  # highest ofport OVS accepts in ofport_request
 MAX_DPID = (1 << 64) - 1
 # Gateway names become interface names "<name>-core" (15 chars max on Linux).
@@ -166,6 +168,10 @@ class MobileNodeConf:
     attach_switch: str
     attach_port: int
     lifetime: int
+    # MN-HA security association (RFC 5944 §3.5.2): optional in the schema; without
+    # it the MN can only register through AAA (no locally answered intra-domain move)
+    mn_ha_spi: int = 0
+    mn_ha_key: bytes = field(default=b"", repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +198,8 @@ class ProfileConf:
     destinations: tuple[DestinationConf, ...]
     security: SecurityConf = SecurityConf()
     qos: QosConf = QosConf()
+    smooth_handoff: bool = False          # claims 22-23: old FA forwards to the new one
+    distribution: Distribution = "registration"   # or "on_demand" (claims 2, 5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -602,7 +610,8 @@ class _Parser:
         for name, raw in self.named_mapping(value, "mobile_nodes").items():
             path = f"mobile_nodes.{name}"
             m = self.mapping(raw, path, ("nai", "home_address", "home_agent", "mac",
-                                         "mn_aaa_spi", "mn_aaa_key", "attach", "lifetime"))
+                                         "mn_aaa_spi", "mn_aaa_key", "attach", "lifetime"),
+                             ("mn_ha_spi", "mn_ha_key"))
             nai = self.string(m["nai"], f"{path}.nai")
             if "@" not in nai:
                 raise self.fail(f"{path}.nai", f"{nai!r} is not an NAI (user@realm)")
@@ -635,10 +644,25 @@ class _Parser:
             if switches[sw].role != "access":
                 raise self.fail(f"{path}.attach.switch", f"switch {sw!r} is not an access switch")
             lifetime = self.integer(m["lifetime"], f"{path}.lifetime", 1, 0xFFFE)
+            ha_spi, ha_key = 0, b""
+            if ("mn_ha_spi" in m) != ("mn_ha_key" in m):
+                missing = "mn_ha_key" if "mn_ha_spi" in m else "mn_ha_spi"
+                raise self.fail(f"{path}.{missing}",
+                                "mn_ha_spi and mn_ha_key go together (MN-HA association)")
+            if "mn_ha_spi" in m:
+                ha_spi = self.integer(m["mn_ha_spi"], f"{path}.mn_ha_spi", 256, 0xFFFFFFFF)
+                raw_key = m["mn_ha_key"]
+                if not isinstance(raw_key, str) or not _HEX_KEY_RE.match(raw_key):
+                    raise self.fail(f"{path}.mn_ha_key",
+                                    "must be 16 bytes as 32 hex digits (value not shown)")
+                ha_key = bytes.fromhex(raw_key)
+                if ha_key == bytes.fromhex(key):
+                    raise self.fail(f"{path}.mn_ha_key",
+                                    "must differ from mn_aaa_key (value not shown)")
             out[name] = MobileNodeConf(
                 name=name, nai=nai, home_address=hoa, home_agent=ha_name, mac=mac,
                 mn_aaa_spi=spi, mn_aaa_key=bytes.fromhex(key), attach_switch=sw,
-                attach_port=port, lifetime=lifetime,
+                attach_port=port, lifetime=lifetime, mn_ha_spi=ha_spi, mn_ha_key=ha_key,
             )
         return out
 
@@ -652,7 +676,8 @@ class _Parser:
             path = f"vpn_profiles.{nai}"
             if not isinstance(nai, str) or "@" not in nai:
                 raise self.fail(path, f"{nai!r} is not an NAI (user@realm)")
-            p = self.mapping(raw, path, ("destinations",), ("security", "qos"))
+            p = self.mapping(raw, path, ("destinations",),
+                             ("security", "qos", "smooth_handoff", "distribution"))
 
             def destination(raw_dest: Any, dpath: str) -> DestinationConf:
                 d = self.mapping(raw_dest, dpath, ("prefix", "gateway"))
@@ -683,7 +708,15 @@ class _Parser:
                                            0, 100_000_000),
                     dscp=self.integer(q.get("dscp", 0), f"{path}.qos.dscp", 0, 63),
                 )
-            out[nai] = ProfileConf(nai=nai, destinations=dests, security=security, qos=qos)
+            smooth = p.get("smooth_handoff", False)
+            if not isinstance(smooth, bool):
+                raise self.fail(f"{path}.smooth_handoff",
+                                f"expected true or false, got {_show(smooth)}")
+            distribution = self.choice(p.get("distribution", "registration"),
+                                       f"{path}.distribution", DISTRIBUTIONS)
+            out[nai] = ProfileConf(nai=nai, destinations=dests, security=security, qos=qos,
+                                   smooth_handoff=smooth,
+                                   distribution=distribution)  # type: ignore[arg-type]
         return out
 
 

@@ -45,8 +45,10 @@ class RecordingGateway:
 
 def build_rrq(nai: str, home_address: str, home_agent: str, care_of_address: str,
               spi: int, key: bytes, identification: int, lifetime: int = 300,
-              previous_coa: str | None = None) -> bytes:
-    """A Registration Request as the MN client builds it (NAI, [previous FA], MN-AAA)."""
+              previous_coa: str | None = None, ha_spi: int = 0,
+              ha_key: bytes = b"") -> bytes:
+    """A Registration Request as the MN client builds it (NAI, [previous FA], [MN-HA
+    when ``ha_key``], MN-AAA)."""
     exts: list[Any] = [mip.NaiExtension(nai)]
     if previous_coa:
         exts.append(mip.CriticalVendorExtension(
@@ -55,4 +57,7 @@ def build_rrq(nai: str, home_address: str, home_agent: str, care_of_address: str
                                   home_address=home_address, home_agent=home_agent,
                                   care_of_address=care_of_address,
                                   identification=identification, extensions=exts)
-    return mip.append_auth(mip.encode(rrq), mip.AuthKind.MN_AAA, spi, key)
+    raw = mip.encode(rrq)
+    if ha_key:
+        raw = mip.append_auth(raw, mip.AuthKind.MN_HA, ha_spi, ha_key)
+    return mip.append_auth(raw, mip.AuthKind.MN_AAA, spi, key)

@@ -205,6 +205,8 @@ class Demo:
                "--spi", str(mn.mn_aaa_spi), "--key", mn.mn_aaa_key.hex(),
                "--iface", host.defaultIntf().name, "--lifetime", str(mn.lifetime),
                "--events", str(events)]
+        if mn.mn_ha_key:  # the MN-HA security association (RFC 5944 §3.5)
+            cmd += ["--ha-spi", str(mn.mn_ha_spi), "--ha-key", mn.mn_ha_key.hex()]
         log = open(self.run_dir / f"{mn_name}-client.log", "wb")
         self.stack.callback(log.close)
         proc = host.popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=str(_repo_root()))

@@ -2,7 +2,11 @@
 
     python -m mininet_scripts.mn_client --nai alice@home.example \\
         --home-address 10.10.0.100 --home-agent 10.0.0.1 --spi 300 --key <hex> \\
+        [--ha-spi 400 --ha-key <hex>] \\
         --iface mn1-eth0 --lifetime 300 --events /path/events.jsonl
+
+``SIGUSR1`` asks for a service update (claim 24): the MN re-registers at once with the
+service-update CVSE, so the home AAA re-reads its (just customised) VPN profile.
 
 Two layers:
 
@@ -19,10 +23,14 @@ Two layers:
 
 Movement detection (RFC 5944 §2.4.2 "lazy" cell switching by advertisement): an
 advertisement with the F flag and a CoA or router address different from the agent we
-are registered with (or registering with) means a new link. The RRQ carries, in order,
-MN-NAI (131) and MN-AAA authentication (36/1, HMAC-MD5); after a move also a CVSE
-(vendor :data:`VENDOR_ID`, type :data:`CVSE_PREVIOUS_FA`) carrying the previous CoA as
-4 bytes, placed before the MN-AAA extension so that the authenticator covers it.
+are registered with (or registering with) means a new link. The RRQ carries, in the
+order of RFC 5944 §3.6.1.3 / RFC 3012 §3.1: MN-NAI (131); after a move a CVSE (vendor
+:data:`VENDOR_ID`, type :data:`CVSE_PREVIOUS_FA`) carrying the previous CoA as 4 bytes;
+for a service update (claim 24) a CVSE type :data:`CVSE_SERVICE_UPDATE` with no value;
+MN-HA authentication (32, HMAC-MD5) when an MN-HA key is configured; MN-AAA
+authentication (36/1, HMAC-MD5) last, covering everything before it.  With an MN-HA key,
+replies in the HA's range (codes 0-1, 128-192) must carry a valid MN-HA authenticator
+(RFC 5944 §3.6.2.1), else they are ignored; the FA's own denials (64-127) carry none.
 """
 
 from __future__ import annotations
@@ -46,8 +54,9 @@ from controller.proto import mip
 
 log = logging.getLogger("mipvpn.mn_client")
 
-VENDOR_ID = 32473  # RFC 5612 documentation PEN (PROTOCOLS.md §9)
-CVSE_PREVIOUS_FA = 1  # CVSE vendor type: previous FA's care-of address (4 bytes)
+VENDOR_ID = mip.MIPVPN_VENDOR_ID  # 32473, RFC 5612 documentation PEN (PROTOCOLS.md §9)
+CVSE_PREVIOUS_FA = mip.CVSE_PREVIOUS_FA  # previous FA's care-of address (4 bytes)
+CVSE_SERVICE_UPDATE = mip.CVSE_SERVICE_UPDATE  # service update request (claim 24)
 
 SOLICIT_AFTER = 3.0  # s of silence before soliciting
 FIRST_RETRANSMIT = 1.0  # s; doubles each retry
@@ -92,8 +101,10 @@ class MnConfig:
     home_address: str
     home_agent: str
     spi: int
-    key: bytes
+    key: bytes = field(repr=False)
     lifetime: int = 300
+    ha_spi: int | None = None          # MN-HA security association (optional)
+    ha_key: bytes | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -115,6 +126,7 @@ class _Pending:
     deadline: float
     lifetime: int
     sent: tuple[int, ...] = ()  # every Identification sent for this registration
+    service_update: bool = False
 
     def matches(self, identification: int) -> bool:
         low = identification & 0xFFFFFFFF
@@ -146,6 +158,7 @@ class MobileNodeState:
         self.last_solicit: float | None = None
         self.last_advert_agent: Agent | None = None
         self.failed_agent: Agent | None = None
+        self.service_update_wanted = False
         self._last_ident = 0
 
     # ------------------------------------------------------------------ inputs
@@ -179,18 +192,40 @@ class MobileNodeState:
             return actions  # this agent just denied / timed out: back off
         return actions + self._begin(now, heard, self._previous_for(heard))
 
-    def on_reply(self, now: float, rrp: mip.RegistrationReply) -> list[Action]:
+    def request_service_update(self, now: float) -> list[Action]:
+        """Claim 24: re-register with the service-update request (at once when
+        registered and idle; else with the next registration)."""
+        self.service_update_wanted = True
+        actions: list[Action] = [LogEvent("service_update_requested")]
+        if self.pending is None and self.agent is not None:
+            actions += self._begin(now, self.agent, None)
+        return actions
+
+    def reply_authentic(self, rrp: mip.RegistrationReply, raw: bytes | None) -> bool:
+        """RFC 5944 §3.6.2.1: with an MN-HA key, a reply from the HA's range must carry
+        a valid MN-HA authenticator.  FA denials (64-127) are not authenticated."""
+        if self.config.ha_key is None or 64 <= rrp.code <= 127:
+            return True
+        return raw is not None and mip.verify_auth(raw, mip.AuthKind.MN_HA, self.config.ha_key)
+
+    def on_reply(self, now: float, rrp: mip.RegistrationReply,
+                 raw: bytes | None = None) -> list[Action]:
+        """A Registration Reply; ``raw`` (its bytes) is needed to check MN-HA auth."""
         pending = self.pending
         if pending is None:
             return []
         if not pending.matches(rrp.identification) \
                 or rrp.home_address != self.config.home_address:
             return [LogEvent("rrp_ignored", {"code": rrp.code})]
+        if not self.reply_authentic(rrp, raw):
+            return [LogEvent("rrp_bad_auth", {"code": rrp.code})]
         actions: list[Action] = [LogEvent("rrp", {"code": rrp.code,
                                                   "coa": pending.agent.care_of_address,
                                                   "fa": pending.agent.router_address})]
         self.pending = None
         if rrp.accepted:
+            if pending.service_update:
+                self.service_update_wanted = False
             self.agent = pending.agent
             self.registered_coa = pending.agent.care_of_address
             self.retry_at = None
@@ -291,17 +326,23 @@ class MobileNodeState:
         return ident
 
     def build_rrq(self, agent: Agent, identification: int, previous_coa: str | None,
-                  lifetime: int) -> bytes:
+                  lifetime: int, service_update: bool = False) -> bytes:
+        """NAI, [previous-FA CVSE], [service-update CVSE], [MN-HA auth], MN-AAA auth."""
         exts: list[Any] = [mip.NaiExtension(self.config.nai)]
         if previous_coa is not None:
             exts.append(mip.CriticalVendorExtension(
                 VENDOR_ID, CVSE_PREVIOUS_FA, ipaddress.IPv4Address(previous_coa).packed))
+        if service_update:
+            exts.append(mip.CriticalVendorExtension(VENDOR_ID, CVSE_SERVICE_UPDATE, b""))
         rrq = mip.RegistrationRequest(
             flags=mip.FLAG_T, lifetime=lifetime, home_address=self.config.home_address,
             home_agent=self.config.home_agent, care_of_address=agent.care_of_address,
             identification=identification, extensions=exts)
-        return mip.append_auth(mip.encode(rrq), mip.AuthKind.MN_AAA, self.config.spi,
-                               self.config.key)
+        raw = mip.encode(rrq)
+        if self.config.ha_key is not None and self.config.ha_spi is not None:
+            raw = mip.append_auth(raw, mip.AuthKind.MN_HA, self.config.ha_spi,
+                                  self.config.ha_key)
+        return mip.append_auth(raw, mip.AuthKind.MN_AAA, self.config.spi, self.config.key)
 
     def _send(self, now: float, agent: Agent, previous_coa: str | None,
               attempt: int) -> list[Action]:
@@ -309,16 +350,20 @@ class MobileNodeState:
         if agent.registration_lifetime:
             lifetime = min(lifetime, agent.registration_lifetime)
         ident = self._identification(now)
-        payload = self.build_rrq(agent, ident, previous_coa, lifetime)
+        service_update = self.service_update_wanted
+        payload = self.build_rrq(agent, ident, previous_coa, lifetime, service_update)
         sent: tuple[int, ...] = (ident,)
         if attempt > 1 and self.pending is not None and self._same_agent(self.pending.agent, agent):
             sent = self.pending.sent + sent
         self.pending = _Pending(agent, previous_coa, ident, attempt,
-                                now + FIRST_RETRANSMIT * (2 ** (attempt - 1)), lifetime, sent)
+                                now + FIRST_RETRANSMIT * (2 ** (attempt - 1)), lifetime, sent,
+                                service_update)
         fields: dict[str, Any] = {"coa": agent.care_of_address, "fa": agent.router_address,
                                   "attempt": attempt, "identification": ident}
         if previous_coa:
             fields["previous_coa"] = previous_coa
+        if service_update:
+            fields["service_update"] = True
         return [SendRrq(payload, ident, agent.care_of_address), LogEvent("rrq_sent", fields)]
 
 
@@ -361,6 +406,7 @@ class MobileNodeRunner:
         self.events = events
         self.state = MobileNodeState(config, wall_offset=time.time() - time.monotonic())
         self.stopping = False
+        self.service_update_requested = False  # set by SIGUSR1
         self.ifindex = socket.if_nametoindex(iface)
 
         self.pkt_sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_IP))
@@ -436,7 +482,7 @@ class MobileNodeRunner:
                 log.warning("bad Mobile IP message: %s", exc)
                 continue
             if isinstance(msg, mip.RegistrationReply):
-                self.perform(now, self.state.on_reply(now, msg))
+                self.perform(now, self.state.on_reply(now, msg, data))
 
     def run(self) -> None:
         sel = selectors.DefaultSelector()
@@ -446,6 +492,9 @@ class MobileNodeRunner:
         try:
             while not self.stopping:
                 now = time.monotonic()
+                if self.service_update_requested:
+                    self.service_update_requested = False
+                    self.perform(now, self.state.request_service_update(now))
                 deadline = self.state.next_deadline()
                 timeout = 0.2 if deadline is None else min(0.2, max(0.0, deadline - now))
                 for key, _ in sel.select(timeout):
@@ -473,6 +522,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--home-agent", required=True)
     p.add_argument("--spi", type=int, required=True)
     p.add_argument("--key", required=True, help="MN-AAA key, hex")
+    p.add_argument("--ha-spi", type=int, help="MN-HA SPI (with --ha-key)")
+    p.add_argument("--ha-key", help="MN-HA key, hex (with --ha-spi)")
     p.add_argument("--iface", required=True)
     p.add_argument("--lifetime", type=int, default=300)
     p.add_argument("--events", help="JSON-lines event file")
@@ -484,16 +535,24 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
+    if (args.ha_spi is None) != (args.ha_key is None):
+        print("--ha-spi and --ha-key go together", file=sys.stderr)
+        return 2
     config = MnConfig(args.nai, args.home_address, args.home_agent, args.spi,
-                      bytes.fromhex(args.key), args.lifetime)
+                      bytes.fromhex(args.key), args.lifetime, args.ha_spi,
+                      bytes.fromhex(args.ha_key) if args.ha_key else None)
     stream = open(args.events, "a", encoding="utf-8") if args.events else None
     runner = MobileNodeRunner(config, args.iface, EventLog(stream))
 
     def stop(_signum: int, _frame: Any) -> None:
         runner.stopping = True
 
+    def service_update(_signum: int, _frame: Any) -> None:
+        runner.service_update_requested = True
+
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGUSR1, service_update)
     try:
         runner.run()
     finally:

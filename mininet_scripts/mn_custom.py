@@ -143,6 +143,8 @@ class MobileNodeHost(Host):  # type: ignore[misc]
                    "--spi", str(mn.mn_aaa_spi), "--key", mn.mn_aaa_key.hex(),
                    "--iface", intf, "--lifetime", str(mn.lifetime),
                    "--events", str(self.events)]
+            if getattr(mn, "mn_ha_spi", 0):  # MN-HA security association, if configured
+                cmd += ["--ha-spi", str(mn.mn_ha_spi), "--ha-key", mn.mn_ha_key.hex()]
             log = open(self.events.with_suffix(".log"), "wb")
             self.client = self.popen(cmd, stdout=log, stderr=subprocess.STDOUT,
                                      cwd=str(REPO))

@@ -76,7 +76,7 @@ def _gap_around(recv_ns: Any, t_ns: int, before_ms: float = 500.0,
 
 def probe_timeline(mn_probe: dict[str, Any], cn_probe: dict[str, Any],
                    moves: Sequence[dict[str, Any]], out: str | Path, *,
-                   title: str = "probe stream", bin_ms: float = 10.0) -> Path:
+                   title: str = "probe stream", bin_ms: float = 50.0) -> Path:
     """Write the probe-stream PNG to ``out``.  ``mn_probe``/``cn_probe``: the probe JSON
     of each end; ``moves``: results entries (``t_move_ns`` marks the move; without it
     the largest gap is marked instead)."""

@@ -39,7 +39,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
-from fastapi import Depends, FastAPI, HTTPException, Path, Request
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -72,7 +73,7 @@ CREATE TABLE IF NOT EXISTS user_credentials (
 
 
 #: The ``{nai}`` path parameter, wherever a route or dependency reads it.
-NAI_PATH: Any = Path(min_length=3, max_length=253, pattern=r"^[^\s@/]+@[^\s@/]+$",
+NAI_PATH: Any = PathParam(min_length=3, max_length=253, pattern=r"^[^\s@/]+@[^\s@/]+$",
                      description="the user's NAI (user@realm)", examples=["alice@home.example"])
 
 

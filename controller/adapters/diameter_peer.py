@@ -8,7 +8,20 @@ accepts and opens connections, does CER/CEA, keeps each connection alive with DW
 routes requests by realm, correlates answers by hop-by-hop id, and hands incoming
 MIP requests to ``handler`` (each in its own task).  Malformed input is answered with
 the RFC 6733 result code where the header is readable and counted; framing errors close
-only the connection concerned.
+only the connection concerned; no exception escapes a connection's tasks (a bug of ours
+is logged and counted as ``task_error``).
+
+Failure handling (RFC 6733 §5.5.4, RFC 3539): a peer that leaves a DWR unanswered is
+marked down and its connection closed; requests to it then fail at once with
+``DiameterConnectionError`` instead of waiting.  ``connect(..., reconnect=True)`` keeps
+the *same* ``PeerConnection`` object and redials with exponential backoff (and jitter)
+until the peer answers CER again, so whoever holds it (routes, the runtime) sees it come
+back.  An accepted connection that sends no CER within ``cer_timeout`` is closed.
+
+TLS (RFC 6733 §13, "TLS from the start"): ``listen``/``connect`` take an
+``ssl.SSLContext`` (see ``tls_server_context``/``tls_client_context``).  When the peer
+presented a certificate, its CER/CEA Origin-Host must be one of the certificate's DNS
+names (else CEA 3010 DIAMETER_UNKNOWN_PEER / ``DiameterConnectionError``).
 """
 
 from __future__ import annotations
@@ -18,11 +31,13 @@ import collections
 import itertools
 import logging
 import os
+import random
 import secrets
 import socket
+import ssl as _ssl
 import time
 from dataclasses import replace
-from typing import Awaitable, Callable, MutableMapping
+from typing import Any, Awaitable, Callable, MutableMapping
 
 from controller.proto.diameter import (
     FLAG_REQUEST, INVALID_MESSAGE_LENGTH, MIP4_APPLICATION_ID, NO_COMMON_APPLICATION,
@@ -54,37 +69,63 @@ class DiameterConnectionError(DiameterError):
 
 
 class PeerConnection:
-    """One TCP connection to a Diameter peer.  Created by ``DiameterNode`` only."""
+    """One connection to a Diameter peer.  Created by ``DiameterNode`` only.
+
+    With ``reconnect`` (initiator side) the object outlives its TCP/TLS connections:
+    ``closed`` is set while it is down and cleared when it is back.
+    """
 
     def __init__(self, node: DiameterNode, reader: asyncio.StreamReader,
                  writer: asyncio.StreamWriter, *, initiator: bool) -> None:
         self.node = node
-        self.reader = reader
-        self.writer = writer
         self.initiator = initiator
         self.remote_host = ""              # peer's Origin-Host, after CER/CEA
         self.remote_realm = ""
         self.open = False                  # CER/CEA done
         self.closed = asyncio.Event()
         self.last_dwa = 0.0                # monotonic time of the last DWA
-        self._pending: dict[int, asyncio.Future[DiameterMessage]] = {}
+        self.reconnect = False             # redialled by the node when it drops
+        self.down_since: float | None = None   # monotonic time it went down
+        self.generation = 0                # +1 per (re)connection
         self._tasks: set[asyncio.Task[None]] = set()
+        self._bind(reader, writer)
+
+    def _bind(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.generation += 1
+        self.closed.clear()
+        self._pending: dict[int, asyncio.Future[DiameterMessage]] = {}
         self._reader_task: asyncio.Task[None] | None = None
         self._watchdog_task: asyncio.Task[None] | None = None
         sock = writer.get_extra_info("socket")
         if sock is not None:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
         self.peername = writer.get_extra_info("peername")
+
+    @property
+    def state(self) -> str:
+        """``open`` (CER/CEA done), ``opening``, ``down`` (will be redialled), ``closed``."""
+        if self.open:
+            return "open"
+        if not self.closed.is_set():
+            return "opening"
+        return "down" if self.reconnect else "closed"
 
     def __repr__(self) -> str:
         return (f"PeerConnection({self.remote_host or '?'}@{self.remote_realm or '?'} "
-                f"{self.peername}, open={self.open})")
+                f"{self.peername}, {self.state})")
 
     # -- sending ---------------------------------------------------------------
 
-    async def send_bytes(self, data: bytes) -> None:
+    async def send_bytes(self, data: bytes, generation: int | None = None) -> None:
         if self.closed.is_set():
-            raise DiameterConnectionError(f"{self!r} is closed")
+            raise DiameterConnectionError(f"{self!r} is {self.state}")
+        if generation is not None and generation != self.generation:
+            raise DiameterConnectionError(f"{self!r} was re-established since")
         self.writer.write(data)
         await self.writer.drain()
 
@@ -112,6 +153,7 @@ class PeerConnection:
             self._watchdog_task = asyncio.create_task(self._watchdog())
 
     async def _read_loop(self) -> None:
+        generation = self.generation
         try:
             while True:
                 head = await self.reader.readexactly(20)
@@ -131,9 +173,11 @@ class PeerConnection:
         except asyncio.CancelledError:
             raise
         except Exception:       # a bug of ours: log it, drop only this connection
+            self.node.counters["task_error"] += 1
             log.exception("reader of %r failed", self)
         finally:
-            self._shutdown()
+            if generation == self.generation:   # not a connection re-established since
+                self._shutdown()
 
     async def _framing_error(self, e: DiameterDecodeError) -> None:
         self.node.counters["malformed"] += 1
@@ -183,19 +227,58 @@ class PeerConnection:
     def _spawn(self, coro: Awaitable[None]) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._task_done)
 
-    async def _send_quiet(self, data: bytes) -> None:
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:        # a bug of ours: never lost, never fatal to the node
+            self.node.counters["task_error"] += 1
+            log.error("task of %r failed: %s", self, type(exc).__name__,
+                      exc_info=(type(exc), exc, exc.__traceback__))
+
+    async def _send_quiet(self, data: bytes, generation: int | None = None) -> None:
         try:
-            await self.send_bytes(data)
+            await self.send_bytes(data, generation)
         except (DiameterError, ConnectionError, OSError) as e:
             log.debug("send to %s failed: %s", self.peername, e)
+
+    def peer_cert_names(self) -> list[str] | None:
+        """DNS names (and CN) of the peer's verified TLS certificate; None without one."""
+        sslobj = self.writer.get_extra_info("ssl_object")
+        cert = sslobj.getpeercert() if sslobj is not None else None
+        if not cert:
+            return None
+        names = [v for k, v in cert.get("subjectAltName", ()) if k == "DNS"]
+        if not names:
+            names = [v for rdn in cert.get("subject", ()) for k, v in rdn
+                     if k == "commonName"]
+        return names
+
+    def identity_ok(self, origin_host: str) -> bool:
+        """RFC 6733 §13: a TLS peer's Origin-Host must be a name in its certificate."""
+        names = self.peer_cert_names()
+        if names is None or not self.node.check_peer_identity:
+            return True
+        host = origin_host.lower().rstrip(".")
+        for name in (n.lower().rstrip(".") for n in names):
+            if name == host or (name.startswith("*.") and "." in host
+                                and host.split(".", 1)[1] == name[2:]):
+                return True
+        return False
 
     async def _on_cer(self, cer: Cer) -> None:
         node = self.node
         common = bool({MIP4_APPLICATION_ID, RELAY_APPLICATION_ID}
                       & set(cer.auth_application_ids))
         rc = SUCCESS if common else NO_COMMON_APPLICATION
+        if not self.identity_ok(cer.origin_host):
+            node.counters["peer_identity_mismatch"] += 1
+            log.warning("CER from %s: Origin-Host %r is not in its certificate",
+                        self.peername, cer.origin_host)
+            rc = UNKNOWN_PEER
         cea = Cea(rc, node.origin_host, node.origin_realm, node.host_ip_addresses(self),
                   vendor_id=node.vendor_id, hop_by_hop=cer.hop_by_hop,
                   end_to_end=cer.end_to_end)
@@ -219,7 +302,8 @@ class PeerConnection:
 
     async def _on_request(self, req: Request) -> None:
         node = self.node
-        answer: DiameterMessage
+        generation = self.generation
+        answer: Any
         if node.handler is None:
             answer = _unable(req, node, "no handler")
         else:
@@ -229,14 +313,20 @@ class PeerConnection:
                 node.counters["handler_error"] += 1
                 log.exception("handler failed on %s", type(req).__name__)
                 answer = _unable(req, node, f"{type(e).__name__}")
+        if not isinstance(answer, (AmAnswer, HaAnswer)):
+            node.counters["handler_error"] += 1
+            log.error("handler returned %s, not an answer", type(answer).__name__)
+            answer = _unable(req, node, "no answer")
         answer = replace(answer, hop_by_hop=req.hop_by_hop, end_to_end=req.end_to_end)
         try:
             data = encode(answer)
         except ValueError as e:
-            log.error("cannot encode answer: %s", e)
+            log.error("cannot encode answer: %s", type(e).__name__)
             node.counters["handler_error"] += 1
             data = encode(_unable(req, node, "answer not encodable"))
-        await self._send_quiet(data)
+        # an answer to a request of a connection that dropped and came back is not sent
+        # on the new one (the peer retransmits, RFC 6733 §5.5.4)
+        await self._send_quiet(data, generation)
 
     async def _watchdog(self) -> None:
         node = self.node
@@ -273,12 +363,16 @@ class PeerConnection:
             return
         self.closed.set()
         self.open = False
+        self.down_since = time.monotonic()
         for fut in self._pending.values():
             if not fut.done():
                 fut.set_exception(DiameterConnectionError(f"{self!r} closed"))
         if self._watchdog_task is not None and self._watchdog_task is not asyncio.current_task():
             self._watchdog_task.cancel()
-        self.writer.close()
+        try:
+            self.writer.close()
+        except Exception:      # a transport already gone (TLS): nothing left to close
+            pass
         self.node._forget(self)
 
 
@@ -295,13 +389,20 @@ class DiameterNode:
                  handler: RequestHandler | None = None, watchdog_interval: float = 30.0,
                  request_timeout: float = 5.0,
                  metrics: MutableMapping[str, int] | None = None,
-                 vendor_id: int = 0) -> None:
+                 vendor_id: int = 0, cer_timeout: float | None = None,
+                 check_peer_identity: bool = True) -> None:
         self.origin_host = origin_host
         self.origin_realm = origin_realm
         self.handler = handler
         self.watchdog_interval = watchdog_interval
         self.request_timeout = request_timeout
         self.vendor_id = vendor_id
+        #: an accepted connection without CER after this long is closed
+        self.cer_timeout = max(request_timeout, 5.0) if cer_timeout is None else cer_timeout
+        #: TLS peers: Origin-Host must be a DNS name of the peer's certificate
+        self.check_peer_identity = check_peer_identity
+        self._closing = False
+        self._supervisors: set[asyncio.Task[None]] = set()
         #: event counters: malformed, framing_error, handler_error, watchdog_timeout,
         #: dwa_received, peer_open, requests, timeouts, ...
         self.counters: MutableMapping[str, int] = (
@@ -334,12 +435,17 @@ class DiameterNode:
 
     # -- connections -----------------------------------------------------------
 
-    async def listen(self, host: str, port: int) -> int:
-        """Accept peers on ``host:port``; returns the bound port (useful with 0)."""
-        server = await asyncio.start_server(self._accept, host, port)
+    async def listen(self, host: str, port: int, *,
+                     ssl: _ssl.SSLContext | None = None) -> int:
+        """Accept peers on ``host:port`` (TLS from the start with ``ssl``); returns the
+        bound port (useful with 0)."""
+        server = await asyncio.start_server(
+            self._accept, host, port, ssl=ssl,
+            ssl_handshake_timeout=self.cer_timeout if ssl is not None else None)
         self._servers.append(server)
         bound = int(server.sockets[0].getsockname()[1])
-        log.info("%s listening on %s:%d", self.origin_host, host, bound)
+        log.info("%s listening on %s:%d%s", self.origin_host, host, bound,
+                 " (TLS)" if ssl is not None else "")
         return bound
 
     async def _accept(self, reader: asyncio.StreamReader,
@@ -347,12 +453,57 @@ class DiameterNode:
         conn = PeerConnection(self, reader, writer, initiator=False)
         self.connections.add(conn)
         conn.start()
+        conn._spawn(self._cer_deadline(conn))
 
-    async def connect(self, host: str, port: int) -> PeerConnection:
-        """Open a connection, do CER/CEA, start the watchdog; route its realm to it."""
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port),
-                                                self.request_timeout)
+    async def _cer_deadline(self, conn: PeerConnection) -> None:
+        await asyncio.sleep(self.cer_timeout)
+        if not conn.open and not conn.closed.is_set():
+            self.counters["cer_timeout"] += 1
+            log.warning("no CER from %s in %.3g s; closing", conn.peername, self.cer_timeout)
+            conn.close()
+
+    async def connect(self, host: str, port: int, *, ssl: _ssl.SSLContext | None = None,
+                      server_hostname: str | None = None, reconnect: bool = False,
+                      backoff: tuple[float, float] = (0.5, 30.0)) -> PeerConnection:
+        """Open a connection, do CER/CEA, start the watchdog; route its realm to it.
+
+        ``ssl``: TLS from the start (the server's name is checked against
+        ``server_hostname``, default ``host``).  ``reconnect``: when the connection
+        drops (watchdog, peer gone), redial with exponential backoff from ``backoff[0]``
+        to ``backoff[1]`` seconds, re-using this same ``PeerConnection``; requests fail
+        fast with ``DiameterConnectionError`` meanwhile.  The first attempt's failure is
+        raised either way.
+        """
+        reader, writer = await self._dial(host, port, ssl, server_hostname)
         conn = PeerConnection(self, reader, writer, initiator=True)
+        await self._capabilities(conn, f"{host}:{port}")
+        if reconnect:
+            conn.reconnect = True
+            task = asyncio.create_task(self._keep_connected(
+                conn, host, port, ssl, server_hostname, backoff))
+            self._supervisors.add(task)
+            task.add_done_callback(self._supervisors.discard)
+        return conn
+
+    async def _dial(self, host: str, port: int, ssl: _ssl.SSLContext | None,
+                    server_hostname: str | None
+                    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        kwargs: dict[str, Any] = {}
+        if ssl is not None:
+            kwargs = {"ssl": ssl, "server_hostname": server_hostname or host,
+                      "ssl_handshake_timeout": self.request_timeout}
+        try:
+            return await asyncio.wait_for(asyncio.open_connection(host, port, **kwargs),
+                                          self.request_timeout)
+        except asyncio.TimeoutError:
+            raise DiameterTimeout(f"connecting to {host}:{port} took over "
+                                  f"{self.request_timeout:.3g} s") from None
+        except _ssl.SSLError as e:
+            raise DiameterConnectionError(f"TLS with {host}:{port} failed: "
+                                          f"{e.reason or e}") from None
+
+    async def _capabilities(self, conn: PeerConnection, where: str) -> None:
+        """CER/CEA on a fresh (or re-bound) initiator connection."""
         self.connections.add(conn)
         conn.start()
         cer = Cer(self.origin_host, self.origin_realm, self.host_ip_addresses(conn),
@@ -365,14 +516,48 @@ class DiameterNode:
             raise
         if not isinstance(cea, Cea) or cea.result_code != SUCCESS:
             conn.close()
-            raise DiameterConnectionError(f"capabilities exchange with {host}:{port} "
-                                          f"failed: {cea}")
+            raise DiameterConnectionError(f"capabilities exchange with {where} failed: "
+                                          f"{getattr(cea, 'result_code', cea)}")
+        if not conn.identity_ok(cea.origin_host):
+            self.counters["peer_identity_mismatch"] += 1
+            conn.close()
+            raise DiameterConnectionError(f"{where}: Origin-Host {cea.origin_host!r} is "
+                                          "not a name of its TLS certificate")
         conn.remote_host, conn.remote_realm = cea.origin_host, cea.origin_realm
         conn.open = True
+        conn.down_since = None
         self.counters["peer_open"] += 1
         self.routes.setdefault(cea.origin_realm, conn)
         conn.start_watchdog()
-        return conn
+
+    async def _keep_connected(self, conn: PeerConnection, host: str, port: int,
+                              ssl: _ssl.SSLContext | None, server_hostname: str | None,
+                              backoff: tuple[float, float]) -> None:
+        lo, hi = backoff
+        while not self._closing:
+            await conn.closed.wait()
+            if self._closing or not conn.reconnect:
+                return
+            self.counters["peer_down"] += 1
+            log.warning("peer %s at %s:%d down; reconnecting", conn.remote_host or "?",
+                        host, port)
+            delay = lo
+            while not self._closing and conn.reconnect:
+                await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+                if self._closing or not conn.reconnect:
+                    return
+                try:
+                    reader, writer = await self._dial(host, port, ssl, server_hostname)
+                    conn._bind(reader, writer)
+                    await self._capabilities(conn, f"{host}:{port}")
+                except (DiameterError, OSError) as e:
+                    self.counters["reconnect_failed"] += 1
+                    log.debug("reconnecting to %s:%d: %s", host, port, e)
+                    delay = min(delay * 2, hi)
+                    continue
+                self.counters["reconnected"] += 1
+                log.info("peer %s at %s:%d back", conn.remote_host, host, port)
+                break
 
     def add_route(self, realm: str, peer: PeerConnection) -> None:
         """Send requests for ``realm`` to ``peer`` (replaces an existing route)."""
@@ -387,6 +572,8 @@ class DiameterNode:
 
     def _forget(self, conn: PeerConnection) -> None:
         self.connections.discard(conn)
+        if conn.reconnect and not self._closing:
+            return              # its routes stay: requests fail fast while it is down
         for realm in [r for r, c in self.routes.items() if c is conn]:
             del self.routes[realm]
 
@@ -403,9 +590,14 @@ class DiameterNode:
         if peer is None:
             target = realm or msg.destination_realm
             peer = self.routes.get(target)
-            if peer is None or not peer.open:
+            if peer is None:
                 self.counters["no_route"] += 1
                 raise DiameterNoRoute(f"no peer for realm {target!r}")
+        if not peer.open:       # down (watchdog) or not yet open: fail now, don't wait
+            self.counters["peer_unavailable"] += 1
+            raise DiameterConnectionError(
+                f"peer {peer.remote_host or peer.peername} is {peer.state}"
+                + (" (reconnecting)" if peer.reconnect and not self._closing else ""))
         out = replace(msg, hop_by_hop=self.next_hop_by_hop(),
                       end_to_end=msg.end_to_end or self.next_end_to_end())
         self.counters["requests"] += 1
@@ -428,6 +620,12 @@ class DiameterNode:
 
     async def close(self) -> None:
         """DPR to every open peer (briefly waiting for DPA), then close everything."""
+        self._closing = True
+        for task in list(self._supervisors):
+            task.cancel()
+        await asyncio.gather(*self._supervisors, return_exceptions=True)
+        for conn in [c for c in self.routes.values() if c.closed.is_set()]:
+            self._forget(conn)
         for server in self._servers:
             server.close()
         conns = list(self.connections)
@@ -438,6 +636,7 @@ class DiameterNode:
         self._servers.clear()
 
     async def _disconnect(self, conn: PeerConnection) -> None:
+        conn.reconnect = False
         if conn.open:
             dpr = Dpr(self.origin_host, self.origin_realm, 0, self.next_hop_by_hop(),
                       self.next_end_to_end())
@@ -452,3 +651,31 @@ class DiameterNode:
         await asyncio.gather(*tasks, return_exceptions=True)
         if conn._reader_task is not None:
             await asyncio.gather(conn._reader_task, return_exceptions=True)
+
+
+# ------------------------------------------------------------------ TLS contexts
+
+
+def tls_server_context(certfile: str, keyfile: str, cafile: str | None = None, *,
+                       require_client_cert: bool = True) -> _ssl.SSLContext:
+    """A TLS >= 1.2 server context; with ``cafile``, clients must present a
+    certificate it signed (mutual TLS, as RFC 6733 §13 expects between peers)."""
+    ctx = _ssl.SSLContext(_ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = _ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(certfile, keyfile)
+    if cafile is not None:
+        ctx.load_verify_locations(cafile)
+        ctx.verify_mode = _ssl.CERT_REQUIRED if require_client_cert else _ssl.CERT_OPTIONAL
+    return ctx
+
+
+def tls_client_context(cafile: str, certfile: str | None = None,
+                       keyfile: str | None = None) -> _ssl.SSLContext:
+    """A TLS >= 1.2 client context trusting ``cafile`` (hostname checked), presenting
+    ``certfile`` when given."""
+    ctx = _ssl.SSLContext(_ssl.PROTOCOL_TLS_CLIENT)
+    ctx.minimum_version = _ssl.TLSVersion.TLSv1_2
+    ctx.load_verify_locations(cafile)
+    if certfile is not None:
+        ctx.load_cert_chain(certfile, keyfile)
+    return ctx

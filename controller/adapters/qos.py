@@ -362,11 +362,12 @@ class GatewayQos:
         if applied.shaped:
             ipr = self._rtnl()
             classid = ROOT_HANDLE | applied.minor
-            for call in (lambda: ipr.tc("del-filter", "u32", index=applied.device,
-                                        parent=ROOT_HANDLE, prio=applied.minor,
-                                        protocol=ETH_P_IP),
-                         lambda: ipr.tc("del-class", "htb", index=applied.device,
-                                        handle=classid, parent=ROOT_HANDLE)):
+            # tcm_info = priority << 16 | protocol (network order): the tunnel's filters
+            info = (applied.minor << 16) | socket.htons(ETH_P_IP)
+            for call in (lambda: ipr.tc("del-filter", index=applied.device,
+                                        parent=ROOT_HANDLE, info=info),
+                         lambda: ipr.tc("del-class", index=applied.device, handle=classid,
+                                        parent=ROOT_HANDLE)):
                 try:
                     call()
                 except Exception as exc:  # noqa: BLE001 - device gone (charon stopped)

@@ -1,7 +1,8 @@
 """The VPN database (home network): users and their VPN profiles, in SQLite.
 
 SQLite is the embedded default.  The file is created with mode 0600: it holds the
-users' MN-AAA keys.  Profiles are seeded from the topology YAML on first start and
+users' MN-AAA and MN-HA keys.  Older files are migrated in place (``ALTER TABLE ... ADD
+COLUMN`` for columns added since: ``users.mn_ha_spi`` / ``users.mn_ha_key``).  Profiles are seeded from the topology YAML on first start and
 never overwritten by a re-seed (a user's own changes, claim 24, survive restarts).
 """
 
@@ -23,7 +24,9 @@ CREATE TABLE IF NOT EXISTS users (
     home_address TEXT NOT NULL,
     home_agent TEXT NOT NULL,
     mn_aaa_spi INTEGER NOT NULL,
-    mn_aaa_key BLOB NOT NULL
+    mn_aaa_key BLOB NOT NULL,
+    mn_ha_spi INTEGER NOT NULL DEFAULT 0,
+    mn_ha_key BLOB NOT NULL DEFAULT x''
 );
 CREATE TABLE IF NOT EXISTS profiles (
     nai TEXT PRIMARY KEY REFERENCES users(nai),
@@ -40,6 +43,12 @@ CREATE TABLE IF NOT EXISTS profile_options (
     distribution TEXT NOT NULL DEFAULT 'registration'
 );
 """
+
+#: Columns added after the first release: (table, column, SQL type and default).
+MIGRATIONS: tuple[tuple[str, str, str], ...] = (
+    ("users", "mn_ha_spi", "INTEGER NOT NULL DEFAULT 0"),
+    ("users", "mn_ha_key", "BLOB NOT NULL DEFAULT x''"),
+)
 
 #: Profile options a user may set with the profile (claim 24), and their defaults.
 DEFAULT_OPTIONS: dict[str, Any] = {"smooth_handoff": False, "distribution": "registration"}
@@ -58,7 +67,14 @@ class VpnStore:
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, check_same_thread=False)
         self._db.executescript(SCHEMA)
+        self._migrate()
         self._db.commit()
+
+    def _migrate(self) -> None:
+        for table, column, decl in MIGRATIONS:
+            have = {r[1] for r in self._db.execute(f"PRAGMA table_info({table})")}
+            if column not in have:
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
 
     def close(self) -> None:
         with self._lock:
@@ -69,11 +85,12 @@ class VpnStore:
     def user(self, nai: str) -> UserRecord | None:
         with self._lock:
             row = self._db.execute(
-                "SELECT nai, home_address, home_agent, mn_aaa_spi, mn_aaa_key FROM users"
-                " WHERE nai = ?", (nai,)).fetchone()
+                "SELECT nai, home_address, home_agent, mn_aaa_spi, mn_aaa_key, mn_ha_spi,"
+                " mn_ha_key FROM users WHERE nai = ?", (nai,)).fetchone()
         if row is None:
             return None
-        return UserRecord(row[0], row[1], row[2], int(row[3]), bytes(row[4]))
+        return UserRecord(row[0], row[1], row[2], int(row[3]), bytes(row[4]),
+                          int(row[5]), bytes(row[6]))
 
     def profile(self, nai: str) -> VpnProfile | None:
         with self._lock:
@@ -83,19 +100,25 @@ class VpnStore:
         if row is None:
             return None
         dests = tuple(Destination(d["prefix"], d["gateway"]) for d in json.loads(row[0]))
+        options = self.options(nai)
         return VpnProfile(nai, dests, SecuritySpec(row[1], row[2]),
-                          QosSpec(int(row[3]), int(row[4])))
+                          QosSpec(int(row[3]), int(row[4])),
+                          smooth_handoff=bool(options["smooth_handoff"]),
+                          distribution=str(options["distribution"]))
 
     # ----------------------------------------------------------- writes
 
     def put_user(self, user: UserRecord) -> None:
         with self._lock, self._db:
             self._db.execute(
-                "INSERT INTO users VALUES (?, ?, ?, ?, ?) ON CONFLICT(nai) DO UPDATE SET"
-                " home_address=excluded.home_address, home_agent=excluded.home_agent,"
-                " mn_aaa_spi=excluded.mn_aaa_spi, mn_aaa_key=excluded.mn_aaa_key",
+                "INSERT INTO users (nai, home_address, home_agent, mn_aaa_spi, mn_aaa_key,"
+                " mn_ha_spi, mn_ha_key) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(nai) DO"
+                " UPDATE SET home_address=excluded.home_address,"
+                " home_agent=excluded.home_agent, mn_aaa_spi=excluded.mn_aaa_spi,"
+                " mn_aaa_key=excluded.mn_aaa_key, mn_ha_spi=excluded.mn_ha_spi,"
+                " mn_ha_key=excluded.mn_ha_key",
                 (user.nai, user.home_address, user.home_agent, user.mn_aaa_spi,
-                 user.mn_aaa_key))
+                 user.mn_aaa_key, user.mn_ha_spi, user.mn_ha_key))
 
     def put_profile(self, profile: VpnProfile, now: float = 0.0,
                     overwrite: bool = True) -> bool:
@@ -107,7 +130,12 @@ class VpnStore:
                 f"{verb} INTO profiles VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (profile.nai, dests, profile.security.ike, profile.security.esp,
                  profile.qos.rate_kbps, profile.qos.dscp, now))
-            return cur.rowcount > 0
+            written = cur.rowcount > 0
+            if written:   # the options travel with the profile (claims 5, 22-24)
+                self._db.execute("INSERT OR REPLACE INTO profile_options VALUES (?, ?, ?)",
+                                 (profile.nai, int(profile.smooth_handoff),
+                                  profile.distribution))
+            return written
 
     def options(self, nai: str) -> dict[str, Any]:
         """The profile's options (``DEFAULT_OPTIONS`` when none were set)."""
@@ -132,7 +160,9 @@ class VpnStore:
         profiles from ``vpn_profiles`` (only when the user has none yet)."""
         for mn in topo.mobile_nodes.values():
             self.put_user(UserRecord(mn.nai, mn.home_address, mn.home_agent,
-                                     mn.mn_aaa_spi, mn.mn_aaa_key))
+                                     mn.mn_aaa_spi, mn.mn_aaa_key,
+                                     getattr(mn, "mn_ha_spi", 0),
+                                     getattr(mn, "mn_ha_key", b"")))
         for nai, prof in topo.vpn_profiles.items():
             self.put_profile(profile_from_conf(nai, prof), overwrite=False)
 
@@ -142,7 +172,9 @@ def profile_from_conf(nai: str, prof: Any) -> VpnProfile:
         nai,
         tuple(Destination(d.prefix, d.gateway) for d in prof.destinations),
         SecuritySpec(prof.security.ike, prof.security.esp),
-        QosSpec(prof.qos.rate_kbps, prof.qos.dscp))
+        QosSpec(prof.qos.rate_kbps, prof.qos.dscp),
+        smooth_handoff=bool(getattr(prof, "smooth_handoff", False)),
+        distribution=str(getattr(prof, "distribution", "registration")))
 
 
 def profile_to_json(profile: VpnProfile) -> dict[str, Any]:
@@ -150,4 +182,5 @@ def profile_to_json(profile: VpnProfile) -> dict[str, Any]:
             "destinations": [{"prefix": d.prefix, "gateway": d.gateway}
                              for d in profile.destinations],
             "security": {"ike": profile.security.ike, "esp": profile.security.esp},
-            "qos": {"rate_kbps": profile.qos.rate_kbps, "dscp": profile.qos.dscp}}
+            "qos": {"rate_kbps": profile.qos.rate_kbps, "dscp": profile.qos.dscp},
+            "smooth_handoff": profile.smooth_handoff, "distribution": profile.distribution}

@@ -128,7 +128,9 @@ def prepare_gateway_host(host: _Host) -> None:
       one route per remote selector ``via ipsec0`` in it, which wins over ``main``.
     """
     host.cmd("sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.rp_filter=0 "
-             "net.ipv4.conf.default.rp_filter=0; "
+             "net.ipv4.conf.default.rp_filter=0 net.ipv4.conf.all.send_redirects=0 "
+             "net.ipv4.conf.default.send_redirects=0; "
+             "for f in /proc/sys/net/ipv4/conf/*/send_redirects; do echo 0 > $f; done; "
              "for f in /proc/sys/net/ipv4/conf/*/rp_filter; do echo 0 > $f; done")
 
 

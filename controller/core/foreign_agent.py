@@ -28,9 +28,8 @@ from __future__ import annotations
 
 import itertools
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from dataclasses import replace
 
 from controller.core import flows
 from controller.core.actions import (Action, AddTunnel, Mark, NotifyVisitorLeft,

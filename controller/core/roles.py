@@ -1,17 +1,23 @@
 """The roles of one controller, built from the topology (pure).
 
 ``build_roles`` is what ``Runtime`` runs at start and what the unit-test harness runs to
-get the very same FA / AAAF / AAAH / HA objects: role keys are ``"aaah"``, ``"ha"``,
-``"aaaf:<domain>"`` and ``"fa:<gateway>"``.
+get the very same FA / AAAF / AAAH / HA / CN-GW objects: role keys are ``"aaah"``,
+``"ha"``, ``"aaaf:<domain>"``, ``"fa:<gateway>"`` and ``"cngw:<gateway>"`` (one per
+``cn_gateway``; only the dynamic ones accept Binding Updates).
+
+Security associations made here: the HA reads each user's MN-HA key from the VPN
+database (``mn_ha_key``); the HA<->CN-GW binding keys are the home AAA's
+(``HomeAaa.binding_keys``, provisioned at start), given to the HA and to each CN-GW.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from controller.core.aaa_foreign import ForeignAaa
 from controller.core.aaa_home import GatewayInfo, HomeAaa, VpnDatabase
+from controller.core.cn_gateway import CnGateway
 from controller.core.foreign_agent import ForeignAgent, ForeignAgentConf
 from controller.core.home_agent import HomeAgent
 from controller.core.vpn import GatewayType
@@ -42,6 +48,17 @@ def gateway_infos(topo: Topology) -> dict[str, GatewayInfo]:
     return infos
 
 
+def mn_ha_key_of(db: VpnDatabase) -> Callable[[str], tuple[int, bytes] | None]:
+    """NAI -> (SPI, key) of the user's MN-HA security association, read from the VPN
+    database at each registration (so a key change applies at once); None without."""
+    def lookup(nai: str) -> tuple[int, bytes] | None:
+        user = db.user(nai)
+        if user is None or not user.mn_ha_key:
+            return None
+        return (user.mn_ha_spi, user.mn_ha_key)
+    return lookup
+
+
 def build_roles(topo: Topology, db: VpnDatabase) -> Roles:
     """Every role of ``topo``: the home domain's AAAH and HA, each foreign domain's
     AAAF and its FAs.  ``db`` is the VPN database the AAAH reads."""
@@ -55,10 +72,17 @@ def build_roles(topo: Topology, db: VpnDatabase) -> Roles:
         ha_names = [n for n, g in topo.gateways.items()
                     if g.kind == "home_agent" and g.domain == dname]
         ha_name = ha_names[0]
-        out.roles["aaah"] = HomeAaa(dom.aaa.host, dom.realm, db, out.gateway_infos,
-                                    {ha_name: dom.home_agent.host})
+        aaah = HomeAaa(dom.aaa.host, dom.realm, db, out.gateway_infos,
+                       {ha_name: dom.home_agent.host})
+        out.roles["aaah"] = aaah
         out.roles["ha"] = HomeAgent(ha_name, topo.gateways[ha_name].core.ip,
-                                    dom.home_agent.host, dom.realm, fa_by_coa)
+                                    dom.home_agent.host, dom.realm, fa_by_coa,
+                                    mn_ha_key=mn_ha_key_of(db),
+                                    binding_keys=dict(aaah.binding_keys))
+        for name, key in aaah.binding_keys.items():
+            info = out.gateway_infos[name]
+            out.roles[f"cngw:{name}"] = CnGateway(name, info.address, info.gateway_type,
+                                                  keys={"ha": key})
         out.ha_by_address[topo.gateways[ha_name].core.ip] = ha_name
         out.home_domain = dom
     for dname, dom in topo.domains.items():

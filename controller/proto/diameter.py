@@ -824,6 +824,38 @@ class _Avps:
 
 _VENDOR_KNOWN = frozenset(VENDOR_AVPS)
 
+# AVPs a message may carry at most once (RFC 6733 §5.3-5.5 grammars, RFC 4004 §5);
+# a second one is DIAMETER_AVP_OCCURS_TOO_MANY_TIMES (5009), Failed-AVP = the second.
+_ONCE_BASE = frozenset({AVP_SESSION_ID, AVP_ORIGIN_HOST, AVP_ORIGIN_REALM, AVP_RESULT_CODE,
+                        AVP_ERROR_MESSAGE, AVP_ORIGIN_STATE_ID, AVP_ERROR_REPORTING_HOST})
+_ONCE_BY_COMMAND = {
+    CMD_CAPABILITIES_EXCHANGE: _ONCE_BASE | {AVP_VENDOR_ID, AVP_PRODUCT_NAME,
+                                             AVP_FIRMWARE_REVISION},
+    CMD_DEVICE_WATCHDOG: _ONCE_BASE,
+    CMD_DISCONNECT_PEER: _ONCE_BASE | {AVP_DISCONNECT_CAUSE},
+}
+_ONCE_MIP = _ONCE_BASE | {
+    AVP_AUTH_APPLICATION_ID, AVP_DESTINATION_REALM, AVP_DESTINATION_HOST, AVP_USER_NAME,
+    AVP_AUTHORIZATION_LIFETIME, AVP_AUTH_SESSION_STATE, AVP_ACCOUNTING_MULTI_SESSION_ID,
+    AVP_RE_AUTH_REQUEST_TYPE, *range(318, 342), *range(343, 349), AVP_MIP_MSA_LIFETIME}
+_ONCE_MIP_VENDOR = frozenset({VA_VPN_INFO, VA_PREVIOUS_FA, VA_PREVIOUS_FA_ADDRESS,
+                              VA_SERVICE_UPDATE, VA_FOREIGN_AGENT})
+_ONCE_BY_COMMAND[CMD_AA_MOBILE_NODE] = _ONCE_BY_COMMAND[CMD_HOME_AGENT_MIP] = _ONCE_MIP
+
+
+def _check_once(top: _Avps, codes: frozenset[int],
+                vendor_codes: frozenset[int] = frozenset()) -> None:
+    """5009 for the second occurrence of an AVP the grammar allows once."""
+    seen: set[tuple[int, int]] = set()
+    for a in top.avps:
+        key = (a.code, a.vendor)
+        if (a.vendor == 0 and a.code in codes) or (a.vendor == VENDOR_ID
+                                                   and a.code in vendor_codes):
+            if key in seen:
+                raise top.error(AVP_OCCURS_TOO_MANY_TIMES, a.code,
+                                f"AVP {a.code} occurs more than once", a.raw)
+            seen.add(key)
+
 
 def _decode_end(g: _Avps) -> TunnelEnd:
     return TunnelEnd(
@@ -879,6 +911,7 @@ def _decode_msa(top: _Avps, code: int, spi_code: int) -> MsaKey | None:
     if a is None:
         return None
     g = top.group(a, KNOWN_IETF_AVPS)
+    _check_once(g, KNOWN_IETF_AVPS)
     return MsaKey(spi=g.u32(spi_code), algorithm=g.u32(AVP_MIP_ALGORITHM_TYPE),
                   session_key=g.octets(AVP_MIP_SESSION_KEY))
 
@@ -896,7 +929,9 @@ def _check_app(top: _Avps, hdr: DiameterHeader) -> None:
         raise top.error(APPLICATION_UNSUPPORTED, 0,
                         f"application id {hdr.application_id} for command "
                         f"{hdr.command_code}")
-    a = top.find(AVP_AUTH_APPLICATION_ID)
+    # {Auth-Application-Id} is required in AMR and HAR (RFC 4004 §5.1, §5.3)
+    a = top.need(AVP_AUTH_APPLICATION_ID) if hdr.is_request else top.find(
+        AVP_AUTH_APPLICATION_ID)
     if a is not None and top.u32(AVP_AUTH_APPLICATION_ID) != MIP4_APPLICATION_ID:
         raise top.error(APPLICATION_UNSUPPORTED, AVP_AUTH_APPLICATION_ID,
                         "Auth-Application-Id is not 2", a.raw)
@@ -927,6 +962,7 @@ def _decode_mip(top: _Avps, hdr: DiameterHeader) -> DiameterMessage:
     top.session_id = top.text(AVP_SESSION_ID)
     if hdr.command_code == CMD_AA_MOBILE_NODE:
         auth = top.group(top.need(AVP_MIP_MN_AAA_AUTH), KNOWN_IETF_AVPS)
+        _check_once(auth, KNOWN_IETF_AVPS)
         return AmRequest(
             session_id=top.session_id,
             origin_host=top.text(AVP_ORIGIN_HOST),
@@ -1009,6 +1045,8 @@ def decode(data: bytes) -> DiameterMessage:
             raise DiameterDecodeError(INVALID_HDR_BITS, 0, f"flags {hdr.flags:#x}",
                                       header=hdr)
         top = _Avps(parse_avps(data, 20, header=hdr), hdr, KNOWN_IETF_AVPS, _VENDOR_KNOWN)
+        if hdr.command_code in _ONCE_BY_COMMAND:
+            _check_once(top, _ONCE_BY_COMMAND[hdr.command_code], _ONCE_MIP_VENDOR)
         if hdr.command_code in (CMD_AA_MOBILE_NODE, CMD_HOME_AGENT_MIP):
             return _decode_mip(top, hdr)
         if hdr.command_code in _BASE_COMMANDS:

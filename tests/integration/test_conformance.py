@@ -20,6 +20,7 @@ core interface (ESP-in-UDP 4500).  Then:
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shutil
@@ -292,20 +293,24 @@ def test_registration_in_rfc4004_order(scenario: Scenario) -> None:
     p = scenario.ports
     role = {p.aaaf: "AAAF", p.aaah: "AAAH", p.ha_diameter: "HA"}
     events: list[tuple[float, str]] = []
-    for t, sport, dport, req, code, app, rc in fields(
+    for t, sport, dport, reqs, codes, apps in fields(
             scenario.lo, "diameter.cmd.code == 260 || diameter.cmd.code == 262",
             ["frame.time_epoch", "tcp.srcport", "tcp.dstport", "diameter.flags.request",
-             "diameter.cmd.code", "diameter.applicationId", "diameter.Result-Code"],
-            ports=p):
-        assert req.count("|") == 0, "one Diameter message per segment expected here"
-        assert app == "2", (code, app)
-        is_req = req in ("1", "True")
-        server = role[int(dport if is_req else sport)]
-        name = {("260", True): "AMR", ("260", False): "AMA", ("262", True): "HAR",
-                ("262", False): "HAA"}[(code, is_req)]
-        if not is_req:
-            assert rc == "2001", (name, rc)
-        events.append((float(t), f"{name}@{server}"))
+             "diameter.cmd.code", "diameter.applicationId"], ports=p):
+        # a segment may carry several messages: these fields occur once per message
+        for req, code, app in zip(reqs.split("|"), codes.split("|"), apps.split("|"),
+                                  strict=True):
+            assert app == "2", (code, app)
+            is_req = req in ("1", "True")
+            server = role[int(dport if is_req else sport)]
+            name = {("260", True): "AMR", ("260", False): "AMA", ("262", True): "HAR",
+                    ("262", False): "HAA"}[(code, is_req)]
+            events.append((float(t), f"{name}@{server}"))
+    result_codes = [rc for (rcs,) in fields(
+        scenario.lo, "(diameter.cmd.code == 260 || diameter.cmd.code == 262) && "
+        "diameter.flags.request == 0", ["diameter.Result-Code"], ports=p)
+        for rc in rcs.split("|")]
+    assert result_codes and set(result_codes) == {"2001"}, result_codes
     for t, mtype, code in fields(scenario.access, "mip", ["frame.time_epoch", "mip.type",
                                                           "mip.code"]):
         events.append((float(t), {"1": "RRQ", "3": "RRP"}[mtype]))
@@ -325,17 +330,26 @@ def test_registration_in_rfc4004_order(scenario: Scenario) -> None:
 @needs_root
 @needs_tshark
 def test_rrq_and_adverts_decoded_by_stock_tshark(scenario: Scenario) -> None:
+    from controller.config import load_topology
+    mn = next(iter(load_topology(TOPOLOGY).mobile_nodes.values()))
+    mn_ha_spi = getattr(mn, "mn_ha_spi", None)
     rows = fields(scenario.access, "mip.type == 1",
                   ["mip.nai", "mip.ext.auth.subtype", "mip.auth.spi", "mip.homeaddr",
                    "mip.haaddr", "mip.coa", "mip.t", "mip.ext.cvse.vendor_id",
-                   "mip.ext.cvse.vendor_value", "udp.payload"])
+                   "mip.ext.cvse.vendor_value", "udp.payload", "mip.ext.type"])
     assert len(rows) == 2, rows
-    for r in rows:
+    for i, r in enumerate(rows):
         assert r[0] == "alice@home.example"
         assert r[1] == "1"                       # Generalized auth subtype 1: MN-AAA
-        assert int(r[2], 0) == 300               # SPI
+        spis = [int(x, 0) for x in r[2].split("|")]
+        assert spis[-1] == mn.mn_aaa_spi         # MN-AAA last (RFC 3012 §3.1)
         assert (r[3], r[4]) == ("10.10.0.100", "10.0.0.1")
         assert r[6] in ("1", "True")             # reverse tunnelling requested
+        # RFC 5944 §3.6.1.3 / 3012 §3.1 order: NAI, [CVSE], [MN-HA 32], MN-AAA 36 last
+        want = ["131"] + (["38"] if i else []) + (["32"] if mn_ha_spi else []) + ["36"]
+        assert r[10].split("|") == want, r[10]
+        if mn_ha_spi:
+            assert spis == [mn_ha_spi, mn.mn_aaa_spi]
     assert [r[5] for r in rows] == ["10.0.0.11", "10.0.0.12"]
     assert rows[0][7] == "" and rows[1][7] == str(VENDOR_ID)    # CVSE only after the move
     assert rows[1][8] == "0a00000b"              # previous CoA 10.0.0.11
@@ -489,7 +503,7 @@ def test_lua_dissector_decodes_binding_messages(tmp_path: Path) -> None:
     # exactly one malformed packet: the truncated Binding Request, flagged by us
     bad = tshark(pcap, "-Y", "_ws.malformed || _ws.expert.severity == error", "-T",
                  "fields", "-e", "frame.number", "-e", "_ws.expert.message", lua=True)
-    assert bad.split() [:1] == ["10"] and len(bad.splitlines()) == 1, bad
+    assert bad.split()[:1] == ["10"] and len(bad.splitlines()) == 1, bad
     # without the script, stock tshark cannot decode them (PROTOCOLS.md §1)
     assert "mipvpn" not in tshark(pcap, "-V")
 
@@ -668,9 +682,13 @@ def _scapy_peer_session() -> dict[str, Any]:
             fa_name = topo.switches[mn.attach_switch].foreign_agent
             fa = topo.gateways[fa_name]
             ha = topo.gateways[mn.home_agent]
+            extra = {}
+            if getattr(mn, "mn_ha_key", None) and "ha_key" in {
+                    f.name for f in dataclasses.fields(MnConfig)}:
+                extra = {"ha_spi": mn.mn_ha_spi, "ha_key": mn.mn_ha_key}
             state = MobileNodeState(MnConfig(
                 nai=mn.nai, home_address=mn.home_address, home_agent=ha.core.ip.split("/")[0],
-                spi=mn.mn_aaa_spi, key=mn.mn_aaa_key, lifetime=mn.lifetime))
+                spi=mn.mn_aaa_spi, key=mn.mn_aaa_key, lifetime=mn.lifetime, **extra))
             agent = Agent(router_address=fa.inside.ip.split("/")[0],
                           care_of_address=fa.core.ip.split("/")[0], mac=fa.inside.mac,
                           registration_lifetime=1800)

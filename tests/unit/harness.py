@@ -5,8 +5,10 @@ executes their actions with ``Runtime.execute``'s semantics, synchronously:
 
 - every Diameter request and answer goes through ``dia.encode`` -> ``dia.decode``
   (each message is wire-valid, and the receiver only sees what the wire carried);
-- every Mobile IPv4 message (MN -> FA, FA -> HA relay, HA -> FA reply, FA -> MN reply)
-  travels as bytes and is decoded where the real receiver would decode it;
+- every Mobile IPv4 message (MN -> FA, FA -> HA relay, HA -> FA reply, FA -> MN reply,
+  binding messages between HA, CN-GW and FAs: ``SendMip`` to ``on_mip`` / ``ReplyMip``
+  back to ``on_mip_reply``) travels as bytes and is decoded where the real receiver
+  would decode it;
 - time is ``walk.now`` (set by the test), never the wall clock;
 - AddTunnel / RemoveTunnel / SendFlows / SendToMobileNode / Mark and the messages are
   appended to ``walk.log`` as ``(role, item)`` in execution order;
@@ -22,11 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from controller.adapters.store import VpnStore
-from controller.config import Topology, load_topology
+from controller.config import Topology, load_topology, parse_topology
 from controller.core import flows
 from controller.core.actions import (AddTunnel, AnswerDiameter, Mark, NotifyVisitorLeft,
                                      RelayToHomeAgent, RemoveTunnel, ReplyMip, SendDiameter,
-                                     SendFlows, SendToMobileNode)
+                                     SendFlows, SendMip, SendToMobileNode)
 from controller.core.foreign_agent import ForeignAgent
 from controller.core.roles import build_roles
 from controller.core.vpn import TunnelSide
@@ -37,6 +39,7 @@ from tests.unit.fakeoftable import FakeOFTable
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_TOPOLOGY = ROOT / "topology" / "default.yaml"
+TWO_DOMAINS = ROOT / "topology" / "two-domains.yaml"
 T0 = 1_700_000_000.0  # wall-clock seconds: HA checks NTP identifications against it
 
 MN = "mn"
@@ -76,6 +79,12 @@ class MipSent:
             return "RRQ"
         if isinstance(self.msg, mip.RegistrationReply):
             return f"RRP {self.msg.code}"
+        if isinstance(self.msg, mip.BindingUpdate):
+            return "BU delete" if self.msg.is_delete else "BU"
+        if isinstance(self.msg, mip.BindingAck):
+            return f"BAck {self.msg.status}"
+        if isinstance(self.msg, mip.BindingRequest):
+            return "BReq"
         return "MIP?"
 
 
@@ -118,6 +127,7 @@ class Walk:
         self.roles: dict[str, Any] = built.roles
         self.fabric = flows.Fabric.from_topology(self.topo)
         self.log: list[tuple[str, Any]] = []
+        self.lost: set[str] = set()     # roles whose binding messages are lost
         self.counters = {"malformed": 0, "dropped_rrq": 0}
         self.gateways = FakeGateways(list(self.topo.gateways))
         self.tables = {sw.dpid: FakeOFTable(sw.dpid) for sw in self.topo.switches.values()}
@@ -161,6 +171,9 @@ class Walk:
     @property
     def ha(self) -> Any:
         return self.roles["ha"]
+
+    def cngw(self, name: str = "cngw2") -> Any:
+        return self.roles[f"cngw:{name}"]
 
     @property
     def aaah(self) -> Any:
@@ -237,9 +250,31 @@ class Walk:
                 if other in self.roles:
                     self.execute(other, self.roles[other].on_visitor_left(self.now,
                                                                           action.nai))
+            elif isinstance(action, SendMip):
+                reply = self._mip(key, action)
+                if action.expect_reply:
+                    follow = role.on_mip_reply(self.now, action.to, reply, action.context)
+                    answer = self.execute(key, follow)
+                    if answer is not None:
+                        result = answer
             else:
                 raise TypeError(f"unknown action {action!r}")
         return result
+
+    def _mip(self, key: str, action: SendMip) -> bytes | None:
+        """``Runtime._send_mip`` + the receiver's ``_mip_handler``: the bytes go to
+        ``on_mip(now, raw, sender)``; its ``ReplyMip`` comes back (if awaited).
+        Messages to a role in ``self.lost`` vanish (a timeout: None)."""
+        raw = bytes(action.raw)
+        self.log.append((key, MipSent(key, action.to, raw, _mip_or_none(raw))))
+        if action.to in self.lost or action.to not in self.roles:
+            return None
+        reply = self.execute(action.to, self.roles[action.to].on_mip(self.now, raw, key))
+        if reply is None:
+            return None
+        reply = bytes(reply)
+        self.log.append((action.to, MipSent(action.to, key, reply, _mip_or_none(reply))))
+        return reply if action.expect_reply else None
 
     def _diameter(self, key: str, action: SendDiameter) -> Any:
         dst = self.routes[key][action.to]
@@ -300,6 +335,8 @@ class Walk:
                 out.append(f"{role} RelayToHomeAgent")
             elif isinstance(item, NotifyVisitorLeft):
                 out.append(f"{role} NotifyVisitorLeft {item.foreign_agent}")
+            elif isinstance(item, SendMip):
+                continue   # its MipSent follows
             elif isinstance(item, SendToMobileNode):
                 continue   # its MipSent follows
             elif isinstance(item, Mark):
@@ -329,10 +366,37 @@ def _mip_or_none(raw: bytes) -> Any:
 # ---------------------------------------------------------------- the mobile node
 
 
+def topology(path: Path = TWO_DOMAINS, *, dynamic: tuple[str, ...] = (),
+             destinations: dict[str, list[tuple[str, str]]] | None = None,
+             smooth_handoff: bool = False, distribution: str = "registration",
+             mn_ha: bool = True) -> Topology:
+    """A topology YAML with changes for a test: ``dynamic`` gateways made dynamic,
+    every profile given ``destinations`` (NAI -> [(prefix, gateway)]) and the options,
+    and (``mn_ha``) an MN-HA association for every mobile node that lacks one."""
+    import yaml
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    for name in dynamic:
+        data["gateways"][name]["gateway_type"] = "dynamic"
+    for i, mn in enumerate(data.get("mobile_nodes", {}).values()):
+        if mn_ha and "mn_ha_spi" not in mn:
+            mn["mn_ha_spi"] = 400 + i
+            mn["mn_ha_key"] = f"{0xA0 + i:02x}" * 16
+        elif not mn_ha:
+            mn.pop("mn_ha_spi", None)
+            mn.pop("mn_ha_key", None)
+    for nai, prof in data.get("vpn_profiles", {}).items():
+        if destinations and nai in destinations:
+            prof["destinations"] = [{"prefix": p, "gateway": g} for p, g in destinations[nai]]
+        prof["smooth_handoff"] = smooth_handoff
+        prof["distribution"] = distribution
+    return parse_topology(data, str(path))
+
+
 class MobileNode:
     """Builds the MN's RRQs exactly as ``mininet_scripts/mn_client.py`` does (NAI,
-    optional previous-FA CVSE vendor 32473 type 1, MN-AAA auth last), from the
-    topology's ``mobile_nodes`` entry."""
+    optional previous-FA CVSE vendor 32473 type 1, optional service-update CVSE type 2,
+    MN-HA auth when the MN has an MN-HA key, MN-AAA auth last), from the topology's
+    ``mobile_nodes`` entry."""
 
     def __init__(self, walk: Walk, name: str = "mn1") -> None:
         self.walk = walk
@@ -342,7 +406,9 @@ class MobileNode:
         self.port = conf.attach_port
         ha_address = walk.topo.gateways[conf.home_agent].core.ip
         self.config = MnConfig(conf.nai, conf.home_address, ha_address, conf.mn_aaa_spi,
-                               conf.mn_aaa_key, conf.lifetime)
+                               conf.mn_aaa_key, conf.lifetime,
+                               conf.mn_ha_spi if conf.mn_ha_key else None,
+                               conf.mn_ha_key or None)
         self._last_ident = 0
 
     def identification(self, now: float | None = None) -> int:
@@ -354,21 +420,25 @@ class MobileNode:
     def rrq(self, fa_name: str, previous_fa: str | None = None, *,
             identification: int | None = None, key: bytes | None = None,
             nai: str | None = None, lifetime: int | None = None,
-            previous_coa: str | None = None) -> bytes:
+            previous_coa: str | None = None, ha_key: bytes | None = None,
+            no_mn_ha: bool = False, service_update: bool = False) -> bytes:
         """An RRQ for registering through ``fa_name`` (previous FA by gateway name, or
-        ``previous_coa`` as a raw address)."""
+        ``previous_coa`` as a raw address).  ``key`` / ``ha_key`` replace the MN-AAA /
+        MN-HA key, ``no_mn_ha`` leaves MN-HA authentication out."""
         gw = self.walk.topo.gateways[fa_name]
         agent = Agent(gw.inside.ip, gw.core.ip, gw.inside.mac, 1800)
         if previous_fa is not None:
             previous_coa = self.walk.topo.gateways[previous_fa].core.ip
-        config = self.config
-        if key is not None or nai is not None:
-            config = MnConfig(nai or config.nai, config.home_address, config.home_agent,
-                              config.spi, key or config.key, config.lifetime)
+        c = self.config
+        ha_spi = None if no_mn_ha else (c.ha_spi if c.ha_spi is not None else
+                                        (400 if ha_key is not None else None))
+        config = MnConfig(nai or c.nai, c.home_address, c.home_agent, c.spi, key or c.key,
+                          c.lifetime, ha_spi, None if no_mn_ha else (ha_key or c.ha_key))
         state = MobileNodeState(config)
         ident = self.identification() if identification is None else identification
         return state.build_rrq(agent, ident, previous_coa,
-                               config.lifetime if lifetime is None else lifetime)
+                               config.lifetime if lifetime is None else lifetime,
+                               service_update)
 
     def rrq_without_nai(self, fa_name: str) -> bytes:
         gw = self.walk.topo.gateways[fa_name]

@@ -276,3 +276,56 @@ def test_reply_bytes_at_fa_are_malformed_request(walk: Walk, mn: MobileNode) -> 
 def test_rrq_from_fa_port_is_not_handled(walk: Walk, mn: MobileNode) -> None:
     walk.mn_sends_rrq("fa1", mn.rrq("fa1"), mn.mac, walk.fa("fa1").conf.fa_port)
     assert walk.log == [] and walk.counters["dropped_rrq"] == 1
+
+
+# ------------------------------------------------------------------ MN-HA authentication
+
+
+@pytest.mark.parametrize("kw", [{"ha_key": bytes(16)}, {"no_mn_ha": True}],
+                         ids=["wrong-mn-ha-key", "no-mn-ha"])
+def test_mn_ha_authentication_failure_denied_by_ha(walk: Walk, mn: MobileNode,
+                                                   kw: dict) -> None:
+    """The user has an MN-HA key: the HA requires a valid MN-HA authenticator even on
+    the AAA path (MN-AAA was fine): 131, nothing set up anywhere."""
+    rrp = mn.register("fa1", **kw)
+    assert walk.trace() == [
+        "mn -> fa:fa1 RRQ",
+        "fa:fa1 -> aaaf:domain-a AMR",
+        "aaaf:domain-a -> aaah AMR",
+        "aaah -> ha HAR",
+        "ha -> aaah HAA",
+        "aaah -> aaaf:domain-a AMA",
+        "aaaf:domain-a -> fa:fa1 AMA",
+        "fa:fa1 -> mn RRP 131",
+    ]
+    assert rrp is not None and rrp.code == mip.CODE_HA_MN_FAILED_AUTH
+    assert walk.ha.counters["denied"] == 1
+    assert_nothing_set_up(walk, 0, mn)
+
+
+def test_rrq_extension_order_and_reply_authenticated(walk: Walk, mn: MobileNode) -> None:
+    """RFC 5944 §3.6.1.3 order: NAI, MN-HA, MN-AAA; the HA's reply carries MN-HA auth
+    the MN can verify."""
+    raw = mn.rrq("fa1", "fa2")
+    msg = mip.decode(raw)
+    assert [type(e) for e in msg.extensions] == [mip.NaiExtension, mip.CriticalVendorExtension,
+                                                 mip.MnHaAuth, mip.GeneralizedAuth]
+    assert mip.verify_auth(raw, mip.AuthKind.MN_HA, mn.conf.mn_ha_key)
+    assert mip.verify_auth(raw, mip.AuthKind.MN_AAA, mn.conf.mn_aaa_key)
+    mn.register("fa1")
+    (reply,) = [i for _r, i in walk.log if getattr(i, "dst", "") == "mn"]
+    assert mip.verify_auth(reply.raw, mip.AuthKind.MN_HA, mn.conf.mn_ha_key)
+    assert isinstance(reply.msg.extensions[-1], mip.MnHaAuth)
+
+
+def test_user_without_mn_ha_key_registers_through_aaa() -> None:
+    from tests.unit.harness import DEFAULT_TOPOLOGY, topology
+    walk = Walk(topology(DEFAULT_TOPOLOGY, mn_ha=False))
+    mn = MobileNode(walk)
+    assert mn.config.ha_key is None
+    assert mn.register("fa1").accepted
+    assert walk.trace() == FIRST_REGISTRATION
+    walk.now += 2
+    pos = walk.mark()
+    assert mn.register("fa2", "fa1").accepted      # no MN-HA: the move goes home
+    assert "aaah -> ha HAR" in walk.trace(pos) and walk.aaaf().counters["local"] == 0

@@ -198,26 +198,87 @@ def test_stale_cache_goes_to_home_aaa(walk: Walk, mn: MobileNode) -> None:
     assert walk.gateways.ids("fa2") == {NEW} and walk.gateways.errors == []
 
 
-def test_retry_after_denied_move_recovers_through_home_aaa(walk: Walk,
-                                                          mn: MobileNode) -> None:
-    """A denied relayed move leaves the AAAF cache at FA2 while the HA stays at FA1; the
-    MN's retry no longer matches the cache and takes the full path, which heals both."""
-    move(walk, mn, identification=walk.ha.bindings[NAI].identification)
-    assert walk.aaaf().sessions[NAI].vpn_info.foreign_agent == "fa2"   # cache ahead of HA
+def test_retry_after_denied_move_stays_local_from_confirmed_info(walk: Walk,
+                                                                 mn: MobileNode) -> None:
+    """A move the HA denies must not leave the AAAF ahead of the HA: the AAAF keeps the
+    information it had before the move until the MN's next RRQ confirms which FA it is
+    registered at (the MN names only the FA of its last accepted registration)."""
+    confirmed = walk.aaaf().sessions[NAI].vpn_info
+    move(walk, mn, identification=walk.ha.bindings[NAI].identification)   # HA: 133
+    session = walk.aaaf().sessions[NAI]
+    assert session.previous == confirmed and session.previous.foreign_agent == "fa1"
     assert walk.ha.bindings[NAI].foreign_agent == "fa1"
     walk.now += 1
-    pos, rrp = move(walk, mn)
+    pos, rrp = move(walk, mn)                # the MN still names FA1: the retry is local
     assert rrp is not None and rrp.accepted
-    assert "aaah -> ha HAR" in walk.trace(pos)
+    assert walk.trace(pos) == INTRA_MOVE
     assert walk.ha.bindings[NAI].foreign_agent == "fa2"
     assert walk.gateways.ids("fa1") == set() and walk.gateways.ids("fa2") == {NEW}
     assert walk.gateways.tunnels["fa2"][NEW].psk == walk.gateways.tunnels["ha"][NEW].psk
+    assert walk.aaaf().counters["local"] == 2 and walk.gateways.errors == []
 
 
-@pytest.mark.xfail(strict=True, reason="gap: a locally answered move is authenticated by "
-                   "nobody (AAAF has no MN-AAA key, HA has no MN-HA key), so a forged "
-                   "RRQ with a fresh identification re-points the victim's tunnel")
+def test_confirmed_move_drops_the_previous_info(walk: Walk, mn: MobileNode) -> None:
+    move(walk, mn)
+    assert walk.aaaf().sessions[NAI].previous.foreign_agent == "fa1"
+    walk.now += 2
+    pos, rrp = move(walk, mn, to="fa1", previous="fa2")   # names FA2: FA2 was right
+    assert rrp is not None and rrp.accepted and "aaah -> ha HAR" not in walk.trace(pos)
+    session = walk.aaaf().sessions[NAI]
+    assert session.vpn_info.foreign_agent == "fa1" and session.previous.foreign_agent == "fa2"
+
+
+# ------------------------------------------------------------------ MN-HA authentication
+
+
 def test_forged_intra_move_is_refused(walk: Walk, mn: MobileNode) -> None:
-    pos, rrp = move(walk, mn, key=bytes(16))
-    assert rrp is not None and not rrp.accepted
+    """An RRQ signed with wrong keys and a fresh identification: the AAAF answers
+    locally (it carries an MN-HA extension), the HA checks it and refuses (131);
+    nothing moves."""
+    pos, rrp = move(walk, mn, key=bytes(16), ha_key=bytes(16))
+    assert walk.trace(pos) == [
+        "mn -> fa:fa2 RRQ",
+        "fa:fa2 -> aaaf:domain-a AMR",
+        "aaaf:domain-a -> fa:fa2 AMA",
+        "fa:fa2 RelayToHomeAgent",
+        "fa:fa2 -> ha RRQ",
+        "ha -> fa:fa2 RRP 131",
+        "fa:fa2 -> mn RRP 131",
+    ]
+    assert rrp is not None and rrp.code == mip.CODE_HA_MN_FAILED_AUTH
     assert walk.ha.bindings[NAI].foreign_agent == "fa1"
+    assert not walk.of_type((AddTunnel, RemoveTunnel), pos)
+    assert walk.gateways.ids("ha") == {OLD, "static/ha-cngw"}
+    assert forwards(walk, "acc1", "fa1", mn) == [1] and forwards(walk, "acc2", "fa2", mn) == []
+    # the denied move did not advance the AAAF: the genuine MN still moves locally
+    walk.now += 1
+    pos, rrp = move(walk, mn)
+    assert rrp is not None and rrp.accepted and walk.trace(pos) == INTRA_MOVE
+
+
+def test_move_without_mn_ha_goes_to_home_aaa(walk: Walk, mn: MobileNode) -> None:
+    """Without MN-HA authentication nobody on the local path could check the RRQ: the
+    AAAF sends it home, where the MN-AAA authenticator is checked (here: forged, 67)."""
+    pos, rrp = move(walk, mn, key=bytes(16), no_mn_ha=True)
+    assert walk.trace(pos) == [
+        "mn -> fa:fa2 RRQ",
+        "fa:fa2 -> aaaf:domain-a AMR",
+        "aaaf:domain-a -> aaah AMR",
+        "aaah -> aaaf:domain-a AMA",
+        "aaaf:domain-a -> fa:fa2 AMA",
+        "fa:fa2 -> mn RRP 67",
+    ]
+    assert rrp is not None and rrp.code == mip.CODE_FA_MN_FAILED_AUTH
+    assert walk.ha.bindings[NAI].foreign_agent == "fa1"
+    assert not walk.of_type((AddTunnel, RemoveTunnel), pos)
+
+
+@pytest.mark.parametrize("kw", [{"ha_key": bytes(16)}, {"no_mn_ha": True}],
+                         ids=["wrong-mn-ha-key", "no-mn-ha"])
+def test_relayed_rrq_needs_mn_ha_at_the_ha(walk: Walk, mn: MobileNode, kw: dict) -> None:
+    """The HA itself: a relayed RRQ without a valid MN-HA authenticator gets 131."""
+    raw = mn.rrq("fa2", "fa1", **kw)
+    pos = walk.mark()
+    reply = walk.execute("ha", walk.ha.on_registration_request(walk.now, raw))
+    assert mip.decode(reply).code == mip.CODE_HA_MN_FAILED_AUTH
+    assert walk.since(pos) == [] and walk.ha.bindings[NAI].foreign_agent == "fa1"

@@ -299,10 +299,12 @@ def test_cli_against_the_real_rest_api(tmp_path: Path) -> None:
         intended = {t["tunnel_id"] for t in json.loads(done.stdout)["intended"]}
         assert "alice_home.example/ha-fa2" in intended
         assert "alice_home.example/ha-fa1" not in intended
-        done = _cli("profiles", "show", "alice@home.example", "--url", url, "--run-dir", str(tmp_path))
+        done = _cli("profiles", "show", "alice@home.example", "--url", url, "--run-dir",
+                    str(tmp_path))
         assert done.returncode == 0, done.stderr
         assert "10.30.0.0/24" in done.stdout and "cngw" in done.stdout
-        done = _cli("profiles", "show", "nobody@home.example", "--url", url, "--run-dir", str(tmp_path))
+        done = _cli("profiles", "show", "nobody@home.example", "--url", url, "--run-dir",
+                    str(tmp_path))
         assert done.returncode == 5 and "no VPN profile" in done.stderr
         # claim 24 from the command line: edit what `show --json` printed, set it back
         shown = json.loads(_cli("profiles", "show", "alice@home.example", "--url", url,

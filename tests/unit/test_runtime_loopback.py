@@ -57,7 +57,8 @@ def register(rt, sock, fa: str, ident: int, previous: str | None = None):
     coa = topo.gateways[fa].core.ip
     prev = topo.gateways[previous].core.ip if previous else None
     raw = build_rrq(mn.nai, mn.home_address, topo.gateways["ha"].core.ip, coa,
-                    mn.mn_aaa_spi, mn.mn_aaa_key, ident, previous_coa=prev)
+                    mn.mn_aaa_spi, mn.mn_aaa_key, ident, previous_coa=prev,
+                    ha_spi=mn.mn_ha_spi, ha_key=mn.mn_ha_key)
     sock.sendto(raw, rt.ingress[f"fa:{fa}"].address)
     data, _ = sock.recvfrom(2048)
     return mip.decode(data)

@@ -65,6 +65,36 @@ def test_mn_rrq_equals_scapy_plus_rfc_extensions() -> None:
     assert pkt[UDP].len == 8 + len(ours)
 
 
+def test_mn_rrq_with_mn_ha_auth_in_rfc_order() -> None:
+    """With an MN-HA key: NAI, MN-HA (RFC 5944 §3.5.2: Type=32 Length=20 SPI), then
+    MN-AAA (RFC 3012 §6) last, each HMAC-MD5 over everything before its authenticator."""
+    import dataclasses
+
+    from mininet_scripts.mn_client import Agent, MnConfig, MobileNodeState
+    if "ha_key" not in {f.name for f in dataclasses.fields(MnConfig)}:
+        pytest.skip("this MN client has no MN-HA key")
+    ha_key = bytes(range(16, 32))
+    cfg = MnConfig(nai="alice@home.example", home_address="10.10.0.100",
+                   home_agent="10.0.0.1", spi=300, key=KEY, lifetime=300,
+                   ha_spi=400, ha_key=ha_key)  # type: ignore[call-arg]
+    agent = Agent(router_address="10.21.0.1", care_of_address="10.0.0.11",
+                  registration_lifetime=1800, mac="02:00:00:00:21:01")
+    ours = MobileNodeState(cfg).build_rrq(agent, 7, None, 300)
+    fixed = bytes(scapy_mip.MobileIP(type=1) / scapy_mip.MobileIPRRQ(
+        flags=0x02, lifetime=300, homeaddr="10.10.0.100", haaddr="10.0.0.1",
+        coaddr="10.0.0.11", id=7))
+    nai = bytes.fromhex("8312") + b"alice@home.example"
+    mn_ha_head = bytes.fromhex("2014" "00000190")          # Type 32, Length 20, SPI 400
+    mn_aaa_head = bytes.fromhex("2401" "0014" "0000012c")  # Type 36/1, Length 20, SPI 300
+    assert ours[:len(fixed)] == fixed
+    off = len(fixed) + len(nai)
+    assert ours[len(fixed):off] == nai
+    assert ours[off:off + 6] == mn_ha_head
+    assert ours[off + 22:off + 30] == mn_aaa_head and len(ours) == off + 46
+    assert mip.verify_auth(ours, mip.AuthKind.MN_HA, ha_key)
+    assert mip.verify_auth(ours, mip.AuthKind.MN_AAA, KEY)
+
+
 def test_first_rrq_has_no_vendor_extension() -> None:
     ours = _mn_rrq(None)
     msg = mip.decode(ours)

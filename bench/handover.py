@@ -1,0 +1,346 @@
+"""Handover: repeated intra-domain moves fa1 <-> fa2 through the real data plane.
+
+Mininet + userspace OVS + one charon per gateway + the controller process, exactly as
+``mipvpn demo`` / ``mipvpn scenario`` bring them up (``mininet_scripts.scenario``), with
+a 1,000 packet/s probe each way between mn1 and cn1.  After the first registration the
+MN's link moves acc1 -> acc2 -> acc1 ... ``--moves`` times (``--settle`` s apart).
+
+Per move: the data-plane gap and packets lost per direction (``mininet_scripts.probe``),
+the signalling time per phase (the controller's ``/v1/handovers`` marks and the MN's
+events), registration -> tunnel ready (``rrq_at_fa`` -> ``tunnel_up``), the IKE exchange
+at the new FA as charon logged it (vici initiate -> IKE_SA_INIT -> IKE_AUTH -> CHILD_SA),
+and separately the emulation's own link-move time (the ``ovs-vsctl`` transaction).
+
+``--ike ecp256,x25519,modp2048`` repeats the whole run once per IKE DH group (the user's
+VPN profile is overridden in the run's copy of the topology; product code unchanged).
+
+Runs in a private network namespace (re-executes itself under ``unshare -n``): one
+userspace OVS per namespace, and other runs may share the machine.  Needs root.
+
+    python -m bench.handover [--moves 20] [--settle 1.5] [--ike ecp256,x25519] [--json F]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from bench.common import (REPO, out_paths, print_machine, pyplot, reexec_in_private_netns,
+                          save_plot, summary, table, write_json)
+
+IKE_GROUPS = {"ecp256": "aes128-sha256-ecp256", "x25519": "aes128-sha256-x25519",
+              "modp2048": "aes128-sha256-modp2048", "modp3072": "aes128-sha256-modp3072",
+              "ecp384": "aes256-sha384-ecp384"}
+
+
+def move_spec(moves: int, settle: float, ike: str | None, topology: str) -> dict[str, Any]:
+    """A scenario: register, then ``moves`` alternating moves between acc2 and acc1."""
+    timeline: list[dict[str, Any]] = [{"sleep": 1.0}]
+    for k in range(moves):
+        timeline.append({"move": "mn1", "to": "acc2" if k % 2 == 0 else "acc1", "port": 2})
+        timeline.append({"sleep": settle})
+    spec: dict[str, Any] = {
+        "name": "bench-handover", "topology": topology, "_source": "bench.handover",
+        "mobile_nodes": ["mn1"], "probes": [{"mn": "mn1", "cn": "cn1", "rate": 1000}],
+        "timeline": timeline}
+    if ike:
+        import yaml
+        data = yaml.safe_load((REPO / topology).read_text())
+        profiles = data.get("vpn_profiles") or {}
+        over = {}
+        for nai, prof in profiles.items():
+            prof = dict(prof)
+            prof["security"] = {**(prof.get("security") or {}), "ike": ike}
+            over[nai] = prof
+        spec["overrides"] = {"vpn_profiles": over}
+    return spec
+
+
+# ------------------------------------------------------------------ charon logs
+
+_TS = re.compile(r"^(\d\d:\d\d:\d\d\.\d{3}) ")
+_SA = re.compile(r"<([^|>]+)\|(\d+)>")
+
+
+def _t(line: str) -> float | None:
+    m = _TS.match(line)
+    if not m:
+        return None
+    t = datetime.strptime(m.group(1), "%H:%M:%S.%f")
+    return t.hour * 3600 + t.minute * 60 + t.second + t.microsecond / 1e6
+
+
+def ike_exchanges(log: Path) -> list[dict[str, Any]]:
+    """Each IKE_SA this charon initiated: ms from ``vici initiate`` to IKE_SA_INIT sent,
+    the IKE_SA_INIT and IKE_AUTH round trips, and to CHILD_SA established."""
+    if not log.exists():
+        return []
+    out: list[dict[str, Any]] = []
+    by_sa: dict[str, dict[str, Any]] = {}
+    last_vici: dict[str, float] = {}
+    for line in log.read_text(errors="replace").splitlines():
+        t = _t(line)
+        if t is None:
+            continue
+        m = re.search(r"vici initiate CHILD_SA '([^']+)'", line)
+        if m:
+            last_vici[m.group(1)] = t
+            continue
+        m = re.search(r"initiating IKE_SA (\S+)\[(\d+)\]", line)
+        if m:
+            name = m.group(1)
+            rec = {"tunnel_id": name, "vici_initiate": last_vici.pop(name, t), "start": t}
+            by_sa[f"{name}|{m.group(2)}"] = rec
+            out.append(rec)
+            continue
+        sa = _SA.search(line)
+        if sa is None:
+            continue
+        rec = by_sa.get(f"{sa.group(1)}|{sa.group(2)}")
+        if rec is None:
+            continue
+        if "sending packet" in line and "init_sent" not in rec:
+            rec["init_sent"] = t
+        elif "parsed IKE_SA_INIT response" in line:
+            rec["init_recv"] = t
+        elif "generating IKE_AUTH request" in line:
+            rec["auth_built"] = t
+        elif "parsed IKE_AUTH response" in line:
+            rec["auth_recv"] = t
+        elif "CHILD_SA" in line and "established" in line and "child_up" not in rec:
+            rec["child_up"] = t
+    result = []
+    for rec in out:
+        def ms(a: str, b: str) -> float | None:
+            if a in rec and b in rec:
+                return round((rec[b] - rec[a]) * 1000, 1)
+            return None
+        result.append({"tunnel_id": rec["tunnel_id"],
+                       "vici_to_init_sent_ms": ms("vici_initiate", "init_sent"),
+                       "ike_sa_init_rtt_ms": ms("init_sent", "init_recv"),
+                       "ike_auth_rtt_ms": ms("auth_built", "auth_recv"),
+                       "vici_to_child_up_ms": ms("vici_initiate", "child_up")})
+    return result
+
+
+# ------------------------------------------------------------------ the run
+
+
+def run_once(moves: int, settle: float, ike: str | None, topology: str,
+             keep_dir: bool) -> dict[str, Any]:
+    from mininet_scripts.demo import read_events, rest_get
+    from mininet_scripts.scenario import ScenarioRun
+
+    spec = move_spec(moves, settle, ike, topology)
+    run_dir = Path(tempfile.mkdtemp(prefix="mipvpn-bench-handover-"))
+    os.chmod(run_dir, 0o755)
+    run = ScenarioRun(spec, run_dir, "127.0.0.1:8080", 6653)
+    res: dict[str, Any] = {"ike_proposal": ike or "(topology default)"}
+    try:
+        t0 = time.monotonic()
+        out = run.run()
+        res["wall_s"] = round(time.monotonic() - t0, 1)
+        handovers = rest_get(run.demo.rest, "/v1/handovers")
+        events = read_events(run.events["mn1"])
+        res["scenario_ok"] = out.get("ok")
+        res["failed"] = out.get("failed")
+        res["registration_ms"] = out.get("registration_ms")
+        res["moves"] = _per_move(run, out, handovers, events)
+        ike_fa = {}
+        for fa in ("fa1", "fa2"):
+            ike_fa[fa] = ike_exchanges(run_dir / "gw" / fa / "charon.log")
+        res["ike_exchanges"] = ike_fa
+        _attach_ike(res["moves"], ike_fa)
+        res["probe"] = out.get("probes")
+    finally:
+        run.close()
+        if keep_dir:
+            print(f"run directory kept: {run_dir}", flush=True)
+        else:
+            shutil.rmtree(run_dir, ignore_errors=True)
+    return res
+
+
+def _per_move(run: Any, out: dict[str, Any], handovers: list[dict[str, Any]],
+              events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    nai = run.topo.mobile_nodes["mn1"].nai
+    recs = [h for h in handovers if h.get("nai") == nai and h.get("previous_fa")]
+    moves = []
+    for k, (move, res) in enumerate(zip(run.moves, out.get("moves", []))):
+        entry = dict(res)
+        rec = recs[k] if k < len(recs) else {}
+        marks = rec.get("marks", {})
+        phases = entry.setdefault("phases_ms", {})
+        reg = move.get("registered")
+        rrq = None
+        if reg is not None:
+            rrq = max((e for e in events if e["event"] == "rrq_sent" and e["t"] <= reg["t"]),
+                      key=lambda e: e["t"], default=None)
+        if rrq is not None:
+            phases["movement_detection"] = round(
+                (rrq["t"] - move["t_move"]) * 1000 - move["link_move_ms"], 3)
+            if "rrq_at_fa" in marks:
+                phases["rrq_to_fa"] = round((marks["rrq_at_fa"] - rrq["t"]) * 1000, 3)
+            if "rrp_sent" in marks and reg is not None:
+                phases["rrp_to_mn"] = round((reg["t"] - marks["rrp_sent"]) * 1000, 3)
+        if "rrq_at_fa" in marks and "tunnel_up" in marks:
+            entry["registration_to_tunnel_ready_ms"] = round(
+                (marks["tunnel_up"] - marks["rrq_at_fa"]) * 1000, 3)
+        if reg is not None:
+            entry["move_to_registered_ms"] = round((reg["t"] - move["t_move"]) * 1000, 3)
+        entry["link_move_ms"] = move["link_move_ms"]
+        moves.append(entry)
+    return moves
+
+
+def _attach_ike(moves: list[dict[str, Any]], ike_fa: dict[str, list[dict[str, Any]]]
+                ) -> None:
+    """The k-th initiation logged by an FA's charon is its k-th arrival (fa1's first
+    one is the initial registration)."""
+    seen = {"fa1": 1, "fa2": 0}
+    for m in moves:
+        fa = m.get("to")
+        lst = ike_fa.get(fa, [])
+        k = seen.get(fa, 0)
+        if k < len(lst):
+            m["ike_at_new_fa"] = lst[k]
+        seen[fa] = k + 1
+
+
+def summarise(res: dict[str, Any]) -> dict[str, Any]:
+    moves = [m for m in res.get("moves", []) if m.get("registered")]
+    s: dict[str, Any] = {"moves": len(res.get("moves", [])), "registered": len(moves)}
+    for d in ("mn_to_cn", "cn_to_mn"):
+        s[f"gap_ms_{d}"] = summary([m["gap_ms"][d] for m in moves if "gap_ms" in m], 1)
+        s[f"lost_{d}"] = summary([m["lost"][d] for m in moves if "lost" in m], 1)
+    s["link_move_ms"] = summary([m["link_move_ms"] for m in moves], 1)
+    s["registration_to_tunnel_ready_ms"] = summary(
+        [m["registration_to_tunnel_ready_ms"] for m in moves
+         if "registration_to_tunnel_ready_ms" in m], 1)
+    s["move_to_registered_ms"] = summary(
+        [m["move_to_registered_ms"] for m in moves if "move_to_registered_ms" in m], 1)
+    names: list[str] = []
+    for m in moves:
+        for n in m.get("phases_ms", {}):
+            if n not in names:
+                names.append(n)
+    s["phases_ms_median"] = {n: summary([m["phases_ms"][n] for m in moves
+                                         if n in m.get("phases_ms", {})], 2)["median"]
+                             for n in names}
+    for key in ("vici_to_init_sent_ms", "ike_sa_init_rtt_ms", "ike_auth_rtt_ms",
+                "vici_to_child_up_ms"):
+        vals = [m["ike_at_new_fa"][key] for m in moves
+                if m.get("ike_at_new_fa", {}).get(key) is not None]
+        s[f"ike_{key}"] = summary(vals, 1)
+    return s
+
+
+def print_summary(label: str, s: dict[str, Any]) -> None:
+    print(f"\n== {label}: {s['registered']}/{s['moves']} moves re-registered")
+    rows = []
+    for d, name in (("mn_to_cn", "MN->CN"), ("cn_to_mn", "CN->MN")):
+        g, lo = s[f"gap_ms_{d}"], s[f"lost_{d}"]
+        rows.append([f"gap {name} ms", g["median"], g["p95"], g["max"]])
+        rows.append([f"lost {name} pkts", lo["median"], lo["p95"], lo["max"]])
+    for key, name in (("registration_to_tunnel_ready_ms", "RRQ at FA -> tunnel up ms"),
+                      ("move_to_registered_ms", "link move -> MN registered ms"),
+                      ("link_move_ms", "emulation link move ms"),
+                      ("ike_vici_to_child_up_ms", "IKE at FA: vici -> CHILD_SA ms"),
+                      ("ike_ike_sa_init_rtt_ms", "  IKE_SA_INIT round trip ms"),
+                      ("ike_ike_auth_rtt_ms", "  IKE_AUTH round trip ms"),
+                      ("ike_vici_to_init_sent_ms", "  vici -> first packet ms")):
+        v = s[key]
+        rows.append([name, v["median"], v["p95"], v["max"]])
+    print(table(rows, ["", "median", "p95", "max"]))
+    print("signalling phases (median ms):")
+    for n, v in s["phases_ms_median"].items():
+        print(f"    {n:28s} {v if v is not None else '-':>8}")
+
+
+def plot(results: list[dict[str, Any]], path: Path) -> None:
+    plt = pyplot()
+    if plt is None:
+        return
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+    a = axes[0]
+    for r in results:
+        moves = r.get("moves", [])
+        xs = list(range(1, len(moves) + 1))
+        lbl = r["ike_proposal"]
+        a.plot(xs, [m.get("gap_ms", {}).get("mn_to_cn", float("nan")) for m in moves], "o-",
+               label=f"{lbl} MN->CN")
+        a.plot(xs, [m.get("gap_ms", {}).get("cn_to_mn", float("nan")) for m in moves], "s--",
+               label=f"{lbl} CN->MN")
+    a.axhline(20, color="grey", linestyle=":", label="target 20 ms")
+    a.set_xlabel("move")
+    a.set_ylabel("data-plane gap (ms)")
+    a.set_ylim(bottom=0)
+    a.set_title("gap per move (intra-domain, 1 ms probe)")
+    a.legend(fontsize=7)
+    b = axes[1]
+    r = results[0]
+    ph = r["summary"]["phases_ms_median"]
+    order = ["link_move (emulation)", "movement_detection", "rrq_to_fa", "aaa_round_trip",
+             "ha_relay", "flows_installed", "fa_tunnel_up", "rrp_to_mn"]
+    left = 0.0
+    for n in order:
+        v = ph.get(n)
+        if v is None:
+            continue
+        b.barh([0], [v], left=left, label=f"{n} {v:.1f}")
+        left += v
+    b.set_yticks([])
+    b.set_xlabel("ms (medians, stacked)")
+    b.set_title(f"where a move's time goes ({r['ike_proposal']})")
+    b.legend(fontsize=7, loc="upper right")
+    save_plot(fig, path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.handover", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--moves", type=int, default=20)
+    ap.add_argument("--settle", type=float, default=1.5, help="seconds between moves")
+    ap.add_argument("--ike", default="",
+                    help=f"comma-separated DH groups to compare ({', '.join(IKE_GROUPS)}) "
+                         f"or full IKE proposals; default: the topology's")
+    ap.add_argument("--topology", default="topology/default.yaml")
+    ap.add_argument("--keep-dir", action="store_true")
+    ap.add_argument("--json", default=None)
+    ap.add_argument("--no-plot", action="store_true")
+    args = ap.parse_args(argv)
+    if os.geteuid() != 0:
+        print("bench.handover needs root (Mininet, Open vSwitch, strongSwan)", file=sys.stderr)
+        return 2
+    code = reexec_in_private_netns([sys.executable, "-m", "bench.handover",
+                                    *(argv if argv is not None else sys.argv[1:])])
+    if code is not None:
+        return code
+    m = print_machine()
+    options = [IKE_GROUPS.get(x, x) for x in args.ike.split(",") if x] or [None]
+    results = []
+    for ike in options:
+        print(f"handover: {args.moves} moves fa1 <-> fa2, IKE {ike or '(topology default)'}",
+              flush=True)
+        r = run_once(args.moves, args.settle, ike, args.topology, args.keep_dir)
+        r["summary"] = summarise(r)
+        print_summary(r["ike_proposal"], r["summary"])
+        results.append(r)
+    res = {"benchmark": "handover", "machine": m, "settle_s": args.settle, "runs": results}
+    path, png = out_paths("handover", args.json)
+    write_json(path, res)
+    if not args.no_plot:
+        plot(results, png)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,248 @@
+"""Claims 22 and 23: smooth handoff (profile option ``smooth_handoff: true``).
+
+After the move, the new FA copies the cached VPN information with the origin rewritten
+to the old FA and the destination to the new FA and sends it to the old FA in a Binding
+Update; the old FA caches it, deletes its VPN path to the HA (and to the CN-GW), sets
+old FA -> new FA and acknowledges; the new FA sets its end on the acknowledgement.
+Claim 23 (inter-domain): only because the authentication answer includes the
+information of the old FA (the Mipvpn-Handoff-Tunnel in the AMA)."""
+
+from __future__ import annotations
+
+import pytest
+
+from controller.core.binding import check_binding_update, handoff_key
+from controller.core.vpn import anchor_psk, handoff_psk
+from controller.proto import mip
+from tests.unit.harness import MipSent, MobileNode, Walk, topology
+
+NAI = "alice@home.example"
+OWNER = "alice_home.example"
+HA1, HA2, HA3 = (f"{OWNER}/ha-fa{i}" for i in (1, 2, 3))
+RO1, RO2, RO3 = (f"{OWNER}/cngw2-fa{i}" for i in (1, 2, 3))
+FWD12, FWD13 = f"{OWNER}/fa1-fa2", f"{OWNER}/fa1-fa3"
+MIXED = {NAI: [("10.30.0.0/24", "cngw"), ("10.32.0.0/24", "cngw2")]}
+
+SMOOTH_TAIL = [
+    "fa:fa2 -> mn RRP 0",
+    "fa:fa2 -> fa:fa1 BU",
+    f"fa:fa1 RemoveTunnel fa1 {HA1}",
+    f"fa:fa1 RemoveTunnel fa1 {RO1}",
+    "fa:fa1 SendFlows acc1",
+    f"fa:fa1 AddTunnel fa1 {FWD12}",
+    "fa:fa1 -> fa:fa2 BAck 0",
+    f"fa:fa2 AddTunnel fa2 {FWD12} initiator",
+]
+
+
+def make(smooth: bool = True) -> tuple[Walk, MobileNode]:
+    walk = Walk(topology(destinations=MIXED, smooth_handoff=smooth))
+    mn = MobileNode(walk)
+    assert mn.register("fa1").accepted
+    walk.now += 2.0
+    return walk, mn
+
+
+@pytest.fixture
+def walk_mn() -> tuple[Walk, MobileNode]:
+    return make()
+
+
+def bus(walk: Walk, pos: int = 0) -> list[MipSent]:
+    return [i for _r, i in walk.log[pos:] if isinstance(i, MipSent) and i.name == "BU"
+            and i.src.startswith("fa:")]
+
+
+# ------------------------------------------------------------------ claim 22
+
+
+def test_intra_domain_smooth_handoff_exact_walk(walk_mn: tuple[Walk, MobileNode]) -> None:
+    walk, mn = walk_mn
+    pos = walk.mark()
+    rrp = mn.register("fa2", "fa1")
+    assert rrp is not None and rrp.accepted
+    trace = walk.trace(pos)
+    assert trace[:3] == ["mn -> fa:fa2 RRQ", "fa:fa2 -> aaaf:domain-a AMR",
+                         "aaaf:domain-a -> fa:fa2 AMA"]          # claim 17 / 20 walk
+    assert trace[-len(SMOOTH_TAIL):] == SMOOTH_TAIL
+    assert "fa:fa2 NotifyVisitorLeft fa1" not in trace           # the BU replaces it
+    assert walk.gateways.ids("fa1") == {FWD12}
+    assert walk.gateways.ids("fa2") == {HA2, RO2, FWD12}
+    assert walk.gateways.errors == []
+
+
+def test_forwarding_tunnel_is_the_rewritten_copy(walk_mn: tuple[Walk, MobileNode]) -> None:
+    walk, mn = walk_mn
+    old_psk = walk.gateways.tunnels["fa1"][HA1].psk
+    mn.register("fa2", "fa1")
+    (ama,) = [d for d in walk.diameter() if d.name == "AMA" and d.dst == "fa:fa2"]
+    spec = ama.msg.vpn_info.handoff
+    assert spec is not None and spec.tunnel_id == FWD12
+    # origin rewritten to the old FA, destination the new FA
+    assert spec.a.gateway == "fa1" and spec.a.address == "10.0.0.11"
+    assert spec.b.gateway == "fa2" and spec.b.address == "10.0.0.12"
+    assert spec.a.selectors == ("10.30.0.0/24", "10.32.0.0/24")   # every CN prefix
+    assert spec.b.selectors == (f"{mn.conf.home_address}/32",)
+    assert spec.initiator == "fa2"
+    assert spec.security.ike == "aes128-sha256-ecp256"
+    # keyed from the old FA's security information, one way
+    assert spec.psk == handoff_psk(old_psk, "fa1", "fa2") != old_psk
+    old_side = walk.gateways.tunnels["fa1"][FWD12]
+    new_side = walk.gateways.tunnels["fa2"][FWD12]
+    assert old_side.psk == new_side.psk == spec.psk
+    assert not old_side.initiator and new_side.initiator
+    # what still reaches the old FA for the MN goes into the tunnel: remote selector
+    assert old_side.remote.selectors == (f"{mn.conf.home_address}/32",)
+    assert old_side.remote.address == "10.0.0.12"
+
+
+def test_handoff_bu_authenticated_with_derived_key(walk_mn: tuple[Walk, MobileNode]) -> None:
+    walk, mn = walk_mn
+    old_psk = walk.gateways.tunnels["fa1"][HA1].psk
+    mn.register("fa2", "fa1")
+    (bu,) = bus(walk)
+    assert (bu.src, bu.dst) == ("fa:fa2", "fa:fa1")
+    key = handoff_key(handoff_psk(old_psk, "fa1", "fa2"))
+    checked = check_binding_update(bu.raw, key, walk.now)
+    assert not isinstance(checked, int)
+    assert checked.tunnels[0].tunnel_id == FWD12 and checked.nai == NAI
+    assert bu.msg.care_of_address == "10.0.0.12"
+    assert bu.msg.lifetime == walk.fa("fa2").conf.handoff_lifetime == 10
+    assert checked.tunnels[0].psk not in bu.raw
+
+
+def test_old_fa_refuses_forged_handoff_bu(walk_mn: tuple[Walk, MobileNode]) -> None:
+    walk, mn = walk_mn
+    from controller.core.binding import BindingKey, build_binding_update
+    spec = walk.gateways.tunnels["fa1"][HA1]
+    raw = build_binding_update(BindingKey(0x100, bytes(16)), mip.ntp_identification(walk.now),
+                               10, mn.conf.home_address, "10.0.0.12", NAI, ())
+    pos = walk.mark()
+    reply = walk.execute("fa:fa1", walk.fa("fa1").on_mip(walk.now, raw, "fa:fa2"))
+    assert mip.decode(reply).status == mip.BACK_AUTH_FAILED
+    assert walk.since(pos) == [] and NAI in walk.fa("fa1").visitors
+    assert spec.tunnel_id in walk.gateways.ids("fa1")
+    # and for an MN it does not serve
+    reply = walk.execute("fa:fa2", walk.fa("fa2").on_mip(walk.now, raw, "fa:fa1"))
+    assert mip.decode(reply).status == mip.BACK_ADMIN_PROHIBITED
+
+
+def test_forwarding_tunnel_expires_at_both_ends(walk_mn: tuple[Walk, MobileNode]) -> None:
+    walk, mn = walk_mn
+    mn.register("fa2", "fa1")
+    walk.now += 9
+    walk.tick()
+    assert FWD12 in walk.gateways.ids("fa1") and FWD12 in walk.gateways.ids("fa2")
+    walk.now += 1.5
+    pos = walk.mark()
+    walk.tick()
+    assert walk.trace(pos) == [f"fa:fa1 RemoveTunnel fa1 {FWD12}",
+                               f"fa:fa2 RemoveTunnel fa2 {FWD12}"]
+    assert walk.gateways.ids("fa1") == set() and walk.gateways.ids("fa2") == {HA2, RO2}
+    assert walk.gateways.errors == []
+
+
+def test_moving_back_to_the_old_fa_stops_forwarding(walk_mn: tuple[Walk, MobileNode]) -> None:
+    walk, mn = walk_mn
+    mn.register("fa2", "fa1")
+    walk.now += 2
+    pos = walk.mark()
+    assert mn.register("fa1", "fa2").accepted
+    trace = walk.trace(pos)
+    assert f"fa:fa1 RemoveTunnel fa1 {FWD12}" in trace
+    assert trace.index(f"fa:fa1 RemoveTunnel fa1 {FWD12}") < trace.index("fa:fa1 -> mn RRP 0")
+    # FA2 forwards to FA1 now; its old forwarding end went with its visitor
+    assert walk.gateways.ids("fa2") == {f"{OWNER}/fa2-fa1"}
+    assert walk.gateways.ids("fa1") == {HA1, RO1, f"{OWNER}/fa2-fa1"}
+    assert walk.gateways.errors == []
+
+
+def test_late_bu_after_visitor_left_still_forwards(walk_mn: tuple[Walk, MobileNode]) -> None:
+    """The runtime may tear the old FA down ("visitor left") before the BU arrives:
+    the old FA remembers the departed visitor long enough to accept it."""
+    walk, mn = walk_mn
+    walk.execute("fa:fa1", walk.fa("fa1").on_visitor_left(walk.now, NAI))
+    assert walk.gateways.ids("fa1") == set()
+    pos = walk.mark()
+    assert mn.register("fa2", "fa1").accepted
+    assert "fa:fa1 -> fa:fa2 BAck 0" in walk.trace(pos)
+    assert walk.gateways.ids("fa1") == {FWD12} and walk.gateways.errors == []
+
+
+def test_without_the_option_no_handoff() -> None:
+    walk, mn = make(smooth=False)
+    pos = walk.mark()
+    assert mn.register("fa2", "fa1").accepted
+    trace = walk.trace(pos)
+    assert "fa:fa2 -> fa:fa1 BU" not in trace and "fa:fa2 NotifyVisitorLeft fa1" in trace
+    assert all(d.msg.vpn_info is None or d.msg.vpn_info.handoff is None
+               for d in walk.diameter(pos) if d.name == "AMA")
+    assert walk.gateways.ids("fa1") == set()
+
+
+def test_lost_handoff_bu_leaves_the_move_intact(walk_mn: tuple[Walk, MobileNode]) -> None:
+    walk, mn = walk_mn
+    walk.lost.add("fa:fa1")
+    assert mn.register("fa2", "fa1").accepted
+    assert walk.gateways.ids("fa2") == {HA2, RO2}
+    assert any(" Mark handoff_failed" in p for p in walk.trace(marks=True))
+
+
+# ------------------------------------------------------------------ claim 23
+
+
+def test_inter_domain_smooth_handoff(walk_mn: tuple[Walk, MobileNode]) -> None:
+    walk, mn = walk_mn
+    old_psk = walk.gateways.tunnels["fa1"][HA1].psk
+    pos = walk.mark()
+    assert mn.register("fa3", "fa1").accepted
+    trace = walk.trace(pos)
+    assert "aaah -> ha HAR" in trace
+    assert trace[-8:] == [
+        "fa:fa3 -> mn RRP 0",
+        "fa:fa3 -> fa:fa1 BU",
+        f"fa:fa1 RemoveTunnel fa1 {HA1}",
+        f"fa:fa1 RemoveTunnel fa1 {RO1}",
+        "fa:fa1 SendFlows acc1",
+        f"fa:fa1 AddTunnel fa1 {FWD13}",
+        "fa:fa1 -> fa:fa3 BAck 0",
+        f"fa:fa3 AddTunnel fa3 {FWD13} initiator",
+    ]
+    # the authentication answer included the information of the old FA
+    for ama in [d for d in walk.diameter(pos) if d.name == "AMA"]:
+        spec = ama.msg.vpn_info.handoff
+        assert spec is not None and spec.ends() == ("fa1", "fa3")
+        assert spec.psk == handoff_psk(old_psk, "fa1", "fa3")
+        assert old_psk not in ama.wire                     # the old key never leaves
+    # the home AAA's cache and the AAAF-B's cache do not keep it
+    assert walk.aaah.sessions[NAI].handoff is None
+    assert walk.aaaf("domain-b").sessions[NAI].vpn_info.handoff is None
+    assert walk.gateways.ids("fa3") == {HA3, RO3, FWD13} and walk.gateways.errors == []
+
+
+def test_inter_domain_after_local_move(walk_mn: tuple[Walk, MobileNode]) -> None:
+    """FA1 -> FA2 (answered locally: the home AAA still caches FA1) -> FA3: the home
+    AAA re-points its cache to FA2 (local moves keep the keys) to key the handoff."""
+    walk, mn = walk_mn
+    p1 = walk.gateways.tunnels["fa1"][HA1].psk
+    assert mn.register("fa2", "fa1").accepted
+    assert anchor_psk(walk.fa("fa2").visitors[NAI].vpn_info, "fa2") == p1
+    assert walk.aaah.sessions[NAI].foreign_agent == "fa1"      # not told of the move
+    walk.now += 2
+    pos = walk.mark()
+    assert mn.register("fa3", "fa2").accepted
+    assert "fa:fa2 -> fa:fa3 BAck 0" in walk.trace(pos)
+    (ama,) = [d for d in walk.diameter(pos) if d.name == "AMA" and d.dst == "fa:fa3"]
+    assert ama.msg.vpn_info.handoff.psk == handoff_psk(p1, "fa2", "fa3")
+    assert walk.gateways.ids("fa2") == {f"{OWNER}/fa2-fa3"}
+    assert walk.gateways.errors == []
+
+
+def test_inter_domain_without_cached_old_info_no_handoff() -> None:
+    """The home AAA cannot key a handoff for an old FA it knows nothing of (here: the
+    MN names an address that is no FA): plain move, no BU."""
+    walk, mn = make()
+    pos = walk.mark()
+    assert mn.register("fa3", None, previous_coa="10.0.0.99").accepted
+    assert not bus(walk, pos)
+    assert all(d.msg.vpn_info.handoff is None for d in walk.diameter(pos) if d.name == "AMA")
