@@ -33,14 +33,28 @@ def machine() -> dict[str, Any]:
         pass
     return {"cores": os.cpu_count(), "cpu": model, "loadavg": list(os.getloadavg()),
             "python": platform.python_version(), "kernel": platform.release(),
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "code": code_version()}
+
+
+def code_version() -> str:
+    """The checkout's commit, with ``+dirty`` when files differ from it."""
+    import subprocess
+    try:
+        head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True, timeout=5).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain",
+                                "--untracked-files=no"], capture_output=True, text=True,
+                               timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return (head or "unknown") + ("+dirty" if dirty else "")
 
 
 def print_machine(m: dict[str, Any] | None = None) -> dict[str, Any]:
     m = m or machine()
     la = ", ".join(f"{x:.2f}" for x in m["loadavg"])
     print(f"machine: {m['cores']} cores ({m['cpu'] or '?'}), load average {la}, "
-          f"Python {m['python']}", flush=True)
+          f"Python {m['python']}, code {m.get('code', '?')}", flush=True)
     return m
 
 
@@ -48,8 +62,9 @@ def percentile(values: Sequence[float], q: float) -> float | None:
     """Nearest-rank percentile (``q`` in 0..100) of ``values``; None when empty."""
     if not values:
         return None
+    import math
     s = sorted(values)
-    k = max(0, min(len(s) - 1, int(round(q / 100.0 * len(s) + 0.5)) - 1))
+    k = max(0, min(len(s) - 1, math.ceil(q / 100.0 * len(s)) - 1))
     return s[k]
 
 

@@ -58,7 +58,12 @@ SPI = 300
 RRP = struct.Struct("!BBH4s4sQ")   # type, code, lifetime, home address, HA, identification
 #: seconds between two registrations of one user: the FA drops a same-NAI registration
 #: within its retransmission hold (controller.core.foreign_agent.IN_PROGRESS_HOLD, 3 s)
-USER_SPACING = 3.2
+def _user_spacing() -> float:
+    from controller.core import foreign_agent
+    return float(getattr(foreign_agent, "IN_PROGRESS_HOLD", 0.0)) + 0.2
+
+
+USER_SPACING = _user_spacing()
 
 
 def user_nai(i: int) -> str:
@@ -240,8 +245,7 @@ def serve_ref_pydiameter() -> int:
     node.start()
     _reply({"ready": True, "port": port, "pid": os.getpid()})
     sys.stdin.readline()
-    node.stop(wait_timeout=2, force=True)
-    return 0
+    os._exit(0)   # python-diameter's Node.stop joins its threads for ~10 s
 
 
 # =================================================================== driver side
@@ -503,64 +507,78 @@ def ref_ours(duration: float, windows: list[int]) -> dict[str, Any]:
 
 
 def ref_pydiameter(duration: float, windows: list[int]) -> dict[str, Any]:
+    """python-diameter both ends, each in its own process (client: ``--ref-client``)."""
+    srv = Server("--serve-ref-pydiameter")
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "bench.registration", "--ref-client",
+             json.dumps({"port": srv.info["port"], "duration": duration,
+                         "windows": windows})],
+            capture_output=True, text=True, cwd=str(REPO), timeout=60 + 4 * duration)
+    finally:
+        srv.close()
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if not lines:
+        raise RuntimeError(f"python-diameter client failed: {proc.stderr[-1500:]}")
+    return json.loads(lines[-1])  # type: ignore[no-any-return]
+
+
+def ref_client_pydiameter(cfg: dict[str, Any]) -> int:
     from diameter.message.avp.grouped import MipMnAaaAuth
     from diameter.message.commands import AaMobileNodeRequest
     from diameter.node import Node
     from diameter.node.application import SimpleThreadingApplication
-    srv = Server("--serve-ref-pydiameter")
+    duration, windows = float(cfg["duration"]), list(cfg["windows"])
     f = _amr_fields()
     out: dict[str, Any] = {"name": "python-diameter Node, one AMR/AMA hop (threaded)"}
     node = Node("fa1.a.example", "a.example")
     node.idle_timeout = 3600
-    peer = node.add_peer(f"aaa://aaah.home.example:{srv.info['port']};transport=tcp",
+    peer = node.add_peer(f"aaa://aaah.home.example:{cfg['port']};transport=tcp",
                          "home.example", ip_addresses=["127.0.0.1"], is_persistent=True,
                          is_default=True)
     app = SimpleThreadingApplication(2, is_auth_application=True)
     node.add_application(app, [peer])
     node.start()
-    try:
-        app.wait_for_ready(10)
-        counter = iter(range(1 << 30))
-        lock = threading.Lock()
+    app.wait_for_ready(10)
+    counter = iter(range(1 << 30))
+    lock = threading.Lock()
 
-        def amr() -> Any:
-            with lock:
-                n = next(counter)
-            m = AaMobileNodeRequest()
-            m.session_id = f"fa1.a.example;1;{n}"
-            m.auth_application_id = 2
-            m.origin_host = b"fa1.a.example"
-            m.origin_realm = b"a.example"
-            m.destination_realm = b"home.example"
-            m.user_name = f["nai"]
-            m.mip_reg_request = f["rrq"]
-            m.mip_mn_aaa_auth = MipMnAaaAuth(SPI, f["input_len"], f["auth_len"],
-                                             f["auth_off"])
-            m.mip_feature_vector = 4
-            return m
+    def amr() -> Any:
+        with lock:
+            n = next(counter)
+        m = AaMobileNodeRequest()
+        m.session_id = f"fa1.a.example;1;{n}"
+        m.auth_application_id = 2
+        m.origin_host = b"fa1.a.example"
+        m.origin_realm = b"a.example"
+        m.destination_realm = b"home.example"
+        m.user_name = f["nai"]
+        m.mip_reg_request = f["rrq"]
+        m.mip_mn_aaa_auth = MipMnAaaAuth(SPI, f["input_len"], f["auth_len"], f["auth_off"])
+        m.mip_feature_vector = 4
+        return m
 
-        for w in windows:
-            lat: list[float] = []
-            stop = time.perf_counter() + duration
+    for w in windows:
+        lat: list[float] = []
+        stop = time.perf_counter() + duration
 
-            def worker() -> None:
-                while time.perf_counter() < stop:
-                    t = time.perf_counter()
-                    app.send_request(amr(), timeout=5)
-                    lat.append(time.perf_counter() - t)
-            threads = [threading.Thread(target=worker) for _ in range(w)]
-            t0 = time.perf_counter()
-            for th in threads:
-                th.start()
-            for th in threads:
-                th.join()
-            el = time.perf_counter() - t0
-            out[f"window_{w}"] = {"rate": round(len(lat) / el, 1),
-                                  "latency_ms": summary([x * 1000 for x in lat])}
-    finally:
-        node.stop(wait_timeout=2, force=True)
-        srv.close()
-    return out
+        def worker() -> None:
+            while time.perf_counter() < stop:
+                t = time.perf_counter()
+                app.send_request(amr(), timeout=5)
+                lat.append(time.perf_counter() - t)
+        threads = [threading.Thread(target=worker) for _ in range(w)]
+        t0 = time.perf_counter()
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        el = time.perf_counter() - t0
+        out[f"window_{w}"] = {"rate": round(len(lat) / el, 1),
+                              "latency_ms": summary([x * 1000 for x in lat])}
+    sys.stdout.write(json.dumps(out) + "\n")
+    sys.stdout.flush()
+    os._exit(0)   # Node.stop joins its threads for ~10 s
 
 
 # ----------------------------------------------------------------- profile
@@ -759,11 +777,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--serve-ref-ours", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--serve-ref-pydiameter", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--ref-client", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--log-level", default="WARNING", help="server log level")
     ap.add_argument("--what-if", default="",
                     help="comma-separated optimisations tried in the benchmark's server "
                          "process only: qos-scan (skip the O(visitors) QoS scan)")
     args = ap.parse_args(argv)
+    if args.ref_client:
+        return ref_client_pydiameter(json.loads(args.ref_client))
     if args.serve or args.serve_ref_ours or args.serve_ref_pydiameter:
         logging.basicConfig(level=getattr(logging, args.log_level), stream=sys.stderr)
         if args.serve:

@@ -216,6 +216,9 @@ def create_app(rt: Any, auth: Auth | None = None) -> FastAPI:
         from controller.metrics import CONTENT_TYPE_LATEST
         return Response(rt.metrics.exposition(rt), media_type=CONTENT_TYPE_LATEST)
 
+    from controller.adapters.webview import install_web_view
+    install_web_view(app, rt, auth.operator)  # GET / (page) and GET /v1/events (SSE)
+
     return app
 
 

@@ -155,7 +155,9 @@ class ForeignAgent:
             return self._deny(rrq, mn_mac, port, mip.CODE_FA_LIFETIME_TOO_LONG,
                               lifetime=self.conf.max_lifetime)
         ext = rrq.vendor_extension(VENDOR_ID, CVSE_PREVIOUS_FA)
-        move_key = (ext.data if ext is not None else b"")
+        service_update = rrq.vendor_extension(VENDOR_ID, CVSE_SERVICE_UPDATE) is not None
+        # a service-update request is a new registration, not a retransmission
+        move_key = (ext.data if ext is not None else b"") + (b"su" if service_update else b"")
         held = self.in_progress.get(nai)
         if held is not None and held[1] == move_key and now - held[0] < IN_PROGRESS_HOLD:
             # A retransmission of a registration in progress (or just accepted): a
@@ -171,7 +173,6 @@ class ForeignAgent:
         previous_fa = self.conf.peers.get(previous_address, "")
         if previous_address == self.conf.core_address:
             previous_address, previous_fa = "", ""
-        service_update = rrq.vendor_extension(VENDOR_ID, CVSE_SERVICE_UPDATE) is not None
         try:
             input_len, auth_len, auth_off = mip.mn_aaa_auth_offsets(raw)
         except mip.MipDecodeError:

@@ -17,6 +17,9 @@ PHASES: dict[str, tuple[str, str]] = {
     "har_haa": ("ha_bind", "haa_sent"),
     "ha_tunnel_set": ("ha_bind", "ha_tunnel_set"),
     "ha_relay": ("ama_at_fa", "rrp_from_ha"),
+    # route optimisation (claims 19-21): the HA's BU to the CN-GW until its BAck
+    "ro_binding_update": ("bu_sent", "back_at_ha"),
+    "cngw_tunnel_set": ("bu_at_cngw", "cngw_tunnel_set"),
     "flows_installed": ("fa_setup", "flows_installed"),
     "fa_tunnel_up": ("flows_installed", "tunnel_up"),
     "controller_total": ("rrq_at_fa", "rrp_sent"),

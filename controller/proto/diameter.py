@@ -455,6 +455,14 @@ def _ip(s: str) -> str:
         raise DiameterEncodeError(f"not an IP address: {s!r}") from None
 
 
+def _i32(v: int) -> int:
+    """python-diameter types Result-Code, Authorization-Lifetime and MIP-Feature-Vector
+    (Unsigned32 in RFC 6733 / 4004) and the Enumerated AVPs as Integer32 and refuses
+    values >= 2^31; the two's complement value has the very same four bytes on the wire
+    (and is what our decoder, reading them unsigned, gives back)."""
+    return v - (1 << 32) if (1 << 31) <= v <= 0xFFFFFFFF else v
+
+
 def _ident(s: str) -> bytes:
     return s.encode("ascii")    # DiameterIdentity (FQDN / realm)
 
@@ -483,7 +491,7 @@ def _encode_amr(m: AmRequest) -> Message:
         msg.mip_mobile_node_address = _ip(m.home_address)
     if m.home_agent_address:
         msg.mip_home_agent_address = _ip(m.home_agent_address)
-    msg.mip_feature_vector = m.feature_vector
+    msg.mip_feature_vector = _i32(m.feature_vector)
     if m.originating_foreign_aaa is not None:
         realm, host = m.originating_foreign_aaa
         msg.mip_originating_foreign_aaa = MipOriginatingForeignAaa(_ident(realm), _ident(host))
@@ -503,7 +511,7 @@ def _encode_ama(m: AmAnswer) -> Message:
     _set_ids(msg, m, MIP4_APPLICATION_ID)
     msg.session_id = m.session_id
     msg.auth_application_id = MIP4_APPLICATION_ID
-    msg.result_code = m.result_code
+    msg.result_code = _i32(m.result_code)
     msg.origin_host = _ident(m.origin_host)
     msg.origin_realm = _ident(m.origin_realm)
     if m.user_name:
@@ -514,7 +522,7 @@ def _encode_ama(m: AmAnswer) -> Message:
         msg.mip_reg_reply = bytes(m.reg_reply)
     if m.fa_ha_key is not None:
         k = m.fa_ha_key
-        msg.mip_fa_to_ha_msa = MipFaToHaMsa(k.spi, k.algorithm, bytes(k.session_key))
+        msg.mip_fa_to_ha_msa = MipFaToHaMsa(k.spi, _i32(k.algorithm), bytes(k.session_key))
     if m.home_agent_address:
         msg.mip_home_agent_address = _ip(m.home_agent_address)
     if m.home_address:
@@ -529,19 +537,19 @@ def _encode_har(m: HaRequest) -> Message:
     _set_ids(msg, m, MIP4_APPLICATION_ID)
     msg.session_id = m.session_id
     msg.auth_application_id = MIP4_APPLICATION_ID
-    msg.authorization_lifetime = m.authorization_lifetime
-    msg.auth_session_state = m.auth_session_state
+    msg.authorization_lifetime = _i32(m.authorization_lifetime)
+    msg.auth_session_state = _i32(m.auth_session_state)
     msg.mip_reg_request = bytes(m.reg_request)
     msg.origin_host = _ident(m.origin_host)
     msg.origin_realm = _ident(m.origin_realm)
     msg.user_name = m.user_name
     msg.destination_realm = _ident(m.destination_realm)
-    msg.mip_feature_vector = m.feature_vector
+    msg.mip_feature_vector = _i32(m.feature_vector)
     if m.destination_host:
         msg.destination_host = _ident(m.destination_host)
     if m.ha_to_fa_key is not None:
         k = m.ha_to_fa_key
-        msg.mip_ha_to_fa_msa = MipHaToFaMsa(k.spi, k.algorithm, bytes(k.session_key))
+        msg.mip_ha_to_fa_msa = MipHaToFaMsa(k.spi, _i32(k.algorithm), bytes(k.session_key))
     if m.originating_foreign_aaa is not None:
         realm, host = m.originating_foreign_aaa
         msg.mip_originating_foreign_aaa = MipOriginatingForeignAaa(_ident(realm), _ident(host))
@@ -559,7 +567,7 @@ def _encode_haa(m: HaAnswer) -> Message:
     _set_ids(msg, m, MIP4_APPLICATION_ID)
     msg.session_id = m.session_id
     msg.auth_application_id = MIP4_APPLICATION_ID
-    msg.result_code = m.result_code
+    msg.result_code = _i32(m.result_code)
     msg.origin_host = _ident(m.origin_host)
     msg.origin_realm = _ident(m.origin_realm)
     if m.user_name:
@@ -583,7 +591,7 @@ def _encode_cer(m: Cer | Cea) -> Message:
         msg = CapabilitiesExchangeRequest()
     else:
         msg = CapabilitiesExchangeAnswer()
-        msg.result_code = m.result_code
+        msg.result_code = _i32(m.result_code)
         if m.error_message:
             msg.error_message = m.error_message
     _set_ids(msg, m, 0)
@@ -593,6 +601,8 @@ def _encode_cer(m: Cer | Cea) -> Message:
     msg.vendor_id = m.vendor_id
     msg.product_name = m.product_name
     msg.auth_application_id = list(m.auth_application_ids)
+    if isinstance(m, Cer) and m.origin_state_id:   # was silently dropped before
+        msg.origin_state_id = m.origin_state_id
     return msg
 
 
@@ -602,13 +612,13 @@ def _encode_base(m: Dwr | Dwa | Dpr | Dpa) -> Message:
         msg = DeviceWatchdogRequest()
     elif isinstance(m, Dwa):
         msg = DeviceWatchdogAnswer()
-        msg.result_code = m.result_code
+        msg.result_code = _i32(m.result_code)
     elif isinstance(m, Dpr):
         msg = DisconnectPeerRequest()
-        msg.disconnect_cause = m.disconnect_cause
+        msg.disconnect_cause = _i32(m.disconnect_cause)
     else:
         msg = DisconnectPeerAnswer()
-        msg.result_code = m.result_code
+        msg.result_code = _i32(m.result_code)
     _set_ids(msg, m, 0)
     msg.origin_host = _ident(m.origin_host)
     msg.origin_realm = _ident(m.origin_realm)
@@ -661,7 +671,7 @@ def encode_error_answer(header: DiameterHeader, result_code: int, origin_host: s
         avps.append(Avp.new(AVP_AUTH_APPLICATION_ID, value=header.application_id))
     avps += [Avp.new(AVP_ORIGIN_HOST, value=_ident(origin_host)),
              Avp.new(AVP_ORIGIN_REALM, value=_ident(origin_realm)),
-             Avp.new(AVP_RESULT_CODE, value=result_code)]
+             Avp.new(AVP_RESULT_CODE, value=_i32(result_code))]
     if error_message:
         avps.append(Avp.new(AVP_ERROR_MESSAGE, value=error_message[:200],
                             is_mandatory=False))
@@ -789,6 +799,17 @@ class _Avps:
         if a is None:
             return default  # type: ignore[return-value]
         return self.text_of(a)
+
+    def ident(self, code: int, default: str | None = None) -> str:
+        """A DiameterIdentity (RFC 6733 §4.3.1: an FQDN or realm, ASCII; IDNs in
+        A-label form): anything else is 5004, since it could never be sent on."""
+        a = self.find(code) if default is not None else self.need(code)
+        if a is None:
+            return default  # type: ignore[return-value]
+        if not a.data.isascii():
+            raise self.error(INVALID_AVP_VALUE, a.code,
+                             f"AVP {a.code}: DiameterIdentity is not ASCII", a.raw)
+        return a.data.decode("ascii")
 
     def text_of(self, a: RawAvp) -> str:
         try:
@@ -921,7 +942,7 @@ def _decode_ofaaa(top: _Avps) -> tuple[str, str] | None:
     if a is None:
         return None
     g = top.group(a, KNOWN_IETF_AVPS)
-    return (g.text(AVP_ORIGIN_REALM), g.text(AVP_ORIGIN_HOST))
+    return (g.ident(AVP_ORIGIN_REALM), g.ident(AVP_ORIGIN_HOST))
 
 
 def _check_app(top: _Avps, hdr: DiameterHeader) -> None:
@@ -947,8 +968,8 @@ def _decode_mip(top: _Avps, hdr: DiameterHeader) -> DiameterMessage:
         # an error answer to an unreadable request may have no Session-Id
         top.session_id = top.text(AVP_SESSION_ID, "" if err or rc >= 3000 else None)
         common = dict(session_id=top.session_id, result_code=rc,
-                      origin_host=top.text(AVP_ORIGIN_HOST),
-                      origin_realm=top.text(AVP_ORIGIN_REALM),
+                      origin_host=top.ident(AVP_ORIGIN_HOST),
+                      origin_realm=top.ident(AVP_ORIGIN_REALM),
                       user_name=top.text(AVP_USER_NAME, ""),
                       reg_reply=top.octets(AVP_MIP_REG_REPLY, b""),
                       home_address=top.address(AVP_MIP_MOBILE_NODE_ADDRESS, ""),
@@ -965,9 +986,9 @@ def _decode_mip(top: _Avps, hdr: DiameterHeader) -> DiameterMessage:
         _check_once(auth, KNOWN_IETF_AVPS)
         return AmRequest(
             session_id=top.session_id,
-            origin_host=top.text(AVP_ORIGIN_HOST),
-            origin_realm=top.text(AVP_ORIGIN_REALM),
-            destination_realm=top.text(AVP_DESTINATION_REALM),
+            origin_host=top.ident(AVP_ORIGIN_HOST),
+            origin_realm=top.ident(AVP_ORIGIN_REALM),
+            destination_realm=top.ident(AVP_DESTINATION_REALM),
             user_name=top.text(AVP_USER_NAME),
             reg_request=top.octets(AVP_MIP_REG_REQUEST),
             mn_aaa_spi=auth.u32(AVP_MIP_MN_AAA_SPI),
@@ -977,7 +998,7 @@ def _decode_mip(top: _Avps, hdr: DiameterHeader) -> DiameterMessage:
             home_address=top.address(AVP_MIP_MOBILE_NODE_ADDRESS, ""),
             home_agent_address=top.address(AVP_MIP_HOME_AGENT_ADDRESS, ""),
             feature_vector=top.u32(AVP_MIP_FEATURE_VECTOR, 0),
-            destination_host=top.text(AVP_DESTINATION_HOST, ""),
+            destination_host=top.ident(AVP_DESTINATION_HOST, ""),
             originating_foreign_aaa=_decode_ofaaa(top),
             previous_fa_address=top.address(VA_PREVIOUS_FA_ADDRESS, "", vendor=VENDOR_ID),
             previous_fa=top.text(VA_PREVIOUS_FA, "", vendor=VENDOR_ID),
@@ -985,10 +1006,10 @@ def _decode_mip(top: _Avps, hdr: DiameterHeader) -> DiameterMessage:
             service_update=bool(top.u32(VA_SERVICE_UPDATE, 0, vendor=VENDOR_ID)), **ids)
     return HaRequest(
         session_id=top.session_id,
-        origin_host=top.text(AVP_ORIGIN_HOST),
-        origin_realm=top.text(AVP_ORIGIN_REALM),
-        destination_realm=top.text(AVP_DESTINATION_REALM),
-        destination_host=top.text(AVP_DESTINATION_HOST, ""),
+        origin_host=top.ident(AVP_ORIGIN_HOST),
+        origin_realm=top.ident(AVP_ORIGIN_REALM),
+        destination_realm=top.ident(AVP_DESTINATION_REALM),
+        destination_host=top.ident(AVP_DESTINATION_HOST, ""),
         user_name=top.text(AVP_USER_NAME),
         reg_request=top.octets(AVP_MIP_REG_REQUEST),
         authorization_lifetime=top.u32(AVP_AUTHORIZATION_LIFETIME),
@@ -1005,8 +1026,8 @@ def _decode_base(top: _Avps, hdr: DiameterHeader) -> DiameterMessage:
     ids = {"hop_by_hop": hdr.hop_by_hop, "end_to_end": hdr.end_to_end}
     req = hdr.is_request
     err = bool(hdr.flags & FLAG_ERROR) and not req
-    host = top.text(AVP_ORIGIN_HOST, "" if err else None)
-    realm = top.text(AVP_ORIGIN_REALM, "" if err else None)
+    host = top.ident(AVP_ORIGIN_HOST, "" if err else None)
+    realm = top.ident(AVP_ORIGIN_REALM, "" if err else None)
     rc = 0 if req else top.u32(AVP_RESULT_CODE)
     if hdr.command_code == CMD_CAPABILITIES_EXCHANGE:
         caps = dict(

@@ -62,6 +62,19 @@ while got < n and time.monotonic() < end:
 print(json.dumps(seen), flush=True)
 """
 
+# TSO/GSO off on an end host's interface.  With them on, OVS's userspace datapath
+# (userspace-tso-enable) hands the gateway multi-segment TCP frames it cannot forward
+# into the 1400-byte tunnel device (IpFragFails, ICMP rate-limited): TCP through the
+# tunnels crawls at ~0.1-0.2 Mbit/s with or without QoS; UDP is unaffected.
+NO_TSO = r"""
+import sys
+from pyroute2.ethtool import Ethtool
+e = Ethtool(); f = e.get_features(sys.argv[1])
+for name in ("tx-tcp-segmentation", "tx-generic-segmentation"):
+    f.features[name].enable = False
+e.set_features(sys.argv[1], f)
+"""
+
 
 def _within(measured_bps: float, limit_kbps: int) -> bool:
     return abs(measured_bps / 1000 - limit_kbps) <= TOLERANCE * limit_kbps
@@ -233,7 +246,11 @@ def _run_scenario(rate_kbps: int, dscp: int) -> dict[str, Any]:
             down_tos = _sniff(mn, mn.defaultIntf().name, cn_ip)
         res["up_udp"] = _iperf3(cn, mn, cn_ip, port=5401, udp_mbit=burst)
         res["down_udp"] = _iperf3(mn, cn, mn_ip, port=5402, udp_mbit=burst)
+        for host in (mn, cn):
+            assert host.popen([sys.executable, "-c", NO_TSO,
+                               host.defaultIntf().name]).wait(10) == 0
         res["up_tcp"] = _iperf3(cn, mn, cn_ip, port=5403)
+        res["down_tcp"] = _iperf3(mn, cn, mn_ip, port=5406)
         if dscp:
             res["up_dscp"], res["down_dscp"] = _sniffed(up_tos), _sniffed(down_tos)
         res["fa1_tc"] = net.host("fa1").cmd("tc -s class show dev ipsec0")
@@ -273,11 +290,15 @@ def test_qos_scenario() -> None:
             for k, v in r.items() if isinstance(v, float)}
     print(f"\nqos scenario (Mbit/s, limit {LIMIT_KBPS / 1000:g}): {mbit}")
     print(f"DSCP seen: up {limited.get('up_dscp')} down {limited.get('down_dscp')}")
+    for key in ("acc1_meters", "fa1_tc", "ha_tc"):
+        print(f"--- {key} (limited run) ---\n{limited[key].strip()}")
 
     for key in ("up_udp", "down_udp", "moved_up_udp", "moved_down_udp"):
         assert _within(limited[key], LIMIT_KBPS), (key, limited[key])
-    assert limited["up_tcp"] <= (1 + TOLERANCE) * LIMIT_KBPS * 1000, limited["up_tcp"]
-    for key in ("up_udp", "down_udp", "up_tcp"):
+    for key in ("up_tcp", "down_tcp"):
+        assert 0.5 * LIMIT_KBPS * 1000 < limited[key] <= (1 + TOLERANCE) * LIMIT_KBPS * 1000, \
+            (key, limited[key])
+    for key in ("up_udp", "down_udp", "up_tcp", "down_tcp"):
         assert free[key] > 3 * LIMIT_KBPS * 1000, (key, free[key])
     # set on every element of the path: meters at the access switch, HTB at FA and HA
     assert "meter:4 " in limited["acc1_meters"] and "meter:5 " in limited["acc1_meters"]

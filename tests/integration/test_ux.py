@@ -158,3 +158,88 @@ kill $ctl; wait $ctl
     log = (run / "controller.log").read_text()
     assert "mipvpn.handover INFO registration of alice@home.example via fa1: accepted" in log
     assert "mipvpn.handover INFO intra-domain move of alice@home.example: fa1 -> fa2" in log
+
+
+# ------------------------------------------------------------------ the web view
+
+DEFAULT_TOPOLOGY = ROOT / "topology" / "default.yaml"
+ARTIFACTS = Path(os.environ.get("MIPVPN_TEST_ARTIFACTS", ROOT / "out" / "test-artifacts"))
+
+
+def _chromium() -> str | None:
+    for name in ("chromium", "chromium-browser"):
+        if shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+def _web_view_during_a_move(artifacts: Path) -> dict[str, str]:
+    """In a fresh netns: the demo's bring-up and registration, the page in headless
+    Chromium, a move; returns what the page showed."""
+    import tempfile
+
+    from playwright.sync_api import sync_playwright
+
+    from controller.config import load_topology
+    from mininet_scripts.demo import Demo, _registered, wait_for
+    from mininet_scripts.mn_cli import DemoSession, parse_move
+
+    topo = load_topology(DEFAULT_TOPOLOGY)
+    run_dir = Path(tempfile.mkdtemp(prefix="mipvpn-web-"))
+    os.chmod(run_dir, 0o755)
+    demo = Demo(topo, run_dir, "127.0.0.1:8080", 6653)
+    seen: dict[str, str] = {}
+    try:
+        demo.bring_up()
+        _client, events = demo.start_mn_client("mn1")
+        wait_for("the first registration", lambda: _registered(events, 0), 15)
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=_chromium(),
+                                         args=["--no-sandbox", "--disable-gpu"])
+            try:
+                page = browser.new_page(viewport={"width": 1400, "height": 800})
+                page.goto(f"{demo.rest}/")  # no token: the page asks for one
+                page.wait_for_selector("#status.error", timeout=10_000)
+                seen["without_token"] = page.text_content("#status") or ""
+                page.fill("#token", demo.token)
+                page.click("#tokenbtn")
+                page.wait_for_selector('#mn-mn1[data-fa="fa1"]', timeout=10_000)
+                page.wait_for_selector('[data-kind="ha-anchored"]', timeout=10_000)
+                page.screenshot(path=str(artifacts / "web-view-before-move.png"))
+                seen["before"] = page.text_content("#mnrow-mn1") or ""
+                session = DemoSession(demo, {"mn1": events})
+                seen["move"] = session.move(parse_move("mn1 fa2", topo, session.location()))
+                page.wait_for_selector('#mn-mn1[data-fa="fa2"]', timeout=10_000)
+                page.wait_for_selector("#handover-2 .code", timeout=10_000)
+                page.wait_for_selector('#tunnel-alice_home\\.example\\/ha-fa2', timeout=10_000)
+                seen["after"] = page.text_content("#mnrow-mn1") or ""
+                seen["handover"] = page.text_content("#handover-2") or ""
+                seen["switch"] = page.get_attribute("#mn-mn1", "data-switch") or ""
+                seen["tunnels"] = ",".join(
+                    page.eval_on_selector_all(".tunnel", "ts => ts.map(t => t.id)"))
+                page.screenshot(path=str(artifacts / "web-view-after-move.png"))
+            finally:
+                browser.close()
+    finally:
+        demo.close()
+        shutil.rmtree(run_dir, ignore_errors=True)
+    return seen
+
+
+@needs_root
+@pytest.mark.skipif(_chromium() is None, reason="needs Debian's chromium")
+def test_web_view_follows_a_move() -> None:
+    pytest.importorskip("playwright")
+    from tests.integration.netns import run_in_netns
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    seen = run_in_netns(_web_view_during_a_move, ARTIFACTS, timeout=240)
+    assert seen["without_token"] == "token needed"
+    assert "at fa1 via acc1" in seen["before"]
+    assert "mn1 moved acc1 (fa1) -> acc2 (fa2)" in seen["move"]
+    assert "at fa2 via acc2" in seen["after"] and seen["switch"] == "acc2"
+    assert "fa1 → fa2" in seen["handover"] and "code 0" in seen["handover"]
+    assert "tunnel-alice_home.example/ha-fa2" in seen["tunnels"]
+    assert "tunnel-alice_home.example/ha-fa1" not in seen["tunnels"]
+    for name in ("web-view-before-move.png", "web-view-after-move.png"):
+        assert (ARTIFACTS / name).read_bytes()[:4] == b"\x89PNG"

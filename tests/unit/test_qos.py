@@ -217,3 +217,29 @@ def test_gateway_without_namespace_is_a_no_op(tmp_path) -> None:  # type: ignore
     qos.remove(side.tunnel_id)
     assert qos.applied() == {}
     qos.close()
+
+
+# ------------------------------------------------------------------ runtime wiring
+
+
+def test_runtime_adds_the_visitors_meters_to_the_fa_flows(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import asyncio
+    from types import SimpleNamespace
+
+    from controller.config import load_topology
+    from controller.core.actions import SendFlows
+    from controller.runtime import Runtime
+    from tests.unit.harness import DEFAULT_TOPOLOGY
+
+    sent: list[tuple[int, tuple[flows.Mod, ...]]] = []
+    rt = Runtime(load_topology(DEFAULT_TOPOLOGY), tmp_path, ":memory:", rest=None,
+                 gateway_factory=lambda name: object(), advertise=False,
+                 flow_sink=lambda dpid, mods: sent.append((dpid, mods)))
+    assert rt.gateway_qos == {}          # fake gateways: no tc
+    fa = rt.fa("fa1")
+    fa.visitors["alice@home.example"] = SimpleNamespace(mn_mac=MN, vpn_info=_info(LIMIT))
+    install = flows.install_mn(MN, MN_PORT, FA_PORT)
+    asyncio.run(rt.execute("fa:fa1", [SendFlows(0x401, install)]))
+    asyncio.run(rt.execute("fa:fa1", [SendFlows(0x401, flows.remove_mn(MN))]))
+    assert sent == [(0x401, flows.qos_flow_mods(MN, MN_PORT, FA_PORT, LIMIT)),
+                    (0x401, flows.remove_mn(MN))]

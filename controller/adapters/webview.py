@@ -1,0 +1,120 @@
+"""The web view: one page at ``/`` and a live state stream at ``/v1/events`` (SSE).
+
+The page draws the topology (switches, gateways, hosts), each mobile node at its
+current foreign agent, the tunnels (HA-anchored, route-optimised, static, smooth-handoff
+drawn differently) and a timeline of registrations/moves with their phases.  It reads
+``/v1/events`` with ``fetch`` so the operator token travels in the ``Authorization``
+header (``EventSource`` cannot send one); the token comes from the page's URL fragment
+(``/#token=...``, never sent to the server) or from the box on the page.
+
+``snapshot(rt)`` is pure reading of the runtime's state, on its loop thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from importlib import resources
+from typing import Any, AsyncIterator
+
+from fastapi import Depends, FastAPI
+from fastapi.responses import HTMLResponse, StreamingResponse
+
+PUSH_INTERVAL = 0.25   # s between checks for a change
+HEARTBEAT = 10.0       # s: a comment line keeps proxies from closing an idle stream
+
+
+def tunnel_kind(topo: Any, entry: dict[str, Any]) -> str:
+    """static | ha-anchored | route-optimised | smooth-handoff | other."""
+    if str(entry.get("tunnel_id", "")).startswith("static/"):
+        return "static"
+    kinds = set()
+    for name in (entry.get("gateway"), entry.get("remote_gateway")):
+        gw = topo.gateways.get(name)
+        kinds.add(gw.kind if gw is not None else "?")
+    if "home_agent" in kinds:
+        return "ha-anchored"
+    if kinds == {"foreign_agent", "cn_gateway"}:
+        return "route-optimised"
+    if kinds == {"foreign_agent"}:
+        return "smooth-handoff"
+    return "other"
+
+
+def snapshot(rt: Any) -> dict[str, Any]:
+    topo = rt.topo
+    access_of = {sw.foreign_agent: name for name, sw in topo.switches.items()
+                 if sw.foreign_agent}
+    bindings: dict[str, Any] = {}
+    for key, role in rt.roles.items():
+        if key == "ha" or key.startswith("ha:"):
+            for b in getattr(role, "bindings", {}).values():
+                bindings[b.nai] = {"foreign_agent": b.foreign_agent,
+                                   "care_of_address": b.care_of_address}
+    mobile = []
+    for name, m in topo.mobile_nodes.items():
+        b = bindings.get(m.nai)
+        fa = b["foreign_agent"] if b else None
+        mobile.append({"name": name, "nai": m.nai, "home_address": m.home_address,
+                       "foreign_agent": fa, "registered": b is not None,
+                       "switch": access_of.get(fa, m.attach_switch) if fa else m.attach_switch})
+    seen: set[frozenset[str]] = set()
+    tunnels = []
+    for entry in list(rt.tunnel_log.values()):
+        ends = frozenset((str(entry.get("gateway")), str(entry.get("remote_gateway")),
+                          str(entry.get("tunnel_id"))))
+        if ends in seen:  # one line per tunnel, not per end
+            continue
+        seen.add(ends)
+        tunnels.append({"id": entry.get("tunnel_id"), "a": entry.get("gateway"),
+                        "b": entry.get("remote_gateway"), "state": entry.get("state"),
+                        "kind": tunnel_kind(topo, entry)})
+    return {
+        "name": topo.name,
+        "switches": [{"name": n, "role": s.role, "foreign_agent": s.foreign_agent,
+                      "connected": s.dpid in rt.datapaths} for n, s in topo.switches.items()],
+        "gateways": [{"name": n, "kind": g.kind, "domain": g.domain,
+                      "core": g.core.switch, "inside": g.inside.switch, "ip": g.core.ip}
+                     for n, g in topo.gateways.items()],
+        "hosts": [{"name": n, "ip": h.ip, "switch": h.switch} for n, h in topo.hosts.items()],
+        "links": [[lk.a_switch, lk.b_switch] for lk in topo.links],
+        "mobile_nodes": mobile,
+        "tunnels": tunnels,
+        "handovers": [{"seq": r.seq, "nai": r.nai, "kind": r.kind,
+                       "from": r.previous_fa, "to": r.foreign_agent, "code": r.code,
+                       "accepted": r.accepted, "phases_ms": r.phases_ms()}
+                      for r in list(rt.handovers.records)[-50:]],
+    }
+
+
+async def _stream(rt: Any) -> AsyncIterator[bytes]:
+    last = None
+    quiet_since = time.monotonic()
+    while True:
+        data = json.dumps(snapshot(rt), separators=(",", ":"))
+        if data != last:
+            last = data
+            quiet_since = time.monotonic()
+            yield f"event: state\ndata: {data}\n\n".encode()
+        elif time.monotonic() - quiet_since > HEARTBEAT:
+            quiet_since = time.monotonic()
+            yield b": keep-alive\n\n"
+        await asyncio.sleep(PUSH_INTERVAL)
+
+
+def install_web_view(app: FastAPI, rt: Any, operator: Any) -> None:
+    """Add ``GET /`` (the page, no data in it) and ``GET /v1/events`` (needs the
+    operator token, like every /v1 route)."""
+    page = resources.files("controller.adapters").joinpath("webview.html").read_text()
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> HTMLResponse:
+        return HTMLResponse(page)
+
+    @app.get("/v1/events", dependencies=[Depends(operator)])
+    async def events() -> StreamingResponse:
+        """Server-sent events: ``state`` carries the whole view (topology, mobile
+        nodes' attachment, tunnels, last 50 handovers) whenever it changes."""
+        return StreamingResponse(_stream(rt), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache"})

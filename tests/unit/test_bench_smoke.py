@@ -1,0 +1,122 @@
+"""Every benchmark with tiny sizes, so the scripts never rot (figures are not checked).
+
+The Mininet ones (handover, dataplane) are integration tests: root, Open vSwitch,
+Mininet, strongSwan; they re-run themselves in a private network namespace."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from bench import BENCHES, run_bench
+from bench.common import percentile, summary
+from bench.handover import ike_exchanges, move_spec
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_percentile_and_summary():
+    assert percentile([], 50) is None
+    assert percentile([3.0, 1.0, 2.0], 50) == 2.0
+    assert percentile(list(range(1, 101)), 99) == 99
+    s = summary([1.0, 2.0, 3.0, 4.0])
+    assert s["n"] == 4 and s["max"] == 4.0 and s["mean"] == 2.5
+
+
+def test_scale_tiny(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    out = tmp_path / "scale.json"
+
+    class Args:
+        name = "scale"
+        args = ["--sizes", "10,30", "--moves", "6", "--json", str(out)]
+    assert run_bench(Args()) == 0
+    res = json.loads(out.read_text())
+    assert [r["bindings"] for r in res["sizes"]] == [10, 30]
+    assert all(r["handover_ms"]["n"] == 6 for r in res["sizes"])
+    assert res["memory"][0]["bytes_per_binding"] > 0
+    assert out.with_suffix(".png").exists()
+
+
+def test_registration_tiny(tmp_path, monkeypatch):
+    """Server process, load generator, references, profile: all of it, briefly."""
+    monkeypatch.chdir(ROOT)
+    out = tmp_path / "reg.json"
+    from bench import registration
+    assert registration.main(["--users", "400", "--loads", "10", "--windows", "1,2",
+                              "--duration", "0.5", "--json", str(out), "--no-plot"]) == 0
+    res = json.loads(out.read_text())
+    assert res["saturation_rate"] > 0
+    assert res["open_loop"][0]["completed"] > 0
+    assert res["open_loop"][0]["codes"] == {"0": res["open_loop"][0]["completed"]}
+    assert res["ref_diameter_node"]["window_1"]["rate"] > 0
+    assert res["ref_python_diameter"]["window_1"]["rate"] > 0
+    assert res["profile"]["by_tottime"]
+
+
+def test_ike_log_parser(tmp_path):
+    log = tmp_path / "charon.log"
+    log.write_text("""\
+09:49:06.202 01[CFG] vici initiate CHILD_SA 'u/ha-fa2'
+09:49:06.204 14[IKE] <u/ha-fa2|1> initiating IKE_SA u/ha-fa2[1] to 10.0.0.1
+09:49:06.204 14[NET] <u/ha-fa2|1> sending packet: from 10.0.0.12[500] to 10.0.0.1[500] (272 bytes)
+09:49:06.216 15[ENC] <u/ha-fa2|1> parsed IKE_SA_INIT response 0 [ SA KE No ]
+09:49:06.217 15[ENC] <u/ha-fa2|1> generating IKE_AUTH request 1 [ IDi AUTH SA TSi TSr ]
+09:49:06.221 14[ENC] <u/ha-fa2|1> parsed IKE_AUTH response 1 [ IDr AUTH SA TSi TSr ]
+09:49:06.222 14[IKE] <u/ha-fa2|1> CHILD_SA u/ha-fa2{1} established with SPIs 1_i 2_o
+""")
+    (rec,) = ike_exchanges(log)
+    assert rec == {"tunnel_id": "u/ha-fa2", "vici_to_init_sent_ms": 2.0,
+                   "ike_sa_init_rtt_ms": 12.0, "ike_auth_rtt_ms": 4.0,
+                   "vici_to_child_up_ms": 20.0}
+
+
+def test_handover_spec_overrides_ike():
+    spec = move_spec(3, 0.5, "aes128-sha256-x25519", "topology/default.yaml")
+    moves = [s["to"] for s in spec["timeline"] if "move" in s]
+    assert moves == ["acc2", "acc1", "acc2"]
+    profiles = spec["overrides"]["vpn_profiles"]
+    assert all(p["security"]["ike"] == "aes128-sha256-x25519" for p in profiles.values())
+
+
+def test_every_benchmark_has_a_main():
+    import importlib
+    for name in BENCHES:
+        assert callable(importlib.import_module(f"bench.{name}").main)
+
+
+def _mininet_ready() -> bool:
+    return os.geteuid() == 0 and all(
+        shutil.which(t) for t in ("ovs-vsctl", "mnexec", "iperf3", "unshare")) and Path(
+        "/usr/lib/ipsec/charon").exists()
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(not _mininet_ready(), reason="needs root, OVS, Mininet, charon, iperf3")
+def test_handover_tiny(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    out = tmp_path / "handover.json"
+    from bench import handover
+    assert handover.main(["--moves", "2", "--settle", "0.8", "--json", str(out),
+                          "--no-plot"]) == 0
+    res = json.loads(out.read_text())
+    run = res["runs"][0]
+    assert run["summary"]["registered"] == 2
+    assert run["moves"][0]["gap_ms"]["mn_to_cn"] > 0
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(not _mininet_ready(), reason="needs root, OVS, Mininet, charon, iperf3")
+def test_dataplane_tiny(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    out = tmp_path / "dataplane.json"
+    from bench import dataplane
+    assert dataplane.main(["--seconds", "1", "--repeat", "1", "--moves", "2", "--json",
+                           str(out), "--no-plot"]) == 0
+    res = json.loads(out.read_text())
+    assert res["openflow"]["moves"] == 2
+    assert any(v["mbit_s"]["median"] for v in res["throughput"].values())
