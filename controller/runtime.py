@@ -103,6 +103,7 @@ class Runtime:
         self.mip: dict[str, MipEndpoint] = {}
         self.ingress: dict[str, MipEndpoint] = {}
         self._virtual_mn: dict[tuple[str, str], tuple[str, int]] = {}
+        self._on_demand_seen: dict[tuple[str, str], float] = {}
         self._build_roles()
         if roles is not None:
             wanted = set(roles)
@@ -209,6 +210,8 @@ class Runtime:
             self.spawn(self._advertiser())
         if "aaah" in self.roles:
             self.spawn(self._static_tunnels())
+        for name in self.gateways:
+            self.spawn(self._warm_up(name))
         if self.rest is not None:
             from controller.adapters.rest import serve
             self.spawn(serve(self, *self.rest))
@@ -419,6 +422,18 @@ class Runtime:
             for gw in sorted(spec.ends(), key=lambda g: g == spec.initiator):
                 await self._add_tunnel(AddTunnel(gw, spec.side_for(gw)))
 
+    async def _warm_up(self, name: str) -> None:
+        """Connect to a gateway's charon as soon as it answers (see ``warm_up``)."""
+        gw = self.gateways[name]
+        if not hasattr(gw, "warm_up"):
+            return
+        while not await self._gateway_ready(name):
+            await asyncio.sleep(0.1)
+        try:
+            await self.loop.run_in_executor(self._gw_exec[name], gw.warm_up)
+        except Exception as exc:  # reported, retried lazily at the first tunnel
+            LOG.warning("gateway %s: warm-up failed: %s", name, exc)
+
     async def _gateway_ready(self, name: str) -> bool:
         gw = self.gateways[name]
         if isinstance(gw, StrongSwanGateway) and not vici_socket(self.run_dir, name).exists():
@@ -493,7 +508,12 @@ class Runtime:
     async def _relay_to_ha(self, key: str, action: RelayToHomeAgent) -> bytes | None:
         if action.home_agent_address not in self.ha_by_address or "ha" not in self.mip:
             return None
-        return await self._send_mip(key, SendMip("ha", action.raw))
+        # the HA may wait for a Binding Acknowledge before it answers (claims 20, 21):
+        # no early retransmission, which it would have to refuse as a replay
+        src, dst = self.mip.get(key), self.mip["ha"]
+        if src is None:
+            return None
+        return await src.request(action.raw, dst.address, timeout=2.0, tries=1)
 
     def _send_to_mn(self, action: SendToMobileNode) -> None:
         if action.port == 0:  # a virtual MN of the load generator: plain UDP
@@ -572,11 +592,35 @@ class Runtime:
 
     def packet_in(self, dpid: int, in_port: int, data: bytes) -> None:
         self.counters["packet_in"] += 1
+        switch = self.fabric.switch_of_dpid(dpid)
+        if switch is not None and self.fabric.roles.get(switch) == "core":
+            for port, gw in self.fabric.dynamic_cn_ports.get(switch, []):
+                if port == in_port:
+                    dst = openflow.ipv4_dst(data)
+                    if dst is not None:
+                        self.loop.call_soon_threadsafe(self._correspondent_packet, gw, dst)
+            return
         punted = openflow.parse_punted_mip(data)
         if punted is None:
             self.loop.call_soon_threadsafe(self._icmp_in, dpid, in_port, data)
             return
         self.loop.call_soon_threadsafe(self._rrq_in, dpid, in_port, punted)
+
+    def _correspondent_packet(self, gateway: str, dst: str) -> None:
+        """Claims 2, 5: a correspondent's packet towards a mobile node reached the core
+        from a dynamic CN gateway: the HA distributes the VPN information now.  At most
+        once a second per (gateway, destination): the packets keep coming until the
+        tunnel is up."""
+        now = time.monotonic()
+        key = (gateway, dst)
+        if now - self._on_demand_seen.get(key, -1e9) < 1.0 or "ha" not in self.roles:
+            return
+        self._on_demand_seen[key] = now
+        ha = self.roles["ha"]
+        if hasattr(ha, "on_correspondent_packet"):
+            LOG.info("on-demand: packet from behind %s to %s", gateway, dst)
+            self.spawn(self.execute("ha", ha.on_correspondent_packet(self.now(), dst,
+                                                                     gateway)))
 
     def _rrq_in(self, dpid: int, in_port: int, punted: openflow.PuntedMip) -> None:
         fa = self._fa_of_dpid(dpid)

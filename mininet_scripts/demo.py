@@ -47,6 +47,18 @@ def rest_get(base: str, path: str, timeout: float = 2.0, token: str | None = Non
         return json.load(resp)
 
 
+def rest_put(base: str, path: str, body: Any, timeout: float = 5.0,
+             token: str | None = None) -> Any:
+    req = urllib.request.Request(base + path, data=json.dumps(body).encode(), method="PUT",
+                                 headers={"Content-Type": "application/json"})
+    token = token or _TOKEN.get(base)
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
+        data = resp.read()
+    return json.loads(data) if data else None
+
+
 _TOKEN: dict[str, str] = {}  # REST base URL -> operator token of the demo serving it
 
 

@@ -19,6 +19,10 @@ the ones in `scenarios/`.  Schema (docs/scenarios.md)::
       - {check: {present: [[ha, alice_home.example/ha-fa3]],
                  absent: [[ha, alice_home.example/ha-fa1]],
                  bindings: {alice@home.example: fa3}}}
+      - {start_probes: true}                 # probes marked `deferred: true`
+      - {set_profile: {nai: NAI, profile: {...}}}   # PUT /v1/profiles/NAI (claim 24)
+      - {service_update: mn2}                # the MN re-registers asking for it
+      - {stop_client: mn2}                   # no more renewals (lifetime expiry)
     expect:
       max_gap_ms: 1000                       # every move, both directions
       max_lost: 2000
@@ -44,11 +48,12 @@ import yaml
 
 from controller.config import ConfigError, parse_topology
 from mininet_scripts.demo import (Demo, DemoError, _last_before, _registered, _stop_proc,
-                                  read_events, rest_get, say, wait_for)
+                                  read_events, rest_get, rest_put, say, wait_for)
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIO_DIR = ROOT / "scenarios"
-STEP_KINDS = {"sleep", "move", "check", "wait_registered"}
+STEP_KINDS = {"sleep", "move", "check", "wait_registered", "start_probes", "set_profile",
+              "service_update", "stop_client"}
 TOP_KEYS = {"name", "description", "topology", "overrides", "processes", "mobile_nodes",
             "probes", "timeline", "expect"}
 
@@ -153,7 +158,8 @@ class ScenarioRun:
             t_reg[mn] = round((reg["t"] - rrq["t"]) * 1000, 3)
             say(f"{mn} registered in {t_reg[mn]:.1f} ms")
         for i, p in enumerate(self.spec.get("probes") or []):
-            self._start_probe(i, p)
+            if not p.get("deferred"):
+                self._start_probe(i, p)
         if self.probes:
             time.sleep(1.0)
         for i, step in enumerate(self.spec["timeline"]):
@@ -194,6 +200,23 @@ class ScenarioRun:
             wait_for(f"{mn} registered", lambda: _registered(self.events[mn], n - 1), 15)
         elif "check" in step:
             self._check(i, step["check"])
+        elif "start_probes" in step:
+            for k, p in enumerate(self.spec.get("probes") or []):
+                if p.get("deferred"):
+                    self._start_probe(k, p)
+        elif "set_profile" in step:
+            body = step["set_profile"]
+            rest_put(self.demo.rest, f"/v1/profiles/{body['nai']}", body["profile"])
+            say(f"profile of {body['nai']} changed through the REST API")
+        elif "service_update" in step:
+            mn = step["service_update"]
+            n = sum(1 for e in read_events(self.events[mn]) if e["event"] == "registered")
+            self.clients[mn].send_signal(signal.SIGUSR1)
+            reg = wait_for(f"{mn}'s service-update registration",
+                           lambda: _registered(self.events[mn], n), 15)
+            say(f"{mn} re-registered with a service update ({reg.get('fa')})")
+        elif "stop_client" in step:
+            _stop_proc(self.clients[step["stop_client"]])
 
     def _move(self, mn: str, to_switch: str, port: int | None, timeout: float) -> None:
         topo = self.topo
@@ -239,6 +262,15 @@ class ScenarioRun:
         for gw, tid in check.get("absent", []):
             if tid in ids(gw):
                 problems.append(f"tunnel {tid} still at {gw}")
+        if "ha_carries_no_traffic_of" in check:
+            # route optimisation: none of the HA's tunnels has a selector with the MN's
+            # home address, and its only tunnels are the static ones
+            mn = check["ha_carries_no_traffic_of"]
+            owner = self.topo.mobile_nodes[mn].nai.replace("@", "_")
+            ha = next(n for n, g in self.topo.gateways.items() if g.kind == "home_agent")
+            mine = [t for t in ids(ha) if t.startswith(owner + "/")]
+            if mine:
+                problems.append(f"the HA carries {mn}'s traffic in {mine}")
         if "bindings" in check:
             have = {b["nai"]: b["foreign_agent"]
                     for b in rest_get(self.demo.rest, "/v1/bindings")}
@@ -300,6 +332,23 @@ class ScenarioRun:
 
     def _expect(self, result: dict[str, Any]) -> None:
         exp = self.spec.get("expect") or {}
+        if "max_probe_lost" in exp:  # whole-run loss per probe and direction
+            for p in result["probes"]:
+                for d in ("mn_to_cn", "cn_to_mn"):
+                    if p[f"{d}_lost"] > exp["max_probe_lost"]:
+                        self.fail(f"probe of {p['mn']}: {p[f'{d}_lost']} lost {d} "
+                                  f"(> {exp['max_probe_lost']})")
+                    if p[f"{d}_sent"] == 0:
+                        self.fail(f"probe of {p['mn']}: nothing sent {d}")
+        less = exp.get("lost_less")  # [mnA, mnB]: mnA's moves lose fewer packets
+        if less:
+            def lost(mn: str) -> int:
+                return sum(m["lost"]["mn_to_cn"] + m["lost"]["cn_to_mn"]
+                           for m in result["moves"] if m["mn"] == mn and "lost" in m)
+            result["lost_compare"] = {less[0]: lost(less[0]), less[1]: lost(less[1])}
+            if not lost(less[0]) < lost(less[1]):
+                self.fail(f"{less[0]} lost {lost(less[0])} packets in its moves, not fewer "
+                          f"than {less[1]} ({lost(less[1])})")
         for i, move in enumerate(result["moves"]):
             if not move["registered"]:
                 self.fail(f"move {i} ({move['mn']} {move['from']} -> {move['to']}): "

@@ -2,8 +2,10 @@
 
 Roles of one process talk over loopback; every message is a real UDP datagram.  An
 endpoint both serves requests (``handler(data, addr) -> reply bytes | None``) and
-sends its own requests, matching a reply by the peer's address (one outstanding
-request per peer at a time; retransmitted with backoff).
+sends its own requests, matching a reply (Registration Reply, Binding Acknowledge) to
+its request by peer address and the low 32 bits of the Identification; anything else
+from that peer (e.g. a Binding Request arriving while we wait for that peer's Binding
+Acknowledge) is served as a request.  Requests are retransmitted with backoff.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from typing import Any, Awaitable, Callable
+
+from controller.proto import mip
 
 LOG = logging.getLogger("mipvpn.mip")
 
@@ -23,7 +27,7 @@ class MipEndpoint(asyncio.DatagramProtocol):
         self.handler = handler
         self.transport: asyncio.DatagramTransport | None = None
         self.address: tuple[str, int] = ("", 0)
-        self._waiting: dict[tuple[str, int], asyncio.Future[bytes]] = {}
+        self._waiting: dict[tuple[tuple[str, int], int], asyncio.Future[bytes]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self.counters = {"in": 0, "out": 0, "retransmits": 0, "timeouts": 0}
 
@@ -40,10 +44,12 @@ class MipEndpoint(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         self.counters["in"] += 1
-        fut = self._waiting.get(addr)
-        if fut is not None and not fut.done():
-            fut.set_result(data)
-            return
+        if self._waiting:
+            ident = _reply_ident(data)
+            fut = self._waiting.get((addr, ident)) if ident is not None else None
+            if fut is not None and not fut.done():
+                fut.set_result(data)
+                return
         task = asyncio.get_running_loop().create_task(self._serve(data, addr))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -67,10 +73,11 @@ class MipEndpoint(asyncio.DatagramProtocol):
                       tries: int = 3) -> bytes | None:
         """Send ``data`` to ``addr`` and wait for its reply; None when none came."""
         loop = asyncio.get_running_loop()
-        while addr in self._waiting:  # one outstanding request per peer
-            await asyncio.wait({self._waiting[addr]})
+        key = (addr, _request_ident(data))
+        while key in self._waiting:  # the same request already outstanding
+            await asyncio.wait({self._waiting[key]})
         fut: asyncio.Future[bytes] = loop.create_future()
-        self._waiting[addr] = fut
+        self._waiting[key] = fut
         try:
             for attempt in range(tries):
                 self.send(data, addr)
@@ -83,10 +90,30 @@ class MipEndpoint(asyncio.DatagramProtocol):
             self.counters["timeouts"] += 1
             return None
         finally:
-            self._waiting.pop(addr, None)
+            self._waiting.pop(key, None)
             if not fut.done():
                 fut.cancel()
 
     def close(self) -> None:
         if self.transport is not None:
             self.transport.close()
+
+
+
+def _request_ident(data: bytes) -> int:
+    try:
+        msg = mip.decode(data)
+    except mip.MipDecodeError:
+        return -1
+    return int(getattr(msg, "identification", -1)) & 0xFFFFFFFF
+
+
+def _reply_ident(data: bytes) -> int | None:
+    """Identification (low 32 bits) of a reply-type message, else None."""
+    if not data or data[0] not in (mip.REGISTRATION_REPLY, mip.BINDING_ACK):
+        return None
+    try:
+        msg = mip.decode(data)
+    except mip.MipDecodeError:
+        return None
+    return int(getattr(msg, "identification", 0)) & 0xFFFFFFFF

@@ -126,3 +126,10 @@ def parse_punted_mip(data: bytes) -> PuntedMip | None:
     if not isinstance(payload, (bytes, bytearray)):
         return None
     return PuntedMip(eth.src, ip.src, bytes(payload))
+
+
+def ipv4_dst(data: bytes) -> str | None:
+    """Destination address of an IPv4-in-Ethernet frame, or None."""
+    if len(data) < 34 or data[12:14] != b"\x08\x00":
+        return None
+    return ".".join(str(b) for b in data[30:34])

@@ -18,6 +18,7 @@ Policy (see docs/dataplane.md):
 
 from __future__ import annotations
 
+import ipaddress
 import zlib
 from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Mapping, Protocol
@@ -116,6 +117,9 @@ class Fabric:
     graph: nx.Graph
     endpoints: list[Endpoint] = field(default_factory=list)
     access_fa_port: dict[str, int] = field(default_factory=dict)  # access switch -> FA port
+    # core switch -> [(port, gateway)] of dynamic CN gateways (on-demand distribution)
+    dynamic_cn_ports: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
+    home_prefixes: tuple[str, ...] = ()
 
     @classmethod
     def from_topology(cls, topo: Any) -> Fabric:
@@ -137,6 +141,11 @@ class Fabric:
                                              gw.inside.switch, gw.inside.port))
             if gw.kind == "foreign_agent":
                 fabric.access_fa_port[gw.inside.switch] = gw.inside.port
+            if gw.kind == "cn_gateway" and getattr(gw, "gateway_type", "") == "dynamic":
+                fabric.dynamic_cn_ports.setdefault(gw.core.switch, []).append(
+                    (gw.core.port, name))
+        fabric.home_prefixes = tuple(p for d in topo.domains.values()
+                                     for p in getattr(d, "home_prefixes", ()))
         for name, host in topo.hosts.items():
             fabric.endpoints.append(Endpoint(name, host.mac, host.ip, host.switch, host.port))
         return fabric
@@ -181,6 +190,17 @@ def static_flows(fabric: Fabric, switch: str) -> list[FlowMod]:
         elif role == "access" and ep.port == fabric.access_fa_port.get(switch) \
                 and ep.switch == switch:
             pass  # traffic to the FA comes only from registered MNs (mn_flows)
+    if role == "core":
+        # Claims 2, 5: a dynamic CN gateway with no tunnel for a mobile node yet sends
+        # the correspondent's packets towards the home network in the clear; the core
+        # never forwards them, it shows the first ones to the controller, which then
+        # distributes the VPN information (on-demand distribution).
+        for port, _gw in fabric.dynamic_cn_ports.get(switch, []):
+            for prefix in fabric.home_prefixes:
+                net = ipaddress.IPv4Network(prefix)
+                flows.append(flow(PRIO_SIGNALLING, (("output", OFPP_CONTROLLER),),
+                                  in_port=port, eth_type=ETH_IPV4,
+                                  ipv4_dst=(str(net.network_address), str(net.netmask))))
     if role == "site":
         flows.append(flow(PRIO_FLOOD, (("output", OFPP_FLOOD),), eth_dst=BROADCAST_MAC))
     if role == "access":

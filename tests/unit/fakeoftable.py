@@ -8,11 +8,13 @@ contains the delete's match and whose cookie agrees under the mask) and answers
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any, Iterable
 
 from controller.core.flows import FlowMod, FlowSpec
 
-FIELDS = ("in_port", "eth_src", "eth_dst", "eth_type", "ip_proto", "udp_dst", "icmpv4_type")
+FIELDS = ("in_port", "eth_src", "eth_dst", "eth_type", "ip_proto", "udp_dst", "icmpv4_type",
+          "ipv4_dst")
 
 
 class AmbiguousMatch(AssertionError):
@@ -75,6 +77,13 @@ class FakeOFTable:
             for k, v in f.match:
                 if k in ("eth_src", "eth_dst"):
                     v = v.lower()
+                if k == "ipv4_dst" and isinstance(v, tuple):  # (address, mask)
+                    if "ipv4_dst" not in pkt:
+                        return False
+                    net = ipaddress.IPv4Network(f"{v[0]}/{v[1]}")
+                    if ipaddress.IPv4Address(pkt["ipv4_dst"]) not in net:
+                        return False
+                    continue
                 if pkt.get(k) != v:
                     return False
             return True
