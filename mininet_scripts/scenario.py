@@ -262,6 +262,13 @@ class ScenarioRun:
         for gw, tid in check.get("absent", []):
             if tid in ids(gw):
                 problems.append(f"tunnel {tid} still at {gw}")
+        if "counters" in check:  # {role: {counter: at least}}
+            have = rest_get(self.demo.rest, "/v1/counters")
+            for role, wanted in check["counters"].items():
+                for name, least in wanted.items():
+                    value = (have.get(role) or {}).get(name, 0)
+                    if value < least:
+                        problems.append(f"counter {role}.{name} = {value} (< {least})")
         if "ha_carries_no_traffic_of" in check:
             # route optimisation: none of the HA's tunnels has a selector with the MN's
             # home address, and its only tunnels are the static ones
