@@ -217,7 +217,7 @@ def create_app(rt: Any, auth: Auth | None = None) -> FastAPI:
         return Response(rt.metrics.exposition(rt), media_type=CONTENT_TYPE_LATEST)
 
     from controller.adapters.webview import install_web_view
-    install_web_view(app, rt, auth.operator)  # GET / (page) and GET /v1/events (SSE)
+    install_web_view(app, rt, auth.operator)  # GET / (page) and GET /v1/view (SSE)
 
     return app
 

@@ -1,9 +1,9 @@
-"""The web view: one page at ``/`` and a live state stream at ``/v1/events`` (SSE).
+"""The web view: one page at ``/`` and a live state stream at ``/v1/view`` (SSE).
 
 The page draws the topology (switches, gateways, hosts), each mobile node at its
 current foreign agent, the tunnels (HA-anchored, route-optimised, static, smooth-handoff
 drawn differently) and a timeline of registrations/moves with their phases.  It reads
-``/v1/events`` with ``fetch`` so the operator token travels in the ``Authorization``
+``/v1/view`` with ``fetch`` (``Accept: text/event-stream``) so the operator token travels in the ``Authorization``
 header (``EventSource`` cannot send one); the token comes from the page's URL fragment
 (``/#token=...``, never sent to the server) or from the box on the page.
 
@@ -18,7 +18,7 @@ import time
 from importlib import resources
 from typing import Any, AsyncIterator
 
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, StreamingResponse
 
 PUSH_INTERVAL = 0.25   # s between checks for a change
@@ -104,7 +104,7 @@ async def _stream(rt: Any) -> AsyncIterator[bytes]:
 
 
 def install_web_view(app: FastAPI, rt: Any, operator: Any) -> None:
-    """Add ``GET /`` (the page, no data in it) and ``GET /v1/events`` (needs the
+    """Add ``GET /`` (the page, no data in it) and ``GET /v1/view`` (needs the
     operator token, like every /v1 route)."""
     page = resources.files("controller.adapters").joinpath("webview.html").read_text()
 
@@ -112,9 +112,12 @@ def install_web_view(app: FastAPI, rt: Any, operator: Any) -> None:
     async def index() -> HTMLResponse:
         return HTMLResponse(page)
 
-    @app.get("/v1/events", dependencies=[Depends(operator)])
-    async def events() -> StreamingResponse:
-        """Server-sent events: ``state`` carries the whole view (topology, mobile
-        nodes' attachment, tunnels, last 50 handovers) whenever it changes."""
+    @app.get("/v1/view", dependencies=[Depends(operator)], response_model=None)
+    async def view(request: Request) -> StreamingResponse | dict[str, Any]:
+        """The whole view (topology, mobile nodes' attachment, tunnels, last 50
+        handovers) as JSON; with ``Accept: text/event-stream``, server-sent events:
+        an ``state`` event whenever it changes, for as long as the client reads."""
+        if "text/event-stream" not in request.headers.get("accept", ""):
+            return snapshot(rt)
         return StreamingResponse(_stream(rt), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache"})
