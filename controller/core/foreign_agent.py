@@ -407,8 +407,9 @@ class ForeignAgent:
         if not accepted:
             self.in_progress.pop(p.nai, None)
             self.counters["denied"] += 1
+        code = raw[1] if len(raw) > 1 else None  # RRP: Type(8) Code(8) ...
         return [SendToMobileNode(self.conf.name, raw, p.mn_mac, p.rrq.home_address, p.port),
-                Mark(p.nai, "rrp_sent", {"accepted": accepted})]
+                Mark(p.nai, "rrp_sent", {"accepted": accepted, "code": code})]
 
     def _deny(self, rrq: mip.RegistrationRequest, mn_mac: str, port: int, code: int,
               lifetime: int = 0) -> list[Action]:
