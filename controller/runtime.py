@@ -222,7 +222,9 @@ class Runtime:
         delay = 0.05
         while True:
             try:
-                conn = await self.nodes[key].connect(*addr)
+                # reconnect: a peer that goes away (watchdog) is redialled with backoff,
+                # on the same connection object, so the route below stays valid
+                conn = await self.nodes[key].connect(*addr, reconnect=True)
             except (OSError, DiameterError) as exc:
                 LOG.debug("%s: connecting to %s at %s: %s", key, to, addr, exc)
                 await asyncio.sleep(delay)

@@ -15,7 +15,6 @@ import asyncio
 import ipaddress
 import logging
 import time
-from dataclasses import fields as dc_fields
 from typing import Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Response
@@ -89,14 +88,6 @@ class CredentialIn(_Strict):
     secret: str = Field(min_length=MIN_SECRET_LEN, max_length=MAX_SECRET_LEN)
 
 
-def _profile_out(rt: Any, prof: VpnProfile) -> dict[str, Any]:
-    out = profile_to_json(prof)
-    options = getattr(rt.store, "options", None)
-    if options is not None:
-        out.update(options(prof.nai))
-    return out
-
-
 def create_app(rt: Any, auth: Auth | None = None) -> FastAPI:
     """The REST app over runtime ``rt`` (needs ``rt.store``, ``rt.topo``, ...).
 
@@ -156,7 +147,7 @@ def create_app(rt: Any, auth: Auth | None = None) -> FastAPI:
         prof = rt.store.profile(nai)
         if prof is None:
             raise HTTPException(404, f"no VPN profile for {nai!r}")
-        return _profile_out(rt, prof)
+        return profile_to_json(prof)
 
     @app.put("/v1/profiles/{nai}")
     async def put_profile(body: ProfileIn, nai: str = NAI_PATH,
@@ -172,23 +163,17 @@ def create_app(rt: Any, auth: Auth | None = None) -> FastAPI:
             if why:
                 raise HTTPException(422, [{"field": f"body.destinations[{i}].gateway",
                                            "message": why}])
-        extra: dict[str, Any] = {}
-        names = {f.name for f in dc_fields(VpnProfile)}
-        for key in ("smooth_handoff", "distribution"):   # if the core models them
-            if key in names:
-                extra[key] = getattr(body, key)
         prof = VpnProfile(nai, tuple(Destination(d.prefix, d.gateway)
                                      for d in body.destinations),
                           SecuritySpec(body.security.ike, body.security.esp),
-                          QosSpec(body.qos.rate_kbps, body.qos.dscp), **extra)
-        rt.store.put_profile(prof, now=time.time())
-        if hasattr(rt.store, "put_options"):
-            rt.store.put_options(nai, body.smooth_handoff, body.distribution)
+                          QosSpec(body.qos.rate_kbps, body.qos.dscp),
+                          smooth_handoff=body.smooth_handoff, distribution=body.distribution)
+        rt.store.put_profile(prof, now=time.time())     # options travel with it
         LOG.info("VPN profile of %s changed by the %s", nai, who.role)
         hook = getattr(rt, "profile_changed", None)
         if hook is not None:
             hook(nai)
-        return _profile_out(rt, prof)
+        return profile_to_json(prof)
 
     @app.put("/v1/users/{nai}/credential", status_code=204, response_class=Response)
     async def put_credential(body: CredentialIn, nai: str = NAI_PATH,

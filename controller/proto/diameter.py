@@ -33,15 +33,19 @@ The vendor AVPs (vendor id ``VENDOR_ID``) are documented in ``docs/diameter-avps
 
 from __future__ import annotations
 
+import functools
 import ipaddress
+import socket
 import struct
 from dataclasses import dataclass, field
-from typing import NamedTuple, Union
+from typing import Any, NamedTuple, Union
 
 from diameter.message import Message, MessageHeader
 from diameter.message.avp import Avp, AvpAddress, AvpGrouped, AvpOctetString
 from diameter.message.avp import AvpUnsigned32, AvpUtf8String
 from diameter.message.avp.avp import register as _register_avp
+from diameter.message.avp.avp import AvpInteger32 as _AvpInteger32
+from diameter.message.avp.generator import AvpGenDef as _AvpGenDef
 from diameter.message.avp.grouped import (MipFaToHaMsa, MipHaToFaMsa, MipMnAaaAuth,
                                           MipOriginatingForeignAaa)
 # IETF AVP codes (RFC 6733, RFC 4004): python-diameter's constants, one source of truth
@@ -395,12 +399,112 @@ class DiameterEncodeError(ValueError):
 # ------------------------------------------------------------------ encoding
 
 
+# ------------------------------------------------------------------ fast serialisation
+# python-diameter serialises a message by building one Avp object per AVP (dictionary
+# look-up, value setter, Packer): 0.1-0.5 ms per MIP message here, six per registration.
+# ``_message_bytes`` writes the same bytes straight from the message's attributes with
+# struct for the AVP types our messages use; anything else falls back to python-diameter
+# (so errors are python-diameter's too).  Byte-identity with python-diameter:
+# tests/unit/test_diameter_fast_encode.py.  Measured: AMR encode 82 -> 32 us, AMA
+# 134 -> 67 us (docs/benchmarks.md).
+
+_AVP_HDR = struct.Struct("!II")
+_AVP_HDR_V = struct.Struct("!III")
+_MSG_HDR = struct.Struct("!IIIII")
+_U32 = struct.Struct("!I")
+_I32 = struct.Struct("!i")
+_GEN_INFO: dict[tuple[int, int, bool | None], tuple[int, type]] = {}
+
+
+class _Unsupported(Exception):
+    """A value or AVP type the fast path does not write: python-diameter does."""
+
+
+def _avp_wire(code: int, flags: int, vendor: int, payload: bytes) -> bytes:
+    n = len(payload)
+    head = (_AVP_HDR_V.pack(code, (flags << 24) | (n + 12), vendor) if vendor
+            else _AVP_HDR.pack(code, (flags << 24) | (n + 8)))
+    return head + payload + b"\0" * (-n & 3)
+
+
+def _value_payload(cls: type, value: Any) -> bytes:
+    if cls is AvpOctetString and type(value) is bytes:
+        return value
+    if cls is AvpUtf8String and type(value) is str:
+        return value.encode("utf8")
+    if cls is AvpUnsigned32 and type(value) is int and 0 <= value <= 0xFFFFFFFF:
+        return _U32.pack(value)
+    if cls is _AvpInteger32 and type(value) is int and -(1 << 31) <= value < (1 << 31):
+        return _I32.pack(value)
+    if cls is AvpAddress and type(value) is str:
+        try:
+            return struct.pack("!h4s", 1, socket.inet_pton(socket.AF_INET, value))
+        except OSError:
+            pass
+    raise _Unsupported
+
+
+def _defined_avps(obj: Any, extra: Any = ()) -> bytes:
+    """``generate_avps_from_defs(obj)`` (its ``additional_avps`` included), then
+    ``extra``, as wire bytes."""
+    out = []
+    for d in obj.avp_def:
+        if not isinstance(d, _AvpGenDef):
+            continue
+        value = getattr(obj, d.attr_name, None)
+        if value is None:
+            continue
+        key = (d.avp_code, d.vendor_id, d.is_mandatory)
+        info = _GEN_INFO.get(key)
+        if info is None:
+            proto = Avp.new(d.avp_code, d.vendor_id, is_mandatory=d.is_mandatory)
+            info = _GEN_INFO[key] = (proto.flags, type(proto))
+        flags, cls = info
+        if d.type_class is not None and cls is not AvpGrouped:
+            raise _Unsupported
+        for v in (value if isinstance(value, list) else (value,)):
+            if v is None:
+                continue
+            payload = _defined_avps(v) if d.type_class is not None else _value_payload(cls, v)
+            out.append(_avp_wire(d.avp_code, flags, d.vendor_id, payload))
+    for avp in (*getattr(obj, "additional_avps", ()), *extra):
+        out.append(_avp_wire(avp.code, avp.flags, avp.vendor_id, avp.payload))
+    return b"".join(out)
+
+
+def _message_bytes(msg: Message) -> bytes:
+    """``msg.as_bytes()``, faster for a freshly built command message."""
+    if getattr(msg, "_avps", None) or not hasattr(type(msg), "avp_def"):
+        return msg.as_bytes()
+    try:
+        body = _defined_avps(msg, getattr(msg, "_additional_avps", ()))
+    except _Unsupported:
+        return msg.as_bytes()
+    h = msg.header
+    h.length = 20 + len(body)
+    return _MSG_HDR.pack((h.version << 24) | h.length, (h.command_flags << 24) | h.command_code,
+                         h.application_id, h.hop_by_hop_identifier,
+                         h.end_to_end_identifier) + body
+
+
 def _vavp(code: int, value: object) -> Avp:
-    """One of our vendor AVPs (V=1, M=0, P=0)."""
+    """One of our vendor AVPs (V=1, M=0, P=0).  The payload is written directly (the
+    bytes python-diameter's value setters would produce; see ``_value_payload``)."""
     cls = VENDOR_AVPS[code][1]
-    avp = cls(code, VENDOR_ID)
+    if cls is AvpAddress:
+        value = _ip(value)  # type: ignore[arg-type]
+    try:
+        if cls is AvpGrouped:
+            payload = b"".join(_avp_wire(a.code, a.flags, a.vendor_id, a.payload)
+                               for a in value)  # type: ignore[attr-defined]
+        else:
+            payload = _value_payload(cls, value)
+    except (_Unsupported, AttributeError, TypeError):
+        avp = cls(code, VENDOR_ID)
+        avp.value = value  # python-diameter's own checks and errors
+    else:
+        avp = cls(code, VENDOR_ID, payload=payload)
     avp.name = VENDOR_AVPS[code][0]
-    avp.value = _ip(value) if cls is AvpAddress else value  # type: ignore[arg-type]
     return avp
 
 
@@ -447,6 +551,7 @@ def _tunnel_avp(code: int, t: TunnelSpec) -> Avp:
     return _vavp(code, tm)
 
 
+@functools.lru_cache(maxsize=4096)
 def _ip(s: str) -> str:
     """Validated IP address text (python-diameter would silently encode E.164)."""
     try:
@@ -642,7 +747,7 @@ def encode(msg: DiameterMessage) -> bytes:
             pd = _encode_base(msg)
         else:
             raise DiameterEncodeError(f"not a Diameter message: {type(msg).__name__}")
-        return pd.as_bytes()
+        return _message_bytes(pd)
     except DiameterEncodeError:
         raise
     except Exception as e:     # python-diameter's AvpEncodeError, struct/unicode errors

@@ -279,7 +279,7 @@ def test_no_route_answers_500_to_garbage(client: TestClient, rt: FakeRuntime) ->
     sample += [(path, method, ALICE, OP, body) for path, method, _n, _h, body in combos
                if _n == ALICE and _h is OP]
     for path, method, nai, headers, body in sample:
-        h = {"content-type": "application/json", **headers}
+        h = {"content-type": "application/json", "accept": "application/json", **headers}
         r = client.request(method, path.replace("{nai}", nai), headers=h, content=body)
         assert r.status_code < 500, (method, path, nai, headers, body, r.text)
 
