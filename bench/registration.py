@@ -96,7 +96,9 @@ def serve_runtime(users: int, topology: str | None, what_if: list[str]) -> int:
     ``what_if`` names optimisations to try *in this benchmark process only* (never in
     the product): ``qos-scan`` skips the runtime's per-flow-batch QoS scan over every
     visitor of the FA (``flows.visitors_qos``); its result is empty for the benchmark's
-    users (their profiles set no QoS), so the flows sent are the same."""
+    users (their profiles set no QoS), so the flows sent are the same; ``gc-freeze``
+    moves the start-up and warm-up objects out of the cyclic GC's reach
+    (``gc.freeze()``) and collects the young generation less often."""
     from controller.core.aaa_home import Destination, UserRecord, VpnProfile
     from controller.core.vpn import QosSpec, SecuritySpec
     from controller.loadgen import RecordingGateway
@@ -116,6 +118,11 @@ def serve_runtime(users: int, topology: str | None, what_if: list[str]) -> int:
         def remove_tunnel(self, tunnel_id: str) -> None:
             self.removes += 1
 
+    if "gc-freeze" in what_if:
+        import gc as _gc
+        _gc.collect()
+        _gc.freeze()                      # after start-up; the driver re-freezes after
+        _gc.set_threshold(10000, 20, 20)  # the warm-up ("freeze" command)
     if "qos-scan" in what_if:
         from controller.core import flows
         flows.visitors_qos = lambda visitors, gateway: {}  # type: ignore[assignment]
@@ -147,6 +154,27 @@ def serve_runtime(users: int, topology: str | None, what_if: list[str]) -> int:
     if not ok:
         _reply({"error": "Diameter links did not come up"})
         return 1
+    # stall detectors: event-loop lag (a 5 ms sleep's lateness) and the cyclic GC
+    lag: list[float] = []
+    gc_stats = {"collections": [0, 0, 0], "ms": [0.0, 0.0, 0.0], "t0": 0.0}
+
+    async def lag_monitor() -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            t = loop.time()
+            await asyncio.sleep(0.005)
+            lag.append((loop.time() - t - 0.005) * 1000.0)
+
+    def gc_callback(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            gc_stats["t0"] = time.perf_counter()
+        else:
+            g = info["generation"]
+            gc_stats["collections"][g] += 1  # type: ignore[index]
+            gc_stats["ms"][g] += (time.perf_counter() - gc_stats["t0"]) * 1000.0  # type: ignore
+    import gc
+    gc.callbacks.append(gc_callback)
+    asyncio.run_coroutine_threadsafe(lag_monitor(), rt.loop)
     ha_core = topo.gateways["ha"].core.ip
     _reply({"ready": True, "pid": os.getpid(), "ha": ha_core,
             "ingress": {k: list(ep.address) for k, ep in rt.ingress.items()},
@@ -161,7 +189,14 @@ def serve_runtime(users: int, topology: str | None, what_if: list[str]) -> int:
                     "tunnel_removes": {n: g.removes for n, g in gws.items()},
                     "bindings": len(rt.roles["ha"].bindings),
                     "roles": {k: dict(getattr(r, "counters", {})) for k, r in rt.roles.items()},
-                    "diameter": {k: dict(n.counters) for k, n in rt.nodes.items()}})
+                    "diameter": {k: dict(n.counters) for k, n in rt.nodes.items()},
+                    "loop_lag_ms": summary(list(lag), 2),
+                    "gc": {"collections": list(gc_stats["collections"]),  # type: ignore
+                           "ms": [round(x, 1) for x in gc_stats["ms"]]}})  # type: ignore
+            if cmd.get("reset"):
+                lag.clear()
+                gc_stats["collections"] = [0, 0, 0]
+                gc_stats["ms"] = [0.0, 0.0, 0.0]
         elif op == "profile-start":
             profiler = cProfile.Profile()
             rt.loop.call_soon_threadsafe(profiler.enable)
@@ -178,6 +213,12 @@ def serve_runtime(users: int, topology: str | None, what_if: list[str]) -> int:
             profiler.dump_stats(cmd["file"])
             profiler = None
             _reply({"ok": True, "file": cmd["file"]})
+        elif op == "freeze":
+            if "gc-freeze" in what_if:
+                import gc as _gc
+                _gc.collect()
+                _gc.freeze()
+            _reply({"ok": True})
         elif op == "quit":
             break
     rt.stop()
@@ -666,26 +707,40 @@ def run(users: int, loads: list[float], windows: list[int], duration: float,
         print("warm-up (every user registers once) ...", flush=True)
         gen.closed_loop(16, max(1.0, min(users / 300.0, 30.0)), warmup=0.0)
         srv.wait_idle()
+        srv.call(cmd="freeze")
         before = srv.call(cmd="stats")
         res["saturation"] = []
         for w in windows:
+            srv.call(cmd="stats", reset=True)
             r = gen.closed_loop(w, duration)
+            _server_view(r, srv.call(cmd="stats"))
             srv.wait_idle()
             res["saturation"].append(r)
             print(f"  closed loop, {w:>4} outstanding: {r['rate']:>7,.0f} registrations/s  "
                   f"p50 {r['latency_ms']['median']} ms  p99 {r['latency_ms']['p99']}"
                   f" ms  codes {r['codes']}", flush=True)
         res["open_loop"] = []
+        best_rate = max(r["rate"] for r in res["saturation"])
         for rate in loads:
+            if rate > 2.0 * best_rate:
+                print(f"  offered {rate:>6,.0f}/s: skipped (more than twice the saturation "
+                      f"rate: the backlog would take minutes to drain)", flush=True)
+                res["open_loop"].append({"offered": rate, "skipped": "above saturation"})
+                continue
+            srv.call(cmd="stats", reset=True)
             r = gen.open_loop(rate, duration)
+            _server_view(r, srv.call(cmd="stats"))
             srv.wait_idle()
             res["open_loop"].append(r)
             lm = r["latency_ms"]
             print(f"  offered {rate:>6,.0f}/s: completed {r['achieved_rate']:>7,.0f}/s  "
                   f"p50 {lm['median']} ms  p99 {lm['p99']} ms  max {lm['max']} ms  "
-                  f"unanswered {r['unanswered']}", flush=True)
+                  f"unanswered {r['unanswered']}; server loop lag max "
+                  f"{(r['server_loop_lag_ms'] or {}).get('max')} ms, GC "
+                  f"{(r['server_gc'] or {}).get('collections')} "
+                  f"{(r['server_gc'] or {}).get('ms')} ms", flush=True)
         after = srv.call(cmd="stats")
-        done = sum(r["completed"] for r in res["saturation"] + res["open_loop"])
+        done = sum(r.get("completed", 0) for r in res["saturation"] + res["open_loop"])
         res["server_counters"] = after
         fm = after["flow_mods"] - before["flow_mods"]
         res["flow_mods_per_registration"] = round(fm / max(1, done), 2)
@@ -714,6 +769,12 @@ def run(users: int, loads: list[float], windows: list[int], duration: float,
     return res
 
 
+def _server_view(r: dict[str, Any], st: dict[str, Any]) -> None:
+    """Attach the server's stall detectors for the phase just run."""
+    r["server_loop_lag_ms"] = st.get("loop_lag_ms")
+    r["server_gc"] = st.get("gc")
+
+
 def _all_rows(path: str) -> list[dict[str, Any]]:
     st = pstats.Stats(path)
     return [{"function": f"{_short(file)}:{line}({func})", "tottime_s": tt}
@@ -725,7 +786,7 @@ def plot(res: dict[str, Any], path: Path) -> None:
     if plt is None:
         return
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
-    ol = res.get("open_loop", [])
+    ol = [r for r in res.get("open_loop", []) if "skipped" not in r]
     if ol:
         offered = [r["offered"] for r in ol]
         a.plot(offered, [r["achieved_rate"] for r in ol], "o-", label="completed/s")
@@ -781,7 +842,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--log-level", default="WARNING", help="server log level")
     ap.add_argument("--what-if", default="",
                     help="comma-separated optimisations tried in the benchmark's server "
-                         "process only: qos-scan (skip the O(visitors) QoS scan)")
+                         "process only: qos-scan (skip the O(visitors) QoS scan), "
+                         "gc-freeze (gc.freeze() after start-up and warm-up, "
+                         "gc.set_threshold(10000, 20, 20))")
     args = ap.parse_args(argv)
     if args.ref_client:
         return ref_client_pydiameter(json.loads(args.ref_client))
@@ -805,7 +868,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     rows = [[r["offered"], r["achieved_rate"], r["latency_ms"]["median"],
              r["latency_ms"]["p99"], r["latency_ms"]["max"], r["unanswered"]]
-            for r in res["open_loop"]]
+            for r in res["open_loop"] if "skipped" not in r]
     print(table(rows, ["offered/s", "completed/s", "p50 ms", "p99 ms", "max ms",
                        "unanswered"]))
     print(f"saturation: {best['rate']:,.0f} full registrations/s (window {best['window']}; "

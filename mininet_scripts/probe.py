@@ -279,3 +279,28 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def steady_loss(receiver: dict[str, Any], sender: dict[str, Any],
+                tail_ms: float = 200.0) -> tuple[int, int]:
+    """(expected, lost) of ``sender``'s packets while both ends were running.
+
+    Packets the sender emitted before the receiver's socket existed (or after it
+    closed) are not network loss: a probe end starts a few hundred milliseconds after
+    the other on a loaded machine.  Sequence ``i`` left the sender at
+    ``start_ns + i / rate``; only those inside ``[max(starts), min(ends) - tail]``
+    count."""
+    rate = float(sender.get("rate") or 0)
+    if rate <= 0 or sender.get("start_ns") is None or receiver.get("start_ns") is None:
+        return int(sender.get("sent", 0)), max(0, int(sender.get("sent", 0))
+                                                 - len({r[0] for r in receiver["received"]}))
+    interval = 1e9 / rate
+    lo = max(receiver["start_ns"], sender["start_ns"])
+    hi = min(receiver["end_ns"], sender["end_ns"]) - int(tail_ms * MS)
+    first = max(0, int((lo - sender["start_ns"]) / interval) + 1)
+    last = min(int(sender["sent"]) - 1, int((hi - sender["start_ns"]) / interval))
+    if last < first:
+        return 0, 0
+    got = {int(r[0]) for r in receiver["received"] if first <= int(r[0]) <= last}
+    expected = last - first + 1
+    return expected, expected - len(got)

@@ -288,8 +288,9 @@ class ScenarioRun:
 
     def _results(self, t_reg: dict[str, float], handovers: list[dict[str, Any]]
                  ) -> dict[str, Any]:
-        from mininet_scripts.probe import analyse, load_result
+        from mininet_scripts.probe import analyse, load_result, steady_loss
         analyses: dict[str, tuple[Any, Any]] = {}
+        steady: dict[str, dict[str, int]] = {}
         for p in self.probes:
             if not (p["mn_out"].exists() and p["cn_out"].exists()):
                 wait_for("probe results", lambda: p["mn_out"].exists() and p["cn_out"].exists(),
@@ -299,6 +300,10 @@ class ScenarioRun:
                   if m["mn"] == p["mn"]]
             analyses[p["mn"]] = (analyse(cn_probe["received"], mn_probe["sent"], ev),
                                  analyse(mn_probe["received"], cn_probe["sent"], ev))
+            exp_cn, lost_cn = steady_loss(cn_probe, mn_probe)   # MN -> CN
+            exp_mn, lost_mn = steady_loss(mn_probe, cn_probe)   # CN -> MN
+            steady[p["mn"]] = {"mn_to_cn_sent": exp_cn, "mn_to_cn_lost": lost_cn,
+                               "cn_to_mn_sent": exp_mn, "cn_to_mn_lost": lost_mn}
         by_nai: dict[str, list[dict[str, Any]]] = {}
         for h in handovers:
             if h.get("previous_fa"):
@@ -333,9 +338,8 @@ class ScenarioRun:
             out.append(entry)
         return {"scenario": self.spec["name"], "topology": self.topo.name,
                 "registration_ms": t_reg, "moves": out,
-                "probes": [{"mn": mn, "mn_to_cn_lost": a[0].lost, "cn_to_mn_lost": a[1].lost,
-                            "mn_to_cn_sent": a[0].sent, "cn_to_mn_sent": a[1].sent}
-                           for mn, a in analyses.items()]}
+                # whole-run loss while both probe ends were running
+                "probes": [{"mn": mn, **steady[mn]} for mn in analyses]}
 
     def _expect(self, result: dict[str, Any]) -> None:
         exp = self.spec.get("expect") or {}

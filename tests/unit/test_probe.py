@@ -117,3 +117,14 @@ def test_result_json_roundtrip() -> None:
 def test_wire_header() -> None:
     assert HEADER.size == 12
     assert HEADER.pack(1, 2) == b"\x00\x00\x00\x01" + b"\x00" * 7 + b"\x02"
+
+
+def test_steady_loss_ignores_packets_sent_before_the_receiver_started() -> None:
+    from mininet_scripts.probe import steady_loss
+    ms = 1_000_000
+    sender = {"rate": 1000, "start_ns": 5 * ms, "end_ns": 3005 * ms, "sent": 3000}
+    got = [[i, 0, 0] for i in range(1000, 3000) if i != 1500]
+    receiver = {"start_ns": 1005 * ms, "end_ns": 3005 * ms, "received": got}
+    expected, lost = steady_loss(receiver, sender)
+    # seq 1001 .. 2800 (200 ms tail excluded); one of them (1500) never arrived
+    assert (expected, lost) == (1800, 1)
