@@ -304,7 +304,7 @@ class Demo:
                  events: list[dict[str, Any]], mn_out: Path, cn_out: Path,
                  handovers: list[dict[str, Any]], tunnels: dict[str, Any],
                  bindings: list[dict[str, Any]]) -> dict[str, Any]:
-        from mininet_scripts.probe import analyse, load_result
+        from mininet_scripts.probe import analyse, load_result, steady_loss
         mn_probe, cn_probe = load_result(str(mn_out)), load_result(str(cn_out))
         ev = [(f"move{i}", int(m["t_move"] * 1e9)) for i, m in enumerate(moves)]
         to_cn = analyse(cn_probe["received"], mn_probe["sent"], ev)   # what CN got
@@ -340,9 +340,12 @@ class Demo:
             "registration_ms": round(registration_ms, 3),
             "registration_phases_ms": first.get("phases_ms", {}),
             "moves": out_moves,
+            # whole-run loss, counted while both probe ends were running
             "probe": {"rate_pps": PROBE_RATE,
-                      "mn_to_cn": {"sent": mn_probe["sent"], "lost": to_cn.lost},
-                      "cn_to_mn": {"sent": cn_probe["sent"], "lost": to_mn.lost},
+                      "mn_to_cn": dict(zip(("sent", "lost"),
+                                           steady_loss(cn_probe, mn_probe))),
+                      "cn_to_mn": dict(zip(("sent", "lost"),
+                                           steady_loss(mn_probe, cn_probe))),
                       "latency_p50_ms": {"mn_to_cn": to_cn.latency_p50_ms,
                                          "cn_to_mn": to_mn.latency_p50_ms}},
             "bindings": bindings,
