@@ -807,17 +807,18 @@ def plot(res: dict[str, Any], path: Path) -> None:
     if sat:
         b.plot([r["window"] for r in sat], [r["rate"] for r in sat], "o-")
         b.set_xscale("log", base=2)
+        b.set_yscale("log")
         b.set_xlabel("registrations outstanding (closed loop)")
-        b.set_ylabel("registrations/s")
-        b.set_ylim(bottom=0)
+        b.set_ylabel("registrations/s (log)")
         b.set_title("saturation")
         for k, style in (("ref_python_diameter", "C1--"), ("ref_diameter_node", "C2--")):
             if k in res:
                 best = max(v["rate"] for kk, v in res[k].items() if kk.startswith("window"))
-                b.axhline(best, color=style[:2], linestyle="--",
+                b.axhline(best, color=style[:2], linestyle="--",  # one hop = 2 messages
                           label=f"{'python-diameter' if 'python' in k else 'DiameterNode'}"
                                 f" 1 hop: {best:,.0f}/s")
-        b.legend()
+        b.axhline(2000, color="grey", linestyle=":", label="target 2,000/s")
+        b.legend(fontsize=8)
     save_plot(fig, path)
 
 

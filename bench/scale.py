@@ -283,6 +283,8 @@ def run(sizes: list[int], moves: int, memory: bool = True, seed: int = 1,
         with GcWatch() as watch:
             times = measure_moves(ctl, clock, n, moves, rng)
         ms = [t * 1000.0 for t in times]
+        flow1, tun1 = ctl.flow_mods, ctl.tunnel_ops
+        local1, proxied1 = aaaf.get("local", 0), aaaf.get("proxied", 0)
         gc.disable()
         nogc = measure_moves(ctl, clock, n, moves, rng)
         gc.enable()
@@ -296,12 +298,12 @@ def run(sizes: list[int], moves: int, memory: bool = True, seed: int = 1,
                 tick_ms[key] = round((time.perf_counter() - t0) * 1000.0, 3)
         row = {"bindings": ctl.bindings(), "handover_ms": summary(ms, 4),
                "on_tick_ms": tick_ms,
-               "answered_by_aaaf_locally": aaaf.get("local", 0) - local0,
-               "sent_home_to_aaah": aaaf.get("proxied", 0) - proxied0,
+               "answered_by_aaaf_locally": local1 - local0,
+               "sent_home_to_aaah": proxied1 - proxied0,
                "gc_during_moves": watch.to_json(),
                "handover_ms_gc_disabled": summary([t * 1000.0 for t in nogc], 4),
-               "flow_mods_per_handover": (ctl.flow_mods - flow0) / len(times),
-               "tunnel_ops_per_handover": (ctl.tunnel_ops - tun0) / len(times),
+               "flow_mods_per_handover": (flow1 - flow0) / len(times),
+               "tunnel_ops_per_handover": (tun1 - tun0) / len(times),
                "gc_counts": list(gc.get_count())}
         rows.append(row)
         print(f"  {row['bindings']:>7,} bindings: handover median "

@@ -250,6 +250,10 @@ class Runtime:
                 ep.close()
             for node in self.nodes.values():
                 await node.close()
+            tasks = [t for t in self._tasks if not t.done()]
+            for task in tasks:  # ticker, advertiser, REST server, ...
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
         try:
             asyncio.run_coroutine_threadsafe(_close(), self.loop).result(timeout=5)
         except Exception:  # closing is best effort
@@ -586,8 +590,20 @@ class Runtime:
         self.datapaths[dp.id] = dp
         mods = [flows.FlowMod("delete", flows.FlowSpec(0, (), (), 0), cookie_mask=0)]
         mods += flows.static_flows(self.fabric, name)
-        self.spawn(self.send_flows(dp.id, tuple(mods)))
+        self.spawn(self._reconcile_switch(dp.id, tuple(mods)))
         LOG.info("switch %s (dpid %#x) connected", name, dp.id)
+
+    async def _reconcile_switch(self, dpid: int, static: tuple[flows.FlowMod, ...]) -> None:
+        """A switch (re)connected: its table becomes exactly what we intend — the
+        static flows, then the steering of every MN registered through an FA on it
+        (a reconnect after a switch restart loses nothing)."""
+        await self.send_flows(dpid, static)
+        for fa in self.foreign_agents():
+            if fa.conf.access_dpid != dpid:
+                continue
+            for visitor in list(fa.visitors.values()):
+                await self.execute(f"fa:{fa.conf.name}", [SendFlows(dpid, flows.install_mn(
+                    visitor.mn_mac, visitor.port, fa.conf.fa_port))])
 
     def switch_disconnected(self, dpid: int) -> None:
         self.loop.call_soon_threadsafe(self.datapaths.pop, dpid, None)

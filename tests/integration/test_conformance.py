@@ -66,10 +66,11 @@ class Ports:
     aaaf: int
     ha_diameter: int
     ha_mip: int
+    more_diameter: tuple[int, ...] = ()   # further AAAFs (two-domains: AAAF-B)
 
     @property
     def diameter(self) -> tuple[int, ...]:
-        return (self.aaah, self.aaaf, self.ha_diameter)
+        return (self.aaah, self.aaaf, self.ha_diameter, *self.more_diameter)
 
     def decode_as(self) -> list[str]:
         """Decode As for the ports tshark does not know (it knows 3868 and 434)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -78,6 +79,17 @@ def test_register_move_tunnels_only() -> None:
         packets = sum(int(part.split("=")[1].rstrip(","))
                       for part in flows.split() if part.startswith("n_packets="))
         assert packets > 1000, f"no ESP-in-UDP counted on {core}: {flows}"
+        # A switch that loses its table and reconnects gets it back, MN steering
+        # included (reconciled from the FAs' visitor lists, not re-learned).
+        acc2 = demo.mnet.switch("acc2")
+        target = acc2.vsctl("get-controller", acc2.name).strip()
+        acc2.vsctl("del-controller", acc2.name)
+        acc2.dpctl("del-flows")
+        assert not _ping(mn, "10.30.0.10", 1)
+        acc2.vsctl("set-controller", acc2.name, target)
+        deadline = time.monotonic() + 10
+        while not _ping(mn, "10.30.0.10", 1):
+            assert time.monotonic() < deadline, "steering not restored after reconnect"
         # ... and only through them: with FA2's tunnel down, the CN is unreachable.
         gw = StrongSwanGateway("fa2", vici_socket(run_dir, "fa2"))
         try:
