@@ -15,7 +15,12 @@ core interface (ESP-in-UDP 4500).  Then:
 * the messages of a registration appear in RFC 4004 order with application id 2;
 * ESP captured on the wire decrypts and authenticates (AES-GCM-128, scapy) with the
   keys charon logged in a test-only log level (never in production code);
-* a Diameter peer we did not write (scapy) does CER/CEA, DWR/DWA, AMR/AMA with the AAAF.
+* a Diameter peer we did not write (scapy) does CER/CEA, DWR/DWA, AMR/AMA with the AAAF;
+* the rest of the issue's list, one run each of scenarios/move-inter.yaml (AMR/AMA through
+  AAAF-B in its own process, HAR/HAA), route-optimised.yaml (HA -> CN-GW Binding Update)
+  and smooth-handoff.yaml (new FA -> old FA Binding Update) captured on ``lo``: 0
+  malformed with our dictionary and Lua dissector, RFC 4004 order via both AAAFs, each
+  BU (242) answered by a BAck (243) with the same Identification.
 """
 
 from __future__ import annotations
@@ -72,14 +77,17 @@ class Ports:
     def diameter(self) -> tuple[int, ...]:
         return (self.aaah, self.aaaf, self.ha_diameter, *self.more_diameter)
 
-    def decode_as(self) -> list[str]:
-        """Decode As for the ports tshark does not know (it knows 3868 and 434)."""
+    def decode_as(self, lua: bool = False) -> list[str]:
+        """Decode As for the ports tshark does not know (it knows 3868 and 434).  With
+        our Lua dissector the HA's MIP port goes to it (mipvpn.ports), not straight to
+        Wireshark's mip dissector: the HA also sends Binding Updates from that port."""
         args = []
         for port in self.diameter:
             if port != 3868:
                 args += ["-d", f"tcp.port=={port},diameter"]
         if self.ha_mip != 434:
-            args += ["-d", f"udp.port=={self.ha_mip},mip"]
+            args += (["-o", f"mipvpn.ports:434,{self.ha_mip}"] if lua
+                     else ["-d", f"udp.port=={self.ha_mip},mip"])
         return args
 
 
@@ -99,10 +107,10 @@ def tshark(pcap: Path, *args: str, ports: Ports | None = None, dictionary: bool 
     a private mount namespace (a bind-mounted copy of the system folder, whose Custom.xml
     is our vendor block); ``lua``: load docs/wireshark/mipvpn.lua."""
     cmd = ["tshark", "-n", "-r", str(pcap)]
-    if ports is not None:
-        cmd += ports.decode_as()
     if lua:
         cmd += ["-X", f"lua_script:{LUA}"]
+    if ports is not None:
+        cmd += ports.decode_as(lua)
     cmd += list(args)
     with tempfile.TemporaryDirectory(prefix="mipvpn-ws-") as tmp:
         env = {**os.environ, "WIRESHARK_CONFIG_DIR": tmp, "HOME": tmp}  # no personal prefs
@@ -837,56 +845,59 @@ def named_run(request: pytest.FixtureRequest,
 
 
 def _diameter_events(pcap: Path, ports: Ports, role: dict[int, str],
-                     **kw: Any) -> list[tuple[float, str, str, str]]:
-    """(time, AMR/AMA/HAR/HAA@server, Session-Id, Origin-Host) in capture order."""
+                     **kw: Any) -> list[tuple[float, str, str, list[str], list[str]]]:
+    """(time, AMR/AMA/HAR/HAA@server, Session-Id, Origin-Host values, AVP codes) in
+    capture order; the last two are per frame (grouped AVPs included)."""
     events = []
-    for t, sport, dport, reqs, codes, apps, sids, hosts in fields(
+    for t, sport, dport, reqs, codes, apps, sids, hosts, avps in fields(
             pcap, "diameter.cmd.code == 260 || diameter.cmd.code == 262",
             ["frame.time_epoch", "tcp.srcport", "tcp.dstport", "diameter.flags.request",
              "diameter.cmd.code", "diameter.applicationId", "diameter.Session-Id",
-             "diameter.Origin-Host"], ports=ports, **kw):
-        # a segment may carry several messages; each has one Session-Id and Origin-Host
-        for req, code, app, sid, host in zip(reqs.split("|"), codes.split("|"),
-                                             apps.split("|"), sids.split("|"),
-                                             hosts.split("|"), strict=True):
+             "diameter.Origin-Host", "diameter.avp.code"], ports=ports, **kw):
+        # a segment may carry several messages: these fields occur once per message
+        for req, code, app, sid in zip(reqs.split("|"), codes.split("|"),
+                                       apps.split("|"), sids.split("|"), strict=True):
             assert app == "2", (code, app)
             is_req = req in ("1", "True")
             server = role[int(dport if is_req else sport)]
             name = {("260", True): "AMR", ("260", False): "AMA", ("262", True): "HAR",
                     ("262", False): "HAA"}[(code, is_req)]
-            events.append((float(t), f"{name}@{server}", sid, host))
+            events.append((float(t), f"{name}@{server}", sid, hosts.split("|"),
+                           avps.split("|")))
     return sorted(events)
 
 
 def _check_inter_domain(run: NamedRun) -> None:
     """The move to FA3 (domain B): FA3's AMR reaches AAAF-B (its own process, 3871),
-    which relays it to the AAAH; HAR/HAA with the HA; AMA back the same way.  The move
-    back to FA1 goes through AAAF-A again."""
+    which forwards it to the AAAH adding MIP-Originating-Foreign-AAA (RFC 4004 §7.1:
+    its realm and host); the AAAH copies that into the HAR; AMA back the same way.  The
+    move back to FA1 goes through AAAF-A again."""
     p = run.ports
     role = {p.aaah: "AAAH", p.aaaf: "AAAF-A", p.ha_diameter: "HA",
             p.more_diameter[0]: "AAAF-B"}
     events = _diameter_events(run.lo, p, role, dictionary=True)
-    names = [n for _t, n, _s, _h in events]
-    rrq_b = names.index("AMR@AAAF-B")
-    assert names[:rrq_b] == ["AMR@AAAF-A", "AMR@AAAH", "HAR@HA", "HAA@HA", "AMA@AAAH",
-                             "AMA@AAAF-A"], names
-    inter = names[rrq_b:rrq_b + 6]
-    assert inter == ["AMR@AAAF-B", "AMR@AAAH", "HAR@HA", "HAA@HA", "AMA@AAAH",
-                     "AMA@AAAF-B"], names
-    back = names[rrq_b + 6:]
+    names = [e[1] for e in events]
+    assert "AMR@AAAF-B" in names, names
+    at_b = names.index("AMR@AAAF-B")
+    assert names[:at_b] == ["AMR@AAAF-A", "AMR@AAAH", "HAR@HA", "HAA@HA", "AMA@AAAH",
+                            "AMA@AAAF-A"], names
+    assert names[at_b:at_b + 6] == ["AMR@AAAF-B", "AMR@AAAH", "HAR@HA", "HAA@HA",
+                                    "AMA@AAAH", "AMA@AAAF-B"], names
+    back = names[at_b + 6:]
     assert back[:2] == ["AMR@AAAF-A", "AMR@AAAH"] and back[-1] == "AMA@AAAF-A", names
-    assert "HAR@HA" in back and "AAAF-B" not in "".join(back), names
-    # the same session end to end: FA3 -> AAAF-B -> AAAH (RFC 4004 §1: the AAAF relays;
-    # Origin-Host is FA3's at AAAF-B)
-    _t, _n, sid_b, host_b = events[rrq_b]
-    _t, n_h, sid_h, host_h = events[rrq_b + 1]
-    assert sid_b and sid_h == sid_b, (sid_b, sid_h)
+    assert "HAR@HA" in back and not any(n.endswith("AAAF-B") for n in back), names
+    amr_b, amr_h, har = events[at_b], events[at_b + 1], events[at_b + 2]
+    # one session FA3 -> AAAF-B -> AAAH, Origin-Host FA3's end to end
+    assert amr_b[2].startswith("fa3.") and amr_h[2] == amr_b[2], (amr_b, amr_h)
+    assert amr_b[3] == ["fa3.b.example"], amr_b
+    assert "347" not in amr_b[4]                                # added by the AAAF
+    assert amr_h[3] == ["fa3.b.example", "aaaf.b.example"] and "347" in amr_h[4], amr_h
+    assert har[3] == ["aaah.home.example", "aaaf.b.example"] and "347" in har[4], har
     result_codes = [rc for (rcs,) in fields(
         run.lo, "(diameter.cmd.code == 260 || diameter.cmd.code == 262) && "
         "diameter.flags.request == 0", ["diameter.Result-Code"], ports=p)
         for rc in rcs.split("|")]
     assert result_codes and set(result_codes) == {"2001"}, result_codes
-    run.result["origin_hosts"] = (host_b, host_h)
 
 
 def _check_bindings(run: NamedRun, home_address: str) -> list[list[str]]:
@@ -896,7 +907,8 @@ def _check_bindings(run: NamedRun, home_address: str) -> list[list[str]]:
     rows = fields(run.lo, "mipvpn.type == 242 || mipvpn.type == 243",
                   ["frame.time_epoch", "ip.src", "udp.srcport", "ip.dst", "udp.dstport",
                    "mipvpn.type", "mipvpn.ident", "mipvpn.homeaddr", "mipvpn.status",
-                   "mipvpn.cvse.type"], ports=run.ports, lua=True, dictionary=True)
+                   "mipvpn.cvse.type", "mipvpn.coa", "mipvpn.ext.type"],
+                  ports=run.ports, lua=True, dictionary=True)
     bus = [r for r in rows if r[5] == "242"]
     backs = [r for r in rows if r[5] == "243"]
     assert bus, f"no Binding Update decoded in {run.name}"
@@ -930,14 +942,29 @@ def test_full_list_scenarios_conform(named_run: NamedRun) -> None:
     for seq, ack, sport in fields(run.lo, "tcp.flags.reset == 1",
                                   ["tcp.seq", "tcp.ack", "tcp.srcport"]):
         assert (seq, ack) == ("1", "1") and 3868 <= int(sport) <= 3871, (seq, ack, sport)
-    mns = load_topology(TWO_DOMAINS).mobile_nodes
+    topo = load_topology(TWO_DOMAINS)
+    mns = topo.mobile_nodes
+    coa = {n: g.core.ip.split("/")[0] for n, g in topo.gateways.items()}
     if run.name == "move-inter":
         assert [k for _f, _t, k in run.result["moves"]] == ["inter-domain"] * 2
         _check_inter_domain(run)
+        # stock tshark too (no binding messages in this run): only our vendor AVPs
+        assert malformed_count(run.lo, ports=run.ports) == 0
+        ex = expert(run.lo, ports=run.ports)
+        assert not ex.get("Errors"), ex.get("Errors")
+        bad = [w for w in ex.get("Warns", {}) if not STOCK_VENDOR_WARNINGS.match(w)
+               and w != "TCP: Connection reset (RST)"]
+        assert not bad, bad
     elif run.name == "route-optimised":
-        bus = _check_bindings(run, mns["mn2"].home_address)
-        # the HA's BU carries the VPN information (CVSE type 3) to the CN gateway
-        assert any("3" in bu[9].split("|") for bu in bus), bus
+        # one BU, from the HA's MIP endpoint to the CN-GW2 role, for bob at FA1, with
+        # the VPN information (CVSE type 3) and the RO authentication extension (35)
+        (bu,) = _check_bindings(run, mns["mn2"].home_address)
+        assert bu[2] == str(run.ports.ha_mip) and bu[10] == coa["fa1"], bu
+        assert "3" in bu[9].split("|") and "35" in bu[11].split("|"), bu
     else:
+        # alice (smooth_handoff: true) moves FA1 -> FA2 -> FA1: each time the new FA
+        # sends the copied VPN information to the old one; bob (false) causes no BU
         bus = _check_bindings(run, mns["mn1"].home_address)
-        assert any("3" in bu[9].split("|") for bu in bus), bus
+        assert [bu[10] for bu in bus] == [coa["fa2"], coa["fa1"]], bus
+        assert all("3" in bu[9].split("|") for bu in bus), bus
+        assert (bus[0][1], bus[0][2]) == (bus[1][3], bus[1][4]), bus   # FA2's socket
