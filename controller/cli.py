@@ -348,6 +348,9 @@ def main(argv: list[str] | None = None) -> int:
     scn.add_argument("--rest", default="127.0.0.1:8080")
     scn.add_argument("--of-port", default=6653, type=int)
 
+    from bench import add_parser as add_bench_parser
+    add_bench_parser(sub)
+
     chk = sub.add_parser("check-config", help="validate a topology/config YAML offline")
     chk.add_argument("file")
 
@@ -375,6 +378,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "scenario":
         from mininet_scripts.scenario import run_scenario_cli
         return run_scenario_cli(args)
+    if args.cmd == "bench":
+        from bench import run_bench
+        return run_bench(args)
     if args.cmd == "check-config":
         from controller.config import check_config
         errors = check_config(args.file)
