@@ -40,6 +40,8 @@ import socket
 import struct
 import subprocess
 import sys
+import atexit
+import shutil
 import tempfile
 import threading
 import time
@@ -139,6 +141,7 @@ def serve_runtime(users: int, topology: str | None, what_if: list[str]) -> int:
         mods["batches"] += 1
 
     run_dir = tempfile.mkdtemp(prefix="mipvpn-bench-")
+    atexit.register(shutil.rmtree, run_dir, True)  # the server is ended by a signal
     rt = Runtime(topo, run_dir, ":memory:", rest=None, gateway_factory=factory,
                  flow_sink=sink, fa_ingress=True, advertise=False)
     conf = next(iter(topo.vpn_profiles.values()), None)
