@@ -494,12 +494,13 @@ class Runtime:
         """Registration Requests from virtual MNs over UDP (load generator)."""
         async def handle(data: bytes, addr: tuple[str, int]) -> bytes | None:
             fa = self.roles[key]
-            mac = "02:%02x:%02x:%02x:%02x:%02x" % tuple(
-                [int(x) for x in addr[0].split(".")[1:]] + [addr[1] >> 8, addr[1] & 0xFF])
+            mac = "02:00:00:00:00:00"
             try:
-                home = mip.decode(data)
-                self._virtual_mn[(fa.conf.name, getattr(home, "home_address", ""))] = addr
-            except mip.MipDecodeError:
+                home = str(getattr(mip.decode(data), "home_address", ""))
+                self._virtual_mn[(fa.conf.name, home)] = addr
+                # one MAC per virtual MN (from its home address), as real MNs have
+                mac = "02:00:" + ":".join(f"{int(b):02x}" for b in home.split("."))
+            except (mip.MipDecodeError, ValueError):
                 pass
             actions = fa.on_registration_request(self.now(), data, mac, 0)
             await self.execute(key, actions)
