@@ -30,7 +30,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -38,23 +37,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from mininet_scripts.demo import _stop_proc
 from bench.common import (out_paths, print_machine, pyplot, reexec_in_private_netns,
                           save_plot, summary, table, write_json)
 
 IPERF_PORT = 5211
 OF_TYPES = {14: "FLOW_MOD", 15: "GROUP_MOD", 20: "BARRIER_REQUEST", 29: "METER_MOD",
             13: "PACKET_OUT"}
-
-
-def _stop(proc: subprocess.Popen[Any], timeout: float = 5.0) -> None:
-    if proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout)
 
 
 def iperf(server: Any, server_ip: str, client: Any, client_ip: str, seconds: float,
@@ -73,10 +62,10 @@ def iperf(server: Any, server_ip: str, client: Any, client_ip: str, seconds: flo
         try:
             out, err = cli.communicate(timeout=seconds + 12)
         except subprocess.TimeoutExpired:
-            _stop(cli)
+            _stop_proc(cli)
             return {"error": "iperf3 client timed out"}
     finally:
-        _stop(srv)
+        _stop_proc(srv)
     try:
         data = json.loads(out)
     except ValueError:
@@ -277,7 +266,7 @@ def flow_mods_per_move(sr: Any, run_dir: Path, moves: int, settle: float, rest_g
                            "flow_mods_counter_per_move": round((after - before) / moves, 2)}
     if cap is not None:
         time.sleep(0.5)
-        _stop(cap)
+        _stop_proc(cap)
         msgs = count_openflow(pcap)
         per_move = []
         for t0, t1 in windows:
