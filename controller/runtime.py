@@ -304,12 +304,12 @@ class Runtime:
                 if key.startswith("fa:"):  # QoS (claims 8, 9): the MN's meters and DSCP
                     # only the MNs these mods install (scanning every visitor's VPN
                     # info cost 76 % of the CPU at 5,000 visitors: docs/benchmarks.md)
-                    macs = {str(v).lower() for m in mods if m.op == "add"
+                    macs = {str(v) for m in mods if m.op == "add"
                             for k, v in getattr(m, "flow", flows.FlowSpec(0, (), ())).match
                             if k in ("eth_src", "eth_dst")}
+                    found = (role.visitors.by_mac(mac) for mac in macs)
                     mods = flows.with_mn_qos(mods, flows.visitors_qos(
-                        (v for v in role.visitors.values() if v.mn_mac.lower() in macs),
-                        role.conf.name))
+                        (v for v in found if v is not None), role.conf.name))
                 await self.send_flows(action.dpid, mods)
             elif isinstance(action, SendDiameter):
                 node, peer = self.routes[key][action.to]

@@ -29,6 +29,7 @@ from __future__ import annotations
 import itertools
 import logging
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 
 from controller.core import flows
@@ -82,6 +83,59 @@ class Visitor:
     expires: float
 
 
+class VisitorTable(dict[str, Visitor]):
+    """NAI -> Visitor, with an index by MN MAC (lower case) kept in step.
+
+    The runtime looks visitors up by the MACs a flow batch installs (QoS planning); a
+    scan of every visitor there cost O(visitors) per registration (docs/benchmarks.md).
+    Only the mutators the FA uses are indexed: item set/delete, ``pop``, ``clear``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._by_mac: dict[str, Visitor] = {}
+
+    def __setitem__(self, nai: str, visitor: Visitor) -> None:
+        old = self.get(nai)
+        if old is not None:
+            self._unindex(old)
+        super().__setitem__(nai, visitor)
+        self._by_mac[visitor.mn_mac.lower()] = visitor
+
+    def __delitem__(self, nai: str) -> None:
+        self._unindex(self[nai])
+        super().__delitem__(nai)
+
+    def pop(self, nai: str, *default: Any) -> Any:  # type: ignore[override]
+        visitor = super().pop(nai, *default)
+        if isinstance(visitor, Visitor):
+            self._unindex(visitor)
+        return visitor
+
+    def clear(self) -> None:
+        super().clear()
+        self._by_mac.clear()
+
+    def setdefault(self, *args: Any) -> Any:  # not indexed: refuse rather than desync
+        raise NotImplementedError("VisitorTable.setdefault")
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        for nai, visitor in dict(*args, **kwargs).items():
+            self[nai] = visitor
+
+    def popitem(self) -> tuple[str, Visitor]:
+        nai, visitor = super().popitem()
+        self._unindex(visitor)
+        return nai, visitor
+
+    def by_mac(self, mac: str) -> Visitor | None:
+        return self._by_mac.get(mac.lower())
+
+    def _unindex(self, visitor: Visitor) -> None:
+        key = visitor.mn_mac.lower()
+        if self._by_mac.get(key) is visitor:
+            del self._by_mac[key]
+
+
 @dataclass
 class Pending:
     nai: str
@@ -115,7 +169,7 @@ class _HandoffPending:
 class ForeignAgent:
     def __init__(self, conf: ForeignAgentConf) -> None:
         self.conf = conf
-        self.visitors: dict[str, Visitor] = {}
+        self.visitors = VisitorTable()
         self.pending: dict[str, Pending] = {}
         self.departed: dict[str, tuple[Visitor, float]] = {}   # nai -> (visitor, until)
         self.handoffs: dict[str, HandoffTunnel] = {}           # tunnel id -> this end

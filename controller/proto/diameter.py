@@ -517,7 +517,22 @@ def _tunnel_end_avp(code: int, end: TunnelEnd) -> Avp:
 
 
 def vpn_info_avp(info: VpnInfo) -> Avp:
-    """The grouped Mipvpn-VPN-Info AVP for ``info``."""
+    """The grouped Mipvpn-VPN-Info AVP for ``info``.
+
+    The members' bytes are cached per ``VpnInfo`` value (frozen, hashable): one
+    registration sends the same information in HAR, AMA and the AAAF's AMA, and every
+    renewal sends it again (docs/benchmarks.md).  A fresh Avp is returned each time."""
+    avp = AvpGrouped(VA_VPN_INFO, VENDOR_ID, payload=_vpn_info_payload(info))
+    avp.name = VENDOR_AVPS[VA_VPN_INFO][0]
+    return avp
+
+
+@functools.lru_cache(maxsize=4096)
+def _vpn_info_payload(info: VpnInfo) -> bytes:
+    return _vpn_info_avp(info).payload
+
+
+def _vpn_info_avp(info: VpnInfo) -> Avp:
     members = [_vavp(VA_NAI, info.nai)]
     if info.home_address:
         members.append(_vavp(VA_HOME_ADDRESS, info.home_address))
@@ -990,10 +1005,27 @@ def _decode_end(g: _Avps) -> TunnelEnd:
         selectors=tuple(g.text_of(a) for a in g.all(VA_TRAFFIC_SELECTOR, VENDOR_ID)))
 
 
+# Mipvpn-VPN-Info AVP bytes -> its decoded VpnInfo (immutable, so shared).  The same
+# bytes arrive several times per registration (HAR, AMA relayed by the AAAF) and on every
+# renewal; the cache is bounded by clearing it when full.
+_VPN_INFO_DECODED: dict[bytes, VpnInfo] = {}
+_VPN_INFO_DECODED_MAX = 4096
+
+
 def _decode_vpn_info(top: _Avps) -> VpnInfo | None:
     a = top.find(VA_VPN_INFO, VENDOR_ID)
     if a is None:
         return None
+    info = _VPN_INFO_DECODED.get(a.raw)
+    if info is None:
+        info = _decode_vpn_info_avp(top, a)
+        if len(_VPN_INFO_DECODED) >= _VPN_INFO_DECODED_MAX:
+            _VPN_INFO_DECODED.clear()
+        _VPN_INFO_DECODED[a.raw] = info
+    return info
+
+
+def _decode_vpn_info_avp(top: _Avps, a: RawAvp) -> VpnInfo:
     g = top.group(a, known_vendor=_VENDOR_KNOWN)
     tunnels = tuple(_decode_tunnel(g, ta) for ta in g.all(VA_TUNNEL, VENDOR_ID))
     handoff = g.find(VA_HANDOFF_TUNNEL, VENDOR_ID)

@@ -43,11 +43,13 @@ def test_scale_tiny(tmp_path, monkeypatch):
 
 
 def test_registration_tiny(tmp_path, monkeypatch):
-    """Server process, load generator, references, profile: all of it, briefly."""
+    """Server process, load generator, references, profile: all of it, briefly.  Enough
+    users that the warm-up outlasts the FA's 3 s hold per user (else the open loop finds
+    every user busy)."""
     monkeypatch.chdir(ROOT)
     out = tmp_path / "reg.json"
     from bench import registration
-    assert registration.main(["--users", "400", "--loads", "10", "--windows", "1,2",
+    assert registration.main(["--users", "2000", "--loads", "10", "--windows", "1,2",
                               "--duration", "0.5", "--json", str(out), "--no-plot"]) == 0
     res = json.loads(out.read_text())
     assert res["saturation_rate"] > 0

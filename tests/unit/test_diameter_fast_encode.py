@@ -130,3 +130,25 @@ def test_fast_path_falls_back_for_values_it_does_not_write():
     bad = dia.AmRequest(**{**amr.__dict__, "mn_aaa_spi": 1 << 40})
     with pytest.raises(dia.DiameterEncodeError):
         dia.encode(bad)
+
+
+def test_vpn_info_encode_and_decode_caches_return_equal_values() -> None:
+    """The VPN-info caches (per VpnInfo value when encoding, per AVP bytes when
+    decoding) give the same bytes / values as a fresh encode / decode."""
+    from controller.core.vpn import QosSpec, SecuritySpec, TunnelEnd, TunnelSpec, VpnInfo
+    from controller.proto import diameter as d
+
+    spec = TunnelSpec("t/ha-fa1", TunnelEnd("ha", "10.0.0.1", ("10.30.0.0/24",)),
+                      TunnelEnd("fa1", "10.0.0.2", ("10.1.0.5/32",)), b"k" * 16,
+                      SecuritySpec(), QosSpec(1000, 10), initiator="fa1")
+    info = VpnInfo("u@x", "10.1.0.5", "ha", "fa1", (spec,))
+    first = d.vpn_info_avp(info)
+    second = d.vpn_info_avp(info)
+    assert first is not second and first.payload == second.payload
+    assert first.payload == d._vpn_info_avp(info).payload       # uncached build
+    d._VPN_INFO_DECODED.clear()
+    avps = d.parse_avps(first.as_bytes())
+    top = d._Avps(avps, None, frozenset(), frozenset(d.VENDOR_AVPS), session_id="s")
+    decoded = d._decode_vpn_info(top)
+    assert decoded == info
+    assert d._decode_vpn_info(top) is decoded                   # served from the cache
