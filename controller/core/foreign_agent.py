@@ -39,6 +39,7 @@ from controller.core.actions import (Action, AddTunnel, Mark, NotifyVisitorLeft,
 from controller.core.binding import (IdentificationClock, ack_status, binding_ack,
                                      build_binding_update, check_binding_update,
                                      handoff_key, peek_binding_update)
+from controller.core.expiry import ExpiryDict
 from controller.core.vpn import TunnelSpec, VpnInfo, anchor_psk, handoff_psk
 from controller.proto import diameter as dia
 from controller.proto import mip
@@ -83,8 +84,9 @@ class Visitor:
     expires: float
 
 
-class VisitorTable(dict[str, Visitor]):
-    """NAI -> Visitor, with an index by MN MAC (lower case) kept in step.
+class VisitorTable(ExpiryDict[str, Visitor]):
+    """NAI -> Visitor, with an index by MN MAC (lower case) kept in step, and the
+    visitors due to expire found without a scan (``ExpiryDict.due``).
 
     The runtime looks visitors up by the MACs a flow batch installs (QoS planning); a
     scan of every visitor there cost O(visitors) per registration (docs/benchmarks.md).
@@ -115,13 +117,6 @@ class VisitorTable(dict[str, Visitor]):
         super().clear()
         self._by_mac.clear()
 
-    def setdefault(self, *args: Any) -> Any:  # not indexed: refuse rather than desync
-        raise NotImplementedError("VisitorTable.setdefault")
-
-    def update(self, *args: Any, **kwargs: Any) -> None:
-        for nai, visitor in dict(*args, **kwargs).items():
-            self[nai] = visitor
-
     def popitem(self) -> tuple[str, Visitor]:
         nai, visitor = super().popitem()
         self._unindex(visitor)
@@ -134,6 +129,10 @@ class VisitorTable(dict[str, Visitor]):
         key = visitor.mn_mac.lower()
         if self._by_mac.get(key) is visitor:
             del self._by_mac[key]
+
+
+def _second(entry: tuple[Visitor, float]) -> float:
+    return entry[1]
 
 
 @dataclass
@@ -171,8 +170,9 @@ class ForeignAgent:
         self.conf = conf
         self.visitors = VisitorTable()
         self.pending: dict[str, Pending] = {}
-        self.departed: dict[str, tuple[Visitor, float]] = {}   # nai -> (visitor, until)
-        self.handoffs: dict[str, HandoffTunnel] = {}           # tunnel id -> this end
+        # nai -> (visitor, until)
+        self.departed: ExpiryDict[str, tuple[Visitor, float]] = ExpiryDict(_second)
+        self.handoffs: ExpiryDict[str, HandoffTunnel] = ExpiryDict()  # tunnel id -> end
         self.handoff_pending: dict[str, _HandoffPending] = {}
         self._handoff_ident: dict[str, int] = {}
         self._clock = IdentificationClock()
@@ -307,19 +307,16 @@ class ForeignAgent:
     def on_tick(self, now: float) -> list[Action]:
         """Expire visitors whose registration lifetime ran out without renewal."""
         actions: list[Action] = []
-        for nai, visitor in list(self.visitors.items()):
-            if visitor.expires <= now:
-                del self.visitors[nai]
-                LOG.info("%s: registration of %s expired", self.conf.name, nai)
-                actions += self._teardown(visitor)
-        for tunnel_id, handoff in list(self.handoffs.items()):
-            if handoff.expires <= now:     # the forwarding tunnel's lifetime is over
-                del self.handoffs[tunnel_id]
-                actions += [RemoveTunnel(self.conf.name, tunnel_id),
-                            Mark(handoff.nai, "handoff_expired", {"fa": self.conf.name})]
-        for nai, (_visitor, until) in list(self.departed.items()):
-            if until <= now:
-                del self.departed[nai]
+        for nai in self.visitors.due(now):
+            visitor = self.visitors.pop(nai)
+            LOG.info("%s: registration of %s expired", self.conf.name, nai)
+            actions += self._teardown(visitor)
+        for tunnel_id in self.handoffs.due(now):  # the forwarding tunnel's lifetime is over
+            handoff = self.handoffs.pop(tunnel_id)
+            actions += [RemoveTunnel(self.conf.name, tunnel_id),
+                        Mark(handoff.nai, "handoff_expired", {"fa": self.conf.name})]
+        for nai in self.departed.due(now):
+            del self.departed[nai]
         return actions
 
     # ------------------------------------------------------------------ smooth handoff

@@ -40,6 +40,7 @@ from controller.core.actions import (Action, AddTunnel, AnswerDiameter, Mark, Re
                                      ReplyMip, SendMip)
 from controller.core.binding import (BindingKey, IdentificationClock, ack_status,
                                      build_binding_update)
+from controller.core.expiry import ExpiryDict
 from controller.core.vpn import TunnelSpec, VpnInfo, rewrite_foreign_agent, route_optimised
 from controller.proto import diameter as dia
 from controller.proto import mip
@@ -98,7 +99,7 @@ class HomeAgent:
         self.mn_ha_key = mn_ha_key
         self.max_lifetime = max_lifetime
         self.binding_keys = binding_keys or {}
-        self.bindings: dict[str, Binding] = {}
+        self.bindings: ExpiryDict[str, Binding] = ExpiryDict()
         self.pending: dict[str, _PendingUpdates] = {}
         self._clock = IdentificationClock()
         self.counters = {"accepted": 0, "denied": 0, "malformed": 0,
@@ -234,10 +235,9 @@ class HomeAgent:
 
     def on_tick(self, now: float) -> list[Action]:
         actions: list[Action] = []
-        for nai, binding in list(self.bindings.items()):
-            if binding.expires <= now:
-                LOG.info("HA %s: binding of %s expired", self.name, nai)
-                actions += self._unbind(nai)
+        for nai in self.bindings.due(now):
+            LOG.info("HA %s: binding of %s expired", self.name, nai)
+            actions += self._unbind(nai)
         return actions
 
     # ------------------------------------------------------------ helpers

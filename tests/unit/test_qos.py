@@ -237,7 +237,8 @@ def test_runtime_adds_the_visitors_meters_to_the_fa_flows(tmp_path) -> None:  # 
                  flow_sink=lambda dpid, mods: sent.append((dpid, mods)))
     assert rt.gateway_qos == {}          # fake gateways: no tc
     fa = rt.fa("fa1")
-    fa.visitors["alice@home.example"] = SimpleNamespace(mn_mac=MN, vpn_info=_info(LIMIT))
+    fa.visitors["alice@home.example"] = SimpleNamespace(mn_mac=MN, vpn_info=_info(LIMIT),
+                                                       expires=1e9)
     install = flows.install_mn(MN, MN_PORT, FA_PORT)
     asyncio.run(rt.execute("fa:fa1", [SendFlows(0x401, install)]))
     asyncio.run(rt.execute("fa:fa1", [SendFlows(0x401, flows.remove_mn(MN))]))
