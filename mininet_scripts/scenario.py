@@ -23,10 +23,18 @@ the ones in `scenarios/`.  Schema (docs/scenarios.md)::
       - {set_profile: {nai: NAI, profile: {...}}}   # PUT /v1/profiles/NAI (claim 24)
       - {service_update: mn2}                # the MN re-registers asking for it
       - {stop_client: mn2}                   # no more renewals (lifetime expiry)
+      - {iperf: {name: alice-up, mn: mn1, cn: cn1, direction: up}}   # iperf3, UDP
+      - {iperf: {name: carol-up, mn: mn3, cn: cn1, direction: up, seconds: 5,
+                 protocol: udp, offer_kbit: 50000}}           # or tcp (docs/scenarios.md)
+      - {check: {qos_path: {mn1: 5000},      # meters + HTB at rate on the MN's path
+                 qos_gone: {mn1: [fa1]}}}    # no HTB class for mn1's packets there
     expect:
       max_gap_ms: 1000                       # every move, both directions
       max_lost: 2000
       moves: [{kind: inter-domain}]          # per move, in order
+      rate_within: {alice-up: {kbit: 5000, tolerance: 0.10}}   # iperf step names
+      rate_at_least: {carol-up: 15000}
+      dscp: {alice-up: 46}                   # DS field of the packets received
 
 The JSON result has the demo's per-move shape plus ``ok`` and ``failed``.  The exit
 code is non-zero when an expectation fails.
@@ -53,9 +61,27 @@ from mininet_scripts.demo import (Demo, DemoError, _last_before, _registered, _s
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIO_DIR = ROOT / "scenarios"
 STEP_KINDS = {"sleep", "move", "check", "wait_registered", "start_probes", "set_profile",
-              "service_update", "stop_client"}
+              "service_update", "stop_client", "iperf"}
 TOP_KEYS = {"name", "description", "topology", "overrides", "processes", "mobile_nodes",
             "probes", "timeline", "expect"}
+CHECK_KEYS = {"present", "absent", "bindings", "within", "counters",
+              "ha_carries_no_traffic_of", "qos_path", "qos_gone"}
+EXPECT_KEYS = {"max_gap_ms", "max_lost", "moves", "max_probe_lost", "lost_less",
+               "report_lost", "rate_within", "rate_at_least", "dscp"}
+# iperf step: key -> (required, check, what it must be)
+IPERF_KEYS: dict[str, tuple[bool, Any, str]] = {
+    "name": (True, lambda v: isinstance(v, str) and v != "", "a non-empty string"),
+    "mn": (True, lambda v: isinstance(v, str), "a mobile node's name"),
+    "cn": (True, lambda v: isinstance(v, str), "a host's name"),
+    "direction": (True, lambda v: v in ("up", "down"), "up (MN -> CN) or down (CN -> MN)"),
+    "seconds": (False, lambda v: _number(v) and 1 <= v <= 60, "a number of seconds, 1-60"),
+    "protocol": (False, lambda v: v in ("udp", "tcp"), "udp or tcp"),
+    "offer_kbit": (False, lambda v: _number(v) and v > 0 and float(v).is_integer(),
+                   "a positive whole number of kbit/s (UDP's offered rate)"),
+    "length": (False, lambda v: isinstance(v, int) and 64 <= v <= 1400,
+               "a datagram size in bytes, 64-1400"),
+}
+IPERF_PORT = 5201  # + the step's index
 
 
 class ScenarioError(ValueError):
@@ -96,12 +122,108 @@ def load_scenario(path: Path) -> dict[str, Any]:
     for key in ("name", "topology", "timeline"):
         if key not in spec:
             raise ScenarioError(f"{src}: {key}: missing")
+    if not isinstance(spec["timeline"], list):
+        raise ScenarioError(f"{src}: timeline: a list of steps expected")
+    iperf_names: set[str] = set()
     for i, step in enumerate(spec["timeline"]):
         if not isinstance(step, dict) or len(set(step) & STEP_KINDS) != 1:
             raise ScenarioError(f"{src}: timeline[{i}]: one of {sorted(STEP_KINDS)} expected, "
                                 f"got {step!r}")
+        if "iperf" in step:
+            name = _check_iperf(src, i, step["iperf"])
+            if name in iperf_names:
+                raise ScenarioError(f"{src}: timeline[{i}].iperf.name: {name!r} used twice")
+            iperf_names.add(name)
+        if "check" in step:
+            _check_check(src, i, step["check"])
+    _check_expect(src, spec.get("expect"), iperf_names)
     spec["_source"] = src
     return spec
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_iperf(src: str, i: int, body: Any) -> str:
+    where = f"{src}: timeline[{i}].iperf"
+    if not isinstance(body, dict):
+        raise ScenarioError(f"{where}: a mapping expected (name, mn, cn, direction, ...)")
+    unknown = set(body) - set(IPERF_KEYS)
+    if unknown:
+        raise ScenarioError(f"{where}: unknown keys {sorted(unknown)} "
+                            f"(known: {sorted(IPERF_KEYS)})")
+    for key, (required, ok, what) in IPERF_KEYS.items():
+        if key not in body:
+            if required:
+                raise ScenarioError(f"{where}.{key}: missing")
+            continue
+        if not ok(body[key]):
+            raise ScenarioError(f"{where}.{key}: {body[key]!r} is not {what}")
+    if body.get("protocol") == "tcp" and ("offer_kbit" in body or "length" in body):
+        raise ScenarioError(f"{where}: offer_kbit/length apply to UDP only")
+    return str(body["name"])
+
+
+def _check_check(src: str, i: int, body: Any) -> None:
+    where = f"{src}: timeline[{i}].check"
+    if not isinstance(body, dict):
+        raise ScenarioError(f"{where}: a mapping expected")
+    unknown = set(body) - CHECK_KEYS
+    if unknown:
+        raise ScenarioError(f"{where}: unknown keys {sorted(unknown)} "
+                            f"(known: {sorted(CHECK_KEYS)})")
+    qos_path = body.get("qos_path", {})
+    if not isinstance(qos_path, dict) or not all(
+            _number(v) and v > 0 for v in qos_path.values()):
+        raise ScenarioError(f"{where}.qos_path: {{mobile node: kbit/s > 0}} expected, "
+                            f"got {qos_path!r}")
+    qos_gone = body.get("qos_gone", {})
+    if not isinstance(qos_gone, dict) or not all(
+            isinstance(v, list) and all(isinstance(g, str) for g in v)
+            for v in qos_gone.values()):
+        raise ScenarioError(f"{where}.qos_gone: {{mobile node: [gateway, ...]}} expected, "
+                            f"got {qos_gone!r}")
+
+
+def _check_expect(src: str, exp: Any, iperf_names: set[str]) -> None:
+    if exp is None:
+        return
+    if not isinstance(exp, dict):
+        raise ScenarioError(f"{src}: expect: a mapping expected")
+    unknown = set(exp) - EXPECT_KEYS
+    if unknown:
+        raise ScenarioError(f"{src}: expect: unknown keys {sorted(unknown)} "
+                            f"(known: {sorted(EXPECT_KEYS)})")
+    for key in ("rate_within", "rate_at_least", "dscp"):
+        entries = exp.get(key, {})
+        if not isinstance(entries, dict):
+            raise ScenarioError(f"{src}: expect.{key}: {{iperf step name: ...}} expected")
+        for name, bound in entries.items():
+            where = f"{src}: expect.{key}.{name}"
+            if name not in iperf_names:
+                known = ", ".join(sorted(iperf_names)) or "none"
+                raise ScenarioError(f"{where}: no iperf step named {name!r} "
+                                    f"(iperf steps: {known})")
+            if key == "dscp":
+                if not (isinstance(bound, int) and not isinstance(bound, bool)
+                        and 0 <= bound <= 63):
+                    raise ScenarioError(f"{where}: {bound!r} is not a DSCP (0-63)")
+                continue
+            if key == "rate_at_least":
+                if not (_number(bound) and bound > 0):
+                    raise ScenarioError(f"{where}: {bound!r} is not a rate in kbit/s > 0")
+                continue
+            if not isinstance(bound, dict) or set(bound) - {"kbit", "tolerance"} \
+                    or "kbit" not in bound:
+                raise ScenarioError(f"{where}: {{kbit: K, tolerance: T}} expected, "
+                                    f"got {bound!r}")
+            if not (_number(bound["kbit"]) and bound["kbit"] > 0):
+                raise ScenarioError(f"{where}.kbit: {bound['kbit']!r} is not a rate > 0")
+            tol = bound.get("tolerance", 0.10)
+            if not (_number(tol) and 0 < tol < 1):
+                raise ScenarioError(f"{where}.tolerance: {tol!r} is not a fraction "
+                                    f"between 0 and 1")
 
 
 def scenario_topology(spec: dict[str, Any], run_dir: Path) -> tuple[Any, str]:
@@ -120,7 +242,35 @@ def scenario_topology(spec: dict[str, Any], run_dir: Path) -> tuple[Any, str]:
         topo = parse_topology(data, f"{spec['_source']} (topology {spec['topology']})")
     except ConfigError as exc:
         raise ScenarioError(str(exc)) from exc
+    check_names(spec, topo)
     return topo, str(merged)
+
+
+def check_names(spec: dict[str, Any], topo: Any) -> None:
+    """The nodes the iperf steps and QoS checks name exist in the topology."""
+    src = spec["_source"]
+    for i, step in enumerate(spec["timeline"]):
+        body = step.get("iperf")
+        if body is not None:
+            if body["mn"] not in topo.mobile_nodes:
+                raise ScenarioError(f"{src}: timeline[{i}].iperf.mn: no mobile node "
+                                    f"{body['mn']!r} (has {sorted(topo.mobile_nodes)})")
+            if body["cn"] not in topo.hosts:
+                raise ScenarioError(f"{src}: timeline[{i}].iperf.cn: no host {body['cn']!r} "
+                                    f"(has {sorted(topo.hosts)})")
+        check = step.get("check") or {}
+        for mn in check.get("qos_path", {}):
+            if mn not in topo.mobile_nodes:
+                raise ScenarioError(f"{src}: timeline[{i}].check.qos_path: no mobile node "
+                                    f"{mn!r} (has {sorted(topo.mobile_nodes)})")
+        for mn, gws in check.get("qos_gone", {}).items():
+            if mn not in topo.mobile_nodes:
+                raise ScenarioError(f"{src}: timeline[{i}].check.qos_gone: no mobile node "
+                                    f"{mn!r} (has {sorted(topo.mobile_nodes)})")
+            for gw in gws:
+                if gw not in topo.gateways:
+                    raise ScenarioError(f"{src}: timeline[{i}].check.qos_gone.{mn}: no "
+                                        f"gateway {gw!r} (has {sorted(topo.gateways)})")
 
 
 class ScenarioRun:
@@ -138,6 +288,8 @@ class ScenarioRun:
         self.moves: list[dict[str, Any]] = []
         self.failed: list[str] = []
         self.probes: list[dict[str, Any]] = []
+        self.rates: dict[str, dict[str, Any]] = {}  # iperf step name -> measurement
+        self.tso_off: set[str] = set()
 
     def fail(self, msg: str) -> None:
         say(f"EXPECTATION FAILED: {msg}")
@@ -217,6 +369,57 @@ class ScenarioRun:
             say(f"{mn} re-registered with a service update ({reg.get('fa')})")
         elif "stop_client" in step:
             _stop_proc(self.clients[step["stop_client"]])
+        elif "iperf" in step:
+            self._iperf(i, step["iperf"])
+
+    def _iperf(self, i: int, body: dict[str, Any]) -> None:
+        """iperf3 server in the CN, client in the MN (``up``), or the other way round
+        (``down``): the receiver's rate goes into the result under the step's name."""
+        from mininet_scripts.iperf import (IperfError, ds_seen, run_iperf3,
+                                           start_ds_sniffer, tso_off)
+        mn, cn = body["mn"], body["cn"]
+        mn_ip = self.topo.mobile_nodes[mn].home_address
+        cn_ip = self.topo.hosts[cn].ip
+        protocol = body.get("protocol", "udp")
+        seconds = float(body.get("seconds", 5))
+        offer = int(body.get("offer_kbit", 20000))
+        net = self.demo.mnet
+        up = body["direction"] == "up"
+        server, client = (net.host(cn), net.host(mn)) if up else (net.host(mn), net.host(cn))
+        entry: dict[str, Any] = {"mn": mn, "cn": cn, "direction": body["direction"],
+                                 "protocol": protocol, "seconds": seconds,
+                                 "fa": self.topo.switches[self.location.get(
+                                     mn, self.topo.mobile_nodes[mn].attach_switch)
+                                 ].foreign_agent}
+        if protocol == "udp":
+            entry["offered_kbit"] = offer
+        try:
+            if protocol == "tcp":
+                for host in (mn, cn):
+                    if host not in self.tso_off:
+                        tso_off(net.host(host))
+                        self.tso_off.add(host)
+            # the receiver also counts the DS field of what arrives (claim 9's marking)
+            sniffer = start_ds_sniffer(server, mn_ip if up else cn_ip)
+            try:
+                res = run_iperf3(server, client, cn_ip if up else mn_ip,
+                                 port=IPERF_PORT + i, seconds=seconds, protocol=protocol,
+                                 offer_kbit=offer, length=int(body.get("length", 1200)),
+                                 bind=mn_ip if up else cn_ip)
+            finally:
+                entry["dscp"] = ds_seen(sniffer)
+        except (IperfError, OSError, ValueError) as exc:
+            entry["error"] = str(exc)
+            self.fail(f"timeline[{i}] iperf {body['name']}: {exc}")
+        else:
+            entry["kbit"] = round(res.kbit, 1)
+            entry["sent_kbit"] = round(res.sent_kbit, 1)
+            if res.lost_percent is not None:
+                entry["lost_percent"] = round(res.lost_percent, 2)
+            say(f"iperf3 {body['name']} ({protocol}, {mn} "
+                f"{'->' if up else '<-'} {cn} via {entry['fa']}): "
+                f"{res.kbit / 1000:.2f} Mbit/s received")
+        self.rates[body["name"]] = entry
 
     def _move(self, mn: str, to_switch: str, port: int | None, timeout: float) -> None:
         topo = self.topo
@@ -278,12 +481,52 @@ class ScenarioRun:
             mine = [t for t in ids(ha) if t.startswith(owner + "/")]
             if mine:
                 problems.append(f"the HA carries {mn}'s traffic in {mine}")
+        if "qos_path" in check:
+            problems += self._qos_path(check["qos_path"], ids)
+        if "qos_gone" in check:  # the MN's shaping left the gateways it left
+            from mininet_scripts.iperf import shaping_of
+            for mn, gws in check["qos_gone"].items():
+                address = self.topo.mobile_nodes[mn].home_address
+                for gw in gws:
+                    left = shaping_of(self.demo.mnet.host(gw), address)
+                    if left:
+                        problems.append(f"{gw} still shapes {mn}'s packets ({address}) "
+                                        f"in HTB classes {left}")
         if "bindings" in check:
             have = {b["nai"]: b["foreign_agent"]
                     for b in rest_get(self.demo.rest, "/v1/bindings")}
             for nai, fa in check["bindings"].items():
                 if have.get(nai) != fa:
                     problems.append(f"binding of {nai} at {have.get(nai)}, expected {fa}")
+        return problems
+
+    def _qos_path(self, wanted: dict[str, float], ids: Any) -> list[str]:
+        """Claims 8, 9 on the elements themselves: the MN's two meters (ids 2*port,
+        2*port + 1) at its access switch, and on every gateway holding one of its tunnels
+        (what charon reports: FA and HA, or FA and CN-GW) the HTB class(es) the u32
+        filters send its home address's packets to, at the rate."""
+        from mininet_scripts.iperf import htb_rates, meters, shaping_of
+        problems = []
+        net = self.demo.mnet
+        for mn, kbit in wanted.items():
+            switch, port = net.mn_location[mn]
+            have = meters(net.switch(switch))
+            for meter, way in ((2 * port, "uplink"), (2 * port + 1, "downlink")):
+                if not _same_rate(have.get(meter, 0), kbit):
+                    problems.append(f"{mn}: {way} meter {meter} at {switch} is "
+                                    f"{have.get(meter)} kbit/s, expected {kbit}")
+            owner = self.topo.mobile_nodes[mn].nai.replace("@", "_") + "/"
+            gws = sorted(gw for gw in self.topo.gateways
+                         if any(t.startswith(owner) for t in ids(gw)))
+            if not gws:
+                problems.append(f"{mn}: no gateway holds a tunnel of {mn}")
+            address = self.topo.mobile_nodes[mn].home_address
+            for gw in gws:
+                mine = shaping_of(net.host(gw), address)
+                if not mine or not all(_same_rate(r, kbit) for r in mine.values()):
+                    problems.append(f"{mn}: {gw} shapes {address} in HTB classes {mine}, "
+                                    f"expected {kbit} kbit/s (all classes: "
+                                    f"{htb_rates(net.host(gw))})")
         return problems
 
     def _results(self, t_reg: dict[str, float], handovers: list[dict[str, Any]]
@@ -337,7 +580,7 @@ class ScenarioRun:
                 entry["lost"] = {"mn_to_cn": w_cn.lost, "cn_to_mn": w_mn.lost}
             out.append(entry)
         return {"scenario": self.spec["name"], "topology": self.topo.name,
-                "registration_ms": t_reg, "moves": out,
+                "registration_ms": t_reg, "moves": out, "rates": self.rates,
                 # whole-run loss while both probe ends were running
                 "probes": [{"mn": mn, **steady[mn]} for mn in analyses]}
 
@@ -362,6 +605,25 @@ class ScenarioRun:
             if exp.get("lost_less") and not lost(less[0]) < lost(less[1]):
                 self.fail(f"{less[0]} lost {lost(less[0])} packets in its moves, not fewer "
                           f"than {less[1]} ({lost(less[1])})")
+        for name, bound in (exp.get("rate_within") or {}).items():
+            got = self.rates.get(name, {}).get("kbit")
+            tol = float(bound.get("tolerance", 0.10))
+            if got is None:
+                self.fail(f"iperf {name}: no rate measured")
+            elif abs(got - bound["kbit"]) > tol * bound["kbit"]:
+                self.fail(f"iperf {name}: {got:.0f} kbit/s, not within {tol:.0%} of "
+                          f"{bound['kbit']} kbit/s")
+        for name, least in (exp.get("rate_at_least") or {}).items():
+            got = self.rates.get(name, {}).get("kbit")
+            if got is None:
+                self.fail(f"iperf {name}: no rate measured")
+            elif got < least:
+                self.fail(f"iperf {name}: {got:.0f} kbit/s, less than {least} kbit/s")
+        for name, dscp in (exp.get("dscp") or {}).items():
+            seen = self.rates.get(name, {}).get("dscp") or {}
+            if set(seen) != {str(dscp)}:
+                self.fail(f"iperf {name}: DS field of the packets received {seen}, "
+                          f"expected all {dscp} with valid checksums")
         for i, move in enumerate(result["moves"]):
             if not move["registered"]:
                 self.fail(f"move {i} ({move['mn']} {move['from']} -> {move['to']}): "
@@ -383,6 +645,11 @@ class ScenarioRun:
         self.demo.close()
 
 
+def _same_rate(have: float, want: float) -> bool:
+    """A configured rate as the switch/kernel reports it (tc rounds, e.g. 1599b)."""
+    return abs(have - want) <= 0.01 * want
+
+
 def print_result(res: dict[str, Any]) -> None:
     print()
     print(f"scenario {res['scenario']} on {res['topology']}: "
@@ -397,6 +664,12 @@ def print_result(res: dict[str, Any]) -> None:
                   f"  CN->MN {m['lost']['cn_to_mn']}")
         for name, ms in m["phases_ms"].items():
             print(f"    {name:28s} {ms:8.2f} ms")
+    for name, r in (res.get("rates") or {}).items():
+        arrow = "->" if r["direction"] == "up" else "<-"
+        got = f"{r['kbit'] / 1000:7.2f} Mbit/s" if "kbit" in r else f"error: {r.get('error')}"
+        offered = f", offered {r['offered_kbit'] / 1000:g}" if "offered_kbit" in r else ""
+        print(f"  iperf3 {name:18s} {r['mn']} {arrow} {r['cn']} via {r['fa']} "
+              f"({r['protocol']}{offered}): {got}  DSCP {r.get('dscp')}")
     for f in res["failed"]:
         print(f"  FAILED: {f}")
 
@@ -405,7 +678,11 @@ def run_scenario(spec: dict[str, Any], rest: str = "127.0.0.1:8080", of_port: in
                  keep_dir: bool = False) -> dict[str, Any]:
     run_dir = Path(tempfile.mkdtemp(prefix=f"mipvpn-{spec['name']}-"))
     os.chmod(run_dir, 0o755)
-    run = ScenarioRun(spec, run_dir, rest, of_port)
+    try:
+        run = ScenarioRun(spec, run_dir, rest, of_port)
+    except BaseException:  # e.g. a name the topology does not have: nothing started yet
+        shutil.rmtree(run_dir, ignore_errors=True)
+        raise
     try:
         return run.run()
     except DemoError as exc:

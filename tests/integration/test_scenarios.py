@@ -3,7 +3,8 @@
 Each runs `mipvpn scenario NAME --json FILE` under `unshare -n` (a private network
 namespace: its own loopback ports and its own userspace OVS), and must exit 0 with
 ``"ok": true``: every expectation in the scenario's YAML held (gaps, losses, tunnels
-present/absent, bindings, handover kinds).
+present/absent, bindings, handover kinds, iperf3 rates and DSCP).  Scenarios with
+an ``iperf`` step (`qos`) also need iperf3.
 """
 
 from __future__ import annotations
@@ -16,9 +17,21 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-SCENARIOS = sorted(p.stem for p in (ROOT / "scenarios").glob("*.yaml"))
+
+
+def _uses_iperf(path: Path) -> bool:
+    spec = yaml.safe_load(path.read_text()) or {}
+    return any(isinstance(step, dict) and "iperf" in step
+               for step in spec.get("timeline") or [])
+
+
+SCENARIOS = [
+    pytest.param(p.stem, marks=pytest.mark.skipif(
+        _uses_iperf(p) and shutil.which("iperf3") is None, reason="needs iperf3"))
+    for p in sorted((ROOT / "scenarios").glob("*.yaml"))]
 
 pytestmark = [
     pytest.mark.integration,
