@@ -84,6 +84,49 @@ def free_port_topology(path: str | None = None) -> Any:
     return parse_topology(data, "default.yaml (ports 0)")
 
 
+def fixed_port_topology_file(path: str | None, out_dir: str) -> str:
+    """The topology with every Diameter/MIP listener on a free loopback port chosen
+    now, written to ``out_dir``: the split deployment's two server processes must
+    agree on the addresses (``free_port_topology``'s port 0 is per process)."""
+    import socket as _socket
+    data = yaml.safe_load(Path(path or DEFAULT_TOPOLOGY).read_text())
+    held = []
+
+    def port() -> str:
+        s = _socket.socket()
+        s.bind(("127.0.0.1", 0))
+        held.append(s)
+        return f"127.0.0.1:{s.getsockname()[1]}"
+    for dom in data["domains"].values():
+        if "aaa" in dom:
+            dom["aaa"]["listen"] = port()
+        if "home_agent" in dom:
+            dom["home_agent"]["diameter_listen"] = port()
+            dom["home_agent"]["mip_listen"] = port()
+    for s in held:
+        s.close()
+    out = Path(out_dir) / "topology.yaml"
+    out.write_text(yaml.safe_dump(data))
+    return str(out)
+
+
+#: ``--split``: the home domain's roles in one process, the visited side in another
+#: (docs/deployment.md "placing roles"): the deployment for more than one core.
+HOME_ROLES = ("aaah", "ha")
+
+
+def placement(topo: Any, where: str | None) -> list[str] | None:
+    """Role keys for ``where`` = ``home`` (AAAH, HA, CN-GWs) or ``visited`` (AAAFs,
+    FAs); None = every role."""
+    if where is None:
+        return None
+    from controller.adapters.store import VpnStore
+    from controller.core.roles import build_roles
+    every = build_roles(topo, VpnStore(":memory:")).roles
+    home = [k for k in every if k in HOME_ROLES or k.startswith("cngw:")]
+    return home if where == "home" else [k for k in every if k not in home]
+
+
 # =================================================================== server processes
 
 
@@ -92,7 +135,8 @@ def _reply(obj: Any) -> None:
     sys.stdout.flush()
 
 
-def serve_runtime(users: int, topology: str | None, what_if: list[str]) -> int:
+def serve_runtime(users: int, topology: str | None, what_if: list[str],
+                  where: str | None = None) -> int:
     """The controller runtime with recording gateways; commands as JSON lines on stdin.
 
     ``what_if`` names optimisations to try *in this benchmark process only* (never in
@@ -128,7 +172,11 @@ def serve_runtime(users: int, topology: str | None, what_if: list[str]) -> int:
     if "qos-scan" in what_if:
         from controller.core import flows
         flows.visitors_qos = lambda visitors, gateway: {}  # type: ignore[assignment]
-    topo = free_port_topology(topology)
+    if where is None:
+        topo = free_port_topology(topology)
+    else:                       # split: the driver fixed the ports in the file
+        from controller.config import load_topology
+        topo = load_topology(topology)
     gws: dict[str, CountingGateway] = {}
 
     def factory(name: str) -> CountingGateway:
@@ -143,12 +191,13 @@ def serve_runtime(users: int, topology: str | None, what_if: list[str]) -> int:
     run_dir = tempfile.mkdtemp(prefix="mipvpn-bench-")
     atexit.register(shutil.rmtree, run_dir, True)  # the server is ended by a signal
     rt = Runtime(topo, run_dir, ":memory:", rest=None, gateway_factory=factory,
-                 flow_sink=sink, fa_ingress=True, advertise=False)
+                 flow_sink=sink, fa_ingress=True, advertise=False,
+                 roles=placement(topo, where))
     conf = next(iter(topo.vpn_profiles.values()), None)
     dests = tuple(Destination(d.prefix, d.gateway) for d in conf.destinations) if conf \
         else ()
     sec = SecuritySpec(conf.security.ike, conf.security.esp) if conf else SecuritySpec()
-    for i in range(users):
+    for i in range(users if where != "visited" else 0):   # the VPN DB is the home's
         nai = user_nai(i)
         rt.store.put_user(UserRecord(nai, str(USER_BASE + i), "ha", SPI, KEY))
         rt.store.put_profile(VpnProfile(nai, dests, sec, QosSpec()))
@@ -190,7 +239,7 @@ def serve_runtime(users: int, topology: str | None, what_if: list[str]) -> int:
             _reply({"flow_mods": rt.counters["flow_mods"], "flow_batches": mods["batches"],
                     "tunnel_adds": {n: g.adds for n, g in gws.items()},
                     "tunnel_removes": {n: g.removes for n, g in gws.items()},
-                    "bindings": len(rt.roles["ha"].bindings),
+                    "bindings": len(rt.roles["ha"].bindings) if "ha" in rt.roles else 0,
                     "roles": {k: dict(getattr(r, "counters", {})) for k, r in rt.roles.items()},
                     "diameter": {k: dict(n.counters) for k, n in rt.nodes.items()},
                     "loop_lag_ms": summary(list(lag), 2),
@@ -354,6 +403,60 @@ class Server:
                     self.proc.kill()
                     self.proc.wait()
         self.log.close()
+
+
+class ServerGroup:
+    """``--split``: the home server (AAAH, HA) and the visited server (AAAFs, FAs) as
+    one ``Server`` to the driver: commands fan out, statistics are merged."""
+
+    def __init__(self, *extra: str, topology: str | None) -> None:
+        self.dir = tempfile.mkdtemp(prefix="mipvpn-bench-split-")
+        conf = fixed_port_topology_file(topology, self.dir)
+        self.servers: list[Server] = []
+        try:   # home first: the visited side's Diameter links go to it
+            for where in ("home", "visited"):
+                self.servers.append(Server("--serve", "--config", conf, "--where", where,
+                                           *extra))
+        except BaseException:
+            self.close()
+            raise
+        self.info = dict(self.servers[1].info)
+        self.info["pids"] = [srv.info["pid"] for srv in self.servers]
+
+    def call(self, **cmd: Any) -> dict[str, Any]:
+        if cmd.get("cmd") == "profile-stop":
+            parts = [srv.call(**{**cmd, "file": f"{cmd['file']}.{i}"})
+                     for i, srv in enumerate(self.servers)]
+            st = pstats.Stats(parts[0]["file"])
+            for part in parts[1:]:
+                st.add(part["file"])
+            st.dump_stats(cmd["file"])
+            for part in parts:
+                os.unlink(part["file"])
+            return {"ok": True, "file": cmd["file"]}
+        replies = [srv.call(**cmd) for srv in self.servers]
+        if cmd.get("cmd") != "stats":
+            return replies[0]
+        out: dict[str, Any] = {"per_process": replies}
+        for k in ("flow_mods", "flow_batches", "bindings"):
+            out[k] = sum(r[k] for r in replies)
+        for k in ("tunnel_adds", "tunnel_removes", "roles", "diameter"):
+            out[k] = {name: v for r in replies for name, v in r[k].items()}
+        lags = [r["loop_lag_ms"] for r in replies if r.get("loop_lag_ms")]
+        out["loop_lag_ms"] = max(lags, key=lambda x: x.get("max") or 0) if lags else None
+        out["gc"] = {"collections": [sum(x) for x in zip(*(r["gc"]["collections"]
+                                                          for r in replies))],
+                     "ms": [round(sum(x), 1) for x in zip(*(r["gc"]["ms"] for r in replies))]}
+        return out
+
+    def wait_idle(self, timeout: float = 60.0) -> None:
+        for srv in self.servers:
+            srv.wait_idle(timeout)
+
+    def close(self) -> None:
+        for srv in reversed(self.servers):
+            srv.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def build_user_rrq(i: int, coa: str, ha: str, ident: int) -> bytes:
@@ -690,8 +793,9 @@ def group_profile(rows: list[dict[str, Any]]) -> dict[str, float]:
 
 def run(users: int, loads: list[float], windows: list[int], duration: float,
         topology: str | None, profile: bool, references: bool,
-        what_if: str = "") -> dict[str, Any]:
-    res: dict[str, Any] = {"users": users, "duration_s": duration, "what_if": what_if}
+        what_if: str = "", split: bool = False) -> dict[str, Any]:
+    res: dict[str, Any] = {"users": users, "duration_s": duration, "what_if": what_if,
+                           "split": split}
     if references:
         print("reference: python-diameter Node, one AMR/AMA hop ...", flush=True)
         res["ref_python_diameter"] = ref_pydiameter(min(duration, 2.0), [1, 8])
@@ -702,9 +806,10 @@ def run(users: int, loads: list[float], windows: list[int], duration: float,
             print(f"  {r['name']}: {r['window_1']['rate']:,.0f}/s at 1 outstanding "
                   f"(p50 {r['window_1']['latency_ms']['median']} ms), "
                   f"{r['window_8']['rate']:,.0f}/s at 8", flush=True)
-    srv = Server("--serve", "--users", str(users),
-                 *(["--config", topology] if topology else []),
-                 *(["--what-if", what_if] if what_if else []))
+    extra = ["--users", str(users), *(["--what-if", what_if] if what_if else [])]
+    srv: Server | ServerGroup = (
+        ServerGroup(*extra, topology=topology) if split else
+        Server("--serve", *extra, *(["--config", topology] if topology else [])))
     gen = LoadGenerator(srv.info, users)
     try:
         print("warm-up (every user registers once) ...", flush=True)
@@ -843,6 +948,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--serve-ref-ours", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--serve-ref-pydiameter", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--ref-client", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--split", action="store_true",
+                    help="run the controller as two processes: home (AAAH, HA, CN-GWs) "
+                         "and visited (AAAFs, FAs), Diameter over loopback TCP between "
+                         "them (the deployment for more than one core)")
+    ap.add_argument("--where", choices=("home", "visited"), default=None,
+                    help=argparse.SUPPRESS)
     ap.add_argument("--log-level", default="WARNING", help="server log level")
     ap.add_argument("--what-if", default="",
                     help="comma-separated optimisations tried in the benchmark's server "
@@ -856,16 +967,18 @@ def main(argv: list[str] | None = None) -> int:
         logging.basicConfig(level=getattr(logging, args.log_level), stream=sys.stderr)
         if args.serve:
             return serve_runtime(args.users, args.config,
-                                 [w for w in args.what_if.split(",") if w])
+                                 [w for w in args.what_if.split(",") if w], args.where)
         return serve_ref_ours() if args.serve_ref_ours else serve_ref_pydiameter()
     m = print_machine()
     loads = [float(x) for x in args.loads.split(",") if x]
     windows = [int(x) for x in args.windows.split(",") if x]
-    print(f"registration: {args.users:,} users, controller in a separate process, "
+    where = ("two processes (home: AAAH, HA; visited: AAAFs, FAs)" if args.split
+             else "a separate process")
+    print(f"registration: {args.users:,} users, controller in {where}, "
           f"{args.duration:g} s per phase", flush=True)
     res = run(args.users, loads, windows, args.duration, args.config,
               profile=not args.no_profile, references=not args.no_reference,
-              what_if=args.what_if)
+              what_if=args.what_if, split=args.split)
     res = {"benchmark": "registration", "machine": m, **res}
     best = max(res["saturation"], key=lambda r: r["rate"])
     res["saturation_rate"] = best["rate"]

@@ -60,6 +60,22 @@ def test_registration_tiny(tmp_path, monkeypatch):
     assert res["profile"]["by_tottime"]
 
 
+def test_registration_split_tiny(tmp_path, monkeypatch):
+    """``--split``: home and visited roles in two server processes, Diameter between."""
+    monkeypatch.chdir(ROOT)
+    out = tmp_path / "reg.json"
+    from bench import registration
+    assert registration.main(["--split", "--users", "2000", "--loads", "10", "--windows",
+                              "2", "--duration", "0.5", "--json", str(out), "--no-plot",
+                              "--no-reference", "--no-profile"]) == 0
+    res = json.loads(out.read_text())
+    assert res["split"] and res["saturation_rate"] > 0
+    per = res["server_counters"]["per_process"]
+    assert len(per) == 2 and per[0]["bindings"] > 0 and per[1]["bindings"] == 0
+    assert all(k.startswith(("fa:", "aaaf:")) for k in per[1]["roles"])
+    assert res["open_loop"][0]["codes"] == {"0": res["open_loop"][0]["completed"]}
+
+
 def test_ike_log_parser(tmp_path):
     log = tmp_path / "charon.log"
     log.write_text("""\
