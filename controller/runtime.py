@@ -42,6 +42,7 @@ LOG = logging.getLogger("mipvpn.runtime")
 
 ADVERT_INTERVAL = 1.0
 TICK_INTERVAL = 1.0
+MALFORMED_LOG_INTERVAL = 10.0   # seconds between two "malformed" warnings of one role
 TUNNEL_TRIES = 2  # an initiator retries once (e.g. the peer re-keyed meanwhile)
 
 _CURRENT: Runtime | None = None
@@ -81,6 +82,7 @@ class Runtime:
         self.barriers: dict[tuple[int, int], asyncio.Future[None]] = {}
         self.tunnel_log: dict[tuple[str, str], dict[str, Any]] = {}
         self.static_tunnels: list[TunnelSpec] = []
+        self._malformed_logged: dict[str, tuple[int, float]] = {}  # key -> (count, when)
         self.counters: dict[str, int] = {"flow_mods": 0, "packet_in": 0, "malformed": 0,
                                          "adverts": 0}
         self.metrics = Metrics()  # served at /metrics; refreshed from this state per scrape
@@ -582,6 +584,22 @@ class Runtime:
                     actions = role.on_tick(now)
                     if actions:
                         await self.execute(key, actions)
+            self.log_malformed(time.monotonic())
+
+    def log_malformed(self, now: float) -> None:
+        """One warning per role (and one for the runtime's own sockets / packet-ins) when
+        its count of malformed messages grew, at most every ``MALFORMED_LOG_INTERVAL``
+        seconds: a flood of garbage is visible in the log without flooding it.  The
+        counts themselves are in ``/metrics`` (``mipvpn_malformed_packets_dropped``)."""
+        counts = {k: int(getattr(r, "counters", {}).get("malformed", 0))
+                  for k, r in self.roles.items()}
+        counts["runtime"] = int(self.counters.get("malformed", 0))
+        for key, n in counts.items():
+            seen, at = self._malformed_logged.get(key, (0, -MALFORMED_LOG_INTERVAL))
+            if n > seen and now - at >= MALFORMED_LOG_INTERVAL:
+                LOG.warning("%s: %d malformed message(s) dropped since the last report "
+                            "(%d in all)", key, n - seen, n)
+                self._malformed_logged[key] = (n, now)
 
     # ================================================================ OpenFlow (os-ken threads)
 

@@ -65,7 +65,8 @@ class CnGateway:
         self.bindings: dict[str, CnBinding] = {}     # home address -> binding
         self._last_ident: dict[tuple[str, str], int] = {}
         self._clock = IdentificationClock()
-        self.counters = {"bu_accepted": 0, "bu_refused": 0, "breq_sent": 0, "expired": 0}
+        self.counters = {"bu_accepted": 0, "bu_refused": 0, "breq_sent": 0, "expired": 0,
+                         "malformed": 0}
 
     # ------------------------------------------------------------ Binding Update
 
@@ -75,8 +76,10 @@ class CnGateway:
         try:
             msg = mip.decode(raw)
         except mip.MipDecodeError:
+            self.counters["malformed"] += 1
             return []
         if not isinstance(msg, mip.BindingUpdate):
+            self.counters["malformed"] += 1
             return []
         if self.gateway_type is not GatewayType.DYNAMIC:
             return self._ack(msg, mip.BACK_ADMIN_PROHIBITED)

@@ -88,3 +88,44 @@ def test_register_and_move_over_real_sockets(runtime):
     assert kinds == ["registration", "intra-domain"]
     assert rt.roles["aaaf:domain-a"].counters["local"] == 1
     sock.close()
+
+
+def test_garbage_at_the_mip_sockets_is_counted_logged_once_and_service_goes_on(
+        runtime, caplog):
+    """Issue 5: truncated, wrong-type, bad-extension and random datagrams at the HA's
+    and an FA's UDP sockets are counted as malformed, reported in one rate-limited
+    warning per role, and the roles keep serving a real registration."""
+    import logging
+    import os
+    rt = runtime
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(5)
+    mn = rt.topo.mobile_nodes["mn1"]
+    good = build_rrq(mn.nai, mn.home_address, rt.topo.gateways["ha"].core.ip,
+                     rt.topo.gateways["fa1"].core.ip, mn.mn_aaa_spi, mn.mn_aaa_key,
+                     mip.ntp_identification(time.time()), ha_spi=mn.mn_ha_spi,
+                     ha_key=mn.mn_ha_key)
+    garbage = [b"", b"\x01", good[:20], bytes([99]) + good[1:],   # truncated, wrong type
+               good[:24] + bytes([131, 200]) + good[26:],          # extension too long
+               good[:24] + bytes([100, 0]),                        # unknown critical ext.
+               os.urandom(300), b"\xf3" * 30]                      # random, BAck garbage
+    targets = [rt.mip["ha"].address, rt.ingress["fa:fa1"].address]
+    for target in targets:
+        for raw in garbage:
+            sock.sendto(raw, target)
+    deadline = time.monotonic() + 5
+    ha, fa = rt.roles["ha"], rt.roles["fa:fa1"]
+    while time.monotonic() < deadline and (ha.counters["malformed"] < 4
+                                           or fa.counters["malformed"] < 4):
+        time.sleep(0.05)
+    assert ha.counters["malformed"] >= 4 and fa.counters["malformed"] >= 4
+    with caplog.at_level(logging.WARNING, logger="mipvpn.runtime"):
+        rt.log_malformed(1000.0)
+        rt.log_malformed(1001.0)           # within the interval: nothing more
+    lines = [r.getMessage() for r in caplog.records if "malformed" in r.getMessage()]
+    assert sum(line.startswith("ha:") for line in lines) == 1
+    assert sum(line.startswith("fa:fa1:") for line in lines) == 1
+    sock.sendto(good, rt.ingress["fa:fa1"].address)     # still serving
+    data, _ = sock.recvfrom(2048)
+    assert mip.decode(data).code == 0
