@@ -9,7 +9,8 @@ Per move: the data-plane gap and packets lost per direction (``mininet_scripts.p
 the signalling time per phase (the controller's ``/v1/handovers`` marks and the MN's
 events), registration -> tunnel ready (``rrq_at_fa`` -> ``tunnel_up``), the IKE exchange
 at the new FA as charon logged it (vici initiate -> IKE_SA_INIT -> IKE_AUTH -> CHILD_SA),
-and separately the emulation's own link-move time (the ``ovs-vsctl`` transaction).
+and separately the emulation's own link-move time (``MipvpnNet.move_host``: one OVSDB
+transaction until ovs-vswitchd has applied it).
 
 ``--ike ecp256,x25519,modp2048`` repeats the whole run once per IKE DH group (the user's
 VPN profile is overridden in the run's copy of the topology; product code unchanged).
@@ -190,8 +191,8 @@ def _per_move(run: Any, out: dict[str, Any], handovers: list[dict[str, Any]],
             rrq = max((e for e in events if e["event"] == "rrq_sent" and e["t"] <= reg["t"]),
                       key=lambda e: e["t"], default=None)
         if rrq is not None:
-            # the MN's RRQ often leaves before the ovs-vsctl process the emulation
-            # spawns has even exited: the link-move time and the MN's detection overlap,
+            # the MN's RRQ can leave before move_host has returned: the link-move
+            # time and the MN's detection overlap,
             # so they are reported together here and the emulation's time separately
             phases["move_to_rrq_sent"] = round((rrq["t"] - move["t_move"]) * 1000, 3)
             if "rrq_at_fa" in marks:
