@@ -9,7 +9,8 @@ Per move: the data-plane gap and packets lost per direction (``mininet_scripts.p
 the signalling time per phase (the controller's ``/v1/handovers`` marks and the MN's
 events), registration -> tunnel ready (``rrq_at_fa`` -> ``tunnel_up``), the IKE exchange
 at the new FA as charon logged it (vici initiate -> IKE_SA_INIT -> IKE_AUTH -> CHILD_SA),
-and separately the emulation's own link-move time (the ``ovs-vsctl`` transaction).
+and separately the emulation's own link-move time (``MipvpnNet.move_host``: one OVSDB
+transaction until ovs-vswitchd has applied it).
 
 ``--ike ecp256,x25519,modp2048`` repeats the whole run once per IKE DH group (the user's
 VPN profile is overridden in the run's copy of the topology; product code unchanged).
@@ -18,6 +19,8 @@ Runs in a private network namespace (re-executes itself under ``unshare -n``): o
 userspace OVS per namespace, and other runs may share the machine.  Needs root.
 
     python -m bench.handover [--moves 20] [--settle 1.5] [--ike ecp256,x25519] [--json F]
+    python -m bench.handover --topology topology/two-domains.yaml --between acc1,acc3
+                                                             # inter-domain moves fa1 <-> fa3
 """
 
 from __future__ import annotations
@@ -41,11 +44,14 @@ IKE_GROUPS = {"ecp256": "aes128-sha256-ecp256", "x25519": "aes128-sha256-x25519"
               "ecp384": "aes256-sha384-ecp384"}
 
 
-def move_spec(moves: int, settle: float, ike: str | None, topology: str) -> dict[str, Any]:
-    """A scenario: register, then ``moves`` alternating moves between acc2 and acc1."""
+def move_spec(moves: int, settle: float, ike: str | None, topology: str,
+              between: tuple[str, str] = ("acc1", "acc2")) -> dict[str, Any]:
+    """A scenario: register, then ``moves`` alternating moves between ``between[1]`` and
+    ``between[0]`` (mn1's attachment switch)."""
     timeline: list[dict[str, Any]] = [{"sleep": 1.0}]
     for k in range(moves):
-        timeline.append({"move": "mn1", "to": "acc2" if k % 2 == 0 else "acc1", "port": 2})
+        timeline.append({"move": "mn1", "to": between[1] if k % 2 == 0 else between[0],
+                         "port": 2})
         timeline.append({"sleep": settle})
     spec: dict[str, Any] = {
         "name": "bench-handover", "topology": topology, "_source": "bench.handover",
@@ -135,11 +141,11 @@ def ike_exchanges(log: Path) -> list[dict[str, Any]]:
 
 
 def run_once(moves: int, settle: float, ike: str | None, topology: str,
-             keep_dir: bool) -> dict[str, Any]:
+             keep_dir: bool, between: tuple[str, str] = ("acc1", "acc2")) -> dict[str, Any]:
     from mininet_scripts.demo import read_events, rest_get
     from mininet_scripts.scenario import ScenarioRun
 
-    spec = move_spec(moves, settle, ike, topology)
+    spec = move_spec(moves, settle, ike, topology, between)
     run_dir = Path(tempfile.mkdtemp(prefix="mipvpn-bench-handover-"))
     os.chmod(run_dir, 0o755)
     run = ScenarioRun(spec, run_dir, "127.0.0.1:8080", 6653)
@@ -185,8 +191,8 @@ def _per_move(run: Any, out: dict[str, Any], handovers: list[dict[str, Any]],
             rrq = max((e for e in events if e["event"] == "rrq_sent" and e["t"] <= reg["t"]),
                       key=lambda e: e["t"], default=None)
         if rrq is not None:
-            # the MN's RRQ often leaves before the ovs-vsctl process the emulation
-            # spawns has even exited: the link-move time and the MN's detection overlap,
+            # the MN's RRQ can leave before move_host has returned: the link-move
+            # time and the MN's detection overlap,
             # so they are reported together here and the emulation's time separately
             phases["move_to_rrq_sent"] = round((rrq["t"] - move["t_move"]) * 1000, 3)
             if "rrq_at_fa" in marks:
@@ -321,6 +327,10 @@ def main(argv: list[str] | None = None) -> int:
                     help=f"comma-separated DH groups to compare ({', '.join(IKE_GROUPS)}) "
                          f"or full IKE proposals; default: the topology's")
     ap.add_argument("--topology", default="topology/default.yaml")
+    ap.add_argument("--between", default="acc1,acc2",
+                    help="the two access switches mn1 alternates between (the first is "
+                         "its attachment); e.g. --topology topology/two-domains.yaml "
+                         "--between acc1,acc3 for inter-domain moves")
     ap.add_argument("--keep-dir", action="store_true")
     ap.add_argument("--json", default=None)
     ap.add_argument("--no-plot", action="store_true")
@@ -334,11 +344,17 @@ def main(argv: list[str] | None = None) -> int:
         return code
     m = print_machine()
     options = [IKE_GROUPS.get(x, x) for x in args.ike.split(",") if x] or [None]
+    first, _, second = args.between.partition(",")
+    if not first or not second or "," in second:
+        ap.error("--between takes two switches: A,B")
+    between = (first, second)
     results = []
     for ike in options:
-        print(f"handover: {args.moves} moves fa1 <-> fa2, IKE {ike or '(topology default)'}",
+        print(f"handover: {args.moves} moves {between[0]} <-> {between[1]} "
+              f"({args.topology}), IKE {ike or '(topology default)'}",
               flush=True)
-        r = run_once(args.moves, args.settle, ike, args.topology, args.keep_dir)
+        r = run_once(args.moves, args.settle, ike, args.topology, args.keep_dir, between)
+        r["topology"], r["between"] = args.topology, list(between)
         r["summary"] = summarise(r)
         print_summary(r["ike_proposal"], r["summary"])
         results.append(r)

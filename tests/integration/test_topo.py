@@ -325,3 +325,37 @@ def test_secure_switches_connect_to_remote_controller(topo: Topology, ovs: Any,
         except subprocess.TimeoutExpired:
             ctl.kill()
             ctl.wait()
+
+
+def test_ovsdb_move_port(ovs: Any) -> None:
+    """The OVSDB client move_host uses: same result as ovs-vsctl del-port/add-port,
+    refused moves change nothing, a stale cached Port UUID is looked up again."""
+    from mininet_scripts.ovsdb import OvsdbClient, OvsdbError
+
+    for br in ("mvqa", "mvqb"):
+        ovs.vsctl("add-br", br, "--", "set", "Bridge", br, "datapath_type=netdev")
+    subprocess.run(["ip", "link", "add", "mvqh", "type", "veth", "peer", "name", "mvqs"],
+                   check=True)
+    try:
+        ovs.vsctl("add-port", "mvqa", "mvqs", "--", "set", "Interface", "mvqs",
+                  "ofport_request=2")
+        with OvsdbClient() as client:
+            cfg = client.move_port("mvqs", "mvqa", "mvqb", 5)
+            assert client.cur_cfg is not None and client.cur_cfg >= cfg
+            assert ovs.vsctl("iface-to-br", "mvqs").strip() == "mvqb"
+            assert ovs.vsctl("get", "Interface", "mvqs", "ofport").strip() == "5"
+            for args, match in ((("mvqs", "mvqa", "mvqb", 3), "not on bridge 'mvqa'"),
+                                (("mvqs", "mvqb", "nope", 3), "does not exist"),
+                                (("nope", "mvqb", "mvqa", 3), "no port named")):
+                with pytest.raises(OvsdbError, match=match) as err:
+                    client.move_port(*args)
+                assert not err.value.committed
+            assert ovs.vsctl("iface-to-br", "mvqs").strip() == "mvqb"
+            # Someone else moves it back: the cached UUID is stale.
+            ovs.vsctl("del-port", "mvqb", "mvqs", "--", "add-port", "mvqa", "mvqs")
+            client.move_port("mvqs", "mvqa", "mvqb", 7)
+            assert ovs.vsctl("get", "Interface", "mvqs", "ofport").strip() == "7"
+    finally:
+        subprocess.run(["ip", "link", "del", "mvqh"], capture_output=True, check=False)
+        for br in ("mvqa", "mvqb"):
+            ovs.vsctl("--if-exists", "del-br", br)
