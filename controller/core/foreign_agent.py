@@ -266,6 +266,11 @@ class ForeignAgent:
         for nai, (_visitor, until) in list(self.departed.items()):
             if until <= now:
                 del self.departed[nai]
+        # retransmission holds outlive nothing: an MN that never comes back must not
+        # stay here (issue 5: no leaks over register/expire cycles)
+        for nai, (started, _key) in list(self.in_progress.items()):
+            if now - started >= IN_PROGRESS_HOLD:
+                del self.in_progress[nai]
         return actions
 
     # ------------------------------------------------------------------ smooth handoff
