@@ -120,3 +120,23 @@ def test_dataplane_tiny(tmp_path, monkeypatch):
     res = json.loads(out.read_text())
     assert res["openflow"]["moves"] == 2
     assert any(v["mbit_s"]["median"] for v in res["throughput"].values())
+
+
+def test_leak_tiny(tmp_path, monkeypatch):
+    """Register/expire cycles through the runtime: back at the baseline every cycle."""
+    monkeypatch.chdir(ROOT)
+    out = tmp_path / "leak.json"
+
+    class Args:
+        name = "leak"
+        args = ["--cycles", "4", "--warmup", "2", "--mns", "3", "--sample", "2",
+                "--json", str(out), "--no-plot"]
+    assert run_bench(Args()) == 0
+    res = json.loads(out.read_text())
+    assert res["registrations"] == 18 and res["codes"] == {"0": 18}
+    assert res["cycles_not_at_baseline"] == 0
+    reg, base = res["registered_state"], res["baseline"]
+    assert reg["ha.bindings"] == 3 and base["ha.bindings"] == 0
+    assert reg["aaah.sessions"] == 3 and res["final_state"]["aaah.sessions"] == 0
+    assert res["final_state"]["tunnels.ha"] == base["tunnels.ha"]
+
