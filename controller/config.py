@@ -52,6 +52,13 @@ GATEWAY_TYPES: tuple[str, ...] = ("static", "dynamic")
 DISTRIBUTIONS: tuple[str, ...] = ("registration", "on_demand")
 MAX_PORT = 0xFEFF  # highest ofport OVS accepts in ofport_request
 MAX_DPID = (1 << 64) - 1
+# Admission control (issue 5): a foreign agent's registrations in flight (AMR or HA
+# relay outstanding) before it refuses new ones with RFC 5944 code 66.
+DEFAULT_FA_MAX_PENDING = 64
+MAX_FA_MAX_PENDING = 1_000_000
+# ... or while the oldest registration in flight has waited longer than this (s)
+DEFAULT_FA_MAX_PENDING_AGE = 2.0
+
 # Gateway names become interface names "<name>-core" (15 chars max on Linux).
 MAX_GATEWAY_NAME = 10
 
@@ -105,6 +112,9 @@ class GatewayConf:
     core: IfaceConf
     inside: IfaceConf
     gateway_type: GatewayType = "static"
+    #: foreign agents: registrations in flight before new ones are refused (code 66)
+    max_pending: int = DEFAULT_FA_MAX_PENDING
+    max_pending_age: float = DEFAULT_FA_MAX_PENDING_AGE
 
 
 @dataclass(frozen=True, slots=True)
@@ -496,7 +506,8 @@ class _Parser:
             if len(name) > MAX_GATEWAY_NAME:
                 raise self.fail(path, f"name longer than {MAX_GATEWAY_NAME} characters "
                                       "(it names interfaces)")
-            gw = self.mapping(raw, path, ("kind", "domain", "core", "inside"), ("gateway_type",))
+            gw = self.mapping(raw, path, ("kind", "domain", "core", "inside"),
+                              ("gateway_type", "max_pending", "max_pending_age"))
             kind = self.choice(gw["kind"], f"{path}.kind", GATEWAY_KINDS)
             domain = self.string(gw["domain"], f"{path}.domain")
             if domain not in domains:
@@ -506,10 +517,31 @@ class _Parser:
                 if kind != "cn_gateway":
                     raise self.fail(f"{path}.gateway_type", "only a cn_gateway has a gateway_type")
                 gtype = self.choice(gw["gateway_type"], f"{path}.gateway_type", GATEWAY_TYPES)
+            max_pending = DEFAULT_FA_MAX_PENDING
+            if "max_pending" in gw:
+                if kind != "foreign_agent":
+                    raise self.fail(f"{path}.max_pending",
+                                    "only a foreign_agent has max_pending")
+                max_pending = self.integer(gw["max_pending"], f"{path}.max_pending", 1,
+                                           MAX_FA_MAX_PENDING)
+            max_age = DEFAULT_FA_MAX_PENDING_AGE
+            if "max_pending_age" in gw:
+                if kind != "foreign_agent":
+                    raise self.fail(f"{path}.max_pending_age",
+                                    "only a foreign_agent has max_pending_age")
+                max_age = gw["max_pending_age"]
+                if isinstance(max_age, bool) or not isinstance(max_age, (int, float)):
+                    raise self.fail(f"{path}.max_pending_age",
+                                    f"expected seconds (a number), got {_show(max_age)}")
+                if not 0.1 <= max_age <= 60:
+                    raise self.fail(f"{path}.max_pending_age",
+                                    f"{max_age} is out of range 0.1..60 (seconds)")
             core = self.iface(gw["core"], f"{path}.core", switches)
             inside = self.iface(gw["inside"], f"{path}.inside", switches)
             out[name] = GatewayConf(name=name, kind=kind, domain=domain, core=core,  # type: ignore[arg-type]
-                                    inside=inside, gateway_type=gtype)  # type: ignore[arg-type]
+                                    inside=inside, gateway_type=gtype,  # type: ignore[arg-type]
+                                    max_pending=max_pending,
+                                    max_pending_age=float(max_age))
         return out
 
     def hosts(self, value: Any, switches: Mapping[str, SwitchConf]) -> dict[str, HostConf]:

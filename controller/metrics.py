@@ -77,6 +77,10 @@ class Metrics:
             ["switch"], registry=reg)
         self.packet_in = Counter(
             "mipvpn_packet_in", "OpenFlow packet-ins received", registry=reg)
+        self.admission_denied = Counter(
+            "mipvpn_registrations_admission_denied", "Registration Requests a foreign "
+            "agent refused at once (code 66) because max_pending registrations were "
+            "already in flight (overload)", ["foreign_agent"], registry=reg)
         self._seen: dict[tuple[str, str], int] = {}
 
     # ------------------------------------------------------------------ events
@@ -132,6 +136,10 @@ class Metrics:
             if counters:
                 self._add_growth(self.malformed.labels(role=key), (key, "malformed"),
                                  int(counters.get("malformed", 0)))
+            if counters and key.startswith("fa:"):   # admission control (issue 5)
+                self._add_growth(self.admission_denied.labels(foreign_agent=key[3:]),
+                                 (key, "admission_denied"),
+                                 int(counters.get("admission_denied", 0)))
         for node in getattr(rt, "nodes", {}).values():
             role = f"diameter:{node.origin_host}"
             bad = int(node.counters.get("malformed", 0)) + int(

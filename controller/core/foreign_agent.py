@@ -52,6 +52,12 @@ DEPARTED_GRACE = 10.0  # s a departed visitor is remembered (a late handoff BU)
 FEATURE_HA_REQUESTED = 4  # RFC 4004 MIP-Feature-Vector: Home-Agent-Requested
 RESULT_SUCCESS = 2001
 IN_PROGRESS_HOLD = 3.0  # s: retransmissions of a registration in progress are dropped
+#: admission control (issue 5): registrations in flight per FA (AMR or HA relay
+#: outstanding) beyond which a new one is refused at once with code 66
+MAX_PENDING = 64
+#: ... and beyond which a new one is refused while the oldest in flight has waited this
+#: long (s): the queue ahead would outlast the MN's and the Diameter timeouts
+MAX_PENDING_AGE = 2.0
 RESULT_AUTH_REJECTED = 4001
 
 
@@ -68,6 +74,8 @@ class ForeignAgentConf:
     peers: dict[str, str] = field(default_factory=dict)  # CoA -> FA name, same domain
     max_lifetime: int = 1800
     handoff_lifetime: int = 10   # s the old FA forwards to the new one (claims 22-23)
+    max_pending: int = MAX_PENDING   # admission control: registrations in flight
+    max_pending_age: float = MAX_PENDING_AGE   # ... and how long the oldest may wait
 
 
 @dataclass
@@ -125,7 +133,8 @@ class ForeignAgent:
         self.counters: dict[str, int] = {"malformed": 0, "denied": 0, "accepted": 0,
                                          "retransmit_suppressed": 0,
                                          "handoff_bu_sent": 0, "handoff_bu_accepted": 0,
-                                         "handoff_bu_refused": 0}
+                                         "handoff_bu_refused": 0,
+                                         "admission_denied": 0}
         # NAI -> (when its registration started, its previous-FA extension data)
         self.in_progress: dict[str, tuple[float, bytes]] = {}
         self._seq = itertools.count(1)
@@ -166,6 +175,16 @@ class ForeignAgent:
             # tries, and that reply is coming.  A denial releases the hold at once.
             self.counters["retransmit_suppressed"] += 1
             return []
+        if self.pending and (len(self.pending) >= self.conf.max_pending or now - next(
+                iter(self.pending.values())).started > self.conf.max_pending_age):
+            # admission control (issue 5): the excess of an overload is refused at once
+            # (RFC 5944 66, insufficient resources) instead of queueing without bound;
+            # the MN retries after its back-off
+            self.counters["admission_denied"] += 1
+            actions = self._deny(rrq, mn_mac, port, mip.CODE_FA_INSUFFICIENT_RESOURCES)
+            if held is not None:   # another registration of this MN is still in flight
+                self.in_progress[nai] = held
+            return actions
         self.in_progress[nai] = (now, move_key)
         previous_address = ""
         if ext is not None and len(ext.data) == 4:

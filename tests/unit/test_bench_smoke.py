@@ -140,3 +140,21 @@ def test_leak_tiny(tmp_path, monkeypatch):
     assert reg["aaah.sessions"] == 3 and res["final_state"]["aaah.sessions"] == 0
     assert res["final_state"]["tunnels.ha"] == base["tunnels.ha"]
 
+
+def test_overload_tiny(tmp_path, monkeypatch):
+    """A short overload, then with a slow home AAA at a small cap: the excess is
+    refused with 66, the server lives and its state is consistent afterwards."""
+    monkeypatch.chdir(ROOT)
+    out = tmp_path / "overload.json"
+    from bench import overload
+    assert overload.main(["--nominal", "50", "--multiple", "4", "--duration", "1",
+                          "--nominal-duration", "0.5", "--users", "1500",
+                          "--max-pending", "4", "--slow-aaa", "0.5",
+                          "--slow-duration", "1", "--json", str(out), "--no-plot"]) == 0
+    res = json.loads(out.read_text())
+    assert res["server_alive"] and res["consistency"]["consistent"]
+    assert [p["phase"] for p in res["phases"]][:2] == ["nominal", "4x"]
+    slow = res["phases"][-1]
+    assert slow["aaa_delay_s"] == 0.5 and slow["accepted"] > 0
+    assert slow["max_in_flight"] <= 2 * 4          # two FAs, capped
+    assert slow["fa_admission_denied_total"] >= slow["refused_66"] > 0
