@@ -12,6 +12,8 @@ The schema is the one ``topology/default.yaml`` documents.
 from __future__ import annotations
 
 import ipaddress
+import os
+import ssl
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -141,10 +143,23 @@ class LinkConf:
 
 
 @dataclass(frozen=True, slots=True)
+class TlsConf:
+    """Diameter over TLS between domains (RFC 6733 §13, docs/security.md): absolute
+    paths of this AAA server's certificate and key (PEM) and of the CA that signs its
+    peers' certificates."""
+
+    cert: str
+    key: str
+    ca: str
+    verify_peer: bool = True   # as a server: require and verify client certificates
+
+
+@dataclass(frozen=True, slots=True)
 class AaaConf:
     host: str
     listen_host: str
     listen_port: int
+    tls: TlsConf | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,7 +316,7 @@ def load_topology(path: str | Path) -> Topology:
         raise ConfigError(f"{source}: {where}YAML syntax error: {reason}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{source}: YAML error: {exc}") from None
-    return parse_topology(data, source)
+    return parse_topology(data, source, base_dir=Path(path).resolve().parent)
 
 
 def check_config(path: str | Path) -> list[str]:
@@ -313,9 +328,12 @@ def check_config(path: str | Path) -> list[str]:
     return []
 
 
-def parse_topology(data: Any, source: str = "<config>") -> Topology:
-    """Validate an already-loaded YAML document (a dict) into a ``Topology``."""
-    return _Parser(source).topology(data)
+def parse_topology(data: Any, source: str = "<config>",
+                   base_dir: str | Path | None = None) -> Topology:
+    """Validate an already-loaded YAML document (a dict) into a ``Topology``.  Relative
+    file paths in it (TLS certificates) are relative to ``base_dir`` (the YAML file's
+    directory; default: the current directory)."""
+    return _Parser(source, base_dir).topology(data)
 
 
 # ---------------------------------------------------------------------------
@@ -329,8 +347,9 @@ def _key(path: str, key: object) -> str:
 
 
 class _Parser:
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str, base_dir: str | Path | None = None) -> None:
         self.source = source
+        self.base_dir = Path(base_dir) if base_dir is not None else Path.cwd()
         self.used_ports: dict[tuple[str, int], str] = {}
 
     # -- primitives ---------------------------------------------------------
@@ -613,10 +632,11 @@ class _Parser:
             realm = self.string(d["realm"], f"{path}.realm")
             aaa = None
             if d.get("aaa") is not None:
-                a = self.mapping(d["aaa"], f"{path}.aaa", ("host", "listen"))
+                a = self.mapping(d["aaa"], f"{path}.aaa", ("host", "listen"), ("tls",))
                 host, port = self.endpoint(a["listen"], f"{path}.aaa.listen")
+                tls = self.tls(a["tls"], f"{path}.aaa.tls") if "tls" in a else None
                 aaa = AaaConf(host=self.string(a["host"], f"{path}.aaa.host"),
-                              listen_host=host, listen_port=port)
+                              listen_host=host, listen_port=port, tls=tls)
             ha = None
             if d.get("home_agent") is not None:
                 hp = f"{path}.home_agent"
@@ -631,7 +651,60 @@ class _Parser:
             prefixes = self.list_of(d.get("prefixes"), f"{path}.prefixes", self.network)
             out[name] = DomainConf(name=name, realm=realm, aaa=aaa, home_agent=ha,
                                    home_prefixes=home_prefixes, prefixes=prefixes)
+        self.check_tls(out)
         return out
+
+    # -- Diameter over TLS between domains (RFC 6733 §13) ---------------------
+
+    def readable_file(self, value: Any, path: str) -> str:
+        name = self.string(value, path)
+        full = (self.base_dir / name).resolve()
+        if not full.is_file():
+            raise self.fail(path, f"file {str(full)!r} does not exist")
+        if not os.access(full, os.R_OK):
+            raise self.fail(path, f"file {str(full)!r} is not readable")
+        return str(full)
+
+    def tls(self, value: Any, path: str) -> TlsConf:
+        t = self.mapping(value, path, ("cert", "key", "ca"), ("verify_peer",))
+        cert = self.readable_file(t["cert"], f"{path}.cert")
+        key = self.readable_file(t["key"], f"{path}.key")
+        ca = self.readable_file(t["ca"], f"{path}.ca")
+        verify = t.get("verify_peer", True)
+        if not isinstance(verify, bool):
+            raise self.fail(f"{path}.verify_peer", f"expected true or false, got {_show(verify)}")
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        try:
+            ctx.load_cert_chain(cert, key)
+        except (ssl.SSLError, OSError) as exc:
+            raise self.fail(f"{path}.key", f"{cert!r} and {key!r} are not a PEM "
+                                           f"certificate and its private key "
+                                           f"({getattr(exc, 'reason', None) or exc})") from None
+        try:
+            ctx.load_verify_locations(ca)
+        except (ssl.SSLError, OSError) as exc:
+            raise self.fail(f"{path}.ca", f"{ca!r} holds no PEM CA certificate "
+                                          f"({getattr(exc, 'reason', None) or exc})") from None
+        return TlsConf(cert=cert, key=key, ca=ca, verify_peer=verify)
+
+    def check_tls(self, domains: Mapping[str, DomainConf]) -> None:
+        """The inter-domain link (a foreign AAAF dialling the home AAA) runs over TLS
+        when the home AAA has ``tls``; then every foreign AAA needs its own ``tls``
+        (client certificate, CA) and none may have one otherwise."""
+        homes = [d for d in domains.values() if d.home_agent is not None and d.aaa]
+        home_tls = any(d.aaa is not None and d.aaa.tls is not None for d in homes)
+        home_key = f"domains.{homes[0].name}.aaa.tls" if homes else "the home domain's aaa.tls"
+        for d in domains.values():
+            if d.home_agent is not None or d.aaa is None:
+                continue
+            if home_tls and d.aaa.tls is None:
+                raise self.fail(f"domains.{d.name}.aaa.tls",
+                                f"missing: the home AAA listens over TLS ({home_key}), so "
+                                "this domain's AAA needs a certificate, key and CA too")
+            if not home_tls and d.aaa.tls is not None and homes:
+                raise self.fail(f"domains.{d.name}.aaa.tls",
+                                f"the home AAA has no TLS ({home_key} is not set): set both "
+                                "or neither")
 
     def mobile_nodes(
         self, value: Any, switches: Mapping[str, SwitchConf],

@@ -77,6 +77,10 @@ class Metrics:
             ["switch"], registry=reg)
         self.packet_in = Counter(
             "mipvpn_packet_in", "OpenFlow packet-ins received", registry=reg)
+        self.diameter_link_failures = Counter(
+            "mipvpn_diameter_link_failures", "Failed attempts of a Diameter client link "
+            "to connect (refused, unreachable, TLS handshake or certificate failure), "
+            "per node", ["node"], registry=reg)
         self.admission_denied = Counter(
             "mipvpn_registrations_admission_denied", "Registration Requests a foreign "
             "agent refused at once (code 66) because max_pending registrations were "
@@ -146,6 +150,11 @@ class Metrics:
                 node.counters.get("framing_error", 0))
             self._add_growth(self.malformed.labels(role=role), (role, "malformed"), bad)
         runtime_counters = getattr(rt, "counters", {})
+        for key, n in dict(getattr(rt, "link_failures", {})).items():
+            node = getattr(rt, "nodes", {}).get(key)
+            name = node.origin_host if node is not None else key
+            self._add_growth(self.diameter_link_failures.labels(node=name),
+                             (key, "link_failures"), int(n))
         self._add_growth(self.malformed.labels(role="runtime"), ("runtime", "malformed"),
                          int(runtime_counters.get("malformed", 0)))
         self._add_growth(self.packet_in, ("runtime", "packet_in"),
