@@ -55,8 +55,9 @@ IN_PROGRESS_HOLD = 3.0  # s: retransmissions of a registration in progress are d
 #: admission control (issue 5): registrations in flight per FA (AMR or HA relay
 #: outstanding) beyond which a new one is refused at once with code 66
 MAX_PENDING = 64
-#: ... and beyond which a new one is refused while the oldest in flight has waited this
-#: long (s): the queue ahead would outlast the MN's and the Diameter timeouts
+#: ... and beyond which a new one is refused while the oldest in flight, or the recent
+#: AAA round trips on average, took this long (s): the queue ahead would outlast the
+#: MN's retransmission timer and the Diameter timeout
 MAX_PENDING_AGE = 2.0
 RESULT_AUTH_REJECTED = 4001
 
@@ -137,6 +138,7 @@ class ForeignAgent:
                                          "admission_denied": 0}
         # NAI -> (when its registration started, its previous-FA extension data)
         self.in_progress: dict[str, tuple[float, bytes]] = {}
+        self.aaa_wait = 0.0   # s, moving average of the AAA round trip (admission)
         self._seq = itertools.count(1)
 
     # ------------------------------------------------------------------ events
@@ -175,8 +177,10 @@ class ForeignAgent:
             # tries, and that reply is coming.  A denial releases the hold at once.
             self.counters["retransmit_suppressed"] += 1
             return []
-        if self.pending and (len(self.pending) >= self.conf.max_pending or now - next(
-                iter(self.pending.values())).started > self.conf.max_pending_age):
+        if self.pending and (len(self.pending) >= self.conf.max_pending
+                             or self.aaa_wait > self.conf.max_pending_age or now - next(
+                                 iter(self.pending.values())).started
+                             > self.conf.max_pending_age):
             # admission control (issue 5): the excess of an overload is refused at once
             # (RFC 5944 66, insufficient resources) instead of queueing without bound;
             # the MN retries after its back-off
@@ -218,6 +222,7 @@ class ForeignAgent:
         p = self.pending.pop(answer.session_id, None)
         if p is None:
             return []
+        self._note_wait(now, p)
         marks: list[Action] = [Mark(p.nai, "ama_at_fa")]
         if answer.result_code != RESULT_SUCCESS or answer.vpn_info is None:
             code = (mip.CODE_FA_MN_FAILED_AUTH if answer.result_code == RESULT_AUTH_REJECTED
@@ -259,7 +264,13 @@ class ForeignAgent:
         p = self.pending.pop(session_id, None)
         if p is None:
             return []
+        self._note_wait(now, p)
         return self._deny(p.rrq, p.mn_mac, p.port, mip.CODE_FA_HA_UNREACHABLE)
+
+    def _note_wait(self, now: float, p: Pending) -> None:
+        """Admission control: moving average of how long the AAA round trip took
+        (the queue a new registration would join, whatever its length)."""
+        self.aaa_wait = 0.8 * self.aaa_wait + 0.2 * (now - p.started)
 
     def on_visitor_left(self, now: float, nai: str) -> list[Action]:
         """The MN registered through another FA: drop its tunnel and steering here."""

@@ -92,6 +92,30 @@ def test_refused_while_the_oldest_in_flight_waited_too_long() -> None:
     assert any(isinstance(a, SendDiameter) for a in again)
 
 
+def test_refused_while_recent_aaa_round_trips_were_slow() -> None:
+    """A burst admitted at once all looks young; the AAA's recent answer times show
+    the queue: refuse while they average over max_pending_age, until it recovers."""
+    fa = fa_with_cap(10)
+    for i in range(4):
+        fa.on_registration_request(T0, rrq(fa, i), f"02:00:00:00:00:{i:02x}", 2)
+    for sid in list(fa.pending):
+        fa.on_diameter_timeout(T0 + 1.9, sid)     # a queue of ~2 s, four times
+    assert 1.0 < fa.aaa_wait < 2.0
+    first = fa.on_registration_request(T0 + 2, rrq(fa, 4), "02:00:00:00:00:04", 2)
+    assert any(isinstance(a, SendDiameter) for a in first)
+    fa.on_diameter_timeout(T0 + 8, next(iter(fa.pending)))     # 6 s
+    assert fa.aaa_wait > 2.0
+    fa.on_registration_request(T0 + 8, rrq(fa, 5), "02:00:00:00:00:05", 2)  # alone: in
+    assert len(fa.pending) == 1
+    late = fa.on_registration_request(T0 + 8, rrq(fa, 6), "02:00:00:00:00:06", 2)
+    assert code_of(late) == mip.CODE_FA_INSUFFICIENT_RESOURCES
+    fa.on_diameter_timeout(T0 + 8.1, next(iter(fa.pending)))   # fast again
+    assert fa.aaa_wait < 2.0
+    fa.on_registration_request(T0 + 8.2, rrq(fa, 7), "02:00:00:00:00:07", 2)
+    ok = fa.on_registration_request(T0 + 8.2, rrq(fa, 8), "02:00:00:00:00:08", 2)
+    assert any(isinstance(a, SendDiameter) for a in ok) and len(fa.pending) == 2
+
+
 def test_default_cap_and_config_validation() -> None:
     data = yaml.safe_load((ROOT / "topology" / "default.yaml").read_text())
     topo = parse_topology(copy.deepcopy(data), "t.yaml")
