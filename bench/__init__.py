@@ -12,6 +12,10 @@
   in a private network namespace.
 - ``dataplane``: iperf3 through the steered path vs bare strongSwan tunnels; OpenFlow
   messages per handover.  Root; private network namespace.
+- ``leak``: register/expire cycles through the runtime (fake clock): bindings, caches,
+  tunnels and flows back at the baseline after each; memory slope per 100 cycles.
+- ``overload``: 10x the nominal registration rate for 30 s at the runtime in its own
+  process: accepted / refused (66) / unanswered, RSS over time, consistency after.
 
 Results go to ``bench/results/NAME.json`` / ``.png`` unless ``--json FILE`` is given.
 See docs/benchmarks.md.
@@ -23,7 +27,7 @@ import argparse
 import importlib
 from typing import Any
 
-BENCHES = ("registration", "scale", "handover", "dataplane")
+BENCHES = ("registration", "scale", "handover", "dataplane", "leak", "overload")
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:

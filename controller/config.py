@@ -12,6 +12,8 @@ The schema is the one ``topology/default.yaml`` documents.
 from __future__ import annotations
 
 import ipaddress
+import os
+import ssl
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -52,6 +54,13 @@ GATEWAY_TYPES: tuple[str, ...] = ("static", "dynamic")
 DISTRIBUTIONS: tuple[str, ...] = ("registration", "on_demand")
 MAX_PORT = 0xFEFF  # highest ofport OVS accepts in ofport_request
 MAX_DPID = (1 << 64) - 1
+# Admission control (issue 5): a foreign agent's registrations in flight (AMR or HA
+# relay outstanding) before it refuses new ones with RFC 5944 code 66.
+DEFAULT_FA_MAX_PENDING = 64
+MAX_FA_MAX_PENDING = 1_000_000
+# ... or while the oldest registration in flight has waited longer than this (s)
+DEFAULT_FA_MAX_PENDING_AGE = 2.0
+
 # Gateway names become interface names "<name>-core" (15 chars max on Linux).
 MAX_GATEWAY_NAME = 10
 
@@ -105,6 +114,9 @@ class GatewayConf:
     core: IfaceConf
     inside: IfaceConf
     gateway_type: GatewayType = "static"
+    #: foreign agents: registrations in flight before new ones are refused (code 66)
+    max_pending: int = DEFAULT_FA_MAX_PENDING
+    max_pending_age: float = DEFAULT_FA_MAX_PENDING_AGE
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,10 +143,23 @@ class LinkConf:
 
 
 @dataclass(frozen=True, slots=True)
+class TlsConf:
+    """Diameter over TLS between domains (RFC 6733 §13, docs/security.md): absolute
+    paths of this AAA server's certificate and key (PEM) and of the CA that signs its
+    peers' certificates."""
+
+    cert: str
+    key: str
+    ca: str
+    verify_peer: bool = True   # as a server: require and verify client certificates
+
+
+@dataclass(frozen=True, slots=True)
 class AaaConf:
     host: str
     listen_host: str
     listen_port: int
+    tls: TlsConf | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,7 +316,7 @@ def load_topology(path: str | Path) -> Topology:
         raise ConfigError(f"{source}: {where}YAML syntax error: {reason}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{source}: YAML error: {exc}") from None
-    return parse_topology(data, source)
+    return parse_topology(data, source, base_dir=Path(path).resolve().parent)
 
 
 def check_config(path: str | Path) -> list[str]:
@@ -303,9 +328,12 @@ def check_config(path: str | Path) -> list[str]:
     return []
 
 
-def parse_topology(data: Any, source: str = "<config>") -> Topology:
-    """Validate an already-loaded YAML document (a dict) into a ``Topology``."""
-    return _Parser(source).topology(data)
+def parse_topology(data: Any, source: str = "<config>",
+                   base_dir: str | Path | None = None) -> Topology:
+    """Validate an already-loaded YAML document (a dict) into a ``Topology``.  Relative
+    file paths in it (TLS certificates) are relative to ``base_dir`` (the YAML file's
+    directory; default: the current directory)."""
+    return _Parser(source, base_dir).topology(data)
 
 
 # ---------------------------------------------------------------------------
@@ -319,8 +347,9 @@ def _key(path: str, key: object) -> str:
 
 
 class _Parser:
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str, base_dir: str | Path | None = None) -> None:
         self.source = source
+        self.base_dir = Path(base_dir) if base_dir is not None else Path.cwd()
         self.used_ports: dict[tuple[str, int], str] = {}
 
     # -- primitives ---------------------------------------------------------
@@ -496,7 +525,8 @@ class _Parser:
             if len(name) > MAX_GATEWAY_NAME:
                 raise self.fail(path, f"name longer than {MAX_GATEWAY_NAME} characters "
                                       "(it names interfaces)")
-            gw = self.mapping(raw, path, ("kind", "domain", "core", "inside"), ("gateway_type",))
+            gw = self.mapping(raw, path, ("kind", "domain", "core", "inside"),
+                              ("gateway_type", "max_pending", "max_pending_age"))
             kind = self.choice(gw["kind"], f"{path}.kind", GATEWAY_KINDS)
             domain = self.string(gw["domain"], f"{path}.domain")
             if domain not in domains:
@@ -506,10 +536,31 @@ class _Parser:
                 if kind != "cn_gateway":
                     raise self.fail(f"{path}.gateway_type", "only a cn_gateway has a gateway_type")
                 gtype = self.choice(gw["gateway_type"], f"{path}.gateway_type", GATEWAY_TYPES)
+            max_pending = DEFAULT_FA_MAX_PENDING
+            if "max_pending" in gw:
+                if kind != "foreign_agent":
+                    raise self.fail(f"{path}.max_pending",
+                                    "only a foreign_agent has max_pending")
+                max_pending = self.integer(gw["max_pending"], f"{path}.max_pending", 1,
+                                           MAX_FA_MAX_PENDING)
+            max_age = DEFAULT_FA_MAX_PENDING_AGE
+            if "max_pending_age" in gw:
+                if kind != "foreign_agent":
+                    raise self.fail(f"{path}.max_pending_age",
+                                    "only a foreign_agent has max_pending_age")
+                max_age = gw["max_pending_age"]
+                if isinstance(max_age, bool) or not isinstance(max_age, (int, float)):
+                    raise self.fail(f"{path}.max_pending_age",
+                                    f"expected seconds (a number), got {_show(max_age)}")
+                if not 0.1 <= max_age <= 60:
+                    raise self.fail(f"{path}.max_pending_age",
+                                    f"{max_age} is out of range 0.1..60 (seconds)")
             core = self.iface(gw["core"], f"{path}.core", switches)
             inside = self.iface(gw["inside"], f"{path}.inside", switches)
             out[name] = GatewayConf(name=name, kind=kind, domain=domain, core=core,  # type: ignore[arg-type]
-                                    inside=inside, gateway_type=gtype)  # type: ignore[arg-type]
+                                    inside=inside, gateway_type=gtype,  # type: ignore[arg-type]
+                                    max_pending=max_pending,
+                                    max_pending_age=float(max_age))
         return out
 
     def hosts(self, value: Any, switches: Mapping[str, SwitchConf]) -> dict[str, HostConf]:
@@ -581,10 +632,11 @@ class _Parser:
             realm = self.string(d["realm"], f"{path}.realm")
             aaa = None
             if d.get("aaa") is not None:
-                a = self.mapping(d["aaa"], f"{path}.aaa", ("host", "listen"))
+                a = self.mapping(d["aaa"], f"{path}.aaa", ("host", "listen"), ("tls",))
                 host, port = self.endpoint(a["listen"], f"{path}.aaa.listen")
+                tls = self.tls(a["tls"], f"{path}.aaa.tls") if "tls" in a else None
                 aaa = AaaConf(host=self.string(a["host"], f"{path}.aaa.host"),
-                              listen_host=host, listen_port=port)
+                              listen_host=host, listen_port=port, tls=tls)
             ha = None
             if d.get("home_agent") is not None:
                 hp = f"{path}.home_agent"
@@ -599,7 +651,60 @@ class _Parser:
             prefixes = self.list_of(d.get("prefixes"), f"{path}.prefixes", self.network)
             out[name] = DomainConf(name=name, realm=realm, aaa=aaa, home_agent=ha,
                                    home_prefixes=home_prefixes, prefixes=prefixes)
+        self.check_tls(out)
         return out
+
+    # -- Diameter over TLS between domains (RFC 6733 §13) ---------------------
+
+    def readable_file(self, value: Any, path: str) -> str:
+        name = self.string(value, path)
+        full = (self.base_dir / name).resolve()
+        if not full.is_file():
+            raise self.fail(path, f"file {str(full)!r} does not exist")
+        if not os.access(full, os.R_OK):
+            raise self.fail(path, f"file {str(full)!r} is not readable")
+        return str(full)
+
+    def tls(self, value: Any, path: str) -> TlsConf:
+        t = self.mapping(value, path, ("cert", "key", "ca"), ("verify_peer",))
+        cert = self.readable_file(t["cert"], f"{path}.cert")
+        key = self.readable_file(t["key"], f"{path}.key")
+        ca = self.readable_file(t["ca"], f"{path}.ca")
+        verify = t.get("verify_peer", True)
+        if not isinstance(verify, bool):
+            raise self.fail(f"{path}.verify_peer", f"expected true or false, got {_show(verify)}")
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        try:
+            ctx.load_cert_chain(cert, key)
+        except (ssl.SSLError, OSError) as exc:
+            raise self.fail(f"{path}.key", f"{cert!r} and {key!r} are not a PEM "
+                                           f"certificate and its private key "
+                                           f"({getattr(exc, 'reason', None) or exc})") from None
+        try:
+            ctx.load_verify_locations(ca)
+        except (ssl.SSLError, OSError) as exc:
+            raise self.fail(f"{path}.ca", f"{ca!r} holds no PEM CA certificate "
+                                          f"({getattr(exc, 'reason', None) or exc})") from None
+        return TlsConf(cert=cert, key=key, ca=ca, verify_peer=verify)
+
+    def check_tls(self, domains: Mapping[str, DomainConf]) -> None:
+        """The inter-domain link (a foreign AAAF dialling the home AAA) runs over TLS
+        when the home AAA has ``tls``; then every foreign AAA needs its own ``tls``
+        (client certificate, CA) and none may have one otherwise."""
+        homes = [d for d in domains.values() if d.home_agent is not None and d.aaa]
+        home_tls = any(d.aaa is not None and d.aaa.tls is not None for d in homes)
+        home_key = f"domains.{homes[0].name}.aaa.tls" if homes else "the home domain's aaa.tls"
+        for d in domains.values():
+            if d.home_agent is not None or d.aaa is None:
+                continue
+            if home_tls and d.aaa.tls is None:
+                raise self.fail(f"domains.{d.name}.aaa.tls",
+                                f"missing: the home AAA listens over TLS ({home_key}), so "
+                                "this domain's AAA needs a certificate, key and CA too")
+            if not home_tls and d.aaa.tls is not None and homes:
+                raise self.fail(f"domains.{d.name}.aaa.tls",
+                                f"the home AAA has no TLS ({home_key} is not set): set both "
+                                "or neither")
 
     def mobile_nodes(
         self, value: Any, switches: Mapping[str, SwitchConf],

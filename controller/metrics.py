@@ -77,6 +77,14 @@ class Metrics:
             ["switch"], registry=reg)
         self.packet_in = Counter(
             "mipvpn_packet_in", "OpenFlow packet-ins received", registry=reg)
+        self.diameter_link_failures = Counter(
+            "mipvpn_diameter_link_failures", "Failed attempts of a Diameter client link "
+            "to connect (refused, unreachable, TLS handshake or certificate failure), "
+            "per node", ["node"], registry=reg)
+        self.admission_denied = Counter(
+            "mipvpn_registrations_admission_denied", "Registration Requests a foreign "
+            "agent refused at once (code 66) because max_pending registrations were "
+            "already in flight (overload)", ["foreign_agent"], registry=reg)
         self._seen: dict[tuple[str, str], int] = {}
 
     # ------------------------------------------------------------------ events
@@ -132,12 +140,21 @@ class Metrics:
             if counters:
                 self._add_growth(self.malformed.labels(role=key), (key, "malformed"),
                                  int(counters.get("malformed", 0)))
+            if counters and key.startswith("fa:"):   # admission control (issue 5)
+                self._add_growth(self.admission_denied.labels(foreign_agent=key[3:]),
+                                 (key, "admission_denied"),
+                                 int(counters.get("admission_denied", 0)))
         for node in getattr(rt, "nodes", {}).values():
             role = f"diameter:{node.origin_host}"
             bad = int(node.counters.get("malformed", 0)) + int(
                 node.counters.get("framing_error", 0))
             self._add_growth(self.malformed.labels(role=role), (role, "malformed"), bad)
         runtime_counters = getattr(rt, "counters", {})
+        for key, n in dict(getattr(rt, "link_failures", {})).items():
+            node = getattr(rt, "nodes", {}).get(key)
+            name = node.origin_host if node is not None else key
+            self._add_growth(self.diameter_link_failures.labels(node=name),
+                             (key, "link_failures"), int(n))
         self._add_growth(self.malformed.labels(role="runtime"), ("runtime", "malformed"),
                          int(runtime_counters.get("malformed", 0)))
         self._add_growth(self.packet_in, ("runtime", "packet_in"),

@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from controller.adapters import openflow
+from controller.adapters import diameter_tls, openflow
 from controller.adapters.diameter_peer import DiameterError, DiameterNode, PeerConnection
 from controller.adapters.mip_transport import MipEndpoint
 from controller.adapters.qos import GatewayQos
@@ -86,6 +86,7 @@ class Runtime:
         self.counters: dict[str, int] = {"flow_mods": 0, "packet_in": 0, "malformed": 0,
                                          "adverts": 0}
         self.metrics = Metrics()  # served at /metrics; refreshed from this state per scrape
+        self.link_failures: dict[str, int] = {}   # role key -> failed Diameter dials
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run_loop, name="mipvpn-loop",
                                         daemon=True)
@@ -173,10 +174,13 @@ class Runtime:
                                             handler=self._handler("ha"))
             port = await self.nodes["ha"].listen(*ha_addr)
             ha_addr = self.bound["ha"] = (ha_addr[0], port)
+        # Diameter between domains over TLS when the home AAA has aaa.tls (issue 5)
+        home_tls = getattr(home.aaa, "tls", None)
         if "aaah" in self.roles:
             self.nodes["aaah"] = DiameterNode(home.aaa.host, home.realm,
                                               handler=self._handler("aaah"))
-            port = await self.nodes["aaah"].listen(*aaah_addr)
+            port = await self.nodes["aaah"].listen(
+                *aaah_addr, ssl=diameter_tls.server_context(home_tls))
             aaah_addr = self.bound["aaah"] = (aaah_addr[0], port)
             self.spawn(self._link("aaah", home.home_agent.host, ha_addr))
         for key in [k for k in self.roles if k.startswith("aaaf:")]:
@@ -185,8 +189,11 @@ class Runtime:
             port = await node.listen(fdom.aaa.listen_host, fdom.aaa.listen_port)
             self.bound[key] = (fdom.aaa.listen_host, port)
             self.nodes[key] = node
+            tls = diameter_tls.client_context(getattr(fdom.aaa, "tls", None)) \
+                if home_tls is not None else None
             for realm in sorted(self.home_realms):
-                self.spawn(self._link(key, realm, aaah_addr))
+                self.spawn(self._link(key, realm, aaah_addr, ssl=tls,
+                                      server_hostname=home.aaa.host if tls else None))
         for fa in self.foreign_agents():
             dname = topo.gateways[fa.conf.name].domain
             fdom = topo.domains[dname]
@@ -219,21 +226,35 @@ class Runtime:
             self.spawn(serve(self, *self.rest))
         LOG.info("roles up: %s", ", ".join(sorted(self.roles)))
 
-    async def _link(self, key: str, to: str, addr: tuple[str, int]) -> None:
-        """Connect role ``key``'s Diameter node to ``addr`` (route ``to``), retrying."""
+    async def _link(self, key: str, to: str, addr: tuple[str, int], *,
+                    ssl: Any = None, server_hostname: str | None = None) -> None:
+        """Connect role ``key``'s Diameter node to ``addr`` (route ``to``), retrying
+        (over TLS with ``ssl``, the server's certificate checked for
+        ``server_hostname``)."""
         delay = 0.05
+        failures = 0
         while True:
             try:
                 # reconnect: a peer that goes away (watchdog) is redialled with backoff,
                 # on the same connection object, so the route below stays valid
-                conn = await self.nodes[key].connect(*addr, reconnect=True)
+                conn = await self.nodes[key].connect(*addr, reconnect=True, ssl=ssl,
+                                                     server_hostname=server_hostname)
             except (OSError, DiameterError) as exc:
+                failures += 1
+                self.counters["diameter_link_failures"] = (
+                    self.counters.get("diameter_link_failures", 0) + 1)
+                self.link_failures[key] = self.link_failures.get(key, 0) + 1
+                if ssl is not None and "TLS" in str(exc) and failures in (1, 10, 100):
+                    # a TLS refusal does not heal by retrying: say so (not every time)
+                    LOG.warning("%s: Diameter link to %s at %s:%d not established: %s",
+                                key, to, addr[0], addr[1], exc)
                 LOG.debug("%s: connecting to %s at %s: %s", key, to, addr, exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
                 continue
             self.routes.setdefault(key, {})[to] = (self.nodes[key], conn)
-            LOG.info("%s: Diameter peer %s at %s:%d up", key, to, *addr)
+            LOG.info("%s: Diameter peer %s at %s:%d up%s", key, to, *addr,
+                     " (TLS)" if ssl is not None else "")
             return
 
     async def wait_links(self, timeout: float = 10.0) -> bool:

@@ -85,8 +85,29 @@ class ForeignAaa:
         if ama.result_code == RESULT_SUCCESS and ama.vpn_info is not None:
             self.sessions[amr.user_name] = CachedSession(
                 replace(ama.vpn_info, handoff=None), amr.destination_realm,
-                now + self.session_lifetime)
+                now + self._lifetime(ama.reg_reply or amr.reg_request))
         return [AnswerDiameter(ama)]
+
+    def on_tick(self, now: float) -> list[Action]:
+        """Forget cached sessions whose registration lifetime ran out (issue 5: the
+        cache returns to empty when registrations expire without renewal)."""
+        for nai, cached in list(self.sessions.items()):
+            if cached.expires <= now:
+                del self.sessions[nai]
+        return []
+
+    def _lifetime(self, raw: bytes) -> float:
+        """The cache lifetime of a registration: the lifetime the HA granted (its
+        Registration Reply) or asked for (the Request), capped by
+        ``session_lifetime``."""
+        try:
+            msg = mip.decode(raw)
+        except mip.MipDecodeError:
+            return self.session_lifetime
+        lifetime = getattr(msg, "lifetime", None)
+        if not isinstance(lifetime, int) or lifetime <= 0:
+            return self.session_lifetime
+        return min(float(lifetime), self.session_lifetime)
 
     def on_diameter_timeout(self, now: float, session_id: str) -> list[Action]:
         amr = self.pending.pop(session_id, None)
@@ -123,7 +144,8 @@ class ForeignAaa:
         assert isinstance(rrq, mip.RegistrationRequest)
         new_info = rewrite_foreign_agent(base, amr.foreign_agent, rrq.care_of_address)
         self.sessions[amr.user_name] = replace(cached, vpn_info=new_info, previous=base,
-                                               expires=now + self.session_lifetime)
+                                               expires=now + self._lifetime(
+                                                   amr.reg_request))
         answer_info = restricted_to(new_info, amr.foreign_agent)
         old_psk = anchor_psk(base, base.foreign_agent)
         if base.smooth_handoff and old_psk and base.foreign_agent != amr.foreign_agent:

@@ -102,6 +102,9 @@ class HomeAaa:
             name: binding_key_factory(BINDING_SPI_BASE + i)
             for i, name in enumerate(cn_gateways)}
         self.sessions: dict[str, VpnInfo] = {}   # the VPN cache (claim 16)
+        # NAI -> when its cached VPN information lapses: the Authorization-Lifetime
+        # (the registration lifetime the HA granted), renewed by each registration
+        self.session_expires: dict[str, float] = {}
         self.pending: dict[str, tuple[dia.AmRequest, VpnInfo]] = {}
         self._seq = itertools.count(1)
         self.counters = {"accepted": 0, "rejected": 0}
@@ -177,6 +180,8 @@ class HomeAaa:
                                                 reg_reply=haa.reg_reply,
                                                 error=haa.error_message or "HA refused"))]
         self.sessions[amr.user_name] = replace(vpn_info, handoff=None)
+        self.session_expires[amr.user_name] = now + _granted_lifetime(haa.reg_reply,
+                                                                      amr.reg_request)
         self.counters["accepted"] += 1
         return [Mark(amr.user_name, "aaah_answer"),
                 AnswerDiameter(self._answer(amr, RESULT_SUCCESS, reg_reply=haa.reg_reply,
@@ -189,6 +194,15 @@ class HomeAaa:
             return []
         return [AnswerDiameter(self._answer(entry[0], RESULT_HA_NOT_AVAILABLE,
                                             error="home agent did not answer"))]
+
+    def on_tick(self, now: float) -> list[Action]:
+        """Drop cached VPN information whose authorization lifetime ran out without a
+        renewal (issue 5: nothing stays behind an expired registration)."""
+        for nai, until in list(self.session_expires.items()):
+            if until <= now:
+                del self.session_expires[nai]
+                self.sessions.pop(nai, None)
+        return []
 
     # ------------------------------------------------------------ VPN set path
 
@@ -288,3 +302,17 @@ class HomeAaa:
                             home_address=amr.home_address,
                             home_agent_address=amr.home_agent_address,
                             vpn_info=vpn_info, error_message=error)
+
+
+def _granted_lifetime(reg_reply: bytes, reg_request: bytes) -> float:
+    """Seconds the registration was granted (the HA's Registration Reply), else asked
+    for (the Request); 0 when neither decodes."""
+    for raw in (reg_reply, reg_request):
+        try:
+            msg = mip.decode(raw) if raw else None
+        except mip.MipDecodeError:
+            continue
+        lifetime = getattr(msg, "lifetime", None)
+        if isinstance(lifetime, int):
+            return float(lifetime)
+    return 0.0

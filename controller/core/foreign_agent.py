@@ -54,6 +54,13 @@ DEPARTED_GRACE = 10.0  # s a departed visitor is remembered (a late handoff BU)
 FEATURE_HA_REQUESTED = 4  # RFC 4004 MIP-Feature-Vector: Home-Agent-Requested
 RESULT_SUCCESS = 2001
 IN_PROGRESS_HOLD = 3.0  # s: retransmissions of a registration in progress are dropped
+#: admission control (issue 5): registrations in flight per FA (AMR or HA relay
+#: outstanding) beyond which a new one is refused at once with code 66
+MAX_PENDING = 64
+#: ... and beyond which a new one is refused while the oldest in flight, or the recent
+#: AAA round trips on average, took this long (s): the queue ahead would outlast the
+#: MN's retransmission timer and the Diameter timeout
+MAX_PENDING_AGE = 2.0
 RESULT_AUTH_REJECTED = 4001
 
 
@@ -70,6 +77,8 @@ class ForeignAgentConf:
     peers: dict[str, str] = field(default_factory=dict)  # CoA -> FA name, same domain
     max_lifetime: int = 1800
     handoff_lifetime: int = 10   # s the old FA forwards to the new one (claims 22-23)
+    max_pending: int = MAX_PENDING   # admission control: registrations in flight
+    max_pending_age: float = MAX_PENDING_AGE   # ... and how long the oldest may wait
 
 
 @dataclass
@@ -179,9 +188,11 @@ class ForeignAgent:
         self.counters: dict[str, int] = {"malformed": 0, "denied": 0, "accepted": 0,
                                          "retransmit_suppressed": 0,
                                          "handoff_bu_sent": 0, "handoff_bu_accepted": 0,
-                                         "handoff_bu_refused": 0}
+                                         "handoff_bu_refused": 0,
+                                         "admission_denied": 0}
         # NAI -> (when its registration started, its previous-FA extension data)
         self.in_progress: dict[str, tuple[float, bytes]] = {}
+        self.aaa_wait = 0.0   # s, moving average of the AAA round trip (admission)
         self._seq = itertools.count(1)
 
     # ------------------------------------------------------------------ events
@@ -220,6 +231,18 @@ class ForeignAgent:
             # tries, and that reply is coming.  A denial releases the hold at once.
             self.counters["retransmit_suppressed"] += 1
             return []
+        if self.pending and (len(self.pending) >= self.conf.max_pending
+                             or self.aaa_wait > self.conf.max_pending_age or now - next(
+                                 iter(self.pending.values())).started
+                             > self.conf.max_pending_age):
+            # admission control (issue 5): the excess of an overload is refused at once
+            # (RFC 5944 66, insufficient resources) instead of queueing without bound;
+            # the MN retries after its back-off
+            self.counters["admission_denied"] += 1
+            actions = self._deny(rrq, mn_mac, port, mip.CODE_FA_INSUFFICIENT_RESOURCES)
+            if held is not None:   # another registration of this MN is still in flight
+                self.in_progress[nai] = held
+            return actions
         self.in_progress[nai] = (now, move_key)
         previous_address = ""
         if ext is not None and len(ext.data) == 4:
@@ -253,6 +276,7 @@ class ForeignAgent:
         p = self.pending.pop(answer.session_id, None)
         if p is None:
             return []
+        self._note_wait(now, p)
         marks: list[Action] = [Mark(p.nai, "ama_at_fa")]
         if answer.result_code != RESULT_SUCCESS or answer.vpn_info is None:
             code = (mip.CODE_FA_MN_FAILED_AUTH if answer.result_code == RESULT_AUTH_REJECTED
@@ -294,7 +318,13 @@ class ForeignAgent:
         p = self.pending.pop(session_id, None)
         if p is None:
             return []
+        self._note_wait(now, p)
         return self._deny(p.rrq, p.mn_mac, p.port, mip.CODE_FA_HA_UNREACHABLE)
+
+    def _note_wait(self, now: float, p: Pending) -> None:
+        """Admission control: moving average of how long the AAA round trip took
+        (the queue a new registration would join, whatever its length)."""
+        self.aaa_wait = 0.8 * self.aaa_wait + 0.2 * (now - p.started)
 
     def on_visitor_left(self, now: float, nai: str) -> list[Action]:
         """The MN registered through another FA: drop its tunnel and steering here."""
@@ -317,6 +347,11 @@ class ForeignAgent:
                         Mark(handoff.nai, "handoff_expired", {"fa": self.conf.name})]
         for nai in self.departed.due(now):
             del self.departed[nai]
+        # retransmission holds outlive nothing: an MN that never comes back must not
+        # stay here (issue 5: no leaks over register/expire cycles)
+        for nai, (started, _key) in list(self.in_progress.items()):
+            if now - started >= IN_PROGRESS_HOLD:
+                del self.in_progress[nai]
         return actions
 
     # ------------------------------------------------------------------ smooth handoff

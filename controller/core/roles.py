@@ -100,6 +100,7 @@ def build_roles(topo: Topology, db: VpnDatabase) -> Roles:
                 inside_mac=gw.inside.mac,
                 access_dpid=topo.switches[gw.inside.switch].dpid,
                 fa_port=gw.inside.port,
-                peers={ip: n for n, ip in fas.items()})
+                peers={ip: n for n, ip in fas.items()},
+                max_pending=gw.max_pending, max_pending_age=gw.max_pending_age)
             out.roles[f"fa:{fa_name}"] = ForeignAgent(conf)
     return out

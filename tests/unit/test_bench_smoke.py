@@ -138,3 +138,41 @@ def test_dataplane_tiny(tmp_path, monkeypatch):
     res = json.loads(out.read_text())
     assert res["openflow"]["moves"] == 2
     assert any(v["mbit_s"]["median"] for v in res["throughput"].values())
+
+
+def test_leak_tiny(tmp_path, monkeypatch):
+    """Register/expire cycles through the runtime: back at the baseline every cycle."""
+    monkeypatch.chdir(ROOT)
+    out = tmp_path / "leak.json"
+
+    class Args:
+        name = "leak"
+        args = ["--cycles", "4", "--warmup", "2", "--mns", "3", "--sample", "2",
+                "--json", str(out), "--no-plot"]
+    assert run_bench(Args()) == 0
+    res = json.loads(out.read_text())
+    assert res["registrations"] == 18 and res["codes"] == {"0": 18}
+    assert res["cycles_not_at_baseline"] == 0
+    reg, base = res["registered_state"], res["baseline"]
+    assert reg["ha.bindings"] == 3 and base["ha.bindings"] == 0
+    assert reg["aaah.sessions"] == 3 and res["final_state"]["aaah.sessions"] == 0
+    assert res["final_state"]["tunnels.ha"] == base["tunnels.ha"]
+
+
+def test_overload_tiny(tmp_path, monkeypatch):
+    """A short overload, then with a slow home AAA at a small cap: the excess is
+    refused with 66, the server lives and its state is consistent afterwards."""
+    monkeypatch.chdir(ROOT)
+    out = tmp_path / "overload.json"
+    from bench import overload
+    assert overload.main(["--nominal", "50", "--multiple", "4", "--duration", "1",
+                          "--nominal-duration", "0.5", "--users", "1500",
+                          "--max-pending", "4", "--slow-aaa", "0.5",
+                          "--slow-duration", "1", "--json", str(out), "--no-plot"]) == 0
+    res = json.loads(out.read_text())
+    assert res["server_alive"] and res["consistency"]["consistent"]
+    assert [p["phase"] for p in res["phases"]][:2] == ["nominal", "4x"]
+    slow = res["phases"][-1]
+    assert slow["aaa_delay_s"] == 0.5 and slow["accepted"] > 0
+    assert slow["max_in_flight"] <= 2 * 4          # two FAs, capped
+    assert slow["fa_admission_denied_total"] >= slow["refused_66"] > 0
