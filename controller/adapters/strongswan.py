@@ -435,6 +435,7 @@ class ChildSaState:
     bytes_out: int
     packets_in: int
     packets_out: int
+    unique_id: str = ""   # charon's CHILD_SA unique id (``rekey`` / ``terminate`` by id)
 
 
 @dataclass(frozen=True)
@@ -499,7 +500,8 @@ def _tunnel_state(name: str, ike: dict[str, Any]) -> TunnelState:
             spi_in=_s(child.get("spi-in")), spi_out=_s(child.get("spi-out")),
             local_ts=_strs(child.get("local-ts")), remote_ts=_strs(child.get("remote-ts")),
             bytes_in=_i(child.get("bytes-in")), bytes_out=_i(child.get("bytes-out")),
-            packets_in=_i(child.get("packets-in")), packets_out=_i(child.get("packets-out"))))
+            packets_in=_i(child.get("packets-in")), packets_out=_i(child.get("packets-out")),
+            unique_id=_s(child.get("uniqueid"))))
     return TunnelState(tunnel_id=name, state=_s(ike.get("state")),
                        local_address=_s(ike.get("local-host")),
                        remote_address=_s(ike.get("remote-host")),
@@ -515,9 +517,31 @@ def _secret_id(tunnel_id: str) -> str:
     return f"psk:{tunnel_id}"
 
 
+# IPsec policy priority of a secondary tunnel end (``TunnelSide.secondary``).  Lower
+# values win.  kernel-netlink computes at most 600,000 (base 200,000: x2 for installed
+# SAs and trap policies, x3 for fallback drops, minus the selector sizes), so with kernel
+# XFRM this end's SA never backs the policy another tunnel with the same selectors (and
+# the same reqid) installs.  kernel-libipsec ignores manual priorities (measured: the
+# MN's uplink still went into the forwarding tunnel), see ``_reassert_primaries``.
+SECONDARY_POLICY_PRIORITY = 0xFFFFF
+
+
 def connection_for(side: TunnelSide, dpd_delay: str = "2s") -> dict[str, Any]:
-    """The VICI ``load-conn`` message for one gateway's side of a tunnel (no secret)."""
+    """The VICI ``load-conn`` message for one gateway's side of a tunnel (no secret).
+
+    A secondary side gets a fixed, low policy priority (``SECONDARY_POLICY_PRIORITY``)."""
     name = side.tunnel_id
+    child: dict[str, Any] = {
+        "mode": "tunnel",
+        "local_ts": list(side.local.selectors),
+        "remote_ts": list(side.remote.selectors),
+        "esp_proposals": [side.security.esp],
+        "start_action": "none",
+        "dpd_action": "clear",
+        "close_action": "none",
+    }
+    if side.secondary:
+        child["priority"] = SECONDARY_POLICY_PRIORITY
     return {name: {
         "version": 2,
         "local_addrs": [side.local.address],
@@ -528,15 +552,7 @@ def connection_for(side: TunnelSide, dpd_delay: str = "2s") -> dict[str, Any]:
         "unique": "no",
         "local": {"auth": "psk", "id": _identity(name, side.local.gateway)},
         "remote": {"auth": "psk", "id": _identity(name, side.remote.gateway)},
-        "children": {name: {
-            "mode": "tunnel",
-            "local_ts": list(side.local.selectors),
-            "remote_ts": list(side.remote.selectors),
-            "esp_proposals": [side.security.esp],
-            "start_action": "none",
-            "dpd_action": "clear",
-            "close_action": "none",
-        }},
+        "children": {name: child},
     }}
 
 
@@ -560,6 +576,7 @@ class StrongSwanGateway:
         self._netns = netns
         self._anchors: SelectorAnchors | None = None
         self._anchored: dict[str, list[str]] = {}
+        self._libipsec: bool | None = None     # charon runs kernel-libipsec (cached)
 
     def warm_up(self) -> None:
         """Open the VICI session and the namespace controller now, not on the first
@@ -668,8 +685,9 @@ class StrongSwanGateway:
             raise TunnelError(f"{self.name}: loading tunnel {tid} failed: {exc}") from exc
 
         if not side.initiator:
-            if anchors:
-                threading.Thread(target=self._settle_when_up, args=(tid, anchors, 10.0),
+            if anchors or side.secondary:
+                threading.Thread(target=self._settle_when_up,
+                                 args=(tid, anchors, 10.0, side.secondary),
                                  name=f"settle-{self.name}", daemon=True).start()
         else:
             msg = {"child": tid, "ike": tid, "timeout": int(timeout * 1000),
@@ -688,13 +706,17 @@ class StrongSwanGateway:
             finally:
                 if self._anchors is not None and anchors:
                     self._anchors.settle(anchors)
+            if side.secondary:
+                self._reassert_primaries(tid)
         took = time.monotonic() - t0
         log.info("%s: tunnel %s %s in %.1f ms", self.name, tid,
                  "up" if side.initiator else "loaded", took * 1e3)
         return took
 
-    def _settle_when_up(self, tunnel_id: str, anchors: list[str], timeout: float) -> None:
-        """Responder side: settle host anchors once the peer has brought the SA up."""
+    def _settle_when_up(self, tunnel_id: str, anchors: list[str], timeout: float,
+                        secondary: bool = False) -> None:
+        """Responder side: settle host anchors (and, for a secondary tunnel, re-assert
+        the primaries) once the peer has brought the SA up."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
@@ -708,11 +730,79 @@ class StrongSwanGateway:
             time.sleep(0.002)
         if self._anchors is not None and self._anchored.get(tunnel_id) is anchors:
             self._anchors.settle(anchors)
+        if secondary and self._anchored.get(tunnel_id) is anchors:
+            self._reassert_primaries(tunnel_id)
+
+    def uses_libipsec(self) -> bool:
+        """Whether this charon runs ``kernel-libipsec`` (VICI ``stats``, cached); when
+        it cannot tell, True (the caller then does what libipsec needs)."""
+        if self._libipsec is None:
+            try:
+                stats = self._call(lambda s: s.stats())
+            except (CommandException, TunnelError):
+                return True
+            plugins = {_s(p) for p in stats.get("plugins") or []}
+            self._libipsec = "kernel-libipsec" in plugins if plugins else True
+        return self._libipsec
+
+    def _reassert_primaries(self, tunnel_id: str, timeout: float = 2.0) -> list[str]:
+        """Make every other CHILD_SA with the secondary tunnel's selectors win again.
+
+        kernel-libipsec ignores policy priorities: it takes the first outbound policy in
+        order of selector size, newest first among equal ones, and then the *newest*
+        outbound SA of that policy's reqid — and charon gives CHILD_SAs with equal
+        selectors one reqid.  So the secondary tunnel, set up last, would carry the
+        traffic of the primary (measured: the MN's whole uplink went to the old FA).
+        Rekeying each primary CHILD_SA makes its SA the newest again; the secondary's
+        inbound SA keeps working (its packets pass the shared reqid's inbound policy).
+        Waits (at most ``timeout``) until each rekeyed tunnel has its new CHILD_SA.
+        Returns the tunnels rekeyed.  Nothing to do with kernel XFRM (the priority)."""
+        if not self.uses_libipsec():
+            return []
+        states = self.tunnels()
+
+        def key(c: ChildSaState) -> tuple[frozenset[str], frozenset[str]]:
+            return frozenset(c.local_ts), frozenset(c.remote_ts)
+
+        own = {key(c) for st in states if st.tunnel_id == tunnel_id
+               for c in st.children if c.state == "INSTALLED"}
+        targets = {st.tunnel_id: c for st in states if st.tunnel_id != tunnel_id
+                   for c in st.children if c.state == "INSTALLED" and key(c) in own}
+        for tid, child in targets.items():
+            try:
+                self._call(lambda s, cid=child.unique_id: s.rekey({"child-id": cid}))
+            except CommandException as exc:
+                log.warning("%s: rekeying %s (primary of %s) failed: %s", self.name, tid,
+                            tunnel_id, exc)
+        pending = dict(targets)
+        deadline = time.monotonic() + timeout
+        while pending and time.monotonic() < deadline:
+            time.sleep(0.005)
+            now = {st.tunnel_id: st for st in self.tunnels()}
+            for tid, old in list(pending.items()):
+                st = now.get(tid)
+                if st is None or any(c.state == "INSTALLED" and c.unique_id != old.unique_id
+                                     for c in st.children):
+                    del pending[tid]
+        if pending:
+            log.warning("%s: %s: primaries not rekeyed in %.1f s: %s", self.name, tunnel_id,
+                        timeout, ", ".join(sorted(pending)))
+        elif targets:
+            log.info("%s: %s is secondary: rekeyed %s", self.name, tunnel_id,
+                     ", ".join(sorted(targets)))
+        return list(targets)
 
     def remove_tunnel(self, tunnel_id: str) -> None:
         """Terminate the tunnel's IKE_SA (forced, immediate), unload conn and secret."""
 
+        counts = [0, 0]
+
         def remove(session: vici.Session) -> None:
+            for sa in session.list_sas({"ike": tunnel_id}):   # what it carried, for the log
+                for name, ike in sa.items():
+                    state = _tunnel_state(_s(name), ike)
+                    counts[0] += state.packets_in
+                    counts[1] += state.packets_out
             self._terminate(session, tunnel_id)
             for command, arg in ((session.unload_conn, {"name": tunnel_id}),
                                  (session.unload_shared, {"id": _secret_id(tunnel_id)})):
@@ -726,7 +816,8 @@ class StrongSwanGateway:
             anchors = self._anchored.pop(tunnel_id, [])
             if self._anchors is not None:
                 self._anchors.release(anchors)
-        log.info("%s: tunnel %s removed", self.name, tunnel_id)
+        log.info("%s: tunnel %s removed (ESP packets in %d, out %d)", self.name, tunnel_id,
+                 *counts)
 
     @staticmethod
     def _has_sa(session: vici.Session, tunnel_id: str) -> bool:
