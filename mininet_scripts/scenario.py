@@ -298,8 +298,10 @@ class ScenarioRun:
             mn_probe, cn_probe = load_result(str(p["mn_out"])), load_result(str(p["cn_out"]))
             ev = [(f"move{k}", int(m["t_move"] * 1e9)) for k, m in enumerate(self.moves)
                   if m["mn"] == p["mn"]]
-            analyses[p["mn"]] = (analyse(cn_probe["received"], mn_probe["sent"], ev),
-                                 analyse(mn_probe["received"], cn_probe["sent"], ev))
+            analyses[p["mn"]] = (analyse(cn_probe["received"], mn_probe["sent"], ev,
+                                         sender=mn_probe, receiver=cn_probe),
+                                 analyse(mn_probe["received"], cn_probe["sent"], ev,
+                                         sender=cn_probe, receiver=mn_probe))
             exp_cn, lost_cn = steady_loss(cn_probe, mn_probe)   # MN -> CN
             exp_mn, lost_mn = steady_loss(mn_probe, cn_probe)   # CN -> MN
             steady[p["mn"]] = {"mn_to_cn_sent": exp_cn, "mn_to_cn_lost": lost_cn,
