@@ -31,7 +31,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Protocol
+from typing import Any, Iterable, Protocol, Sequence
 
 import vici
 from vici.exception import CommandException, SessionException
@@ -508,6 +508,14 @@ def _tunnel_state(name: str, ike: dict[str, Any]) -> TunnelState:
                        children=tuple(children))
 
 
+def _norm_ts(selector: str) -> str:
+    """A traffic selector as charon prints it (``10.30.0.0/24``), for comparisons."""
+    try:
+        return str(ipaddress.ip_network(selector, strict=False))
+    except ValueError:
+        return selector
+
+
 def _identity(tunnel_id: str, gateway: str) -> str:
     """Per-tunnel IKE identity: two tunnels between the same gateways never share one."""
     return f"{tunnel_id}@{gateway}"
@@ -526,22 +534,35 @@ def _secret_id(tunnel_id: str) -> str:
 SECONDARY_POLICY_PRIORITY = 0xFFFFF
 
 
-def connection_for(side: TunnelSide, dpd_delay: str = "2s") -> dict[str, Any]:
+def child_names(tunnel_id: str, count: int) -> list[str]:
+    """CHILD_SA config names of a tunnel: its id, then ``<id>#2``, ``<id>#3``, ..."""
+    return [tunnel_id] + [f"{tunnel_id}#{i}" for i in range(2, count + 1)]
+
+
+def connection_for(side: TunnelSide, dpd_delay: str = "2s",
+                   remote_groups: Sequence[Sequence[str]] | None = None) -> dict[str, Any]:
     """The VICI ``load-conn`` message for one gateway's side of a tunnel (no secret).
 
-    A secondary side gets a fixed, low policy priority (``SECONDARY_POLICY_PRIORITY``)."""
+    A secondary side gets a fixed, low policy priority (``SECONDARY_POLICY_PRIORITY``).
+    ``remote_groups`` splits the remote selectors over several CHILD_SAs (names from
+    ``child_names``), each with all local selectors; default: one CHILD_SA."""
     name = side.tunnel_id
-    child: dict[str, Any] = {
-        "mode": "tunnel",
-        "local_ts": list(side.local.selectors),
-        "remote_ts": list(side.remote.selectors),
-        "esp_proposals": [side.security.esp],
-        "start_action": "none",
-        "dpd_action": "clear",
-        "close_action": "none",
-    }
-    if side.secondary:
-        child["priority"] = SECONDARY_POLICY_PRIORITY
+    groups = [list(g) for g in remote_groups] if remote_groups else [
+        list(side.remote.selectors)]
+    children: dict[str, Any] = {}
+    for child_name, remote in zip(child_names(name, len(groups)), groups):
+        child: dict[str, Any] = {
+            "mode": "tunnel",
+            "local_ts": list(side.local.selectors),
+            "remote_ts": remote,
+            "esp_proposals": [side.security.esp],
+            "start_action": "none",
+            "dpd_action": "clear",
+            "close_action": "none",
+        }
+        if side.secondary:
+            child["priority"] = SECONDARY_POLICY_PRIORITY
+        children[child_name] = child
     return {name: {
         "version": 2,
         "local_addrs": [side.local.address],
@@ -552,7 +573,7 @@ def connection_for(side: TunnelSide, dpd_delay: str = "2s") -> dict[str, Any]:
         "unique": "no",
         "local": {"auth": "psk", "id": _identity(name, side.local.gateway)},
         "remote": {"auth": "psk", "id": _identity(name, side.remote.gateway)},
-        "children": {name: child},
+        "children": children,
     }}
 
 
@@ -661,7 +682,9 @@ class StrongSwanGateway:
         """
         t0 = time.monotonic()
         tid = side.tunnel_id
-        conn = connection_for(side)
+        groups = (self._primary_groups(side) if side.secondary and side.initiator
+                  and self.uses_libipsec() else None)
+        conn = connection_for(side, remote_groups=groups)
         secret = {"id": _secret_id(tid), "type": "IKE", "data": side.psk,
                   "owners": [_identity(tid, side.local.gateway),
                              _identity(tid, side.remote.gateway)]}
@@ -690,16 +713,16 @@ class StrongSwanGateway:
                                  args=(tid, anchors, 10.0, side.secondary),
                                  name=f"settle-{self.name}", daemon=True).start()
         else:
-            msg = {"child": tid, "ike": tid, "timeout": int(timeout * 1000),
-                   "init-limits": "no"}
-
-            def initiate(session: vici.Session) -> None:
+            def initiate(session: vici.Session, child: str) -> None:
+                msg = {"child": child, "ike": tid, "timeout": int(timeout * 1000),
+                       "init-limits": "no"}
                 for event in session.initiate(msg):
                     if log.isEnabledFor(logging.DEBUG):
                         log.debug("%s: %s", self.name, _s(event.get("msg")))
 
             try:
-                self._call(initiate)
+                for child in conn[tid]["children"]:
+                    self._call(initiate, child)
             except CommandException as exc:
                 raise TunnelError(f"{self.name}: initiating tunnel {tid} to "
                                   f"{side.remote.address} failed: {exc}") from exc
@@ -745,6 +768,35 @@ class StrongSwanGateway:
             self._libipsec = "kernel-libipsec" in plugins if plugins else True
         return self._libipsec
 
+    def _primary_groups(self, side: TunnelSide) -> list[tuple[str, ...]] | None:
+        """The secondary's remote selectors grouped as the installed CHILD_SAs with its
+        local selectors group them (kernel-libipsec).
+
+        charon shares a reqid only between CHILD_SAs with equal selector lists, and only
+        a shared reqid lets the forwarded packets in through the primary's inbound policy
+        while the primary's rekey puts its SA first (``_reassert_primaries``).  With a
+        tunnel to the HA (home address <-> CN 1) and one to a CN-GW (<-> CN 2), the
+        forwarding tunnel's selectors (<-> CN 1, CN 2) equal neither: it becomes one
+        CHILD_SA per primary (plus one for selectors no primary has).  None: one."""
+        local = {_norm_ts(t) for t in side.local.selectors}
+        wanted = [_norm_ts(t) for t in side.remote.selectors]
+        groups: list[tuple[str, ...]] = []
+        taken: set[str] = set()
+        for state in self.tunnels():
+            if state.tunnel_id == side.tunnel_id:
+                continue
+            for child in state.children:
+                remote = tuple(_norm_ts(t) for t in child.remote_ts)
+                if (child.state == "INSTALLED" and remote
+                        and {_norm_ts(t) for t in child.local_ts} == local
+                        and set(remote) <= set(wanted) and not set(remote) & taken):
+                    groups.append(remote)
+                    taken |= set(remote)
+        rest = tuple(t for t in wanted if t not in taken)
+        if rest:
+            groups.append(rest)
+        return groups if len(groups) > 1 else None
+
     def _reassert_primaries(self, tunnel_id: str, timeout: float = 2.0) -> list[str]:
         """Make every other CHILD_SA with the secondary tunnel's selectors win again.
 
@@ -762,7 +814,8 @@ class StrongSwanGateway:
         states = self.tunnels()
 
         def key(c: ChildSaState) -> tuple[frozenset[str], frozenset[str]]:
-            return frozenset(c.local_ts), frozenset(c.remote_ts)
+            return (frozenset(_norm_ts(t) for t in c.local_ts),
+                    frozenset(_norm_ts(t) for t in c.remote_ts))
 
         own = {key(c) for st in states if st.tunnel_id == tunnel_id
                for c in st.children if c.state == "INSTALLED"}

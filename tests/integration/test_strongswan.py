@@ -441,12 +441,59 @@ def test_secondary_tunnel_never_carries_the_primarys_traffic(lab: Lab) -> None:
         assert d_ha[1] >= 30 and d_ha[0] >= 20, (before, after)   # uplink + answers
         report(f"secondary: fa-ha out +{d_ha[1]}, forwarding in +{d_fwd[0]} out +{d_fwd[1]}")
         # the forwarding tunnel ends (lifetime): the primary's route and policy stay
+        route = "10.30.0.0/24 dev ipsec0"
+        assert route in _sh(h["fa"], "ip route show table 220")
         down(lab, fwd)
+        assert route in _sh(h["fa"], "ip route show table 220")
         ok, out = ping(h["mn"], CN, count=10)
         assert ok, out
         assert ping(h["cn"], MN_HOA, count=3)[0]
     finally:
         for t in (fwd, fa_ha, static):
+            down(lab, t)
+    for gw in lab.gws.values():
+        assert gw.tunnels() == [] and gw.connections() == []
+
+
+def test_secondary_over_two_primaries(lab: Lab) -> None:
+    """Route optimisation + smooth handoff: the new FA has a tunnel to the HA (home
+    address <-> CN 1) and one to a CN-GW (<-> CN 2, here 10.31.0.0/24); the forwarding
+    tunnel's selectors (<-> both) equal neither.  It becomes one CHILD_SA per primary,
+    each sharing its primary's reqid; the uplink stays in the primaries."""
+    h = lab.hosts
+    static, fa_ha = static_tunnel(), mn_tunnel("fa")
+    ro = spec("mn1", ("fa", (f"{MN_HOA}/32",)), ("cngw", ("10.31.0.0/24",)), "fa")
+    fwd = spec("mn1", ("fa2", ("10.30.0.0/24", "10.31.0.0/24")), ("fa", (f"{MN_HOA}/32",)),
+               "fa")
+    libipsec = lab.gws["fa"].uses_libipsec()
+    try:
+        for t in (static, fa_ha, ro):
+            up(lab, t)
+        assert ping(h["mn"], CN, count=3)[0]
+        up_secondary(lab, fwd, "fa")
+        children = [c for st in lab.gws["fa"].tunnels() if st.tunnel_id == fwd.tunnel_id
+                    for c in st.children if c.state == "INSTALLED"]
+        remotes = sorted(c.remote_ts for c in children)
+        if libipsec:
+            assert remotes == [("10.30.0.0/24",), ("10.31.0.0/24",)], remotes
+        time.sleep(1.5)      # the rekeyed primaries' old CHILD_SAs are gone (1 s)
+        before = counters(lab, "fa", fa_ha.tunnel_id)
+        ok, out = ping(h["mn"], CN, count=10)
+        assert ok, out
+        assert counters(lab, "fa", fa_ha.tunnel_id)[1] - before[1] >= 10
+        out_fwd = sum(c.packets_out for st in lab.gws["fa"].tunnels()
+                      if st.tunnel_id == fwd.tunnel_id for c in st.children)
+        assert out_fwd == 0
+        # forwarded packets of both prefixes come in (old FA's anchors 10.30.0.0, 10.31.0.0)
+        for src in ("10.30.0.0", "10.31.0.0"):
+            _sh(h["fa2"], f"ping -n -q -c 5 -i 0.01 -W 0.3 -I {src} {MN_HOA}")
+        in_fwd = sum(c.packets_in for st in lab.gws["fa"].tunnels()
+                     if st.tunnel_id == fwd.tunnel_id for c in st.children)
+        assert in_fwd >= 10
+        down(lab, fwd)
+        assert ping(h["mn"], CN, count=5)[0]
+    finally:
+        for t in (fwd, ro, fa_ha, static):
             down(lab, t)
     for gw in lab.gws.values():
         assert gw.tunnels() == [] and gw.connections() == []

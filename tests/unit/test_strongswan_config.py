@@ -108,3 +108,29 @@ def test_gives_up_waiting_but_does_not_fail(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setattr(strongswan.time, "monotonic", lambda: float(next(clock)))
     assert gw._reassert_primaries("alice/fa1-fa2", timeout=3.0) == ["alice/ha-fa2"]
     assert rec.rekeyed == [{"child-id": "3"}]
+
+
+def test_remote_groups_split_the_children() -> None:
+    side = replace(FWD.side_for("fa2"), secondary=True)
+    side = replace(side, remote=TunnelEnd("fa1", "10.0.0.11", (CNNET, "10.32.0.0/24")))
+    children = connection_for(side, remote_groups=[[CNNET], ["10.32.0.0/24"]])[
+        "alice/fa1-fa2"]["children"]
+    assert list(children) == ["alice/fa1-fa2", "alice/fa1-fa2#2"]
+    assert [c["remote_ts"] for c in children.values()] == [[CNNET], ["10.32.0.0/24"]]
+    assert all(c["local_ts"] == [HOA] and c["priority"] == SECONDARY_POLICY_PRIORITY
+               for c in children.values())
+    assert list(connection_for(side)["alice/fa1-fa2"]["children"]) == ["alice/fa1-fa2"]
+
+
+def test_secondary_grouped_like_the_primaries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One CHILD_SA per primary (equal selector lists share a reqid), the rest apart."""
+    side = replace(FWD.side_for("fa2"), secondary=True,
+                   remote=TunnelEnd("fa1", "10.0.0.11",
+                                    ("10.30.0.5/24", "10.32.0.0/24", "10.33.0.0/24")))
+    ha = _tunnel("alice/ha-fa2", _child("3", HOA, CNNET))
+    ro = _tunnel("alice/cngw2-fa2", _child("4", HOA, "10.32.0.0/24"))
+    bob = _tunnel("bob/ha-fa2", _child("5", "10.10.0.101/32", CNNET))
+    gw, _rec = _gateway(monkeypatch, [[ha, ro, bob]])
+    assert gw._primary_groups(side) == [(CNNET,), ("10.32.0.0/24",), ("10.33.0.0/24",)]
+    only_ha = replace(side, remote=TunnelEnd("fa1", "10.0.0.11", (CNNET,)))
+    assert gw._primary_groups(only_ha) is None          # one group: one CHILD_SA
