@@ -811,6 +811,7 @@ class StrongSwanGateway:
         Returns the tunnels rekeyed.  Nothing to do with kernel XFRM (the priority)."""
         if not self.uses_libipsec():
             return []
+        t0 = time.monotonic()
         states = self.tunnels()
 
         def key(c: ChildSaState) -> tuple[frozenset[str], frozenset[str]]:
@@ -837,12 +838,13 @@ class StrongSwanGateway:
                 if st is None or any(c.state == "INSTALLED" and c.unique_id != old.unique_id
                                      for c in st.children):
                     del pending[tid]
+        took = (time.monotonic() - t0) * 1e3
         if pending:
-            log.warning("%s: %s: primaries not rekeyed in %.1f s: %s", self.name, tunnel_id,
-                        timeout, ", ".join(sorted(pending)))
+            log.warning("%s: %s: primaries not rekeyed in %.0f ms: %s", self.name, tunnel_id,
+                        took, ", ".join(sorted(pending)))
         elif targets:
-            log.info("%s: %s is secondary: rekeyed %s", self.name, tunnel_id,
-                     ", ".join(sorted(targets)))
+            log.info("%s: %s is secondary: rekeyed %s in %.1f ms", self.name, tunnel_id,
+                     ", ".join(sorted(targets)), took)
         return list(targets)
 
     def remove_tunnel(self, tunnel_id: str) -> None:
