@@ -820,32 +820,32 @@ class StrongSwanGateway:
 
         own = {key(c) for st in states if st.tunnel_id == tunnel_id
                for c in st.children if c.state == "INSTALLED"}
-        targets = {st.tunnel_id: c for st in states if st.tunnel_id != tunnel_id
+        targets = {c.unique_id: st.tunnel_id for st in states if st.tunnel_id != tunnel_id
                    for c in st.children if c.state == "INSTALLED" and key(c) in own}
-        for tid, child in targets.items():
+        for cid, tid in targets.items():
             try:
-                self._call(lambda s, cid=child.unique_id: s.rekey({"child-id": cid}))
+                self._call(lambda s, cid=cid: s.rekey({"child-id": cid}))
             except CommandException as exc:
                 log.warning("%s: rekeying %s (primary of %s) failed: %s", self.name, tid,
                             tunnel_id, exc)
+        # done when the old CHILD_SA is neither installed nor rekeying any more (REKEYED
+        # once its successor is installed, then deleted)
         pending = dict(targets)
         deadline = time.monotonic() + timeout
         while pending and time.monotonic() < deadline:
             time.sleep(0.005)
-            now = {st.tunnel_id: st for st in self.tunnels()}
-            for tid, old in list(pending.items()):
-                st = now.get(tid)
-                if st is None or any(c.state == "INSTALLED" and c.unique_id != old.unique_id
-                                     for c in st.children):
-                    del pending[tid]
+            busy = {c.unique_id for st in self.tunnels() for c in st.children
+                    if c.state in ("INSTALLED", "REKEYING")}
+            pending = {cid: tid for cid, tid in pending.items() if cid in busy}
         took = (time.monotonic() - t0) * 1e3
+        names = sorted(set(targets.values()))
         if pending:
             log.warning("%s: %s: primaries not rekeyed in %.0f ms: %s", self.name, tunnel_id,
-                        took, ", ".join(sorted(pending)))
+                        took, ", ".join(sorted(set(pending.values()))))
         elif targets:
             log.info("%s: %s is secondary: rekeyed %s in %.1f ms", self.name, tunnel_id,
-                     ", ".join(sorted(targets)), took)
-        return list(targets)
+                     ", ".join(names), took)
+        return names
 
     def remove_tunnel(self, tunnel_id: str) -> None:
         """Terminate the tunnel's IKE_SA (forced, immediate), unload conn and secret."""
