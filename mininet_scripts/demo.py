@@ -307,8 +307,10 @@ class Demo:
         from mininet_scripts.probe import analyse, load_result, steady_loss
         mn_probe, cn_probe = load_result(str(mn_out)), load_result(str(cn_out))
         ev = [(f"move{i}", int(m["t_move"] * 1e9)) for i, m in enumerate(moves)]
-        to_cn = analyse(cn_probe["received"], mn_probe["sent"], ev)   # what CN got
-        to_mn = analyse(mn_probe["received"], cn_probe["sent"], ev)   # what MN got
+        to_cn = analyse(cn_probe["received"], mn_probe["sent"], ev,   # what CN got
+                        sender=mn_probe, receiver=cn_probe)
+        to_mn = analyse(mn_probe["received"], cn_probe["sent"], ev,   # what MN got
+                        sender=cn_probe, receiver=mn_probe)
         moved = [h for h in handovers if h.get("previous_fa")]
         out_moves = []
         for i, move in enumerate(moves):

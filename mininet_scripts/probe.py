@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import select
 import signal
@@ -34,7 +35,7 @@ import struct
 import sys
 import time
 from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -173,13 +174,22 @@ class Analysis:
 
 def analyse(received: Iterable[Sequence[int]], sent_count: int,
             events: Iterable[tuple[str, int]], *,
-            before_ms: float = 500.0, after_ms: float = 3000.0) -> Analysis:
+            before_ms: float = 500.0, after_ms: float = 3000.0,
+            sender: Mapping[str, Any] | None = None,
+            receiver: Mapping[str, Any] | None = None) -> Analysis:
     """Analyse what one end received.
 
     ``received``: (seq, send_ns, recv_ns) triples; ``sent_count``: how many the peer sent;
     ``events``: (name, t_ns) on the same monotonic clock.  Each event's window is
     ``[t - before_ms, t + after_ms]``, clipped at the midpoints between consecutive
     events so windows never overlap.
+
+    ``sender`` / ``receiver``: the two probe results (``start_ns``, ``end_ns``).  With
+    them a stream that stops for good is seen: its last arrival is followed by a gap up
+    to the end of the run (the earlier of the two ends), and a window's loss counts
+    every sequence number that was sent inside it and never arrived (a lost packet's
+    send time interpolated between its received neighbours, or the sender's end).
+    Without them a stream that never resumes shows neither gap nor loss.
     """
     rows = sorted((int(r[2]), int(r[0]), int(r[1])) for r in received)  # by recv time
     recv_t = [r[0] for r in rows]
@@ -193,6 +203,13 @@ def analyse(received: Iterable[Sequence[int]], sent_count: int,
 
     evs = sorted((int(t), str(n)) for n, t in events)
     before, after = int(before_ms * MS), int(after_ms * MS)
+    gap_rows, send_times, loss_until = rows, None, None
+    if sender and receiver and rows and sender.get("end_ns") and receiver.get("end_ns"):
+        end = min(int(sender["end_ns"]), int(receiver["end_ns"]))
+        if end > rows[-1][0]:   # the run's end, as an arrival: a stream that never resumes
+            gap_rows = rows + [(end, sent_count, end)]
+        send_times = _send_times(rows, sent_count, int(sender.get("start_ns") or 0), end)
+        loss_until = end - int(TAIL_MS * MS)   # what left just before an end: not loss
     windows: list[WindowResult] = []
     for i, (t, name) in enumerate(evs):
         lo = t - before
@@ -201,19 +218,52 @@ def analyse(received: Iterable[Sequence[int]], sent_count: int,
             lo = max(lo, (evs[i - 1][0] + t) // 2)
         if i + 1 < len(evs):
             hi = min(hi, (t + evs[i + 1][0]) // 2)
-        windows.append(_window(name, t, lo, hi, rows, unique))
+        windows.append(_window(name, t, lo, hi, rows, unique, send_times, gap_rows,
+                               loss_until))
     return Analysis(sent=sent_count, received=len(unique), duplicates=duplicates, lost=lost,
                     loss_ratio=(lost / sent_count) if sent_count else 0.0,
                     interval_ms=interval_ms, latency_p50_ms=latency_p50,
                     windows=tuple(windows))
 
 
+def _send_times(rows: list[tuple[int, int, int]], sent_count: int, start_ns: int,
+                end_ns: int) -> list[tuple[int, int, int, int]]:
+    """Known send times as (seq_a, send_a, seq_b, send_b) spans between consecutive
+    received sequence numbers, from (-1, sender start) to (sent_count, run end): a lost
+    sequence number in a span was sent in between (linear interpolation)."""
+    known = sorted({(r[1], r[2]) for r in rows})
+    points = [(-1, min(start_ns, known[0][1]) if known else start_ns), *known]
+    if sent_count > points[-1][0]:
+        points.append((sent_count, max(end_ns, points[-1][1])))
+    return [(a, ta, b, tb) for (a, ta), (b, tb) in zip(points, points[1:]) if b - a > 1]
+
+
+def _lost_sent_between(spans: list[tuple[int, int, int, int]], lo: int, hi: int) -> int:
+    """Sequence numbers never received whose (interpolated) send time is in [lo, hi]."""
+    lost = 0
+    for a, ta, b, tb in spans:
+        if tb < lo or ta > hi:
+            continue
+        step = (tb - ta) / (b - a)
+        if step <= 0:
+            lost += (b - a - 1) if lo <= ta <= hi else 0
+            continue
+        first = max(a + 1, math.ceil(a + (lo - ta) / step))
+        last = min(b - 1, math.floor(a + (hi - ta) / step))
+        lost += max(0, last - first + 1)
+    return lost
+
+
 def _window(name: str, t: int, lo: int, hi: int, rows: list[tuple[int, int, int]],
-            unique: set[int]) -> WindowResult:
+            unique: set[int],
+            send_times: list[tuple[int, int, int, int]] | None = None,
+            gap_rows: list[tuple[int, int, int]] | None = None,
+            loss_until: int | None = None) -> WindowResult:
     # Largest gap between consecutive arrivals whose interval overlaps [lo, hi].
     best = -1
     best_pair: tuple[tuple[int, int, int], tuple[int, int, int]] | None = None
-    for a, b in zip(rows, rows[1:]):
+    arrivals = rows if gap_rows is None else gap_rows
+    for a, b in zip(arrivals, arrivals[1:]):
         if b[0] < lo or a[0] > hi:
             continue
         if b[0] - a[0] > best:
@@ -226,7 +276,9 @@ def _window(name: str, t: int, lo: int, hi: int, rows: list[tuple[int, int, int]
     # Loss in the window: the sequence range sent inside it, minus what arrived.
     in_window = [r for r in rows if lo <= r[2] <= hi]  # by send time
     lost = 0
-    if in_window:
+    if send_times is not None:
+        lost = _lost_sent_between(send_times, lo, min(hi, loss_until or hi))
+    elif in_window:
         s_lo = min(r[1] for r in in_window)
         s_hi = max(r[1] for r in in_window)
         got = {r[1] for r in in_window}
@@ -281,8 +333,11 @@ if __name__ == "__main__":
     sys.exit(main())
 
 
+TAIL_MS = 200.0   # packets sent this close to either probe's end are not counted lost
+
+
 def steady_loss(receiver: dict[str, Any], sender: dict[str, Any],
-                tail_ms: float = 200.0) -> tuple[int, int]:
+                tail_ms: float = TAIL_MS) -> tuple[int, int]:
     """(expected, lost) of ``sender``'s packets while both ends were running.
 
     Packets the sender emitted before the receiver's socket existed (or after it

@@ -31,6 +31,8 @@ the ones in `scenarios/`.  Schema (docs/scenarios.md)::
     expect:
       max_gap_ms: 1000                       # every move, both directions
       max_lost: 2000
+      max_probe_lost: 500                    # whole run, per probe and direction
+      probe_lost_excess: {mn: mn1, over: mn2, max: 2000}   # whole run, mn1 vs mn2
       moves: [{kind: inter-domain}]          # per move, in order
       rate_within: {alice-up: {kbit: 5000, tolerance: 0.10}}   # iperf step names
       rate_at_least: {carol-up: 15000}
@@ -541,8 +543,10 @@ class ScenarioRun:
             mn_probe, cn_probe = load_result(str(p["mn_out"])), load_result(str(p["cn_out"]))
             ev = [(f"move{k}", int(m["t_move"] * 1e9)) for k, m in enumerate(self.moves)
                   if m["mn"] == p["mn"]]
-            analyses[p["mn"]] = (analyse(cn_probe["received"], mn_probe["sent"], ev),
-                                 analyse(mn_probe["received"], cn_probe["sent"], ev))
+            analyses[p["mn"]] = (analyse(cn_probe["received"], mn_probe["sent"], ev,
+                                         sender=mn_probe, receiver=cn_probe),
+                                 analyse(mn_probe["received"], cn_probe["sent"], ev,
+                                         sender=cn_probe, receiver=mn_probe))
             exp_cn, lost_cn = steady_loss(cn_probe, mn_probe)   # MN -> CN
             exp_mn, lost_mn = steady_loss(mn_probe, cn_probe)   # CN -> MN
             steady[p["mn"]] = {"mn_to_cn_sent": exp_cn, "mn_to_cn_lost": lost_cn,
@@ -594,6 +598,22 @@ class ScenarioRun:
                                   f"(> {exp['max_probe_lost']})")
                     if p[f"{d}_sent"] == 0:
                         self.fail(f"probe of {p['mn']}: nothing sent {d}")
+        excess = exp.get("probe_lost_excess")
+        # probe_lost_excess: {mn: A, over: B, max: N}: A's whole-run loss exceeds B's by at
+        # most N in each direction.  Load on the machine hits every probe alike; a stall
+        # of A's own traffic (one the move windows do not cover) does not.
+        if excess:
+            by_mn = {p["mn"]: p for p in result["probes"]}
+            a, b = by_mn.get(excess["mn"]), by_mn.get(excess["over"])
+            if a is None or b is None:
+                self.fail(f"probe_lost_excess: no probe of {excess['mn']} or {excess['over']}")
+            else:
+                diff = {d: a[f"{d}_lost"] - b[f"{d}_lost"] for d in ("mn_to_cn", "cn_to_mn")}
+                result["probe_lost_excess"] = diff
+                for d, n in diff.items():
+                    if n > excess["max"]:
+                        self.fail(f"probe of {excess['mn']} lost {n} more {d} than "
+                                  f"{excess['over']}'s (> {excess['max']})")
         less = exp.get("lost_less") or exp.get("report_lost")
         # lost_less: [mnA, mnB] asserts mnA's moves lose fewer packets; report_lost only
         # records both totals in the result

@@ -31,7 +31,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Protocol
+from typing import Any, Iterable, Protocol, Sequence
 
 import vici
 from vici.exception import CommandException, SessionException
@@ -435,6 +435,7 @@ class ChildSaState:
     bytes_out: int
     packets_in: int
     packets_out: int
+    unique_id: str = ""   # charon's CHILD_SA unique id (``rekey`` / ``terminate`` by id)
 
 
 @dataclass(frozen=True)
@@ -499,11 +500,20 @@ def _tunnel_state(name: str, ike: dict[str, Any]) -> TunnelState:
             spi_in=_s(child.get("spi-in")), spi_out=_s(child.get("spi-out")),
             local_ts=_strs(child.get("local-ts")), remote_ts=_strs(child.get("remote-ts")),
             bytes_in=_i(child.get("bytes-in")), bytes_out=_i(child.get("bytes-out")),
-            packets_in=_i(child.get("packets-in")), packets_out=_i(child.get("packets-out"))))
+            packets_in=_i(child.get("packets-in")), packets_out=_i(child.get("packets-out")),
+            unique_id=_s(child.get("uniqueid"))))
     return TunnelState(tunnel_id=name, state=_s(ike.get("state")),
                        local_address=_s(ike.get("local-host")),
                        remote_address=_s(ike.get("remote-host")),
                        children=tuple(children))
+
+
+def _norm_ts(selector: str) -> str:
+    """A traffic selector as charon prints it (``10.30.0.0/24``), for comparisons."""
+    try:
+        return str(ipaddress.ip_network(selector, strict=False))
+    except ValueError:
+        return selector
 
 
 def _identity(tunnel_id: str, gateway: str) -> str:
@@ -515,9 +525,44 @@ def _secret_id(tunnel_id: str) -> str:
     return f"psk:{tunnel_id}"
 
 
-def connection_for(side: TunnelSide, dpd_delay: str = "2s") -> dict[str, Any]:
-    """The VICI ``load-conn`` message for one gateway's side of a tunnel (no secret)."""
+# IPsec policy priority of a secondary tunnel end (``TunnelSide.secondary``).  Lower
+# values win.  kernel-netlink computes at most 600,000 (base 200,000: x2 for installed
+# SAs and trap policies, x3 for fallback drops, minus the selector sizes), so with kernel
+# XFRM this end's SA never backs the policy another tunnel with the same selectors (and
+# the same reqid) installs.  kernel-libipsec ignores manual priorities (measured: the
+# MN's uplink still went into the forwarding tunnel), see ``_reassert_primaries``.
+SECONDARY_POLICY_PRIORITY = 0xFFFFF
+
+
+def child_names(tunnel_id: str, count: int) -> list[str]:
+    """CHILD_SA config names of a tunnel: its id, then ``<id>#2``, ``<id>#3``, ..."""
+    return [tunnel_id] + [f"{tunnel_id}#{i}" for i in range(2, count + 1)]
+
+
+def connection_for(side: TunnelSide, dpd_delay: str = "2s",
+                   remote_groups: Sequence[Sequence[str]] | None = None) -> dict[str, Any]:
+    """The VICI ``load-conn`` message for one gateway's side of a tunnel (no secret).
+
+    A secondary side gets a fixed, low policy priority (``SECONDARY_POLICY_PRIORITY``).
+    ``remote_groups`` splits the remote selectors over several CHILD_SAs (names from
+    ``child_names``), each with all local selectors; default: one CHILD_SA."""
     name = side.tunnel_id
+    groups = [list(g) for g in remote_groups] if remote_groups else [
+        list(side.remote.selectors)]
+    children: dict[str, Any] = {}
+    for child_name, remote in zip(child_names(name, len(groups)), groups):
+        child: dict[str, Any] = {
+            "mode": "tunnel",
+            "local_ts": list(side.local.selectors),
+            "remote_ts": remote,
+            "esp_proposals": [side.security.esp],
+            "start_action": "none",
+            "dpd_action": "clear",
+            "close_action": "none",
+        }
+        if side.secondary:
+            child["priority"] = SECONDARY_POLICY_PRIORITY
+        children[child_name] = child
     return {name: {
         "version": 2,
         "local_addrs": [side.local.address],
@@ -528,15 +573,7 @@ def connection_for(side: TunnelSide, dpd_delay: str = "2s") -> dict[str, Any]:
         "unique": "no",
         "local": {"auth": "psk", "id": _identity(name, side.local.gateway)},
         "remote": {"auth": "psk", "id": _identity(name, side.remote.gateway)},
-        "children": {name: {
-            "mode": "tunnel",
-            "local_ts": list(side.local.selectors),
-            "remote_ts": list(side.remote.selectors),
-            "esp_proposals": [side.security.esp],
-            "start_action": "none",
-            "dpd_action": "clear",
-            "close_action": "none",
-        }},
+        "children": children,
     }}
 
 
@@ -560,6 +597,7 @@ class StrongSwanGateway:
         self._netns = netns
         self._anchors: SelectorAnchors | None = None
         self._anchored: dict[str, list[str]] = {}
+        self._libipsec: bool | None = None     # charon runs kernel-libipsec (cached)
 
     def warm_up(self) -> None:
         """Open the VICI session and the namespace controller now, not on the first
@@ -644,7 +682,9 @@ class StrongSwanGateway:
         """
         t0 = time.monotonic()
         tid = side.tunnel_id
-        conn = connection_for(side)
+        groups = (self._primary_groups(side) if side.secondary and side.initiator
+                  and self.uses_libipsec() else None)
+        conn = connection_for(side, remote_groups=groups)
         secret = {"id": _secret_id(tid), "type": "IKE", "data": side.psk,
                   "owners": [_identity(tid, side.local.gateway),
                              _identity(tid, side.remote.gateway)]}
@@ -668,33 +708,38 @@ class StrongSwanGateway:
             raise TunnelError(f"{self.name}: loading tunnel {tid} failed: {exc}") from exc
 
         if not side.initiator:
-            if anchors:
-                threading.Thread(target=self._settle_when_up, args=(tid, anchors, 10.0),
+            if anchors or side.secondary:
+                threading.Thread(target=self._settle_when_up,
+                                 args=(tid, anchors, 10.0, side.secondary),
                                  name=f"settle-{self.name}", daemon=True).start()
         else:
-            msg = {"child": tid, "ike": tid, "timeout": int(timeout * 1000),
-                   "init-limits": "no"}
-
-            def initiate(session: vici.Session) -> None:
+            def initiate(session: vici.Session, child: str) -> None:
+                msg = {"child": child, "ike": tid, "timeout": int(timeout * 1000),
+                       "init-limits": "no"}
                 for event in session.initiate(msg):
                     if log.isEnabledFor(logging.DEBUG):
                         log.debug("%s: %s", self.name, _s(event.get("msg")))
 
             try:
-                self._call(initiate)
+                for child in conn[tid]["children"]:
+                    self._call(initiate, child)
             except CommandException as exc:
                 raise TunnelError(f"{self.name}: initiating tunnel {tid} to "
                                   f"{side.remote.address} failed: {exc}") from exc
             finally:
                 if self._anchors is not None and anchors:
                     self._anchors.settle(anchors)
+            if side.secondary:
+                self._reassert_primaries(tid)
         took = time.monotonic() - t0
         log.info("%s: tunnel %s %s in %.1f ms", self.name, tid,
                  "up" if side.initiator else "loaded", took * 1e3)
         return took
 
-    def _settle_when_up(self, tunnel_id: str, anchors: list[str], timeout: float) -> None:
-        """Responder side: settle host anchors once the peer has brought the SA up."""
+    def _settle_when_up(self, tunnel_id: str, anchors: list[str], timeout: float,
+                        secondary: bool = False) -> None:
+        """Responder side: settle host anchors (and, for a secondary tunnel, re-assert
+        the primaries) once the peer has brought the SA up."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
@@ -708,11 +753,111 @@ class StrongSwanGateway:
             time.sleep(0.002)
         if self._anchors is not None and self._anchored.get(tunnel_id) is anchors:
             self._anchors.settle(anchors)
+        if secondary and self._anchored.get(tunnel_id) is anchors:
+            self._reassert_primaries(tunnel_id)
+
+    def uses_libipsec(self) -> bool:
+        """Whether this charon runs ``kernel-libipsec`` (VICI ``stats``, cached); when
+        it cannot tell, True (the caller then does what libipsec needs)."""
+        if self._libipsec is None:
+            try:
+                stats = self._call(lambda s: s.stats())
+            except (CommandException, TunnelError):
+                return True
+            plugins = {_s(p) for p in stats.get("plugins") or []}
+            self._libipsec = "kernel-libipsec" in plugins if plugins else True
+        return self._libipsec
+
+    def _primary_groups(self, side: TunnelSide) -> list[tuple[str, ...]] | None:
+        """The secondary's remote selectors grouped as the installed CHILD_SAs with its
+        local selectors group them (kernel-libipsec).
+
+        charon shares a reqid only between CHILD_SAs with equal selector lists, and only
+        a shared reqid lets the forwarded packets in through the primary's inbound policy
+        while the primary's rekey puts its SA first (``_reassert_primaries``).  With a
+        tunnel to the HA (home address <-> CN 1) and one to a CN-GW (<-> CN 2), the
+        forwarding tunnel's selectors (<-> CN 1, CN 2) equal neither: it becomes one
+        CHILD_SA per primary (plus one for selectors no primary has).  None: one."""
+        local = {_norm_ts(t) for t in side.local.selectors}
+        wanted = [_norm_ts(t) for t in side.remote.selectors]
+        groups: list[tuple[str, ...]] = []
+        taken: set[str] = set()
+        for state in self.tunnels():
+            if state.tunnel_id == side.tunnel_id:
+                continue
+            for child in state.children:
+                remote = tuple(_norm_ts(t) for t in child.remote_ts)
+                if (child.state == "INSTALLED" and remote
+                        and {_norm_ts(t) for t in child.local_ts} == local
+                        and set(remote) <= set(wanted) and not set(remote) & taken):
+                    groups.append(remote)
+                    taken |= set(remote)
+        rest = tuple(t for t in wanted if t not in taken)
+        if rest:
+            groups.append(rest)
+        return groups if len(groups) > 1 else None
+
+    def _reassert_primaries(self, tunnel_id: str, timeout: float = 2.0) -> list[str]:
+        """Make every other CHILD_SA with the secondary tunnel's selectors win again.
+
+        kernel-libipsec ignores policy priorities: it takes the first outbound policy in
+        order of selector size, newest first among equal ones, and then the *newest*
+        outbound SA of that policy's reqid — and charon gives CHILD_SAs with equal
+        selectors one reqid.  So the secondary tunnel, set up last, would carry the
+        traffic of the primary (measured: the MN's whole uplink went to the old FA).
+        Rekeying each primary CHILD_SA makes its SA the newest again; the secondary's
+        inbound SA keeps working (its packets pass the shared reqid's inbound policy).
+        Waits (at most ``timeout``) until each rekeyed tunnel has its new CHILD_SA.
+        Returns the tunnels rekeyed.  Nothing to do with kernel XFRM (the priority)."""
+        if not self.uses_libipsec():
+            return []
+        t0 = time.monotonic()
+        states = self.tunnels()
+
+        def key(c: ChildSaState) -> tuple[frozenset[str], frozenset[str]]:
+            return (frozenset(_norm_ts(t) for t in c.local_ts),
+                    frozenset(_norm_ts(t) for t in c.remote_ts))
+
+        own = {key(c) for st in states if st.tunnel_id == tunnel_id
+               for c in st.children if c.state == "INSTALLED"}
+        targets = {c.unique_id: st.tunnel_id for st in states if st.tunnel_id != tunnel_id
+                   for c in st.children if c.state == "INSTALLED" and key(c) in own}
+        for cid, tid in targets.items():
+            try:
+                self._call(lambda s, cid=cid: s.rekey({"child-id": cid}))
+            except CommandException as exc:
+                log.warning("%s: rekeying %s (primary of %s) failed: %s", self.name, tid,
+                            tunnel_id, exc)
+        # done when the old CHILD_SA is neither installed nor rekeying any more (REKEYED
+        # once its successor is installed, then deleted)
+        pending = dict(targets)
+        deadline = time.monotonic() + timeout
+        while pending and time.monotonic() < deadline:
+            time.sleep(0.005)
+            busy = {c.unique_id for st in self.tunnels() for c in st.children
+                    if c.state in ("INSTALLED", "REKEYING")}
+            pending = {cid: tid for cid, tid in pending.items() if cid in busy}
+        took = (time.monotonic() - t0) * 1e3
+        names = sorted(set(targets.values()))
+        if pending:
+            log.warning("%s: %s: primaries not rekeyed in %.0f ms: %s", self.name, tunnel_id,
+                        took, ", ".join(sorted(set(pending.values()))))
+        elif targets:
+            log.info("%s: %s is secondary: rekeyed %s in %.1f ms", self.name, tunnel_id,
+                     ", ".join(names), took)
+        return names
 
     def remove_tunnel(self, tunnel_id: str) -> None:
         """Terminate the tunnel's IKE_SA (forced, immediate), unload conn and secret."""
 
+        counts = [0, 0]
+
         def remove(session: vici.Session) -> None:
+            for sa in session.list_sas({"ike": tunnel_id}):   # what it carried, for the log
+                for name, ike in sa.items():
+                    state = _tunnel_state(_s(name), ike)
+                    counts[0] += state.packets_in
+                    counts[1] += state.packets_out
             self._terminate(session, tunnel_id)
             for command, arg in ((session.unload_conn, {"name": tunnel_id}),
                                  (session.unload_shared, {"id": _secret_id(tunnel_id)})):
@@ -726,7 +871,8 @@ class StrongSwanGateway:
             anchors = self._anchored.pop(tunnel_id, [])
             if self._anchors is not None:
                 self._anchors.release(anchors)
-        log.info("%s: tunnel %s removed", self.name, tunnel_id)
+        log.info("%s: tunnel %s removed (ESP packets in %d, out %d)", self.name, tunnel_id,
+                 *counts)
 
     @staticmethod
     def _has_sa(session: vici.Session, tunnel_id: str) -> bool:

@@ -411,7 +411,10 @@ class ForeignAgent:
             return [Mark(p.nai, "handoff_failed", {"fa": self.conf.name, "status": status})]
         self.handoffs[p.spec.tunnel_id] = HandoffTunnel(p.nai, p.spec, now + p.lifetime,
                                                         old_side=False)
-        return [AddTunnel(self.conf.name, p.spec.side_for(self.conf.name)),
+        # Secondary: its selectors equal those of this FA's tunnel towards the HA (or a
+        # CN-GW); it only has to receive what the old FA forwards, never carry the uplink.
+        side = replace(p.spec.side_for(self.conf.name), secondary=True)
+        return [AddTunnel(self.conf.name, side),
                 Mark(p.nai, "handoff_set", {"fa": self.conf.name})]
 
     def _handoff_update(self, now: float, p: Pending, spec: TunnelSpec) -> list[Action]:

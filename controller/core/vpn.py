@@ -58,6 +58,10 @@ class TunnelSide:
     security: SecuritySpec
     qos: QosSpec
     initiator: bool
+    # A secondary end is only needed inbound: its outbound policy must never carry
+    # traffic another tunnel with the same selectors carries (the new FA's end of the
+    # smooth-handoff forwarding tunnel, claims 22-23).  The adapter decides how.
+    secondary: bool = False
 
 
 @dataclass(frozen=True)

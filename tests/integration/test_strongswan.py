@@ -23,7 +23,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
@@ -378,6 +378,122 @@ def test_two_tunnels_same_gateway_pair(lab: Lab) -> None:
         down(lab, t1)  # idempotent
     finally:
         for t in (t1, t2, static):
+            down(lab, t)
+    for gw in lab.gws.values():
+        assert gw.tunnels() == [] and gw.connections() == []
+
+
+def forwarding_tunnel(old: str, new: str, hoa: str = MN_HOA) -> TunnelSpec:
+    """Smooth handoff old FA -> new FA: the CN's network <-> the home address, the new FA
+    initiates; at the new FA its selectors equal those of its tunnel to the HA."""
+    return spec("mn1", (old, ("10.30.0.0/24",)), (new, (f"{hoa}/32",)), new)
+
+
+def up_secondary(lab: Lab, t: TunnelSpec, secondary_at: str, secondary: bool = True) -> None:
+    for gw in sorted(t.ends(), key=lambda g: g == t.initiator):
+        side = t.side_for(gw)
+        if gw == secondary_at:
+            side = replace(side, secondary=secondary)
+        lab.gws[gw].add_tunnel(side)
+
+
+def child_ids(lab: Lab, gw: str, tid: str) -> set[str]:
+    st = lab.gws[gw].tunnel(tid)
+    return {c.unique_id for c in st.children if c.state == "INSTALLED"} if st else set()
+
+
+def test_secondary_tunnel_never_carries_the_primarys_traffic(lab: Lab) -> None:
+    """The new FA's end of the forwarding tunnel (claims 22-23) only receives: the MN's
+    uplink stays in the FA's tunnel to the HA, what the old FA forwards is accepted, and
+    removing the forwarding tunnel leaves the tunnel to the HA (policy, route) intact."""
+    h = lab.hosts
+    static, fa_ha, fwd = static_tunnel(), mn_tunnel("fa"), forwarding_tunnel("fa2", "fa")
+    libipsec = lab.gws["fa"].uses_libipsec()
+    assert libipsec == (not detect_kernel_esp())      # VICI stats: the loaded plugins
+    try:
+        up(lab, static)
+        up(lab, fa_ha)
+        assert ping(h["mn"], CN, count=3)[0]
+        if libipsec:
+            # why: as an ordinary tunnel, the newest of two with equal selectors takes
+            # the outbound traffic under kernel-libipsec -- the MN's uplink is lost
+            up_secondary(lab, fwd, "fa", secondary=False)
+            out0 = counters(lab, "fa", fwd.tunnel_id)[1]
+            assert not ping(h["mn"], CN, count=5, wait=0.3)[0]
+            assert counters(lab, "fa", fwd.tunnel_id)[1] - out0 >= 5
+            down(lab, fwd)
+            assert ping(h["mn"], CN, count=3)[0]
+        primary_before = child_ids(lab, "fa", fa_ha.tunnel_id)
+        up_secondary(lab, fwd, "fa")
+        if libipsec:   # the primary was rekeyed after the secondary came up
+            assert child_ids(lab, "fa", fa_ha.tunnel_id) - primary_before
+        before = {t.tunnel_id: counters(lab, "fa", t.tunnel_id) for t in (fa_ha, fwd)}
+        ok, out = ping(h["mn"], CN, count=20)
+        assert ok, out
+        # what the old FA forwards (source in the CN's network, the old FA's anchor
+        # 10.30.0.0) is accepted and delivered: the MN answers, through the primary
+        _sh(h["fa2"], f"ping -n -q -c 10 -i 0.01 -W 0.3 -I 10.30.0.0 {MN_HOA}")
+        after = {t.tunnel_id: counters(lab, "fa", t.tunnel_id) for t in (fa_ha, fwd)}
+        d_fwd = [a - b for a, b in zip(after[fwd.tunnel_id], before[fwd.tunnel_id])]
+        d_ha = [a - b for a, b in zip(after[fa_ha.tunnel_id], before[fa_ha.tunnel_id])]
+        assert d_fwd[1] == 0, (before, after)           # nothing left through it
+        assert d_fwd[0] >= 10, (before, after)          # forwarded packets came in
+        assert d_ha[1] >= 30 and d_ha[0] >= 20, (before, after)   # uplink + answers
+        report(f"secondary: fa-ha out +{d_ha[1]}, forwarding in +{d_fwd[0]} out +{d_fwd[1]}")
+        # the forwarding tunnel ends (lifetime): the primary's route and policy stay
+        route = "10.30.0.0/24 dev ipsec0"
+        assert route in _sh(h["fa"], "ip route show table 220")
+        down(lab, fwd)
+        assert route in _sh(h["fa"], "ip route show table 220")
+        ok, out = ping(h["mn"], CN, count=10)
+        assert ok, out
+        assert ping(h["cn"], MN_HOA, count=3)[0]
+    finally:
+        for t in (fwd, fa_ha, static):
+            down(lab, t)
+    for gw in lab.gws.values():
+        assert gw.tunnels() == [] and gw.connections() == []
+
+
+def test_secondary_over_two_primaries(lab: Lab) -> None:
+    """Route optimisation + smooth handoff: the new FA has a tunnel to the HA (home
+    address <-> CN 1) and one to a CN-GW (<-> CN 2, here 10.31.0.0/24); the forwarding
+    tunnel's selectors (<-> both) equal neither.  It becomes one CHILD_SA per primary,
+    each sharing its primary's reqid; the uplink stays in the primaries."""
+    h = lab.hosts
+    static, fa_ha = static_tunnel(), mn_tunnel("fa")
+    ro = spec("mn1", ("fa", (f"{MN_HOA}/32",)), ("cngw", ("10.31.0.0/24",)), "fa")
+    fwd = spec("mn1", ("fa2", ("10.30.0.0/24", "10.31.0.0/24")), ("fa", (f"{MN_HOA}/32",)),
+               "fa")
+    libipsec = lab.gws["fa"].uses_libipsec()
+    try:
+        for t in (static, fa_ha, ro):
+            up(lab, t)
+        assert ping(h["mn"], CN, count=3)[0]
+        up_secondary(lab, fwd, "fa")
+        children = [c for st in lab.gws["fa"].tunnels() if st.tunnel_id == fwd.tunnel_id
+                    for c in st.children if c.state == "INSTALLED"]
+        remotes = sorted(c.remote_ts for c in children)
+        if libipsec:
+            assert remotes == [("10.30.0.0/24",), ("10.31.0.0/24",)], remotes
+        time.sleep(1.5)      # the rekeyed primaries' old CHILD_SAs are gone (1 s)
+        before = counters(lab, "fa", fa_ha.tunnel_id)
+        ok, out = ping(h["mn"], CN, count=10)
+        assert ok, out
+        assert counters(lab, "fa", fa_ha.tunnel_id)[1] - before[1] >= 10
+        out_fwd = sum(c.packets_out for st in lab.gws["fa"].tunnels()
+                      if st.tunnel_id == fwd.tunnel_id for c in st.children)
+        assert out_fwd == 0
+        # forwarded packets of both prefixes come in (old FA's anchors 10.30.0.0, 10.31.0.0)
+        for src in ("10.30.0.0", "10.31.0.0"):
+            _sh(h["fa2"], f"ping -n -q -c 5 -i 0.01 -W 0.3 -I {src} {MN_HOA}")
+        in_fwd = sum(c.packets_in for st in lab.gws["fa"].tunnels()
+                     if st.tunnel_id == fwd.tunnel_id for c in st.children)
+        assert in_fwd >= 10
+        down(lab, fwd)
+        assert ping(h["mn"], CN, count=5)[0]
+    finally:
+        for t in (fwd, ro, fa_ha, static):
             down(lab, t)
     for gw in lab.gws.values():
         assert gw.tunnels() == [] and gw.connections() == []

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pytest
 
+from controller.core.actions import AddTunnel
 from controller.core.binding import check_binding_update, handoff_key
 from controller.core.vpn import anchor_psk, handoff_psk
 from controller.proto import mip
@@ -94,6 +95,32 @@ def test_forwarding_tunnel_is_the_rewritten_copy(walk_mn: tuple[Walk, MobileNode
     # what still reaches the old FA for the MN goes into the tunnel: remote selector
     assert old_side.remote.selectors == (f"{mn.conf.home_address}/32",)
     assert old_side.remote.address == "10.0.0.12"
+
+
+def test_only_the_new_fas_end_is_secondary(walk_mn: tuple[Walk, MobileNode]) -> None:
+    """At the new FA the forwarding tunnel's selectors are those of the FA's own tunnels
+    (home address/32 <-> the correspondent prefixes): its end is marked secondary, so
+    the gateway never sends the MN's uplink into it.  The old FA's end carries the
+    forwarded traffic out: an ordinary tunnel."""
+    walk, mn = walk_mn
+    pos = walk.mark()
+    mn.register("fa2", "fa1")
+    adds = {(a.gateway, a.side.tunnel_id): a.side for _r, a in walk.of_type(AddTunnel, pos)}
+    assert adds[("fa2", FWD12)].secondary and adds[("fa2", FWD12)].initiator
+    assert not adds[("fa1", FWD12)].secondary
+    assert [k for k, side in adds.items() if side.secondary] == [("fa2", FWD12)]
+    new_end = adds[("fa2", FWD12)]
+    own = [adds[("fa2", t)] for t in (HA2, RO2)]
+    assert all(o.local.selectors == new_end.local.selectors for o in own)
+    assert {s for o in own for s in o.remote.selectors} == set(new_end.remote.selectors)
+    # moving back: FA1 is the new FA now, FA2 the old one
+    walk.now += 2
+    pos = walk.mark()
+    assert mn.register("fa1", "fa2").accepted
+    adds = {(a.gateway, a.side.tunnel_id): a.side for _r, a in walk.of_type(AddTunnel, pos)}
+    fwd21 = f"{OWNER}/fa2-fa1"
+    assert [k for k, side in adds.items() if side.secondary] == [("fa1", fwd21)]
+    assert not adds[("fa2", fwd21)].secondary
 
 
 def test_handoff_bu_authenticated_with_derived_key(walk_mn: tuple[Walk, MobileNode]) -> None:
@@ -218,6 +245,8 @@ def test_inter_domain_smooth_handoff(walk_mn: tuple[Walk, MobileNode]) -> None:
     assert walk.aaah.sessions[NAI].handoff is None
     assert walk.aaaf("domain-b").sessions[NAI].vpn_info.handoff is None
     assert walk.gateways.ids("fa3") == {HA3, RO3, FWD13} and walk.gateways.errors == []
+    assert walk.gateways.tunnels["fa3"][FWD13].secondary          # the new FA's end only
+    assert not walk.gateways.tunnels["fa1"][FWD13].secondary
 
 
 def test_inter_domain_after_local_move(walk_mn: tuple[Walk, MobileNode]) -> None:

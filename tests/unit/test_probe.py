@@ -83,6 +83,43 @@ def test_loss_outside_window_not_counted_in_window() -> None:
     assert w.gap_ms == pytest.approx(1.0)
 
 
+def ends(n: int, extra_ms: int = 100) -> tuple[dict[str, int], dict[str, int]]:
+    """Probe results of sender and receiver: the sender sent 0..n-1 from T0, one per
+    ms; the receiver ran ``extra_ms`` longer."""
+    return ({"start_ns": T0, "end_ns": T0 + n * INTERVAL},
+            {"start_ns": T0 - 50 * MS, "end_ns": T0 + (n + extra_ms) * INTERVAL})
+
+
+def test_stream_that_never_resumes_is_a_gap_and_a_loss() -> None:
+    # the uplink dies at the move (2.000 s) and stays dead until the end (5.000 s)
+    rx = stream(2000)
+    move = [("move", T0 + 2000 * MS)]
+    (blind,) = analyse(rx, 5000, move).windows            # without the probe ends
+    assert blind.gap_ms < 2 and blind.lost == 0
+    sender, receiver = ends(5000)
+    a = analyse(rx, 5000, move, sender=sender, receiver=receiver)
+    (w,) = a.windows
+    assert w.gap_ms == pytest.approx(3000.8, abs=0.1)     # last arrival -> sender's end
+    assert w.missing_in_gap == 3000
+    # sent inside [1.5 s, 5.0 s - 200 ms tail] and never arrived: 2000..4800
+    assert w.lost == pytest.approx(2801, abs=1)
+    assert a.lost == 3000
+
+
+def test_probe_ends_change_nothing_for_a_stream_that_resumes() -> None:
+    rx = stream(5000, drop=set(range(2000, 2050)))
+    sender, receiver = ends(5000)
+    (w,) = analyse(rx, 5000, [("move1", T0 + 2000 * MS)], sender=sender,
+                   receiver=receiver).windows
+    assert w.gap_ms == pytest.approx(51.0) and w.missing_in_gap == 50 and w.lost == 50
+    # loss outside the window stays outside; the receiver stopping first is no gap
+    rx = stream(10000, drop={100, 9000})
+    sender, receiver = ends(10000, extra_ms=-300)
+    a = analyse(rx[:-300], 10000, [("move", T0 + 5000 * MS)], before_ms=500,
+                after_ms=1000, sender=sender, receiver=receiver)
+    assert a.windows[0].lost == 0 and a.windows[0].gap_ms == pytest.approx(1.0)
+
+
 def test_duplicates_and_reordering() -> None:
     rx = stream(100)
     rx.append(rx[10])                 # duplicate
