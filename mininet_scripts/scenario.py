@@ -69,7 +69,8 @@ TOP_KEYS = {"name", "description", "topology", "overrides", "processes", "mobile
 CHECK_KEYS = {"present", "absent", "bindings", "within", "counters",
               "ha_carries_no_traffic_of", "qos_path", "qos_gone"}
 EXPECT_KEYS = {"max_gap_ms", "max_lost", "moves", "max_probe_lost", "lost_less",
-               "report_lost", "rate_within", "rate_at_least", "dscp"}
+               "report_lost", "probe_lost_excess", "rate_within", "rate_at_least",
+               "dscp"}
 # iperf step: key -> (required, check, what it must be)
 IPERF_KEYS: dict[str, tuple[bool, Any, str]] = {
     "name": (True, lambda v: isinstance(v, str) and v != "", "a non-empty string"),

@@ -220,3 +220,13 @@ def test_parsers_read_meters_classes_and_filters() -> None:
     assert classes_for(filters, "10.30.0.1") == set()         # a prefix is not a host
     assert parse_meters("") == {} and parse_htb_rates("") == {} \
         and parse_u32_filters("") == []
+
+
+@pytest.mark.parametrize("name", [n for n, _ in list_scenarios()])
+def test_every_shipped_scenario_validates(name: str, tmp_path: Path) -> None:
+    """Every file under scenarios/ passes the schema and names only topology nodes
+    (catches a key one change adds to a scenario and another's validation refuses)."""
+    spec = load_scenario(resolve(name))
+    topo, _ = scenario_topology(spec, tmp_path)
+    from mininet_scripts.scenario import check_names
+    check_names(spec, topo)
