@@ -288,3 +288,15 @@ class HomeAaa:
                             home_address=amr.home_address,
                             home_agent_address=amr.home_agent_address,
                             vpn_info=vpn_info, error_message=error)
+
+    # ------------------------------------------------------------ restart (issue 5)
+
+    def export_state(self, nai: str) -> dict[str, object] | None:
+        """The cached VPN information of ``nai`` (claim 16) as a JSON-able record."""
+        from controller.core.persist import vpn_info_to_dict
+        info = self.sessions.get(nai)
+        return None if info is None else {"vpn_info": vpn_info_to_dict(info)}
+
+    def restore_state(self, nai: str, data: dict) -> None:  # type: ignore[type-arg]
+        from controller.core.persist import vpn_info_from_dict
+        self.sessions[nai] = vpn_info_from_dict(data["vpn_info"])
