@@ -913,13 +913,18 @@ class Runtime:
         """A switch (re)connected: its table becomes exactly what we intend — the
         static flows, then the steering of every MN registered through an FA on it
         (a reconnect after a switch restart loses nothing)."""
-        await self.send_flows(dpid, static)
+        # one batch, one barrier: the MNs' steering follows the table reset in the same
+        # stream of flow-mods, so after a controller restart (the switch kept its
+        # flows) the MN's traffic is not dropped for a barrier round trip (issue 5)
+        mods: list[flows.Mod] = list(static)
         for fa in self.foreign_agents():
             if fa.conf.access_dpid != dpid:
                 continue
             for visitor in list(fa.visitors.values()):
-                await self.execute(f"fa:{fa.conf.name}", [SendFlows(dpid, flows.install_mn(
-                    visitor.mn_mac, visitor.port, fa.conf.fa_port))])
+                mods += flows.with_mn_qos(   # QoS (claims 8, 9): its meters and DSCP
+                    flows.install_mn(visitor.mn_mac, visitor.port, fa.conf.fa_port),
+                    flows.visitors_qos([visitor], fa.conf.name))
+        await self.send_flows(dpid, tuple(mods))
 
     def switch_disconnected(self, dpid: int) -> None:
         self.loop.call_soon_threadsafe(self.datapaths.pop, dpid, None)
