@@ -75,14 +75,15 @@ class Runtime:
                  gateway_factory: Callable[[str], Any] | None = None,
                  flow_sink: Callable[[int, tuple[flows.FlowMod, ...]], None] | None = None,
                  fa_ingress: bool = False, advertise: bool = True,
-                 persist: bool = True) -> None:
+                 persist: bool = True, state_path: str | Path | None = None) -> None:
         """``roles``: the role keys this process runs (default: all; see
         docs/deployment.md).  ``gateway_factory``: gateway name -> tunnel driver (default
         strongSwan over VICI).  ``flow_sink``: receives flow-mods instead of switches
         (benchmarks).  ``fa_ingress``: each FA also takes Registration Requests over UDP
         on loopback (virtual MNs of the load generator).  ``persist``: keep bindings,
         cached VPN information and tunnel state in the VPN database and restore them
-        at start (issue 5; docs/deployment.md)."""
+        at start (issue 5; docs/deployment.md), in ``state_path`` (default: the VPN
+        database ``db_path``)."""
         self.topo = topo
         self.run_dir = Path(run_dir)
         self.fabric = flows.Fabric.from_topology(topo)
@@ -130,12 +131,14 @@ class Runtime:
                                  f"{sorted(self.roles)}")
             self.roles = {k: r for k, r in self.roles.items() if k in wanted}
         # restart persistence (issue 5): restore, then track what changes from now on
-        self.state = StateStore(db_path) if persist else None
+        self.state = StateStore(state_path or db_path) if persist else None
         self._dirty: dict[str, set[str]] = {}
         self.gateway_health: dict[str, dict[str, Any]] = {}
         self._initiated: dict[str, float] = {}
         self._gw_poke: dict[str, asyncio.Event] = {}
         self._touched: dict[tuple[str, str], float] = {}   # (gateway, tunnel) -> set at
+        self._stats: dict[tuple[int, int], tuple[list[Any], asyncio.Future[Any]]] = {}
+        self.switch_reconciles: dict[str, dict[str, Any]] = {}
         self._owned: set[str] = set()
         self.restored = self._restore_state()
 
@@ -913,9 +916,11 @@ class Runtime:
         """A switch (re)connected: its table becomes exactly what we intend — the
         static flows, then the steering of every MN registered through an FA on it
         (a reconnect after a switch restart loses nothing)."""
-        # one batch, one barrier: the MNs' steering follows the table reset in the same
-        # stream of flow-mods, so after a controller restart (the switch kept its
-        # flows) the MN's traffic is not dropped for a barrier round trip (issue 5)
+        # what the table must hold: the static flows, every visitor's steering.  The
+        # switch is asked what it holds; only the difference is sent (issue 5: after a
+        # controller restart nothing changes and no packet is dropped).  A switch that
+        # does not answer gets the table reset and everything in one batch, one
+        # barrier (the MNs' steering follows the reset in the same stream).
         mods: list[flows.Mod] = list(static)
         for fa in self.foreign_agents():
             if fa.conf.access_dpid != dpid:
@@ -924,7 +929,68 @@ class Runtime:
                 mods += flows.with_mn_qos(   # QoS (claims 8, 9): its meters and DSCP
                     flows.install_mn(visitor.mn_mac, visitor.port, fa.conf.fa_port),
                     flows.visitors_qos([visitor], fa.conf.name))
+        dp = self.datapaths.get(dpid)
+        existing = await self._flow_stats(dpid) if dp is not None else None
+        if dp is not None and existing is not None:
+            msgs, counts = openflow.reconcile_msgs(dp, tuple(mods), existing)
+            name = self.fabric.switch_of_dpid(dpid) or hex(dpid)
+            self.switch_reconciles[name] = {**counts, "at": time.time()}
+            LOG.info("switch %s reconciled: %d flows kept, %d added, %d removed", name,
+                     counts["kept"], counts["added"], counts["removed"])
+            await self._send_msgs(dpid, msgs)
+            return
         await self.send_flows(dpid, tuple(mods))
+
+    async def _flow_stats(self, dpid: int, timeout: float = 2.0) -> list[Any] | None:
+        """Every flow the switch holds (OFPMP_FLOW), or None if it does not answer."""
+        dp = self.datapaths.get(dpid)
+        if dp is None or self.flow_sink is not None:
+            return None
+        req = openflow.flow_stats_request(dp)
+        dp.set_xid(req)
+        fut = self.loop.create_future()
+        self._stats[(dpid, req.xid)] = ([], fut)
+        dp.send_msg(req)
+        try:
+            return await asyncio.wait_for(fut, timeout)  # type: ignore[no-any-return]
+        except asyncio.TimeoutError:
+            LOG.warning("switch %#x: no flow stats in %.0f s: resetting its table", dpid,
+                        timeout)
+            return None
+        finally:
+            self._stats.pop((dpid, req.xid), None)
+
+    def flow_stats_reply(self, dpid: int, xid: int, body: list[Any], more: bool) -> None:
+        """From os-ken's thread: one part of a flow-stats reply."""
+        def got() -> None:
+            entry = self._stats.get((dpid, xid))
+            if entry is None:
+                return
+            entry[0].extend(body)
+            if not more and not entry[1].done():
+                entry[1].set_result(entry[0])
+        self.loop.call_soon_threadsafe(got)
+
+    async def _send_msgs(self, dpid: int, msgs: list[Any]) -> None:
+        """Ready-made OpenFlow messages, then a barrier (awaited)."""
+        dp = self.datapaths.get(dpid)
+        if dp is None:
+            return
+        for msg in msgs:
+            dp.send_msg(msg)
+        n = len(msgs)
+        self.counters["flow_mods"] += n
+        self.metrics.flow_mods_sent(self.fabric.switch_of_dpid(dpid) or hex(dpid), n)
+        barrier = dp.ofproto_parser.OFPBarrierRequest(dp)
+        dp.set_xid(barrier)
+        fut = self.loop.create_future()
+        self.barriers[(dpid, barrier.xid)] = fut
+        dp.send_msg(barrier)
+        try:
+            await asyncio.wait_for(fut, 2.0)
+        except asyncio.TimeoutError:
+            self.barriers.pop((dpid, barrier.xid), None)
+            LOG.warning("no barrier reply from %#x", dpid)
 
     def switch_disconnected(self, dpid: int) -> None:
         self.loop.call_soon_threadsafe(self.datapaths.pop, dpid, None)

@@ -146,7 +146,8 @@ def create_app(rt: Any, auth: Auth | None = None) -> FastAPI:
         return {
             "name": topo.name,
             "switches": [{"name": n, "dpid": s.dpid, "role": s.role,
-                          "connected": s.dpid in rt.datapaths}
+                          "connected": s.dpid in rt.datapaths,
+                          "last_reconcile": getattr(rt, "switch_reconciles", {}).get(n)}
                          for n, s in topo.switches.items()],
             "gateways": [{"name": n, "kind": g.kind, "domain": g.domain,
                           "core": g.core.ip, "inside": g.inside.ip}

@@ -167,9 +167,14 @@ def test_controller_restart_mid_stream_loses_no_binding() -> None:
         sas_after = _sa_ids(rest_get(demo.rest, "/v1/tunnels")["gateways"])
         intended = rest_get(demo.rest, "/v1/tunnels")["intended"]
         res = run.finish([("restart", int(t_kill * 1e9))], after_ms=converged_s * 1000 + 1000)
+        switches = {s["name"]: s["last_reconcile"]
+                    for s in rest_get(demo.rest, "/v1/topology")["switches"]}
+        log = (run.run_dir / "controller.2.log").read_text(errors="replace").splitlines()
         res.update({"bindings_before": len(before), "bindings_after": len(after),
                     "rest_back_s": round(rest_s, 2), "converged_s": round(converged_s, 2),
-                    "reconciles": {g["name"]: g["last_reconcile"] for g in gateways}})
+                    "reconciles": {g["name"]: g["last_reconcile"] for g in gateways},
+                    "switch_reconciles": switches,
+                    "log": [ln for ln in log if "WARNING" in ln or "ERROR" in ln][:20]})
         _report("controller-restart", res)
 
         assert _binding_view(after) == _binding_view(before)          # 0 bindings lost
@@ -180,6 +185,8 @@ def test_controller_restart_mid_stream_loses_no_binding() -> None:
             rec = g["last_reconcile"]
             assert rec["added"] == rec["removed"] == rec["initiated"] == 0, g
         assert all(e.get("adopted") for e in intended), intended
+        for name, rec in switches.items():           # flows reconciled, not re-added
+            assert rec is not None and rec["added"] == rec["removed"] == 0, (name, rec)
         assert res["received_after"]["mn_to_cn"] > 1000
         assert res["received_after"]["cn_to_mn"] > 1000
         # loose bound: the data plane does not need the controller while it restarts
