@@ -29,7 +29,7 @@ CREATE TABLE IF NOT EXISTS role_state (
     key TEXT NOT NULL,
     data TEXT NOT NULL,
     PRIMARY KEY (role, key)
-) WITHOUT ROWID;
+);
 """
 
 
@@ -51,6 +51,7 @@ class StateStore:
             self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(f"PRAGMA synchronous={sync}")
         self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.execute("PRAGMA journal_size_limit=16777216")   # WAL back to 16 MB
         self._db.executescript(SCHEMA)
         if self.path != ":memory:":
             for suffix in ("-wal", "-shm"):   # the log holds the same secrets
