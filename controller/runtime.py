@@ -684,11 +684,13 @@ class Runtime:
                     waiters: set[asyncio.Future[Any]] = {asyncio.ensure_future(poke.wait())}
                     if watch is not None:
                         waiters.add(watch)
-                    done, _ = await asyncio.wait(waiters, timeout=HEALTH_INTERVAL,
-                                                 return_when=asyncio.FIRST_COMPLETED)
-                    for w in waiters:
-                        if w is not watch:
-                            w.cancel()
+                    try:
+                        done, _ = await asyncio.wait(waiters, timeout=HEALTH_INTERVAL,
+                                                     return_when=asyncio.FIRST_COMPLETED)
+                    finally:   # also when this task is cancelled (Runtime.stop)
+                        for w in waiters:
+                            if w is not watch:
+                                w.cancel()
                     if watch is not None and watch in done:
                         if watch.exception() is not None or watch.result():
                             why = "charon closed its VICI connection (process gone)"
@@ -698,6 +700,8 @@ class Runtime:
                         break
             finally:
                 stop.set()
+                if watch is not None:
+                    watch.cancel()
             self._set_health(name, "degraded", why)
             LOG.error("gateway %s: %s; its tunnels are down until it is back", name, why)
 
