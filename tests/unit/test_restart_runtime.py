@@ -264,3 +264,21 @@ def test_a_dead_charon_is_degraded_then_reconciled(world: World, sock) -> None:
         assert ("initiate", STATIC) in world.calls("cngw")
     finally:
         rt.stop()
+
+
+def test_an_unreadable_record_is_dropped_without_logging_it(world: World, caplog) -> None:
+    secret = "ab" * 32
+    store = StateStore(world.tmp / "vpn.db")
+    store.write([("ha", NAI, {"home_address": "10.10.0.100", "psk": secret}),
+                 ("fa:fa1", NAI, {"visitor": {"vpn_info": {"tunnels": [{"psk": secret}]}}})])
+    store.close()
+    with caplog.at_level("DEBUG"):
+        rt = world.controller()
+    try:
+        assert rt.restored == {}
+        assert NAI not in rt.roles["ha"].bindings and NAI not in rt.fa("fa1").visitors
+        text = caplog.text
+        assert "unreadable" in text and NAI in text
+        assert secret not in text
+    finally:
+        rt.stop()
