@@ -49,3 +49,9 @@ class MipvpnApp(app_manager.OSKenApp):  # type: ignore[misc]
     @set_ev_cls(ofp_event.EventOFPBarrierReply, MAIN_DISPATCHER)  # type: ignore[misc]
     def barrier_reply(self, ev: Any) -> None:
         self.runtime.barrier_reply(ev.msg.datapath.id, ev.msg.xid)
+
+    @set_ev_cls(ofp_event.EventOFPFlowStatsReply, MAIN_DISPATCHER)  # type: ignore[misc]
+    def flow_stats_reply(self, ev: Any) -> None:
+        msg = ev.msg
+        more = bool(msg.flags & msg.datapath.ofproto.OFPMPF_REPLY_MORE)
+        self.runtime.flow_stats_reply(msg.datapath.id, msg.xid, list(msg.body), more)

@@ -190,9 +190,14 @@ def serve_runtime(users: int, topology: str | None, what_if: list[str],
 
     run_dir = tempfile.mkdtemp(prefix="mipvpn-bench-")
     atexit.register(shutil.rmtree, run_dir, True)  # the server is ended by a signal
+    # restart persistence (issue 5): to a file database (WAL) as `mipvpn controller`
+    # does; ``state-memory`` keeps it in memory, ``no-persist`` turns it off: the
+    # difference is what persisting costs a registration
+    state = None if "state-memory" in what_if else str(Path(run_dir) / "state.db")
     rt = Runtime(topo, run_dir, ":memory:", rest=None, gateway_factory=factory,
                  flow_sink=sink, fa_ingress=True, advertise=False,
-                 roles=placement(topo, where))
+                 roles=placement(topo, where),
+                 persist="no-persist" not in what_if, state_path=state)
     conf = next(iter(topo.vpn_profiles.values()), None)
     dests = tuple(Destination(d.prefix, d.gateway) for d in conf.destinations) if conf \
         else ()
@@ -959,7 +964,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="comma-separated optimisations tried in the benchmark's server "
                          "process only: qos-scan (skip the O(visitors) QoS scan), "
                          "gc-freeze (gc.freeze() after start-up and warm-up, "
-                         "gc.set_threshold(10000, 20, 20))")
+                         "gc.set_threshold(10000, 20, 20)); state-memory (restart "
+                         "records in an in-memory database instead of a WAL file as "
+                         "mipvpn controller writes), no-persist")
     args = ap.parse_args(argv)
     if args.ref_client:
         return ref_client_pydiameter(json.loads(args.ref_client))

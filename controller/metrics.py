@@ -75,6 +75,12 @@ class Metrics:
         self.switch_connected = Gauge(
             "mipvpn_switch_connected", "1 when the OpenFlow switch is connected",
             ["switch"], registry=reg)
+        self.gateway_up = Gauge(
+            "mipvpn_gateway_up", "1 when the gateway's charon answers over VICI, 0 while "
+            "it is degraded or not reached yet (issue 5)", ["gateway"], registry=reg)
+        self.state_records = Gauge(
+            "mipvpn_state_records_written", "Records written to the restart state store "
+            "since start", registry=reg)
         self.packet_in = Counter(
             "mipvpn_packet_in", "OpenFlow packet-ins received", registry=reg)
         self.diameter_link_failures = Counter(
@@ -127,6 +133,12 @@ class Metrics:
         connected = set(getattr(rt, "datapaths", {}))
         for name, sw in rt.topo.switches.items():
             self.switch_connected.labels(switch=name).set(1 if sw.dpid in connected else 0)
+
+        for name, h in list(getattr(rt, "gateway_health", {}).items()):
+            self.gateway_up.labels(gateway=name).set(1 if h.get("state") == "up" else 0)
+        state = getattr(rt, "state", None)
+        if state is not None:
+            self.state_records.set(state.rows_written)
 
         for table in getattr(rt, "routes", {}).values():
             for dest, (node, conn) in table.items():

@@ -15,6 +15,7 @@ import asyncio
 import logging
 import threading
 import time
+from dataclasses import replace
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -23,6 +24,7 @@ from controller.adapters import diameter_tls, openflow
 from controller.adapters.diameter_peer import DiameterError, DiameterNode, PeerConnection
 from controller.adapters.mip_transport import MipEndpoint
 from controller.adapters.qos import GatewayQos
+from controller.adapters.state import StateStore
 from controller.adapters.store import VpnStore
 from controller.adapters.strongswan import StrongSwanGateway, TunnelError
 from controller.core import flows
@@ -32,8 +34,9 @@ from controller.core.actions import (AddTunnel, AnswerDiameter, Mark, NotifyVisi
                                      SendFlows, SendMip, SendToMobileNode)
 from controller.core.foreign_agent import ForeignAgent
 from controller.core.handover import HandoverLog
+from controller.core import persist
 from controller.core.roles import build_roles
-from controller.core.vpn import TunnelSpec
+from controller.core.vpn import TunnelSide, TunnelSpec
 from controller.metrics import Metrics
 from controller.proto import diameter as dia
 from controller.proto import mip
@@ -44,6 +47,13 @@ ADVERT_INTERVAL = 1.0
 TICK_INTERVAL = 1.0
 MALFORMED_LOG_INTERVAL = 10.0   # seconds between two "malformed" warnings of one role
 TUNNEL_TRIES = 2  # an initiator retries once (e.g. the peer re-keyed meanwhile)
+HEALTH_INTERVAL = 1.0   # s between two checks of a gateway's charon (VICI version)
+DEGRADED_POLL = 0.2     # s between two checks while a gateway is unreachable
+STATIC_STATE = "runtime:static"   # role_state rows of the stationary tunnels
+#: actions that make this controller's decisions visible to others: the state that
+#: led to them is written to the state store first (issue 5)
+_VISIBLE = (AnswerDiameter, ReplyMip, SendToMobileNode, SendMip, SendDiameter,
+            RelayToHomeAgent, NotifyVisitorLeft)
 
 _CURRENT: Runtime | None = None
 
@@ -65,12 +75,16 @@ class Runtime:
                  roles: Iterable[str] | None = None,
                  gateway_factory: Callable[[str], Any] | None = None,
                  flow_sink: Callable[[int, tuple[flows.FlowMod, ...]], None] | None = None,
-                 fa_ingress: bool = False, advertise: bool = True) -> None:
+                 fa_ingress: bool = False, advertise: bool = True,
+                 persist: bool = True, state_path: str | Path | None = None) -> None:
         """``roles``: the role keys this process runs (default: all; see
         docs/deployment.md).  ``gateway_factory``: gateway name -> tunnel driver (default
         strongSwan over VICI).  ``flow_sink``: receives flow-mods instead of switches
         (benchmarks).  ``fa_ingress``: each FA also takes Registration Requests over UDP
-        on loopback (virtual MNs of the load generator)."""
+        on loopback (virtual MNs of the load generator).  ``persist``: keep bindings,
+        cached VPN information and tunnel state in the VPN database and restore them
+        at start (issue 5; docs/deployment.md), in ``state_path`` (default: the VPN
+        database ``db_path``)."""
         self.topo = topo
         self.run_dir = Path(run_dir)
         self.fabric = flows.Fabric.from_topology(topo)
@@ -96,6 +110,10 @@ class Runtime:
         self.gateways = {name: factory(name) for name in topo.gateways}
         self._gw_exec = {name: ThreadPoolExecutor(1, thread_name_prefix=f"vici-{name}")
                          for name in topo.gateways}
+        # one thread per gateway blocks on a VICI connection charon closes when it
+        # dies (issue 5: charon loss seen at once, not at the next health check)
+        self._watch_exec = ThreadPoolExecutor(max(1, len(topo.gateways)),
+                                              thread_name_prefix="vici-watch")
         # QoS (claims 8, 9): tc + DSCP on real gateways only (docs/qos.md)
         self.gateway_qos = ({name: GatewayQos(name, vici_socket(self.run_dir, name))
                              for name in topo.gateways} if gateway_factory is None else {})
@@ -115,6 +133,17 @@ class Runtime:
                 raise ValueError(f"unknown roles {sorted(unknown)}; this topology has "
                                  f"{sorted(self.roles)}")
             self.roles = {k: r for k, r in self.roles.items() if k in wanted}
+        # restart persistence (issue 5): restore, then track what changes from now on
+        self.state = StateStore(state_path or db_path) if persist else None
+        self._dirty: dict[str, set[str]] = {}
+        self.gateway_health: dict[str, dict[str, Any]] = {}
+        self._initiated: dict[str, float] = {}
+        self._gw_poke: dict[str, asyncio.Event] = {}
+        self._touched: dict[tuple[str, str], float] = {}   # (gateway, tunnel) -> set at
+        self._stats: dict[tuple[int, int], tuple[list[Any], asyncio.Future[Any]]] = {}
+        self.switch_reconciles: dict[str, dict[str, Any]] = {}
+        self._owned: set[str] = set()
+        self.restored = self._restore_state()
 
     # ================================================================ roles
 
@@ -218,9 +247,13 @@ class Runtime:
         if self.advertise:
             self.spawn(self._advertiser())
         if "aaah" in self.roles:
-            self.spawn(self._static_tunnels())
+            self.static_tunnels = self._load_static_specs()
+        owned = self._owned = self.owned_gateways()
         for name in self.gateways:
-            self.spawn(self._warm_up(name))
+            # a gateway one of our roles drives is reconciled and watched (issue 5);
+            # any other is only warmed up (a split deployment's other process owns it)
+            self.spawn(self._gateway_supervisor(name) if name in owned
+                       else self._warm_up(name))
         if self.rest is not None:
             from controller.adapters.rest import serve
             self.spawn(serve(self, *self.rest))
@@ -282,8 +315,11 @@ class Runtime:
         except Exception:  # closing is best effort
             LOG.debug("close failed", exc_info=True)
         self.loop.call_soon_threadsafe(self.loop.stop)
+        self._watch_exec.shutdown(wait=False)   # its threads end within 0.5 s
         for gw in self.gateways.values():
             gw.close()
+        if self.state is not None:
+            self.state.close()
         for qos in self.gateway_qos.values():  # QoS (claims 8, 9)
             qos.close()
 
@@ -310,7 +346,11 @@ class Runtime:
         role = self.roles[key]
         result = None
         for action in actions:
+            if self._dirty and isinstance(action, _VISIBLE):
+                self._flush_state()   # issue 5: persisted before anyone hears of it
             if isinstance(action, Mark):
+                if (persist.kind_of(key), action.phase) in persist.MARKS_THAT_CHANGE_STATE:
+                    self._mark_dirty(key, action.nai)
                 record = self.handovers.open.get(action.nai)
                 self.handovers.mark(action.nai, action.phase, time.monotonic(), action.extra)
                 if record is not None and action.phase == "rrp_sent":
@@ -370,6 +410,8 @@ class Runtime:
                         self.now(), action.nai))
             else:
                 raise TypeError(f"unknown action {action!r}")
+        if self._dirty:
+            self._flush_state()
         return result
 
     async def _left_elsewhere(self, new_fa: str, nai: str) -> None:
@@ -384,9 +426,16 @@ class Runtime:
 
     # ================================================================ gateways
 
-    async def _add_tunnel(self, action: AddTunnel) -> None:
+    async def _add_tunnel(self, action: AddTunnel, load_only: bool = False) -> None:
+        """``load_only`` (reconcile): load this end without touching an SA charon may
+        hold for it, and without initiating."""
         gw = self.gateways[action.gateway]
         key = (action.gateway, action.side.tunnel_id)
+        self._touched[key] = time.monotonic()
+        add = gw.add_tunnel
+        if load_only:
+            action = AddTunnel(action.gateway, replace(action.side, initiator=False))
+            add = getattr(gw, "load_tunnel", gw.add_tunnel)
         entry = {"gateway": action.gateway, "tunnel_id": action.side.tunnel_id,
                  "local": action.side.local.address, "remote": action.side.remote.address,
                  "remote_gateway": action.side.remote.gateway,
@@ -400,7 +449,7 @@ class Runtime:
         for attempt in range(TUNNEL_TRIES if action.side.initiator else 1):
             try:
                 took = await self.loop.run_in_executor(self._gw_exec[action.gateway],
-                                                       gw.add_tunnel, action.side)
+                                                       add, action.side)
                 break
             except (TunnelError, OSError) as exc:
                 error = exc
@@ -409,6 +458,7 @@ class Runtime:
                 await asyncio.sleep(0.1)
         if took is None:
             exc = error
+            self.poke_gateway(action.gateway)   # charon gone? (issue 5)
             entry["state"] = "failed"
             entry["error"] = str(exc)
             LOG.error("tunnel %s at %s failed: %s", action.side.tunnel_id, action.gateway,
@@ -421,6 +471,7 @@ class Runtime:
 
     async def _remove_tunnel(self, action: RemoveTunnel) -> None:
         gw = self.gateways[action.gateway]
+        self._touched[(action.gateway, action.tunnel_id)] = time.monotonic()
         self.tunnel_log.pop((action.gateway, action.tunnel_id), None)
         try:
             await self.loop.run_in_executor(self._gw_exec[action.gateway],
@@ -489,6 +540,271 @@ class Runtime:
             except Exception as exc:  # charon down: reported, not fatal
                 out[name] = {"error": str(exc)}
         return out
+
+    # ================================================================ restart (issue 5)
+
+    def _mark_dirty(self, role_key: str, key: str) -> None:
+        self._dirty.setdefault(role_key, set()).add(key)
+
+    def _flush_state(self) -> None:
+        """Write the records of every key changed since the last flush, in one
+        transaction (``StateStore.write``).  A failed write is logged and counted; the
+        controller keeps serving (the records are retried with the next change)."""
+        dirty, self._dirty = self._dirty, {}
+        if self.state is None:
+            return
+        changes = []
+        for role_key, keys in dirty.items():
+            role = self.roles.get(role_key)
+            if role is None or not hasattr(role, "export_state"):
+                continue
+            for k in keys:
+                try:
+                    changes.append((role_key, k, role.export_state(k)))
+                except Exception as exc:  # noqa: BLE001 - never stops the controller
+                    self.counters["state_write_errors"] = self.counters.get(
+                        "state_write_errors", 0) + 1
+                    LOG.error("state store: %s/%s not exportable: %s", role_key, k,
+                              type(exc).__name__)
+        try:
+            self.state.write(changes)
+        except Exception as exc:  # noqa: BLE001 - sqlite3 errors, disk full, ...
+            self.counters["state_write_errors"] = self.counters.get(
+                "state_write_errors", 0) + 1
+            LOG.error("state store: writing %d records failed: %s", len(changes),
+                      type(exc).__name__)
+            for role_key, keys in dirty.items():   # retried with the next change
+                self._dirty.setdefault(role_key, set()).update(keys)
+
+    def _restore_state(self) -> dict[str, int]:
+        """Read every role's records back (bindings, cached VPN information, visitors,
+        CN-GW bindings), then track changes.  Returns role key -> records restored."""
+        restored: dict[str, int] = {}
+        records = self.state.load() if self.state is not None else {}
+        for role_key, recs in records.items():
+            role = self.roles.get(role_key)
+            if role is None or not hasattr(role, "restore_state"):
+                continue
+            for k, data in recs.items():
+                try:
+                    role.restore_state(k, data)
+                except (KeyError, TypeError, ValueError) as exc:
+                    # the record's content is not logged: it may hold keys
+                    LOG.error("state record %s/%s unreadable (%s): dropped", role_key, k,
+                              type(exc).__name__)
+                    continue
+                restored[role_key] = restored.get(role_key, 0) + 1
+        self._restored_static = [persist.tunnel_from_dict(d) for _k, d in
+                                 sorted(records.get(STATIC_STATE, {}).items())]
+        if self.state is not None:
+            for role_key, role in self.roles.items():
+                persist.track(role_key, role, self._mark_dirty)
+        if restored:
+            LOG.info("restored from the state store: %s", ", ".join(
+                f"{k} {n}" for k, n in sorted(restored.items())))
+        return restored
+
+    def _load_static_specs(self) -> list[TunnelSpec]:
+        """The stationary HA<->CN-GW tunnels (claim 16 step 1): the stored ones (same
+        keys as before a restart: charon still holds them), else new ones, stored."""
+        aaah: HomeAaa = self.roles["aaah"]
+        fresh = aaah.static_tunnels()
+        stored = {t.tunnel_id: t for t in getattr(self, "_restored_static", [])}
+        specs = [stored.get(t.tunnel_id, t) for t in fresh]
+        if self.state is not None:
+            new = [t for t in specs if t.tunnel_id not in stored]
+            gone = [tid for tid in stored if tid not in {t.tunnel_id for t in specs}]
+            self.state.write([(STATIC_STATE, t.tunnel_id, persist.tunnel_to_dict(t))
+                              for t in new] + [(STATIC_STATE, tid, None) for tid in gone])
+        return specs
+
+    def owned_gateways(self) -> set[str]:
+        """Gateways whose tunnels this process's roles decide."""
+        owned: set[str] = set()
+        for key, role in self.roles.items():
+            kind = persist.kind_of(key)
+            if kind == "ha":
+                owned.add(role.name)
+            elif kind in ("fa", "cngw"):
+                owned.add(key.split(":", 1)[1])
+        for spec in self.static_tunnels:
+            owned.update(spec.ends())
+        return owned & set(self.gateways)
+
+    def tunnels_wanted(self, gateway: str) -> dict[str, TunnelSpec]:
+        """Tunnel id -> spec of every tunnel ``gateway`` should hold now, from the
+        roles' state (what a restart restored) and the stationary tunnels."""
+        out = {t.tunnel_id: t for t in self.static_tunnels if gateway in t.ends()}
+        for key, role in self.roles.items():
+            kind = persist.kind_of(key)
+            name = (role.name if kind == "ha" else key.split(":", 1)[1]
+                    if kind in ("fa", "cngw") else None)
+            if name == gateway and hasattr(role, "tunnels_wanted"):
+                for spec in role.tunnels_wanted():
+                    out[spec.tunnel_id] = spec
+        return out
+
+    def _health(self, name: str) -> dict[str, Any]:
+        return self.gateway_health.setdefault(name, {
+            "state": "connecting", "since": time.time(), "error": "", "outages": 0,
+            "reconciles": 0, "last_reconcile": None, "last_outage_s": None})
+
+    def _set_health(self, name: str, state: str, error: str = "") -> None:
+        h = self._health(name)
+        if h["state"] != state:
+            now = time.time()
+            if state == "up" and h["state"] == "degraded":
+                h["last_outage_s"] = round(now - h["since"], 3)
+            if state == "degraded":
+                h["outages"] += 1
+            h["state"], h["since"] = state, now
+        h["error"] = error
+
+    def poke_gateway(self, name: str) -> None:
+        """Something failed at ``name``: check its charon now, not at the next period."""
+        ev = self._gw_poke.get(name)
+        if ev is not None:
+            ev.set()
+
+    async def _gateway_supervisor(self, name: str) -> None:
+        """One per gateway we drive: wait until its charon answers, reconcile its
+        tunnels, then check it every ``HEALTH_INTERVAL``; when it stops answering mark
+        it ``degraded`` (REST /v1/gateways, /metrics) and keep trying; when it answers
+        again, reconcile (every tunnel it should hold is set again)."""
+        self._health(name)
+        poke = self._gw_poke[name] = asyncio.Event()
+        gw = self.gateways[name]
+        while True:
+            while not await self._gateway_ready(name):
+                if self._health(name)["state"] == "up":
+                    self._set_health(name, "degraded", "charon does not answer (VICI)")
+                    LOG.error("gateway %s: charon unreachable; tunnels there are down "
+                              "until it is back", name)
+                await asyncio.sleep(DEGRADED_POLL)
+            if hasattr(gw, "warm_up"):
+                try:
+                    await self.loop.run_in_executor(self._gw_exec[name], gw.warm_up)
+                except Exception as exc:  # noqa: BLE001 - retried lazily at the first tunnel
+                    LOG.warning("gateway %s: warm-up failed: %s", name, exc)
+            try:
+                await self._reconcile_gateway(name)
+            except Exception as exc:  # noqa: BLE001 - charon went away meanwhile: retry
+                LOG.warning("gateway %s: reconcile failed: %s", name, exc)
+                self._set_health(name, "degraded", f"reconcile failed: {exc}")
+                await asyncio.sleep(DEGRADED_POLL)
+                continue
+            # watch: a VICI connection charon closes when it dies (immediate), and
+            # a version call every HEALTH_INTERVAL (a hung charon, a lost socket)
+            stop = threading.Event()
+            watch: asyncio.Future[Any] | None = None
+            if hasattr(gw, "wait_closed"):
+                watch = asyncio.ensure_future(self.loop.run_in_executor(
+                    self._watch_exec, gw.wait_closed, stop))
+            why = "charon does not answer (VICI)"
+            try:
+                while True:
+                    poke.clear()
+                    waiters: set[asyncio.Future[Any]] = {asyncio.ensure_future(poke.wait())}
+                    if watch is not None:
+                        waiters.add(watch)
+                    try:
+                        done, _ = await asyncio.wait(waiters, timeout=HEALTH_INTERVAL,
+                                                     return_when=asyncio.FIRST_COMPLETED)
+                    finally:   # also when this task is cancelled (Runtime.stop)
+                        for w in waiters:
+                            if w is not watch:
+                                w.cancel()
+                    if watch is not None and watch in done:
+                        if watch.exception() is not None or watch.result():
+                            why = "charon closed its VICI connection (process gone)"
+                            break
+                        watch = None
+                    if not await self._gateway_ready(name):
+                        break
+            finally:
+                stop.set()
+                if watch is not None:
+                    watch.cancel()
+            self._set_health(name, "degraded", why)
+            LOG.error("gateway %s: %s; its tunnels are down until it is back", name, why)
+
+    async def _reconcile_gateway(self, name: str) -> dict[str, int]:
+        """Make ``name``'s charon hold exactly the tunnels our roles want there:
+        remove the stale ones, load what is missing, leave alone what is loaded and
+        matches (no re-key); then have the initiator of every tunnel without an
+        established SA here (re)initiate it, once the other end is reconciled too."""
+        gw = self.gateways[name]
+        run = self._gw_exec[name]
+        t0 = time.monotonic()
+        loaded: dict[str, dict[str, Any]] = {}
+        if hasattr(gw, "loaded_connections"):
+            loaded = await self.loop.run_in_executor(run, gw.loaded_connections)
+        sas = {s.tunnel_id: s for s in await self.loop.run_in_executor(run, gw.tunnels)}
+        wanted = self.tunnels_wanted(name)
+        stats = {"kept": 0, "added": 0, "removed": 0, "initiated": 0}
+        def touched(tid: str) -> bool:   # set or removed by a registration meanwhile
+            return self._touched.get((name, tid), -1.0) >= t0
+
+        for tid in sorted((set(loaded) | set(sas)) - set(wanted)):
+            if not touched(tid):
+                await self._remove_tunnel(RemoveTunnel(name, tid))
+                stats["removed"] += 1
+        up_here: set[str] = set()
+        for tid, spec in wanted.items():
+            if touched(tid):
+                up_here.add(tid)
+                continue
+            side = spec.side_for(name)
+            sa = sas.get(tid)
+            established = bool(sa is not None and getattr(sa, "established", False))
+            if tid in loaded and _conn_matches(loaded[tid], side) and (
+                    established or not side.initiator):
+                await self._adopt_tunnel(name, side, established)
+                stats["kept"] += 1
+                if established:
+                    up_here.add(tid)
+                continue
+            # load this end (an initiator initiates below, once its peer is loaded)
+            await self._add_tunnel(AddTunnel(name, side), load_only=True)
+            stats["added"] += 1
+        self._set_health(name, "up")
+        for tid, spec in wanted.items():
+            peer = next(g for g in spec.ends() if g != name)
+            if tid in up_here or spec.initiator not in (name, peer):
+                continue
+            if peer in self._owned and self._health(peer)["state"] != "up":
+                continue      # the peer's own reconcile initiates when it is loaded
+            if self._initiated.get(tid, -1.0) >= t0:
+                continue      # the other end's reconcile just did
+            self._initiated[tid] = time.monotonic()
+            await self._add_tunnel(AddTunnel(spec.initiator, spec.side_for(spec.initiator)))
+            stats["initiated"] += 1
+        h = self._health(name)
+        h["reconciles"] += 1
+        h["last_reconcile"] = {**stats, "ms": round((time.monotonic() - t0) * 1000, 1),
+                               "at": time.time()}
+        LOG.info("gateway %s reconciled in %.0f ms: %d kept, %d added, %d removed, "
+                 "%d initiated", name, (time.monotonic() - t0) * 1000, stats["kept"],
+                 stats["added"], stats["removed"], stats["initiated"])
+        return stats
+
+    async def _adopt_tunnel(self, name: str, side: TunnelSide, established: bool) -> None:
+        """A tunnel charon already holds as we want it: record it (REST, metrics),
+        take over its selector anchors and QoS; nothing is sent to the peer."""
+        self.tunnel_log[(name, side.tunnel_id)] = {
+            "gateway": name, "tunnel_id": side.tunnel_id, "local": side.local.address,
+            "remote": side.remote.address, "remote_gateway": side.remote.gateway,
+            "local_ts": list(side.local.selectors), "remote_ts": list(side.remote.selectors),
+            "initiator": side.initiator,
+            "state": "up" if side.initiator and established else "configured",
+            "adopted": True}
+        gw = self.gateways[name]
+        if hasattr(gw, "adopt"):
+            try:
+                await self.loop.run_in_executor(self._gw_exec[name], gw.adopt, side)
+            except Exception as exc:  # noqa: BLE001 - anchors are best effort here
+                LOG.warning("gateway %s: adopting %s: %s", name, side.tunnel_id, exc)
+        await self._gateway_qos(name, "apply", side)
 
     # ================================================================ Mobile IPv4
 
@@ -643,13 +959,81 @@ class Runtime:
         """A switch (re)connected: its table becomes exactly what we intend — the
         static flows, then the steering of every MN registered through an FA on it
         (a reconnect after a switch restart loses nothing)."""
-        await self.send_flows(dpid, static)
+        # what the table must hold: the static flows, every visitor's steering.  The
+        # switch is asked what it holds; only the difference is sent (issue 5: after a
+        # controller restart nothing changes and no packet is dropped).  A switch that
+        # does not answer gets the table reset and everything in one batch, one
+        # barrier (the MNs' steering follows the reset in the same stream).
+        mods: list[flows.Mod] = list(static)
         for fa in self.foreign_agents():
             if fa.conf.access_dpid != dpid:
                 continue
             for visitor in list(fa.visitors.values()):
-                await self.execute(f"fa:{fa.conf.name}", [SendFlows(dpid, flows.install_mn(
-                    visitor.mn_mac, visitor.port, fa.conf.fa_port))])
+                mods += flows.with_mn_qos(   # QoS (claims 8, 9): its meters and DSCP
+                    flows.install_mn(visitor.mn_mac, visitor.port, fa.conf.fa_port),
+                    flows.visitors_qos([visitor], fa.conf.name))
+        dp = self.datapaths.get(dpid)
+        existing = await self._flow_stats(dpid) if dp is not None else None
+        if dp is not None and existing is not None:
+            msgs, counts = openflow.reconcile_msgs(dp, tuple(mods), existing)
+            name = self.fabric.switch_of_dpid(dpid) or hex(dpid)
+            self.switch_reconciles[name] = {**counts, "at": time.time()}
+            LOG.info("switch %s reconciled: %d flows kept, %d added, %d removed", name,
+                     counts["kept"], counts["added"], counts["removed"])
+            await self._send_msgs(dpid, msgs)
+            return
+        await self.send_flows(dpid, tuple(mods))
+
+    async def _flow_stats(self, dpid: int, timeout: float = 2.0) -> list[Any] | None:
+        """Every flow the switch holds (OFPMP_FLOW), or None if it does not answer."""
+        dp = self.datapaths.get(dpid)
+        if dp is None or self.flow_sink is not None:
+            return None
+        req = openflow.flow_stats_request(dp)
+        dp.set_xid(req)
+        fut = self.loop.create_future()
+        self._stats[(dpid, req.xid)] = ([], fut)
+        dp.send_msg(req)
+        try:
+            return await asyncio.wait_for(fut, timeout)  # type: ignore[no-any-return]
+        except asyncio.TimeoutError:
+            LOG.warning("switch %#x: no flow stats in %.0f s: resetting its table", dpid,
+                        timeout)
+            return None
+        finally:
+            self._stats.pop((dpid, req.xid), None)
+
+    def flow_stats_reply(self, dpid: int, xid: int, body: list[Any], more: bool) -> None:
+        """From os-ken's thread: one part of a flow-stats reply."""
+        def got() -> None:
+            entry = self._stats.get((dpid, xid))
+            if entry is None:
+                return
+            entry[0].extend(body)
+            if not more and not entry[1].done():
+                entry[1].set_result(entry[0])
+        self.loop.call_soon_threadsafe(got)
+
+    async def _send_msgs(self, dpid: int, msgs: list[Any]) -> None:
+        """Ready-made OpenFlow messages, then a barrier (awaited)."""
+        dp = self.datapaths.get(dpid)
+        if dp is None:
+            return
+        for msg in msgs:
+            dp.send_msg(msg)
+        n = len(msgs)
+        self.counters["flow_mods"] += n
+        self.metrics.flow_mods_sent(self.fabric.switch_of_dpid(dpid) or hex(dpid), n)
+        barrier = dp.ofproto_parser.OFPBarrierRequest(dp)
+        dp.set_xid(barrier)
+        fut = self.loop.create_future()
+        self.barriers[(dpid, barrier.xid)] = fut
+        dp.send_msg(barrier)
+        try:
+            await asyncio.wait_for(fut, 2.0)
+        except asyncio.TimeoutError:
+            self.barriers.pop((dpid, barrier.xid), None)
+            LOG.warning("no barrier reply from %#x", dpid)
 
     def switch_disconnected(self, dpid: int) -> None:
         self.loop.call_soon_threadsafe(self.datapaths.pop, dpid, None)
@@ -746,6 +1130,18 @@ class Runtime:
         except asyncio.TimeoutError:
             self.barriers.pop((dpid, barrier.xid), None)
             LOG.warning("no barrier reply from %#x", dpid)
+
+
+def _conn_matches(conn: dict[str, Any], side: TunnelSide) -> bool:
+    """A loaded connection (``StrongSwanGateway.loaded_connections``) is the one
+    ``side`` describes: same peer, same traffic selectors.  (Its PSK cannot be read
+    back from charon: a tunnel re-keyed under the same id is re-added by the
+    registration that re-keyed it.)"""
+    if not conn:
+        return True   # a driver that cannot tell: trust the name
+    return (list(conn.get("remote_addrs", [])) == [side.remote.address]
+            and sorted(conn.get("local_ts", [])) == sorted(side.local.selectors)
+            and sorted(conn.get("remote_ts", [])) == sorted(side.remote.selectors))
 
 
 def _state_json(state: Any) -> dict[str, Any]:

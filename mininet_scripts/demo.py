@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from contextlib import ExitStack
@@ -123,6 +124,15 @@ class Demo:
         self.mnet: Any = None
         self.controller: subprocess.Popen[bytes] | None = None
         self.extra_controllers: list[subprocess.Popen[bytes]] = []
+        self._split: list[str] = []
+        self._controller_starts = 0
+        self.charons: dict[str, Any] = {}          # gateway -> CharonProcess
+        # supervisor of the charons (issue 5): restarts one that died, by its PID, as
+        # systemd would in production; 0 turns it off
+        self.watchdog_interval = 0.1
+        self.charon_restarts: list[dict[str, Any]] = []
+        self._watchdog: threading.Thread | None = None
+        self._watchdog_stop = threading.Event()
 
     # ------------------------------------------------------------ bring-up
 
@@ -152,19 +162,8 @@ class Demo:
             self.stack.callback(_stop_proc, proc)
             self.extra_controllers.append(proc)
         say("starting the controller (os-ken + AAA/HA/FA roles + REST)")
-        log = open(self.run_dir / "controller.log", "wb")
-        self.stack.callback(log.close)
-        cmd = [sys.executable, "-m", "controller.cli", "controller",
-               "--config", self.topology_file, "--run-dir", str(self.run_dir),
-               "--of-listen", f"127.0.0.1:{self.of_port}", "--rest", self.rest_addr]
-        if split:
-            cmd += ["--exclude-roles", ",".join(split)]
-        self.controller = subprocess.Popen(
-            cmd, stdout=log, stderr=subprocess.STDOUT,
-            env=self._env())
-        self.stack.callback(_stop_proc, self.controller)
-        wait_for("the controller's REST API", lambda: self._controller_alive()
-                 and rest_get(self.rest, "/v1/topology"), 20)
+        self._split = split
+        self.start_controller()
 
         say("building the Mininet network")
         self.mnet = build_network(self.topo, controller_port=self.of_port,
@@ -178,9 +177,77 @@ class Demo:
         for name in self.topo.gateways:
             charon = CharonProcess(self.mnet.host(name), self.run_dir / "gw", name=name)
             charon.start()
+            self.charons[name] = charon
             self.stack.callback(charon.stop)
+        if self.watchdog_interval:
+            self.start_watchdog()   # stopped before the charons (ExitStack: LIFO)
         wait_for("the static CN-GW <-> HA tunnel", self._static_tunnels_up, 30)
         say(f"static tunnels up; bring-up took {time.monotonic() - t0:.1f} s")
+
+    def start_controller(self) -> float:
+        """Start the main controller process (again, after ``kill_controller``: same
+        run directory, same VPN database, so it restores its state).  Returns the
+        seconds until its REST API answered."""
+        t0 = time.monotonic()
+        self._controller_starts += 1
+        n = self._controller_starts
+        log = open(self.run_dir / ("controller.log" if n == 1 else f"controller.{n}.log"),
+                   "wb")
+        self.stack.callback(log.close)
+        cmd = [sys.executable, "-m", "controller.cli", "controller",
+               "--config", self.topology_file, "--run-dir", str(self.run_dir),
+               "--of-listen", f"127.0.0.1:{self.of_port}", "--rest", self.rest_addr]
+        if self._split:
+            cmd += ["--exclude-roles", ",".join(self._split)]
+        self.controller = subprocess.Popen(
+            cmd, stdout=log, stderr=subprocess.STDOUT,
+            env=self._env())
+        self.stack.callback(_stop_proc, self.controller)
+        wait_for("the controller's REST API", lambda: self._controller_alive()
+                 and rest_get(self.rest, "/v1/topology"), 30)
+        return time.monotonic() - t0
+
+    def kill_controller(self, sig: int = signal.SIGKILL) -> None:
+        """Kill the main controller process by its PID (a crash: SIGKILL, nothing
+        flushed on the way out) and reap it."""
+        assert self.controller is not None
+        self.controller.send_signal(sig)
+        self.controller.wait(10)
+
+    def start_watchdog(self) -> None:
+        """A thread that restarts a charon whose process has exited (by the PID the
+        ``CharonProcess`` holds; never by name).  Each restart is recorded in
+        ``charon_restarts`` (gateway, old PID, new PID, seconds to a VICI answer)."""
+        def watch() -> None:
+            while not self._watchdog_stop.wait(self.watchdog_interval):
+                for name, charon in list(self.charons.items()):
+                    proc = charon.proc
+                    if proc is None or proc.poll() is None:
+                        continue
+                    old_pid, code = proc.pid, proc.returncode
+                    t_seen = time.time()
+                    try:
+                        took = charon.start()
+                    except Exception as exc:  # noqa: BLE001 - tried again next round
+                        LOG.error("watchdog: restarting charon %s failed: %s", name, exc)
+                        continue
+                    self.charon_restarts.append({
+                        "gateway": name, "old_pid": old_pid, "exit": code,
+                        "new_pid": charon.pid, "seen_dead_at": t_seen,
+                        "start_s": round(took, 3)})
+                    say(f"watchdog: charon {name} (pid {old_pid}) exited with {code}; "
+                        f"restarted as pid {charon.pid} in {took * 1000:.0f} ms")
+
+        self._watchdog_stop.clear()
+        self._watchdog = threading.Thread(target=watch, name="charon-watchdog", daemon=True)
+        self._watchdog.start()
+        self.stack.callback(self.stop_watchdog)
+
+    def stop_watchdog(self) -> None:
+        self._watchdog_stop.set()
+        if self._watchdog is not None:
+            self._watchdog.join(5)
+            self._watchdog = None
 
     def _env(self) -> dict[str, str]:
         return {**os.environ, "PYTHONUNBUFFERED": "1", "MIPVPN_OPERATOR_TOKEN": self.token}

@@ -133,3 +133,64 @@ def ipv4_dst(data: bytes) -> str | None:
     if len(data) < 34 or data[12:14] != b"\x08\x00":
         return None
     return ".".join(str(b) for b in data[30:34])
+
+
+# ------------------------------------------------------------------ reconcile (issue 5)
+
+
+def flow_stats_request(dp: Any) -> Any:
+    """Every flow of every table (OFPMP_FLOW, no filter)."""
+    parser = dp.ofproto_parser
+    return parser.OFPFlowStatsRequest(dp, 0, ofp.OFPTT_ALL, ofp.OFPP_ANY, ofp.OFPG_ANY,
+                                      0, 0, parser.OFPMatch())
+
+
+def _match_bytes(match: Any) -> bytes:
+    buf = bytearray()
+    match.serialize(buf, 0)       # os-ken sorts the OXM fields: a canonical form
+    return bytes(buf)
+
+
+def _instructions_bytes(instructions: Any) -> bytes:
+    buf = bytearray()
+    for inst in instructions or ():
+        inst.serialize(buf, len(buf))
+    return bytes(buf)
+
+
+def _identity(f: Any) -> tuple[int, int, bytes]:
+    """What makes two flows the same entry of a table (OFPFC_ADD replaces it)."""
+    return (int(f.table_id), int(f.priority), _match_bytes(f.match))
+
+
+def _key(f: Any) -> tuple[Any, ...]:
+    return _identity(f) + (int(f.cookie), _instructions_bytes(f.instructions))
+
+
+def reconcile_msgs(dp: Any, mods: tuple[Mod, ...] | list[Mod],
+                   existing: list[Any]) -> tuple[list[Any], dict[str, int]]:
+    """Messages that turn a switch holding ``existing`` (its flow stats) into one
+    holding exactly the flows ``mods`` add (their deletes are ignored: this is the
+    reconcile of a whole table, not a change).  A flow present with the same table,
+    priority, match, cookie and instructions is left alone (no gap, counters kept); a
+    missing or different one is added (an add replaces an entry with the same table,
+    priority and match in place); an entry no intended flow has is deleted (strict).
+    Meters are (re)added only for flows that are added.  Returns (messages, counts)."""
+    parser = dp.ofproto_parser
+    intended = [_flow_mod(dp, m) for m in mods if isinstance(m, FlowMod) and m.op != "delete"]
+    have = {_key(f) for f in existing}
+    want = {_key(m) for m in intended}
+    want_ids = {_identity(m) for m in intended}
+    adds = [m for m in intended if _key(m) not in have]
+    meters = {i.meter_id for m in adds for i in m.instructions
+              if isinstance(i, parser.OFPInstructionMeter)}
+    meter_adds = [_meter_mod(dp, m) for m in mods if isinstance(m, MeterMod)
+                  and m.op != "delete" and m.meter_id in meters]
+    deletes = [parser.OFPFlowMod(
+        datapath=dp, cookie=f.cookie, cookie_mask=(1 << 64) - 1, table_id=f.table_id,
+        command=ofp.OFPFC_DELETE_STRICT, priority=f.priority, out_port=ofp.OFPP_ANY,
+        out_group=ofp.OFPG_ANY, match=f.match)
+        for f in existing if _key(f) not in want and _identity(f) not in want_ids]
+    counts = {"kept": len(intended) - len(adds), "added": len(adds),
+              "removed": len(deletes)}
+    return meter_adds + adds + deletes, counts

@@ -118,13 +118,36 @@ def create_app(rt: Any, auth: Auth | None = None) -> FastAPI:
         return {"intended": list(rt.tunnel_log.values()),
                 "gateways": await rt.gateway_tunnels()}
 
+    @app.get("/v1/gateways", dependencies=operator)
+    async def gateways() -> list[dict[str, Any]]:
+        """Each gateway's charon as the controller sees it (issue 5): ``up``,
+        ``degraded`` (VICI does not answer: its tunnels are down; retried every
+        0.2 s, reconciled when it is back), ``connecting`` (not reached yet) or
+        ``unmanaged`` (another controller process drives it); outages so far, the
+        last outage's length and the last reconcile (tunnels kept, added, removed,
+        initiated)."""
+        health = getattr(rt, "gateway_health", {})
+        out = []
+        for name, g in rt.topo.gateways.items():
+            h = health.get(name)
+            out.append({"name": name, "kind": g.kind,
+                        "state": h["state"] if h else "unmanaged",
+                        "since": round(h["since"], 3) if h else None,
+                        "error": h["error"] if h else "",
+                        "outages": h["outages"] if h else 0,
+                        "last_outage_s": h["last_outage_s"] if h else None,
+                        "reconciles": h["reconciles"] if h else 0,
+                        "last_reconcile": h["last_reconcile"] if h else None})
+        return out
+
     @app.get("/v1/topology", dependencies=operator)
     async def topology() -> dict[str, Any]:
         topo = rt.topo
         return {
             "name": topo.name,
             "switches": [{"name": n, "dpid": s.dpid, "role": s.role,
-                          "connected": s.dpid in rt.datapaths}
+                          "connected": s.dpid in rt.datapaths,
+                          "last_reconcile": getattr(rt, "switch_reconciles", {}).get(n)}
                          for n, s in topo.switches.items()],
             "gateways": [{"name": n, "kind": g.kind, "domain": g.domain,
                           "core": g.core.ip, "inside": g.inside.ip}

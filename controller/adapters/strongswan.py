@@ -21,6 +21,7 @@ The pre-shared key is never logged and never put in an exception message.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import ipaddress
 import logging
@@ -674,11 +675,13 @@ class StrongSwanGateway:
 
     # -- tunnels
 
-    def add_tunnel(self, side: TunnelSide, timeout: float = 5.0) -> float:
+    def add_tunnel(self, side: TunnelSide, timeout: float = 5.0,
+                   keep_sa: bool = False) -> float:
         """Load (or replace) a tunnel; when ``side.initiator``, bring its CHILD_SA up.
 
         Blocks until the CHILD_SA is installed; raises ``TunnelError`` on failure or after
-        ``timeout`` seconds.  Returns the seconds taken.
+        ``timeout`` seconds.  Returns the seconds taken.  ``keep_sa``: do not terminate
+        an SA charon holds for the tunnel (``load_tunnel``).
         """
         t0 = time.monotonic()
         tid = side.tunnel_id
@@ -690,7 +693,7 @@ class StrongSwanGateway:
                              _identity(tid, side.remote.gateway)]}
 
         def load(session: vici.Session) -> None:
-            if self._has_sa(session, tid):       # replace: drop the old SAs first
+            if not keep_sa and self._has_sa(session, tid):   # replace: drop old SAs
                 self._terminate(session, tid)
             session.load_shared(secret)
             session.load_conn(conn)
@@ -735,6 +738,70 @@ class StrongSwanGateway:
         log.info("%s: tunnel %s %s in %.1f ms", self.name, tid,
                  "up" if side.initiator else "loaded", took * 1e3)
         return took
+
+    def load_tunnel(self, side: TunnelSide) -> float:
+        """Load a tunnel's connection and secret without initiating it and without
+        touching an SA charon may already hold for it (reconcile, issue 5)."""
+        return self.add_tunnel(dataclasses.replace(side, initiator=False), keep_sa=True)
+
+    def adopt(self, side: TunnelSide) -> None:
+        """A tunnel charon already holds (loaded by an earlier controller process):
+        take over its selector anchors, so removing it later releases them."""
+        with self._lock:
+            if side.tunnel_id in self._anchored:
+                return
+            ctl = self._anchor_ctl()
+            anchors = ctl.acquire(side.local.selectors) if ctl else []
+            self._anchored[side.tunnel_id] = anchors
+            if ctl is not None and anchors:
+                ctl.settle(anchors)
+
+    def wait_closed(self, stop: threading.Event, poll: float = 0.5) -> bool:
+        """Block while charon lives: hold a second VICI connection open and return
+        True as soon as charon closes it (the process died: the kernel closes its
+        sockets), False when ``stop`` is set.  Raises ``TunnelError`` when charon
+        cannot be reached at all.  Nothing is sent on this connection."""
+        sock = socket.socket(socket.AF_UNIX)
+        sock.settimeout(self.connect_timeout)
+        try:
+            sock.connect(self.vici_socket_path)
+        except OSError as exc:
+            sock.close()
+            raise TunnelError(f"{self.name}: VICI socket {self.vici_socket_path}: "
+                              f"{exc}") from exc
+        sock.settimeout(poll)
+        try:
+            while not stop.is_set():
+                try:
+                    if sock.recv(1) == b"":
+                        return True
+                except socket.timeout:
+                    continue
+                except OSError:
+                    return True
+            return False
+        finally:
+            sock.close()
+
+    def loaded_connections(self) -> dict[str, dict[str, list[str]]]:
+        """Loaded connections (``list-conns``): name -> remote_addrs, local_ts,
+        remote_ts (of its child of the same name)."""
+
+        def list_conns(session: vici.Session) -> dict[str, dict[str, list[str]]]:
+            out: dict[str, dict[str, list[str]]] = {}
+            for conn in session.list_conns():
+                for raw_name, c in conn.items():
+                    name = _s(raw_name)
+                    children = c.get("children") or {}
+                    child = next((v for k, v in children.items() if _s(k) == name),
+                                 next(iter(children.values()), {}))
+                    out[name] = {"remote_addrs": list(_strs(c.get("remote_addrs"))),
+                                 "local_ts": list(_strs(child.get("local-ts"))),
+                                 "remote_ts": list(_strs(child.get("remote-ts")))}
+            return out
+
+        result: dict[str, dict[str, list[str]]] = self._call(list_conns)
+        return result
 
     def _settle_when_up(self, tunnel_id: str, anchors: list[str], timeout: float,
                         secondary: bool = False) -> None:

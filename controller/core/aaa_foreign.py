@@ -166,3 +166,22 @@ class ForeignAaa:
         return dia.AmAnswer(session_id=amr.session_id, result_code=code,
                             origin_host=self.host, origin_realm=self.realm,
                             user_name=amr.user_name, error_message=message)
+
+    # ------------------------------------------------------------ restart (issue 5)
+
+    def export_state(self, nai: str) -> dict[str, object] | None:
+        """The cached session of ``nai`` as a JSON-able record (None: none cached)."""
+        from controller.core.persist import vpn_info_to_dict
+        s = self.sessions.get(nai)
+        if s is None:
+            return None
+        return {"vpn_info": vpn_info_to_dict(s.vpn_info), "home_realm": s.home_realm,
+                "expires": s.expires,
+                "previous": vpn_info_to_dict(s.previous) if s.previous else None}
+
+    def restore_state(self, nai: str, data: dict) -> None:  # type: ignore[type-arg]
+        from controller.core.persist import vpn_info_from_dict
+        d = data
+        self.sessions[nai] = CachedSession(
+            vpn_info_from_dict(d["vpn_info"]), d["home_realm"], float(d["expires"]),
+            vpn_info_from_dict(d["previous"]) if d.get("previous") else None)

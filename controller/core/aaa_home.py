@@ -303,6 +303,22 @@ class HomeAaa:
                             home_agent_address=amr.home_agent_address,
                             vpn_info=vpn_info, error_message=error)
 
+    # ------------------------------------------------------------ restart (issue 5)
+
+    def export_state(self, nai: str) -> dict[str, object] | None:
+        """The cached VPN information of ``nai`` (claim 16) as a JSON-able record."""
+        from controller.core.persist import vpn_info_to_dict
+        info = self.sessions.get(nai)
+        if info is None:
+            return None
+        return {"vpn_info": vpn_info_to_dict(info), "expires": self.session_expires.get(nai)}
+
+    def restore_state(self, nai: str, data: dict) -> None:  # type: ignore[type-arg]
+        from controller.core.persist import vpn_info_from_dict
+        self.sessions[nai] = vpn_info_from_dict(data["vpn_info"])
+        if data.get("expires") is not None:     # records written before it had none
+            self.session_expires[nai] = float(data["expires"])
+
 
 def _granted_lifetime(reg_reply: bytes, reg_request: bytes) -> float:
     """Seconds the registration was granted (the HA's Registration Reply), else asked

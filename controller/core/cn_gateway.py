@@ -150,3 +150,31 @@ class CnGateway:
 
     def _remove_all(self, b: CnBinding) -> list[Action]:
         return [RemoveTunnel(self.name, t.tunnel_id) for t in b.tunnels]
+
+    # ------------------------------------------------------------ restart (issue 5)
+
+    def export_state(self, home_address: str) -> dict[str, object] | None:
+        """The binding for ``home_address`` as a JSON-able record (with the last
+        Identification seen from each HA for it: replay protection survives)."""
+        from controller.core.persist import tunnel_to_dict
+        b = self.bindings.get(home_address)
+        if b is None:
+            return None
+        return {"nai": b.nai, "home_agent": b.home_agent,
+                "tunnels": [tunnel_to_dict(t) for t in b.tunnels], "lifetime": b.lifetime,
+                "expires": b.expires, "identification": b.identification,
+                "requests": b.requests,
+                "last_ident": {s: self._last_ident[(s, home_address)] for s in self.keys
+                               if (s, home_address) in self._last_ident}}
+
+    def restore_state(self, home_address: str, data: dict) -> None:  # type: ignore[type-arg]
+        from controller.core.persist import tunnel_from_dict
+        self.bindings[home_address] = CnBinding(
+            home_address, data["nai"], data["home_agent"],
+            tuple(tunnel_from_dict(t) for t in data["tunnels"]), int(data["lifetime"]),
+            float(data["expires"]), int(data["identification"]), int(data.get("requests", 0)))
+        for sender, ident in data.get("last_ident", {}).items():
+            self._last_ident[(sender, home_address)] = int(ident)
+
+    def tunnels_wanted(self) -> list[TunnelSpec]:
+        return [t for b in self.bindings.values() for t in b.tunnels]

@@ -515,3 +515,54 @@ class ForeignAgent:
                 Mark(rrq.nai or rrq.home_address, "rrp_sent", {"accepted": False,
                                                                "code": code})]
 
+
+    # ------------------------------------------------------------------ restart (issue 5)
+
+    def export_state(self, nai: str) -> dict[str, object] | None:
+        """What this FA holds for ``nai`` as a JSON-able record: the visitor entry, the
+        forwarding tunnels it ends for the MN (claims 22-23), a departed entry and the
+        last handoff Identification; None when it holds nothing."""
+        from controller.core.persist import tunnel_to_dict, vpn_info_to_dict
+
+        def visitor(v: Visitor) -> dict[str, object]:
+            return {"home_address": v.home_address, "home_agent": v.home_agent,
+                    "mn_mac": v.mn_mac, "port": v.port,
+                    "vpn_info": vpn_info_to_dict(v.vpn_info), "lifetime": v.lifetime,
+                    "expires": v.expires}
+
+        v = self.visitors.get(nai)
+        handoffs = [{"spec": tunnel_to_dict(h.spec), "expires": h.expires,
+                     "old_side": h.old_side} for h in self.handoffs.values() if h.nai == nai]
+        departed = self.departed.get(nai)
+        if v is None and not handoffs and departed is None:
+            return None
+        return {"visitor": visitor(v) if v else None, "handoffs": handoffs,
+                "departed": ({"visitor": visitor(departed[0]), "until": departed[1]}
+                             if departed else None),
+                "handoff_ident": self._handoff_ident.get(nai, 0)}
+
+    def restore_state(self, nai: str, data: dict) -> None:  # type: ignore[type-arg]
+        from controller.core.persist import tunnel_from_dict, vpn_info_from_dict
+
+        def visitor(d: dict) -> Visitor:  # type: ignore[type-arg]
+            return Visitor(nai, d["home_address"], d["home_agent"], d["mn_mac"],
+                           int(d["port"]), vpn_info_from_dict(d["vpn_info"]),
+                           int(d["lifetime"]), float(d["expires"]))
+
+        if data.get("visitor"):
+            self.visitors[nai] = visitor(data["visitor"])
+        for h in data.get("handoffs", ()):
+            spec = tunnel_from_dict(h["spec"])
+            self.handoffs[spec.tunnel_id] = HandoffTunnel(nai, spec, float(h["expires"]),
+                                                          bool(h["old_side"]))
+        if data.get("departed"):
+            self.departed[nai] = (visitor(data["departed"]["visitor"]),
+                                  float(data["departed"]["until"]))
+        if data.get("handoff_ident"):
+            self._handoff_ident[nai] = int(data["handoff_ident"])
+
+    def tunnels_wanted(self) -> list[TunnelSpec]:
+        """Every tunnel this FA's gateway should hold: its visitors' and the forwarding
+        tunnels it ends."""
+        out = [t for v in self.visitors.values() for t in v.vpn_info.tunnels_of(self.conf.name)]
+        return out + [h.spec for h in self.handoffs.values()]

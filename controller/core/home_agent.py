@@ -367,3 +367,31 @@ class HomeAgent:
                             home_address=har.home_address,
                             home_agent_address=self.address, vpn_info=vpn_info,
                             error_message=error)
+
+    # ------------------------------------------------------------ restart (issue 5)
+
+    def export_state(self, nai: str) -> dict[str, object] | None:
+        """The binding of ``nai`` as a JSON-able record (None: no binding)."""
+        from controller.core.persist import vpn_info_to_dict
+        b = self.bindings.get(nai)
+        if b is None:
+            return None
+        return {"home_address": b.home_address, "care_of_address": b.care_of_address,
+                "foreign_agent": b.foreign_agent, "vpn_info": vpn_info_to_dict(b.vpn_info),
+                "lifetime": b.lifetime, "expires": b.expires,
+                "identification": b.identification, "distributed": sorted(b.distributed)}
+
+    def restore_state(self, nai: str, data: dict) -> None:  # type: ignore[type-arg]
+        from controller.core.persist import vpn_info_from_dict
+        self.bindings[nai] = Binding(nai, data["home_address"], data["care_of_address"],
+                                     data["foreign_agent"],
+                                     vpn_info_from_dict(data["vpn_info"]),
+                                     int(data["lifetime"]), float(data["expires"]),
+                                     int(data["identification"]),
+                                     set(data.get("distributed", ())))
+
+    def tunnels_wanted(self) -> list[TunnelSpec]:
+        """Every tunnel this HA's gateway should hold for its bindings (the stationary
+        ones are the home AAA's: ``HomeAaa.static_tunnels``)."""
+        return [t for b in self.bindings.values() for t in b.vpn_info.tunnels_of(self.name)
+                if t.psk]

@@ -48,6 +48,11 @@ class FakeRuntime:
         self.handovers.mark(ALICE, "rrq_at_fa", 1.0, {"fa": "fa1"})
         self.counters = {"flow_mods": 3, "packet_in": 5, "malformed": 0, "adverts": 9}
         self.changed: list[str] = []
+        self.gateway_health = {"ha": {
+            "state": "degraded", "since": time.time(), "error": "charon does not answer",
+            "outages": 1, "last_outage_s": None, "reconciles": 1,
+            "last_reconcile": {"kept": 1, "added": 0, "removed": 0, "initiated": 0,
+                               "ms": 1.0, "at": time.time()}}}
 
     def foreign_agents(self) -> list[Any]:
         return [self.roles["fa:fa1"]]

@@ -20,6 +20,7 @@ from .rest_fakes import ALICE, ALICE_SECRET, OPERATOR, FakeRuntime, make_auth, s
 OP = {"Authorization": f"Bearer {OPERATOR}"}
 USER = {"Authorization": f"Bearer {ALICE_SECRET}"}
 OPERATOR_ROUTES = ["/v1/bindings", "/v1/tunnels", "/v1/topology", "/v1/handovers",
+                   "/v1/gateways",
                    "/v1/counters"]
 GOOD_PROFILE: dict[str, Any] = {
     "destinations": [{"prefix": "10.30.0.0/24", "gateway": "cngw"}],

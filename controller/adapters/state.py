@@ -1,0 +1,113 @@
+"""Controller state that survives a restart (issue 5): one SQLite table of per-key
+records, in the VPN database file (mode 0600: the records hold tunnel PSKs).
+
+``role_state(role, key, data)``: ``role`` is a role key (``"ha"``, ``"fa:fa1"``, ...)
+or ``"runtime:static"`` (the stationary tunnels, claim 16 step 1, with their keys);
+``key`` a NAI (a home address for a CN-GW); ``data`` the JSON of the role's
+``export_state(key)``.  The runtime writes the records of the keys an event changed,
+in one transaction, before the reply of that event leaves (``Runtime.execute``).
+
+The connection runs in WAL mode with ``synchronous=NORMAL``: a commit is an append to
+the write-ahead log, no fsync; a controller crash (the process dies) loses nothing, a
+power cut may lose the last commits before a checkpoint (``synchronous=FULL`` with
+``MIPVPN_STATE_SYNC=full`` fsyncs each commit; cost in docs/benchmarks.md).  Nothing
+here logs a record.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any, Iterable
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS role_state (
+    role TEXT NOT NULL,
+    key TEXT NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (role, key)
+);
+"""
+
+
+class StateStore:
+    def __init__(self, path: str | Path, synchronous: str | None = None) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600)
+            os.close(fd)
+            os.chmod(self.path, 0o600)
+        sync = (synchronous or os.environ.get("MIPVPN_STATE_SYNC", "normal")).upper()
+        if sync not in ("OFF", "NORMAL", "FULL"):
+            raise ValueError(f"MIPVPN_STATE_SYNC: {sync!r} is not off, normal or full")
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False,
+                                   isolation_level=None)   # explicit BEGIN / COMMIT
+        if self.path != ":memory:":
+            self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(f"PRAGMA synchronous={sync}")
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.execute("PRAGMA journal_size_limit=16777216")   # WAL back to 16 MB
+        self._db.executescript(SCHEMA)
+        if self.path != ":memory:":
+            for suffix in ("-wal", "-shm"):   # the log holds the same secrets
+                side = Path(self.path + suffix)
+                if side.exists():
+                    os.chmod(side, 0o600)
+        self.commits = 0
+        self.rows_written = 0
+
+    def write(self, changes: Iterable[tuple[str, str, dict[str, Any] | None]]) -> int:
+        """Apply ``(role, key, record or None)`` changes in one transaction; None
+        deletes.  Returns the number of rows touched."""
+        upserts: list[tuple[str, str, str]] = []
+        deletes: list[tuple[str, str]] = []
+        for role, key, data in changes:
+            if data is None:
+                deletes.append((role, key))
+            else:
+                upserts.append((role, key, json.dumps(data, separators=(",", ":"))))
+        if not upserts and not deletes:
+            return 0
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                if upserts:
+                    self._db.executemany(
+                        "INSERT OR REPLACE INTO role_state (role, key, data) VALUES (?, ?, ?)",
+                        upserts)
+                if deletes:
+                    self._db.executemany("DELETE FROM role_state WHERE role = ? AND key = ?",
+                                         deletes)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        self.commits += 1
+        self.rows_written += len(upserts) + len(deletes)
+        return len(upserts) + len(deletes)
+
+    def load(self, role: str | None = None) -> dict[str, dict[str, dict[str, Any]]]:
+        """role -> key -> record (every role, or only ``role``)."""
+        out: dict[str, dict[str, dict[str, Any]]] = {}
+        with self._lock:
+            if role is None:
+                rows = self._db.execute("SELECT role, key, data FROM role_state").fetchall()
+            else:
+                rows = self._db.execute("SELECT role, key, data FROM role_state WHERE role = ?",
+                                        (role,)).fetchall()
+        for r, k, data in rows:
+            out.setdefault(r, {})[k] = json.loads(data)
+        return out
+
+    def count(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM role_state").fetchone()[0])
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
