@@ -166,7 +166,9 @@ class LeakHarness:
         # the stationary CN-GW <-> HA tunnel(s) are part of the baseline
         deadline = time.monotonic() + 10
         want = sum(len(s.ends()) for s in self.rt.roles["aaah"].static_tunnels())
-        while sum(len(g.tunnels_up) for g in self.gws.values()) < want:
+        while sum(len(g.tunnels_up) for g in self.gws.values()) < want or any(
+                self.rt.gateway_health.get(n, {}).get("reconciles", 0) < 1
+                for n in self.gws):   # and every gateway's start-up reconcile is done
             if time.monotonic() > deadline:
                 raise RuntimeError("static tunnels not set")
             time.sleep(0.02)

@@ -34,7 +34,17 @@ class RecordingGateway:
             self.tunnels_up.pop(tunnel_id, None)
 
     def tunnels(self) -> list[Any]:
-        return []
+        """What it holds, as established SAs (the runtime's gateway reconcile then
+        keeps them instead of loading them again)."""
+        from types import SimpleNamespace
+        with self._lock:
+            return [SimpleNamespace(tunnel_id=tid, name=tid, state="ESTABLISHED",
+                                    established=True) for tid in self.tunnels_up]
+
+    def loaded_connections(self) -> dict[str, dict[str, list[str]]]:
+        """Loaded connections by name; no details (``_conn_matches`` trusts the name)."""
+        with self._lock:
+            return {tid: {} for tid in self.tunnels_up}
 
     def version(self) -> dict[str, str]:
         return {"daemon": "recording"}

@@ -326,6 +326,14 @@ class Runtime:
     def now(self) -> float:
         return time.time()
 
+    def _late_answer_handler(self, key: str) -> Any:
+        """An answer that arrives after its request timed out goes to the role (the FA:
+        the home side may have completed a registration the FA already refused)."""
+        def late(answer: Any) -> None:
+            role = self.roles[key]
+            self.spawn(self.execute(key, role.on_late_diameter_answer(self.now(), answer)))
+        return late
+
     # ================================================================ executor
 
     def _handler(self, key: str) -> Any:
@@ -376,8 +384,10 @@ class Runtime:
                 await self.send_flows(action.dpid, mods)
             elif isinstance(action, SendDiameter):
                 node, peer = self.routes[key][action.to]
+                late = (self._late_answer_handler(key)
+                        if hasattr(role, "on_late_diameter_answer") else None)
                 try:
-                    answer = await node.request(action.request, peer=peer)
+                    answer = await node.request(action.request, peer=peer, late=late)
                 except DiameterError as exc:
                     LOG.warning("%s: Diameter request to %s failed: %s", key, action.to, exc)
                     follow = role.on_diameter_timeout(self.now(), action.request.session_id)
@@ -493,20 +503,6 @@ class Runtime:
             await self.loop.run_in_executor(self._gw_exec[gateway], getattr(qos, op), arg)
         except Exception as exc:  # noqa: BLE001 - netlink errors of any kind
             LOG.error("QoS %s at %s failed: %s", op, gateway, exc)
-
-    async def _static_tunnels(self) -> None:
-        """Claim 16 step 1: stationary CN-GW -> HA tunnels, once both charons answer."""
-        aaah: HomeAaa = self.roles["aaah"]
-        specs = aaah.static_tunnels()
-        self.static_tunnels = specs
-        for spec in specs:
-            while True:
-                ready = await asyncio.gather(*(self._gateway_ready(g) for g in spec.ends()))
-                if all(ready):
-                    break
-                await asyncio.sleep(0.1)
-            for gw in sorted(spec.ends(), key=lambda g: g == spec.initiator):
-                await self._add_tunnel(AddTunnel(gw, spec.side_for(gw)))
 
     async def _warm_up(self, name: str) -> None:
         """Connect to a gateway's charon as soon as it answers (see ``warm_up``)."""

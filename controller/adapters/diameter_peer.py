@@ -48,6 +48,8 @@ from controller.proto.diameter import (
 log = logging.getLogger("mipvpn.diameter.peer")
 
 MAX_MESSAGE = 1 << 20            # refuse longer messages (framing error)
+LATE_ANSWER_GRACE = 60.0         # s an answer is still wanted after its request timed out
+LATE_ANSWER_MAX = 10000          # late answers awaited per connection, at most
 
 RequestHandler = Callable[[Request, "PeerConnection"], Awaitable[Answer]]
 
@@ -96,6 +98,9 @@ class PeerConnection:
         self.generation += 1
         self.closed.clear()
         self._pending: dict[int, asyncio.Future[DiameterMessage]] = {}
+        # hop-by-hop id -> (until, callback): answers that may still come after the
+        # request timed out, for a caller that wants them (``request(late=...)``)
+        self._late: dict[int, tuple[float, Callable[[DiameterMessage], None]]] = {}
         self._reader_task: asyncio.Task[None] | None = None
         self._watchdog_task: asyncio.Task[None] | None = None
         sock = writer.get_extra_info("socket")
@@ -129,8 +134,12 @@ class PeerConnection:
         self.writer.write(data)
         await self.writer.drain()
 
-    async def request(self, msg: DiameterMessage, timeout: float) -> DiameterMessage:
-        """Send a request (ids already set) and wait for its answer."""
+    async def request(self, msg: DiameterMessage, timeout: float,
+                      late: Callable[[DiameterMessage], None] | None = None
+                      ) -> DiameterMessage:
+        """Send a request (ids already set) and wait for its answer.  ``late``: called
+        with the answer if it arrives within ``LATE_ANSWER_GRACE`` s after the timeout
+        (instead of counting it as unexpected)."""
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[DiameterMessage] = loop.create_future()
         self._pending[msg.hop_by_hop] = fut
@@ -138,6 +147,13 @@ class PeerConnection:
             await self.send_bytes(encode(msg))
             return await asyncio.wait_for(fut, timeout)
         except asyncio.TimeoutError:
+            if late is not None:
+                now = loop.time()
+                if len(self._late) >= LATE_ANSWER_MAX:        # bounded: oldest expired
+                    for hop in [h for h, (until, _) in self._late.items() if until < now]:
+                        del self._late[hop]
+                if len(self._late) < LATE_ANSWER_MAX:
+                    self._late[msg.hop_by_hop] = (now + LATE_ANSWER_GRACE, late)
             raise DiameterTimeout(f"no answer from {self.remote_host or self.peername} "
                                   f"in {timeout:.3g} s") from None
         finally:
@@ -205,6 +221,15 @@ class PeerConnection:
         if not hdr.flags & FLAG_REQUEST:
             fut = self._pending.get(msg.hop_by_hop)
             if fut is None or fut.done():
+                waiting = self._late.pop(msg.hop_by_hop, None)
+                if waiting is not None and waiting[0] >= asyncio.get_running_loop().time():
+                    self.node.counters["late_answer"] += 1
+                    try:
+                        waiting[1](msg)
+                    except Exception:       # the caller's bug: keep the reader alive
+                        self.node.counters["task_error"] += 1
+                        log.exception("late-answer handler of %r failed", self)
+                    return
                 self.node.counters["unexpected_answer"] += 1
                 return
             fut.set_result(msg)
@@ -580,7 +605,8 @@ class DiameterNode:
     # -- requests --------------------------------------------------------------
 
     async def request(self, msg: Request, *, realm: str | None = None,
-                      peer: PeerConnection | None = None) -> Answer:
+                      peer: PeerConnection | None = None,
+                      late: Callable[[DiameterMessage], None] | None = None) -> Answer:
         """Send ``msg`` and return its answer.
 
         The hop-by-hop id is always new; the end-to-end id is kept if set (a relay
@@ -603,7 +629,7 @@ class DiameterNode:
         self.counters["requests"] += 1
         t0 = time.perf_counter()
         try:
-            answer = await peer.request(out, self.request_timeout)
+            answer = await peer.request(out, self.request_timeout, late)
         except DiameterTimeout:
             self.counters["timeouts"] += 1
             raise

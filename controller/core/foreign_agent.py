@@ -53,6 +53,7 @@ DEPARTED_GRACE = 10.0  # s a departed visitor is remembered (a late handoff BU)
 
 FEATURE_HA_REQUESTED = 4  # RFC 4004 MIP-Feature-Vector: Home-Agent-Requested
 RESULT_SUCCESS = 2001
+LATE_ANSWER_WAIT = 60.0  # s a refused (timed-out) registration's late AMA is taken
 IN_PROGRESS_HOLD = 3.0  # s: retransmissions of a registration in progress are dropped
 #: admission control (issue 5): registrations in flight per FA (AMR or HA relay
 #: outstanding) beyond which a new one is refused at once with code 66
@@ -140,7 +141,7 @@ class VisitorTable(ExpiryDict[str, Visitor]):
             del self._by_mac[key]
 
 
-def _second(entry: tuple[Visitor, float]) -> float:
+def _second(entry: tuple[Any, float]) -> float:
     return entry[1]
 
 
@@ -179,6 +180,9 @@ class ForeignAgent:
         self.conf = conf
         self.visitors = VisitorTable()
         self.pending: dict[str, Pending] = {}
+        # session id -> (registration refused on a Diameter timeout, until when its
+        # late answer is still taken: on_late_diameter_answer)
+        self.timed_out: ExpiryDict[str, tuple[Pending, float]] = ExpiryDict(_second)
         # nai -> (visitor, until)
         self.departed: ExpiryDict[str, tuple[Visitor, float]] = ExpiryDict(_second)
         self.handoffs: ExpiryDict[str, HandoffTunnel] = ExpiryDict()  # tunnel id -> end
@@ -189,7 +193,8 @@ class ForeignAgent:
                                          "retransmit_suppressed": 0,
                                          "handoff_bu_sent": 0, "handoff_bu_accepted": 0,
                                          "handoff_bu_refused": 0,
-                                         "admission_denied": 0}
+                                         "admission_denied": 0, "late_answer_completed": 0,
+                                         "late_answer_dropped": 0}
         # NAI -> (when its registration started, its previous-FA extension data)
         self.in_progress: dict[str, tuple[float, bytes]] = {}
         self.aaa_wait = 0.0   # s, moving average of the AAA round trip (admission)
@@ -319,7 +324,31 @@ class ForeignAgent:
         if p is None:
             return []
         self._note_wait(now, p)
+        self.timed_out[session_id] = (p, now + LATE_ANSWER_WAIT)
         return self._deny(p.rrq, p.mn_mac, p.port, mip.CODE_FA_HA_UNREACHABLE)
+
+    def on_late_diameter_answer(self, now: float, answer: dia.AmAnswer) -> list[Action]:
+        """The AMA of a registration this FA refused on timeout (issue 5, "nothing
+        half-installed"): if the home side accepted it — the HA holds a binding through
+        this FA and the AAA its VPN information — the FA completes it now (tunnel,
+        steering, the HA's reply to the MN), so both ends hold the same registration and
+        expire together.  Dropped when the MN has registered again since (here or
+        anywhere the FA knows of) or the answer is a refusal: nothing was set up."""
+        entry = self.timed_out.pop(answer.session_id, None)
+        if entry is None:
+            return []
+        p, _until = entry
+        newer = (p.nai in self.visitors or any(q.nai == p.nai for q in self.pending.values())
+                 or p.nai in self.departed)
+        if (newer or answer.result_code != RESULT_SUCCESS or answer.vpn_info is None
+                or not answer.reg_reply):
+            self.counters["late_answer_dropped"] += 1
+            return []
+        self.counters["late_answer_completed"] += 1
+        LOG.info("%s: late AMA for %s: completing the registration the home side made",
+                 self.conf.name, p.nai)
+        return [Mark(p.nai, "late_ama_at_fa")] + self._complete(now, p, answer.vpn_info,
+                                                                answer.reg_reply)
 
     def _note_wait(self, now: float, p: Pending) -> None:
         """Admission control: moving average of how long the AAA round trip took
@@ -347,6 +376,8 @@ class ForeignAgent:
                         Mark(handoff.nai, "handoff_expired", {"fa": self.conf.name})]
         for nai in self.departed.due(now):
             del self.departed[nai]
+        for session_id in self.timed_out.due(now):
+            del self.timed_out[session_id]
         # retransmission holds outlive nothing: an MN that never comes back must not
         # stay here (issue 5: no leaks over register/expire cycles)
         for nai, (started, _key) in list(self.in_progress.items()):

@@ -136,7 +136,7 @@ class Walk:
             mods = [flows.FlowMod("delete", flows.FlowSpec(0, (), (), 0), cookie_mask=0)]
             mods += flows.static_flows(self.fabric, name)
             self.tables[sw.dpid].apply(mods)
-        for spec in self.roles["aaah"].static_tunnels():   # Runtime._static_tunnels
+        for spec in self.roles["aaah"].static_tunnels():   # the runtime: gateway reconcile
             for gw in sorted(spec.ends(), key=lambda g: g == spec.initiator):
                 self.gateways.add(gw, spec.side_for(gw))
         self.gateways.history.clear()

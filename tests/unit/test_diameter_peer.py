@@ -211,3 +211,33 @@ def test_request_timeout_and_slow_handler_does_not_block() -> None:
         await fa.close()
         await home.close()
     run(main())
+
+
+def test_late_answer_goes_to_the_caller_that_asked_for_it() -> None:
+    """``request(late=cb)``: an answer after the timeout is handed to ``cb`` (counted
+    ``late_answer``), not dropped as unexpected."""
+    release = asyncio.Event()
+
+    async def slow(req: Request, conn: PeerConnection) -> Answer:
+        await release.wait()
+        return await home_handler(req, conn)
+
+    async def main() -> None:
+        home = DiameterNode("aaah", "home.example", handler=slow)
+        port = await home.listen(HOST, 0)
+        fa = DiameterNode("fa1", "foreign.example", request_timeout=0.2)
+        await fa.connect(HOST, port)
+        got: list[Any] = []
+        with pytest.raises(DiameterTimeout):
+            await fa.request(AMR, late=got.append)
+        release.set()
+        for _ in range(100):
+            if got:
+                break
+            await asyncio.sleep(0.01)
+        assert len(got) == 1 and got[0].result_code == d.SUCCESS
+        assert got[0].session_id == AMR.session_id
+        assert fa.counters["late_answer"] == 1 and fa.counters["unexpected_answer"] == 0
+        await fa.close()
+        await home.close()
+    run(main())
