@@ -262,6 +262,22 @@ def cpu_per_gbit(runs: dict[str, list[dict[str, Any]]], seconds: float,
     return out
 
 
+def path_facts(h: Any, cn_ip: str, mn_ip: str) -> dict[str, str]:
+    """What the RO path's packets met (after the runs): mn2's route to cn2 (a learned
+    path MTU shows as ``mtu``), libipsec's ``ipsec0`` at both gateways (MTU, drops), and
+    the IP/ICMP fragmentation counters there."""
+    nstat = ("nstat -az IpFragCreates IpFragFails IpReasmReqds IcmpOutDestUnreachs "
+             "IcmpInDestUnreachs TcpRetransSegs 2>&1 | tail -n +2")
+    return {
+        "mn2 route to cn2": h("mn2").cmd(f"ip route get {cn_ip} from {mn_ip} 2>&1").strip(),
+        "mn2 nstat": h("mn2").cmd(nstat).strip(),
+        "fa1 ipsec0": h("fa1").cmd("ip -s link show ipsec0 2>&1").strip(),
+        "fa1 nstat": h("fa1").cmd(nstat).strip(),
+        "cngw2 ipsec0": h("cngw2").cmd("ip -s link show ipsec0 2>&1").strip(),
+        "cngw2 nstat": h("cngw2").cmd(nstat).strip(),
+    }
+
+
 def run(seconds: float, repeat: int, moves: int, settle: float, keep_dir: bool,
         mss: int = 1200, diagnostics: bool = True) -> dict[str, Any]:
     from controller.core.vpn import SecuritySpec
@@ -379,6 +395,8 @@ def run(seconds: float, repeat: int, moves: int, settle: float, keep_dir: bool,
                         runs[name].append(r)
                         print(f"  [{k + 1}/{repeat}] {name:38s} "
                               f"{r.get('mbit_s', r.get('error'))} Mbit/s", flush=True)
+        if diagnostics:
+            res["path_facts"] = path_facts(h, cn2.ip, mn2.home_address)
         res["throughput"] = thr = {n: {"runs": rs, "mbit_s": summary(
             [r["mbit_s"] for r in rs if "mbit_s" in r], 1)} for n, rs in runs.items()}
         res["cpu_s_per_gbit"] = cpu = cpu_per_gbit(runs, seconds, idle)
@@ -480,7 +498,7 @@ def plot(res: dict[str, Any], path: Path) -> None:
     plt = pyplot()
     if plt is None:
         return
-    fig, ax = plt.subplots(figsize=(8, 4))
+    fig, ax = plt.subplots(figsize=(9, 5.5))
     names = list(res["throughput"])
     vals = [res["throughput"][n]["mbit_s"]["median"] or 0 for n in names]
     ax.barh(names, vals)
@@ -488,8 +506,9 @@ def plot(res: dict[str, Any], path: Path) -> None:
         ax.text(v, i, f" {v:,.0f}", va="center")
     ax.set_xscale("log")
     ax.set_xlabel("TCP Mbit/s (iperf3, median)")
-    ax.set_title(f"HA-anchored / bare fa1-ha = {res.get('ratio_steered_to_bare_fa1_ha')}; "
-                 f"route-optimised / bare fa1-cngw2 = {res.get('ratio_ro_to_bare_fa1_cngw2')}")
+    ax.set_title(f"HA-anchored / bare fa1-ha = {res.get('ratio_steered_to_bare_fa1_ha')}\n"
+                 f"route-optimised / bare fa1-cngw2 = {res.get('ratio_ro_to_bare_fa1_cngw2')}",
+                 fontsize=10)
     save_plot(fig, path)
 
 
