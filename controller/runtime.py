@@ -45,6 +45,10 @@ LOG = logging.getLogger("mipvpn.runtime")
 
 ADVERT_INTERVAL = 1.0
 TICK_INTERVAL = 1.0
+# Diameter request timeouts grow towards the home domain: a hop still waits for the
+# answer its client (the FA) has given up on, relays it, and the FA completes the
+# registration the home side made (``on_late_diameter_answer``): nothing half-installed.
+REQUEST_TIMEOUT = {"fa": 5.0, "aaaf": 10.0, "aaah": 15.0}
 MALFORMED_LOG_INTERVAL = 10.0   # seconds between two "malformed" warnings of one role
 TUNNEL_TRIES = 2  # an initiator retries once (e.g. the peer re-keyed meanwhile)
 HEALTH_INTERVAL = 1.0   # s between two checks of a gateway's charon (VICI version)
@@ -207,14 +211,16 @@ class Runtime:
         home_tls = getattr(home.aaa, "tls", None)
         if "aaah" in self.roles:
             self.nodes["aaah"] = DiameterNode(home.aaa.host, home.realm,
-                                              handler=self._handler("aaah"))
+                                              handler=self._handler("aaah"),
+                                              request_timeout=REQUEST_TIMEOUT["aaah"])
             port = await self.nodes["aaah"].listen(
                 *aaah_addr, ssl=diameter_tls.server_context(home_tls))
             aaah_addr = self.bound["aaah"] = (aaah_addr[0], port)
             self.spawn(self._link("aaah", home.home_agent.host, ha_addr))
         for key in [k for k in self.roles if k.startswith("aaaf:")]:
             fdom = topo.domains[key.split(":", 1)[1]]
-            node = DiameterNode(fdom.aaa.host, fdom.realm, handler=self._handler(key))
+            node = DiameterNode(fdom.aaa.host, fdom.realm, handler=self._handler(key),
+                                request_timeout=REQUEST_TIMEOUT["aaaf"])
             port = await node.listen(fdom.aaa.listen_host, fdom.aaa.listen_port)
             self.bound[key] = (fdom.aaa.listen_host, port)
             self.nodes[key] = node
@@ -227,7 +233,8 @@ class Runtime:
             dname = topo.gateways[fa.conf.name].domain
             fdom = topo.domains[dname]
             key = f"fa:{fa.conf.name}"
-            self.nodes[key] = DiameterNode(fa.conf.host, fa.conf.realm)
+            self.nodes[key] = DiameterNode(fa.conf.host, fa.conf.realm,
+                                           request_timeout=REQUEST_TIMEOUT["fa"])
             addr = self.bound.get(f"aaaf:{dname}", (fdom.aaa.listen_host,
                                                     fdom.aaa.listen_port))
             self.spawn(self._link(key, fdom.realm, addr))

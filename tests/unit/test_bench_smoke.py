@@ -138,6 +138,15 @@ def test_dataplane_tiny(tmp_path, monkeypatch):
     res = json.loads(out.read_text())
     assert res["openflow"]["moves"] == 2
     assert any(v["mbit_s"]["median"] for v in res["throughput"].values())
+    # the route-optimised case: mn2's one tunnel runs FA1 <-> CN-GW2, the HA holds none,
+    # and it is measured next to its bare fa1 <-> cngw2 baseline
+    assert res["ro_tunnels"] == {"fa1": ["bob_home.example/cngw2-fa1"], "ha": [],
+                                 "cngw2": ["bob_home.example/cngw2-fa1"]}
+    thr = res["throughput"]
+    assert thr[dataplane.STEERED_RO]["mbit_s"]["median"]
+    assert thr[dataplane.BARE_FA1_CNGW2]["mbit_s"]["median"]
+    assert res["ratio_ro_to_bare_fa1_cngw2"] > 0
+    assert res["ratio_steered_to_bare_fa1_ha"] > 0
 
 
 def test_leak_tiny(tmp_path, monkeypatch):
