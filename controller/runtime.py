@@ -45,10 +45,11 @@ LOG = logging.getLogger("mipvpn.runtime")
 
 ADVERT_INTERVAL = 1.0
 TICK_INTERVAL = 1.0
-# Diameter request timeouts grow towards the home domain: a hop still waits for the
-# answer its client (the FA) has given up on, relays it, and the FA completes the
-# registration the home side made (``on_late_diameter_answer``): nothing half-installed.
-REQUEST_TIMEOUT = {"fa": 5.0, "aaaf": 10.0, "aaah": 15.0}
+# Diameter request timeouts: the FA gives up first and takes a late answer
+# (``on_late_diameter_answer``); every hop without a late path waits longer than the
+# hop behind it, so it still relays the answer its client gave up on: the AAAF (to the
+# AAAH) outwaits the AAAH (to the HA).  Nothing half-installed (docs/decisions.md).
+REQUEST_TIMEOUT = {"fa": 5.0, "aaah": 10.0, "aaaf": 15.0}
 MALFORMED_LOG_INTERVAL = 10.0   # seconds between two "malformed" warnings of one role
 TUNNEL_TRIES = 2  # an initiator retries once (e.g. the peer re-keyed meanwhile)
 HEALTH_INTERVAL = 1.0   # s between two checks of a gateway's charon (VICI version)
@@ -338,8 +339,23 @@ class Runtime:
         the home side may have completed a registration the FA already refused)."""
         def late(answer: Any) -> None:
             role = self.roles[key]
+            if self._registered_elsewhere(key, getattr(answer, "user_name", "")):
+                role.on_late_diameter_answer_dropped(answer)
+                return
             self.spawn(self.execute(key, role.on_late_diameter_answer(self.now(), answer)))
         return late
+
+    def _registered_elsewhere(self, fa_key: str, nai: str) -> bool:
+        """The MN registered (or is registering) through another FA of this process,
+        or the HA here binds it to another FA: a late answer for ``fa_key`` is stale."""
+        for key, role in self.roles.items():
+            if key == fa_key or not key.startswith("fa:"):
+                continue
+            if nai in role.visitors or any(p.nai == nai for p in role.pending.values()):
+                return True
+        ha = self.roles.get("ha")
+        binding = ha.bindings.get(nai) if ha is not None else None
+        return binding is not None and binding.foreign_agent != fa_key.split(":", 1)[1]
 
     # ================================================================ executor
 
@@ -591,7 +607,7 @@ class Runtime:
             for k, data in recs.items():
                 try:
                     role.restore_state(k, data)
-                except (KeyError, TypeError, ValueError) as exc:
+                except Exception as exc:  # noqa: BLE001 - a bad record must not stop start-up
                     # the record's content is not logged: it may hold keys
                     LOG.error("state record %s/%s unreadable (%s): dropped", role_key, k,
                               type(exc).__name__)
@@ -646,6 +662,15 @@ class Runtime:
                 for spec in role.tunnels_wanted():
                     out[spec.tunnel_id] = spec
         return out
+
+    def _wanted_side(self, gateway: str, spec: TunnelSpec) -> Any:
+        """``gateway``'s side of ``spec`` as its role set it: a smooth-handoff
+        forwarding tunnel at the new FA is a secondary side (docs/strongswan.md)."""
+        side = spec.side_for(gateway)
+        role = self.roles.get(f"fa:{gateway}")
+        if role is not None and spec.tunnel_id in role.secondary_tunnels():
+            side = replace(side, secondary=True)
+        return side
 
     def _health(self, name: str) -> dict[str, Any]:
         return self.gateway_health.setdefault(name, {
@@ -757,7 +782,7 @@ class Runtime:
             if touched(tid):
                 up_here.add(tid)
                 continue
-            side = spec.side_for(name)
+            side = self._wanted_side(name, spec)
             sa = sas.get(tid)
             established = bool(sa is not None and getattr(sa, "established", False))
             if tid in loaded and _conn_matches(loaded[tid], side) and (
@@ -771,16 +796,20 @@ class Runtime:
             await self._add_tunnel(AddTunnel(name, side), load_only=True)
             stats["added"] += 1
         self._set_health(name, "up")
-        for tid, spec in wanted.items():
+        for tid, then in wanted.items():
+            spec = self.tunnels_wanted(name).get(tid)    # as it is now, not at t0
+            if spec != then or tid in up_here:
+                continue      # removed or re-keyed by a registration meanwhile
             peer = next(g for g in spec.ends() if g != name)
-            if tid in up_here or spec.initiator not in (name, peer):
-                continue
+            if spec.initiator not in self._owned:
+                continue      # the process that drives the initiator initiates
             if peer in self._owned and self._health(peer)["state"] != "up":
                 continue      # the peer's own reconcile initiates when it is loaded
             if self._initiated.get(tid, -1.0) >= t0:
                 continue      # the other end's reconcile just did
             self._initiated[tid] = time.monotonic()
-            await self._add_tunnel(AddTunnel(spec.initiator, spec.side_for(spec.initiator)))
+            await self._add_tunnel(AddTunnel(
+                spec.initiator, self._wanted_side(spec.initiator, spec)))
             stats["initiated"] += 1
         h = self._health(name)
         h["reconciles"] += 1
@@ -920,11 +949,27 @@ class Runtime:
             await asyncio.sleep(TICK_INTERVAL)
             now = self.now()
             for key, role in list(self.roles.items()):
-                if hasattr(role, "on_tick"):
+                if not hasattr(role, "on_tick"):
+                    continue
+                try:
                     actions = role.on_tick(now)
                     if actions:
                         await self.execute(key, actions)
+                except Exception:  # noqa: BLE001 - one role's bug must not stop expiry
+                    self.counters["tick_errors"] = self.counters.get("tick_errors", 0) + 1
+                    LOG.exception("%s: lifetime tick failed", key)
+            if self._dirty:       # deletions of a tick that sent nothing (AAA caches)
+                self._flush_state()
+            self._prune_reconcile_marks(time.monotonic())
             self.log_malformed(time.monotonic())
+
+    def _prune_reconcile_marks(self, now: float, keep: float = 300.0) -> None:
+        """``_touched`` / ``_initiated`` only matter to a reconcile running now: drop
+        marks older than ``keep`` seconds (no growth with every tunnel ever set)."""
+        for marks in (self._touched, self._initiated):
+            if len(marks) > 1024:
+                for k in [k for k, t in marks.items() if now - t > keep]:
+                    del marks[k]
 
     def log_malformed(self, now: float) -> None:
         """One warning per role (and one for the runtime's own sockets / packet-ins) when
@@ -1119,20 +1164,7 @@ class Runtime:
         if dp is None:
             LOG.warning("switch %#x not connected; %d flow-mods not sent", dpid, len(mods))
             return
-        for msg in openflow.flow_mod_msgs(dp, mods):
-            dp.send_msg(msg)
-        self.counters["flow_mods"] += len(mods)
-        self.metrics.flow_mods_sent(self.fabric.switch_of_dpid(dpid) or hex(dpid), len(mods))
-        barrier = dp.ofproto_parser.OFPBarrierRequest(dp)
-        dp.set_xid(barrier)
-        fut = self.loop.create_future()
-        self.barriers[(dpid, barrier.xid)] = fut
-        dp.send_msg(barrier)
-        try:
-            await asyncio.wait_for(fut, 2.0)
-        except asyncio.TimeoutError:
-            self.barriers.pop((dpid, barrier.xid), None)
-            LOG.warning("no barrier reply from %#x", dpid)
+        await self._send_msgs(dpid, openflow.flow_mod_msgs(dp, mods))
 
 
 def _conn_matches(conn: dict[str, Any], side: TunnelSide) -> bool:

@@ -621,16 +621,21 @@ class StrongSwanGateway:
 
     # -- session handling
 
+    def _vici_socket(self) -> socket.socket:
+        """A new connection to charon's VICI socket (``TunnelError`` naming the path)."""
+        sock = socket.socket(socket.AF_UNIX)
+        sock.settimeout(self.connect_timeout)
+        try:
+            sock.connect(self.vici_socket_path)
+        except OSError as exc:
+            sock.close()
+            raise TunnelError(f"{self.name}: VICI socket {self.vici_socket_path}: "
+                              f"{exc}") from exc
+        return sock
+
     def _connect(self) -> vici.Session:
         if self._session is None:
-            sock = socket.socket(socket.AF_UNIX)
-            sock.settimeout(self.connect_timeout)
-            try:
-                sock.connect(self.vici_socket_path)
-            except OSError as exc:
-                sock.close()
-                raise TunnelError(f"{self.name}: VICI socket {self.vici_socket_path}: "
-                                  f"{exc}") from exc
+            sock = self._vici_socket()
             sock.settimeout(None)   # blocking calls (initiate) are bounded by charon
             self._sock, self._session = sock, vici.Session(sock)
         return self._session
@@ -761,14 +766,7 @@ class StrongSwanGateway:
         True as soon as charon closes it (the process died: the kernel closes its
         sockets), False when ``stop`` is set.  Raises ``TunnelError`` when charon
         cannot be reached at all.  Nothing is sent on this connection."""
-        sock = socket.socket(socket.AF_UNIX)
-        sock.settimeout(self.connect_timeout)
-        try:
-            sock.connect(self.vici_socket_path)
-        except OSError as exc:
-            sock.close()
-            raise TunnelError(f"{self.name}: VICI socket {self.vici_socket_path}: "
-                              f"{exc}") from exc
+        sock = self._vici_socket()
         sock.settimeout(poll)
         try:
             while not stop.is_set():

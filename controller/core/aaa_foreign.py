@@ -25,6 +25,7 @@ import logging
 from dataclasses import dataclass, replace
 
 from controller.core.actions import Action, AnswerDiameter, Mark, SendDiameter
+from controller.core.expiry import ExpiryDict
 from controller.core.vpn import (VpnInfo, anchor_psk, handoff_tunnel, restricted_to,
                                  rewrite_foreign_agent)
 from controller.proto import diameter as dia
@@ -55,7 +56,7 @@ class ForeignAaa:
         self.foreign_agents = foreign_agents
         self.home_realms = home_realms
         self.session_lifetime = session_lifetime
-        self.sessions: dict[str, CachedSession] = {}
+        self.sessions: ExpiryDict[str, CachedSession] = ExpiryDict()
         self.pending: dict[str, dia.AmRequest] = {}
         self.counters = {"proxied": 0, "local": 0, "rejected": 0}
 
@@ -91,9 +92,8 @@ class ForeignAaa:
     def on_tick(self, now: float) -> list[Action]:
         """Forget cached sessions whose registration lifetime ran out (issue 5: the
         cache returns to empty when registrations expire without renewal)."""
-        for nai, cached in list(self.sessions.items()):
-            if cached.expires <= now:
-                del self.sessions[nai]
+        for nai in self.sessions.due(now):
+            del self.sessions[nai]
         return []
 
     def _lifetime(self, raw: bytes) -> float:

@@ -24,6 +24,7 @@ from typing import Callable, Protocol
 
 from controller.core.actions import Action, AnswerDiameter, Mark, SendDiameter
 from controller.core.binding import BINDING_SPI_BASE, BindingKey, new_binding_key
+from controller.core.expiry import ExpiryDict
 from controller.core.vpn import (DISTRIBUTION_ON_DEMAND, DISTRIBUTION_REGISTRATION,
                                  GatewayType, QosSpec, SecuritySpec, TunnelEnd, TunnelSpec,
                                  VpnInfo, anchor_psk, for_home_agent, handoff_tunnel,
@@ -104,7 +105,7 @@ class HomeAaa:
         self.sessions: dict[str, VpnInfo] = {}   # the VPN cache (claim 16)
         # NAI -> when its cached VPN information lapses: the Authorization-Lifetime
         # (the registration lifetime the HA granted), renewed by each registration
-        self.session_expires: dict[str, float] = {}
+        self.session_expires: ExpiryDict[str, float] = ExpiryDict(float)
         self.pending: dict[str, tuple[dia.AmRequest, VpnInfo]] = {}
         self._seq = itertools.count(1)
         self.counters = {"accepted": 0, "rejected": 0}
@@ -198,10 +199,9 @@ class HomeAaa:
     def on_tick(self, now: float) -> list[Action]:
         """Drop cached VPN information whose authorization lifetime ran out without a
         renewal (issue 5: nothing stays behind an expired registration)."""
-        for nai, until in list(self.session_expires.items()):
-            if until <= now:
-                del self.session_expires[nai]
-                self.sessions.pop(nai, None)
+        for nai in self.session_expires.due(now):
+            del self.session_expires[nai]
+            self.sessions.pop(nai, None)
         return []
 
     # ------------------------------------------------------------ VPN set path

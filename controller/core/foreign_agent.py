@@ -327,6 +327,11 @@ class ForeignAgent:
         self.timed_out[session_id] = (p, now + LATE_ANSWER_WAIT)
         return self._deny(p.rrq, p.mn_mac, p.port, mip.CODE_FA_HA_UNREACHABLE)
 
+    def on_late_diameter_answer_dropped(self, answer: dia.AmAnswer) -> None:
+        """The runtime found the MN registered elsewhere since: forget the refusal."""
+        if self.timed_out.pop(answer.session_id, None) is not None:
+            self.counters["late_answer_dropped"] += 1
+
     def on_late_diameter_answer(self, now: float, answer: dia.AmAnswer) -> list[Action]:
         """The AMA of a registration this FA refused on timeout (issue 5, "nothing
         half-installed"): if the home side accepted it — the HA holds a binding through
@@ -591,6 +596,11 @@ class ForeignAgent:
                                   float(data["departed"]["until"]))
         if data.get("handoff_ident"):
             self._handoff_ident[nai] = int(data["handoff_ident"])
+
+    def secondary_tunnels(self) -> set[str]:
+        """Tunnel ids this FA ends as a secondary side: the forwarding tunnels of the
+        MNs that moved here (smooth handoff, new-FA end)."""
+        return {tid for tid, h in self.handoffs.items() if not h.old_side}
 
     def tunnels_wanted(self) -> list[TunnelSpec]:
         """Every tunnel this FA's gateway should hold: its visitors' and the forwarding

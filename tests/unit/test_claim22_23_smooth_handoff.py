@@ -109,6 +109,9 @@ def test_only_the_new_fas_end_is_secondary(walk_mn: tuple[Walk, MobileNode]) -> 
     assert adds[("fa2", FWD12)].secondary and adds[("fa2", FWD12)].initiator
     assert not adds[("fa1", FWD12)].secondary
     assert [k for k, side in adds.items() if side.secondary] == [("fa2", FWD12)]
+    # a reconcile (restart, charon back) sets it the same way: the FA names it
+    assert walk.fa("fa2").secondary_tunnels() == {FWD12}
+    assert walk.fa("fa1").secondary_tunnels() == set()
     new_end = adds[("fa2", FWD12)]
     own = [adds[("fa2", t)] for t in (HA2, RO2)]
     assert all(o.local.selectors == new_end.local.selectors for o in own)

@@ -68,3 +68,30 @@ def test_timed_out_registrations_are_forgotten_after_the_wait() -> None:
     walk.now += LATE_ANSWER_WAIT + 1
     walk.tick()
     assert len(fa.timed_out) == 0
+
+
+def test_each_hop_without_a_late_path_outwaits_the_next_one() -> None:
+    """The FA takes late answers; the AAAF and AAAH do not, so the AAAF (waiting on
+    the AAAH) must wait longer than the AAAH (waiting on the HA), and both longer than
+    the FA: an inner hop still relays the answer its client gave up on."""
+    from controller.runtime import REQUEST_TIMEOUT
+    assert REQUEST_TIMEOUT["fa"] < REQUEST_TIMEOUT["aaah"] < REQUEST_TIMEOUT["aaaf"]
+
+
+def test_runtime_drops_a_late_answer_when_the_mn_is_bound_elsewhere(tmp_path) -> None:
+    """A late AMA at fa1 for an MN the HA now binds through fa2 (it registered again
+    there) is not completed: completing it would tear down the live registration."""
+    from types import SimpleNamespace
+
+    from controller.config import load_topology
+    from controller.runtime import Runtime
+    from tests.unit.harness import DEFAULT_TOPOLOGY
+
+    rt = Runtime(load_topology(DEFAULT_TOPOLOGY), tmp_path, ":memory:", rest=None,
+                 gateway_factory=lambda name: object(), advertise=False,
+                 flow_sink=lambda dpid, mods: None)
+    nai = "alice@home.example"
+    assert not rt._registered_elsewhere("fa:fa1", nai)
+    rt.roles["ha"].bindings[nai] = SimpleNamespace(foreign_agent="fa2", expires=1e12)
+    assert rt._registered_elsewhere("fa:fa1", nai)
+    assert not rt._registered_elsewhere("fa:fa2", nai)
