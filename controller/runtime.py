@@ -53,6 +53,7 @@ REQUEST_TIMEOUT = {"fa": 5.0, "aaah": 10.0, "aaaf": 15.0}
 MALFORMED_LOG_INTERVAL = 10.0   # seconds between two "malformed" warnings of one role
 TUNNEL_TRIES = 2  # an initiator retries once (e.g. the peer re-keyed meanwhile)
 HEALTH_INTERVAL = 1.0   # s between two checks of a gateway's charon (VICI version)
+HEALTH_TIMEOUT = 12.0   # s a charon may take to answer `version` before it is degraded
 DEGRADED_POLL = 0.2     # s between two checks while a gateway is unreachable
 STATIC_STATE = "runtime:static"   # role_state rows of the stationary tunnels
 #: actions that make this controller's decisions visible to others: the state that
@@ -544,8 +545,12 @@ class Runtime:
         if isinstance(gw, StrongSwanGateway) and not vici_socket(self.run_dir, name).exists():
             return False
         try:
-            await self.loop.run_in_executor(self._gw_exec[name], self.gateways[name].version)
-        except Exception:  # not up yet
+            # bounded: a hung charon (alive, socket open, not answering) is degraded too;
+            # the bound is above the longest legitimate call queued before it (an
+            # initiate: TUNNEL_TRIES x its 5 s timeout)
+            await asyncio.wait_for(self.loop.run_in_executor(
+                self._gw_exec[name], self.gateways[name].version), HEALTH_TIMEOUT)
+        except Exception:  # not up yet, gone, or hung
             return False
         return True
 

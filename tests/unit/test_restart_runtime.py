@@ -282,3 +282,41 @@ def test_an_unreadable_record_is_dropped_without_logging_it(world: World, caplog
         assert secret not in text
     finally:
         rt.stop()
+
+
+def test_a_hung_charon_is_not_ready(tmp_path, monkeypatch) -> None:
+    """A charon that keeps its VICI socket open but does not answer (e.g. stopped) is
+    reported not ready after HEALTH_TIMEOUT (then degraded), instead of the check
+    waiting for ever."""
+    import asyncio as _asyncio
+    import threading as _threading
+
+    from controller import runtime as runtime_mod
+    from controller.config import load_topology
+    from controller.runtime import Runtime
+    from tests.unit.harness import DEFAULT_TOPOLOGY
+
+    release = _threading.Event()
+
+    class Hung:
+        def version(self) -> dict[str, str]:
+            release.wait(5)
+            return {"daemon": "hung"}
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(runtime_mod, "HEALTH_TIMEOUT", 0.2)
+    rt = Runtime(load_topology(DEFAULT_TOPOLOGY), tmp_path, ":memory:", rest=None,
+                 gateway_factory=lambda name: Hung(), advertise=False,
+                 flow_sink=lambda dpid, mods: None)
+    try:
+        async def check() -> tuple[bool, float]:
+            rt.loop = _asyncio.get_running_loop()   # the runtime's loop is not started
+            t0 = time.monotonic()
+            ready = await rt._gateway_ready("ha")
+            return ready, time.monotonic() - t0
+        ready, took = _asyncio.run(check())
+        assert ready is False and 0.15 < took < 2
+    finally:
+        release.set()
