@@ -286,10 +286,13 @@ class Runtime:
                 self.counters["diameter_link_failures"] = (
                     self.counters.get("diameter_link_failures", 0) + 1)
                 self.link_failures[key] = self.link_failures.get(key, 0) + 1
-                if ssl is not None and "TLS" in str(exc) and failures in (1, 10, 100):
-                    # a TLS refusal does not heal by retrying: say so (not every time)
-                    LOG.warning("%s: Diameter link to %s at %s:%d not established: %s",
-                                key, to, addr[0], addr[1], exc)
+                if failures in (10, 100, 1000) or (ssl is not None and failures == 1):
+                    # a TLS refusal (often seen only as a connection closed during the
+                    # CER) or a peer that stays away does not heal by retrying: say so,
+                    # not every time
+                    LOG.warning("%s: Diameter link to %s at %s:%d not established%s "
+                                "(%d attempts): %s", key, to, addr[0], addr[1],
+                                " over TLS" if ssl is not None else "", failures, exc)
                 LOG.debug("%s: connecting to %s at %s: %s", key, to, addr, exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
