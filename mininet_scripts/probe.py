@@ -329,10 +329,6 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
-
 TAIL_MS = 200.0   # packets sent this close to either probe's end are not counted lost
 
 
@@ -359,3 +355,7 @@ def steady_loss(receiver: dict[str, Any], sender: dict[str, Any],
     got = {int(r[0]) for r in receiver["received"] if first <= int(r[0]) <= last}
     expected = last - first + 1
     return expected, expected - len(got)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
