@@ -143,8 +143,9 @@ def serve_runtime(users: int, topology: str | None, what_if: list[str],
     the product): ``qos-scan`` skips the runtime's per-flow-batch QoS scan over every
     visitor of the FA (``flows.visitors_qos``); its result is empty for the benchmark's
     users (their profiles set no QoS), so the flows sent are the same; ``gc-freeze``
-    moves the start-up and warm-up objects out of the cyclic GC's reach
-    (``gc.freeze()``) and collects the young generation less often."""
+    also moves the warm-up's objects (10,000 bindings and caches) out of the cyclic
+    GC's reach.  The server tunes the GC after start-up as ``mipvpn controller`` does
+    (``launcher.tune_gc``) unless ``no-gc-tuning``."""
     from controller.core.aaa_home import Destination, UserRecord, VpnProfile
     from controller.core.vpn import QosSpec, SecuritySpec
     from controller.loadgen import RecordingGateway
@@ -164,11 +165,6 @@ def serve_runtime(users: int, topology: str | None, what_if: list[str],
         def remove_tunnel(self, tunnel_id: str) -> None:
             self.removes += 1
 
-    if "gc-freeze" in what_if:
-        import gc as _gc
-        _gc.collect()
-        _gc.freeze()                      # after start-up; the driver re-freezes after
-        _gc.set_threshold(10000, 20, 20)  # the warm-up ("freeze" command)
     if "qos-scan" in what_if:
         from controller.core import flows
         flows.visitors_qos = lambda visitors, gateway: {}  # type: ignore[assignment]
@@ -207,6 +203,9 @@ def serve_runtime(users: int, topology: str | None, what_if: list[str],
         rt.store.put_user(UserRecord(nai, str(USER_BASE + i), "ha", SPI, KEY))
         rt.store.put_profile(VpnProfile(nai, dests, sec, QosSpec()))
     rt.start()
+    if "no-gc-tuning" not in what_if:   # as `mipvpn controller` does after start-up
+        from controller.launcher import tune_gc
+        tune_gc()
     ok = asyncio.run_coroutine_threadsafe(rt.wait_links(), rt.loop).result(15)
     if not ok:
         _reply({"error": "Diameter links did not come up"})
@@ -963,8 +962,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--what-if", default="",
                     help="comma-separated optimisations tried in the benchmark's server "
                          "process only: qos-scan (skip the O(visitors) QoS scan), "
-                         "gc-freeze (gc.freeze() after start-up and warm-up, "
-                         "gc.set_threshold(10000, 20, 20)); state-memory (restart "
+                         "gc-freeze (gc.freeze() again after the warm-up: the "
+                         "server tunes the GC like mipvpn controller, once after "
+                         "start-up, unless no-gc-tuning); state-memory (restart "
                          "records in an in-memory database instead of a WAL file as "
                          "mipvpn controller writes), no-persist")
     args = ap.parse_args(argv)

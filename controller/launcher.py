@@ -18,6 +18,16 @@ from controller.runtime import Runtime
 LOG = logging.getLogger("mipvpn.launcher")
 
 
+def tune_gc() -> None:
+    """Long-lived objects (topology, roles, codecs' tables) out of the collector's way,
+    and fewer full collections: gen-2 pauses of 0.4-1.8 s were measured with 10,000
+    users (docs/benchmarks.md).  Called once the runtime has started (the registration
+    benchmark's server calls it too, so it measures what the product does)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10000, 20, 20)
+
+
 def run_controller(config: str, run_dir: str, db: str | None, of_host: str, of_port: int,
                    rest: tuple[str, int] | None, roles: list[str] | None = None,
                    exclude: list[str] | None = None, openflow: bool = True) -> int:
@@ -35,12 +45,7 @@ def run_controller(config: str, run_dir: str, db: str | None, of_host: str, of_p
     rt = Runtime(topo, run_dir, db or str(Path(run_dir) / "vpn.db"), rest=rest, roles=roles,
                  advertise=openflow)
     rt.start()
-    # Long-lived objects (topology, roles, codecs' tables) out of the collector's way,
-    # and fewer full collections: gen-2 pauses of 0.4-1.8 s were measured with 10,000
-    # users (docs/benchmarks.md).
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(10000, 20, 20)
+    tune_gc()
     if not openflow:
         return _serve_without_openflow(rt)
     from os_ken import cfg
