@@ -48,6 +48,7 @@ PRIO_MISS = 0
 COOKIE_STATIC = 0x1
 COOKIE_MN_BASE = 0x4D4E << 32  # "MN"
 COOKIE_MN_MASK = 0xFFFFFFFF << 32
+COOKIE_HOLD_BASE = 0x484C << 32  # "HL": a departed MN's downlink held (smooth handoff)
 
 
 @dataclass(frozen=True)
@@ -233,6 +234,27 @@ def install_mn(mn_mac: str, mn_port: int, fa_port: int) -> tuple[FlowMod, ...]:
 
 def remove_mn(mn_mac: str) -> tuple[FlowMod, ...]:
     return (FlowMod("delete", FlowSpec(0, (), (), mn_cookie(mn_mac)), cookie_mask=(1 << 64) - 1),)
+
+
+def hold_cookie(mn_mac: str) -> int:
+    return COOKIE_HOLD_BASE | zlib.crc32(mn_mac.lower().encode())
+
+
+def hold_flow(mn_mac: str, fa_port: int) -> FlowSpec:
+    """The FA's IPv4 towards a departed MN goes to the controller (whole frame), which
+    holds it until the old FA can forward it (smooth handoff, claims 22-23)."""
+    return flow(PRIO_MN, (("output", OFPP_CONTROLLER),), hold_cookie(mn_mac),
+                in_port=fa_port, eth_dst=mn_mac, eth_type=ETH_IPV4)
+
+
+def hold_mn(mn_mac: str, fa_port: int) -> tuple[FlowMod, ...]:
+    """The MN's link left this switch: its steering goes, its downlink is punted."""
+    return remove_mn(mn_mac) + (FlowMod("add", hold_flow(mn_mac, fa_port)),)
+
+
+def release_hold(mn_mac: str) -> tuple[FlowMod, ...]:
+    return (FlowMod("delete", FlowSpec(0, (), (), hold_cookie(mn_mac)),
+                    cookie_mask=(1 << 64) - 1),)
 
 
 # ------------------------------------------------------------------ QoS (claims 8, 9)

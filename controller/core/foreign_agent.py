@@ -33,9 +33,10 @@ from typing import Any
 
 
 from controller.core import flows
-from controller.core.actions import (Action, AddTunnel, Mark, NotifyVisitorLeft,
-                                     RelayToHomeAgent, RemoveTunnel, ReplyMip, SendDiameter,
-                                     SendFlows, SendMip, SendToMobileNode)
+from controller.core.actions import (Action, AddTunnel, HoldTraffic, Mark,
+                                     NotifyVisitorLeft, RelayToHomeAgent, ReleaseHold,
+                                     RemoveTunnel, ReplyMip, SendDiameter, SendFlows,
+                                     SendMip, SendToMobileNode)
 from controller.core.binding import (IdentificationClock, ack_status, binding_ack,
                                      build_binding_update, check_binding_update,
                                      handoff_key, peek_binding_update)
@@ -77,6 +78,9 @@ class ForeignAgentConf:
     peers: dict[str, str] = field(default_factory=dict)  # CoA -> FA name, same domain
     max_lifetime: int = 1800
     handoff_lifetime: int = 10   # s the old FA forwards to the new one (claims 22-23)
+    # s the old FA holds a departed smooth-handoff MN's downlink waiting for the new
+    # FA's Binding Update (claims 22-23); then it is dropped
+    hold_time: float = 3.0
     max_pending: int = MAX_PENDING   # admission control: registrations in flight
     max_pending_age: float = MAX_PENDING_AGE   # ... and how long the oldest may wait
 
@@ -166,6 +170,17 @@ class HandoffTunnel:
     old_side: bool            # True at the old FA, False at the new FA
 
 
+@dataclass(frozen=True)
+class Hold:
+    """A departed smooth-handoff MN whose downlink the access switch punts and the
+    runtime holds (claims 22-23), until the Binding Update or ``expires``."""
+
+    nai: str
+    mn_mac: str
+    port: int
+    expires: float
+
+
 @dataclass
 class _HandoffPending:
     nai: str
@@ -183,12 +198,15 @@ class ForeignAgent:
         self.departed: ExpiryDict[str, tuple[Visitor, float]] = ExpiryDict(_second)
         self.handoffs: ExpiryDict[str, HandoffTunnel] = ExpiryDict()  # tunnel id -> end
         self.handoff_pending: dict[str, _HandoffPending] = {}
+        self.holds: ExpiryDict[str, Hold] = ExpiryDict()   # nai -> held downlink
         self._handoff_ident: dict[str, int] = {}
         self._clock = IdentificationClock()
         self.counters: dict[str, int] = {"malformed": 0, "denied": 0, "accepted": 0,
                                          "retransmit_suppressed": 0,
                                          "handoff_bu_sent": 0, "handoff_bu_accepted": 0,
                                          "handoff_bu_refused": 0,
+                                         "holds": 0, "holds_forwarded": 0,
+                                         "holds_expired": 0,
                                          "admission_denied": 0}
         # NAI -> (when its registration started, its previous-FA extension data)
         self.in_progress: dict[str, tuple[float, bytes]] = {}
@@ -334,9 +352,48 @@ class ForeignAgent:
         self.departed[nai] = (visitor, now + DEPARTED_GRACE)
         return self._teardown(visitor)
 
+    def on_port_down(self, now: float, port: int) -> list[Action]:
+        """An access port of this FA's switch went away (OpenFlow port-status delete or
+        link down): the MN on it has left the link, the new FA does not know yet.  For a
+        visitor with smooth handoff (claims 22-23) its steering is replaced by a punt of
+        its downlink to the controller, which holds it until the new FA's Binding Update
+        arrives (then it goes into the forwarding tunnel) or ``hold_time`` has passed.
+        The visitor itself stays until the move tells (BU, "visitor left", expiry)."""
+        if port == self.conf.fa_port:
+            return []
+        actions: list[Action] = []
+        for visitor in list(self.visitors.values()):
+            if (visitor.port != port or not visitor.vpn_info.smooth_handoff
+                    or visitor.nai in self.holds):
+                continue
+            self.holds[visitor.nai] = Hold(visitor.nai, visitor.mn_mac, port,
+                                           now + self.conf.hold_time)
+            self.counters["holds"] += 1
+            dpid = self.conf.access_dpid
+            actions += [Mark(visitor.nai, "held_at_old_fa", {"fa": self.conf.name}),
+                        HoldTraffic(self.conf.name, dpid, visitor.mn_mac, visitor.nai),
+                        SendFlows(dpid, flows.hold_mn(visitor.mn_mac, self.conf.fa_port))]
+        return actions
+
+    def _release(self, nai: str, forward: bool, tunnel_id: str = "",
+                 unpunted: bool = False) -> list[Action]:
+        """End the hold of ``nai``'s downlink; ``unpunted``: its punt flow is already
+        gone (the MN is back, its steering replaced the punt)."""
+        hold = self.holds.pop(nai, None)
+        if hold is None:
+            return []
+        self.counters["holds_forwarded" if forward else "holds_expired"] += 1
+        mods = () if unpunted else flows.release_hold(hold.mn_mac)
+        return [ReleaseHold(self.conf.name, self.conf.access_dpid, hold.mn_mac, forward,
+                            tunnel_id, mods),
+                Mark(nai, "hold_released" if forward else "hold_expired",
+                     {"fa": self.conf.name, "tunnel": tunnel_id})]
+
     def on_tick(self, now: float) -> list[Action]:
         """Expire visitors whose registration lifetime ran out without renewal."""
         actions: list[Action] = []
+        for nai in self.holds.due(now):    # no Binding Update came: drop what was held
+            actions += self._release(nai, forward=False)
         for nai in self.visitors.due(now):
             visitor = self.visitors.pop(nai)
             LOG.info("%s: registration of %s expired", self.conf.name, nai)
@@ -390,10 +447,14 @@ class ForeignAgent:
         if checked.is_delete:
             if self.handoffs.pop(spec.tunnel_id, None) is not None:
                 actions.append(RemoveTunnel(self.conf.name, spec.tunnel_id))
+            actions += self._release(nai, forward=False)
         else:
             self.handoffs[spec.tunnel_id] = HandoffTunnel(nai, spec, now + checked.lifetime,
                                                           old_side=True)
             actions.append(AddTunnel(self.conf.name, spec.side_for(self.conf.name)))
+            # what was held for the MN since its link left goes into the tunnel (the
+            # runtime waits for its CHILD_SA: the new FA initiates after the BAck)
+            actions += self._release(nai, forward=True, tunnel_id=spec.tunnel_id)
         self.counters["handoff_bu_accepted"] += 1
         return actions + self._handoff_ack(bu, mip.BACK_OK)
 
@@ -466,9 +527,14 @@ class ForeignAgent:
         # Steering first: the FA's first packet towards the MN (its ARP request) comes
         # as soon as the tunnel is up, and the MN's answer must already pass the switch.
         actions.append(Mark(p.nai, "fa_setup"))
+        held = self.holds.get(p.nai)
+        unhold = flows.release_hold(held.mn_mac) if held is not None else ()
         actions.append(SendFlows(self.conf.access_dpid,
-                                 flows.install_mn(p.mn_mac, p.port, self.conf.fa_port)))
+                                 unhold + flows.install_mn(p.mn_mac, p.port,
+                                                           self.conf.fa_port)))
         actions.append(Mark(p.nai, "flows_installed"))
+        # back here before a BU took what was held for it: the FA delivers it now
+        actions += self._release(p.nai, forward=True, unpunted=True)
         for spec in vpn_info.tunnels_of(self.conf.name):
             actions.append(AddTunnel(self.conf.name, spec.side_for(self.conf.name)))
         actions.append(Mark(p.nai, "tunnel_up"))

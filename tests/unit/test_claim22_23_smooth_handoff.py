@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import pytest
 
-from controller.core.actions import AddTunnel
+from controller.core import flows
+from controller.core.actions import AddTunnel, HoldTraffic, ReleaseHold
 from controller.core.binding import check_binding_update, handoff_key
 from controller.core.vpn import anchor_psk, handoff_psk
 from controller.proto import mip
@@ -275,3 +276,122 @@ def test_inter_domain_without_cached_old_info_no_handoff() -> None:
     assert mn.register("fa3", None, previous_coa="10.0.0.99").accepted
     assert not bus(walk, pos)
     assert all(d.msg.vpn_info.handoff is None for d in walk.diameter(pos) if d.name == "AMA")
+
+
+# ------------------------------------------------------------------ holding the downlink
+# The old FA holds a departed MN's downlink from the moment its link leaves the old
+# access switch (port-status delete / link down) until the new FA's Binding Update: the
+# held frames then go into the forwarding tunnel instead of being dropped at the switch.
+
+
+def downlink(walk: Walk, mn: MobileNode, switch: str = "acc1") -> list[int]:
+    fa = walk.fa("fa1" if switch == "acc1" else "fa2")
+    return walk.table(switch).lookup(fa.conf.fa_port, fa.conf.inside_mac, mn.mac, 0x0800,
+                                     17, 5001)
+
+
+def port_down(walk: Walk, mn: MobileNode, fa: str = "fa1") -> list[str]:
+    pos = walk.mark()
+    walk.execute(f"fa:{fa}", walk.fa(fa).on_port_down(walk.now, mn.port))
+    return walk.trace(pos)
+
+
+def test_port_down_holds_the_downlink_until_the_bu(walk_mn: tuple[Walk, MobileNode]) -> None:
+    walk, mn = walk_mn
+    assert downlink(walk, mn) == [mn.port]
+    assert port_down(walk, mn) == ["fa:fa1 HoldTraffic acc1", "fa:fa1 SendFlows acc1"]
+    (hold,) = [a for _r, a in walk.of_type(HoldTraffic)]
+    assert (hold.dpid, hold.mn_mac, hold.nai) == (walk.fa("fa1").conf.access_dpid,
+                                                  mn.mac, NAI)
+    # the FA's IPv4 towards the MN goes to the controller; the MN's uplink is gone
+    assert downlink(walk, mn) == [flows.OFPP_CONTROLLER]
+    fa_port = walk.fa("fa1").conf.fa_port
+    assert walk.table("acc1").lookup(mn.port, mn.mac, "00:00:00:00:00:01") == []
+    # ARP for the MN is not held (only IPv4 is routed on)
+    assert walk.table("acc1").lookup(fa_port, "02:00:00:00:00:11", mn.mac, 0x0806) == []
+    # the visitor stays (its registration still counts until the move tells)
+    assert NAI in walk.fa("fa1").visitors and HA1 in walk.gateways.ids("fa1")
+    assert port_down(walk, mn) == []          # a second event holds nothing new
+    walk.now += 0.3
+    pos = walk.mark()
+    assert mn.register("fa2", "fa1").accepted
+    trace = walk.trace(pos)
+    tail = trace[trace.index("fa:fa2 -> fa:fa1 BU"):]
+    assert tail == ["fa:fa2 -> fa:fa1 BU", f"fa:fa1 RemoveTunnel fa1 {HA1}",
+                    f"fa:fa1 RemoveTunnel fa1 {RO1}", "fa:fa1 SendFlows acc1",
+                    f"fa:fa1 AddTunnel fa1 {FWD12}", f"fa:fa1 ReleaseHold forward {FWD12}",
+                    "fa:fa1 -> fa:fa2 BAck 0", f"fa:fa2 AddTunnel fa2 {FWD12} initiator"]
+    (release,) = [a for _r, a in walk.of_type(ReleaseHold)]
+    assert release.forward and release.mn_mac == mn.mac
+    assert release.mods == flows.release_hold(mn.mac)      # the punt goes after the flush
+    assert downlink(walk, mn) == [] and walk.fa("fa1").holds == {}
+    assert walk.fa("fa1").counters["holds_forwarded"] == 1
+    walk.now += 5
+    walk.tick()                                            # nothing left to expire
+    assert walk.of_type(ReleaseHold, pos)[1:] == []
+
+
+def test_hold_survives_visitor_left_before_the_bu(walk_mn: tuple[Walk, MobileNode]) -> None:
+    """The runtime's "visitor left" clean-up may reach the old FA before the BU: the
+    steering goes, the hold stays for the BU."""
+    walk, mn = walk_mn
+    port_down(walk, mn)
+    walk.execute("fa:fa1", walk.fa("fa1").on_visitor_left(walk.now, NAI))
+    assert downlink(walk, mn) == [flows.OFPP_CONTROLLER]
+    pos = walk.mark()
+    assert mn.register("fa2", "fa1").accepted
+    assert f"fa:fa1 ReleaseHold forward {FWD12}" in walk.trace(pos)
+    assert downlink(walk, mn) == []
+
+
+def test_without_a_bu_the_held_downlink_is_dropped(walk_mn: tuple[Walk, MobileNode]) -> None:
+    walk, mn = walk_mn
+    port_down(walk, mn)
+    hold_time = walk.fa("fa1").conf.hold_time
+    walk.now += hold_time - 0.5
+    walk.tick()
+    assert downlink(walk, mn) == [flows.OFPP_CONTROLLER]
+    walk.now += 1.0
+    pos = walk.mark()
+    walk.tick()
+    assert walk.trace(pos) == ["fa:fa1 ReleaseHold drop"]
+    (release,) = [a for _r, a in walk.of_type(ReleaseHold, pos)]
+    assert not release.forward and release.tunnel_id == ""
+    assert downlink(walk, mn) == [] and walk.fa("fa1").counters["holds_expired"] == 1
+    # a BU after that still sets the forwarding tunnel; nothing is held any more
+    pos = walk.mark()
+    assert mn.register("fa2", "fa1").accepted
+    trace = walk.trace(pos)
+    assert f"fa:fa1 AddTunnel fa1 {FWD12}" in trace
+    assert not any("ReleaseHold" in line for line in trace)
+
+
+def test_back_at_the_old_fa_before_the_bu(walk_mn: tuple[Walk, MobileNode]) -> None:
+    """The link comes back (another port of the same switch) before any BU: the new
+    steering replaces the punt in one batch and the held frames go to the FA, which
+    delivers them."""
+    walk, mn = walk_mn
+    port_down(walk, mn)
+    walk.now += 1.5        # past the FA's retransmission hold of the first registration
+    pos = walk.mark()
+    assert mn.register("fa1", port=7).accepted
+    trace = walk.trace(pos)
+    assert trace.index("fa:fa1 SendFlows acc1") < trace.index("fa:fa1 ReleaseHold forward")
+    (release,) = [a for _r, a in walk.of_type(ReleaseHold, pos)]
+    assert release.forward and release.tunnel_id == "" and release.mods == ()
+    assert downlink(walk, mn) == [7]
+
+
+def test_port_down_without_smooth_handoff_changes_nothing() -> None:
+    walk, mn = make(smooth=False)
+    before = list(walk.table("acc1").flows)
+    assert port_down(walk, mn) == []
+    assert walk.table("acc1").flows == before and walk.fa("fa1").holds == {}
+
+
+def test_port_down_elsewhere_changes_nothing(walk_mn: tuple[Walk, MobileNode]) -> None:
+    walk, mn = walk_mn
+    fa = walk.fa("fa1")
+    assert fa.on_port_down(walk.now, mn.port + 5) == []
+    assert fa.on_port_down(walk.now, fa.conf.fa_port) == []
+    assert walk.fa("fa2").on_port_down(walk.now, mn.port) == []   # not its visitor
