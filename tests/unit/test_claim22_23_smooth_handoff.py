@@ -395,3 +395,49 @@ def test_port_down_elsewhere_changes_nothing(walk_mn: tuple[Walk, MobileNode]) -
     assert fa.on_port_down(walk.now, mn.port + 5) == []
     assert fa.on_port_down(walk.now, fa.conf.fa_port) == []
     assert walk.fa("fa2").on_port_down(walk.now, mn.port) == []   # not its visitor
+
+
+def test_ha_keeps_the_old_fas_tunnel_until_the_new_one_took_over(
+        walk_mn: tuple[Walk, MobileNode]) -> None:
+    """Make before break: the HA does not delete its tunnel to the old FA at the move
+    (what it sends meanwhile reaches the old FA, which holds it for the forwarding
+    tunnel); the new FA's SA, the newest, takes the downlink once it is up.  The old
+    end goes RETIRE_AFTER later (or with the old FA's delete at the BU)."""
+    from controller.core.home_agent import RETIRE_AFTER
+    walk, mn = walk_mn
+    pos = walk.mark()
+    assert mn.register("fa2", "fa1").accepted
+    trace = walk.trace(pos)
+    assert f"ha RemoveTunnel ha {HA1}" not in trace and f"ha AddTunnel ha {HA2}" in trace
+    assert {HA1, HA2} <= walk.gateways.ids("ha")
+    walk.now += RETIRE_AFTER - 0.5
+    walk.tick()
+    assert HA1 in walk.gateways.ids("ha")
+    walk.now += 1.0
+    pos = walk.mark()
+    walk.tick()
+    assert walk.trace(pos) == [f"ha RemoveTunnel ha {HA1}"]
+    assert HA1 not in walk.gateways.ids("ha") and HA2 in walk.gateways.ids("ha")
+
+
+def test_ha_moving_back_within_the_retirement(walk_mn: tuple[Walk, MobileNode]) -> None:
+    walk, mn = walk_mn
+    assert mn.register("fa2", "fa1").accepted
+    walk.now += 1.0
+    walk.fa("fa1").in_progress.clear()      # (the FA's own retransmission hold)
+    pos = walk.mark()
+    assert mn.register("fa1", "fa2").accepted
+    assert f"ha AddTunnel ha {HA1}" in walk.trace(pos)
+    walk.now += 5
+    walk.tick()
+    # HA1 serves the MN again: its retirement was cancelled; HA2 retired in turn
+    assert HA1 in walk.gateways.ids("ha") and HA2 not in walk.gateways.ids("ha")
+
+
+def test_ha_without_smooth_handoff_breaks_first() -> None:
+    walk, mn = make(smooth=False)
+    pos = walk.mark()
+    assert mn.register("fa2", "fa1").accepted
+    trace = walk.trace(pos)
+    assert trace.index(f"ha RemoveTunnel ha {HA1}") < trace.index(f"ha AddTunnel ha {HA2}")
+    assert walk.ha.retiring == {}
