@@ -62,6 +62,7 @@ HOLD_MAX_FRAMES = 2000   # per MN; beyond, the oldest frame is dropped
 HOLD_MAX_AGE = 2.0       # s; an older frame is dropped instead of forwarded
 HOLD_TUNNEL_WAIT = 3.0   # s the old FA's forwarding tunnel may take to come up
 HOLD_POLL = 0.005        # s between two looks at that tunnel's state
+HOLD_PEER_GRACE = 0.05   # s given a peer gateway this controller cannot ask
 
 _CURRENT: Runtime | None = None
 
@@ -525,6 +526,14 @@ class Runtime:
         if buf is not None and forward and action.tunnel_id:
             forward = await self._tunnel_established(action.foreign_agent,
                                                      action.tunnel_id, HOLD_TUNNEL_WAIT)
+            # the peer (the new FA, the initiator) installs its inbound SA only when
+            # the responder's answer arrives: packets sent before are dropped there
+            if forward and action.peer in self.gateways:
+                left = HOLD_TUNNEL_WAIT - (time.monotonic() - t0)
+                forward = await self._tunnel_established(action.peer, action.tunnel_id,
+                                                         max(left, 0.0))
+            elif forward:
+                await asyncio.sleep(HOLD_PEER_GRACE)   # not ours to ask: a margin
             if not forward:
                 LOG.warning("%s: tunnel %s not up in %.1f s: held downlink dropped",
                             action.foreign_agent, action.tunnel_id, HOLD_TUNNEL_WAIT)

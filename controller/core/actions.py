@@ -128,9 +128,10 @@ class HoldTraffic:
 class ReleaseHold:
     """End a ``HoldTraffic``.  ``forward``: hand the held frames to the foreign agent's
     IP stack (packet-out to its access port, addressed to its inside MAC), once the
-    gateway's tunnel ``tunnel_id`` (when given) is established, so that it routes them
-    on (e.g. into the forwarding tunnel to the new FA); otherwise drop them.  ``mods``
-    (removing the punt flow) are sent after the frames."""
+    gateway's tunnel ``tunnel_id`` (when given) is established - at ``peer`` too, when
+    named (its inbound SA must exist before the first forwarded packet arrives) - so
+    that it routes them on (e.g. into the forwarding tunnel to the new FA); otherwise
+    drop them.  ``mods`` (removing the punt flow) are sent after the frames."""
 
     foreign_agent: str
     dpid: int
@@ -138,6 +139,7 @@ class ReleaseHold:
     forward: bool
     tunnel_id: str = ""
     mods: tuple[FlowMod, ...] = ()
+    peer: str = ""
 
 
 Action = (AddTunnel | RemoveTunnel | SendFlows | SendDiameter | AnswerDiameter

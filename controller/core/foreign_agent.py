@@ -376,7 +376,7 @@ class ForeignAgent:
         return actions
 
     def _release(self, nai: str, forward: bool, tunnel_id: str = "",
-                 unpunted: bool = False) -> list[Action]:
+                 unpunted: bool = False, peer: str = "") -> list[Action]:
         """End the hold of ``nai``'s downlink; ``unpunted``: its punt flow is already
         gone (the MN is back, its steering replaced the punt)."""
         hold = self.holds.pop(nai, None)
@@ -385,7 +385,7 @@ class ForeignAgent:
         self.counters["holds_forwarded" if forward else "holds_expired"] += 1
         mods = () if unpunted else flows.release_hold(hold.mn_mac)
         return [ReleaseHold(self.conf.name, self.conf.access_dpid, hold.mn_mac, forward,
-                            tunnel_id, mods),
+                            tunnel_id, mods, peer),
                 Mark(nai, "hold_released" if forward else "hold_expired",
                      {"fa": self.conf.name, "tunnel": tunnel_id})]
 
@@ -454,7 +454,8 @@ class ForeignAgent:
             actions.append(AddTunnel(self.conf.name, spec.side_for(self.conf.name)))
             # what was held for the MN since its link left goes into the tunnel (the
             # runtime waits for its CHILD_SA: the new FA initiates after the BAck)
-            actions += self._release(nai, forward=True, tunnel_id=spec.tunnel_id)
+            actions += self._release(nai, forward=True, tunnel_id=spec.tunnel_id,
+                                     peer=new_fa)
         self.counters["handoff_bu_accepted"] += 1
         return actions + self._handoff_ack(bu, mip.BACK_OK)
 

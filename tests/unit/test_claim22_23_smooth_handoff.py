@@ -322,7 +322,7 @@ def test_port_down_holds_the_downlink_until_the_bu(walk_mn: tuple[Walk, MobileNo
                     f"fa:fa1 AddTunnel fa1 {FWD12}", f"fa:fa1 ReleaseHold forward {FWD12}",
                     "fa:fa1 -> fa:fa2 BAck 0", f"fa:fa2 AddTunnel fa2 {FWD12} initiator"]
     (release,) = [a for _r, a in walk.of_type(ReleaseHold)]
-    assert release.forward and release.mn_mac == mn.mac
+    assert release.forward and release.mn_mac == mn.mac and release.peer == "fa2"
     assert release.mods == flows.release_hold(mn.mac)      # the punt goes after the flush
     assert downlink(walk, mn) == [] and walk.fa("fa1").holds == {}
     assert walk.fa("fa1").counters["holds_forwarded"] == 1
