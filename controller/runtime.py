@@ -528,11 +528,13 @@ class Runtime:
                                                      action.tunnel_id, HOLD_TUNNEL_WAIT)
             # the peer (the new FA, the initiator) installs its inbound SA only when
             # the responder's answer arrives: packets sent before are dropped there
-            if forward and action.peer in self.gateways:
+            if forward and f"fa:{action.peer}" in self.roles:   # its gateway is ours
                 left = HOLD_TUNNEL_WAIT - (time.monotonic() - t0)
-                forward = await self._tunnel_established(action.peer, action.tunnel_id,
-                                                         max(left, 0.0))
-            elif forward:
+                if not await self._tunnel_established(action.peer, action.tunnel_id,
+                                                      max(left, 0.0)):
+                    LOG.warning("%s: tunnel %s not up at %s: forwarding anyway",
+                                action.foreign_agent, action.tunnel_id, action.peer)
+            elif forward and action.peer:
                 await asyncio.sleep(HOLD_PEER_GRACE)   # not ours to ask: a margin
             if not forward:
                 LOG.warning("%s: tunnel %s not up in %.1f s: held downlink dropped",

@@ -176,3 +176,21 @@ def test_port_removed_reaches_the_fa(rt: Any) -> None:
     settle(rt)
     assert (rt.test.dpid, MN) in rt.holds and NAI in fa.holds
     assert rt.test.sent == [(rt.test.dpid, flows.hold_mn(MN, fa.conf.fa_port))]
+
+
+def test_waits_for_the_peers_inbound_sa(rt: Any) -> None:
+    """The old FA is the forwarding tunnel's responder: its CHILD_SA is up before the
+    new FA (initiator) has installed its inbound SA; the flush waits for both."""
+    run(rt, [HoldTraffic("fa1", rt.test.dpid, MN, NAI)])
+    for seq in range(5):
+        punt(rt, frame(MN, seq))
+    rt.test.gws["fa2"] = rt.gateways["fa2"]
+    rt.gateways["fa2"].up = False
+    action = ReleaseHold("fa1", rt.test.dpid, MN, True, "alice_home.example/fa1-fa2",
+                         flows.release_hold(MN), peer="fa2")
+    run(rt, [action])
+    rt.loop.run_until_complete(runtime_mod.asyncio.sleep(0.05))
+    assert rt.test.msgs == [] and rt.gateways["fa2"].asked
+    rt.gateways["fa2"].up = True
+    settle(rt)
+    assert len(rt.test.msgs) == 5 and rt.holds == {}
