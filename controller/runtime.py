@@ -433,9 +433,7 @@ class Runtime:
             elif isinstance(action, SendToMobileNode):
                 self._send_to_mn(action)
             elif isinstance(action, HoldTraffic):
-                hkey = (action.dpid, action.mn_mac.lower())
-                if hkey not in self.holds:
-                    self.holds[hkey] = HeldDownlink(action.foreign_agent, action.nai)
+                self._hold(action)
             elif isinstance(action, ReleaseHold):
                 # never in line: the forwarding tunnel comes up only after the BAck
                 self.spawn(self._release_hold(action))
@@ -461,6 +459,11 @@ class Runtime:
                 await self.execute(okey, other.on_visitor_left(self.now(), nai))
 
     # ================================================================ held downlink
+
+    def _hold(self, action: HoldTraffic) -> None:
+        key = (action.dpid, action.mn_mac.lower())
+        if key not in self.holds:
+            self.holds[key] = HeldDownlink(action.foreign_agent, action.nai)
 
     def _held_frame(self, dpid: int, data: bytes, at: float) -> None:
         """A frame punted towards a departed MN (loop thread)."""
@@ -1112,7 +1115,8 @@ class Runtime:
                     mods += flows.hold_mn(visitor.mn_mac, fa.conf.fa_port)
                     continue
                 mods += flows.with_mn_qos(   # QoS (claims 8, 9): its meters and DSCP
-                    flows.install_mn(visitor.mn_mac, visitor.port, fa.conf.fa_port),
+                    flows.install_mn(visitor.mn_mac, visitor.port, fa.conf.fa_port,
+                                     visitor.vpn_info.smooth_handoff),
                     flows.visitors_qos([visitor], fa.conf.name))
         dp = self.datapaths.get(dpid)
         existing = await self._flow_stats(dpid) if dp is not None else None
@@ -1190,7 +1194,10 @@ class Runtime:
                     if dst is not None:
                         self.loop.call_soon_threadsafe(self._correspondent_packet, gw, dst)
             return
-        if self.holds and len(data) >= 14 and (dpid, _mac_str(data[0:6])) in self.holds:
+        if len(data) >= 14 and data[12:14] == b"\x08\x00" and self._from_fa(dpid, in_port):
+            # IPv4 from an FA towards its access switch reaches us only when a departed
+            # MN's downlink is punted (hold flow, fast-failover group); looked up on the
+            # loop, after the port-status that made the hold
             self.loop.call_soon_threadsafe(self._held_frame, dpid, data, time.monotonic())
             return
         punted = openflow.parse_punted_mip(data)
@@ -1237,6 +1244,10 @@ class Runtime:
                 self.send_advertisement(fa, port)
         self.loop.call_soon_threadsafe(advertise)
 
+    def _from_fa(self, dpid: int, in_port: int) -> bool:
+        fa = self._fa_of_dpid(dpid)
+        return fa is not None and in_port == fa.conf.fa_port
+
     def port_removed(self, dpid: int, port: int) -> None:
         """A switch port went away or its link went down (os-ken's thread): an MN on an
         access port has left that link (smooth handoff: its FA holds its downlink)."""
@@ -1245,6 +1256,9 @@ class Runtime:
             if fa is None:
                 return
             actions = fa.on_port_down(self.now(), port)
+            for action in actions:    # the buffer exists before the next packet-in
+                if isinstance(action, HoldTraffic):
+                    self._hold(action)
             if actions:
                 self.spawn(self.execute(f"fa:{fa.conf.name}", actions))
         self.loop.call_soon_threadsafe(gone)

@@ -530,9 +530,12 @@ class ForeignAgent:
         actions.append(Mark(p.nai, "fa_setup"))
         held = self.holds.get(p.nai)
         unhold = flows.release_hold(held.mn_mac) if held is not None else ()
+        # smooth handoff: the downlink falls over to the controller the moment the MN's
+        # port goes (a fast-failover group), before this FA even hears of it
         actions.append(SendFlows(self.conf.access_dpid,
                                  unhold + flows.install_mn(p.mn_mac, p.port,
-                                                           self.conf.fa_port)))
+                                                           self.conf.fa_port,
+                                                           vpn_info.smooth_handoff)))
         actions.append(Mark(p.nai, "flows_installed"))
         # back here before a BU took what was held for it: the FA delivers it now
         actions += self._release(p.nai, forward=True, unpunted=True)

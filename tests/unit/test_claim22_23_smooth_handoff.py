@@ -441,3 +441,22 @@ def test_ha_without_smooth_handoff_breaks_first() -> None:
     trace = walk.trace(pos)
     assert trace.index(f"ha RemoveTunnel ha {HA1}") < trace.index(f"ha AddTunnel ha {HA2}")
     assert walk.ha.retiring == {}
+
+
+def test_the_downlink_fails_over_to_the_controller_at_once(
+        walk_mn: tuple[Walk, MobileNode]) -> None:
+    """A smooth-handoff MN's downlink at its access switch goes through a fast-failover
+    group: the moment its port is gone the switch punts it, before the controller has
+    heard of the port (the hold flow follows)."""
+    walk, mn = walk_mn
+    table = walk.table("acc1")
+    assert downlink(walk, mn) == [mn.port]
+    table.dead_ports.add(mn.port)
+    assert downlink(walk, mn) == [flows.OFPP_CONTROLLER]
+    assert port_down(walk, mn)[0] == "fa:fa1 HoldTraffic acc1"
+    assert downlink(walk, mn) == [flows.OFPP_CONTROLLER]     # now by the hold flow
+    # an MN without smooth handoff: plain output, dropped with its port as before
+    walk2, mn2 = make(smooth=False)
+    walk2.table("acc1").dead_ports.add(mn2.port)
+    assert downlink(walk2, mn2) == [mn2.port]
+    assert walk2.table("acc1").groups == {}
