@@ -51,6 +51,10 @@ VENDOR_ID = mip.MIPVPN_VENDOR_ID
 CVSE_PREVIOUS_FA = mip.CVSE_PREVIOUS_FA      # previous FA care-of address (4 bytes)
 CVSE_SERVICE_UPDATE = mip.CVSE_SERVICE_UPDATE  # service update request (claim 24)
 DEPARTED_GRACE = 10.0  # s a departed visitor is remembered (a late handoff BU)
+#: smooth handoff: s the old FA keeps its tunnels of a departed MN (make before break:
+#: what the new FA's secondary tunnel sends it until the primaries' rekey, the MN's
+#: uplink, goes on to the HA / CN-GW instead of being dropped)
+RETIRE_AFTER = 2.0
 
 FEATURE_HA_REQUESTED = 4  # RFC 4004 MIP-Feature-Vector: Home-Agent-Requested
 RESULT_SUCCESS = 2001
@@ -181,6 +185,13 @@ class Hold:
     expires: float
 
 
+@dataclass(frozen=True)
+class _Retiring:
+    nai: str
+    spec: TunnelSpec
+    expires: float
+
+
 @dataclass
 class _HandoffPending:
     nai: str
@@ -199,6 +210,8 @@ class ForeignAgent:
         self.handoffs: ExpiryDict[str, HandoffTunnel] = ExpiryDict()  # tunnel id -> end
         self.handoff_pending: dict[str, _HandoffPending] = {}
         self.holds: ExpiryDict[str, Hold] = ExpiryDict()   # nai -> held downlink
+        # tunnel id -> a departed smooth-handoff MN's tunnel, removed when it expires
+        self.retiring: ExpiryDict[str, _Retiring] = ExpiryDict()
         self._handoff_ident: dict[str, int] = {}
         self._clock = IdentificationClock()
         self.counters: dict[str, int] = {"malformed": 0, "denied": 0, "accepted": 0,
@@ -350,7 +363,7 @@ class ForeignAgent:
         if visitor is None:
             return []
         self.departed[nai] = (visitor, now + DEPARTED_GRACE)
-        return self._teardown(visitor)
+        return self._teardown(visitor, now)
 
     def on_port_down(self, now: float, port: int) -> list[Action]:
         """An access port of this FA's switch went away (OpenFlow port-status delete or
@@ -394,6 +407,9 @@ class ForeignAgent:
         actions: list[Action] = []
         for nai in self.holds.due(now):    # no Binding Update came: drop what was held
             actions += self._release(nai, forward=False)
+        for tunnel_id in self.retiring.due(now):
+            self.retiring.pop(tunnel_id)
+            actions.append(RemoveTunnel(self.conf.name, tunnel_id))
         for nai in self.visitors.due(now):
             visitor = self.visitors.pop(nai)
             LOG.info("%s: registration of %s expired", self.conf.name, nai)
@@ -443,7 +459,7 @@ class ForeignAgent:
         if visitor is not None:
             del self.visitors[nai]
             self.departed[nai] = (visitor, now + DEPARTED_GRACE)
-            actions += self._teardown(visitor)
+            actions += self._teardown(visitor, now)
         if checked.is_delete:
             if self.handoffs.pop(spec.tunnel_id, None) is not None:
                 actions.append(RemoveTunnel(self.conf.name, spec.tunnel_id))
@@ -517,6 +533,8 @@ class ForeignAgent:
                 del self.handoffs[tunnel_id]
                 actions.append(RemoveTunnel(self.conf.name, tunnel_id))
         new_ids = {t.tunnel_id for t in vpn_info.tunnels_of(self.conf.name)}
+        for tunnel_id in new_ids:          # back before its old tunnels went: set anew
+            self.retiring.pop(tunnel_id, None)
         if old is not None:
             actions += [RemoveTunnel(self.conf.name, t.tunnel_id)
                         for t in old.vpn_info.tunnels_of(self.conf.name)
@@ -551,9 +569,15 @@ class ForeignAgent:
         self.counters["accepted"] += 1
         return actions
 
-    def _teardown(self, visitor: Visitor) -> list[Action]:
-        actions: list[Action] = [RemoveTunnel(self.conf.name, t.tunnel_id)
-                                 for t in visitor.vpn_info.tunnels_of(self.conf.name)]
+    def _teardown(self, visitor: Visitor, now: float | None = None) -> list[Action]:
+        """Drop the visitor's tunnels and steering.  ``now`` (it moved on): with smooth
+        handoff its tunnels stay ``RETIRE_AFTER`` longer (make before break)."""
+        actions: list[Action] = []
+        for t in visitor.vpn_info.tunnels_of(self.conf.name):
+            if now is not None and visitor.vpn_info.smooth_handoff:
+                self.retiring[t.tunnel_id] = _Retiring(visitor.nai, t, now + RETIRE_AFTER)
+            else:
+                actions.append(RemoveTunnel(self.conf.name, t.tunnel_id))
         # a forwarding tunnel this FA ended as the new FA is of no use once the MN left
         for tunnel_id, h in list(self.handoffs.items()):
             if h.nai == visitor.nai and not h.old_side:
@@ -635,4 +659,5 @@ class ForeignAgent:
         """Every tunnel this FA's gateway should hold: its visitors' and the forwarding
         tunnels it ends."""
         out = [t for v in self.visitors.values() for t in v.vpn_info.tunnels_of(self.conf.name)]
-        return out + [h.spec for h in self.handoffs.values()]
+        return (out + [h.spec for h in self.handoffs.values()]
+                + [r.spec for r in self.retiring.values()])
