@@ -14,9 +14,10 @@ the old-FA<->new-FA tunnel (the information of the old FA), the new FA, once the
 registered, sends that tunnel to the old FA in a Binding Update (``SendMip("fa:<old>")``,
 key from ``binding.handoff_key``) instead of the plain "visitor left".  The old FA checks
 it with the key it derives from its own copy of the MN's security information, deletes
-its tunnels and the MN's steering, sets its end of the forwarding tunnel (the tunnel's
-remote selector, the MN's home address, routes what still arrives for the MN into it)
-and acknowledges; the new FA sets its end on the acknowledgement, as initiator.  Both
+its tunnels (``RETIRE_AFTER`` later: make before break) and the MN's steering, sets its
+end of the forwarding tunnel (the tunnel's remote selector, the MN's home address,
+routes what still arrives for the MN into it), has the downlink it held since the MN's
+port went away (``on_port_down``) forwarded into it, and acknowledges; the new FA sets its end on the acknowledgement, as initiator.  Both
 ends remove the forwarding tunnel after the BU's lifetime (``handoff_lifetime``,
 default 10 s).
 
