@@ -45,6 +45,9 @@ class MipvpnApp(app_manager.OSKenApp):  # type: ignore[misc]
         link_up = not (msg.desc.state & ofp.OFPPS_LINK_DOWN)
         if msg.reason in (ofp.OFPPR_ADD, ofp.OFPPR_MODIFY) and link_up:
             self.runtime.port_added(msg.datapath.id, msg.desc.port_no)
+        elif msg.reason == ofp.OFPPR_DELETE or (msg.reason == ofp.OFPPR_MODIFY
+                                                 and not link_up):
+            self.runtime.port_removed(msg.datapath.id, msg.desc.port_no)
 
     @set_ev_cls(ofp_event.EventOFPBarrierReply, MAIN_DISPATCHER)  # type: ignore[misc]
     def barrier_reply(self, ev: Any) -> None:

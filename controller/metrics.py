@@ -91,6 +91,11 @@ class Metrics:
             "mipvpn_registrations_admission_denied", "Registration Requests a foreign "
             "agent refused at once (code 66) because max_pending registrations were "
             "already in flight (overload)", ["foreign_agent"], registry=reg)
+        self.held_frames = Counter(
+            "mipvpn_held_downlink_frames", "Smooth handoff (claims 22-23): frames towards "
+            "a departed mobile node held at its old access switch, by outcome (held, "
+            "forwarded into the old FA, dropped: overflow, expired, released without a "
+            "tunnel, late)", ["outcome"], registry=reg)
         self._seen: dict[tuple[str, str], int] = {}
 
     # ------------------------------------------------------------------ events
@@ -171,6 +176,13 @@ class Metrics:
                          int(runtime_counters.get("malformed", 0)))
         self._add_growth(self.packet_in, ("runtime", "packet_in"),
                          int(runtime_counters.get("packet_in", 0)))
+        for outcome, name in (("held", "held_frames"), ("forwarded", "held_forwarded"),
+                              ("overflow", "held_dropped_overflow"),
+                              ("expired", "held_dropped_expired"),
+                              ("released", "held_dropped_released"),
+                              ("late", "held_dropped_late")):
+            self._add_growth(self.held_frames.labels(outcome=outcome), ("held", outcome),
+                             int(runtime_counters.get(name, 0)))
 
     def _add_growth(self, counter: Any, key: tuple[str, str], value: int) -> None:
         grown = value - self._seen.get(key, 0)

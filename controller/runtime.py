@@ -15,7 +15,8 @@ import asyncio
 import logging
 import threading
 import time
-from dataclasses import replace
+from collections import deque
+from dataclasses import dataclass, field, replace
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -29,9 +30,10 @@ from controller.adapters.store import VpnStore
 from controller.adapters.strongswan import StrongSwanGateway, TunnelError
 from controller.core import flows
 from controller.core.aaa_home import HomeAaa
-from controller.core.actions import (AddTunnel, AnswerDiameter, Mark, NotifyVisitorLeft,
-                                     RelayToHomeAgent, RemoveTunnel, ReplyMip, SendDiameter,
-                                     SendFlows, SendMip, SendToMobileNode)
+from controller.core.actions import (AddTunnel, AnswerDiameter, HoldTraffic, Mark,
+                                     NotifyVisitorLeft, RelayToHomeAgent, ReleaseHold,
+                                     RemoveTunnel, ReplyMip, SendDiameter, SendFlows,
+                                     SendMip, SendToMobileNode)
 from controller.core.foreign_agent import ForeignAgent
 from controller.core.handover import HandoverLog
 from controller.core import persist
@@ -61,7 +63,28 @@ STATIC_STATE = "runtime:static"   # role_state rows of the stationary tunnels
 _VISIBLE = (AnswerDiameter, ReplyMip, SendToMobileNode, SendMip, SendDiameter,
             RelayToHomeAgent, NotifyVisitorLeft)
 
+#: smooth handoff (claims 22-23): bounds of the downlink held for a departed MN
+HOLD_MAX_FRAMES = 2000   # per MN; beyond, the oldest frame is dropped
+HOLD_MAX_AGE = 2.0       # s; an older frame is dropped instead of forwarded
+HOLD_TUNNEL_WAIT = 3.0   # s the old FA's forwarding tunnel may take to come up
+HOLD_POLL = 0.005        # s between two looks at that tunnel's state
+HOLD_PEER_GRACE = 0.05   # s given a peer gateway this controller cannot ask
+
 _CURRENT: Runtime | None = None
+
+
+@dataclass
+class HeldDownlink:
+    """Frames punted towards a departed MN at its old access switch (``HoldTraffic``):
+    (arrival, frame), oldest first."""
+
+    foreign_agent: str
+    nai: str
+    frames: deque[tuple[float, bytes]] = field(
+        default_factory=lambda: deque(maxlen=HOLD_MAX_FRAMES))
+    forwarding: bool = False    # released into the FA: frames go on at once
+    counts: dict[str, int] = field(default_factory=lambda: {
+        "held": 0, "forwarded": 0, "overflow": 0, "expired": 0, "dropped": 0})
 
 
 def current() -> Runtime:
@@ -104,7 +127,13 @@ class Runtime:
         self.static_tunnels: list[TunnelSpec] = []
         self._malformed_logged: dict[str, tuple[int, float]] = {}  # key -> (count, when)
         self.counters: dict[str, int] = {"flow_mods": 0, "packet_in": 0, "malformed": 0,
-                                         "adverts": 0}
+                                         "adverts": 0, "held_frames": 0,
+                                         "held_forwarded": 0, "held_dropped_overflow": 0,
+                                         "held_dropped_expired": 0,
+                                         "held_dropped_released": 0,
+                                         "held_dropped_late": 0}
+        # (access dpid, MN MAC) -> the downlink held for a departed MN (claims 22-23)
+        self.holds: dict[tuple[int, str], HeldDownlink] = {}
         self.metrics = Metrics()  # served at /metrics; refreshed from this state per scrape
         self.link_failures: dict[str, int] = {}   # role key -> failed Diameter dials
         self.loop = asyncio.new_event_loop()
@@ -440,6 +469,11 @@ class Runtime:
                         result = answer
             elif isinstance(action, SendToMobileNode):
                 self._send_to_mn(action)
+            elif isinstance(action, HoldTraffic):
+                self._hold(action)
+            elif isinstance(action, ReleaseHold):
+                # never in line: the forwarding tunnel comes up only after the BAck
+                self.spawn(self._release_hold(action))
             elif isinstance(action, NotifyVisitorLeft):
                 other = f"fa:{action.foreign_agent}"
                 if other in self.roles:
@@ -460,6 +494,114 @@ class Runtime:
             okey = f"fa:{other.conf.name}"
             if okey != new_fa and nai in other.visitors:
                 await self.execute(okey, other.on_visitor_left(self.now(), nai))
+
+    # ================================================================ held downlink
+
+    def _hold(self, action: HoldTraffic) -> None:
+        key = (action.dpid, action.mn_mac.lower())
+        if key not in self.holds:
+            self.holds[key] = HeldDownlink(action.foreign_agent, action.nai)
+
+    def _held_frame(self, dpid: int, data: bytes, at: float) -> None:
+        """A frame punted towards a departed MN (loop thread)."""
+        buf = self.holds.get((dpid, _mac_str(data[0:6])))
+        if buf is None:
+            self.counters["held_dropped_late"] += 1
+            return
+        if buf.forwarding:          # the tunnel is up: straight on
+            self._forward_held(dpid, buf, [(at, data)])
+            return
+        if len(buf.frames) == buf.frames.maxlen:
+            buf.counts["overflow"] += 1
+            self.counters["held_dropped_overflow"] += 1
+        buf.frames.append((at, data))
+        buf.counts["held"] += 1
+        self.counters["held_frames"] += 1
+
+    def _forward_held(self, dpid: int, buf: HeldDownlink,
+                      frames: Iterable[tuple[float, bytes]]) -> None:
+        """Hand frames to the old FA's IP stack: packet-out on its access port, addressed
+        to its inside MAC (from the MN's), so that it routes them on."""
+        fa = self.fa(buf.foreign_agent)
+        dp = self.datapaths.get(dpid)
+        now = time.monotonic()
+        fa_mac = bytes.fromhex(fa.conf.inside_mac.replace(":", ""))
+        for at, data in frames:
+            if now - at > HOLD_MAX_AGE or dp is None:
+                buf.counts["expired"] += 1
+                self.counters["held_dropped_expired"] += 1
+                continue
+            dp.send_msg(openflow.packet_out(dp, fa_mac + data[0:6] + data[12:],
+                                            fa.conf.fa_port))
+            buf.counts["forwarded"] += 1
+            self.counters["held_forwarded"] += 1
+
+    async def _tunnel_established(self, gateway: str, tunnel_id: str,
+                                  timeout: float) -> bool:
+        """Poll the gateway until ``tunnel_id`` has an installed CHILD_SA (bounded)."""
+        gw = self.gateways.get(gateway)
+        look = getattr(gw, "tunnel", None)
+        if look is None:
+            return True             # a driver that cannot tell (tests): assume up
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                state = await self.loop.run_in_executor(None, look, tunnel_id)
+            except (TunnelError, OSError):
+                state = None
+            if state is not None and state.established:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(HOLD_POLL)
+
+    async def _release_hold(self, action: ReleaseHold) -> None:
+        """``ReleaseHold``: once the forwarding tunnel is up, the held frames go to the
+        FA (and whatever is still punted follows at once); then the punt flow goes and
+        the buffer with it.  Without a tunnel (or when told) they are dropped."""
+        key = (action.dpid, action.mn_mac.lower())
+        buf = self.holds.get(key)
+        t0 = time.monotonic()
+        forward = action.forward
+        if buf is not None and forward and action.tunnel_id:
+            forward = await self._tunnel_established(action.foreign_agent,
+                                                     action.tunnel_id, HOLD_TUNNEL_WAIT)
+            # the peer (the new FA, the initiator) installs its inbound SA only when
+            # the responder's answer arrives: packets sent before are dropped there
+            if forward and f"fa:{action.peer}" in self.roles:   # its gateway is ours
+                left = HOLD_TUNNEL_WAIT - (time.monotonic() - t0)
+                if not await self._tunnel_established(action.peer, action.tunnel_id,
+                                                      max(left, 0.0)):
+                    LOG.warning("%s: tunnel %s not up at %s: forwarding anyway",
+                                action.foreign_agent, action.tunnel_id, action.peer)
+            elif forward and action.peer:
+                await asyncio.sleep(HOLD_PEER_GRACE)   # not ours to ask: a margin
+            if not forward:
+                LOG.warning("%s: tunnel %s not up in %.1f s: held downlink dropped",
+                            action.foreign_agent, action.tunnel_id, HOLD_TUNNEL_WAIT)
+        if buf is not None and forward:
+            buf.forwarding = True
+            frames = list(buf.frames)
+            buf.frames.clear()
+            self._forward_held(action.dpid, buf, frames)
+        if action.mods:
+            await self.send_flows(action.dpid, action.mods)
+        if buf is None:
+            return
+        if self.holds.get(key) is buf:
+            del self.holds[key]
+        if buf.frames:              # not forwarded: dropped
+            n = len(buf.frames)
+            buf.counts["dropped"] += n
+            self.counters["held_dropped_released"] += n
+            buf.frames.clear()
+        c = buf.counts
+        LOG.info("%s: downlink held for %s (%d frames): %d forwarded%s, %d dropped "
+                 "(%d overflow, %d too old) %.0f ms after release", action.foreign_agent,
+                 buf.nai, c["held"], c["forwarded"],
+                 f" through {action.tunnel_id}" if action.tunnel_id else "",
+                 c["dropped"] + c["overflow"] + c["expired"], c["overflow"], c["expired"],
+                 (time.monotonic() - t0) * 1000)
 
     # ================================================================ gateways
 
@@ -1025,8 +1167,12 @@ class Runtime:
             if fa.conf.access_dpid != dpid:
                 continue
             for visitor in list(fa.visitors.values()):
+                if visitor.nai in fa.holds:   # departed, downlink held (claims 22-23)
+                    mods += flows.hold_mn(visitor.mn_mac, fa.conf.fa_port)
+                    continue
                 mods += flows.with_mn_qos(   # QoS (claims 8, 9): its meters and DSCP
-                    flows.install_mn(visitor.mn_mac, visitor.port, fa.conf.fa_port),
+                    flows.install_mn(visitor.mn_mac, visitor.port, fa.conf.fa_port,
+                                     visitor.vpn_info.smooth_handoff),
                     flows.visitors_qos([visitor], fa.conf.name))
         dp = self.datapaths.get(dpid)
         existing = await self._flow_stats(dpid) if dp is not None else None
@@ -1104,6 +1250,12 @@ class Runtime:
                     if dst is not None:
                         self.loop.call_soon_threadsafe(self._correspondent_packet, gw, dst)
             return
+        if len(data) >= 14 and data[12:14] == b"\x08\x00" and self._from_fa(dpid, in_port):
+            # IPv4 from an FA towards its access switch reaches us only when a departed
+            # MN's downlink is punted (hold flow, fast-failover group); looked up on the
+            # loop, after the port-status that made the hold
+            self.loop.call_soon_threadsafe(self._held_frame, dpid, data, time.monotonic())
+            return
         punted = openflow.parse_punted_mip(data)
         if punted is None:
             self.loop.call_soon_threadsafe(self._icmp_in, dpid, in_port, data)
@@ -1148,6 +1300,25 @@ class Runtime:
                 self.send_advertisement(fa, port)
         self.loop.call_soon_threadsafe(advertise)
 
+    def _from_fa(self, dpid: int, in_port: int) -> bool:
+        fa = self._fa_of_dpid(dpid)
+        return fa is not None and in_port == fa.conf.fa_port
+
+    def port_removed(self, dpid: int, port: int) -> None:
+        """A switch port went away or its link went down (os-ken's thread): an MN on an
+        access port has left that link (smooth handoff: its FA holds its downlink)."""
+        def gone() -> None:
+            fa = self._fa_of_dpid(dpid)
+            if fa is None:
+                return
+            actions = fa.on_port_down(self.now(), port)
+            for action in actions:    # the buffer exists before the next packet-in
+                if isinstance(action, HoldTraffic):
+                    self._hold(action)
+            if actions:
+                self.spawn(self.execute(f"fa:{fa.conf.name}", actions))
+        self.loop.call_soon_threadsafe(gone)
+
     def barrier_reply(self, dpid: int, xid: int) -> None:
         def done() -> None:
             fut = self.barriers.pop((dpid, xid), None)
@@ -1173,6 +1344,10 @@ class Runtime:
             LOG.warning("switch %#x not connected; %d flow-mods not sent", dpid, len(mods))
             return
         await self._send_msgs(dpid, openflow.flow_mod_msgs(dp, mods))
+
+
+def _mac_str(raw: bytes) -> str:
+    return ":".join(f"{b:02x}" for b in raw)
 
 
 def _conn_matches(conn: dict[str, Any], side: TunnelSide) -> bool:

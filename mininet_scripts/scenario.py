@@ -68,6 +68,7 @@ TOP_KEYS = {"name", "description", "topology", "overrides", "processes", "mobile
             "probes", "timeline", "expect"}
 CHECK_KEYS = {"present", "absent", "bindings", "within", "counters",
               "ha_carries_no_traffic_of", "qos_path", "qos_gone"}
+LOST_DIRECTIONS = ("mn_to_cn", "cn_to_mn")
 EXPECT_KEYS = {"max_gap_ms", "max_lost", "moves", "max_probe_lost", "lost_less",
                "report_lost", "probe_lost_excess", "rate_within", "rate_at_least",
                "dscp"}
@@ -198,6 +199,14 @@ def _check_expect(src: str, exp: Any, iperf_names: set[str]) -> None:
     if unknown:
         raise ScenarioError(f"{src}: expect: unknown keys {sorted(unknown)} "
                             f"(known: {sorted(EXPECT_KEYS)})")
+    for key in ("lost_less", "report_lost"):
+        pair = exp.get(key)
+        if pair is not None and not (
+                isinstance(pair, list) and len(pair) in (2, 3)
+                and all(isinstance(x, str) for x in pair)
+                and (len(pair) == 2 or pair[2] in LOST_DIRECTIONS)):
+            raise ScenarioError(f"{src}: expect.{key}: [mnA, mnB] or [mnA, mnB, DIRECTION] "
+                                f"expected, DIRECTION one of {list(LOST_DIRECTIONS)}")
     for key in ("rate_within", "rate_at_least", "dscp"):
         entries = exp.get(key, {})
         if not isinstance(entries, dict):
@@ -616,16 +625,21 @@ class ScenarioRun:
                         self.fail(f"probe of {excess['mn']} lost {n} more {d} than "
                                   f"{excess['over']}'s (> {excess['max']})")
         less = exp.get("lost_less") or exp.get("report_lost")
-        # lost_less: [mnA, mnB] asserts mnA's moves lose fewer packets; report_lost only
-        # records both totals in the result
+        # lost_less: [mnA, mnB] asserts mnA's moves lose fewer packets (both directions,
+        # or only the direction named third); report_lost only records the totals
         if less:
-            def lost(mn: str) -> int:
-                return sum(m["lost"]["mn_to_cn"] + m["lost"]["cn_to_mn"]
-                           for m in result["moves"] if m["mn"] == mn and "lost" in m)
+            dirs = tuple(less[2:]) or LOST_DIRECTIONS
+
+            def lost(mn: str, ds: tuple[str, ...] = dirs) -> int:
+                return sum(m["lost"][d] for m in result["moves"]
+                           if m["mn"] == mn and "lost" in m for d in ds)
             result["lost_compare"] = {less[0]: lost(less[0]), less[1]: lost(less[1])}
+            result["lost_compare_by_direction"] = {
+                mn: {d: lost(mn, (d,)) for d in LOST_DIRECTIONS} for mn in less[:2]}
             if exp.get("lost_less") and not lost(less[0]) < lost(less[1]):
-                self.fail(f"{less[0]} lost {lost(less[0])} packets in its moves, not fewer "
-                          f"than {less[1]} ({lost(less[1])})")
+                self.fail(f"{less[0]} lost {lost(less[0])} packets "
+                          f"({'+'.join(dirs)}) in its moves, not fewer than {less[1]} "
+                          f"({lost(less[1])})")
         for name, bound in (exp.get("rate_within") or {}).items():
             got = self.rates.get(name, {}).get("kbit")
             tol = float(bound.get("tolerance", 0.10))

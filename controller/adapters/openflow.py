@@ -13,7 +13,7 @@ from typing import Any
 from os_ken.lib.packet import ethernet, ipv4, packet, udp
 from os_ken.ofproto import ofproto_v1_3 as ofp
 
-from controller.core.flows import FlowMod, MeterMod, Mod, OFPP_CONTROLLER
+from controller.core.flows import FlowMod, GroupMod, MeterMod, Mod, OFPP_CONTROLLER
 
 MIP_PORT = 434
 
@@ -23,11 +23,46 @@ def flow_mod_msgs(dp: Any, mods: tuple[Mod, ...] | list[Mod]) -> list[Any]:
     (FAUCET's deletes-first order; a meter exists before a flow references it)."""
     flow_mods = [m for m in mods if isinstance(m, FlowMod)]
     meter_mods = [m for m in mods if isinstance(m, MeterMod)]
+    group_mods = [m for m in mods if isinstance(m, GroupMod)]
     out = [_flow_mod(dp, m) for m in flow_mods if m.op == "delete"]
     out += [_meter_mod(dp, m) for m in meter_mods if m.op == "delete"]
+    out += [_group_mod(dp, m) for m in group_mods if m.op == "delete"]
     out += [_meter_mod(dp, m) for m in meter_mods if m.op != "delete"]
+    out += [_group_mod(dp, m) for m in group_mods if m.op != "delete"]
     out += [_flow_mod(dp, m) for m in flow_mods if m.op != "delete"]
     return out
+
+
+def _actions(dp: Any, spec_actions: Any) -> list[Any]:
+    parser = dp.ofproto_parser
+    actions = []
+    for kind, value in spec_actions:
+        if kind == "output":
+            max_len = ofp.OFPCML_NO_BUFFER if value == OFPP_CONTROLLER else 0
+            actions.append(parser.OFPActionOutput(value, max_len))
+        elif kind == "set_dscp":
+            actions.append(parser.OFPActionSetField(ip_dscp=value))
+        elif kind == "group":
+            actions.append(parser.OFPActionGroup(value))
+        else:
+            raise ValueError(f"unknown action {kind!r}")
+    return actions
+
+
+def _group_mod(dp: Any, mod: GroupMod) -> Any:
+    """Delete: one group (the switch deletes the flows using it too).  Add: a
+    fast-failover group, one bucket per (watch port or 0, actions)."""
+    parser = dp.ofproto_parser
+    if mod.op == "delete":
+        return parser.OFPGroupMod(datapath=dp, command=ofp.OFPGC_DELETE, type_=ofp.OFPGT_FF,
+                                  group_id=mod.group_id, buckets=[])
+    if mod.op != "add":
+        raise ValueError(f"unknown group-mod op {mod.op!r}")
+    buckets = [parser.OFPBucket(watch_port=watch or ofp.OFPP_ANY, watch_group=ofp.OFPG_ANY,
+                                actions=_actions(dp, acts))
+               for watch, acts in mod.buckets]
+    return parser.OFPGroupMod(datapath=dp, command=ofp.OFPGC_ADD, type_=ofp.OFPGT_FF,
+                              group_id=mod.group_id, buckets=buckets)
 
 
 def _flow_mod(dp: Any, mod: FlowMod) -> Any:
@@ -38,15 +73,7 @@ def _flow_mod(dp: Any, mod: FlowMod) -> Any:
             datapath=dp, cookie=spec.cookie, cookie_mask=mod.cookie_mask,
             table_id=ofp.OFPTT_ALL, command=ofp.OFPFC_DELETE, out_port=ofp.OFPP_ANY,
             out_group=ofp.OFPG_ANY, match=parser.OFPMatch(**spec.match_dict()))
-    actions = []
-    for kind, value in spec.actions:
-        if kind == "output":
-            max_len = ofp.OFPCML_NO_BUFFER if value == OFPP_CONTROLLER else 0
-            actions.append(parser.OFPActionOutput(value, max_len))
-        elif kind == "set_dscp":
-            actions.append(parser.OFPActionSetField(ip_dscp=value))
-        else:
-            raise ValueError(f"unknown action {kind!r}")
+    actions = _actions(dp, spec.actions)
     inst = []
     if spec.meter:
         inst.append(parser.OFPInstructionMeter(spec.meter))
@@ -186,6 +213,13 @@ def reconcile_msgs(dp: Any, mods: tuple[Mod, ...] | list[Mod],
               if isinstance(i, parser.OFPInstructionMeter)}
     meter_adds = [_meter_mod(dp, m) for m in mods if isinstance(m, MeterMod)
                   and m.op != "delete" and m.meter_id in meters]
+    # a flow added that uses a group: that group (re)made first (delete + add: deleting
+    # it removes only the flows that use it, i.e. the one being added)
+    groups = {a.group_id for m in adds for i in m.instructions
+              if isinstance(i, parser.OFPInstructionActions)
+              for a in i.actions if isinstance(a, parser.OFPActionGroup)}
+    meter_adds += [_group_mod(dp, m) for m in mods
+                   if isinstance(m, GroupMod) and m.group_id in groups]
     deletes = [parser.OFPFlowMod(
         datapath=dp, cookie=f.cookie, cookie_mask=(1 << 64) - 1, table_id=f.table_id,
         command=ofp.OFPFC_DELETE_STRICT, priority=f.priority, out_port=ofp.OFPP_ANY,

@@ -112,6 +112,36 @@ class SendMip:
     context: Any = None
 
 
+@dataclass(frozen=True)
+class HoldTraffic:
+    """Smooth handoff: keep the frames the access switch ``dpid`` punts towards the
+    departed MN ``mn_mac`` (its downlink, see ``flows.hold_mn``) instead of dropping
+    them, bounded in count and age, until a ``ReleaseHold``."""
+
+    foreign_agent: str
+    dpid: int
+    mn_mac: str
+    nai: str
+
+
+@dataclass(frozen=True)
+class ReleaseHold:
+    """End a ``HoldTraffic``.  ``forward``: hand the held frames to the foreign agent's
+    IP stack (packet-out to its access port, addressed to its inside MAC), once the
+    gateway's tunnel ``tunnel_id`` (when given) is established - at ``peer`` too, when
+    named (its inbound SA must exist before the first forwarded packet arrives) - so
+    that it routes them on (e.g. into the forwarding tunnel to the new FA); otherwise
+    drop them.  ``mods`` (removing the punt flow) are sent after the frames."""
+
+    foreign_agent: str
+    dpid: int
+    mn_mac: str
+    forward: bool
+    tunnel_id: str = ""
+    mods: tuple[FlowMod, ...] = ()
+    peer: str = ""
+
+
 Action = (AddTunnel | RemoveTunnel | SendFlows | SendDiameter | AnswerDiameter
           | RelayToHomeAgent | ReplyMip | SendToMobileNode | NotifyVisitorLeft | Mark
-          | SendMip)
+          | SendMip | HoldTraffic | ReleaseHold)

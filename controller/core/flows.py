@@ -48,6 +48,7 @@ PRIO_MISS = 0
 COOKIE_STATIC = 0x1
 COOKIE_MN_BASE = 0x4D4E << 32  # "MN"
 COOKIE_MN_MASK = 0xFFFFFFFF << 32
+COOKIE_HOLD_BASE = 0x484C << 32  # "HL": a departed MN's downlink held (smooth handoff)
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,20 @@ class MeterMod:
     burst_kbit: int = 0
 
 
-Mod = FlowMod | MeterMod
+@dataclass(frozen=True)
+class GroupMod:
+    """An OpenFlow 1.3 fast-failover group: a packet takes the first bucket whose
+    ``watch_port`` is live (0: no liveness, always live).  ``op``: "add" | "delete".
+
+    The adapter sends flow deletes, group deletes, group adds, then flow adds (a group
+    exists before a flow references it; deleting a group also deletes its flows)."""
+
+    op: str
+    group_id: int
+    buckets: tuple[tuple[int, tuple[tuple[str, int], ...]], ...] = ()
+
+
+Mod = FlowMod | MeterMod | GroupMod
 
 
 def flow(priority: int, actions: Iterable[tuple[str, int]] = (), cookie: int = COOKIE_STATIC,
@@ -216,23 +230,67 @@ def static_flows(fabric: Fabric, switch: str) -> list[FlowMod]:
     return [FlowMod("add", f) for f in flows]
 
 
-def mn_flows(mn_mac: str, mn_port: int, fa_port: int) -> list[FlowSpec]:
-    """Steer a registered MN <-> its FA at the access switch."""
+def mn_group_id(mn_port: int) -> int:
+    """The fast-failover group of the MN at access port ``mn_port`` (one MN per port,
+    as for its meters)."""
+    return mn_port
+
+
+def mn_flows(mn_mac: str, mn_port: int, fa_port: int,
+             failover: bool = False) -> list[FlowSpec]:
+    """Steer a registered MN <-> its FA at the access switch.  ``failover`` (smooth
+    handoff): its downlink goes through ``failover_group``."""
     cookie = mn_cookie(mn_mac)
+    down = (("group", mn_group_id(mn_port)),) if failover else (("output", mn_port),)
     return [
         flow(PRIO_MN, (("output", fa_port),), cookie, in_port=mn_port, eth_src=mn_mac),
-        flow(PRIO_MN, (("output", mn_port),), cookie, in_port=fa_port, eth_dst=mn_mac),
+        flow(PRIO_MN, down, cookie, in_port=fa_port, eth_dst=mn_mac),
     ]
 
 
-def install_mn(mn_mac: str, mn_port: int, fa_port: int) -> tuple[FlowMod, ...]:
+def failover_group(mn_port: int, fa_port: int) -> tuple[GroupMod, ...]:
+    """Smooth handoff (claims 22-23): the MN's downlink goes to its port while that port
+    is live, else to the controller at once - the switch does not wait for the
+    controller's reaction to the port's deletion (which then installs ``hold_mn``).
+    Every fast-failover bucket needs a watched port (OVS refuses the group otherwise):
+    the controller's watches the FA's own port, live while the FA is."""
+    gid = mn_group_id(mn_port)
+    return (GroupMod("delete", gid),
+            GroupMod("add", gid, ((mn_port, (("output", mn_port),)),
+                                  (fa_port, (("output", OFPP_CONTROLLER),)))))
+
+
+def install_mn(mn_mac: str, mn_port: int, fa_port: int,
+               failover: bool = False) -> tuple[Mod, ...]:
     """Replace whatever this MN had on the switch by its current steering."""
-    return (remove_mn(mn_mac)
-            + tuple(FlowMod("add", f) for f in mn_flows(mn_mac, mn_port, fa_port)))
+    return (remove_mn(mn_mac) + (failover_group(mn_port, fa_port) if failover else ())
+            + tuple(FlowMod("add", f) for f in mn_flows(mn_mac, mn_port, fa_port,
+                                                        failover)))
 
 
 def remove_mn(mn_mac: str) -> tuple[FlowMod, ...]:
     return (FlowMod("delete", FlowSpec(0, (), (), mn_cookie(mn_mac)), cookie_mask=(1 << 64) - 1),)
+
+
+def hold_cookie(mn_mac: str) -> int:
+    return COOKIE_HOLD_BASE | zlib.crc32(mn_mac.lower().encode())
+
+
+def hold_flow(mn_mac: str, fa_port: int) -> FlowSpec:
+    """The FA's IPv4 towards a departed MN goes to the controller (whole frame), which
+    holds it until the old FA can forward it (smooth handoff, claims 22-23)."""
+    return flow(PRIO_MN, (("output", OFPP_CONTROLLER),), hold_cookie(mn_mac),
+                in_port=fa_port, eth_dst=mn_mac, eth_type=ETH_IPV4)
+
+
+def hold_mn(mn_mac: str, fa_port: int) -> tuple[FlowMod, ...]:
+    """The MN's link left this switch: its steering goes, its downlink is punted."""
+    return remove_mn(mn_mac) + (FlowMod("add", hold_flow(mn_mac, fa_port)),)
+
+
+def release_hold(mn_mac: str) -> tuple[FlowMod, ...]:
+    return (FlowMod("delete", FlowSpec(0, (), (), hold_cookie(mn_mac)),
+                    cookie_mask=(1 << 64) - 1),)
 
 
 # ------------------------------------------------------------------ QoS (claims 8, 9)
@@ -266,10 +324,11 @@ def mn_meters(mn_port: int, qos: QosSpec) -> tuple[MeterMod, ...]:
             + tuple(MeterMod("add", i, qos.rate_kbps, burst) for i in ids))
 
 
-def qos_mn_flows(mn_mac: str, mn_port: int, fa_port: int, qos: QosSpec) -> list[FlowSpec]:
+def qos_mn_flows(mn_mac: str, mn_port: int, fa_port: int, qos: QosSpec,
+                 failover: bool = False) -> list[FlowSpec]:
     """``mn_flows`` with the profile's QoS: both directions through their meter; the
     IPv4 uplink also gets the DSCP (a more specific flow: set-field needs eth_type)."""
-    base = mn_flows(mn_mac, mn_port, fa_port)
+    base = mn_flows(mn_mac, mn_port, fa_port, failover)
     if qos.rate_kbps <= 0 and not qos.dscp:
         return base
     up, down = mn_meter_ids(mn_port) if qos.rate_kbps > 0 else (0, 0)
@@ -343,9 +402,12 @@ def with_mn_qos(mods: Iterable[Mod], qos_by_mac: Mapping[str, QosSpec]) -> tuple
         if "in_port" not in match or len(outs) != 1:
             continue
         replaced.add(cookie)
+        failover = any(kind == "group" for m in mods if isinstance(m, FlowMod)
+                       and m.op == "add" and m.flow.cookie == cookie
+                       for kind, _v in m.flow.actions)
         meters += mn_meters(int(match["in_port"]), qos)
         adds += [FlowMod("add", f) for f in qos_mn_flows(mac, int(match["in_port"]), outs[0],
-                                                          qos)]
+                                                          qos, failover)]
     if not replaced:
         return mods
     kept = [m for m in mods if not (isinstance(m, FlowMod) and m.op == "add"

@@ -14,9 +14,10 @@ the old-FA<->new-FA tunnel (the information of the old FA), the new FA, once the
 registered, sends that tunnel to the old FA in a Binding Update (``SendMip("fa:<old>")``,
 key from ``binding.handoff_key``) instead of the plain "visitor left".  The old FA checks
 it with the key it derives from its own copy of the MN's security information, deletes
-its tunnels and the MN's steering, sets its end of the forwarding tunnel (the tunnel's
-remote selector, the MN's home address, routes what still arrives for the MN into it)
-and acknowledges; the new FA sets its end on the acknowledgement, as initiator.  Both
+its tunnels (``RETIRE_AFTER`` later: make before break) and the MN's steering, sets its
+end of the forwarding tunnel (the tunnel's remote selector, the MN's home address,
+routes what still arrives for the MN into it), has the downlink it held since the MN's
+port went away (``on_port_down``) forwarded into it, and acknowledges; the new FA sets its end on the acknowledgement, as initiator.  Both
 ends remove the forwarding tunnel after the BU's lifetime (``handoff_lifetime``,
 default 10 s).
 
@@ -33,9 +34,10 @@ from typing import Any
 
 
 from controller.core import flows
-from controller.core.actions import (Action, AddTunnel, Mark, NotifyVisitorLeft,
-                                     RelayToHomeAgent, RemoveTunnel, ReplyMip, SendDiameter,
-                                     SendFlows, SendMip, SendToMobileNode)
+from controller.core.actions import (Action, AddTunnel, HoldTraffic, Mark,
+                                     NotifyVisitorLeft, RelayToHomeAgent, ReleaseHold,
+                                     RemoveTunnel, ReplyMip, SendDiameter, SendFlows,
+                                     SendMip, SendToMobileNode)
 from controller.core.binding import (IdentificationClock, ack_status, binding_ack,
                                      build_binding_update, check_binding_update,
                                      handoff_key, peek_binding_update)
@@ -50,6 +52,10 @@ VENDOR_ID = mip.MIPVPN_VENDOR_ID
 CVSE_PREVIOUS_FA = mip.CVSE_PREVIOUS_FA      # previous FA care-of address (4 bytes)
 CVSE_SERVICE_UPDATE = mip.CVSE_SERVICE_UPDATE  # service update request (claim 24)
 DEPARTED_GRACE = 10.0  # s a departed visitor is remembered (a late handoff BU)
+#: smooth handoff: s the old FA keeps its tunnels of a departed MN (make before break:
+#: what the new FA's secondary tunnel sends it until the primaries' rekey, the MN's
+#: uplink, goes on to the HA / CN-GW instead of being dropped)
+RETIRE_AFTER = 2.0
 
 FEATURE_HA_REQUESTED = 4  # RFC 4004 MIP-Feature-Vector: Home-Agent-Requested
 RESULT_SUCCESS = 2001
@@ -78,6 +84,9 @@ class ForeignAgentConf:
     peers: dict[str, str] = field(default_factory=dict)  # CoA -> FA name, same domain
     max_lifetime: int = 1800
     handoff_lifetime: int = 10   # s the old FA forwards to the new one (claims 22-23)
+    # s the old FA holds a departed smooth-handoff MN's downlink waiting for the new
+    # FA's Binding Update (claims 22-23); then it is dropped
+    hold_time: float = 3.0
     max_pending: int = MAX_PENDING   # admission control: registrations in flight
     max_pending_age: float = MAX_PENDING_AGE   # ... and how long the oldest may wait
 
@@ -167,6 +176,24 @@ class HandoffTunnel:
     old_side: bool            # True at the old FA, False at the new FA
 
 
+@dataclass(frozen=True)
+class Hold:
+    """A departed smooth-handoff MN whose downlink the access switch punts and the
+    runtime holds (claims 22-23), until the Binding Update or ``expires``."""
+
+    nai: str
+    mn_mac: str
+    port: int
+    expires: float
+
+
+@dataclass(frozen=True)
+class _Retiring:
+    nai: str
+    spec: TunnelSpec
+    expires: float
+
+
 @dataclass
 class _HandoffPending:
     nai: str
@@ -187,12 +214,17 @@ class ForeignAgent:
         self.departed: ExpiryDict[str, tuple[Visitor, float]] = ExpiryDict(_second)
         self.handoffs: ExpiryDict[str, HandoffTunnel] = ExpiryDict()  # tunnel id -> end
         self.handoff_pending: dict[str, _HandoffPending] = {}
+        self.holds: ExpiryDict[str, Hold] = ExpiryDict()   # nai -> held downlink
+        # tunnel id -> a departed smooth-handoff MN's tunnel, removed when it expires
+        self.retiring: ExpiryDict[str, _Retiring] = ExpiryDict()
         self._handoff_ident: dict[str, int] = {}
         self._clock = IdentificationClock()
         self.counters: dict[str, int] = {"malformed": 0, "denied": 0, "accepted": 0,
                                          "retransmit_suppressed": 0,
                                          "handoff_bu_sent": 0, "handoff_bu_accepted": 0,
                                          "handoff_bu_refused": 0,
+                                         "holds": 0, "holds_forwarded": 0,
+                                         "holds_expired": 0,
                                          "admission_denied": 0, "late_answer_completed": 0,
                                          "late_answer_dropped": 0}
         # NAI -> (when its registration started, its previous-FA extension data)
@@ -366,11 +398,53 @@ class ForeignAgent:
         if visitor is None:
             return []
         self.departed[nai] = (visitor, now + DEPARTED_GRACE)
-        return self._teardown(visitor)
+        return self._teardown(visitor, now)
+
+    def on_port_down(self, now: float, port: int) -> list[Action]:
+        """An access port of this FA's switch went away (OpenFlow port-status delete or
+        link down): the MN on it has left the link, the new FA does not know yet.  For a
+        visitor with smooth handoff (claims 22-23) its steering is replaced by a punt of
+        its downlink to the controller, which holds it until the new FA's Binding Update
+        arrives (then it goes into the forwarding tunnel) or ``hold_time`` has passed.
+        The visitor itself stays until the move tells (BU, "visitor left", expiry)."""
+        if port == self.conf.fa_port:
+            return []
+        actions: list[Action] = []
+        for visitor in list(self.visitors.values()):
+            if (visitor.port != port or not visitor.vpn_info.smooth_handoff
+                    or visitor.nai in self.holds):
+                continue
+            self.holds[visitor.nai] = Hold(visitor.nai, visitor.mn_mac, port,
+                                           now + self.conf.hold_time)
+            self.counters["holds"] += 1
+            dpid = self.conf.access_dpid
+            actions += [Mark(visitor.nai, "held_at_old_fa", {"fa": self.conf.name}),
+                        HoldTraffic(self.conf.name, dpid, visitor.mn_mac, visitor.nai),
+                        SendFlows(dpid, flows.hold_mn(visitor.mn_mac, self.conf.fa_port))]
+        return actions
+
+    def _release(self, nai: str, forward: bool, tunnel_id: str = "",
+                 unpunted: bool = False, peer: str = "") -> list[Action]:
+        """End the hold of ``nai``'s downlink; ``unpunted``: its punt flow is already
+        gone (the MN is back, its steering replaced the punt)."""
+        hold = self.holds.pop(nai, None)
+        if hold is None:
+            return []
+        self.counters["holds_forwarded" if forward else "holds_expired"] += 1
+        mods = () if unpunted else flows.release_hold(hold.mn_mac)
+        return [ReleaseHold(self.conf.name, self.conf.access_dpid, hold.mn_mac, forward,
+                            tunnel_id, mods, peer),
+                Mark(nai, "hold_released" if forward else "hold_expired",
+                     {"fa": self.conf.name, "tunnel": tunnel_id})]
 
     def on_tick(self, now: float) -> list[Action]:
         """Expire visitors whose registration lifetime ran out without renewal."""
         actions: list[Action] = []
+        for nai in self.holds.due(now):    # no Binding Update came: drop what was held
+            actions += self._release(nai, forward=False)
+        for tunnel_id in self.retiring.due(now):
+            self.retiring.pop(tunnel_id)
+            actions.append(RemoveTunnel(self.conf.name, tunnel_id))
         for nai in self.visitors.due(now):
             visitor = self.visitors.pop(nai)
             LOG.info("%s: registration of %s expired", self.conf.name, nai)
@@ -422,14 +496,19 @@ class ForeignAgent:
         if visitor is not None:
             del self.visitors[nai]
             self.departed[nai] = (visitor, now + DEPARTED_GRACE)
-            actions += self._teardown(visitor)
+            actions += self._teardown(visitor, now)
         if checked.is_delete:
             if self.handoffs.pop(spec.tunnel_id, None) is not None:
                 actions.append(RemoveTunnel(self.conf.name, spec.tunnel_id))
+            actions += self._release(nai, forward=False)
         else:
             self.handoffs[spec.tunnel_id] = HandoffTunnel(nai, spec, now + checked.lifetime,
                                                           old_side=True)
             actions.append(AddTunnel(self.conf.name, spec.side_for(self.conf.name)))
+            # what was held for the MN since its link left goes into the tunnel (the
+            # runtime waits for its CHILD_SA: the new FA initiates after the BAck)
+            actions += self._release(nai, forward=True, tunnel_id=spec.tunnel_id,
+                                     peer=new_fa)
         self.counters["handoff_bu_accepted"] += 1
         return actions + self._handoff_ack(bu, mip.BACK_OK)
 
@@ -491,6 +570,8 @@ class ForeignAgent:
                 del self.handoffs[tunnel_id]
                 actions.append(RemoveTunnel(self.conf.name, tunnel_id))
         new_ids = {t.tunnel_id for t in vpn_info.tunnels_of(self.conf.name)}
+        for tunnel_id in new_ids:          # back before its old tunnels went: set anew
+            self.retiring.pop(tunnel_id, None)
         if old is not None:
             actions += [RemoveTunnel(self.conf.name, t.tunnel_id)
                         for t in old.vpn_info.tunnels_of(self.conf.name)
@@ -502,9 +583,17 @@ class ForeignAgent:
         # Steering first: the FA's first packet towards the MN (its ARP request) comes
         # as soon as the tunnel is up, and the MN's answer must already pass the switch.
         actions.append(Mark(p.nai, "fa_setup"))
+        held = self.holds.get(p.nai)
+        unhold = flows.release_hold(held.mn_mac) if held is not None else ()
+        # smooth handoff: the downlink falls over to the controller the moment the MN's
+        # port goes (a fast-failover group), before this FA even hears of it
         actions.append(SendFlows(self.conf.access_dpid,
-                                 flows.install_mn(p.mn_mac, p.port, self.conf.fa_port)))
+                                 unhold + flows.install_mn(p.mn_mac, p.port,
+                                                           self.conf.fa_port,
+                                                           vpn_info.smooth_handoff)))
         actions.append(Mark(p.nai, "flows_installed"))
+        # back here before a BU took what was held for it: the FA delivers it now
+        actions += self._release(p.nai, forward=True, unpunted=True)
         for spec in vpn_info.tunnels_of(self.conf.name):
             actions.append(AddTunnel(self.conf.name, spec.side_for(self.conf.name)))
         actions.append(Mark(p.nai, "tunnel_up"))
@@ -517,9 +606,15 @@ class ForeignAgent:
         self.counters["accepted"] += 1
         return actions
 
-    def _teardown(self, visitor: Visitor) -> list[Action]:
-        actions: list[Action] = [RemoveTunnel(self.conf.name, t.tunnel_id)
-                                 for t in visitor.vpn_info.tunnels_of(self.conf.name)]
+    def _teardown(self, visitor: Visitor, now: float | None = None) -> list[Action]:
+        """Drop the visitor's tunnels and steering.  ``now`` (it moved on): with smooth
+        handoff its tunnels stay ``RETIRE_AFTER`` longer (make before break)."""
+        actions: list[Action] = []
+        for t in visitor.vpn_info.tunnels_of(self.conf.name):
+            if now is not None and visitor.vpn_info.smooth_handoff:
+                self.retiring[t.tunnel_id] = _Retiring(visitor.nai, t, now + RETIRE_AFTER)
+            else:
+                actions.append(RemoveTunnel(self.conf.name, t.tunnel_id))
         # a forwarding tunnel this FA ended as the new FA is of no use once the MN left
         for tunnel_id, h in list(self.handoffs.items()):
             if h.nai == visitor.nai and not h.old_side:
@@ -606,4 +701,5 @@ class ForeignAgent:
         """Every tunnel this FA's gateway should hold: its visitors' and the forwarding
         tunnels it ends."""
         out = [t for v in self.visitors.values() for t in v.vpn_info.tunnels_of(self.conf.name)]
-        return out + [h.spec for h in self.handoffs.values()]
+        return (out + [h.spec for h in self.handoffs.values()]
+                + [r.spec for r in self.retiring.values()])

@@ -50,6 +50,16 @@ LOG = logging.getLogger("mipvpn.ha")
 RESULT_SUCCESS = 2001
 RESULT_MIP_REPLY_FAILURE = 4005
 REPLAY_WINDOW = 7.0  # seconds, RFC 5944 §5.7 default
+#: smooth handoff (claims 22-23): s the HA keeps its tunnel to the old FA after a move
+#: (make before break: its newest SA, the new FA's, takes the downlink once the new FA
+#: brought it up; until then the old FA gets it and holds it for the forwarding tunnel)
+RETIRE_AFTER = 2.0
+
+
+@dataclass(frozen=True)
+class _Retiring:
+    nai: str
+    expires: float
 
 
 @dataclass
@@ -101,6 +111,8 @@ class HomeAgent:
         self.binding_keys = binding_keys or {}
         self.bindings: ExpiryDict[str, Binding] = ExpiryDict()
         self.pending: dict[str, _PendingUpdates] = {}
+        # tunnel id -> the old FA's tunnel kept after a smooth-handoff move
+        self.retiring: ExpiryDict[str, _Retiring] = ExpiryDict()
         self._clock = IdentificationClock()
         self.counters = {"accepted": 0, "denied": 0, "malformed": 0,
                          "bu_sent": 0, "bu_acked": 0, "bu_failed": 0, "breq": 0}
@@ -235,6 +247,9 @@ class HomeAgent:
 
     def on_tick(self, now: float) -> list[Action]:
         actions: list[Action] = []
+        for tunnel_id in self.retiring.due(now):
+            self.retiring.pop(tunnel_id)
+            actions.append(RemoveTunnel(self.name, tunnel_id))
         for nai in self.bindings.due(now):
             LOG.info("HA %s: binding of %s expired", self.name, nai)
             actions += self._unbind(nai)
@@ -268,14 +283,24 @@ class HomeAgent:
         new_tunnels = [t for t in vpn_info.tunnels_of(self.name) if t.psk]
         new_ids = {t.tunnel_id for t in new_tunnels}
         actions: list[Action] = []
+        keep = (old is not None and vpn_info.smooth_handoff
+                and old.foreign_agent != vpn_info.foreign_agent)
         if old is not None:
-            # delete the VPN path to the old FA first (claim 17)
-            actions += [RemoveTunnel(self.name, t.tunnel_id)
-                        for t in old.vpn_info.tunnels_of(self.name)
-                        if t.psk and t.tunnel_id not in new_ids]
+            gone = [t.tunnel_id for t in old.vpn_info.tunnels_of(self.name)
+                    if t.psk and t.tunnel_id not in new_ids]
+            if keep:
+                # smooth handoff: make before break, the old FA's tunnel goes later
+                for tunnel_id in gone:
+                    self.retiring[tunnel_id] = _Retiring(nai, now + RETIRE_AFTER)
+                if gone:
+                    actions.append(Mark(nai, "ha_old_tunnel_kept", {"tunnels": gone}))
+            else:
+                # delete the VPN path to the old FA first (claim 17)
+                actions += [RemoveTunnel(self.name, tid) for tid in gone]
         old_specs = {t.tunnel_id: t for t in old.vpn_info.tunnels} if old else {}
         for spec in new_tunnels:
-            if old_specs.get(spec.tunnel_id) != spec:
+            retired = self.retiring.pop(spec.tunnel_id, None) is not None
+            if old_specs.get(spec.tunnel_id) != spec or retired:
                 actions.append(AddTunnel(self.name, spec.side_for(self.name)))
         self.bindings[nai] = Binding(nai, rrq.home_address, rrq.care_of_address,
                                      vpn_info.foreign_agent, vpn_info, lifetime,

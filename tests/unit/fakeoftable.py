@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Any, Iterable
 
-from controller.core.flows import FlowMod, FlowSpec
+from controller.core.flows import FlowMod, FlowSpec, GroupMod
 
 FIELDS = ("in_port", "eth_src", "eth_dst", "eth_type", "ip_proto", "udp_dst", "icmpv4_type",
           "ipv4_dst")
@@ -25,6 +25,8 @@ class FakeOFTable:
     def __init__(self, dpid: int = 0) -> None:
         self.dpid = dpid
         self.flows: list[FlowSpec] = []
+        self.groups: dict[int, tuple[tuple[int, tuple[tuple[str, int], ...]], ...]] = {}
+        self.dead_ports: set[int] = set()   # ports whose link is gone (fast failover)
         self.applied = 0
 
     # ------------------------------------------------------------ FlowMods
@@ -33,6 +35,14 @@ class FakeOFTable:
         mods = list(mods)
         for mod in [m for m in mods if m.op == "delete"] + [m for m in mods if m.op != "delete"]:
             self.applied += 1
+            if isinstance(mod, GroupMod):   # deleting a group deletes its flows too
+                if mod.op == "delete":
+                    self.groups.pop(mod.group_id, None)
+                    self.flows = [f for f in self.flows
+                                  if ("group", mod.group_id) not in f.actions]
+                else:
+                    self.groups[mod.group_id] = mod.buckets
+                continue
             if mod.op == "delete":
                 self._delete(mod)
             elif mod.op == "add":
@@ -109,7 +119,16 @@ class FakeOFTable:
                         icmpv4_type=icmpv4_type)
         if f is None:
             return []
-        return [port for kind, port in f.actions if kind == "output"]
+        out: list[int] = []
+        for kind, value in f.actions:
+            if kind == "output":
+                out.append(value)
+            elif kind == "group":     # fast failover: the first live bucket
+                for watch, actions in self.groups[value]:
+                    if watch == 0 or watch not in self.dead_ports:
+                        out += [p for k, p in actions if k == "output"]
+                        break
+        return out
 
     def cookies(self) -> set[int]:
         return {f.cookie for f in self.flows}

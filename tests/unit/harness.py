@@ -26,9 +26,10 @@ from typing import Any
 from controller.adapters.store import VpnStore
 from controller.config import Topology, load_topology, parse_topology
 from controller.core import flows
-from controller.core.actions import (AddTunnel, AnswerDiameter, Mark, NotifyVisitorLeft,
-                                     RelayToHomeAgent, RemoveTunnel, ReplyMip, SendDiameter,
-                                     SendFlows, SendMip, SendToMobileNode)
+from controller.core.actions import (AddTunnel, AnswerDiameter, HoldTraffic, Mark,
+                                     NotifyVisitorLeft, RelayToHomeAgent, ReleaseHold,
+                                     RemoveTunnel, ReplyMip, SendDiameter, SendFlows,
+                                     SendMip, SendToMobileNode)
 from controller.core.foreign_agent import ForeignAgent
 from controller.core.roles import build_roles
 from controller.core.vpn import TunnelSide
@@ -244,6 +245,11 @@ class Walk:
                 self.log.append((key, action))
                 self.log.append((key, MipSent(key, MN, bytes(action.raw),
                                               _mip_or_none(action.raw))))
+            elif isinstance(action, HoldTraffic):
+                self.log.append((key, action))
+            elif isinstance(action, ReleaseHold):   # the runtime's end state: punt gone
+                self.log.append((key, action))
+                self.tables[action.dpid].apply(action.mods)
             elif isinstance(action, NotifyVisitorLeft):
                 self.log.append((key, action))
                 other = f"fa:{action.foreign_agent}"
@@ -335,6 +341,12 @@ class Walk:
                 out.append(f"{role} RelayToHomeAgent")
             elif isinstance(item, NotifyVisitorLeft):
                 out.append(f"{role} NotifyVisitorLeft {item.foreign_agent}")
+            elif isinstance(item, HoldTraffic):
+                out.append(f"{role} HoldTraffic {self.fabric.switch_of_dpid(item.dpid)}")
+            elif isinstance(item, ReleaseHold):
+                how = ("forward" + (f" {item.tunnel_id}" if item.tunnel_id else "")
+                       if item.forward else "drop")
+                out.append(f"{role} ReleaseHold {how}")
             elif isinstance(item, SendMip):
                 continue   # its MipSent follows
             elif isinstance(item, SendToMobileNode):

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import pytest
 
-from controller.core.actions import AddTunnel
+from controller.core import flows
+from controller.core.actions import AddTunnel, HoldTraffic, ReleaseHold
 from controller.core.binding import check_binding_update, handoff_key
 from controller.core.vpn import anchor_psk, handoff_psk
 from controller.proto import mip
@@ -24,16 +25,26 @@ RO1, RO2, RO3 = (f"{OWNER}/cngw2-fa{i}" for i in (1, 2, 3))
 FWD12, FWD13 = f"{OWNER}/fa1-fa2", f"{OWNER}/fa1-fa3"
 MIXED = {NAI: [("10.30.0.0/24", "cngw"), ("10.32.0.0/24", "cngw2")]}
 
+# FA1 deletes its VPN path to the HA and the CN-GW RETIRE_AFTER later (make before
+# break: the uplink the new FA's secondary tunnel sends it until the primaries' rekey
+# goes on): ``retire``
 SMOOTH_TAIL = [
     "fa:fa2 -> mn RRP 0",
     "fa:fa2 -> fa:fa1 BU",
-    f"fa:fa1 RemoveTunnel fa1 {HA1}",
-    f"fa:fa1 RemoveTunnel fa1 {RO1}",
     "fa:fa1 SendFlows acc1",
     f"fa:fa1 AddTunnel fa1 {FWD12}",
     "fa:fa1 -> fa:fa2 BAck 0",
     f"fa:fa2 AddTunnel fa2 {FWD12} initiator",
 ]
+
+
+def retire(walk: Walk, fa: str = "fa1") -> list[str]:
+    """Let the old FA's retired tunnels go (and the HA's): the trace of that tick."""
+    from controller.core.foreign_agent import RETIRE_AFTER
+    walk.now += RETIRE_AFTER + 0.1
+    pos = walk.mark()
+    walk.tick()
+    return walk.trace(pos)
 
 
 def make(smooth: bool = True) -> tuple[Walk, MobileNode]:
@@ -67,8 +78,12 @@ def test_intra_domain_smooth_handoff_exact_walk(walk_mn: tuple[Walk, MobileNode]
                          "aaaf:domain-a -> fa:fa2 AMA"]          # claim 17 / 20 walk
     assert trace[-len(SMOOTH_TAIL):] == SMOOTH_TAIL
     assert "fa:fa2 NotifyVisitorLeft fa1" not in trace           # the BU replaces it
-    assert walk.gateways.ids("fa1") == {FWD12}
+    assert walk.gateways.ids("fa1") == {HA1, RO1, FWD12}         # the old path, retiring
     assert walk.gateways.ids("fa2") == {HA2, RO2, FWD12}
+    assert sorted(retire(walk)) == sorted([f"fa:fa1 RemoveTunnel fa1 {HA1}",
+                                           f"fa:fa1 RemoveTunnel fa1 {RO1}",
+                                           f"ha RemoveTunnel ha {HA1}"])
+    assert walk.gateways.ids("fa1") == {FWD12}
     assert walk.gateways.errors == []
 
 
@@ -175,13 +190,15 @@ def test_forwarding_tunnel_expires_at_both_ends(walk_mn: tuple[Walk, MobileNode]
 def test_moving_back_to_the_old_fa_stops_forwarding(walk_mn: tuple[Walk, MobileNode]) -> None:
     walk, mn = walk_mn
     mn.register("fa2", "fa1")
-    walk.now += 2
+    retire(walk)
     pos = walk.mark()
     assert mn.register("fa1", "fa2").accepted
     trace = walk.trace(pos)
     assert f"fa:fa1 RemoveTunnel fa1 {FWD12}" in trace
     assert trace.index(f"fa:fa1 RemoveTunnel fa1 {FWD12}") < trace.index("fa:fa1 -> mn RRP 0")
     # FA2 forwards to FA1 now; its old forwarding end went with its visitor
+    assert walk.gateways.ids("fa2") == {HA2, RO2, f"{OWNER}/fa2-fa1"}
+    retire(walk)
     assert walk.gateways.ids("fa2") == {f"{OWNER}/fa2-fa1"}
     assert walk.gateways.ids("fa1") == {HA1, RO1, f"{OWNER}/fa2-fa1"}
     assert walk.gateways.errors == []
@@ -192,10 +209,11 @@ def test_late_bu_after_visitor_left_still_forwards(walk_mn: tuple[Walk, MobileNo
     the old FA remembers the departed visitor long enough to accept it."""
     walk, mn = walk_mn
     walk.execute("fa:fa1", walk.fa("fa1").on_visitor_left(walk.now, NAI))
-    assert walk.gateways.ids("fa1") == set()
+    assert walk.gateways.ids("fa1") == {HA1, RO1}          # retiring (smooth handoff)
     pos = walk.mark()
     assert mn.register("fa2", "fa1").accepted
     assert "fa:fa1 -> fa:fa2 BAck 0" in walk.trace(pos)
+    retire(walk)
     assert walk.gateways.ids("fa1") == {FWD12} and walk.gateways.errors == []
 
 
@@ -228,11 +246,9 @@ def test_inter_domain_smooth_handoff(walk_mn: tuple[Walk, MobileNode]) -> None:
     assert mn.register("fa3", "fa1").accepted
     trace = walk.trace(pos)
     assert "aaah -> ha HAR" in trace
-    assert trace[-8:] == [
+    assert trace[-6:] == [
         "fa:fa3 -> mn RRP 0",
         "fa:fa3 -> fa:fa1 BU",
-        f"fa:fa1 RemoveTunnel fa1 {HA1}",
-        f"fa:fa1 RemoveTunnel fa1 {RO1}",
         "fa:fa1 SendFlows acc1",
         f"fa:fa1 AddTunnel fa1 {FWD13}",
         "fa:fa1 -> fa:fa3 BAck 0",
@@ -266,6 +282,7 @@ def test_inter_domain_after_local_move(walk_mn: tuple[Walk, MobileNode]) -> None
     assert "fa:fa2 -> fa:fa3 BAck 0" in walk.trace(pos)
     (ama,) = [d for d in walk.diameter(pos) if d.name == "AMA" and d.dst == "fa:fa3"]
     assert ama.msg.vpn_info.handoff.psk == handoff_psk(p1, "fa2", "fa3")
+    retire(walk)
     assert walk.gateways.ids("fa2") == {f"{OWNER}/fa2-fa3"}
     assert walk.gateways.errors == []
 
@@ -278,3 +295,209 @@ def test_inter_domain_without_cached_old_info_no_handoff() -> None:
     assert mn.register("fa3", None, previous_coa="10.0.0.99").accepted
     assert not bus(walk, pos)
     assert all(d.msg.vpn_info.handoff is None for d in walk.diameter(pos) if d.name == "AMA")
+
+
+# ------------------------------------------------------------------ holding the downlink
+# The old FA holds a departed MN's downlink from the moment its link leaves the old
+# access switch (port-status delete / link down) until the new FA's Binding Update: the
+# held frames then go into the forwarding tunnel instead of being dropped at the switch.
+
+
+def downlink(walk: Walk, mn: MobileNode, switch: str = "acc1") -> list[int]:
+    fa = walk.fa("fa1" if switch == "acc1" else "fa2")
+    return walk.table(switch).lookup(fa.conf.fa_port, fa.conf.inside_mac, mn.mac, 0x0800,
+                                     17, 5001)
+
+
+def port_down(walk: Walk, mn: MobileNode, fa: str = "fa1") -> list[str]:
+    pos = walk.mark()
+    walk.execute(f"fa:{fa}", walk.fa(fa).on_port_down(walk.now, mn.port))
+    return walk.trace(pos)
+
+
+def test_port_down_holds_the_downlink_until_the_bu(walk_mn: tuple[Walk, MobileNode]) -> None:
+    walk, mn = walk_mn
+    assert downlink(walk, mn) == [mn.port]
+    assert port_down(walk, mn) == ["fa:fa1 HoldTraffic acc1", "fa:fa1 SendFlows acc1"]
+    (hold,) = [a for _r, a in walk.of_type(HoldTraffic)]
+    assert (hold.dpid, hold.mn_mac, hold.nai) == (walk.fa("fa1").conf.access_dpid,
+                                                  mn.mac, NAI)
+    # the FA's IPv4 towards the MN goes to the controller; the MN's uplink is gone
+    assert downlink(walk, mn) == [flows.OFPP_CONTROLLER]
+    fa_port = walk.fa("fa1").conf.fa_port
+    assert walk.table("acc1").lookup(mn.port, mn.mac, "00:00:00:00:00:01") == []
+    # ARP for the MN is not held (only IPv4 is routed on)
+    assert walk.table("acc1").lookup(fa_port, "02:00:00:00:00:11", mn.mac, 0x0806) == []
+    # the visitor stays (its registration still counts until the move tells)
+    assert NAI in walk.fa("fa1").visitors and HA1 in walk.gateways.ids("fa1")
+    assert port_down(walk, mn) == []          # a second event holds nothing new
+    walk.now += 0.3
+    pos = walk.mark()
+    assert mn.register("fa2", "fa1").accepted
+    trace = walk.trace(pos)
+    tail = trace[trace.index("fa:fa2 -> fa:fa1 BU"):]
+    assert tail == ["fa:fa2 -> fa:fa1 BU", "fa:fa1 SendFlows acc1",
+                    f"fa:fa1 AddTunnel fa1 {FWD12}", f"fa:fa1 ReleaseHold forward {FWD12}",
+                    "fa:fa1 -> fa:fa2 BAck 0", f"fa:fa2 AddTunnel fa2 {FWD12} initiator"]
+    (release,) = [a for _r, a in walk.of_type(ReleaseHold)]
+    assert release.forward and release.mn_mac == mn.mac and release.peer == "fa2"
+    assert release.mods == flows.release_hold(mn.mac)      # the punt goes after the flush
+    assert downlink(walk, mn) == [] and walk.fa("fa1").holds == {}
+    assert walk.fa("fa1").counters["holds_forwarded"] == 1
+    walk.now += 5
+    walk.tick()                                            # nothing left to expire
+    assert walk.of_type(ReleaseHold, pos)[1:] == []
+
+
+def test_hold_survives_visitor_left_before_the_bu(walk_mn: tuple[Walk, MobileNode]) -> None:
+    """The runtime's "visitor left" clean-up may reach the old FA before the BU: the
+    steering goes, the hold stays for the BU."""
+    walk, mn = walk_mn
+    port_down(walk, mn)
+    walk.execute("fa:fa1", walk.fa("fa1").on_visitor_left(walk.now, NAI))
+    assert downlink(walk, mn) == [flows.OFPP_CONTROLLER]
+    pos = walk.mark()
+    assert mn.register("fa2", "fa1").accepted
+    assert f"fa:fa1 ReleaseHold forward {FWD12}" in walk.trace(pos)
+    assert downlink(walk, mn) == []
+
+
+def test_without_a_bu_the_held_downlink_is_dropped(walk_mn: tuple[Walk, MobileNode]) -> None:
+    walk, mn = walk_mn
+    port_down(walk, mn)
+    hold_time = walk.fa("fa1").conf.hold_time
+    walk.now += hold_time - 0.5
+    walk.tick()
+    assert downlink(walk, mn) == [flows.OFPP_CONTROLLER]
+    walk.now += 1.0
+    pos = walk.mark()
+    walk.tick()
+    assert walk.trace(pos) == ["fa:fa1 ReleaseHold drop"]
+    (release,) = [a for _r, a in walk.of_type(ReleaseHold, pos)]
+    assert not release.forward and release.tunnel_id == ""
+    assert downlink(walk, mn) == [] and walk.fa("fa1").counters["holds_expired"] == 1
+    # a BU after that still sets the forwarding tunnel; nothing is held any more
+    pos = walk.mark()
+    assert mn.register("fa2", "fa1").accepted
+    trace = walk.trace(pos)
+    assert f"fa:fa1 AddTunnel fa1 {FWD12}" in trace
+    assert not any("ReleaseHold" in line for line in trace)
+
+
+def test_back_at_the_old_fa_before_the_bu(walk_mn: tuple[Walk, MobileNode]) -> None:
+    """The link comes back (another port of the same switch) before any BU: the new
+    steering replaces the punt in one batch and the held frames go to the FA, which
+    delivers them."""
+    walk, mn = walk_mn
+    port_down(walk, mn)
+    walk.now += 1.5        # past the FA's retransmission hold of the first registration
+    pos = walk.mark()
+    assert mn.register("fa1", port=7).accepted
+    trace = walk.trace(pos)
+    assert trace.index("fa:fa1 SendFlows acc1") < trace.index("fa:fa1 ReleaseHold forward")
+    (release,) = [a for _r, a in walk.of_type(ReleaseHold, pos)]
+    assert release.forward and release.tunnel_id == "" and release.mods == ()
+    assert downlink(walk, mn) == [7]
+
+
+def test_port_down_without_smooth_handoff_changes_nothing() -> None:
+    walk, mn = make(smooth=False)
+    before = list(walk.table("acc1").flows)
+    assert port_down(walk, mn) == []
+    assert walk.table("acc1").flows == before and walk.fa("fa1").holds == {}
+
+
+def test_port_down_elsewhere_changes_nothing(walk_mn: tuple[Walk, MobileNode]) -> None:
+    walk, mn = walk_mn
+    fa = walk.fa("fa1")
+    assert fa.on_port_down(walk.now, mn.port + 5) == []
+    assert fa.on_port_down(walk.now, fa.conf.fa_port) == []
+    assert walk.fa("fa2").on_port_down(walk.now, mn.port) == []   # not its visitor
+
+
+def test_ha_keeps_the_old_fas_tunnel_until_the_new_one_took_over(
+        walk_mn: tuple[Walk, MobileNode]) -> None:
+    """Make before break: the HA does not delete its tunnel to the old FA at the move
+    (what it sends meanwhile reaches the old FA, which holds it for the forwarding
+    tunnel); the new FA's SA, the newest, takes the downlink once it is up.  The old
+    end goes RETIRE_AFTER later (or with the old FA's delete at the BU)."""
+    from controller.core.home_agent import RETIRE_AFTER
+    walk, mn = walk_mn
+    pos = walk.mark()
+    assert mn.register("fa2", "fa1").accepted
+    trace = walk.trace(pos)
+    assert f"ha RemoveTunnel ha {HA1}" not in trace and f"ha AddTunnel ha {HA2}" in trace
+    assert {HA1, HA2} <= walk.gateways.ids("ha")
+    walk.now += RETIRE_AFTER - 0.5
+    walk.tick()
+    assert HA1 in walk.gateways.ids("ha")
+    walk.now += 1.0
+    pos = walk.mark()
+    walk.tick()
+    assert f"ha RemoveTunnel ha {HA1}" in walk.trace(pos)
+    assert HA1 not in walk.gateways.ids("ha") and HA2 in walk.gateways.ids("ha")
+
+
+def test_ha_moving_back_within_the_retirement(walk_mn: tuple[Walk, MobileNode]) -> None:
+    walk, mn = walk_mn
+    assert mn.register("fa2", "fa1").accepted
+    walk.now += 1.0
+    walk.fa("fa1").in_progress.clear()      # (the FA's own retransmission hold)
+    pos = walk.mark()
+    assert mn.register("fa1", "fa2").accepted
+    assert f"ha AddTunnel ha {HA1}" in walk.trace(pos)
+    walk.now += 5
+    walk.tick()
+    # HA1 serves the MN again: its retirement was cancelled; HA2 retired in turn
+    assert HA1 in walk.gateways.ids("ha") and HA2 not in walk.gateways.ids("ha")
+
+
+def test_ha_without_smooth_handoff_breaks_first() -> None:
+    walk, mn = make(smooth=False)
+    pos = walk.mark()
+    assert mn.register("fa2", "fa1").accepted
+    trace = walk.trace(pos)
+    assert trace.index(f"ha RemoveTunnel ha {HA1}") < trace.index(f"ha AddTunnel ha {HA2}")
+    assert walk.ha.retiring == {}
+
+
+def test_the_downlink_fails_over_to_the_controller_at_once(
+        walk_mn: tuple[Walk, MobileNode]) -> None:
+    """A smooth-handoff MN's downlink at its access switch goes through a fast-failover
+    group: the moment its port is gone the switch punts it, before the controller has
+    heard of the port (the hold flow follows)."""
+    walk, mn = walk_mn
+    table = walk.table("acc1")
+    assert downlink(walk, mn) == [mn.port]
+    table.dead_ports.add(mn.port)
+    assert downlink(walk, mn) == [flows.OFPP_CONTROLLER]
+    assert port_down(walk, mn)[0] == "fa:fa1 HoldTraffic acc1"
+    assert downlink(walk, mn) == [flows.OFPP_CONTROLLER]     # now by the hold flow
+    # an MN without smooth handoff: plain output, dropped with its port as before
+    walk2, mn2 = make(smooth=False)
+    walk2.table("acc1").dead_ports.add(mn2.port)
+    assert downlink(walk2, mn2) == [mn2.port]
+    assert walk2.table("acc1").groups == {}
+
+
+def test_old_fa_keeps_its_path_until_retired_and_cancels_when_back(
+        walk_mn: tuple[Walk, MobileNode]) -> None:
+    """Make before break at the old FA: its tunnels to the HA and the CN-GW outlive the
+    move by RETIRE_AFTER (the uplink the new FA's secondary tunnel sends it until the
+    primaries' rekey goes on); coming back cancels the retirement."""
+    walk, mn = walk_mn
+    assert mn.register("fa2", "fa1").accepted
+    fa1 = walk.fa("fa1")
+    assert set(fa1.retiring) == {HA1, RO1}
+    assert {t.tunnel_id for t in fa1.tunnels_wanted()} == {HA1, RO1, FWD12}
+    walk.now += 1.0
+    fa1.in_progress.clear()
+    walk.fa("fa2").in_progress.clear()
+    assert mn.register("fa1", "fa2").accepted
+    assert fa1.retiring == {}                               # set anew, not retired
+    retire(walk)
+    assert {HA1, RO1} <= walk.gateways.ids("fa1")
+    # without smooth handoff the old FA deletes at once (claim 17)
+    walk2, mn2 = make(smooth=False)
+    assert mn2.register("fa2", "fa1").accepted
+    assert walk2.fa("fa1").retiring == {} and walk2.gateways.ids("fa1") == set()

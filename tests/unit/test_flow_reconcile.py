@@ -28,7 +28,7 @@ def as_stats(mods: tuple[flows.Mod, ...]) -> list[Any]:
     """What the switch would report after these adds: serialised and parsed back."""
     out = []
     for msg in openflow.flow_mod_msgs(DP, mods):
-        if msg.command != ofp.OFPFC_ADD:
+        if not isinstance(msg, parser.OFPFlowMod) or msg.command != ofp.OFPFC_ADD:
             continue
         buf = bytearray()
         msg.match.serialize(buf, 0)
@@ -77,3 +77,30 @@ def test_stale_flows_are_deleted_and_changed_ones_replaced_in_place() -> None:
     add_ids = {(m.table_id, m.priority, str(m.match)) for m in adds}
     assert not any((m.table_id, m.priority, str(m.match)) in add_ids for m in deletes)
     assert counts == {"kept": counts["kept"], "added": len(adds), "removed": len(deletes)}
+
+
+def test_failover_group_messages_and_reconcile() -> None:
+    """Smooth handoff: the MN's downlink through a fast-failover group; the group is
+    (re)made before the flow that uses it, and a reconcile that re-adds the flow
+    re-makes its group (a kept flow leaves it alone)."""
+    mods = flows.install_mn(MN_MAC, MN_PORT, FA_PORT, failover=True)
+    msgs = openflow.flow_mod_msgs(DP, mods)
+    kinds = [(type(m).__name__, getattr(m, "command", None)) for m in msgs]
+    assert kinds == [("OFPFlowMod", ofp.OFPFC_DELETE), ("OFPGroupMod", ofp.OFPGC_DELETE),
+                     ("OFPGroupMod", ofp.OFPGC_ADD), ("OFPFlowMod", ofp.OFPFC_ADD),
+                     ("OFPFlowMod", ofp.OFPFC_ADD)]
+    group = msgs[2]
+    assert group.type == ofp.OFPGT_FF and group.group_id == flows.mn_group_id(MN_PORT)
+    assert [b.watch_port for b in group.buckets] == [MN_PORT, FA_PORT]
+    assert group.buckets[1].actions[0].port == ofp.OFPP_CONTROLLER
+    assert group.buckets[1].actions[0].max_len == ofp.OFPCML_NO_BUFFER
+    for m in msgs:                       # every message serialises
+        m.serialize()
+    fabric = flows.Fabric.from_topology(load_topology(DEFAULT_TOPOLOGY))
+    want = tuple(flows.static_flows(fabric, "acc1")) + mods
+    out, counts = openflow.reconcile_msgs(DP, want, as_stats(want))
+    assert out == [] and counts["added"] == 0
+    out, counts = openflow.reconcile_msgs(DP, want, as_stats(tuple(
+        flows.static_flows(fabric, "acc1"))))
+    assert counts["added"] == 2
+    assert [type(m).__name__ for m in out[:2]] == ["OFPGroupMod", "OFPGroupMod"]

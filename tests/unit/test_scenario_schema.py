@@ -119,6 +119,9 @@ def test_a_valid_spec_loads(tmp_path: Path) -> None:
     ("expect.dscp.alice-up", 64, ["expect.dscp.alice-up", "0-63"]),
     ("expect.dscp.alice-up", True, ["expect.dscp.alice-up"]),
     ("expect.rate_limit", {}, ["expect", "unknown keys ['rate_limit']"]),
+    ("expect.lost_less", ["mn1"], ["expect.lost_less", "[mnA, mnB]"]),
+    ("expect.lost_less", ["mn1", "mn2", "down"], ["expect.lost_less", "cn_to_mn"]),
+    ("expect.report_lost", "mn1", ["expect.report_lost"]),
 ])
 def test_bad_values_name_the_key(tmp_path: Path, path: str, value: Any,
                                  words: list[str]) -> None:
@@ -230,3 +233,8 @@ def test_every_shipped_scenario_validates(name: str, tmp_path: Path) -> None:
     topo, _ = scenario_topology(spec, tmp_path)
     from mininet_scripts.scenario import check_names
     check_names(spec, topo)
+
+
+def test_lost_less_may_name_a_direction(tmp_path: Path) -> None:
+    for value in (["mn1", "mn2"], ["mn1", "mn2", "cn_to_mn"], ["mn1", "mn2", "mn_to_cn"]):
+        assert _load(tmp_path, _with("expect.lost_less", value))["expect"]["lost_less"] == value
