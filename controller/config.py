@@ -22,6 +22,8 @@ from typing import Any, Literal, TypeVar
 
 import yaml
 
+from controller.core.foreign_agent import MAX_PENDING, MAX_PENDING_AGE
+
 __all__ = [
     "AaaConf",
     "ConfigError",
@@ -56,10 +58,11 @@ MAX_PORT = 0xFEFF  # highest ofport OVS accepts in ofport_request
 MAX_DPID = (1 << 64) - 1
 # Admission control (issue 5): a foreign agent's registrations in flight (AMR or HA
 # relay outstanding) before it refuses new ones with RFC 5944 code 66.
-DEFAULT_FA_MAX_PENDING = 64
+# ... or while the oldest registration in flight has waited longer than max_pending_age
+# (defaults: the foreign agent's own, defined once there)
+DEFAULT_FA_MAX_PENDING = MAX_PENDING
 MAX_FA_MAX_PENDING = 1_000_000
-# ... or while the oldest registration in flight has waited longer than this (s)
-DEFAULT_FA_MAX_PENDING_AGE = 2.0
+DEFAULT_FA_MAX_PENDING_AGE = MAX_PENDING_AGE
 
 # Gateway names become interface names "<name>-core" (15 chars max on Linux).
 MAX_GATEWAY_NAME = 10

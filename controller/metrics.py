@@ -78,7 +78,7 @@ class Metrics:
         self.gateway_up = Gauge(
             "mipvpn_gateway_up", "1 when the gateway's charon answers over VICI, 0 while "
             "it is degraded or not reached yet (issue 5)", ["gateway"], registry=reg)
-        self.state_records = Gauge(
+        self.state_records = Counter(
             "mipvpn_state_records_written", "Records written to the restart state store "
             "since start", registry=reg)
         self.packet_in = Counter(
@@ -90,7 +90,8 @@ class Metrics:
         self.admission_denied = Counter(
             "mipvpn_registrations_admission_denied", "Registration Requests a foreign "
             "agent refused at once (code 66) because max_pending registrations were "
-            "already in flight (overload)", ["foreign_agent"], registry=reg)
+            "already in flight, the oldest had waited max_pending_age, or recent AAA "
+            "round trips averaged over it (overload)", ["foreign_agent"], registry=reg)
         self.held_frames = Counter(
             "mipvpn_held_downlink_frames", "Smooth handoff (claims 22-23): frames towards "
             "a departed mobile node held at its old access switch, by outcome (held, "
@@ -143,7 +144,8 @@ class Metrics:
             self.gateway_up.labels(gateway=name).set(1 if h.get("state") == "up" else 0)
         state = getattr(rt, "state", None)
         if state is not None:
-            self.state_records.set(state.rows_written)
+            self._add_growth(self.state_records, ("runtime", "state_records"),
+                             int(state.rows_written))
 
         for table in getattr(rt, "routes", {}).values():
             for dest, (node, conn) in table.items():

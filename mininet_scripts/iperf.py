@@ -92,9 +92,14 @@ def ds_seen(proc: subprocess.Popen[bytes], timeout: float = 35.0) -> dict[str, i
     """What ``start_ds_sniffer`` counted: {"<dscp>[/bad-checksum]": packets}."""
     try:
         out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        out = b""                     # the sniffer saw too little in time: count nothing
     finally:
         _stop(proc)
-    return json.loads(out or b"{}")  # type: ignore[no-any-return]
+    try:
+        return json.loads(out or b"{}")  # type: ignore[no-any-return]
+    except ValueError:
+        return {}
 
 
 def _stop(proc: subprocess.Popen[bytes] | None) -> None:
