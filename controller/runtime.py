@@ -1162,6 +1162,10 @@ class Runtime:
         # controller restart nothing changes and no packet is dropped).  A switch that
         # does not answer gets the table reset and everything in one batch, one
         # barrier (the MNs' steering follows the reset in the same stream).
+        dp = self.datapaths.get(dpid)
+        existing = await self._flow_stats(dpid) if dp is not None else None
+        # what we intend, computed after the switch answered: a visitor that left (or
+        # came) during the round trip is not re-added (or missed)
         mods: list[flows.Mod] = list(static)
         for fa in self.foreign_agents():
             if fa.conf.access_dpid != dpid:
@@ -1175,7 +1179,6 @@ class Runtime:
                                      visitor.vpn_info.smooth_handoff),
                     flows.visitors_qos([visitor], fa.conf.name))
         dp = self.datapaths.get(dpid)
-        existing = await self._flow_stats(dpid) if dp is not None else None
         if dp is not None and existing is not None:
             msgs, counts = openflow.reconcile_msgs(dp, tuple(mods), existing)
             name = self.fabric.switch_of_dpid(dpid) or hex(dpid)
