@@ -28,6 +28,7 @@ from typing import Any
 
 import pytest
 
+from mininet_scripts.iperf import DS_SNIFFER, NO_TSO
 from tests.integration.netns import can_unshare, in_netns
 
 pytestmark = pytest.mark.integration
@@ -43,37 +44,6 @@ needs_root = pytest.mark.skipif(
 needs_stack = pytest.mark.skipif(
     shutil.which("ovs-vsctl") is None or not Path("/usr/lib/ipsec/charon").exists(),
     reason="needs Open vSwitch, Mininet and strongSwan")
-
-# Counts the DS field of IPv4 packets from SRC seen on IFACE; prints a JSON histogram.
-TOS_SNIFFER = r"""
-import json, socket, sys, time
-iface, src, n, timeout = sys.argv[1], socket.inet_aton(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
-s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800)); s.bind((iface, 0))
-s.settimeout(0.5); seen = {}; end = time.monotonic() + timeout; got = 0
-while got < n and time.monotonic() < end:
-    try: f = s.recv(65535)
-    except socket.timeout: continue
-    ip = f[14:34]
-    if len(ip) < 20 or ip[12:16] != src: continue
-    words = [int.from_bytes(ip[i:i + 2], "big") for i in range(0, 20, 2)]
-    total = sum(words); total = (total & 0xffff) + (total >> 16); total = (total & 0xffff) + (total >> 16)
-    key = "%d%s" % (ip[1] >> 2, "" if total == 0xffff else "/bad-checksum")
-    seen[key] = seen.get(key, 0) + 1; got += 1
-print(json.dumps(seen), flush=True)
-"""
-
-# TSO/GSO off on an end host's interface.  With them on, OVS's userspace datapath
-# (userspace-tso-enable) hands the gateway multi-segment TCP frames it cannot forward
-# into the 1400-byte tunnel device (IpFragFails, ICMP rate-limited): TCP through the
-# tunnels crawls at ~0.1-0.2 Mbit/s with or without QoS; UDP is unaffected.
-NO_TSO = r"""
-import sys
-from pyroute2.ethtool import Ethtool
-e = Ethtool(); f = e.get_features(sys.argv[1])
-for name in ("tx-tcp-segmentation", "tx-generic-segmentation"):
-    f.features[name].enable = False
-e.set_features(sys.argv[1], f)
-"""
 
 
 def _within(measured_bps: float, limit_kbps: int) -> bool:
@@ -141,13 +111,14 @@ class _Here:
 
 
 def _sniff(host: Any, iface: str, src: str, n: int = 20) -> subprocess.Popen[bytes]:
-    return host.popen([sys.executable, "-c", TOS_SNIFFER, iface, src, str(n), "15"],
+    return host.popen([sys.executable, "-c", DS_SNIFFER, iface, src, str(n), "15"],
                       stdout=subprocess.PIPE)
 
 
 def _sniffed(proc: subprocess.Popen[bytes]) -> dict[str, int]:
     out, _ = proc.communicate(timeout=30)
-    return json.loads(out or b"{}")  # type: ignore[no-any-return]
+    lines = out.splitlines()            # "ready", then the counts
+    return json.loads(lines[-1] if lines else b"{}")  # type: ignore[no-any-return]
 
 
 @needs_root
