@@ -23,6 +23,8 @@ import threading
 from pathlib import Path
 from typing import Any, Iterable
 
+from controller.adapters.store import private_db_file
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS role_state (
     role TEXT NOT NULL,
@@ -35,12 +37,7 @@ CREATE TABLE IF NOT EXISTS role_state (
 
 class StateStore:
     def __init__(self, path: str | Path, synchronous: str | None = None) -> None:
-        self.path = str(path)
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600)
-            os.close(fd)
-            os.chmod(self.path, 0o600)
+        self.path = private_db_file(path)
         sync = (synchronous or os.environ.get("MIPVPN_STATE_SYNC", "normal")).upper()
         if sync not in ("OFF", "NORMAL", "FULL"):
             raise ValueError(f"MIPVPN_STATE_SYNC: {sync!r} is not off, normal or full")

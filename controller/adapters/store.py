@@ -54,16 +54,23 @@ MIGRATIONS: tuple[tuple[str, str, str], ...] = (
 DEFAULT_OPTIONS: dict[str, Any] = {"smooth_handoff": False, "distribution": "registration"}
 
 
+def private_db_file(path: str | Path) -> str:
+    """Create the SQLite file (and its directory) readable by its owner only (0600: it
+    holds keys), before sqlite3 opens it; ``:memory:`` passes through."""
+    path = str(path)
+    if path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+        os.close(fd)
+        os.chmod(path, 0o600)
+    return path
+
+
 class VpnStore:
     """Implements ``controller.core.aaa_home.VpnDatabase`` over SQLite."""
 
     def __init__(self, path: str | Path) -> None:
-        self.path = str(path)
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600)
-            os.close(fd)
-            os.chmod(self.path, 0o600)
+        self.path = private_db_file(path)
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, check_same_thread=False)
         self._db.executescript(SCHEMA)
