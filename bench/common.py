@@ -14,6 +14,7 @@ import platform
 import sys
 import time
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any, Iterable, Sequence
 
 REPO = Path(__file__).resolve().parent.parent
@@ -90,6 +91,16 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
     tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
     os.replace(tmp, path)
     print(f"results: {path}", flush=True)
+
+
+def save_results(name: str, out: str | None, res: dict[str, Any],
+                 plot: Callable[[Any, Path], None] | None, data: Any = None) -> None:
+    """Every benchmark's ending: the JSON (``out`` or bench/results/NAME.json), then
+    ``plot(data or res, png)`` next to it unless ``plot`` is None (``--no-plot``)."""
+    path, png = out_paths(name, out)
+    write_json(path, res)
+    if plot is not None:
+        plot(res if data is None else data, png)
 
 
 def pyplot() -> Any:

@@ -46,8 +46,8 @@ from pathlib import Path
 from typing import Any
 
 from mininet_scripts.demo import _stop_proc
-from bench.common import (out_paths, print_machine, pyplot, reexec_in_private_netns,
-                          save_plot, summary, table, write_json)
+from bench.common import (print_machine, pyplot, reexec_in_private_netns, save_plot,
+                          save_results, summary, table)
 
 IPERF_PORT = 5211
 MOVE_PORT_ACC2 = 9      # a free port of acc2 for mn1's moves
@@ -570,10 +570,7 @@ def main(argv: list[str] | None = None) -> int:
              f"{of['barrier_request_per_move']['median']} on "
              f"{of['switches_touched_per_move']['median']} switches (medians; target <= 8 "
              f"flow-mods, one barrier per switch)" if "flow_mod_per_move" in of else ""))
-    path, png = out_paths("dataplane", args.json)
-    write_json(path, res)
-    if not args.no_plot:
-        plot(res, png)
+    save_results("dataplane", args.json, res, None if args.no_plot else plot)
     return 0
 
 

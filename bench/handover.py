@@ -36,8 +36,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bench.common import (REPO, out_paths, print_machine, pyplot, reexec_in_private_netns,
-                          save_plot, summary, table, write_json)
+from bench.common import (REPO, print_machine, pyplot, reexec_in_private_netns, save_plot,
+                          save_results, summary, table)
 
 IKE_GROUPS = {"ecp256": "aes128-sha256-ecp256", "x25519": "aes128-sha256-x25519",
               "modp2048": "aes128-sha256-modp2048", "modp3072": "aes128-sha256-modp3072",
@@ -359,10 +359,7 @@ def main(argv: list[str] | None = None) -> int:
         print_summary(r["ike_proposal"], r["summary"])
         results.append(r)
     res = {"benchmark": "handover", "machine": m, "settle_s": args.settle, "runs": results}
-    path, png = out_paths("handover", args.json)
-    write_json(path, res)
-    if not args.no_plot:
-        plot(results, png)
+    save_results("handover", args.json, res, None if args.no_plot else plot, data=results)
     return 0
 
 

@@ -40,7 +40,7 @@ import tracemalloc
 from pathlib import Path
 from typing import Any
 
-from bench.common import REPO, out_paths, print_machine, pyplot, save_plot, write_json
+from bench.common import REPO, print_machine, pyplot, save_plot, save_results
 
 if str(REPO) not in sys.path:  # the fake flow table lives with the unit tests
     sys.path.insert(0, str(REPO))
@@ -469,10 +469,7 @@ def main(argv: list[str] | None = None) -> int:
     for g in res.get("top_growth_after_warmup", [])[:5]:
         print(f"    {g['size_diff_kib']:+8.1f} KiB {g['count_diff']:+6d} objects  "
               f"{g['where']}")
-    path, png = out_paths("leak", args.json)
-    write_json(path, res)
-    if not args.no_plot:
-        plot(res, png)
+    save_results("leak", args.json, res, None if args.no_plot else plot)
     return 0 if res["cycles_not_at_baseline"] == 0 else 1
 
 

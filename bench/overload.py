@@ -43,7 +43,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from bench.common import REPO, out_paths, print_machine, pyplot, save_plot, summary, write_json
+from bench.common import REPO, print_machine, pyplot, save_plot, save_results, summary
 from bench.leak import LeakHarness, rss_kib
 from bench.registration import LoadGenerator, Server, _reply
 
@@ -406,10 +406,7 @@ def main(argv: list[str] | None = None) -> int:
               args.users, args.max_pending, args.config, args.slow_aaa,
               args.slow_duration, args.ingress)
     res = {"benchmark": "overload", "machine": m, **res}
-    path, png = out_paths("overload", args.json)
-    write_json(path, res)
-    if not args.no_plot:
-        plot(res, png)
+    save_results("overload", args.json, res, None if args.no_plot else plot)
     ok = res["server_alive"] and (res["consistency"] or {}).get("consistent")
     return 0 if ok else 1
 

@@ -50,8 +50,8 @@ from typing import Any
 
 import yaml
 
-from bench.common import (DEFAULT_TOPOLOGY, REPO, out_paths, print_machine, pyplot,
-                          save_plot, summary, table, write_json)
+from bench.common import (DEFAULT_TOPOLOGY, REPO, print_machine, pyplot, save_plot,
+                          save_results, summary, table)
 from controller.proto import mip
 
 USER_BASE = ipaddress.IPv4Address("10.64.0.0")
@@ -997,10 +997,7 @@ def main(argv: list[str] | None = None) -> int:
                        "unanswered"]))
     print(f"saturation: {best['rate']:,.0f} full registrations/s (window {best['window']}; "
           f"target >= 2,000/s)")
-    path, png = out_paths("registration", args.json)
-    write_json(path, res)
-    if not args.no_plot:
-        plot(res, png)
+    save_results("registration", args.json, res, None if args.no_plot else plot)
     return 0
 
 

@@ -33,8 +33,8 @@ import time
 import tracemalloc
 from typing import Any
 
-from bench.common import (DEFAULT_TOPOLOGY, out_paths, print_machine, pyplot, save_plot,
-                          summary, table, write_json)
+from bench.common import (DEFAULT_TOPOLOGY, print_machine, pyplot, save_plot, save_results,
+                          summary, table)
 from controller.adapters.store import VpnStore
 from controller.config import Topology, load_topology
 from controller.core.aaa_home import Destination, UserRecord, VpnProfile
@@ -432,10 +432,7 @@ def main(argv: list[str] | None = None) -> int:
     ratio = res["ratio_largest_to_smallest"]
     print(f"largest/smallest: median {ratio.get('median')}x, mean {ratio.get('mean')}x "
           f"(target <= 1.2x)")
-    path, png = out_paths("scale", args.json)
-    write_json(path, res)
-    if not args.no_plot:
-        plot(res, png)
+    save_results("scale", args.json, res, None if args.no_plot else plot)
     return 0
 
 
