@@ -946,8 +946,9 @@ class Runtime:
             await self._add_tunnel(AddTunnel(name, side), load_only=True)
             stats["added"] += 1
         self._set_health(name, "up")
-        for tid, then in wanted.items():
-            spec = self.tunnels_wanted(name).get(tid)    # as it is now, not at t0
+        now_wanted = self.tunnels_wanted(name)   # as it is now, not at t0 (once: it
+        for tid, then in wanted.items():           # walks every role's tunnels)
+            spec = now_wanted.get(tid)
             if spec != then or tid in up_here:
                 continue      # removed or re-keyed by a registration meanwhile
             peer = next(g for g in spec.ends() if g != name)
