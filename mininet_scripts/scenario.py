@@ -118,11 +118,7 @@ def load_scenario(path: Path) -> dict[str, Any]:
         spec = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise ScenarioError(f"{src}: not valid YAML: {exc}") from exc
-    if not isinstance(spec, dict):
-        raise ScenarioError(f"{src}: a scenario is a mapping")
-    unknown = set(spec) - TOP_KEYS
-    if unknown:
-        raise ScenarioError(f"{src}: unknown keys {sorted(unknown)} (known: {sorted(TOP_KEYS)})")
+    _known_mapping(src, spec, TOP_KEYS, "a scenario is a mapping")
     for key in ("name", "topology", "timeline"):
         if key not in spec:
             raise ScenarioError(f"{src}: {key}: missing")
@@ -145,18 +141,25 @@ def load_scenario(path: Path) -> dict[str, Any]:
     return spec
 
 
+def _known_mapping(where: str, body: Any, known: set[str],
+                   not_mapping: str = "a mapping expected") -> None:
+    """``body`` is a mapping of ``known`` keys only, else an error naming ``where``."""
+    if not isinstance(body, dict):
+        raise ScenarioError(f"{where}: {not_mapping}")
+    unknown = set(body) - known
+    if unknown:
+        raise ScenarioError(f"{where}: unknown keys {sorted(unknown)} "
+                            f"(known: {sorted(known)})")
+
+
 def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _check_iperf(src: str, i: int, body: Any) -> str:
     where = f"{src}: timeline[{i}].iperf"
-    if not isinstance(body, dict):
-        raise ScenarioError(f"{where}: a mapping expected (name, mn, cn, direction, ...)")
-    unknown = set(body) - set(IPERF_KEYS)
-    if unknown:
-        raise ScenarioError(f"{where}: unknown keys {sorted(unknown)} "
-                            f"(known: {sorted(IPERF_KEYS)})")
+    _known_mapping(where, body, set(IPERF_KEYS),
+                   "a mapping expected (name, mn, cn, direction, ...)")
     for key, (required, ok, what) in IPERF_KEYS.items():
         if key not in body:
             if required:
@@ -171,12 +174,7 @@ def _check_iperf(src: str, i: int, body: Any) -> str:
 
 def _check_check(src: str, i: int, body: Any) -> None:
     where = f"{src}: timeline[{i}].check"
-    if not isinstance(body, dict):
-        raise ScenarioError(f"{where}: a mapping expected")
-    unknown = set(body) - CHECK_KEYS
-    if unknown:
-        raise ScenarioError(f"{where}: unknown keys {sorted(unknown)} "
-                            f"(known: {sorted(CHECK_KEYS)})")
+    _known_mapping(where, body, CHECK_KEYS)
     qos_path = body.get("qos_path", {})
     if not isinstance(qos_path, dict) or not all(
             _number(v) and v > 0 for v in qos_path.values()):
@@ -193,12 +191,7 @@ def _check_check(src: str, i: int, body: Any) -> None:
 def _check_expect(src: str, exp: Any, iperf_names: set[str]) -> None:
     if exp is None:
         return
-    if not isinstance(exp, dict):
-        raise ScenarioError(f"{src}: expect: a mapping expected")
-    unknown = set(exp) - EXPECT_KEYS
-    if unknown:
-        raise ScenarioError(f"{src}: expect: unknown keys {sorted(unknown)} "
-                            f"(known: {sorted(EXPECT_KEYS)})")
+    _known_mapping(f"{src}: expect", exp, EXPECT_KEYS)
     for key in ("lost_less", "report_lost"):
         pair = exp.get(key)
         if pair is not None and not (
