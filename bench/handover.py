@@ -44,27 +44,50 @@ IKE_GROUPS = {"ecp256": "aes128-sha256-ecp256", "x25519": "aes128-sha256-x25519"
               "ecp384": "aes256-sha384-ecp384"}
 
 
+#: ``--kind``: the four kinds of move the issue names.  mn1 (alice) moves; ``profile``
+#: is merged into alice's VPN profile in the run's copy of the topology; ``port`` is
+#: the access port it moves to (acc2:2 is mn3's in two-domains).
+KINDS: dict[str, dict[str, Any]] = {
+    "intra": {"topology": "topology/default.yaml", "between": ("acc1", "acc2"),
+              "cn": "cn1", "port": 2, "profile": {}},
+    "inter": {"topology": "topology/two-domains.yaml", "between": ("acc1", "acc3"),
+              "cn": "cn1", "port": 2, "profile": {}},
+    "route-optimised": {"topology": "topology/two-domains.yaml", "between": ("acc1", "acc2"),
+                        "cn": "cn2", "port": 9,
+                        "profile": {"destinations": [{"prefix": "10.32.0.0/24",
+                                                      "gateway": "cngw2"}]}},
+    "smooth-handoff": {"topology": "topology/two-domains.yaml", "between": ("acc1", "acc2"),
+                       "cn": "cn1", "port": 9, "profile": {"smooth_handoff": True}},
+}
+
+
 def move_spec(moves: int, settle: float, ike: str | None, topology: str,
-              between: tuple[str, str] = ("acc1", "acc2")) -> dict[str, Any]:
+              between: tuple[str, str] = ("acc1", "acc2"), cn: str = "cn1", port: int = 2,
+              profile: dict[str, Any] | None = None) -> dict[str, Any]:
     """A scenario: register, then ``moves`` alternating moves between ``between[1]`` and
-    ``between[0]`` (mn1's attachment switch)."""
+    ``between[0]`` (mn1's attachment switch), probing ``cn``; ``profile`` is merged into
+    mn1's user's VPN profile, ``ike`` into every profile."""
     timeline: list[dict[str, Any]] = [{"sleep": 1.0}]
     for k in range(moves):
         timeline.append({"move": "mn1", "to": between[1] if k % 2 == 0 else between[0],
-                         "port": 2})
+                         "port": port})
         timeline.append({"sleep": settle})
     spec: dict[str, Any] = {
         "name": "bench-handover", "topology": topology, "_source": "bench.handover",
-        "mobile_nodes": ["mn1"], "probes": [{"mn": "mn1", "cn": "cn1", "rate": 1000}],
+        "mobile_nodes": ["mn1"], "probes": [{"mn": "mn1", "cn": cn, "rate": 1000}],
         "timeline": timeline}
-    if ike:
+    if ike or profile:
         import yaml
         data = yaml.safe_load((REPO / topology).read_text())
         profiles = data.get("vpn_profiles") or {}
+        mine = data["mobile_nodes"]["mn1"]["nai"]
         over = {}
         for nai, prof in profiles.items():
             prof = dict(prof)
-            prof["security"] = {**(prof.get("security") or {}), "ike": ike}
+            if ike:
+                prof["security"] = {**(prof.get("security") or {}), "ike": ike}
+            if profile and nai == mine:
+                prof.update(profile)
             over[nai] = prof
         spec["overrides"] = {"vpn_profiles": over}
     return spec
@@ -141,11 +164,13 @@ def ike_exchanges(log: Path) -> list[dict[str, Any]]:
 
 
 def run_once(moves: int, settle: float, ike: str | None, topology: str,
-             keep_dir: bool, between: tuple[str, str] = ("acc1", "acc2")) -> dict[str, Any]:
+             keep_dir: bool, between: tuple[str, str] = ("acc1", "acc2"),
+             **kind: Any) -> dict[str, Any]:
+    """One run; ``kind``: ``cn``, ``port``, ``profile`` of ``move_spec``."""
     from mininet_scripts.demo import read_events, rest_get
     from mininet_scripts.scenario import ScenarioRun
 
-    spec = move_spec(moves, settle, ike, topology, between)
+    spec = move_spec(moves, settle, ike, topology, between, **kind)
     run_dir = Path(tempfile.mkdtemp(prefix="mipvpn-bench-handover-"))
     os.chmod(run_dir, 0o755)
     run = ScenarioRun(spec, run_dir, "127.0.0.1:8080", 6653)
@@ -161,7 +186,7 @@ def run_once(moves: int, settle: float, ike: str | None, topology: str,
         res["registration_ms"] = out.get("registration_ms")
         res["moves"] = _per_move(run, out, handovers, events)
         ike_fa = {}
-        for fa in ("fa1", "fa2"):
+        for fa in ("fa1", "fa2", "fa3"):
             ike_fa[fa] = ike_exchanges(run_dir / "gw" / fa / "charon.log")
         res["ike_exchanges"] = ike_fa
         _attach_ike(res["moves"], ike_fa)
@@ -326,6 +351,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ike", default="",
                     help=f"comma-separated DH groups to compare ({', '.join(IKE_GROUPS)}) "
                          f"or full IKE proposals; default: the topology's")
+    ap.add_argument("--kind", choices=sorted(KINDS), default=None,
+                    help="a preset: topology, switches, correspondent and profile for "
+                         "intra-domain, inter-domain, route-optimised or smooth-handoff "
+                         "moves (overrides --topology and --between)")
     ap.add_argument("--topology", default="topology/default.yaml")
     ap.add_argument("--between", default="acc1,acc2",
                     help="the two access switches mn1 alternates between (the first is "
@@ -348,13 +377,19 @@ def main(argv: list[str] | None = None) -> int:
     if not first or not second or "," in second:
         ap.error("--between takes two switches: A,B")
     between = (first, second)
+    kind: dict[str, Any] = {}
+    if args.kind:
+        preset = KINDS[args.kind]
+        args.topology, between = preset["topology"], preset["between"]
+        kind = {k: preset[k] for k in ("cn", "port", "profile")}
     results = []
     for ike in options:
         print(f"handover: {args.moves} moves {between[0]} <-> {between[1]} "
               f"({args.topology}), IKE {ike or '(topology default)'}",
               flush=True)
-        r = run_once(args.moves, args.settle, ike, args.topology, args.keep_dir, between)
-        r["topology"], r["between"] = args.topology, list(between)
+        r = run_once(args.moves, args.settle, ike, args.topology, args.keep_dir, between,
+                     **kind)
+        r["topology"], r["between"], r["kind"] = args.topology, list(between), args.kind
         r["summary"] = summarise(r)
         print_summary(r["ike_proposal"], r["summary"])
         results.append(r)

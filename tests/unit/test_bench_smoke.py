@@ -101,6 +101,22 @@ def test_handover_spec_overrides_ike():
     assert all(p["security"]["ike"] == "aes128-sha256-x25519" for p in profiles.values())
 
 
+def test_handover_kinds_set_the_movers_profile_only():
+    """--kind presets: route-optimised / smooth-handoff change alice's (mn1's) profile
+    only, probe the right correspondent and move to a free port."""
+    from bench.handover import KINDS
+    for name, kind in KINDS.items():
+        spec = move_spec(2, 0.5, None, kind["topology"], kind["between"],
+                         **{k: kind[k] for k in ("cn", "port", "profile")})
+        assert spec["probes"][0]["cn"] == kind["cn"], name
+        assert {s["port"] for s in spec["timeline"] if "move" in s} == {kind["port"]}
+        over = spec.get("overrides", {}).get("vpn_profiles", {})
+        for nai, prof in over.items():
+            changed = {k for k, v in kind["profile"].items() if prof.get(k) == v}
+            assert changed == (set(kind["profile"]) if nai == "alice@home.example"
+                               else set()), (name, nai)
+
+
 def test_every_benchmark_has_a_main():
     import importlib
     for name in BENCHES:
