@@ -468,6 +468,17 @@ def build_user_rrq(i: int, coa: str, ha: str, ident: int) -> bytes:
     return build_rrq(user_nai(i), str(USER_BASE + i), ha, coa, SPI, KEY, ident)
 
 
+def process_cpu_s(pids: list[int]) -> float:
+    """User + system CPU seconds the processes ``pids`` used so far (/proc; all threads)."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    for pid in pids:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / tick   # utime, stime
+    return total
+
+
 class LoadGenerator:
     """Virtual MNs over UDP: closed loop (window) or open loop (rate)."""
 
@@ -490,6 +501,8 @@ class LoadGenerator:
         self.next_user = 0
         self.busy: dict[bytes, tuple[int, int, float]] = {}  # home addr -> (user, ident, t)
         self.last_sent = [-1e9] * users
+        # the server process(es) whose CPU time a closed loop divides by registrations
+        self.server_pids: list[int] = list(info.get("pids") or [info["pid"]])
         self._last_ident = 0
 
     def close(self) -> None:
@@ -558,6 +571,7 @@ class LoadGenerator:
         t_measure = t_start + warmup
         t_end = t_measure + duration
         done_at_measure = 0
+        cpu0 = (process_cpu_s(self.server_pids), time.process_time())
         while len(self.busy) < window and self._send_one():
             pass
         measuring = False
@@ -568,6 +582,7 @@ class LoadGenerator:
                 lat.clear()
                 codes.clear()
                 done_at_measure = 0
+                cpu0 = (process_cpu_s(self.server_pids), time.process_time())
             if now >= t_end:
                 break
             got = self._receive(5 if len(self.busy) < window else 50, lat, codes)
@@ -576,11 +591,17 @@ class LoadGenerator:
                 pass
         elapsed = time.perf_counter() - t_measure
         completed = len(lat)
+        server_cpu = process_cpu_s(self.server_pids) - cpu0[0]
+        client_cpu = time.process_time() - cpu0[1]
         lost = self._drain([], {}, 5.0)
         ms = [x * 1000 for x in lat]
+        per = max(completed, 1)
         return {"window": window, "rate": round(completed / elapsed, 1),
                 "completed": completed, "codes": codes, "unanswered": lost,
-                "latency_ms": summary(ms)}
+                "latency_ms": summary(ms),
+                # CPU time per registration: the figure that is stable on a noisy machine
+                "server_cpu_us_per_reg": round(server_cpu / per * 1e6, 1),
+                "loadgen_cpu_us_per_reg": round(client_cpu / per * 1e6, 1)}
 
     def open_loop(self, rate: float, duration: float) -> dict[str, Any]:
         lat: list[float] = []
@@ -830,7 +851,9 @@ def run(users: int, loads: list[float], windows: list[int], duration: float,
             res["saturation"].append(r)
             print(f"  closed loop, {w:>4} outstanding: {r['rate']:>7,.0f} registrations/s  "
                   f"p50 {r['latency_ms']['median']} ms  p99 {r['latency_ms']['p99']}"
-                  f" ms  codes {r['codes']}", flush=True)
+                  f" ms  codes {r['codes']}  CPU/registration: server "
+                  f"{r['server_cpu_us_per_reg']} us, load generator "
+                  f"{r['loadgen_cpu_us_per_reg']} us", flush=True)
         res["open_loop"] = []
         best_rate = max(r["rate"] for r in res["saturation"])
         for rate in loads:
