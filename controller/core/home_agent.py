@@ -15,6 +15,14 @@ reply is 131 and nothing is set up.  The user database decides (``mn_ha_key``); 
 without an MN-HA key can only register through AAA (MN-AAA checked by the home AAA):
 a relayed RRQ for such a user is refused with 131 too.
 
+The HA validates what it is told (issue 11; docs/security.md "Trust boundaries: home
+agent"): an NAI the VPN database does not hold is refused (131), so is a user of another
+HA (129) and an RRQ whose home address is not the user's (129), for a HAR and a relayed
+RRQ alike; a HAR whose User-Name is not the RRQ's NAI (134) or whose VPN information is
+not what the home AAA computes for that user, FA and profile (129,
+``vpn_policy.check_vpn_info``).  Refused requests are counted (``refused``,
+``refused_<reason>``) and set nothing up: no tunnel, no binding, no Binding Update.
+
 Route optimisation (claims 19-21): the VPN information may hold FA<->CN-GW tunnels of
 dynamic gateways.  After binding, the HA posts each one to its CN-GW in a Binding
 Update (``SendMip("cngw:<name>")``) and answers the registration (HAA or Registration
@@ -34,7 +42,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from controller.core.actions import (Action, AddTunnel, AnswerDiameter, Mark, RemoveTunnel,
                                      ReplyMip, SendMip)
@@ -42,8 +50,12 @@ from controller.core.binding import (BindingKey, IdentificationClock, ack_status
                                      build_binding_update)
 from controller.core.expiry import ExpiryDict
 from controller.core.vpn import TunnelSpec, VpnInfo, rewrite_foreign_agent, route_optimised
+from controller.core.vpn_policy import check_vpn_info
 from controller.proto import diameter as dia
 from controller.proto import mip
+
+if TYPE_CHECKING:
+    from controller.core.aaa_home import GatewayInfo, UserRecord, VpnDatabase
 
 LOG = logging.getLogger("mipvpn.ha")
 
@@ -54,6 +66,8 @@ REPLAY_WINDOW = 7.0  # seconds, RFC 5944 §5.7 default
 #: (make before break: its newest SA, the new FA's, takes the downlink once the new FA
 #: brought it up; until then the old FA gets it and holds it for the forwarding tunnel)
 RETIRE_AFTER = 2.0
+#: why a request was refused (counted as ``refused`` and ``refused_<reason>``, issue 11)
+REFUSALS = ("unknown_nai", "home_agent", "home_address", "nai_mismatch", "vpn_info")
 
 
 @dataclass(frozen=True)
@@ -97,10 +111,15 @@ class HomeAgent:
                  foreign_agents: dict[str, str],
                  mn_ha_key: Callable[[str], tuple[int, bytes] | None] = lambda nai: None,
                  max_lifetime: int = 1800,
-                 binding_keys: dict[str, BindingKey] | None = None) -> None:
+                 binding_keys: dict[str, BindingKey] | None = None,
+                 db: VpnDatabase | None = None,
+                 gateways: dict[str, GatewayInfo] | None = None) -> None:
         """``foreign_agents``: care-of address -> FA gateway name (all domains);
         ``mn_ha_key``: NAI -> (SPI, key) of the user's MN-HA association, or None;
-        ``binding_keys``: CN-GW name -> the HA<->CN-GW binding association."""
+        ``binding_keys``: CN-GW name -> the HA<->CN-GW binding association;
+        ``db``: the VPN database (users and profiles; without it every NAI is unknown);
+        ``gateways``: the topology's gateways (VPN information is checked against them
+        and the user's profile, ``vpn_policy.check_vpn_info``)."""
         self.name = name
         self.address = address
         self.host = host
@@ -109,13 +128,16 @@ class HomeAgent:
         self.mn_ha_key = mn_ha_key
         self.max_lifetime = max_lifetime
         self.binding_keys = binding_keys or {}
+        self.db = db
+        self.gateways = gateways or {}
         self.bindings: ExpiryDict[str, Binding] = ExpiryDict()
         self.pending: dict[str, _PendingUpdates] = {}
         # tunnel id -> the old FA's tunnel kept after a smooth-handoff move
         self.retiring: ExpiryDict[str, _Retiring] = ExpiryDict()
         self._clock = IdentificationClock()
         self.counters = {"accepted": 0, "denied": 0, "malformed": 0,
-                         "bu_sent": 0, "bu_acked": 0, "bu_failed": 0, "breq": 0}
+                         "bu_sent": 0, "bu_acked": 0, "bu_failed": 0, "breq": 0,
+                         "refused": 0, **{f"refused_{r}": 0 for r in REFUSALS}}
 
     # ------------------------------------------------------------ via AAA (HAR)
 
@@ -131,10 +153,22 @@ class HomeAgent:
         if not isinstance(rrq, mip.RegistrationRequest) or har.vpn_info is None:
             return [AnswerDiameter(self._haa(har, RESULT_MIP_REPLY_FAILURE,
                                              error="no registration or VPN information"))]
-        code = self._check(now, har.user_name, har.reg_request, rrq, relayed=False)
+        code = self._check_har(har, rrq)
+        if code is None:
+            code = self._check(now, har.user_name, har.reg_request, rrq, relayed=False)
+        error = ""
+        if code is None:
+            # issue 11: the VPN information is used only if it is what the home AAA
+            # computes for this user (no tunnel, binding or Binding Update otherwise)
+            reason = self._vpn_info_refusal(har.user_name, har.vpn_info, rrq)
+            if reason is not None:
+                code = self._refuse(har.user_name, "vpn_info", mip.CODE_HA_ADMIN_PROHIBITED,
+                                    reason)
+                error = "VPN information refused"
         if code is not None:
             rrp = self._reply(rrq, code, now)
-            return [AnswerDiameter(self._haa(har, RESULT_MIP_REPLY_FAILURE, reg_reply=rrp))]
+            return [AnswerDiameter(self._haa(har, RESULT_MIP_REPLY_FAILURE, reg_reply=rrp,
+                                             error=error))]
         old = self.bindings.get(har.user_name)
         actions = self._bind(now, har.user_name, rrq, har.vpn_info)
         rrp = self._reply(rrq, mip.CODE_ACCEPTED, now)
@@ -259,15 +293,24 @@ class HomeAgent:
 
     def _check(self, now: float, nai: str, raw: bytes, rrq: mip.RegistrationRequest,
                relayed: bool) -> int | None:
-        """None if acceptable, else the RFC 5944 denial code."""
+        """None if acceptable, else the RFC 5944 denial code (issue 11: an NAI the VPN
+        database does not hold, 131; a user of another HA or an RRQ for a home address
+        that is not the user's, 129; docs/decisions.md)."""
         if rrq.home_agent != self.address:
             return mip.CODE_HA_UNKNOWN_HA_ADDRESS
+        user = self._user(nai)
+        if user is None:
+            return self._refuse(nai, "unknown_nai", mip.CODE_HA_MN_FAILED_AUTH)
+        if user.home_agent != self.name:
+            return self._refuse(nai, "home_agent", mip.CODE_HA_ADMIN_PROHIBITED)
         key = self.mn_ha_key(nai)
         if (key is None and relayed) or (
                 key is not None and not mip.verify_auth(raw, mip.AuthKind.MN_HA, key[1])):
             self.counters["denied"] += 1
             LOG.info("HA %s: MN-HA authentication of %s failed", self.name, nai)
             return mip.CODE_HA_MN_FAILED_AUTH
+        if rrq.home_address != user.home_address:
+            return self._refuse(nai, "home_address", mip.CODE_HA_ADMIN_PROHIBITED)
         stamp = mip.identification_time(rrq.identification)
         previous = self.bindings.get(nai)
         if abs(stamp - now) > REPLAY_WINDOW or (
@@ -275,6 +318,39 @@ class HomeAgent:
             self.counters["denied"] += 1
             return mip.CODE_HA_IDENTIFICATION_MISMATCH
         return None
+
+    def _check_har(self, har: dia.HaRequest, rrq: mip.RegistrationRequest) -> int | None:
+        """The HAR's own fields agree with the Registration Request it carries."""
+        if rrq.nai is not None and rrq.nai != har.user_name:
+            return self._refuse(har.user_name, "nai_mismatch",
+                                mip.CODE_HA_POORLY_FORMED_REQUEST)
+        if har.home_agent_address and har.home_agent_address != self.address:
+            return mip.CODE_HA_UNKNOWN_HA_ADDRESS
+        if har.home_address and har.home_address != rrq.home_address:
+            return self._refuse(har.user_name, "home_address", mip.CODE_HA_ADMIN_PROHIBITED)
+        return None
+
+    def _vpn_info_refusal(self, nai: str, info: VpnInfo | None,
+                          rrq: mip.RegistrationRequest) -> str | None:
+        """Why ``info`` is not the VPN information the home AAA computes for ``nai`` at
+        the FA of the care-of address (None: it is)."""
+        user = self._user(nai)
+        if user is None or info is None:
+            return "no user or no VPN information"
+        assert self.db is not None
+        return check_vpn_info(info, user, self.db.profile(nai), self.gateways,
+                              care_of_address=rrq.care_of_address)
+
+    def _user(self, nai: str) -> UserRecord | None:
+        return self.db.user(nai) if self.db is not None else None
+
+    def _refuse(self, nai: str, reason: str, code: int, detail: str = "") -> int:
+        """Count a refusal (``refused``, ``refused_<reason>``) and return ``code``."""
+        self.counters["refused"] += 1
+        self.counters[f"refused_{reason}"] += 1
+        LOG.info("HA %s: registration of %r refused (%s%s): code %d", self.name, nai,
+                 reason, f": {detail}" if detail else "", code)
+        return code
 
     def _bind(self, now: float, nai: str, rrq: mip.RegistrationRequest,
               vpn_info: VpnInfo) -> list[Action]:

@@ -8,6 +8,9 @@ get the very same FA / AAAF / AAAH / HA / CN-GW objects: role keys are ``"aaah"`
 Security associations made here: the HA reads each user's MN-HA key from the VPN
 database (``mn_ha_key``); the HA<->CN-GW binding keys are the home AAA's
 (``HomeAaa.binding_keys``, provisioned at start), given to the HA and to each CN-GW.
+The HA also gets the VPN database and the topology's gateways (``db``, ``gateways``)
+to check each registration's NAI, home address and VPN information against the user's
+record and profile (``vpn_policy.check_vpn_info``, issue 11).
 """
 
 from __future__ import annotations
@@ -78,7 +81,8 @@ def build_roles(topo: Topology, db: VpnDatabase) -> Roles:
         out.roles["ha"] = HomeAgent(ha_name, topo.gateways[ha_name].core.ip,
                                     dom.home_agent.host, dom.realm, fa_by_coa,
                                     mn_ha_key=mn_ha_key_of(db),
-                                    binding_keys=dict(aaah.binding_keys))
+                                    binding_keys=dict(aaah.binding_keys),
+                                    db=db, gateways=out.gateway_infos)
         for name, key in aaah.binding_keys.items():
             info = out.gateway_infos[name]
             out.roles[f"cngw:{name}"] = CnGateway(name, info.address, info.gateway_type,
