@@ -96,8 +96,8 @@ def _addresses(listen_host: str | None, extra: tuple[str, ...]) -> frozenset[str
     out = {str(ipaddress.ip_address(a)) for a in extra}
     if listen_host:
         own = _specific_ip(listen_host)
-        if own is not None:
-            out.add(own)
+        if own is not None and not ipaddress.ip_address(own).is_loopback:
+            out.add(own)          # (loopback is allowed anyway)
     return frozenset(out)
 
 
