@@ -277,6 +277,26 @@ REST_COMMANDS = {"status": cmd_status, "bindings": cmd_bindings, "tunnels": cmd_
                  "profiles": cmd_profiles}
 
 
+def _add_openflow_options(cmd: Any) -> None:
+    """The OpenFlow listener (``controller``; ``check-config`` warns about it)."""
+    cmd.add_argument("--of-listen", default="127.0.0.1:6653", type=_hostport,
+                     help="OpenFlow listen address (default 127.0.0.1:6653)")
+    cmd.add_argument("--of-tls-cert", default=None,
+                     help="OpenFlow over TLS: the controller's certificate (PEM)")
+    cmd.add_argument("--of-tls-key", default=None,
+                     help="OpenFlow over TLS: the controller's private key (PEM)")
+    cmd.add_argument("--of-tls-ca", default=None,
+                     help="OpenFlow over TLS: require switch certificates this CA signed")
+
+
+def _of_tls(parser: Any, args: Any) -> Any:
+    from controller.config_diameter import openflow_tls
+    try:
+        return openflow_tls(args.of_tls_cert, args.of_tls_key, args.of_tls_ca)
+    except ValueError as exc:
+        parser.error(str(exc))
+
+
 def _add_rest_commands(sub: Any) -> None:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--url", default=os.environ.get("MIPVPN_URL", DEFAULT_URL),
@@ -318,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
     ctl.add_argument("--run-dir", default="/run/mipvpn",
                      help="gateways' VICI sockets live in RUN_DIR/gw/<name>/charon.vici")
     ctl.add_argument("--db", default=None, help="VPN database (SQLite); default RUN_DIR/vpn.db")
-    ctl.add_argument("--of-listen", default="127.0.0.1:6653", type=_hostport)
+    _add_openflow_options(ctl)
     ctl.add_argument("--rest", default="127.0.0.1:8080", help="REST listen address or 'off'")
     ctl.add_argument("--roles", default=None,
                      help="comma-separated role keys this process runs (default: all), e.g. "
@@ -351,8 +371,10 @@ def main(argv: list[str] | None = None) -> int:
     from bench import add_parser as add_bench_parser
     add_bench_parser(sub)
 
-    chk = sub.add_parser("check-config", help="validate a topology/config YAML offline")
+    chk = sub.add_parser("check-config", help="validate a topology/config YAML offline "
+                                              "(and warn about listeners in clear)")
     chk.add_argument("file")
+    _add_openflow_options(chk)
 
     _add_rest_commands(sub)
 
@@ -371,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
         return run_controller(args.config, args.run_dir, args.db, args.of_listen[0],
                               args.of_listen[1], rest, roles=_csv(args.roles),
                               exclude=_csv(args.exclude_roles),
-                              openflow=not args.no_openflow)
+                              openflow=not args.no_openflow, of_tls=_of_tls(parser, args))
     if args.cmd == "demo":
         from mininet_scripts.demo import run_demo
         return run_demo(args)
@@ -382,11 +404,20 @@ def main(argv: list[str] | None = None) -> int:
         from bench import run_bench
         return run_bench(args)
     if args.cmd == "check-config":
-        from controller.config import check_config
+        from controller.config import check_config, config_warnings
+        from controller.config_diameter import openflow_tls
         errors = check_config(args.file)
+        try:
+            of_tls = openflow_tls(args.of_tls_cert, args.of_tls_key, args.of_tls_ca)
+        except ValueError as exc:
+            errors.append(f"{args.file}: {exc}")
+            of_tls = None
         for err in errors:
             print(err, file=sys.stderr)
         if not errors:
+            # warnings do not fail the check (issue 11)
+            for warning in config_warnings(args.file, args.of_listen, of_tls is not None):
+                print(warning, file=sys.stderr)
             print(f"{args.file}: OK")
         return 1 if errors else 0
     return 2

@@ -12,8 +12,6 @@ The schema is the one ``topology/default.yaml`` documents.
 from __future__ import annotations
 
 import ipaddress
-import os
-import ssl
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -22,6 +20,8 @@ from typing import Any, Literal, TypeVar
 
 import yaml
 
+from controller.config_diameter import (DEFAULT_MAX_CONNECTIONS, DiameterParsing, TlsConf,
+                                        diameter_warnings)
 from controller.core.foreign_agent import MAX_PENDING, MAX_PENDING_AGE
 
 __all__ = [
@@ -39,8 +39,10 @@ __all__ = [
     "QosConf",
     "SecurityConf",
     "SwitchConf",
+    "TlsConf",
     "Topology",
     "check_config",
+    "config_warnings",
     "load_topology",
     "parse_topology",
 ]
@@ -120,6 +122,9 @@ class GatewayConf:
     #: foreign agents: registrations in flight before new ones are refused (code 66)
     max_pending: int = DEFAULT_FA_MAX_PENDING
     max_pending_age: float = DEFAULT_FA_MAX_PENDING_AGE
+    #: foreign agents: addresses its Diameter client may dial its AAAF from, besides
+    #: loopback (the peer table, issue 11)
+    peer_addresses: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,23 +151,15 @@ class LinkConf:
 
 
 @dataclass(frozen=True, slots=True)
-class TlsConf:
-    """Diameter over TLS between domains (RFC 6733 §13, docs/security.md): absolute
-    paths of this AAA server's certificate and key (PEM) and of the CA that signs its
-    peers' certificates."""
-
-    cert: str
-    key: str
-    ca: str
-    verify_peer: bool = True   # as a server: require and verify client certificates
-
-
-@dataclass(frozen=True, slots=True)
 class AaaConf:
     host: str
     listen_host: str
     listen_port: int
     tls: TlsConf | None = None
+    #: addresses this AAA server may dial its peer from, besides loopback and its own
+    #: listen address (the peer table, issue 11)
+    peer_addresses: tuple[str, ...] = ()
+    max_connections: int = DEFAULT_MAX_CONNECTIONS   # accepted at once, its listener
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +169,8 @@ class HomeAgentConf:
     diameter_listen_port: int
     mip_listen_host: str
     mip_listen_port: int
+    tls: TlsConf | None = None          # its Diameter listener (the AAAH dials it)
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
 
 
 @dataclass(frozen=True, slots=True)
@@ -331,6 +330,17 @@ def check_config(path: str | Path) -> list[str]:
     return []
 
 
+def config_warnings(path: str | Path, openflow: tuple[str, int] | None = None,
+                    openflow_tls: bool = False) -> list[str]:
+    """What ``check-config`` warns about in a valid ``path`` (listeners off loopback
+    without TLS; ``config_diameter.diameter_warnings``); [] for an invalid one."""
+    try:
+        topo = load_topology(path)
+    except ConfigError:
+        return []
+    return diameter_warnings(topo, openflow, openflow_tls)
+
+
 def parse_topology(data: Any, source: str = "<config>",
                    base_dir: str | Path | None = None) -> Topology:
     """Validate an already-loaded YAML document (a dict) into a ``Topology``.  Relative
@@ -349,7 +359,7 @@ def _key(path: str, key: object) -> str:
     return f"{path}.{key}" if path else str(key)
 
 
-class _Parser:
+class _Parser(DiameterParsing):
     def __init__(self, source: str, base_dir: str | Path | None = None) -> None:
         self.source = source
         self.base_dir = Path(base_dir) if base_dir is not None else Path.cwd()
@@ -529,7 +539,8 @@ class _Parser:
                 raise self.fail(path, f"name longer than {MAX_GATEWAY_NAME} characters "
                                       "(it names interfaces)")
             gw = self.mapping(raw, path, ("kind", "domain", "core", "inside"),
-                              ("gateway_type", "max_pending", "max_pending_age"))
+                              ("gateway_type", "max_pending", "max_pending_age",
+                               "peer_addresses"))
             kind = self.choice(gw["kind"], f"{path}.kind", GATEWAY_KINDS)
             domain = self.string(gw["domain"], f"{path}.domain")
             if domain not in domains:
@@ -558,12 +569,16 @@ class _Parser:
                 if not 0.1 <= max_age <= 60:
                     raise self.fail(f"{path}.max_pending_age",
                                     f"{max_age} is out of range 0.1..60 (seconds)")
+            if "peer_addresses" in gw and kind != "foreign_agent":
+                raise self.fail(f"{path}.peer_addresses",
+                                "only a foreign_agent has peer_addresses (it dials its AAA)")
             core = self.iface(gw["core"], f"{path}.core", switches)
             inside = self.iface(gw["inside"], f"{path}.inside", switches)
             out[name] = GatewayConf(name=name, kind=kind, domain=domain, core=core,  # type: ignore[arg-type]
                                     inside=inside, gateway_type=gtype,  # type: ignore[arg-type]
                                     max_pending=max_pending,
-                                    max_pending_age=float(max_age))
+                                    max_pending_age=float(max_age),
+                                    peer_addresses=self.peer_addresses(gw, path))
         return out
 
     def hosts(self, value: Any, switches: Mapping[str, SwitchConf]) -> dict[str, HostConf]:
@@ -635,20 +650,26 @@ class _Parser:
             realm = self.string(d["realm"], f"{path}.realm")
             aaa = None
             if d.get("aaa") is not None:
-                a = self.mapping(d["aaa"], f"{path}.aaa", ("host", "listen"), ("tls",))
+                a = self.mapping(d["aaa"], f"{path}.aaa", ("host", "listen"),
+                                 ("tls", "peer_addresses", "max_connections"))
                 host, port = self.endpoint(a["listen"], f"{path}.aaa.listen")
                 tls = self.tls(a["tls"], f"{path}.aaa.tls") if "tls" in a else None
                 aaa = AaaConf(host=self.string(a["host"], f"{path}.aaa.host"),
-                              listen_host=host, listen_port=port, tls=tls)
+                              listen_host=host, listen_port=port, tls=tls,
+                              peer_addresses=self.peer_addresses(a, f"{path}.aaa"),
+                              max_connections=self.max_connections(a, f"{path}.aaa"))
             ha = None
             if d.get("home_agent") is not None:
                 hp = f"{path}.home_agent"
-                h = self.mapping(d["home_agent"], hp, ("host", "diameter_listen", "mip_listen"))
+                h = self.mapping(d["home_agent"], hp, ("host", "diameter_listen", "mip_listen"),
+                                 ("tls", "max_connections"))
                 dh, dp = self.endpoint(h["diameter_listen"], f"{hp}.diameter_listen")
                 mh, mp = self.endpoint(h["mip_listen"], f"{hp}.mip_listen")
                 ha = HomeAgentConf(host=self.string(h["host"], f"{hp}.host"),
                                    diameter_listen_host=dh, diameter_listen_port=dp,
-                                   mip_listen_host=mh, mip_listen_port=mp)
+                                   mip_listen_host=mh, mip_listen_port=mp,
+                                   tls=self.tls(h["tls"], f"{hp}.tls") if "tls" in h else None,
+                                   max_connections=self.max_connections(h, hp))
             home_prefixes = self.list_of(d.get("home_prefixes"), f"{path}.home_prefixes",
                                          self.network)
             prefixes = self.list_of(d.get("prefixes"), f"{path}.prefixes", self.network)
@@ -656,58 +677,6 @@ class _Parser:
                                    home_prefixes=home_prefixes, prefixes=prefixes)
         self.check_tls(out)
         return out
-
-    # -- Diameter over TLS between domains (RFC 6733 §13) ---------------------
-
-    def readable_file(self, value: Any, path: str) -> str:
-        name = self.string(value, path)
-        full = (self.base_dir / name).resolve()
-        if not full.is_file():
-            raise self.fail(path, f"file {str(full)!r} does not exist")
-        if not os.access(full, os.R_OK):
-            raise self.fail(path, f"file {str(full)!r} is not readable")
-        return str(full)
-
-    def tls(self, value: Any, path: str) -> TlsConf:
-        t = self.mapping(value, path, ("cert", "key", "ca"), ("verify_peer",))
-        cert = self.readable_file(t["cert"], f"{path}.cert")
-        key = self.readable_file(t["key"], f"{path}.key")
-        ca = self.readable_file(t["ca"], f"{path}.ca")
-        verify = t.get("verify_peer", True)
-        if not isinstance(verify, bool):
-            raise self.fail(f"{path}.verify_peer", f"expected true or false, got {_show(verify)}")
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        try:
-            ctx.load_cert_chain(cert, key)
-        except (ssl.SSLError, OSError) as exc:
-            raise self.fail(f"{path}.key", f"{cert!r} and {key!r} are not a PEM "
-                                           f"certificate and its private key "
-                                           f"({getattr(exc, 'reason', None) or exc})") from None
-        try:
-            ctx.load_verify_locations(ca)
-        except (ssl.SSLError, OSError) as exc:
-            raise self.fail(f"{path}.ca", f"{ca!r} holds no PEM CA certificate "
-                                          f"({getattr(exc, 'reason', None) or exc})") from None
-        return TlsConf(cert=cert, key=key, ca=ca, verify_peer=verify)
-
-    def check_tls(self, domains: Mapping[str, DomainConf]) -> None:
-        """The inter-domain link (a foreign AAAF dialling the home AAA) runs over TLS
-        when the home AAA has ``tls``; then every foreign AAA needs its own ``tls``
-        (client certificate, CA) and none may have one otherwise."""
-        homes = [d for d in domains.values() if d.home_agent is not None and d.aaa]
-        home_tls = any(d.aaa is not None and d.aaa.tls is not None for d in homes)
-        home_key = f"domains.{homes[0].name}.aaa.tls" if homes else "the home domain's aaa.tls"
-        for d in domains.values():
-            if d.home_agent is not None or d.aaa is None:
-                continue
-            if home_tls and d.aaa.tls is None:
-                raise self.fail(f"domains.{d.name}.aaa.tls",
-                                f"missing: the home AAA listens over TLS ({home_key}), so "
-                                "this domain's AAA needs a certificate, key and CA too")
-            if not home_tls and d.aaa.tls is not None and homes:
-                raise self.fail(f"domains.{d.name}.aaa.tls",
-                                f"the home AAA has no TLS ({home_key} is not set): set both "
-                                "or neither")
 
     def mobile_nodes(
         self, value: Any, switches: Mapping[str, SwitchConf],

@@ -12,7 +12,8 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from controller.config import load_topology
+from controller.config import config_warnings, load_topology
+from controller.config_diameter import OpenFlowTls
 from controller.runtime import Runtime
 
 LOG = logging.getLogger("mipvpn.launcher")
@@ -28,10 +29,25 @@ def tune_gc() -> None:
     gc.set_threshold(10000, 20, 20)
 
 
+def openflow_options(host: str, port: int, tls: OpenFlowTls | None) -> dict[str, Any]:
+    """os-ken's controller options for our OpenFlow listener.  With ``tls`` os-ken
+    listens over TLS only (its ``ofp_ssl_listen_port``), presenting ``tls.cert``; with
+    ``tls.ca`` it requires a switch certificate that CA signed (mutual TLS)."""
+    opts: dict[str, Any] = {"ofp_listen_host": host, "ofp_tcp_listen_port": port}
+    if tls is not None:
+        opts.update(ofp_ssl_listen_port=port, ctl_privkey=tls.key, ctl_cert=tls.cert,
+                    ca_certs=tls.ca)
+    return opts
+
+
 def run_controller(config: str, run_dir: str, db: str | None, of_host: str, of_port: int,
                    rest: tuple[str, int] | None, roles: list[str] | None = None,
-                   exclude: list[str] | None = None, openflow: bool = True) -> int:
+                   exclude: list[str] | None = None, openflow: bool = True,
+                   of_tls: OpenFlowTls | None = None) -> int:
     topo = load_topology(config)
+    for warning in config_warnings(config, (of_host, of_port) if openflow else None,
+                                   of_tls is not None):
+        LOG.warning("%s", warning)
     Path(run_dir).mkdir(parents=True, exist_ok=True)
     if exclude:
         from controller.core.roles import build_roles
@@ -52,11 +68,12 @@ def run_controller(config: str, run_dir: str, db: str | None, of_host: str, of_p
     from os_ken.base.app_manager import AppManager
     import os_ken.controller.controller  # noqa: F401  (registers the OpenFlow options)
     cfg.CONF(args=[], project="os_ken")
-    cfg.CONF.set_override("ofp_listen_host", of_host)
-    cfg.CONF.set_override("ofp_tcp_listen_port", of_port)
+    for name, value in openflow_options(of_host, of_port, of_tls).items():
+        cfg.CONF.set_override(name, value)
 
     _install_stop(rt)
-    LOG.info("OpenFlow on %s:%d, REST on %s", of_host, of_port,
+    LOG.info("OpenFlow on %s:%d%s, REST on %s", of_host, of_port,
+             " (TLS)" if of_tls is not None else "",
              f"{rest[0]}:{rest[1]}" if rest else "off")
     AppManager.run_apps(["apps.mipvpn_app"])
     return 0

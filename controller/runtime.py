@@ -36,7 +36,7 @@ from controller.core.actions import (AddTunnel, AnswerDiameter, HoldTraffic, Mar
                                      SendMip, SendToMobileNode)
 from controller.core.foreign_agent import ForeignAgent
 from controller.core.handover import HandoverLog
-from controller.core import persist
+from controller.core import peers, persist
 from controller.core.roles import build_roles
 from controller.core.vpn import TunnelSide, TunnelSpec
 from controller.metrics import Metrics
@@ -233,30 +233,45 @@ class Runtime:
         # listening roles first; a local peer is reached at its bound address (port 0
         # in a topology = any free port, for tests), a remote one at its configured one
         self.bound: dict[str, tuple[str, int]] = {}
+        # issue 11: each listener takes only the peers the topology names for it
+        self.peer_table = peers.build_peer_table(topo)
+        ha_tls = getattr(home.home_agent, "tls", None)
         if "ha" in self.roles:
-            self.nodes["ha"] = DiameterNode(home.home_agent.host, home.realm,
-                                            handler=self._handler("ha"))
-            port = await self.nodes["ha"].listen(*ha_addr)
+            self.nodes["ha"] = DiameterNode(
+                home.home_agent.host, home.realm, handler=self._handler("ha"),
+                allowed_peers=peers.peer_policy(self.peer_table, "ha"),
+                max_connections=getattr(home.home_agent, "max_connections", None))
+            port = await self.nodes["ha"].listen(
+                *ha_addr, ssl=diameter_tls.server_context(ha_tls))
             ha_addr = self.bound["ha"] = (ha_addr[0], port)
-        # Diameter between domains over TLS when the home AAA has aaa.tls (issue 5)
+        # Diameter between domains over TLS when the home AAA has aaa.tls (issue 5);
+        # inside a domain when the listener's own role has tls (issue 11): the dialling
+        # side presents its domain's certificate
         home_tls = getattr(home.aaa, "tls", None)
         if "aaah" in self.roles:
-            self.nodes["aaah"] = DiameterNode(home.aaa.host, home.realm,
-                                              handler=self._handler("aaah"),
-                                              request_timeout=REQUEST_TIMEOUT["aaah"])
+            self.nodes["aaah"] = DiameterNode(
+                home.aaa.host, home.realm, handler=self._handler("aaah"),
+                request_timeout=REQUEST_TIMEOUT["aaah"],
+                allowed_peers=peers.peer_policy(self.peer_table, "aaah"),
+                max_connections=getattr(home.aaa, "max_connections", None))
             port = await self.nodes["aaah"].listen(
                 *aaah_addr, ssl=diameter_tls.server_context(home_tls))
             aaah_addr = self.bound["aaah"] = (aaah_addr[0], port)
-            self.spawn(self._link("aaah", home.home_agent.host, ha_addr))
+            tls = diameter_tls.client_context(home_tls) if ha_tls is not None else None
+            self.spawn(self._link("aaah", home.home_agent.host, ha_addr, ssl=tls,
+                                  server_hostname=home.home_agent.host if tls else None))
         for key in [k for k in self.roles if k.startswith("aaaf:")]:
             fdom = topo.domains[key.split(":", 1)[1]]
+            fdom_tls = getattr(fdom.aaa, "tls", None)
             node = DiameterNode(fdom.aaa.host, fdom.realm, handler=self._handler(key),
-                                request_timeout=REQUEST_TIMEOUT["aaaf"])
-            port = await node.listen(fdom.aaa.listen_host, fdom.aaa.listen_port)
+                                request_timeout=REQUEST_TIMEOUT["aaaf"],
+                                allowed_peers=peers.peer_policy(self.peer_table, key),
+                                max_connections=getattr(fdom.aaa, "max_connections", None))
+            port = await node.listen(fdom.aaa.listen_host, fdom.aaa.listen_port,
+                                     ssl=diameter_tls.server_context(fdom_tls))
             self.bound[key] = (fdom.aaa.listen_host, port)
             self.nodes[key] = node
-            tls = diameter_tls.client_context(getattr(fdom.aaa, "tls", None)) \
-                if home_tls is not None else None
+            tls = diameter_tls.client_context(fdom_tls) if home_tls is not None else None
             for realm in sorted(self.home_realms):
                 self.spawn(self._link(key, realm, aaah_addr, ssl=tls,
                                       server_hostname=home.aaa.host if tls else None))
@@ -268,7 +283,9 @@ class Runtime:
                                            request_timeout=REQUEST_TIMEOUT["fa"])
             addr = self.bound.get(f"aaaf:{dname}", (fdom.aaa.listen_host,
                                                     fdom.aaa.listen_port))
-            self.spawn(self._link(key, fdom.realm, addr))
+            tls = diameter_tls.client_context(getattr(fdom.aaa, "tls", None))
+            self.spawn(self._link(key, fdom.realm, addr, ssl=tls,
+                                  server_hostname=fdom.aaa.host if tls else None))
         # one Mobile IPv4 UDP endpoint per local agent role (loopback)
         for key in self.roles:
             if key == "ha":
@@ -394,6 +411,12 @@ class Runtime:
 
     def _handler(self, key: str) -> Any:
         async def handle(request: Any, conn: PeerConnection) -> Any:
+            # issue 11: judged by who is on the connection (its CER, admitted by the
+            # peer table), not by what the request says about its sender
+            refusal = peers.judge(self.peer_table, key, request, conn.remote_host,
+                                  conn.remote_realm)
+            if refusal is not None:
+                return self._refuse_request(key, request, conn, refusal)
             role = self.roles[key]
             now = self.now()
             if isinstance(request, dia.AmRequest):
@@ -404,6 +427,21 @@ class Runtime:
                 raise ValueError(f"{key} does not handle {type(request).__name__}")
             return await self.execute(key, actions)
         return handle
+
+    def _refuse_request(self, key: str, request: Any, conn: PeerConnection,
+                        refusal: peers.Refusal) -> Any:
+        """Answer a request the sender rules refuse, without the role: counted per role
+        (``refused_peer:<role>``), logged at most once per 10 s per role."""
+        name = f"refused_peer:{key}"
+        self.counters[name] = self.counters.get(name, 0) + 1
+        self.nodes[key].warn(name, "%s: %s from %s refused (%d): %s", key,
+                             type(request).__name__, peers.shown(conn.remote_host),
+                             refusal.result_code, refusal.reason)
+        node = self.nodes[key]
+        cls = dia.AmAnswer if isinstance(request, dia.AmRequest) else dia.HaAnswer
+        return cls(request.session_id, refusal.result_code, node.origin_host,
+                   node.origin_realm, user_name=request.user_name,
+                   error_message="peer not authorized for this request")
 
     async def execute(self, key: str, actions: list[Any]) -> Any:
         """Perform ``actions`` for role ``key`` in order; return its answer, if any."""
@@ -439,7 +477,9 @@ class Runtime:
                         (v for v in found if v is not None), role.conf.name))
                 await self.send_flows(action.dpid, mods)
             elif isinstance(action, SendDiameter):
-                node, peer = self.routes[key][action.to]
+                # a link not (yet) up, e.g. refused over TLS: no route, refused at once
+                node, peer = (self.routes.get(key, {}).get(action.to)
+                              or (self.nodes[key], None))
                 late = (self._late_answer_handler(key)
                         if hasattr(role, "on_late_diameter_answer") else None)
                 try:

@@ -22,6 +22,15 @@ TLS (RFC 6733 §13, "TLS from the start"): ``listen``/``connect`` take an
 ``ssl.SSLContext`` (see ``tls_server_context``/``tls_client_context``).  When the peer
 presented a certificate, its CER/CEA Origin-Host must be one of the certificate's DNS
 names (else CEA 3010 DIAMETER_UNKNOWN_PEER / ``DiameterConnectionError``).
+
+Trust (issue 11): ``allowed_peers`` (a policy the runtime builds from the topology,
+``controller.core.peers``) decides which CER a listener accepts: it is called with the
+CER's Origin-Host and Origin-Realm, the connection's source address and whether a
+verified TLS certificate names that host; anything but None refuses with CEA 3010 and
+closes the connection (counted ``unknown_peer``).  Without a policy every peer is
+accepted (the transport's own tests).  ``max_connections`` caps the connections a
+listener holds (accepted, with or without CER); one more is closed at once (counted
+``connection_cap``).  Both warnings are logged at most once per ``WARN_INTERVAL``.
 """
 
 from __future__ import annotations
@@ -50,8 +59,13 @@ log = logging.getLogger("mipvpn.diameter.peer")
 MAX_MESSAGE = 1 << 20            # refuse longer messages (framing error)
 LATE_ANSWER_GRACE = 60.0         # s an answer is still wanted after its request timed out
 LATE_ANSWER_MAX = 10000          # late answers awaited per connection, at most
+WARN_INTERVAL = 10.0             # s between two warnings of one kind (refused peers)
+HOST_SHOWN = 64                  # characters of a peer-supplied name in a log line
 
 RequestHandler = Callable[[Request, "PeerConnection"], Awaitable[Answer]]
+#: (CER Origin-Host, Origin-Realm, source address, TLS identity verified) -> None to
+#: admit the peer, else a refusal (its ``reason`` is logged)
+PeerPolicy = Callable[[str, str, str, bool], object]
 
 
 class DiameterError(Exception):
@@ -90,6 +104,7 @@ class PeerConnection:
         self.down_since: float | None = None   # monotonic time it went down
         self.generation = 0                # +1 per (re)connection
         self._tasks: set[asyncio.Task[None]] = set()
+        self._cer_deadline: asyncio.Future[None] | None = None   # accepted: CER due
         self._bind(reader, writer)
 
     def _bind(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -249,10 +264,11 @@ class PeerConnection:
         elif isinstance(msg, (AmRequest, HaRequest)):
             self._spawn(self._on_request(msg))
 
-    def _spawn(self, coro: Awaitable[None]) -> None:
+    def _spawn(self, coro: Awaitable[None]) -> asyncio.Future[None]:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
+        return task
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
@@ -301,9 +317,19 @@ class PeerConnection:
         rc = SUCCESS if common else NO_COMMON_APPLICATION
         if not self.identity_ok(cer.origin_host):
             node.counters["peer_identity_mismatch"] += 1
-            log.warning("CER from %s: Origin-Host %r is not in its certificate",
-                        self.peername, cer.origin_host)
+            node.warn("identity", "CER from %s: Origin-Host %s is not in its certificate",
+                      self.peername, _shown(cer.origin_host))
             rc = UNKNOWN_PEER
+        elif node.allowed_peers is not None:
+            verified = (node.check_peer_identity and self.peer_cert_names() is not None)
+            address = str(self.peername[0]) if self.peername else ""
+            refusal = node.allowed_peers(cer.origin_host, cer.origin_realm, address,
+                                         verified)
+            if refusal is not None:
+                node.counters["unknown_peer"] += 1
+                node.warn("unknown_peer", "CER refused (3010) from %s: %s", self.peername,
+                          getattr(refusal, "reason", None) or _shown(cer.origin_host))
+                rc = UNKNOWN_PEER
         cea = Cea(rc, node.origin_host, node.origin_realm, node.host_ip_addresses(self),
                   vendor_id=node.vendor_id, hop_by_hop=cer.hop_by_hop,
                   end_to_end=cer.end_to_end)
@@ -394,11 +420,18 @@ class PeerConnection:
                 fut.set_exception(DiameterConnectionError(f"{self!r} closed"))
         if self._watchdog_task is not None and self._watchdog_task is not asyncio.current_task():
             self._watchdog_task.cancel()
+        if self._cer_deadline is not None and self._cer_deadline is not asyncio.current_task():
+            self._cer_deadline.cancel()     # nothing left to time out
         try:
             self.writer.close()
         except Exception:      # a transport already gone (TLS): nothing left to close
             pass
         self.node._forget(self)
+
+
+def _shown(name: str) -> str:
+    """A peer-supplied name for a log line: escaped (repr) and cut."""
+    return repr(name[:HOST_SHOWN]) + ("..." if len(name) > HOST_SHOWN else "")
 
 
 def _unable(req: Request, node: DiameterNode, why: str) -> Answer:
@@ -415,7 +448,9 @@ class DiameterNode:
                  request_timeout: float = 5.0,
                  metrics: MutableMapping[str, int] | None = None,
                  vendor_id: int = 0, cer_timeout: float | None = None,
-                 check_peer_identity: bool = True) -> None:
+                 check_peer_identity: bool = True,
+                 allowed_peers: PeerPolicy | None = None,
+                 max_connections: int | None = None) -> None:
         self.origin_host = origin_host
         self.origin_realm = origin_realm
         self.handler = handler
@@ -426,6 +461,11 @@ class DiameterNode:
         self.cer_timeout = max(request_timeout, 5.0) if cer_timeout is None else cer_timeout
         #: TLS peers: Origin-Host must be a DNS name of the peer's certificate
         self.check_peer_identity = check_peer_identity
+        #: which CER a listener accepts (None: any; see the module docstring)
+        self.allowed_peers = allowed_peers
+        #: accepted connections held at once, at most (None: no cap)
+        self.max_connections = max_connections
+        self._warned: dict[str, tuple[float, int]] = {}   # kind -> (when, suppressed)
         self._closing = False
         self._supervisors: set[asyncio.Task[None]] = set()
         #: event counters: malformed, framing_error, handler_error, watchdog_timeout,
@@ -458,6 +498,20 @@ class DiameterNode:
                 return (str(local[0]),)
         return ("127.0.0.1",)
 
+    def warn(self, kind: str, msg: str, *args: Any) -> None:
+        """A warning of ``kind`` at most once per ``WARN_INTERVAL`` (with how many were
+        left out since): a peer that keeps trying cannot flood the log."""
+        now = time.monotonic()
+        last, suppressed = self._warned.get(kind, (-WARN_INTERVAL, 0))
+        if now - last < WARN_INTERVAL:
+            self._warned[kind] = (last, suppressed + 1)
+            return
+        self._warned[kind] = (now, 0)
+        if suppressed:
+            msg += " (%d more since the last warning)"
+            args = (*args, suppressed)
+        log.warning(msg, *args)
+
     # -- connections -----------------------------------------------------------
 
     async def listen(self, host: str, port: int, *,
@@ -475,10 +529,21 @@ class DiameterNode:
 
     async def _accept(self, reader: asyncio.StreamReader,
                       writer: asyncio.StreamWriter) -> None:
+        if self.max_connections is not None and sum(
+                1 for c in self.connections if not c.initiator) >= self.max_connections:
+            self.counters["connection_cap"] += 1
+            self.warn("connection_cap", "%s: %d connections held; closing the one from %s",
+                      self.origin_host, self.max_connections,
+                      writer.get_extra_info("peername"))
+            try:
+                writer.close()
+            except Exception:      # a transport already gone: nothing left to close
+                pass
+            return
         conn = PeerConnection(self, reader, writer, initiator=False)
         self.connections.add(conn)
         conn.start()
-        conn._spawn(self._cer_deadline(conn))
+        conn._cer_deadline = conn._spawn(self._cer_deadline(conn))
 
     async def _cer_deadline(self, conn: PeerConnection) -> None:
         await asyncio.sleep(self.cer_timeout)

@@ -1,12 +1,12 @@
-"""TLS contexts for Diameter between domains from the topology's ``aaa.tls`` (RFC 6733
-§13, TLS from the start; docs/security.md).
+"""TLS contexts for Diameter from the topology's ``aaa.tls`` and ``home_agent.tls``
+(RFC 6733 §13, TLS from the start; docs/security.md).
 
-The home AAA server listens over TLS with its certificate; with ``verify_peer`` (the
-default) it requires a client certificate signed by ``ca`` (mutual TLS).  A foreign
-domain's AAA server dials it presenting its own certificate and checks the home
-server's against ``ca`` and the home AAA's Diameter identity (``aaa.host``).  Links
-inside a domain (FA -> AAAF, AAAH -> HA) stay plain TCP: they run on loopback inside
-one controller process.
+A listener with ``tls`` (the home AAA, a foreign AAA, the HA) presents its certificate;
+with ``verify_peer`` (the default) it requires a client certificate signed by ``ca``
+(mutual TLS), without it a client certificate is optional and a client without one is
+admitted by the peer table's address check only.  The dialling side (AAAF -> AAAH,
+FA -> AAAF, AAAH -> HA) presents its own domain's certificate and checks the server's
+against ``ca`` and the server's Diameter identity.
 """
 
 from __future__ import annotations

@@ -39,9 +39,12 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tmp.mkdir()
     ca_key = ec.generate_private_key(ec.SECP256R1())
     _write(tmp, "ca", _cert("test CA", ca_key, "test CA", ca_key, ca=True), ca_key)
-    for name, host in (("aaah", HOME_AAA), ("aaaf", FOREIGN_AAA)):
+    # a domain's certificate names every Diameter identity of the domain that presents
+    # it: domain A's AAAF and, dialling that AAAF over TLS too (issue 11), its FAs
+    for name, dns in (("aaah", (HOME_AAA,)),
+                      ("aaaf", (FOREIGN_AAA, "fa1.a.example", "fa2.a.example"))):
         key = ec.generate_private_key(ec.SECP256R1())
-        _write(tmp, name, _cert(host, key, "test CA", ca_key, dns=(host,),
+        _write(tmp, name, _cert(dns[0], key, "test CA", ca_key, dns=dns,
                                 ips=("127.0.0.1",)), key)
     other_key = ec.generate_private_key(ec.SECP256R1())
     _write(tmp, "other-ca", _cert("other CA", other_key, "other CA", other_key, ca=True),
@@ -182,10 +185,14 @@ def test_registration_across_domains_over_tls(tmp_path: Path, pki: Path) -> None
         assert conn.peer_cert_names() == [HOME_AAA]
         # the home side saw the AAAF's certificate (mutual TLS)
         srv = home.nodes["aaah"].peer_for_host(FOREIGN_AAA)
-        assert srv is not None and srv.peer_cert_names() == [FOREIGN_AAA]
-        # intra-domain links stay plain TCP on loopback
+        assert srv is not None and srv.peer_cert_names()[0] == FOREIGN_AAA
+        # FA -> AAAF runs over TLS with domain A's certificate too (issue 11); the
+        # AAAH -> HA link stays plain TCP (the topology gives the HA no tls)
         fa_conn = foreign.routes["fa:fa1"]["a.example"][1]
-        assert fa_conn.writer.get_extra_info("ssl_object") is None
+        assert fa_conn.writer.get_extra_info("ssl_object") is not None
+        assert fa_conn.peer_cert_names()[0] == FOREIGN_AAA
+        ha_conn = home.routes["aaah"]["ha.home.example"][1]
+        assert ha_conn.writer.get_extra_info("ssl_object") is None
         topo = foreign.topo
         mn = topo.mobile_nodes["mn1"]
         raw = build_rrq(mn.nai, mn.home_address, topo.gateways["ha"].core.ip,
@@ -221,9 +228,11 @@ def test_wrong_ca_no_link_and_it_says_so(tmp_path: Path, pki: Path,
         assert up is False
         assert "home.example" not in foreign.routes.get("aaaf:domain-a", {})
         assert foreign.counters["diameter_link_failures"] >= 1
+        # (domain A's FAs, trusting the other CA too, fail to reach their AAAF alike)
         lines = [r.getMessage() for r in caplog.records
-                 if "not established" in r.getMessage()]
-        assert lines and "aaaf:domain-a" in lines[0] and "TLS" in lines[0], lines
+                 if "not established" in r.getMessage()
+                 and "aaaf:domain-a" in r.getMessage()]
+        assert lines and "TLS" in lines[0], lines
         assert "CERTIFICATE_VERIFY_FAILED" in lines[0], lines
         exposed = foreign.metrics.exposition(foreign).decode()
         assert 'mipvpn_diameter_link_failures_total{node="aaaf.a.example"}' in exposed
@@ -241,7 +250,10 @@ def test_wrong_ca_no_link_and_it_says_so(tmp_path: Path, pki: Path,
         sock.sendto(raw, foreign.ingress["fa:fa1"].address)
         rrp = mip.decode(sock.recvfrom(2048)[0])
         sock.close()
-        assert rrp.code == mip.CODE_FA_UNSPECIFIED      # 64: the AAAF has no route
+        # 88: with domain A's CA wrong, its FAs cannot reach their AAAF either (FA ->
+        # AAAF runs over TLS too, issue 11): the FA refuses at once, as for a timeout
+        assert rrp.code == mip.CODE_FA_HA_UNREACHABLE
+        assert "fa:fa1" not in foreign.routes
         assert home.roles["ha"].bindings == {} and foreign.roles["fa:fa1"].visitors == {}
     finally:
         foreign.stop()
