@@ -239,7 +239,7 @@ class Runtime:
         if "ha" in self.roles:
             self.nodes["ha"] = DiameterNode(
                 home.home_agent.host, home.realm, handler=self._handler("ha"),
-                allowed_peers=peers.peer_policy(self.peer_table, "ha"),
+                allowed_peers=self._peer_policy("ha"),
                 max_connections=getattr(home.home_agent, "max_connections", None))
             port = await self.nodes["ha"].listen(
                 *ha_addr, ssl=diameter_tls.server_context(ha_tls))
@@ -252,7 +252,7 @@ class Runtime:
             self.nodes["aaah"] = DiameterNode(
                 home.aaa.host, home.realm, handler=self._handler("aaah"),
                 request_timeout=REQUEST_TIMEOUT["aaah"],
-                allowed_peers=peers.peer_policy(self.peer_table, "aaah"),
+                allowed_peers=self._peer_policy("aaah"),
                 max_connections=getattr(home.aaa, "max_connections", None))
             port = await self.nodes["aaah"].listen(
                 *aaah_addr, ssl=diameter_tls.server_context(home_tls))
@@ -265,7 +265,7 @@ class Runtime:
             fdom_tls = getattr(fdom.aaa, "tls", None)
             node = DiameterNode(fdom.aaa.host, fdom.realm, handler=self._handler(key),
                                 request_timeout=REQUEST_TIMEOUT["aaaf"],
-                                allowed_peers=peers.peer_policy(self.peer_table, key),
+                                allowed_peers=self._peer_policy(key),
                                 max_connections=getattr(fdom.aaa, "max_connections", None))
             port = await node.listen(fdom.aaa.listen_host, fdom.aaa.listen_port,
                                      ssl=diameter_tls.server_context(fdom_tls))
@@ -313,6 +313,24 @@ class Runtime:
             from controller.adapters.rest import serve
             self.spawn(serve(self, *self.rest))
         LOG.info("roles up: %s", ", ".join(sorted(self.roles)))
+
+    def _peer_policy(self, listener: str) -> Any:
+        """The peer table for ``listener``; a peer that is a role of this process must
+        come on one of this process's own client connections (issue 11)."""
+        return peers.peer_policy(self.peer_table, listener, frozenset(self.roles),
+                                 self._own_endpoint)
+
+    def _own_endpoint(self, address: str, port: int) -> bool:
+        """(address, port) is the local end of a Diameter connection one of this
+        process's nodes dialled (its CER is being answered: it is registered)."""
+        for node in self.nodes.values():
+            for conn in node.connections:
+                if not conn.initiator:
+                    continue
+                local = conn.writer.get_extra_info("sockname")
+                if local and str(local[0]) == address and int(local[1]) == port:
+                    return True
+        return False
 
     async def _link(self, key: str, to: str, addr: tuple[str, int], *,
                     ssl: Any = None, server_hostname: str | None = None) -> None:

@@ -323,8 +323,9 @@ class PeerConnection:
         elif node.allowed_peers is not None:
             verified = (node.check_peer_identity and self.peer_cert_names() is not None)
             address = str(self.peername[0]) if self.peername else ""
+            port = int(self.peername[1]) if self.peername else 0
             refusal = node.allowed_peers(cer.origin_host, cer.origin_realm, address,
-                                         verified)
+                                         verified, port=port)
             if refusal is not None:
                 node.counters["unknown_peer"] += 1
                 node.warn("unknown_peer", "CER refused (3010) from %s: %s", self.peername,

@@ -37,8 +37,9 @@ if TYPE_CHECKING:
 UNKNOWN_PEER = dia.UNKNOWN_PEER            # 3010, in a CEA
 AUTHORIZATION_REJECTED = 5003              # RFC 6733 §7.1.5
 
-#: (CER Origin-Host, Origin-Realm, source address, TLS identity verified) -> refusal
-PeerPolicy = Callable[[str, str, str, bool], "Refusal | None"]
+#: (CER Origin-Host, Origin-Realm, source address, TLS identity verified, port=source
+#: port) -> refusal
+PeerPolicy = Callable[..., "Refusal | None"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,10 +158,29 @@ def admit(table: PeerTable, listener: str, host: str, realm: str, address: str,
     return None
 
 
-def peer_policy(table: PeerTable, listener: str) -> PeerPolicy:
-    """``admit`` for one listener, as the transport's ``allowed_peers`` takes it."""
-    def policy(host: str, realm: str, address: str, tls_identity: bool) -> Refusal | None:
-        return admit(table, listener, host, realm, address, tls_identity)
+def peer_policy(table: PeerTable, listener: str,
+                local_roles: frozenset[str] = frozenset(),
+                own_endpoint: Callable[[str, int], bool] | None = None) -> PeerPolicy:
+    """``admit`` for one listener, as the transport's ``allowed_peers`` takes it.
+
+    ``local_roles``: the role keys this process runs itself.  A peer that claims to be
+    one of them and has no verified certificate must be on a connection this process
+    made (``own_endpoint(address, port)``: the source address and port are the local
+    end of one of our own client connections).  Loopback alone proves nothing: any
+    local process can connect from it and announce any Origin-Host; it cannot take
+    over the port our own client connection holds."""
+    def policy(host: str, realm: str, address: str, tls_identity: bool,
+               port: int = 0) -> Refusal | None:
+        refusal = admit(table, listener, host, realm, address, tls_identity)
+        if refusal is not None or tls_identity or own_endpoint is None:
+            return refusal
+        peer = table.peer(listener, host)
+        if peer is not None and peer.role in local_roles and not own_endpoint(address,
+                                                                             port):
+            return Refusal(UNKNOWN_PEER, f"{shown(host)} is a role of this process, but "
+                                         f"{shown(address)}:{port} is not a connection "
+                                         "this process made")
+        return None
     return policy
 
 

@@ -71,8 +71,14 @@ def _nothing_set_up(rt: Any) -> None:
     assert not any("mallory" in str(entry) for entry in rt.tunnel_log)
 
 
-async def _dial(rt: Any, listener: str, who: tuple[str, str]) -> tuple[DiameterNode, Any]:
+async def _dial(rt: Any, listener: str, who: tuple[str, str], *,
+                own: bool = True) -> tuple[DiameterNode, Any]:
+    """A client announcing ``who``.  ``own``: it stands for a role of the runtime's own
+    process (its connection counts as one the process made, as the real role's does);
+    otherwise it is any other local process claiming that identity."""
     node = DiameterNode(who[0], who[1], request_timeout=2.0, watchdog_interval=0)
+    if own:
+        rt.nodes[f"test:{who[0]}:{id(node)}"] = node
     conn = await node.connect(*rt.bound[listener])
     return node, conn
 
@@ -156,6 +162,22 @@ def test_stranger_with_a_har_at_the_ha_cannot_bind(rt: Any) -> None:
         with pytest.raises(DiameterConnectionError, match="3010"):
             await _dial(rt, "ha", STRANGER)
     asyncio.run(main())
+    _nothing_set_up(rt)
+
+
+@pytest.mark.parametrize("listener, who", [
+    ("ha", AAAH), ("aaah", AAAF), ("aaaf:domain-a", FA1)])
+def test_a_local_process_posing_as_a_role_of_this_process_is_refused(
+        rt: Any, listener: str, who: tuple[str, str]) -> None:
+    """Loopback proves nothing: another process on this machine announcing the home
+    AAA's (AAAF's, FA's) identity from 127.0.0.1 is refused at CER, because the role
+    runs in this process and that connection is not one it made; a HAR from it never
+    reaches the HA."""
+    async def main() -> None:
+        with pytest.raises(DiameterConnectionError, match="3010"):
+            await _dial(rt, listener, who, own=False)
+    asyncio.run(main())
+    assert rt.nodes[listener].counters["unknown_peer"] == 1
     _nothing_set_up(rt)
 
 
