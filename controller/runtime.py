@@ -1121,7 +1121,7 @@ class Runtime:
             LOG.warning("access switch of %s not connected", fa.conf.name)
             return
         frame = openflow.udp_frame(fa.conf.inside_mac, action.mn_mac, fa.conf.inside_address,
-                                   action.mn_ip, mip.MIP_PORT, mip.MIP_PORT, action.raw)
+                                   action.mn_ip, mip.MIP_PORT, action.udp_port, action.raw)
         dp.send_msg(openflow.packet_out(dp, frame, action.port))
 
     def advertisement(self, fa: ForeignAgent) -> bytes:
@@ -1345,7 +1345,8 @@ class Runtime:
         if fa is None or in_port == fa.conf.fa_port:
             return
         actions = fa.on_registration_request(self.now(), punted.payload, punted.src_mac,
-                                             in_port)
+                                             in_port, src_port=punted.src_port,
+                                             src_ip=punted.src_ip)
         self.spawn(self.execute(f"fa:{fa.conf.name}", actions))
 
     def _icmp_in(self, dpid: int, in_port: int, data: bytes) -> None:

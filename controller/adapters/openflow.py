@@ -136,6 +136,9 @@ class PuntedMip:
     src_mac: str
     src_ip: str
     payload: bytes
+    #: the request's UDP source port: the FA answers there (RFC 5944 §3.7.2.2 pending
+    #: list, issue 18); most clients send from an ephemeral port, not 434
+    src_port: int = MIP_PORT
 
 
 def parse_punted_mip(data: bytes) -> PuntedMip | None:
@@ -152,7 +155,7 @@ def parse_punted_mip(data: bytes) -> PuntedMip | None:
     payload = pkt.protocols[-1]
     if not isinstance(payload, (bytes, bytearray)):
         return None
-    return PuntedMip(eth.src, ip.src, bytes(payload))
+    return PuntedMip(eth.src, ip.src, bytes(payload), int(u.src_port))
 
 
 def ipv4_dst(data: bytes) -> str | None:

@@ -133,8 +133,9 @@ class HomeAaa:
 
     def on_amr(self, now: float, amr: dia.AmRequest) -> list[Action]:
         user = self.db.user(amr.user_name)
-        if user is None or not mip.verify_auth(amr.reg_request, mip.AuthKind.MN_AAA,
-                                               user.mn_aaa_key):
+        # the SPI names the MN-AAA association (RFC 3012 §6; MIP-MN-AAA-SPI, RFC 4004)
+        if user is None or amr.mn_aaa_spi != user.mn_aaa_spi or not mip.verify_auth(
+                amr.reg_request, mip.AuthKind.MN_AAA, user.mn_aaa_key):
             self.counters["rejected"] += 1
             LOG.info("AAAH: authentication of %s rejected (%s)", amr.user_name,
                      "unknown user" if user is None else "bad MN-AAA authenticator")

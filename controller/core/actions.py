@@ -71,13 +71,16 @@ class ReplyMip:
 @dataclass(frozen=True)
 class SendToMobileNode:
     """A Registration Reply from an FA to the MN, sent as a packet-out at the
-    access switch (UDP 434, FA inside address -> MN home address)."""
+    access switch: FA inside address, UDP 434 -> ``mn_ip`` (the request's IP source,
+    or the home address), ``udp_port`` (the request's UDP source port, RFC 5944
+    §3.7.2.2; 434 by default)."""
 
     foreign_agent: str
     raw: bytes
     mn_mac: str
     mn_ip: str
     port: int
+    udp_port: int = 434
 
 
 @dataclass(frozen=True)

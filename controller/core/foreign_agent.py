@@ -33,7 +33,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 
-from controller.core import flows
+from controller.core import conformance, flows
 from controller.core.actions import (Action, AddTunnel, HoldTraffic, Mark,
                                      NotifyVisitorLeft, RelayToHomeAgent, ReleaseHold,
                                      RemoveTunnel, ReplyMip, SendDiameter, SendFlows,
@@ -164,6 +164,13 @@ class Pending:
     started: float
     previous_fa: str = ""
     vpn_info: VpnInfo | None = None
+    # where the request came from: every reply to it goes there (RFC 5944 §3.7.2.2)
+    src_ip: str = ""
+    src_port: int = mip.MIP_PORT
+
+    @property
+    def reply_to(self) -> tuple[str, int]:
+        return (self.src_ip, self.src_port)
 
 
 @dataclass
@@ -227,6 +234,9 @@ class ForeignAgent:
                                          "holds_expired": 0,
                                          "admission_denied": 0, "late_answer_completed": 0,
                                          "late_answer_dropped": 0}
+        # issue 18: replies matching no pending request (dropped), requests with an
+        # unknown extension of type 0-127 (silently discarded)
+        self.counters.update(reply_unmatched=0, unknown_extension=0)
         # NAI -> (when its registration started, its previous-FA extension data)
         self.in_progress: dict[str, tuple[float, bytes]] = {}
         self.aaa_wait = 0.0   # s, moving average of the AAA round trip (admission)
@@ -235,27 +245,43 @@ class ForeignAgent:
     # ------------------------------------------------------------------ events
 
     def on_registration_request(self, now: float, raw: bytes, mn_mac: str,
-                                port: int) -> list[Action]:
-        """A Registration Request punted from the access switch (claim 16 step 2)."""
+                                port: int, src_port: int = mip.MIP_PORT,
+                                src_ip: str = "") -> list[Action]:
+        """A Registration Request punted from the access switch (claim 16 step 2),
+        sent from ``src_ip``:``src_port`` (UDP): every answer to it goes there."""
+        reply_to = (src_ip, src_port)
         try:
             rrq = mip.decode(raw)
         except mip.MipDecodeError as exc:
             self.counters["malformed"] += 1
             LOG.debug("%s: malformed MIPv4 from %s: %s", self.conf.name, mn_mac, exc)
-            return []
+            if conformance.unknown_critical_extension(raw):   # silently discarded
+                self.counters["unknown_extension"] += 1
+                return []
+            fixed = conformance.poorly_formed_request(raw)
+            if fixed is None:
+                return []
+            return self._deny(fixed, mn_mac, port, mip.CODE_FA_POORLY_FORMED_REQUEST,
+                              reply_to=reply_to)
         if not isinstance(rrq, mip.RegistrationRequest):
             self.counters["malformed"] += 1
             return []
+        refused = conformance.fa_refusal(rrq)   # reserved bits, encapsulation, CVSE
+        if refused is not None:
+            return self._deny(rrq, mn_mac, port, refused, reply_to=reply_to)
         nai = rrq.nai
         if not nai:
-            return self._deny(rrq, mn_mac, port, mip.CODE_FA_MISSING_NAI)
+            return self._deny(rrq, mn_mac, port, mip.CODE_FA_MISSING_NAI,
+                              reply_to=reply_to)
         if rrq.mn_aaa_auth is None:
-            return self._deny(rrq, mn_mac, port, mip.CODE_FA_MN_FAILED_AUTH)
+            return self._deny(rrq, mn_mac, port, mip.CODE_FA_MN_FAILED_AUTH,
+                              reply_to=reply_to)
         if rrq.care_of_address != self.conf.core_address:
-            return self._deny(rrq, mn_mac, port, 77)  # invalid care-of address
+            return self._deny(rrq, mn_mac, port, 77,  # invalid care-of address
+                              reply_to=reply_to)
         if rrq.lifetime > self.conf.max_lifetime:
             return self._deny(rrq, mn_mac, port, mip.CODE_FA_LIFETIME_TOO_LONG,
-                              lifetime=self.conf.max_lifetime)
+                              lifetime=self.conf.max_lifetime, reply_to=reply_to)
         ext = rrq.vendor_extension(VENDOR_ID, CVSE_PREVIOUS_FA)
         service_update = rrq.vendor_extension(VENDOR_ID, CVSE_SERVICE_UPDATE) is not None
         # a service-update request is a new registration, not a retransmission
@@ -276,7 +302,8 @@ class ForeignAgent:
             # (RFC 5944 66, insufficient resources) instead of queueing without bound;
             # the MN retries after its back-off
             self.counters["admission_denied"] += 1
-            actions = self._deny(rrq, mn_mac, port, mip.CODE_FA_INSUFFICIENT_RESOURCES)
+            actions = self._deny(rrq, mn_mac, port, mip.CODE_FA_INSUFFICIENT_RESOURCES,
+                                 reply_to=reply_to)
             if held is not None:   # another registration of this MN is still in flight
                 self.in_progress[nai] = held
             return actions
@@ -290,7 +317,8 @@ class ForeignAgent:
         try:
             input_len, auth_len, auth_off = mip.mn_aaa_auth_offsets(raw)
         except mip.MipDecodeError:
-            return self._deny(rrq, mn_mac, port, mip.CODE_FA_MN_FAILED_AUTH)
+            return self._deny(rrq, mn_mac, port, mip.CODE_FA_MN_FAILED_AUTH,
+                              reply_to=reply_to)
         realm = nai.split("@", 1)[1] if "@" in nai else ""
         session_id = f"{self.conf.host};{int(now)};{next(self._seq)}"
         amr = dia.AmRequest(
@@ -303,7 +331,8 @@ class ForeignAgent:
             previous_fa=previous_fa, foreign_agent=self.conf.name,
             service_update=service_update)
         self.pending[session_id] = Pending(nai, bytes(raw), rrq, mn_mac, port, now,
-                                           previous_fa=previous_fa)
+                                           previous_fa=previous_fa, src_ip=src_ip,
+                                           src_port=src_port)
         return [Mark(nai, "rrq_at_fa", {"fa": self.conf.name,
                                         "previous_fa": previous_fa or previous_address}),
                 SendDiameter(amr, to=self.conf.realm)]
@@ -315,13 +344,16 @@ class ForeignAgent:
             return []
         self._note_wait(now, p)
         marks: list[Action] = [Mark(p.nai, "ama_at_fa")]
+        unmatched = self._unmatched(p, answer.reg_reply) if answer.reg_reply else None
+        if unmatched is not None:
+            return marks + unmatched
         if answer.result_code != RESULT_SUCCESS or answer.vpn_info is None:
             code = (mip.CODE_FA_MN_FAILED_AUTH if answer.result_code == RESULT_AUTH_REJECTED
                     else mip.CODE_FA_HA_UNREACHABLE if answer.result_code == 4006
                     else mip.CODE_FA_UNSPECIFIED)
             if answer.reg_reply:  # the HA's own denial, relayed: give it to the MN as is
                 return marks + self._to_mn(p, answer.reg_reply, accepted=False)
-            return marks + self._deny(p.rrq, p.mn_mac, p.port, code)
+            return marks + self._deny(p.rrq, p.mn_mac, p.port, code, reply_to=p.reply_to)
         if answer.reg_reply:
             # full path: the HA already bound the MN and answered through AAA (claim 16)
             return marks + self._complete(now, p, answer.vpn_info, answer.reg_reply)
@@ -336,12 +368,10 @@ class ForeignAgent:
         p = self.pending.pop(f"ha:{nai}", None)
         if p is None or p.vpn_info is None:
             return []
-        try:
-            rrp = mip.decode(raw)
-        except mip.MipDecodeError:
-            self.counters["malformed"] += 1
-            return self._deny(p.rrq, p.mn_mac, p.port, mip.CODE_FA_POORLY_FORMED_REPLY)
-        if not isinstance(rrp, mip.RegistrationReply) or not rrp.accepted:
+        unmatched = self._unmatched(p, raw)
+        if unmatched is not None:
+            return unmatched
+        if not mip.decode(raw).accepted:  # type: ignore[union-attr]
             return self._to_mn(p, raw, accepted=False)
         return [Mark(nai, "rrp_from_ha")] + self._complete(now, p, p.vpn_info, raw)
 
@@ -349,7 +379,8 @@ class ForeignAgent:
         p = self.pending.pop(f"ha:{nai}", None)
         if p is None:
             return []
-        return self._deny(p.rrq, p.mn_mac, p.port, mip.CODE_FA_REG_TIMEOUT)
+        return self._deny(p.rrq, p.mn_mac, p.port, mip.CODE_FA_REG_TIMEOUT,
+                          reply_to=p.reply_to)
 
     def on_diameter_timeout(self, now: float, session_id: str) -> list[Action]:
         p = self.pending.pop(session_id, None)
@@ -357,7 +388,8 @@ class ForeignAgent:
             return []
         self._note_wait(now, p)
         self.timed_out[session_id] = (p, now + LATE_ANSWER_WAIT)
-        return self._deny(p.rrq, p.mn_mac, p.port, mip.CODE_FA_HA_UNREACHABLE)
+        return self._deny(p.rrq, p.mn_mac, p.port, mip.CODE_FA_HA_UNREACHABLE,
+                          reply_to=p.reply_to)
 
     def on_late_diameter_answer_dropped(self, answer: dia.AmAnswer) -> None:
         """The runtime found the MN registered elsewhere since: forget the refusal."""
@@ -381,11 +413,33 @@ class ForeignAgent:
                 or not answer.reg_reply):
             self.counters["late_answer_dropped"] += 1
             return []
+        unmatched = self._unmatched(p, answer.reg_reply)
+        if unmatched is not None:
+            return unmatched
         self.counters["late_answer_completed"] += 1
         LOG.info("%s: late AMA for %s: completing the registration the home side made",
                  self.conf.name, p.nai)
         return [Mark(p.nai, "late_ama_at_fa")] + self._complete(now, p, answer.vpn_info,
                                                                 answer.reg_reply)
+
+    def _unmatched(self, p: Pending, raw: bytes) -> list[Action] | None:
+        """None if ``raw`` is the Registration Reply to ``p``'s request; else what the
+        FA does instead (RFC 5944 §3.7.3.1): a reply that does not decode is answered
+        to the MN with 71; one for another Home Address or Identification (low 32
+        bits) is dropped and counted, and the MN's retransmission starts afresh."""
+        try:
+            rrp = mip.decode(raw)
+        except mip.MipDecodeError:
+            self.counters["malformed"] += 1
+            return self._deny(p.rrq, p.mn_mac, p.port, mip.CODE_FA_POORLY_FORMED_REPLY,
+                              reply_to=p.reply_to)
+        if isinstance(rrp, mip.RegistrationReply) and conformance.reply_matches(p.rrq, rrp):
+            return None
+        self.counters["reply_unmatched"] += 1
+        self.in_progress.pop(p.nai, None)
+        LOG.warning("%s: reply for %s matches no pending request of %s: dropped",
+                    self.conf.name, getattr(rrp, "home_address", "?"), p.nai)
+        return []
 
     def _note_wait(self, now: float, p: Pending) -> None:
         """Admission control: moving average of how long the AAA round trip took
@@ -470,6 +524,11 @@ class ForeignAgent:
         """Old FA, claims 22-23: the new FA's Binding Update with the forwarding tunnel.
         Cache it, delete the VPN path to the HA (every tunnel of the MN here) and the
         MN's steering, set this end of the old-FA -> new-FA tunnel, acknowledge."""
+        if raw[:1] == bytes([mip.REGISTRATION_REPLY]):
+            # a Registration Reply that answers no request of ours (the awaited ones
+            # never get here): dropped and counted (RFC 5944 §3.7.3.1)
+            self.counters["reply_unmatched"] += 1
+            return []
         bu = peek_binding_update(raw)
         if bu is None:
             self.counters["malformed"] += 1
@@ -628,11 +687,16 @@ class ForeignAgent:
             self.in_progress.pop(p.nai, None)
             self.counters["denied"] += 1
         code = raw[1] if len(raw) > 1 else None  # RRP: Type(8) Code(8) ...
-        return [SendToMobileNode(self.conf.name, raw, p.mn_mac, p.rrq.home_address, p.port),
+        return [SendToMobileNode(self.conf.name, raw, p.mn_mac,
+                                 conformance.reply_address(p.rrq.home_address, p.src_ip),
+                                 p.port, p.src_port),
                 Mark(p.nai, "rrp_sent", {"accepted": accepted, "code": code})]
 
     def _deny(self, rrq: mip.RegistrationRequest, mn_mac: str, port: int, code: int,
-              lifetime: int = 0) -> list[Action]:
+              lifetime: int = 0, *, reply_to: tuple[str, int]) -> list[Action]:
+        """Refuse ``rrq`` with ``code``: the reply copies its Home Address, Home Agent
+        and Identification (RFC 5944 §3.7.2.3) and goes to ``reply_to`` (the request's
+        IP source address and UDP source port)."""
         self.in_progress.pop(rrq.nai or "", None)
         self.counters["denied"] += 1
         rrp = mip.RegistrationReply(code=code, lifetime=lifetime,
@@ -641,8 +705,9 @@ class ForeignAgent:
                                     identification=rrq.identification)
         LOG.info("%s: registration of %s denied, code %d", self.conf.name,
                  rrq.nai or rrq.home_address, code)
-        return [SendToMobileNode(self.conf.name, mip.encode(rrp), mn_mac, rrq.home_address,
-                                 port),
+        return [SendToMobileNode(self.conf.name, mip.encode(rrp), mn_mac,
+                                 conformance.reply_address(rrq.home_address, reply_to[0]),
+                                 port, reply_to[1]),
                 Mark(rrq.nai or rrq.home_address, "rrp_sent", {"accepted": False,
                                                                "code": code})]
 

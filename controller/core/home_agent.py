@@ -44,6 +44,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
+from controller.core import conformance
 from controller.core.actions import (Action, AddTunnel, AnswerDiameter, Mark, RemoveTunnel,
                                      ReplyMip, SendMip)
 from controller.core.binding import (BindingKey, IdentificationClock, ack_status,
@@ -304,13 +305,19 @@ class HomeAgent:
         if user.home_agent != self.name:
             return self._refuse(nai, "home_agent", mip.CODE_HA_ADMIN_PROHIBITED)
         key = self.mn_ha_key(nai)
-        if (key is None and relayed) or (
-                key is not None and not mip.verify_auth(raw, mip.AuthKind.MN_HA, key[1])):
+        mn_ha = rrq.find(mip.MnHaAuth)
+        if (key is None and relayed) or (key is not None and (
+                mn_ha is None or mn_ha.spi != key[0]   # the SPI names the association
+                or not mip.verify_auth(raw, mip.AuthKind.MN_HA, key[1]))):
             self.counters["denied"] += 1
             LOG.info("HA %s: MN-HA authentication of %s failed", self.name, nai)
             return mip.CODE_HA_MN_FAILED_AUTH
         if rrq.home_address != user.home_address:
             return self._refuse(nai, "home_address", mip.CODE_HA_ADMIN_PROHIBITED)
+        refused = conformance.ha_refusal(rrq)   # reserved bits, encapsulation, CVSE
+        if refused is not None:
+            self.counters["denied"] += 1
+            return refused
         stamp = mip.identification_time(rrq.identification)
         previous = self.bindings.get(nai)
         if abs(stamp - now) > REPLAY_WINDOW or (
@@ -450,6 +457,8 @@ class HomeAgent:
         if code == mip.CODE_HA_IDENTIFICATION_MISMATCH:
             # high 32 bits: the HA's clock, so the MN can resynchronise (§5.7)
             ident = (mip.ntp_identification(now) & ~0xFFFFFFFF) | (ident & 0xFFFFFFFF)
+        if code == mip.CODE_ACCEPTED and rrq.has_flag(mip.FLAG_S):
+            code = mip.CODE_ACCEPTED_NO_SIMULTANEOUS   # one binding per MN (§3.8.3.1)
         lifetime = min(rrq.lifetime, self.max_lifetime) if code in (0, 1) else 0
         rrp = mip.RegistrationReply(code=code, lifetime=lifetime,
                                     home_address=rrq.home_address, home_agent=self.address,

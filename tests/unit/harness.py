@@ -185,9 +185,11 @@ class Walk:
 
     # ------------------------------------------------------------ events in
 
-    def mn_sends_rrq(self, fa_name: str, raw: bytes, mn_mac: str, port: int) -> None:
+    def mn_sends_rrq(self, fa_name: str, raw: bytes, mn_mac: str, port: int,
+                     src_port: int = mip.MIP_PORT, src_ip: str = "") -> None:
         """The MN's RRQ enters the FA's access switch at ``port``: delivered to the FA
-        only if the switch punts it (as ``Runtime.packet_in`` / ``_rrq_in``)."""
+        only if the switch punts it (as ``Runtime.packet_in`` / ``_rrq_in``), with its
+        UDP source port and IP source address."""
         fa = self.fa(fa_name)
         table = self.tables[fa.conf.access_dpid]
         out = table.lookup(port, mn_mac, flows.BROADCAST_MAC, flows.ETH_IPV4,
@@ -197,7 +199,8 @@ class Walk:
             return
         key = f"fa:{fa_name}"
         self.log.append((key, MipSent(MN, key, bytes(raw), _mip_or_none(raw))))
-        self.execute(key, fa.on_registration_request(self.now, bytes(raw), mn_mac, port))
+        self.execute(key, fa.on_registration_request(self.now, bytes(raw), mn_mac, port,
+                                                     src_port=src_port, src_ip=src_ip))
 
     def tick(self) -> None:
         for key, role in list(self.roles.items()):
