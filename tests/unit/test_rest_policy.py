@@ -429,3 +429,15 @@ def store_profile_from_yaml() -> Any:
 def test_nothing_allows_nothing() -> None:
     assert allowance_from_profile(None) == NOTHING
 
+
+def test_scenario_profiles_are_whole() -> None:
+    """Scenarios PUT their ``set_profile`` body (claim 24, scenarios/customise.yaml): each
+    must be a whole profile, or the scenario would stop at a 422."""
+    from controller.adapters.rest import ProfileIn
+    found = 0
+    for path in sorted((ROOT / "scenarios").glob("*.yaml")):
+        for step in yaml.safe_load(path.read_text()).get("timeline", []):
+            if isinstance(step, dict) and "set_profile" in step:
+                ProfileIn.model_validate(step["set_profile"]["profile"])
+                found += 1
+    assert found >= 1
