@@ -2,7 +2,8 @@
 
 Running things: ``controller``, ``demo``, ``scenario``, ``check-config``.
 Asking a running controller (through its REST API, ``--url``): ``status``, ``bindings``,
-``tunnels``, ``profiles show|set``; readable tables, or ``--json``.
+``tunnels``, ``profiles show|set|update``, ``allowance show|set``; readable tables, or
+``--json``.
 """
 
 from __future__ import annotations
@@ -90,11 +91,15 @@ class RestClient:
             detail = body.get("detail", "") if isinstance(body, dict) else ""
         except ValueError:
             pass
+        fields = isinstance(detail, list)
         if isinstance(detail, list):  # validation errors: [{"field": ..., "message": ...}]
             detail = "; ".join(f"{d.get('field', '?')}: {d.get('message', d.get('msg', ''))}"
                                if isinstance(d, dict) else str(d) for d in detail)
         detail = detail if isinstance(detail, str) else json.dumps(detail)
         where = f"{method} {path}"
+        if exc.code == 403 and fields:
+            return CliError(f"{where}: not allowed: {detail}; the operator decides what a "
+                            "user may change (`mipvpn allowance show NAI`)", 7)
         if exc.code in (401, 403):
             hint = ("the token was refused: check it (the operator token is in the "
                     "controller's RUN_DIR/operator.token)" if self.token else
@@ -229,6 +234,8 @@ def _profile_path(nai: str) -> str:
 
 
 def cmd_profiles(client: RestClient, args: argparse.Namespace) -> int:
+    """``show``; ``set`` replaces the whole profile (PUT: every section in the file);
+    ``update`` changes only what the file has (PATCH)."""
     if args.action == "show":
         prof = client.get(_profile_path(args.nai))
         _out(args, prof, _profile_text(prof))
@@ -237,14 +244,44 @@ def cmd_profiles(client: RestClient, args: argparse.Namespace) -> int:
     named = body.pop("nai", args.nai)  # `profiles show --json` output is accepted as is
     if named != args.nai:
         raise CliError(f"{args.file} is the profile of {named!r}, not of {args.nai!r}")
-    prof = client.request("PUT", _profile_path(args.nai), body)
+    method = "PUT" if args.action == "set" else "PATCH"
+    prof = client.request(method, _profile_path(args.nai), body)
     shown = prof if isinstance(prof, dict) and "nai" in prof else client.get(
         _profile_path(args.nai))
     _out(args, shown, f"profile of {args.nai} updated\n{_profile_text(shown)}")
     return 0
 
 
-def _read_profile_file(path: str) -> Any:
+def _allowance_text(a: dict[str, Any]) -> str:
+    rate = a.get("max_rate_kbps")
+
+    def listed(key: str) -> str:
+        return ", ".join(str(v) for v in a.get(key) or []) or "none"
+    return "\n".join([
+        f"prefixes      {listed('prefixes')}",
+        f"gateways      {listed('gateways')}",
+        "rate          " + ("only the current one" if rate is None else
+                           "any (unlimited included)" if rate == 0 else
+                           f"at most {rate} kbit/s"),
+        f"DSCP          {listed('dscp')}",
+        f"IKE           {listed('ike')}",
+        f"ESP           {listed('esp')}",
+        "may toggle    " + (", ".join(k for k in ("smooth_handoff", "distribution")
+                                      if a.get(k)) or "nothing")])
+
+
+def cmd_allowance(client: RestClient, args: argparse.Namespace) -> int:
+    """What a user may change in their own profile (operator token)."""
+    path = "/v1/users/" + urllib.parse.quote(args.nai, safe="@") + "/allowance"
+    if args.action == "show":
+        got = client.get(path)
+    else:
+        got = client.request("PUT", path, _read_profile_file(args.file, "an allowance"))
+    _out(args, got, f"allowance of {args.nai}\n{_allowance_text(got)}")
+    return 0
+
+
+def _read_profile_file(path: str, what: str = "a profile") -> Any:
     try:
         text = sys.stdin.read() if path == "-" else Path(path).read_text()
     except OSError as exc:
@@ -255,8 +292,8 @@ def _read_profile_file(path: str) -> Any:
         raise CliError(f"{path}: not valid JSON ({exc}); see `mipvpn profiles show NAI "
                        "--json` for the layout") from None
     if not isinstance(body, dict):
-        raise CliError(f"{path}: a profile is a JSON object with destinations, security "
-                       "and qos; see `mipvpn profiles show NAI --json`")
+        raise CliError(f"{path}: {what} is a JSON object; see `mipvpn profiles show NAI "
+                       "--json` (or `allowance show NAI --json`) for the layout")
     return body
 
 
@@ -274,7 +311,7 @@ def resolve_token(args: argparse.Namespace) -> str | None:
 
 
 REST_COMMANDS = {"status": cmd_status, "bindings": cmd_bindings, "tunnels": cmd_tunnels,
-                 "profiles": cmd_profiles}
+                 "profiles": cmd_profiles, "allowance": cmd_allowance}
 
 
 def _add_openflow_options(cmd: Any) -> None:
@@ -319,11 +356,27 @@ def _add_rest_commands(sub: Any) -> None:
     show = psub.add_parser("show", parents=[common], help="print a user's VPN profile")
     show.add_argument("nai", help="the user's NAI, e.g. alice@home.example")
     put = psub.add_parser("set", parents=[common],
-                          help="replace a user's VPN profile (needs a token)")
+                          help="replace a user's whole VPN profile (needs a token; the "
+                               "file has every section)")
     put.add_argument("nai")
     put.add_argument("--file", required=True,
                      help="the profile as JSON ('-' for stdin); layout as "
                           "`mipvpn profiles show NAI --json` prints")
+    patch = psub.add_parser("update", parents=[common],
+                            help="change only the fields the file has, e.g. "
+                                 '{"qos": {"dscp": 46}} (needs a token)')
+    patch.add_argument("nai")
+    patch.add_argument("--file", required=True, help="the changes as JSON ('-' for stdin)")
+    allow = sub.add_parser("allowance",
+                           help="what a user may change in their own profile (operator)")
+    asub = allow.add_subparsers(dest="action", required=True)
+    ashow = asub.add_parser("show", parents=[common], help="print a user's allowance")
+    ashow.add_argument("nai")
+    aset = asub.add_parser("set", parents=[common], help="replace a user's allowance")
+    aset.add_argument("nai")
+    aset.add_argument("--file", required=True,
+                      help="the allowance as JSON ('-' for stdin); layout as "
+                           "`mipvpn allowance show NAI --json` prints")
 
 
 def main(argv: list[str] | None = None) -> int:

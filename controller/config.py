@@ -20,12 +20,14 @@ from typing import Any, Literal, TypeVar
 
 import yaml
 
+from controller.allowance import AllowanceConf, parse_allowance
 from controller.config_diameter import (DEFAULT_MAX_CONNECTIONS, DiameterParsing, TlsConf,
                                         diameter_warnings)
 from controller.core.foreign_agent import MAX_PENDING, MAX_PENDING_AGE
 
 __all__ = [
     "AaaConf",
+    "AllowanceConf",
     "ConfigError",
     "DestinationConf",
     "DomainConf",
@@ -227,6 +229,7 @@ class ProfileConf:
     qos: QosConf = QosConf()
     smooth_handoff: bool = False          # claims 22-23: old FA forwards to the new one
     distribution: Distribution = "registration"   # or "on_demand" (claims 2, 5)
+    allowance: AllowanceConf | None = None   # what the user may change (issue 11)
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,6 +243,7 @@ class Topology:
     mobile_nodes: dict[str, MobileNodeConf]
     vpn_profiles: dict[str, ProfileConf]
     source: str
+    user_allowance: AllowanceConf | None = None  # every user's default allowance
 
     def foreign_agents_of(self, domain: str) -> tuple[GatewayConf, ...]:
         """Foreign agent gateways of ``domain``, by name."""
@@ -479,7 +483,7 @@ class _Parser(DiameterParsing):
     def topology(self, data: Any) -> Topology:
         top = self.mapping(
             data, "", ("name", "switches", "gateways", "domains"),
-            ("hosts", "links", "mobile_nodes", "vpn_profiles"),
+            ("hosts", "links", "mobile_nodes", "vpn_profiles", "user_allowance"),
         )
         name = self.string(top["name"], "name")
         switches = self.switches(top["switches"])
@@ -490,10 +494,13 @@ class _Parser(DiameterParsing):
         self.check_access_switches(switches, gateways)
         mobile_nodes = self.mobile_nodes(top.get("mobile_nodes"), switches, gateways, domains)
         profiles = self.profiles(top.get("vpn_profiles"), gateways)
+        user_allowance = (None if top.get("user_allowance") is None else
+                          parse_allowance(self, top["user_allowance"], "user_allowance",
+                                          gateways))
         return Topology(
             name=name, switches=switches, gateways=gateways, hosts=hosts, links=links,
             domains=domains, mobile_nodes=mobile_nodes, vpn_profiles=profiles,
-            source=self.source,
+            source=self.source, user_allowance=user_allowance,
         )
 
     def switches(self, value: Any) -> dict[str, SwitchConf]:
@@ -754,7 +761,8 @@ class _Parser(DiameterParsing):
             if not isinstance(nai, str) or "@" not in nai:
                 raise self.fail(path, f"{nai!r} is not an NAI (user@realm)")
             p = self.mapping(raw, path, ("destinations",),
-                             ("security", "qos", "smooth_handoff", "distribution"))
+                             ("security", "qos", "smooth_handoff", "distribution",
+                              "allowance"))
 
             def destination(raw_dest: Any, dpath: str) -> DestinationConf:
                 d = self.mapping(raw_dest, dpath, ("prefix", "gateway"))
@@ -791,9 +799,12 @@ class _Parser(DiameterParsing):
                                 f"expected true or false, got {_show(smooth)}")
             distribution = self.choice(p.get("distribution", "registration"),
                                        f"{path}.distribution", DISTRIBUTIONS)
+            allowance = (None if p.get("allowance") is None else
+                         parse_allowance(self, p["allowance"], f"{path}.allowance", gateways))
             out[nai] = ProfileConf(nai=nai, destinations=dests, security=security, qos=qos,
                                    smooth_handoff=smooth,
-                                   distribution=distribution)  # type: ignore[arg-type]
+                                   distribution=distribution,  # type: ignore[arg-type]
+                                   allowance=allowance)
         return out
 
 

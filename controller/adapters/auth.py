@@ -6,12 +6,15 @@ Two kinds of credential, both sent as ``Authorization: Bearer <token>``:
   ``MIPVPN_OPERATOR_TOKEN`` if set, else from the file ``RUN_DIR/operator.token``, created
   with mode 0600 (random, 256 bits) when absent.  Only the file's path is ever logged.
 - a **user credential** per NAI: that user may read and change only their own VPN profile
-  (claim 24) and their own credential.  Only a salted scrypt hash is stored, in the table
+  (claim 24; within the allowance the operator gave them, see ``rest.py``) and their own
+  credential.  Only a salted scrypt hash is stored, in the table
   ``user_credentials`` of the VPN database file (0600, see ``store.py``).
 
 Every comparison is constant time (``hmac.compare_digest``); scrypt runs off the event
 loop (it releases the GIL) and a verification for an unknown NAI costs as much as for a
-known one, so timing tells nothing about which users exist.  Secrets never appear in a
+known one, so timing tells nothing about which users exist.  Failed attempts are counted per
+(NAI, client address): ``MAX_FAILURES`` within ``FAILURE_WINDOW`` from one address give 429
+there, not to the same user elsewhere.  Secrets never appear in a
 response, an error message or a log line.
 
 ``install_hardening(app)`` adds what makes the API answer hostile input with a 4xx that
@@ -58,7 +61,7 @@ SCRYPT_N, SCRYPT_R, SCRYPT_P = 1 << 14, 8, 1
 _SCRYPT_MAXMEM = 64 * 1024 * 1024
 
 CACHE_TTL = 60.0                     # s a successful user verification is remembered
-MAX_FAILURES = 10                    # per NAI and FAILURE_WINDOW, then 429
+MAX_FAILURES = 10                    # per (NAI, client address) and FAILURE_WINDOW, then 429
 FAILURE_WINDOW = 60.0
 
 _SCHEMA = """
@@ -229,7 +232,9 @@ class Auth:
         #: auth_ok, auth_missing, auth_invalid, auth_throttled (no secrets)
         self.counters: collections.Counter[str] = collections.Counter()
         self._cache: dict[str, dict[bytes, float]] = {}
-        self._failures: dict[str, collections.deque[float]] = {}
+        #: failed verifications per (NAI, client address): one client's failures do not
+        #: lock the user out from elsewhere
+        self._failures: dict[tuple[str, str], collections.deque[float]] = {}
         self._sem: asyncio.Semaphore | None = None
         self._last_log = 0.0
 
@@ -243,7 +248,9 @@ class Auth:
     def is_operator(self, token: str) -> bool:
         return hmac.compare_digest(token.encode("utf-8", "surrogatepass"), self._operator)
 
-    async def is_user(self, nai: str, token: str) -> bool:
+    async def is_user(self, nai: str, token: str, client: str = "") -> bool:
+        """Whether ``token`` is ``nai``'s credential; 429 after ``MAX_FAILURES`` failed
+        attempts from ``client`` (its address) for ``nai`` within ``FAILURE_WINDOW``."""
         if self.credentials is None:
             return False
         key = hashlib.sha256(nai.encode("utf-8", "surrogatepass") + b"\0"
@@ -252,11 +259,12 @@ class Auth:
         cached = self._cache.get(nai, {})
         if any(hmac.compare_digest(key, k) and exp > now for k, exp in cached.items()):
             return True
-        fails = self._failures.setdefault(nai, collections.deque())
+        who = (nai, client)
+        fails = self._failures.setdefault(who, collections.deque())
         while fails and fails[0] < now - FAILURE_WINDOW:
             fails.popleft()
         if not fails:
-            del self._failures[nai]
+            del self._failures[who]
         if len(fails) >= MAX_FAILURES:
             self.counters["auth_throttled"] += 1
             raise HTTPException(429, "too many failed attempts; retry later",
@@ -273,7 +281,7 @@ class Auth:
             if len(self._failures) > 10_000:      # bounded under NAI spraying
                 self._failures = {k: v for k, v in self._failures.items()
                                   if v and v[-1] > now - FAILURE_WINDOW}
-            self._failures.setdefault(nai, collections.deque()).append(now)
+            self._failures.setdefault(who, collections.deque()).append(now)
         return ok
 
     def forget(self, nai: str) -> None:
@@ -300,17 +308,20 @@ class Auth:
         self.counters["auth_ok"] += 1
         return Principal("operator")
 
-    async def operator_or_user(self, nai: str = NAI_PATH,
+    async def operator_or_user(self, request: Request, nai: str = NAI_PATH,
                                creds: HTTPAuthorizationCredentials | None = Depends(_bearer)
                                ) -> Principal:
-        """The operator, or the user whose NAI is the path's ``{nai}``."""
+        """The operator, or the user whose NAI is the path's ``{nai}``.  Failures are
+        counted per (NAI, client address): the address the connection comes from, never
+        a header (behind a proxy every client shares the proxy's)."""
         if creds is None:
             self._reject("auth_missing")
             raise _unauthorized("bearer token required")
         if self.is_operator(creds.credentials):
             self.counters["auth_ok"] += 1
             return Principal("operator")
-        if await self.is_user(nai, creds.credentials):
+        client = request.client.host if request.client is not None else ""
+        if await self.is_user(nai, creds.credentials, client):
             self.counters["auth_ok"] += 1
             return Principal("user", nai)
         self._reject("auth_invalid")

@@ -7,6 +7,12 @@ Every /v1 route needs a bearer token (``controller.adapters.auth``): the operato
 or for ``/v1/profiles/{nai}`` and ``/v1/users/{nai}/credential`` that user's own
 credential.  Bodies are strict pydantic models (unknown fields and wrong types are 422s
 naming the field); bodies over 64 KiB are 413s; nothing answers 500 with details.
+
+A user's change to their own profile must lie within the allowance the operator gave
+them (``controller.allowance``; ``GET/PUT /v1/users/{nai}/allowance``, operator only):
+outside it is a 403 naming each field.  ``PUT`` replaces the whole profile (every section
+required: nothing is filled in); ``PATCH`` changes only the fields sent (JSON merge
+patch, RFC 7396, without ``null``: a list such as ``destinations`` is replaced whole).
 """
 
 from __future__ import annotations
@@ -15,14 +21,15 @@ import asyncio
 import ipaddress
 import logging
 import time
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Response
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from controller.adapters.auth import (ERROR_RESPONSES, MAX_SECRET_LEN, MIN_SECRET_LEN,
                                       NAI_PATH, Auth, Principal, install_hardening)
 from controller.adapters.store import profile_to_json
+from controller.allowance import NOTHING, Allowance, allowance_to_json, canonical, violations
 from controller.core.aaa_home import Destination, VpnProfile
 from controller.core.vpn import QosSpec, SecuritySpec
 
@@ -41,6 +48,13 @@ IkeProposal = Literal[IKE_PROPOSALS]  # type: ignore[valid-type]
 EspProposal = Literal[ESP_PROPOSALS]  # type: ignore[valid-type]
 
 
+def _cidr(v: str) -> str:
+    try:
+        return str(ipaddress.IPv4Network(v, strict=True))
+    except ValueError as e:
+        raise ValueError(f"not an IPv4 network: {e}") from None
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
@@ -52,25 +66,23 @@ class DestinationIn(_Strict):
 
     @field_validator("prefix")
     @classmethod
-    def _cidr(cls, v: str) -> str:
-        try:
-            return str(ipaddress.IPv4Network(v, strict=True))
-        except ValueError as e:
-            raise ValueError(f"not an IPv4 network: {e}") from None
+    def _prefix(cls, v: str) -> str:
+        return _cidr(v)
 
 
 class SecurityIn(_Strict):
-    ike: IkeProposal = SecuritySpec.ike
-    esp: EspProposal = SecuritySpec.esp
+    ike: IkeProposal
+    esp: EspProposal
 
 
 class QosIn(_Strict):
-    rate_kbps: int = Field(0, ge=0, le=10_000_000, description="0 = unlimited")
-    dscp: int = Field(0, ge=0, le=63)
+    rate_kbps: int = Field(ge=0, le=10_000_000, description="0 = unlimited")
+    dscp: int = Field(ge=0, le=63)
 
 
 class ProfileIn(_Strict):
-    """A user's VPN profile (claim 24): replaces the stored one."""
+    """A user's VPN profile (claim 24), whole: replaces the stored one.  Every field is
+    required (nothing is filled in for an absent one)."""
 
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "destinations": [{"prefix": "10.30.0.0/24", "gateway": "cngw"}],
@@ -78,10 +90,65 @@ class ProfileIn(_Strict):
         "qos": {"rate_kbps": 10000, "dscp": 46},
         "smooth_handoff": True, "distribution": "registration"}]})
     destinations: list[DestinationIn] = Field(min_length=1, max_length=64)
-    security: SecurityIn = SecurityIn()
-    qos: QosIn = QosIn()
-    smooth_handoff: bool = False
-    distribution: Literal["registration", "on_demand"] = "registration"
+    security: SecurityIn
+    qos: QosIn
+    smooth_handoff: bool
+    distribution: Literal["registration", "on_demand"]
+
+
+def _drop_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
+
+
+def _absent(**constraints: Any) -> Any:
+    """A PATCH field: absent = unchanged (the ``None`` default is never validated, and
+    hidden from the schema); ``null`` sent is invalid like any other wrong type."""
+    return Field(None, json_schema_extra=_drop_default, **constraints)
+
+
+class SecurityPatch(_Strict):
+    ike: IkeProposal = _absent()
+    esp: EspProposal = _absent()
+
+
+class QosPatch(_Strict):
+    rate_kbps: int = _absent(ge=0, le=10_000_000, description="0 = unlimited")
+    dscp: int = _absent(ge=0, le=63)
+
+
+class ProfilePatch(_Strict):
+    """Changes to a user's VPN profile: only the fields sent change (nested sections
+    merge; ``destinations`` is replaced whole)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"qos": {"dscp": 46}}]})
+    destinations: list[DestinationIn] = _absent(min_length=1, max_length=64)
+    security: SecurityPatch = _absent()
+    qos: QosPatch = _absent()
+    smooth_handoff: bool = _absent()
+    distribution: Literal["registration", "on_demand"] = _absent()
+
+
+class AllowanceIn(_Strict):
+    """What the user may change in their own profile (issue 11); replaces the stored
+    allowance.  A value the user's profile already has is always kept."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "prefixes": ["10.30.0.0/16"], "gateways": ["cngw"], "max_rate_kbps": 10000,
+        "dscp": [0, 46], "ike": ["aes128-sha256-ecp256"], "esp": ["aes128gcm16"],
+        "smooth_handoff": True, "distribution": False}]})
+    prefixes: list[Annotated[str, Field(max_length=18), AfterValidator(_cidr)]] = Field(
+        max_length=64, description="IPv4 networks a destination must lie within")
+    gateways: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
+        max_length=64, description="cn_gateways of the topology the user may pick")
+    max_rate_kbps: int | None = Field(
+        ge=0, le=10_000_000, description="highest rate: 0 = any (unlimited included), "
+        "N = 1..N kbit/s (a user with a limit may not pick 0), null = none but the "
+        "rate the profile has")
+    dscp: list[Annotated[int, Field(ge=0, le=63)]] = Field(max_length=64)
+    ike: list[IkeProposal] = Field(max_length=len(IKE_PROPOSALS))
+    esp: list[EspProposal] = Field(max_length=len(ESP_PROPOSALS))
+    smooth_handoff: bool = Field(description="may toggle smooth_handoff")
+    distribution: bool = Field(description="may toggle distribution")
 
 
 class CredentialIn(_Strict):
@@ -172,31 +239,95 @@ def create_app(rt: Any, auth: Auth | None = None) -> FastAPI:
             raise HTTPException(404, f"no VPN profile for {nai!r}")
         return profile_to_json(prof)
 
-    @app.put("/v1/profiles/{nai}")
-    async def put_profile(body: ProfileIn, nai: str = NAI_PATH,
-                          who: Principal = Depends(auth.operator_or_user)) -> dict[str, Any]:
-        """Claim 24: the user (or the operator) replaces the user's VPN profile."""
-        if rt.store.user(nai) is None:
-            raise HTTPException(404, f"no user {nai!r}")
-        for i, d in enumerate(body.destinations):
-            gw = rt.topo.gateways.get(d.gateway)
+    def check_gateways(names: list[str], field: str) -> None:
+        """422 unless each name is a cn_gateway of the topology."""
+        for i, name in enumerate(names):
+            gw = rt.topo.gateways.get(name)
             why = ("no such gateway" if gw is None else
-                   None if gw.kind == "cn_gateway" else f"{d.gateway!r} is a {gw.kind}, "
+                   None if gw.kind == "cn_gateway" else f"{name!r} is a {gw.kind}, "
                    "not a cn_gateway")
             if why:
-                raise HTTPException(422, [{"field": f"body.destinations[{i}].gateway",
-                                           "message": why}])
-        prof = VpnProfile(nai, tuple(Destination(d.prefix, d.gateway)
-                                     for d in body.destinations),
+                raise HTTPException(422, [{"field": field.format(i), "message": why}])
+
+    def store_profile(prof: VpnProfile, current: VpnProfile | None,
+                      who: Principal) -> dict[str, Any]:
+        """Check ``prof`` against the user's allowance (not the operator's), store it."""
+        check_gateways([d.gateway for d in prof.destinations],
+                       "body.destinations[{}].gateway")
+        if who.role != "operator":
+            refused = violations(rt.store.allowance(prof.nai) or NOTHING, current, prof)
+            if refused:
+                LOG.info("VPN profile change of %s refused: outside the allowance (%s)",
+                         prof.nai, ", ".join(r["field"] for r in refused))
+                raise HTTPException(403, refused)
+        rt.store.put_profile(prof, now=time.time())     # options travel with it
+        LOG.info("VPN profile of %s changed by the %s", prof.nai, who.role)
+        hook = getattr(rt, "profile_changed", None)
+        if hook is not None:
+            hook(prof.nai)
+        return profile_to_json(prof)
+
+    def destinations(body: list[DestinationIn]) -> tuple[Destination, ...]:
+        return tuple(Destination(d.prefix, d.gateway) for d in body)
+
+    _put_doc = {403: {"description": "A user's change outside their allowance; `detail` "
+                                     "names each field"}}
+
+    @app.put("/v1/profiles/{nai}", responses=_put_doc)
+    async def put_profile(body: ProfileIn, nai: str = NAI_PATH,
+                          who: Principal = Depends(auth.operator_or_user)) -> dict[str, Any]:
+        """Claim 24: the user (within their allowance) or the operator replaces the
+        user's whole VPN profile; every field is required."""
+        if rt.store.user(nai) is None:
+            raise HTTPException(404, f"no user {nai!r}")
+        prof = VpnProfile(nai, destinations(body.destinations),
                           SecuritySpec(body.security.ike, body.security.esp),
                           QosSpec(body.qos.rate_kbps, body.qos.dscp),
                           smooth_handoff=body.smooth_handoff, distribution=body.distribution)
-        rt.store.put_profile(prof, now=time.time())     # options travel with it
-        LOG.info("VPN profile of %s changed by the %s", nai, who.role)
-        hook = getattr(rt, "profile_changed", None)
-        if hook is not None:
-            hook(nai)
-        return profile_to_json(prof)
+        return store_profile(prof, rt.store.profile(nai), who)
+
+    @app.patch("/v1/profiles/{nai}", responses=_put_doc)
+    async def patch_profile(body: ProfilePatch, nai: str = NAI_PATH,
+                            who: Principal = Depends(auth.operator_or_user)
+                            ) -> dict[str, Any]:
+        """Claim 24: change only the fields sent (the user within their allowance)."""
+        current = rt.store.profile(nai) if rt.store.user(nai) is not None else None
+        if current is None:
+            raise HTTPException(404, f"no VPN profile for {nai!r} to change: PUT a whole "
+                                     "one first")
+        sec, qos = body.security or SecurityPatch(), body.qos or QosPatch()
+        prof = VpnProfile(
+            nai,
+            current.destinations if body.destinations is None else
+            destinations(body.destinations),
+            SecuritySpec(sec.ike or current.security.ike, sec.esp or current.security.esp),
+            QosSpec(current.qos.rate_kbps if qos.rate_kbps is None else qos.rate_kbps,
+                    current.qos.dscp if qos.dscp is None else qos.dscp),
+            smooth_handoff=(current.smooth_handoff if body.smooth_handoff is None
+                            else body.smooth_handoff),
+            distribution=body.distribution or current.distribution)
+        return store_profile(prof, current, who)
+
+    @app.get("/v1/users/{nai}/allowance", dependencies=operator)
+    async def get_allowance(nai: str = NAI_PATH) -> dict[str, Any]:
+        """What the user may change in their own profile (operator only)."""
+        if rt.store.user(nai) is None:
+            raise HTTPException(404, f"no user {nai!r}")
+        return allowance_to_json(rt.store.allowance(nai) or NOTHING)
+
+    @app.put("/v1/users/{nai}/allowance", dependencies=operator)
+    async def put_allowance(body: AllowanceIn, nai: str = NAI_PATH) -> dict[str, Any]:
+        """Replace what the user may change in their own profile (operator only)."""
+        if rt.store.user(nai) is None:
+            raise HTTPException(404, f"no user {nai!r}")
+        check_gateways(body.gateways, "body.gateways[{}]")
+        allowance = canonical(Allowance(
+            tuple(body.prefixes), tuple(body.gateways), body.max_rate_kbps,
+            tuple(body.dscp), tuple(body.ike), tuple(body.esp), body.smooth_handoff,
+            body.distribution))
+        rt.store.put_allowance(nai, allowance, now=time.time())
+        LOG.info("allowance of %s changed by the operator", nai)
+        return allowance_to_json(allowance)
 
     @app.put("/v1/users/{nai}/credential", status_code=204, response_class=Response)
     async def put_credential(body: CredentialIn, nai: str = NAI_PATH,

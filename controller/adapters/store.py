@@ -2,8 +2,13 @@
 
 SQLite is the embedded default.  The file is created with mode 0600: it holds the
 users' MN-AAA and MN-HA keys.  Older files are migrated in place (``ALTER TABLE ... ADD
-COLUMN`` for columns added since: ``users.mn_ha_spi`` / ``users.mn_ha_key``).  Profiles are seeded from the topology YAML on first start and
-never overwritten by a re-seed (a user's own changes, claim 24, survive restarts).
+COLUMN`` for columns added since: ``users.mn_ha_spi`` / ``users.mn_ha_key``; tables added
+since, such as ``user_allowances``, by ``CREATE TABLE IF NOT EXISTS``).  Profiles are
+seeded from the topology YAML on first start and never overwritten by a re-seed (a user's
+own changes, claim 24, survive restarts).  So are the users' allowances (what a user may
+change, ``controller.allowance``): seeded once per user from the YAML (or, absent there,
+from the user's seeded profile: nothing beyond it), changed afterwards by the operator
+through ``PUT /v1/users/{nai}/allowance``.
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from controller.allowance import (Allowance, allowance_from_json, allowance_to_json,
+                                  resolve_allowance)
 from controller.core.aaa_home import Destination, UserRecord, VpnProfile
 from controller.core.vpn import QosSpec, SecuritySpec
 
@@ -41,6 +48,11 @@ CREATE TABLE IF NOT EXISTS profile_options (
     nai TEXT PRIMARY KEY REFERENCES users(nai),
     smooth_handoff INTEGER NOT NULL DEFAULT 0,
     distribution TEXT NOT NULL DEFAULT 'registration'
+);
+CREATE TABLE IF NOT EXISTS user_allowances (
+    nai TEXT PRIMARY KEY REFERENCES users(nai),
+    allowance TEXT NOT NULL,
+    updated REAL NOT NULL DEFAULT 0
 );
 """
 
@@ -158,13 +170,30 @@ class VpnStore:
             self._db.execute("INSERT OR REPLACE INTO profile_options VALUES (?, ?, ?)",
                              (nai, int(smooth_handoff), distribution))
 
+    def allowance(self, nai: str) -> Allowance | None:
+        """What ``nai`` may change in their own profile (``None``: none stored)."""
+        with self._lock:
+            row = self._db.execute("SELECT allowance FROM user_allowances WHERE nai = ?",
+                                   (nai,)).fetchone()
+        return None if row is None else allowance_from_json(json.loads(row[0]))
+
+    def put_allowance(self, nai: str, allowance: Allowance, now: float = 0.0,
+                      overwrite: bool = True) -> bool:
+        verb = "INSERT OR REPLACE" if overwrite else "INSERT OR IGNORE"
+        with self._lock, self._db:
+            return self._db.execute(
+                f"{verb} INTO user_allowances VALUES (?, ?, ?)",
+                (nai, json.dumps(allowance_to_json(allowance)), now)).rowcount > 0
+
     def users(self) -> list[str]:
         with self._lock:
             return [r[0] for r in self._db.execute("SELECT nai FROM users ORDER BY nai")]
 
     def seed(self, topo: Any) -> None:
-        """Users from ``mobile_nodes`` (always refreshed: keys come from config) and
-        profiles from ``vpn_profiles`` (only when the user has none yet)."""
+        """Users from ``mobile_nodes`` (always refreshed: keys come from config),
+        profiles from ``vpn_profiles`` and allowances (only when the user has none yet:
+        the profile's ``allowance``, then ``user_allowance``, then nothing beyond the
+        profile of the YAML, never beyond one the user changed already)."""
         for mn in topo.mobile_nodes.values():
             self.put_user(UserRecord(mn.nai, mn.home_address, mn.home_agent,
                                      mn.mn_aaa_spi, mn.mn_aaa_key,
@@ -172,6 +201,13 @@ class VpnStore:
                                      getattr(mn, "mn_ha_key", b"")))
         for nai, prof in topo.vpn_profiles.items():
             self.put_profile(profile_from_conf(nai, prof), overwrite=False)
+        default = getattr(topo, "user_allowance", None)
+        nais = {mn.nai for mn in topo.mobile_nodes.values()} | set(topo.vpn_profiles)
+        for nai in sorted(nais):
+            prof = topo.vpn_profiles.get(nai)
+            seeded = None if prof is None else profile_from_conf(nai, prof)
+            self.put_allowance(nai, resolve_allowance(
+                seeded, getattr(prof, "allowance", None), default), overwrite=False)
 
 
 def profile_from_conf(nai: str, prof: Any) -> VpnProfile:

@@ -30,6 +30,9 @@ PROFILE = {"nai": "alice@home.example",
            "destinations": [{"prefix": "10.30.0.0/24", "gateway": "cngw"}],
            "security": {"ike": "aes128-sha256-ecp256", "esp": "aes128gcm16"},
            "qos": {"rate_kbps": 0, "dscp": 0}}
+ALLOWANCE = {"prefixes": ["10.30.0.0/16"], "gateways": ["cngw"], "max_rate_kbps": 5000,
+             "dscp": [0, 46], "ike": ["aes128-sha256-ecp256"], "esp": ["aes128gcm16"],
+             "smooth_handoff": True, "distribution": False}
 TOPOLOGY = {
     "name": "default",
     "switches": [{"name": "core1", "dpid": 0x101, "role": "core", "connected": True},
@@ -86,7 +89,8 @@ class FakeController:
                 self._record()
                 answers = {"/v1/topology": TOPOLOGY, "/v1/bindings": fake.bindings,
                            "/v1/tunnels": TUNNELS,
-                           "/v1/profiles/alice@home.example": PROFILE}
+                           "/v1/profiles/alice@home.example": PROFILE,
+                           "/v1/users/alice@home.example/allowance": ALLOWANCE}
                 if self.path in answers:
                     self._reply(200, answers[self.path])
                 else:
@@ -97,7 +101,20 @@ class FakeController:
                 if fake.token and req["auth"] != f"Bearer {fake.token}":
                     self._reply(401, {"detail": "missing or wrong token"})
                     return
+                if self.path.endswith("/allowance"):
+                    self._reply(200, req["body"])
+                    return
                 self._reply(200, {**req["body"], "nai": "alice@home.example"})
+
+            def do_PATCH(self) -> None:  # noqa: N802
+                req = self._record()
+                if req["auth"] == "Bearer alice-credential":   # outside her allowance
+                    self._reply(403, {"detail": [{"field": "body.qos.dscp",
+                                                  "message": "not a DSCP value your "
+                                                             "allowance lists (0)"}]})
+                    return
+                merged = {**PROFILE, **req["body"]}
+                self._reply(200, merged)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
@@ -209,6 +226,42 @@ def test_profiles_set_sends_the_token(ctl: FakeController, tmp_path: Path,
     assert (put["method"], put["auth"], put["body"]) == ("PUT", "Bearer s3cret", new)
     assert "profile of alice@home.example updated" in out
     assert "rate 2000 kbit/s, DSCP 46" in out
+
+
+def test_profiles_update_sends_a_patch(ctl: FakeController, tmp_path: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "change.json"
+    path.write_text(json.dumps({"qos": {"rate_kbps": 0, "dscp": 46}}))
+    code, out, err = run(capsys, "profiles", "update", "alice@home.example", "--file",
+                         str(path), "--url", ctl.url, "--token", "s3cret")
+    assert code == 0, err
+    assert (ctl.requests[-1]["method"], ctl.requests[-1]["body"]) == (
+        "PATCH", {"qos": {"rate_kbps": 0, "dscp": 46}})
+    assert "rate unlimited, DSCP 46" in out
+    # a user's change outside the allowance: exit 7, the field, and who decides
+    code, out, err = run(capsys, "profiles", "update", "alice@home.example", "--file",
+                         str(path), "--url", ctl.url, "--token", "alice-credential")
+    assert code == 7 and out == ""
+    assert "not allowed: body.qos.dscp: not a DSCP value your allowance lists" in err
+    assert "mipvpn allowance show NAI" in err
+
+
+def test_allowance_show_and_set(ctl: FakeController, tmp_path: Path,
+                                capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "allowance", "show", "alice@home.example", "--url", ctl.url)
+    assert code == 0, err
+    assert ctl.requests[-1]["path"] == "/v1/users/alice@home.example/allowance"
+    assert "prefixes      10.30.0.0/16" in out
+    assert "rate          at most 5000 kbit/s" in out
+    assert "DSCP          0, 46" in out and "may toggle    smooth_handoff" in out
+    path = tmp_path / "allowance.json"
+    path.write_text(json.dumps({**ALLOWANCE, "max_rate_kbps": 0}))
+    code, out, err = run(capsys, "allowance", "set", "alice@home.example", "--file",
+                         str(path), "--url", ctl.url, "--token", "s3cret")
+    assert code == 0, err
+    assert ctl.requests[-1]["method"] == "PUT"
+    assert ctl.requests[-1]["body"]["max_rate_kbps"] == 0
+    assert "rate          any (unlimited included)" in out
 
 
 def test_profiles_set_bad_file(ctl: FakeController, tmp_path: Path,
@@ -325,6 +378,15 @@ def test_cli_against_the_real_rest_api(tmp_path: Path) -> None:
         done = _cli("profiles", "set", "bob@home.example", "--file", str(path), "--url",
                     url, "--run-dir", str(tmp_path))
         assert done.returncode == 1 and "is the profile of 'alice@home.example'" in done.stderr
+        # a partial file: `set` (PUT, whole) names what is missing, `update` (PATCH) merges
+        path.write_text(json.dumps({"qos": {"dscp": 10}}))
+        done = _cli("profiles", "set", "alice@home.example", "--file", str(path), "--url",
+                    url, "--run-dir", str(tmp_path))
+        assert done.returncode == 6 and "body.security: field required" in done.stderr
+        done = _cli("profiles", "update", "alice@home.example", "--file", str(path),
+                    "--url", url, "--run-dir", str(tmp_path))
+        assert done.returncode == 0, done.stderr
+        assert "rate 2000 kbit/s, DSCP 10" in done.stdout
     finally:
         sock.close()
         rt.stop()

@@ -27,6 +27,11 @@ GOOD_PROFILE: dict[str, Any] = {
     "security": {"ike": "aes256-sha384-ecp384", "esp": "aes256gcm16"},
     "qos": {"rate_kbps": 5000, "dscp": 46},
     "smooth_handoff": True, "distribution": "on_demand"}
+#: an allowance that covers GOOD_PROFILE
+ALLOW_GOOD: dict[str, Any] = {
+    "prefixes": ["10.30.0.0/24"], "gateways": ["cngw"], "max_rate_kbps": 5000,
+    "dscp": [0, 46], "ike": ["aes256-sha384-ecp384"], "esp": ["aes256gcm16"],
+    "smooth_handoff": True, "distribution": True}
 
 
 @pytest.fixture()
@@ -111,7 +116,9 @@ def test_user_reads_and_changes_only_their_own_profile(rt: FakeRuntime,
     assert client.put(f"/v1/profiles/{ALICE}", headers=bob, json=GOOD_PROFILE
                       ).status_code == 401
     assert client.get(f"/v1/profiles/{ALICE}").status_code == 401
-    # alice changes her own (claim 24)
+    # alice changes her own (claim 24), within what the operator allows her (issue 11)
+    assert client.put(f"/v1/users/{ALICE}/allowance", headers=OP, json=ALLOW_GOOD
+                      ).status_code == 200
     r = client.put(f"/v1/profiles/{ALICE}", headers=USER, json=GOOD_PROFILE)
     assert r.status_code == 200, r.text
     got = client.get(f"/v1/profiles/{ALICE}", headers=USER).json()
@@ -196,7 +203,7 @@ def test_auth_compares_in_constant_time(monkeypatch: pytest.MonkeyPatch) -> None
     ({"destinations": [{"prefix": "10.30.0.0/24", "gateway": "nosuch"}]},
      "body.destinations[0].gateway"),
     ({"destinations": []}, "body.destinations"),
-    ({}, "body.destinations"),
+    ({"destinations": None}, "body.destinations"),
     ({"destinations": [{"prefix": "10.30.0.0/24", "gateway": "cngw"}],
       "security": {"ike": "des-md5-modp768"}}, "body.security.ike"),
     ({"destinations": [{"prefix": "10.30.0.0/24", "gateway": "cngw"}],
@@ -214,11 +221,13 @@ def test_auth_compares_in_constant_time(monkeypatch: pytest.MonkeyPatch) -> None
     ({"destinations": "10.30.0.0/24"}, "body.destinations"),
 ])
 def test_invalid_profile_names_the_field(client: TestClient, body: Any, field: str) -> None:
-    r = client.put(f"/v1/profiles/{ALICE}", headers=OP, json=body)
-    assert r.status_code == 422, r.text
-    fields = [d["field"] for d in r.json()["detail"]]
-    assert field in fields, fields
-    assert all("input" not in d for d in r.json()["detail"])
+    # as a PATCH (only these fields) and as a PUT (these over an otherwise whole profile)
+    for method, sent in (("PATCH", body), ("PUT", {**GOOD_PROFILE, **body})):
+        r = client.request(method, f"/v1/profiles/{ALICE}", headers=OP, json=sent)
+        assert r.status_code == 422, (method, r.text)
+        fields = [d["field"] for d in r.json()["detail"]]
+        assert field in fields, (method, fields)
+        assert all("input" not in d for d in r.json()["detail"])
 
 
 def test_invalid_json_and_huge_bodies(client: TestClient) -> None:

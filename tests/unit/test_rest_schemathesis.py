@@ -59,3 +59,11 @@ def test_schema_declares_bearer_auth() -> None:
     assert "bearer" in spec["components"]["securitySchemes"]
     put = spec["paths"]["/v1/profiles/{nai}"]["put"]
     assert {"401", "413", "422"} <= set(put["responses"])
+    # issue 11: PATCH merges, PUT replaces whole (every section required), the allowance
+    patch = spec["paths"]["/v1/profiles/{nai}"]["patch"]
+    assert {"401", "403", "404", "422"} <= set(patch["responses"]) and "403" in put["responses"]
+    schemas = spec["components"]["schemas"]
+    assert set(schemas["ProfileIn"]["required"]) == {
+        "destinations", "security", "qos", "smooth_handoff", "distribution"}
+    assert "required" not in schemas["ProfilePatch"]
+    assert {"get", "put"} <= set(spec["paths"]["/v1/users/{nai}/allowance"])
