@@ -249,6 +249,21 @@ def create_app(rt: Any, auth: Auth | None = None) -> FastAPI:
             if why:
                 raise HTTPException(422, [{"field": field.format(i), "message": why}])
 
+    def check_behind_gateway(dests: tuple[Destination, ...]) -> None:
+        """422 unless each prefix lies within the networks behind its gateway (the
+        topology's ``domains.<d>.prefixes``): the home agent refuses VPN information
+        whose correspondent selectors reach beyond them (issue 11), so such a profile
+        could never register; the operator is told at once instead."""
+        for i, d in enumerate(dests):
+            gw = rt.topo.gateways[d.gateway]
+            behind = [ipaddress.ip_network(p) for p in rt.topo.domains[gw.domain].prefixes]
+            net = ipaddress.ip_network(d.prefix)
+            if not any(net.subnet_of(b) for b in behind):   # type: ignore[arg-type]
+                raise HTTPException(422, [{
+                    "field": f"body.destinations[{i}].prefix",
+                    "message": f"not within the networks behind {d.gateway} "
+                               f"({', '.join(str(b) for b in behind) or 'none'})"}])
+
     def store_profile(prof: VpnProfile, current: VpnProfile | None,
                       who: Principal) -> dict[str, Any]:
         """Check ``prof`` against the user's allowance (not the operator's), store it."""
@@ -260,6 +275,7 @@ def create_app(rt: Any, auth: Auth | None = None) -> FastAPI:
                 LOG.info("VPN profile change of %s refused: outside the allowance (%s)",
                          prof.nai, ", ".join(r["field"] for r in refused))
                 raise HTTPException(403, refused)
+        check_behind_gateway(prof.destinations)
         rt.store.put_profile(prof, now=time.time())     # options travel with it
         LOG.info("VPN profile of %s changed by the %s", prof.nai, who.role)
         hook = getattr(rt, "profile_changed", None)

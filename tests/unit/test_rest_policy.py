@@ -103,6 +103,19 @@ def test_user_cannot_add_the_default_route(rt: FakeRuntime, client: TestClient,
     assert len(rt.store.profile(ALICE).destinations) == 1     # type: ignore[union-attr]
 
 
+def test_operator_cannot_store_a_prefix_beyond_its_gateway(rt: FakeRuntime,
+                                                          client: TestClient) -> None:
+    """The home agent refuses VPN information whose correspondent selectors reach
+    beyond the networks behind the gateway (issue 11); such a profile could never
+    register, so REST refuses it for everyone, naming the field."""
+    dests = SEEDED["destinations"] + [{"prefix": "0.0.0.0/0", "gateway": "cngw"}]
+    for r in (client.put(URL, headers=OP, json=full(destinations=dests)),
+              client.patch(URL, headers=OP, json={"destinations": dests})):
+        assert r.status_code == 422, r.text
+        assert fields_of(r) == ["body.destinations[1].prefix"]
+    assert len(rt.store.profile(ALICE).destinations) == 1     # type: ignore[union-attr]
+
+
 def test_put_without_security_is_422_not_a_silent_reset(rt: FakeRuntime,
                                                         client: TestClient) -> None:
     client.patch(URL, headers=OP, json={"security": {"ike": "aes256-sha384-ecp384"}})
@@ -244,13 +257,16 @@ def test_allowance_is_enforced_per_field(client: TestClient, patch: Any,
     assert r.status_code == 403, r.text
     assert fields_of(r) == [field]
     assert r.json()["detail"][0]["message"]
-    # the operator is not bound by it
-    assert client.patch(URL, headers=OP, json=patch).status_code == 200
+    # the operator is not bound by it (only by the topology: a prefix must lie behind
+    # its gateway, for anyone)
+    r = client.patch(URL, headers=OP, json=patch)
+    assert r.status_code == 200 or (
+        r.status_code == 422 and "within the networks behind" in r.text), r.text
 
 
 def test_inside_the_allowance_the_user_decides(rt: FakeRuntime, client: TestClient) -> None:
     assert client.put(ALLOWANCE_URL, headers=OP, json=WIDE).status_code == 200
-    body = {"destinations": [{"prefix": "10.30.7.0/24", "gateway": "cngw"},
+    body = {"destinations": [{"prefix": "10.30.0.128/25", "gateway": "cngw"},
                              {"prefix": "10.32.0.0/24", "gateway": "cngw2"}],
             "security": {"ike": "aes256-sha384-ecp384", "esp": "aes256gcm16"},
             "qos": {"rate_kbps": 10000, "dscp": 46},
@@ -276,7 +292,7 @@ def test_what_the_operator_gave_the_user_keeps(client: TestClient) -> None:
     assert client.patch(URL, headers=OP, json={
         "qos": {"dscp": 18},
         "destinations": [{"prefix": "10.30.0.0/24", "gateway": "cngw"},
-                         {"prefix": "10.40.0.0/16", "gateway": "cngw2"}]}).status_code == 200
+                         {"prefix": "10.32.0.0/25", "gateway": "cngw2"}]}).status_code == 200
     r = client.patch(URL, headers=USER, json={"qos": {"rate_kbps": 3000}})
     assert r.status_code == 200 and r.json()["qos"] == {"rate_kbps": 3000, "dscp": 18}
     r = client.put(URL, headers=USER, json={k: v for k, v in r.json().items() if k != "nai"})
