@@ -12,6 +12,7 @@ import signal
 from pathlib import Path
 from typing import Any
 
+from controller.adapters.private_files import private_dir
 from controller.config import load_topology
 from controller.runtime import Runtime
 
@@ -32,7 +33,7 @@ def run_controller(config: str, run_dir: str, db: str | None, of_host: str, of_p
                    rest: tuple[str, int] | None, roles: list[str] | None = None,
                    exclude: list[str] | None = None, openflow: bool = True) -> int:
     topo = load_topology(config)
-    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    private_dir(run_dir)   # 0700: the VPN DB, the state store, the operator token
     if exclude:
         from controller.core.roles import build_roles
         from controller.adapters.store import VpnStore

@@ -37,6 +37,7 @@ from typing import Any, Iterable, Protocol, Sequence
 import vici
 from vici.exception import CommandException, SessionException
 
+from controller.adapters.private_files import private_dir, private_file
 from controller.core.vpn import TunnelSide
 
 try:  # pyroute2 is only needed for selector anchors (gateways we can reach by netns)
@@ -239,14 +240,14 @@ class CharonProcess:
         if self.proc is not None and self.proc.poll() is None:
             raise CharonError(f"charon for {self.name} already running (pid {self.proc.pid})")
         t0 = time.monotonic()
-        self.dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.dir)   # 0700: the VICI socket loads keys, the log names peers
         if len(str(self.vici_socket)) >= 100:
             raise CharonError(f"VICI socket path too long: {self.vici_socket}")
-        self.conf_path.write_text(strongswan_conf(
+        private_file(self.conf_path, strongswan_conf(
             self.name, self.vici_socket, self.log_path, charon_plugins(self.kernel_esp),
             self.log_level))
         self.vici_socket.unlink(missing_ok=True)   # a stale socket would fool the poll
-        (self.dir / "netns").write_text(self.netns_path + "\n")  # for StrongSwanGateway
+        private_file(self.dir / "netns", self.netns_path + "\n")  # for StrongSwanGateway
         prepare_gateway_host(self.host)
         env = dict(os.environ, STRONGSWAN_CONF=str(self.conf_path))
         stderr = open(self.dir / "charon.stderr", "wb")  # noqa: SIM115 - kept by Popen

@@ -197,9 +197,11 @@ def test_profiles_set_sends_the_token(ctl: FakeController, tmp_path: Path,
     code, out, err = run(capsys, "profiles", "set", "alice@home.example", "--file",
                          str(path), "--url", ctl.url)
     assert code == 4
-    assert "pass --token TOKEN or set MIPVPN_TOKEN" in err
+    assert "pass --token-file FILE or set MIPVPN_TOKEN" in err
+    wrong = tmp_path / "wrong.token"
+    wrong.write_text("wrong\n")
     code, out, err = run(capsys, "profiles", "set", "alice@home.example", "--file",
-                         str(path), "--url", ctl.url, "--token", "wrong")
+                         str(path), "--url", ctl.url, "--token-file", str(wrong))
     assert code == 4 and "the token was refused" in err
     monkeypatch.setenv("MIPVPN_TOKEN", "s3cret")
     code, out, err = run(capsys, "profiles", "set", "alice@home.example", "--file",
@@ -285,7 +287,7 @@ def test_cli_against_the_real_rest_api(tmp_path: Path) -> None:
             assert time.monotonic() < deadline, done.stderr
             time.sleep(0.1)
             done = _cli("status", "--url", url)
-        assert done.returncode == 4 and "pass --token TOKEN" in done.stderr
+        assert done.returncode == 4 and "pass --token-file FILE" in done.stderr
         # the operator token is read from the controller's run dir
         done = _cli("status", "--url", url, "--run-dir", str(tmp_path))
         assert done.returncode == 0, done.stderr
