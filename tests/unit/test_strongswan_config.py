@@ -173,3 +173,40 @@ def test_charon_dos_protection_on_with_limits() -> None:
     assert limits["cookie_threshold"] < limits["init_limit_half_open"]
     assert limits["block_threshold"] >= 40
     assert float(conf["half_open_timeout"]) <= 10   # spoofed half-open SAs go soon
+
+
+def test_default_esp_proposal_has_pfs_everywhere() -> None:
+    """The default ESP proposal, and every profile in the shipped topologies and
+    scenarios, carries a DH group that the REST API accepts and a loaded plugin makes."""
+    from pathlib import Path
+
+    import yaml
+
+    from controller.adapters.rest import ESP_PROPOSALS
+    from controller.config import SecurityConf
+    from controller.core.vpn import SecuritySpec
+
+    def has_dh(esp: str) -> bool:
+        return any(part.startswith(("ecp", "modp", "x25519", "curve25519"))
+                   for part in esp.split("-"))
+
+    assert has_dh(SecuritySpec().esp) and SecuritySpec().esp in ESP_PROPOSALS
+    assert SecurityConf().esp == SecuritySpec().esp
+    assert "openssl" in strongswan.charon_plugins(False).split()   # ECP and MODP groups
+    root = Path(__file__).resolve().parents[2]
+    seen = []
+
+    def walk(node: Any, where: str) -> None:
+        if isinstance(node, dict):
+            if "esp" in node and isinstance(node["esp"], str):
+                seen.append((where, node["esp"]))
+            for k, v in node.items():
+                walk(v, f"{where}.{k}")
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                walk(v, f"{where}[{i}]")
+
+    for path in [*root.glob("topology/*.yaml"), *root.glob("scenarios/*.yaml")]:
+        walk(yaml.safe_load(path.read_text()), path.name)
+    assert len(seen) >= 10
+    assert [w for w, esp in seen if not has_dh(esp) or esp not in ESP_PROPOSALS] == []
