@@ -40,7 +40,6 @@ import secrets
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -211,7 +210,7 @@ def count_openflow(pcap: Path) -> list[tuple[float, int, int]]:
 # that every case and every bare tunnel of the run uses the same ones
 RO_NAI = "bob@home.example"
 RO_PROFILE = {"destinations": [{"prefix": "10.32.0.0/24", "gateway": "cngw2"}],
-              "security": {"ike": "aes128-sha256-ecp256", "esp": "aes128gcm16"},
+              "security": {"ike": "aes128-sha256-ecp256", "esp": "aes128gcm16-ecp256"},
               "qos": {"rate_kbps": 0, "dscp": 0}}
 STEERED = "steered mn1->cn1 (FA1=HA=CN-GW)"
 BARE_FA1_HA = "bare tunnel fa1->ha"
@@ -288,8 +287,8 @@ def run(seconds: float, repeat: int, moves: int, settle: float, keep_dir: bool,
             "_source": "bench.dataplane", "mobile_nodes": ["mn1", "mn2"],
             "overrides": {"vpn_profiles": {RO_NAI: RO_PROFILE}},
             "timeline": [{"sleep": 0.5}]}
-    run_dir = Path(tempfile.mkdtemp(prefix="mipvpn-bench-dataplane-"))
-    os.chmod(run_dir, 0o755)
+    from controller.adapters.private_files import private_run_dir
+    run_dir = private_run_dir("mipvpn-bench-dataplane-")   # 0700: keys, DB, token
     sr = ScenarioRun(spec, run_dir, "127.0.0.1:8080", 6653)
     res: dict[str, Any] = {"iperf_seconds": seconds, "repeat": repeat,
                            "topology": spec["topology"]}

@@ -14,11 +14,15 @@ transaction until ovs-vswitchd has applied it).
 
 ``--ike ecp256,x25519,modp2048`` repeats the whole run once per IKE DH group (the user's
 VPN profile is overridden in the run's copy of the topology; product code unchanged).
+``--esp aes128gcm16,aes128gcm16-ecp256`` does the same per ESP proposal (with and
+without a DH group: what perfect forward secrecy costs a move); with both options every
+combination runs.
 
 Runs in a private network namespace (re-executes itself under ``unshare -n``): one
 userspace OVS per namespace, and other runs may share the machine.  Needs root.
 
-    python -m bench.handover [--moves 20] [--settle 1.5] [--ike ecp256,x25519] [--json F]
+    python -m bench.handover [--moves 20] [--settle 1.5] [--ike ecp256,x25519]
+                             [--esp aes128gcm16,aes128gcm16-ecp256] [--json F]
     python -m bench.handover --topology topology/two-domains.yaml --between acc1,acc3
                                                              # inter-domain moves fa1 <-> fa3
 """
@@ -30,7 +34,6 @@ import os
 import re
 import shutil
 import sys
-import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
@@ -63,10 +66,11 @@ KINDS: dict[str, dict[str, Any]] = {
 
 def move_spec(moves: int, settle: float, ike: str | None, topology: str,
               between: tuple[str, str] = ("acc1", "acc2"), cn: str = "cn1", port: int = 2,
-              profile: dict[str, Any] | None = None) -> dict[str, Any]:
+              profile: dict[str, Any] | None = None,
+              esp: str | None = None) -> dict[str, Any]:
     """A scenario: register, then ``moves`` alternating moves between ``between[1]`` and
     ``between[0]`` (mn1's attachment switch), probing ``cn``; ``profile`` is merged into
-    mn1's user's VPN profile, ``ike`` into every profile."""
+    mn1's user's VPN profile, ``ike`` and ``esp`` into every profile."""
     timeline: list[dict[str, Any]] = [{"sleep": 1.0}]
     for k in range(moves):
         timeline.append({"move": "mn1", "to": between[1] if k % 2 == 0 else between[0],
@@ -76,7 +80,7 @@ def move_spec(moves: int, settle: float, ike: str | None, topology: str,
         "name": "bench-handover", "topology": topology, "_source": "bench.handover",
         "mobile_nodes": ["mn1"], "probes": [{"mn": "mn1", "cn": cn, "rate": 1000}],
         "timeline": timeline}
-    if ike or profile:
+    if ike or esp or profile:
         import yaml
         data = yaml.safe_load((REPO / topology).read_text())
         profiles = data.get("vpn_profiles") or {}
@@ -86,6 +90,8 @@ def move_spec(moves: int, settle: float, ike: str | None, topology: str,
             prof = dict(prof)
             if ike:
                 prof["security"] = {**(prof.get("security") or {}), "ike": ike}
+            if esp:
+                prof["security"] = {**(prof.get("security") or {}), "esp": esp}
             if profile and nai == mine:
                 prof.update(profile)
             over[nai] = prof
@@ -160,21 +166,42 @@ def ike_exchanges(log: Path) -> list[dict[str, Any]]:
     return result
 
 
+def create_child_exchanges(log: Path) -> list[float]:
+    """Round trips (ms) of the CREATE_CHILD_SA exchanges this charon initiated (rekeys,
+    further CHILD_SAs): where an ESP proposal with a DH group costs its key exchange."""
+    if not log.exists():
+        return []
+    sent: dict[str, float] = {}
+    out: list[float] = []
+    for line in log.read_text(errors="replace").splitlines():
+        t = _t(line)
+        sa = _SA.search(line)
+        if t is None or sa is None:
+            continue
+        key = f"{sa.group(1)}|{sa.group(2)}"
+        if "generating CREATE_CHILD_SA request" in line:
+            sent[key] = t
+        elif "parsed CREATE_CHILD_SA response" in line and key in sent:
+            out.append(round((t - sent.pop(key)) * 1000, 1))
+    return out
+
+
 # ------------------------------------------------------------------ the run
 
 
 def run_once(moves: int, settle: float, ike: str | None, topology: str,
              keep_dir: bool, between: tuple[str, str] = ("acc1", "acc2"),
-             **kind: Any) -> dict[str, Any]:
+             esp: str | None = None, **kind: Any) -> dict[str, Any]:
     """One run; ``kind``: ``cn``, ``port``, ``profile`` of ``move_spec``."""
+    from controller.adapters.private_files import private_run_dir
     from mininet_scripts.demo import read_events, rest_get
     from mininet_scripts.scenario import ScenarioRun
 
-    spec = move_spec(moves, settle, ike, topology, between, **kind)
-    run_dir = Path(tempfile.mkdtemp(prefix="mipvpn-bench-handover-"))
-    os.chmod(run_dir, 0o755)
+    spec = move_spec(moves, settle, ike, topology, between, esp=esp, **kind)
+    run_dir = private_run_dir("mipvpn-bench-handover-")   # 0700: keys, DB, token
     run = ScenarioRun(spec, run_dir, "127.0.0.1:8080", 6653)
-    res: dict[str, Any] = {"ike_proposal": ike or "(topology default)"}
+    res: dict[str, Any] = {"ike_proposal": ike or "(topology default)",
+                           "esp_proposal": esp or "(topology default)"}
     try:
         t0 = time.monotonic()
         out = run.run()
@@ -189,6 +216,9 @@ def run_once(moves: int, settle: float, ike: str | None, topology: str,
         for fa in ("fa1", "fa2", "fa3"):
             ike_fa[fa] = ike_exchanges(run_dir / "gw" / fa / "charon.log")
         res["ike_exchanges"] = ike_fa
+        res["create_child_rtt_ms"] = {
+            gw: create_child_exchanges(run_dir / "gw" / gw / "charon.log")
+            for gw in ("ha", "fa1", "fa2", "fa3")}
         _attach_ike(res["moves"], ike_fa)
         res["probe"] = out.get("probes")
     finally:
@@ -273,6 +303,8 @@ def summarise(res: dict[str, Any]) -> dict[str, Any]:
         vals = [m["ike_at_new_fa"][key] for m in moves
                 if m.get("ike_at_new_fa", {}).get(key) is not None]
         s[f"ike_{key}"] = summary(vals, 1)
+    s["create_child_rtt_ms"] = summary(
+        [v for lst in (res.get("create_child_rtt_ms") or {}).values() for v in lst], 1)
     return s
 
 
@@ -289,13 +321,20 @@ def print_summary(label: str, s: dict[str, Any]) -> None:
                       ("ike_vici_to_child_up_ms", "IKE at FA: vici -> CHILD_SA ms"),
                       ("ike_ike_sa_init_rtt_ms", "  IKE_SA_INIT round trip ms"),
                       ("ike_ike_auth_rtt_ms", "  IKE_AUTH round trip ms"),
-                      ("ike_vici_to_init_sent_ms", "  vici -> first packet ms")):
-        v = s[key]
-        rows.append([name, v["median"], v["p95"], v["max"]])
+                      ("ike_vici_to_init_sent_ms", "  vici -> first packet ms"),
+                      ("create_child_rtt_ms", "CREATE_CHILD_SA round trip ms")):
+        v = s.get(key) or {}
+        rows.append([name, v.get("median"), v.get("p95"), v.get("max")])
     print(table(rows, ["", "median", "p95", "max"]))
     print("signalling phases (median ms):")
     for n, v in s["phases_ms_median"].items():
         print(f"    {n:28s} {v if v is not None else '-':>8}")
+
+
+def _label(r: dict[str, Any]) -> str:
+    """IKE proposal, and the ESP proposal when the run set one."""
+    esp = r.get("esp_proposal")
+    return r["ike_proposal"] + (f" / ESP {esp}" if esp and not esp.startswith("(") else "")
 
 
 def plot(results: list[dict[str, Any]], path: Path) -> None:
@@ -307,7 +346,7 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
     for r in results:
         moves = r.get("moves", [])
         xs = list(range(1, len(moves) + 1))
-        lbl = r["ike_proposal"]
+        lbl = _label(r)
         a.plot(xs, [m.get("gap_ms", {}).get("mn_to_cn", float("nan")) for m in moves], "o-",
                label=f"{lbl} MN->CN")
         a.plot(xs, [m.get("gap_ms", {}).get("cn_to_mn", float("nan")) for m in moves], "s--",
@@ -338,7 +377,7 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
         b.axvline(gap, color="red", linestyle="--", label=f"gap CN->MN (median) {gap:.1f}")
     b.set_yticks([])
     b.set_xlabel("ms since the link move started (medians, stacked)")
-    b.set_title(f"where a move's time goes ({r['ike_proposal']})")
+    b.set_title(f"where a move's time goes ({_label(r)})")
     b.legend(fontsize=7, loc="upper right")
     save_plot(fig, path)
 
@@ -351,6 +390,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ike", default="",
                     help=f"comma-separated DH groups to compare ({', '.join(IKE_GROUPS)}) "
                          f"or full IKE proposals; default: the topology's")
+    ap.add_argument("--esp", default="",
+                    help="comma-separated ESP proposals to compare, e.g. "
+                         "aes128gcm16,aes128gcm16-ecp256 (without / with PFS); default: "
+                         "the topology's")
     ap.add_argument("--kind", choices=sorted(KINDS), default=None,
                     help="a preset: topology, switches, correspondent and profile for "
                          "intra-domain, inter-domain, route-optimised or smooth-handoff "
@@ -373,6 +416,7 @@ def main(argv: list[str] | None = None) -> int:
         return code
     m = print_machine()
     options = [IKE_GROUPS.get(x, x) for x in args.ike.split(",") if x] or [None]
+    esps = [x for x in args.esp.split(",") if x] or [None]
     first, _, second = args.between.partition(",")
     if not first or not second or "," in second:
         ap.error("--between takes two switches: A,B")
@@ -384,15 +428,16 @@ def main(argv: list[str] | None = None) -> int:
         kind = {k: preset[k] for k in ("cn", "port", "profile")}
     results = []
     for ike in options:
-        print(f"handover: {args.moves} moves {between[0]} <-> {between[1]} "
-              f"({args.topology}), IKE {ike or '(topology default)'}",
-              flush=True)
-        r = run_once(args.moves, args.settle, ike, args.topology, args.keep_dir, between,
-                     **kind)
-        r["topology"], r["between"], r["kind"] = args.topology, list(between), args.kind
-        r["summary"] = summarise(r)
-        print_summary(r["ike_proposal"], r["summary"])
-        results.append(r)
+        for esp in esps:
+            print(f"handover: {args.moves} moves {between[0]} <-> {between[1]} "
+                  f"({args.topology}), IKE {ike or '(topology default)'}, "
+                  f"ESP {esp or '(topology default)'}", flush=True)
+            r = run_once(args.moves, args.settle, ike, args.topology, args.keep_dir,
+                         between, esp=esp, **kind)
+            r["topology"], r["between"], r["kind"] = args.topology, list(between), args.kind
+            r["summary"] = summarise(r)
+            print_summary(_label(r), r["summary"])
+            results.append(r)
     res = {"benchmark": "handover", "machine": m, "settle_s": args.settle, "runs": results}
     save_results("handover", args.json, res, None if args.no_plot else plot, data=results)
     return 0

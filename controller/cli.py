@@ -103,7 +103,7 @@ class RestClient:
         if exc.code in (401, 403):
             hint = ("the token was refused: check it (the operator token is in the "
                     "controller's RUN_DIR/operator.token)" if self.token else
-                    "this needs a token: pass --token TOKEN or set MIPVPN_TOKEN (the "
+                    "this needs a token: pass --token-file FILE or set MIPVPN_TOKEN (the "
                     "operator token is in the controller's RUN_DIR/operator.token; "
                     "--run-dir DIR reads it from there)")
             return CliError(f"{where}: HTTP {exc.code} {detail or exc.reason}; {hint}", 4)
@@ -298,9 +298,23 @@ def _read_profile_file(path: str, what: str = "a profile") -> Any:
 
 
 def resolve_token(args: argparse.Namespace) -> str | None:
-    """--token, else $MIPVPN_TOKEN, else $MIPVPN_OPERATOR_TOKEN (what the controller
-    itself reads), else RUN_DIR/operator.token when this user may read it."""
-    for value in (args.token, os.environ.get("MIPVPN_TOKEN"),
+    """--token-file, else $MIPVPN_TOKEN, else $MIPVPN_OPERATOR_TOKEN (what the controller
+    itself reads), else RUN_DIR/operator.token when this user may read it.  A token on
+    the command line (``--token``) is refused: every user can read it (``ps``)."""
+    if getattr(args, "token", None) is not None:
+        raise CliError("--token is refused: a token on the command line is visible to "
+                       "every user (ps); use --token-file FILE or set MIPVPN_TOKEN", 2)
+    from_file = None
+    if getattr(args, "token_file", None):
+        try:
+            from_file = Path(args.token_file).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CliError(f"--token-file {args.token_file}: cannot read it "
+                           f"({getattr(exc, 'strerror', None) or type(exc).__name__})",
+                           2) from None
+        if not from_file:
+            raise CliError(f"--token-file {args.token_file}: the file is empty", 2)
+    for value in (from_file, os.environ.get("MIPVPN_TOKEN"),
                   os.environ.get("MIPVPN_OPERATOR_TOKEN")):
         if value:
             return str(value).strip()
@@ -339,9 +353,11 @@ def _add_rest_commands(sub: Any) -> None:
     common.add_argument("--url", default=os.environ.get("MIPVPN_URL", DEFAULT_URL),
                         help="the controller's REST API (env MIPVPN_URL; default "
                              f"{DEFAULT_URL})")
-    common.add_argument("--token", default=None,
-                        help="API token, sent as 'Authorization: Bearer' (env MIPVPN_TOKEN; "
-                             "default: the operator token in RUN_DIR/operator.token)")
+    common.add_argument("--token-file", default=None, metavar="FILE",
+                        help="file holding the API token, sent as 'Authorization: Bearer' "
+                             "(or env MIPVPN_TOKEN; default: the operator token in "
+                             "RUN_DIR/operator.token)")
+    common.add_argument("--token", default=None, help=argparse.SUPPRESS)  # refused: ps
     common.add_argument("--run-dir", default=os.environ.get("MIPVPN_RUN_DIR", "/run/mipvpn"),
                         help="the controller's run directory, for its operator.token "
                              "(env MIPVPN_RUN_DIR)")
@@ -436,7 +452,8 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if args.cmd in REST_COMMANDS:
         try:
-            return REST_COMMANDS[args.cmd](RestClient(args.url, resolve_token(args)), args)
+            token = resolve_token(args)
+            return REST_COMMANDS[args.cmd](RestClient(args.url, token), args)
         except CliError as exc:
             print(f"mipvpn {args.cmd}: {exc}", file=sys.stderr)
             return exc.code

@@ -212,7 +212,7 @@ class DestinationConf:
 @dataclass(frozen=True, slots=True)
 class SecurityConf:
     ike: str = "aes128-sha256-modp2048"
-    esp: str = "aes128gcm16"
+    esp: str = "aes128gcm16-ecp256"   # with PFS, as SecuritySpec
 
 
 @dataclass(frozen=True, slots=True)

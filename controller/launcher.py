@@ -12,6 +12,7 @@ import signal
 from pathlib import Path
 from typing import Any
 
+from controller.adapters.private_files import private_dir
 from controller.config import config_warnings, load_topology
 from controller.config_diameter import OpenFlowTls
 from controller.runtime import Runtime
@@ -48,7 +49,7 @@ def run_controller(config: str, run_dir: str, db: str | None, of_host: str, of_p
     for warning in config_warnings(config, (of_host, of_port) if openflow else None,
                                    of_tls is not None):
         LOG.warning("%s", warning)
-    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    private_dir(run_dir)   # 0700: the VPN DB, the state store, the operator token
     if exclude:
         from controller.core.roles import build_roles
         from controller.adapters.store import VpnStore

@@ -15,7 +15,6 @@ import secrets
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.request
@@ -23,6 +22,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+from controller.adapters.private_files import private_dir, private_file, private_run_dir
 from controller.config import Topology, load_topology
 
 LOG = logging.getLogger("mipvpn.demo")
@@ -278,14 +278,11 @@ class Demo:
         mn = self.topo.mobile_nodes[mn_name]
         host = self.mnet.host(mn_name)
         events = self.run_dir / f"{mn_name}-events.jsonl"
-        ha = self.topo.gateways[mn.home_agent]
-        cmd = [sys.executable, "-m", "mininet_scripts.mn_client", "--nai", mn.nai,
-               "--home-address", mn.home_address, "--home-agent", ha.core.ip,
-               "--spi", str(mn.mn_aaa_spi), "--key", mn.mn_aaa_key.hex(),
-               "--iface", host.defaultIntf().name, "--lifetime", str(mn.lifetime),
-               "--events", str(events)]
-        if mn.mn_ha_key:  # the MN-HA security association (RFC 5944 §3.5)
-            cmd += ["--ha-spi", str(mn.mn_ha_spi), "--ha-key", mn.mn_ha_key.hex()]
+        cmd, key_files = mn_client_command(sys.executable, self.topo, mn_name,
+                                           host.defaultIntf().name, events,
+                                           self.run_dir / "keys")
+        for path in key_files:
+            self.stack.callback(path.unlink, missing_ok=True)
         log = open(self.run_dir / f"{mn_name}-client.log", "wb")
         self.stack.callback(log.close)
         proc = host.popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=str(_repo_root()))
@@ -425,6 +422,29 @@ class Demo:
         self.stack.close()
 
 
+def mn_client_command(python: str, topo: Topology, mn_name: str, iface: str, events: Path,
+                      key_dir: Path) -> tuple[list[str], list[Path]]:
+    """The MN client's command line for ``mn_name`` and the key files it names.
+
+    The keys go into files (0600, in ``key_dir``, made 0700), never onto the command
+    line, which every user can read (``ps``).  The caller removes the files at
+    teardown."""
+    mn = topo.mobile_nodes[mn_name]
+    ha = topo.gateways[mn.home_agent]
+    private_dir(key_dir)
+    aaa_file = private_file(key_dir / f"{mn_name}.mn-aaa.key", mn.mn_aaa_key.hex() + "\n")
+    files = [aaa_file]
+    cmd = [python, "-m", "mininet_scripts.mn_client", "--nai", mn.nai,
+           "--home-address", mn.home_address, "--home-agent", ha.core.ip,
+           "--spi", str(mn.mn_aaa_spi), "--key-file", str(aaa_file),
+           "--iface", iface, "--lifetime", str(mn.lifetime), "--events", str(events)]
+    if mn.mn_ha_key:  # the MN-HA security association (RFC 5944 §3.5)
+        ha_file = private_file(key_dir / f"{mn_name}.mn-ha.key", mn.mn_ha_key.hex() + "\n")
+        files.append(ha_file)
+        cmd += ["--ha-spi", str(mn.mn_ha_spi), "--ha-key-file", str(ha_file)]
+    return cmd, files
+
+
 def _registered(path: Path, already: int) -> dict[str, Any] | None:
     regs = [e for e in read_events(path) if e["event"] == "registered"]
     return regs[already] if len(regs) > already else None
@@ -471,8 +491,7 @@ def run_demo(args: Any) -> int:
                   file=sys.stderr)
             return 2
     topo = load_topology(args.config)
-    run_dir = Path(tempfile.mkdtemp(prefix="mipvpn-"))
-    os.chmod(run_dir, 0o755)
+    run_dir = private_run_dir("mipvpn-")   # 0700: keys, the VPN DB, the token
     demo = Demo(topo, run_dir, args.rest, args.of_port)
 
     def on_term(signum: int, frame: Any) -> None:

@@ -203,10 +203,8 @@ def run_interactive(demo: Any, stdin: TextIO = sys.stdin) -> None:
         say(f"{mn_name} ({mn.nai}) registered via {first.get('fa') or first.get('coa')}")
     token = getattr(demo, "token", None)
     if token:  # so `mipvpn status --run-dir RUN_DIR` (and `sh mipvpn ...` here) find it
-        path = Path(demo.run_dir) / "operator.token"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(token + "\n")
+        from controller.adapters.private_files import private_file
+        private_file(Path(demo.run_dir) / "operator.token", token + "\n")   # 0600
         os.environ["MIPVPN_TOKEN"] = token
     os.environ["MIPVPN_URL"] = demo.rest
     say(f"REST API at {demo.rest}; from another shell: `mipvpn status --url {demo.rest} "

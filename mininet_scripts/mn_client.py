@@ -1,9 +1,14 @@
 """Mobile Node program run inside a Mininet host namespace.
 
     python -m mininet_scripts.mn_client --nai alice@home.example \\
-        --home-address 10.10.0.100 --home-agent 10.0.0.1 --spi 300 --key <hex> \\
-        [--ha-spi 400 --ha-key <hex>] \\
+        --home-address 10.10.0.100 --home-agent 10.0.0.1 --spi 300 --key-file F \\
+        [--ha-spi 400 --ha-key-file F] \\
         --iface mn1-eth0 --lifetime 300 --events /path/events.jsonl
+
+The keys (hex) come from files (``--key-file`` / ``--ha-key-file``: keep them 0600) or
+from the environment (``$MIPVPN_MN_AAA_KEY`` / ``$MIPVPN_MN_HA_KEY``), never from the
+command line, which every user of the machine can read (``ps``, ``/proc/PID/cmdline``):
+``--key`` / ``--ha-key`` are refused.
 
 ``SIGUSR1`` asks for a service update (claim 24): the MN re-registers at once with the
 service-update CVSE, so the home AAA re-reads its (just customised) VPN profile.
@@ -515,32 +520,85 @@ def install_default_route(ifindex: int, router: str, mac: str) -> None:
                   flags=0x4)  # RTNH_F_ONLINK
 
 
+AAA_KEY_ENV = "MIPVPN_MN_AAA_KEY"   # MN-AAA key (hex), instead of --key-file
+HA_KEY_ENV = "MIPVPN_MN_HA_KEY"     # MN-HA key (hex), instead of --ha-key-file
+
+
+class KeyFileError(ValueError):
+    """A key could not be read; the message names where from, never the key."""
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="mipvpn Mobile Node (Mobile IPv4, RFC 5944)")
     p.add_argument("--nai", required=True)
     p.add_argument("--home-address", required=True)
     p.add_argument("--home-agent", required=True)
     p.add_argument("--spi", type=int, required=True)
-    p.add_argument("--key", required=True, help="MN-AAA key, hex")
-    p.add_argument("--ha-spi", type=int, help="MN-HA SPI (with --ha-key)")
-    p.add_argument("--ha-key", help="MN-HA key, hex (with --ha-spi)")
+    p.add_argument("--key-file", help=f"file holding the MN-AAA key, hex (or ${AAA_KEY_ENV})")
+    p.add_argument("--ha-spi", type=int, help="MN-HA SPI (with an MN-HA key)")
+    p.add_argument("--ha-key-file",
+                   help=f"file holding the MN-HA key, hex (or ${HA_KEY_ENV}; with --ha-spi)")
+    # refused: a key on the command line is readable by every user (ps)
+    p.add_argument("--key", help=argparse.SUPPRESS)
+    p.add_argument("--ha-key", help=argparse.SUPPRESS)
     p.add_argument("--iface", required=True)
     p.add_argument("--lifetime", type=int, default=300)
     p.add_argument("--events", help="JSON-lines event file")
     p.add_argument("-v", "--verbose", action="store_true")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    for opt, instead in (("key", f"--key-file PATH or ${AAA_KEY_ENV}"),
+                         ("ha_key", f"--ha-key-file PATH or ${HA_KEY_ENV}")):
+        if getattr(args, opt) is not None:
+            p.error(f"--{opt.replace('_', '-')} is refused: a key on the command line is "
+                    f"visible to every user (ps); use {instead}")
+    return args
+
+
+def read_key(path: str | None, env_name: str, what: str,
+             env: dict[str, str] | None = None) -> bytes | None:
+    """A key from ``path`` (hex text, surrounding whitespace ignored), else from the
+    environment variable ``env_name``; None when neither is given."""
+    env = os.environ if env is None else env
+    if path is not None:
+        try:
+            with open(path, encoding="ascii") as fh:
+                text = fh.read()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise KeyFileError(f"{what}: cannot read {path}: "
+                            f"{getattr(exc, 'strerror', None) or type(exc).__name__}") from None
+        where = path
+    elif env.get(env_name):
+        text, where = env[env_name], f"${env_name}"
+    else:
+        return None
+    try:
+        key = bytes.fromhex(text.strip())
+    except ValueError:
+        raise KeyFileError(f"{what} in {where} is not hex") from None
+    if not key:
+        raise KeyFileError(f"{what} in {where} is empty")
+    return key
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
-    if (args.ha_spi is None) != (args.ha_key is None):
-        print("--ha-spi and --ha-key go together", file=sys.stderr)
+    try:
+        key = read_key(args.key_file, AAA_KEY_ENV, "MN-AAA key")
+        ha_key = read_key(args.ha_key_file, HA_KEY_ENV, "MN-HA key")
+    except KeyFileError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    if key is None:
+        print(f"no MN-AAA key: pass --key-file PATH or set ${AAA_KEY_ENV}", file=sys.stderr)
+        return 2
+    if (args.ha_spi is None) != (ha_key is None):
+        print(f"--ha-spi and the MN-HA key (--ha-key-file or ${HA_KEY_ENV}) go together",
+              file=sys.stderr)
         return 2
     config = MnConfig(args.nai, args.home_address, args.home_agent, args.spi,
-                      bytes.fromhex(args.key), args.lifetime, args.ha_spi,
-                      bytes.fromhex(args.ha_key) if args.ha_key else None)
+                      key, args.lifetime, args.ha_spi, ha_key)
     stream = open(args.events, "a", encoding="utf-8") if args.events else None
     runner = MobileNodeRunner(config, args.iface, EventLog(stream))
 

@@ -54,7 +54,9 @@ from mininet.log import error, info, warn  # noqa: E402
 from mininet.node import Host  # noqa: E402
 from mininet.topo import Topo  # noqa: E402
 
+from controller.adapters.private_files import private_dir  # noqa: E402
 from controller.config import Topology, load_topology  # noqa: E402
+from mininet_scripts.demo import mn_client_command  # noqa: E402
 from mininet_scripts.mn_cli import DemoSession, MipvpnCLI  # noqa: E402
 from mininet_scripts.topo import QuietRemoteController, _configure_gateway  # noqa: E402
 
@@ -133,18 +135,14 @@ class MobileNodeHost(Host):  # type: ignore[misc]
         intf = self.defaultIntf().name
         self.cmd(f"ip addr add {mn.home_address}/32 dev {intf}")
         self.client: subprocess.Popen[bytes] | None = None
+        self.key_files: list[Path] = []
         self.events = run_dir / "mn" / f"{mn.name}-events.jsonl"
         if params.get("mipvpn_mn_client", True):
-            self.events.parent.mkdir(parents=True, exist_ok=True)
+            private_dir(self.events.parent)
             self.events.unlink(missing_ok=True)
-            ha = topo.gateways[mn.home_agent]
-            cmd = [_python(), "-m", "mininet_scripts.mn_client", "--nai", mn.nai,
-                   "--home-address", mn.home_address, "--home-agent", ha.core.ip,
-                   "--spi", str(mn.mn_aaa_spi), "--key", mn.mn_aaa_key.hex(),
-                   "--iface", intf, "--lifetime", str(mn.lifetime),
-                   "--events", str(self.events)]
-            if getattr(mn, "mn_ha_spi", 0):  # MN-HA security association, if configured
-                cmd += ["--ha-spi", str(mn.mn_ha_spi), "--ha-key", mn.mn_ha_key.hex()]
+            # the keys in 0600 files under a 0700 dir, never on the command line (ps)
+            cmd, self.key_files = mn_client_command(_python(), topo, mn.name, intf,
+                                                    self.events, run_dir / "mn" / "keys")
             log = open(self.events.with_suffix(".log"), "wb")
             self.client = self.popen(cmd, stdout=log, stderr=subprocess.STDOUT,
                                      cwd=str(REPO))
@@ -154,6 +152,8 @@ class MobileNodeHost(Host):  # type: ignore[misc]
 
     def terminate(self) -> None:
         _stop(getattr(self, "client", None))
+        for path in getattr(self, "key_files", []):
+            path.unlink(missing_ok=True)
         super().terminate()
 
 

@@ -49,13 +49,13 @@ import os
 import shutil
 import signal
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from controller.adapters.private_files import private_file, private_run_dir
 from controller.config import ConfigError, parse_topology
 from mininet_scripts.demo import (Demo, DemoError, _last_before, _registered, _stop_proc,
                                   read_events, rest_get, rest_put, say, wait_for)
@@ -241,8 +241,8 @@ def scenario_topology(spec: dict[str, Any], run_dir: Path) -> tuple[Any, str]:
             raise ScenarioError(f"{spec['_source']}: overrides.{section}: not a topology "
                                 f"section")
         data[section].update(values)
-    merged = run_dir / "topology.yaml"
-    merged.write_text(yaml.safe_dump(data, sort_keys=False))
+    merged = private_file(run_dir / "topology.yaml",   # 0600: it holds the MNs' keys
+                          yaml.safe_dump(data, sort_keys=False))
     try:
         topo = parse_topology(data, f"{spec['_source']} (topology {spec['topology']})")
     except ConfigError as exc:
@@ -704,8 +704,7 @@ def print_result(res: dict[str, Any]) -> None:
 
 def run_scenario(spec: dict[str, Any], rest: str = "127.0.0.1:8080", of_port: int = 6653,
                  keep_dir: bool = False) -> dict[str, Any]:
-    run_dir = Path(tempfile.mkdtemp(prefix=f"mipvpn-{spec['name']}-"))
-    os.chmod(run_dir, 0o755)
+    run_dir = private_run_dir(f"mipvpn-{spec['name']}-")   # 0700: keys, DB, token
     try:
         run = ScenarioRun(spec, run_dir, rest, of_port)
     except BaseException:  # e.g. a name the topology does not have: nothing started yet

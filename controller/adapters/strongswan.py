@@ -37,6 +37,7 @@ from typing import Any, Iterable, Protocol, Sequence
 import vici
 from vici.exception import CommandException, SessionException
 
+from controller.adapters.private_files import private_dir, private_file
 from controller.core.vpn import TunnelSide
 
 try:  # pyroute2 is only needed for selector anchors (gateways we can reach by netns)
@@ -137,6 +138,21 @@ def prepare_gateway_host(host: _Host) -> None:
 
 # --------------------------------------------------------------------------- charon
 
+#: charon's IKE_SA_INIT limits (strongswan.conf(5); reasons in docs/strongswan.md).
+#: Half-open = IKE_SAs not yet established; a legitimate one is half open for one
+#: IKE_SA_INIT + IKE_AUTH exchange (ms on a LAN), a spoofed one until
+#: ``half_open_timeout`` (5 s).  The controller drives each gateway through one VICI
+#: worker that waits for each CHILD_SA, so one gateway never has more than one of its
+#: own IKE_SAs half open at a peer; the limits leave room for tens.
+DOS_LIMITS = {
+    "cookie_threshold": 30,        # half-open responder SAs (all peers): cookies for all
+    "cookie_threshold_ip": 10,     # ... from one address: cookies for that address
+    "block_threshold": 50,         # ... from one address: its further IKE_SA_INITs dropped
+    "init_limit_half_open": 500,   # half-open SAs in all: every new IKE_SA_INIT dropped
+    "init_limit_job_load": 1000,   # queued jobs: every new IKE_SA_INIT dropped
+}
+
+
 def strongswan_conf(name: str, vici_socket: Path, logfile: Path, plugins: str,
                     log_level: int = 1) -> str:
     """A private strongswan.conf for gateway ``name`` (no includes: nothing from /etc)."""
@@ -153,9 +169,15 @@ charon {{
     retransmit_base = 1.8
     retransmit_tries = 3
     retransmit_jitter = 0
-    # fast, deterministic IKE on a controlled network
-    init_limit_half_open = 0
-    dos_protection = no
+    # DoS protection (docs/strongswan.md, "IKE_SA_INIT flood"): cookies once many
+    # IKE_SAs are half open, a cap per peer address and overall; our own initiations
+    # pass (VICI initiate with init-limits = no) and one gateway's are serialised
+    dos_protection = yes
+    cookie_threshold = {DOS_LIMITS["cookie_threshold"]}
+    cookie_threshold_ip = {DOS_LIMITS["cookie_threshold_ip"]}
+    block_threshold = {DOS_LIMITS["block_threshold"]}
+    init_limit_half_open = {DOS_LIMITS["init_limit_half_open"]}
+    init_limit_job_load = {DOS_LIMITS["init_limit_job_load"]}
     make_before_break = yes
     reuse_ikesa = no
     close_ike_on_child_failure = yes
@@ -239,14 +261,14 @@ class CharonProcess:
         if self.proc is not None and self.proc.poll() is None:
             raise CharonError(f"charon for {self.name} already running (pid {self.proc.pid})")
         t0 = time.monotonic()
-        self.dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.dir)   # 0700: the VICI socket loads keys, the log names peers
         if len(str(self.vici_socket)) >= 100:
             raise CharonError(f"VICI socket path too long: {self.vici_socket}")
-        self.conf_path.write_text(strongswan_conf(
+        private_file(self.conf_path, strongswan_conf(
             self.name, self.vici_socket, self.log_path, charon_plugins(self.kernel_esp),
             self.log_level))
         self.vici_socket.unlink(missing_ok=True)   # a stale socket would fool the poll
-        (self.dir / "netns").write_text(self.netns_path + "\n")  # for StrongSwanGateway
+        private_file(self.dir / "netns", self.netns_path + "\n")  # for StrongSwanGateway
         prepare_gateway_host(self.host)
         env = dict(os.environ, STRONGSWAN_CONF=str(self.conf_path))
         stderr = open(self.dir / "charon.stderr", "wb")  # noqa: SIM115 - kept by Popen

@@ -37,7 +37,10 @@ class QosSpec:
 @dataclass(frozen=True)
 class SecuritySpec:
     ike: str = "aes128-sha256-modp2048"
-    esp: str = "aes128gcm16"
+    # ECP-256 in the ESP proposal: perfect forward secrecy for every CHILD_SA made by
+    # CREATE_CHILD_SA (rekeys, further CHILD_SAs); the first one, inside IKE_AUTH, takes
+    # its keys from the IKE_SA's DH (RFC 7296 §1.3.1).  Cost: docs/benchmarks.md.
+    esp: str = "aes128gcm16-ecp256"
 
 
 @dataclass(frozen=True)

@@ -418,7 +418,7 @@ def test_vendor_avps_decode_by_name_with_our_dictionary(scenario: Scenario) -> N
                   ports=scenario.ports, dictionary=True)
     ids = {t for r in rows for t in r[0].split("|") if t}
     assert "alice_home.example/ha-fa1" in ids and "alice_home.example/ha-fa2" in ids
-    assert {e for r in rows for e in r[1].split("|") if e} == {"aes128gcm16"}
+    assert {e for r in rows for e in r[1].split("|") if e} == {"aes128gcm16-ecp256"}
 
 
 # ====================================================================== our Lua dissector
@@ -569,7 +569,8 @@ def _decrypt(src: str, dst: str, esp: bytes, key: bytes) -> Any:
 @needs_tshark
 def test_esp_decrypts_with_the_negotiated_keys(scenario: Scenario) -> None:
     """Every ESP SPI seen on the HA's core link belongs to a CHILD_SA the HA logged, uses
-    the profile's aes128gcm16 (AES-GCM, 16-byte ICV, 128-bit key), and its first packet
+    the profile's aes128gcm16-ecp256 (AES-GCM, 16-byte ICV, 128-bit key; ECP-256 only in
+    a CREATE_CHILD_SA: the first CHILD_SA, in IKE_AUTH, has no DH), and its first packet
     decrypts and authenticates with exactly one of the SA's two keys; a flipped bit
     fails authentication."""
     from scapy.all import rdpcap
@@ -577,7 +578,8 @@ def test_esp_decrypts_with_the_negotiated_keys(scenario: Scenario) -> None:
 
     sas = child_sas_from_log(scenario.ha_log)
     assert sas, "no keys in the HA's charon log (test-only chd=4 overlay)"
-    assert {s.proposal for s in sas} == {"ESP:AES_GCM_16_128/NO_EXT_SEQ"}
+    assert {s.proposal for s in sas} <= {"ESP:AES_GCM_16_128/NO_EXT_SEQ",
+                                         "ESP:AES_GCM_16_128/ECP_256/NO_EXT_SEQ"}
     assert all(len(k) == 20 for s in sas for k in s.keys.values())   # 16 key + 4 salt
     by_spi = {spi: s for s in sas for spi in (s.spi_in, s.spi_out)}
     first: dict[int, tuple[str, str, bytes]] = {}

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 
 FAKE_FA = r'''
-import socket, struct, sys, time
+import os, socket, struct, sys, time
 from controller.proto import mip
 s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
 s.setsockopt(socket.SOL_SOCKET, 25, b"fa-eth0")
@@ -41,7 +41,7 @@ while True:
         continue
     msg = mip.decode(data)
     if isinstance(msg, mip.RegistrationRequest):
-        ok = mip.verify_auth(data, mip.AuthKind.MN_AAA, bytes.fromhex(sys.argv[1]))
+        ok = mip.verify_auth(data, mip.AuthKind.MN_AAA, bytes.fromhex(os.environ["FAKE_FA_KEY"]))
         rrp = mip.RegistrationReply(0 if ok else 67, 120, msg.home_address, msg.home_agent,
                                     msg.identification)
         u.sendto(mip.encode(rrp), (msg.home_address, 434))
@@ -81,14 +81,16 @@ def test_mn_registers_via_fake_fa(namespaces, tmp_path: Path) -> None:  # type: 
     key = "00112233445566778899aabbccddeeff"
     events = tmp_path / "events.jsonl"
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    fa = subprocess.Popen(["ip", "netns", "exec", fa_ns, sys.executable, "-c", FAKE_FA, key],
-                          env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # keys through the environment, never argv (ps): the MN client reads
+    # $MIPVPN_MN_AAA_KEY (it refuses --key)
+    fa = subprocess.Popen(["ip", "netns", "exec", fa_ns, sys.executable, "-c", FAKE_FA],
+                          env=dict(env, FAKE_FA_KEY=key), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     mn = subprocess.Popen(
         ["ip", "netns", "exec", mn_ns, sys.executable, "-m", "mininet_scripts.mn_client",
          "--nai", "alice@home.example", "--home-address", "10.10.0.100",
-         "--home-agent", "10.0.0.1", "--spi", "300", "--key", key, "--iface", "mn-eth0",
+         "--home-agent", "10.0.0.1", "--spi", "300", "--iface", "mn-eth0",
          "--lifetime", "300", "--events", str(events)],
-        env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        env=dict(env, MIPVPN_MN_AAA_KEY=key), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 10
         records: list[dict] = []

@@ -201,3 +201,27 @@ def test_overload_tiny(tmp_path, monkeypatch):
     assert slow["aaa_delay_s"] == 0.5 and slow["accepted"] > 0
     assert slow["max_in_flight"] <= 2 * 4          # two FAs, capped
     assert slow["fa_admission_denied_total"] >= slow["refused_66"] > 0
+
+
+def test_handover_spec_sets_the_esp_proposal():
+    """--esp: the ESP proposal in every profile (with/without PFS), IKE untouched."""
+    spec = move_spec(2, 0.5, None, "topology/two-domains.yaml", esp="aes128gcm16")
+    profiles = spec["overrides"]["vpn_profiles"]
+    assert len(profiles) >= 3
+    assert all(p["security"]["esp"] == "aes128gcm16" for p in profiles.values())
+    import yaml
+    topo = yaml.safe_load((ROOT / "topology" / "two-domains.yaml").read_text())
+    assert {n: p["security"]["ike"] for n, p in profiles.items()} == {
+        n: p["security"]["ike"] for n, p in topo["vpn_profiles"].items()}
+
+
+def test_create_child_exchanges(tmp_path):
+    from bench.handover import create_child_exchanges
+    log = tmp_path / "charon.log"
+    log.write_text(
+        "10:00:00.100 03[ENC] <a|3> generating CREATE_CHILD_SA request 2 [ N(REKEY_SA) "
+        "SA No KE TSi TSr ]\n"
+        "10:00:00.112 05[ENC] <a|3> parsed CREATE_CHILD_SA response 2 [ SA No KE TSi TSr ]\n"
+        "10:00:01.000 05[ENC] <b|4> parsed CREATE_CHILD_SA response 1 [ SA No TSi TSr ]\n")
+    assert create_child_exchanges(log) == [12.0]
+    assert create_child_exchanges(tmp_path / "none.log") == []

@@ -214,9 +214,11 @@ def test_profiles_set_sends_the_token(ctl: FakeController, tmp_path: Path,
     code, out, err = run(capsys, "profiles", "set", "alice@home.example", "--file",
                          str(path), "--url", ctl.url)
     assert code == 4
-    assert "pass --token TOKEN or set MIPVPN_TOKEN" in err
+    assert "pass --token-file FILE or set MIPVPN_TOKEN" in err
+    wrong = tmp_path / "wrong.token"
+    wrong.write_text("wrong\n")
     code, out, err = run(capsys, "profiles", "set", "alice@home.example", "--file",
-                         str(path), "--url", ctl.url, "--token", "wrong")
+                         str(path), "--url", ctl.url, "--token-file", str(wrong))
     assert code == 4 and "the token was refused" in err
     monkeypatch.setenv("MIPVPN_TOKEN", "s3cret")
     code, out, err = run(capsys, "profiles", "set", "alice@home.example", "--file",
@@ -228,19 +230,26 @@ def test_profiles_set_sends_the_token(ctl: FakeController, tmp_path: Path,
     assert "rate 2000 kbit/s, DSCP 46" in out
 
 
+def token_file(tmp_path: Path, token: str) -> str:
+    path = tmp_path / f"token-{token}"
+    path.write_text(token + "\n")
+    path.chmod(0o600)
+    return str(path)
+
+
 def test_profiles_update_sends_a_patch(ctl: FakeController, tmp_path: Path,
                                        capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "change.json"
     path.write_text(json.dumps({"qos": {"rate_kbps": 0, "dscp": 46}}))
     code, out, err = run(capsys, "profiles", "update", "alice@home.example", "--file",
-                         str(path), "--url", ctl.url, "--token", "s3cret")
+                         str(path), "--url", ctl.url, "--token-file", token_file(tmp_path, "s3cret"))
     assert code == 0, err
     assert (ctl.requests[-1]["method"], ctl.requests[-1]["body"]) == (
         "PATCH", {"qos": {"rate_kbps": 0, "dscp": 46}})
     assert "rate unlimited, DSCP 46" in out
     # a user's change outside the allowance: exit 7, the field, and who decides
     code, out, err = run(capsys, "profiles", "update", "alice@home.example", "--file",
-                         str(path), "--url", ctl.url, "--token", "alice-credential")
+                         str(path), "--url", ctl.url, "--token-file", token_file(tmp_path, "alice-credential"))
     assert code == 7 and out == ""
     assert "not allowed: body.qos.dscp: not a DSCP value your allowance lists" in err
     assert "mipvpn allowance show NAI" in err
@@ -257,7 +266,7 @@ def test_allowance_show_and_set(ctl: FakeController, tmp_path: Path,
     path = tmp_path / "allowance.json"
     path.write_text(json.dumps({**ALLOWANCE, "max_rate_kbps": 0}))
     code, out, err = run(capsys, "allowance", "set", "alice@home.example", "--file",
-                         str(path), "--url", ctl.url, "--token", "s3cret")
+                         str(path), "--url", ctl.url, "--token-file", token_file(tmp_path, "s3cret"))
     assert code == 0, err
     assert ctl.requests[-1]["method"] == "PUT"
     assert ctl.requests[-1]["body"]["max_rate_kbps"] == 0
@@ -338,7 +347,7 @@ def test_cli_against_the_real_rest_api(tmp_path: Path) -> None:
             assert time.monotonic() < deadline, done.stderr
             time.sleep(0.1)
             done = _cli("status", "--url", url)
-        assert done.returncode == 4 and "pass --token TOKEN" in done.stderr
+        assert done.returncode == 4 and "pass --token-file FILE" in done.stderr
         # the operator token is read from the controller's run dir
         done = _cli("status", "--url", url, "--run-dir", str(tmp_path))
         assert done.returncode == 0, done.stderr

@@ -51,7 +51,7 @@ def test_default_loads() -> None:
     assert topo.domains["home"].home_agent.mip_listen_port == 4341
     prof = topo.vpn_profiles["alice@home.example"]
     assert prof.destinations[0].gateway == "cngw"
-    assert prof.security.esp == "aes128gcm16"
+    assert prof.security.esp == "aes128gcm16-ecp256"   # with PFS
     # helpers
     assert [g.name for g in topo.foreign_agents_of("domain-a")] == ["fa1", "fa2"]
     assert topo.access_switch_of("fa2").name == "acc2"

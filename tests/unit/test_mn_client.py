@@ -217,6 +217,6 @@ def test_parse_frame_and_event_log() -> None:
 
 def test_parse_args() -> None:
     args = mn_client.parse_args(["--nai", "a@b", "--home-address", "10.10.0.100",
-                                 "--home-agent", "10.0.0.1", "--spi", "300", "--key", "00ff",
+                                 "--home-agent", "10.0.0.1", "--spi", "300", "--key-file", "k",
                                  "--iface", "mn1-eth0"])
     assert args.lifetime == 300 and args.events is None

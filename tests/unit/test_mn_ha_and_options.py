@@ -242,12 +242,18 @@ def test_service_update_request() -> None:
     assert mip.decode(renewal.payload).vendor_extension(32473, 2) is None
 
 
-def test_cli_takes_mn_ha_options() -> None:
+def test_cli_takes_mn_ha_options(tmp_path: Any, monkeypatch: Any) -> None:
+    # the keys come from files (never argv: tests/unit/test_private_files.py)
+    aaa, ha = tmp_path / "aaa.key", tmp_path / "ha.key"
+    aaa.write_text(AAA_KEY.hex() + "\n")
+    ha.write_text(HA_KEY.hex() + "\n")
     args = mn_client.parse_args(["--nai", NAI, "--home-address", "10.10.0.100",
                                  "--home-agent", "10.0.0.1", "--spi", "300",
-                                 "--key", AAA_KEY.hex(), "--iface", "mn1-eth0",
-                                 "--ha-spi", "400", "--ha-key", HA_KEY.hex()])
-    assert (args.ha_spi, bytes.fromhex(args.ha_key)) == (400, HA_KEY)
+                                 "--key-file", str(aaa), "--iface", "mn1-eth0",
+                                 "--ha-spi", "400", "--ha-key-file", str(ha)])
+    assert args.ha_spi == 400
+    assert mn_client.read_key(args.ha_key_file, mn_client.HA_KEY_ENV, "MN-HA key") == HA_KEY
+    monkeypatch.delenv(mn_client.HA_KEY_ENV, raising=False)
     assert mn_client.main(["--nai", NAI, "--home-address", "10.10.0.100",
-                           "--home-agent", "10.0.0.1", "--spi", "300", "--key",
-                           AAA_KEY.hex(), "--iface", "lo", "--ha-spi", "400"]) == 2
+                           "--home-agent", "10.0.0.1", "--spi", "300", "--key-file",
+                           str(aaa), "--iface", "lo", "--ha-spi", "400"]) == 2

@@ -134,3 +134,79 @@ def test_secondary_grouped_like_the_primaries(monkeypatch: pytest.MonkeyPatch) -
     assert gw._primary_groups(side) == [(CNNET,), ("10.32.0.0/24",), ("10.33.0.0/24",)]
     only_ha = replace(side, remote=TunnelEnd("fa1", "10.0.0.11", (CNNET,)))
     assert gw._primary_groups(only_ha) is None          # one group: one CHILD_SA
+
+
+# ------------------------------------------------------------------ strongswan.conf
+
+
+def _charon_settings(conf: str) -> dict[str, str]:
+    """The ``key = value`` lines directly in the ``charon { }`` section."""
+    out: dict[str, str] = {}
+    depth = 0
+    for line in conf.splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line.endswith("{"):
+            depth += 1
+        elif line == "}":
+            depth -= 1
+        elif depth == 1 and "=" in line:
+            key, _, value = line.partition("=")
+            out[key.strip()] = value.strip()
+    return out
+
+
+def test_charon_dos_protection_on_with_limits() -> None:
+    """Cookies, a per-address cap and global caps on half-open IKE_SAs: on, and loose
+    enough for our own bursts (docs/strongswan.md explains the numbers)."""
+    from pathlib import Path
+    conf = _charon_settings(strongswan.strongswan_conf(
+        "ha", Path("/r/gw/ha/charon.vici"), Path("/r/gw/ha/charon.log"),
+        strongswan.charon_plugins(False)))
+    assert conf["dos_protection"] == "yes"
+    limits = {k: int(conf[k]) for k in ("cookie_threshold", "cookie_threshold_ip",
+                                        "block_threshold", "init_limit_half_open",
+                                        "init_limit_job_load")}
+    assert limits == strongswan.DOS_LIMITS and all(v > 0 for v in limits.values())
+    # cookies (stateless, one round trip) before anyone is refused; a per-address
+    # cap below the global one; tens of tunnels from one gateway at once still pass
+    assert limits["cookie_threshold_ip"] < limits["block_threshold"]
+    assert limits["cookie_threshold"] < limits["init_limit_half_open"]
+    assert limits["block_threshold"] >= 40
+    assert float(conf["half_open_timeout"]) <= 10   # spoofed half-open SAs go soon
+
+
+def test_default_esp_proposal_has_pfs_everywhere() -> None:
+    """The default ESP proposal, and every profile in the shipped topologies and
+    scenarios, carries a DH group that the REST API accepts and a loaded plugin makes."""
+    from pathlib import Path
+
+    import yaml
+
+    from controller.adapters.rest import ESP_PROPOSALS
+    from controller.config import SecurityConf
+    from controller.core.vpn import SecuritySpec
+
+    def has_dh(esp: str) -> bool:
+        return any(part.startswith(("ecp", "modp", "x25519", "curve25519"))
+                   for part in esp.split("-"))
+
+    assert has_dh(SecuritySpec().esp) and SecuritySpec().esp in ESP_PROPOSALS
+    assert SecurityConf().esp == SecuritySpec().esp
+    assert "openssl" in strongswan.charon_plugins(False).split()   # ECP and MODP groups
+    root = Path(__file__).resolve().parents[2]
+    seen = []
+
+    def walk(node: Any, where: str) -> None:
+        if isinstance(node, dict):
+            if "esp" in node and isinstance(node["esp"], str):
+                seen.append((where, node["esp"]))
+            for k, v in node.items():
+                walk(v, f"{where}.{k}")
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                walk(v, f"{where}[{i}]")
+
+    for path in [*root.glob("topology/*.yaml"), *root.glob("scenarios/*.yaml")]:
+        walk(yaml.safe_load(path.read_text()), path.name)
+    assert len(seen) >= 10
+    assert [w for w, esp in seen if not has_dh(esp) or esp not in ESP_PROPOSALS] == []
