@@ -48,6 +48,8 @@ import time
 from dataclasses import replace
 from typing import Any, Awaitable, Callable, MutableMapping
 
+from controller.adapters.peercred import socket_owner
+from controller.core.peers import shown
 from controller.proto.diameter import (
     FLAG_REQUEST, INVALID_MESSAGE_LENGTH, MIP4_APPLICATION_ID, NO_COMMON_APPLICATION,
     RELAY_APPLICATION_ID, SUCCESS, UNABLE_TO_COMPLY, UNKNOWN_PEER, AmAnswer, AmRequest,
@@ -65,7 +67,10 @@ HOST_SHOWN = 64                  # characters of a peer-supplied name in a log l
 RequestHandler = Callable[[Request, "PeerConnection"], Awaitable[Answer]]
 #: (CER Origin-Host, Origin-Realm, source address, TLS identity verified) -> None to
 #: admit the peer, else a refusal (its ``reason`` is logged)
-PeerPolicy = Callable[[str, str, str, bool], object]
+#: the listener's peer table: (Origin-Host, Origin-Realm, source address, TLS identity
+#: verified, port=, same_user=) -> a refusal or None; ``is_own(address, port)`` when
+#: present tells this process's own connections (``controller.core.peers.PeerPolicy``)
+PeerPolicy = Callable[..., object]
 
 
 class DiameterError(Exception):
@@ -105,6 +110,7 @@ class PeerConnection:
         self.generation = 0                # +1 per (re)connection
         self._tasks: set[asyncio.Task[None]] = set()
         self._cer_deadline: asyncio.Future[None] | None = None   # accepted: CER due
+        self.accepted_at = time.monotonic()
         self._bind(reader, writer)
 
     def _bind(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -325,7 +331,8 @@ class PeerConnection:
             address = str(self.peername[0]) if self.peername else ""
             port = int(self.peername[1]) if self.peername else 0
             refusal = node.allowed_peers(cer.origin_host, cer.origin_realm, address,
-                                         verified, port=port)
+                                         verified, port=port,
+                                         same_user=self._same_user())
             if refusal is not None:
                 node.counters["unknown_peer"] += 1
                 node.warn("unknown_peer", "CER refused (3010) from %s: %s", self.peername,
@@ -345,6 +352,16 @@ class PeerConnection:
         log.info("peer %s (%s) connected from %s", cer.origin_host, cer.origin_realm,
                  self.peername)
         self.start_watchdog()
+
+    def _same_user(self) -> bool | None:
+        """Over loopback: does the peer's socket belong to this process's user (issue
+        11; ``peercred``)?  None off loopback or when the kernel does not list it."""
+        local = self.writer.get_extra_info("sockname")
+        if not self.peername or not local:
+            return None
+        owner = socket_owner((str(self.peername[0]), int(self.peername[1])),
+                             (str(local[0]), int(local[1])))
+        return None if owner is None else owner == os.geteuid()
 
     async def _on_dpr(self, dpr: Dpr) -> None:
         await self._send_quiet(encode(Dpa(SUCCESS, self.node.origin_host,
@@ -432,7 +449,7 @@ class PeerConnection:
 
 def _shown(name: str) -> str:
     """A peer-supplied name for a log line: escaped (repr) and cut."""
-    return repr(name[:HOST_SHOWN]) + ("..." if len(name) > HOST_SHOWN else "")
+    return shown(name, HOST_SHOWN)
 
 
 def _unable(req: Request, node: DiameterNode, why: str) -> Answer:
@@ -530,21 +547,36 @@ class DiameterNode:
 
     async def _accept(self, reader: asyncio.StreamReader,
                       writer: asyncio.StreamWriter) -> None:
-        if self.max_connections is not None and sum(
-                1 for c in self.connections if not c.initiator) >= self.max_connections:
-            self.counters["connection_cap"] += 1
-            self.warn("connection_cap", "%s: %d connections held; closing the one from %s",
-                      self.origin_host, self.max_connections,
-                      writer.get_extra_info("peername"))
-            try:
-                writer.close()
-            except Exception:      # a transport already gone: nothing left to close
-                pass
-            return
+        if self.max_connections is not None and not self._own(writer):
+            accepted = [c for c in self.connections if not c.initiator]
+            if len(accepted) >= self.max_connections:
+                # full: make room by closing the oldest connection that has not finished
+                # its CER (anyone can open those); refuse only when every one is a peer
+                # the table admitted.  Our own process's links always get in.
+                idle = [c for c in accepted if not c.open]
+                self.counters["connection_cap"] += 1
+                self.warn("connection_cap", "%s: %d connections held; %s", self.origin_host,
+                          self.max_connections,
+                          "closing the oldest without CER" if idle else
+                          f"closing the one from {writer.get_extra_info('peername')}")
+                if idle:
+                    min(idle, key=lambda c: c.accepted_at).close()
+                else:
+                    try:
+                        writer.close()
+                    except Exception:  # a transport already gone: nothing left to close
+                        pass
+                    return
         conn = PeerConnection(self, reader, writer, initiator=False)
         self.connections.add(conn)
         conn.start()
         conn._cer_deadline = conn._spawn(self._cer_deadline(conn))
+
+    def _own(self, writer: asyncio.StreamWriter) -> bool:
+        """The connection is one this process made (the peer table knows its own)."""
+        is_own = getattr(self.allowed_peers, "is_own", None)
+        peer = writer.get_extra_info("peername")
+        return bool(is_own is not None and peer and is_own(str(peer[0]), int(peer[1])))
 
     async def _cer_deadline(self, conn: PeerConnection) -> None:
         await asyncio.sleep(self.cer_timeout)

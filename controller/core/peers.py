@@ -37,9 +37,6 @@ if TYPE_CHECKING:
 UNKNOWN_PEER = dia.UNKNOWN_PEER            # 3010, in a CEA
 AUTHORIZATION_REJECTED = 5003              # RFC 6733 §7.1.5
 
-#: (CER Origin-Host, Origin-Realm, source address, TLS identity verified, port=source
-#: port) -> refusal
-PeerPolicy = Callable[..., "Refusal | None"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,30 +155,69 @@ def admit(table: PeerTable, listener: str, host: str, realm: str, address: str,
     return None
 
 
-def peer_policy(table: PeerTable, listener: str,
-                local_roles: frozenset[str] = frozenset(),
-                own_endpoint: Callable[[str, int], bool] | None = None) -> PeerPolicy:
-    """``admit`` for one listener, as the transport's ``allowed_peers`` takes it.
+class PeerPolicy:
+    """``admit`` for one listener, as the transport's ``allowed_peers`` takes it: called
+    with the CER's host and realm, the connection's source address and port, whether a
+    verified certificate names the host, and (on loopback) whether the peer's socket
+    belongs to this process's user (``same_user``; None: unknown).
 
-    ``local_roles``: the role keys this process runs itself.  A peer that claims to be
-    one of them and has no verified certificate must be on a connection this process
-    made (``own_endpoint(address, port)``: the source address and port are the local
-    end of one of our own client connections).  Loopback alone proves nothing: any
-    local process can connect from it and announce any Origin-Host; it cannot take
-    over the port our own client connection holds."""
-    def policy(host: str, realm: str, address: str, tls_identity: bool,
-               port: int = 0) -> Refusal | None:
-        refusal = admit(table, listener, host, realm, address, tls_identity)
-        if refusal is not None or tls_identity or own_endpoint is None:
+    - A connection this process made itself (``own_endpoint(address, port)``: the
+      source is the local end of one of our own client connections) is one of our
+      roles: its address proves it, whatever the listener's address (a listener on a
+      public address still takes its own process's links).
+    - A peer that claims a role this process runs (``local_roles``) must be on such a
+      connection (or prove the name with a certificate): loopback alone proves
+      nothing, any local process can connect from it and announce any Origin-Host; it
+      cannot take over the port our own client connection holds.
+    - A peer of another process on loopback, without a certificate, must run as this
+      controller's user (``same_user``): another user's process is refused.
+    """
+
+    def __init__(self, table: PeerTable, listener: str,
+                 local_roles: frozenset[str] = frozenset(),
+                 own_endpoint: Callable[[str, int], bool] | None = None) -> None:
+        self.table = table
+        self.listener = listener
+        self.local_roles = local_roles
+        self.own_endpoint = own_endpoint
+
+    def is_own(self, address: str, port: int) -> bool:
+        return self.own_endpoint is not None and self.own_endpoint(address, port)
+
+    def __call__(self, host: str, realm: str, address: str, tls_identity: bool,
+                 port: int = 0, same_user: bool | None = None) -> Refusal | None:
+        own = self.is_own(address, port)
+        refusal = admit(self.table, self.listener, host, realm, address,
+                        tls_identity or own)
+        if refusal is not None or tls_identity or own:
             return refusal
-        peer = table.peer(listener, host)
-        if peer is not None and peer.role in local_roles and not own_endpoint(address,
-                                                                             port):
+        peer = self.table.peer(self.listener, host)
+        if peer is not None and peer.role in self.local_roles:
             return Refusal(UNKNOWN_PEER, f"{shown(host)} is a role of this process, but "
                                          f"{shown(address)}:{port} is not a connection "
                                          "this process made")
+        if _is_loopback(address) and not same_user:
+            return Refusal(UNKNOWN_PEER, f"{shown(host)} connected over loopback from a "
+                                         "process of another user (or of no known "
+                                         "owner): on a shared machine use TLS")
         return None
-    return policy
+
+
+def peer_policy(table: PeerTable, listener: str,
+                local_roles: frozenset[str] = frozenset(),
+                own_endpoint: Callable[[str, int], bool] | None = None) -> PeerPolicy:
+    """The ``PeerPolicy`` of ``listener`` (see there)."""
+    return PeerPolicy(table, listener, local_roles, own_endpoint)
+
+
+def _is_loopback(address: str) -> bool:
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped.is_loopback
+    return ip.is_loopback
 
 
 # ------------------------------------------------------------------ per-command rules

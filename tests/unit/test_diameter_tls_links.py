@@ -180,7 +180,7 @@ def test_verify_peer_false_means_server_certificate_only(tmp_path: Path,
     table = peers.build_peer_table(topo)
     seen: list[tuple[str, str, bool]] = []
 
-    def policy(host: str, realm: str, address: str, tls: bool, port: int = 0) -> Any:
+    def policy(host: str, realm: str, address: str, tls: bool, **_: Any) -> Any:
         seen.append((host, address, tls))
         return peers.admit(table, "aaaf:domain-a", host, realm, address, tls)
 

@@ -271,7 +271,7 @@ def test_the_legitimate_registration_still_works(rt: Any) -> None:
 # ------------------------------------------------------------------ connection cap
 
 
-def test_connections_over_the_cap_are_closed_at_once(tmp_path: Any) -> None:
+def test_over_the_cap_the_oldest_connection_without_cer_makes_room(tmp_path: Any) -> None:
     import yaml
     from controller.config import parse_topology
     from .test_runtime_loopback import ROOT
@@ -298,13 +298,66 @@ def test_connections_over_the_cap_are_closed_at_once(tmp_path: Any) -> None:
             s = socket.create_connection(runtime.bound["aaaf:domain-a"], timeout=5)
             socks.append(s)
         time.sleep(0.2)
-        first, over = socks
-        assert over.recv(1) == b""                   # closed at once, no CER needed
-        first.settimeout(0.3)
-        with pytest.raises(socket.timeout):          # the third one is still open
-            first.recv(1)
+        first, newer = socks
+        # full: the oldest connection without a CER makes room (anyone can open
+        # those); the newer one stays open until its own CER deadline
+        assert first.recv(1) == b""
+        newer.settimeout(0.3)
+        with pytest.raises(socket.timeout):
+            newer.recv(1)
         assert node.counters["connection_cap"] == 1
+        assert all(c.open for c in node.connections if c.remote_host)  # the FAs stay
     finally:
         for s in socks:
             s.close()
         runtime.stop()
+
+
+def test_connections_without_cer_cannot_lock_out_our_own_links(rt: Any) -> None:
+    """Before: connections that never send a CER, kept at 80 by an attacker who opens
+    a new one whenever one closes, filled the HA's cap (64) and the AAAH's link, once
+    dropped, stayed down.  Now our own process's links always get in, and a full
+    listener closes the oldest connection without CER."""
+    import threading
+    stop = threading.Event()
+    filler: list[socket.socket] = []
+
+    def keep_filling() -> None:
+        while not stop.is_set():
+            for s in list(filler):
+                try:
+                    s.setblocking(False)
+                    if s.recv(1) == b"":
+                        filler.remove(s)
+                        s.close()
+                except BlockingIOError:
+                    pass
+                except OSError:
+                    filler.remove(s)
+                    s.close()
+            while len(filler) < 80 and not stop.is_set():
+                try:
+                    filler.append(socket.create_connection(rt.bound["ha"], timeout=1))
+                except OSError:
+                    break
+            time.sleep(0.01)
+
+    thread = threading.Thread(target=keep_filling, daemon=True)
+    thread.start()
+    try:
+        time.sleep(0.5)
+        node, conn = rt.routes["aaah"]["ha.home.example"]
+        rt.loop.call_soon_threadsafe(conn.close)      # the AAAH -> HA link drops
+        time.sleep(0.2)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            if conn.open and not conn.closed.is_set():
+                break
+            time.sleep(0.05)
+        assert conn.open and not conn.closed.is_set(), "the AAAH -> HA link stayed down"
+        assert rt.nodes["ha"].counters["connection_cap"] > 0
+    finally:
+        stop.set()
+        thread.join(5)
+        for s in filler:
+            s.close()

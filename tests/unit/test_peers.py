@@ -51,3 +51,39 @@ def test_refusals(role: str, request_: object, host: str, realm: str, code: int)
 def test_shown_escapes_and_cuts() -> None:
     assert peers.shown("a\nb") == "'a\\nb'"
     assert peers.shown("x" * 100).endswith("...") and len(peers.shown("x" * 100)) < 80
+
+
+# ------------------------------------------------------------------ the listener's policy
+
+
+def _policy(listener: str, local: frozenset[str] = frozenset(),
+            own: tuple[str, int] | None = None) -> peers.PeerPolicy:
+    return peers.peer_policy(TABLE, listener, local,
+                             (lambda a, p: (a, p) == own) if own else None)
+
+
+def test_own_connection_admitted_whatever_the_listeners_address() -> None:
+    """A listener on a public address (docs/topology.md's 10.0.0.2 example) still takes
+    its own process's links: their source is that address, not loopback, and not in
+    the peer's configured addresses; the connection being ours proves it."""
+    policy = _policy("aaaf:domain-a", frozenset({"fa:fa1"}), own=("192.0.2.2", 40000))
+    assert policy("fa1.a.example", "a.example", "192.0.2.2", False, port=40000) is None
+    # the same address on another port (someone else's socket) is not ours
+    refusal = policy("fa1.a.example", "a.example", "192.0.2.2", False, port=40001)
+    assert refusal is not None and refusal.result_code == peers.UNKNOWN_PEER
+
+
+@pytest.mark.parametrize("same_user, admitted", [(True, True), (False, False),
+                                                 (None, False)])
+def test_peer_of_another_process_on_loopback_must_be_our_user(
+        same_user: bool | None, admitted: bool) -> None:
+    """A split deployment's peer (another controller process) on loopback without TLS:
+    admitted only when its socket belongs to this controller's user; another user's
+    process (or one the kernel does not list) announcing fa1's identity is refused."""
+    policy = _policy("aaaf:domain-a")          # fa1 runs in another process
+    refusal = policy("fa1.a.example", "a.example", "127.0.0.1", False, port=40000,
+                     same_user=same_user)
+    assert (refusal is None) is admitted
+    # a verified certificate proves the name whatever the owner
+    assert policy("fa1.a.example", "a.example", "127.0.0.1", True, port=40000,
+                  same_user=False) is None
