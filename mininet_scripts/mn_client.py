@@ -56,6 +56,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, TextIO, Union
 
 from controller.proto import mip
+from controller.proto import mip_keys
 
 log = logging.getLogger("mipvpn.mn_client")
 
@@ -165,6 +166,11 @@ class MobileNodeState:
         self.failed_agent: Agent | None = None
         self.service_update_wanted = False
         self._last_ident = 0
+        # MN-FA association (RFC 3957): SPI and key derived from the nonce of the last
+        # accepted full registration; signs every RRQ (issue 11: a move is answered by
+        # the foreign AAA only when it verifies)
+        self.mn_fa_spi: int | None = None
+        self.mn_fa_key: bytes | None = None
 
     # ------------------------------------------------------------------ inputs
 
@@ -229,6 +235,7 @@ class MobileNodeState:
                                                   "fa": pending.agent.router_address})]
         self.pending = None
         if rrp.accepted:
+            self._take_nonce(rrp)
             if pending.service_update:
                 self.service_update_wanted = False
             self.agent = pending.agent
@@ -255,6 +262,17 @@ class MobileNodeState:
         # Keep the old binding if there was one; try this agent again later.
         self._pending_target_failed(now, pending)
         return actions
+
+    def _take_nonce(self, rrp: mip.RegistrationReply) -> None:
+        """Derive the MN-FA key from the reply's key generation nonce, if it has one (a
+        move answered locally has none: the key stays)."""
+        try:
+            reply = mip_keys.nonce_reply(rrp)
+        except mip.MipDecodeError:
+            return
+        if reply is not None:
+            self.mn_fa_spi = reply.spi
+            self.mn_fa_key = mip_keys.mn_fa_key(self.config.key, reply.nonce, self.config.nai)
 
     def tick(self, now: float) -> list[Action]:
         actions: list[Action] = []
@@ -332,7 +350,8 @@ class MobileNodeState:
 
     def build_rrq(self, agent: Agent, identification: int, previous_coa: str | None,
                   lifetime: int, service_update: bool = False) -> bytes:
-        """NAI, [previous-FA CVSE], [service-update CVSE], [MN-HA auth], MN-AAA auth."""
+        """NAI, [previous-FA CVSE], [service-update CVSE], [MN-HA auth], MN-AAA auth,
+        [MN-FA auth] (PROTOCOLS.md §2 order)."""
         exts: list[Any] = [mip.NaiExtension(self.config.nai)]
         if previous_coa is not None:
             exts.append(mip.CriticalVendorExtension(
@@ -347,7 +366,10 @@ class MobileNodeState:
         if self.config.ha_key is not None and self.config.ha_spi is not None:
             raw = mip.append_auth(raw, mip.AuthKind.MN_HA, self.config.ha_spi,
                                   self.config.ha_key)
-        return mip.append_auth(raw, mip.AuthKind.MN_AAA, self.config.spi, self.config.key)
+        raw = mip.append_auth(raw, mip.AuthKind.MN_AAA, self.config.spi, self.config.key)
+        if self.mn_fa_key is not None and self.mn_fa_spi is not None:
+            raw = mip.append_auth(raw, mip.AuthKind.MN_FA, self.mn_fa_spi, self.mn_fa_key)
+        return raw
 
     def _send(self, now: float, agent: Agent, previous_coa: str | None,
               attempt: int) -> list[Action]:

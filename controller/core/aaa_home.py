@@ -13,6 +13,13 @@ it to the CN-GW in a Binding Update, signed with the per-(HA, CN-GW) key this se
 provisions at start (``binding_keys``).  On a move with smooth handoff (claim 23) the
 AMA also carries "the information of the old FA": the old-FA<->new-FA tunnel, keyed
 from the old FA's security information (``vpn.handoff_tunnel``).
+
+Key distribution (issue 11, RFC 4004 §9, RFC 3957): each full registration gets a fresh
+random session secret and an MN-FA key derived from the MN-AAA key and a fresh nonce.
+The HAR gives the HA the secret; the AMA gives the foreign AAA the secret and the MN-FA
+key (MIP-FA-to-MN-MSA), the MN the nonce (Mipvpn-MN-to-FA-MSA, which the FA puts into
+its Registration Reply) and the FA its FA-HA key (MIP-FA-to-HA-MSA).  The secret and the
+MN-FA key go only to a foreign AAA (an AMR it proxied), never to an FA.
 """
 
 from __future__ import annotations
@@ -27,11 +34,11 @@ from controller.core.binding import BINDING_SPI_BASE, BindingKey, new_binding_ke
 from controller.core.expiry import ExpiryDict
 from controller.core.vpn import (DISTRIBUTION_ON_DEMAND, DISTRIBUTION_REGISTRATION,
                                  GatewayType, QosSpec, SecuritySpec, TunnelEnd, TunnelSpec,
-                                 VpnInfo, anchor_psk, for_home_agent, handoff_tunnel,
-                                 new_psk, owner_of, restricted_to, rewrite_foreign_agent,
-                                 tunnel_name)
+                                 VpnInfo, fa_ha_key, for_home_agent, handoff_tunnel,
+                                 new_psk, owner_of, restricted_to, tunnel_name)
 from controller.proto import diameter as dia
 from controller.proto import mip
+from controller.proto import mip_keys
 
 LOG = logging.getLogger("mipvpn.aaah")
 
@@ -78,6 +85,15 @@ class GatewayInfo:
     prefixes: tuple[str, ...] = ()  # networks behind it (home prefixes, corporate prefixes)
 
 
+@dataclass(frozen=True)
+class SessionKeys:
+    """What one full registration generates (issue 11); never logged."""
+
+    secret: bytes = field(repr=False)          # -> foreign AAA, HA
+    nonce: bytes = field(repr=False)           # -> MN (through the FA)
+    mn_fa_key: bytes = field(repr=False)       # -> foreign AAA
+
+
 class VpnDatabase(Protocol):
     def user(self, nai: str) -> UserRecord | None: ...
     def profile(self, nai: str) -> VpnProfile | None: ...
@@ -106,7 +122,9 @@ class HomeAaa:
         # NAI -> when its cached VPN information lapses: the Authorization-Lifetime
         # (the registration lifetime the HA granted), renewed by each registration
         self.session_expires: ExpiryDict[str, float] = ExpiryDict(float)
-        self.pending: dict[str, tuple[dia.AmRequest, VpnInfo]] = {}
+        self.pending: dict[str, tuple[dia.AmRequest, VpnInfo, SessionKeys]] = {}
+        # NAI -> the session secret of its cached registration (smooth-handoff anchor)
+        self.secrets: dict[str, bytes] = {}
         self._seq = itertools.count(1)
         self.counters = {"accepted": 0, "rejected": 0}
 
@@ -155,6 +173,9 @@ class HomeAaa:
             return [AnswerDiameter(self._answer(amr, RESULT_UNABLE_TO_COMPLY,
                                                 error=f"no VPN path: {exc}"))]
         handoff = self._handoff(amr.user_name, vpn_info, previous_fa)
+        nonce = mip_keys.new_nonce()
+        keys = SessionKeys(self.psk_factory(), nonce,
+                           mip_keys.mn_fa_key(user.mn_aaa_key, nonce, user.nai))
         ha = self.gateways[user.home_agent]
         har = dia.HaRequest(
             session_id=f"{self.host};{int(now)};{next(self._seq)}",
@@ -164,8 +185,8 @@ class HomeAaa:
             auth_session_state=1, feature_vector=amr.feature_vector,
             home_address=rrq.home_address, home_agent_address=ha.address,
             vpn_info=for_home_agent(vpn_info), ha_to_fa_key=None,
-            originating_foreign_aaa=amr.originating_foreign_aaa)
-        self.pending[har.session_id] = (amr, replace(vpn_info, handoff=handoff))
+            originating_foreign_aaa=amr.originating_foreign_aaa, session_secret=keys.secret)
+        self.pending[har.session_id] = (amr, replace(vpn_info, handoff=handoff), keys)
         marks = [Mark(amr.user_name, "aaah_authenticated")]
         if amr.service_update:   # claim 24: the profile was just re-read for this path
             marks.append(Mark(amr.user_name, "service_update"))
@@ -175,20 +196,35 @@ class HomeAaa:
         entry = self.pending.pop(haa.session_id, None)
         if entry is None:
             return []
-        amr, vpn_info = entry
+        amr, vpn_info, keys = entry
         if haa.result_code != RESULT_SUCCESS:
             self.counters["rejected"] += 1
             return [AnswerDiameter(self._answer(amr, RESULT_MIP_REPLY_FAILURE,
                                                 reg_reply=haa.reg_reply,
                                                 error=haa.error_message or "HA refused"))]
+        self.secrets[amr.user_name] = keys.secret
         self.sessions[amr.user_name] = replace(vpn_info, handoff=None)
         self.session_expires[amr.user_name] = now + _granted_lifetime(haa.reg_reply,
                                                                       amr.reg_request)
         self.counters["accepted"] += 1
+        answer = self._answer(amr, RESULT_SUCCESS, reg_reply=haa.reg_reply,
+                              vpn_info=restricted_to(vpn_info, vpn_info.foreign_agent))
         return [Mark(amr.user_name, "aaah_answer"),
-                AnswerDiameter(self._answer(amr, RESULT_SUCCESS, reg_reply=haa.reg_reply,
-                                            vpn_info=restricted_to(vpn_info,
-                                                                   vpn_info.foreign_agent)))]
+                AnswerDiameter(self._with_keys(answer, amr, vpn_info.foreign_agent, keys))]
+
+    def _with_keys(self, answer: dia.AmAnswer, amr: dia.AmRequest, foreign_agent: str,
+                   keys: SessionKeys) -> dia.AmAnswer:
+        """The AMA's key distribution (RFC 4004 §9): the FA's FA-HA key and the MN's
+        nonce always; the session secret and the MN-FA key only when a foreign AAA
+        proxied the AMR (it strips them before answering its FA)."""
+        answer = replace(answer,
+                         fa_ha_key=dia.MsaKey(mip_keys.FA_HA_SPI,
+                                              fa_ha_key(keys.secret, foreign_agent)),
+                         mn_fa_nonce=dia.MnFaNonce(mip_keys.MN_FA_SPI, keys.nonce))
+        if amr.originating_foreign_aaa is None:
+            return answer
+        return replace(answer, session_secret=keys.secret,
+                       fa_mn_key=dia.MsaKey(mip_keys.MN_FA_SPI, keys.mn_fa_key))
 
     def on_diameter_timeout(self, now: float, session_id: str) -> list[Action]:
         entry = self.pending.pop(session_id, None)
@@ -203,6 +239,7 @@ class HomeAaa:
         for nai in self.session_expires.due(now):
             del self.session_expires[nai]
             self.sessions.pop(nai, None)
+            self.secrets.pop(nai, None)
         return []
 
     # ------------------------------------------------------------ VPN set path
@@ -268,20 +305,16 @@ class HomeAaa:
 
     def _handoff(self, nai: str, info: VpnInfo, previous_fa: str) -> TunnelSpec | None:
         """Claim 23: the old FA <-> new FA tunnel for a smooth handoff, when the profile
-        asks for it and this server knows the old FA's security information (its cache,
-        re-pointed to the previous FA if the foreign AAA moved it locally since:
-        local moves keep keys and tunnel order)."""
-        cached = self.sessions.get(nai)
-        if (not info.smooth_handoff or not previous_fa or cached is None
-                or previous_fa == info.foreign_agent or previous_fa not in self.gateways):
+        asks for it and this server holds the session the old FA served: its key
+        derives from the old FA's FA-HA key of that session (``vpn.fa_ha_key``), which
+        the old FA holds whether the foreign AAA moved the MN there locally or not."""
+        secret = self.secrets.get(nai)
+        if (not info.smooth_handoff or not previous_fa or nai not in self.sessions
+                or not secret or previous_fa == info.foreign_agent
+                or previous_fa not in self.gateways):
             return None
         old_address = self.gateways[previous_fa].address
-        if cached.foreign_agent != previous_fa:
-            cached = rewrite_foreign_agent(cached, previous_fa, old_address)
-        old_psk = anchor_psk(cached, previous_fa)
-        if not old_psk:
-            return None
-        return handoff_tunnel(info, previous_fa, old_address, old_psk)
+        return handoff_tunnel(info, previous_fa, old_address, fa_ha_key(secret, previous_fa))
 
     def static_tunnels_of(self, ha: str, gateway: str) -> list[TunnelSpec]:
         """The stationary tunnel between ``ha`` and ``gateway`` as VPN information.
@@ -312,13 +345,17 @@ class HomeAaa:
         info = self.sessions.get(nai)
         if info is None:
             return None
-        return {"vpn_info": vpn_info_to_dict(info), "expires": self.session_expires.get(nai)}
+        secret = self.secrets.get(nai)
+        return {"vpn_info": vpn_info_to_dict(info), "expires": self.session_expires.get(nai),
+                "secret": secret.hex() if secret else ""}
 
     def restore_state(self, nai: str, data: dict) -> None:  # type: ignore[type-arg]
         from controller.core.persist import vpn_info_from_dict
         self.sessions[nai] = vpn_info_from_dict(data["vpn_info"])
         if data.get("expires") is not None:     # records written before it had none
             self.session_expires[nai] = float(data["expires"])
+        if data.get("secret"):
+            self.secrets[nai] = bytes.fromhex(data["secret"])
 
 
 def _granted_lifetime(reg_reply: bytes, reg_request: bytes) -> float:

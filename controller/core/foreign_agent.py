@@ -23,6 +23,13 @@ default 10 s).
 
 Service update (claim 24): an RRQ with the CVSE ``mip.CVSE_SERVICE_UPDATE`` makes the
 AMR carry Mipvpn-Service-Update, so the home AAA recomputes the path.
+
+Keys (issue 11): the AMA gives this FA its FA-HA key for the session (RFC 4004
+MIP-FA-to-HA-MSA); the FA signs the Registration Request it relays to the HA with it
+(FA-HA authentication extension, RFC 5944 §3.5.4) and keeps it with the visitor as the
+anchor of a smooth-handoff key (``vpn.handoff_psk``).  The MN's MN-FA key generation
+nonce (Mipvpn-MN-to-FA-MSA) goes into the Registration Reply to the MN
+(``mip_keys.with_nonce_reply``).  The FA never holds the MN-FA key or the session secret.
 """
 
 from __future__ import annotations
@@ -42,9 +49,10 @@ from controller.core.binding import (IdentificationClock, ack_status, binding_ac
                                      build_binding_update, check_binding_update,
                                      handoff_key, peek_binding_update)
 from controller.core.expiry import ExpiryDict
-from controller.core.vpn import TunnelSpec, VpnInfo, anchor_psk, handoff_psk
+from controller.core.vpn import TunnelSpec, VpnInfo, handoff_psk
 from controller.proto import diameter as dia
 from controller.proto import mip
+from controller.proto import mip_keys
 
 LOG = logging.getLogger("mipvpn.fa")
 
@@ -101,6 +109,7 @@ class Visitor:
     vpn_info: VpnInfo
     lifetime: int
     expires: float
+    fa_key: bytes = field(default=b"", repr=False)   # this FA's FA-HA key (issue 11)
 
 
 class VisitorTable(ExpiryDict[str, Visitor]):
@@ -164,6 +173,7 @@ class Pending:
     started: float
     previous_fa: str = ""
     vpn_info: VpnInfo | None = None
+    fa_key: bytes = field(default=b"", repr=False)   # from the AMA's MIP-FA-to-HA-MSA
     # where the request came from: every reply to it goes there (RFC 5944 §3.7.2.2)
     src_ip: str = ""
     src_port: int = mip.MIP_PORT
@@ -354,14 +364,20 @@ class ForeignAgent:
             if answer.reg_reply:  # the HA's own denial, relayed: give it to the MN as is
                 return marks + self._to_mn(p, answer.reg_reply, accepted=False)
             return marks + self._deny(p.rrq, p.mn_mac, p.port, code, reply_to=p.reply_to)
+        fa_ha = answer.fa_ha_key
+        p.fa_key = fa_ha.session_key if fa_ha is not None else b""
         if answer.reg_reply:
             # full path: the HA already bound the MN and answered through AAA (claim 16)
-            return marks + self._complete(now, p, answer.vpn_info, answer.reg_reply)
+            return marks + self._complete(now, p, answer.vpn_info,
+                                          _with_nonce(answer.reg_reply, answer))
         # intra-domain move answered by the local AAA (claim 17): the FA now relays the
-        # Registration Request to the HA itself and completes on the HA's reply.
+        # Registration Request to the HA itself, signed with its FA-HA key (RFC 5944
+        # §3.5.4: last extension), and completes on the HA's reply.
         p.vpn_info = answer.vpn_info
         self.pending[f"ha:{p.nai}"] = p
-        return marks + [RelayToHomeAgent(p.raw, p.rrq.home_agent, p.nai)]
+        raw = p.raw if fa_ha is None else mip.append_auth(
+            p.raw, mip.AuthKind.FA_HA, fa_ha.spi, fa_ha.session_key)
+        return marks + [RelayToHomeAgent(raw, p.rrq.home_agent, p.nai)]
 
     def on_home_agent_reply(self, now: float, nai: str, raw: bytes) -> list[Action]:
         """The HA's Registration Reply to a relayed request (claim 17)."""
@@ -419,8 +435,9 @@ class ForeignAgent:
         self.counters["late_answer_completed"] += 1
         LOG.info("%s: late AMA for %s: completing the registration the home side made",
                  self.conf.name, p.nai)
-        return [Mark(p.nai, "late_ama_at_fa")] + self._complete(now, p, answer.vpn_info,
-                                                                answer.reg_reply)
+        p.fa_key = answer.fa_ha_key.session_key if answer.fa_ha_key is not None else b""
+        return [Mark(p.nai, "late_ama_at_fa")] + self._complete(
+            now, p, answer.vpn_info, _with_nonce(answer.reg_reply, answer))
 
     def _unmatched(self, p: Pending, raw: bytes) -> list[Action] | None:
         """None if ``raw`` is the Registration Reply to ``p``'s request; else what the
@@ -538,10 +555,10 @@ class ForeignAgent:
         visitor = self.visitors.get(nai)
         departed = self.departed.get(nai)
         known = visitor or (departed[0] if departed else None)
-        if known is None or known.home_address != bu.home_address or not new_fa:
+        if (known is None or known.home_address != bu.home_address or not new_fa
+                or not known.fa_key):
             return self._handoff_ack(bu, mip.BACK_ADMIN_PROHIBITED)
-        expected = handoff_psk(anchor_psk(known.vpn_info, self.conf.name), self.conf.name,
-                               new_fa)
+        expected = handoff_psk(known.fa_key, self.conf.name, new_fa)
         checked = check_binding_update(raw, handoff_key(expected), now,
                                        self._handoff_ident.get(nai, 0))
         if isinstance(checked, int):
@@ -638,7 +655,8 @@ class ForeignAgent:
             if old.mn_mac != p.mn_mac or old.port != p.port:
                 actions.append(SendFlows(self.conf.access_dpid, flows.remove_mn(old.mn_mac)))
         self.visitors[p.nai] = Visitor(p.nai, p.rrq.home_address, p.rrq.home_agent, p.mn_mac,
-                                       p.port, vpn_info, lifetime, now + lifetime)
+                                       p.port, vpn_info, lifetime, now + lifetime,
+                                       fa_key=p.fa_key)
         # Steering first: the FA's first packet towards the MN (its ARP request) comes
         # as soon as the tunnel is up, and the MN's answer must already pass the switch.
         actions.append(Mark(p.nai, "fa_setup"))
@@ -724,7 +742,7 @@ class ForeignAgent:
             return {"home_address": v.home_address, "home_agent": v.home_agent,
                     "mn_mac": v.mn_mac, "port": v.port,
                     "vpn_info": vpn_info_to_dict(v.vpn_info), "lifetime": v.lifetime,
-                    "expires": v.expires}
+                    "expires": v.expires, "fa_key": v.fa_key.hex()}
 
         v = self.visitors.get(nai)
         handoffs = [{"spec": tunnel_to_dict(h.spec), "expires": h.expires,
@@ -743,7 +761,8 @@ class ForeignAgent:
         def visitor(d: dict) -> Visitor:  # type: ignore[type-arg]
             return Visitor(nai, d["home_address"], d["home_agent"], d["mn_mac"],
                            int(d["port"]), vpn_info_from_dict(d["vpn_info"]),
-                           int(d["lifetime"]), float(d["expires"]))
+                           int(d["lifetime"]), float(d["expires"]),
+                           fa_key=bytes.fromhex(d.get("fa_key", "")))
 
         if data.get("visitor"):
             self.visitors[nai] = visitor(data["visitor"])
@@ -768,3 +787,18 @@ class ForeignAgent:
         out = [t for v in self.visitors.values() for t in v.vpn_info.tunnels_of(self.conf.name)]
         return (out + [h.spec for h in self.handoffs.values()]
                 + [r.spec for r in self.retiring.values()])
+
+
+def _with_nonce(rrp_raw: bytes, answer: dia.AmAnswer) -> bytes:
+    """The HA's Registration Reply with the MN's MN-FA key generation nonce appended
+    (RFC 3957 via ``mip_keys``), when the AMA carries one."""
+    nonce = answer.mn_fa_nonce
+    if nonce is None:
+        return rrp_raw
+    try:
+        rrp = mip.decode(rrp_raw)
+    except mip.MipDecodeError:
+        return rrp_raw
+    lifetime = rrp.lifetime if isinstance(rrp, mip.RegistrationReply) else 0
+    return mip_keys.with_nonce_reply(rrp_raw, mip_keys.NonceReply(nonce.spi, lifetime,
+                                                                  nonce.nonce))

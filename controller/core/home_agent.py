@@ -23,6 +23,12 @@ not what the home AAA computes for that user, FA and profile (129,
 ``vpn_policy.check_vpn_info``).  Refused requests are counted (``refused``,
 ``refused_<reason>``) and set nothing up: no tunnel, no binding, no Binding Update.
 
+A relayed RRQ must also carry the relaying FA's FA-HA authentication extension (RFC
+5944 §3.5.4), keyed by that FA's key for the session (``vpn.fa_ha_key`` of the session
+secret the home AAA sent in the HAR): without it, or with a wrong one, the reply is 132
+and nothing changes.  The re-pointed tunnels get fresh keys derived from the same secret
+and the RRQ's Identification (``vpn.tunnel_psk``), as the foreign AAA derives them.
+
 Route optimisation (claims 19-21): the VPN information may hold FA<->CN-GW tunnels of
 dynamic gateways.  After binding, the HA posts each one to its CN-GW in a Binding
 Update (``SendMip("cngw:<name>")``) and answers the registration (HAA or Registration
@@ -50,7 +56,8 @@ from controller.core.actions import (Action, AddTunnel, AnswerDiameter, Mark, Re
 from controller.core.binding import (BindingKey, IdentificationClock, ack_status,
                                      build_binding_update)
 from controller.core.expiry import ExpiryDict
-from controller.core.vpn import TunnelSpec, VpnInfo, rewrite_foreign_agent, route_optimised
+from controller.core.vpn import (TunnelSpec, VpnInfo, fa_ha_key, rewrite_foreign_agent,
+                                 route_optimised, tunnel_psk)
 from controller.core.vpn_policy import check_vpn_info
 from controller.proto import diameter as dia
 from controller.proto import mip
@@ -88,6 +95,7 @@ class Binding:
     expires: float
     identification: int
     distributed: set[str] = field(default_factory=set)   # CN-GWs holding our BU
+    secret: bytes = field(default=b"", repr=False)       # the session's (issue 11)
 
     @property
     def route_optimised(self) -> dict[str, TunnelSpec]:
@@ -136,7 +144,7 @@ class HomeAgent:
         # tunnel id -> the old FA's tunnel kept after a smooth-handoff move
         self.retiring: ExpiryDict[str, _Retiring] = ExpiryDict()
         self._clock = IdentificationClock()
-        self.counters = {"accepted": 0, "denied": 0, "malformed": 0,
+        self.counters = {"accepted": 0, "denied": 0, "malformed": 0, "fa_auth_failed": 0,
                          "bu_sent": 0, "bu_acked": 0, "bu_failed": 0, "breq": 0,
                          "refused": 0, **{f"refused_{r}": 0 for r in REFUSALS}}
 
@@ -171,7 +179,7 @@ class HomeAgent:
             return [AnswerDiameter(self._haa(har, RESULT_MIP_REPLY_FAILURE, reg_reply=rrp,
                                              error=error))]
         old = self.bindings.get(har.user_name)
-        actions = self._bind(now, har.user_name, rrq, har.vpn_info)
+        actions = self._bind(now, har.user_name, rrq, har.vpn_info, har.session_secret)
         rrp = self._reply(rrq, mip.CODE_ACCEPTED, now)
         final: list[Action] = [Mark(har.user_name, "haa_sent"),
                                AnswerDiameter(self._haa(har, RESULT_SUCCESS, reg_reply=rrp,
@@ -196,6 +204,11 @@ class HomeAgent:
         if binding is None:
             # no VPN information cached: the MN must register through AAA
             return [ReplyMip(self._reply(rrq, mip.CODE_HA_ADMIN_PROHIBITED, now))]
+        if not self._fa_authentic(raw, rrq, binding):
+            self.counters["fa_auth_failed"] += 1
+            LOG.info("HA %s: FA-HA authentication of a relayed RRQ for %s failed", self.name,
+                     nai)
+            return [ReplyMip(self._reply(rrq, mip.CODE_HA_FA_FAILED_AUTH, now))]
         code = self._check(now, nai, raw, rrq, relayed=True)
         if code is not None:
             return [ReplyMip(self._reply(rrq, code, now))]
@@ -207,11 +220,23 @@ class HomeAgent:
         new_fa = self.foreign_agents.get(rrq.care_of_address)
         if new_fa is None:
             return [ReplyMip(self._reply(rrq, mip.CODE_HA_ADMIN_PROHIBITED, now))]
-        vpn_info = rewrite_foreign_agent(binding.vpn_info, new_fa, rrq.care_of_address)
+        secret, ident = binding.secret, rrq.identification
+        vpn_info = rewrite_foreign_agent(binding.vpn_info, new_fa, rrq.care_of_address,
+                                         rekey=lambda tid: tunnel_psk(secret, tid, ident))
         actions = self._bind(now, nai, rrq, vpn_info)
         final: list[Action] = [Mark(nai, "ha_rrp_sent"),
                                ReplyMip(self._reply(rrq, mip.CODE_ACCEPTED, now))]
         return actions + self._post(now, nai, self._updates(binding, nai), final)
+
+    def _fa_authentic(self, raw: bytes, rrq: mip.RegistrationRequest,
+                      binding: Binding) -> bool:
+        """The relaying FA (named by the care-of address) signed ``raw`` with its FA-HA
+        key for the session: an FA-HA extension, the last one (RFC 5944 §3.6.1.3)."""
+        fa = self.foreign_agents.get(rrq.care_of_address)
+        if fa is None or not binding.secret or not rrq.extensions \
+                or not isinstance(rrq.extensions[-1], mip.FaHaAuth):
+            return False
+        return mip.verify_auth(raw, mip.AuthKind.FA_HA, fa_ha_key(binding.secret, fa))
 
     # ------------------------------------------------------------ binding messages
 
@@ -360,8 +385,12 @@ class HomeAgent:
         return code
 
     def _bind(self, now: float, nai: str, rrq: mip.RegistrationRequest,
-              vpn_info: VpnInfo) -> list[Action]:
+              vpn_info: VpnInfo, secret: bytes | None = None) -> list[Action]:
+        """``secret``: the session secret of a registration through AAA (None: a move
+        relayed by an FA keeps the binding's)."""
         old = self.bindings.get(nai)
+        if secret is None:
+            secret = old.secret if old is not None else b""
         lifetime = min(rrq.lifetime, self.max_lifetime)
         new_tunnels = [t for t in vpn_info.tunnels_of(self.name) if t.psk]
         new_ids = {t.tunnel_id for t in new_tunnels}
@@ -388,7 +417,7 @@ class HomeAgent:
         self.bindings[nai] = Binding(nai, rrq.home_address, rrq.care_of_address,
                                      vpn_info.foreign_agent, vpn_info, lifetime,
                                      now + lifetime, rrq.identification,
-                                     set(old.distributed) if old else set())
+                                     set(old.distributed) if old else set(), secret)
         self.counters["accepted"] += 1
         return [Mark(nai, "ha_bind", {"fa": vpn_info.foreign_agent})] + actions + [
             Mark(nai, "ha_tunnel_set")]
@@ -489,7 +518,8 @@ class HomeAgent:
         return {"home_address": b.home_address, "care_of_address": b.care_of_address,
                 "foreign_agent": b.foreign_agent, "vpn_info": vpn_info_to_dict(b.vpn_info),
                 "lifetime": b.lifetime, "expires": b.expires,
-                "identification": b.identification, "distributed": sorted(b.distributed)}
+                "identification": b.identification, "distributed": sorted(b.distributed),
+                "secret": b.secret.hex()}
 
     def restore_state(self, nai: str, data: dict) -> None:  # type: ignore[type-arg]
         from controller.core.persist import vpn_info_from_dict
@@ -498,7 +528,8 @@ class HomeAgent:
                                      vpn_info_from_dict(data["vpn_info"]),
                                      int(data["lifetime"]), float(data["expires"]),
                                      int(data["identification"]),
-                                     set(data.get("distributed", ())))
+                                     set(data.get("distributed", ())),
+                                     bytes.fromhex(data.get("secret", "")))
 
     def tunnels_wanted(self) -> list[TunnelSpec]:
         """Every tunnel this HA's gateway should hold for its bindings (the stationary

@@ -173,7 +173,7 @@ def tracked(current: dict[Any, Any], mark: Callable[[str], None],
 #: role kind -> [(attribute, persistence key of an entry)] of the state to track.
 _TRACKED: dict[str, list[tuple[str, Callable[[Any, Any], str] | None]]] = {
     "ha": [("bindings", None)],
-    "aaah": [("sessions", None)],
+    "aaah": [("sessions", None), ("secrets", None)],
     "aaaf": [("sessions", None)],
     "fa": [("visitors", None), ("departed", None),
            ("handoffs", lambda tid, h: h.nai)],

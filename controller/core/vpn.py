@@ -14,6 +14,7 @@ import hmac
 import secrets
 from dataclasses import dataclass, field, replace
 from enum import Enum
+from typing import Callable
 
 
 DISTRIBUTION_REGISTRATION = "registration"  # CN-side info sent at registration (claim 4)
@@ -144,12 +145,15 @@ class VpnInfo:
         return tuple(t for t in self.tunnels if gateway in t.ends())
 
 
-def rewrite_foreign_agent(info: VpnInfo, new_fa: str, new_fa_address: str) -> VpnInfo:
+def rewrite_foreign_agent(info: VpnInfo, new_fa: str, new_fa_address: str,
+                          rekey: Callable[[str], bytes] | None = None) -> VpnInfo:
     """Re-point every tunnel that ends at the current FA to ``new_fa`` (claims 7, 17, 18).
 
-    Selectors of the FA end stay the same (the MN keeps its home address).  Security
-    information is kept: the AAAF and the HA rewrite their caches independently and must
-    agree on it.  A full registration through the home AAA generates fresh keys.
+    Selectors of the FA end stay the same (the MN keeps its home address).  ``rekey``
+    (tunnel id -> PSK) gives every re-pointed tunnel its own new key: on a local move
+    the AAAF and the HA rewrite their caches independently and agree on the key because
+    both derive it (``tunnel_psk``); without it the keys are kept (the home AAA's view of
+    an old FA).  A full registration through the home AAA generates fresh keys.
     """
     old_fa = info.foreign_agent
     if old_fa == new_fa:
@@ -159,6 +163,8 @@ def rewrite_foreign_agent(info: VpnInfo, new_fa: str, new_fa_address: str) -> Vp
         if old_fa in spec.ends():
             old_end = spec.a if spec.a.gateway == old_fa else spec.b
             spec = spec.with_end(old_fa, TunnelEnd(new_fa, new_fa_address, old_end.selectors))
+            if rekey is not None and spec.psk:
+                spec = replace(spec, psk=rekey(spec.tunnel_id))
         tunnels.append(spec)
     return replace(info, foreign_agent=new_fa, previous_foreign_agent=old_fa,
                    tunnels=tuple(tunnels), handoff=None)
@@ -189,29 +195,44 @@ def route_optimised(info: VpnInfo) -> dict[str, TunnelSpec]:
     return out
 
 
+# ------------------------------------------------------------------ derived keys (issue 11)
+# The home AAA makes one random secret per full registration (``new_psk``) and gives it
+# to the foreign AAA (AMA) and the HA (HAR), never to an FA.  From it both derive, on
+# their own, what a move answered locally needs, so that no key is reused and only the
+# two ends of a tunnel (and the AAA that distributes it) ever hold a tunnel's key.
+
+
+def tunnel_psk(secret: bytes, tunnel_id: str, identification: int) -> bytes:
+    """PSK of a tunnel re-pointed by a local move: HMAC-SHA-256(secret,
+    "mipvpn-tunnel|<tunnel id>|<RRQ identification>").  The foreign AAA and the HA both
+    see the move's Registration Request; the old FA never learns the new key."""
+    label = f"mipvpn-tunnel|{tunnel_id}|{identification}".encode()
+    return hmac.new(secret, label, hashlib.sha256).digest()
+
+
+def fa_ha_key(secret: bytes, foreign_agent: str) -> bytes:
+    """The FA-HA key of one FA for one session (RFC 5944 §3.5.4; handed to the FA as RFC
+    4004 MIP-FA-to-HA-MSA): HMAC-SHA-256(secret, "mipvpn-fa-ha|<FA>").  Also the anchor
+    of the smooth-handoff key of a move away from that FA (``handoff_psk``)."""
+    label = f"mipvpn-fa-ha|{foreign_agent}".encode()
+    return hmac.new(secret, label, hashlib.sha256).digest()
+
+
 # ------------------------------------------------------------------ smooth handoff
 
 
-def anchor_psk(info: VpnInfo, foreign_agent: str) -> bytes:
-    """The security information a smooth-handoff key derives from (claims 22-23): the
-    PSK of the first tunnel ``foreign_agent`` ends in ``info`` (tunnel order is kept by
-    every rewrite, so the AAA's cache and the FA's visitor entry agree)."""
-    for spec in info.tunnels_of(foreign_agent):
-        if spec.psk:
-            return spec.psk
-    return b""
-
-
-def handoff_psk(old_psk: bytes, old_fa: str, new_fa: str) -> bytes:
-    """PSK of the old-FA -> new-FA forwarding tunnel: HMAC-SHA-256(old PSK,
-    "mipvpn-smooth-handoff|<old>|<new>").  One-way: the new FA (perhaps in another
-    domain) learns nothing of the old tunnel's key; the old FA derives it itself."""
+def handoff_psk(anchor: bytes, old_fa: str, new_fa: str) -> bytes:
+    """PSK of the old-FA -> new-FA forwarding tunnel: HMAC-SHA-256(anchor,
+    "mipvpn-smooth-handoff|<old>|<new>"), ``anchor`` = the old FA's FA-HA key for the
+    session (``fa_ha_key``).  One-way: the new FA (perhaps in another domain) learns
+    nothing of the old FA's keys; the old FA derives it itself, the AAA that hands it
+    out (foreign AAA on a local move, home AAA otherwise) from the session secret."""
     label = f"mipvpn-smooth-handoff|{old_fa}|{new_fa}".encode()
-    return hmac.new(old_psk, label, hashlib.sha256).digest()
+    return hmac.new(anchor, label, hashlib.sha256).digest()
 
 
 def handoff_tunnel(info: VpnInfo, old_fa: str, old_fa_address: str,
-                   old_psk: bytes) -> TunnelSpec:
+                   anchor: bytes) -> TunnelSpec:
     """Claims 22-23: the new FA's cached VPN information copied with the origin
     rewritten to the old FA and the destination to the new FA: one tunnel whose old-FA
     selectors are every correspondent selector of the new FA's tunnels and whose new-FA
@@ -229,7 +250,7 @@ def handoff_tunnel(info: VpnInfo, old_fa: str, old_fa_address: str,
         tunnel_id=tunnel_name(owner_of(info.nai), old_fa, new_fa),
         a=TunnelEnd(old_fa, old_fa_address, tuple(remote)),
         b=TunnelEnd(new_fa, new_end.address, (f"{info.home_address}/32",)),
-        psk=handoff_psk(old_psk, old_fa, new_fa),
+        psk=handoff_psk(anchor, old_fa, new_fa),
         security=first.security if first else SecuritySpec(),
         qos=first.qos if first else QosSpec(), initiator=new_fa)
 

@@ -46,8 +46,8 @@ from diameter.message.avp import AvpUnsigned32, AvpUtf8String
 from diameter.message.avp.avp import register as _register_avp
 from diameter.message.avp.avp import AvpInteger32 as _AvpInteger32
 from diameter.message.avp.generator import AvpGenDef as _AvpGenDef
-from diameter.message.avp.grouped import (MipFaToHaMsa, MipHaToFaMsa, MipMnAaaAuth,
-                                          MipOriginatingForeignAaa)
+from diameter.message.avp.grouped import (MipFaToHaMsa, MipFaToMnMsa, MipHaToFaMsa,
+                                          MipMnAaaAuth, MipOriginatingForeignAaa)
 # IETF AVP codes (RFC 6733, RFC 4004): python-diameter's constants, one source of truth
 from diameter.message.constants import (
     AVP_ACCOUNTING_MULTI_SESSION_ID, AVP_ACCT_APPLICATION_ID,
@@ -163,6 +163,9 @@ VA_SERVICE_UPDATE = 21           # Unsigned32 0/1 (top level in AMR)
 VA_SMOOTH_HANDOFF = 22           # Unsigned32 0/1 (in VPN-Info; profile option, claims 22-23)
 VA_DISTRIBUTION = 23             # Unsigned32 0 registration / 1 on demand (in VPN-Info)
 VA_HANDOFF_TUNNEL = 24           # Grouped like Mipvpn-Tunnel: old FA <-> new FA (in VPN-Info)
+VA_SESSION_SECRET = 25           # OctetString: per-session secret, AAAH -> AAAF / HA only
+VA_MN_TO_FA_MSA = 26             # Grouped: RFC 4004 MIP-MN-to-FA-MSA with our SPI AVP
+VA_MN_FA_SPI = 27                # Unsigned32: the MN-FA SPI (4004's has no code)
 
 DISTRIBUTION_CODES = {"registration": 0, "on_demand": 1}
 
@@ -191,6 +194,9 @@ VENDOR_AVPS: dict[int, tuple[str, type[Avp]]] = {
     VA_SMOOTH_HANDOFF: ("Mipvpn-Smooth-Handoff", AvpUnsigned32),
     VA_DISTRIBUTION: ("Mipvpn-Distribution", AvpUnsigned32),
     VA_HANDOFF_TUNNEL: ("Mipvpn-Handoff-Tunnel", AvpGrouped),
+    VA_SESSION_SECRET: ("Mipvpn-Session-Secret", AvpOctetString),
+    VA_MN_TO_FA_MSA: ("Mipvpn-MN-to-FA-MSA", AvpGrouped),
+    VA_MN_FA_SPI: ("Mipvpn-MN-FA-SPI", AvpUnsigned32),
 }
 
 for _code, (_name, _cls) in VENDOR_AVPS.items():   # so python-diameter names them too
@@ -203,11 +209,22 @@ PRODUCT_NAME = "mipvpn"
 
 @dataclass(frozen=True)
 class MsaKey:
-    """RFC 4004 MIP-FA-to-HA-MSA (328) / MIP-HA-to-FA-MSA (329) content."""
+    """RFC 4004 MIP-FA-to-HA-MSA (328) / MIP-HA-to-FA-MSA (329) / MIP-FA-to-MN-MSA (326)
+    content."""
 
     spi: int
     session_key: bytes = field(repr=False)
     algorithm: int = 2          # MIP-Algorithm-Type 2 = HMAC-SHA-1, the only one defined
+
+
+@dataclass(frozen=True)
+class MnFaNonce:
+    """RFC 4004 MIP-MN-to-FA-MSA content (carried as Mipvpn-MN-to-FA-MSA: the SPI AVP
+    RFC 4004 names has no code): what the MN derives its MN-FA key from."""
+
+    spi: int
+    nonce: bytes = field(repr=False)
+    algorithm: int = 2
 
 
 @dataclass(frozen=True)
@@ -247,6 +264,11 @@ class AmAnswer:
     home_agent_address: str = ""
     vpn_info: VpnInfo | None = None
     fa_ha_key: MsaKey | None = None
+    # issue 11: the MN-FA key for the foreign AAA (MIP-FA-to-MN-MSA), the nonce for the
+    # MN (via the FA) and the session secret for the foreign AAA; never to an FA
+    fa_mn_key: MsaKey | None = None
+    mn_fa_nonce: MnFaNonce | None = None
+    session_secret: bytes = field(default=b"", repr=False)
     error_message: str = ""
     hop_by_hop: int = 0
     end_to_end: int = 0
@@ -269,6 +291,7 @@ class HaRequest:
     vpn_info: VpnInfo | None = None
     ha_to_fa_key: MsaKey | None = None
     originating_foreign_aaa: tuple[str, str] | None = None
+    session_secret: bytes = field(default=b"", repr=False)   # issue 11
     hop_by_hop: int = 0
     end_to_end: int = 0
 
@@ -643,13 +666,28 @@ def _encode_ama(m: AmAnswer) -> Message:
     if m.fa_ha_key is not None:
         k = m.fa_ha_key
         msg.mip_fa_to_ha_msa = MipFaToHaMsa(k.spi, _i32(k.algorithm), bytes(k.session_key))
+    if m.fa_mn_key is not None:
+        k = m.fa_mn_key
+        msg.mip_fa_to_mn_msa = MipFaToMnMsa(k.spi, _i32(k.algorithm), bytes(k.session_key))
     if m.home_agent_address:
         msg.mip_home_agent_address = _ip(m.home_agent_address)
     if m.home_address:
         msg.mip_mobile_node_address = _ip(m.home_address)
     if m.vpn_info is not None:
         msg.append_avp(vpn_info_avp(m.vpn_info))
+    if m.mn_fa_nonce is not None:
+        msg.append_avp(_mn_to_fa_msa_avp(m.mn_fa_nonce))
+    if m.session_secret:
+        msg.append_avp(_vavp(VA_SESSION_SECRET, bytes(m.session_secret)))
     return msg
+
+
+def _mn_to_fa_msa_avp(n: MnFaNonce) -> Avp:
+    """Mipvpn-MN-to-FA-MSA ::= { Mipvpn-MN-FA-SPI } { MIP-Algorithm-Type } { MIP-Nonce }"""
+    members = [_vavp(VA_MN_FA_SPI, n.spi),
+               Avp.new(AVP_MIP_ALGORITHM_TYPE, value=_i32(n.algorithm), is_mandatory=True),
+               Avp.new(AVP_MIP_NONCE, value=bytes(n.nonce), is_mandatory=True)]
+    return _vavp(VA_MN_TO_FA_MSA, members)
 
 
 def _encode_har(m: HaRequest) -> Message:
@@ -679,6 +717,8 @@ def _encode_har(m: HaRequest) -> Message:
         msg.mip_home_agent_address = _ip(m.home_agent_address)
     if m.vpn_info is not None:
         msg.append_avp(vpn_info_avp(m.vpn_info))
+    if m.session_secret:
+        msg.append_avp(_vavp(VA_SESSION_SECRET, bytes(m.session_secret)))
     return msg
 
 
@@ -980,7 +1020,8 @@ _ONCE_MIP = _ONCE_BASE | {
     AVP_AUTHORIZATION_LIFETIME, AVP_AUTH_SESSION_STATE, AVP_ACCOUNTING_MULTI_SESSION_ID,
     AVP_RE_AUTH_REQUEST_TYPE, *range(318, 342), *range(343, 349), AVP_MIP_MSA_LIFETIME}
 _ONCE_MIP_VENDOR = frozenset({VA_VPN_INFO, VA_PREVIOUS_FA, VA_PREVIOUS_FA_ADDRESS,
-                              VA_SERVICE_UPDATE, VA_FOREIGN_AGENT})
+                              VA_SERVICE_UPDATE, VA_FOREIGN_AGENT, VA_SESSION_SECRET,
+                              VA_MN_TO_FA_MSA})
 _ONCE_BY_COMMAND[CMD_AA_MOBILE_NODE] = _ONCE_BY_COMMAND[CMD_HOME_AGENT_MIP] = _ONCE_MIP
 
 
@@ -1074,6 +1115,28 @@ def _decode_msa(top: _Avps, code: int, spi_code: int) -> MsaKey | None:
                   session_key=g.octets(AVP_MIP_SESSION_KEY))
 
 
+def _decode_mn_fa_nonce(top: _Avps) -> MnFaNonce | None:
+    a = top.find(VA_MN_TO_FA_MSA, VENDOR_ID)
+    if a is None:
+        return None
+    g = top.group(a, KNOWN_IETF_AVPS, _VENDOR_KNOWN)
+    _check_once(g, KNOWN_IETF_AVPS, _VENDOR_KNOWN)
+    spi = g.u32(VA_MN_FA_SPI, vendor=VENDOR_ID)
+    nonce = g.octets(AVP_MIP_NONCE)
+    if spi < 256 or not nonce:
+        raise g.error(INVALID_AVP_VALUE, VA_MN_TO_FA_MSA,
+                      "Mipvpn-MN-to-FA-MSA: reserved SPI or empty nonce", a.raw)
+    return MnFaNonce(spi=spi, nonce=nonce, algorithm=g.u32(AVP_MIP_ALGORITHM_TYPE))
+
+
+def _decode_secret(top: _Avps) -> bytes:
+    secret = top.octets(VA_SESSION_SECRET, b"", vendor=VENDOR_ID)
+    if top.find(VA_SESSION_SECRET, VENDOR_ID) is not None and len(secret) < 16:
+        raise top.error(INVALID_AVP_VALUE, VA_SESSION_SECRET,
+                        "Mipvpn-Session-Secret shorter than 16 bytes")
+    return secret
+
+
 def _decode_ofaaa(top: _Avps) -> tuple[str, str] | None:
     a = top.find(AVP_MIP_ORIGINATING_FOREIGN_AAA)
     if a is None:
@@ -1115,7 +1178,11 @@ def _decode_mip(top: _Avps, hdr: DiameterHeader) -> DiameterMessage:
                       error_message=top.text(AVP_ERROR_MESSAGE, ""), **ids)
         if hdr.command_code == CMD_AA_MOBILE_NODE:
             return AmAnswer(fa_ha_key=_decode_msa(top, AVP_MIP_FA_TO_HA_MSA,
-                                                  AVP_MIP_FA_TO_HA_SPI), **common)
+                                                  AVP_MIP_FA_TO_HA_SPI),
+                            fa_mn_key=_decode_msa(top, AVP_MIP_FA_TO_MN_MSA,
+                                                  AVP_MIP_FA_TO_MN_SPI),
+                            mn_fa_nonce=_decode_mn_fa_nonce(top),
+                            session_secret=_decode_secret(top), **common)
         return HaAnswer(**common)
     top.session_id = top.text(AVP_SESSION_ID)
     if hdr.command_code == CMD_AA_MOBILE_NODE:
@@ -1156,7 +1223,8 @@ def _decode_mip(top: _Avps, hdr: DiameterHeader) -> DiameterMessage:
         home_agent_address=top.address(AVP_MIP_HOME_AGENT_ADDRESS, ""),
         vpn_info=_decode_vpn_info(top),
         ha_to_fa_key=_decode_msa(top, AVP_MIP_HA_TO_FA_MSA, AVP_MIP_HA_TO_FA_SPI),
-        originating_foreign_aaa=_decode_ofaaa(top), **ids)
+        originating_foreign_aaa=_decode_ofaaa(top), session_secret=_decode_secret(top),
+        **ids)
 
 
 def _decode_base(top: _Avps, hdr: DiameterHeader) -> DiameterMessage:
@@ -1227,6 +1295,7 @@ GROUPED_AVPS = frozenset({
     (AVP_MIP_MN_TO_HA_MSA, 0), (AVP_MIP_HA_TO_MN_MSA, 0),
     (AVP_MIP_ORIGINATING_FOREIGN_AAA, 0), (AVP_MIP_HOME_AGENT_HOST, 0),
     (VA_VPN_INFO, VENDOR_ID), (VA_TUNNEL, VENDOR_ID), (VA_HANDOFF_TUNNEL, VENDOR_ID),
+    (VA_MN_TO_FA_MSA, VENDOR_ID),
     (VA_TUNNEL_END_A, VENDOR_ID),
     (VA_TUNNEL_END_B, VENDOR_ID),
 })

@@ -23,7 +23,8 @@
 --        3 VPN tunnel (in a Binding Update): sub-TLVs SubType(8) Length(8) Value.
 --        In RRQs Wireshark's mip dissector shows the raw value; a postdissector adds
 --        the "mipvpn CVSE" tree with the decoded value.
---      NVSE (type 134, RFC 3115): registered in Wireshark's mip.nvse_ext table.
+--      NVSE (type 134, RFC 3115): registered in Wireshark's mip.nvse_ext table; vendor
+--        type 4: MN-FA key generation nonce reply, in an RRP (controller/proto/mip_keys.py).
 -- The Diameter vendor AVPs are a dictionary, not Lua: docs/wireshark/dictionary-mipvpn.xml.
 
 local VENDOR_ID = 32473
@@ -61,7 +62,7 @@ local TUNNEL_SUBTYPES = {
     [8] = "IKE proposal", [9] = "ESP proposal", [10] = "Hidden PSK",
     [11] = "QoS rate (kbit/s)", [12] = "QoS DSCP", [13] = "Initiator",
 }
-local NVSE_TYPES = {}
+local NVSE_TYPES = { [4] = "MN-FA key generation nonce reply (RFC 3957 AAA subtype data: Lifetime, SPI, nonce)" }
 
 local f = {
     type = ProtoField.uint8("mipvpn.type", "Message Type", base.DEC),

@@ -35,6 +35,7 @@ from controller.core.roles import build_roles
 from controller.core.vpn import TunnelSide
 from controller.proto import diameter as dia
 from controller.proto import mip
+from controller.proto import mip_keys
 from mininet_scripts.mn_client import Agent, MnConfig, MobileNodeState
 from tests.unit.fakeoftable import FakeOFTable
 
@@ -410,8 +411,9 @@ def topology(path: Path = TWO_DOMAINS, *, dynamic: tuple[str, ...] = (),
 class MobileNode:
     """Builds the MN's RRQs exactly as ``mininet_scripts/mn_client.py`` does (NAI,
     optional previous-FA CVSE vendor 32473 type 1, optional service-update CVSE type 2,
-    MN-HA auth when the MN has an MN-HA key, MN-AAA auth last), from the topology's
-    ``mobile_nodes`` entry."""
+    MN-HA auth when the MN has an MN-HA key, MN-AAA auth, MN-FA auth when an accepted
+    reply gave it a key generation nonce), from the topology's ``mobile_nodes`` entry.
+    Like the client, it derives its MN-FA key from the nonce in each accepted reply."""
 
     def __init__(self, walk: Walk, name: str = "mn1") -> None:
         self.walk = walk
@@ -425,6 +427,7 @@ class MobileNode:
                                conf.mn_ha_spi if conf.mn_ha_key else None,
                                conf.mn_ha_key or None)
         self._last_ident = 0
+        self.mn_fa: tuple[int, bytes] | None = None   # (SPI, MN-FA key), RFC 3957
 
     def identification(self, now: float | None = None) -> int:
         ident = mip.ntp_identification(self.walk.now if now is None else now)
@@ -436,10 +439,12 @@ class MobileNode:
             identification: int | None = None, key: bytes | None = None,
             nai: str | None = None, lifetime: int | None = None,
             previous_coa: str | None = None, ha_key: bytes | None = None,
-            no_mn_ha: bool = False, service_update: bool = False) -> bytes:
+            no_mn_ha: bool = False, service_update: bool = False,
+            mn_fa: tuple[int, bytes] | None | str = "own") -> bytes:
         """An RRQ for registering through ``fa_name`` (previous FA by gateway name, or
         ``previous_coa`` as a raw address).  ``key`` / ``ha_key`` replace the MN-AAA /
-        MN-HA key, ``no_mn_ha`` leaves MN-HA authentication out."""
+        MN-HA key, ``no_mn_ha`` leaves MN-HA authentication out, ``mn_fa`` replaces the
+        MN-FA association (None: no MN-FA authentication)."""
         gw = self.walk.topo.gateways[fa_name]
         agent = Agent(gw.inside.ip, gw.core.ip, gw.inside.mac, 1800)
         if previous_fa is not None:
@@ -450,6 +455,9 @@ class MobileNode:
         config = MnConfig(nai or c.nai, c.home_address, c.home_agent, c.spi, key or c.key,
                           c.lifetime, ha_spi, None if no_mn_ha else (ha_key or c.ha_key))
         state = MobileNodeState(config)
+        assoc = self.mn_fa if mn_fa == "own" else mn_fa
+        if assoc is not None:
+            state.mn_fa_spi, state.mn_fa_key = assoc  # type: ignore[misc]
         ident = self.identification() if identification is None else identification
         return state.build_rrq(agent, ident, previous_coa,
                                config.lifetime if lifetime is None else lifetime,
@@ -472,6 +480,11 @@ class MobileNode:
         self.walk.mn_sends_rrq(fa_name, raw, self.mac, self.port if port is None else port)
         replies = self.walk.replies_to_mn(pos)
         assert len(replies) <= 1, replies
+        if replies and replies[0] is not None and replies[0].accepted:
+            nonce = mip_keys.nonce_reply(replies[0])
+            if nonce is not None:
+                self.mn_fa = (nonce.spi, mip_keys.mn_fa_key(self.config.key, nonce.nonce,
+                                                             self.config.nai))
         return replies[0] if replies else None
 
 

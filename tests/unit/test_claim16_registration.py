@@ -9,6 +9,7 @@ from controller.core import flows
 from controller.core.actions import AddTunnel, RemoveTunnel, SendFlows
 from controller.proto import diameter as dia
 from controller.proto import mip
+from controller.proto import mip_keys
 from tests.unit.harness import MobileNode, T0, Walk
 
 NAI = "alice@home.example"
@@ -315,7 +316,17 @@ def test_rrq_extension_order_and_reply_authenticated(walk: Walk, mn: MobileNode)
     mn.register("fa1")
     (reply,) = [i for _r, i in walk.log if getattr(i, "dst", "") == "mn"]
     assert mip.verify_auth(reply.raw, mip.AuthKind.MN_HA, mn.conf.mn_ha_key)
-    assert isinstance(reply.msg.extensions[-1], mip.MnHaAuth)
+    # issue 11: the FA appends the MN's MN-FA key generation nonce after the HA's part
+    assert isinstance(reply.msg.extensions[-2], mip.MnHaAuth)
+    nonce = mip_keys.nonce_reply(reply.msg)
+    assert nonce is not None and nonce.spi == mip_keys.MN_FA_SPI
+    # ... and the MN's next RRQ ends with MN-FA authentication under the derived key
+    raw = mn.rrq("fa2", "fa1")
+    assert [type(e) for e in mip.decode(raw).extensions][-2:] == [mip.GeneralizedAuth,
+                                                                  mip.MnFaAuth]
+    key = mip_keys.mn_fa_key(mn.conf.mn_aaa_key, nonce.nonce, mn.conf.nai)
+    assert mip_keys.verify_mn_fa(raw, mip_keys.MN_FA_SPI, key)
+    assert walk.aaaf().sessions[mn.conf.nai].mn_fa_key == key
 
 
 def test_user_without_mn_ha_key_registers_through_aaa() -> None:

@@ -7,7 +7,9 @@ import pytest
 
 from controller.core import flows
 from controller.core.actions import AddTunnel, RelayToHomeAgent, RemoveTunnel
+from controller.core.vpn import fa_ha_key, tunnel_psk
 from controller.proto import mip
+from controller.proto import mip_keys
 from tests.unit.harness import MobileNode, Walk
 
 NAI = "alice@home.example"
@@ -72,7 +74,14 @@ def test_intra_domain_move_exact_walk(walk: Walk, mn: MobileNode) -> None:
     ama = walk.diameter(pos)[1].msg
     assert ama.reg_reply == b""                         # the HA has not answered yet
     assert [t.tunnel_id for t in ama.vpn_info.tunnels] == [NEW]
-    assert ama.vpn_info.tunnels[0].psk == issued
+    # issue 11: a fresh key for the re-pointed tunnel, derived from the session secret
+    # and the move's RRQ; the old FA's key is not reused
+    rrq = mip.decode(amr.reg_request)
+    secret = walk.ha.bindings[NAI].secret
+    assert ama.vpn_info.tunnels[0].psk == tunnel_psk(secret, NEW, rrq.identification)
+    assert ama.vpn_info.tunnels[0].psk != issued
+    assert ama.session_secret == b"" and ama.fa_mn_key is None     # never to an FA
+    assert ama.fa_ha_key.session_key == fa_ha_key(secret, "fa2")
     (relay,) = walk.of_type(RelayToHomeAgent, pos)
     assert relay[1].home_agent_address == "10.0.0.1" and relay[1].nai == NAI
 
@@ -87,7 +96,7 @@ def test_ha_removes_old_tunnel_before_adding_new(walk: Walk, mn: MobileNode) -> 
     assert walk.gateways.errors == []
 
 
-def test_tunnel_repointed_with_same_psk(walk: Walk, mn: MobileNode) -> None:
+def test_tunnel_repointed_with_fresh_psk(walk: Walk, mn: MobileNode) -> None:
     issued = walk.aaah.sessions[NAI].tunnels[0]
     assert issued.tunnel_id == OLD and len(issued.psk) == 32
     move(walk, mn)
@@ -98,7 +107,7 @@ def test_tunnel_repointed_with_same_psk(walk: Walk, mn: MobileNode) -> None:
     assert (ha.local.address, ha.remote.address) == ("10.0.0.1", FA2_COA)
     assert fa2.local.selectors == (f"{mn.conf.home_address}/32",)
     assert ha.local.selectors == issued.a.selectors
-    assert fa2.psk == ha.psk == issued.psk
+    assert fa2.psk == ha.psk != issued.psk      # issue 11 (was: the same PSK)
     # both caches were rewritten on their own, and agree
     aaaf_info = walk.aaaf().sessions[NAI].vpn_info
     ha_info = walk.ha.bindings[NAI].vpn_info
@@ -141,16 +150,21 @@ def test_move_back_and_forth_stays_local(walk: Walk, mn: MobileNode) -> None:
     assert walk.gateways.ids("fa1") == {OLD} and walk.gateways.ids("fa2") == set()
     assert walk.ha.bindings[NAI].care_of_address == FA1_COA
     assert forwards(walk, "acc1", "fa1", mn) == [1] and forwards(walk, "acc2", "fa2", mn) == []
-    assert walk.gateways.tunnels["fa1"][OLD].psk == walk.aaah.sessions[NAI].tunnels[0].psk
+    # back at FA1 under a key neither the first registration nor FA2 ever had
+    back = walk.gateways.tunnels["fa1"][OLD].psk
+    assert back == walk.gateways.tunnels["ha"][OLD].psk
+    assert back != walk.aaah.sessions[NAI].tunnels[0].psk
     assert walk.aaaf().counters["local"] == 2 and walk.gateways.errors == []
 
 
 def test_replayed_move_denied_by_ha(walk: Walk, mn: MobileNode) -> None:
-    """The relayed RRQ is checked by the HA like any other (RFC 5944 §5.7)."""
+    """A replayed Identification is not answered locally (issue 11: the AAAF keeps the
+    newest it accepted); the home path's HA refuses it (RFC 5944 §5.7)."""
     ident = walk.ha.bindings[NAI].identification
     pos, rrp = move(walk, mn, identification=ident)
     assert rrp is not None and rrp.code == mip.CODE_HA_IDENTIFICATION_MISMATCH
-    assert "fa:fa2 -> ha RRQ" in walk.trace(pos)
+    assert "fa:fa2 -> ha RRQ" not in walk.trace(pos)
+    assert walk.aaaf().home_because["replay"] == 1
     assert not walk.of_type((AddTunnel, RemoveTunnel), pos)
     assert walk.ha.bindings[NAI].care_of_address == FA1_COA
     assert forwards(walk, "acc1", "fa1", mn) == [1] and forwards(walk, "acc2", "fa2", mn) == []
@@ -204,7 +218,8 @@ def test_retry_after_denied_move_stays_local_from_confirmed_info(walk: Walk,
     information it had before the move until the MN's next RRQ confirms which FA it is
     registered at (the MN names only the FA of its last accepted registration)."""
     confirmed = walk.aaaf().sessions[NAI].vpn_info
-    move(walk, mn, identification=walk.ha.bindings[NAI].identification)   # HA: 133
+    _, rrp = move(walk, mn, ha_key=bytes(16))                # answered locally, HA: 131
+    assert rrp is not None and rrp.code == mip.CODE_HA_MN_FAILED_AUTH
     session = walk.aaaf().sessions[NAI]
     assert session.previous == confirmed and session.previous.foreign_agent == "fa1"
     assert walk.ha.bindings[NAI].foreign_agent == "fa1"
@@ -256,10 +271,11 @@ def test_forged_intra_move_is_refused(walk: Walk, mn: MobileNode) -> None:
     assert rrp is not None and rrp.accepted and walk.trace(pos) == INTRA_MOVE
 
 
-def test_move_without_mn_ha_goes_to_home_aaa(walk: Walk, mn: MobileNode) -> None:
-    """Without MN-HA authentication nobody on the local path could check the RRQ: the
-    AAAF sends it home, where the MN-AAA authenticator is checked (here: forged, 67)."""
-    pos, rrp = move(walk, mn, key=bytes(16), no_mn_ha=True)
+def test_move_without_mn_fa_goes_to_home_aaa(walk: Walk, mn: MobileNode) -> None:
+    """Without MN-FA authentication the AAAF cannot check the RRQ (issue 11; an MN-HA
+    extension it cannot verify no longer suffices): it sends it home, where the MN-AAA
+    authenticator is checked (here: forged, 67)."""
+    pos, rrp = move(walk, mn, key=bytes(16), mn_fa=None)
     assert walk.trace(pos) == [
         "mn -> fa:fa2 RRQ",
         "fa:fa2 -> aaaf:domain-a AMR",
@@ -276,8 +292,10 @@ def test_move_without_mn_ha_goes_to_home_aaa(walk: Walk, mn: MobileNode) -> None
 @pytest.mark.parametrize("kw", [{"ha_key": bytes(16)}, {"no_mn_ha": True}],
                          ids=["wrong-mn-ha-key", "no-mn-ha"])
 def test_relayed_rrq_needs_mn_ha_at_the_ha(walk: Walk, mn: MobileNode, kw: dict) -> None:
-    """The HA itself: a relayed RRQ without a valid MN-HA authenticator gets 131."""
-    raw = mn.rrq("fa2", "fa1", **kw)
+    """The HA itself: a relayed RRQ without a valid MN-HA authenticator gets 131 (from
+    a genuine FA: its FA-HA authenticator verifies)."""
+    raw = mip.append_auth(mn.rrq("fa2", "fa1", **kw), mip.AuthKind.FA_HA,
+                          mip_keys.FA_HA_SPI, fa_ha_key(walk.ha.bindings[NAI].secret, "fa2"))
     pos = walk.mark()
     reply = walk.execute("ha", walk.ha.on_registration_request(walk.now, raw))
     assert mip.decode(reply).code == mip.CODE_HA_MN_FAILED_AUTH

@@ -81,10 +81,10 @@ def test_intra_domain_ro_move_exact_walk(walk: Walk, mn: MobileNode) -> None:
     pos, rrp = move(walk, mn, "fa2")
     assert walk.trace(pos) == INTRA_RO_MOVE
     assert rrp is not None and rrp.accepted
-    # the AAAF rewrote its cached FA<->CN-GW information (same security information)
+    # the AAAF rewrote its cached FA<->CN-GW information, with a fresh key (issue 11)
     cached = walk.aaaf().sessions[NAI].vpn_info
     assert [t.tunnel_id for t in cached.tunnels] == [RO2]
-    assert cached.tunnels[0].psk == issued
+    assert cached.tunnels[0].psk != issued and len(cached.tunnels[0].psk) == 32
     # the HA rewrote its copy the same way and posted it
     ha_info = walk.ha.bindings[NAI].vpn_info
     assert ha_info.tunnels == cached.tunnels

@@ -14,7 +14,7 @@ import pytest
 from controller.core import flows
 from controller.core.actions import AddTunnel, HoldTraffic, ReleaseHold
 from controller.core.binding import check_binding_update, handoff_key
-from controller.core.vpn import anchor_psk, handoff_psk
+from controller.core.vpn import fa_ha_key, handoff_psk
 from controller.proto import mip
 from tests.unit.harness import MipSent, MobileNode, Walk, topology
 
@@ -90,6 +90,7 @@ def test_intra_domain_smooth_handoff_exact_walk(walk_mn: tuple[Walk, MobileNode]
 def test_forwarding_tunnel_is_the_rewritten_copy(walk_mn: tuple[Walk, MobileNode]) -> None:
     walk, mn = walk_mn
     old_psk = walk.gateways.tunnels["fa1"][HA1].psk
+    anchor = walk.fa("fa1").visitors[NAI].fa_key     # FA1's FA-HA key (issue 11)
     mn.register("fa2", "fa1")
     (ama,) = [d for d in walk.diameter() if d.name == "AMA" and d.dst == "fa:fa2"]
     spec = ama.msg.vpn_info.handoff
@@ -101,8 +102,11 @@ def test_forwarding_tunnel_is_the_rewritten_copy(walk_mn: tuple[Walk, MobileNode
     assert spec.b.selectors == (f"{mn.conf.home_address}/32",)
     assert spec.initiator == "fa2"
     assert spec.security.ike == "aes128-sha256-ecp256"
-    # keyed from the old FA's security information, one way
-    assert spec.psk == handoff_psk(old_psk, "fa1", "fa2") != old_psk
+    # keyed from the old FA's FA-HA key, one way; distinct from every tunnel key
+    assert spec.psk == handoff_psk(anchor, "fa1", "fa2") != old_psk
+    assert spec.psk not in {t.psk for gw in walk.gateways.tunnels.values()
+                            for t in gw.values() if t.tunnel_id != FWD12}
+    assert anchor not in ama.wire and old_psk not in ama.wire
     old_side = walk.gateways.tunnels["fa1"][FWD12]
     new_side = walk.gateways.tunnels["fa2"][FWD12]
     assert old_side.psk == new_side.psk == spec.psk
@@ -143,11 +147,11 @@ def test_only_the_new_fas_end_is_secondary(walk_mn: tuple[Walk, MobileNode]) -> 
 
 def test_handoff_bu_authenticated_with_derived_key(walk_mn: tuple[Walk, MobileNode]) -> None:
     walk, mn = walk_mn
-    old_psk = walk.gateways.tunnels["fa1"][HA1].psk
+    anchor = walk.fa("fa1").visitors[NAI].fa_key
     mn.register("fa2", "fa1")
     (bu,) = bus(walk)
     assert (bu.src, bu.dst) == ("fa:fa2", "fa:fa1")
-    key = handoff_key(handoff_psk(old_psk, "fa1", "fa2"))
+    key = handoff_key(handoff_psk(anchor, "fa1", "fa2"))
     checked = check_binding_update(bu.raw, key, walk.now)
     assert not isinstance(checked, int)
     assert checked.tunnels[0].tunnel_id == FWD12 and checked.nai == NAI
@@ -242,6 +246,8 @@ def test_lost_handoff_bu_leaves_the_move_intact(walk_mn: tuple[Walk, MobileNode]
 def test_inter_domain_smooth_handoff(walk_mn: tuple[Walk, MobileNode]) -> None:
     walk, mn = walk_mn
     old_psk = walk.gateways.tunnels["fa1"][HA1].psk
+    anchor = walk.fa("fa1").visitors[NAI].fa_key
+    assert anchor == fa_ha_key(walk.aaah.secrets[NAI], "fa1")
     pos = walk.mark()
     assert mn.register("fa3", "fa1").accepted
     trace = walk.trace(pos)
@@ -258,8 +264,9 @@ def test_inter_domain_smooth_handoff(walk_mn: tuple[Walk, MobileNode]) -> None:
     for ama in [d for d in walk.diameter(pos) if d.name == "AMA"]:
         spec = ama.msg.vpn_info.handoff
         assert spec is not None and spec.ends() == ("fa1", "fa3")
-        assert spec.psk == handoff_psk(old_psk, "fa1", "fa3")
-        assert old_psk not in ama.wire                     # the old key never leaves
+        assert spec.psk == handoff_psk(anchor, "fa1", "fa3")
+        assert old_psk not in ama.wire                     # the old keys never leave
+        assert anchor not in ama.wire
     # the home AAA's cache and the AAAF-B's cache do not keep it
     assert walk.aaah.sessions[NAI].handoff is None
     assert walk.aaaf("domain-b").sessions[NAI].vpn_info.handoff is None
@@ -269,19 +276,22 @@ def test_inter_domain_smooth_handoff(walk_mn: tuple[Walk, MobileNode]) -> None:
 
 
 def test_inter_domain_after_local_move(walk_mn: tuple[Walk, MobileNode]) -> None:
-    """FA1 -> FA2 (answered locally: the home AAA still caches FA1) -> FA3: the home
-    AAA re-points its cache to FA2 (local moves keep the keys) to key the handoff."""
+    """FA1 -> FA2 (answered locally: the home AAA still caches FA1, and FA2's tunnels
+    have keys the home AAA never saw) -> FA3: the home AAA keys the handoff from FA2's
+    FA-HA key of the session, which it derives from the session secret (issue 11)."""
     walk, mn = walk_mn
     p1 = walk.gateways.tunnels["fa1"][HA1].psk
     assert mn.register("fa2", "fa1").accepted
-    assert anchor_psk(walk.fa("fa2").visitors[NAI].vpn_info, "fa2") == p1
+    assert walk.gateways.tunnels["fa2"][HA2].psk != p1        # a fresh key per tunnel
+    anchor = walk.fa("fa2").visitors[NAI].fa_key
+    assert anchor == fa_ha_key(walk.aaah.secrets[NAI], "fa2")
     assert walk.aaah.sessions[NAI].foreign_agent == "fa1"      # not told of the move
     walk.now += 2
     pos = walk.mark()
     assert mn.register("fa3", "fa2").accepted
     assert "fa:fa2 -> fa:fa3 BAck 0" in walk.trace(pos)
     (ama,) = [d for d in walk.diameter(pos) if d.name == "AMA" and d.dst == "fa:fa3"]
-    assert ama.msg.vpn_info.handoff.psk == handoff_psk(p1, "fa2", "fa3")
+    assert ama.msg.vpn_info.handoff.psk == handoff_psk(anchor, "fa2", "fa3")
     retire(walk)
     assert walk.gateways.ids("fa2") == {f"{OWNER}/fa2-fa3"}
     assert walk.gateways.errors == []

@@ -119,7 +119,8 @@ def test_rrq_carries_the_service_update_cvse(walk: Walk, mn: MobileNode) -> None
     assert mip.CVSE_SERVICE_UPDATE == 2
     assert [type(e) for e in msg.extensions] == [mip.NaiExtension,
                                                  mip.CriticalVendorExtension,
-                                                 mip.MnHaAuth, mip.GeneralizedAuth]
+                                                 mip.MnHaAuth, mip.GeneralizedAuth,
+                                                 mip.MnFaAuth]   # issue 11
 
 
 def test_service_update_right_after_a_registration_is_not_held(walk: Walk,

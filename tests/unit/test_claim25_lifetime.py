@@ -9,6 +9,9 @@ from __future__ import annotations
 import pytest
 
 from controller.core.actions import RemoveTunnel
+from controller.core.vpn import fa_ha_key
+from controller.proto import mip
+from controller.proto import mip_keys
 from tests.unit.harness import MipSent, MobileNode, Walk, topology
 
 NAI = "alice@home.example"
@@ -116,6 +119,8 @@ def test_deregistration_deletes_at_the_cngw(walk: Walk, mn: MobileNode) -> None:
     walk.now += 2
     pos = walk.mark()
     raw = mn.rrq("fa2", lifetime=0)
+    raw = mip.append_auth(raw, mip.AuthKind.FA_HA, mip_keys.FA_HA_SPI,     # from FA2
+                          fa_ha_key(walk.ha.bindings[mn.conf.nai].secret, "fa2"))
     reply = walk.execute("ha", walk.ha.on_registration_request(walk.now, raw))
     assert reply is not None
     assert binding_messages(walk, pos) == ["ha -> cngw:cngw2 BU delete",
@@ -125,7 +130,6 @@ def test_deregistration_deletes_at_the_cngw(walk: Walk, mn: MobileNode) -> None:
 
 def test_binding_request_for_unknown_home_address_ignored(walk: Walk, mn: MobileNode) -> None:
     from controller.core.binding import binding_request
-    from controller.proto import mip
     raw = binding_request("10.10.0.222", mip.ntp_identification(walk.now))
     assert walk.ha.on_mip(walk.now, raw, "cngw:cngw2") == []
     raw = binding_request(mn.conf.home_address, mip.ntp_identification(walk.now))

@@ -320,3 +320,49 @@ def test_wireshark_dictionary_matches_codec() -> None:
     doc = (root / "docs/diameter-avps.md").read_text()
     for code, (name, _cls) in d.VENDOR_AVPS.items():
         assert f"| {code} | {name} |" in doc
+
+
+# ------------------------------------------------------------------ issue 11: key AVPs
+
+KEYED_AMA = replace(AMA, fa_mn_key=MsaKey(spi=289, session_key=b"M" * 20),
+                    mn_fa_nonce=d.MnFaNonce(spi=289, nonce=b"N" * 16),
+                    session_secret=b"S" * 32)
+KEYED_HAR = replace(HAR, session_secret=b"S" * 32)
+
+
+@pytest.mark.parametrize("msg", [KEYED_AMA, KEYED_HAR], ids=["AMA", "HAR"])
+def test_key_distribution_avps_round_trip(msg: object) -> None:
+    wire = encode(msg)  # type: ignore[arg-type]
+    assert decode(wire) == msg
+    codes = d.walk_avp_codes(wire)
+    assert (d.VA_SESSION_SECRET, 0x80, d.VENDOR_ID) in codes
+    assert not {c for c, _f, _v in codes} & d.FORBIDDEN_AVP_CODES
+    assert "S" * 8 not in repr(msg) and "M" * 8 not in repr(msg)       # never in repr
+    if msg is KEYED_AMA:
+        assert (326, 0x40, 0) in codes and (d.VA_MN_TO_FA_MSA, 0x80, d.VENDOR_ID) in codes
+        assert (335, 0x40, 0) in codes                      # MIP-Nonce inside it
+
+
+def _rewrite_spi(wire: bytes, spi: int) -> bytes:
+    needle = struct.pack("!IIII", d.VA_MN_FA_SPI, (0x80 << 24) | 16, d.VENDOR_ID, 289)
+    assert wire.count(needle) == 1
+    return wire.replace(needle, needle[:-4] + struct.pack("!I", spi))
+
+
+def test_mn_to_fa_msa_with_reserved_spi_is_5004() -> None:
+    with pytest.raises(DiameterDecodeError) as exc:
+        decode(_rewrite_spi(encode(KEYED_AMA), 7))
+    assert exc.value.result_code == d.INVALID_AVP_VALUE
+
+
+def test_short_session_secret_is_5004_and_twice_is_5009() -> None:
+    with pytest.raises(DiameterDecodeError) as exc:
+        decode(encode(replace(KEYED_HAR, session_secret=b"s")))
+    assert exc.value.result_code == d.INVALID_AVP_VALUE
+    wire = encode(KEYED_HAR)
+    avp = d._avp_wire(d.VA_SESSION_SECRET, 0x80, d.VENDOR_ID, b"T" * 32)
+    doubled = wire + avp
+    doubled = doubled[:1] + struct.pack("!I", len(doubled))[1:] + doubled[4:]
+    with pytest.raises(DiameterDecodeError) as exc:
+        decode(doubled)
+    assert exc.value.result_code == d.AVP_OCCURS_TOO_MANY_TIMES

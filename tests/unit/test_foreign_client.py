@@ -27,6 +27,8 @@ from controller.adapters import openflow
 from controller.adapters.mip_transport import MipEndpoint
 from controller.config import load_topology
 from controller.core import conformance
+from controller.core.vpn import fa_ha_key
+from controller.proto import mip_keys
 from controller.core.actions import AddTunnel, ReplyMip, SendFlows, SendToMobileNode
 from controller.proto import mip
 from tests.unit.harness import DEFAULT_TOPOLOGY, MobileNode, Walk, ip_packed
@@ -74,8 +76,12 @@ def move(walk: Walk, mn: MobileNode, fa: str = "fa2", previous: str = "fa1",
     """A request at ``fa`` naming ``previous`` in our previous-FA CVSE: an intra-domain
     move the AAAF answers locally, the FA relays to the HA (claim 17)."""
     coa = ip_packed(walk.topo.gateways[previous].core.ip)
-    return request(walk, mn, fa, for_home=cvse(mip.MIPVPN_VENDOR_ID, mip.CVSE_PREVIOUS_FA,
-                                                coa), **kw)
+    raw = request(walk, mn, fa, for_home=cvse(mip.MIPVPN_VENDOR_ID, mip.CVSE_PREVIOUS_FA,
+                                               coa), **kw)
+    if mn.mn_fa is not None:   # issue 11: the AAAF answers locally only with MN-FA auth,
+        # keyed from the nonce of the last accepted reply (RFC 3957); it comes last
+        raw = mip.append_auth(raw, mip.AuthKind.MN_FA, *mn.mn_fa)
+    return raw
 
 
 def send(walk: Walk, mn: MobileNode, raw: bytes, fa: str = "fa1", src_port: int = PORT,
@@ -86,6 +92,11 @@ def send(walk: Walk, mn: MobileNode, raw: bytes, fa: str = "fa1", src_port: int 
     assert len(replies) <= 1
     for _role, action in walk.of_type(SendToMobileNode, pos):   # every answer goes back
         assert action.udp_port == src_port, action
+    if replies and replies[0] is not None and replies[0].accepted:
+        nonce = mip_keys.nonce_reply(replies[0])
+        if nonce is not None:    # the MN-FA key for its next moves, as the client does
+            mn.mn_fa = (nonce.spi, mip_keys.mn_fa_key(mn.config.key, nonce.nonce,
+                                                       mn.config.nai))
     return replies[0] if replies else None
 
 
@@ -337,7 +348,9 @@ def test_ha_refuses_what_its_fa_would_have(walk: Walk, mn: MobileNode, kw: dict,
     """A relayed request (claim 17 path) the HA gets without our FA's checks."""
     assert send(walk, mn, request(walk, mn)).code == 0
     walk.now += 5
-    actions = walk.ha.on_registration_request(walk.now, request(walk, mn, "fa2", **kw))
+    raw = mip.append_auth(request(walk, mn, "fa2", **kw), mip.AuthKind.FA_HA,  # issue 11
+                          mip_keys.FA_HA_SPI, fa_ha_key(walk.ha.bindings[NAI].secret, "fa2"))
+    actions = walk.ha.on_registration_request(walk.now, raw)
     (reply,) = [a for a in actions if isinstance(a, ReplyMip)]
     rrp = mip.decode(reply.raw)
     assert isinstance(rrp, mip.RegistrationReply) and rrp.code == code

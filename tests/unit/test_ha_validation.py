@@ -15,6 +15,8 @@ from typing import Any, Callable
 
 import pytest
 
+from controller.core.vpn import fa_ha_key
+from controller.proto import mip_keys
 from controller.core.aaa_home import Destination, UserRecord, VpnProfile
 from controller.core.vpn import (QosSpec, SecuritySpec, TunnelEnd, TunnelSpec, VpnInfo,
                                  for_home_agent, rewrite_foreign_agent)
@@ -68,6 +70,13 @@ def rrq(nai: str, home_address: str, coa: str, ident: int, aaa_key: bytes = b"k"
                       ha[0] if ha else None, ha[1] if ha else None)
     agent = Agent("10.21.0.1", coa, "02:00:00:00:21:01", 1800)
     return MobileNodeState(config).build_rrq(agent, ident, None, lifetime)
+
+
+def relayed(walk: Walk, raw: bytes, fa: str = "fa2") -> bytes:
+    """``raw`` as FA ``fa`` relays it: signed with its FA-HA key for alice's session
+    (RFC 5944 §3.5.4; without it the HA answers 132 before anything else)."""
+    return mip.append_auth(raw, mip.AuthKind.FA_HA, mip_keys.FA_HA_SPI,
+                           fa_ha_key(walk.ha.bindings[ALICE].secret, fa))
 
 
 def alice_ha_key(walk: Walk) -> tuple[int, bytes]:
@@ -178,7 +187,7 @@ def test_relayed_rrq_with_another_users_home_address_is_refused() -> None:
     assert mn.register("fa1") is not None and ALICE in walk.ha.bindings
     before = walk.ha.bindings[ALICE]
     walk.now += 1
-    raw = rrq(ALICE, BOB_HOA, FA2_COA, ident(walk), ha=alice_ha_key(walk))
+    raw = relayed(walk, rrq(ALICE, BOB_HOA, FA2_COA, ident(walk), ha=alice_ha_key(walk)))
     pos, history = walk.mark(), len(walk.gateways.history)
     reply = mip.decode(walk.execute("ha", walk.ha.on_registration_request(walk.now, raw)))
     assert isinstance(reply, mip.RegistrationReply)
@@ -194,7 +203,7 @@ def test_relayed_rrq_of_a_user_deleted_since_is_refused() -> None:
     key = alice_ha_key(walk)
     walk.ha.db = _Db(None, None)          # alice removed from the VPN database
     walk.now += 1
-    raw = rrq(ALICE, ALICE_HOA, FA2_COA, ident(walk), ha=key)
+    raw = relayed(walk, rrq(ALICE, ALICE_HOA, FA2_COA, ident(walk), ha=key))
     reply = mip.decode(walk.execute("ha", walk.ha.on_registration_request(walk.now, raw)))
     assert isinstance(reply, mip.RegistrationReply)
     assert reply.code == mip.CODE_HA_MN_FAILED_AUTH
@@ -391,6 +400,7 @@ def test_smooth_handoff_tunnel_is_checked() -> None:
     user = walk.store.user(ALICE)
     aaah = walk.aaah
     aaah.sessions[ALICE] = aaah.vpn_set_path(user, "fa1", FA1_COA)
+    aaah.secrets[ALICE] = bytes(range(32))      # the session's secret (issue 11)
     info = aaah.vpn_set_path(user, "fa2", FA2_COA, previous_fa="fa1")
     info = replace(info, handoff=aaah._handoff(ALICE, info, "fa1"))
     assert info.handoff is not None

@@ -220,3 +220,50 @@ def test_parse_args() -> None:
                                  "--home-agent", "10.0.0.1", "--spi", "300", "--key-file", "k",
                                  "--iface", "mn1-eth0"])
     assert args.lifetime == 300 and args.events is None
+
+
+# ------------------------------------------------------------------ MN-FA key (issue 11)
+
+
+def test_mn_fa_key_from_the_nonce_signs_the_next_rrqs(mn: MobileNodeState) -> None:
+    from controller.proto import mip_keys
+    sent = rrqs(mn.on_advertisement(0.0, adv("10.1.0.1", "10.0.0.11"), FA1_MAC))
+    assert mip.decode(sent[0].payload).find(mip.MnFaAuth) is None    # no key yet
+    nonce = bytes(range(16))
+    rrp = reply_to(sent[0])
+    rrp.extensions.append(mip_keys.nonce_reply_extension(
+        mip_keys.NonceReply(mip_keys.MN_FA_SPI, 300, nonce)))
+    mn.on_reply(0.01, rrp)
+    key = mip_keys.mn_fa_key(KEY, nonce, CONFIG.nai)
+    assert key == hmac.new(KEY, nonce + CONFIG.nai.encode(), hashlib.sha1).digest()
+    assert mn.mn_fa_key == key and mn.mn_fa_spi == mip_keys.MN_FA_SPI
+    move = rrqs(mn.on_advertisement(1.0, adv("10.2.0.1", "10.0.0.12"), FA2_MAC))[0]
+    msg = mip.decode(move.payload)
+    assert [type(e) for e in msg.extensions][-2:] == [mip.GeneralizedAuth, mip.MnFaAuth]
+    assert mip_keys.verify_mn_fa(move.payload, mip_keys.MN_FA_SPI, key)
+    assert mip.verify_auth(move.payload, mip.AuthKind.MN_AAA, KEY)   # still verifies
+    # a locally answered move has no nonce: the key stays; a denial changes nothing
+    mn.on_reply(1.01, reply_to(move))
+    assert mn.mn_fa_key == key
+    bad = reply_to(rrqs(mn.request_service_update(2.0))[0], code=65)
+    bad.extensions.append(mip_keys.nonce_reply_extension(
+        mip_keys.NonceReply(mip_keys.MN_FA_SPI, 300, bytes(16))))
+    mn.on_reply(2.01, bad)
+    assert mn.mn_fa_key == key
+
+
+def test_malformed_nonce_reply_is_ignored(mn: MobileNodeState) -> None:
+    from controller.proto import mip_keys
+    sent = rrqs(mn.on_advertisement(0.0, adv("10.1.0.1", "10.0.0.11"), FA1_MAC))
+    rrp = reply_to(sent[0])
+    rrp.extensions.append(mip.NormalVendorExtension(VENDOR_ID,
+                                                    mip_keys.NVSE_MN_FA_NONCE_REPLY, b"x"))
+    mn.on_reply(0.01, rrp)
+    assert mn.registered and mn.mn_fa_key is None
+    with pytest.raises(mip.MipDecodeError):
+        mip_keys.nonce_reply(rrp)
+    spi_reserved = mip.NormalVendorExtension(VENDOR_ID, mip_keys.NVSE_MN_FA_NONCE_REPLY,
+                                             struct.pack("!II", 300, 7) + bytes(16))
+    with pytest.raises(mip.MipDecodeError):
+        mip_keys.nonce_reply(mip.RegistrationReply(0, 300, "10.10.0.100", "10.0.0.1", 1,
+                                                   [spi_reserved]))
