@@ -45,6 +45,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from controller.logtext import log_text
+
 LOG = logging.getLogger("mipvpn.rest.auth")
 
 TOKEN_ENV = "MIPVPN_OPERATOR_TOKEN"
@@ -439,6 +441,6 @@ def install_hardening(app: FastAPI, *, max_body: int = MAX_BODY) -> None:
     async def _crash(request: Request, exc: Exception) -> JSONResponse:
         # the type and where: not str(exc), which may carry request data or secrets
         where = "".join(traceback.format_tb(exc.__traceback__)[-3:])
-        LOG.error("unhandled %s on %s %s\n%s", type(exc).__name__, request.method,
-                  request.url.path, where)
+        LOG.error("unhandled %s on %s %s\n%s", type(exc).__name__, log_text(request.method),
+                  log_text(request.url.path), where)
         return JSONResponse({"detail": "internal error"}, status_code=500)

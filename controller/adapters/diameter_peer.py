@@ -39,6 +39,7 @@ import time
 from dataclasses import replace
 from typing import Any, Awaitable, Callable, MutableMapping
 
+from controller.logtext import log_text
 from controller.proto.diameter import (
     FLAG_REQUEST, INVALID_MESSAGE_LENGTH, MIP4_APPLICATION_ID, NO_COMMON_APPLICATION,
     RELAY_APPLICATION_ID, SUCCESS, UNABLE_TO_COMPLY, UNKNOWN_PEER, AmAnswer, AmRequest,
@@ -121,7 +122,8 @@ class PeerConnection:
         return "down" if self.reconnect else "closed"
 
     def __repr__(self) -> str:
-        return (f"PeerConnection({self.remote_host or '?'}@{self.remote_realm or '?'} "
+        return (f"PeerConnection({log_text(self.remote_host or '?')}@"
+                f"{log_text(self.remote_realm or '?')} "
                 f"{self.peername}, {self.state})")
 
     # -- sending ---------------------------------------------------------------
@@ -198,7 +200,7 @@ class PeerConnection:
     async def _framing_error(self, e: DiameterDecodeError) -> None:
         self.node.counters["malformed"] += 1
         self.node.counters["framing_error"] += 1
-        log.warning("framing error from %s: %s; closing", self.peername, e)
+        log.warning("framing error from %s: %s; closing", self.peername, log_text(e))
         if e.header is not None and e.header.is_request:
             try:
                 await self.send_bytes(self.node.error_answer(e.header, e))
@@ -210,7 +212,7 @@ class PeerConnection:
             msg = decode(data)
         except DiameterDecodeError as e:
             self.node.counters["malformed"] += 1
-            log.warning("malformed message from %s: %s", self.peername, e)
+            log.warning("malformed message from %s: %s", self.peername, log_text(e))
             if hdr.is_request:
                 self._spawn(self._send_quiet(self.node.error_answer(hdr, e)))
             else:
@@ -301,8 +303,8 @@ class PeerConnection:
         rc = SUCCESS if common else NO_COMMON_APPLICATION
         if not self.identity_ok(cer.origin_host):
             node.counters["peer_identity_mismatch"] += 1
-            log.warning("CER from %s: Origin-Host %r is not in its certificate",
-                        self.peername, cer.origin_host)
+            log.warning("CER from %s: Origin-Host %s is not in its certificate",
+                        self.peername, log_text(cer.origin_host))
             rc = UNKNOWN_PEER
         cea = Cea(rc, node.origin_host, node.origin_realm, node.host_ip_addresses(self),
                   vendor_id=node.vendor_id, hop_by_hop=cer.hop_by_hop,
@@ -315,8 +317,8 @@ class PeerConnection:
         self.open = True
         node.counters["peer_open"] += 1
         node.routes.setdefault(cer.origin_realm, self)
-        log.info("peer %s (%s) connected from %s", cer.origin_host, cer.origin_realm,
-                 self.peername)
+        log.info("peer %s (%s) connected from %s", log_text(cer.origin_host),
+                 log_text(cer.origin_realm), self.peername)
         self.start_watchdog()
 
     async def _on_dpr(self, dpr: Dpr) -> None:
@@ -564,7 +566,7 @@ class DiameterNode:
             if self._closing or not conn.reconnect:
                 return
             self.counters["peer_down"] += 1
-            log.warning("peer %s at %s:%d down; reconnecting", conn.remote_host or "?",
+            log.warning("peer %s at %s:%d down; reconnecting", log_text(conn.remote_host or "?"),
                         host, port)
             delay = lo
             while not self._closing and conn.reconnect:
@@ -577,11 +579,11 @@ class DiameterNode:
                     await self._capabilities(conn, f"{host}:{port}")
                 except (DiameterError, OSError) as e:
                     self.counters["reconnect_failed"] += 1
-                    log.debug("reconnecting to %s:%d: %s", host, port, e)
+                    log.debug("reconnecting to %s:%d: %s", host, port, log_text(e))
                     delay = min(delay * 2, hi)
                     continue
                 self.counters["reconnected"] += 1
-                log.info("peer %s at %s:%d back", conn.remote_host, host, port)
+                log.info("peer %s at %s:%d back", log_text(conn.remote_host), host, port)
                 break
 
     def add_route(self, realm: str, peer: PeerConnection) -> None:

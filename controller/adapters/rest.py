@@ -25,6 +25,7 @@ from controller.adapters.auth import (ERROR_RESPONSES, MAX_SECRET_LEN, MIN_SECRE
 from controller.adapters.store import profile_to_json
 from controller.core.aaa_home import Destination, VpnProfile
 from controller.core.vpn import QosSpec, SecuritySpec
+from controller.logtext import log_text
 
 LOG = logging.getLogger("mipvpn.rest")
 
@@ -192,7 +193,7 @@ def create_app(rt: Any, auth: Auth | None = None) -> FastAPI:
                           QosSpec(body.qos.rate_kbps, body.qos.dscp),
                           smooth_handoff=body.smooth_handoff, distribution=body.distribution)
         rt.store.put_profile(prof, now=time.time())     # options travel with it
-        LOG.info("VPN profile of %s changed by the %s", nai, who.role)
+        LOG.info("VPN profile of %s changed by the %s", log_text(nai), who.role)
         hook = getattr(rt, "profile_changed", None)
         if hook is not None:
             hook(nai)
@@ -207,7 +208,7 @@ def create_app(rt: Any, auth: Auth | None = None) -> FastAPI:
             raise HTTPException(404, f"no user {nai!r}")
         await asyncio.to_thread(auth.credentials.set, nai, body.secret)   # scrypt: off-loop
         auth.forget(nai)
-        LOG.info("REST credential of %s set by the %s", nai, who.role)
+        LOG.info("REST credential of %s set by the %s", log_text(nai), who.role)
         return Response(status_code=204)
 
     @app.get("/v1/counters", dependencies=operator)

@@ -28,6 +28,7 @@ from controller.core.actions import Action, AnswerDiameter, Mark, SendDiameter
 from controller.core.expiry import ExpiryDict
 from controller.core.vpn import (VpnInfo, anchor_psk, handoff_tunnel, restricted_to,
                                  rewrite_foreign_agent)
+from controller.logtext import log_text
 from controller.proto import diameter as dia
 from controller.proto import mip
 
@@ -154,7 +155,8 @@ class ForeignAaa:
                 old_psk))
         self.counters["local"] += 1
         LOG.info("AAAF %s: intra-domain move of %s %s -> %s answered locally", self.host,
-                 amr.user_name, amr.previous_fa, amr.foreign_agent)
+                 log_text(amr.user_name), log_text(amr.previous_fa),
+                 log_text(amr.foreign_agent))
         ama = dia.AmAnswer(session_id=amr.session_id, result_code=RESULT_SUCCESS,
                            origin_host=self.host, origin_realm=self.realm,
                            user_name=amr.user_name, home_address=amr.home_address,

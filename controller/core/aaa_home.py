@@ -30,6 +30,7 @@ from controller.core.vpn import (DISTRIBUTION_ON_DEMAND, DISTRIBUTION_REGISTRATI
                                  VpnInfo, anchor_psk, for_home_agent, handoff_tunnel,
                                  new_psk, owner_of, restricted_to, rewrite_foreign_agent,
                                  tunnel_name)
+from controller.logtext import log_text
 from controller.proto import diameter as dia
 from controller.proto import mip
 
@@ -136,7 +137,7 @@ class HomeAaa:
         if user is None or not mip.verify_auth(amr.reg_request, mip.AuthKind.MN_AAA,
                                                user.mn_aaa_key):
             self.counters["rejected"] += 1
-            LOG.info("AAAH: authentication of %s rejected (%s)", amr.user_name,
+            LOG.info("AAAH: authentication of %s rejected (%s)", log_text(amr.user_name),
                      "unknown user" if user is None else "bad MN-AAA authenticator")
             return [AnswerDiameter(self._answer(amr, RESULT_AUTHENTICATION_REJECTED,
                                                 error="authentication rejected"))]

@@ -43,6 +43,7 @@ from controller.core.binding import (IdentificationClock, ack_status, binding_ac
                                      handoff_key, peek_binding_update)
 from controller.core.expiry import ExpiryDict
 from controller.core.vpn import TunnelSpec, VpnInfo, anchor_psk, handoff_psk
+from controller.logtext import log_text
 from controller.proto import diameter as dia
 from controller.proto import mip
 
@@ -241,7 +242,7 @@ class ForeignAgent:
             rrq = mip.decode(raw)
         except mip.MipDecodeError as exc:
             self.counters["malformed"] += 1
-            LOG.debug("%s: malformed MIPv4 from %s: %s", self.conf.name, mn_mac, exc)
+            LOG.debug("%s: malformed MIPv4 from %s: %s", self.conf.name, mn_mac, log_text(exc))
             return []
         if not isinstance(rrq, mip.RegistrationRequest):
             self.counters["malformed"] += 1
@@ -383,7 +384,7 @@ class ForeignAgent:
             return []
         self.counters["late_answer_completed"] += 1
         LOG.info("%s: late AMA for %s: completing the registration the home side made",
-                 self.conf.name, p.nai)
+                 self.conf.name, log_text(p.nai))
         return [Mark(p.nai, "late_ama_at_fa")] + self._complete(now, p, answer.vpn_info,
                                                                 answer.reg_reply)
 
@@ -447,7 +448,7 @@ class ForeignAgent:
             actions.append(RemoveTunnel(self.conf.name, tunnel_id))
         for nai in self.visitors.due(now):
             visitor = self.visitors.pop(nai)
-            LOG.info("%s: registration of %s expired", self.conf.name, nai)
+            LOG.info("%s: registration of %s expired", self.conf.name, log_text(nai))
             actions += self._teardown(visitor)
         for tunnel_id in self.handoffs.due(now):  # the forwarding tunnel's lifetime is over
             handoff = self.handoffs.pop(tunnel_id)
@@ -521,8 +522,8 @@ class ForeignAgent:
             return []
         status = ack_status(raw, p.identification)
         if status != mip.BACK_OK:
-            LOG.warning("%s: smooth handoff of %s to %s failed (%s)", self.conf.name, p.nai,
-                        to, "timeout" if status is None else status)
+            LOG.warning("%s: smooth handoff of %s to %s failed (%s)", self.conf.name,
+                        log_text(p.nai), to, "timeout" if status is None else status)
             return [Mark(p.nai, "handoff_failed", {"fa": self.conf.name, "status": status})]
         self.handoffs[p.spec.tunnel_id] = HandoffTunnel(p.nai, p.spec, now + p.lifetime,
                                                         old_side=False)
@@ -640,7 +641,7 @@ class ForeignAgent:
                                     home_agent=rrq.home_agent,
                                     identification=rrq.identification)
         LOG.info("%s: registration of %s denied, code %d", self.conf.name,
-                 rrq.nai or rrq.home_address, code)
+                 log_text(rrq.nai or rrq.home_address), code)
         return [SendToMobileNode(self.conf.name, mip.encode(rrp), mn_mac, rrq.home_address,
                                  port),
                 Mark(rrq.nai or rrq.home_address, "rrp_sent", {"accepted": False,

@@ -42,6 +42,7 @@ from controller.core.binding import (BindingKey, IdentificationClock, ack_status
                                      build_binding_update)
 from controller.core.expiry import ExpiryDict
 from controller.core.vpn import TunnelSpec, VpnInfo, rewrite_foreign_agent, route_optimised
+from controller.logtext import log_text
 from controller.proto import diameter as dia
 from controller.proto import mip
 
@@ -199,7 +200,7 @@ class HomeAgent:
                 or self._in_flight(binding.nai, cn_gateway)
                 or (binding.vpn_info.on_demand and cn_gateway not in binding.distributed)):
             LOG.info("HA %s: Binding Request from %s for %s: nothing to refresh", self.name,
-                     sender, msg.home_address)
+                     log_text(sender), msg.home_address)
             return []
         return [Mark(binding.nai, "breq_at_ha", {"cngw": cn_gateway})] + self._post(
             now, binding.nai, [(cn_gateway, False)], [])
@@ -223,7 +224,7 @@ class HomeAgent:
             mark = Mark(p.nai, "back_at_ha", {"cngw": p.cn_gateway})
         else:
             self.counters["bu_failed"] += 1
-            LOG.warning("HA %s: Binding Update for %s to %s %s", self.name, p.nai,
+            LOG.warning("HA %s: Binding Update for %s to %s %s", self.name, log_text(p.nai),
                         p.cn_gateway, "timed out" if status is None else f"refused ({status})")
             if binding is not None and not p.delete:
                 binding.distributed.discard(p.cn_gateway)
@@ -251,7 +252,7 @@ class HomeAgent:
             self.retiring.pop(tunnel_id)
             actions.append(RemoveTunnel(self.name, tunnel_id))
         for nai in self.bindings.due(now):
-            LOG.info("HA %s: binding of %s expired", self.name, nai)
+            LOG.info("HA %s: binding of %s expired", self.name, log_text(nai))
             actions += self._unbind(nai)
         return actions
 
@@ -266,7 +267,7 @@ class HomeAgent:
         if (key is None and relayed) or (
                 key is not None and not mip.verify_auth(raw, mip.AuthKind.MN_HA, key[1])):
             self.counters["denied"] += 1
-            LOG.info("HA %s: MN-HA authentication of %s failed", self.name, nai)
+            LOG.info("HA %s: MN-HA authentication of %s failed", self.name, log_text(nai))
             return mip.CODE_HA_MN_FAILED_AUTH
         stamp = mip.identification_time(rrq.identification)
         previous = self.bindings.get(nai)
