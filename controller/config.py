@@ -23,6 +23,7 @@ from typing import Any, Literal, TypeVar
 import yaml
 
 from controller.core.foreign_agent import MAX_PENDING, MAX_PENDING_AGE
+from controller.proto import nai as nai_syntax
 
 __all__ = [
     "AaaConf",
@@ -721,8 +722,9 @@ class _Parser:
                                          "mn_aaa_spi", "mn_aaa_key", "attach", "lifetime"),
                              ("mn_ha_spi", "mn_ha_key"))
             nai = self.string(m["nai"], f"{path}.nai")
-            if "@" not in nai:
-                raise self.fail(f"{path}.nai", f"{nai!r} is not an NAI (user@realm)")
+            why = nai_syntax.problem(nai, need_realm=True)
+            if why is not None:
+                raise self.fail(f"{path}.nai", f"{nai!r} is not an NAI (user@realm): {why}")
             if nai in nais:
                 raise self.fail(f"{path}.nai", f"{nai!r} is already used by {nais[nai]!r}")
             nais[nai] = name
@@ -782,8 +784,10 @@ class _Parser:
             raise self.fail("vpn_profiles", f"expected a mapping of NAIs, got {_type_name(value)}")
         for nai, raw in value.items():
             path = f"vpn_profiles.{nai}"
-            if not isinstance(nai, str) or "@" not in nai:
-                raise self.fail(path, f"{nai!r} is not an NAI (user@realm)")
+            why = (nai_syntax.problem(nai, need_realm=True) if isinstance(nai, str)
+                   else "not a string")
+            if why is not None:
+                raise self.fail(path, f"{nai!r} is not an NAI (user@realm): {why}")
             p = self.mapping(raw, path, ("destinations",),
                              ("security", "qos", "smooth_handoff", "distribution"))
 

@@ -46,6 +46,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from controller.logtext import log_text
+from controller.proto import nai as nai_syntax
 
 LOG = logging.getLogger("mipvpn.rest.auth")
 
@@ -74,9 +75,14 @@ CREATE TABLE IF NOT EXISTS user_credentials (
 """
 
 
-#: The ``{nai}`` path parameter, wherever a route or dependency reads it.
-NAI_PATH: Any = PathParam(min_length=3, max_length=253, pattern=r"^[^\s@/]+@[^\s@/]+$",
-                     description="the user's NAI (user@realm)", examples=["alice@home.example"])
+#: The ``{nai}`` path parameter, wherever a route or dependency reads it: the RFC 7542
+#: grammar of ``controller.proto.nai`` (user@realm), the same the decoders and the
+#: topology loader check (a pattern counts characters, not octets: a longer UTF-8 NAI
+#: names no stored user, since every stored one passed ``nai.is_valid``).
+NAI_PATH: Any = PathParam(min_length=3, max_length=nai_syntax.MAX_OCTETS,
+                          pattern=nai_syntax.USER_AT_REALM_PATTERN,
+                          description="the user's NAI (user@realm, RFC 7542)",
+                          examples=["alice@home.example"])
 
 
 class AuthConfigError(ValueError):
