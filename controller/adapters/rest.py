@@ -225,8 +225,9 @@ def create_app(rt: Any, auth: Auth | None = None) -> FastAPI:
         from controller.metrics import CONTENT_TYPE_LATEST
         return Response(rt.metrics.exposition(rt), media_type=CONTENT_TYPE_LATEST)
 
-    from controller.adapters.webview import install_web_view
+    from controller.adapters.webview import SecurityHeaders, install_web_view
     install_web_view(app, rt, auth.operator)  # GET / (page) and GET /v1/view (SSE)
+    app.add_middleware(SecurityHeaders)       # CSP, nosniff, no-referrer: every response
 
     return app
 
