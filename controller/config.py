@@ -24,6 +24,7 @@ from controller.allowance import AllowanceConf, parse_allowance
 from controller.config_diameter import (DEFAULT_MAX_CONNECTIONS, DiameterParsing, TlsConf,
                                         diameter_warnings)
 from controller.core.foreign_agent import MAX_PENDING, MAX_PENDING_AGE
+from controller.proto import nai as nai_syntax
 
 __all__ = [
     "AaaConf",
@@ -697,8 +698,9 @@ class _Parser(DiameterParsing):
                                          "mn_aaa_spi", "mn_aaa_key", "attach", "lifetime"),
                              ("mn_ha_spi", "mn_ha_key"))
             nai = self.string(m["nai"], f"{path}.nai")
-            if "@" not in nai:
-                raise self.fail(f"{path}.nai", f"{nai!r} is not an NAI (user@realm)")
+            why = nai_syntax.problem(nai, need_realm=True)
+            if why is not None:
+                raise self.fail(f"{path}.nai", f"{nai!r} is not an NAI (user@realm): {why}")
             if nai in nais:
                 raise self.fail(f"{path}.nai", f"{nai!r} is already used by {nais[nai]!r}")
             nais[nai] = name
@@ -758,8 +760,10 @@ class _Parser(DiameterParsing):
             raise self.fail("vpn_profiles", f"expected a mapping of NAIs, got {_type_name(value)}")
         for nai, raw in value.items():
             path = f"vpn_profiles.{nai}"
-            if not isinstance(nai, str) or "@" not in nai:
-                raise self.fail(path, f"{nai!r} is not an NAI (user@realm)")
+            why = (nai_syntax.problem(nai, need_realm=True) if isinstance(nai, str)
+                   else "not a string")
+            if why is not None:
+                raise self.fail(path, f"{nai!r} is not an NAI (user@realm): {why}")
             p = self.mapping(raw, path, ("destinations",),
                              ("security", "qos", "smooth_handoff", "distribution",
                               "allowance"))

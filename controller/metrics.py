@@ -24,6 +24,8 @@ from prometheus_client import (CollectorRegistry, Counter, Gauge, Histogram,
                                PlatformCollector, ProcessCollector)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
+from controller.logtext import log_text
+
 __all__ = ["CONTENT_TYPE_LATEST", "Metrics", "format_handover", "log_handover"]
 
 HANDOVER_LOG = logging.getLogger("mipvpn.handover")
@@ -206,11 +208,12 @@ def format_handover(record: Any) -> str:
     """One line: what happened to which NAI, through which FA, how long each phase took."""
     phases = record.phases_ms()
     total = phases.get("controller_total")
+    nai, fa, previous = (log_text(v) for v in (record.nai, record.foreign_agent,
+                                                record.previous_fa))
     if record.previous_fa:
-        what = (f"{record.kind} move of {record.nai}: {record.previous_fa} -> "
-                f"{record.foreign_agent}")
+        what = f"{record.kind} move of {nai}: {previous} -> {fa}"
     else:
-        what = f"registration of {record.nai} via {record.foreign_agent}"
+        what = f"registration of {nai} via {fa}"
     result = "accepted" if record.accepted else "denied"
     line = f"{what}: {result} (code {record.code})"
     if total is not None:

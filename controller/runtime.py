@@ -39,6 +39,7 @@ from controller.core.handover import HandoverLog
 from controller.core import peers, persist
 from controller.core.roles import build_roles
 from controller.core.vpn import TunnelSide, TunnelSpec
+from controller.logtext import log_text
 from controller.metrics import Metrics
 from controller.proto import diameter as dia
 from controller.proto import mip
@@ -356,8 +357,8 @@ class Runtime:
                     # not every time
                     LOG.warning("%s: Diameter link to %s at %s:%d not established%s "
                                 "(%d attempts): %s", key, to, addr[0], addr[1],
-                                " over TLS" if ssl is not None else "", failures, exc)
-                LOG.debug("%s: connecting to %s at %s: %s", key, to, addr, exc)
+                                " over TLS" if ssl is not None else "", failures, log_text(exc))
+                LOG.debug("%s: connecting to %s at %s: %s", key, to, addr, log_text(exc))
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
                 continue
@@ -503,7 +504,8 @@ class Runtime:
                 try:
                     answer = await node.request(action.request, peer=peer, late=late)
                 except DiameterError as exc:
-                    LOG.warning("%s: Diameter request to %s failed: %s", key, action.to, exc)
+                    LOG.warning("%s: Diameter request to %s failed: %s", key, action.to,
+                                log_text(exc))
                     follow = role.on_diameter_timeout(self.now(), action.request.session_id)
                 else:
                     follow = role.on_diameter_answer(self.now(), answer)
@@ -631,12 +633,12 @@ class Runtime:
                 if not await self._tunnel_established(action.peer, action.tunnel_id,
                                                       max(left, 0.0)):
                     LOG.warning("%s: tunnel %s not up at %s: forwarding anyway",
-                                action.foreign_agent, action.tunnel_id, action.peer)
+                                action.foreign_agent, log_text(action.tunnel_id), action.peer)
             elif forward and action.peer:
                 await asyncio.sleep(HOLD_PEER_GRACE)   # not ours to ask: a margin
             if not forward:
                 LOG.warning("%s: tunnel %s not up in %.1f s: held downlink dropped",
-                            action.foreign_agent, action.tunnel_id, HOLD_TUNNEL_WAIT)
+                            action.foreign_agent, log_text(action.tunnel_id), HOLD_TUNNEL_WAIT)
         if buf is not None and forward:
             buf.forwarding = True
             frames = list(buf.frames)
@@ -656,8 +658,8 @@ class Runtime:
         c = buf.counts
         LOG.info("%s: downlink held for %s (%d frames): %d forwarded%s, %d dropped "
                  "(%d overflow, %d too old) %.0f ms after release", action.foreign_agent,
-                 buf.nai, c["held"], c["forwarded"],
-                 f" through {action.tunnel_id}" if action.tunnel_id else "",
+                 log_text(buf.nai), c["held"], c["forwarded"],
+                 f" through {log_text(action.tunnel_id)}" if action.tunnel_id else "",
                  c["dropped"] + c["overflow"] + c["expired"], c["overflow"], c["expired"],
                  (time.monotonic() - t0) * 1000)
 
@@ -690,20 +692,22 @@ class Runtime:
                 break
             except (TunnelError, OSError) as exc:
                 error = exc
-                LOG.warning("tunnel %s at %s: attempt %d failed: %s", action.side.tunnel_id,
-                            action.gateway, attempt + 1, exc)
+                LOG.warning("tunnel %s at %s: attempt %d failed: %s",
+                            log_text(action.side.tunnel_id), action.gateway, attempt + 1,
+                            log_text(exc))
                 await asyncio.sleep(0.1)
         if took is None:
             exc = error
             self.poke_gateway(action.gateway)   # charon gone? (issue 5)
             entry["state"] = "failed"
             entry["error"] = str(exc)
-            LOG.error("tunnel %s at %s failed: %s", action.side.tunnel_id, action.gateway,
-                      exc)
+            LOG.error("tunnel %s at %s failed: %s", log_text(action.side.tunnel_id),
+                      action.gateway, log_text(exc))
             return
         entry["state"] = "up" if action.side.initiator else "configured"
         entry["setup_ms"] = round(took * 1000, 3)
-        LOG.info("tunnel %s at %s %s in %.1f ms", action.side.tunnel_id, action.gateway,
+        LOG.info("tunnel %s at %s %s in %.1f ms", log_text(action.side.tunnel_id),
+                 action.gateway,
                  entry["state"], took * 1000)
 
     async def _remove_tunnel(self, action: RemoveTunnel) -> None:
@@ -714,10 +718,10 @@ class Runtime:
             await self.loop.run_in_executor(self._gw_exec[action.gateway],
                                             gw.remove_tunnel, action.tunnel_id)
         except (TunnelError, OSError) as exc:
-            LOG.error("removing tunnel %s at %s failed: %s", action.tunnel_id,
-                      action.gateway, exc)
+            LOG.error("removing tunnel %s at %s failed: %s", log_text(action.tunnel_id),
+                      action.gateway, log_text(exc))
         await self._gateway_qos(action.gateway, "remove", action.tunnel_id)  # QoS
-        LOG.info("tunnel %s at %s removed", action.tunnel_id, action.gateway)
+        LOG.info("tunnel %s at %s removed", log_text(action.tunnel_id), action.gateway)
 
     async def _gateway_qos(self, gateway: str, op: str, arg: Any) -> None:
         """QoS (claims 8, 9): ``GatewayQos.apply(side)`` / ``.remove(tunnel_id)`` on the
@@ -729,7 +733,7 @@ class Runtime:
         try:
             await self.loop.run_in_executor(self._gw_exec[gateway], getattr(qos, op), arg)
         except Exception as exc:  # noqa: BLE001 - netlink errors of any kind
-            LOG.error("QoS %s at %s failed: %s", op, gateway, exc)
+            LOG.error("QoS %s at %s failed: %s", op, gateway, log_text(exc))
 
     async def _warm_up(self, name: str) -> None:
         """Connect to a gateway's charon as soon as it answers (see ``warm_up``)."""
@@ -741,7 +745,7 @@ class Runtime:
         try:
             await self.loop.run_in_executor(self._gw_exec[name], gw.warm_up)
         except Exception as exc:  # reported, retried lazily at the first tunnel
-            LOG.warning("gateway %s: warm-up failed: %s", name, exc)
+            LOG.warning("gateway %s: warm-up failed: %s", name, log_text(exc))
 
     async def _gateway_ready(self, name: str) -> bool:
         gw = self.gateways[name]
@@ -921,11 +925,11 @@ class Runtime:
                 try:
                     await self.loop.run_in_executor(self._gw_exec[name], gw.warm_up)
                 except Exception as exc:  # noqa: BLE001 - retried lazily at the first tunnel
-                    LOG.warning("gateway %s: warm-up failed: %s", name, exc)
+                    LOG.warning("gateway %s: warm-up failed: %s", name, log_text(exc))
             try:
                 await self._reconcile_gateway(name)
             except Exception as exc:  # noqa: BLE001 - charon went away meanwhile: retry
-                LOG.warning("gateway %s: reconcile failed: %s", name, exc)
+                LOG.warning("gateway %s: reconcile failed: %s", name, log_text(exc))
                 self._set_health(name, "degraded", f"reconcile failed: {exc}")
                 await asyncio.sleep(DEGRADED_POLL)
                 continue
@@ -962,7 +966,8 @@ class Runtime:
                 if watch is not None:
                     watch.cancel()
             self._set_health(name, "degraded", why)
-            LOG.error("gateway %s: %s; its tunnels are down until it is back", name, why)
+            LOG.error("gateway %s: %s; its tunnels are down until it is back", name,
+                      log_text(why))
 
     async def _reconcile_gateway(self, name: str) -> dict[str, int]:
         """Make ``name``'s charon hold exactly the tunnels our roles want there:
@@ -1044,7 +1049,8 @@ class Runtime:
             try:
                 await self.loop.run_in_executor(self._gw_exec[name], gw.adopt, side)
             except Exception as exc:  # noqa: BLE001 - anchors are best effort here
-                LOG.warning("gateway %s: adopting %s: %s", name, side.tunnel_id, exc)
+                LOG.warning("gateway %s: adopting %s: %s", name, log_text(side.tunnel_id),
+                            log_text(exc))
         await self._gateway_qos(name, "apply", side)
 
     # ================================================================ Mobile IPv4

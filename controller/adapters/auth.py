@@ -48,6 +48,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from controller.logtext import log_text
+from controller.proto import nai as nai_syntax
+
 LOG = logging.getLogger("mipvpn.rest.auth")
 
 TOKEN_ENV = "MIPVPN_OPERATOR_TOKEN"
@@ -75,9 +78,14 @@ CREATE TABLE IF NOT EXISTS user_credentials (
 """
 
 
-#: The ``{nai}`` path parameter, wherever a route or dependency reads it.
-NAI_PATH: Any = PathParam(min_length=3, max_length=253, pattern=r"^[^\s@/]+@[^\s@/]+$",
-                     description="the user's NAI (user@realm)", examples=["alice@home.example"])
+#: The ``{nai}`` path parameter, wherever a route or dependency reads it: the RFC 7542
+#: grammar of ``controller.proto.nai`` (user@realm), the same the decoders and the
+#: topology loader check (a pattern counts characters, not octets: a longer UTF-8 NAI
+#: names no stored user, since every stored one passed ``nai.is_valid``).
+NAI_PATH: Any = PathParam(min_length=3, max_length=nai_syntax.MAX_OCTETS,
+                          pattern=nai_syntax.USER_AT_REALM_PATTERN,
+                          description="the user's NAI (user@realm, RFC 7542)",
+                          examples=["alice@home.example"])
 
 
 class AuthConfigError(ValueError):
@@ -450,6 +458,6 @@ def install_hardening(app: FastAPI, *, max_body: int = MAX_BODY) -> None:
     async def _crash(request: Request, exc: Exception) -> JSONResponse:
         # the type and where: not str(exc), which may carry request data or secrets
         where = "".join(traceback.format_tb(exc.__traceback__)[-3:])
-        LOG.error("unhandled %s on %s %s\n%s", type(exc).__name__, request.method,
-                  request.url.path, where)
+        LOG.error("unhandled %s on %s %s\n%s", type(exc).__name__, log_text(request.method),
+                  log_text(request.url.path), where)
         return JSONResponse({"detail": "internal error"}, status_code=500)

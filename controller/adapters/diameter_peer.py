@@ -50,6 +50,7 @@ from typing import Any, Awaitable, Callable, MutableMapping
 
 from controller.adapters.peercred import socket_owner
 from controller.core.peers import shown
+from controller.logtext import log_text
 from controller.proto.diameter import (
     FLAG_REQUEST, INVALID_MESSAGE_LENGTH, MIP4_APPLICATION_ID, NO_COMMON_APPLICATION,
     RELAY_APPLICATION_ID, SUCCESS, UNABLE_TO_COMPLY, UNKNOWN_PEER, AmAnswer, AmRequest,
@@ -142,7 +143,8 @@ class PeerConnection:
         return "down" if self.reconnect else "closed"
 
     def __repr__(self) -> str:
-        return (f"PeerConnection({self.remote_host or '?'}@{self.remote_realm or '?'} "
+        return (f"PeerConnection({log_text(self.remote_host or '?')}@"
+                f"{log_text(self.remote_realm or '?')} "
                 f"{self.peername}, {self.state})")
 
     # -- sending ---------------------------------------------------------------
@@ -219,7 +221,7 @@ class PeerConnection:
     async def _framing_error(self, e: DiameterDecodeError) -> None:
         self.node.counters["malformed"] += 1
         self.node.counters["framing_error"] += 1
-        log.warning("framing error from %s: %s; closing", self.peername, e)
+        log.warning("framing error from %s: %s; closing", self.peername, log_text(e))
         if e.header is not None and e.header.is_request:
             try:
                 await self.send_bytes(self.node.error_answer(e.header, e))
@@ -231,7 +233,7 @@ class PeerConnection:
             msg = decode(data)
         except DiameterDecodeError as e:
             self.node.counters["malformed"] += 1
-            log.warning("malformed message from %s: %s", self.peername, e)
+            log.warning("malformed message from %s: %s", self.peername, log_text(e))
             if hdr.is_request:
                 self._spawn(self._send_quiet(self.node.error_answer(hdr, e)))
             else:
@@ -349,8 +351,8 @@ class PeerConnection:
         self.open = True
         node.counters["peer_open"] += 1
         node.routes.setdefault(cer.origin_realm, self)
-        log.info("peer %s (%s) connected from %s", cer.origin_host, cer.origin_realm,
-                 self.peername)
+        log.info("peer %s (%s) connected from %s", log_text(cer.origin_host),
+                 log_text(cer.origin_realm), self.peername)
         self.start_watchdog()
 
     def _same_user(self) -> bool | None:
@@ -662,7 +664,7 @@ class DiameterNode:
             if self._closing or not conn.reconnect:
                 return
             self.counters["peer_down"] += 1
-            log.warning("peer %s at %s:%d down; reconnecting", conn.remote_host or "?",
+            log.warning("peer %s at %s:%d down; reconnecting", log_text(conn.remote_host or "?"),
                         host, port)
             delay = lo
             while not self._closing and conn.reconnect:
@@ -675,11 +677,11 @@ class DiameterNode:
                     await self._capabilities(conn, f"{host}:{port}")
                 except (DiameterError, OSError) as e:
                     self.counters["reconnect_failed"] += 1
-                    log.debug("reconnecting to %s:%d: %s", host, port, e)
+                    log.debug("reconnecting to %s:%d: %s", host, port, log_text(e))
                     delay = min(delay * 2, hi)
                     continue
                 self.counters["reconnected"] += 1
-                log.info("peer %s at %s:%d back", conn.remote_host, host, port)
+                log.info("peer %s at %s:%d back", log_text(conn.remote_host), host, port)
                 break
 
     def add_route(self, realm: str, peer: PeerConnection) -> None:

@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 from controller.core.vpn import QosSpec, TunnelSide
+from controller.logtext import log_text
 
 log = logging.getLogger("mipvpn.qos")
 
@@ -323,7 +324,7 @@ class GatewayQos:
             self._clear(tid)
             raise
         log.info("%s: QoS for %s: %s kbit/s, DSCP %d (HTB 1:%x on ifindex %d, %s)",
-                 self.name, tid, qos.rate_kbps or "no limit", qos.dscp, minor, index,
+                 self.name, log_text(tid), qos.rate_kbps or "no limit", qos.dscp, minor, index,
                  "inner selectors" if inner else "outer addresses")
 
     def _shape(self, index: int, minor: int, rate_kbps: int,
@@ -371,7 +372,7 @@ class GatewayQos:
                 try:
                     call()
                 except Exception as exc:  # noqa: BLE001 - device gone (charon stopped)
-                    log.debug("%s: clearing %s: %s", self.name, tunnel_id, exc)
+                    log.debug("%s: clearing %s: %s", self.name, log_text(tunnel_id), log_text(exc))
         if applied.marked:
             try:
                 nft = self._nftables()
@@ -379,5 +380,6 @@ class GatewayQos:
                 nft.table("del", name=f"{NFT_TABLE_PREFIX}{applied.minor}")
                 nft.commit()
             except Exception as exc:  # noqa: BLE001 - already gone
-                log.debug("%s: clearing DSCP of %s: %s", self.name, tunnel_id, exc)
-        log.info("%s: QoS for %s removed", self.name, tunnel_id)
+                log.debug("%s: clearing DSCP of %s: %s", self.name, log_text(tunnel_id),
+                          log_text(exc))
+        log.info("%s: QoS for %s removed", self.name, log_text(tunnel_id))

@@ -32,6 +32,7 @@ from controller.adapters.store import profile_to_json
 from controller.allowance import NOTHING, Allowance, allowance_to_json, canonical, violations
 from controller.core.aaa_home import Destination, VpnProfile
 from controller.core.vpn import QosSpec, SecuritySpec
+from controller.logtext import log_text
 
 LOG = logging.getLogger("mipvpn.rest")
 
@@ -273,11 +274,11 @@ def create_app(rt: Any, auth: Auth | None = None) -> FastAPI:
             refused = violations(rt.store.allowance(prof.nai) or NOTHING, current, prof)
             if refused:
                 LOG.info("VPN profile change of %s refused: outside the allowance (%s)",
-                         prof.nai, ", ".join(r["field"] for r in refused))
+                         log_text(prof.nai), ", ".join(r["field"] for r in refused))
                 raise HTTPException(403, refused)
         check_behind_gateway(prof.destinations)
         rt.store.put_profile(prof, now=time.time())     # options travel with it
-        LOG.info("VPN profile of %s changed by the %s", prof.nai, who.role)
+        LOG.info("VPN profile of %s changed by the %s", log_text(prof.nai), who.role)
         hook = getattr(rt, "profile_changed", None)
         if hook is not None:
             hook(prof.nai)
@@ -342,7 +343,7 @@ def create_app(rt: Any, auth: Auth | None = None) -> FastAPI:
             tuple(body.dscp), tuple(body.ike), tuple(body.esp), body.smooth_handoff,
             body.distribution))
         rt.store.put_allowance(nai, allowance, now=time.time())
-        LOG.info("allowance of %s changed by the operator", nai)
+        LOG.info("allowance of %s changed by the operator", log_text(nai))
         return allowance_to_json(allowance)
 
     @app.put("/v1/users/{nai}/credential", status_code=204, response_class=Response)
@@ -354,7 +355,7 @@ def create_app(rt: Any, auth: Auth | None = None) -> FastAPI:
             raise HTTPException(404, f"no user {nai!r}")
         await asyncio.to_thread(auth.credentials.set, nai, body.secret)   # scrypt: off-loop
         auth.forget(nai)
-        LOG.info("REST credential of %s set by the %s", nai, who.role)
+        LOG.info("REST credential of %s set by the %s", log_text(nai), who.role)
         return Response(status_code=204)
 
     @app.get("/v1/counters", dependencies=operator)
@@ -371,8 +372,9 @@ def create_app(rt: Any, auth: Auth | None = None) -> FastAPI:
         from controller.metrics import CONTENT_TYPE_LATEST
         return Response(rt.metrics.exposition(rt), media_type=CONTENT_TYPE_LATEST)
 
-    from controller.adapters.webview import install_web_view
+    from controller.adapters.webview import SecurityHeaders, install_web_view
     install_web_view(app, rt, auth.operator)  # GET / (page) and GET /v1/view (SSE)
+    app.add_middleware(SecurityHeaders)       # CSP, nosniff, no-referrer: every response
 
     return app
 

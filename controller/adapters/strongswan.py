@@ -39,6 +39,7 @@ from vici.exception import CommandException, SessionException
 
 from controller.adapters.private_files import private_dir, private_file
 from controller.core.vpn import TunnelSide
+from controller.logtext import log_text
 
 try:  # pyroute2 is only needed for selector anchors (gateways we can reach by netns)
     from pyroute2 import NetNS
@@ -690,7 +691,8 @@ class StrongSwanGateway:
                     self._drop()
                     if attempt == 2:
                         raise TunnelError(f"{self.name}: VICI failed: {exc}") from exc
-                    log.warning("%s: VICI session lost (%s), reconnecting", self.name, exc)
+                    log.warning("%s: VICI session lost (%s), reconnecting", self.name,
+                                log_text(exc))
         raise AssertionError("unreachable")
 
     def close(self) -> None:
@@ -757,7 +759,7 @@ class StrongSwanGateway:
                        "init-limits": "no"}
                 for event in session.initiate(msg):
                     if log.isEnabledFor(logging.DEBUG):
-                        log.debug("%s: %s", self.name, _s(event.get("msg")))
+                        log.debug("%s: %s", self.name, log_text(_s(event.get("msg"))))
 
             try:
                 for child in conn[tid]["children"]:
@@ -771,7 +773,7 @@ class StrongSwanGateway:
             if side.secondary:
                 self._reassert_primaries(tid)
         took = time.monotonic() - t0
-        log.info("%s: tunnel %s %s in %.1f ms", self.name, tid,
+        log.info("%s: tunnel %s %s in %.1f ms", self.name, log_text(tid),
                  "up" if side.initiator else "loaded", took * 1e3)
         return took
 
@@ -927,8 +929,8 @@ class StrongSwanGateway:
             try:
                 self._call(lambda s, cid=cid: s.rekey({"child-id": cid}))
             except CommandException as exc:
-                log.warning("%s: rekeying %s (primary of %s) failed: %s", self.name, tid,
-                            tunnel_id, exc)
+                log.warning("%s: rekeying %s (primary of %s) failed: %s", self.name,
+                            log_text(tid), log_text(tunnel_id), log_text(exc))
         # done when the old CHILD_SA is neither installed nor rekeying any more (REKEYED
         # once its successor is installed, then deleted)
         pending = dict(targets)
@@ -941,11 +943,12 @@ class StrongSwanGateway:
         took = (time.monotonic() - t0) * 1e3
         names = sorted(set(targets.values()))
         if pending:
-            log.warning("%s: %s: primaries not rekeyed in %.0f ms: %s", self.name, tunnel_id,
-                        took, ", ".join(sorted(set(pending.values()))))
+            log.warning("%s: %s: primaries not rekeyed in %.0f ms: %s", self.name,
+                        log_text(tunnel_id), took,
+                        log_text(", ".join(sorted(set(pending.values())))))
         elif targets:
-            log.info("%s: %s is secondary: rekeyed %s in %.1f ms", self.name, tunnel_id,
-                     ", ".join(names), took)
+            log.info("%s: %s is secondary: rekeyed %s in %.1f ms", self.name,
+                     log_text(tunnel_id), log_text(", ".join(names)), took)
         return names
 
     def remove_tunnel(self, tunnel_id: str) -> None:
@@ -972,7 +975,8 @@ class StrongSwanGateway:
             anchors = self._anchored.pop(tunnel_id, [])
             if self._anchors is not None:
                 self._anchors.release(anchors)
-        log.info("%s: tunnel %s removed (ESP packets in %d, out %d)", self.name, tunnel_id,
+        log.info("%s: tunnel %s removed (ESP packets in %d, out %d)", self.name,
+                 log_text(tunnel_id),
                  *counts)
 
     @staticmethod

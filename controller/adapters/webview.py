@@ -8,6 +8,14 @@ header (``EventSource`` cannot send one); the token comes from the page's URL fr
 (``/#token=...``, never sent to the server) or from the box on the page.
 
 ``snapshot(rt)`` is pure reading of the runtime's state, on its loop thread.
+
+The page is three static files (``webview.html``, ``webview.js``, ``webview.css``): no
+inline script or style, so every response can carry a strict Content-Security-Policy
+(:data:`CONTENT_SECURITY_POLICY`, with Trusted Types: a string can never become
+markup or script in the page) plus ``X-Content-Type-Options: nosniff`` and
+``Referrer-Policy: no-referrer`` (:class:`SecurityHeaders`).  The script writes the
+state as text only (``textContent``, text nodes, attribute values); see the comment
+at the top of ``webview.js``.
 """
 
 from __future__ import annotations
@@ -19,10 +27,63 @@ from importlib import resources
 from typing import Any, AsyncIterator
 
 from fastapi import Depends, FastAPI, Request
-from fastapi.responses import HTMLResponse, StreamingResponse
+from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
 PUSH_INTERVAL = 0.25   # s between checks for a change
 HEARTBEAT = 10.0       # s: a comment line keeps proxies from closing an idle stream
+
+#: Every response's CSP: scripts and styles only from the page's own files, data only
+#: from its own origin, nothing framed, embedded or posted; with Trusted Types no
+#: string reaches an HTML/script sink (innerHTML, eval, ...) even by mistake.
+CONTENT_SECURITY_POLICY = "; ".join([
+    "default-src 'none'", "script-src 'self'", "style-src 'self'", "img-src 'self'",
+    "connect-src 'self'", "base-uri 'none'", "form-action 'none'", "frame-ancestors 'none'",
+    "object-src 'none'", "require-trusted-types-for 'script'", "trusted-types 'none'"])
+#: FastAPI's own API documentation pages (``/docs``: Swagger UI, ``/redoc``) are an
+#: inline bootstrap script plus bundles from a CDN: they get this narrower exception
+#: (no 'unsafe-eval', nothing framed or posted), every other response the policy above.
+DOCS_PATHS = ("/docs", "/docs/oauth2-redirect", "/redoc")
+DOCS_CONTENT_SECURITY_POLICY = "; ".join([
+    "default-src 'none'", "script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net",
+    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com",
+    "font-src https://fonts.gstatic.com", "img-src 'self' data: https:",
+    "worker-src blob:", "connect-src 'self'", "base-uri 'none'", "form-action 'none'",
+    "frame-ancestors 'none'", "object-src 'none'"])
+SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
+    (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+)
+_DOCS_HEADERS = ((b"content-security-policy", DOCS_CONTENT_SECURITY_POLICY.encode()),
+                 *SECURITY_HEADERS[1:])
+#: The page's static files: name -> media type.
+STATIC = {"webview.js": "text/javascript; charset=utf-8",
+          "webview.css": "text/css; charset=utf-8"}
+
+
+class SecurityHeaders:
+    """ASGI middleware: :data:`SECURITY_HEADERS` on every HTTP response (pages, JSON,
+    errors, the event stream), replacing any the app set itself; the API docs pages
+    (:data:`DOCS_PATHS`) get :data:`DOCS_CONTENT_SECURITY_POLICY` instead."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        names = {name for name, _ in SECURITY_HEADERS}
+        ours = _DOCS_HEADERS if scope.get("path") in DOCS_PATHS else SECURITY_HEADERS
+
+        async def send_with_headers(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", [])
+                           if k.lower() not in names]
+                message = {**message, "headers": headers + list(ours)}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 def tunnel_kind(topo: Any, entry: dict[str, Any]) -> str:
@@ -104,13 +165,25 @@ async def _stream(rt: Any) -> AsyncIterator[bytes]:
 
 
 def install_web_view(app: FastAPI, rt: Any, operator: Any) -> None:
-    """Add ``GET /`` (the page, no data in it) and ``GET /v1/view`` (needs the
-    operator token, like every /v1 route)."""
-    page = resources.files("controller.adapters").joinpath("webview.html").read_text()
+    """Add ``GET /`` (the page, no data in it), its ``/webview.js`` and ``/webview.css``,
+    and ``GET /v1/view`` (needs the operator token, like every /v1 route)."""
+    files = resources.files("controller.adapters")
+    page = files.joinpath("webview.html").read_text()
+    static = {name: files.joinpath(name).read_text() for name in STATIC}
 
     @app.get("/", include_in_schema=False)
     async def index() -> HTMLResponse:
-        return HTMLResponse(page)
+        return HTMLResponse(page, headers={"Cache-Control": "no-cache"})
+
+    @app.get("/webview.js", include_in_schema=False)
+    async def script() -> Response:
+        return Response(static["webview.js"], media_type=STATIC["webview.js"],
+                        headers={"Cache-Control": "no-cache"})
+
+    @app.get("/webview.css", include_in_schema=False)
+    async def style() -> Response:
+        return Response(static["webview.css"], media_type=STATIC["webview.css"],
+                        headers={"Cache-Control": "no-cache"})
 
     @app.get("/v1/view", dependencies=[Depends(operator)], response_model=None)
     async def view(request: Request) -> StreamingResponse | dict[str, Any]:

@@ -41,6 +41,7 @@ from controller.core.actions import Action, AnswerDiameter, Mark, SendDiameter
 from controller.core.expiry import ExpiryDict
 from controller.core.vpn import (VpnInfo, fa_ha_key, handoff_tunnel, restricted_to,
                                  rewrite_foreign_agent, tunnel_psk)
+from controller.logtext import log_text
 from controller.proto import diameter as dia
 from controller.proto import mip
 from controller.proto import mip_keys
@@ -161,7 +162,7 @@ class ForeignAaa:
         if reason:
             self.home_because[reason] += 1
             LOG.info("AAAF %s: move of %s not answered locally (%s)", self.host,
-                     amr.user_name, reason)
+                     log_text(amr.user_name), reason)
             return None   # the home AAA checks the MN-AAA authenticator
         if cached.vpn_info.foreign_agent == amr.previous_fa:
             return cached.vpn_info        # the last move (if any) is confirmed
@@ -209,7 +210,8 @@ class ForeignAaa:
                 fa_ha_key(secret, base.foreign_agent)))
         self.counters["local"] += 1
         LOG.info("AAAF %s: intra-domain move of %s %s -> %s answered locally", self.host,
-                 amr.user_name, amr.previous_fa, amr.foreign_agent)
+                 log_text(amr.user_name), log_text(amr.previous_fa),
+                 log_text(amr.foreign_agent))
         ama = dia.AmAnswer(session_id=amr.session_id, result_code=RESULT_SUCCESS,
                            origin_host=self.host, origin_realm=self.realm,
                            user_name=amr.user_name, home_address=amr.home_address,

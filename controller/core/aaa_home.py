@@ -36,6 +36,7 @@ from controller.core.vpn import (DISTRIBUTION_ON_DEMAND, DISTRIBUTION_REGISTRATI
                                  GatewayType, QosSpec, SecuritySpec, TunnelEnd, TunnelSpec,
                                  VpnInfo, fa_ha_key, for_home_agent, handoff_tunnel,
                                  new_psk, owner_of, restricted_to, tunnel_name)
+from controller.logtext import log_text
 from controller.proto import diameter as dia
 from controller.proto import mip
 from controller.proto import mip_keys
@@ -155,7 +156,7 @@ class HomeAaa:
         if user is None or amr.mn_aaa_spi != user.mn_aaa_spi or not mip.verify_auth(
                 amr.reg_request, mip.AuthKind.MN_AAA, user.mn_aaa_key):
             self.counters["rejected"] += 1
-            LOG.info("AAAH: authentication of %s rejected (%s)", amr.user_name,
+            LOG.info("AAAH: authentication of %s rejected (%s)", log_text(amr.user_name),
                      "unknown user" if user is None else "bad MN-AAA authenticator")
             return [AnswerDiameter(self._answer(amr, RESULT_AUTHENTICATION_REJECTED,
                                                 error="authentication rejected"))]

@@ -50,6 +50,7 @@ from controller.core.binding import (IdentificationClock, ack_status, binding_ac
                                      handoff_key, peek_binding_update)
 from controller.core.expiry import ExpiryDict
 from controller.core.vpn import TunnelSpec, VpnInfo, handoff_psk
+from controller.logtext import log_text
 from controller.proto import diameter as dia
 from controller.proto import mip
 from controller.proto import mip_keys
@@ -264,7 +265,7 @@ class ForeignAgent:
             rrq = mip.decode(raw)
         except mip.MipDecodeError as exc:
             self.counters["malformed"] += 1
-            LOG.debug("%s: malformed MIPv4 from %s: %s", self.conf.name, mn_mac, exc)
+            LOG.debug("%s: malformed MIPv4 from %s: %s", self.conf.name, mn_mac, log_text(exc))
             if conformance.unknown_critical_extension(raw):   # silently discarded
                 self.counters["unknown_extension"] += 1
                 return []
@@ -434,7 +435,7 @@ class ForeignAgent:
             return unmatched
         self.counters["late_answer_completed"] += 1
         LOG.info("%s: late AMA for %s: completing the registration the home side made",
-                 self.conf.name, p.nai)
+                 self.conf.name, log_text(p.nai))
         p.fa_key = answer.fa_ha_key.session_key if answer.fa_ha_key is not None else b""
         return [Mark(p.nai, "late_ama_at_fa")] + self._complete(
             now, p, answer.vpn_info, _with_nonce(answer.reg_reply, answer))
@@ -455,7 +456,8 @@ class ForeignAgent:
         self.counters["reply_unmatched"] += 1
         self.in_progress.pop(p.nai, None)
         LOG.warning("%s: reply for %s matches no pending request of %s: dropped",
-                    self.conf.name, getattr(rrp, "home_address", "?"), p.nai)
+                    self.conf.name, log_text(getattr(rrp, "home_address", "?")),
+                    log_text(p.nai))
         return []
 
     def _note_wait(self, now: float, p: Pending) -> None:
@@ -518,7 +520,7 @@ class ForeignAgent:
             actions.append(RemoveTunnel(self.conf.name, tunnel_id))
         for nai in self.visitors.due(now):
             visitor = self.visitors.pop(nai)
-            LOG.info("%s: registration of %s expired", self.conf.name, nai)
+            LOG.info("%s: registration of %s expired", self.conf.name, log_text(nai))
             actions += self._teardown(visitor)
         for tunnel_id in self.handoffs.due(now):  # the forwarding tunnel's lifetime is over
             handoff = self.handoffs.pop(tunnel_id)
@@ -597,8 +599,8 @@ class ForeignAgent:
             return []
         status = ack_status(raw, p.identification)
         if status != mip.BACK_OK:
-            LOG.warning("%s: smooth handoff of %s to %s failed (%s)", self.conf.name, p.nai,
-                        to, "timeout" if status is None else status)
+            LOG.warning("%s: smooth handoff of %s to %s failed (%s)", self.conf.name,
+                        log_text(p.nai), to, "timeout" if status is None else status)
             return [Mark(p.nai, "handoff_failed", {"fa": self.conf.name, "status": status})]
         self.handoffs[p.spec.tunnel_id] = HandoffTunnel(p.nai, p.spec, now + p.lifetime,
                                                         old_side=False)
@@ -722,7 +724,7 @@ class ForeignAgent:
                                     home_agent=rrq.home_agent,
                                     identification=rrq.identification)
         LOG.info("%s: registration of %s denied, code %d", self.conf.name,
-                 rrq.nai or rrq.home_address, code)
+                 log_text(rrq.nai or rrq.home_address), code)
         return [SendToMobileNode(self.conf.name, mip.encode(rrp), mn_mac,
                                  conformance.reply_address(rrq.home_address, reply_to[0]),
                                  port, reply_to[1]),

@@ -59,6 +59,7 @@ from controller.core.expiry import ExpiryDict
 from controller.core.vpn import (TunnelSpec, VpnInfo, fa_ha_key, rewrite_foreign_agent,
                                  route_optimised, tunnel_psk)
 from controller.core.vpn_policy import check_vpn_info
+from controller.logtext import log_text
 from controller.proto import diameter as dia
 from controller.proto import mip
 
@@ -207,7 +208,7 @@ class HomeAgent:
         if not self._fa_authentic(raw, rrq, binding):
             self.counters["fa_auth_failed"] += 1
             LOG.info("HA %s: FA-HA authentication of a relayed RRQ for %s failed", self.name,
-                     nai)
+                     log_text(nai))
             return [ReplyMip(self._reply(rrq, mip.CODE_HA_FA_FAILED_AUTH, now))]
         code = self._check(now, nai, raw, rrq, relayed=True)
         if code is not None:
@@ -259,7 +260,7 @@ class HomeAgent:
                 or self._in_flight(binding.nai, cn_gateway)
                 or (binding.vpn_info.on_demand and cn_gateway not in binding.distributed)):
             LOG.info("HA %s: Binding Request from %s for %s: nothing to refresh", self.name,
-                     sender, msg.home_address)
+                     log_text(sender), msg.home_address)
             return []
         return [Mark(binding.nai, "breq_at_ha", {"cngw": cn_gateway})] + self._post(
             now, binding.nai, [(cn_gateway, False)], [])
@@ -283,7 +284,7 @@ class HomeAgent:
             mark = Mark(p.nai, "back_at_ha", {"cngw": p.cn_gateway})
         else:
             self.counters["bu_failed"] += 1
-            LOG.warning("HA %s: Binding Update for %s to %s %s", self.name, p.nai,
+            LOG.warning("HA %s: Binding Update for %s to %s %s", self.name, log_text(p.nai),
                         p.cn_gateway, "timed out" if status is None else f"refused ({status})")
             if binding is not None and not p.delete:
                 binding.distributed.discard(p.cn_gateway)
@@ -311,7 +312,7 @@ class HomeAgent:
             self.retiring.pop(tunnel_id)
             actions.append(RemoveTunnel(self.name, tunnel_id))
         for nai in self.bindings.due(now):
-            LOG.info("HA %s: binding of %s expired", self.name, nai)
+            LOG.info("HA %s: binding of %s expired", self.name, log_text(nai))
             actions += self._unbind(nai)
         return actions
 
@@ -335,7 +336,7 @@ class HomeAgent:
                 mn_ha is None or mn_ha.spi != key[0]   # the SPI names the association
                 or not mip.verify_auth(raw, mip.AuthKind.MN_HA, key[1]))):
             self.counters["denied"] += 1
-            LOG.info("HA %s: MN-HA authentication of %s failed", self.name, nai)
+            LOG.info("HA %s: MN-HA authentication of %s failed", self.name, log_text(nai))
             return mip.CODE_HA_MN_FAILED_AUTH
         if rrq.home_address != user.home_address:
             return self._refuse(nai, "home_address", mip.CODE_HA_ADMIN_PROHIBITED)

@@ -78,6 +78,7 @@ from diameter.message.commands import (AaMobileNodeAnswer, AaMobileNodeRequest,
                                        HomeAgentMipRequest)
 
 from controller.core.vpn import QosSpec, SecuritySpec, TunnelEnd, TunnelSpec, VpnInfo
+from controller.proto import nai as nai_syntax
 
 # --------------------------------------------------------------------------- numbers
 
@@ -971,6 +972,16 @@ class _Avps:
                              f"AVP {a.code}: DiameterIdentity is not ASCII", a.raw)
         return a.data.decode("ascii")
 
+    def nai(self, code: int) -> str:
+        """A required User-Name: an RFC 7542 NAI (``controller.proto.nai``), else 5004
+        with the AVP as Failed-AVP; the reason never repeats the value."""
+        a = self.need(code)
+        value = self.text_of(a)
+        why = nai_syntax.problem(value)
+        if why is not None:
+            raise self.error(INVALID_AVP_VALUE, code, f"AVP {code}: {why}", a.raw)
+        return value
+
     def text_of(self, a: RawAvp) -> str:
         try:
             return a.data.decode("utf-8")
@@ -1193,7 +1204,7 @@ def _decode_mip(top: _Avps, hdr: DiameterHeader) -> DiameterMessage:
             origin_host=top.ident(AVP_ORIGIN_HOST),
             origin_realm=top.ident(AVP_ORIGIN_REALM),
             destination_realm=top.ident(AVP_DESTINATION_REALM),
-            user_name=top.text(AVP_USER_NAME),
+            user_name=top.nai(AVP_USER_NAME),
             reg_request=top.octets(AVP_MIP_REG_REQUEST),
             mn_aaa_spi=auth.u32(AVP_MIP_MN_AAA_SPI),
             auth_input_length=auth.u32(AVP_MIP_AUTH_INPUT_DATA_LENGTH),
@@ -1214,7 +1225,7 @@ def _decode_mip(top: _Avps, hdr: DiameterHeader) -> DiameterMessage:
         origin_realm=top.ident(AVP_ORIGIN_REALM),
         destination_realm=top.ident(AVP_DESTINATION_REALM),
         destination_host=top.ident(AVP_DESTINATION_HOST, ""),
-        user_name=top.text(AVP_USER_NAME),
+        user_name=top.nai(AVP_USER_NAME),
         reg_request=top.octets(AVP_MIP_REG_REQUEST),
         authorization_lifetime=top.u32(AVP_AUTHORIZATION_LIFETIME),
         auth_session_state=top.u32(AVP_AUTH_SESSION_STATE),

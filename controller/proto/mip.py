@@ -33,7 +33,8 @@ the whole message invalid (:class:`MipDecodeError`); unknown 128-255 are skippab
 - 38 CVSE, Critical Vendor/Organization Specific Extension (RFC 3115 §2):
   ``Type(8) Reserved(8) Length(16) Vendor/Org-ID(32) CVSE-Type(16) CVSE-Value``
   where Length excludes Type, Reserved and Length (= 6 + len(value)).
-- 131 MN-NAI (RFC 2794): ``Type(8) Length(8) NAI`` (UTF-8, no NUL).
+- 131 MN-NAI (RFC 2794): ``Type(8) Length(8) NAI``: UTF-8 in RFC 7542 syntax
+  (:mod:`controller.proto.nai`), else the request is poorly formed (70 / 134).
 - 132 MN-FA Challenge (RFC 3012 §3): ``Type(8) Length(8) Challenge``.
 - 134 NVSE, Normal Vendor/Organization Specific Extension (RFC 3115 §3):
   ``Type(8) Length(8) Reserved(16) Vendor/Org-ID(32) NVSE-Type(16) NVSE-Value``
@@ -83,6 +84,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar, Union
 
 from controller.core.vpn import QosSpec, SecuritySpec, TunnelEnd, TunnelSpec
+from controller.proto import nai as nai_syntax
 
 # --------------------------------------------------------------------------- constants
 
@@ -443,9 +445,13 @@ def _walk_extensions(data: bytes, start: int, fa_code: int, ha_code: int) -> lis
             if length == 0:
                 raise err("empty NAI")
             try:
-                ext = NaiExtension(body.decode("utf-8"))
+                text = body.decode("utf-8")
             except UnicodeDecodeError as exc:
                 raise err("NAI is not UTF-8") from exc
+            why = nai_syntax.problem(text)   # RFC 7542: a bad NAI is a malformed request
+            if why is not None:
+                raise err(f"MN-NAI: {why}")
+            ext = NaiExtension(text)
         elif ext_type == EXT_MN_FA_CHALLENGE:
             ext = ChallengeExtension(body)
         elif ext_type == EXT_CVSE:

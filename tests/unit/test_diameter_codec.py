@@ -75,7 +75,7 @@ def test_round_trip(msg: object) -> None:
 
 
 def test_round_trip_minimal_and_empty_fields() -> None:
-    amr = AmRequest("s;1", "fa", "r1", "r2", "u@r2", b"\x01" * 28, 256, 20, 16, 28)
+    amr = AmRequest("s;1", "fa", "r1", "r2", "u@r2.example", b"\x01" * 28, 256, 20, 16, 28)
     assert decode(encode(amr)) == amr
     vi = VpnInfo("u@r2", "", "ha", "", ())
     ama = AmAnswer("s;1", 4001, "aaah", "r2", vpn_info=vi, error_message="bad auth")

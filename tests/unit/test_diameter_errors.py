@@ -229,6 +229,13 @@ def test_invalid_values_get_5004() -> None:
     _expect([
         (replaced(AMR_RAW, d.AVP_USER_NAME, avp(d.AVP_USER_NAME, b"\xff\xfe@x")),
          d.INVALID_AVP_VALUE, names(d.AVP_USER_NAME)),
+        # not an RFC 7542 NAI (issue 11): markup, CR LF, an empty realm label
+        (replaced(AMR_RAW, d.AVP_USER_NAME, avp(d.AVP_USER_NAME, b"<img src=x>@home.example")),
+         d.INVALID_AVP_VALUE, names(d.AVP_USER_NAME)),
+        (replaced(AMR_RAW, d.AVP_USER_NAME, avp(d.AVP_USER_NAME, b"a\r\nb@home.example")),
+         d.INVALID_AVP_VALUE, names(d.AVP_USER_NAME)),
+        (replaced(AMR_RAW, d.AVP_USER_NAME, avp(d.AVP_USER_NAME, b"alice@home..example")),
+         d.INVALID_AVP_VALUE, names(d.AVP_USER_NAME)),
         (replaced(AMR_RAW, d.AVP_MIP_MOBILE_NODE_ADDRESS,
                   avp(d.AVP_MIP_MOBILE_NODE_ADDRESS, b"\0\1\1\2\3")),
          d.INVALID_AVP_VALUE, names(d.AVP_MIP_MOBILE_NODE_ADDRESS)),

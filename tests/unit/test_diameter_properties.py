@@ -18,6 +18,8 @@ from controller.core.vpn import QosSpec, SecuritySpec, TunnelEnd, TunnelSpec, Vp
 from controller.proto import diameter as d
 from controller.proto.diameter import DiameterDecodeError, decode, encode
 
+from .test_nai import NAIS
+
 SETTINGS = settings(max_examples=200, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
 
@@ -41,7 +43,7 @@ ofaaa = st.none() | st.tuples(ident, ident)
 ids = {"hop_by_hop": u32, "end_to_end": u32}
 
 amr = st.builds(d.AmRequest, session_id=text1, origin_host=ident, origin_realm=ident,
-                destination_realm=ident, user_name=text, reg_request=blob, mn_aaa_spi=u32,
+                destination_realm=ident, user_name=NAIS, reg_request=blob, mn_aaa_spi=u32,
                 auth_input_length=u32, authenticator_length=u32, authenticator_offset=u32,
                 home_address=st.just("") | ip, home_agent_address=st.just("") | ip,
                 feature_vector=u32, destination_host=st.just("") | ident,
@@ -54,7 +56,7 @@ ama = st.builds(d.AmAnswer, session_id=text1, result_code=u32, origin_host=ident
                 error_message=text, **ids)
 har = st.builds(d.HaRequest, session_id=text1, origin_host=ident, origin_realm=ident,
                 destination_realm=ident, destination_host=st.just("") | ident,
-                user_name=text, reg_request=blob, authorization_lifetime=u32,
+                user_name=NAIS, reg_request=blob, authorization_lifetime=u32,
                 auth_session_state=u32, feature_vector=u32, home_address=st.just("") | ip,
                 home_agent_address=st.just("") | ip, vpn_info=st.none() | vpn_infos,
                 ha_to_fa_key=st.none() | msa, originating_foreign_aaa=ofaaa, **ids)

@@ -191,7 +191,7 @@ def test_relayed_rrq_without_valid_fa_ha_gets_132(walk: Walk, mn: MobileNode,
 def test_fa_ha_authenticator_must_be_the_last_extension(walk: Walk, mn: MobileNode) -> None:
     from controller.core.vpn import fa_ha_key
     raw = relayed(walk, mn, fa_ha_key(walk.ha.bindings[NAI].secret, "fa2"))
-    raw += mip.encode_extension(mip.NaiExtension("x@y"))     # appended after it
+    raw += mip.encode_extension(mip.NaiExtension("x@y.example"))     # appended after it
     reply = walk.execute("ha", walk.ha.on_registration_request(walk.now, raw))
     assert mip.decode(reply).code == mip.CODE_HA_FA_FAILED_AUTH
 

@@ -19,6 +19,8 @@ from controller.proto import mip
 from controller.proto.mip import (AgentAdvertisement, AuthKind, MipDecodeError, Pad,
                                   append_auth, decode, decode_icmp, encode, verify_auth)
 
+from .test_nai import NAIS
+
 SETTINGS = settings(max_examples=300, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
 
@@ -33,12 +35,11 @@ def _blob(max_size: int) -> st.SearchStrategy[bytes]:
     return st.binary(max_size=max_size)
 
 
-utf8_255 = st.text(min_size=1, max_size=80).filter(lambda s: len(s.encode()) <= 255)
 KNOWN_SKIPPABLE = {mip.EXT_MN_NAI, mip.EXT_MN_FA_CHALLENGE, mip.EXT_NVSE}
 
 extensions = st.one_of(
     st.just(Pad()),
-    st.builds(mip.NaiExtension, utf8_255),
+    st.builds(mip.NaiExtension, NAIS),
     st.builds(mip.MnHaAuth, u32, _blob(251)),
     st.builds(mip.MnFaAuth, u32, _blob(251)),
     st.builds(mip.FaHaAuth, u32, _blob(251)),

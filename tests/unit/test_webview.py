@@ -73,7 +73,12 @@ def test_page_and_stream_on_the_runtime(tmp_path: Path) -> None:
             except OSError:
                 assert time.monotonic() < deadline
                 time.sleep(0.05)
-        assert "<title>mipvpn</title>" in page and "/v1/view" in page
+        assert "<title>mipvpn</title>" in page and '<script src="/webview.js"' in page
+        with urllib.request.urlopen(base + "/webview.js", timeout=5) as resp:
+            assert resp.headers["Content-Type"].startswith("text/javascript")
+            assert "/v1/view" in resp.read().decode()
+        with urllib.request.urlopen(base + "/webview.css", timeout=5) as resp:
+            assert resp.headers["Content-Type"].startswith("text/css")
         with pytest.raises(urllib.error.HTTPError) as exc:
             urllib.request.urlopen(base + "/v1/view", timeout=5)
         assert exc.value.code == 401
@@ -102,3 +107,46 @@ def test_page_and_stream_on_the_runtime(tmp_path: Path) -> None:
     finally:
         sock.close()
         rt.stop()
+
+
+def test_the_page_has_no_inline_code_and_the_script_no_html_sinks() -> None:
+    """Issue 11: data reaches the page as text only.  The browser test proves it in
+    Chromium; this keeps the sources honest where no browser is installed."""
+    import re
+    adapters = ROOT / "controller" / "adapters"
+    html = (adapters / "webview.html").read_text()
+    js = (adapters / "webview.js").read_text()
+    code = re.sub(r"//[^\n]*", "", js)               # comments may name the sinks
+    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(",
+                 "new Function", "DOMParser", "createContextualFragment", "srcdoc"):
+        assert sink not in code, sink
+    assert not re.search(r"setAttribute\(\s*[\"'`]on", code)
+    assert re.findall(r"<script\b[^>]*>", html) == ['<script src="/webview.js" defer>']
+    assert not re.search(r"\son[a-z]+\s*=|\sstyle\s*=|<style", html)
+
+
+def test_every_response_carries_the_security_headers(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from controller.adapters.rest import create_app
+    from controller.adapters.webview import CONTENT_SECURITY_POLICY
+
+    from .rest_fakes import OPERATOR, FakeRuntime, make_auth
+    client = TestClient(create_app(FakeRuntime(tmp_path), make_auth()))
+    op = {"Authorization": f"Bearer {OPERATOR}"}
+    for path, headers, status in [("/", {}, 200), ("/webview.js", {}, 200),
+                                  ("/webview.css", {}, 200), ("/v1/bindings", {}, 401),
+                                  ("/v1/view", op, 200), ("/v1/handovers", op, 200),
+                                  ("/v1/nothing", op, 404), ("/openapi.json", {}, 200)]:
+        r = client.get(path, headers=headers)
+        assert r.status_code == status, (path, r.status_code)
+        assert r.headers["content-security-policy"] == CONTENT_SECURITY_POLICY, path
+        assert r.headers["x-content-type-options"] == "nosniff", path
+        assert r.headers["referrer-policy"] == "no-referrer", path
+    assert "script-src 'self'" in CONTENT_SECURITY_POLICY
+    assert "unsafe" not in CONTENT_SECURITY_POLICY
+    # FastAPI's Swagger UI (README: docs at /docs) needs its inline bootstrap and CDN
+    r = client.get("/docs")
+    csp = r.headers["content-security-policy"]
+    assert r.status_code == 200 and "frame-ancestors 'none'" in csp
+    assert "'unsafe-eval'" not in csp and "cdn.jsdelivr.net" in csp

@@ -1,0 +1,204 @@
+// mipvpn web view: draws /v1/view (server-sent events) as an SVG topology, the mobile
+// nodes and a handover timeline.
+//
+// Everything shown comes from the controller's state, and much of it from peers (NAIs,
+// foreign-agent names, tunnel ids): it goes into the page as TEXT only -- textContent,
+// text nodes (Element.append with strings), attribute values set with setAttribute on
+// fixed attribute names, and CSSOM numbers.  No innerHTML, no string-built markup, no
+// inline script or style: the page's Content-Security-Policy (script-src 'self',
+// require-trusted-types-for 'script') would refuse them anyway.
+"use strict";
+
+const SVGNS = "http://www.w3.org/2000/svg";
+const W = 900, ROWS = [60, 170, 300, 430];
+let token = new URLSearchParams(location.hash.slice(1)).get("token")
+  || sessionStorage.getItem("mipvpn-token") || "";
+if (location.hash) history.replaceState(null, "", location.pathname);  // token off the URL
+
+// An SVG element with attributes (values as data) and optional text content.
+function el(tag, attrs, parent, text) {
+  const e = document.createElementNS(SVGNS, tag);
+  for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
+  if (text !== undefined) e.textContent = text;
+  if (parent) parent.appendChild(e);
+  return e;
+}
+
+// An HTML element holding ``text`` as text.
+function h(tag, text, cls) {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+// A class name token from data, or "" when it is not one of ours (a-z and '-').
+const token_class = s => (typeof s === "string" && /^[a-z][a-z-]{0,30}$/.test(s)) ? s : "";
+const num = x => (typeof x === "number" && isFinite(x)) ? x : 0;
+
+// Rows: core switches, gateways, site/access switches, hosts and mobile nodes.
+function layout(s) {
+  const pos = {};
+  const spread = (names, y, order) => {
+    names.sort((a, b) => (order(a) - order(b)) || a.localeCompare(b));
+    names.forEach((n, i) => { pos[n] = { x: (i + 1) * W / (names.length + 1), y }; });
+  };
+  const core = s.switches.filter(w => w.role === "core").map(w => w.name);
+  spread(core, ROWS[0], () => 0);
+  const gwCore = Object.fromEntries(s.gateways.map(g => [g.name, g.core]));
+  spread(s.gateways.map(g => g.name), ROWS[1], n => (pos[gwCore[n]] || { x: 0 }).x);
+  const above = {};
+  for (const g of s.gateways) above[g.inside] = g.name;
+  const edge = s.switches.filter(w => w.role !== "core").map(w => w.name);
+  spread(edge, ROWS[2], n => (pos[above[n]] || { x: W }).x);
+  return pos;
+}
+
+function drawGraph(s) {
+  const svg = document.getElementById("graph");
+  svg.replaceChildren();
+  const pos = layout(s);
+  const gLinks = el("g", {}, svg), gTun = el("g", {}, svg), gNodes = el("g", {}, svg);
+  const line = (a, b, cls) => {
+    if (a && b) el("line", { x1: a.x, y1: a.y, x2: b.x, y2: b.y, class: cls }, gLinks);
+  };
+  for (const [a, b] of s.links) line(pos[a], pos[b], "link");
+  for (const g of s.gateways) { line(pos[g.name], pos[g.core], "link"); line(pos[g.name], pos[g.inside], "link"); }
+  // hosts under their switch; mobile nodes under their current access switch
+  const under = {};
+  const slot = sw => { under[sw] = (under[sw] || 0) + 1; return (under[sw] - 1) * 46 - 20; };
+  for (const hst of s.hosts) {
+    if (!pos[hst.switch]) continue;
+    const p = { x: pos[hst.switch].x + slot(hst.switch), y: ROWS[3] };
+    line(p, pos[hst.switch], "link");
+    const g = el("g", { class: "host", id: "host-" + hst.name }, gNodes);
+    el("circle", { cx: p.x, cy: p.y, r: 12 }, g);
+    el("text", { x: p.x, y: p.y + 26, "text-anchor": "middle" }, g, `${hst.name} ${hst.ip}`);
+  }
+  for (const m of s.mobile_nodes) {
+    if (!pos[m.switch]) continue;
+    const p = { x: pos[m.switch].x + slot(m.switch), y: ROWS[3] };
+    line(p, pos[m.switch], "link attach");
+    const g = el("g", { class: "mn", id: "mn-" + m.name, "data-fa": m.foreign_agent || "",
+                        "data-switch": m.switch }, gNodes);
+    el("circle", { cx: p.x, cy: p.y, r: 12 }, g);
+    el("text", { x: p.x, y: p.y + 26, "text-anchor": "middle" }, g,
+       `${m.name} @ ${m.foreign_agent || "(not registered)"}`);
+  }
+  for (const w of s.switches) {
+    const p = pos[w.name];
+    const g = el("g", { class: "sw" + (w.connected ? "" : " down"), id: "sw-" + w.name }, gNodes);
+    el("rect", { x: p.x - 28, y: p.y - 13, width: 56, height: 26, rx: 4 }, g);
+    el("text", { x: p.x, y: p.y + 4, "text-anchor": "middle" }, g, w.name);
+  }
+  for (const gw of s.gateways) {
+    const p = pos[gw.name];
+    const g = el("g", { class: "gw", id: "gw-" + gw.name }, gNodes);
+    el("circle", { cx: p.x, cy: p.y, r: 16, class: token_class(gw.kind) }, g);
+    el("text", { x: p.x, y: p.y + 4, "text-anchor": "middle", fill: "#fff" }, g, gw.name);
+    el("text", { x: p.x, y: p.y + 32, "text-anchor": "middle" }, g, gw.ip);
+  }
+  s.tunnels.forEach((t, i) => {
+    const a = pos[t.a], b = pos[t.b];
+    if (!a || !b) return;
+    const lift = 50 + 18 * i;
+    const d = `M ${a.x} ${a.y} Q ${(a.x + b.x) / 2} ${Math.min(a.y, b.y) - lift} ${b.x} ${b.y}`;
+    const kind = token_class(t.kind) || "other";
+    const path = el("path", { d, class: `tunnel t-${kind} ${token_class(t.state)}`.trim(),
+                              id: "tunnel-" + t.id, "data-kind": kind }, gTun);
+    el("title", {}, path, `${t.id} (${t.kind}, ${t.state})`);
+  });
+}
+
+function mobileNodeRows(s) {
+  return s.mobile_nodes.map(m => {
+    const li = h("li", `${m.name} (${m.nai}, ${m.home_address}): ` +
+                 (m.registered ? `at ${m.foreign_agent} via ${m.switch}` : "not registered"));
+    li.id = "mnrow-" + m.name;
+    return li;
+  });
+}
+
+// One handover: "#seq NAI kind [from → ]to code N — T ms", then a bar per phase.
+function handoverEntry(ho) {
+  const div = h("div", undefined, "ho");
+  div.id = "handover-" + num(ho.seq);
+  const total = ho.phases_ms.controller_total;
+  const head = h("div");
+  head.append(h("b", `#${num(ho.seq)}`), ` ${ho.nai} `, h("b", String(ho.kind)),
+              ` ${ho.from ? ho.from + " → " : ""}${ho.to} `);
+  if (ho.accepted === null) head.append(h("i", "in progress"));
+  else head.append(h("span", `code ${ho.code}`, ho.accepted ? "code" : "code denied"));
+  if (typeof total === "number") head.append(` — ${total.toFixed(1)} ms`);
+  div.appendChild(head);
+  const max = Math.max(1, ...Object.values(ho.phases_ms).map(num));
+  for (const [name, ms] of Object.entries(ho.phases_ms)) {
+    if (name === "controller_total") continue;
+    const row = h("div", undefined, "phase");
+    const bar = h("span", undefined, "bar");
+    bar.style.width = `${Math.round(200 * num(ms) / max)}px`;   // CSSOM: a number only
+    row.append(h("span", name), bar, h("span", `${num(ms).toFixed(1)} ms`));
+    div.appendChild(row);
+  }
+  return div;
+}
+
+function draw(s) {
+  document.getElementById("topo-name").textContent = "— " + s.name;
+  drawGraph(s);
+  document.getElementById("mnlist").replaceChildren(...mobileNodeRows(s));
+  document.getElementById("timeline").replaceChildren(
+    ...s.handovers.slice().reverse().map(handoverEntry));
+}
+
+function setStatus(text, cls) {
+  const st = document.getElementById("status");
+  st.textContent = text; st.className = cls || "";
+}
+
+function showTokenBox(shown) {
+  document.getElementById("tokenbox").classList.toggle("shown", shown);
+}
+
+async function connect() {
+  showTokenBox(false);
+  setStatus("connecting");
+  try {
+    const headers = { Accept: "text/event-stream" };
+    if (token) headers.Authorization = "Bearer " + token;
+    const resp = await fetch("/v1/view", { headers });
+    if (resp.status === 401 || resp.status === 403) {
+      setStatus("token needed", "error");
+      showTokenBox(true);
+      return;
+    }
+    if (!resp.ok) throw new Error("HTTP " + resp.status);
+    setStatus("live", "live");
+    const reader = resp.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buf = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buf += value;
+      let i;
+      while ((i = buf.indexOf("\n\n")) >= 0) {
+        const block = buf.slice(0, i); buf = buf.slice(i + 2);
+        const data = block.split("\n").filter(l => l.startsWith("data: ")).map(l => l.slice(6)).join("\n");
+        if (data) draw(JSON.parse(data));
+      }
+    }
+    throw new Error("stream ended");
+  } catch (e) {
+    setStatus("disconnected: " + e.message + " (retrying)", "error");
+    setTimeout(connect, 2000);
+  }
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  document.getElementById("tokenbtn").addEventListener("click", () => {
+    token = document.getElementById("token").value.trim();
+    sessionStorage.setItem("mipvpn-token", token);
+    connect();
+  });
+  connect();
+});
