@@ -255,12 +255,18 @@ ROWS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
 }
 # the results files the table is made from, in order (variants such as
 # registration-whatif-*.json are documented in docs/benchmarks.md, not tabled)
-FILES = ("registration", "scale", "handover*", "dataplane", "overload", "leak")
+FILES = ("registration", "scale", "handover-intra", "handover-inter",
+         "handover-route-optimised", "handover-smooth-handoff", "handover*", "dataplane",
+         "overload", "leak")
 
 
 def result_files(results: Path = RESULTS) -> Iterable[Path]:
+    seen: set[Path] = set()
     for pattern in FILES:
-        yield from sorted(results.glob(f"{pattern}.json"))
+        for path in sorted(results.glob(f"{pattern}.json")):
+            if path not in seen:
+                seen.add(path)
+                yield path
 
 
 def generate(results: Path = RESULTS) -> str:
