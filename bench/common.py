@@ -1,7 +1,8 @@
 """Shared helpers of the benchmarks: machine description, statistics, JSON, plots.
 
 Benchmarks are scripts that print figures; they are not timed tests.  Each result file
-starts with ``machine`` (cores, load average before the run, Python) because absolute
+starts with ``machine`` (code version, cpu, cores, load average before the run, Python)
+and carries ``load_after`` and ``command`` (``save_results``), because absolute
 times on a shared 2-core machine drift: compare figures only with the baseline measured
 in the same run.
 """
@@ -98,9 +99,33 @@ def save_results(name: str, out: str | None, res: dict[str, Any],
     """Every benchmark's ending: the JSON (``out`` or bench/results/NAME.json), then
     ``plot(data or res, png)`` next to it unless ``plot`` is None (``--no-plot``)."""
     path, png = out_paths(name, out)
-    write_json(path, res)
+    write_json(path, provenance(name, res))
     if plot is not None:
         plot(res if data is None else data, png)
+
+
+def command_line(name: str, argv: Sequence[str] | None = None) -> str:
+    """How the figures were produced: ``python -m bench.NAME ARGS`` (this process's
+    arguments), for the JSON and for bench.report's table."""
+    import shlex
+    if argv is None:   # python -m bench.NAME ARGS, or mipvpn bench NAME ARGS
+        argv = sys.argv[3:] if sys.argv[1:3] == ["bench", name] else sys.argv[1:]
+    args = list(argv)
+    return " ".join(["python", "-m", f"bench.{name}", *map(shlex.quote, args)])
+
+
+def provenance(name: str, res: dict[str, Any]) -> dict[str, Any]:
+    """``res`` with what every committed result carries (issue 13): ``machine`` (code
+    version, cpu, cores, load average before the run), ``load_after`` (load average at
+    the end) and ``command``.  What a benchmark already set is kept."""
+    out = dict(res)
+    m = dict(out.get("machine") or machine())
+    for key, value in machine().items():
+        m.setdefault(key, value)
+    out["machine"] = m
+    out.setdefault("load_after", [round(x, 2) for x in os.getloadavg()])
+    out.setdefault("command", command_line(name))
+    return out
 
 
 def pyplot() -> Any:

@@ -57,6 +57,7 @@ import yaml
 
 from controller.adapters.private_files import private_file, private_run_dir
 from controller.config import ConfigError, parse_topology
+from mininet_scripts import scenario_checks as checks
 from mininet_scripts.demo import (Demo, DemoError, _last_before, _registered, _stop_proc,
                                   read_events, rest_get, rest_put, say, wait_for)
 
@@ -457,19 +458,14 @@ class ScenarioRun:
             self.fail(f"timeline[{i}] check: {p}")
 
     def _check_once(self, check: dict[str, Any]) -> list[str]:
-        problems = []
         gws = rest_get(self.demo.rest, "/v1/tunnels")["gateways"]
+        # a gateway that could not be asked fails present and absent alike
+        problems = checks.tunnel_problems(gws, check.get("present", []),
+                                          check.get("absent", []))
 
         def ids(gw: str) -> set[str]:
-            states = gws.get(gw, [])
-            return {t["tunnel_id"] for t in states if isinstance(t, dict)
-                    and t.get("established", True)} if isinstance(states, list) else set()
-        for gw, tid in check.get("present", []):
-            if tid not in ids(gw):
-                problems.append(f"tunnel {tid} missing at {gw} (has {sorted(ids(gw))})")
-        for gw, tid in check.get("absent", []):
-            if tid in ids(gw):
-                problems.append(f"tunnel {tid} still at {gw}")
+            states, _ = checks.gateway_states(gws, gw)
+            return checks.established_ids(states or [])
         if "counters" in check:  # {role: {counter: at least}}
             have = rest_get(self.demo.rest, "/v1/counters")
             for role, wanted in check["counters"].items():
@@ -478,15 +474,10 @@ class ScenarioRun:
                     if value < least:
                         problems.append(f"counter {role}.{name} = {value} (< {least})")
         if "ha_carries_no_traffic_of" in check:
-            # route optimisation: none of the HA's tunnels has a selector with the MN's
-            # home address, and its only tunnels are the static ones
-            mn = check["ha_carries_no_traffic_of"]
-            owner = self.topo.mobile_nodes[mn].nai.replace("@", "_")
-            ha = next(n for n, g in self.topo.gateways.items() if g.kind == "home_agent")
-            mine = [t for t in ids(ha) if t.startswith(owner + "/")]
-            if mine:
-                problems.append(f"the HA carries {mn}'s traffic in {mine}")
-        if "qos_path" in check:
+            problems += self._ha_traffic(check["ha_carries_no_traffic_of"], gws)
+        if "qos_path" in check:  # which gateways hold the MN's tunnels: ask them all
+            problems += [f"qos_path: {why}" for gw in sorted(self.topo.gateways)
+                         for why in [checks.gateway_states(gws, gw)[1]] if why]
             problems += self._qos_path(check["qos_path"], ids)
         if "qos_gone" in check:  # the MN's shaping left the gateways it left
             from mininet_scripts.iperf import shaping_of
@@ -504,6 +495,19 @@ class ScenarioRun:
                 if have.get(nai) != fa:
                     problems.append(f"binding of {nai} at {have.get(nai)}, expected {fa}")
         return problems
+
+    def _ha_traffic(self, mn: str, before: dict[str, Any], window_s: float = 1.0
+                    ) -> list[str]:
+        """Route optimisation: the ESP packet counters of the HA's SAs do not move while
+        the MN's probe runs, and those of its FA do (scenario_checks.ha_traffic_problems)."""
+        ha = next(n for n, g in self.topo.gateways.items() if g.kind == "home_agent")
+        fa = self.topo.switches[self.location[mn]].foreign_agent
+        rate = next((float(p["rate"]) for p in self.probes
+                     if p["mn"] == mn and p["mn_proc"].poll() is None
+                     and p["cn_proc"].poll() is None), None)
+        time.sleep(window_s)
+        after = rest_get(self.demo.rest, "/v1/tunnels")["gateways"]
+        return checks.ha_traffic_problems(mn, ha, fa, before, after, rate, window_s)
 
     def _qos_path(self, wanted: dict[str, float], ids: Any) -> list[str]:
         """Claims 8, 9 on the elements themselves: the MN's two meters (ids 2*port,
@@ -594,6 +598,8 @@ class ScenarioRun:
     def _expect(self, result: dict[str, Any]) -> None:
         exp = self.spec.get("expect") or {}
         if "max_probe_lost" in exp:  # whole-run loss per probe and direction
+            if not result["probes"]:
+                self.fail("max_probe_lost: no probe ran, nothing was measured")
             for p in result["probes"]:
                 for d in ("mn_to_cn", "cn_to_mn"):
                     if p[f"{d}_lost"] > exp["max_probe_lost"]:
@@ -629,6 +635,9 @@ class ScenarioRun:
             result["lost_compare"] = {less[0]: lost(less[0]), less[1]: lost(less[1])}
             result["lost_compare_by_direction"] = {
                 mn: {d: lost(mn, (d,)) for d in LOST_DIRECTIONS} for mn in less[:2]}
+            if exp.get("lost_less"):
+                for problem in checks.unmeasured_moves(result["moves"], less[:2]):
+                    self.fail(f"lost_less: {problem}")
             if exp.get("lost_less") and not lost(less[0]) < lost(less[1]):
                 self.fail(f"{less[0]} lost {lost(less[0])} packets "
                           f"({'+'.join(dirs)}) in its moves, not fewer than {less[1]} "
@@ -661,11 +670,8 @@ class ScenarioRun:
             max_lost = per.get("max_lost", exp.get("max_lost"))
             if per.get("kind") and move["kind"] != per["kind"]:
                 self.fail(f"move {i}: kind {move['kind']}, expected {per['kind']}")
-            for d in ("mn_to_cn", "cn_to_mn"):
-                if max_gap is not None and "gap_ms" in move and move["gap_ms"][d] > max_gap:
-                    self.fail(f"move {i}: gap {d} {move['gap_ms'][d]:.1f} ms > {max_gap} ms")
-                if max_lost is not None and "lost" in move and move["lost"][d] > max_lost:
-                    self.fail(f"move {i}: lost {d} {move['lost'][d]} > {max_lost}")
+            for problem in checks.move_bound_problems(i, move, max_gap, max_lost):
+                self.fail(problem)
 
     def close(self) -> None:
         for proc in self.clients.values():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import shutil
 import socket
 import time
@@ -133,14 +134,59 @@ def test_tls_config_errors_name_file_and_key(tmp_path: Path, pki: Path, edit: An
     assert check_config(path) == [msg]          # what `mipvpn check-config` prints
 
 
-def test_unreadable_key_file(tmp_path: Path, pki: Path) -> None:
+def test_unreadable_key_file(pki: Path) -> None:
+    """A key file the controller's user cannot read is named.  Root reads every file,
+    so as root (CI) the check runs in a child process that has dropped to ``nobody``;
+    the files sit in a directory ``nobody`` may enter (pytest's tmp_path may not be)."""
     import os
-    if os.geteuid() == 0:
-        pytest.skip("root reads every file")
-    path = write_topology(tmp_path, pki)
-    (tmp_path / "certs" / "aaah.key").chmod(0)
-    with pytest.raises(ConfigError, match="domains.home.aaa.tls.key: .* is not readable"):
+    import tempfile
+    with tempfile.TemporaryDirectory(prefix="mipvpn-tlsconf-") as tmp:
+        dirpath = Path(tmp)
+        dirpath.chmod(0o755)
+        path = write_topology(dirpath, pki)
+        for f in (dirpath / "certs").iterdir():
+            f.chmod(0o644)
+        path.chmod(0o644)
+        (dirpath / "certs" / "aaah.key").chmod(0)
+        msg = _config_error_as_unprivileged(path) if os.geteuid() == 0 else _config_error(path)
+    assert msg is not None, "the unreadable key file was accepted"
+    assert re.search(r"domains\.home\.aaa\.tls\.key: .* is not readable", msg), msg
+
+
+def _config_error(path: Path) -> str | None:
+    try:
         load_topology(path)
+    except ConfigError as exc:
+        return str(exc)
+    return None
+
+
+def _config_error_as_unprivileged(path: Path, uid: int = 65534, gid: int = 65534
+                                  ) -> str | None:
+    """``_config_error`` in a forked child running as ``uid``/``gid`` (nobody)."""
+    import json
+    import os
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: drop root, load, report through the pipe, never return
+        code = 0
+        try:
+            os.close(r)
+            os.setgroups([])
+            os.setgid(gid)
+            os.setuid(uid)
+            out = {"error": _config_error(path), "uid": os.geteuid()}
+        except BaseException as exc:  # noqa: BLE001 - reported to the parent
+            out, code = {"crash": repr(exc)}, 1
+        os.write(w, json.dumps(out).encode())
+        os._exit(code)
+    os.close(w)
+    with os.fdopen(r, "rb") as f:
+        data = f.read()
+    os.waitpid(pid, 0)
+    out = json.loads(data or b"{}")
+    assert "crash" not in out and out.get("uid") == uid, out
+    return out["error"]
 
 
 # ------------------------------------------------------------------ split runtime

@@ -1,0 +1,82 @@
+"""README's Numbers table is what ``python -m bench.report`` makes of bench/results
+(issue 13), and every result file says what code, machine and load it was measured at."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench import common, report
+
+RESULTS = report.RESULTS
+
+
+def test_readme_numbers_table_is_the_generated_one() -> None:
+    block = report.readme_block(report.README.read_text())
+    assert block is not None, "README.md has no bench.report block"
+    assert block == report.generate(), (
+        "README's Numbers table differs from the committed results: "
+        "run `python -m bench.report --write` (after re-running the benchmark)")
+
+
+def test_every_tabled_result_names_code_machine_and_load() -> None:
+    files = list(report.result_files())
+    assert {f.stem.split("-")[0] for f in files} >= {"registration", "scale", "handover",
+                                                     "dataplane", "overload", "leak"}
+    for path in files:
+        m = json.loads(path.read_text()).get("machine") or {}
+        for key in ("code", "cpu", "cores", "loadavg", "time"):
+            assert m.get(key) not in (None, "", []), f"{path.name}: machine.{key} missing"
+
+
+def test_a_changed_result_changes_the_table(tmp_path: Path) -> None:
+    """The README test can fail: a figure that moves in the JSON moves in the table."""
+    results = tmp_path / "results"
+    shutil.copytree(RESULTS, results, ignore=shutil.ignore_patterns("*.png"))
+    before = report.generate(results)
+    data = json.loads((results / "overload.json").read_text())
+    data["consistency"].update(consistent=False, bindings=1665, visitors=1617,
+                               problem_count=49)
+    (results / "overload.json").write_text(json.dumps(data))
+    after = report.generate(results)
+    assert after != before
+    row = next(line for line in after.splitlines() if line.startswith("| 10×"))
+    assert "1,665 HA bindings, 1,617 FA visitors, 49 problems" in row
+    assert "**not met**" in row
+
+
+def test_write_replaces_only_the_block(tmp_path: Path) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n\nbefore\n\n{report.BEGIN}\n| old |\n{report.END}\n\nafter\n")
+    assert report.write(readme) is True
+    text = readme.read_text()
+    assert text.startswith("# x\n\nbefore\n\n") and text.endswith("\n\nafter\n")
+    assert report.readme_block(text) == report.generate()
+    assert report.write(readme) is False
+
+
+def test_save_results_records_code_machine_load_and_command(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch
+                                                            ) -> None:
+    monkeypatch.setattr(sys, "argv", ["bench/overload.py", "--duration", "5"])
+    out = tmp_path / "x.json"
+    common.save_results("overload", str(out), {"benchmark": "overload", "n": 1}, None)
+    res = json.loads(out.read_text())
+    assert res["n"] == 1
+    assert res["command"] == "python -m bench.overload --duration 5"
+    for key in ("code", "cpu", "cores", "loadavg", "time"):
+        assert key in res["machine"]
+    assert len(res["load_after"]) == 3
+    # what a benchmark measured before its run is kept, missing keys added
+    m = {"loadavg": [9.0, 9.0, 9.0], "cores": 2}
+    kept = common.provenance("scale", {"machine": m})
+    assert kept["machine"]["loadavg"] == [9.0, 9.0, 9.0] and "code" in kept["machine"]
+
+
+def test_command_line_of_mipvpn_bench(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "argv", ["/usr/bin/mipvpn", "bench", "scale", "--moves", "10"])
+    assert common.command_line("scale") == "python -m bench.scale --moves 10"
