@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from controller.adapters import diameter_tls, openflow
+from controller.adapters.gateway import GatewayDriver
 from controller.adapters.diameter_peer import DiameterError, DiameterNode, PeerConnection
 from controller.adapters.mip_transport import MipEndpoint
 from controller.adapters.qos import GatewayQos
@@ -102,7 +103,7 @@ class Runtime:
     def __init__(self, topo: Any, run_dir: str | Path, db_path: str | Path,
                  rest: tuple[str, int] | None = ("127.0.0.1", 8080), *,
                  roles: Iterable[str] | None = None,
-                 gateway_factory: Callable[[str], Any] | None = None,
+                 gateway_factory: Callable[[str], GatewayDriver] | None = None,
                  flow_sink: Callable[[int, tuple[flows.FlowMod, ...]], None] | None = None,
                  fa_ingress: bool = False, advertise: bool = True,
                  persist: bool = True, state_path: str | Path | None = None) -> None:
@@ -142,7 +143,8 @@ class Runtime:
         self._tasks: set[asyncio.Task[Any]] = set()
         factory = gateway_factory or (
             lambda name: StrongSwanGateway(name, vici_socket(self.run_dir, name)))
-        self.gateways = {name: factory(name) for name in topo.gateways}
+        self.gateways: dict[str, GatewayDriver] = {name: factory(name)
+                                                    for name in topo.gateways}
         self._gw_exec = {name: ThreadPoolExecutor(1, thread_name_prefix=f"vici-{name}")
                          for name in topo.gateways}
         # one thread per gateway blocks on a VICI connection charon closes when it
@@ -598,9 +600,9 @@ class Runtime:
                                   timeout: float) -> bool:
         """Poll the gateway until ``tunnel_id`` has an installed CHILD_SA (bounded)."""
         gw = self.gateways.get(gateway)
-        look = getattr(gw, "tunnel", None)
-        if look is None:
+        if gw is None or not gw.reports_tunnel_state:
             return True             # a driver that cannot tell (tests): assume up
+        look = gw.tunnel
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -672,7 +674,7 @@ class Runtime:
         add = gw.add_tunnel
         if load_only:
             action = AddTunnel(action.gateway, replace(action.side, initiator=False))
-            add = getattr(gw, "load_tunnel", gw.add_tunnel)
+            add = gw.load_tunnel
         entry = {"gateway": action.gateway, "tunnel_id": action.side.tunnel_id,
                  "local": action.side.local.address, "remote": action.side.remote.address,
                  "remote_gateway": action.side.remote.gateway,
@@ -734,7 +736,7 @@ class Runtime:
     async def _warm_up(self, name: str) -> None:
         """Connect to a gateway's charon as soon as it answers (see ``warm_up``)."""
         gw = self.gateways[name]
-        if not hasattr(gw, "warm_up"):
+        if not gw.warms_up:
             return
         while not await self._gateway_ready(name):
             await asyncio.sleep(0.1)
@@ -745,7 +747,7 @@ class Runtime:
 
     async def _gateway_ready(self, name: str) -> bool:
         gw = self.gateways[name]
-        if isinstance(gw, StrongSwanGateway) and not vici_socket(self.run_dir, name).exists():
+        if not gw.dialable():
             return False
         try:
             # bounded: a hung charon (alive, socket open, not answering) is degraded too;
@@ -917,7 +919,7 @@ class Runtime:
                     LOG.error("gateway %s: charon unreachable; tunnels there are down "
                               "until it is back", name)
                 await asyncio.sleep(DEGRADED_POLL)
-            if hasattr(gw, "warm_up"):
+            if gw.warms_up:
                 try:
                     await self.loop.run_in_executor(self._gw_exec[name], gw.warm_up)
                 except Exception as exc:  # noqa: BLE001 - retried lazily at the first tunnel
@@ -933,7 +935,7 @@ class Runtime:
             # a version call every HEALTH_INTERVAL (a hung charon, a lost socket)
             stop = threading.Event()
             watch: asyncio.Future[Any] | None = None
-            if hasattr(gw, "wait_closed"):
+            if gw.watches_process:
                 watch = asyncio.ensure_future(self.loop.run_in_executor(
                     self._watch_exec, gw.wait_closed, stop))
             why = "charon does not answer (VICI)"
@@ -972,9 +974,8 @@ class Runtime:
         gw = self.gateways[name]
         run = self._gw_exec[name]
         t0 = time.monotonic()
-        loaded: dict[str, dict[str, Any]] = {}
-        if hasattr(gw, "loaded_connections"):
-            loaded = await self.loop.run_in_executor(run, gw.loaded_connections)
+        loaded: dict[str, dict[str, Any]] = await self.loop.run_in_executor(
+            run, gw.loaded_connections)
         sas = {s.tunnel_id: s for s in await self.loop.run_in_executor(run, gw.tunnels)}
         wanted = self.tunnels_wanted(name)
         stats = {"kept": 0, "added": 0, "removed": 0, "initiated": 0}
@@ -1040,11 +1041,10 @@ class Runtime:
             "state": "up" if side.initiator and established else "configured",
             "adopted": True}
         gw = self.gateways[name]
-        if hasattr(gw, "adopt"):
-            try:
-                await self.loop.run_in_executor(self._gw_exec[name], gw.adopt, side)
-            except Exception as exc:  # noqa: BLE001 - anchors are best effort here
-                LOG.warning("gateway %s: adopting %s: %s", name, side.tunnel_id, exc)
+        try:
+            await self.loop.run_in_executor(self._gw_exec[name], gw.adopt, side)
+        except Exception as exc:  # noqa: BLE001 - anchors are best effort here
+            LOG.warning("gateway %s: adopting %s: %s", name, side.tunnel_id, exc)
         await self._gateway_qos(name, "apply", side)
 
     # ================================================================ Mobile IPv4

@@ -14,6 +14,7 @@ from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
 from controller import runtime as runtime_mod
+from controller.adapters.gateway import GatewayDriverBase
 from controller.config import load_topology
 from controller.core import flows
 from controller.core.actions import HoldTraffic, ReleaseHold
@@ -25,7 +26,7 @@ OTHER = "02:00:00:00:02:00"
 NAI = "alice@home.example"
 
 
-class FakeGateway:
+class FakeGateway(GatewayDriverBase):
     def __init__(self) -> None:
         self.up = True
         self.asked: list[str] = []
