@@ -13,7 +13,7 @@ import pytest
 from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
-from controller import runtime as runtime_mod
+from controller.runtime import root as runtime_mod
 from controller.adapters.gateway import GatewayDriverBase
 from controller.config import load_topology
 from controller.core import flows
