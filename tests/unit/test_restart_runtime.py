@@ -292,7 +292,7 @@ def test_a_hung_charon_is_not_ready(tmp_path, monkeypatch) -> None:
     import asyncio as _asyncio
     import threading as _threading
 
-    from controller.runtime import root as runtime_mod
+    from controller.runtime import settings as runtime_mod
     from controller.config import load_topology
     from controller.runtime import Runtime
     from tests.unit.harness import DEFAULT_TOPOLOGY
