@@ -7,14 +7,16 @@ import ipaddress
 import threading
 from typing import Any
 
+from controller.adapters.gateway import GatewayDriverBase
 from controller.proto import mip
 
 VENDOR_ID = 32473
 CVSE_PREVIOUS_FA = 1
 
 
-class RecordingGateway:
-    """Stands in for a strongSwan gateway: records what would be set."""
+class RecordingGateway(GatewayDriverBase):
+    """Stands in for a strongSwan gateway: records what would be set (a
+    ``GatewayDriver``)."""
 
     def __init__(self, name: str) -> None:
         self.name = name

@@ -37,6 +37,7 @@ from typing import Any, Iterable, Protocol, Sequence
 import vici
 from vici.exception import CommandException, SessionException
 
+from controller.adapters.gateway import GatewayDriverBase
 from controller.adapters.private_files import private_dir, private_file
 from controller.core.vpn import TunnelSide
 from controller.logtext import log_text
@@ -605,8 +606,13 @@ def connection_for(side: TunnelSide, dpd_delay: str = "2s",
     }}
 
 
-class StrongSwanGateway:
-    """Controller-side driver of one gateway's charon: one VICI session, thread-safe."""
+class StrongSwanGateway(GatewayDriverBase):
+    """Controller-side driver of one gateway's charon: one VICI session, thread-safe
+    (a ``GatewayDriver``)."""
+
+    def dialable(self) -> bool:
+        """charon's VICI socket exists (the gateway's charon has started)."""
+        return Path(self.vici_socket_path).exists()
 
     def __init__(self, name: str, vici_socket_path: str | os.PathLike[str],
                  netns: str | None = None, connect_timeout: float = 2.0) -> None:

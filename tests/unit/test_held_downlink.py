@@ -5,6 +5,7 @@ No root: a fake datapath records the packet-outs, a fake gateway reports tunnel 
 
 from __future__ import annotations
 
+import asyncio
 import time
 from types import SimpleNamespace
 from typing import Any
@@ -13,7 +14,8 @@ import pytest
 from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
-from controller import runtime as runtime_mod
+from controller.runtime import settings as runtime_mod
+from controller.adapters.gateway import GatewayDriverBase
 from controller.config import load_topology
 from controller.core import flows
 from controller.core.actions import HoldTraffic, ReleaseHold
@@ -25,7 +27,7 @@ OTHER = "02:00:00:00:02:00"
 NAI = "alice@home.example"
 
 
-class FakeGateway:
+class FakeGateway(GatewayDriverBase):
     def __init__(self) -> None:
         self.up = True
         self.asked: list[str] = []
@@ -70,7 +72,7 @@ def settle(r: Any) -> None:
         for _ in range(200):
             if not r._tasks:
                 break
-            await runtime_mod.asyncio.sleep(0.01)
+            await asyncio.sleep(0.01)
     r.loop.run_until_complete(idle())
 
 
@@ -94,7 +96,7 @@ def test_held_frames_go_to_the_fa_once_the_tunnel_is_up(rt: Any) -> None:
     assert rt.counters["held_frames"] == 50 and rt.test.msgs == []
     rt.test.gws["fa1"].up = False
     run(rt, [release(rt)])
-    rt.loop.run_until_complete(runtime_mod.asyncio.sleep(0.05))
+    rt.loop.run_until_complete(asyncio.sleep(0.05))
     assert rt.test.msgs == []            # waits for the forwarding tunnel's CHILD_SA
     for seq in range(50, 60):            # still held meanwhile
         punt(rt, frame(MN, seq))
@@ -189,7 +191,7 @@ def test_waits_for_the_peers_inbound_sa(rt: Any) -> None:
     action = ReleaseHold("fa1", rt.test.dpid, MN, True, "alice_home.example/fa1-fa2",
                          flows.release_hold(MN), peer="fa2")
     run(rt, [action])
-    rt.loop.run_until_complete(runtime_mod.asyncio.sleep(0.05))
+    rt.loop.run_until_complete(asyncio.sleep(0.05))
     assert rt.test.msgs == [] and rt.gateways["fa2"].asked
     rt.gateways["fa2"].up = True
     settle(rt)

@@ -60,3 +60,87 @@ def test_checker_catches_each_form(tmp_path: Path) -> None:
     src.write_text("import socketserver_like\nfrom diameter.message import Message\n"
                    "import os_ken.lib.packet\n")
     assert forbidden_in(imported_modules(src)) == []
+
+
+# ---------------------------------------------------------------- the runtime package
+# (issue 12): the composition root (controller/runtime/root.py, re-exported by the
+# package's __init__) builds the collaborators; none of them imports it back, and only
+# the os-ken app (apps/) imports os-ken's app framework.
+
+RUNTIME = CORE.parent / "runtime"
+RUNTIME_ROOT = {"root.py", "__init__.py"}
+RUNTIME_FORBIDDEN = ("os_ken.base", "os_ken.controller")
+
+
+def imported_names(path: Path, package: tuple[str, ...] = ("controller", "runtime")
+                   ) -> set[str]:
+    """What a file imports, each name whole: ``import a.b`` -> ``a.b``, ``from a import
+    b`` -> ``a.b`` (not ``a``); relative imports resolved against ``package``."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = list(package[:len(package) - node.level + 1]) if node.level else []
+            module = ".".join(base + ([node.module] if node.module else []))
+            names.update(f"{module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def root_imports(names: set[str]) -> list[str]:
+    """Names that reach the composition root: the root module, the package itself
+    (which re-exports it), or a name taken from the package that is not a module of
+    it (``from controller.runtime import Runtime``)."""
+    modules = {p.stem for p in RUNTIME.glob("*.py")} - {"root", "__init__"}
+    bad = []
+    for n in names:
+        parts = n.split(".")
+        if parts[:2] != ["controller", "runtime"]:
+            continue
+        if len(parts) == 2 or parts[2] not in modules:
+            bad.append(n)
+    return sorted(bad)
+
+
+RUNTIME_FILES = sorted(RUNTIME.glob("*.py"))
+COLLABORATORS = [p for p in RUNTIME_FILES if p.name not in RUNTIME_ROOT]
+
+
+def test_runtime_collaborators_found() -> None:
+    assert {"executor.py", "gateways.py", "switches.py", "held.py", "persistence.py",
+            "mip_io.py", "diameter_links.py", "settings.py"} <= {
+        p.name for p in COLLABORATORS}
+
+
+@pytest.mark.parametrize("path", COLLABORATORS, ids=lambda p: p.name)
+def test_collaborators_never_import_the_root(path: Path) -> None:
+    assert root_imports(imported_names(path)) == []
+
+
+@pytest.mark.parametrize("path", RUNTIME_FILES, ids=lambda p: p.name)
+def test_runtime_imports_no_os_ken_app_framework(path: Path) -> None:
+    assert os_ken_app_imports(imported_names(path)) == []
+
+
+def os_ken_app_imports(names: set[str]) -> list[str]:
+    return sorted(n for n in names for f in RUNTIME_FORBIDDEN
+                  if n == f or n.startswith(f + "."))
+
+
+def test_root_checker_catches_each_form(tmp_path: Path) -> None:
+    src = tmp_path / "bad.py"
+    src.write_text("from controller.runtime import Runtime\n"
+                   "from controller.runtime.root import current\n"
+                   "import controller.runtime\n"
+                   "import controller.runtime.root\n"
+                   "def f():\n    from . import root\n")
+    assert set(root_imports(imported_names(src))) == {
+        "controller.runtime", "controller.runtime.Runtime", "controller.runtime.root",
+        "controller.runtime.root.current"}
+    src.write_text("from os_ken.controller import ofp_event\nfrom os_ken import base\n")
+    assert os_ken_app_imports(imported_names(src)) == ["os_ken.base",
+                                                       "os_ken.controller.ofp_event"]
+    src.write_text("from controller.runtime import settings\n"
+                   "from controller.runtime.gateways import Gateways\n"
+                   "from .held import HeldDownlinks\nfrom controller.core import flows\n")
+    assert root_imports(imported_names(src)) == []

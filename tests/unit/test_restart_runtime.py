@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from controller.adapters.gateway import GatewayDriverBase
 from controller.adapters.state import StateStore
 from controller.adapters.strongswan import TunnelError
 from controller.proto import mip
@@ -40,7 +41,7 @@ class FakeCharon:
         self.sas.clear()
 
 
-class FakeDriver:
+class FakeDriver(GatewayDriverBase):
     """``StrongSwanGateway``'s interface over a ``FakeCharon``; ``calls`` records
     every change this controller process made."""
 
@@ -291,14 +292,14 @@ def test_a_hung_charon_is_not_ready(tmp_path, monkeypatch) -> None:
     import asyncio as _asyncio
     import threading as _threading
 
-    from controller import runtime as runtime_mod
+    from controller.runtime import settings as runtime_mod
     from controller.config import load_topology
     from controller.runtime import Runtime
     from tests.unit.harness import DEFAULT_TOPOLOGY
 
     release = _threading.Event()
 
-    class Hung:
+    class Hung(GatewayDriverBase):
         def version(self) -> dict[str, str]:
             release.wait(5)
             return {"daemon": "hung"}

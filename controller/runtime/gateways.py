@@ -1,0 +1,415 @@
+"""Gateways: the tunnel drivers of every gateway, each called on its own worker thread
+(VICI is blocking): tunnel add/remove with QoS, warm-up, the supervisor that watches a
+charon and reconciles its tunnels against what the roles want, health."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from typing import Any, Mapping
+
+from controller.adapters.gateway import GatewayDriver
+from controller.logtext import log_text
+from controller.adapters.qos import GatewayQos
+from controller.adapters.strongswan import TunnelError
+from controller.core import persist
+from controller.core.actions import AddTunnel, RemoveTunnel
+from controller.core.vpn import TunnelSide, TunnelSpec
+from controller.runtime import settings
+
+LOG = logging.getLogger("mipvpn.runtime")
+
+
+class Gateways:
+    """``drivers``: gateway name -> its tunnel driver; ``qos``: gateway name -> its
+    ``GatewayQos`` (real gateways only); ``roles``: the running roles (what they want
+    decides a reconcile)."""
+
+    def __init__(self, drivers: dict[str, GatewayDriver], qos: dict[str, GatewayQos],
+                 roles: Mapping[str, Any]) -> None:
+        self.drivers = drivers
+        self.qos = qos
+        self.roles = roles
+        self.workers = {name: ThreadPoolExecutor(1, thread_name_prefix=f"vici-{name}")
+                        for name in drivers}
+        # one thread per gateway blocks on a VICI connection charon closes when it
+        # dies (issue 5: charon loss seen at once, not at the next health check)
+        self.watchers = ThreadPoolExecutor(max(1, len(drivers)),
+                                           thread_name_prefix="vici-watch")
+        self.tunnel_log: dict[tuple[str, str], dict[str, Any]] = {}
+        self.static_tunnels: list[TunnelSpec] = []
+        self.health: dict[str, dict[str, Any]] = {}
+        self._initiated: dict[str, float] = {}
+        self._gw_poke: dict[str, asyncio.Event] = {}
+        self._touched: dict[tuple[str, str], float] = {}   # (gateway, tunnel) -> set at
+        self._owned: set[str] = set()
+
+    def own(self) -> set[str]:
+        """Fix the gateways this process drives (at start, once the stationary tunnels
+        are known)."""
+        self._owned = self.owned_gateways()
+        return self._owned
+
+    def close(self) -> None:
+        self.watchers.shutdown(wait=False)   # its threads end within 0.5 s
+        for gw in self.drivers.values():
+            gw.close()
+        for qos in self.qos.values():  # QoS (claims 8, 9)
+            qos.close()
+
+    async def add_tunnel(self, action: AddTunnel, load_only: bool = False) -> None:
+        """``load_only`` (reconcile): load this end without touching an SA charon may
+        hold for it, and without initiating."""
+        gw = self.drivers[action.gateway]
+        key = (action.gateway, action.side.tunnel_id)
+        self._touched[key] = time.monotonic()
+        add = gw.add_tunnel
+        if load_only:
+            action = AddTunnel(action.gateway, replace(action.side, initiator=False))
+            add = gw.load_tunnel
+        entry = {"gateway": action.gateway, "tunnel_id": action.side.tunnel_id,
+                 "local": action.side.local.address, "remote": action.side.remote.address,
+                 "remote_gateway": action.side.remote.gateway,
+                 "local_ts": list(action.side.local.selectors),
+                 "remote_ts": list(action.side.remote.selectors),
+                 "initiator": action.side.initiator, "state": "setting"}
+        self.tunnel_log[key] = entry
+        await self._qos(action.gateway, "apply", action.side)  # QoS (claims 8, 9)
+        took = None
+        error: Exception | None = None
+        for attempt in range(settings.TUNNEL_TRIES if action.side.initiator else 1):
+            try:
+                took = await asyncio.get_running_loop().run_in_executor(self.workers[action.gateway],
+                                                       add, action.side)
+                break
+            except (TunnelError, OSError) as exc:
+                error = exc
+                LOG.warning("tunnel %s at %s: attempt %d failed: %s", log_text(action.side.tunnel_id),
+                            action.gateway, attempt + 1, log_text(exc))
+                await asyncio.sleep(0.1)
+        if took is None:
+            exc = error
+            self.poke_gateway(action.gateway)   # charon gone? (issue 5)
+            entry["state"] = "failed"
+            entry["error"] = str(exc)
+            LOG.error("tunnel %s at %s failed: %s", log_text(action.side.tunnel_id), action.gateway,
+                      log_text(exc))
+            return
+        entry["state"] = "up" if action.side.initiator else "configured"
+        entry["setup_ms"] = round(took * 1000, 3)
+        LOG.info("tunnel %s at %s %s in %.1f ms", log_text(action.side.tunnel_id), action.gateway,
+                 entry["state"], took * 1000)
+
+    async def remove_tunnel(self, action: RemoveTunnel) -> None:
+        gw = self.drivers[action.gateway]
+        self._touched[(action.gateway, action.tunnel_id)] = time.monotonic()
+        self.tunnel_log.pop((action.gateway, action.tunnel_id), None)
+        try:
+            await asyncio.get_running_loop().run_in_executor(self.workers[action.gateway],
+                                            gw.remove_tunnel, action.tunnel_id)
+        except (TunnelError, OSError) as exc:
+            LOG.error("removing tunnel %s at %s failed: %s", log_text(action.tunnel_id),
+                      action.gateway, log_text(exc))
+        await self._qos(action.gateway, "remove", action.tunnel_id)  # QoS
+        LOG.info("tunnel %s at %s removed", log_text(action.tunnel_id), action.gateway)
+
+    async def _qos(self, gateway: str, op: str, arg: Any) -> None:
+        """QoS (claims 8, 9): ``GatewayQos.apply(side)`` / ``.remove(tunnel_id)`` on the
+        gateway's worker, in order with its tunnel calls; a failure is logged, never
+        fatal (the tunnel still comes up, unshaped)."""
+        qos = self.qos.get(gateway)
+        if qos is None:
+            return
+        try:
+            await asyncio.get_running_loop().run_in_executor(self.workers[gateway], getattr(qos, op), arg)
+        except Exception as exc:  # noqa: BLE001 - netlink errors of any kind
+            LOG.error("QoS %s at %s failed: %s", op, gateway, log_text(exc))
+
+    async def warm_up(self, name: str) -> None:
+        """Connect to a gateway's charon as soon as it answers (see ``warm_up``)."""
+        gw = self.drivers[name]
+        if not gw.warms_up:
+            return
+        while not await self.ready(name):
+            await asyncio.sleep(0.1)
+        try:
+            await asyncio.get_running_loop().run_in_executor(self.workers[name], gw.warm_up)
+        except Exception as exc:  # reported, retried lazily at the first tunnel
+            LOG.warning("gateway %s: warm-up failed: %s", name, log_text(exc))
+
+    async def ready(self, name: str) -> bool:
+        gw = self.drivers[name]
+        if not gw.dialable():
+            return False
+        try:
+            # bounded: a hung charon (alive, socket open, not answering) is degraded too;
+            # the bound is above the longest legitimate call queued before it (an
+            # initiate: settings.TUNNEL_TRIES x its 5 s timeout)
+            await asyncio.wait_for(asyncio.get_running_loop().run_in_executor(
+                self.workers[name], self.drivers[name].version), settings.HEALTH_TIMEOUT)
+        except Exception:  # not up yet, gone, or hung
+            return False
+        return True
+
+    async def tunnels_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name, gw in self.drivers.items():
+            try:
+                states = await asyncio.get_running_loop().run_in_executor(self.workers[name], gw.tunnels)
+                out[name] = [s.to_json() if hasattr(s, "to_json") else _state_json(s)
+                             for s in states]
+            except Exception as exc:  # charon down: reported, not fatal
+                out[name] = {"error": str(exc)}
+        return out
+
+    async def tunnel_established(self, gateway: str, tunnel_id: str,
+                                  timeout: float) -> bool:
+        """Poll the gateway until ``tunnel_id`` has an installed CHILD_SA (bounded)."""
+        gw = self.drivers.get(gateway)
+        if gw is None or not gw.reports_tunnel_state:
+            return True             # a driver that cannot tell (tests): assume up
+        look = gw.tunnel
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                state = await asyncio.get_running_loop().run_in_executor(None, look, tunnel_id)
+            except (TunnelError, OSError):
+                state = None
+            if state is not None and state.established:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(settings.HOLD_POLL)
+
+    def owned_gateways(self) -> set[str]:
+        """Gateways whose tunnels this process's roles decide."""
+        owned: set[str] = set()
+        for key, role in self.roles.items():
+            kind = persist.kind_of(key)
+            if kind == "ha":
+                owned.add(role.name)
+            elif kind in ("fa", "cngw"):
+                owned.add(key.split(":", 1)[1])
+        for spec in self.static_tunnels:
+            owned.update(spec.ends())
+        return owned & set(self.drivers)
+
+    def tunnels_wanted(self, gateway: str) -> dict[str, TunnelSpec]:
+        """Tunnel id -> spec of every tunnel ``gateway`` should hold now, from the
+        roles' state (what a restart restored) and the stationary tunnels."""
+        out = {t.tunnel_id: t for t in self.static_tunnels if gateway in t.ends()}
+        for key, role in self.roles.items():
+            kind = persist.kind_of(key)
+            name = (role.name if kind == "ha" else key.split(":", 1)[1]
+                    if kind in ("fa", "cngw") else None)
+            if name == gateway and hasattr(role, "tunnels_wanted"):
+                for spec in role.tunnels_wanted():
+                    out[spec.tunnel_id] = spec
+        return out
+
+    def _wanted_side(self, gateway: str, spec: TunnelSpec) -> Any:
+        """``gateway``'s side of ``spec`` as its role set it: a smooth-handoff
+        forwarding tunnel at the new FA is a secondary side (docs/strongswan.md)."""
+        side = spec.side_for(gateway)
+        role = self.roles.get(f"fa:{gateway}")
+        if role is not None and spec.tunnel_id in role.secondary_tunnels():
+            side = replace(side, secondary=True)
+        return side
+
+    def _health_of(self, name: str) -> dict[str, Any]:
+        return self.health.setdefault(name, {
+            "state": "connecting", "since": time.time(), "error": "", "outages": 0,
+            "reconciles": 0, "last_reconcile": None, "last_outage_s": None})
+
+    def _set_health(self, name: str, state: str, error: str = "") -> None:
+        h = self._health_of(name)
+        if h["state"] != state:
+            now = time.time()
+            if state == "up" and h["state"] == "degraded":
+                h["last_outage_s"] = round(now - h["since"], 3)
+            if state == "degraded":
+                h["outages"] += 1
+            h["state"], h["since"] = state, now
+        h["error"] = error
+
+    def poke_gateway(self, name: str) -> None:
+        """Something failed at ``name``: check its charon now, not at the next period."""
+        ev = self._gw_poke.get(name)
+        if ev is not None:
+            ev.set()
+
+    async def supervise(self, name: str) -> None:
+        """One per gateway we drive: wait until its charon answers, reconcile its
+        tunnels, then check it every ``settings.HEALTH_INTERVAL``; when it stops answering mark
+        it ``degraded`` (REST /v1/gateways, /metrics) and keep trying; when it answers
+        again, reconcile (every tunnel it should hold is set again)."""
+        self._health_of(name)
+        poke = self._gw_poke[name] = asyncio.Event()
+        gw = self.drivers[name]
+        while True:
+            while not await self.ready(name):
+                if self._health_of(name)["state"] == "up":
+                    self._set_health(name, "degraded", "charon does not answer (VICI)")
+                    LOG.error("gateway %s: charon unreachable; tunnels there are down "
+                              "until it is back", name)
+                await asyncio.sleep(settings.DEGRADED_POLL)
+            if gw.warms_up:
+                try:
+                    await asyncio.get_running_loop().run_in_executor(self.workers[name], gw.warm_up)
+                except Exception as exc:  # noqa: BLE001 - retried lazily at the first tunnel
+                    LOG.warning("gateway %s: warm-up failed: %s", name, log_text(exc))
+            try:
+                await self.reconcile(name)
+            except Exception as exc:  # noqa: BLE001 - charon went away meanwhile: retry
+                LOG.warning("gateway %s: reconcile failed: %s", name, log_text(exc))
+                self._set_health(name, "degraded", f"reconcile failed: {exc}")
+                await asyncio.sleep(settings.DEGRADED_POLL)
+                continue
+            # watch: a VICI connection charon closes when it dies (immediate), and
+            # a version call every settings.HEALTH_INTERVAL (a hung charon, a lost socket)
+            stop = threading.Event()
+            watch: asyncio.Future[Any] | None = None
+            if gw.watches_process:
+                watch = asyncio.ensure_future(asyncio.get_running_loop().run_in_executor(
+                    self.watchers, gw.wait_closed, stop))
+            why = "charon does not answer (VICI)"
+            try:
+                while True:
+                    poke.clear()
+                    waiters: set[asyncio.Future[Any]] = {asyncio.ensure_future(poke.wait())}
+                    if watch is not None:
+                        waiters.add(watch)
+                    try:
+                        done, _ = await asyncio.wait(waiters, timeout=settings.HEALTH_INTERVAL,
+                                                     return_when=asyncio.FIRST_COMPLETED)
+                    finally:   # also when this task is cancelled (Runtime.stop)
+                        for w in waiters:
+                            if w is not watch:
+                                w.cancel()
+                    if watch is not None and watch in done:
+                        if watch.exception() is not None or watch.result():
+                            why = "charon closed its VICI connection (process gone)"
+                            break
+                        watch = None
+                    if not await self.ready(name):
+                        break
+            finally:
+                stop.set()
+                if watch is not None:
+                    watch.cancel()
+            self._set_health(name, "degraded", why)
+            LOG.error("gateway %s: %s; its tunnels are down until it is back", name, log_text(why))
+
+    async def reconcile(self, name: str) -> dict[str, int]:
+        """Make ``name``'s charon hold exactly the tunnels our roles want there:
+        remove the stale ones, load what is missing, leave alone what is loaded and
+        matches (no re-key); then have the initiator of every tunnel without an
+        established SA here (re)initiate it, once the other end is reconciled too."""
+        gw = self.drivers[name]
+        run = self.workers[name]
+        t0 = time.monotonic()
+        loaded: dict[str, dict[str, Any]] = await asyncio.get_running_loop().run_in_executor(
+            run, gw.loaded_connections)
+        sas = {s.tunnel_id: s for s in await asyncio.get_running_loop().run_in_executor(run, gw.tunnels)}
+        wanted = self.tunnels_wanted(name)
+        stats = {"kept": 0, "added": 0, "removed": 0, "initiated": 0}
+        def touched(tid: str) -> bool:   # set or removed by a registration meanwhile
+            return self._touched.get((name, tid), -1.0) >= t0
+
+        for tid in sorted((set(loaded) | set(sas)) - set(wanted)):
+            if not touched(tid):
+                await self.remove_tunnel(RemoveTunnel(name, tid))
+                stats["removed"] += 1
+        up_here: set[str] = set()
+        for tid, spec in wanted.items():
+            if touched(tid):
+                up_here.add(tid)
+                continue
+            side = self._wanted_side(name, spec)
+            sa = sas.get(tid)
+            established = bool(sa is not None and getattr(sa, "established", False))
+            if tid in loaded and _conn_matches(loaded[tid], side) and (
+                    established or not side.initiator):
+                await self._adopt_tunnel(name, side, established)
+                stats["kept"] += 1
+                if established:
+                    up_here.add(tid)
+                continue
+            # load this end (an initiator initiates below, once its peer is loaded)
+            await self.add_tunnel(AddTunnel(name, side), load_only=True)
+            stats["added"] += 1
+        self._set_health(name, "up")
+        now_wanted = self.tunnels_wanted(name)   # as it is now, not at t0 (once: it
+        for tid, then in wanted.items():           # walks every role's tunnels)
+            spec = now_wanted.get(tid)
+            if spec != then or tid in up_here:
+                continue      # removed or re-keyed by a registration meanwhile
+            peer = next(g for g in spec.ends() if g != name)
+            if spec.initiator not in self._owned:
+                continue      # the process that drives the initiator initiates
+            if peer in self._owned and self._health_of(peer)["state"] != "up":
+                continue      # the peer's own reconcile initiates when it is loaded
+            if self._initiated.get(tid, -1.0) >= t0:
+                continue      # the other end's reconcile just did
+            self._initiated[tid] = time.monotonic()
+            await self.add_tunnel(AddTunnel(
+                spec.initiator, self._wanted_side(spec.initiator, spec)))
+            stats["initiated"] += 1
+        h = self._health_of(name)
+        h["reconciles"] += 1
+        h["last_reconcile"] = {**stats, "ms": round((time.monotonic() - t0) * 1000, 1),
+                               "at": time.time()}
+        LOG.info("gateway %s reconciled in %.0f ms: %d kept, %d added, %d removed, "
+                 "%d initiated", name, (time.monotonic() - t0) * 1000, stats["kept"],
+                 stats["added"], stats["removed"], stats["initiated"])
+        return stats
+
+    async def _adopt_tunnel(self, name: str, side: TunnelSide, established: bool) -> None:
+        """A tunnel charon already holds as we want it: record it (REST, metrics),
+        take over its selector anchors and QoS; nothing is sent to the peer."""
+        self.tunnel_log[(name, side.tunnel_id)] = {
+            "gateway": name, "tunnel_id": side.tunnel_id, "local": side.local.address,
+            "remote": side.remote.address, "remote_gateway": side.remote.gateway,
+            "local_ts": list(side.local.selectors), "remote_ts": list(side.remote.selectors),
+            "initiator": side.initiator,
+            "state": "up" if side.initiator and established else "configured",
+            "adopted": True}
+        gw = self.drivers[name]
+        try:
+            await asyncio.get_running_loop().run_in_executor(self.workers[name], gw.adopt, side)
+        except Exception as exc:  # noqa: BLE001 - anchors are best effort here
+            LOG.warning("gateway %s: adopting %s: %s", name, log_text(side.tunnel_id), log_text(exc))
+        await self._qos(name, "apply", side)
+
+    def prune_reconcile_marks(self, now: float, keep: float = 300.0) -> None:
+        """``_touched`` / ``_initiated`` only matter to a reconcile running now: drop
+        marks older than ``keep`` seconds (no growth with every tunnel ever set)."""
+        for marks in (self._touched, self._initiated):
+            if len(marks) > 1024:
+                for k in [k for k, t in marks.items() if now - t > keep]:
+                    del marks[k]
+
+
+def _conn_matches(conn: dict[str, Any], side: TunnelSide) -> bool:
+    """A loaded connection (``StrongSwanGateway.loaded_connections``) is the one
+    ``side`` describes: same peer, same traffic selectors.  (Its PSK cannot be read
+    back from charon: a tunnel re-keyed under the same id is re-added by the
+    registration that re-keyed it.)"""
+    if not conn:
+        return True   # a driver that cannot tell: trust the name
+    return (list(conn.get("remote_addrs", [])) == [side.remote.address]
+            and sorted(conn.get("local_ts", [])) == sorted(side.local.selectors)
+            and sorted(conn.get("remote_ts", [])) == sorted(side.remote.selectors))
+
+
+def _state_json(state: Any) -> dict[str, Any]:
+    return {"tunnel_id": getattr(state, "tunnel_id", getattr(state, "name", "")),
+            "state": getattr(state, "state", ""),
+            "established": getattr(state, "established", False),
+            "bytes_in": getattr(state, "bytes_in", 0), "bytes_out": getattr(state, "bytes_out", 0),
+            "packets_in": getattr(state, "packets_in", 0),
+            "packets_out": getattr(state, "packets_out", 0)}

@@ -1,0 +1,107 @@
+"""Restart persistence (issue 5): the keys each role changed, flushed in one transaction
+before anyone hears of the decision; every role's records read back at start."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from controller.adapters.state import StateStore
+from controller.core import persist
+from controller.core.aaa_home import HomeAaa
+from controller.core.vpn import TunnelSpec
+from controller.runtime import settings
+
+LOG = logging.getLogger("mipvpn.runtime")
+
+
+class Persistence:
+    """Dirty tracking, flush and restore of the roles' state in ``state`` (None: not
+    persisted; changes are still tracked and dropped at each flush)."""
+
+    def __init__(self, state: StateStore | None, roles: dict[str, Any],
+                 counters: dict[str, int]) -> None:
+        self.state = state
+        self.roles = roles
+        self.counters = counters
+        self.dirty: dict[str, set[str]] = {}
+        self.restored_static: list[TunnelSpec] = []
+
+    def mark_dirty(self, role_key: str, key: str) -> None:
+        self.dirty.setdefault(role_key, set()).add(key)
+
+    def flush(self) -> None:
+        """Write the records of every key changed since the last flush, in one
+        transaction (``StateStore.write``).  A failed write is logged and counted; the
+        controller keeps serving (the records are retried with the next change)."""
+        dirty, self.dirty = self.dirty, {}
+        if self.state is None:
+            return
+        changes = []
+        for role_key, keys in dirty.items():
+            role = self.roles.get(role_key)
+            if role is None or not hasattr(role, "export_state"):
+                continue
+            for k in keys:
+                try:
+                    changes.append((role_key, k, role.export_state(k)))
+                except Exception as exc:  # noqa: BLE001 - never stops the controller
+                    self.counters["state_write_errors"] = self.counters.get(
+                        "state_write_errors", 0) + 1
+                    LOG.error("state store: %s/%s not exportable: %s", role_key, k,
+                              type(exc).__name__)
+        try:
+            self.state.write(changes)
+        except Exception as exc:  # noqa: BLE001 - sqlite3 errors, disk full, ...
+            self.counters["state_write_errors"] = self.counters.get(
+                "state_write_errors", 0) + 1
+            LOG.error("state store: writing %d records failed: %s", len(changes),
+                      type(exc).__name__)
+            for role_key, keys in dirty.items():   # retried with the next change
+                self.dirty.setdefault(role_key, set()).update(keys)
+
+    def restore(self) -> dict[str, int]:
+        """Read every role's records back (bindings, cached VPN information, visitors,
+        CN-GW bindings), then track changes.  Returns role key -> records restored."""
+        restored: dict[str, int] = {}
+        records = self.state.load() if self.state is not None else {}
+        for role_key, recs in records.items():
+            role = self.roles.get(role_key)
+            if role is None or not hasattr(role, "restore_state"):
+                continue
+            for k, data in recs.items():
+                try:
+                    role.restore_state(k, data)
+                except Exception as exc:  # noqa: BLE001 - a bad record must not stop start-up
+                    # the record's content is not logged: it may hold keys
+                    LOG.error("state record %s/%s unreadable (%s): dropped", role_key, k,
+                              type(exc).__name__)
+                    continue
+                restored[role_key] = restored.get(role_key, 0) + 1
+        self.restored_static = [persist.tunnel_from_dict(d) for _k, d in
+                                sorted(records.get(settings.STATIC_STATE, {}).items())]
+        if self.state is not None:
+            for role_key, role in self.roles.items():
+                persist.track(role_key, role, self.mark_dirty)
+        if restored:
+            LOG.info("restored from the state store: %s", ", ".join(
+                f"{k} {n}" for k, n in sorted(restored.items())))
+        return restored
+
+    def load_static_specs(self, aaah: HomeAaa) -> list[TunnelSpec]:
+        """The stationary HA<->CN-GW tunnels (claim 16 step 1): the stored ones (same
+        keys as before a restart: charon still holds them), else new ones, stored."""
+        fresh = aaah.static_tunnels()
+        stored = {t.tunnel_id: t for t in self.restored_static}
+        specs = [stored.get(t.tunnel_id, t) for t in fresh]
+        if self.state is not None:
+            new = [t for t in specs if t.tunnel_id not in stored]
+            gone = [tid for tid in stored if tid not in {t.tunnel_id for t in specs}]
+            self.state.write([(settings.STATIC_STATE, t.tunnel_id, persist.tunnel_to_dict(t))
+                              for t in new] + [(settings.STATIC_STATE, tid, None)
+                                               for tid in gone])
+        return specs
+
+    def close(self) -> None:
+        if self.state is not None:
+            self.state.close()

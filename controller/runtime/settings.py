@@ -1,0 +1,38 @@
+"""The runtime's timeouts, periods and bounds (read at call time: tests patch them)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from controller.core.actions import (AnswerDiameter, NotifyVisitorLeft, RelayToHomeAgent,
+                                     ReplyMip, SendDiameter, SendMip, SendToMobileNode)
+
+ADVERT_INTERVAL = 1.0
+TICK_INTERVAL = 1.0
+# Diameter request timeouts: the FA gives up first and takes a late answer
+# (``on_late_diameter_answer``); every hop without a late path waits longer than the
+# hop behind it, so it still relays the answer its client gave up on: the AAAF (to the
+# AAAH) outwaits the AAAH (to the HA).  Nothing half-installed (docs/decisions.md).
+REQUEST_TIMEOUT = {"fa": 5.0, "aaah": 10.0, "aaaf": 15.0}
+MALFORMED_LOG_INTERVAL = 10.0   # seconds between two "malformed" warnings of one role
+TUNNEL_TRIES = 2  # an initiator retries once (e.g. the peer re-keyed meanwhile)
+HEALTH_INTERVAL = 1.0   # s between two checks of a gateway's charon (VICI version)
+HEALTH_TIMEOUT = 12.0   # s a charon may take to answer `version` before it is degraded
+DEGRADED_POLL = 0.2     # s between two checks while a gateway is unreachable
+STATIC_STATE = "runtime:static"   # role_state rows of the stationary tunnels
+#: actions that make this controller's decisions visible to others: the state that
+#: led to them is written to the state store first (issue 5)
+VISIBLE = (AnswerDiameter, ReplyMip, SendToMobileNode, SendMip, SendDiameter,
+           RelayToHomeAgent, NotifyVisitorLeft)
+
+#: smooth handoff (claims 22-23): bounds of the downlink held for a departed MN
+HOLD_MAX_FRAMES = 2000   # per MN; beyond, the oldest frame is dropped
+HOLD_MAX_AGE = 2.0       # s; an older frame is dropped instead of forwarded
+HOLD_TUNNEL_WAIT = 3.0   # s the old FA's forwarding tunnel may take to come up
+HOLD_POLL = 0.005        # s between two looks at that tunnel's state
+HOLD_PEER_GRACE = 0.05   # s given a peer gateway this controller cannot ask
+
+
+def vici_socket(run_dir: str | Path, gateway: str) -> Path:
+    """Where gateway ``gateway``'s charon listens for VICI (shared filesystem)."""
+    return Path(run_dir) / "gw" / gateway / "charon.vici"
