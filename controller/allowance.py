@@ -15,24 +15,23 @@ Default when the operator says nothing (``allowance_from_profile``): the user ma
 nothing beyond what their seeded profile already has: its prefixes (or networks within
 them), its gateways, at most its rate, its DSCP, its proposals; no toggles.
 
-Pure: no I/O.  ``parse_allowance`` validates the YAML form for ``controller.config``;
-``controller.adapters.store`` keeps one per user; ``controller.adapters.rest`` enforces.
+Pure: no I/O.  The YAML form (``AllowanceConf``) is parsed by ``controller.config``
+(``config/allowance.py``); ``controller.adapters.store`` keeps one per user;
+``controller.adapters.rest`` enforces.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
+from controller.config.allowance import ALLOWANCE_KEYS
+from controller.config.schema import AllowanceConf
 from controller.core.aaa_home import VpnProfile
 
-if TYPE_CHECKING:                                   # pragma: no cover
-    from controller.config import GatewayConf, _Parser
-
-__all__ = ["NOTHING", "Allowance", "AllowanceConf", "allowance_from_json",
-           "allowance_from_profile", "allowance_to_json", "canonical", "parse_allowance",
-           "resolve_allowance", "violations"]
+__all__ = ["NOTHING", "Allowance", "allowance_from_json", "allowance_from_profile",
+           "allowance_to_json", "canonical", "resolve_allowance", "violations"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,22 +51,6 @@ class Allowance:
 
 #: Nothing beyond what the user already has.
 NOTHING = Allowance()
-ALLOWANCE_KEYS: tuple[str, ...] = tuple(f.name for f in fields(Allowance))
-
-
-@dataclass(frozen=True, slots=True)
-class AllowanceConf:
-    """An allowance as the YAML gives it: ``None`` = key not given (falls back to the
-    topology's ``user_allowance``, then to the seeded profile)."""
-
-    prefixes: tuple[str, ...] | None = None
-    gateways: tuple[str, ...] | None = None
-    max_rate_kbps: int | None = None
-    dscp: tuple[int, ...] | None = None
-    ike: tuple[str, ...] | None = None
-    esp: tuple[str, ...] | None = None
-    smooth_handoff: bool | None = None
-    distribution: bool | None = None
 
 
 def canonical(a: Allowance) -> Allowance:
@@ -179,44 +162,3 @@ def violations(a: Allowance, current: VpnProfile | None,
         if getattr(new, option) != before and not getattr(a, option):
             refuse(f"body.{option}", f"your allowance does not let you change {option}")
     return out
-
-
-# ----------------------------------------------------------------- YAML
-
-
-def parse_allowance(p: _Parser, value: Any, path: str,
-                    gateways: dict[str, GatewayConf]) -> AllowanceConf:
-    """``allowance:`` / ``user_allowance:`` of the topology YAML (every key optional)."""
-    raw = p.mapping(value, path, (), ALLOWANCE_KEYS)
-
-    def gateway(v: Any, gpath: str) -> str:
-        name = p.string(v, gpath)
-        gw = gateways.get(name)
-        if gw is None:
-            raise p.fail(gpath, f"gateway {name!r} is not defined in gateways")
-        if gw.kind != "cn_gateway":
-            raise p.fail(gpath, f"gateway {name!r} is a {gw.kind}, not a cn_gateway")
-        return name
-
-    def listed(key: str, item: Any) -> tuple[Any, ...] | None:
-        if key not in raw:
-            return None
-        if not isinstance(raw[key], list):
-            raise p.fail(f"{path}.{key}", "expected a list")
-        return p.list_of(raw[key], f"{path}.{key}", item)
-
-    def flag(key: str) -> bool | None:
-        v = raw.get(key)
-        if v is not None and not isinstance(v, bool):
-            raise p.fail(f"{path}.{key}", f"expected true or false, got {v!r}")
-        return v
-
-    rate = raw.get("max_rate_kbps")
-    return AllowanceConf(
-        prefixes=listed("prefixes", p.network),
-        gateways=listed("gateways", gateway),
-        max_rate_kbps=None if rate is None else p.integer(rate, f"{path}.max_rate_kbps",
-                                                          0, 100_000_000),
-        dscp=listed("dscp", lambda v, q: p.integer(v, q, 0, 63)),
-        ike=listed("ike", p.string), esp=listed("esp", p.string),
-        smooth_handoff=flag("smooth_handoff"), distribution=flag("distribution"))

@@ -341,7 +341,7 @@ def _add_openflow_options(cmd: Any) -> None:
 
 
 def _of_tls(parser: Any, args: Any) -> Any:
-    from controller.config_diameter import openflow_tls
+    from controller.config.openflow import openflow_tls
     try:
         return openflow_tls(args.of_tls_cert, args.of_tls_key, args.of_tls_ca)
     except ValueError as exc:
@@ -475,7 +475,7 @@ def main(argv: list[str] | None = None) -> int:
         return run_bench(args)
     if args.cmd == "check-config":
         from controller.config import check_config, config_warnings
-        from controller.config_diameter import openflow_tls
+        from controller.config.openflow import openflow_tls
         errors = check_config(args.file)
         try:
             of_tls = openflow_tls(args.of_tls_cert, args.of_tls_key, args.of_tls_ca)

@@ -14,7 +14,7 @@ from typing import Any
 
 from controller.adapters.private_files import private_dir
 from controller.config import config_warnings, load_topology
-from controller.config_diameter import OpenFlowTls
+from controller.config.openflow import OpenFlowTls
 from controller.runtime import Runtime
 
 LOG = logging.getLogger("mipvpn.launcher")

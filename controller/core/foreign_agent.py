@@ -70,13 +70,6 @@ FEATURE_HA_REQUESTED = 4  # RFC 4004 MIP-Feature-Vector: Home-Agent-Requested
 RESULT_SUCCESS = 2001
 LATE_ANSWER_WAIT = 60.0  # s a refused (timed-out) registration's late AMA is taken
 IN_PROGRESS_HOLD = 3.0  # s: retransmissions of a registration in progress are dropped
-#: admission control (issue 5): registrations in flight per FA (AMR or HA relay
-#: outstanding) beyond which a new one is refused at once with code 66
-MAX_PENDING = 64
-#: ... and beyond which a new one is refused while the oldest in flight, or the recent
-#: AAA round trips on average, took this long (s): the queue ahead would outlast the
-#: MN's retransmission timer and the Diameter timeout
-MAX_PENDING_AGE = 2.0
 RESULT_AUTH_REJECTED = 4001
 
 
@@ -96,8 +89,11 @@ class ForeignAgentConf:
     # s the old FA holds a departed smooth-handoff MN's downlink waiting for the new
     # FA's Binding Update (claims 22-23); then it is dropped
     hold_time: float = 3.0
-    max_pending: int = MAX_PENDING   # admission control: registrations in flight
-    max_pending_age: float = MAX_PENDING_AGE   # ... and how long the oldest may wait
+    # admission control (issue 5): registrations in flight (AMR or HA relay outstanding)
+    # beyond which a new one is refused at once with code 66, and how long (s) the
+    # oldest may wait; given by the configuration (its defaults: config/schema.py)
+    max_pending: int = field(kw_only=True)
+    max_pending_age: float = field(kw_only=True)
 
 
 @dataclass

@@ -207,7 +207,7 @@ def _stop_capture(proc: subprocess.Popen[bytes]) -> None:
 
 def _run_scenario(out: str) -> dict[str, Any]:
     """In the child (fresh network namespace): the demo with three captures."""
-    import controller.adapters.strongswan as strongswan
+    import controller.adapters.strongswan.charon as strongswan
     from controller.config import load_topology
     from mininet_scripts.demo import Demo
 

@@ -12,7 +12,8 @@ import yaml
 
 from controller import cli
 from controller.config import ConfigError, config_warnings, load_topology, parse_topology
-from controller.config_diameter import DEFAULT_MAX_CONNECTIONS, openflow_tls
+from controller.config.openflow import openflow_tls
+from controller.config.schema import DEFAULT_MAX_CONNECTIONS
 from controller.core import peers
 from controller.launcher import openflow_options
 

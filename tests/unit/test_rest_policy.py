@@ -446,6 +446,17 @@ def test_nothing_allows_nothing() -> None:
     assert allowance_from_profile(None) == NOTHING
 
 
+def test_allowance_keys_are_the_fields_of_both_forms() -> None:
+    """The YAML form (config) and the policy's ``Allowance`` name the same keys, in the
+    same order: ``resolve_allowance`` maps one onto the other key by key."""
+    from dataclasses import fields
+
+    from controller.config.allowance import ALLOWANCE_KEYS
+    from controller.config.schema import AllowanceConf
+    assert tuple(f.name for f in fields(Allowance)) == ALLOWANCE_KEYS == tuple(
+        f.name for f in fields(AllowanceConf))
+
+
 def test_scenario_profiles_are_whole() -> None:
     """Scenarios PUT their ``set_profile`` body (claim 24, scenarios/customise.yaml): each
     must be a whole profile, or the scenario would stop at a 422."""

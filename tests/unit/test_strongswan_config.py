@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from controller.adapters import strongswan
+from controller.adapters.strongswan import driver
 from controller.adapters.strongswan import (SECONDARY_POLICY_PRIORITY, ChildSaState,
                                             StrongSwanGateway, TunnelState, connection_for)
 from controller.core.vpn import TunnelEnd, TunnelSpec
@@ -72,7 +73,7 @@ def _gateway(monkeypatch: pytest.MonkeyPatch, views: list[list[TunnelState]],
     monkeypatch.setattr(gw, "_call", lambda fn, *a: fn(rec, *a))
     monkeypatch.setattr(gw, "tunnels",
                         lambda: rec.views.pop(0) if len(rec.views) > 1 else rec.views[0])
-    monkeypatch.setattr(strongswan.time, "sleep", lambda _s: None)
+    monkeypatch.setattr(driver.time, "sleep", lambda _s: None)
     return gw, rec
 
 
@@ -105,7 +106,7 @@ def test_gives_up_waiting_but_does_not_fail(monkeypatch: pytest.MonkeyPatch) -> 
     ha = _tunnel("alice/ha-fa2", _child("3", HOA, CNNET))
     gw, rec = _gateway(monkeypatch, [[fwd, ha]])
     clock = iter(range(100))
-    monkeypatch.setattr(strongswan.time, "monotonic", lambda: float(next(clock)))
+    monkeypatch.setattr(driver.time, "monotonic", lambda: float(next(clock)))
     assert gw._reassert_primaries("alice/fa1-fa2", timeout=3.0) == ["alice/ha-fa2"]
     assert rec.rekeyed == [{"child-id": "3"}]
 

@@ -1,4 +1,4 @@
-"""Topology and deployment configuration: YAML parsed once into strict, frozen objects.
+"""Topology configuration: YAML parsed once into strict, frozen objects.
 
 FAUCET style: every key is known, every value is checked, and each problem is a
 ``ConfigError`` whose message names the file, the key path and the reason, e.g.::
@@ -13,271 +13,25 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any
 
 import yaml
 
-from controller.allowance import AllowanceConf, parse_allowance
-from controller.config_diameter import (DEFAULT_MAX_CONNECTIONS, DiameterParsing, TlsConf,
-                                        diameter_warnings)
-from controller.core.foreign_agent import MAX_PENDING, MAX_PENDING_AGE
+from controller.config.allowance import parse_allowance
+from controller.config.diameter import DiameterParsing
+from controller.config.parser import _Parser, _show, _type_name
+from controller.config.schema import (DISTRIBUTIONS, GATEWAY_KINDS, GATEWAY_TYPES,
+                                      DEFAULT_FA_MAX_PENDING, DEFAULT_FA_MAX_PENDING_AGE,
+                                      MAX_DPID, MAX_FA_MAX_PENDING, MAX_GATEWAY_NAME,
+                                      MAX_PORT, SWITCH_ROLES, AaaConf, ConfigError,
+                                      DestinationConf, DomainConf, GatewayConf, HomeAgentConf,
+                                      HostConf, IfaceConf, LinkConf, MobileNodeConf,
+                                      ProfileConf, QosConf, SecurityConf, SwitchConf, Topology)
 from controller.proto import nai as nai_syntax
 
-__all__ = [
-    "AaaConf",
-    "AllowanceConf",
-    "ConfigError",
-    "DestinationConf",
-    "DomainConf",
-    "GatewayConf",
-    "HomeAgentConf",
-    "HostConf",
-    "IfaceConf",
-    "LinkConf",
-    "MobileNodeConf",
-    "ProfileConf",
-    "QosConf",
-    "SecurityConf",
-    "SwitchConf",
-    "TlsConf",
-    "Topology",
-    "check_config",
-    "config_warnings",
-    "load_topology",
-    "parse_topology",
-]
-
-SwitchRole = Literal["core", "site", "access"]
-GatewayKind = Literal["home_agent", "foreign_agent", "cn_gateway"]
-GatewayType = Literal["static", "dynamic"]
-Distribution = Literal["registration", "on_demand"]
-
-SWITCH_ROLES: tuple[str, ...] = ("core", "site", "access")
-GATEWAY_KINDS: tuple[str, ...] = ("home_agent", "foreign_agent", "cn_gateway")
-GATEWAY_TYPES: tuple[str, ...] = ("static", "dynamic")
-DISTRIBUTIONS: tuple[str, ...] = ("registration", "on_demand")
-MAX_PORT = 0xFEFF  # highest ofport OVS accepts in ofport_request
-MAX_DPID = (1 << 64) - 1
-# Admission control (issue 5): a foreign agent's registrations in flight (AMR or HA
-# relay outstanding) before it refuses new ones with RFC 5944 code 66.
-# ... or while the oldest registration in flight has waited longer than max_pending_age
-# (defaults: the foreign agent's own, defined once there)
-DEFAULT_FA_MAX_PENDING = MAX_PENDING
-MAX_FA_MAX_PENDING = 1_000_000
-DEFAULT_FA_MAX_PENDING_AGE = MAX_PENDING_AGE
-
-# Gateway names become interface names "<name>-core" (15 chars max on Linux).
-MAX_GATEWAY_NAME = 10
-
-_MAC_RE = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
-_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
 _HEX_KEY_RE = re.compile(r"^[0-9a-fA-F]{32}$")
-
-
-class ConfigError(ValueError):
-    """A configuration problem: ``<file>: <key path>: <reason>``."""
-
-
-# ---------------------------------------------------------------------------
-# Configuration objects
-
-
-@dataclass(frozen=True, slots=True)
-class IfaceConf:
-    """One interface of a gateway: address, MAC and where it plugs in."""
-
-    ip: str
-    prefixlen: int
-    mac: str
-    switch: str
-    port: int
-
-    @property
-    def cidr(self) -> str:
-        """``10.0.0.1/24``."""
-        return f"{self.ip}/{self.prefixlen}"
-
-    @property
-    def network(self) -> str:
-        """``10.0.0.0/24``."""
-        return str(ipaddress.IPv4Interface(self.cidr).network)
-
-
-@dataclass(frozen=True, slots=True)
-class SwitchConf:
-    name: str
-    dpid: int
-    role: SwitchRole
-    foreign_agent: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class GatewayConf:
-    name: str
-    kind: GatewayKind
-    domain: str
-    core: IfaceConf
-    inside: IfaceConf
-    gateway_type: GatewayType = "static"
-    #: foreign agents: registrations in flight before new ones are refused (code 66)
-    max_pending: int = DEFAULT_FA_MAX_PENDING
-    max_pending_age: float = DEFAULT_FA_MAX_PENDING_AGE
-    #: foreign agents: addresses its Diameter client may dial its AAAF from, besides
-    #: loopback (the peer table, issue 11)
-    peer_addresses: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class HostConf:
-    name: str
-    ip: str
-    prefixlen: int
-    mac: str
-    gateway: str
-    switch: str
-    port: int
-
-    @property
-    def cidr(self) -> str:
-        return f"{self.ip}/{self.prefixlen}"
-
-
-@dataclass(frozen=True, slots=True)
-class LinkConf:
-    a_switch: str
-    a_port: int
-    b_switch: str
-    b_port: int
-
-
-@dataclass(frozen=True, slots=True)
-class AaaConf:
-    host: str
-    listen_host: str
-    listen_port: int
-    tls: TlsConf | None = None
-    #: addresses this AAA server may dial its peer from, besides loopback and its own
-    #: listen address (the peer table, issue 11)
-    peer_addresses: tuple[str, ...] = ()
-    max_connections: int = DEFAULT_MAX_CONNECTIONS   # accepted at once, its listener
-
-
-@dataclass(frozen=True, slots=True)
-class HomeAgentConf:
-    host: str
-    diameter_listen_host: str
-    diameter_listen_port: int
-    mip_listen_host: str
-    mip_listen_port: int
-    tls: TlsConf | None = None          # its Diameter listener (the AAAH dials it)
-    max_connections: int = DEFAULT_MAX_CONNECTIONS
-
-
-@dataclass(frozen=True, slots=True)
-class DomainConf:
-    name: str
-    realm: str
-    aaa: AaaConf | None = None
-    home_agent: HomeAgentConf | None = None
-    home_prefixes: tuple[str, ...] = ()
-    prefixes: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class MobileNodeConf:
-    name: str
-    nai: str
-    home_address: str
-    home_agent: str
-    mac: str
-    mn_aaa_spi: int
-    mn_aaa_key: bytes = field(repr=False)
-    attach_switch: str
-    attach_port: int
-    lifetime: int
-    # MN-HA security association (RFC 5944 §3.5.2): optional in the schema; without
-    # it the MN can only register through AAA (no locally answered intra-domain move)
-    mn_ha_spi: int = 0
-    mn_ha_key: bytes = field(default=b"", repr=False)
-
-
-@dataclass(frozen=True, slots=True)
-class DestinationConf:
-    prefix: str
-    gateway: str
-
-
-@dataclass(frozen=True, slots=True)
-class SecurityConf:
-    ike: str = "aes128-sha256-modp2048"
-    esp: str = "aes128gcm16-ecp256"   # with PFS, as SecuritySpec
-
-
-@dataclass(frozen=True, slots=True)
-class QosConf:
-    rate_kbps: int = 0  # 0 = unlimited
-    dscp: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class ProfileConf:
-    nai: str
-    destinations: tuple[DestinationConf, ...]
-    security: SecurityConf = SecurityConf()
-    qos: QosConf = QosConf()
-    smooth_handoff: bool = False          # claims 22-23: old FA forwards to the new one
-    distribution: Distribution = "registration"   # or "on_demand" (claims 2, 5)
-    allowance: AllowanceConf | None = None   # what the user may change (issue 11)
-
-
-@dataclass(frozen=True, slots=True)
-class Topology:
-    name: str
-    switches: dict[str, SwitchConf]
-    gateways: dict[str, GatewayConf]
-    hosts: dict[str, HostConf]
-    links: tuple[LinkConf, ...]
-    domains: dict[str, DomainConf]
-    mobile_nodes: dict[str, MobileNodeConf]
-    vpn_profiles: dict[str, ProfileConf]
-    source: str
-    user_allowance: AllowanceConf | None = None  # every user's default allowance
-
-    def foreign_agents_of(self, domain: str) -> tuple[GatewayConf, ...]:
-        """Foreign agent gateways of ``domain``, by name."""
-        return tuple(
-            gw for name, gw in sorted(self.gateways.items())
-            if gw.kind == "foreign_agent" and gw.domain == domain
-        )
-
-    def access_switch_of(self, fa_name: str) -> SwitchConf:
-        """The access switch served by foreign agent ``fa_name``."""
-        for sw in self.switches.values():
-            if sw.role == "access" and sw.foreign_agent == fa_name:
-                return sw
-        raise KeyError(f"no access switch is served by {fa_name!r}")
-
-    def domain_of_gateway(self, name: str) -> DomainConf:
-        return self.domains[self.gateways[name].domain]
-
-    def home_domain(self) -> DomainConf:
-        """The domain that runs a home agent (exactly one is expected)."""
-        homes = [d for d in self.domains.values() if d.home_agent is not None]
-        if len(homes) != 1:
-            raise ValueError(
-                f"{self.source}: expected exactly one domain with a home_agent, "
-                f"found {len(homes)}"
-            )
-        return homes[0]
-
-    def switch_by_dpid(self, dpid: int) -> SwitchConf:
-        for sw in self.switches.values():
-            if sw.dpid == dpid:
-                return sw
-        raise KeyError(f"no switch has dpid {dpid:#x}")
 
 
 # ---------------------------------------------------------------------------
@@ -335,151 +89,16 @@ def check_config(path: str | Path) -> list[str]:
     return []
 
 
-def config_warnings(path: str | Path, openflow: tuple[str, int] | None = None,
-                    openflow_tls: bool = False) -> list[str]:
-    """What ``check-config`` warns about in a valid ``path`` (listeners off loopback
-    without TLS; ``config_diameter.diameter_warnings``); [] for an invalid one."""
-    try:
-        topo = load_topology(path)
-    except ConfigError:
-        return []
-    return diameter_warnings(topo, openflow, openflow_tls)
-
-
 def parse_topology(data: Any, source: str = "<config>",
                    base_dir: str | Path | None = None) -> Topology:
     """Validate an already-loaded YAML document (a dict) into a ``Topology``.  Relative
     file paths in it (TLS certificates) are relative to ``base_dir`` (the YAML file's
     directory; default: the current directory)."""
-    return _Parser(source, base_dir).topology(data)
+    return _TopologyParser(source, base_dir).topology(data)
 
 
-# ---------------------------------------------------------------------------
-# Validation
-
-_T = TypeVar("_T")
-
-
-def _key(path: str, key: object) -> str:
-    return f"{path}.{key}" if path else str(key)
-
-
-class _Parser(DiameterParsing):
-    def __init__(self, source: str, base_dir: str | Path | None = None) -> None:
-        self.source = source
-        self.base_dir = Path(base_dir) if base_dir is not None else Path.cwd()
-        self.used_ports: dict[tuple[str, int], str] = {}
-
-    # -- primitives ---------------------------------------------------------
-
-    def fail(self, path: str, reason: str) -> ConfigError:
-        where = f"{path}: " if path else ""
-        return ConfigError(f"{self.source}: {where}{reason}")
-
-    def mapping(
-        self, value: Any, path: str, required: tuple[str, ...], optional: tuple[str, ...] = ()
-    ) -> dict[str, Any]:
-        if not isinstance(value, dict):
-            raise self.fail(path, f"expected a mapping, got {_type_name(value)}")
-        for key in value:
-            if not isinstance(key, str):
-                raise self.fail(path, f"key {key!r} is not a string")
-            if key not in required and key not in optional:
-                allowed = ", ".join(sorted(required + optional))
-                raise self.fail(_key(path, key), f"unknown key (allowed: {allowed})")
-        for key in required:
-            if key not in value:
-                raise self.fail(_key(path, key), "missing required key")
-        return value
-
-    def named_mapping(self, value: Any, path: str, *, allow_empty: bool = True) -> dict[str, Any]:
-        if value is None and allow_empty:
-            return {}
-        if not isinstance(value, dict):
-            raise self.fail(path, f"expected a mapping of names, got {_type_name(value)}")
-        for key in value:
-            if not isinstance(key, str) or not _NAME_RE.match(key):
-                raise self.fail(_key(path, key), f"{key!r} is not a valid name")
-        if not value and not allow_empty:
-            raise self.fail(path, "must not be empty")
-        return value
-
-    def string(self, value: Any, path: str) -> str:
-        if not isinstance(value, str) or not value:
-            raise self.fail(path, f"expected a non-empty string, got {_show(value)}")
-        return value
-
-    def integer(self, value: Any, path: str, lo: int, hi: int) -> int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self.fail(path, f"expected an integer, got {_show(value)}")
-        if not lo <= value <= hi:
-            raise self.fail(path, f"{value} is out of range {lo}..{hi}")
-        return value
-
-    def choice(self, value: Any, path: str, choices: tuple[str, ...]) -> str:
-        if value not in choices:
-            raise self.fail(path, f"{_show(value)} is not one of {', '.join(choices)}")
-        return str(value)
-
-    def ipv4(self, value: Any, path: str) -> str:
-        try:
-            if not isinstance(value, str):
-                raise ValueError
-            return str(ipaddress.IPv4Address(value))
-        except ValueError:
-            raise self.fail(path, f"{_show(value)} is not an IPv4 address") from None
-
-    def interface(self, value: Any, path: str) -> ipaddress.IPv4Interface:
-        try:
-            if not isinstance(value, str) or "/" not in value:
-                raise ValueError
-            return ipaddress.IPv4Interface(value)
-        except ValueError:
-            raise self.fail(
-                path, f"{_show(value)} is not an IPv4 interface (address/prefixlen)"
-            ) from None
-
-    def network(self, value: Any, path: str) -> str:
-        try:
-            if not isinstance(value, str) or "/" not in value:
-                raise ValueError
-            return str(ipaddress.IPv4Network(value, strict=True))
-        except ValueError:
-            raise self.fail(
-                path, f"{_show(value)} is not an IPv4 network (CIDR, host bits zero)"
-            ) from None
-
-    def mac(self, value: Any, path: str) -> str:
-        if not isinstance(value, str) or not _MAC_RE.match(value):
-            hint = " (quote MACs in YAML)" if isinstance(value, int) else ""
-            raise self.fail(path, f"{_show(value)} is not a MAC address{hint}")
-        return value.lower()
-
-    def endpoint(self, value: Any, path: str) -> tuple[str, int]:
-        """``host:port`` (listen addresses)."""
-        if not isinstance(value, str) or value.count(":") != 1:
-            raise self.fail(path, f"{_show(value)} is not host:port")
-        host, _, port = value.partition(":")
-        if not host or not port.isdigit():
-            raise self.fail(path, f"{_show(value)} is not host:port")
-        return host, self.integer(int(port), path, 0, 65535)
-
-    def list_of(self, value: Any, path: str, item: Callable[[Any, str], _T]) -> tuple[_T, ...]:
-        if value is None:
-            return ()
-        if not isinstance(value, list):
-            raise self.fail(path, f"expected a list, got {_type_name(value)}")
-        return tuple(item(v, f"{path}[{i}]") for i, v in enumerate(value))
-
-    def claim_port(self, switch: str, port: int, path: str, switches: Mapping[str, Any]) -> None:
-        if switch not in switches:
-            raise self.fail(path, f"switch {switch!r} is not defined in switches")
-        owner = self.used_ports.get((switch, port))
-        if owner is not None:
-            raise self.fail(path, f"port {switch}:{port} is already used by {owner}")
-        self.used_ports[(switch, port)] = path
-
-    # -- sections -----------------------------------------------------------
+class _TopologyParser(_Parser, DiameterParsing):
+    """The topology's sections, each from the primitives of ``_Parser``."""
 
     def topology(self, data: Any) -> Topology:
         top = self.mapping(
@@ -810,16 +429,3 @@ class _Parser(DiameterParsing):
                                    distribution=distribution,  # type: ignore[arg-type]
                                    allowance=allowance)
         return out
-
-
-def _type_name(value: Any) -> str:
-    if value is None:
-        return "nothing"
-    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean",
-            int: "an integer", float: "a number"}.get(type(value), type(value).__name__)
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, (dict, list)):
-        return _type_name(value)
-    return repr(value)

@@ -1,0 +1,456 @@
+"""The VICI driver: ``StrongSwanGateway``, the controller-side driver for one gateway.
+
+It turns a ``TunnelSide`` into a VICI connection + shared secret, initiates it, tears it
+down and reports SA state as typed ``TunnelState`` values.
+
+The pre-shared key is never logged and never put in an exception message.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import vici
+from vici.exception import CommandException, SessionException
+
+from controller.adapters.gateway import GatewayDriverBase
+from controller.adapters.strongswan.anchors import SelectorAnchors
+from controller.adapters.strongswan.connection import (_identity, _norm_ts, _secret_id,
+                                                       connection_for)
+from controller.adapters.strongswan.state import (ChildSaState, TunnelState, _s, _strs,
+                                                  _tunnel_state)
+from controller.core.vpn import TunnelSide
+from controller.logtext import log_text
+
+log = logging.getLogger("mipvpn.strongswan")
+
+
+class TunnelError(RuntimeError):
+    """A tunnel could not be configured or established."""
+
+
+
+class StrongSwanGateway(GatewayDriverBase):
+    """Controller-side driver of one gateway's charon: one VICI session, thread-safe."""
+
+    def dialable(self) -> bool:
+        """charon's VICI socket exists (the gateway's charon has started)."""
+        return Path(self.vici_socket_path).exists()
+
+    def __init__(self, name: str, vici_socket_path: str | os.PathLike[str],
+                 netns: str | None = None, connect_timeout: float = 2.0) -> None:
+        """``netns``: path of the gateway's network namespace (``/proc/<pid>/ns/net``);
+        local selectors the gateway has no address in get anchors there (see
+        ``SelectorAnchors``) — required with kernel-libipsec for such selectors.  When
+        omitted, the path ``CharonProcess`` wrote next to the VICI socket (file
+        ``netns``) is used, read at the first ``add_tunnel``; if neither exists, no
+        anchors are made."""
+        self.name = name
+        self.vici_socket_path = str(vici_socket_path)
+        self.connect_timeout = connect_timeout
+        self._lock = threading.RLock()
+        self._session: vici.Session | None = None
+        self._sock: socket.socket | None = None
+        self._netns = netns
+        self._anchors: SelectorAnchors | None = None
+        self._anchored: dict[str, list[str]] = {}
+        self._libipsec: bool | None = None     # charon runs kernel-libipsec (cached)
+
+    def warm_up(self) -> None:
+        """Open the VICI session and the namespace controller now, not on the first
+        tunnel: entering the gateway's namespace forks a helper process, which costs
+        from tens to hundreds of milliseconds on a busy machine (measured up to
+        580 ms) — time that would otherwise land inside a handover."""
+        self.version()
+        with self._lock:
+            self._anchor_ctl()
+
+    def _anchor_ctl(self) -> SelectorAnchors | None:
+        if self._anchors is None:
+            path = self._netns
+            if path is None:
+                hint = Path(self.vici_socket_path).parent / "netns"
+                path = hint.read_text().strip() if hint.exists() else None
+            if path and os.path.exists(path):
+                self._anchors = SelectorAnchors(path)
+        return self._anchors
+
+    # -- session handling
+
+    def _vici_socket(self) -> socket.socket:
+        """A new connection to charon's VICI socket (``TunnelError`` naming the path)."""
+        sock = socket.socket(socket.AF_UNIX)
+        sock.settimeout(self.connect_timeout)
+        try:
+            sock.connect(self.vici_socket_path)
+        except OSError as exc:
+            sock.close()
+            raise TunnelError(f"{self.name}: VICI socket {self.vici_socket_path}: "
+                              f"{exc}") from exc
+        return sock
+
+    def _connect(self) -> vici.Session:
+        if self._session is None:
+            sock = self._vici_socket()
+            sock.settimeout(None)   # blocking calls (initiate) are bounded by charon
+            self._sock, self._session = sock, vici.Session(sock)
+        return self._session
+
+    def _drop(self) -> None:
+        if self._sock is not None:
+            try:
+                self._sock.close()
+            except OSError:
+                pass
+        self._sock, self._session = None, None
+
+    def _call(self, fn: Any, *args: Any) -> Any:
+        """Run ``fn(session, *args)``; on a transport failure reconnect once and retry.
+
+        Command failures (``CommandException``) are not retried: charon answered.
+        """
+        with self._lock:
+            for attempt in (1, 2):
+                session = self._connect()
+                try:
+                    return fn(session, *args)
+                except CommandException:
+                    raise
+                except (OSError, SessionException) as exc:
+                    self._drop()
+                    if attempt == 2:
+                        raise TunnelError(f"{self.name}: VICI failed: {exc}") from exc
+                    log.warning("%s: VICI session lost (%s), reconnecting", self.name,
+                                log_text(exc))
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        with self._lock:
+            self._drop()
+            if self._anchors is not None:
+                self._anchors.close()
+                self._anchors = None
+
+    def version(self) -> dict[str, str]:
+        raw = self._call(lambda s: s.version())
+        return {k: _s(v) for k, v in raw.items()}
+
+    # -- tunnels
+
+    def add_tunnel(self, side: TunnelSide, timeout: float = 5.0,
+                   keep_sa: bool = False) -> float:
+        """Load (or replace) a tunnel; when ``side.initiator``, bring its CHILD_SA up.
+
+        Blocks until the CHILD_SA is installed; raises ``TunnelError`` on failure or after
+        ``timeout`` seconds.  Returns the seconds taken.  ``keep_sa``: do not terminate
+        an SA charon holds for the tunnel (``load_tunnel``).
+        """
+        t0 = time.monotonic()
+        tid = side.tunnel_id
+        groups, covered = (self._primary_cover(side) if side.secondary and side.initiator
+                           and self.uses_libipsec() else (None, False))
+        conn = connection_for(side, remote_groups=groups)
+        secret = {"id": _secret_id(tid), "type": "IKE", "data": side.psk,
+                  "owners": [_identity(tid, side.local.gateway),
+                             _identity(tid, side.remote.gateway)]}
+
+        def load(session: vici.Session) -> None:
+            if not keep_sa and self._has_sa(session, tid):   # replace: drop old SAs
+                self._terminate(session, tid)
+            session.load_shared(secret)
+            session.load_conn(conn)
+
+        with self._lock:
+            old = self._anchored.pop(tid, [])
+            ctl = self._anchor_ctl()
+            # a secondary whose selectors installed primaries already hold (their
+            # routes, refcounted) needs no local route for the MN's home address: with
+            # it, the new FA would swallow the MN's downlink while the secondary comes
+            # up (measured: 30-66 packets per smooth handoff)
+            anchors = (ctl.acquire(side.local.selectors, restore_local=not covered)
+                       if ctl else [])
+            self._anchored[tid] = anchors
+            if self._anchors is not None:
+                self._anchors.release(old)
+        try:
+            self._call(load)
+        except CommandException as exc:
+            raise TunnelError(f"{self.name}: loading tunnel {tid} failed: {exc}") from exc
+
+        if not side.initiator:
+            if anchors or side.secondary:
+                threading.Thread(target=self._settle_when_up,
+                                 args=(tid, anchors, 10.0, side.secondary),
+                                 name=f"settle-{self.name}", daemon=True).start()
+        else:
+            def initiate(session: vici.Session, child: str) -> None:
+                msg = {"child": child, "ike": tid, "timeout": int(timeout * 1000),
+                       "init-limits": "no"}
+                for event in session.initiate(msg):
+                    if log.isEnabledFor(logging.DEBUG):
+                        log.debug("%s: %s", self.name, log_text(_s(event.get("msg"))))
+
+            try:
+                for child in conn[tid]["children"]:
+                    self._call(initiate, child)
+            except CommandException as exc:
+                raise TunnelError(f"{self.name}: initiating tunnel {tid} to "
+                                  f"{side.remote.address} failed: {exc}") from exc
+            finally:
+                if self._anchors is not None and anchors:
+                    self._anchors.settle(anchors)
+            if side.secondary:
+                self._reassert_primaries(tid)
+        took = time.monotonic() - t0
+        log.info("%s: tunnel %s %s in %.1f ms", self.name, log_text(tid),
+                 "up" if side.initiator else "loaded", took * 1e3)
+        return took
+
+    def load_tunnel(self, side: TunnelSide) -> float:
+        """Load a tunnel's connection and secret without initiating it and without
+        touching an SA charon may already hold for it (reconcile, issue 5)."""
+        return self.add_tunnel(dataclasses.replace(side, initiator=False), keep_sa=True)
+
+    def adopt(self, side: TunnelSide) -> None:
+        """A tunnel charon already holds (loaded by an earlier controller process):
+        take over its selector anchors, so removing it later releases them."""
+        with self._lock:
+            if side.tunnel_id in self._anchored:
+                return
+            ctl = self._anchor_ctl()
+            anchors = ctl.acquire(side.local.selectors) if ctl else []
+            self._anchored[side.tunnel_id] = anchors
+            if ctl is not None and anchors:
+                ctl.settle(anchors)
+
+    def wait_closed(self, stop: threading.Event, poll: float = 0.5) -> bool:
+        """Block while charon lives: hold a second VICI connection open and return
+        True as soon as charon closes it (the process died: the kernel closes its
+        sockets), False when ``stop`` is set.  Raises ``TunnelError`` when charon
+        cannot be reached at all.  Nothing is sent on this connection."""
+        sock = self._vici_socket()
+        sock.settimeout(poll)
+        try:
+            while not stop.is_set():
+                try:
+                    if sock.recv(1) == b"":
+                        return True
+                except socket.timeout:
+                    continue
+                except OSError:
+                    return True
+            return False
+        finally:
+            sock.close()
+
+    def loaded_connections(self) -> dict[str, dict[str, list[str]]]:
+        """Loaded connections (``list-conns``): name -> remote_addrs, local_ts,
+        remote_ts (of its child of the same name)."""
+
+        def list_conns(session: vici.Session) -> dict[str, dict[str, list[str]]]:
+            out: dict[str, dict[str, list[str]]] = {}
+            for conn in session.list_conns():
+                for raw_name, c in conn.items():
+                    name = _s(raw_name)
+                    children = c.get("children") or {}
+                    child = next((v for k, v in children.items() if _s(k) == name),
+                                 next(iter(children.values()), {}))
+                    out[name] = {"remote_addrs": list(_strs(c.get("remote_addrs"))),
+                                 "local_ts": list(_strs(child.get("local-ts"))),
+                                 "remote_ts": list(_strs(child.get("remote-ts")))}
+            return out
+
+        result: dict[str, dict[str, list[str]]] = self._call(list_conns)
+        return result
+
+    def _settle_when_up(self, tunnel_id: str, anchors: list[str], timeout: float,
+                        secondary: bool = False) -> None:
+        """Responder side: settle host anchors (and, for a secondary tunnel, re-assert
+        the primaries) once the peer has brought the SA up."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                state = self.tunnel(tunnel_id)
+            except TunnelError:
+                break
+            if state is not None and state.established:
+                break
+            if self._anchored.get(tunnel_id) is not anchors:
+                return              # replaced or removed meanwhile
+            time.sleep(0.002)
+        if self._anchors is not None and self._anchored.get(tunnel_id) is anchors:
+            self._anchors.settle(anchors)
+        if secondary and self._anchored.get(tunnel_id) is anchors:
+            self._reassert_primaries(tunnel_id)
+
+    def uses_libipsec(self) -> bool:
+        """Whether this charon runs ``kernel-libipsec`` (VICI ``stats``, cached); when
+        it cannot tell, True (the caller then does what libipsec needs)."""
+        if self._libipsec is None:
+            try:
+                stats = self._call(lambda s: s.stats())
+            except (CommandException, TunnelError):
+                return True
+            plugins = {_s(p) for p in stats.get("plugins") or []}
+            self._libipsec = "kernel-libipsec" in plugins if plugins else True
+        return self._libipsec
+
+    def _primary_groups(self, side: TunnelSide) -> list[tuple[str, ...]] | None:
+        return self._primary_cover(side)[0]
+
+    def _primary_cover(self, side: TunnelSide) -> tuple[list[tuple[str, ...]] | None, bool]:
+        """The secondary's remote selectors grouped as the installed CHILD_SAs with its
+        local selectors group them (kernel-libipsec).
+
+        charon shares a reqid only between CHILD_SAs with equal selector lists, and only
+        a shared reqid lets the forwarded packets in through the primary's inbound policy
+        while the primary's rekey puts its SA first (``_reassert_primaries``).  With a
+        tunnel to the HA (home address <-> CN 1) and one to a CN-GW (<-> CN 2), the
+        forwarding tunnel's selectors (<-> CN 1, CN 2) equal neither: it becomes one
+        CHILD_SA per primary (plus one for selectors no primary has).  None: one.
+        Also whether installed primaries cover every remote selector (no new route)."""
+        local = {_norm_ts(t) for t in side.local.selectors}
+        wanted = [_norm_ts(t) for t in side.remote.selectors]
+        groups: list[tuple[str, ...]] = []
+        taken: set[str] = set()
+        for state in self.tunnels():
+            if state.tunnel_id == side.tunnel_id:
+                continue
+            for child in state.children:
+                remote = tuple(_norm_ts(t) for t in child.remote_ts)
+                if (child.state == "INSTALLED" and remote
+                        and {_norm_ts(t) for t in child.local_ts} == local
+                        and set(remote) <= set(wanted) and not set(remote) & taken):
+                    groups.append(remote)
+                    taken |= set(remote)
+        rest = tuple(t for t in wanted if t not in taken)
+        covered = bool(groups) and not rest
+        if rest:
+            groups.append(rest)
+        return (groups if len(groups) > 1 else None), covered
+
+    def _reassert_primaries(self, tunnel_id: str, timeout: float = 2.0) -> list[str]:
+        """Make every other CHILD_SA with the secondary tunnel's selectors win again.
+
+        kernel-libipsec ignores policy priorities: it takes the first outbound policy in
+        order of selector size, newest first among equal ones, and then the *newest*
+        outbound SA of that policy's reqid — and charon gives CHILD_SAs with equal
+        selectors one reqid.  So the secondary tunnel, set up last, would carry the
+        traffic of the primary (measured: the MN's whole uplink went to the old FA).
+        Rekeying each primary CHILD_SA makes its SA the newest again; the secondary's
+        inbound SA keeps working (its packets pass the shared reqid's inbound policy).
+        Waits (at most ``timeout``) until each rekeyed tunnel has its new CHILD_SA.
+        Returns the tunnels rekeyed.  Nothing to do with kernel XFRM (the priority)."""
+        if not self.uses_libipsec():
+            return []
+        t0 = time.monotonic()
+        states = self.tunnels()
+
+        def key(c: ChildSaState) -> tuple[frozenset[str], frozenset[str]]:
+            return (frozenset(_norm_ts(t) for t in c.local_ts),
+                    frozenset(_norm_ts(t) for t in c.remote_ts))
+
+        own = {key(c) for st in states if st.tunnel_id == tunnel_id
+               for c in st.children if c.state == "INSTALLED"}
+        targets = {c.unique_id: st.tunnel_id for st in states if st.tunnel_id != tunnel_id
+                   for c in st.children if c.state == "INSTALLED" and key(c) in own}
+        for cid, tid in targets.items():
+            try:
+                self._call(lambda s, cid=cid: s.rekey({"child-id": cid}))
+            except CommandException as exc:
+                log.warning("%s: rekeying %s (primary of %s) failed: %s", self.name,
+                            log_text(tid), log_text(tunnel_id), log_text(exc))
+        # done when the old CHILD_SA is neither installed nor rekeying any more (REKEYED
+        # once its successor is installed, then deleted)
+        pending = dict(targets)
+        deadline = time.monotonic() + timeout
+        while pending and time.monotonic() < deadline:
+            time.sleep(0.005)
+            busy = {c.unique_id for st in self.tunnels() for c in st.children
+                    if c.state in ("INSTALLED", "REKEYING")}
+            pending = {cid: tid for cid, tid in pending.items() if cid in busy}
+        took = (time.monotonic() - t0) * 1e3
+        names = sorted(set(targets.values()))
+        if pending:
+            log.warning("%s: %s: primaries not rekeyed in %.0f ms: %s", self.name,
+                        log_text(tunnel_id), took,
+                        log_text(", ".join(sorted(set(pending.values())))))
+        elif targets:
+            log.info("%s: %s is secondary: rekeyed %s in %.1f ms", self.name,
+                     log_text(tunnel_id), log_text(", ".join(names)), took)
+        return names
+
+    def remove_tunnel(self, tunnel_id: str) -> None:
+        """Terminate the tunnel's IKE_SA (forced, immediate), unload conn and secret."""
+
+        counts = [0, 0]
+
+        def remove(session: vici.Session) -> None:
+            for sa in session.list_sas({"ike": tunnel_id}):   # what it carried, for the log
+                for name, ike in sa.items():
+                    state = _tunnel_state(_s(name), ike)
+                    counts[0] += state.packets_in
+                    counts[1] += state.packets_out
+            self._terminate(session, tunnel_id)
+            for command, arg in ((session.unload_conn, {"name": tunnel_id}),
+                                 (session.unload_shared, {"id": _secret_id(tunnel_id)})):
+                try:
+                    command(arg)
+                except CommandException:
+                    pass            # already gone: removal is idempotent
+
+        self._call(remove)
+        with self._lock:
+            anchors = self._anchored.pop(tunnel_id, [])
+            if self._anchors is not None:
+                self._anchors.release(anchors)
+        log.info("%s: tunnel %s removed (ESP packets in %d, out %d)", self.name,
+                 log_text(tunnel_id),
+                 *counts)
+
+    @staticmethod
+    def _has_sa(session: vici.Session, tunnel_id: str) -> bool:
+        return any(True for _ in session.list_sas({"ike": tunnel_id}))
+
+    @staticmethod
+    def _terminate(session: vici.Session, tunnel_id: str) -> None:
+        try:
+            for _ in session.terminate({"ike": tunnel_id, "force": "yes", "timeout": -1}):
+                pass
+        except CommandException:
+            pass                    # no matching SA
+
+    def tunnels(self) -> list[TunnelState]:
+        """Every IKE_SA charon holds, typed."""
+
+        def list_sas(session: vici.Session) -> list[TunnelState]:
+            out = []
+            for sa in session.list_sas():
+                for name, ike in sa.items():
+                    out.append(_tunnel_state(_s(name), ike))
+            return out
+
+        result: list[TunnelState] = self._call(list_sas)
+        return result
+
+    def tunnel(self, tunnel_id: str) -> TunnelState | None:
+        for state in self.tunnels():
+            if state.tunnel_id == tunnel_id:
+                return state
+        return None
+
+    def connections(self) -> list[str]:
+        """Names (tunnel ids) of the loaded connections."""
+
+        def list_conns(session: vici.Session) -> list[str]:
+            return [_s(name) for conn in session.list_conns() for name in conn]
+
+        result: list[str] = self._call(list_conns)
+        return result
