@@ -349,7 +349,14 @@ def parse_topology(data: Any, source: str = "<config>",
                    base_dir: str | Path | None = None) -> Topology:
     """Validate an already-loaded YAML document (a dict) into a ``Topology``.  Relative
     file paths in it (TLS certificates) are relative to ``base_dir`` (the YAML file's
-    directory; default: the current directory)."""
+    directory; default: the current directory).  A document with ``generate`` is
+    expanded first (``controller.topogen``, docs/experiments.md)."""
+    if isinstance(data, dict) and "generate" in data:
+        from controller.topogen import GenerateError, expand
+        try:
+            data = expand(data)
+        except GenerateError as exc:
+            raise ConfigError(f"{source}: {exc}") from None
     return _Parser(source, base_dir).topology(data)
 
 
