@@ -469,6 +469,7 @@ def run_experiment_cli(args: Any) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_term)
+    commit = _commit()   # the code that runs, before anything may be committed meanwhile
     run_dir = Path(tempfile.mkdtemp(prefix=f"mipvpn-exp-{spec['name']}-"))
     os.chmod(run_dir, 0o755)
     out = Path(args.out or f"experiment-{spec['name']}")
@@ -491,7 +492,7 @@ def run_experiment_cli(args: Any) -> int:
             shutil.rmtree(run_dir, ignore_errors=True)
     res["command"] = " ".join(["mipvpn", "experiment", *sys.argv[2:]]) \
         if sys.argv[1:2] == ["experiment"] else " ".join(sys.argv)
-    res["commit"] = _commit()
+    res["commit"] = commit
     from mininet_scripts.experiment_report import write_report
     paths = write_report(res, out)
     s = res["summary"]
