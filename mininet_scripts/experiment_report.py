@@ -151,6 +151,7 @@ def results(run: Any, t_reg: dict[str, float], bring_up_s: float,
                  "by_kind": {k: {"processes": v["processes"],
                                  "rss_mib": round(v["rss_kib"] / 1024, 1)}
                              for k, v in (peak.get("by_kind") or {}).items()},
+                 "cpu_percent_by_kind": _cpu_by_kind(samples),
                  "cpu_percent_mean": round(sum(cpus) / len(cpus), 1) if cpus else None,
                  "cpu_percent_max": max(cpus) if cpus else None,
                  "cpus": os.cpu_count(),
@@ -164,6 +165,17 @@ def results(run: Any, t_reg: dict[str, float], bring_up_s: float,
             "first_registration_ms": t_reg, "signalling_load": load,
             "rrq_per_s_per_fa": per_fa, "series": series,
             "charon_restarts": run.demo.charon_restarts}
+
+
+def _cpu_by_kind(samples: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """Mean CPU % per kind of process between the first and the last sample (ticks of
+    the processes alive at both; a process that exited in between is not counted)."""
+    if len(samples) < 2 or samples[-1]["t"] <= samples[0]["t"]:
+        return {}
+    first, last = samples[0]["usage"]["by_kind"], samples[-1]["usage"]["by_kind"]
+    span = samples[-1]["t"] - samples[0]["t"]
+    return {k: round(100.0 * max(0, v["cpu_ticks"] - first.get(k, {}).get("cpu_ticks", 0))
+                     / TICKS / span, 1) for k, v in sorted(last.items())}
 
 
 # ---------------------------------------------------------------------------- plots
