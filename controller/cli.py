@@ -1,6 +1,6 @@
 """The `mipvpn` command.
 
-Running things: ``controller``, ``demo``, ``scenario``, ``check-config``.
+Running things: ``controller``, ``demo``, ``scenario``, ``experiment``, ``check-config``.
 Asking a running controller (through its REST API, ``--url``): ``status``, ``bindings``,
 ``tunnels``, ``profiles show|set|update``, ``allowance show|set``; readable tables, or
 ``--json``.
@@ -437,6 +437,22 @@ def main(argv: list[str] | None = None) -> int:
     scn.add_argument("--rest", default="127.0.0.1:8080")
     scn.add_argument("--of-port", default=6653, type=int)
 
+    exp = sub.add_parser("experiment", help="a mobility experiment at scale: generated "
+                                            "topology, mobility model, report (YAML)")
+    exp.add_argument("file", help="experiment YAML (docs/experiments.md)")
+    exp.add_argument("--duration", type=float, default=None, help="seconds (overrides)")
+    exp.add_argument("--out", default=None, help="report directory (JSON, HTML, PNGs)")
+    exp.add_argument("--pcap", default=None, help="capture the control plane to this file")
+    exp.add_argument("--record-trace", default=None, metavar="FILE",
+                     help="write the trace (.csv or .json) before running")
+    exp.add_argument("--replay-trace", default=None, metavar="FILE",
+                     help="replay this trace instead of the model")
+    exp.add_argument("--dry-run", action="store_true",
+                     help="plan only (trace, probed MNs); nothing started")
+    exp.add_argument("--keep-dir", action="store_true", help="keep the run directory")
+    exp.add_argument("--rest", default="127.0.0.1:8080")
+    exp.add_argument("--of-port", default=6653, type=int)
+
     from bench import add_parser as add_bench_parser
     add_bench_parser(sub)
 
@@ -470,6 +486,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "scenario":
         from mininet_scripts.scenario import run_scenario_cli
         return run_scenario_cli(args)
+    if args.cmd == "experiment":
+        from mininet_scripts.experiment import run_experiment_cli
+        return run_experiment_cli(args)
     if args.cmd == "bench":
         from bench import run_bench
         return run_bench(args)

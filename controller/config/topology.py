@@ -30,6 +30,7 @@ from controller.config.schema import (DISTRIBUTIONS, GATEWAY_KINDS, GATEWAY_TYPE
                                       HostConf, IfaceConf, LinkConf, MobileNodeConf,
                                       ProfileConf, QosConf, SecurityConf, SwitchConf, Topology)
 from controller.proto import nai as nai_syntax
+from controller.topogen import GenerateError, expand
 
 _HEX_KEY_RE = re.compile(r"^[0-9a-fA-F]{32}$")
 
@@ -93,7 +94,13 @@ def parse_topology(data: Any, source: str = "<config>",
                    base_dir: str | Path | None = None) -> Topology:
     """Validate an already-loaded YAML document (a dict) into a ``Topology``.  Relative
     file paths in it (TLS certificates) are relative to ``base_dir`` (the YAML file's
-    directory; default: the current directory)."""
+    directory; default: the current directory).  A document with ``generate`` is
+    expanded first (``controller.topogen``, docs/experiments.md)."""
+    if isinstance(data, dict) and "generate" in data:
+        try:
+            data = expand(data)
+        except GenerateError as exc:
+            raise ConfigError(f"{source}: {exc}") from None
     return _TopologyParser(source, base_dir).topology(data)
 
 
