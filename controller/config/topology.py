@@ -120,7 +120,7 @@ class _TopologyParser(_Parser, DiameterParsing):
         links = self.links(top.get("links"), switches)
         self.check_access_switches(switches, gateways)
         mobile_nodes = self.mobile_nodes(top.get("mobile_nodes"), switches, gateways, domains)
-        profiles = self.profiles(top.get("vpn_profiles"), gateways)
+        profiles = self.profiles(top.get("vpn_profiles"), gateways, domains)
         user_allowance = (None if top.get("user_allowance") is None else
                           parse_allowance(self, top["user_allowance"], "user_allowance",
                                           gateways))
@@ -378,7 +378,8 @@ class _TopologyParser(_Parser, DiameterParsing):
             )
         return out
 
-    def profiles(self, value: Any, gateways: Mapping[str, GatewayConf]) -> dict[str, ProfileConf]:
+    def profiles(self, value: Any, gateways: Mapping[str, GatewayConf],
+                 domains: Mapping[str, DomainConf]) -> dict[str, ProfileConf]:
         out: dict[str, ProfileConf] = {}
         if value is None:
             return out
@@ -403,6 +404,15 @@ class _TopologyParser(_Parser, DiameterParsing):
                     raise self.fail(f"{dpath}.gateway", f"gateway {gw_name!r} is not defined in gateways")
                 if gw.kind != "cn_gateway":
                     raise self.fail(f"{dpath}.gateway", f"gateway {gw_name!r} is a {gw.kind}, not a cn_gateway")
+                # issue 11: the home agent refuses VPN information whose correspondent
+                # selectors reach beyond the networks behind the gateway; such a profile
+                # could never register, so it is an error here, not a 129 at run time
+                behind = [ipaddress.ip_network(n) for n in domains[gw.domain].prefixes]
+                net = ipaddress.ip_network(prefix)
+                if not any(net.subnet_of(b) for b in behind):  # type: ignore[arg-type]
+                    raise self.fail(f"{dpath}.prefix", f"{prefix} is not within the networks "
+                                    f"behind {gw_name!r} (domains.{gw.domain}.prefixes: "
+                                    f"{', '.join(str(b) for b in behind) or 'none'})")
                 return DestinationConf(prefix=prefix, gateway=gw_name)
 
             dests = self.list_of(p["destinations"], f"{path}.destinations", destination)

@@ -245,3 +245,19 @@ def test_dynamic_cn_gateway(base: dict[str, Any]) -> None:
     data = copy.deepcopy(base)
     data["gateways"]["cngw"]["gateway_type"] = "dynamic"
     assert parse_topology(data, SOURCE).gateways["cngw"].gateway_type == "dynamic"
+
+
+@pytest.mark.parametrize("prefix", ["0.0.0.0/0", "10.30.0.0/16", "10.31.0.0/24"])
+def test_profile_prefix_beyond_its_gateway_is_an_error(base: dict[str, Any],
+                                                       prefix: str) -> None:
+    """Issue 11: the HA refuses VPN information whose correspondent selectors reach
+    beyond the networks behind the gateway (129 at every registration); the loader
+    says so at once, naming the key."""
+    data = copy.deepcopy(base)
+    data["vpn_profiles"]["alice@home.example"]["destinations"] = [
+        {"prefix": prefix, "gateway": "cngw"}]
+    with pytest.raises(ConfigError) as info:
+        parse_topology(data, SOURCE)
+    assert str(info.value).startswith(
+        f"{SOURCE}: vpn_profiles.alice@home.example.destinations[0].prefix: "), info.value
+    assert "not within the networks behind 'cngw'" in str(info.value)
