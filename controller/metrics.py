@@ -99,6 +99,17 @@ class Metrics:
             "a departed mobile node held at its old access switch, by outcome (held, "
             "forwarded into the old FA, dropped: overflow, expired, released without a "
             "tunnel, late)", ["outcome"], registry=reg)
+        self.trust_refusals = Counter(
+            "mipvpn_trust_refusals", "Messages and connections refused at a trust "
+            "boundary (issue 11; docs/security.md), by where (diameter:HOST, a role key) "
+            "and reason (unknown_peer, connection_cap, peer_identity_mismatch, "
+            "sender_rules, unknown_nai, home_agent, home_address, nai_mismatch, "
+            "vpn_info, fa_auth_failed, reply_unmatched)", ["where", "reason"],
+            registry=reg)
+        self.moves_sent_home = Counter(
+            "mipvpn_moves_sent_home", "Moves a foreign AAA did not answer locally and sent "
+            "to the home AAA instead, by reason (e.g. no or bad MN-FA authentication, "
+            "replayed identification)", ["aaaf", "reason"], registry=reg)
         self._seen: dict[tuple[str, str], int] = {}
 
     # ------------------------------------------------------------------ events
@@ -165,6 +176,7 @@ class Metrics:
                 self._add_growth(self.admission_denied.labels(foreign_agent=key[3:]),
                                  (key, "admission_denied"),
                                  int(counters.get("admission_denied", 0)))
+        self._refresh_trust(rt)
         for node in getattr(rt, "nodes", {}).values():
             role = f"diameter:{node.origin_host}"
             bad = int(node.counters.get("malformed", 0)) + int(
@@ -187,6 +199,28 @@ class Metrics:
                               ("late", "held_dropped_late")):
             self._add_growth(self.held_frames.labels(outcome=outcome), ("held", outcome),
                              int(runtime_counters.get(name, 0)))
+
+    def _refresh_trust(self, rt: Any) -> None:
+        """The trust boundaries' refusal counters (issue 11) as one counter family."""
+        def add(where: str, reason: str, value: Any) -> None:
+            self._add_growth(self.trust_refusals.labels(where=where, reason=reason),
+                             (f"trust:{where}", reason), int(value or 0))
+        for node in list(getattr(rt, "nodes", {}).values()):
+            for reason in ("unknown_peer", "connection_cap", "peer_identity_mismatch"):
+                add(f"diameter:{node.origin_host}", reason, node.counters.get(reason, 0))
+        for name, n in dict(getattr(rt, "counters", {})).items():
+            if name.startswith("refused_peer:"):
+                add(name.split(":", 1)[1], "sender_rules", n)
+        for key, role in rt.roles.items():
+            counters = getattr(role, "counters", None) or {}
+            for name, n in counters.items():
+                if name.startswith("refused_"):
+                    add(str(key), name[len("refused_"):], n)
+                elif name in ("fa_auth_failed", "reply_unmatched"):
+                    add(str(key), name, n)
+            for reason, n in dict(getattr(role, "home_because", {}) or {}).items():
+                self._add_growth(self.moves_sent_home.labels(aaaf=str(key), reason=reason),
+                                 (f"home:{key}", reason), int(n))
 
     def _add_growth(self, counter: Any, key: tuple[str, str], value: int) -> None:
         grown = value - self._seen.get(key, 0)

@@ -201,3 +201,30 @@ def test_scrape_after_registration_and_move(tmp_path, caplog) -> None:
     finally:
         sock.close()
         rt.stop()
+
+
+def test_trust_refusals_exported() -> None:
+    """Issue 11: what the trust boundaries refused is visible to Prometheus: the
+    listeners' unknown peers and cap, the sender rules, the HA's refusals, FA-HA
+    authentication, unmatched replies, and moves the AAAF sent home."""
+    rt = _fake_runtime(malformed=0)
+    rt.nodes["aaaf:domain-a"].counters.update(unknown_peer=3, connection_cap=1)
+    rt.counters["refused_peer:ha"] = 2
+    rt.roles["ha"].counters.update(refused=4, refused_unknown_nai=1,
+                                   refused_vpn_info=3, fa_auth_failed=5)
+    rt.roles["fa:fa1"].counters["reply_unmatched"] = 6
+    rt.roles["aaaf:domain-a"] = SimpleNamespace(counters={},
+                                                home_because={"mn_fa_auth": 7})
+    reg = CollectorRegistry()
+    Metrics(reg, process=False).refresh(rt)
+    get = reg.get_sample_value
+    name = "mipvpn_trust_refusals_total"
+    assert get(name, {"where": "diameter:aaaf.a.example", "reason": "unknown_peer"}) == 3
+    assert get(name, {"where": "diameter:aaaf.a.example", "reason": "connection_cap"}) == 1
+    assert get(name, {"where": "ha", "reason": "sender_rules"}) == 2
+    assert get(name, {"where": "ha", "reason": "unknown_nai"}) == 1
+    assert get(name, {"where": "ha", "reason": "vpn_info"}) == 3
+    assert get(name, {"where": "ha", "reason": "fa_auth_failed"}) == 5
+    assert get(name, {"where": "fa:fa1", "reason": "reply_unmatched"}) == 6
+    assert get("mipvpn_moves_sent_home_total",
+               {"aaaf": "aaaf:domain-a", "reason": "mn_fa_auth"}) == 7
