@@ -351,11 +351,17 @@ def test_rrq_and_adverts_decoded_by_stock_tshark(scenario: Scenario) -> None:
         assert r[0] == "alice@home.example"
         assert r[1] == "1"                       # Generalized auth subtype 1: MN-AAA
         spis = [int(x, 0) for x in r[2].split("|")]
-        assert spis[-1] == mn.mn_aaa_spi         # MN-AAA last (RFC 3012 §3.1)
+        # the move carries MN-FA authentication (issue 11: keyed from the nonce of the
+        # first reply) after everything else, MN-AAA just before it
+        mn_fa = spis.pop() if i else None
+        assert mn_fa is None or mn_fa >= 256     # SPIs 0-255 are reserved
+        assert spis[-1] == mn.mn_aaa_spi         # MN-AAA after MN-HA (RFC 3012 §3.1)
         assert (r[3], r[4]) == ("10.10.0.100", "10.0.0.1")
         assert r[6] in ("1", "True")             # reverse tunnelling requested
-        # RFC 5944 §3.6.1.3 / 3012 §3.1 order: NAI, [CVSE], [MN-HA 32], MN-AAA 36 last
-        want = ["131"] + (["38"] if i else []) + (["32"] if mn_ha_spi else []) + ["36"]
+        # RFC 5944 §3.6.1.3 / 3012 §3.1 order: NAI, [CVSE], [MN-HA 32], MN-AAA 36,
+        # [MN-FA 33] last (the FA's extension covers everything before it)
+        want = (["131"] + (["38"] if i else []) + (["32"] if mn_ha_spi else []) + ["36"]
+                + (["33"] if i else []))
         assert r[10].split("|") == want, r[10]
         if mn_ha_spi:
             assert spis == [mn_ha_spi, mn.mn_aaa_spi]
@@ -646,12 +652,17 @@ def _scapy_peer_session() -> dict[str, Any]:
 
     topo = load_topology(TOPOLOGY)
     ports = topology_ports()
+    # the scapy peer stands in for the FA the MN attaches to (issue 11: the AAAF takes
+    # only its own FAs, each naming itself); that FA's role is left out of the process
+    mn_name, mn = next(iter(topo.mobile_nodes.items()))
+    fa_name = topo.switches[mn.attach_switch].foreign_agent
     run_dir = Path(tempfile.mkdtemp(prefix="mvpeer-"))
     log = open(run_dir / "controller.log", "wb")  # noqa: SIM115
     ctl = subprocess.Popen(
         [sys.executable, "-m", "controller.cli", "controller", "--config", str(TOPOLOGY),
          "--run-dir", str(run_dir), "--of-listen", "127.0.0.1:16653",
-         "--rest", "127.0.0.1:18080"], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+         "--rest", "127.0.0.1:18080", "--exclude-roles", f"fa:{fa_name}"], cwd=ROOT,
+        stdout=log, stderr=subprocess.STDOUT)
     got: dict[str, Any] = {}
     try:
         deadline = time.monotonic() + 30
@@ -667,7 +678,7 @@ def _scapy_peer_session() -> dict[str, Any]:
         foreign = next(d for d in topo.domains.values()
                        if d.aaa is not None and d.home_agent is None and d.realm != "")
         realm = foreign.realm
-        me = f"scapy-peer.{realm}"
+        me = f"{fa_name}.{realm}"
         with sock:
             def exchange(msg: Any) -> Any:
                 sock.sendall(bytes(msg))
@@ -689,8 +700,6 @@ def _scapy_peer_session() -> dict[str, Any]:
                 sd.AVP("Origin-Host", val=me), sd.AVP("Origin-Realm", val=realm)]))
             got["dwa"] = (dwa.drCode, int(dwa.drFlags), dwa.drHbHId, avps(dwa)[268].val)
 
-            mn_name, mn = next(iter(topo.mobile_nodes.items()))
-            fa_name = topo.switches[mn.attach_switch].foreign_agent
             fa = topo.gateways[fa_name]
             ha = topo.gateways[mn.home_agent]
             extra = {}

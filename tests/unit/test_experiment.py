@@ -90,8 +90,11 @@ def test_replayed_trace_checked_against_the_topology(tmp_path: Path,
 
 
 def test_process_usage_counts_children() -> None:
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    child = subprocess.Popen([sys.executable, "-c",
+                              "import time; print('up', flush=True); time.sleep(30)"],
+                             stdout=subprocess.PIPE, text=True)
     try:
+        assert child.stdout is not None and child.stdout.readline() == "up\n"  # loaded
         usage = process_usage(0, [child.pid])
         assert usage["processes"] == 1 and usage["rss_kib"] > 1000
         assert usage["by_kind"]["other"]["processes"] == 1
