@@ -77,7 +77,7 @@ from diameter.message.commands import (AaMobileNodeAnswer, AaMobileNodeRequest,
                                        DisconnectPeerRequest, HomeAgentMipAnswer,
                                        HomeAgentMipRequest)
 
-from controller.core.vpn import QosSpec, SecuritySpec, TunnelEnd, TunnelSpec, VpnInfo
+from controller.model.vpn import QosSpec, SecuritySpec, TunnelEnd, TunnelSpec, VpnInfo
 from controller.proto import nai as nai_syntax
 
 # --------------------------------------------------------------------------- numbers

@@ -83,7 +83,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, Union
 
-from controller.core.vpn import QosSpec, SecuritySpec, TunnelEnd, TunnelSpec
+from controller.model.vpn import QosSpec, SecuritySpec, TunnelEnd, TunnelSpec
 from controller.proto import nai as nai_syntax
 
 # --------------------------------------------------------------------------- constants

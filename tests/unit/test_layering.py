@@ -239,3 +239,75 @@ def test_config_checkers_catch_each_form(tmp_path: Path) -> None:
     assert import_circle(package_imports(pkg, "controller.config")) == []
     (pkg / "c.py").write_text("from controller.config.schema import X\nimport controller.corex\n")
     assert config_forbidden_in(imported_modules(pkg / "c.py", ("controller", "config"))) == []
+
+
+# ------------------------------------------------------------------ model and codecs
+# (issue 12): the model leaf (controller/model/) imports nothing of controller but
+# itself; the codecs (controller/proto/) import only the model, themselves and the
+# leaf utility controller.logtext: never the roles, adapters, runtime or configuration.
+
+MODEL = CONTROLLER / "model"
+PROTO = CONTROLLER / "proto"
+MODEL_FILES = sorted(MODEL.rglob("*.py"))
+PROTO_FILES = sorted(PROTO.rglob("*.py"))
+PROTO_ALLOWED = ("controller.model", "controller.proto", "controller.logtext")
+
+
+def package_of(path: Path) -> tuple[str, ...]:
+    """The dotted package a file of controller/ lives in (for relative imports)."""
+    return ("controller",) + path.parent.relative_to(CONTROLLER).parts
+
+
+def controller_imports_outside(names: set[str], allowed: tuple[str, ...]) -> list[str]:
+    """Names of ``controller`` (or the package itself) not under one of ``allowed``."""
+    return sorted(n for n in names
+                  if (n == "controller" or n.startswith("controller."))
+                  and not any(n == a or n.startswith(a + ".") for a in allowed))
+
+
+def test_model_and_proto_files_found() -> None:
+    assert {"__init__.py", "vpn.py"} <= {p.name for p in MODEL_FILES}
+    assert {"mip_keys.py", "nai.py"} <= {p.name for p in PROTO_FILES}
+    assert {"diameter", "mip"} <= {p.parent.name for p in PROTO_FILES} | {
+        p.stem for p in PROTO_FILES}
+
+
+@pytest.mark.parametrize("path", MODEL_FILES, ids=lambda p: p.name)
+def test_model_imports_nothing_of_controller_but_itself(path: Path) -> None:
+    names = imported_modules(path, package_of(path))
+    assert controller_imports_outside(names, ("controller.model",)) == []
+
+
+@pytest.mark.parametrize("path", PROTO_FILES,
+                         ids=lambda p: str(p.relative_to(PROTO)))
+def test_codecs_import_only_model_and_codecs(path: Path) -> None:
+    names = imported_modules(path, package_of(path))
+    assert controller_imports_outside(names, PROTO_ALLOWED) == []
+
+
+def test_model_and_proto_checkers_catch_each_form(tmp_path: Path) -> None:
+    src = tmp_path / "bad.py"
+    src.write_text("from controller.core.vpn import TunnelSpec\n"
+                   "import controller.adapters.store\n"
+                   "from controller import runtime\n"
+                   "def f():\n    from ..config import schema\n"
+                   "from typing import TYPE_CHECKING\n"
+                   "if TYPE_CHECKING:\n    from controller.core import roles\n")
+    found = controller_imports_outside(imported_modules(src, ("controller", "proto")),
+                                       PROTO_ALLOWED)
+    assert {"controller.core.vpn", "controller.adapters.store", "controller",
+            "controller.runtime", "controller.config", "controller.config.schema",
+            "controller.core", "controller.core.roles"} <= set(found)
+    src.write_text("from controller.model.vpn import TunnelSpec\n"
+                   "from controller.proto import nai\nfrom . import mip\n"
+                   "from .diameter import avp\nimport controller.logtext\n"
+                   "import diameter.message\nimport controllerx\n")
+    assert controller_imports_outside(imported_modules(src, ("controller", "proto")),
+                                      PROTO_ALLOWED) == []
+    src.write_text("from . import other\nfrom controller.model import vpn\n")
+    assert controller_imports_outside(imported_modules(src, ("controller", "model")),
+                                      ("controller.model",)) == []
+    src.write_text("from .. import core\nfrom controller.proto import mip\n")
+    assert controller_imports_outside(imported_modules(src, ("controller", "model")),
+                                      ("controller.model",)) == [
+        "controller", "controller.core", "controller.proto", "controller.proto.mip"]
