@@ -311,3 +311,20 @@ def test_model_and_proto_checkers_catch_each_form(tmp_path: Path) -> None:
     assert controller_imports_outside(imported_modules(src, ("controller", "model")),
                                       ("controller.model",)) == [
         "controller", "controller.core", "controller.proto", "controller.proto.mip"]
+
+
+PROTO_PACKAGES = ("diameter", "mip")
+
+
+@pytest.mark.parametrize("name", PROTO_PACKAGES)
+def test_codec_packages_have_no_import_circle(name: str) -> None:
+    graph = package_imports(PROTO / name, f"controller.proto.{name}")
+    assert {"__init__", "numbers", "messages"} <= set(graph)
+    assert import_circle(graph) == []
+    assert graph["numbers"] == set()          # the leaf of each codec
+
+
+@pytest.mark.parametrize("path", PROTO_FILES + MODEL_FILES,
+                         ids=lambda p: str(p.relative_to(CONTROLLER)))
+def test_codec_and_model_files_are_at_most_600_lines(path: Path) -> None:
+    assert len(path.read_text(encoding="utf-8").splitlines()) <= 600
