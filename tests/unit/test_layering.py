@@ -328,3 +328,89 @@ def test_codec_packages_have_no_import_circle(name: str) -> None:
                          ids=lambda p: str(p.relative_to(CONTROLLER)))
 def test_codec_and_model_files_are_at_most_600_lines(path: Path) -> None:
     assert len(path.read_text(encoding="utf-8").splitlines()) <= 600
+
+
+# ------------------------------------------------------------------ result codes
+# (issue 12): Diameter result codes and Mobile IPv4 reply / acknowledge codes are
+# numbers of the codecs, defined once in controller/proto; the roles use those names
+# (``dia.SUCCESS``, ``mip.CODE_FA_HA_UNREACHABLE``), never their own copies.
+
+CODE_NAME_PREFIXES = ("RESULT_", "CODE_", "BACK_")
+OUTSIDE_PROTO = sorted(p for p in CONTROLLER.rglob("*.py") if PROTO not in p.parents)
+
+
+def copied_result_codes(path: Path) -> list[str]:
+    """Where a file outside proto spells a result code as a number: a top-level name
+    of the code families bound to an integer literal, or an integer literal compared
+    with / passed as a ``result_code``."""
+    found: list[str] = []
+
+    def is_int(node: ast.AST) -> bool:
+        return isinstance(node, ast.Constant) and type(node.value) is int
+
+    def is_result(node: ast.AST) -> bool:
+        return ((isinstance(node, ast.Attribute) and node.attr == "result_code")
+                or (isinstance(node, ast.Name) and node.id == "result_code"))
+
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and is_int(node.value):
+            found += [t.id for t in node.targets if isinstance(t, ast.Name)
+                      and t.id.startswith(CODE_NAME_PREFIXES)]
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Compare):
+            sides = [node.left, *node.comparators]
+            if any(is_result(s) for s in sides) and any(is_int(s) for s in sides):
+                found.append(f"line {node.lineno}: result_code compared with a number")
+        elif isinstance(node, ast.keyword) and node.arg == "result_code" and is_int(node.value):
+            found.append(f"line {node.value.lineno}: result_code=<number>")
+    return found
+
+
+@pytest.mark.parametrize("path", OUTSIDE_PROTO, ids=lambda p: str(p.relative_to(CONTROLLER)))
+def test_result_codes_come_from_the_codecs(path: Path) -> None:
+    assert copied_result_codes(path) == []
+
+
+def test_result_code_checker_catches_each_form(tmp_path: Path) -> None:
+    src = tmp_path / "role.py"
+    src.write_text("RESULT_SUCCESS = 2001\nCODE_FA_X = 72\nBACK_OK = 0\n"
+                   "def f(answer):\n    if answer.result_code == 4006:\n        pass\n"
+                   "    return dia.AmAnswer(session_id='s', result_code=5012)\n")
+    found = copied_result_codes(src)
+    assert found[:3] == ["RESULT_SUCCESS", "CODE_FA_X", "BACK_OK"] and len(found) == 5
+    src.write_text("from controller.proto import diameter as dia\n"
+                   "AUTHORIZATION_REJECTED = dia.AUTHORIZATION_REJECTED\nRETIRE_AFTER = 2.0\n"
+                   "def f(answer, n):\n    if answer.result_code != dia.SUCCESS and n == 3:\n"
+                   "        return dia.AmAnswer(result_code=dia.UNABLE_TO_COMPLY)\n")
+    assert copied_result_codes(src) == []
+
+
+def public_names(path: Path) -> set[str]:
+    """Top-level public names a module defines (functions, classes, assignments)."""
+    names: set[str] = set()
+    for node in ast.parse(path.read_text(encoding="utf-8"), str(path)).body:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign):
+            names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            names.add(node.target.id)
+    return {n for n in names if not n.startswith("_")}
+
+
+@pytest.mark.parametrize("name", PROTO_PACKAGES)
+def test_codec_package_reexports_every_public_name(name: str) -> None:
+    import importlib
+    package = importlib.import_module(f"controller.proto.{name}")
+    missing = sorted(f"{p.stem}.{n}" for p in (PROTO / name).glob("*.py")
+                     if p.name != "__init__.py" for n in public_names(p)
+                     if not hasattr(package, n))
+    assert missing == []
+
+
+def test_public_names_checker(tmp_path: Path) -> None:
+    src = tmp_path / "m.py"
+    src.write_text("A = 1\n_B = 2\nC: int = 3\ndef f():\n    D = 4\nclass E:\n    F = 5\n"
+                   "for _x in (): pass\n")
+    assert public_names(src) == {"A", "C", "f", "E"}

@@ -75,7 +75,8 @@ from diameter.message.commands import (AaMobileNodeAnswer, AaMobileNodeRequest,
                                        HomeAgentMipRequest)
 
 from controller.proto.diameter.numbers import (APPLICATION_UNSUPPORTED,
-                                               AUTHENTICATION_REJECTED, AVP_FLAG_MANDATORY,
+                                               AUTHENTICATION_REJECTED, AUTHORIZATION_REJECTED,
+                                               AVP_FLAG_MANDATORY,
                                                AVP_FLAG_PRIVATE, AVP_FLAG_VENDOR,
                                                AVP_OCCURS_TOO_MANY_TIMES, AVP_UNSUPPORTED,
                                                CMD_AA_MOBILE_NODE,
