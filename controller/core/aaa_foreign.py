@@ -48,9 +48,6 @@ from controller.proto import mip_keys
 
 LOG = logging.getLogger("mipvpn.aaaf")
 
-RESULT_SUCCESS = 2001
-RESULT_UNABLE_TO_DELIVER = 3002
-RESULT_REALM_NOT_SERVED = 3003
 
 
 @dataclass
@@ -87,7 +84,7 @@ class ForeignAaa:
     def on_amr(self, now: float, amr: dia.AmRequest) -> list[Action]:
         if amr.foreign_agent not in self.foreign_agents:
             self.counters["rejected"] += 1
-            return [AnswerDiameter(self._error(amr, RESULT_UNABLE_TO_DELIVER,
+            return [AnswerDiameter(self._error(amr, dia.UNABLE_TO_DELIVER,
                                                "unknown foreign agent"))]
         cached = self.sessions.get(amr.user_name)
         base = self._local_base(now, amr, cached)
@@ -95,7 +92,7 @@ class ForeignAaa:
             return self._local_move(now, amr, cached, base)
         if amr.destination_realm not in self.home_realms:
             self.counters["rejected"] += 1
-            return [AnswerDiameter(self._error(amr, RESULT_REALM_NOT_SERVED,
+            return [AnswerDiameter(self._error(amr, dia.REALM_NOT_SERVED,
                                                f"realm {amr.destination_realm} not served"))]
         self.pending[amr.session_id] = amr
         self.counters["proxied"] += 1
@@ -107,7 +104,7 @@ class ForeignAaa:
         amr = self.pending.pop(ama.session_id, None)
         if amr is None:
             return []
-        if ama.result_code == RESULT_SUCCESS and ama.vpn_info is not None:
+        if ama.result_code == dia.SUCCESS and ama.vpn_info is not None:
             key = ama.fa_mn_key
             self.sessions[amr.user_name] = CachedSession(
                 replace(ama.vpn_info, handoff=None), amr.destination_realm,
@@ -142,7 +139,7 @@ class ForeignAaa:
         amr = self.pending.pop(session_id, None)
         if amr is None:
             return []
-        return [AnswerDiameter(self._error(amr, RESULT_UNABLE_TO_DELIVER,
+        return [AnswerDiameter(self._error(amr, dia.UNABLE_TO_DELIVER,
                                            "home AAA did not answer"))]
 
     def _local_base(self, now: float, amr: dia.AmRequest,
@@ -212,7 +209,7 @@ class ForeignAaa:
         LOG.info("AAAF %s: intra-domain move of %s %s -> %s answered locally", self.host,
                  log_text(amr.user_name), log_text(amr.previous_fa),
                  log_text(amr.foreign_agent))
-        ama = dia.AmAnswer(session_id=amr.session_id, result_code=RESULT_SUCCESS,
+        ama = dia.AmAnswer(session_id=amr.session_id, result_code=dia.SUCCESS,
                            origin_host=self.host, origin_realm=self.realm,
                            user_name=amr.user_name, home_address=amr.home_address,
                            home_agent_address=amr.home_agent_address,

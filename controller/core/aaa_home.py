@@ -43,11 +43,6 @@ from controller.proto import mip_keys
 
 LOG = logging.getLogger("mipvpn.aaah")
 
-RESULT_SUCCESS = 2001
-RESULT_AUTHENTICATION_REJECTED = 4001
-RESULT_MIP_REPLY_FAILURE = 4005
-RESULT_HA_NOT_AVAILABLE = 4006
-RESULT_UNABLE_TO_COMPLY = 5012
 
 
 @dataclass(frozen=True)
@@ -158,20 +153,20 @@ class HomeAaa:
             self.counters["rejected"] += 1
             LOG.info("AAAH: authentication of %s rejected (%s)", log_text(amr.user_name),
                      "unknown user" if user is None else "bad MN-AAA authenticator")
-            return [AnswerDiameter(self._answer(amr, RESULT_AUTHENTICATION_REJECTED,
+            return [AnswerDiameter(self._answer(amr, dia.AUTHENTICATION_REJECTED,
                                                 error="authentication rejected"))]
         rrq = mip.decode(amr.reg_request)
         assert isinstance(rrq, mip.RegistrationRequest)
         if rrq.home_address != user.home_address:
             self.counters["rejected"] += 1
-            return [AnswerDiameter(self._answer(amr, RESULT_AUTHENTICATION_REJECTED,
+            return [AnswerDiameter(self._answer(amr, dia.AUTHENTICATION_REJECTED,
                                                 error="home address not assigned to user"))]
         previous_fa = amr.previous_fa or self._foreign_agent_at(amr.previous_fa_address)
         try:
             vpn_info = self.vpn_set_path(user, amr.foreign_agent, rrq.care_of_address,
                                          previous_fa=previous_fa)
         except KeyError as exc:
-            return [AnswerDiameter(self._answer(amr, RESULT_UNABLE_TO_COMPLY,
+            return [AnswerDiameter(self._answer(amr, dia.UNABLE_TO_COMPLY,
                                                 error=f"no VPN path: {exc}"))]
         handoff = self._handoff(amr.user_name, vpn_info, previous_fa)
         nonce = mip_keys.new_nonce()
@@ -198,9 +193,9 @@ class HomeAaa:
         if entry is None:
             return []
         amr, vpn_info, keys = entry
-        if haa.result_code != RESULT_SUCCESS:
+        if haa.result_code != dia.SUCCESS:
             self.counters["rejected"] += 1
-            return [AnswerDiameter(self._answer(amr, RESULT_MIP_REPLY_FAILURE,
+            return [AnswerDiameter(self._answer(amr, dia.ERROR_MIP_REPLY_FAILURE,
                                                 reg_reply=haa.reg_reply,
                                                 error=haa.error_message or "HA refused"))]
         self.secrets[amr.user_name] = keys.secret
@@ -208,7 +203,7 @@ class HomeAaa:
         self.session_expires[amr.user_name] = now + _granted_lifetime(haa.reg_reply,
                                                                       amr.reg_request)
         self.counters["accepted"] += 1
-        answer = self._answer(amr, RESULT_SUCCESS, reg_reply=haa.reg_reply,
+        answer = self._answer(amr, dia.SUCCESS, reg_reply=haa.reg_reply,
                               vpn_info=restricted_to(vpn_info, vpn_info.foreign_agent))
         return [Mark(amr.user_name, "aaah_answer"),
                 AnswerDiameter(self._with_keys(answer, amr, vpn_info.foreign_agent, keys))]
@@ -231,7 +226,7 @@ class HomeAaa:
         entry = self.pending.pop(session_id, None)
         if entry is None:
             return []
-        return [AnswerDiameter(self._answer(entry[0], RESULT_HA_NOT_AVAILABLE,
+        return [AnswerDiameter(self._answer(entry[0], dia.ERROR_HA_NOT_AVAILABLE,
                                             error="home agent did not answer"))]
 
     def on_tick(self, now: float) -> list[Action]:

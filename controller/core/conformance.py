@@ -20,11 +20,6 @@ import struct
 
 from controller.proto import mip
 
-CODE_FA_ENCAPSULATION_UNAVAILABLE = 72     # RFC 5944 §3.4
-CODE_FA_UNKNOWN_CVSE_FROM_MN = 100         # RFC 3115 §2, IANA
-CODE_HA_ENCAPSULATION_UNAVAILABLE = 139    # RFC 3024 §4.2, IANA
-CODE_HA_UNKNOWN_CVSE_FROM_MN = 140         # RFC 3115 §2, IANA
-
 #: the 'r' and 'x' bits: sent as zero; a request with either set is poorly formed
 #: (RFC 5944 §3.7.2.1: 70 at the FA; §3.8.2.1: 134 at the HA)
 RESERVED_FLAGS = mip.FLAG_r | mip.FLAG_x
@@ -73,9 +68,9 @@ def fa_refusal(rrq: mip.RegistrationRequest) -> int | None:
     if rrq.flags & RESERVED_FLAGS:
         return mip.CODE_FA_POORLY_FORMED_REQUEST
     if rrq.flags & UNSUPPORTED_ENCAPSULATION:
-        return CODE_FA_ENCAPSULATION_UNAVAILABLE
+        return mip.CODE_FA_ENCAPSULATION_UNAVAILABLE
     if _unknown_cvse(_split_at_mn_auth(rrq)[1]):
-        return CODE_FA_UNKNOWN_CVSE_FROM_MN
+        return mip.CODE_FA_UNKNOWN_CVSE_FROM_MN
     return None
 
 
@@ -87,9 +82,9 @@ def ha_refusal(rrq: mip.RegistrationRequest) -> int | None:
     if rrq.flags & RESERVED_FLAGS:
         return mip.CODE_HA_POORLY_FORMED_REQUEST
     if rrq.flags & UNSUPPORTED_ENCAPSULATION:
-        return CODE_HA_ENCAPSULATION_UNAVAILABLE
+        return mip.CODE_HA_ENCAPSULATION_UNAVAILABLE
     if _unknown_cvse(_split_at_mn_auth(rrq)[0]):
-        return CODE_HA_UNKNOWN_CVSE_FROM_MN
+        return mip.CODE_HA_UNKNOWN_CVSE_FROM_MN
     return None
 
 

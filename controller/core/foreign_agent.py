@@ -67,10 +67,8 @@ DEPARTED_GRACE = 10.0  # s a departed visitor is remembered (a late handoff BU)
 RETIRE_AFTER = 2.0
 
 FEATURE_HA_REQUESTED = 4  # RFC 4004 MIP-Feature-Vector: Home-Agent-Requested
-RESULT_SUCCESS = 2001
 LATE_ANSWER_WAIT = 60.0  # s a refused (timed-out) registration's late AMA is taken
 IN_PROGRESS_HOLD = 3.0  # s: retransmissions of a registration in progress are dropped
-RESULT_AUTH_REJECTED = 4001
 
 
 @dataclass(frozen=True)
@@ -354,9 +352,10 @@ class ForeignAgent:
         unmatched = self._unmatched(p, answer.reg_reply) if answer.reg_reply else None
         if unmatched is not None:
             return marks + unmatched
-        if answer.result_code != RESULT_SUCCESS or answer.vpn_info is None:
-            code = (mip.CODE_FA_MN_FAILED_AUTH if answer.result_code == RESULT_AUTH_REJECTED
-                    else mip.CODE_FA_HA_UNREACHABLE if answer.result_code == 4006
+        if answer.result_code != dia.SUCCESS or answer.vpn_info is None:
+            result = answer.result_code
+            code = (mip.CODE_FA_MN_FAILED_AUTH if result == dia.AUTHENTICATION_REJECTED
+                    else mip.CODE_FA_HA_UNREACHABLE if result == dia.ERROR_HA_NOT_AVAILABLE
                     else mip.CODE_FA_UNSPECIFIED)
             if answer.reg_reply:  # the HA's own denial, relayed: give it to the MN as is
                 return marks + self._to_mn(p, answer.reg_reply, accepted=False)
@@ -422,7 +421,7 @@ class ForeignAgent:
         p, _until = entry
         newer = (p.nai in self.visitors or any(q.nai == p.nai for q in self.pending.values())
                  or p.nai in self.departed)
-        if (newer or answer.result_code != RESULT_SUCCESS or answer.vpn_info is None
+        if (newer or answer.result_code != dia.SUCCESS or answer.vpn_info is None
                 or not answer.reg_reply):
             self.counters["late_answer_dropped"] += 1
             return []

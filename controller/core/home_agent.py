@@ -68,8 +68,6 @@ if TYPE_CHECKING:
 
 LOG = logging.getLogger("mipvpn.ha")
 
-RESULT_SUCCESS = 2001
-RESULT_MIP_REPLY_FAILURE = 4005
 REPLAY_WINDOW = 7.0  # seconds, RFC 5944 §5.7 default
 #: smooth handoff (claims 22-23): s the HA keeps its tunnel to the old FA after a move
 #: (make before break: its newest SA, the new FA's, takes the downlink once the new FA
@@ -158,10 +156,10 @@ class HomeAgent:
             rrq = mip.decode(har.reg_request)
         except mip.MipDecodeError:
             self.counters["malformed"] += 1
-            return [AnswerDiameter(self._haa(har, RESULT_MIP_REPLY_FAILURE,
+            return [AnswerDiameter(self._haa(har, dia.ERROR_MIP_REPLY_FAILURE,
                                              error="malformed MIP-Reg-Request"))]
         if not isinstance(rrq, mip.RegistrationRequest) or har.vpn_info is None:
-            return [AnswerDiameter(self._haa(har, RESULT_MIP_REPLY_FAILURE,
+            return [AnswerDiameter(self._haa(har, dia.ERROR_MIP_REPLY_FAILURE,
                                              error="no registration or VPN information"))]
         code = self._check_har(har, rrq)
         if code is None:
@@ -177,13 +175,13 @@ class HomeAgent:
                 error = "VPN information refused"
         if code is not None:
             rrp = self._reply(rrq, code, now)
-            return [AnswerDiameter(self._haa(har, RESULT_MIP_REPLY_FAILURE, reg_reply=rrp,
+            return [AnswerDiameter(self._haa(har, dia.ERROR_MIP_REPLY_FAILURE, reg_reply=rrp,
                                              error=error))]
         old = self.bindings.get(har.user_name)
         actions = self._bind(now, har.user_name, rrq, har.vpn_info, har.session_secret)
         rrp = self._reply(rrq, mip.CODE_ACCEPTED, now)
         final: list[Action] = [Mark(har.user_name, "haa_sent"),
-                               AnswerDiameter(self._haa(har, RESULT_SUCCESS, reg_reply=rrp,
+                               AnswerDiameter(self._haa(har, dia.SUCCESS, reg_reply=rrp,
                                                         vpn_info=har.vpn_info))]
         return actions + self._post(now, har.user_name, self._updates(old, har.user_name),
                                     final)

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from controller.config import Topology
 
 UNKNOWN_PEER = dia.UNKNOWN_PEER            # 3010, in a CEA
-AUTHORIZATION_REJECTED = 5003              # RFC 6733 §7.1.5
+AUTHORIZATION_REJECTED = dia.AUTHORIZATION_REJECTED  # 5003, RFC 6733 §7.1.5
 
 
 

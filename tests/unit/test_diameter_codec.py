@@ -10,6 +10,8 @@ from diameter.message import Message
 
 from controller.core.vpn import QosSpec, SecuritySpec, TunnelEnd, TunnelSpec, VpnInfo
 from controller.proto import diameter as d
+from controller.proto.diameter import decoding as dia_decoding
+from controller.proto.diameter import encoding as dia_encoding
 from controller.proto.diameter import (AmAnswer, AmRequest, Cea, Cer, DiameterDecodeError,
                                        Dpa, Dpr, Dwa, Dwr, HaAnswer, HaRequest, MsaKey,
                                        decode, encode)
@@ -279,7 +281,7 @@ def test_decode_never_leaks_other_exceptions() -> None:
 
 def test_error_answer_bytes() -> None:
     hdr = d.parse_header(encode(AMR))
-    err = DiameterDecodeError(5005, 1, "missing", header=hdr, failed_avp=d._example_avp(1),
+    err = DiameterDecodeError(5005, 1, "missing", header=hdr, failed_avp=dia_decoding._example_avp(1),
                               session_id="s;1")
     data = d.encode_error_answer(hdr, err.result_code, "aaah", "home.example",
                                  session_id="s;1", error_message=err.message,
@@ -360,7 +362,7 @@ def test_short_session_secret_is_5004_and_twice_is_5009() -> None:
         decode(encode(replace(KEYED_HAR, session_secret=b"s")))
     assert exc.value.result_code == d.INVALID_AVP_VALUE
     wire = encode(KEYED_HAR)
-    avp = d._avp_wire(d.VA_SESSION_SECRET, 0x80, d.VENDOR_ID, b"T" * 32)
+    avp = dia_encoding._avp_wire(d.VA_SESSION_SECRET, 0x80, d.VENDOR_ID, b"T" * 32)
     doubled = wire + avp
     doubled = doubled[:1] + struct.pack("!I", len(doubled))[1:] + doubled[4:]
     with pytest.raises(DiameterDecodeError) as exc:

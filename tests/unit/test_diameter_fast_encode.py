@@ -10,6 +10,7 @@ import pytest
 
 from controller.core.vpn import QosSpec, SecuritySpec, TunnelEnd, TunnelSpec, VpnInfo
 from controller.proto import diameter as dia
+from controller.proto.diameter import encoding as dia_encoding
 
 
 def _reference_vavp(code: int, value: object) -> dia.Avp:
@@ -17,15 +18,15 @@ def _reference_vavp(code: int, value: object) -> dia.Avp:
     cls = dia.VENDOR_AVPS[code][1]
     avp = cls(code, dia.VENDOR_ID)
     avp.name = dia.VENDOR_AVPS[code][0]
-    avp.value = dia._ip(value) if cls is dia.AvpAddress else value  # type: ignore[arg-type]
+    avp.value = dia_encoding._ip(value) if cls is dia.AvpAddress else value  # type: ignore[arg-type]
     return avp
 
 
 def _reference_bytes(msg: object, monkeypatch: pytest.MonkeyPatch) -> bytes:
-    build = {dia.AmRequest: dia._encode_amr, dia.AmAnswer: dia._encode_ama,
-             dia.HaRequest: dia._encode_har, dia.HaAnswer: dia._encode_haa}[type(msg)]
+    build = {dia.AmRequest: dia_encoding._encode_amr, dia.AmAnswer: dia_encoding._encode_ama,
+             dia.HaRequest: dia_encoding._encode_har, dia.HaAnswer: dia_encoding._encode_haa}[type(msg)]
     with monkeypatch.context() as m:
-        m.setattr(dia, "_vavp", _reference_vavp)
+        m.setattr(dia_encoding, "_vavp", _reference_vavp)
         return bytes(build(msg).as_bytes())  # type: ignore[arg-type]
 
 
@@ -137,6 +138,7 @@ def test_vpn_info_encode_and_decode_caches_return_equal_values() -> None:
     decoding) give the same bytes / values as a fresh encode / decode."""
     from controller.core.vpn import QosSpec, SecuritySpec, TunnelEnd, TunnelSpec, VpnInfo
     from controller.proto import diameter as d
+    from controller.proto.diameter import decoding, encoding
 
     spec = TunnelSpec("t/ha-fa1", TunnelEnd("ha", "10.0.0.1", ("10.30.0.0/24",)),
                       TunnelEnd("fa1", "10.0.0.2", ("10.1.0.5/32",)), b"k" * 16,
@@ -145,10 +147,10 @@ def test_vpn_info_encode_and_decode_caches_return_equal_values() -> None:
     first = d.vpn_info_avp(info)
     second = d.vpn_info_avp(info)
     assert first is not second and first.payload == second.payload
-    assert first.payload == d._vpn_info_avp(info).payload       # uncached build
-    d._VPN_INFO_DECODED.clear()
+    assert first.payload == encoding._vpn_info_avp(info).payload       # uncached build
+    decoding._VPN_INFO_DECODED.clear()
     avps = d.parse_avps(first.as_bytes())
-    top = d._Avps(avps, None, frozenset(), frozenset(d.VENDOR_AVPS), session_id="s")
-    decoded = d._decode_vpn_info(top)
+    top = decoding._Avps(avps, None, frozenset(), frozenset(d.VENDOR_AVPS), session_id="s")
+    decoded = decoding._decode_vpn_info(top)
     assert decoded == info
-    assert d._decode_vpn_info(top) is decoded                   # served from the cache
+    assert decoding._decode_vpn_info(top) is decoded                   # served from the cache

@@ -252,14 +252,14 @@ def test_lifetime_too_long_carries_the_fa_maximum(walk: Walk, mn: MobileNode) ->
 
 def test_unknown_cvse_for_the_fa_refused_with_100(walk: Walk, mn: MobileNode) -> None:
     rrp = send(walk, mn, request(walk, mn, for_fa=cvse(9, 1, b"x")))
-    assert rrp is not None and rrp.code == conformance.CODE_FA_UNKNOWN_CVSE_FROM_MN
+    assert rrp is not None and rrp.code == mip.CODE_FA_UNKNOWN_CVSE_FROM_MN
     assert walk.diameter() == []
 
 
 def test_unknown_cvse_for_the_home_refused_by_the_ha_with_140(walk: Walk,
                                                              mn: MobileNode) -> None:
     rrp = send(walk, mn, request(walk, mn, for_home=cvse(9, 1, b"x")))
-    assert rrp is not None and rrp.code == conformance.CODE_HA_UNKNOWN_CVSE_FROM_MN
+    assert rrp is not None and rrp.code == mip.CODE_HA_UNKNOWN_CVSE_FROM_MN
     assert walk.trace()[-2:] == ["aaaf:domain-a -> fa:fa1 AMA", "fa:fa1 -> mn RRP 140"]
     assert NAI not in walk.ha.bindings and not walk.of_type(AddTunnel)
 

@@ -239,3 +239,178 @@ def test_config_checkers_catch_each_form(tmp_path: Path) -> None:
     assert import_circle(package_imports(pkg, "controller.config")) == []
     (pkg / "c.py").write_text("from controller.config.schema import X\nimport controller.corex\n")
     assert config_forbidden_in(imported_modules(pkg / "c.py", ("controller", "config"))) == []
+
+
+# ------------------------------------------------------------------ model and codecs
+# (issue 12): the model leaf (controller/model/) imports nothing of controller but
+# itself; the codecs (controller/proto/) import only the model, themselves and the
+# leaf utility controller.logtext: never the roles, adapters, runtime or configuration.
+
+MODEL = CONTROLLER / "model"
+PROTO = CONTROLLER / "proto"
+MODEL_FILES = sorted(MODEL.rglob("*.py"))
+PROTO_FILES = sorted(PROTO.rglob("*.py"))
+PROTO_ALLOWED = ("controller.model", "controller.proto", "controller.logtext")
+
+
+def package_of(path: Path) -> tuple[str, ...]:
+    """The dotted package a file of controller/ lives in (for relative imports)."""
+    return ("controller",) + path.parent.relative_to(CONTROLLER).parts
+
+
+def controller_imports_outside(names: set[str], allowed: tuple[str, ...]) -> list[str]:
+    """Names of ``controller`` (or the package itself) not under one of ``allowed``."""
+    return sorted(n for n in names
+                  if (n == "controller" or n.startswith("controller."))
+                  and not any(n == a or n.startswith(a + ".") for a in allowed))
+
+
+def test_model_and_proto_files_found() -> None:
+    assert {"__init__.py", "vpn.py"} <= {p.name for p in MODEL_FILES}
+    assert {"mip_keys.py", "nai.py"} <= {p.name for p in PROTO_FILES}
+    assert {"diameter", "mip"} <= {p.parent.name for p in PROTO_FILES} | {
+        p.stem for p in PROTO_FILES}
+
+
+@pytest.mark.parametrize("path", MODEL_FILES, ids=lambda p: p.name)
+def test_model_imports_nothing_of_controller_but_itself(path: Path) -> None:
+    names = imported_modules(path, package_of(path))
+    assert controller_imports_outside(names, ("controller.model",)) == []
+
+
+@pytest.mark.parametrize("path", PROTO_FILES,
+                         ids=lambda p: str(p.relative_to(PROTO)))
+def test_codecs_import_only_model_and_codecs(path: Path) -> None:
+    names = imported_modules(path, package_of(path))
+    assert controller_imports_outside(names, PROTO_ALLOWED) == []
+
+
+def test_model_and_proto_checkers_catch_each_form(tmp_path: Path) -> None:
+    src = tmp_path / "bad.py"
+    src.write_text("from controller.core.vpn import TunnelSpec\n"
+                   "import controller.adapters.store\n"
+                   "from controller import runtime\n"
+                   "def f():\n    from ..config import schema\n"
+                   "from typing import TYPE_CHECKING\n"
+                   "if TYPE_CHECKING:\n    from controller.core import roles\n")
+    found = controller_imports_outside(imported_modules(src, ("controller", "proto")),
+                                       PROTO_ALLOWED)
+    assert {"controller.core.vpn", "controller.adapters.store", "controller",
+            "controller.runtime", "controller.config", "controller.config.schema",
+            "controller.core", "controller.core.roles"} <= set(found)
+    src.write_text("from controller.model.vpn import TunnelSpec\n"
+                   "from controller.proto import nai\nfrom . import mip\n"
+                   "from .diameter import avp\nimport controller.logtext\n"
+                   "import diameter.message\nimport controllerx\n")
+    assert controller_imports_outside(imported_modules(src, ("controller", "proto")),
+                                      PROTO_ALLOWED) == []
+    src.write_text("from . import other\nfrom controller.model import vpn\n")
+    assert controller_imports_outside(imported_modules(src, ("controller", "model")),
+                                      ("controller.model",)) == []
+    src.write_text("from .. import core\nfrom controller.proto import mip\n")
+    assert controller_imports_outside(imported_modules(src, ("controller", "model")),
+                                      ("controller.model",)) == [
+        "controller", "controller.core", "controller.proto", "controller.proto.mip"]
+
+
+PROTO_PACKAGES = ("diameter", "mip")
+
+
+@pytest.mark.parametrize("name", PROTO_PACKAGES)
+def test_codec_packages_have_no_import_circle(name: str) -> None:
+    graph = package_imports(PROTO / name, f"controller.proto.{name}")
+    assert {"__init__", "numbers", "messages"} <= set(graph)
+    assert import_circle(graph) == []
+    assert graph["numbers"] == set()          # the leaf of each codec
+
+
+@pytest.mark.parametrize("path", PROTO_FILES + MODEL_FILES,
+                         ids=lambda p: str(p.relative_to(CONTROLLER)))
+def test_codec_and_model_files_are_at_most_600_lines(path: Path) -> None:
+    assert len(path.read_text(encoding="utf-8").splitlines()) <= 600
+
+
+# ------------------------------------------------------------------ result codes
+# (issue 12): Diameter result codes and Mobile IPv4 reply / acknowledge codes are
+# numbers of the codecs, defined once in controller/proto; the roles use those names
+# (``dia.SUCCESS``, ``mip.CODE_FA_HA_UNREACHABLE``), never their own copies.
+
+CODE_NAME_PREFIXES = ("RESULT_", "CODE_", "BACK_")
+OUTSIDE_PROTO = sorted(p for p in CONTROLLER.rglob("*.py") if PROTO not in p.parents)
+
+
+def copied_result_codes(path: Path) -> list[str]:
+    """Where a file outside proto spells a result code as a number: a top-level name
+    of the code families bound to an integer literal, or an integer literal compared
+    with / passed as a ``result_code``."""
+    found: list[str] = []
+
+    def is_int(node: ast.AST) -> bool:
+        return isinstance(node, ast.Constant) and type(node.value) is int
+
+    def is_result(node: ast.AST) -> bool:
+        return ((isinstance(node, ast.Attribute) and node.attr == "result_code")
+                or (isinstance(node, ast.Name) and node.id == "result_code"))
+
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and is_int(node.value):
+            found += [t.id for t in node.targets if isinstance(t, ast.Name)
+                      and t.id.startswith(CODE_NAME_PREFIXES)]
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Compare):
+            sides = [node.left, *node.comparators]
+            if any(is_result(s) for s in sides) and any(is_int(s) for s in sides):
+                found.append(f"line {node.lineno}: result_code compared with a number")
+        elif isinstance(node, ast.keyword) and node.arg == "result_code" and is_int(node.value):
+            found.append(f"line {node.value.lineno}: result_code=<number>")
+    return found
+
+
+@pytest.mark.parametrize("path", OUTSIDE_PROTO, ids=lambda p: str(p.relative_to(CONTROLLER)))
+def test_result_codes_come_from_the_codecs(path: Path) -> None:
+    assert copied_result_codes(path) == []
+
+
+def test_result_code_checker_catches_each_form(tmp_path: Path) -> None:
+    src = tmp_path / "role.py"
+    src.write_text("RESULT_SUCCESS = 2001\nCODE_FA_X = 72\nBACK_OK = 0\n"
+                   "def f(answer):\n    if answer.result_code == 4006:\n        pass\n"
+                   "    return dia.AmAnswer(session_id='s', result_code=5012)\n")
+    found = copied_result_codes(src)
+    assert found[:3] == ["RESULT_SUCCESS", "CODE_FA_X", "BACK_OK"] and len(found) == 5
+    src.write_text("from controller.proto import diameter as dia\n"
+                   "AUTHORIZATION_REJECTED = dia.AUTHORIZATION_REJECTED\nRETIRE_AFTER = 2.0\n"
+                   "def f(answer, n):\n    if answer.result_code != dia.SUCCESS and n == 3:\n"
+                   "        return dia.AmAnswer(result_code=dia.UNABLE_TO_COMPLY)\n")
+    assert copied_result_codes(src) == []
+
+
+def public_names(path: Path) -> set[str]:
+    """Top-level public names a module defines (functions, classes, assignments)."""
+    names: set[str] = set()
+    for node in ast.parse(path.read_text(encoding="utf-8"), str(path)).body:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign):
+            names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            names.add(node.target.id)
+    return {n for n in names if not n.startswith("_")}
+
+
+@pytest.mark.parametrize("name", PROTO_PACKAGES)
+def test_codec_package_reexports_every_public_name(name: str) -> None:
+    import importlib
+    package = importlib.import_module(f"controller.proto.{name}")
+    missing = sorted(f"{p.stem}.{n}" for p in (PROTO / name).glob("*.py")
+                     if p.name != "__init__.py" for n in public_names(p)
+                     if not hasattr(package, n))
+    assert missing == []
+
+
+def test_public_names_checker(tmp_path: Path) -> None:
+    src = tmp_path / "m.py"
+    src.write_text("A = 1\n_B = 2\nC: int = 3\ndef f():\n    D = 4\nclass E:\n    F = 5\n"
+                   "for _x in (): pass\n")
+    assert public_names(src) == {"A", "C", "f", "E"}

@@ -1,0 +1,551 @@
+"""Decoding: a small strict AVP walker of our own, so that malformed input maps onto
+RFC 6733 result codes (``DiameterDecodeError``), and the forbidden codes of
+PROTOCOLS.md §6 are checked in one place."""
+
+from __future__ import annotations
+
+import ipaddress
+import struct
+from typing import NamedTuple
+
+from diameter.message.constants import (AVP_ACCOUNTING_MULTI_SESSION_ID,
+                                        AVP_AUTH_APPLICATION_ID, AVP_AUTH_SESSION_STATE,
+                                        AVP_AUTHORIZATION_LIFETIME, AVP_DESTINATION_HOST,
+                                        AVP_DESTINATION_REALM, AVP_DISCONNECT_CAUSE,
+                                        AVP_ERROR_MESSAGE, AVP_ERROR_REPORTING_HOST,
+                                        AVP_EXPERIMENTAL_RESULT, AVP_FAILED_AVP,
+                                        AVP_FIRMWARE_REVISION, AVP_HOST_IP_ADDRESS,
+                                        AVP_MIP_ALGORITHM_TYPE,
+                                        AVP_MIP_AUTH_INPUT_DATA_LENGTH,
+                                        AVP_MIP_AUTHENTICATOR_LENGTH,
+                                        AVP_MIP_AUTHENTICATOR_OFFSET, AVP_MIP_FA_TO_HA_MSA,
+                                        AVP_MIP_FA_TO_HA_SPI, AVP_MIP_FA_TO_MN_MSA,
+                                        AVP_MIP_FA_TO_MN_SPI, AVP_MIP_FEATURE_VECTOR,
+                                        AVP_MIP_HA_TO_FA_MSA, AVP_MIP_HA_TO_FA_SPI,
+                                        AVP_MIP_HA_TO_MN_MSA, AVP_MIP_HOME_AGENT_ADDRESS,
+                                        AVP_MIP_HOME_AGENT_HOST, AVP_MIP_MN_AAA_AUTH,
+                                        AVP_MIP_MN_AAA_SPI, AVP_MIP_MN_TO_FA_MSA,
+                                        AVP_MIP_MN_TO_HA_MSA, AVP_MIP_MOBILE_NODE_ADDRESS,
+                                        AVP_MIP_MSA_LIFETIME, AVP_MIP_NONCE,
+                                        AVP_MIP_ORIGINATING_FOREIGN_AAA, AVP_MIP_REG_REPLY,
+                                        AVP_MIP_REG_REQUEST, AVP_MIP_SESSION_KEY,
+                                        AVP_ORIGIN_HOST, AVP_ORIGIN_REALM,
+                                        AVP_ORIGIN_STATE_ID, AVP_PRODUCT_NAME,
+                                        AVP_PROXY_INFO, AVP_RE_AUTH_REQUEST_TYPE,
+                                        AVP_RESULT_CODE, AVP_SESSION_ID, AVP_USER_NAME,
+                                        AVP_VENDOR_ID, AVP_VENDOR_SPECIFIC_APPLICATION_ID)
+
+from controller.model.vpn import QosSpec, SecuritySpec, TunnelEnd, TunnelSpec, VpnInfo
+from controller.proto import nai as nai_syntax
+from controller.proto.diameter.messages import (AmAnswer, AmRequest, Cea, Cer,
+                                                DiameterDecodeError, DiameterHeader,
+                                                DiameterMessage, Dpa, Dpr, Dwa, Dwr,
+                                                HaAnswer, HaRequest, MnFaNonce, MsaKey)
+from controller.proto.diameter.numbers import (APPLICATION_UNSUPPORTED, AVP_FLAG_MANDATORY,
+                                               AVP_FLAG_VENDOR, AVP_OCCURS_TOO_MANY_TIMES,
+                                               AVP_UNSUPPORTED, CMD_AA_MOBILE_NODE,
+                                               CMD_CAPABILITIES_EXCHANGE,
+                                               CMD_DEVICE_WATCHDOG, CMD_DISCONNECT_PEER,
+                                               CMD_HOME_AGENT_MIP, COMMAND_UNSUPPORTED,
+                                               FLAG_ERROR, INVALID_AVP_BITS,
+                                               INVALID_AVP_LENGTH, INVALID_AVP_VALUE,
+                                               INVALID_HDR_BITS, INVALID_MESSAGE_LENGTH,
+                                               KNOWN_IETF_AVPS, MIP4_APPLICATION_ID,
+                                               MISSING_AVP, UNABLE_TO_COMPLY,
+                                               UNSUPPORTED_VERSION)
+from controller.proto.diameter.vendor import (DISTRIBUTION_CODES, VA_DISTRIBUTION,
+                                              VA_ESP_PROPOSAL, VA_FOREIGN_AGENT,
+                                              VA_GATEWAY_ADDRESS, VA_GATEWAY_NAME,
+                                              VA_HANDOFF_TUNNEL, VA_HOME_ADDRESS,
+                                              VA_HOME_AGENT, VA_IKE_PROPOSAL, VA_INITIATOR,
+                                              VA_MN_FA_SPI, VA_MN_TO_FA_MSA, VA_NAI,
+                                              VA_PREVIOUS_FA, VA_PREVIOUS_FA_ADDRESS,
+                                              VA_PSK, VA_QOS_DSCP, VA_QOS_RATE_KBPS,
+                                              VA_SERVICE_UPDATE, VA_SESSION_SECRET,
+                                              VA_SMOOTH_HANDOFF, VA_TRAFFIC_SELECTOR,
+                                              VA_TUNNEL, VA_TUNNEL_END_A, VA_TUNNEL_END_B,
+                                              VA_TUNNEL_ID, VA_VPN_INFO, VENDOR_AVPS,
+                                              VENDOR_ID)
+
+# ------------------------------------------------------------------ decoding
+
+
+class RawAvp(NamedTuple):
+    code: int
+    flags: int
+    vendor: int
+    data: bytes
+    raw: bytes          # the whole AVP (header + data, unpadded), for Failed-AVP
+
+
+def _example_avp(code: int, vendor: int = 0) -> bytes:
+    """A zero-payload AVP, for Failed-AVP when ``code`` is missing (RFC 6733 §7.5)."""
+    if vendor:
+        return struct.pack("!III", code, (AVP_FLAG_VENDOR << 24) | 12, vendor)
+    return struct.pack("!II", code, 8)
+
+
+def parse_header(data: bytes) -> DiameterHeader:
+    """Read the 20-byte header; framing errors (version, length) raise."""
+    if len(data) < 20:
+        raise DiameterDecodeError(INVALID_MESSAGE_LENGTH, 0, "shorter than a header")
+    vl, fc, app, hbh, e2e = struct.unpack_from("!IIIII", data)
+    hdr = DiameterHeader(vl >> 24, vl & 0xFFFFFF, fc >> 24, fc & 0xFFFFFF, app, hbh, e2e)
+    if hdr.version != 1:
+        raise DiameterDecodeError(UNSUPPORTED_VERSION, 0,
+                                  f"version {hdr.version}", header=hdr)
+    if hdr.length < 20 or hdr.length % 4:
+        raise DiameterDecodeError(INVALID_MESSAGE_LENGTH, 0,
+                                  f"message length {hdr.length}", header=hdr)
+    return hdr
+
+
+def parse_avps(data: bytes, start: int = 0, end: int | None = None, *,
+               header: DiameterHeader | None = None) -> list[RawAvp]:
+    """Split ``data[start:end]`` into AVPs (not descending into grouped ones)."""
+    end = len(data) if end is None else end
+    out: list[RawAvp] = []
+    pos = start
+    while pos < end:
+        if end - pos < 8:
+            raise DiameterDecodeError(INVALID_AVP_LENGTH, 0, "truncated AVP header",
+                                      header=header)
+        code, fl = struct.unpack_from("!II", data, pos)
+        flags, length = fl >> 24, fl & 0xFFFFFF
+        hlen = 12 if flags & AVP_FLAG_VENDOR else 8
+        if length < hlen or pos + length > end:
+            raise DiameterDecodeError(INVALID_AVP_LENGTH, code,
+                                      f"AVP {code} length {length}", header=header,
+                                      failed_avp=bytes(data[pos:min(end, pos + 12)]))
+        vendor = struct.unpack_from("!I", data, pos + 8)[0] if hlen == 12 else 0
+        raw = bytes(data[pos:pos + length])
+        if flags & 0x1F:
+            raise DiameterDecodeError(INVALID_AVP_BITS, code, f"AVP {code} flags {flags:#x}",
+                                      header=header, failed_avp=raw)
+        out.append(RawAvp(code, flags, vendor, raw[hlen:], raw))
+        pos += (length + 3) & ~3
+    return out
+
+
+class _Avps:
+    """Lookup over one AVP list, raising DiameterDecodeError with the right code."""
+
+    __slots__ = ("avps", "header", "session_id")
+
+    def __init__(self, avps: list[RawAvp], header: DiameterHeader | None,
+                 known_ietf: frozenset[int], known_vendor: frozenset[int],
+                 session_id: str | None = None) -> None:
+        self.avps = avps
+        self.header = header
+        if session_id is None:      # top level: known early, for error answers
+            sid = self.find(AVP_SESSION_ID)
+            session_id = sid.data.decode("utf-8", "replace") if sid is not None else ""
+        self.session_id = session_id
+        for a in avps:
+            if not a.flags & AVP_FLAG_MANDATORY:
+                continue
+            known = (a.code in known_vendor) if a.vendor == VENDOR_ID else (
+                a.vendor == 0 and a.code in known_ietf)
+            if not known:
+                raise self.error(AVP_UNSUPPORTED, a.code, f"unknown M-bit AVP {a.code}"
+                                 f"{f' vendor {a.vendor}' if a.vendor else ''}", a.raw)
+
+    def error(self, rc: int, code: int, msg: str, raw: bytes = b"") -> DiameterDecodeError:
+        return DiameterDecodeError(rc, code, msg, header=self.header, failed_avp=raw,
+                                   session_id=self.session_id)
+
+    def find(self, code: int, vendor: int = 0) -> RawAvp | None:
+        for a in self.avps:
+            if a.code == code and a.vendor == vendor:
+                return a
+        return None
+
+    def all(self, code: int, vendor: int = 0) -> list[RawAvp]:
+        return [a for a in self.avps if a.code == code and a.vendor == vendor]
+
+    def need(self, code: int, vendor: int = 0) -> RawAvp:
+        a = self.find(code, vendor)
+        if a is None:
+            raise self.error(MISSING_AVP, code, f"missing AVP {code}",
+                             _example_avp(code, vendor))
+        return a
+
+    # typed getters: required when default is None
+    def u32(self, code: int, default: int | None = None, vendor: int = 0) -> int:
+        a = self.find(code, vendor) if default is not None else self.need(code, vendor)
+        if a is None:
+            return default  # type: ignore[return-value]
+        if len(a.data) != 4:
+            raise self.error(INVALID_AVP_LENGTH, code, f"AVP {code}: not 4 bytes", a.raw)
+        return int(struct.unpack("!I", a.data)[0])
+
+    def text(self, code: int, default: str | None = None, vendor: int = 0) -> str:
+        a = self.find(code, vendor) if default is not None else self.need(code, vendor)
+        if a is None:
+            return default  # type: ignore[return-value]
+        return self.text_of(a)
+
+    def ident(self, code: int, default: str | None = None) -> str:
+        """A DiameterIdentity (RFC 6733 §4.3.1: an FQDN or realm, ASCII; IDNs in
+        A-label form): anything else is 5004, since it could never be sent on."""
+        a = self.find(code) if default is not None else self.need(code)
+        if a is None:
+            return default  # type: ignore[return-value]
+        if not a.data.isascii():
+            raise self.error(INVALID_AVP_VALUE, a.code,
+                             f"AVP {a.code}: DiameterIdentity is not ASCII", a.raw)
+        return a.data.decode("ascii")
+
+    def nai(self, code: int) -> str:
+        """A required User-Name: an RFC 7542 NAI (``controller.proto.nai``), else 5004
+        with the AVP as Failed-AVP; the reason never repeats the value."""
+        a = self.need(code)
+        value = self.text_of(a)
+        why = nai_syntax.problem(value)
+        if why is not None:
+            raise self.error(INVALID_AVP_VALUE, code, f"AVP {code}: {why}", a.raw)
+        return value
+
+    def text_of(self, a: RawAvp) -> str:
+        try:
+            return a.data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise self.error(INVALID_AVP_VALUE, a.code, f"AVP {a.code}: bad UTF-8",
+                             a.raw) from None
+
+    def octets(self, code: int, default: bytes | None = None, vendor: int = 0) -> bytes:
+        a = self.find(code, vendor) if default is not None else self.need(code, vendor)
+        return default if a is None else a.data  # type: ignore[return-value]
+
+    def address(self, code: int, default: str | None = None, vendor: int = 0) -> str:
+        a = self.find(code, vendor) if default is not None else self.need(code, vendor)
+        if a is None:
+            return default  # type: ignore[return-value]
+        return self.to_address(a)
+
+    def to_address(self, a: RawAvp) -> str:
+        fam = a.data[:2]
+        if fam == b"\0\1" and len(a.data) == 6:
+            return str(ipaddress.IPv4Address(a.data[2:]))
+        if fam == b"\0\2" and len(a.data) == 18:
+            return str(ipaddress.IPv6Address(a.data[2:]))
+        raise self.error(INVALID_AVP_VALUE, a.code, f"AVP {a.code}: not an IP address",
+                         a.raw)
+
+    def group(self, a: RawAvp, known_ietf: frozenset[int] = frozenset(),
+              known_vendor: frozenset[int] = frozenset()) -> _Avps:
+        inner = parse_avps(a.data, header=self.header)
+        return _Avps(inner, self.header, known_ietf, known_vendor, self.session_id)
+
+
+_VENDOR_KNOWN = frozenset(VENDOR_AVPS)
+
+# AVPs a message may carry at most once (RFC 6733 §5.3-5.5 grammars, RFC 4004 §5);
+# a second one is DIAMETER_AVP_OCCURS_TOO_MANY_TIMES (5009), Failed-AVP = the second.
+_ONCE_BASE = frozenset({AVP_SESSION_ID, AVP_ORIGIN_HOST, AVP_ORIGIN_REALM, AVP_RESULT_CODE,
+                        AVP_ERROR_MESSAGE, AVP_ORIGIN_STATE_ID, AVP_ERROR_REPORTING_HOST})
+_ONCE_BY_COMMAND = {
+    CMD_CAPABILITIES_EXCHANGE: _ONCE_BASE | {AVP_VENDOR_ID, AVP_PRODUCT_NAME,
+                                             AVP_FIRMWARE_REVISION},
+    CMD_DEVICE_WATCHDOG: _ONCE_BASE,
+    CMD_DISCONNECT_PEER: _ONCE_BASE | {AVP_DISCONNECT_CAUSE},
+}
+_ONCE_MIP = _ONCE_BASE | {
+    AVP_AUTH_APPLICATION_ID, AVP_DESTINATION_REALM, AVP_DESTINATION_HOST, AVP_USER_NAME,
+    AVP_AUTHORIZATION_LIFETIME, AVP_AUTH_SESSION_STATE, AVP_ACCOUNTING_MULTI_SESSION_ID,
+    AVP_RE_AUTH_REQUEST_TYPE, *range(318, 342), *range(343, 349), AVP_MIP_MSA_LIFETIME}
+_ONCE_MIP_VENDOR = frozenset({VA_VPN_INFO, VA_PREVIOUS_FA, VA_PREVIOUS_FA_ADDRESS,
+                              VA_SERVICE_UPDATE, VA_FOREIGN_AGENT, VA_SESSION_SECRET,
+                              VA_MN_TO_FA_MSA})
+_ONCE_BY_COMMAND[CMD_AA_MOBILE_NODE] = _ONCE_BY_COMMAND[CMD_HOME_AGENT_MIP] = _ONCE_MIP
+
+
+def _check_once(top: _Avps, codes: frozenset[int],
+                vendor_codes: frozenset[int] = frozenset()) -> None:
+    """5009 for the second occurrence of an AVP the grammar allows once."""
+    seen: set[tuple[int, int]] = set()
+    for a in top.avps:
+        key = (a.code, a.vendor)
+        if (a.vendor == 0 and a.code in codes) or (a.vendor == VENDOR_ID
+                                                   and a.code in vendor_codes):
+            if key in seen:
+                raise top.error(AVP_OCCURS_TOO_MANY_TIMES, a.code,
+                                f"AVP {a.code} occurs more than once", a.raw)
+            seen.add(key)
+
+
+def _decode_end(g: _Avps) -> TunnelEnd:
+    return TunnelEnd(
+        gateway=g.text(VA_GATEWAY_NAME, vendor=VENDOR_ID),
+        address=g.address(VA_GATEWAY_ADDRESS, "", vendor=VENDOR_ID),
+        selectors=tuple(g.text_of(a) for a in g.all(VA_TRAFFIC_SELECTOR, VENDOR_ID)))
+
+
+# Mipvpn-VPN-Info AVP bytes -> its decoded VpnInfo (immutable, so shared).  The same
+# bytes arrive several times per registration (HAR, AMA relayed by the AAAF) and on every
+# renewal; the cache is bounded by clearing it when full.
+_VPN_INFO_DECODED: dict[bytes, VpnInfo] = {}
+_VPN_INFO_DECODED_MAX = 4096
+
+
+def _decode_vpn_info(top: _Avps) -> VpnInfo | None:
+    a = top.find(VA_VPN_INFO, VENDOR_ID)
+    if a is None:
+        return None
+    info = _VPN_INFO_DECODED.get(a.raw)
+    if info is None:
+        info = _decode_vpn_info_avp(top, a)
+        if len(_VPN_INFO_DECODED) >= _VPN_INFO_DECODED_MAX:
+            _VPN_INFO_DECODED.clear()
+        _VPN_INFO_DECODED[a.raw] = info
+    return info
+
+
+def _decode_vpn_info_avp(top: _Avps, a: RawAvp) -> VpnInfo:
+    g = top.group(a, known_vendor=_VENDOR_KNOWN)
+    tunnels = tuple(_decode_tunnel(g, ta) for ta in g.all(VA_TUNNEL, VENDOR_ID))
+    handoff = g.find(VA_HANDOFF_TUNNEL, VENDOR_ID)
+    distribution = g.u32(VA_DISTRIBUTION, 0, vendor=VENDOR_ID)
+    names = {v: k for k, v in DISTRIBUTION_CODES.items()}
+    if distribution not in names:
+        raise g.error(INVALID_AVP_VALUE, VA_DISTRIBUTION,
+                      f"Mipvpn-Distribution {distribution}")
+    return VpnInfo(
+        nai=g.text(VA_NAI, vendor=VENDOR_ID),
+        home_address=g.address(VA_HOME_ADDRESS, "", vendor=VENDOR_ID),
+        home_agent=g.text(VA_HOME_AGENT, vendor=VENDOR_ID),
+        foreign_agent=g.text(VA_FOREIGN_AGENT, "", vendor=VENDOR_ID),
+        tunnels=tunnels,
+        previous_foreign_agent=g.text(VA_PREVIOUS_FA, "", vendor=VENDOR_ID),
+        smooth_handoff=bool(g.u32(VA_SMOOTH_HANDOFF, 0, vendor=VENDOR_ID)),
+        distribution=names[distribution],
+        handoff=None if handoff is None else _decode_tunnel(g, handoff))
+
+
+def _decode_tunnel(g: _Avps, ta: RawAvp) -> TunnelSpec:
+    t = g.group(ta, known_vendor=_VENDOR_KNOWN)
+    ends = []
+    for code in (VA_TUNNEL_END_A, VA_TUNNEL_END_B):
+        ends.append(_decode_end(t.group(t.need(code, VENDOR_ID),
+                                        known_vendor=_VENDOR_KNOWN)))
+    return TunnelSpec(
+        tunnel_id=t.text(VA_TUNNEL_ID, vendor=VENDOR_ID),
+        a=ends[0], b=ends[1],
+        psk=t.octets(VA_PSK, vendor=VENDOR_ID),
+        security=SecuritySpec(
+            ike=t.text(VA_IKE_PROPOSAL, SecuritySpec.ike, vendor=VENDOR_ID),
+            esp=t.text(VA_ESP_PROPOSAL, SecuritySpec.esp, vendor=VENDOR_ID)),
+        qos=QosSpec(rate_kbps=t.u32(VA_QOS_RATE_KBPS, 0, vendor=VENDOR_ID),
+                    dscp=t.u32(VA_QOS_DSCP, 0, vendor=VENDOR_ID)),
+        initiator=t.text(VA_INITIATOR, "", vendor=VENDOR_ID))
+
+
+def _decode_msa(top: _Avps, code: int, spi_code: int) -> MsaKey | None:
+    a = top.find(code)
+    if a is None:
+        return None
+    g = top.group(a, KNOWN_IETF_AVPS)
+    _check_once(g, KNOWN_IETF_AVPS)
+    return MsaKey(spi=g.u32(spi_code), algorithm=g.u32(AVP_MIP_ALGORITHM_TYPE),
+                  session_key=g.octets(AVP_MIP_SESSION_KEY))
+
+
+def _decode_mn_fa_nonce(top: _Avps) -> MnFaNonce | None:
+    a = top.find(VA_MN_TO_FA_MSA, VENDOR_ID)
+    if a is None:
+        return None
+    g = top.group(a, KNOWN_IETF_AVPS, _VENDOR_KNOWN)
+    _check_once(g, KNOWN_IETF_AVPS, _VENDOR_KNOWN)
+    spi = g.u32(VA_MN_FA_SPI, vendor=VENDOR_ID)
+    nonce = g.octets(AVP_MIP_NONCE)
+    if spi < 256 or not nonce:
+        raise g.error(INVALID_AVP_VALUE, VA_MN_TO_FA_MSA,
+                      "Mipvpn-MN-to-FA-MSA: reserved SPI or empty nonce", a.raw)
+    return MnFaNonce(spi=spi, nonce=nonce, algorithm=g.u32(AVP_MIP_ALGORITHM_TYPE))
+
+
+def _decode_secret(top: _Avps) -> bytes:
+    secret = top.octets(VA_SESSION_SECRET, b"", vendor=VENDOR_ID)
+    if top.find(VA_SESSION_SECRET, VENDOR_ID) is not None and len(secret) < 16:
+        raise top.error(INVALID_AVP_VALUE, VA_SESSION_SECRET,
+                        "Mipvpn-Session-Secret shorter than 16 bytes")
+    return secret
+
+
+def _decode_ofaaa(top: _Avps) -> tuple[str, str] | None:
+    a = top.find(AVP_MIP_ORIGINATING_FOREIGN_AAA)
+    if a is None:
+        return None
+    g = top.group(a, KNOWN_IETF_AVPS)
+    return (g.ident(AVP_ORIGIN_REALM), g.ident(AVP_ORIGIN_HOST))
+
+
+def _check_app(top: _Avps, hdr: DiameterHeader) -> None:
+    if hdr.application_id != MIP4_APPLICATION_ID:
+        raise top.error(APPLICATION_UNSUPPORTED, 0,
+                        f"application id {hdr.application_id} for command "
+                        f"{hdr.command_code}")
+    # {Auth-Application-Id} is required in AMR and HAR (RFC 4004 §5.1, §5.3)
+    a = top.need(AVP_AUTH_APPLICATION_ID) if hdr.is_request else top.find(
+        AVP_AUTH_APPLICATION_ID)
+    if a is not None and top.u32(AVP_AUTH_APPLICATION_ID) != MIP4_APPLICATION_ID:
+        raise top.error(APPLICATION_UNSUPPORTED, AVP_AUTH_APPLICATION_ID,
+                        "Auth-Application-Id is not 2", a.raw)
+
+
+def _decode_mip(top: _Avps, hdr: DiameterHeader) -> DiameterMessage:
+    ids = {"hop_by_hop": hdr.hop_by_hop, "end_to_end": hdr.end_to_end}
+    err = bool(hdr.flags & FLAG_ERROR)
+    if not err:     # an E-bit answer echoes whatever application id the request had
+        _check_app(top, hdr)
+    if not hdr.is_request:
+        rc = top.u32(AVP_RESULT_CODE)
+        # an error answer to an unreadable request may have no Session-Id
+        top.session_id = top.text(AVP_SESSION_ID, "" if err or rc >= 3000 else None)
+        common = dict(session_id=top.session_id, result_code=rc,
+                      origin_host=top.ident(AVP_ORIGIN_HOST),
+                      origin_realm=top.ident(AVP_ORIGIN_REALM),
+                      user_name=top.text(AVP_USER_NAME, ""),
+                      reg_reply=top.octets(AVP_MIP_REG_REPLY, b""),
+                      home_address=top.address(AVP_MIP_MOBILE_NODE_ADDRESS, ""),
+                      home_agent_address=top.address(AVP_MIP_HOME_AGENT_ADDRESS, ""),
+                      vpn_info=_decode_vpn_info(top),
+                      error_message=top.text(AVP_ERROR_MESSAGE, ""), **ids)
+        if hdr.command_code == CMD_AA_MOBILE_NODE:
+            return AmAnswer(fa_ha_key=_decode_msa(top, AVP_MIP_FA_TO_HA_MSA,
+                                                  AVP_MIP_FA_TO_HA_SPI),
+                            fa_mn_key=_decode_msa(top, AVP_MIP_FA_TO_MN_MSA,
+                                                  AVP_MIP_FA_TO_MN_SPI),
+                            mn_fa_nonce=_decode_mn_fa_nonce(top),
+                            session_secret=_decode_secret(top), **common)
+        return HaAnswer(**common)
+    top.session_id = top.text(AVP_SESSION_ID)
+    if hdr.command_code == CMD_AA_MOBILE_NODE:
+        auth = top.group(top.need(AVP_MIP_MN_AAA_AUTH), KNOWN_IETF_AVPS)
+        _check_once(auth, KNOWN_IETF_AVPS)
+        return AmRequest(
+            session_id=top.session_id,
+            origin_host=top.ident(AVP_ORIGIN_HOST),
+            origin_realm=top.ident(AVP_ORIGIN_REALM),
+            destination_realm=top.ident(AVP_DESTINATION_REALM),
+            user_name=top.nai(AVP_USER_NAME),
+            reg_request=top.octets(AVP_MIP_REG_REQUEST),
+            mn_aaa_spi=auth.u32(AVP_MIP_MN_AAA_SPI),
+            auth_input_length=auth.u32(AVP_MIP_AUTH_INPUT_DATA_LENGTH),
+            authenticator_length=auth.u32(AVP_MIP_AUTHENTICATOR_LENGTH),
+            authenticator_offset=auth.u32(AVP_MIP_AUTHENTICATOR_OFFSET),
+            home_address=top.address(AVP_MIP_MOBILE_NODE_ADDRESS, ""),
+            home_agent_address=top.address(AVP_MIP_HOME_AGENT_ADDRESS, ""),
+            feature_vector=top.u32(AVP_MIP_FEATURE_VECTOR, 0),
+            destination_host=top.ident(AVP_DESTINATION_HOST, ""),
+            originating_foreign_aaa=_decode_ofaaa(top),
+            previous_fa_address=top.address(VA_PREVIOUS_FA_ADDRESS, "", vendor=VENDOR_ID),
+            previous_fa=top.text(VA_PREVIOUS_FA, "", vendor=VENDOR_ID),
+            foreign_agent=top.text(VA_FOREIGN_AGENT, "", vendor=VENDOR_ID),
+            service_update=bool(top.u32(VA_SERVICE_UPDATE, 0, vendor=VENDOR_ID)), **ids)
+    return HaRequest(
+        session_id=top.session_id,
+        origin_host=top.ident(AVP_ORIGIN_HOST),
+        origin_realm=top.ident(AVP_ORIGIN_REALM),
+        destination_realm=top.ident(AVP_DESTINATION_REALM),
+        destination_host=top.ident(AVP_DESTINATION_HOST, ""),
+        user_name=top.nai(AVP_USER_NAME),
+        reg_request=top.octets(AVP_MIP_REG_REQUEST),
+        authorization_lifetime=top.u32(AVP_AUTHORIZATION_LIFETIME),
+        auth_session_state=top.u32(AVP_AUTH_SESSION_STATE),
+        feature_vector=top.u32(AVP_MIP_FEATURE_VECTOR),
+        home_address=top.address(AVP_MIP_MOBILE_NODE_ADDRESS, ""),
+        home_agent_address=top.address(AVP_MIP_HOME_AGENT_ADDRESS, ""),
+        vpn_info=_decode_vpn_info(top),
+        ha_to_fa_key=_decode_msa(top, AVP_MIP_HA_TO_FA_MSA, AVP_MIP_HA_TO_FA_SPI),
+        originating_foreign_aaa=_decode_ofaaa(top), session_secret=_decode_secret(top),
+        **ids)
+
+
+def _decode_base(top: _Avps, hdr: DiameterHeader) -> DiameterMessage:
+    ids = {"hop_by_hop": hdr.hop_by_hop, "end_to_end": hdr.end_to_end}
+    req = hdr.is_request
+    err = bool(hdr.flags & FLAG_ERROR) and not req
+    host = top.ident(AVP_ORIGIN_HOST, "" if err else None)
+    realm = top.ident(AVP_ORIGIN_REALM, "" if err else None)
+    rc = 0 if req else top.u32(AVP_RESULT_CODE)
+    if hdr.command_code == CMD_CAPABILITIES_EXCHANGE:
+        caps = dict(
+            host_ip_addresses=tuple(top.to_address(a) for a in top.all(AVP_HOST_IP_ADDRESS)),
+            vendor_id=top.u32(AVP_VENDOR_ID, 0),
+            product_name=top.text(AVP_PRODUCT_NAME, ""),
+            auth_application_ids=tuple(
+                int(struct.unpack("!I", a.data)[0]) for a in top.all(AVP_AUTH_APPLICATION_ID)
+                if len(a.data) == 4))
+        if req:
+            if not caps["host_ip_addresses"]:
+                top.need(AVP_HOST_IP_ADDRESS)
+            return Cer(host, realm, origin_state_id=top.u32(AVP_ORIGIN_STATE_ID, 0),
+                       **caps, **ids)  # type: ignore[arg-type]
+        return Cea(rc, host, realm, error_message=top.text(AVP_ERROR_MESSAGE, ""),
+                   **caps, **ids)  # type: ignore[arg-type]
+    if hdr.command_code == CMD_DEVICE_WATCHDOG:
+        return Dwr(host, realm, **ids) if req else Dwa(rc, host, realm, **ids)
+    if req:
+        return Dpr(host, realm, top.u32(AVP_DISCONNECT_CAUSE, 0), **ids)
+    return Dpa(rc, host, realm, **ids)
+
+
+_BASE_COMMANDS = (CMD_CAPABILITIES_EXCHANGE, CMD_DEVICE_WATCHDOG, CMD_DISCONNECT_PEER)
+
+
+def decode(data: bytes) -> DiameterMessage:
+    """Decode one whole Diameter message.  Raises only ``DiameterDecodeError``."""
+    try:
+        hdr = parse_header(data)
+        if hdr.length != len(data):
+            raise DiameterDecodeError(INVALID_MESSAGE_LENGTH, 0,
+                                      f"length {hdr.length} != {len(data)} bytes",
+                                      header=hdr)
+        if hdr.flags & 0x0F or (hdr.is_request and hdr.flags & FLAG_ERROR):
+            raise DiameterDecodeError(INVALID_HDR_BITS, 0, f"flags {hdr.flags:#x}",
+                                      header=hdr)
+        top = _Avps(parse_avps(data, 20, header=hdr), hdr, KNOWN_IETF_AVPS, _VENDOR_KNOWN)
+        if hdr.command_code in _ONCE_BY_COMMAND:
+            _check_once(top, _ONCE_BY_COMMAND[hdr.command_code], _ONCE_MIP_VENDOR)
+        if hdr.command_code in (CMD_AA_MOBILE_NODE, CMD_HOME_AGENT_MIP):
+            return _decode_mip(top, hdr)
+        if hdr.command_code in _BASE_COMMANDS:
+            if hdr.application_id != 0:
+                raise top.error(APPLICATION_UNSUPPORTED, 0,
+                                f"application id {hdr.application_id} on base command")
+            return _decode_base(top, hdr)
+        raise top.error(COMMAND_UNSUPPORTED, 0, f"command {hdr.command_code}")
+    except DiameterDecodeError:
+        raise
+    except Exception as e:      # defensive: nothing else may escape
+        raise DiameterDecodeError(UNABLE_TO_COMPLY, 0, f"undecodable: {e!r}") from None
+
+
+#: Grouped AVPs (IETF: vendor 0; ours: VENDOR_ID) that ``walk_avp_codes`` descends into.
+GROUPED_AVPS = frozenset({
+    (AVP_VENDOR_SPECIFIC_APPLICATION_ID, 0), (AVP_FAILED_AVP, 0), (AVP_PROXY_INFO, 0),
+    (AVP_EXPERIMENTAL_RESULT, 0), (AVP_MIP_MN_AAA_AUTH, 0), (AVP_MIP_MN_TO_FA_MSA, 0),
+    (AVP_MIP_FA_TO_MN_MSA, 0), (AVP_MIP_FA_TO_HA_MSA, 0), (AVP_MIP_HA_TO_FA_MSA, 0),
+    (AVP_MIP_MN_TO_HA_MSA, 0), (AVP_MIP_HA_TO_MN_MSA, 0),
+    (AVP_MIP_ORIGINATING_FOREIGN_AAA, 0), (AVP_MIP_HOME_AGENT_HOST, 0),
+    (VA_VPN_INFO, VENDOR_ID), (VA_TUNNEL, VENDOR_ID), (VA_HANDOFF_TUNNEL, VENDOR_ID),
+    (VA_MN_TO_FA_MSA, VENDOR_ID),
+    (VA_TUNNEL_END_A, VENDOR_ID),
+    (VA_TUNNEL_END_B, VENDOR_ID),
+})
+
+
+def walk_avp_codes(data: bytes) -> list[tuple[int, int, int]]:
+    """Every (code, flags, vendor) in a message's AVP tree, descending into the
+    ``GROUPED_AVPS``.  For tests and audits (e.g. ``FORBIDDEN_AVP_CODES``)."""
+    out: list[tuple[int, int, int]] = []
+
+    def walk(buf: bytes, start: int) -> None:
+        for a in parse_avps(buf, start):
+            out.append((a.code, a.flags, a.vendor))
+            if (a.code, a.vendor) in GROUPED_AVPS:
+                walk(a.data, 0)
+
+    walk(data, 20)
+    return out

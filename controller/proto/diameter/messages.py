@@ -1,0 +1,225 @@
+"""The frozen dataclasses the rest of mipvpn sees (``AmRequest`` ... ``Dpa``), the parsed
+header and the codec's errors (each carries its RFC 6733 result code)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import NamedTuple, Union
+
+from controller.model.vpn import VpnInfo
+from controller.proto.diameter.numbers import FLAG_REQUEST, MIP4_APPLICATION_ID
+from controller.proto.diameter.vendor import PRODUCT_NAME
+
+# ------------------------------------------------------------------ our messages
+
+
+@dataclass(frozen=True)
+class MsaKey:
+    """RFC 4004 MIP-FA-to-HA-MSA (328) / MIP-HA-to-FA-MSA (329) / MIP-FA-to-MN-MSA (326)
+    content."""
+
+    spi: int
+    session_key: bytes = field(repr=False)
+    algorithm: int = 2          # MIP-Algorithm-Type 2 = HMAC-SHA-1, the only one defined
+
+
+@dataclass(frozen=True)
+class MnFaNonce:
+    """RFC 4004 MIP-MN-to-FA-MSA content (carried as Mipvpn-MN-to-FA-MSA: the SPI AVP
+    RFC 4004 names has no code): what the MN derives its MN-FA key from."""
+
+    spi: int
+    nonce: bytes = field(repr=False)
+    algorithm: int = 2
+
+
+@dataclass(frozen=True)
+class AmRequest:
+    session_id: str
+    origin_host: str
+    origin_realm: str
+    destination_realm: str
+    user_name: str
+    reg_request: bytes
+    mn_aaa_spi: int
+    auth_input_length: int
+    authenticator_length: int
+    authenticator_offset: int
+    home_address: str = ""
+    home_agent_address: str = ""
+    feature_vector: int = 0
+    destination_host: str = ""
+    originating_foreign_aaa: tuple[str, str] | None = None   # (realm, host)
+    previous_fa_address: str = ""
+    previous_fa: str = ""
+    foreign_agent: str = ""
+    service_update: bool = False
+    hop_by_hop: int = 0
+    end_to_end: int = 0
+
+
+@dataclass(frozen=True)
+class AmAnswer:
+    session_id: str
+    result_code: int
+    origin_host: str
+    origin_realm: str
+    user_name: str = ""
+    reg_reply: bytes = b""
+    home_address: str = ""
+    home_agent_address: str = ""
+    vpn_info: VpnInfo | None = None
+    fa_ha_key: MsaKey | None = None
+    # issue 11: the MN-FA key for the foreign AAA (MIP-FA-to-MN-MSA), the nonce for the
+    # MN (via the FA) and the session secret for the foreign AAA; never to an FA
+    fa_mn_key: MsaKey | None = None
+    mn_fa_nonce: MnFaNonce | None = None
+    session_secret: bytes = field(default=b"", repr=False)
+    error_message: str = ""
+    hop_by_hop: int = 0
+    end_to_end: int = 0
+
+
+@dataclass(frozen=True)
+class HaRequest:
+    session_id: str
+    origin_host: str
+    origin_realm: str
+    destination_realm: str
+    destination_host: str
+    user_name: str
+    reg_request: bytes
+    authorization_lifetime: int
+    auth_session_state: int
+    feature_vector: int
+    home_address: str = ""
+    home_agent_address: str = ""
+    vpn_info: VpnInfo | None = None
+    ha_to_fa_key: MsaKey | None = None
+    originating_foreign_aaa: tuple[str, str] | None = None
+    session_secret: bytes = field(default=b"", repr=False)   # issue 11
+    hop_by_hop: int = 0
+    end_to_end: int = 0
+
+
+@dataclass(frozen=True)
+class HaAnswer:
+    session_id: str
+    result_code: int
+    origin_host: str
+    origin_realm: str
+    user_name: str = ""
+    reg_reply: bytes = b""
+    home_address: str = ""
+    home_agent_address: str = ""
+    vpn_info: VpnInfo | None = None
+    error_message: str = ""
+    hop_by_hop: int = 0
+    end_to_end: int = 0
+
+
+@dataclass(frozen=True)
+class Cer:
+    origin_host: str
+    origin_realm: str
+    host_ip_addresses: tuple[str, ...]
+    vendor_id: int = 0
+    product_name: str = PRODUCT_NAME
+    auth_application_ids: tuple[int, ...] = (MIP4_APPLICATION_ID,)
+    origin_state_id: int = 0
+    hop_by_hop: int = 0
+    end_to_end: int = 0
+
+
+@dataclass(frozen=True)
+class Cea:
+    result_code: int
+    origin_host: str
+    origin_realm: str
+    host_ip_addresses: tuple[str, ...]
+    vendor_id: int = 0
+    product_name: str = PRODUCT_NAME
+    auth_application_ids: tuple[int, ...] = (MIP4_APPLICATION_ID,)
+    error_message: str = ""
+    hop_by_hop: int = 0
+    end_to_end: int = 0
+
+
+@dataclass(frozen=True)
+class Dwr:
+    origin_host: str
+    origin_realm: str
+    hop_by_hop: int = 0
+    end_to_end: int = 0
+
+
+@dataclass(frozen=True)
+class Dwa:
+    result_code: int
+    origin_host: str
+    origin_realm: str
+    hop_by_hop: int = 0
+    end_to_end: int = 0
+
+
+@dataclass(frozen=True)
+class Dpr:
+    origin_host: str
+    origin_realm: str
+    disconnect_cause: int = 0    # 0 REBOOTING, 1 BUSY, 2 DO_NOT_WANT_TO_TALK_TO_YOU
+    hop_by_hop: int = 0
+    end_to_end: int = 0
+
+
+@dataclass(frozen=True)
+class Dpa:
+    result_code: int
+    origin_host: str
+    origin_realm: str
+    hop_by_hop: int = 0
+    end_to_end: int = 0
+
+
+Request = Union[AmRequest, HaRequest]
+Answer = Union[AmAnswer, HaAnswer]
+DiameterMessage = Union[AmRequest, AmAnswer, HaRequest, HaAnswer, Cer, Cea, Dwr, Dwa,
+                        Dpr, Dpa]
+REQUEST_TYPES = (AmRequest, HaRequest, Cer, Dwr, Dpr)
+
+
+class DiameterHeader(NamedTuple):
+    version: int
+    length: int
+    flags: int
+    command_code: int
+    application_id: int
+    hop_by_hop: int
+    end_to_end: int
+
+    @property
+    def is_request(self) -> bool:
+        return bool(self.flags & FLAG_REQUEST)
+
+
+class DiameterDecodeError(ValueError):
+    """Malformed or unacceptable input, with the RFC 6733 result code to answer with.
+
+    ``header`` is set when the header was readable (so an error answer can be sent);
+    ``failed_avp`` holds the bytes for the Failed-AVP's content (the offending AVP, or a
+    zero-payload example AVP for a missing one).
+    """
+
+    def __init__(self, result_code: int, failed_avp_code: int, message: str, *,
+                 header: DiameterHeader | None = None, failed_avp: bytes = b"",
+                 session_id: str = "") -> None:
+        super().__init__(f"{result_code}: {message}")
+        self.result_code = result_code
+        self.failed_avp_code = failed_avp_code
+        self.message = message
+        self.header = header
+        self.failed_avp = failed_avp
+        self.session_id = session_id
+
+
+class DiameterEncodeError(ValueError):
+    """A message field that cannot be encoded (bad address, out-of-range integer...)."""
