@@ -212,7 +212,7 @@ def test_tracking_keeps_the_roles_indexes_and_expiry_heap() -> None:
     """Change tracking mixes into the FA's VisitorTable and the HA's ExpiryDict in
     place: the MAC index and ``due`` keep working, and every change is reported."""
     from controller.core.expiry import ExpiryDict
-    from controller.core.foreign_agent import Visitor, VisitorTable
+    from controller.core.visitors import Visitor, VisitorTable
     from controller.core.vpn import VpnInfo
 
     seen: list[str] = []
