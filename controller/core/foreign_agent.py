@@ -44,7 +44,7 @@ from controller.core import conformance, flows
 from controller.core.actions import (Action, AddTunnel, HoldTraffic, Mark,
                                      NotifyVisitorLeft, RelayToHomeAgent, ReleaseHold,
                                      RemoveTunnel, ReplyMip, SendDiameter, SendFlows,
-                                     SendMip, SendToMobileNode)
+                                     SendMip, SendToMobileNode, VisitorMoved)
 from controller.core.binding import (IdentificationClock, ack_status, binding_ack,
                                      build_binding_update, check_binding_update,
                                      handoff_key, peek_binding_update)
@@ -604,9 +604,7 @@ class ForeignAgent:
         # smooth handoff: the downlink falls over to the controller the moment the MN's
         # port goes (a fast-failover group), before this FA even hears of it
         actions.append(SendFlows(self.conf.access_dpid,
-                                 unhold + flows.install_mn(p.mn_mac, p.port,
-                                                           self.conf.fa_port,
-                                                           vpn_info.smooth_handoff)))
+                                 self._steering(self.visitors[p.nai], unhold)))
         actions.append(Mark(p.nai, "flows_installed"))
         # back here before a BU took what was held for it: the FA delivers it now
         actions += self._release(p.nai, forward=True, unpunted=True)
@@ -619,8 +617,30 @@ class ForeignAgent:
             actions += self._handoff_update(now, p, handoff)       # claims 22-23
         elif old_fa and old_fa != self.conf.name:
             actions.append(NotifyVisitorLeft(old_fa, p.nai))
+        # last: any other FA of this process still listing the MN drops it (idempotent)
+        actions.append(VisitorMoved(p.nai, self.conf.name))
         self.counters["accepted"] += 1
         return actions
+
+    def _steering(self, visitor: Visitor, unhold: tuple[flows.Mod, ...] = ()
+                  ) -> tuple[flows.Mod, ...]:
+        """The visitor's flows on the access switch, with its QoS (claims 8, 9: its
+        meters and DSCP, from its VPN information) when it has one."""
+        return flows.with_mn_qos(
+            unhold + flows.install_mn(visitor.mn_mac, visitor.port, self.conf.fa_port,
+                                      visitor.vpn_info.smooth_handoff),
+            flows.visitors_qos([visitor], self.conf.name))
+
+    def intended_flows(self) -> list[flows.Mod]:
+        """Every flow this FA wants on its access switch now (switch reconcile): each
+        visitor's steering with its QoS, or the punt of a departed MN's held downlink."""
+        mods: list[flows.Mod] = []
+        for visitor in list(self.visitors.values()):
+            if visitor.nai in self.holds:   # departed, downlink held (claims 22-23)
+                mods += flows.hold_mn(visitor.mn_mac, self.conf.fa_port)
+            else:
+                mods += self._steering(visitor)
+        return mods
 
     def _teardown(self, visitor: Visitor, now: float | None = None) -> list[Action]:
         """Drop the visitor's tunnels and steering.  ``now`` (it moved on): with smooth

@@ -14,7 +14,8 @@ from controller.core import flows
 from controller.core.actions import HoldTraffic
 from controller.metrics import Metrics
 from controller.runtime.held import HeldDownlinks
-from controller.runtime.lookup import fa_of_dpid, foreign_agents
+from controller.core.dispatch import Dispatch
+from controller.runtime.lookup import fa_of_dpid
 from controller.runtime.mip_io import MipIo
 
 LOG = logging.getLogger("mipvpn.runtime")
@@ -35,6 +36,7 @@ class Switches:
         self.loop = loop
         self.fabric = fabric
         self.roles = roles
+        self.dispatch = Dispatch(roles)
         self.counters = counters
         self.metrics = metrics
         self.datapaths = datapaths
@@ -77,18 +79,8 @@ class Switches:
         existing = await self._flow_stats(dpid) if dp is not None else None
         # what we intend, computed after the switch answered: a visitor that left (or
         # came) during the round trip is not re-added (or missed)
-        mods: list[flows.Mod] = list(static)
-        for fa in foreign_agents(self.roles):
-            if fa.conf.access_dpid != dpid:
-                continue
-            for visitor in list(fa.visitors.values()):
-                if visitor.nai in fa.holds:   # departed, downlink held (claims 22-23)
-                    mods += flows.hold_mn(visitor.mn_mac, fa.conf.fa_port)
-                    continue
-                mods += flows.with_mn_qos(   # QoS (claims 8, 9): its meters and DSCP
-                    flows.install_mn(visitor.mn_mac, visitor.port, fa.conf.fa_port,
-                                     visitor.vpn_info.smooth_handoff),
-                    flows.visitors_qos([visitor], fa.conf.name))
+        # (each FA's visitors' steering with QoS, or a departed MN's punt)
+        mods: list[flows.Mod] = list(static) + self.dispatch.intended_flows(dpid)
         dp = self.datapaths.get(dpid)
         if dp is not None and existing is not None:
             msgs, counts = openflow.reconcile_msgs(dp, tuple(mods), existing)

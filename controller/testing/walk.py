@@ -1,7 +1,9 @@
 """A synchronous fake network ("walk") over the real roles of the default topology.
 
 ``Walk`` builds the roles exactly as ``Runtime`` does (``controller.core.roles``) and
-executes their actions with ``Runtime.execute``'s semantics, synchronously:
+executes their actions with ``Runtime.execute``'s semantics, synchronously, through the
+same ``Dispatch`` (``controller.core.dispatch``: actions between roles, the outcomes of
+requests, "registered elsewhere"); only the I/O is fake:
 
 - every Diameter request and answer goes through ``dia.encode`` -> ``dia.decode``
   (each message is wire-valid, and the receiver only sees what the wire carried);
@@ -12,6 +14,9 @@ executes their actions with ``Runtime.execute``'s semantics, synchronously:
 - time is ``walk.now`` (set by the test), never the wall clock;
 - AddTunnel / RemoveTunnel / SendFlows / SendToMobileNode / Mark and the messages are
   appended to ``walk.log`` as ``(role, item)`` in execution order;
+- a ``VisitorMoved`` (which the runtime performs in a task of its own, after the walk
+  that completed the registration) is performed once the walk's outermost
+  ``execute`` is done: the other FAs still listing the MN drop it;
 - tunnels land in ``FakeGateways``, flow-mods in one ``FakeOFTable`` per switch
   (static flows installed at start, as ``Runtime._switch_up`` does).
 """
@@ -29,7 +34,8 @@ from controller.core import flows
 from controller.core.actions import (AddTunnel, AnswerDiameter, HoldTraffic, Mark,
                                      NotifyVisitorLeft, RelayToHomeAgent, ReleaseHold,
                                      RemoveTunnel, ReplyMip, SendDiameter, SendFlows,
-                                     SendMip, SendToMobileNode)
+                                     SendMip, SendToMobileNode, VisitorMoved)
+from controller.core.dispatch import Dispatch
 from controller.core.foreign_agent import ForeignAgent
 from controller.core.roles import build_roles
 from controller.core.vpn import TunnelSide
@@ -127,12 +133,17 @@ class Walk:
         built = build_roles(self.topo, self.store)
         self.built = built
         self.roles: dict[str, Any] = built.roles
+        self.dispatch = Dispatch(self.roles)
+        self._depth = 0                          # nesting of ``execute``
+        self._after: list[VisitorMoved] = []     # the runtime's spawned cleanups
         self.fabric = flows.Fabric.from_topology(self.topo)
         self.log: list[tuple[str, Any]] = []
         self.lost: set[str] = set()     # roles whose binding messages are lost
         self.counters = {"malformed": 0, "dropped_rrq": 0}
         self.gateways = FakeGateways(list(self.topo.gateways))
         self.tables = {sw.dpid: FakeOFTable(sw.dpid) for sw in self.topo.switches.values()}
+        # meters (QoS, claims 8, 9) per switch: meter id -> its MeterMod
+        self.meters: dict[int, dict[int, flows.MeterMod]] = {d: {} for d in self.tables}
         self.routes = self._routes()
         for name, sw in self.topo.switches.items():     # Runtime._switch_up
             mods = [flows.FlowMod("delete", flows.FlowSpec(0, (), (), 0), cookie_mask=0)]
@@ -214,7 +225,19 @@ class Walk:
 
     def execute(self, key: str, actions: list[Any]) -> Any:
         """``Runtime.execute``, synchronously; returns the role's answer, if any."""
-        role = self.roles[key]
+        self._depth += 1
+        try:
+            result = self._execute(key, actions)
+        finally:
+            self._depth -= 1
+        while self._depth == 0 and self._after:   # as the runtime's spawned task
+            moved = self._after.pop(0)
+            for other, follow in self.dispatch.left_elsewhere(self.now, moved):
+                self.execute(other, follow)
+        return result
+
+    def _execute(self, key: str, actions: list[Any]) -> Any:
+        dispatch = self.dispatch
         result = None
         for action in actions:
             if isinstance(action, Mark):
@@ -227,13 +250,11 @@ class Walk:
                 self.gateways.remove(action.gateway, action.tunnel_id)
             elif isinstance(action, SendFlows):
                 self.log.append((key, action))
-                self.tables[action.dpid].apply(action.mods)
+                self._apply(action.dpid, action.mods)
             elif isinstance(action, SendDiameter):
                 answer = self._diameter(key, action)
-                if answer is None:
-                    follow = role.on_diameter_timeout(self.now, action.request.session_id)
-                else:
-                    follow = role.on_diameter_answer(self.now, answer)
+                follow = dispatch.diameter_outcome(self.now, key,
+                                                   action.request.session_id, answer)
                 answer = self.execute(key, follow)
                 if answer is not None:
                     result = answer
@@ -242,9 +263,7 @@ class Walk:
             elif isinstance(action, RelayToHomeAgent):
                 self.log.append((key, action))
                 reply = self._relay_to_ha(key, action)
-                follow = (role.on_home_agent_reply(self.now, action.nai, reply) if reply
-                          else role.on_home_agent_timeout(self.now, action.nai))
-                self.execute(key, follow)
+                self.execute(key, dispatch.home_agent_outcome(self.now, key, action, reply))
             elif isinstance(action, SendToMobileNode):
                 self.log.append((key, action))
                 self.log.append((key, MipSent(key, MN, bytes(action.raw),
@@ -253,23 +272,34 @@ class Walk:
                 self.log.append((key, action))
             elif isinstance(action, ReleaseHold):   # the runtime's end state: punt gone
                 self.log.append((key, action))
-                self.tables[action.dpid].apply(action.mods)
+                self._apply(action.dpid, action.mods)
             elif isinstance(action, NotifyVisitorLeft):
                 self.log.append((key, action))
-                other = f"fa:{action.foreign_agent}"
-                if other in self.roles:
-                    self.execute(other, self.roles[other].on_visitor_left(self.now,
-                                                                          action.nai))
+                for other, follow in dispatch.visitor_left(self.now, action):
+                    self.execute(other, follow)
+            elif isinstance(action, VisitorMoved):
+                self._after.append(action)
             elif isinstance(action, SendMip):
                 reply = self._mip(key, action)
                 if action.expect_reply:
-                    follow = role.on_mip_reply(self.now, action.to, reply, action.context)
+                    follow = dispatch.mip_outcome(self.now, key, action, reply)
                     answer = self.execute(key, follow)
                     if answer is not None:
                         result = answer
             else:
                 raise TypeError(f"unknown action {action!r}")
         return result
+
+    def _apply(self, dpid: int, mods: Any) -> None:
+        """Flow and group mods go to the switch's fake table, meters to ``meters``."""
+        meters = self.meters[dpid]
+        for m in mods:
+            if isinstance(m, flows.MeterMod):
+                if m.op == "delete":
+                    meters.pop(m.meter_id, None)
+                else:
+                    meters[m.meter_id] = m
+        self.tables[dpid].apply([m for m in mods if not isinstance(m, flows.MeterMod)])
 
     def _mip(self, key: str, action: SendMip) -> bytes | None:
         """``Runtime._send_mip`` + the receiver's ``_mip_handler``: the bytes go to
