@@ -19,20 +19,13 @@ from typing import Any, Iterable, Mapping
 from controller.core.actions import (Action, NotifyVisitorLeft, RelayToHomeAgent, SendMip,
                                      VisitorMoved)
 from controller.core.foreign_agent import ForeignAgent
+from controller.core.role import kind_of, name_of
 from controller.core.vpn import TunnelSpec
 
 #: (role key, the actions it must perform)
 Followup = tuple[str, list[Action]]
 
-
-def kind_of(role_key: str) -> str:
-    """``"fa:fa1"`` -> ``"fa"``; ``"ha"`` -> ``"ha"``."""
-    return role_key.split(":", 1)[0]
-
-
-def name_of(role_key: str) -> str:
-    """``"fa:fa1"`` -> ``"fa1"``; a key without a name (``"ha"``) -> ``""``."""
-    return role_key.split(":", 1)[1] if ":" in role_key else ""
+__all__ = ["Dispatch", "Followup", "kind_of", "name_of"]
 
 
 class Dispatch:

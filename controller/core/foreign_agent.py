@@ -49,7 +49,10 @@ from controller.core.binding import (IdentificationClock, ack_status, binding_ac
                                      build_binding_update, check_binding_update,
                                      handoff_key, peek_binding_update)
 from controller.core.expiry import ExpiryDict
-from controller.core.visitors import Visitor, VisitorTable
+from controller.core.persist import (Changes, TrackedExpiryDict, tunnel_from_dict,
+                                     tunnel_to_dict, vpn_info_from_dict, vpn_info_to_dict)
+from controller.core.role import Role
+from controller.core.visitors import TrackedVisitorTable, Visitor
 from controller.core.vpn import TunnelSpec, VpnInfo, handoff_psk
 from controller.logtext import log_text
 from controller.proto import diameter as dia
@@ -95,6 +98,10 @@ class ForeignAgentConf:
     # oldest may wait; given by the configuration (its defaults: config/schema.py)
     max_pending: int = field(kw_only=True)
     max_pending_age: float = field(kw_only=True)
+
+
+def _handoff_nai(_tunnel_id: str, handoff: HandoffTunnel) -> str:
+    return handoff.nai
 
 
 def _second(entry: tuple[Any, float]) -> float:
@@ -157,17 +164,21 @@ class _HandoffPending:
     lifetime: int
 
 
-class ForeignAgent:
+class ForeignAgent(Role):
     def __init__(self, conf: ForeignAgentConf) -> None:
         self.conf = conf
-        self.visitors = VisitorTable()
+        # restart persistence: what it saves, per NAI (visitors, departed, handoffs)
+        self.changes = Changes()
+        self.visitors = TrackedVisitorTable(self.changes)
         self.pending: dict[str, Pending] = {}
         # session id -> (registration refused on a Diameter timeout, until when its
         # late answer is still taken: on_late_diameter_answer)
         self.timed_out: ExpiryDict[str, tuple[Pending, float]] = ExpiryDict(_second)
         # nai -> (visitor, until)
-        self.departed: ExpiryDict[str, tuple[Visitor, float]] = ExpiryDict(_second)
-        self.handoffs: ExpiryDict[str, HandoffTunnel] = ExpiryDict()  # tunnel id -> end
+        self.departed: ExpiryDict[str, tuple[Visitor, float]] = TrackedExpiryDict(
+            self.changes, _second)
+        self.handoffs: ExpiryDict[str, HandoffTunnel] = TrackedExpiryDict(  # tunnel id -> end
+            self.changes, key_of=_handoff_nai)
         self.handoff_pending: dict[str, _HandoffPending] = {}
         self.holds: ExpiryDict[str, Hold] = ExpiryDict()   # nai -> held downlink
         # tunnel id -> a departed smooth-handoff MN's tunnel, removed when it expires
@@ -506,6 +517,7 @@ class ForeignAgent:
                 or set(checked.tunnels[0].ends()) != {self.conf.name, new_fa}):
             return self._handoff_ack(bu, mip.BACK_POORLY_FORMED)
         self._handoff_ident[nai] = bu.identification
+        self.changes.note(nai)              # an in-place change: persisted
         spec = checked.tunnels[0]
         actions: list[Action] = [Mark(nai, "handoff_bu_at_old_fa", {"fa": self.conf.name})]
         if visitor is not None:
@@ -695,8 +707,6 @@ class ForeignAgent:
         """What this FA holds for ``nai`` as a JSON-able record: the visitor entry, the
         forwarding tunnels it ends for the MN (claims 22-23), a departed entry and the
         last handoff Identification; None when it holds nothing."""
-        from controller.core.persist import tunnel_to_dict, vpn_info_to_dict
-
         def visitor(v: Visitor) -> dict[str, object]:
             return {"home_address": v.home_address, "home_agent": v.home_agent,
                     "mn_mac": v.mn_mac, "port": v.port,
@@ -715,8 +725,6 @@ class ForeignAgent:
                 "handoff_ident": self._handoff_ident.get(nai, 0)}
 
     def restore_state(self, nai: str, data: dict) -> None:  # type: ignore[type-arg]
-        from controller.core.persist import tunnel_from_dict, vpn_info_from_dict
-
         def visitor(d: dict) -> Visitor:  # type: ignore[type-arg]
             return Visitor(nai, d["home_address"], d["home_agent"], d["mn_mac"],
                            int(d["port"]), vpn_info_from_dict(d["vpn_info"]),
@@ -734,6 +742,10 @@ class ForeignAgent:
                                   float(data["departed"]["until"]))
         if data.get("handoff_ident"):
             self._handoff_ident[nai] = int(data["handoff_ident"])
+
+    def state_keys(self) -> set[str]:
+        return (set(self.visitors) | set(self.departed)
+                | {h.nai for h in self.handoffs.values()})
 
     def secondary_tunnels(self) -> set[str]:
         """Tunnel ids this FA ends as a secondary side: the forwarding tunnels of the

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from controller.core.expiry import ExpiryDict
+from controller.core.persist import ChangeSink, Tracking
 from controller.core.vpn import VpnInfo
 
 
@@ -68,3 +69,13 @@ class VisitorTable(ExpiryDict[str, Visitor]):
         key = visitor.mn_mac.lower()
         if self._by_mac.get(key) is visitor:
             del self._by_mac[key]
+
+
+class TrackedVisitorTable(Tracking, VisitorTable):
+    """A ``VisitorTable`` whose changes are noted in ``changes`` (restart persistence,
+    ``controller.core.persist``)."""
+
+    def __init__(self, changes: ChangeSink) -> None:
+        VisitorTable.__init__(self)
+        self._changes = changes
+        self._key_of = None

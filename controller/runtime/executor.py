@@ -16,7 +16,7 @@ from typing import Any, Awaitable, Callable, Coroutine, Mapping
 
 from controller.adapters.diameter_peer import DiameterError
 from controller.logtext import log_text
-from controller.core import flows, persist
+from controller.core import flows
 from controller.core.actions import (AddTunnel, AnswerDiameter, HoldTraffic, Mark,
                                      NotifyVisitorLeft, RelayToHomeAgent, ReleaseHold,
                                      RemoveTunnel, ReplyMip, SendDiameter, SendFlows,
@@ -63,11 +63,9 @@ class Executor:
         dispatch = self.dispatch
         result = None
         for action in actions:
-            if self.persistence.dirty and isinstance(action, settings.VISIBLE):
+            if isinstance(action, settings.VISIBLE) and self.persistence.dirty:
                 self.persistence.flush()   # issue 5: persisted before anyone hears of it
             if isinstance(action, Mark):
-                if (persist.kind_of(key), action.phase) in persist.MARKS_THAT_CHANGE_STATE:
-                    self.persistence.mark_dirty(key, action.nai)
                 record = self.handovers.open.get(action.nai)
                 self.handovers.mark(action.nai, action.phase, time.monotonic(), action.extra)
                 if record is not None and action.phase == "rrp_sent":

@@ -68,11 +68,8 @@ class MipIo:
             now = self.now()
             if key == "ha" and data[:1] == bytes([mip.REGISTRATION_REQUEST]):
                 actions = role.on_registration_request(now, data)
-            elif hasattr(role, "on_mip"):
-                actions = role.on_mip(now, data, self._sender_of(addr))
             else:
-                self.counters["malformed"] += 1
-                return None
+                actions = role.on_mip(now, data, self._sender_of(addr))
             reply = await self.execute(key, actions)
             return reply if isinstance(reply, bytes) else None
         return handle

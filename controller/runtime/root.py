@@ -234,8 +234,6 @@ class Runtime:
             await asyncio.sleep(settings.TICK_INTERVAL)
             now = self.now()
             for key, role in list(self.roles.items()):
-                if not hasattr(role, "on_tick"):
-                    continue
                 try:
                     actions = role.on_tick(now)
                     if actions:

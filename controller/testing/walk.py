@@ -216,10 +216,9 @@ class Walk:
 
     def tick(self) -> None:
         for key, role in list(self.roles.items()):
-            if hasattr(role, "on_tick"):
-                actions = role.on_tick(self.now)
-                if actions:
-                    self.execute(key, actions)
+            actions = role.on_tick(self.now)
+            if actions:
+                self.execute(key, actions)
 
     # ------------------------------------------------------------ executor
 
