@@ -19,7 +19,7 @@ from typing import Any, Iterable, Mapping
 from controller.core.actions import (Action, NotifyVisitorLeft, RelayToHomeAgent, SendMip,
                                      VisitorMoved)
 from controller.core.foreign_agent import ForeignAgent
-from controller.core.role import kind_of, name_of
+from controller.core.role import CNGW, FA, HA, RoleKey, kind_of, name_of
 from controller.core.vpn import TunnelSpec
 
 #: (role key, the actions it must perform)
@@ -37,14 +37,14 @@ class Dispatch:
     # ------------------------------------------------------------ finding roles
 
     def foreign_agents(self) -> list[ForeignAgent]:
-        return [r for k, r in self.roles.items() if kind_of(k) == "fa"]
+        return [r for k, r in self.roles.items() if kind_of(k) == FA]
 
     def gateway_of(self, role_key: str) -> str | None:
         """The gateway whose tunnels the role ``role_key`` decides (HA, FA, CN-GW)."""
         kind = kind_of(role_key)
-        if kind == "ha":
+        if kind == HA:
             return str(self.roles[role_key].name)
-        if kind in ("fa", "cngw"):
+        if kind in (FA, CNGW):
             return name_of(role_key)
         return None
 
@@ -53,7 +53,7 @@ class Dispatch:
     def visitor_left(self, now: float, action: NotifyVisitorLeft) -> list[Followup]:
         """Another FA of this domain is told the MN registered elsewhere (if it runs
         here; otherwise the notice has no receiver in this process)."""
-        other = f"fa:{action.foreign_agent}"
+        other = RoleKey(FA, action.foreign_agent)
         if other not in self.roles:
             return []
         return [(other, self.roles[other].on_visitor_left(now, action.nai))]
@@ -63,10 +63,10 @@ class Dispatch:
         that still lists it as a visitor (a move across domains, where the new FA
         cannot name the old one as a peer) drops its tunnel end and the MN's flows.
         Same-domain moves are already handled by ``NotifyVisitorLeft``: idempotent."""
-        new_fa = f"fa:{moved.foreign_agent}"
+        new_fa = RoleKey(FA, moved.foreign_agent)
         return [(key, role.on_visitor_left(now, moved.nai))
                 for key, role in list(self.roles.items())
-                if kind_of(key) == "fa" and key != new_fa and moved.nai in role.visitors]
+                if kind_of(key) == FA and key != new_fa and moved.nai in role.visitors]
 
     # ------------------------------------------------------------ outcomes of requests
 
@@ -113,11 +113,11 @@ class Dispatch:
         """The MN registered (or is registering) through another FA of this process,
         or the HA here binds it to another FA: a late answer for ``fa_key`` is stale."""
         for key, role in self.roles.items():
-            if key == fa_key or kind_of(key) != "fa":
+            if key == fa_key or kind_of(key) != FA:
                 continue
             if nai in role.visitors or any(p.nai == nai for p in role.pending.values()):
                 return True
-        ha = self.roles.get("ha")
+        ha = self.roles.get(RoleKey(HA))
         binding = ha.bindings.get(nai) if ha is not None else None
         return binding is not None and binding.foreign_agent != name_of(fa_key)
 
@@ -142,7 +142,7 @@ class Dispatch:
 
     def secondary_tunnels(self, gateway: str) -> set[str]:
         """Tunnel ids ``gateway`` ends as a secondary side (smooth handoff, new FA)."""
-        role = self.roles.get(f"fa:{gateway}")
+        role = self.roles.get(RoleKey(FA, gateway))
         return role.secondary_tunnels() if role is not None else set()
 
     def intended_flows(self, dpid: int) -> list[Any]:

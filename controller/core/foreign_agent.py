@@ -51,7 +51,7 @@ from controller.core.binding import (IdentificationClock, ack_status, binding_ac
 from controller.core.expiry import ExpiryDict
 from controller.core.persist import (Changes, TrackedExpiryDict, tunnel_from_dict,
                                      tunnel_to_dict, vpn_info_from_dict, vpn_info_to_dict)
-from controller.core.role import Role
+from controller.core.role import FA, Role, RoleKey, kind_of, name_of
 from controller.core.visitors import TrackedVisitorTable, Visitor
 from controller.core.vpn import TunnelSpec, VpnInfo, handoff_psk
 from controller.logtext import log_text
@@ -500,7 +500,7 @@ class ForeignAgent(Role):
         if bu is None:
             self.counters["malformed"] += 1
             return []
-        new_fa = sender.split(":", 1)[1] if sender.startswith("fa:") else ""
+        new_fa = name_of(sender) if kind_of(sender) == FA else ""
         nai = bu.nai or ""
         visitor = self.visitors.get(nai)
         departed = self.departed.get(nai)
@@ -570,7 +570,7 @@ class ForeignAgent(Role):
         self.handoff_pending[context] = _HandoffPending(p.nai, spec, ident, lifetime)
         self.counters["handoff_bu_sent"] += 1
         return [Mark(p.nai, "handoff_bu_sent", {"fa": self.conf.name, "old_fa": old_fa}),
-                SendMip(f"fa:{old_fa}", raw, expect_reply=True, context=context)]
+                SendMip(RoleKey(FA, old_fa), raw, expect_reply=True, context=context)]
 
     def _handoff_ack(self, bu: mip.BindingUpdate, status: int) -> list[Action]:
         if status != mip.BACK_OK:

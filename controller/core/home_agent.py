@@ -57,7 +57,7 @@ from controller.core.binding import (BindingKey, IdentificationClock, ack_status
                                      build_binding_update)
 from controller.core.expiry import ExpiryDict
 from controller.core.persist import Changes, TrackedExpiryDict, vpn_info_from_dict, vpn_info_to_dict
-from controller.core.role import Role
+from controller.core.role import CNGW, Role, RoleKey, kind_of, name_of
 from controller.core.vpn import (TunnelSpec, VpnInfo, fa_ha_key, rewrite_foreign_agent,
                                  route_optimised, tunnel_psk)
 from controller.core.vpn_policy import check_vpn_info
@@ -257,7 +257,7 @@ class HomeAgent(Role):
             self.counters["malformed"] += 1
             return []
         self.counters["breq"] += 1
-        cn_gateway = sender.split(":", 1)[1] if sender.startswith("cngw:") else ""
+        cn_gateway = name_of(sender) if kind_of(sender) == CNGW else ""
         binding = self._by_home_address(msg.home_address)
         if (binding is None or cn_gateway not in binding.route_optimised
                 or self._in_flight(binding.nai, cn_gateway)
@@ -467,7 +467,7 @@ class HomeAgent(Role):
                                                     final, binding)
             self.counters["bu_sent"] += 1
             return [Mark(nai, "bu_sent", {"cngw": cn_gateway, "delete": delete}),
-                    SendMip(f"cngw:{cn_gateway}", raw, expect_reply=True, context=context)]
+                    SendMip(RoleKey(CNGW, cn_gateway), raw, expect_reply=True, context=context)]
         return final
 
     def _in_flight(self, nai: str, cn_gateway: str) -> bool:

@@ -15,6 +15,7 @@ from controller.core.actions import HoldTraffic
 from controller.metrics import Metrics
 from controller.runtime.held import HeldDownlinks
 from controller.core.dispatch import Dispatch
+from controller.core.role import FA, HA, RoleKey
 from controller.runtime.lookup import fa_of_dpid
 from controller.runtime.mip_io import MipIo
 
@@ -178,11 +179,10 @@ class Switches:
         if now - self.on_demand_seen.get(key, -1e9) < 1.0 or "ha" not in self.roles:
             return
         self.on_demand_seen[key] = now
-        ha = self.roles["ha"]
-        if hasattr(ha, "on_correspondent_packet"):
-            LOG.info("on-demand: packet from behind %s to %s", gateway, dst)
-            self.spawn(self.execute("ha", ha.on_correspondent_packet(self.now(), dst,
-                                                                     gateway)))
+        ha = self.roles[RoleKey(HA)]     # the HA of this process (checked above)
+        LOG.info("on-demand: packet from behind %s to %s", gateway, dst)
+        self.spawn(self.execute(RoleKey(HA), ha.on_correspondent_packet(self.now(), dst,
+                                                                        gateway)))
 
     def port_added(self, dpid: int, port: int) -> None:
         """A link came up at a switch port: if it is an access port, advertise there
@@ -209,7 +209,7 @@ class Switches:
                 if isinstance(action, HoldTraffic):
                     self.held.hold(action)
             if actions:
-                self.spawn(self.execute(f"fa:{fa.conf.name}", actions))
+                self.spawn(self.execute(RoleKey(FA, fa.conf.name), actions))
         self.loop.call_soon_threadsafe(gone)
 
     def barrier_reply(self, dpid: int, xid: int) -> None:

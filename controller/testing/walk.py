@@ -37,6 +37,7 @@ from controller.core.actions import (AddTunnel, AnswerDiameter, HoldTraffic, Mar
                                      SendMip, SendToMobileNode, VisitorMoved)
 from controller.core.dispatch import Dispatch
 from controller.core.foreign_agent import ForeignAgent
+from controller.core.role import AAAF, CNGW, FA, RoleKey, kind_of, name_of
 from controller.core.roles import build_roles
 from controller.core.vpn import TunnelSide
 from controller.proto import diameter as dia
@@ -163,20 +164,20 @@ class Walk:
         assert dom is not None and dom.home_agent is not None
         routes: dict[str, dict[str, str]] = {"aaah": {dom.home_agent.host: "ha"}}
         for key in self.roles:
-            if not key.startswith("aaaf:"):
+            if kind_of(key) != AAAF:
                 continue
-            fdom = self.topo.domains[key.split(":", 1)[1]]
+            fdom = self.topo.domains[name_of(key)]
             routes[key] = {realm: "aaah" for realm in self.built.home_realms}
             for fa in self.foreign_agents():
                 if fa.conf.realm == fdom.realm:
-                    routes[f"fa:{fa.conf.name}"] = {fdom.realm: key}
+                    routes[RoleKey(FA, fa.conf.name)] = {fdom.realm: key}
         return routes
 
     def fa(self, name: str) -> ForeignAgent:
-        return self.roles[f"fa:{name}"]  # type: ignore[no-any-return]
+        return self.roles[RoleKey(FA, name)]  # type: ignore[no-any-return]
 
     def foreign_agents(self) -> list[ForeignAgent]:
-        return [r for k, r in self.roles.items() if k.startswith("fa:")]
+        return self.dispatch.foreign_agents()
 
     def table(self, switch: str) -> FakeOFTable:
         return self.tables[self.topo.switches[switch].dpid]
@@ -186,14 +187,14 @@ class Walk:
         return self.roles["ha"]
 
     def cngw(self, name: str = "cngw2") -> Any:
-        return self.roles[f"cngw:{name}"]
+        return self.roles[RoleKey(CNGW, name)]
 
     @property
     def aaah(self) -> Any:
         return self.roles["aaah"]
 
     def aaaf(self, domain: str = "domain-a") -> Any:
-        return self.roles[f"aaaf:{domain}"]
+        return self.roles[RoleKey(AAAF, domain)]
 
     # ------------------------------------------------------------ events in
 
@@ -209,7 +210,7 @@ class Walk:
         if flows.OFPP_CONTROLLER not in out or port == fa.conf.fa_port:
             self.counters["dropped_rrq"] += 1
             return
-        key = f"fa:{fa_name}"
+        key = RoleKey(FA, fa_name)
         self.log.append((key, MipSent(MN, key, bytes(raw), _mip_or_none(raw))))
         self.execute(key, fa.on_registration_request(self.now, bytes(raw), mn_mac, port,
                                                      src_port=src_port, src_ip=src_ip))
