@@ -28,7 +28,7 @@ from bench.common import print_machine, summary, write_json
 def run(users: int) -> dict[str, Any]:
     from controller.adapters.state import StateStore
     from controller.core import persist
-    from tests.unit.harness import MobileNode, Walk
+    from controller.testing.walk import MobileNode, Walk
 
     walk = Walk()
     assert MobileNode(walk).register("fa1").accepted

@@ -40,7 +40,8 @@ from controller.config import Topology, load_topology
 from controller.core.aaa_home import Destination, UserRecord, VpnProfile
 from controller.core.actions import (AddTunnel, AnswerDiameter, Mark, NotifyVisitorLeft,
                                      RelayToHomeAgent, RemoveTunnel, ReplyMip, SendDiameter,
-                                     SendFlows, SendMip, SendToMobileNode)
+                                     SendFlows, SendMip, SendToMobileNode, VisitorMoved)
+from controller.core.dispatch import Dispatch
 from controller.core.roles import build_roles
 from controller.core.vpn import QosSpec, SecuritySpec
 from controller.loadgen import CVSE_PREVIOUS_FA, VENDOR_ID
@@ -101,6 +102,7 @@ class Controller:
         self.store = store
         self.built = build_roles(topo, store)
         self.roles: dict[str, Any] = self.built.roles
+        self.dispatch = Dispatch(self.roles)   # the runtime's routing between roles
         self.wire = True                 # Diameter through encode -> decode
         self.flow_mods = 0
         self.tunnel_ops = 0
@@ -130,7 +132,7 @@ class Controller:
         return self.replies[-1] if self.replies else b""
 
     def execute(self, now: float, key: str, actions: list[Any]) -> Any:
-        role = self.roles[key]
+        dispatch = self.dispatch
         result = None
         for action in actions:
             if isinstance(action, Mark):
@@ -141,8 +143,8 @@ class Controller:
                 self.flow_mods += len(action.mods)
             elif isinstance(action, SendDiameter):
                 answer = self._diameter(now, key, action)
-                follow = (role.on_diameter_timeout(now, action.request.session_id)
-                          if answer is None else role.on_diameter_answer(now, answer))
+                follow = dispatch.diameter_outcome(now, key, action.request.session_id,
+                                                   answer)
                 answer = self.execute(now, key, follow)
                 if answer is not None:
                     result = answer
@@ -151,16 +153,15 @@ class Controller:
             elif isinstance(action, RelayToHomeAgent):
                 reply = self.execute(now, "ha",
                                      self.roles["ha"].on_registration_request(now, action.raw))
-                follow = (role.on_home_agent_reply(now, action.nai, reply) if reply
-                          else role.on_home_agent_timeout(now, action.nai))
-                self.execute(now, key, follow)
+                self.execute(now, key, dispatch.home_agent_outcome(now, key, action, reply))
             elif isinstance(action, SendToMobileNode):
                 self.replies.append(action.raw)
             elif isinstance(action, NotifyVisitorLeft):
-                other = f"fa:{action.foreign_agent}"
-                if other in self.roles:
-                    self.execute(now, other,
-                                 self.roles[other].on_visitor_left(now, action.nai))
+                for other, follow in dispatch.visitor_left(now, action):
+                    self.execute(now, other, follow)
+            elif isinstance(action, VisitorMoved):
+                for other, follow in dispatch.left_elsewhere(now, action):
+                    self.execute(now, other, follow)
             elif isinstance(action, SendMip):
                 pass   # binding messages (route optimisation): none in this topology
             else:

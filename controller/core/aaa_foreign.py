@@ -39,6 +39,8 @@ from dataclasses import dataclass, field, replace
 
 from controller.core.actions import Action, AnswerDiameter, Mark, SendDiameter
 from controller.core.expiry import ExpiryDict
+from controller.core.persist import Changes, TrackedExpiryDict, vpn_info_from_dict, vpn_info_to_dict
+from controller.core.role import Role
 from controller.core.vpn import (VpnInfo, fa_ha_key, handoff_tunnel, restricted_to,
                                  rewrite_foreign_agent, tunnel_psk)
 from controller.logtext import log_text
@@ -64,7 +66,7 @@ class CachedSession:
     identification: int = 0
 
 
-class ForeignAaa:
+class ForeignAaa(Role):
     def __init__(self, host: str, realm: str, foreign_agents: dict[str, str],
                  home_realms: set[str], session_lifetime: float = 3600.0) -> None:
         """``foreign_agents``: FA name -> care-of address of the FAs in this domain;
@@ -74,7 +76,8 @@ class ForeignAaa:
         self.foreign_agents = foreign_agents
         self.home_realms = home_realms
         self.session_lifetime = session_lifetime
-        self.sessions: ExpiryDict[str, CachedSession] = ExpiryDict()
+        self.changes = Changes()   # restart persistence: the cached sessions, per NAI
+        self.sessions: ExpiryDict[str, CachedSession] = TrackedExpiryDict(self.changes)
         self.pending: dict[str, dia.AmRequest] = {}
         self.counters = {"proxied": 0, "local": 0, "rejected": 0}
         # why a move this server could not answer locally went home (issue 11)
@@ -227,7 +230,6 @@ class ForeignAaa:
 
     def export_state(self, nai: str) -> dict[str, object] | None:
         """The cached session of ``nai`` as a JSON-able record (None: none cached)."""
-        from controller.core.persist import vpn_info_to_dict
         s = self.sessions.get(nai)
         if s is None:
             return None
@@ -238,7 +240,6 @@ class ForeignAaa:
                 "mn_fa_key": s.mn_fa_key.hex(), "identification": s.identification}
 
     def restore_state(self, nai: str, data: dict) -> None:  # type: ignore[type-arg]
-        from controller.core.persist import vpn_info_from_dict
         d = data
         self.sessions[nai] = CachedSession(
             vpn_info_from_dict(d["vpn_info"]), d["home_realm"], float(d["expires"]),
@@ -246,6 +247,9 @@ class ForeignAaa:
             secret=bytes.fromhex(d.get("secret", "")), mn_fa_spi=int(d.get("mn_fa_spi", 0)),
             mn_fa_key=bytes.fromhex(d.get("mn_fa_key", "")),
             identification=int(d.get("identification", 0)))
+
+    def state_keys(self) -> set[str]:
+        return set(self.sessions)
 
 
 def _identification(raw: bytes) -> int:

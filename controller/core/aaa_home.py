@@ -32,6 +32,8 @@ from typing import Callable, Protocol
 from controller.core.actions import Action, AnswerDiameter, Mark, SendDiameter
 from controller.core.binding import BINDING_SPI_BASE, BindingKey, new_binding_key
 from controller.core.expiry import ExpiryDict
+from controller.core.persist import Changes, TrackedDict, vpn_info_from_dict, vpn_info_to_dict
+from controller.core.role import Role
 from controller.core.vpn import (DISTRIBUTION_ON_DEMAND, DISTRIBUTION_REGISTRATION,
                                  GatewayType, QosSpec, SecuritySpec, TunnelEnd, TunnelSpec,
                                  VpnInfo, fa_ha_key, for_home_agent, handoff_tunnel,
@@ -95,7 +97,7 @@ class VpnDatabase(Protocol):
     def profile(self, nai: str) -> VpnProfile | None: ...
 
 
-class HomeAaa:
+class HomeAaa(Role):
     def __init__(self, host: str, realm: str, db: VpnDatabase,
                  gateways: dict[str, GatewayInfo], home_agent_hosts: dict[str, str],
                  psk_factory: Callable[[], bytes] = new_psk,
@@ -114,13 +116,14 @@ class HomeAaa:
         self.binding_keys: dict[str, BindingKey] = {
             name: binding_key_factory(BINDING_SPI_BASE + i)
             for i, name in enumerate(cn_gateways)}
-        self.sessions: dict[str, VpnInfo] = {}   # the VPN cache (claim 16)
+        self.changes = Changes()   # restart persistence: sessions and secrets, per NAI
+        self.sessions: dict[str, VpnInfo] = TrackedDict(self.changes)  # VPN cache (claim 16)
         # NAI -> when its cached VPN information lapses: the Authorization-Lifetime
         # (the registration lifetime the HA granted), renewed by each registration
         self.session_expires: ExpiryDict[str, float] = ExpiryDict(float)
         self.pending: dict[str, tuple[dia.AmRequest, VpnInfo, SessionKeys]] = {}
         # NAI -> the session secret of its cached registration (smooth-handoff anchor)
-        self.secrets: dict[str, bytes] = {}
+        self.secrets: dict[str, bytes] = TrackedDict(self.changes)
         self._seq = itertools.count(1)
         self.counters = {"accepted": 0, "rejected": 0}
 
@@ -337,7 +340,6 @@ class HomeAaa:
 
     def export_state(self, nai: str) -> dict[str, object] | None:
         """The cached VPN information of ``nai`` (claim 16) as a JSON-able record."""
-        from controller.core.persist import vpn_info_to_dict
         info = self.sessions.get(nai)
         if info is None:
             return None
@@ -346,12 +348,14 @@ class HomeAaa:
                 "secret": secret.hex() if secret else ""}
 
     def restore_state(self, nai: str, data: dict) -> None:  # type: ignore[type-arg]
-        from controller.core.persist import vpn_info_from_dict
         self.sessions[nai] = vpn_info_from_dict(data["vpn_info"])
         if data.get("expires") is not None:     # records written before it had none
             self.session_expires[nai] = float(data["expires"])
         if data.get("secret"):
             self.secrets[nai] = bytes.fromhex(data["secret"])
+
+    def state_keys(self) -> set[str]:
+        return set(self.sessions) | set(self.secrets)
 
 
 def _granted_lifetime(reg_reply: bytes, reg_request: bytes) -> float:

@@ -92,6 +92,16 @@ class NotifyVisitorLeft:
 
 
 @dataclass(frozen=True)
+class VisitorMoved:
+    """The MN completed a registration at ``foreign_agent``: any other FA of this
+    process that still lists it as a visitor drops it (a move across domains, where
+    the new FA cannot name the old one as a peer; ``controller.core.dispatch``)."""
+
+    nai: str
+    foreign_agent: str
+
+
+@dataclass(frozen=True)
 class Mark:
     """A timing mark for the handover record (phase breakdown)."""
 
@@ -147,4 +157,4 @@ class ReleaseHold:
 
 Action = (AddTunnel | RemoveTunnel | SendFlows | SendDiameter | AnswerDiameter
           | RelayToHomeAgent | ReplyMip | SendToMobileNode | NotifyVisitorLeft | Mark
-          | SendMip | HoldTraffic | ReleaseHold)
+          | SendMip | HoldTraffic | ReleaseHold | VisitorMoved)

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from controller.core.actions import Action, AddTunnel, Mark, RemoveTunnel, ReplyMip, SendMip
 from controller.core.binding import (BindingKey, IdentificationClock, ReceivedUpdate,
                                      binding_ack, binding_request, check_binding_update)
+from controller.core.persist import Changes, TrackedDict, tunnel_from_dict, tunnel_to_dict
+from controller.core.role import Role
 from controller.core.vpn import GatewayType, TunnelSpec
 from controller.proto import mip
 
@@ -48,7 +50,7 @@ class CnBinding:
     requests: int = 0          # Binding Requests sent since the last BU
 
 
-class CnGateway:
+class CnGateway(Role):
     def __init__(self, name: str, address: str,
                  gateway_type: GatewayType = GatewayType.DYNAMIC,
                  keys: dict[str, BindingKey] | None = None,
@@ -62,7 +64,8 @@ class CnGateway:
         self.keys = keys or {}
         self.refresh_fraction = refresh_fraction
         self.max_lifetime = max_lifetime
-        self.bindings: dict[str, CnBinding] = {}     # home address -> binding
+        self.changes = Changes()   # restart persistence: the bindings, per home address
+        self.bindings: dict[str, CnBinding] = TrackedDict(self.changes)  # HoA -> binding
         self._last_ident: dict[tuple[str, str], int] = {}
         self._clock = IdentificationClock()
         self.counters = {"bu_accepted": 0, "bu_refused": 0, "breq_sent": 0, "expired": 0,
@@ -156,7 +159,6 @@ class CnGateway:
     def export_state(self, home_address: str) -> dict[str, object] | None:
         """The binding for ``home_address`` as a JSON-able record (with the last
         Identification seen from each HA for it: replay protection survives)."""
-        from controller.core.persist import tunnel_to_dict
         b = self.bindings.get(home_address)
         if b is None:
             return None
@@ -168,13 +170,15 @@ class CnGateway:
                                if (s, home_address) in self._last_ident}}
 
     def restore_state(self, home_address: str, data: dict) -> None:  # type: ignore[type-arg]
-        from controller.core.persist import tunnel_from_dict
         self.bindings[home_address] = CnBinding(
             home_address, data["nai"], data["home_agent"],
             tuple(tunnel_from_dict(t) for t in data["tunnels"]), int(data["lifetime"]),
             float(data["expires"]), int(data["identification"]), int(data.get("requests", 0)))
         for sender, ident in data.get("last_ident", {}).items():
             self._last_ident[(sender, home_address)] = int(ident)
+
+    def state_keys(self) -> set[str]:
+        return set(self.bindings)
 
     def tunnels_wanted(self) -> list[TunnelSpec]:
         return [t for b in self.bindings.values() for t in b.tunnels]

@@ -44,11 +44,15 @@ from controller.core import conformance, flows
 from controller.core.actions import (Action, AddTunnel, HoldTraffic, Mark,
                                      NotifyVisitorLeft, RelayToHomeAgent, ReleaseHold,
                                      RemoveTunnel, ReplyMip, SendDiameter, SendFlows,
-                                     SendMip, SendToMobileNode)
+                                     SendMip, SendToMobileNode, VisitorMoved)
 from controller.core.binding import (IdentificationClock, ack_status, binding_ack,
                                      build_binding_update, check_binding_update,
                                      handoff_key, peek_binding_update)
 from controller.core.expiry import ExpiryDict
+from controller.core.persist import (Changes, TrackedExpiryDict, tunnel_from_dict,
+                                     tunnel_to_dict, vpn_info_from_dict, vpn_info_to_dict)
+from controller.core.role import FA, Role, RoleKey, kind_of, name_of
+from controller.core.visitors import TrackedVisitorTable, Visitor
 from controller.core.vpn import TunnelSpec, VpnInfo, handoff_psk
 from controller.logtext import log_text
 from controller.proto import diameter as dia
@@ -94,64 +98,8 @@ class ForeignAgentConf:
     max_pending_age: float = field(kw_only=True)
 
 
-@dataclass
-class Visitor:
-    nai: str
-    home_address: str
-    home_agent: str
-    mn_mac: str
-    port: int
-    vpn_info: VpnInfo
-    lifetime: int
-    expires: float
-    fa_key: bytes = field(default=b"", repr=False)   # this FA's FA-HA key (issue 11)
-
-
-class VisitorTable(ExpiryDict[str, Visitor]):
-    """NAI -> Visitor, with an index by MN MAC (lower case) kept in step, and the
-    visitors due to expire found without a scan (``ExpiryDict.due``).
-
-    The runtime looks visitors up by the MACs a flow batch installs (QoS planning); a
-    scan of every visitor there cost O(visitors) per registration (docs/benchmarks.md).
-    Only the mutators the FA uses are indexed: item set/delete, ``pop``, ``clear``."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._by_mac: dict[str, Visitor] = {}
-
-    def __setitem__(self, nai: str, visitor: Visitor) -> None:
-        old = self.get(nai)
-        if old is not None:
-            self._unindex(old)
-        super().__setitem__(nai, visitor)
-        self._by_mac[visitor.mn_mac.lower()] = visitor
-
-    def __delitem__(self, nai: str) -> None:
-        self._unindex(self[nai])
-        super().__delitem__(nai)
-
-    def pop(self, nai: str, *default: Any) -> Any:  # type: ignore[override]
-        visitor = super().pop(nai, *default)
-        if isinstance(visitor, Visitor):
-            self._unindex(visitor)
-        return visitor
-
-    def clear(self) -> None:
-        super().clear()
-        self._by_mac.clear()
-
-    def popitem(self) -> tuple[str, Visitor]:
-        nai, visitor = super().popitem()
-        self._unindex(visitor)
-        return nai, visitor
-
-    def by_mac(self, mac: str) -> Visitor | None:
-        return self._by_mac.get(mac.lower())
-
-    def _unindex(self, visitor: Visitor) -> None:
-        key = visitor.mn_mac.lower()
-        if self._by_mac.get(key) is visitor:
-            del self._by_mac[key]
+def _handoff_nai(_tunnel_id: str, handoff: HandoffTunnel) -> str:
+    return handoff.nai
 
 
 def _second(entry: tuple[Any, float]) -> float:
@@ -214,17 +162,21 @@ class _HandoffPending:
     lifetime: int
 
 
-class ForeignAgent:
+class ForeignAgent(Role):
     def __init__(self, conf: ForeignAgentConf) -> None:
         self.conf = conf
-        self.visitors = VisitorTable()
+        # restart persistence: what it saves, per NAI (visitors, departed, handoffs)
+        self.changes = Changes()
+        self.visitors = TrackedVisitorTable(self.changes)
         self.pending: dict[str, Pending] = {}
         # session id -> (registration refused on a Diameter timeout, until when its
         # late answer is still taken: on_late_diameter_answer)
         self.timed_out: ExpiryDict[str, tuple[Pending, float]] = ExpiryDict(_second)
         # nai -> (visitor, until)
-        self.departed: ExpiryDict[str, tuple[Visitor, float]] = ExpiryDict(_second)
-        self.handoffs: ExpiryDict[str, HandoffTunnel] = ExpiryDict()  # tunnel id -> end
+        self.departed: ExpiryDict[str, tuple[Visitor, float]] = TrackedExpiryDict(
+            self.changes, _second)
+        self.handoffs: ExpiryDict[str, HandoffTunnel] = TrackedExpiryDict(  # tunnel id -> end
+            self.changes, key_of=_handoff_nai)
         self.handoff_pending: dict[str, _HandoffPending] = {}
         self.holds: ExpiryDict[str, Hold] = ExpiryDict()   # nai -> held downlink
         # tunnel id -> a departed smooth-handoff MN's tunnel, removed when it expires
@@ -547,7 +499,7 @@ class ForeignAgent:
         if bu is None:
             self.counters["malformed"] += 1
             return []
-        new_fa = sender.split(":", 1)[1] if sender.startswith("fa:") else ""
+        new_fa = name_of(sender) if kind_of(sender) == FA else ""
         nai = bu.nai or ""
         visitor = self.visitors.get(nai)
         departed = self.departed.get(nai)
@@ -564,6 +516,7 @@ class ForeignAgent:
                 or set(checked.tunnels[0].ends()) != {self.conf.name, new_fa}):
             return self._handoff_ack(bu, mip.BACK_POORLY_FORMED)
         self._handoff_ident[nai] = bu.identification
+        self.changes.note(nai)              # an in-place change: persisted
         spec = checked.tunnels[0]
         actions: list[Action] = [Mark(nai, "handoff_bu_at_old_fa", {"fa": self.conf.name})]
         if visitor is not None:
@@ -616,7 +569,7 @@ class ForeignAgent:
         self.handoff_pending[context] = _HandoffPending(p.nai, spec, ident, lifetime)
         self.counters["handoff_bu_sent"] += 1
         return [Mark(p.nai, "handoff_bu_sent", {"fa": self.conf.name, "old_fa": old_fa}),
-                SendMip(f"fa:{old_fa}", raw, expect_reply=True, context=context)]
+                SendMip(RoleKey(FA, old_fa), raw, expect_reply=True, context=context)]
 
     def _handoff_ack(self, bu: mip.BindingUpdate, status: int) -> list[Action]:
         if status != mip.BACK_OK:
@@ -662,9 +615,7 @@ class ForeignAgent:
         # smooth handoff: the downlink falls over to the controller the moment the MN's
         # port goes (a fast-failover group), before this FA even hears of it
         actions.append(SendFlows(self.conf.access_dpid,
-                                 unhold + flows.install_mn(p.mn_mac, p.port,
-                                                           self.conf.fa_port,
-                                                           vpn_info.smooth_handoff)))
+                                 self._steering(self.visitors[p.nai], unhold)))
         actions.append(Mark(p.nai, "flows_installed"))
         # back here before a BU took what was held for it: the FA delivers it now
         actions += self._release(p.nai, forward=True, unpunted=True)
@@ -677,8 +628,30 @@ class ForeignAgent:
             actions += self._handoff_update(now, p, handoff)       # claims 22-23
         elif old_fa and old_fa != self.conf.name:
             actions.append(NotifyVisitorLeft(old_fa, p.nai))
+        # last: any other FA of this process still listing the MN drops it (idempotent)
+        actions.append(VisitorMoved(p.nai, self.conf.name))
         self.counters["accepted"] += 1
         return actions
+
+    def _steering(self, visitor: Visitor, unhold: tuple[flows.Mod, ...] = ()
+                  ) -> tuple[flows.Mod, ...]:
+        """The visitor's flows on the access switch, with its QoS (claims 8, 9: its
+        meters and DSCP, from its VPN information) when it has one."""
+        return flows.with_mn_qos(
+            unhold + flows.install_mn(visitor.mn_mac, visitor.port, self.conf.fa_port,
+                                      visitor.vpn_info.smooth_handoff),
+            flows.visitors_qos([visitor], self.conf.name))
+
+    def intended_flows(self) -> list[flows.Mod]:
+        """Every flow this FA wants on its access switch now (switch reconcile): each
+        visitor's steering with its QoS, or the punt of a departed MN's held downlink."""
+        mods: list[flows.Mod] = []
+        for visitor in list(self.visitors.values()):
+            if visitor.nai in self.holds:   # departed, downlink held (claims 22-23)
+                mods += flows.hold_mn(visitor.mn_mac, self.conf.fa_port)
+            else:
+                mods += self._steering(visitor)
+        return mods
 
     def _teardown(self, visitor: Visitor, now: float | None = None) -> list[Action]:
         """Drop the visitor's tunnels and steering.  ``now`` (it moved on): with smooth
@@ -733,8 +706,6 @@ class ForeignAgent:
         """What this FA holds for ``nai`` as a JSON-able record: the visitor entry, the
         forwarding tunnels it ends for the MN (claims 22-23), a departed entry and the
         last handoff Identification; None when it holds nothing."""
-        from controller.core.persist import tunnel_to_dict, vpn_info_to_dict
-
         def visitor(v: Visitor) -> dict[str, object]:
             return {"home_address": v.home_address, "home_agent": v.home_agent,
                     "mn_mac": v.mn_mac, "port": v.port,
@@ -753,8 +724,6 @@ class ForeignAgent:
                 "handoff_ident": self._handoff_ident.get(nai, 0)}
 
     def restore_state(self, nai: str, data: dict) -> None:  # type: ignore[type-arg]
-        from controller.core.persist import tunnel_from_dict, vpn_info_from_dict
-
         def visitor(d: dict) -> Visitor:  # type: ignore[type-arg]
             return Visitor(nai, d["home_address"], d["home_agent"], d["mn_mac"],
                            int(d["port"]), vpn_info_from_dict(d["vpn_info"]),
@@ -772,6 +741,10 @@ class ForeignAgent:
                                   float(data["departed"]["until"]))
         if data.get("handoff_ident"):
             self._handoff_ident[nai] = int(data["handoff_ident"])
+
+    def state_keys(self) -> set[str]:
+        return (set(self.visitors) | set(self.departed)
+                | {h.nai for h in self.handoffs.values()})
 
     def secondary_tunnels(self) -> set[str]:
         """Tunnel ids this FA ends as a secondary side: the forwarding tunnels of the

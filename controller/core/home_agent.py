@@ -56,6 +56,8 @@ from controller.core.actions import (Action, AddTunnel, AnswerDiameter, Mark, Re
 from controller.core.binding import (BindingKey, IdentificationClock, ack_status,
                                      build_binding_update)
 from controller.core.expiry import ExpiryDict
+from controller.core.persist import Changes, TrackedExpiryDict, vpn_info_from_dict, vpn_info_to_dict
+from controller.core.role import CNGW, Role, RoleKey, kind_of, name_of
 from controller.core.vpn import (TunnelSpec, VpnInfo, fa_ha_key, rewrite_foreign_agent,
                                  route_optimised, tunnel_psk)
 from controller.core.vpn_policy import check_vpn_info
@@ -114,7 +116,7 @@ class _PendingUpdates:
     binding: Binding                  # as it was (a deregistration removed it)
 
 
-class HomeAgent:
+class HomeAgent(Role):
     def __init__(self, name: str, address: str, host: str, realm: str,
                  foreign_agents: dict[str, str],
                  mn_ha_key: Callable[[str], tuple[int, bytes] | None] = lambda nai: None,
@@ -138,7 +140,8 @@ class HomeAgent:
         self.binding_keys = binding_keys or {}
         self.db = db
         self.gateways = gateways or {}
-        self.bindings: ExpiryDict[str, Binding] = ExpiryDict()
+        self.changes = Changes()   # restart persistence: the bindings, per NAI
+        self.bindings: ExpiryDict[str, Binding] = TrackedExpiryDict(self.changes)
         self.pending: dict[str, _PendingUpdates] = {}
         # tunnel id -> the old FA's tunnel kept after a smooth-handoff move
         self.retiring: ExpiryDict[str, _Retiring] = ExpiryDict()
@@ -252,7 +255,7 @@ class HomeAgent:
             self.counters["malformed"] += 1
             return []
         self.counters["breq"] += 1
-        cn_gateway = sender.split(":", 1)[1] if sender.startswith("cngw:") else ""
+        cn_gateway = name_of(sender) if kind_of(sender) == CNGW else ""
         binding = self._by_home_address(msg.home_address)
         if (binding is None or cn_gateway not in binding.route_optimised
                 or self._in_flight(binding.nai, cn_gateway)
@@ -279,6 +282,7 @@ class HomeAgent:
                     binding.distributed.discard(p.cn_gateway)
                 else:
                     binding.distributed.add(p.cn_gateway)
+            self.changes.note(p.nai)    # binding.distributed changed in place
             mark = Mark(p.nai, "back_at_ha", {"cngw": p.cn_gateway})
         else:
             self.counters["bu_failed"] += 1
@@ -286,6 +290,7 @@ class HomeAgent:
                         p.cn_gateway, "timed out" if status is None else f"refused ({status})")
             if binding is not None and not p.delete:
                 binding.distributed.discard(p.cn_gateway)
+            self.changes.note(p.nai)    # binding.distributed changed in place
             mark = Mark(p.nai, "bu_failed", {"cngw": p.cn_gateway, "status": status})
         return [mark] + self._post(now, p.nai, p.queue, p.final, binding or p.binding)
 
@@ -460,7 +465,7 @@ class HomeAgent:
                                                     final, binding)
             self.counters["bu_sent"] += 1
             return [Mark(nai, "bu_sent", {"cngw": cn_gateway, "delete": delete}),
-                    SendMip(f"cngw:{cn_gateway}", raw, expect_reply=True, context=context)]
+                    SendMip(RoleKey(CNGW, cn_gateway), raw, expect_reply=True, context=context)]
         return final
 
     def _in_flight(self, nai: str, cn_gateway: str) -> bool:
@@ -510,7 +515,6 @@ class HomeAgent:
 
     def export_state(self, nai: str) -> dict[str, object] | None:
         """The binding of ``nai`` as a JSON-able record (None: no binding)."""
-        from controller.core.persist import vpn_info_to_dict
         b = self.bindings.get(nai)
         if b is None:
             return None
@@ -521,7 +525,6 @@ class HomeAgent:
                 "secret": b.secret.hex()}
 
     def restore_state(self, nai: str, data: dict) -> None:  # type: ignore[type-arg]
-        from controller.core.persist import vpn_info_from_dict
         self.bindings[nai] = Binding(nai, data["home_address"], data["care_of_address"],
                                      data["foreign_agent"],
                                      vpn_info_from_dict(data["vpn_info"]),
@@ -529,6 +532,9 @@ class HomeAgent:
                                      int(data["identification"]),
                                      set(data.get("distributed", ())),
                                      bytes.fromhex(data.get("secret", "")))
+
+    def state_keys(self) -> set[str]:
+        return set(self.bindings)
 
     def tunnels_wanted(self) -> list[TunnelSpec]:
         """Every tunnel this HA's gateway should hold for its bindings (the stationary

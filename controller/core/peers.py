@@ -29,6 +29,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from controller.core.role import AAAF, kind_of
 from controller.proto import diameter as dia
 
 if TYPE_CHECKING:
@@ -243,7 +244,7 @@ def judge(table: PeerTable, role: str, request: Any, peer_host: str,
         return None
     if not isinstance(request, dia.AmRequest):
         return _refuse(f"{type(request).__name__} is not accepted by {role}")
-    if role.startswith("aaaf:"):
+    if kind_of(role) == AAAF:
         # the FA the AMR names gets that FA's keys: it must be the FA on the connection
         if request.foreign_agent != peer.name:
             return _refuse("AMR names another foreign agent than the connected one")

@@ -1,18 +1,19 @@
 """Role state as plain JSON-able records, for a controller restart (issue 5).
 
-Pure helpers.  Every role that holds per-user state exposes, as new methods,
-``export_state(key) -> dict | None`` (None: nothing held for ``key`` any more) and
-``restore_state(key, data)``; keys are NAIs (the CN-GW's: home addresses).  The runtime
-writes one record per changed key, never a whole-role snapshot, so what a registration
-costs does not grow with the number of users (``controller.adapters.state``).
+Pure helpers.  Every role that holds per-user state (``controller.core.role.Role``)
+says what it saves and restores: ``export_state(key) -> dict | None`` (None: nothing
+held for ``key`` any more), ``restore_state(key, data)``, ``state_keys()`` (every key it
+holds now) and ``changes`` (a ``Changes``: the keys it changed since the runtime last
+took them).  Keys are NAIs (the CN-GW's: home addresses).  The runtime writes one
+record per changed key, never a whole-role snapshot, so what a registration costs does
+not grow with the number of users (``controller.adapters.state``).
 
-Which keys changed is seen without touching the roles' code: ``track(role, mark)``
-swaps each state dict of a role for a ``TrackedDict`` that reports the persistence key
-of every entry set or removed.  In-place changes of an entry's fields are not seen;
-the roles make two kinds (the HA's set of CN-GWs holding its Binding Update, the
-CN-GW's Binding Request counter) and the runtime covers the first through the marks
-those paths return (``MARKS_THAT_CHANGE_STATE``); the second is harmless to lose (a
-restarted CN-GW may send one more Binding Request).
+A role builds its state dicts as tracked ones (``TrackedDict``, ``TrackedExpiryDict``,
+the FA's ``TrackedVisitorTable``) given its ``Changes``: every entry set or removed
+notes its persistence key.  An in-place change of an entry's fields is noted by the
+role where it makes it (the HA's set of CN-GWs holding its Binding Update, the old
+FA's handoff Identification); the CN-GW's Binding Request counter is harmless to lose
+(a restarted CN-GW may send one more Binding Request).
 
 Records hold key material (PSKs, in hex): they go to the 0600 VPN database only and
 are never logged.  Times are absolute, in the roles' clock, which in the runtime is
@@ -22,13 +23,10 @@ same moment after it.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Protocol
 
+from controller.core.expiry import ExpiryDict
 from controller.core.vpn import QosSpec, SecuritySpec, TunnelEnd, TunnelSpec, VpnInfo
-
-#: (role key prefix, Mark phase): marks whose path changed an entry in place.
-MARKS_THAT_CHANGE_STATE = {("ha", "back_at_ha"), ("ha", "bu_failed"),
-                           ("fa", "handoff_bu_at_old_fa")}
 
 
 # ------------------------------------------------------------------ codecs
@@ -76,22 +74,46 @@ def vpn_info_from_dict(d: dict[str, Any]) -> VpnInfo:
 # ------------------------------------------------------------------ change tracking
 
 
-class _Tracking:
-    """Mixin over a dict (or a dict subclass such as ``ExpiryDict`` / the FA's
-    ``VisitorTable``): calls ``mark(persistence_key)`` for every entry set or removed.
-    Every mutation goes through the base class's own method (``super()``), so the
-    base's indexes and expiry heap stay in step.
+class ChangeSink(Protocol):
+    def note(self, key: str) -> None: ...
 
-    ``key_of(dict_key, value)`` maps an entry to its persistence key (default: the
-    dict key itself; e.g. a forwarding tunnel, keyed by tunnel id, belongs to its
-    MN's NAI)."""
+
+class Changes:
+    """The persistence keys a role changed since the runtime last ``take``-s them.
+    Off (nothing noted) until a state store wants them: the runtime's persistence
+    turns it on after restoring, so a role that is not persisted records nothing."""
+
+    __slots__ = ("keys", "on")
+
+    def __init__(self) -> None:
+        self.keys: set[str] = set()
+        self.on = False
+
+    def note(self, key: str) -> None:
+        if self.on:
+            self.keys.add(key)
+
+    def take(self) -> set[str]:
+        keys, self.keys = self.keys, set()
+        return keys
+
+
+class Tracking:
+    """Mixin over a dict (or a dict subclass such as ``ExpiryDict`` / the FA's
+    ``VisitorTable``): notes the persistence key of every entry set or removed in
+    ``_changes``.  Every mutation goes through the base class's own method
+    (``super()``), so the base's indexes and expiry heap stay in step.
+
+    ``_key_of(dict_key, value)`` maps an entry to its persistence key (None: the dict
+    key itself; e.g. a forwarding tunnel, keyed by tunnel id, belongs to its MN's NAI).
+    A class using it sets both in its ``__init__``."""
 
     __slots__ = ()
-    _mark: Callable[[str], None]
+    _changes: ChangeSink
     _key_of: Callable[[Any, Any], str] | None
 
     def _touch(self, key: Any, value: Any) -> None:
-        self._mark(self._key_of(key, value) if self._key_of else key)
+        self._changes.note(self._key_of(key, value) if self._key_of else key)
 
     def __setitem__(self, key: Any, value: Any) -> None:
         old = self.get(key)  # type: ignore[attr-defined]
@@ -133,76 +155,34 @@ class _Tracking:
             del self[key]
 
 
-class TrackedDict(_Tracking, dict):  # type: ignore[type-arg]
-    """A plain dict with change tracking (``_Tracking``)."""
+class TrackedDict(Tracking, dict):  # type: ignore[type-arg]
+    """A plain dict whose changes are noted in ``changes`` (``Tracking``)."""
 
-    __slots__ = ("_mark", "_key_of")
+    __slots__ = ("_changes", "_key_of")
 
-    def __init__(self, data: dict[Any, Any], mark: Callable[[str], None],
+    def __init__(self, changes: ChangeSink,
                  key_of: Callable[[Any, Any], str] | None = None) -> None:
-        dict.__init__(self, data)
-        self._mark = mark
+        dict.__init__(self)
+        self._changes = changes
         self._key_of = key_of
 
 
-_TRACKED_CLASSES: dict[type, type] = {}
+class TrackedExpiryDict(Tracking, ExpiryDict):  # type: ignore[type-arg]
+    """An ``ExpiryDict`` (``expiry``: as its own) whose changes are noted in
+    ``changes`` (``Tracking``)."""
 
-
-def _tracked_class(cls: type) -> type:
-    """``cls`` (a dict subclass) with change tracking mixed in, made once per class."""
-    if cls not in _TRACKED_CLASSES:
-        _TRACKED_CLASSES[cls] = type(f"Tracked{cls.__name__}", (_Tracking, cls), {})
-    return _TRACKED_CLASSES[cls]
-
-
-def tracked(current: dict[Any, Any], mark: Callable[[str], None],
-            key_of: Callable[[Any, Any], str] | None = None) -> dict[Any, Any]:
-    """``current`` with change tracking: a plain dict is copied into a ``TrackedDict``;
-    a dict subclass instance (an ``ExpiryDict``, ``VisitorTable``) keeps its identity,
-    its entries and its indexes — only its class gains the tracking mixin."""
-    if isinstance(current, _Tracking):
-        return current
-    if type(current) is dict:
-        return TrackedDict(current, mark, key_of)
-    current.__class__ = _tracked_class(type(current))
-    current._mark = mark  # type: ignore[attr-defined]
-    current._key_of = key_of  # type: ignore[attr-defined]
-    return current
-
-
-#: role kind -> [(attribute, persistence key of an entry)] of the state to track.
-_TRACKED: dict[str, list[tuple[str, Callable[[Any, Any], str] | None]]] = {
-    "ha": [("bindings", None)],
-    "aaah": [("sessions", None), ("secrets", None)],
-    "aaaf": [("sessions", None)],
-    "fa": [("visitors", None), ("departed", None),
-           ("handoffs", lambda tid, h: h.nai)],
-    "cngw": [("bindings", None)],
-}
-
-
-def kind_of(role_key: str) -> str:
-    return role_key.split(":", 1)[0]
-
-
-def track(role_key: str, role: Any, mark: Callable[[str, str], None]) -> None:
-    """Give ``role``'s state dicts change tracking reporting to
-    ``mark(role_key, persistence_key)`` (``tracked``)."""
-    for attr, key_of in _TRACKED.get(kind_of(role_key), []):
-        current = getattr(role, attr, None)
-        if isinstance(current, dict) and not isinstance(current, _Tracking):
-            setattr(role, attr, tracked(current, lambda k, rk=role_key: mark(rk, k),
-                                        key_of))
+    def __init__(self, changes: ChangeSink, *expiry: Callable[[Any], float],
+                 key_of: Callable[[Any, Any], str] | None = None) -> None:
+        ExpiryDict.__init__(self, *expiry)
+        self._changes = changes
+        self._key_of = key_of
 
 
 def persistable(role_key: str, role: Any) -> bool:
-    return kind_of(role_key) in _TRACKED and hasattr(role, "export_state")
+    """A role is persisted when it keeps a log of its changes (``Changes``)."""
+    return isinstance(getattr(role, "changes", None), Changes)
 
 
 def state_keys(role_key: str, role: Any) -> Iterable[str]:
     """Every persistence key ``role`` holds now (for a full re-write)."""
-    keys: set[str] = set()
-    for attr, key_of in _TRACKED.get(kind_of(role_key), []):
-        for k, v in getattr(role, attr, {}).items():
-            keys.add(key_of(k, v) if key_of else k)
-    return keys
+    return role.state_keys()  # type: ignore[no-any-return]

@@ -22,6 +22,7 @@ from controller.core.aaa_foreign import ForeignAaa
 from controller.core.aaa_home import GatewayInfo, HomeAaa, VpnDatabase
 from controller.core.cn_gateway import CnGateway
 from controller.core.foreign_agent import ForeignAgent, ForeignAgentConf
+from controller.core.role import AAAF, AAAH, CNGW, FA, HA, RoleKey
 from controller.core.home_agent import HomeAgent
 from controller.core.vpn import GatewayType
 
@@ -77,16 +78,16 @@ def build_roles(topo: Topology, db: VpnDatabase) -> Roles:
         ha_name = ha_names[0]
         aaah = HomeAaa(dom.aaa.host, dom.realm, db, out.gateway_infos,
                        {ha_name: dom.home_agent.host})
-        out.roles["aaah"] = aaah
-        out.roles["ha"] = HomeAgent(ha_name, topo.gateways[ha_name].core.ip,
+        out.roles[RoleKey(AAAH)] = aaah
+        out.roles[RoleKey(HA)] = HomeAgent(ha_name, topo.gateways[ha_name].core.ip,
                                     dom.home_agent.host, dom.realm, fa_by_coa,
                                     mn_ha_key=mn_ha_key_of(db),
                                     binding_keys=dict(aaah.binding_keys),
                                     db=db, gateways=out.gateway_infos)
         for name, key in aaah.binding_keys.items():
             info = out.gateway_infos[name]
-            out.roles[f"cngw:{name}"] = CnGateway(name, info.address, info.gateway_type,
-                                                  keys={"ha": key})
+            out.roles[RoleKey(CNGW, name)] = CnGateway(name, info.address, info.gateway_type,
+                                                     keys={"ha": key})
         out.ha_by_address[topo.gateways[ha_name].core.ip] = ha_name
         out.home_domain = dom
     for dname, dom in topo.domains.items():
@@ -94,8 +95,8 @@ def build_roles(topo: Topology, db: VpnDatabase) -> Roles:
             continue
         fas = {n: g.core.ip for n, g in topo.gateways.items()
                if g.kind == "foreign_agent" and g.domain == dname}
-        out.roles[f"aaaf:{dname}"] = ForeignAaa(dom.aaa.host, dom.realm, fas,
-                                                out.home_realms)
+        out.roles[RoleKey(AAAF, dname)] = ForeignAaa(dom.aaa.host, dom.realm, fas,
+                                                   out.home_realms)
         for fa_name in fas:
             gw = topo.gateways[fa_name]
             conf = ForeignAgentConf(
@@ -106,5 +107,5 @@ def build_roles(topo: Topology, db: VpnDatabase) -> Roles:
                 fa_port=gw.inside.port,
                 peers={ip: n for n, ip in fas.items()},
                 max_pending=gw.max_pending, max_pending_age=gw.max_pending_age)
-            out.roles[f"fa:{fa_name}"] = ForeignAgent(conf)
+            out.roles[RoleKey(FA, fa_name)] = ForeignAgent(conf)
     return out

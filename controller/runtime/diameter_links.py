@@ -15,6 +15,7 @@ from controller.adapters.diameter_peer import DiameterError, DiameterNode, PeerC
 from controller.core import peers
 from controller.proto import diameter as dia
 from controller.runtime import settings
+from controller.core.role import AAAF, FA, RoleKey, kind_of
 from controller.runtime.lookup import foreign_agents
 
 LOG = logging.getLogger("mipvpn.runtime")
@@ -82,8 +83,8 @@ class DiameterLinks:
             tls = diameter_tls.client_context(home_tls) if ha_tls is not None else None
             self.spawn(self.link("aaah", home.home_agent.host, ha_addr, ssl=tls,
                                   server_hostname=home.home_agent.host if tls else None))
-        for key in [k for k in self.roles if k.startswith("aaaf:")]:
-            fdom = topo.domains[key.split(":", 1)[1]]
+        for key in [RoleKey.parse(k) for k in self.roles if kind_of(k) == AAAF]:
+            fdom = topo.domains[key.name]
             fdom_tls = getattr(fdom.aaa, "tls", None)
             node = DiameterNode(fdom.aaa.host, fdom.realm, handler=self.handler(key),
                                 request_timeout=settings.REQUEST_TIMEOUT["aaaf"],
@@ -100,10 +101,10 @@ class DiameterLinks:
         for fa in foreign_agents(self.roles):
             dname = topo.gateways[fa.conf.name].domain
             fdom = topo.domains[dname]
-            key = f"fa:{fa.conf.name}"
+            key = RoleKey(FA, fa.conf.name)
             self.nodes[key] = DiameterNode(fa.conf.host, fa.conf.realm,
                                            request_timeout=settings.REQUEST_TIMEOUT["fa"])
-            addr = self.bound.get(f"aaaf:{dname}", (fdom.aaa.listen_host,
+            addr = self.bound.get(RoleKey(AAAF, dname), (fdom.aaa.listen_host,
                                                     fdom.aaa.listen_port))
             tls = diameter_tls.client_context(getattr(fdom.aaa, "tls", None))
             self.spawn(self.link(key, fdom.realm, addr, ssl=tls,

@@ -2,7 +2,11 @@
 gateway's worker, flow-mods are sent with a barrier and awaited, Diameter requests are
 awaited and their answers fed back to the role that sent them; the state behind a
 visible action is persisted first (issue 5).  A move therefore reads as one straight
-walk: port event -> FA -> AAA -> HA -> tunnel actions -> flow actions."""
+walk: port event -> FA -> AAA -> HA -> tunnel actions -> flow actions.
+
+What concerns another role, or a role's request's outcome, is decided by the pure
+``Dispatch`` (``controller.core.dispatch``), shared with the unit-test walk: this
+executor only performs I/O (send, tunnel, flows) and timing."""
 
 from __future__ import annotations
 
@@ -12,18 +16,18 @@ from typing import Any, Awaitable, Callable, Coroutine, Mapping
 
 from controller.adapters.diameter_peer import DiameterError
 from controller.logtext import log_text
-from controller.core import flows, persist
+from controller.core import flows
 from controller.core.actions import (AddTunnel, AnswerDiameter, HoldTraffic, Mark,
                                      NotifyVisitorLeft, RelayToHomeAgent, ReleaseHold,
                                      RemoveTunnel, ReplyMip, SendDiameter, SendFlows,
-                                     SendMip, SendToMobileNode)
+                                     SendMip, SendToMobileNode, VisitorMoved)
+from controller.core.dispatch import Dispatch
 from controller.core.handover import HandoverLog
 from controller.metrics import Metrics
 from controller.runtime import settings
 from controller.runtime.diameter_links import DiameterLinks
 from controller.runtime.gateways import Gateways
 from controller.runtime.held import HeldDownlinks
-from controller.runtime.lookup import foreign_agents
 from controller.runtime.mip_io import MipIo
 from controller.runtime.persistence import Persistence
 
@@ -42,6 +46,7 @@ class Executor:
                  spawn: Callable[[Coroutine[Any, Any, Any]], None],
                  now: Callable[[], float]) -> None:
         self.roles = roles
+        self.dispatch = Dispatch(roles)
         self.handovers = handovers
         self.metrics = metrics
         self.persistence = persistence
@@ -55,50 +60,36 @@ class Executor:
 
     async def execute(self, key: str, actions: list[Any]) -> Any:
         """Perform ``actions`` for role ``key`` in order; return its answer, if any."""
-        role = self.roles[key]
+        dispatch = self.dispatch
         result = None
         for action in actions:
-            if self.persistence.dirty and isinstance(action, settings.VISIBLE):
+            if isinstance(action, settings.VISIBLE) and self.persistence.dirty:
                 self.persistence.flush()   # issue 5: persisted before anyone hears of it
             if isinstance(action, Mark):
-                if (persist.kind_of(key), action.phase) in persist.MARKS_THAT_CHANGE_STATE:
-                    self.persistence.mark_dirty(key, action.nai)
                 record = self.handovers.open.get(action.nai)
                 self.handovers.mark(action.nai, action.phase, time.monotonic(), action.extra)
                 if record is not None and action.phase == "rrp_sent":
                     self.metrics.handover_done(record)  # counters, histograms, log line
-                if (action.phase == "rrp_sent" and action.extra.get("accepted")
-                        and key.startswith("fa:")):
-                    self.spawn(self.left_elsewhere(key, action.nai))
             elif isinstance(action, AddTunnel):
                 await self.gateways.add_tunnel(action)
             elif isinstance(action, RemoveTunnel):
                 await self.gateways.remove_tunnel(action)
             elif isinstance(action, SendFlows):
-                mods: tuple[flows.Mod, ...] = action.mods
-                if key.startswith("fa:"):  # QoS (claims 8, 9): the MN's meters and DSCP
-                    # only the MNs these mods install (scanning every visitor's VPN
-                    # info cost 76 % of the CPU at 5,000 visitors: docs/benchmarks.md)
-                    macs = {str(v) for m in mods if m.op == "add"
-                            for k, v in getattr(m, "flow", flows.FlowSpec(0, (), ())).match
-                            if k in ("eth_src", "eth_dst")}
-                    found = (role.visitors.by_mac(mac) for mac in macs)
-                    mods = flows.with_mn_qos(mods, flows.visitors_qos(
-                        (v for v in found if v is not None), role.conf.name))
-                await self.send_flows(action.dpid, mods)
+                # QoS (claims 8, 9) is in the mods already: the FA plans it
+                await self.send_flows(action.dpid, action.mods)
             elif isinstance(action, SendDiameter):
                 # a link not (yet) up, e.g. refused over TLS: no route, refused at once
                 node, peer = (self.links.routes.get(key, {}).get(action.to)
                               or (self.links.nodes[key], None))
                 late = (self.late_answer_handler(key)
-                        if hasattr(role, "on_late_diameter_answer") else None)
+                        if dispatch.takes_late_answers(key) else None)
                 try:
                     answer = await node.request(action.request, peer=peer, late=late)
                 except DiameterError as exc:
                     LOG.warning("%s: Diameter request to %s failed: %s", key, action.to, log_text(exc))
-                    follow = role.on_diameter_timeout(self.now(), action.request.session_id)
-                else:
-                    follow = role.on_diameter_answer(self.now(), answer)
+                    answer = None
+                follow = dispatch.diameter_outcome(self.now(), key,
+                                                   action.request.session_id, answer)
                 answer = await self.execute(key, follow)
                 if answer is not None:
                     result = answer
@@ -106,14 +97,12 @@ class Executor:
                 result = action.answer if isinstance(action, AnswerDiameter) else action.raw
             elif isinstance(action, RelayToHomeAgent):
                 reply = await self.mip_io.relay_to_ha(key, action)
-                now = self.now()
-                follow = (role.on_home_agent_reply(now, action.nai, reply) if reply
-                          else role.on_home_agent_timeout(now, action.nai))
-                await self.execute(key, follow)
+                await self.execute(key, dispatch.home_agent_outcome(self.now(), key,
+                                                                    action, reply))
             elif isinstance(action, SendMip):
                 reply = await self.mip_io.send_mip(key, action)
                 if action.expect_reply:
-                    follow = role.on_mip_reply(self.now(), action.to, reply, action.context)
+                    follow = dispatch.mip_outcome(self.now(), key, action, reply)
                     answer = await self.execute(key, follow)
                     if answer is not None:
                         result = answer
@@ -125,45 +114,30 @@ class Executor:
                 # never in line: the forwarding tunnel comes up only after the BAck
                 self.spawn(self.held.release(action))
             elif isinstance(action, NotifyVisitorLeft):
-                other = f"fa:{action.foreign_agent}"
-                if other in self.roles:
-                    await self.execute(other, self.roles[other].on_visitor_left(
-                        self.now(), action.nai))
+                for other, follow in dispatch.visitor_left(self.now(), action):
+                    await self.execute(other, follow)
+            elif isinstance(action, VisitorMoved):
+                self.spawn(self._left_elsewhere(action))   # after this walk, not in it
             else:
                 raise TypeError(f"unknown action {action!r}")
         if self.persistence.dirty:
             self.persistence.flush()
         return result
 
-    async def left_elsewhere(self, new_fa: str, nai: str) -> None:
-        """The MN registered at ``new_fa``: any other FA of this controller that still
-        lists it as a visitor (a move across domains, where the new FA cannot name the
-        old one as a peer) drops its tunnel end and the MN's flows.  Same-domain moves
-        are already handled by the FA's own NotifyVisitorLeft; this is idempotent."""
-        for other in foreign_agents(self.roles):
-            okey = f"fa:{other.conf.name}"
-            if okey != new_fa and nai in other.visitors:
-                await self.execute(okey, other.on_visitor_left(self.now(), nai))
+    async def _left_elsewhere(self, moved: VisitorMoved) -> None:
+        """The other FAs of this process that still list the moved MN drop it
+        (``Dispatch.left_elsewhere``)."""
+        for other, follow in self.dispatch.left_elsewhere(self.now(), moved):
+            await self.execute(other, follow)
 
     def late_answer_handler(self, key: str) -> Any:
-        """An answer that arrives after its request timed out goes to the role (the FA:
-        the home side may have completed a registration the FA already refused)."""
+        """An answer that arrives after its request timed out goes to the role
+        (``Dispatch.late_answer``), unless the MN registered elsewhere meanwhile."""
         def late(answer: Any) -> None:
-            role = self.roles[key]
-            if self.registered_elsewhere(key, getattr(answer, "user_name", "")):
-                role.on_late_diameter_answer_dropped(answer)
-                return
-            self.spawn(self.execute(key, role.on_late_diameter_answer(self.now(), answer)))
+            follow = self.dispatch.late_answer(self.now(), key, answer)
+            if follow is not None:
+                self.spawn(self.execute(key, follow))
         return late
 
     def registered_elsewhere(self, fa_key: str, nai: str) -> bool:
-        """The MN registered (or is registering) through another FA of this process,
-        or the HA here binds it to another FA: a late answer for ``fa_key`` is stale."""
-        for key, role in self.roles.items():
-            if key == fa_key or not key.startswith("fa:"):
-                continue
-            if nai in role.visitors or any(p.nai == nai for p in role.pending.values()):
-                return True
-        ha = self.roles.get("ha")
-        binding = ha.bindings.get(nai) if ha is not None else None
-        return binding is not None and binding.foreign_agent != fa_key.split(":", 1)[1]
+        return self.dispatch.registered_elsewhere(fa_key, nai)

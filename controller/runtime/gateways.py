@@ -16,7 +16,7 @@ from controller.adapters.gateway import GatewayDriver
 from controller.logtext import log_text
 from controller.adapters.qos import GatewayQos
 from controller.adapters.strongswan import TunnelError
-from controller.core import persist
+from controller.core.dispatch import Dispatch
 from controller.core.actions import AddTunnel, RemoveTunnel
 from controller.core.vpn import TunnelSide, TunnelSpec
 from controller.runtime import settings
@@ -34,6 +34,7 @@ class Gateways:
         self.drivers = drivers
         self.qos = qos
         self.roles = roles
+        self.dispatch = Dispatch(roles)
         self.workers = {name: ThreadPoolExecutor(1, thread_name_prefix=f"vici-{name}")
                         for name in drivers}
         # one thread per gateway blocks on a VICI connection charon closes when it
@@ -187,36 +188,18 @@ class Gateways:
 
     def owned_gateways(self) -> set[str]:
         """Gateways whose tunnels this process's roles decide."""
-        owned: set[str] = set()
-        for key, role in self.roles.items():
-            kind = persist.kind_of(key)
-            if kind == "ha":
-                owned.add(role.name)
-            elif kind in ("fa", "cngw"):
-                owned.add(key.split(":", 1)[1])
-        for spec in self.static_tunnels:
-            owned.update(spec.ends())
-        return owned & set(self.drivers)
+        return self.dispatch.owned_gateways(self.static_tunnels) & set(self.drivers)
 
     def tunnels_wanted(self, gateway: str) -> dict[str, TunnelSpec]:
         """Tunnel id -> spec of every tunnel ``gateway`` should hold now, from the
         roles' state (what a restart restored) and the stationary tunnels."""
-        out = {t.tunnel_id: t for t in self.static_tunnels if gateway in t.ends()}
-        for key, role in self.roles.items():
-            kind = persist.kind_of(key)
-            name = (role.name if kind == "ha" else key.split(":", 1)[1]
-                    if kind in ("fa", "cngw") else None)
-            if name == gateway and hasattr(role, "tunnels_wanted"):
-                for spec in role.tunnels_wanted():
-                    out[spec.tunnel_id] = spec
-        return out
+        return self.dispatch.tunnels_wanted(gateway, self.static_tunnels)
 
     def _wanted_side(self, gateway: str, spec: TunnelSpec) -> Any:
         """``gateway``'s side of ``spec`` as its role set it: a smooth-handoff
         forwarding tunnel at the new FA is a secondary side (docs/strongswan.md)."""
         side = spec.side_for(gateway)
-        role = self.roles.get(f"fa:{gateway}")
-        if role is not None and spec.tunnel_id in role.secondary_tunnels():
+        if spec.tunnel_id in self.dispatch.secondary_tunnels(gateway):
             side = replace(side, secondary=True)
         return side
 

@@ -16,6 +16,7 @@ from controller.logtext import log_text
 from controller.core import flows
 from controller.core.actions import HoldTraffic, ReleaseHold
 from controller.runtime import settings
+from controller.core.role import FA, RoleKey
 
 LOG = logging.getLogger("mipvpn.runtime")
 
@@ -77,7 +78,7 @@ class HeldDownlinks:
                       frames: Iterable[tuple[float, bytes]]) -> None:
         """Hand frames to the old FA's IP stack: packet-out on its access port, addressed
         to its inside MAC (from the MN's), so that it routes them on."""
-        fa = self.roles[f"fa:{buf.foreign_agent}"]
+        fa = self.roles[RoleKey(FA, buf.foreign_agent)]
         dp = self.datapaths.get(dpid)
         now = time.monotonic()
         fa_mac = bytes.fromhex(fa.conf.inside_mac.replace(":", ""))
@@ -104,7 +105,7 @@ class HeldDownlinks:
                                                      action.tunnel_id, settings.HOLD_TUNNEL_WAIT)
             # the peer (the new FA, the initiator) installs its inbound SA only when
             # the responder's answer arrives: packets sent before are dropped there
-            if forward and f"fa:{action.peer}" in self.roles:   # its gateway is ours
+            if forward and RoleKey(FA, action.peer) in self.roles:   # its gateway is ours
                 left = settings.HOLD_TUNNEL_WAIT - (time.monotonic() - t0)
                 if not await self.tunnel_established(action.peer, action.tunnel_id,
                                                       max(left, 0.0)):

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from controller.core.foreign_agent import ForeignAgent
+from controller.core.role import FA, kind_of
 
 
 def foreign_agents(roles: Mapping[str, Any]) -> list[ForeignAgent]:
-    return [r for k, r in roles.items() if k.startswith("fa:")]
+    return [r for k, r in roles.items() if kind_of(k) == FA]
 
 
 def fa_of_dpid(roles: Mapping[str, Any], dpid: int) -> ForeignAgent | None:

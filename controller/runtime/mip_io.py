@@ -15,6 +15,7 @@ from controller.core.actions import RelayToHomeAgent, SendMip, SendToMobileNode
 from controller.core.foreign_agent import ForeignAgent
 from controller.proto import mip
 from controller.runtime import settings
+from controller.core.role import CNGW, FA, RoleKey, kind_of
 from controller.runtime.lookup import fa_of_dpid, foreign_agents
 
 LOG = logging.getLogger("mipvpn.runtime")
@@ -49,12 +50,12 @@ class MipIo:
         for key in self.roles:
             if key == "ha":
                 addr = (home.home_agent.mip_listen_host, home.home_agent.mip_listen_port)
-            elif key.split(":", 1)[0] in ("fa", "cngw"):
+            elif kind_of(key) in (FA, CNGW):
                 addr = ("127.0.0.1", 0)
             else:
                 continue
             self.mip[key] = await MipEndpoint.open(key, self.mip_handler(key), *addr)
-            if self.fa_ingress and key.startswith("fa:"):
+            if self.fa_ingress and kind_of(key) == FA:
                 self.ingress[key] = await MipEndpoint.open(
                     f"{key}/ingress", self.ingress_handler(key), "127.0.0.1", 0)
 
@@ -68,11 +69,8 @@ class MipIo:
             now = self.now()
             if key == "ha" and data[:1] == bytes([mip.REGISTRATION_REQUEST]):
                 actions = role.on_registration_request(now, data)
-            elif hasattr(role, "on_mip"):
-                actions = role.on_mip(now, data, self._sender_of(addr))
             else:
-                self.counters["malformed"] += 1
-                return None
+                actions = role.on_mip(now, data, self._sender_of(addr))
             reply = await self.execute(key, actions)
             return reply if isinstance(reply, bytes) else None
         return handle
@@ -123,12 +121,12 @@ class MipIo:
 
     def send_to_mn(self, action: SendToMobileNode) -> None:
         if action.port == 0:  # a virtual MN of the load generator: plain UDP
-            ep = self.ingress.get(f"fa:{action.foreign_agent}")
+            ep = self.ingress.get(RoleKey(FA, action.foreign_agent))
             addr = self.virtual_mn.pop((action.foreign_agent, action.mn_ip), None)
             if ep is not None and addr is not None:
                 ep.send(action.raw, addr)
             return
-        fa = self.roles[f"fa:{action.foreign_agent}"]
+        fa = self.roles[RoleKey(FA, action.foreign_agent)]
         dp = self.datapaths.get(fa.conf.access_dpid)
         if dp is None:
             LOG.warning("access switch of %s not connected", fa.conf.name)
@@ -173,7 +171,7 @@ class MipIo:
         actions = fa.on_registration_request(self.now(), punted.payload, punted.src_mac,
                                              in_port, src_port=punted.src_port,
                                              src_ip=punted.src_ip)
-        self.spawn(self.execute(f"fa:{fa.conf.name}", actions))
+        self.spawn(self.execute(RoleKey(FA, fa.conf.name), actions))
 
     def icmp_in(self, dpid: int, in_port: int, data: bytes) -> None:
         fa = fa_of_dpid(self.roles, dpid)

@@ -1,5 +1,6 @@
-"""Restart persistence (issue 5): the keys each role changed, flushed in one transaction
-before anyone hears of the decision; every role's records read back at start."""
+"""Restart persistence (issue 5): the keys each role changed (its ``changes`` log),
+flushed in one transaction before anyone hears of the decision; every role's records
+read back at start.  Each role says what it saves and restores (``core.role.Role``)."""
 
 from __future__ import annotations
 
@@ -16,31 +17,41 @@ LOG = logging.getLogger("mipvpn.runtime")
 
 
 class Persistence:
-    """Dirty tracking, flush and restore of the roles' state in ``state`` (None: not
-    persisted; changes are still tracked and dropped at each flush)."""
+    """Flush and restore of the roles' state in ``state`` (None: not persisted; the
+    roles then note no changes)."""
 
     def __init__(self, state: StateStore | None, roles: dict[str, Any],
                  counters: dict[str, int]) -> None:
         self.state = state
         self.roles = roles
         self.counters = counters
-        self.dirty: dict[str, set[str]] = {}
+        # role key -> its changes log (the persisted roles; set up by ``restore``)
+        self.logs: dict[str, persist.Changes] = {}
+        self.retry: dict[str, set[str]] = {}   # keys whose write failed: retried
         self.restored_static: list[TunnelSpec] = []
 
+    @property
+    def dirty(self) -> bool:
+        """Some role changed a key not written yet."""
+        return bool(self.retry) or any(log.keys for log in self.logs.values())
+
     def mark_dirty(self, role_key: str, key: str) -> None:
-        self.dirty.setdefault(role_key, set()).add(key)
+        self.retry.setdefault(role_key, set()).add(key)
 
     def flush(self) -> None:
         """Write the records of every key changed since the last flush, in one
         transaction (``StateStore.write``).  A failed write is logged and counted; the
         controller keeps serving (the records are retried with the next change)."""
-        dirty, self.dirty = self.dirty, {}
+        dirty, self.retry = self.retry, {}
+        for role_key, log in self.logs.items():
+            if log.keys:
+                dirty.setdefault(role_key, set()).update(log.take())
         if self.state is None:
             return
         changes = []
         for role_key, keys in dirty.items():
             role = self.roles.get(role_key)
-            if role is None or not hasattr(role, "export_state"):
+            if role is None:
                 continue
             for k in keys:
                 try:
@@ -58,7 +69,7 @@ class Persistence:
             LOG.error("state store: writing %d records failed: %s", len(changes),
                       type(exc).__name__)
             for role_key, keys in dirty.items():   # retried with the next change
-                self.dirty.setdefault(role_key, set()).update(keys)
+                self.retry.setdefault(role_key, set()).update(keys)
 
     def restore(self) -> dict[str, int]:
         """Read every role's records back (bindings, cached VPN information, visitors,
@@ -67,7 +78,7 @@ class Persistence:
         records = self.state.load() if self.state is not None else {}
         for role_key, recs in records.items():
             role = self.roles.get(role_key)
-            if role is None or not hasattr(role, "restore_state"):
+            if role is None or not persist.persistable(role_key, role):
                 continue
             for k, data in recs.items():
                 try:
@@ -80,9 +91,12 @@ class Persistence:
                 restored[role_key] = restored.get(role_key, 0) + 1
         self.restored_static = [persist.tunnel_from_dict(d) for _k, d in
                                 sorted(records.get(settings.STATIC_STATE, {}).items())]
-        if self.state is not None:
-            for role_key, role in self.roles.items():
-                persist.track(role_key, role, self.mark_dirty)
+        for role_key, role in self.roles.items():   # from now on, note what changes
+            if persist.persistable(role_key, role):
+                role.changes.take()
+                role.changes.on = self.state is not None
+                if self.state is not None:
+                    self.logs[role_key] = role.changes
         if restored:
             LOG.info("restored from the state store: %s", ", ".join(
                 f"{k} {n}" for k, n in sorted(restored.items())))

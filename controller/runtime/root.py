@@ -38,6 +38,7 @@ from controller.adapters.strongswan import StrongSwanGateway
 from controller.core import flows
 from controller.core.foreign_agent import ForeignAgent
 from controller.core.handover import HandoverLog
+from controller.core.role import FA, RoleKey
 from controller.core.roles import build_roles
 from controller.core.vpn import TunnelSpec
 from controller.metrics import Metrics
@@ -152,7 +153,7 @@ class Runtime:
         self.home_domain = built.home_domain
 
     def fa(self, name: str) -> ForeignAgent:
-        return self.roles[f"fa:{name}"]  # type: ignore[no-any-return]
+        return self.roles[RoleKey(FA, name)]  # type: ignore[no-any-return]
 
     def foreign_agents(self) -> list[ForeignAgent]:
         return foreign_agents(self.roles)
@@ -234,8 +235,6 @@ class Runtime:
             await asyncio.sleep(settings.TICK_INTERVAL)
             now = self.now()
             for key, role in list(self.roles.items()):
-                if not hasattr(role, "on_tick"):
-                    continue
                 try:
                     actions = role.on_tick(now)
                     if actions:

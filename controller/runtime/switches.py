@@ -14,7 +14,9 @@ from controller.core import flows
 from controller.core.actions import HoldTraffic
 from controller.metrics import Metrics
 from controller.runtime.held import HeldDownlinks
-from controller.runtime.lookup import fa_of_dpid, foreign_agents
+from controller.core.dispatch import Dispatch
+from controller.core.role import FA, HA, RoleKey
+from controller.runtime.lookup import fa_of_dpid
 from controller.runtime.mip_io import MipIo
 
 LOG = logging.getLogger("mipvpn.runtime")
@@ -35,6 +37,7 @@ class Switches:
         self.loop = loop
         self.fabric = fabric
         self.roles = roles
+        self.dispatch = Dispatch(roles)
         self.counters = counters
         self.metrics = metrics
         self.datapaths = datapaths
@@ -77,18 +80,8 @@ class Switches:
         existing = await self._flow_stats(dpid) if dp is not None else None
         # what we intend, computed after the switch answered: a visitor that left (or
         # came) during the round trip is not re-added (or missed)
-        mods: list[flows.Mod] = list(static)
-        for fa in foreign_agents(self.roles):
-            if fa.conf.access_dpid != dpid:
-                continue
-            for visitor in list(fa.visitors.values()):
-                if visitor.nai in fa.holds:   # departed, downlink held (claims 22-23)
-                    mods += flows.hold_mn(visitor.mn_mac, fa.conf.fa_port)
-                    continue
-                mods += flows.with_mn_qos(   # QoS (claims 8, 9): its meters and DSCP
-                    flows.install_mn(visitor.mn_mac, visitor.port, fa.conf.fa_port,
-                                     visitor.vpn_info.smooth_handoff),
-                    flows.visitors_qos([visitor], fa.conf.name))
+        # (each FA's visitors' steering with QoS, or a departed MN's punt)
+        mods: list[flows.Mod] = list(static) + self.dispatch.intended_flows(dpid)
         dp = self.datapaths.get(dpid)
         if dp is not None and existing is not None:
             msgs, counts = openflow.reconcile_msgs(dp, tuple(mods), existing)
@@ -186,11 +179,10 @@ class Switches:
         if now - self.on_demand_seen.get(key, -1e9) < 1.0 or "ha" not in self.roles:
             return
         self.on_demand_seen[key] = now
-        ha = self.roles["ha"]
-        if hasattr(ha, "on_correspondent_packet"):
-            LOG.info("on-demand: packet from behind %s to %s", gateway, dst)
-            self.spawn(self.execute("ha", ha.on_correspondent_packet(self.now(), dst,
-                                                                     gateway)))
+        ha = self.roles[RoleKey(HA)]     # the HA of this process (checked above)
+        LOG.info("on-demand: packet from behind %s to %s", gateway, dst)
+        self.spawn(self.execute(RoleKey(HA), ha.on_correspondent_packet(self.now(), dst,
+                                                                        gateway)))
 
     def port_added(self, dpid: int, port: int) -> None:
         """A link came up at a switch port: if it is an access port, advertise there
@@ -217,7 +209,7 @@ class Switches:
                 if isinstance(action, HoldTraffic):
                     self.held.hold(action)
             if actions:
-                self.spawn(self.execute(f"fa:{fa.conf.name}", actions))
+                self.spawn(self.execute(RoleKey(FA, fa.conf.name), actions))
         self.loop.call_soon_threadsafe(gone)
 
     def barrier_reply(self, dpid: int, xid: int) -> None:

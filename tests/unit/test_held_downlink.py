@@ -168,7 +168,7 @@ def test_no_tunnel_or_no_bu_drops(rt: Any, monkeypatch: Any) -> None:
 def test_port_removed_reaches_the_fa(rt: Any) -> None:
     """os-ken's port-status delete -> ``Runtime.port_removed`` -> the FA's
     ``on_port_down``: a smooth-handoff visitor on that port gets a hold and its punt."""
-    from controller.core.foreign_agent import Visitor
+    from controller.core.visitors import Visitor
     from controller.core.vpn import VpnInfo
 
     fa = rt.test.fa

@@ -414,3 +414,49 @@ def test_public_names_checker(tmp_path: Path) -> None:
     src.write_text("A = 1\n_B = 2\nC: int = 3\ndef f():\n    D = 4\nclass E:\n    F = 5\n"
                    "for _x in (): pass\n")
     assert public_names(src) == {"A", "C", "f", "E"}
+
+
+# ------------------------------------------------------------------ one dispatch (issue 12)
+
+#: what a role does with the outcome of its own request, or with another role's notice:
+#: decided in ``controller/core/dispatch.py`` only, for the runtime and the walk alike
+DISPATCHED = ("on_visitor_left", "on_diameter_answer", "on_diameter_timeout",
+              "on_home_agent_reply", "on_home_agent_timeout", "on_mip_reply",
+              "on_late_diameter_answer", "on_late_diameter_answer_dropped")
+EXECUTORS = RUNTIME_FILES + [CONTROLLER / "testing" / "walk.py"]
+
+
+def dispatched_calls(path: Path) -> list[str]:
+    """The role entry points in ``DISPATCHED`` a file reaches for itself (any attribute
+    access or ``getattr`` with the name as a constant)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        if isinstance(node, ast.Attribute) and node.attr in DISPATCHED:
+            found.append(node.attr)
+        elif (isinstance(node, ast.Constant) and isinstance(node.value, str)
+              and node.value in DISPATCHED):
+            found.append(node.value)
+    return sorted(found)
+
+
+def test_executors_found() -> None:
+    assert {"executor.py", "walk.py"} <= {p.name for p in EXECUTORS if p.exists()}
+
+
+@pytest.mark.parametrize("path", EXECUTORS, ids=lambda p: p.name)
+def test_executors_route_between_roles_only_through_the_dispatch(path: Path) -> None:
+    assert dispatched_calls(path) == []
+
+
+def test_dispatch_checker_catches_each_form(tmp_path: Path) -> None:
+    src = tmp_path / "bad.py"
+    src.write_text("def f(role, roles, now):\n"
+                   "    role.on_diameter_answer(now, 1)\n"
+                   "    roles['fa:x'].on_visitor_left(now, 'n')\n"
+                   "    getattr(role, 'on_mip_reply')\n"
+                   "    return hasattr(role, 'on_late_diameter_answer')\n")
+    assert dispatched_calls(src) == ["on_diameter_answer", "on_late_diameter_answer",
+                                     "on_mip_reply", "on_visitor_left"]
+    src.write_text("def f(dispatch, now, a):\n"
+                   "    return dispatch.diameter_outcome(now, 'fa:x', 's', a)\n")
+    assert dispatched_calls(src) == []

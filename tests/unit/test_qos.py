@@ -222,25 +222,31 @@ def test_gateway_without_namespace_is_a_no_op(tmp_path) -> None:  # type: ignore
 # ------------------------------------------------------------------ runtime wiring
 
 
-def test_runtime_adds_the_visitors_meters_to_the_fa_flows(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_fa_plans_the_visitors_meters_and_the_runtime_sends_them(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """QoS (claims 8, 9) is planned by the FA (its steering carries the visitor's
+    meters and DSCP: ``intended_flows``); the runtime sends flow actions as they are.
+    (It used to add the meters itself, reaching into the FA's visitors.)"""
     import asyncio
-    from types import SimpleNamespace
 
     from controller.config import load_topology
     from controller.core.actions import SendFlows
+    from controller.core.visitors import Visitor
     from controller.runtime import Runtime
     from tests.unit.harness import DEFAULT_TOPOLOGY
 
     sent: list[tuple[int, tuple[flows.Mod, ...]]] = []
     rt = Runtime(load_topology(DEFAULT_TOPOLOGY), tmp_path, ":memory:", rest=None,
-                 gateway_factory=lambda name: object(), advertise=False,
+                 gateway_factory=lambda name: object(), advertise=False, persist=False,
                  flow_sink=lambda dpid, mods: sent.append((dpid, mods)))
     assert rt.gateway_qos == {}          # fake gateways: no tc
     fa = rt.fa("fa1")
-    fa.visitors["alice@home.example"] = SimpleNamespace(mn_mac=MN, vpn_info=_info(LIMIT),
-                                                       expires=1e9)
-    install = flows.install_mn(MN, MN_PORT, FA_PORT)
-    asyncio.run(rt.execute("fa:fa1", [SendFlows(0x401, install)]))
+    fa.visitors["alice@home.example"] = Visitor(
+        "alice@home.example", "10.10.0.100", "10.0.0.1", MN, MN_PORT, _info(LIMIT),
+        1800, 1e9)
+    planned = tuple(fa.intended_flows())
+    assert planned == flows.with_mn_qos(flows.install_mn(MN, MN_PORT, fa.conf.fa_port),
+                                        {MN: LIMIT})
+    assert planned == flows.qos_flow_mods(MN, MN_PORT, fa.conf.fa_port, LIMIT)
+    asyncio.run(rt.execute("fa:fa1", [SendFlows(0x401, planned)]))
     asyncio.run(rt.execute("fa:fa1", [SendFlows(0x401, flows.remove_mn(MN))]))
-    assert sent == [(0x401, flows.qos_flow_mods(MN, MN_PORT, FA_PORT, LIMIT)),
-                    (0x401, flows.remove_mn(MN))]
+    assert sent == [(0x401, planned), (0x401, flows.remove_mn(MN))]

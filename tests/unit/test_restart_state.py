@@ -158,19 +158,33 @@ def test_tunnels_wanted_is_what_the_gateways_hold(walk: Walk) -> None:
 
 
 def test_tracked_dict_reports_every_entry_set_or_removed(walk: Walk) -> None:
-    seen: list[tuple[str, str]] = []
-    for key, role in walk.roles.items():
-        persist.track(key, role, lambda rk, k: seen.append((rk, k)))
+    """Each role notes in its own ``changes`` log the key of every entry it sets or
+    removes (its state dicts are built tracked: no class swapping at run time)."""
+    def taken() -> set[tuple[str, str]]:
+        return {(rk, k) for rk, role in walk.roles.items()
+                if persist.persistable(rk, role) for k in role.changes.take()}
+
+    for role in walk.roles.values():
+        role.changes.on = True
     mn = MobileNode(walk)
     assert mn.register("fa1").accepted
-    assert {("ha", NAI), ("aaah", NAI), ("aaaf:domain-a", NAI), ("fa:fa1", NAI)} <= set(seen)
-    seen.clear()
+    assert {("ha", NAI), ("aaah", NAI), ("aaaf:domain-a", NAI), ("fa:fa1", NAI)} <= taken()
     walk.now += 2
     assert mn.register("fa2", "fa1").accepted
-    assert {("ha", NAI), ("aaaf:domain-a", NAI), ("fa:fa2", NAI), ("fa:fa1", NAI)} <= set(seen)
+    seen = taken()
+    assert {("ha", NAI), ("aaaf:domain-a", NAI), ("fa:fa2", NAI), ("fa:fa1", NAI)} <= seen
     assert ("aaah", NAI) not in seen                 # the AAAH was not involved
-    d = persist.TrackedDict({}, lambda k: seen.append(("d", k)))
-    seen.clear()
+
+    class Sink:
+        def __init__(self) -> None:
+            self.seen: list[tuple[str, str]] = []
+
+        def note(self, k: str) -> None:
+            self.seen.append(("d", k))
+
+    sink = Sink()
+    d = persist.TrackedDict(sink)
+    seen = sink.seen  # type: ignore[assignment]
     d["a"] = 1
     d.setdefault("b", 2)
     d.pop("a")
@@ -209,19 +223,29 @@ def test_state_store_rejects_unknown_sync_mode(tmp_path) -> None:
 
 
 def test_tracking_keeps_the_roles_indexes_and_expiry_heap() -> None:
-    """Change tracking mixes into the FA's VisitorTable and the HA's ExpiryDict in
-    place: the MAC index and ``due`` keep working, and every change is reported."""
-    from controller.core.expiry import ExpiryDict
-    from controller.core.foreign_agent import Visitor, VisitorTable
+    """Change tracking is mixed into the FA's VisitorTable and the HA's ExpiryDict
+    (classes built so, not swapped): the MAC index and ``due`` keep working, and
+    every change is reported."""
+    from controller.core.visitors import TrackedVisitorTable, Visitor, VisitorTable
     from controller.core.vpn import VpnInfo
 
-    seen: list[str] = []
-    table = VisitorTable()
+    class Sink:
+        def __init__(self) -> None:
+            self.on = False
+            self.seen: list[str] = []
+
+        def note(self, k: str) -> None:
+            if self.on:
+                self.seen.append(k)
+
+    sink = Sink()
+    seen = sink.seen
+    table = TrackedVisitorTable(sink)
     info = VpnInfo("a@x", "10.1.0.5", "ha", "fa1", ())
     table["a@x"] = Visitor("a@x", "10.1.0.5", "10.1.0.1", "02:00:00:00:00:01", 3, info,
                            30, 30.0)
-    same = persist.tracked(table, seen.append)
-    assert same is table and isinstance(table, VisitorTable)
+    sink.on = True
+    assert isinstance(table, VisitorTable) and seen == []
     assert table.by_mac("02:00:00:00:00:01") is not None          # existing entry kept
     table["b@x"] = Visitor("b@x", "10.1.0.6", "10.1.0.1", "02:00:00:00:00:02", 4, info,
                            30, 10.0)
@@ -230,8 +254,7 @@ def test_tracking_keeps_the_roles_indexes_and_expiry_heap() -> None:
     table.pop("b@x")
     assert table.by_mac("02:00:00:00:00:02") is None and seen == ["b@x", "b@x"]
 
-    bindings: ExpiryDict[str, Any] = ExpiryDict()
-    persist.tracked(bindings, seen.append)
+    bindings = persist.TrackedExpiryDict(sink)
     bindings["c@x"] = SimpleNamespace(expires=5.0)
     del bindings["c@x"]
     assert bindings.due(10.0) == [] and seen[-2:] == ["c@x", "c@x"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from controller.core.foreign_agent import Visitor, VisitorTable
+from controller.core.visitors import Visitor, VisitorTable
 from controller.core.vpn import VpnInfo
 
 
