@@ -243,6 +243,10 @@ class ForeignAgent(Role):
         service_update = rrq.vendor_extension(VENDOR_ID, CVSE_SERVICE_UPDATE) is not None
         # a service-update request is a new registration, not a retransmission
         move_key = (ext.data if ext is not None else b"") + (b"su" if service_update else b"")
+        # ... from the same MN: its MAC, access port and UDP source (an RRQ naming the
+        # same NAI from elsewhere is not a retransmission: it must not silence the real
+        # MN's tries, nor take their reply; a client restarted on another port is new)
+        move_key += f"|{mn_mac}|{port}|{reply_to[0]}:{reply_to[1]}".encode()
         held = self.in_progress.get(nai)
         if held is not None and held[1] == move_key and now - held[0] < IN_PROGRESS_HOLD:
             # A retransmission of a registration in progress (or just accepted): a

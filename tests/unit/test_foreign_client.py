@@ -416,3 +416,26 @@ def test_ama_reply_for_another_request_is_dropped(walk: Walk, mn: MobileNode,
     fa = walk.fa("fa1")
     assert fa.counters["reply_unmatched"] == 1 and NAI not in fa.visitors
     assert not [r for r, _ in walk.of_type(SendFlows) if r == "fa:fa1"]
+
+
+def test_same_nai_from_elsewhere_is_not_a_retransmission(walk: Walk, mn: MobileNode) -> None:
+    """Review of issue 11/18: the FA's retransmission hold was keyed by NAI alone, so an
+    RRQ naming alice from another MAC (or a restarted client on another UDP port) was
+    swallowed as a retransmission of hers.  Now only the same MN's tries are held."""
+    raw = request(walk, mn)
+    assert send(walk, mn, raw).code == 0
+    fa = walk.fa("fa1")
+    # the very same try again (same MAC, port, source): held as a retransmission
+    assert send(walk, mn, raw) is None
+    assert fa.counters["retransmit_suppressed"] == 1
+    # the same NAI from another MAC, with a garbage authenticator: answered (denied)
+    # at its own source, not silenced
+    bad = bytearray(request(walk, mn))
+    bad[-1] ^= 0xFF
+    pos = walk.mark()
+    walk.mn_sends_rrq("fa1", bytes(bad), "02:00:00:00:66:66", mn.port, src_port=PORT + 9)
+    (reply,) = walk.replies_to_mn(pos)
+    assert reply is not None and reply.code != 0
+    assert fa.counters["retransmit_suppressed"] == 1
+    # the real MN restarted on another UDP port: a new registration, answered there
+    assert send(walk, mn, request(walk, mn), src_port=PORT + 10).code == 0
