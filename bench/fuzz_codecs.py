@@ -456,6 +456,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     n = args.inputs or (QUICK_INPUTS if args.quick else FULL_INPUTS)
     codecs = ["mip", "diameter"] if args.codec == "all" else [args.codec]
+    from bench.common import machine
+    before = machine()          # load average before the run, for the JSON
     if args.engine == "atheris":       # libFuzzer exits the process: one per codec
         if len(codecs) == 1:
             run_atheris(codecs[0], n, args.seed, args.json)
@@ -473,7 +475,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:   # with code, machine, load and command (issue 13)
         from bench.common import save_results
         save_results("fuzz_codecs", args.json,
-                     {"benchmark": "fuzz_codecs", "engine": args.engine,
+                     {"benchmark": "fuzz_codecs", "machine": before, "engine": args.engine,
                       "seed": args.seed, "reports": [r.to_json() for r in reports]},
                      None)
     bad = sum(sum(r.unexpected.values()) for r in reports)
