@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import collections
 import ipaddress
-import json
 import random
 import sys
 import time
@@ -393,9 +392,10 @@ def run_atheris(codec: str, n: int, seed: int, json_path: str | None
         rep.seconds = time.perf_counter() - t0
         print_report(rep)
         if json_path:
-            with open(json_path, "w", encoding="utf-8") as f:
-                json.dump({"engine": "atheris", "seed": seed, "reports": [rep.to_json()]},
-                          f, indent=2)
+            from bench.common import save_results
+            save_results("fuzz_codecs", json_path,
+                         {"benchmark": "fuzz_codecs", "engine": "atheris", "seed": seed,
+                          "reports": [rep.to_json()]}, None)
         sys.stdout.flush()
 
     def one(data: bytes) -> None:
@@ -450,10 +450,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--codec", choices=["mip", "diameter", "all"], default="all")
     ap.add_argument("--engine", choices=["mutate", "atheris"], default="mutate")
-    ap.add_argument("--json", default=None, help="write the reports as JSON here")
+    ap.add_argument("--json", default=None,
+                    help="write the reports as JSON here "
+                         "(bench/results/fuzz_codecs.json is the committed one)")
     args = ap.parse_args(argv)
     n = args.inputs or (QUICK_INPUTS if args.quick else FULL_INPUTS)
     codecs = ["mip", "diameter"] if args.codec == "all" else [args.codec]
+    from bench.common import machine
+    before = machine()          # load average before the run, for the JSON
     if args.engine == "atheris":       # libFuzzer exits the process: one per codec
         if len(codecs) == 1:
             run_atheris(codecs[0], n, args.seed, args.json)
@@ -468,10 +472,12 @@ def main(argv: list[str] | None = None) -> int:
         rep = run_mutate(codec, n, args.seed)
         print_report(rep)
         reports.append(rep)
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump({"engine": args.engine, "seed": args.seed,
-                       "reports": [r.to_json() for r in reports]}, f, indent=2)
+    if args.json:   # with code, machine, load and command (issue 13)
+        from bench.common import save_results
+        save_results("fuzz_codecs", args.json,
+                     {"benchmark": "fuzz_codecs", "machine": before, "engine": args.engine,
+                      "seed": args.seed, "reports": [r.to_json() for r in reports]},
+                     None)
     bad = sum(sum(r.unexpected.values()) for r in reports)
     short = [r.codec for r in reports if r.inputs < n]
     if short:

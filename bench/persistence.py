@@ -10,7 +10,7 @@ then, per simulated registration of user i, exports the four records
 with ``synchronous=NORMAL`` (the default) and ``FULL``, into a database already
 holding N users (the cost must not grow with N: one row per key, B-tree upsert).
 
-    python -m bench.persistence [--users 10000] [--json F]
+    python -m bench.persistence [--users 10000] [--json bench/results/persistence.json]
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import print_machine, summary, write_json
+from bench.common import machine, print_machine, save_results, summary
 
 
 def run(users: int) -> dict[str, Any]:
@@ -76,11 +76,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--users", type=int, default=10000)
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
-    print_machine()
-    res = run(args.users)
-    print(json.dumps(res, indent=2))
-    if args.json:
-        write_json(Path(args.json), res)
+    before = print_machine(machine())
+    res = {"benchmark": "persistence", "machine": before, **run(args.users)}
+    print(json.dumps({k: v for k, v in res.items() if k != "machine"}, indent=2))
+    if args.json:   # with code, machine, load before/after and command (issue 13)
+        save_results("persistence", args.json, res, None)
     return 0
 
 

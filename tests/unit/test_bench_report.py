@@ -80,3 +80,38 @@ def test_save_results_records_code_machine_load_and_command(tmp_path: Path,
 def test_command_line_of_mipvpn_bench(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sys, "argv", ["/usr/bin/mipvpn", "bench", "scale", "--moves", "10"])
     assert common.command_line("scale") == "python -m bench.scale --moves 10"
+
+
+def test_readme_reliability_figures_are_the_generated_ones() -> None:
+    """README's measured Reliability rows (fuzz rates, cost of persisting) come from
+    bench/results/{fuzz_codecs,persistence}.json, with code, machine and load."""
+    text = report.README.read_text()
+    block = report.readme_block(text, report.RELIABILITY_BEGIN, report.RELIABILITY_END)
+    assert block is not None, "README.md has no bench.report (reliability) block"
+    assert block == report.generate_reliability(), (
+        "README's Reliability figures differ from the committed results: "
+        "run `python -m bench.report --write`")
+    for name in report.RELIABILITY_FILES:
+        assert f"`{name}.json`; code `" in block, f"{name}.json not tabled"
+    assert report.differing() == []
+
+
+def test_a_fuzz_failure_shows_in_the_reliability_table(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    results.mkdir()
+    for name in report.RELIABILITY_FILES:
+        shutil.copy(RESULTS / f"{name}.json", results)
+    before = report.generate_reliability(results)
+    data = json.loads((results / "fuzz_codecs.json").read_text())
+    data["reports"][0]["unexpected"] = {"IndexError: planted": 3}
+    (results / "fuzz_codecs.json").write_text(json.dumps(data))
+    after = report.generate_reliability(results)
+    assert after != before
+    row = next(line for line in after.splitlines() if "Mobile IPv4" in line)
+    assert "**3 unexpected exceptions**" in row and "**not met**" in row
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{report.BEGIN}\n{report.END}\n\n{report.RELIABILITY_BEGIN}\n| old |\n"
+                      f"{report.RELIABILITY_END}\n")
+    assert report.write(readme, results) is True
+    assert report.differing(readme, results) == []
+    assert "**3 unexpected exceptions**" in readme.read_text()

@@ -225,3 +225,21 @@ def test_create_child_exchanges(tmp_path):
         "10:00:01.000 05[ENC] <b|4> parsed CREATE_CHILD_SA response 1 [ SA No TSi TSr ]\n")
     assert create_child_exchanges(log) == [12.0]
     assert create_child_exchanges(tmp_path / "none.log") == []
+
+
+def test_persistence_result_names_code_machine_load_and_command(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """bench.persistence's JSON carries what README's Reliability row cites (issue 13)."""
+    import sys
+
+    from bench import persistence
+    out = tmp_path / "persistence.json"
+    monkeypatch.setattr(sys, "argv", ["bench/persistence.py", "--users", "20"])
+    assert persistence.main(["--users", "20", "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert res["benchmark"] == "persistence" and res["users"] == 20
+    assert res["command"] == "python -m bench.persistence --users 20"
+    for key in ("code", "cpu", "cores", "loadavg", "time"):
+        assert key in res["machine"]
+    assert len(res["load_after"]) == 3
+    assert res["normal"]["per_registration_ms"]["n"] == 20

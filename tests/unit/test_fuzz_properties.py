@@ -16,7 +16,14 @@ from controller.proto import diameter, mip
 def test_quick_fuzz_run_is_clean(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "fuzz.json"
     assert fuzz_codecs.main(["--quick", "--json", str(out)]) == 0
-    reports = {r["codec"]: r for r in json.loads(out.read_text())["reports"]}
+    res = json.loads(out.read_text())
+    reports = {r["codec"]: r for r in res["reports"]}
+    # what README's Reliability table needs to name its source (issue 13)
+    assert res["benchmark"] == "fuzz_codecs" and res["engine"] == "mutate"
+    assert res["command"].startswith("python -m bench.fuzz_codecs")
+    for key in ("code", "cpu", "cores", "loadavg", "time"):
+        assert key in res["machine"]
+    assert len(res["load_after"]) == 3
     for codec in ("mip", "diameter"):
         rep = reports[codec]
         assert rep["inputs"] >= fuzz_codecs.QUICK_INPUTS
