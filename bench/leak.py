@@ -4,7 +4,8 @@ binding, its tunnels and its flows, and nothing else stays behind (issue 5).
 The controller runtime (``controller.runtime.Runtime``: every role, Diameter over
 loopback TCP, Mobile IPv4 over UDP) runs in this process with recording gateways
 (live tunnel set per gateway: adds minus removes) and a flow sink that applies every
-flow-mod batch to a fake OpenFlow table per switch (``tests/unit/fakeoftable.py``).
+flow-mod batch to a fake OpenFlow table per switch
+(``controller/testing/fakeoftable.py``).
 Its clock (``Runtime.now``) is a fake one the benchmark advances, so a cycle does not
 wait for lifetimes in real time; everything else is real (sockets, Diameter, MIPv4
 authenticators, identification timestamps checked against that clock).
@@ -92,9 +93,9 @@ class LeakHarness:
         from bench.registration import free_port_topology
         from controller.core.aaa_home import Destination, UserRecord, VpnProfile
         from controller.core.vpn import QosSpec, SecuritySpec
-        from controller.loadgen import RecordingGateway
+        from controller.testing.gateways import RecordingGateway
         from controller.runtime import Runtime
-        from tests.unit.fakeoftable import FakeOFTable
+        from controller.testing.fakeoftable import FakeOFTable
 
         class LiveGateway(RecordingGateway):
             """Live tunnel set, add/remove counts; no ever-growing log."""

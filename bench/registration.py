@@ -148,7 +148,7 @@ def serve_runtime(users: int, topology: str | None, what_if: list[str],
     (``launcher.tune_gc``) unless ``no-gc-tuning``."""
     from controller.core.aaa_home import Destination, UserRecord, VpnProfile
     from controller.core.vpn import QosSpec, SecuritySpec
-    from controller.loadgen import RecordingGateway
+    from controller.testing.gateways import RecordingGateway
     from controller.runtime import Runtime
 
     class CountingGateway(RecordingGateway):

@@ -319,7 +319,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_cli_against_the_real_rest_api(tmp_path: Path) -> None:
-    from controller.loadgen import RecordingGateway
+    from controller.testing.gateways import RecordingGateway
     from controller.proto import mip
     from controller.runtime import Runtime
     from tests.unit.test_runtime_loopback import free_port_topology, register

@@ -21,7 +21,8 @@ import yaml
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from controller.config import ConfigError, check_config, load_topology
-from controller.loadgen import RecordingGateway, build_rrq
+from controller.loadgen import build_rrq
+from controller.testing.gateways import RecordingGateway
 from controller.proto import mip
 from controller.runtime import Runtime
 

@@ -23,7 +23,8 @@ from controller.adapters.diameter_peer import (DiameterConnectionError, Diameter
                                                tls_client_context, tls_server_context)
 from controller.config import load_topology
 from controller.core import peers
-from controller.loadgen import RecordingGateway, build_rrq
+from controller.loadgen import build_rrq
+from controller.testing.gateways import RecordingGateway
 from controller.proto import mip
 from controller.runtime import Runtime
 

@@ -17,7 +17,8 @@ import pytest
 
 from controller.adapters.diameter_peer import DiameterConnectionError, DiameterNode
 AUTHORIZATION_REJECTED = 5003
-from controller.loadgen import RecordingGateway, build_rrq
+from controller.loadgen import build_rrq
+from controller.testing.gateways import RecordingGateway
 from controller.proto import diameter as dia
 from controller.proto import mip
 from controller.runtime import Runtime

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from controller.adapters.gateway import GatewayDriver, GatewayDriverBase
 from controller.adapters.strongswan import StrongSwanGateway
-from controller.loadgen import RecordingGateway
+from controller.testing.gateways import RecordingGateway
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -140,7 +140,7 @@ def _get(url: str) -> bytes:
 
 
 def test_scrape_after_registration_and_move(tmp_path, caplog) -> None:
-    from controller.loadgen import RecordingGateway
+    from controller.testing.gateways import RecordingGateway
     from controller.runtime import Runtime
     from tests.unit.test_runtime_loopback import free_port_topology, register
 

@@ -12,7 +12,8 @@ import pytest
 import yaml
 
 from controller.config import parse_topology
-from controller.loadgen import RecordingGateway, build_rrq
+from controller.loadgen import build_rrq
+from controller.testing.gateways import RecordingGateway
 from controller.proto import mip
 from controller.proto import mip_keys
 from controller.runtime import Runtime

@@ -151,7 +151,7 @@ def free_port() -> int:
 @contextlib.contextmanager
 def running_runtime(tmp_path: Path) -> Iterator[tuple[Any, str, str]]:
     """The loopback runtime with REST on a free port: (runtime, base URL, token)."""
-    from controller.loadgen import RecordingGateway
+    from controller.testing.gateways import RecordingGateway
     from controller.runtime import Runtime
 
     from .test_runtime_loopback import free_port_topology

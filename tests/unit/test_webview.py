@@ -49,7 +49,7 @@ def _first_event(url: str, token: str) -> dict:
 
 
 def test_page_and_stream_on_the_runtime(tmp_path: Path) -> None:
-    from controller.loadgen import RecordingGateway
+    from controller.testing.gateways import RecordingGateway
     from controller.runtime import Runtime
     from tests.unit.test_runtime_loopback import free_port_topology, register
 

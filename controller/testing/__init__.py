@@ -1,0 +1,1 @@
+"""Test doubles and harnesses the tests and the benchmarks share."""
