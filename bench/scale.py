@@ -43,7 +43,7 @@ from controller.core.actions import (AddTunnel, AnswerDiameter, Mark, NotifyVisi
                                      SendFlows, SendMip, SendToMobileNode)
 from controller.core.roles import build_roles
 from controller.core.vpn import QosSpec, SecuritySpec
-from controller.loadgen import CVSE_PREVIOUS_FA, VENDOR_ID
+from controller.proto import mip_rrq
 from controller.proto import diameter as dia
 from controller.proto import mip
 
@@ -81,16 +81,11 @@ def make_rrq(store: Any, i: int, ha: str, coa: str, ident: int,
     CVSE], [MN-HA auth when the user has an MN-HA key], MN-AAA auth last."""
     user = store.user(user_nai(i)) if store is not None else None
     ha_key = getattr(user, "mn_ha_key", b"") if user is not None else b""
-    exts: list[Any] = [mip.NaiExtension(user_nai(i))]
-    if previous_coa:
-        exts.append(mip.CriticalVendorExtension(
-            VENDOR_ID, CVSE_PREVIOUS_FA, ipaddress.IPv4Address(previous_coa).packed))
-    raw = mip.encode(mip.RegistrationRequest(
-        flags=mip.FLAG_T, lifetime=300, home_address=str(USER_BASE + i), home_agent=ha,
-        care_of_address=coa, identification=ident, extensions=exts))
-    if ha_key:
-        raw = mip.append_auth(raw, mip.AuthKind.MN_HA, user.mn_ha_spi, ha_key)
-    return mip.append_auth(raw, mip.AuthKind.MN_AAA, SPI, KEY)
+    return mip_rrq.build_rrq(
+        nai=user_nai(i), home_address=str(USER_BASE + i), home_agent=ha,
+        care_of_address=coa, identification=ident, lifetime=300, mn_aaa_spi=SPI,
+        mn_aaa_key=KEY, previous_coa=previous_coa or None,
+        ha_spi=user.mn_ha_spi if ha_key else None, ha_key=ha_key or None)
 
 
 class Controller:
