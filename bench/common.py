@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 from collections.abc import Callable
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_TOPOLOGY = REPO / "topology" / "default.yaml"
@@ -144,25 +144,6 @@ def save_plot(fig: Any, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     print(f"plot: {path}", flush=True)
-
-
-def table(rows: Iterable[Sequence[Any]], header: Sequence[str]) -> str:
-    """A plain fixed-width text table."""
-    rows = [[_fmt(c) for c in r] for r in rows]
-    widths = [max(len(str(h)), *(len(r[i]) for r in rows)) if rows else len(str(h))
-              for i, h in enumerate(header)]
-    line = "  ".join(str(h).rjust(w) for h, w in zip(header, widths))
-    out = [line, "  ".join("-" * w for w in widths)]
-    out += ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in rows]
-    return "\n".join(out)
-
-
-def _fmt(c: Any) -> str:
-    if c is None:
-        return "-"
-    if isinstance(c, float):
-        return f"{c:.3g}" if abs(c) < 10 else f"{c:,.0f}" if abs(c) >= 1000 else f"{c:.1f}"
-    return str(c)
 
 
 def in_private_netns() -> bool:

@@ -46,7 +46,8 @@ from typing import Any
 
 from mininet_scripts.demo import _stop_proc
 from bench.common import (print_machine, pyplot, reexec_in_private_netns, save_plot,
-                          save_results, summary, table)
+                          save_results, summary)
+from controller.textutil import table
 
 IPERF_PORT = 5211
 MOVE_PORT_ACC2 = 9      # a free port of acc2 for mn1's moves
@@ -542,7 +543,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     rows = [[n, v["mbit_s"]["median"], v["mbit_s"]["max"],
              sum(1 for r in v["runs"] if "error" in r)] for n, v in res["throughput"].items()]
-    print(table(rows, ["TCP, iperf3", "median Mbit/s", "max", "errors"]))
+    print(table(["TCP, iperf3", "median Mbit/s", "max", "errors"], rows, numbers=True))
     print(f"HA-anchored: ratio steered / bare fa1<->ha: "
           f"{res.get('ratio_steered_to_bare_fa1_ha')}; steered / slower bare leg: "
           f"{res.get('ratio_steered_to_slower_bare_leg')}; with TX offload off on hosts "
@@ -556,9 +557,10 @@ def main(argv: list[str] | None = None) -> int:
     main_cases = [STEERED, BARE_FA1_HA, BARE_CNGW_HA, STEERED_RO, BARE_FA1_CNGW2]
     if len(procs) > 1:
         print("CPU seconds per Gbit carried (medians), and the machine's busy cores:")
-        print(table([[n, *(cpu.get(n, {}).get(p) for p in procs),
+        print(table(["case", *procs, "busy cores"],
+                    [[n, *(cpu.get(n, {}).get(p) for p in procs),
                       cpu.get(n, {}).get("machine_busy_cores")] for n in main_cases],
-                    ["case", *procs, "busy cores"]))
+                    numbers=True))
     print(f"CPU per Gbit, bare / steered (the throughput ratio at equal CPU): "
           f"HA-anchored {res.get('cpu_ratio_bare_fa1_ha_to_steered')}, route-optimised "
           f"{res.get('cpu_ratio_bare_fa1_cngw2_to_ro')}")

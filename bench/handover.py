@@ -40,7 +40,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import (REPO, print_machine, pyplot, reexec_in_private_netns, save_plot,
-                          save_results, summary, table)
+                          save_results, summary)
+from controller.textutil import table
 
 IKE_GROUPS = {"ecp256": "aes128-sha256-ecp256", "x25519": "aes128-sha256-x25519",
               "modp2048": "aes128-sha256-modp2048", "modp3072": "aes128-sha256-modp3072",
@@ -325,7 +326,7 @@ def print_summary(label: str, s: dict[str, Any]) -> None:
                       ("create_child_rtt_ms", "CREATE_CHILD_SA round trip ms")):
         v = s.get(key) or {}
         rows.append([name, v.get("median"), v.get("p95"), v.get("max")])
-    print(table(rows, ["", "median", "p95", "max"]))
+    print(table(["", "median", "p95", "max"], rows, numbers=True))
     print("signalling phases (median ms):")
     for n, v in s["phases_ms_median"].items():
         print(f"    {n:28s} {v if v is not None else '-':>8}")

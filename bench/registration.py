@@ -51,7 +51,8 @@ from typing import Any
 import yaml
 
 from bench.common import (DEFAULT_TOPOLOGY, REPO, print_machine, pyplot, save_plot,
-                          save_results, summary, table)
+                          save_results, summary)
+from controller.textutil import table
 from controller.proto import mip
 
 USER_BASE = ipaddress.IPv4Address("10.64.0.0")
@@ -1016,8 +1017,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = [[r["offered"], r["achieved_rate"], r["latency_ms"]["median"],
              r["latency_ms"]["p99"], r["latency_ms"]["max"], r["unanswered"]]
             for r in res["open_loop"] if "skipped" not in r]
-    print(table(rows, ["offered/s", "completed/s", "p50 ms", "p99 ms", "max ms",
-                       "unanswered"]))
+    print(table(["offered/s", "completed/s", "p50 ms", "p99 ms", "max ms", "unanswered"],
+                rows, numbers=True))
     print(f"saturation: {best['rate']:,.0f} full registrations/s (window {best['window']}; "
           f"target >= 2,000/s)")
     save_results("registration", args.json, res, None if args.no_plot else plot)

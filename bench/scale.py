@@ -34,7 +34,8 @@ import tracemalloc
 from typing import Any
 
 from bench.common import (DEFAULT_TOPOLOGY, print_machine, pyplot, save_plot, save_results,
-                          summary, table)
+                          summary)
+from controller.textutil import table
 from controller.adapters.store import VpnStore
 from controller.config import Topology, load_topology
 from controller.core.aaa_home import Destination, UserRecord, VpnProfile
@@ -422,8 +423,8 @@ def main(argv: list[str] | None = None) -> int:
         rows.append([r["bindings"], h["median"], h["mean"], h["p99"], h["max"],
                      mm.get("bytes_per_binding"), r["flow_mods_per_handover"]])
     print()
-    print(table(rows, ["bindings", "median ms", "mean ms", "p99 ms", "max ms", "B/binding",
-                       "flow-mods/move"]))
+    print(table(["bindings", "median ms", "mean ms", "p99 ms", "max ms", "B/binding",
+                 "flow-mods/move"], rows, numbers=True))
     ratio = res["ratio_largest_to_smallest"]
     print(f"largest/smallest: median {ratio.get('median')}x, mean {ratio.get('mean')}x "
           f"(target <= 1.2x)")
