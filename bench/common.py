@@ -9,6 +9,7 @@ in the same run.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -50,6 +51,23 @@ def code_version() -> str:
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return (head or "unknown") + ("+dirty" if dirty else "")
+
+
+def bench_parser(module: str, doc: str | None) -> argparse.ArgumentParser:
+    """The argument parser a benchmark's ``main()`` starts with: ``python -m
+    bench.<module>``, the module's docstring as its description."""
+    return argparse.ArgumentParser(prog=f"python -m bench.{module}", description=doc,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def parse_bench_args(ap: argparse.ArgumentParser, argv: list[str] | None, *,
+                     plot: bool = True) -> argparse.Namespace:
+    """Add the options every benchmark has (``--json``: the result file, default
+    bench/results/; ``--no-plot`` unless ``plot`` is False) and parse ``argv``."""
+    ap.add_argument("--json", default=None, help="result file (default bench/results/)")
+    if plot:
+        ap.add_argument("--no-plot", action="store_true")
+    return ap.parse_args(argv)
 
 
 def print_machine(m: dict[str, Any] | None = None) -> dict[str, Any]:

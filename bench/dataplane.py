@@ -33,7 +33,6 @@ Runs in a private network namespace (re-executes itself under ``unshare -n``).  
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import secrets
@@ -45,8 +44,8 @@ from pathlib import Path
 from typing import Any
 
 from mininet_scripts.demo import _stop_proc
-from bench.common import (print_machine, pyplot, reexec_in_private_netns, save_plot,
-                          save_results, summary)
+from bench.common import (bench_parser, parse_bench_args, print_machine, pyplot,
+                          reexec_in_private_netns, save_plot, save_results, summary)
 from controller.textutil import table
 
 IPERF_PORT = 5211
@@ -513,8 +512,7 @@ def plot(res: dict[str, Any], path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m bench.dataplane", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = bench_parser("dataplane", __doc__)
     ap.add_argument("--seconds", type=float, default=5.0, help="iperf3 duration per run")
     ap.add_argument("--repeat", type=int, default=3, help="runs per case (interleaved)")
     ap.add_argument("--moves", type=int, default=6, help="moves for the flow-mod count")
@@ -522,9 +520,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep-dir", action="store_true")
     ap.add_argument("--no-diagnostics", action="store_true",
                     help="only the main cases (no MSS, plain and TX-offload-off runs)")
-    ap.add_argument("--json", default=None)
-    ap.add_argument("--no-plot", action="store_true")
-    args = ap.parse_args(argv)
+    args = parse_bench_args(ap, argv)
     if os.geteuid() != 0:
         print("bench.dataplane needs root (Mininet, Open vSwitch, strongSwan)",
               file=sys.stderr)

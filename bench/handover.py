@@ -29,7 +29,6 @@ userspace OVS per namespace, and other runs may share the machine.  Needs root.
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import shutil
@@ -39,8 +38,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bench.common import (REPO, print_machine, pyplot, reexec_in_private_netns, save_plot,
-                          save_results, summary)
+from bench.common import (REPO, bench_parser, parse_bench_args, print_machine, pyplot,
+                          reexec_in_private_netns, save_plot, save_results, summary)
 from controller.textutil import table
 
 IKE_GROUPS = {"ecp256": "aes128-sha256-ecp256", "x25519": "aes128-sha256-x25519",
@@ -384,8 +383,7 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m bench.handover", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = bench_parser("handover", __doc__)
     ap.add_argument("--moves", type=int, default=20)
     ap.add_argument("--settle", type=float, default=1.5, help="seconds between moves")
     ap.add_argument("--ike", default="",
@@ -405,9 +403,7 @@ def main(argv: list[str] | None = None) -> int:
                          "its attachment); e.g. --topology topology/two-domains.yaml "
                          "--between acc1,acc3 for inter-domain moves")
     ap.add_argument("--keep-dir", action="store_true")
-    ap.add_argument("--json", default=None)
-    ap.add_argument("--no-plot", action="store_true")
-    args = ap.parse_args(argv)
+    args = parse_bench_args(ap, argv)
     if os.geteuid() != 0:
         print("bench.handover needs root (Mininet, Open vSwitch, strongSwan)", file=sys.stderr)
         return 2

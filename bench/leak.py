@@ -27,7 +27,6 @@ warm-up and the end of the run.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import gc
 import ipaddress
@@ -41,10 +40,8 @@ import tracemalloc
 from pathlib import Path
 from typing import Any
 
-from bench.common import REPO, print_machine, pyplot, save_plot, save_results
-
-if str(REPO) not in sys.path:  # the fake flow table lives with the unit tests
-    sys.path.insert(0, str(REPO))
+from bench.common import (bench_parser, parse_bench_args, print_machine, pyplot, save_plot,
+                          save_results)
 
 USER_BASE = ipaddress.IPv4Address("10.64.0.0")
 KEY = bytes(range(16))
@@ -426,8 +423,7 @@ def plot(res: dict[str, Any], path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m bench.leak", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = bench_parser("leak", __doc__)
     ap.add_argument("--cycles", type=int, default=1000, help="measured cycles")
     ap.add_argument("--mns", type=int, default=10, help="MNs registering per cycle")
     ap.add_argument("--lifetime", type=int, default=2, help="registration lifetime (s)")
@@ -436,9 +432,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="cycles before the measured ones (default: until the runtime's "
                          "bounded history buffers are full)")
     ap.add_argument("--config", default=None)
-    ap.add_argument("--json", default=None)
-    ap.add_argument("--no-plot", action="store_true")
-    args = ap.parse_args(argv)
+    args = parse_bench_args(ap, argv)
     import logging
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     m = print_machine()

@@ -15,14 +15,13 @@ holding N users (the cost must not grow with N: one row per key, B-tree upsert).
 
 from __future__ import annotations
 
-import argparse
 import json
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import print_machine, summary, write_json
+from bench.common import bench_parser, parse_bench_args, print_machine, summary, write_json
 
 
 def run(users: int) -> dict[str, Any]:
@@ -71,11 +70,9 @@ def run(users: int) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m bench.persistence", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = bench_parser("persistence", __doc__)
     ap.add_argument("--users", type=int, default=10000)
-    ap.add_argument("--json", default=None)
-    args = ap.parse_args(argv)
+    args = parse_bench_args(ap, argv, plot=False)
     print_machine()
     res = run(args.users)
     print(json.dumps(res, indent=2))

@@ -50,8 +50,8 @@ from typing import Any
 
 import yaml
 
-from bench.common import (DEFAULT_TOPOLOGY, REPO, print_machine, pyplot, save_plot,
-                          save_results, summary)
+from bench.common import (DEFAULT_TOPOLOGY, REPO, bench_parser, parse_bench_args,
+                          print_machine, pyplot, save_plot, save_results, summary)
 from controller.textutil import table
 from controller.proto import mip
 
@@ -959,8 +959,7 @@ def plot(res: dict[str, Any], path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m bench.registration", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = bench_parser("registration", __doc__)
     ap.add_argument("--users", type=int, default=10000)
     ap.add_argument("--loads", default="100,500,1000,2000",
                     help="offered loads (registrations/s), open loop")
@@ -970,8 +969,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--config", default=None)
     ap.add_argument("--no-profile", action="store_true")
     ap.add_argument("--no-reference", action="store_true")
-    ap.add_argument("--json", default=None)
-    ap.add_argument("--no-plot", action="store_true")
     ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--serve-ref-ours", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--serve-ref-pydiameter", action="store_true", help=argparse.SUPPRESS)
@@ -991,7 +988,7 @@ def main(argv: list[str] | None = None) -> int:
                          "start-up, unless no-gc-tuning); state-memory (restart "
                          "records in an in-memory database instead of a WAL file as "
                          "mipvpn controller writes), no-persist")
-    args = ap.parse_args(argv)
+    args = parse_bench_args(ap, argv)
     if args.ref_client:
         return ref_client_pydiameter(json.loads(args.ref_client))
     if args.serve or args.serve_ref_ours or args.serve_ref_pydiameter:

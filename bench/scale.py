@@ -23,7 +23,6 @@ unit-test harness ``tests/unit/harness.py`` walks them) delivers every action at
 
 from __future__ import annotations
 
-import argparse
 import gc
 import ipaddress
 import random
@@ -33,8 +32,8 @@ import time
 import tracemalloc
 from typing import Any
 
-from bench.common import (DEFAULT_TOPOLOGY, print_machine, pyplot, save_plot, save_results,
-                          summary)
+from bench.common import (DEFAULT_TOPOLOGY, bench_parser, parse_bench_args, print_machine,
+                          pyplot, save_plot, save_results, summary)
 from controller.textutil import table
 from controller.adapters.store import VpnStore
 from controller.config import Topology, load_topology
@@ -401,15 +400,12 @@ def plot(res: dict[str, Any], path: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m bench.scale", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = bench_parser("scale", __doc__)
     ap.add_argument("--sizes", default="100,1000,10000,100000")
     ap.add_argument("--moves", type=int, default=500, help="handovers timed per size")
     ap.add_argument("--no-memory", action="store_true", help="skip the tracemalloc pass")
     ap.add_argument("--config", default=None, help="topology YAML (default topology)")
-    ap.add_argument("--json", default=None, help="result file (default bench/results/)")
-    ap.add_argument("--no-plot", action="store_true")
-    args = ap.parse_args(argv)
+    args = parse_bench_args(ap, argv)
     sizes = sorted({int(s) for s in args.sizes.split(",")})
     m = print_machine()
     print(f"scale: sizes {sizes}, {args.moves} timed intra-domain moves per size", flush=True)
