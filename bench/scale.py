@@ -43,9 +43,8 @@ from controller.core.actions import (AddTunnel, AnswerDiameter, Mark, NotifyVisi
                                      SendFlows, SendMip, SendToMobileNode)
 from controller.core.roles import build_roles
 from controller.core.vpn import QosSpec, SecuritySpec
-from controller.proto import mip_rrq
 from controller.proto import diameter as dia
-from controller.proto import mip
+from controller.proto import mip, mip_keys, mip_rrq
 
 T0 = 1_700_000_000.0
 USER_BASE = ipaddress.IPv4Address("10.64.0.0")   # virtual users' home addresses
@@ -76,22 +75,26 @@ def seed_users(store: VpnStore, start: int, stop: int, profile_of: Any) -> None:
 
 
 def make_rrq(store: Any, i: int, ha: str, coa: str, ident: int,
-             previous_coa: str | None = None) -> bytes:
+             previous_coa: str | None = None,
+             mn_fa: tuple[int, bytes] | None = None) -> bytes:
     """The RRQ of virtual user ``i`` as the MN client builds it: NAI, [previous FA
-    CVSE], [MN-HA auth when the user has an MN-HA key], MN-AAA auth last."""
+    CVSE], [MN-HA auth when the user has an MN-HA key], MN-AAA auth, [MN-FA auth with
+    ``mn_fa`` (SPI, key) from the nonce of the user's last accepted reply]."""
     user = store.user(user_nai(i)) if store is not None else None
     ha_key = getattr(user, "mn_ha_key", b"") if user is not None else b""
     return mip_rrq.build_rrq(
         nai=user_nai(i), home_address=str(USER_BASE + i), home_agent=ha,
         care_of_address=coa, identification=ident, lifetime=300, mn_aaa_spi=SPI,
         mn_aaa_key=KEY, previous_coa=previous_coa or None,
-        ha_spi=user.mn_ha_spi if ha_key else None, ha_key=ha_key or None)
+        ha_spi=user.mn_ha_spi if ha_key else None, ha_key=ha_key or None,
+        fa_spi=mn_fa[0] if mn_fa else None, fa_key=mn_fa[1] if mn_fa else None)
 
 
 class Controller:
     """The roles of one controller and a synchronous executor over them."""
 
-    def __init__(self, topo: Topology, store: VpnStore) -> None:
+    def __init__(self, topo: Topology, store: VpnStore, *, remember_mn_fa: bool = True
+                 ) -> None:
         self.topo = topo
         self.store = store
         self.built = build_roles(topo, store)
@@ -100,6 +103,11 @@ class Controller:
         self.flow_mods = 0
         self.tunnel_ops = 0
         self.replies: list[bytes] = []
+        # each user's MN-FA association (SPI, key), derived like the MN client does from
+        # the nonce in its last accepted reply (RFC 3957; issue 11): a move is answered
+        # by the foreign AAA only when it is signed with it.  Off where nothing moves
+        # (the memory pass: the MNs' keys are not the controller's memory).
+        self.mn_fa: dict[int, tuple[int, bytes]] | None = {} if remember_mn_fa else None
         dom = self.built.home_domain
         assert dom is not None and dom.home_agent is not None
         self.routes: dict[str, dict[str, str]] = {"aaah": {dom.home_agent.host: "ha"}}
@@ -116,13 +124,26 @@ class Controller:
 
     def register(self, now: float, i: int, fa: str, previous: str | None = None) -> bytes:
         """User ``i`` sends a Registration Request at ``fa``; returns the reply bytes."""
+        mn_fa = self.mn_fa.get(i) if self.mn_fa is not None else None
         raw = make_rrq(self.store, i, self.ha_core, self.coa[fa], mip.ntp_identification(now),
-                       previous_coa=self.coa[previous] if previous else None)
+                       previous_coa=self.coa[previous] if previous else None, mn_fa=mn_fa)
         self.replies.clear()
         key = f"fa:{fa}"
         self.execute(now, key, self.roles[key].on_registration_request(
             now, raw, "02:00:00:00:00:01", 2))
-        return self.replies[-1] if self.replies else b""
+        reply = self.replies[-1] if self.replies else b""
+        if self.mn_fa is not None and len(reply) > 1 and reply[1] in (0, 1):
+            self._take_nonce(i, reply)
+        return reply
+
+    def _take_nonce(self, i: int, reply: bytes) -> None:
+        """Keep the MN-FA key of the reply's nonce, if it has one (a move answered by
+        the foreign AAA has none: the key stays), as ``MobileNodeState`` does."""
+        assert self.mn_fa is not None
+        rrp = mip.decode(reply)
+        nonce = mip_keys.nonce_reply(rrp) if isinstance(rrp, mip.RegistrationReply) else None
+        if nonce is not None:
+            self.mn_fa[i] = (nonce.spi, mip_keys.mn_fa_key(KEY, nonce.nonce, user_nai(i)))
 
     def execute(self, now: float, key: str, actions: list[Any]) -> Any:
         role = self.roles[key]
@@ -342,7 +363,7 @@ def measure_memory(topo: Topology, sizes: list[int], profile_of: Any) -> list[di
     store.seed(topo)
     gc.collect()
     tracemalloc.start()
-    ctl = Controller(topo, store)
+    ctl = Controller(topo, store, remember_mn_fa=False)
     clock = Clock()
     gc.collect()
     base = tracemalloc.get_traced_memory()[0]
