@@ -13,7 +13,7 @@ from controller.adapters.diameter_peer import (DiameterNoRoute, DiameterNode,
 from controller.proto import diameter as d
 from controller.proto.diameter import AmAnswer, AmRequest, Answer, Request
 
-from .test_diameter_codec import AMR, VPN
+from tests.unit.proto.test_diameter_codec import AMR, VPN
 
 HOST = "127.0.0.1"
 

@@ -25,8 +25,8 @@ from controller.adapters.diameter_peer import (DiameterConnectionError, Diameter
                                                tls_server_context)
 from controller.proto import diameter as d
 
-from .test_diameter_codec import AMR
-from .test_diameter_errors import answer_all, run
+from tests.unit.proto.test_diameter_codec import AMR
+from tests.unit.proto.test_diameter_errors import answer_all, run
 
 HOST = "127.0.0.1"
 HOME = "aaah.home.example"

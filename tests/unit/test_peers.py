@@ -10,7 +10,7 @@ import pytest
 from controller.config import load_topology
 from controller.core import peers
 
-from .test_diameter_codec import AMR, HAR
+from tests.unit.proto.test_diameter_codec import AMR, HAR
 
 ROOT = Path(__file__).resolve().parents[2]
 TABLE = peers.build_peer_table(load_topology(ROOT / "topology" / "two-domains.yaml"))

@@ -15,7 +15,7 @@ from controller.adapters import auth as auth_mod
 from controller.adapters.auth import Auth, UserCredentials, load_operator_token
 from controller.adapters.rest import create_app
 
-from .rest_fakes import ALICE, ALICE_SECRET, OPERATOR, FakeRuntime, make_auth, secret_strings
+from tests.unit.rest_fakes import ALICE, ALICE_SECRET, OPERATOR, FakeRuntime, make_auth, secret_strings
 
 OP = {"Authorization": f"Bearer {OPERATOR}"}
 USER = {"Authorization": f"Bearer {ALICE_SECRET}"}

@@ -23,7 +23,7 @@ from controller.adapters.store import VpnStore
 from controller.allowance import NOTHING, Allowance, allowance_from_profile
 from controller.config import ConfigError, parse_topology
 
-from .rest_fakes import ALICE, ALICE_SECRET, OPERATOR, ROOT, FakeRuntime, make_auth
+from tests.unit.rest_fakes import ALICE, ALICE_SECRET, OPERATOR, ROOT, FakeRuntime, make_auth
 
 OP = {"Authorization": f"Bearer {OPERATOR}"}
 USER = {"Authorization": f"Bearer {ALICE_SECRET}"}

@@ -20,7 +20,7 @@ from schemathesis.generation import GenerationMode  # noqa: E402
 
 from controller.adapters.rest import create_app  # noqa: E402
 
-from .rest_fakes import ALICE, ALICE_SECRET, OPERATOR, FakeRuntime, make_auth  # noqa: E402
+from tests.unit.rest_fakes import ALICE, ALICE_SECRET, OPERATOR, FakeRuntime, make_auth  # noqa: E402
 
 _RT = FakeRuntime(Path("/nonexistent-run-dir"))
 APP = create_app(_RT, auth=make_auth())

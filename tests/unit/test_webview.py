@@ -131,7 +131,7 @@ def test_every_response_carries_the_security_headers(tmp_path: Path) -> None:
     from controller.adapters.rest import create_app
     from controller.adapters.webview import CONTENT_SECURITY_POLICY
 
-    from .rest_fakes import OPERATOR, FakeRuntime, make_auth
+    from tests.unit.rest_fakes import OPERATOR, FakeRuntime, make_auth
     client = TestClient(create_app(FakeRuntime(tmp_path), make_auth()))
     op = {"Authorization": f"Bearer {OPERATOR}"}
     for path, headers, status in [("/", {}, 200), ("/webview.js", {}, 200),

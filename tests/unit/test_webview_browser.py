@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 import pytest
 
-from .test_untrusted_text import running_runtime
+from tests.unit.test_untrusted_text import running_runtime
 
 PAYLOADS = {
     "nai": '<img src=x onerror="window.__pwned=1;document.title=\'pwned\'">@home.example',

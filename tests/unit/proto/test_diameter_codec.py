@@ -304,7 +304,7 @@ def test_encode_rejects_bad_fields() -> None:
 def test_wireshark_dictionary_matches_codec() -> None:
     import pathlib
     import xml.etree.ElementTree as ET
-    root = pathlib.Path(__file__).resolve().parents[2]
+    root = pathlib.Path(__file__).resolve().parents[3]
     vendor = ET.parse(root / "docs/wireshark/dictionary-mipvpn.xml").getroot()
     assert vendor.tag == "vendor" and int(vendor.get("code", "")) == d.VENDOR_ID
     types = {"AvpGrouped": None, "AvpUtf8String": "UTF8String", "AvpAddress": "Address",

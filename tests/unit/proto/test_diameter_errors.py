@@ -21,7 +21,7 @@ from controller.adapters.diameter_peer import (DiameterConnectionError, Diameter
 from controller.proto import diameter as d
 from controller.proto.diameter import AmAnswer, AmRequest, Answer, Request
 
-from .test_diameter_codec import AMR, HAR, VPN
+from tests.unit.proto.test_diameter_codec import AMR, HAR, VPN
 
 HOST = "127.0.0.1"
 M = d.AVP_FLAG_MANDATORY

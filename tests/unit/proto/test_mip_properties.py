@@ -19,7 +19,7 @@ from controller.proto import mip
 from controller.proto.mip import (AgentAdvertisement, AuthKind, MipDecodeError, Pad,
                                   append_auth, decode, decode_icmp, encode, verify_auth)
 
-from .test_nai import NAIS
+from tests.unit.proto.test_nai import NAIS
 
 SETTINGS = settings(max_examples=300, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])

@@ -18,7 +18,7 @@ from controller.core.vpn import QosSpec, SecuritySpec, TunnelEnd, TunnelSpec, Vp
 from controller.proto import diameter as d
 from controller.proto.diameter import DiameterDecodeError, decode, encode
 
-from .test_nai import NAIS
+from tests.unit.proto.test_nai import NAIS
 
 SETTINGS = settings(max_examples=200, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])

@@ -16,7 +16,7 @@ import pytest
 
 from controller.proto import diameter as d
 from controller.proto import mip
-from tests.unit.test_diameter_codec import AMA, AMR, BASE, HAA, HAR
+from tests.unit.proto.test_diameter_codec import AMA, AMR, BASE, HAA, HAR
 
 scapy_mip = pytest.importorskip("scapy.layers.mobileip")
 sd = pytest.importorskip("scapy.contrib.diameter")
