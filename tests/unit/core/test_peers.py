@@ -12,7 +12,7 @@ from controller.core import peers
 
 from tests.unit.proto.test_diameter_codec import AMR, HAR
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 TABLE = peers.build_peer_table(load_topology(ROOT / "topology" / "two-domains.yaml"))
 AMR_FA3 = replace(AMR, origin_host="fa3.b.example", origin_realm="b.example",
                   foreign_agent="fa3", originating_foreign_aaa=None)

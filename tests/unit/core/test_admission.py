@@ -18,7 +18,7 @@ from controller.adapters.store import VpnStore
 from controller.loadgen import build_rrq
 from controller.proto import mip
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 T0 = 1_800_000_000.0
 KEY = bytes(range(16))
 
