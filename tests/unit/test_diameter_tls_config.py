@@ -26,7 +26,7 @@ from controller.testing.gateways import RecordingGateway
 from controller.proto import mip
 from controller.runtime import Runtime
 
-from tests.unit.test_diameter_tls import _cert, _write
+from tests.unit.adapters.test_diameter_tls import _cert, _write
 
 ROOT = Path(__file__).resolve().parents[2]
 HOME_AAA = "aaah.home.example"

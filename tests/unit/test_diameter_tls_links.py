@@ -28,7 +28,7 @@ from controller.testing.gateways import RecordingGateway
 from controller.proto import mip
 from controller.runtime import Runtime
 
-from tests.unit.test_diameter_tls import _cert, _write
+from tests.unit.adapters.test_diameter_tls import _cert, _write
 
 ROOT = Path(__file__).resolve().parents[2]
 HA_HOST, AAAH_HOST, AAAF_HOST = "ha.home.example", "aaah.home.example", "aaaf.a.example"

@@ -17,7 +17,7 @@ import pytest
 from controller.adapters.webview import tunnel_kind
 from controller.proto import mip
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_tunnel_kinds() -> None:

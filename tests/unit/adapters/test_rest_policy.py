@@ -56,11 +56,6 @@ def rt(tmp_path: Path) -> FakeRuntime:
     return runtime(tmp_path)
 
 
-@pytest.fixture()
-def client(rt: FakeRuntime) -> TestClient:
-    return TestClient(create_app(rt, auth=make_auth()), raise_server_exceptions=False)
-
-
 def full(**changes: Any) -> dict[str, Any]:
     body = copy.deepcopy(SEEDED)
     body.update(changes)

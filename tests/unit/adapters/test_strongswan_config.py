@@ -194,7 +194,7 @@ def test_default_esp_proposal_has_pfs_everywhere() -> None:
     assert has_dh(SecuritySpec().esp) and SecuritySpec().esp in ESP_PROPOSALS
     assert SecurityConf().esp == SecuritySpec().esp
     assert "openssl" in strongswan.charon_plugins(False).split()   # ECP and MODP groups
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[3]
     seen = []
 
     def walk(node: Any, where: str) -> None:

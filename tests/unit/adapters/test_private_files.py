@@ -24,7 +24,7 @@ from controller.adapters.private_files import (is_private, private_dir, private_
 from controller.config import Topology, load_topology
 from mininet_scripts import mn_client
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 TOPOLOGIES = sorted((ROOT / "topology").glob("*.yaml"))
 
 

@@ -39,11 +39,6 @@ def rt(tmp_path: Path) -> FakeRuntime:
     return FakeRuntime(tmp_path)
 
 
-@pytest.fixture()
-def client(rt: FakeRuntime) -> TestClient:
-    return TestClient(create_app(rt, auth=make_auth()), raise_server_exceptions=False)
-
-
 def _bob(rt: FakeRuntime, client: TestClient) -> dict[str, str]:
     """A second user, bob, with a credential of his own."""
     from controller.core.aaa_home import UserRecord

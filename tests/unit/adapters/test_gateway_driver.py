@@ -12,7 +12,7 @@ from controller.adapters.gateway import GatewayDriver, GatewayDriverBase
 from controller.adapters.strongswan import StrongSwanGateway
 from controller.testing.gateways import RecordingGateway
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_both_drivers_implement_the_protocol(tmp_path: Path) -> None:
