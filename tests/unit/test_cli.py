@@ -322,7 +322,7 @@ def test_cli_against_the_real_rest_api(tmp_path: Path) -> None:
     from controller.testing.gateways import RecordingGateway
     from controller.proto import mip
     from controller.runtime import Runtime
-    from tests.unit.test_runtime_loopback import free_port_topology, register
+    from tests.unit.runtime.test_runtime_loopback import free_port_topology, register
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

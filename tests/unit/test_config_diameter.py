@@ -17,7 +17,7 @@ from controller.config.schema import DEFAULT_MAX_CONNECTIONS
 from controller.core import peers
 from controller.launcher import openflow_options
 
-from tests.unit.test_diameter_tls_links import pki, write_topology  # noqa: F401  (fixture)
+from tests.unit.runtime.test_diameter_tls_links import pki, write_topology  # noqa: F401  (fixture)
 
 ROOT = Path(__file__).resolve().parents[2]
 

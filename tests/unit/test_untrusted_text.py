@@ -154,7 +154,7 @@ def running_runtime(tmp_path: Path) -> Iterator[tuple[Any, str, str]]:
     from controller.testing.gateways import RecordingGateway
     from controller.runtime import Runtime
 
-    from tests.unit.test_runtime_loopback import free_port_topology
+    from tests.unit.runtime.test_runtime_loopback import free_port_topology
 
     port = free_port()
     rt = Runtime(free_port_topology(), tmp_path, ":memory:", rest=("127.0.0.1", port),

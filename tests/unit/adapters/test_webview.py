@@ -51,7 +51,7 @@ def _first_event(url: str, token: str) -> dict:
 def test_page_and_stream_on_the_runtime(tmp_path: Path) -> None:
     from controller.testing.gateways import RecordingGateway
     from controller.runtime import Runtime
-    from tests.unit.test_runtime_loopback import free_port_topology, register
+    from tests.unit.runtime.test_runtime_loopback import free_port_topology, register
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

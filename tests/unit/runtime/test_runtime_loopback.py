@@ -18,7 +18,7 @@ from controller.proto import mip
 from controller.proto import mip_keys
 from controller.runtime import Runtime
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def free_port_topology():

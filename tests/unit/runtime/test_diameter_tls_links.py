@@ -30,7 +30,7 @@ from controller.runtime import Runtime
 
 from tests.unit.adapters.test_diameter_tls import _cert, _write
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 HA_HOST, AAAH_HOST, AAAF_HOST = "ha.home.example", "aaah.home.example", "aaaf.a.example"
 
 

@@ -28,7 +28,7 @@ from controller.runtime import Runtime
 
 from tests.unit.adapters.test_diameter_tls import _cert, _write
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 HOME_AAA = "aaah.home.example"
 FOREIGN_AAA = "aaaf.a.example"
 FOREIGN_ROLES = ("aaaf:domain-a", "fa:fa1", "fa:fa2")

@@ -21,7 +21,7 @@ from controller.adapters.state import StateStore
 from controller.adapters.strongswan import TunnelError
 from controller.proto import mip
 from controller.runtime import Runtime
-from tests.unit.test_runtime_loopback import free_port_topology, register
+from tests.unit.runtime.test_runtime_loopback import free_port_topology, register
 
 NAI = "alice@home.example"
 HA_FA1 = "alice_home.example/ha-fa1"

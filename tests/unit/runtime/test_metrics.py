@@ -142,7 +142,7 @@ def _get(url: str) -> bytes:
 def test_scrape_after_registration_and_move(tmp_path, caplog) -> None:
     from controller.testing.gateways import RecordingGateway
     from controller.runtime import Runtime
-    from tests.unit.test_runtime_loopback import free_port_topology, register
+    from tests.unit.runtime.test_runtime_loopback import free_port_topology, register
 
     caplog.set_level(logging.INFO, logger="mipvpn.handover")
     port = _free_port()

@@ -24,7 +24,7 @@ from controller.proto import mip
 from controller.runtime import Runtime
 
 from tests.unit.proto.test_diameter_codec import AMR, HAR, VPN
-from tests.unit.test_runtime_loopback import free_port_topology
+from tests.unit.runtime.test_runtime_loopback import free_port_topology
 
 AAAF = ("aaaf.a.example", "a.example")
 AAAH = ("aaah.home.example", "home.example")
@@ -275,7 +275,7 @@ def test_the_legitimate_registration_still_works(rt: Any) -> None:
 def test_over_the_cap_the_oldest_connection_without_cer_makes_room(tmp_path: Any) -> None:
     import yaml
     from controller.config import parse_topology
-    from tests.unit.test_runtime_loopback import ROOT
+    from tests.unit.runtime.test_runtime_loopback import ROOT
     data = yaml.safe_load((ROOT / "topology" / "default.yaml").read_text())
     for dom in data["domains"].values():
         if "aaa" in dom:
