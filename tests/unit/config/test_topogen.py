@@ -12,7 +12,7 @@ from controller.cli import main
 from controller.config import ConfigError, check_config, load_topology, parse_topology
 from controller.topogen import cell_graph, expand, template_of
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def doc(**generate: Any) -> dict[str, Any]:

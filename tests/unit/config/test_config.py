@@ -17,7 +17,7 @@ from controller.config import (
     parse_topology,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 DEFAULT = ROOT / "topology" / "default.yaml"
 SOURCE = "topology/test.yaml"
 

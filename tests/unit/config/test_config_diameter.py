@@ -19,7 +19,7 @@ from controller.launcher import openflow_options
 
 from tests.unit.runtime.test_diameter_tls_links import pki, write_topology  # noqa: F401  (fixture)
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def default() -> dict[str, Any]:
