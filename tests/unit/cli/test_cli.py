@@ -24,7 +24,7 @@ import pytest
 
 from controller.cli import main, table
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 PROFILE = {"nai": "alice@home.example",
            "destinations": [{"prefix": "10.30.0.0/24", "gateway": "cngw"}],
