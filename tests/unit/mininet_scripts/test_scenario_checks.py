@@ -13,7 +13,7 @@ import pytest
 
 from mininet_scripts import scenario, scenario_checks as checks
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 TID = "alice_home.example/ha-fa1"
 
 

@@ -17,7 +17,7 @@ from mininet_scripts.experiment import (ExperimentError, load_experiment, plan,
                                         process_usage)
 from mininet_scripts.experiment_report import distribution, write_report
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 CI = ROOT / "experiments" / "ci-small.yaml"
 
 

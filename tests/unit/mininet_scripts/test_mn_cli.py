@@ -14,7 +14,7 @@ import pytest
 from controller.config import load_topology
 from mininet_scripts.mn_cli import MipvpnCLI, MoveError, MoveTarget, parse_move
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 TOPO = load_topology(ROOT / "topology" / "default.yaml")
 AT_FA1 = {"mn1": ("acc1", 2)}
 
