@@ -16,7 +16,7 @@ from bench import BENCHES, run_bench
 from bench.common import percentile, summary
 from bench.handover import ike_exchanges, move_spec
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_percentile_and_summary():

@@ -10,7 +10,7 @@ import pytest
 
 from bench.common import bench_parser, parse_bench_args
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
+BENCH = Path(__file__).resolve().parents[3] / "bench"
 # fuzz_codecs keeps its own short parser (no results file, no plot); __init__ adds the
 # `mipvpn bench` sub-command to the CLI's parser
 OWN_PARSER = {"fuzz_codecs.py", "__init__.py", "common.py"}
