@@ -8,7 +8,7 @@ Every figure comes from a JSON file in ``bench/results/`` and every row says whi
 file, the code version (git commit; ``+dirty`` when the checkout had changes), the
 machine (cores, cpu) and its load average the figures were measured at, and the
 command.  A figure with no file behind it has no row (docs/benchmarks.md says what is
-to be re-measured).  tests/unit/test_bench_report.py fails when README's table and the
+to be re-measured).  tests/unit/benchmarks/test_bench_report.py fails when README's table and the
 generated one differ: re-run a benchmark, then ``--write``.
 """
 

@@ -6,7 +6,7 @@
   view (the attack: markup NAI, garbage authenticator, denied 67, stored, rendered);
 - the topology loader and the REST ``{nai}`` path check the same grammar.
 
-(Log lines: tests/unit/test_log_text.py; the page: tests/unit/test_webview_browser.py.)
+(Log lines: tests/unit/test_log_text.py; the page: tests/unit/adapters/test_webview_browser.py.)
 """
 
 from __future__ import annotations

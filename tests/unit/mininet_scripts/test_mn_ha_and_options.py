@@ -243,7 +243,7 @@ def test_service_update_request() -> None:
 
 
 def test_cli_takes_mn_ha_options(tmp_path: Any, monkeypatch: Any) -> None:
-    # the keys come from files (never argv: tests/unit/test_private_files.py)
+    # the keys come from files (never argv: tests/unit/adapters/test_private_files.py)
     aaa, ha = tmp_path / "aaa.key", tmp_path / "ha.key"
     aaa.write_text(AAA_KEY.hex() + "\n")
     ha.write_text(HA_KEY.hex() + "\n")
