@@ -9,6 +9,7 @@ in the same run.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -16,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 from collections.abc import Callable
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_TOPOLOGY = REPO / "topology" / "default.yaml"
@@ -50,6 +51,23 @@ def code_version() -> str:
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return (head or "unknown") + ("+dirty" if dirty else "")
+
+
+def bench_parser(module: str, doc: str | None) -> argparse.ArgumentParser:
+    """The argument parser a benchmark's ``main()`` starts with: ``python -m
+    bench.<module>``, the module's docstring as its description."""
+    return argparse.ArgumentParser(prog=f"python -m bench.{module}", description=doc,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def parse_bench_args(ap: argparse.ArgumentParser, argv: list[str] | None, *,
+                     plot: bool = True) -> argparse.Namespace:
+    """Add the options every benchmark has (``--json``: the result file, default
+    bench/results/; ``--no-plot`` unless ``plot`` is False) and parse ``argv``."""
+    ap.add_argument("--json", default=None, help="result file (default bench/results/)")
+    if plot:
+        ap.add_argument("--no-plot", action="store_true")
+    return ap.parse_args(argv)
 
 
 def print_machine(m: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -144,25 +162,6 @@ def save_plot(fig: Any, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     print(f"plot: {path}", flush=True)
-
-
-def table(rows: Iterable[Sequence[Any]], header: Sequence[str]) -> str:
-    """A plain fixed-width text table."""
-    rows = [[_fmt(c) for c in r] for r in rows]
-    widths = [max(len(str(h)), *(len(r[i]) for r in rows)) if rows else len(str(h))
-              for i, h in enumerate(header)]
-    line = "  ".join(str(h).rjust(w) for h, w in zip(header, widths))
-    out = [line, "  ".join("-" * w for w in widths)]
-    out += ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in rows]
-    return "\n".join(out)
-
-
-def _fmt(c: Any) -> str:
-    if c is None:
-        return "-"
-    if isinstance(c, float):
-        return f"{c:.3g}" if abs(c) < 10 else f"{c:,.0f}" if abs(c) >= 1000 else f"{c:.1f}"
-    return str(c)
 
 
 def in_private_netns() -> bool:

@@ -33,7 +33,6 @@ Runs in a private network namespace (re-executes itself under ``unshare -n``).  
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import secrets
@@ -45,8 +44,9 @@ from pathlib import Path
 from typing import Any
 
 from mininet_scripts.demo import _stop_proc
-from bench.common import (print_machine, pyplot, reexec_in_private_netns, save_plot,
-                          save_results, summary, table)
+from bench.common import (bench_parser, parse_bench_args, print_machine, pyplot,
+                          reexec_in_private_netns, save_plot, save_results, summary)
+from controller.textutil import table
 
 IPERF_PORT = 5211
 MOVE_PORT_ACC2 = 9      # a free port of acc2 for mn1's moves
@@ -512,8 +512,7 @@ def plot(res: dict[str, Any], path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m bench.dataplane", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = bench_parser("dataplane", __doc__)
     ap.add_argument("--seconds", type=float, default=5.0, help="iperf3 duration per run")
     ap.add_argument("--repeat", type=int, default=3, help="runs per case (interleaved)")
     ap.add_argument("--moves", type=int, default=6, help="moves for the flow-mod count")
@@ -521,9 +520,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep-dir", action="store_true")
     ap.add_argument("--no-diagnostics", action="store_true",
                     help="only the main cases (no MSS, plain and TX-offload-off runs)")
-    ap.add_argument("--json", default=None)
-    ap.add_argument("--no-plot", action="store_true")
-    args = ap.parse_args(argv)
+    args = parse_bench_args(ap, argv)
     if os.geteuid() != 0:
         print("bench.dataplane needs root (Mininet, Open vSwitch, strongSwan)",
               file=sys.stderr)
@@ -542,7 +539,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     rows = [[n, v["mbit_s"]["median"], v["mbit_s"]["max"],
              sum(1 for r in v["runs"] if "error" in r)] for n, v in res["throughput"].items()]
-    print(table(rows, ["TCP, iperf3", "median Mbit/s", "max", "errors"]))
+    print(table(["TCP, iperf3", "median Mbit/s", "max", "errors"], rows, numbers=True))
     print(f"HA-anchored: ratio steered / bare fa1<->ha: "
           f"{res.get('ratio_steered_to_bare_fa1_ha')}; steered / slower bare leg: "
           f"{res.get('ratio_steered_to_slower_bare_leg')}; with TX offload off on hosts "
@@ -556,9 +553,10 @@ def main(argv: list[str] | None = None) -> int:
     main_cases = [STEERED, BARE_FA1_HA, BARE_CNGW_HA, STEERED_RO, BARE_FA1_CNGW2]
     if len(procs) > 1:
         print("CPU seconds per Gbit carried (medians), and the machine's busy cores:")
-        print(table([[n, *(cpu.get(n, {}).get(p) for p in procs),
+        print(table(["case", *procs, "busy cores"],
+                    [[n, *(cpu.get(n, {}).get(p) for p in procs),
                       cpu.get(n, {}).get("machine_busy_cores")] for n in main_cases],
-                    ["case", *procs, "busy cores"]))
+                    numbers=True))
     print(f"CPU per Gbit, bare / steered (the throughput ratio at equal CPU): "
           f"HA-anchored {res.get('cpu_ratio_bare_fa1_ha_to_steered')}, route-optimised "
           f"{res.get('cpu_ratio_bare_fa1_cngw2_to_ro')}")

@@ -29,7 +29,6 @@ userspace OVS per namespace, and other runs may share the machine.  Needs root.
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import shutil
@@ -39,8 +38,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bench.common import (REPO, print_machine, pyplot, reexec_in_private_netns, save_plot,
-                          save_results, summary, table)
+from bench.common import (REPO, bench_parser, parse_bench_args, print_machine, pyplot,
+                          reexec_in_private_netns, save_plot, save_results, summary)
+from controller.textutil import table
 
 IKE_GROUPS = {"ecp256": "aes128-sha256-ecp256", "x25519": "aes128-sha256-x25519",
               "modp2048": "aes128-sha256-modp2048", "modp3072": "aes128-sha256-modp3072",
@@ -325,7 +325,7 @@ def print_summary(label: str, s: dict[str, Any]) -> None:
                       ("create_child_rtt_ms", "CREATE_CHILD_SA round trip ms")):
         v = s.get(key) or {}
         rows.append([name, v.get("median"), v.get("p95"), v.get("max")])
-    print(table(rows, ["", "median", "p95", "max"]))
+    print(table(["", "median", "p95", "max"], rows, numbers=True))
     print("signalling phases (median ms):")
     for n, v in s["phases_ms_median"].items():
         print(f"    {n:28s} {v if v is not None else '-':>8}")
@@ -383,8 +383,7 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m bench.handover", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = bench_parser("handover", __doc__)
     ap.add_argument("--moves", type=int, default=20)
     ap.add_argument("--settle", type=float, default=1.5, help="seconds between moves")
     ap.add_argument("--ike", default="",
@@ -404,9 +403,7 @@ def main(argv: list[str] | None = None) -> int:
                          "its attachment); e.g. --topology topology/two-domains.yaml "
                          "--between acc1,acc3 for inter-domain moves")
     ap.add_argument("--keep-dir", action="store_true")
-    ap.add_argument("--json", default=None)
-    ap.add_argument("--no-plot", action="store_true")
-    args = ap.parse_args(argv)
+    args = parse_bench_args(ap, argv)
     if os.geteuid() != 0:
         print("bench.handover needs root (Mininet, Open vSwitch, strongSwan)", file=sys.stderr)
         return 2

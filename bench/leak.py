@@ -4,7 +4,8 @@ binding, its tunnels and its flows, and nothing else stays behind (issue 5).
 The controller runtime (``controller.runtime.Runtime``: every role, Diameter over
 loopback TCP, Mobile IPv4 over UDP) runs in this process with recording gateways
 (live tunnel set per gateway: adds minus removes) and a flow sink that applies every
-flow-mod batch to a fake OpenFlow table per switch (``tests/unit/fakeoftable.py``).
+flow-mod batch to a fake OpenFlow table per switch
+(``controller/testing/fakeoftable.py``).
 Its clock (``Runtime.now``) is a fake one the benchmark advances, so a cycle does not
 wait for lifetimes in real time; everything else is real (sockets, Diameter, MIPv4
 authenticators, identification timestamps checked against that clock).
@@ -26,7 +27,6 @@ warm-up and the end of the run.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import gc
 import ipaddress
@@ -40,10 +40,8 @@ import tracemalloc
 from pathlib import Path
 from typing import Any
 
-from bench.common import REPO, print_machine, pyplot, save_plot, save_results
-
-if str(REPO) not in sys.path:  # the fake flow table lives with the unit tests
-    sys.path.insert(0, str(REPO))
+from bench.common import (bench_parser, parse_bench_args, print_machine, pyplot, save_plot,
+                          save_results)
 
 USER_BASE = ipaddress.IPv4Address("10.64.0.0")
 KEY = bytes(range(16))
@@ -92,9 +90,9 @@ class LeakHarness:
         from bench.registration import free_port_topology
         from controller.core.aaa_home import Destination, UserRecord, VpnProfile
         from controller.core.vpn import QosSpec, SecuritySpec
-        from controller.loadgen import RecordingGateway
+        from controller.testing.gateways import RecordingGateway
         from controller.runtime import Runtime
-        from tests.unit.fakeoftable import FakeOFTable
+        from controller.testing.fakeoftable import FakeOFTable
 
         class LiveGateway(RecordingGateway):
             """Live tunnel set, add/remove counts; no ever-growing log."""
@@ -425,8 +423,7 @@ def plot(res: dict[str, Any], path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m bench.leak", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = bench_parser("leak", __doc__)
     ap.add_argument("--cycles", type=int, default=1000, help="measured cycles")
     ap.add_argument("--mns", type=int, default=10, help="MNs registering per cycle")
     ap.add_argument("--lifetime", type=int, default=2, help="registration lifetime (s)")
@@ -435,9 +432,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="cycles before the measured ones (default: until the runtime's "
                          "bounded history buffers are full)")
     ap.add_argument("--config", default=None)
-    ap.add_argument("--json", default=None)
-    ap.add_argument("--no-plot", action="store_true")
-    args = ap.parse_args(argv)
+    args = parse_bench_args(ap, argv)
     import logging
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     m = print_machine()

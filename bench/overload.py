@@ -43,7 +43,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from bench.common import REPO, print_machine, pyplot, save_plot, save_results, summary
+from bench.common import (REPO, bench_parser, parse_bench_args, print_machine, pyplot,
+                          save_plot, save_results, summary)
 from bench.leak import LeakHarness, rss_kib
 from bench.registration import LoadGenerator, Server, _reply
 
@@ -370,8 +371,7 @@ def plot(res: dict[str, Any], path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m bench.overload", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = bench_parser("overload", __doc__)
     ap.add_argument("--nominal", type=float, default=100.0,
                     help="nominal registration rate (docs/decisions.md)")
     ap.add_argument("--multiple", type=float, default=10.0)
@@ -389,11 +389,9 @@ def main(argv: list[str] | None = None) -> int:
                          "(default); asyncio: the datagram transport's one per loop "
                          "iteration (the backlog waits in the kernel)")
     ap.add_argument("--config", default=None)
-    ap.add_argument("--json", default=None)
-    ap.add_argument("--no-plot", action="store_true")
     ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--log-level", default="ERROR", help="server log level")
-    args = ap.parse_args(argv)
+    args = parse_bench_args(ap, argv)
     if args.serve:
         logging.basicConfig(level=getattr(logging, args.log_level), stream=sys.stderr)
         return serve(args.users, args.config, args.max_pending, args.ingress)

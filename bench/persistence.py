@@ -15,14 +15,14 @@ holding N users (the cost must not grow with N: one row per key, B-tree upsert).
 
 from __future__ import annotations
 
-import argparse
 import json
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import machine, print_machine, save_results, summary
+from bench.common import (bench_parser, machine, parse_bench_args, print_machine,
+                          save_results, summary)
 
 
 def run(users: int) -> dict[str, Any]:
@@ -71,11 +71,9 @@ def run(users: int) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m bench.persistence", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = bench_parser("persistence", __doc__)
     ap.add_argument("--users", type=int, default=10000)
-    ap.add_argument("--json", default=None)
-    args = ap.parse_args(argv)
+    args = parse_bench_args(ap, argv, plot=False)
     before = print_machine(machine())
     res = {"benchmark": "persistence", "machine": before, **run(args.users)}
     print(json.dumps({k: v for k, v in res.items() if k != "machine"}, indent=2))

@@ -50,8 +50,9 @@ from typing import Any
 
 import yaml
 
-from bench.common import (DEFAULT_TOPOLOGY, REPO, print_machine, pyplot, save_plot,
-                          save_results, summary, table)
+from bench.common import (DEFAULT_TOPOLOGY, REPO, bench_parser, parse_bench_args,
+                          print_machine, pyplot, save_plot, save_results, summary)
+from controller.textutil import table
 from controller.proto import mip
 
 USER_BASE = ipaddress.IPv4Address("10.64.0.0")
@@ -148,7 +149,7 @@ def serve_runtime(users: int, topology: str | None, what_if: list[str],
     (``launcher.tune_gc``) unless ``no-gc-tuning``."""
     from controller.core.aaa_home import Destination, UserRecord, VpnProfile
     from controller.core.vpn import QosSpec, SecuritySpec
-    from controller.loadgen import RecordingGateway
+    from controller.testing.gateways import RecordingGateway
     from controller.runtime import Runtime
 
     class CountingGateway(RecordingGateway):
@@ -958,8 +959,7 @@ def plot(res: dict[str, Any], path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m bench.registration", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = bench_parser("registration", __doc__)
     ap.add_argument("--users", type=int, default=10000)
     ap.add_argument("--loads", default="100,500,1000,2000",
                     help="offered loads (registrations/s), open loop")
@@ -969,8 +969,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--config", default=None)
     ap.add_argument("--no-profile", action="store_true")
     ap.add_argument("--no-reference", action="store_true")
-    ap.add_argument("--json", default=None)
-    ap.add_argument("--no-plot", action="store_true")
     ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--serve-ref-ours", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--serve-ref-pydiameter", action="store_true", help=argparse.SUPPRESS)
@@ -990,7 +988,7 @@ def main(argv: list[str] | None = None) -> int:
                          "start-up, unless no-gc-tuning); state-memory (restart "
                          "records in an in-memory database instead of a WAL file as "
                          "mipvpn controller writes), no-persist")
-    args = ap.parse_args(argv)
+    args = parse_bench_args(ap, argv)
     if args.ref_client:
         return ref_client_pydiameter(json.loads(args.ref_client))
     if args.serve or args.serve_ref_ours or args.serve_ref_pydiameter:
@@ -1016,8 +1014,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = [[r["offered"], r["achieved_rate"], r["latency_ms"]["median"],
              r["latency_ms"]["p99"], r["latency_ms"]["max"], r["unanswered"]]
             for r in res["open_loop"] if "skipped" not in r]
-    print(table(rows, ["offered/s", "completed/s", "p50 ms", "p99 ms", "max ms",
-                       "unanswered"]))
+    print(table(["offered/s", "completed/s", "p50 ms", "p99 ms", "max ms", "unanswered"],
+                rows, numbers=True))
     print(f"saturation: {best['rate']:,.0f} full registrations/s (window {best['window']}; "
           f"target >= 2,000/s)")
     save_results("registration", args.json, res, None if args.no_plot else plot)

@@ -23,7 +23,6 @@ unit-test harness ``tests/unit/harness.py`` walks them) delivers every action at
 
 from __future__ import annotations
 
-import argparse
 import gc
 import ipaddress
 import random
@@ -33,8 +32,9 @@ import time
 import tracemalloc
 from typing import Any
 
-from bench.common import (DEFAULT_TOPOLOGY, print_machine, pyplot, save_plot, save_results,
-                          summary, table)
+from bench.common import (DEFAULT_TOPOLOGY, bench_parser, parse_bench_args, print_machine,
+                          pyplot, save_plot, save_results, summary)
+from controller.textutil import table
 from controller.adapters.store import VpnStore
 from controller.config import Topology, load_topology
 from controller.core.aaa_home import Destination, UserRecord, VpnProfile
@@ -44,9 +44,8 @@ from controller.core.actions import (AddTunnel, AnswerDiameter, Mark, NotifyVisi
 from controller.core.dispatch import Dispatch
 from controller.core.roles import build_roles
 from controller.core.vpn import QosSpec, SecuritySpec
-from controller.loadgen import CVSE_PREVIOUS_FA, VENDOR_ID
 from controller.proto import diameter as dia
-from controller.proto import mip
+from controller.proto import mip, mip_keys, mip_rrq
 
 T0 = 1_700_000_000.0
 USER_BASE = ipaddress.IPv4Address("10.64.0.0")   # virtual users' home addresses
@@ -77,27 +76,26 @@ def seed_users(store: VpnStore, start: int, stop: int, profile_of: Any) -> None:
 
 
 def make_rrq(store: Any, i: int, ha: str, coa: str, ident: int,
-             previous_coa: str | None = None) -> bytes:
+             previous_coa: str | None = None,
+             mn_fa: tuple[int, bytes] | None = None) -> bytes:
     """The RRQ of virtual user ``i`` as the MN client builds it: NAI, [previous FA
-    CVSE], [MN-HA auth when the user has an MN-HA key], MN-AAA auth last."""
+    CVSE], [MN-HA auth when the user has an MN-HA key], MN-AAA auth, [MN-FA auth with
+    ``mn_fa`` (SPI, key) from the nonce of the user's last accepted reply]."""
     user = store.user(user_nai(i)) if store is not None else None
     ha_key = getattr(user, "mn_ha_key", b"") if user is not None else b""
-    exts: list[Any] = [mip.NaiExtension(user_nai(i))]
-    if previous_coa:
-        exts.append(mip.CriticalVendorExtension(
-            VENDOR_ID, CVSE_PREVIOUS_FA, ipaddress.IPv4Address(previous_coa).packed))
-    raw = mip.encode(mip.RegistrationRequest(
-        flags=mip.FLAG_T, lifetime=300, home_address=str(USER_BASE + i), home_agent=ha,
-        care_of_address=coa, identification=ident, extensions=exts))
-    if ha_key:
-        raw = mip.append_auth(raw, mip.AuthKind.MN_HA, user.mn_ha_spi, ha_key)
-    return mip.append_auth(raw, mip.AuthKind.MN_AAA, SPI, KEY)
+    return mip_rrq.build_rrq(
+        nai=user_nai(i), home_address=str(USER_BASE + i), home_agent=ha,
+        care_of_address=coa, identification=ident, lifetime=300, mn_aaa_spi=SPI,
+        mn_aaa_key=KEY, previous_coa=previous_coa or None,
+        ha_spi=user.mn_ha_spi if ha_key else None, ha_key=ha_key or None,
+        fa_spi=mn_fa[0] if mn_fa else None, fa_key=mn_fa[1] if mn_fa else None)
 
 
 class Controller:
     """The roles of one controller and a synchronous executor over them."""
 
-    def __init__(self, topo: Topology, store: VpnStore) -> None:
+    def __init__(self, topo: Topology, store: VpnStore, *, remember_mn_fa: bool = True
+                 ) -> None:
         self.topo = topo
         self.store = store
         self.built = build_roles(topo, store)
@@ -107,6 +105,11 @@ class Controller:
         self.flow_mods = 0
         self.tunnel_ops = 0
         self.replies: list[bytes] = []
+        # each user's MN-FA association (SPI, key), derived like the MN client does from
+        # the nonce in its last accepted reply (RFC 3957; issue 11): a move is answered
+        # by the foreign AAA only when it is signed with it.  Off where nothing moves
+        # (the memory pass: the MNs' keys are not the controller's memory).
+        self.mn_fa: dict[int, tuple[int, bytes]] | None = {} if remember_mn_fa else None
         dom = self.built.home_domain
         assert dom is not None and dom.home_agent is not None
         self.routes: dict[str, dict[str, str]] = {"aaah": {dom.home_agent.host: "ha"}}
@@ -123,13 +126,26 @@ class Controller:
 
     def register(self, now: float, i: int, fa: str, previous: str | None = None) -> bytes:
         """User ``i`` sends a Registration Request at ``fa``; returns the reply bytes."""
+        mn_fa = self.mn_fa.get(i) if self.mn_fa is not None else None
         raw = make_rrq(self.store, i, self.ha_core, self.coa[fa], mip.ntp_identification(now),
-                       previous_coa=self.coa[previous] if previous else None)
+                       previous_coa=self.coa[previous] if previous else None, mn_fa=mn_fa)
         self.replies.clear()
         key = f"fa:{fa}"
         self.execute(now, key, self.roles[key].on_registration_request(
             now, raw, "02:00:00:00:00:01", 2))
-        return self.replies[-1] if self.replies else b""
+        reply = self.replies[-1] if self.replies else b""
+        if self.mn_fa is not None and len(reply) > 1 and reply[1] in (0, 1):
+            self._take_nonce(i, reply)
+        return reply
+
+    def _take_nonce(self, i: int, reply: bytes) -> None:
+        """Keep the MN-FA key of the reply's nonce, if it has one (a move answered by
+        the foreign AAA has none: the key stays), as ``MobileNodeState`` does."""
+        assert self.mn_fa is not None
+        rrp = mip.decode(reply)
+        nonce = mip_keys.nonce_reply(rrp) if isinstance(rrp, mip.RegistrationReply) else None
+        if nonce is not None:
+            self.mn_fa[i] = (nonce.spi, mip_keys.mn_fa_key(KEY, nonce.nonce, user_nai(i)))
 
     def execute(self, now: float, key: str, actions: list[Any]) -> Any:
         dispatch = self.dispatch
@@ -348,7 +364,7 @@ def measure_memory(topo: Topology, sizes: list[int], profile_of: Any) -> list[di
     store.seed(topo)
     gc.collect()
     tracemalloc.start()
-    ctl = Controller(topo, store)
+    ctl = Controller(topo, store, remember_mn_fa=False)
     clock = Clock()
     gc.collect()
     base = tracemalloc.get_traced_memory()[0]
@@ -406,15 +422,12 @@ def plot(res: dict[str, Any], path: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m bench.scale", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = bench_parser("scale", __doc__)
     ap.add_argument("--sizes", default="100,1000,10000,100000")
     ap.add_argument("--moves", type=int, default=500, help="handovers timed per size")
     ap.add_argument("--no-memory", action="store_true", help="skip the tracemalloc pass")
     ap.add_argument("--config", default=None, help="topology YAML (default topology)")
-    ap.add_argument("--json", default=None, help="result file (default bench/results/)")
-    ap.add_argument("--no-plot", action="store_true")
-    args = ap.parse_args(argv)
+    args = parse_bench_args(ap, argv)
     sizes = sorted({int(s) for s in args.sizes.split(",")})
     m = print_machine()
     print(f"scale: sizes {sizes}, {args.moves} timed intra-domain moves per size", flush=True)
@@ -428,8 +441,8 @@ def main(argv: list[str] | None = None) -> int:
         rows.append([r["bindings"], h["median"], h["mean"], h["p99"], h["max"],
                      mm.get("bytes_per_binding"), r["flow_mods_per_handover"]])
     print()
-    print(table(rows, ["bindings", "median ms", "mean ms", "p99 ms", "max ms", "B/binding",
-                       "flow-mods/move"]))
+    print(table(["bindings", "median ms", "mean ms", "p99 ms", "max ms", "B/binding",
+                 "flow-mods/move"], rows, numbers=True))
     ratio = res["ratio_largest_to_smallest"]
     print(f"largest/smallest: median {ratio.get('median')}x, mean {ratio.get('mean')}x "
           f"(target <= 1.2x)")

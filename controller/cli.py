@@ -16,9 +16,10 @@ import sys
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from controller.textutil import table
 
 DEFAULT_TOPOLOGY = str(Path(__file__).resolve().parent.parent / "topology" / "default.yaml")
 
@@ -119,15 +120,6 @@ class RestClient:
 
 
 # ---------------------------------------------------------------- output
-
-
-def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """A plain aligned table (columns separated by two spaces)."""
-    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in r]
-                                          for r in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
-    return "\n".join(lines)
 
 
 def _out(args: argparse.Namespace, data: Any, text: str) -> None:

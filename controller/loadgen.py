@@ -3,56 +3,10 @@ runtime tests without Mininet).  Not used by the product's data path."""
 
 from __future__ import annotations
 
-import ipaddress
-import threading
-from typing import Any
+from controller.proto import mip, mip_rrq
 
-from controller.adapters.gateway import GatewayDriverBase
-from controller.proto import mip
-
-VENDOR_ID = 32473
-CVSE_PREVIOUS_FA = 1
-
-
-class RecordingGateway(GatewayDriverBase):
-    """Stands in for a strongSwan gateway: records what would be set (a
-    ``GatewayDriver``)."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.log: list[tuple[str, str]] = []
-        self.tunnels_up: dict[str, Any] = {}
-        self._lock = threading.Lock()
-
-    def add_tunnel(self, side: Any, timeout: float = 5.0) -> float:
-        with self._lock:
-            self.log.append(("add", side.tunnel_id))
-            self.tunnels_up[side.tunnel_id] = side
-        return 0.0
-
-    def remove_tunnel(self, tunnel_id: str) -> None:
-        with self._lock:
-            self.log.append(("remove", tunnel_id))
-            self.tunnels_up.pop(tunnel_id, None)
-
-    def tunnels(self) -> list[Any]:
-        """What it holds, as established SAs (the runtime's gateway reconcile then
-        keeps them instead of loading them again)."""
-        from types import SimpleNamespace
-        with self._lock:
-            return [SimpleNamespace(tunnel_id=tid, name=tid, state="ESTABLISHED",
-                                    established=True) for tid in self.tunnels_up]
-
-    def loaded_connections(self) -> dict[str, dict[str, list[str]]]:
-        """Loaded connections by name; no details (``_conn_matches`` trusts the name)."""
-        with self._lock:
-            return {tid: {} for tid in self.tunnels_up}
-
-    def version(self) -> dict[str, str]:
-        return {"daemon": "recording"}
-
-    def close(self) -> None:
-        pass
+VENDOR_ID = mip.MIPVPN_VENDOR_ID
+CVSE_PREVIOUS_FA = mip.CVSE_PREVIOUS_FA
 
 
 def build_rrq(nai: str, home_address: str, home_agent: str, care_of_address: str,
@@ -62,18 +16,8 @@ def build_rrq(nai: str, home_address: str, home_agent: str, care_of_address: str
     """A Registration Request as the MN client builds it (NAI, [previous FA], [MN-HA
     when ``ha_key``], MN-AAA, [MN-FA when ``fa_key``: ``mip_keys.mn_fa_key`` of the nonce
     in the last accepted reply])."""
-    exts: list[Any] = [mip.NaiExtension(nai)]
-    if previous_coa:
-        exts.append(mip.CriticalVendorExtension(
-            VENDOR_ID, CVSE_PREVIOUS_FA, ipaddress.IPv4Address(previous_coa).packed))
-    rrq = mip.RegistrationRequest(flags=mip.FLAG_T, lifetime=lifetime,
-                                  home_address=home_address, home_agent=home_agent,
-                                  care_of_address=care_of_address,
-                                  identification=identification, extensions=exts)
-    raw = mip.encode(rrq)
-    if ha_key:
-        raw = mip.append_auth(raw, mip.AuthKind.MN_HA, ha_spi, ha_key)
-    raw = mip.append_auth(raw, mip.AuthKind.MN_AAA, spi, key)
-    if fa_key:
-        raw = mip.append_auth(raw, mip.AuthKind.MN_FA, fa_spi, fa_key)
-    return raw
+    return mip_rrq.build_rrq(
+        nai=nai, home_address=home_address, home_agent=home_agent,
+        care_of_address=care_of_address, identification=identification, lifetime=lifetime,
+        mn_aaa_spi=spi, mn_aaa_key=key, previous_coa=previous_coa or None,
+        ha_spi=ha_spi, ha_key=ha_key or None, fa_spi=fa_spi, fa_key=fa_key or None)

@@ -21,6 +21,8 @@ from typing import Any, Protocol, TextIO
 
 from mininet.cli import CLI
 
+from controller.textutil import table
+
 __all__ = ["MipvpnCLI", "MoveError", "MoveTarget", "parse_move", "run_interactive"]
 
 
@@ -171,7 +173,6 @@ class DemoSession:
         return list(rest_get(self.demo.rest, "/v1/handovers"))
 
     def bindings_text(self) -> str:
-        from controller.cli import table
         from mininet_scripts.demo import rest_get
         rows = [[b["nai"], b["home_address"], b["care_of_address"], b["foreign_agent"],
                  b.get("expires_in"), " ".join(b.get("tunnels", []))]
@@ -181,7 +182,6 @@ class DemoSession:
         return table(["NAI", "HOME ADDRESS", "CARE-OF", "FA", "EXPIRES IN", "TUNNELS"], rows)
 
     def handovers_text(self) -> str:
-        from controller.cli import table
         rows = [[h.get("seq"), h.get("nai"), h.get("kind"),
                  f"{h.get('previous_fa') or '-'} -> {h.get('foreign_agent')}", h.get("code"),
                  h.get("phases_ms", {}).get("controller_total", "")]

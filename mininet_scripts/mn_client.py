@@ -41,7 +41,6 @@ replies in the HA's range (codes 0-1, 128-192) must carry a valid MN-HA authenti
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import json
 import logging
 import os
@@ -57,6 +56,7 @@ from typing import Any, Callable, TextIO, Union
 
 from controller.proto import mip
 from controller.proto import mip_keys
+from controller.proto import mip_rrq
 
 log = logging.getLogger("mipvpn.mn_client")
 
@@ -351,25 +351,14 @@ class MobileNodeState:
     def build_rrq(self, agent: Agent, identification: int, previous_coa: str | None,
                   lifetime: int, service_update: bool = False) -> bytes:
         """NAI, [previous-FA CVSE], [service-update CVSE], [MN-HA auth], MN-AAA auth,
-        [MN-FA auth] (PROTOCOLS.md §2 order)."""
-        exts: list[Any] = [mip.NaiExtension(self.config.nai)]
-        if previous_coa is not None:
-            exts.append(mip.CriticalVendorExtension(
-                VENDOR_ID, CVSE_PREVIOUS_FA, ipaddress.IPv4Address(previous_coa).packed))
-        if service_update:
-            exts.append(mip.CriticalVendorExtension(VENDOR_ID, CVSE_SERVICE_UPDATE, b""))
-        rrq = mip.RegistrationRequest(
-            flags=mip.FLAG_T, lifetime=lifetime, home_address=self.config.home_address,
-            home_agent=self.config.home_agent, care_of_address=agent.care_of_address,
-            identification=identification, extensions=exts)
-        raw = mip.encode(rrq)
-        if self.config.ha_key is not None and self.config.ha_spi is not None:
-            raw = mip.append_auth(raw, mip.AuthKind.MN_HA, self.config.ha_spi,
-                                  self.config.ha_key)
-        raw = mip.append_auth(raw, mip.AuthKind.MN_AAA, self.config.spi, self.config.key)
-        if self.mn_fa_key is not None and self.mn_fa_spi is not None:
-            raw = mip.append_auth(raw, mip.AuthKind.MN_FA, self.mn_fa_spi, self.mn_fa_key)
-        return raw
+        [MN-FA auth] (PROTOCOLS.md §2 order; :func:`controller.proto.mip_rrq.build_rrq`)."""
+        c = self.config
+        return mip_rrq.build_rrq(
+            nai=c.nai, home_address=c.home_address, home_agent=c.home_agent,
+            care_of_address=agent.care_of_address, identification=identification,
+            lifetime=lifetime, mn_aaa_spi=c.spi, mn_aaa_key=c.key,
+            previous_coa=previous_coa, service_update=service_update,
+            ha_spi=c.ha_spi, ha_key=c.ha_key, fa_spi=self.mn_fa_spi, fa_key=self.mn_fa_key)
 
     def _send(self, now: float, agent: Agent, previous_coa: str | None,
               attempt: int) -> list[Action]:

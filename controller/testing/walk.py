@@ -43,8 +43,8 @@ from controller.core.vpn import TunnelSide
 from controller.proto import diameter as dia
 from controller.proto import mip
 from controller.proto import mip_keys
-from mininet_scripts.mn_client import Agent, MnConfig, MobileNodeState
-from tests.unit.fakeoftable import FakeOFTable
+from controller.proto import mip_rrq
+from controller.testing.fakeoftable import FakeOFTable
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_TOPOLOGY = ROOT / "topology" / "default.yaml"
@@ -438,6 +438,20 @@ def topology(path: Path = TWO_DOMAINS, *, dynamic: tuple[str, ...] = (),
     return parse_topology(data, str(path))
 
 
+@dataclass(frozen=True)
+class MnSettings:
+    """A mobile node's identity and keys, as the MN client holds them (its MnConfig)."""
+
+    nai: str
+    home_address: str
+    home_agent: str
+    spi: int
+    key: bytes = field(repr=False)
+    lifetime: int = 300
+    ha_spi: int | None = None
+    ha_key: bytes | None = field(default=None, repr=False)
+
+
 class MobileNode:
     """Builds the MN's RRQs exactly as ``mininet_scripts/mn_client.py`` does (NAI,
     optional previous-FA CVSE vendor 32473 type 1, optional service-update CVSE type 2,
@@ -452,10 +466,10 @@ class MobileNode:
         self.mac = conf.mac
         self.port = conf.attach_port
         ha_address = walk.topo.gateways[conf.home_agent].core.ip
-        self.config = MnConfig(conf.nai, conf.home_address, ha_address, conf.mn_aaa_spi,
-                               conf.mn_aaa_key, conf.lifetime,
-                               conf.mn_ha_spi if conf.mn_ha_key else None,
-                               conf.mn_ha_key or None)
+        self.config = MnSettings(conf.nai, conf.home_address, ha_address, conf.mn_aaa_spi,
+                                 conf.mn_aaa_key, conf.lifetime,
+                                 conf.mn_ha_spi if conf.mn_ha_key else None,
+                                 conf.mn_ha_key or None)
         self._last_ident = 0
         self.mn_fa: tuple[int, bytes] | None = None   # (SPI, MN-FA key), RFC 3957
 
@@ -476,22 +490,23 @@ class MobileNode:
         MN-HA key, ``no_mn_ha`` leaves MN-HA authentication out, ``mn_fa`` replaces the
         MN-FA association (None: no MN-FA authentication)."""
         gw = self.walk.topo.gateways[fa_name]
-        agent = Agent(gw.inside.ip, gw.core.ip, gw.inside.mac, 1800)
         if previous_fa is not None:
             previous_coa = self.walk.topo.gateways[previous_fa].core.ip
         c = self.config
         ha_spi = None if no_mn_ha else (c.ha_spi if c.ha_spi is not None else
                                         (400 if ha_key is not None else None))
-        config = MnConfig(nai or c.nai, c.home_address, c.home_agent, c.spi, key or c.key,
-                          c.lifetime, ha_spi, None if no_mn_ha else (ha_key or c.ha_key))
-        state = MobileNodeState(config)
         assoc = self.mn_fa if mn_fa == "own" else mn_fa
-        if assoc is not None:
-            state.mn_fa_spi, state.mn_fa_key = assoc  # type: ignore[misc]
         ident = self.identification() if identification is None else identification
-        return state.build_rrq(agent, ident, previous_coa,
-                               config.lifetime if lifetime is None else lifetime,
-                               service_update)
+        # the one RRQ builder the MN client uses too (byte-identical RRQs)
+        return mip_rrq.build_rrq(
+            nai=nai or c.nai, home_address=c.home_address, home_agent=c.home_agent,
+            care_of_address=gw.core.ip, identification=ident,
+            lifetime=c.lifetime if lifetime is None else lifetime, mn_aaa_spi=c.spi,
+            mn_aaa_key=key or c.key, previous_coa=previous_coa,
+            service_update=service_update, ha_spi=ha_spi,
+            ha_key=None if no_mn_ha else (ha_key or c.ha_key),
+            fa_spi=assoc[0] if assoc is not None and not isinstance(assoc, str) else None,
+            fa_key=assoc[1] if assoc is not None and not isinstance(assoc, str) else None)
 
     def rrq_without_nai(self, fa_name: str) -> bytes:
         gw = self.walk.topo.gateways[fa_name]

@@ -460,3 +460,82 @@ def test_dispatch_checker_catches_each_form(tmp_path: Path) -> None:
     src.write_text("def f(dispatch, now, a):\n"
                    "    return dispatch.diameter_outcome(now, 'fa:x', 's', a)\n")
     assert dispatched_calls(src) == []
+
+
+# ---------------------------------------------------------------- CLI and Mininet scripts
+# (issue 12): no import circle between the CLI and the Mininet scripts.  The scripts never
+# import controller.cli (the table printer lives in the leaf controller.textutil); the
+# controller package imports mininet_scripts only inside functions of cli.py (the `demo`,
+# `scenario` and `experiment` subcommands), never at module level; and nothing in the
+# controller package imports the tests, which are not installed.
+
+MININET_SCRIPTS = CONTROLLER.parent / "mininet_scripts"
+CONTROLLER_FILES = sorted(CONTROLLER.rglob("*.py"))
+SCRIPT_FILES = sorted(MININET_SCRIPTS.glob("*.py"))
+CLI_ENTRY_POINTS = {CONTROLLER / "cli.py"}
+
+
+def module_level_names(path: Path) -> set[str]:
+    """What a file imports outside any function or class body (``if`` and ``try``
+    blocks at module level count), each name whole as in :func:`imported_names`."""
+    names: set[str] = set()
+    todo: list[ast.AST] = list(ast.parse(path.read_text(encoding="utf-8"), str(path)).body)
+    while todo:
+        node = todo.pop()
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+        elif isinstance(node, (ast.If, ast.Try)):
+            todo.extend(ast.iter_child_nodes(node))
+        elif isinstance(node, ast.ExceptHandler):
+            todo.extend(node.body)
+    return names
+
+
+def reaching(names: set[str], prefix: str) -> list[str]:
+    return sorted(n for n in names if n == prefix or n.startswith(prefix + "."))
+
+
+def test_cli_and_script_files_found() -> None:
+    assert CONTROLLER / "cli.py" in CONTROLLER_FILES
+    assert MININET_SCRIPTS / "mn_cli.py" in SCRIPT_FILES
+
+
+@pytest.mark.parametrize("path", SCRIPT_FILES, ids=lambda p: p.name)
+def test_mininet_scripts_never_import_the_cli(path: Path) -> None:
+    names = imported_names(path, ("mininet_scripts", "x"))
+    assert reaching(names, "controller.cli") == []
+
+
+@pytest.mark.parametrize("path", CONTROLLER_FILES,
+                         ids=lambda p: str(p.relative_to(CONTROLLER)))
+def test_controller_imports_mininet_scripts_only_in_cli_functions(path: Path) -> None:
+    every = imported_names(path, ("controller", "x"))
+    assert reaching(every, "tests") == []
+    if path in CLI_ENTRY_POINTS:
+        assert reaching(module_level_names(path), "mininet_scripts") == []
+    else:
+        assert reaching(every, "mininet_scripts") == []
+
+
+def test_cli_script_checkers_catch_each_form(tmp_path: Path) -> None:
+    src = tmp_path / "bad.py"
+    src.write_text("from controller.cli import table\n"
+                   "def f():\n    import controller.cli\n")
+    assert reaching(imported_names(src, ("mininet_scripts", "x")), "controller.cli") == [
+        "controller.cli", "controller.cli.table"]
+    src.write_text("try:\n    from mininet_scripts.demo import run_demo\n"
+                   "except ImportError:\n    import mininet_scripts.scenario\n"
+                   "if True:\n    import tests.unit.harness\n"
+                   "def f():\n    from mininet_scripts.experiment import x\n")
+    assert reaching(module_level_names(src), "mininet_scripts") == [
+        "mininet_scripts.demo.run_demo", "mininet_scripts.scenario"]
+    assert reaching(imported_names(src, ("controller", "x")), "mininet_scripts") == [
+        "mininet_scripts.demo.run_demo", "mininet_scripts.experiment.x",
+        "mininet_scripts.scenario"]
+    assert reaching(imported_names(src, ("controller", "x")), "tests") == ["tests.unit.harness"]
+    src.write_text("from controller.cli_helpers import x\nimport mininet_scriptsx\n"
+                   "from controller.textutil import table\n")
+    assert reaching(imported_names(src, ("mininet_scripts", "x")), "controller.cli") == []
+    assert reaching(module_level_names(src), "mininet_scripts") == []

@@ -6,7 +6,7 @@
   view (the attack: markup NAI, garbage authenticator, denied 67, stored, rendered);
 - the topology loader and the REST ``{nai}`` path check the same grammar.
 
-(Log lines: tests/unit/test_log_text.py; the page: tests/unit/test_webview_browser.py.)
+(Log lines: tests/unit/test_log_text.py; the page: tests/unit/adapters/test_webview_browser.py.)
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import yaml
 from controller.proto import diameter as d
 from controller.proto import mip
 
-from .test_diameter_codec import AMR, HAR
+from tests.unit.proto.test_diameter_codec import AMR, HAR
 
 XSS = "<img src=x onerror=alert(document.title)>@home.example"
 FORGED = "alice\r\nmipvpn.handover INFO registration of root@home.example: accepted"
@@ -97,7 +97,7 @@ def test_a_bad_user_name_is_5004_with_failed_avp(request_msg: Any, nai: str) -> 
 def test_answers_keep_their_user_name_unchecked() -> None:
     """Only requests carry an NAI somebody acts on; an answer's User-Name is ignored
     (``user_name`` of AMA/HAA is not read by any role)."""
-    from .test_diameter_codec import AMA
+    from tests.unit.proto.test_diameter_codec import AMA
     ama = d.decode(d.encode(replace(AMA, user_name="u@r2")))
     assert ama.user_name == "u@r2"  # type: ignore[union-attr]
 
@@ -128,7 +128,7 @@ def test_the_rest_path_refuses_a_bad_nai(tmp_path: Path) -> None:
 
     from controller.adapters.rest import create_app
 
-    from .rest_fakes import OPERATOR, FakeRuntime, make_auth
+    from tests.unit.rest_fakes import OPERATOR, FakeRuntime, make_auth
     client = TestClient(create_app(FakeRuntime(tmp_path), make_auth()))
     op = {"Authorization": f"Bearer {OPERATOR}"}
     assert client.get("/v1/profiles/alice@home.example", headers=op).status_code == 200
@@ -151,10 +151,10 @@ def free_port() -> int:
 @contextlib.contextmanager
 def running_runtime(tmp_path: Path) -> Iterator[tuple[Any, str, str]]:
     """The loopback runtime with REST on a free port: (runtime, base URL, token)."""
-    from controller.loadgen import RecordingGateway
+    from controller.testing.gateways import RecordingGateway
     from controller.runtime import Runtime
 
-    from .test_runtime_loopback import free_port_topology
+    from tests.unit.runtime.test_runtime_loopback import free_port_topology
 
     port = free_port()
     rt = Runtime(free_port_topology(), tmp_path, ":memory:", rest=("127.0.0.1", port),

@@ -1,0 +1,50 @@
+"""A recording gateway driver: stands in for strongSwan in the load generator, the
+benchmarks and the runtime tests (a ``GatewayDriver`` that only records)."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from controller.adapters.gateway import GatewayDriverBase
+
+
+class RecordingGateway(GatewayDriverBase):
+    """Stands in for a strongSwan gateway: records what would be set (a
+    ``GatewayDriver``)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.log: list[tuple[str, str]] = []
+        self.tunnels_up: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def add_tunnel(self, side: Any, timeout: float = 5.0) -> float:
+        with self._lock:
+            self.log.append(("add", side.tunnel_id))
+            self.tunnels_up[side.tunnel_id] = side
+        return 0.0
+
+    def remove_tunnel(self, tunnel_id: str) -> None:
+        with self._lock:
+            self.log.append(("remove", tunnel_id))
+            self.tunnels_up.pop(tunnel_id, None)
+
+    def tunnels(self) -> list[Any]:
+        """What it holds, as established SAs (the runtime's gateway reconcile then
+        keeps them instead of loading them again)."""
+        from types import SimpleNamespace
+        with self._lock:
+            return [SimpleNamespace(tunnel_id=tid, name=tid, state="ESTABLISHED",
+                                    established=True) for tid in self.tunnels_up]
+
+    def loaded_connections(self) -> dict[str, dict[str, list[str]]]:
+        """Loaded connections by name; no details (``_conn_matches`` trusts the name)."""
+        with self._lock:
+            return {tid: {} for tid in self.tunnels_up}
+
+    def version(self) -> dict[str, str]:
+        return {"daemon": "recording"}
+
+    def close(self) -> None:
+        pass

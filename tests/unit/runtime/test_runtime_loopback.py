@@ -1,0 +1,138 @@
+"""The real runtime (Diameter over loopback TCP, MIPv4 over UDP) with recording
+gateways and a flow sink: a registration and an intra-domain move, no Mininet."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from controller.config import parse_topology
+from controller.loadgen import build_rrq
+from controller.testing.gateways import RecordingGateway
+from controller.proto import mip
+from controller.proto import mip_keys
+from controller.runtime import Runtime
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def free_port_topology():
+    data = yaml.safe_load((ROOT / "topology" / "default.yaml").read_text())
+    for dom in data["domains"].values():
+        if "aaa" in dom:
+            dom["aaa"]["listen"] = "127.0.0.1:0"
+        if "home_agent" in dom:
+            dom["home_agent"]["diameter_listen"] = "127.0.0.1:0"
+            dom["home_agent"]["mip_listen"] = "127.0.0.1:0"
+    return parse_topology(data, "default.yaml (ports 0)")
+
+
+@pytest.fixture
+def runtime(tmp_path):
+    topo = free_port_topology()
+    gws: dict[str, RecordingGateway] = {}
+
+    def factory(name: str) -> RecordingGateway:
+        gws[name] = RecordingGateway(name)
+        return gws[name]
+
+    mods: list = []
+    rt = Runtime(topo, tmp_path, ":memory:", rest=None, gateway_factory=factory,
+                 flow_sink=lambda dpid, m: mods.append((dpid, m)), fa_ingress=True,
+                 advertise=False)
+    rt.start()
+    assert asyncio.run_coroutine_threadsafe(rt.wait_links(), rt.loop).result(10)
+    rt.recorded = gws  # type: ignore[attr-defined]
+    rt.mods = mods  # type: ignore[attr-defined]
+    yield rt
+    rt.stop()
+
+
+def register(rt, sock, fa: str, ident: int, previous: str | None = None):
+    topo = rt.topo
+    mn = topo.mobile_nodes["mn1"]
+    coa = topo.gateways[fa].core.ip
+    prev = topo.gateways[previous].core.ip if previous else None
+    fa_spi, fa_key = getattr(rt, "mn_fa", (0, b""))
+    raw = build_rrq(mn.nai, mn.home_address, topo.gateways["ha"].core.ip, coa,
+                    mn.mn_aaa_spi, mn.mn_aaa_key, ident, previous_coa=prev,
+                    ha_spi=mn.mn_ha_spi, ha_key=mn.mn_ha_key, fa_spi=fa_spi, fa_key=fa_key)
+    sock.sendto(raw, rt.ingress[f"fa:{fa}"].address)
+    data, _ = sock.recvfrom(2048)
+    rrp = mip.decode(data)
+    nonce = mip_keys.nonce_reply(rrp) if rrp.accepted else None
+    if nonce is not None:      # the MN client's MN-FA key (RFC 3957; issue 11)
+        rt.mn_fa = (nonce.spi, mip_keys.mn_fa_key(mn.mn_aaa_key, nonce.nonce, mn.nai))
+    return rrp
+
+
+def test_register_and_move_over_real_sockets(runtime):
+    rt = runtime
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(5)
+    now = time.time()
+    rrp = register(rt, sock, "fa1", mip.ntp_identification(now))
+    assert rrp.code == 0
+    assert ("add", "alice_home.example/ha-fa1") in rt.recorded["fa1"].log
+    assert ("add", "alice_home.example/ha-fa1") in rt.recorded["ha"].log
+    rrp = register(rt, sock, "fa2", mip.ntp_identification(now + 0.5), previous="fa1")
+    assert rrp.code == 0
+    ha_log = rt.recorded["ha"].log
+    assert ha_log.index(("remove", "alice_home.example/ha-fa1")) < ha_log.index(
+        ("add", "alice_home.example/ha-fa2"))
+    # FA1 drops its end after the MN's reply went out (NotifyVisitorLeft follows RRP)
+    deadline = time.monotonic() + 5
+    while ("remove", "alice_home.example/ha-fa1") not in rt.recorded["fa1"].log:
+        assert time.monotonic() < deadline, rt.recorded["fa1"].log
+        time.sleep(0.005)
+    kinds = [h.kind for h in rt.handovers.records]
+    assert kinds == ["registration", "intra-domain"]
+    assert rt.roles["aaaf:domain-a"].counters["local"] == 1
+    sock.close()
+
+
+def test_garbage_at_the_mip_sockets_is_counted_logged_once_and_service_goes_on(
+        runtime, caplog):
+    """Issue 5: truncated, wrong-type, bad-extension and random datagrams at the HA's
+    and an FA's UDP sockets are counted as malformed, reported in one rate-limited
+    warning per role, and the roles keep serving a real registration."""
+    import logging
+    import os
+    rt = runtime
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(5)
+    mn = rt.topo.mobile_nodes["mn1"]
+    good = build_rrq(mn.nai, mn.home_address, rt.topo.gateways["ha"].core.ip,
+                     rt.topo.gateways["fa1"].core.ip, mn.mn_aaa_spi, mn.mn_aaa_key,
+                     mip.ntp_identification(time.time()), ha_spi=mn.mn_ha_spi,
+                     ha_key=mn.mn_ha_key)
+    garbage = [b"", b"\x01", good[:20], bytes([99]) + good[1:],   # truncated, wrong type
+               good[:24] + bytes([131, 200]) + good[26:],          # extension too long
+               good[:24] + bytes([100, 0]),                        # unknown critical ext.
+               os.urandom(300), b"\xf3" * 30]                      # random, BAck garbage
+    targets = [rt.mip["ha"].address, rt.ingress["fa:fa1"].address]
+    for target in targets:
+        for raw in garbage:
+            sock.sendto(raw, target)
+    deadline = time.monotonic() + 5
+    ha, fa = rt.roles["ha"], rt.roles["fa:fa1"]
+    while time.monotonic() < deadline and (ha.counters["malformed"] < 4
+                                           or fa.counters["malformed"] < 4):
+        time.sleep(0.05)
+    assert ha.counters["malformed"] >= 4 and fa.counters["malformed"] >= 4
+    with caplog.at_level(logging.WARNING, logger="mipvpn.runtime"):
+        rt.log_malformed(1000.0)
+        rt.log_malformed(1001.0)           # within the interval: nothing more
+    lines = [r.getMessage() for r in caplog.records if "malformed" in r.getMessage()]
+    assert sum(line.startswith("ha:") for line in lines) == 1
+    assert sum(line.startswith("fa:fa1:") for line in lines) == 1
+    sock.sendto(good, rt.ingress["fa:fa1"].address)     # still serving
+    data, _ = sock.recvfrom(2048)
+    assert mip.decode(data).code == 0
