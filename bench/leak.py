@@ -30,7 +30,6 @@ import argparse
 import asyncio
 import gc
 import ipaddress
-import os
 import socket
 import sys
 import tempfile

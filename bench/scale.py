@@ -27,7 +27,6 @@ import argparse
 import gc
 import ipaddress
 import random
-import statistics
 import sys
 import time
 import tracemalloc
