@@ -186,7 +186,7 @@ class HomeAaa(Role):
             vpn_info=for_home_agent(vpn_info), ha_to_fa_key=None,
             originating_foreign_aaa=amr.originating_foreign_aaa, session_secret=keys.secret)
         self.pending[har.session_id] = (amr, replace(vpn_info, handoff=handoff), keys)
-        marks = [Mark(amr.user_name, "aaah_authenticated")]
+        marks: list[Action] = [Mark(amr.user_name, "aaah_authenticated")]
         if amr.service_update:   # claim 24: the profile was just re-read for this path
             marks.append(Mark(amr.user_name, "service_update"))
         return marks + [SendDiameter(har, to=har.destination_host)]
