@@ -30,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import ipaddress
-import os
 import socket
 import sys
 import tempfile

@@ -26,7 +26,6 @@ from __future__ import annotations
 import gc
 import ipaddress
 import random
-import statistics
 import sys
 import time
 import tracemalloc

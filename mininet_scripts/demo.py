@@ -275,7 +275,6 @@ class Demo:
     # ------------------------------------------------------------ hosts' programs
 
     def start_mn_client(self, mn_name: str) -> tuple[subprocess.Popen[bytes], Path]:
-        mn = self.topo.mobile_nodes[mn_name]
         host = self.mnet.host(mn_name)
         events = self.run_dir / f"{mn_name}-events.jsonl"
         cmd, key_files = mn_client_command(sys.executable, self.topo, mn_name,

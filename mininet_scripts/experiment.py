@@ -22,7 +22,6 @@ the FA of its cell.  Exit code 0 only then.
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import shutil

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from controller.core.actions import Action, AnswerDiameter, Mark, SendDiameter
 from controller.core.expiry import ExpiryDict
@@ -239,7 +240,7 @@ class ForeignAaa(Role):
                 "secret": s.secret.hex(), "mn_fa_spi": s.mn_fa_spi,
                 "mn_fa_key": s.mn_fa_key.hex(), "identification": s.identification}
 
-    def restore_state(self, nai: str, data: dict) -> None:  # type: ignore[type-arg]
+    def restore_state(self, nai: str, data: dict[str, Any]) -> None:
         d = data
         self.sessions[nai] = CachedSession(
             vpn_info_from_dict(d["vpn_info"]), d["home_realm"], float(d["expires"]),

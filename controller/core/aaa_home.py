@@ -27,7 +27,7 @@ from __future__ import annotations
 import itertools
 import logging
 from dataclasses import dataclass, field, replace
-from typing import Callable, Protocol
+from typing import Any, Callable, Protocol
 
 from controller.core.actions import Action, AnswerDiameter, Mark, SendDiameter
 from controller.core.binding import BINDING_SPI_BASE, BindingKey, new_binding_key
@@ -186,7 +186,7 @@ class HomeAaa(Role):
             vpn_info=for_home_agent(vpn_info), ha_to_fa_key=None,
             originating_foreign_aaa=amr.originating_foreign_aaa, session_secret=keys.secret)
         self.pending[har.session_id] = (amr, replace(vpn_info, handoff=handoff), keys)
-        marks = [Mark(amr.user_name, "aaah_authenticated")]
+        marks: list[Action] = [Mark(amr.user_name, "aaah_authenticated")]
         if amr.service_update:   # claim 24: the profile was just re-read for this path
             marks.append(Mark(amr.user_name, "service_update"))
         return marks + [SendDiameter(har, to=har.destination_host)]
@@ -347,7 +347,7 @@ class HomeAaa(Role):
         return {"vpn_info": vpn_info_to_dict(info), "expires": self.session_expires.get(nai),
                 "secret": secret.hex() if secret else ""}
 
-    def restore_state(self, nai: str, data: dict) -> None:  # type: ignore[type-arg]
+    def restore_state(self, nai: str, data: dict[str, Any]) -> None:
         self.sessions[nai] = vpn_info_from_dict(data["vpn_info"])
         if data.get("expires") is not None:     # records written before it had none
             self.session_expires[nai] = float(data["expires"])

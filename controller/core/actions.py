@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from controller.core.flows import FlowMod
+from controller.core.flows import FlowMod, Mod
 from controller.core.vpn import TunnelSide
 
 
@@ -30,10 +30,11 @@ class RemoveTunnel:
 
 @dataclass(frozen=True)
 class SendFlows:
-    """Flow-mods for one switch; deletes precede adds; a barrier follows."""
+    """Flow-, meter- and group-mods for one switch; deletes precede adds; a barrier
+    follows."""
 
     dpid: int
-    mods: tuple[FlowMod, ...]
+    mods: tuple[Mod, ...]
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from controller.core.actions import Action, AddTunnel, Mark, RemoveTunnel, ReplyMip, SendMip
 from controller.core.binding import (BindingKey, IdentificationClock, ReceivedUpdate,
@@ -169,7 +170,7 @@ class CnGateway(Role):
                 "last_ident": {s: self._last_ident[(s, home_address)] for s in self.keys
                                if (s, home_address) in self._last_ident}}
 
-    def restore_state(self, home_address: str, data: dict) -> None:  # type: ignore[type-arg]
+    def restore_state(self, home_address: str, data: dict[str, Any]) -> None:
         self.bindings[home_address] = CnBinding(
             home_address, data["nai"], data["home_agent"],
             tuple(tunnel_from_dict(t) for t in data["tunnels"]), int(data["lifetime"]),

@@ -49,7 +49,7 @@ class ExpiryDict(dict[K, V], Generic[K, V]):
         for key, value in dict(*args, **kwargs).items():
             self[key] = value
 
-    def setdefault(self, key: K, default: V) -> V:  # type: ignore[override]
+    def setdefault(self, key: K, default: V) -> V:
         if key not in self:
             self[key] = default
         return self[key]
@@ -67,7 +67,7 @@ class ExpiryDict(dict[K, V], Generic[K, V]):
         while heap and heap[0][0] <= now:
             when, _seq, key = heapq.heappop(heap)
             value = self.get(key, _MISSING)
-            if value is _MISSING or self._expiry(value) != when:   # type: ignore[arg-type]
+            if value is _MISSING or self._expiry(value) != when:
                 continue                  # deleted, or re-assigned with another expiry
             if key not in seen:
                 seen.add(key)

@@ -727,8 +727,8 @@ class ForeignAgent(Role):
                              if departed else None),
                 "handoff_ident": self._handoff_ident.get(nai, 0)}
 
-    def restore_state(self, nai: str, data: dict) -> None:  # type: ignore[type-arg]
-        def visitor(d: dict) -> Visitor:  # type: ignore[type-arg]
+    def restore_state(self, nai: str, data: dict[str, Any]) -> None:
+        def visitor(d: dict[str, Any]) -> Visitor:
             return Visitor(nai, d["home_address"], d["home_agent"], d["mn_mac"],
                            int(d["port"]), vpn_info_from_dict(d["vpn_info"]),
                            int(d["lifetime"]), float(d["expires"]),

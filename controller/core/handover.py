@@ -68,10 +68,10 @@ class HandoverLog:
     def mark(self, nai: str, phase: str, t: float, extra: dict[str, Any]) -> None:
         if phase == "rrq_at_fa":
             self._seq += 1
-            rec = HandoverRecord(self._seq, nai, extra.get("fa", ""),
-                                 extra.get("previous_fa", ""))
-            self.open[nai] = rec
-            self.records.append(rec)
+            opened = HandoverRecord(self._seq, nai, extra.get("fa", ""),
+                                    extra.get("previous_fa", ""))
+            self.open[nai] = opened
+            self.records.append(opened)
         rec = self.open.get(nai)
         if rec is None:
             return

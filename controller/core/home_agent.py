@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from controller.core import conformance
 from controller.core.actions import (Action, AddTunnel, AnswerDiameter, Mark, RemoveTunnel,
@@ -524,7 +524,7 @@ class HomeAgent(Role):
                 "identification": b.identification, "distributed": sorted(b.distributed),
                 "secret": b.secret.hex()}
 
-    def restore_state(self, nai: str, data: dict) -> None:  # type: ignore[type-arg]
+    def restore_state(self, nai: str, data: dict[str, Any]) -> None:
         self.bindings[nai] = Binding(nai, data["home_address"], data["care_of_address"],
                                      data["foreign_agent"],
                                      vpn_info_from_dict(data["vpn_info"]),

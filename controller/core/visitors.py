@@ -47,7 +47,7 @@ class VisitorTable(ExpiryDict[str, Visitor]):
         self._unindex(self[nai])
         super().__delitem__(nai)
 
-    def pop(self, nai: str, *default: Any) -> Any:  # type: ignore[override]
+    def pop(self, nai: str, *default: Any) -> Any:
         visitor = super().pop(nai, *default)
         if isinstance(visitor, Visitor):
             self._unindex(visitor)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import ipaddress
 import struct
-from typing import NamedTuple
+from typing import NamedTuple, TypedDict
 
 from diameter.message.constants import (AVP_ACCOUNTING_MULTI_SESSION_ID,
                                         AVP_AUTH_APPLICATION_ID, AVP_AUTH_SESSION_STATE,
@@ -393,8 +393,43 @@ def _check_app(top: _Avps, hdr: DiameterHeader) -> None:
                         "Auth-Application-Id is not 2", a.raw)
 
 
+class _Ids(TypedDict):
+    """The header identifiers every decoded message carries (keyword arguments)."""
+
+    hop_by_hop: int
+    end_to_end: int
+
+
+class _AnswerFields(_Ids):
+    """The fields AMA and HAA share (RFC 4004 §5.2, §5.4)."""
+
+    session_id: str
+    result_code: int
+    origin_host: str
+    origin_realm: str
+    user_name: str
+    reg_reply: bytes
+    home_address: str
+    home_agent_address: str
+    vpn_info: VpnInfo | None
+    error_message: str
+
+
+class _Capabilities(TypedDict):
+    """The fields CER and CEA share (RFC 6733 §5.3.1, §5.3.2)."""
+
+    host_ip_addresses: tuple[str, ...]
+    vendor_id: int
+    product_name: str
+    auth_application_ids: tuple[int, ...]
+
+
+def _ids(hdr: DiameterHeader) -> _Ids:
+    return _Ids(hop_by_hop=hdr.hop_by_hop, end_to_end=hdr.end_to_end)
+
+
 def _decode_mip(top: _Avps, hdr: DiameterHeader) -> DiameterMessage:
-    ids = {"hop_by_hop": hdr.hop_by_hop, "end_to_end": hdr.end_to_end}
+    ids = _ids(hdr)
     err = bool(hdr.flags & FLAG_ERROR)
     if not err:     # an E-bit answer echoes whatever application id the request had
         _check_app(top, hdr)
@@ -402,15 +437,15 @@ def _decode_mip(top: _Avps, hdr: DiameterHeader) -> DiameterMessage:
         rc = top.u32(AVP_RESULT_CODE)
         # an error answer to an unreadable request may have no Session-Id
         top.session_id = top.text(AVP_SESSION_ID, "" if err or rc >= 3000 else None)
-        common = dict(session_id=top.session_id, result_code=rc,
-                      origin_host=top.ident(AVP_ORIGIN_HOST),
-                      origin_realm=top.ident(AVP_ORIGIN_REALM),
-                      user_name=top.text(AVP_USER_NAME, ""),
-                      reg_reply=top.octets(AVP_MIP_REG_REPLY, b""),
-                      home_address=top.address(AVP_MIP_MOBILE_NODE_ADDRESS, ""),
-                      home_agent_address=top.address(AVP_MIP_HOME_AGENT_ADDRESS, ""),
-                      vpn_info=_decode_vpn_info(top),
-                      error_message=top.text(AVP_ERROR_MESSAGE, ""), **ids)
+        common = _AnswerFields(session_id=top.session_id, result_code=rc,
+                               origin_host=top.ident(AVP_ORIGIN_HOST),
+                               origin_realm=top.ident(AVP_ORIGIN_REALM),
+                               user_name=top.text(AVP_USER_NAME, ""),
+                               reg_reply=top.octets(AVP_MIP_REG_REPLY, b""),
+                               home_address=top.address(AVP_MIP_MOBILE_NODE_ADDRESS, ""),
+                               home_agent_address=top.address(AVP_MIP_HOME_AGENT_ADDRESS, ""),
+                               vpn_info=_decode_vpn_info(top),
+                               error_message=top.text(AVP_ERROR_MESSAGE, ""), **ids)
         if hdr.command_code == CMD_AA_MOBILE_NODE:
             return AmAnswer(fa_ha_key=_decode_msa(top, AVP_MIP_FA_TO_HA_MSA,
                                                   AVP_MIP_FA_TO_HA_SPI),
@@ -463,14 +498,14 @@ def _decode_mip(top: _Avps, hdr: DiameterHeader) -> DiameterMessage:
 
 
 def _decode_base(top: _Avps, hdr: DiameterHeader) -> DiameterMessage:
-    ids = {"hop_by_hop": hdr.hop_by_hop, "end_to_end": hdr.end_to_end}
+    ids = _ids(hdr)
     req = hdr.is_request
     err = bool(hdr.flags & FLAG_ERROR) and not req
     host = top.ident(AVP_ORIGIN_HOST, "" if err else None)
     realm = top.ident(AVP_ORIGIN_REALM, "" if err else None)
     rc = 0 if req else top.u32(AVP_RESULT_CODE)
     if hdr.command_code == CMD_CAPABILITIES_EXCHANGE:
-        caps = dict(
+        caps = _Capabilities(
             host_ip_addresses=tuple(top.to_address(a) for a in top.all(AVP_HOST_IP_ADDRESS)),
             vendor_id=top.u32(AVP_VENDOR_ID, 0),
             product_name=top.text(AVP_PRODUCT_NAME, ""),
@@ -481,9 +516,9 @@ def _decode_base(top: _Avps, hdr: DiameterHeader) -> DiameterMessage:
             if not caps["host_ip_addresses"]:
                 top.need(AVP_HOST_IP_ADDRESS)
             return Cer(host, realm, origin_state_id=top.u32(AVP_ORIGIN_STATE_ID, 0),
-                       **caps, **ids)  # type: ignore[arg-type]
+                       **caps, **ids)
         return Cea(rc, host, realm, error_message=top.text(AVP_ERROR_MESSAGE, ""),
-                   **caps, **ids)  # type: ignore[arg-type]
+                   **caps, **ids)
     if hdr.command_code == CMD_DEVICE_WATCHDOG:
         return Dwr(host, realm, **ids) if req else Dwa(rc, host, realm, **ids)
     if req:

@@ -150,6 +150,43 @@ from controller.proto.mip.identification import (identification_time, ntp_identi
 from controller.proto.mip.discovery import (AgentAdvertisement, AgentSolicitation,
                                             decode_icmp, icmp_checksum)
 
+# Every name imported above is part of the package's interface (sorted).
+__all__ = [
+    "ADV_CODE_MOBILITY_ONLY", "ADV_CODE_ROUTES", "ADV_EXT_CHALLENGE", "ADV_EXT_MOBILITY_AGENT",
+    "ADV_EXT_PREFIX_LENGTHS", "ADV_FLAG_B", "ADV_FLAG_F", "ADV_FLAG_G", "ADV_FLAG_H",
+    "ADV_FLAG_I", "ADV_FLAG_M", "ADV_FLAG_R", "ADV_FLAG_T", "ADV_FLAG_U", "ADV_FLAG_X",
+    "ADV_FLAG_r", "ALL_MOBILITY_AGENTS_MCAST", "ALL_SYSTEMS_MCAST", "AUTH_LEN",
+    "AgentAdvertisement", "AgentSolicitation", "AuthKind", "BACK_ADMIN_PROHIBITED",
+    "BACK_AUTH_FAILED", "BACK_IDENTIFICATION_MISMATCH", "BACK_NO_RESOURCES", "BACK_OK",
+    "BACK_POORLY_FORMED", "BACK_UNSPECIFIED", "BU_FLAG_A", "BU_FLAG_G", "BU_FLAG_I",
+    "BU_FLAG_M", "BindingAck", "BindingRequest", "BindingUpdate", "BindingWarning",
+    "CODE_ACCEPTED", "CODE_ACCEPTED_NO_SIMULTANEOUS", "CODE_FA_ADMIN_PROHIBITED",
+    "CODE_FA_ENCAPSULATION_UNAVAILABLE", "CODE_FA_HA_FAILED_AUTH", "CODE_FA_HA_UNREACHABLE",
+    "CODE_FA_INSUFFICIENT_RESOURCES", "CODE_FA_LIFETIME_TOO_LONG", "CODE_FA_MISSING_CHALLENGE",
+    "CODE_FA_MISSING_NAI", "CODE_FA_MN_FAILED_AUTH", "CODE_FA_POORLY_FORMED_REPLY",
+    "CODE_FA_POORLY_FORMED_REQUEST", "CODE_FA_REG_TIMEOUT", "CODE_FA_STALE_CHALLENGE",
+    "CODE_FA_UNKNOWN_CHALLENGE", "CODE_FA_UNKNOWN_CVSE_FROM_MN", "CODE_FA_UNSPECIFIED",
+    "CODE_HA_ADMIN_PROHIBITED", "CODE_HA_ENCAPSULATION_UNAVAILABLE", "CODE_HA_FA_FAILED_AUTH",
+    "CODE_HA_IDENTIFICATION_MISMATCH", "CODE_HA_INSUFFICIENT_RESOURCES",
+    "CODE_HA_MN_FAILED_AUTH", "CODE_HA_POORLY_FORMED_REQUEST", "CODE_HA_UNKNOWN_CVSE_FROM_MN",
+    "CODE_HA_UNKNOWN_HA_ADDRESS", "CODE_HA_UNSPECIFIED", "CVSE_PREVIOUS_FA",
+    "CVSE_SERVICE_UPDATE", "CVSE_VPN_TUNNEL", "ChallengeExtension", "CriticalVendorExtension",
+    "E", "EXT_CVSE", "EXT_FA_HA_AUTH", "EXT_GENERALIZED_AUTH", "EXT_MN_FA_AUTH",
+    "EXT_MN_FA_CHALLENGE", "EXT_MN_HA_AUTH", "EXT_MN_NAI", "EXT_NVSE", "EXT_PAD", "EXT_RO_AUTH",
+    "Extension", "FLAG_B", "FLAG_D", "FLAG_G", "FLAG_M", "FLAG_S", "FLAG_T", "FLAG_r", "FLAG_x",
+    "FaHaAuth", "GEN_AUTH_SUBTYPE_MN_AAA", "GeneralizedAuth", "ICMP_ROUTER_ADVERTISEMENT",
+    "ICMP_ROUTER_SOLICITATION", "MIPVPN_VENDOR_ID", "MIP_PORT", "MipDecodeError", "MipMessage",
+    "MnFaAuth", "MnHaAuth", "NTP_UNIX_OFFSET", "NaiExtension", "NormalVendorExtension", "Pad",
+    "REGISTRATION_REPLY", "REGISTRATION_REQUEST", "REPLY_CODE_NAMES", "RegistrationReply",
+    "RegistrationRequest", "RoAuth", "TS_A_ADDRESS", "TS_A_GATEWAY", "TS_A_SELECTOR",
+    "TS_B_ADDRESS", "TS_B_GATEWAY", "TS_B_SELECTOR", "TS_ESP", "TS_HIDDEN_PSK", "TS_IKE",
+    "TS_INITIATOR", "TS_QOS_DSCP", "TS_QOS_RATE", "TS_TUNNEL_ID", "UnknownExtension",
+    "append_auth", "compute_authenticator", "configure_binding_types", "decode", "decode_icmp",
+    "decode_tunnel_extension", "encode", "encode_extension", "encode_tunnel_extension",
+    "hide_psk", "icmp_checksum", "identification_time", "mn_aaa_auth_offsets",
+    "ntp_identification", "tunnel_salt", "verify_auth",
+]
+
 
 _BINDING_TYPES = frozenset({"BINDING_WARNING", "BINDING_REQUEST", "BINDING_UPDATE",
                             "BINDING_ACK"})
