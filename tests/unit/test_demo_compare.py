@@ -100,3 +100,28 @@ def test_comparison_lines_carry_every_move_and_the_total() -> None:
     assert row.split()[-3:] == ["55", "48", "+7"]
     assert "whole run, lost: downlink 1 vs 90, uplink 60 vs 50" in text
     assert lines[-1].startswith("smooth handoff: 0 lost vs 84")
+
+
+def test_demo_topology_file_is_private_and_loads(tmp_path: Path) -> None:
+    from controller.config import load_topology
+    from mininet_scripts.demo import demo_topology
+    topo, path, plain = demo_topology(str(ROOT / "topology" / "default.yaml"), tmp_path)
+    assert (Path(path).stat().st_mode & 0o777) == 0o600    # it holds the MNs' keys
+    again = load_topology(path)
+    assert plain in again.mobile_nodes and list(again.mobile_nodes)[0] == "mn1"
+    assert again.vpn_profiles["alice@home.example"].smooth_handoff is True
+    assert topo.mobile_nodes[plain].nai == "alice.plain@home.example"
+
+
+def test_print_results_shows_the_comparison(capsys: pytest.CaptureFixture[str]) -> None:
+    from mininet_scripts.demo import print_results
+    moves = [{**m, "kind": "intra-domain", "phases_ms": {"signalling_total": 9.0}}
+             for m in OPTION["moves"]]
+    res = {"registration_ms": 12.0, "moves": moves, "mn": "mn1",
+           "probe": {"rate_pps": 1000, **OPTION["probe"]},
+           "baseline": {"mn": "plain", **PLAIN}, "comparison": compare(OPTION, PLAIN)}
+    print_results(res)
+    out = capsys.readouterr().out
+    assert "mn1, smooth handoff on:" in out
+    assert "smooth handoff (mn1) against the plain path (plain), same moves:" in out
+    assert out.rstrip().endswith("(uplink, 7 packets more)")
