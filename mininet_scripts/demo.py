@@ -133,6 +133,8 @@ class Demo:
         self.charon_restarts: list[dict[str, Any]] = []
         self._watchdog: threading.Thread | None = None
         self._watchdog_stop = threading.Event()
+        # MN -> port on the move's target switch (default: the MN's attach port)
+        self.move_ports: dict[str, int] = {}
 
     # ------------------------------------------------------------ bring-up
 
@@ -358,7 +360,9 @@ class Demo:
                 n_reg = sum(1 for e in read_events(events_path[name])
                             if e["event"] == "registered")
                 t_move = time.monotonic()
-                link_s = self.mnet.move_host(name, target, m.attach_port)
+                port = (self.move_ports.get(name, m.attach_port)
+                        if target != m.attach_switch else m.attach_port)
+                link_s = self.mnet.move_host(name, target, port)
                 reg = wait_for(f"{name}'s re-registration via {fa_to}",
                                lambda n=name, k=n_reg: _registered(events_path[n], k), 15)
                 moves[name].append({"from": fa_from, "to": fa_to, "t_move": t_move,
@@ -528,23 +532,26 @@ def print_results(res: dict[str, Any]) -> None:
             print(line)
 
 
-def demo_topology(config: str, run_dir: Path) -> tuple[Topology, str, str]:
+def demo_topology(config: str, run_dir: Path
+                  ) -> tuple[Topology, str, str, dict[str, int]]:
     """The topology ``config`` with the demo's user on smooth handoff and a plain-path
     MN beside it (demo_compare.py; its keys made for this run), written 0600 into the
-    run directory for the controller.  Returns (topology, its file, the baseline MN)."""
+    run directory for the controller.  Returns (topology, its file, the baseline MN,
+    the ports the two MNs move to)."""
     import yaml
 
     from controller.config import ConfigError, parse_topology
-    from mininet_scripts.demo_compare import CompareError, with_plain_baseline
+    from mininet_scripts.demo_compare import CompareError, move_ports, with_plain_baseline
     data = yaml.safe_load(Path(config).read_text())
     try:
-        data, _user, baseline = with_plain_baseline(data, secrets.token_hex(16),
-                                                    secrets.token_hex(16))
+        data, user, baseline = with_plain_baseline(data, secrets.token_hex(16),
+                                                   secrets.token_hex(16))
         topo = parse_topology(data, f"{config} (with the demo's plain-path MN)")
+        ports = move_ports(data, [user, baseline])
     except (CompareError, ConfigError) as exc:
         raise DemoError(str(exc)) from exc
     path = private_file(run_dir / "topology.yaml", yaml.safe_dump(data, sort_keys=False))
-    return topo, str(path), baseline
+    return topo, str(path), baseline, ports
 
 
 def run_demo(args: Any) -> int:
@@ -563,8 +570,9 @@ def run_demo(args: Any) -> int:
     if getattr(args, "cli", False):  # interactive: the topology as written
         demo = Demo(topo, run_dir, args.rest, args.of_port)
     else:
-        topo, topo_file, baseline = demo_topology(args.config, run_dir)
+        topo, topo_file, baseline, ports = demo_topology(args.config, run_dir)
         demo = Demo(topo, run_dir, args.rest, args.of_port, topology_file=topo_file)
+        demo.move_ports = ports
 
     def on_term(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt

@@ -115,6 +115,25 @@ def with_plain_baseline(data: dict[str, Any], mn_aaa_key: str, mn_ha_key: str
     return out, user, name
 
 
+def move_ports(data: dict[str, Any], names: list[str]) -> dict[str, int]:
+    """The port on the move's target switch for each MN of ``names`` (which share an
+    access switch): its attach port where that is free there, else the first free one
+    (two-domains.yaml has mn3 on acc2's port 2, mn1's attach port)."""
+    target = demo_target(data, names[0])
+    used = set(_used_ports(data).get(target, set()))
+    mns = data["mobile_nodes"]
+    wanted = {n: int(mns[n]["attach"]["port"]) for n in names}
+    out: dict[str, int] = {}
+    for name in names:
+        port = wanted[name]
+        if port in used:
+            port = next(p for p in range(2, 1000)
+                        if p not in used and p not in wanted.values())
+        used.add(port)
+        out[name] = port
+    return out
+
+
 def _mac(value: int) -> str:
     raw = f"{value & 0xFFFFFFFFFFFF:012x}"
     return ":".join(raw[i:i + 2] for i in range(0, 12, 2))

@@ -13,7 +13,7 @@ import yaml
 from controller.config import parse_topology
 from controller.proto.nai import is_valid
 from mininet_scripts.demo_compare import (CompareError, compare, comparison_lines,
-                                          summary, with_plain_baseline)
+                                          move_ports, summary, with_plain_baseline)
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY_A, KEY_H = "ab" * 16, "cd" * 16
@@ -105,7 +105,9 @@ def test_comparison_lines_carry_every_move_and_the_total() -> None:
 def test_demo_topology_file_is_private_and_loads(tmp_path: Path) -> None:
     from controller.config import load_topology
     from mininet_scripts.demo import demo_topology
-    topo, path, plain = demo_topology(str(ROOT / "topology" / "default.yaml"), tmp_path)
+    topo, path, plain, ports = demo_topology(str(ROOT / "topology" / "default.yaml"),
+                                             tmp_path)
+    assert ports == {"mn1": 2, plain: topo.mobile_nodes[plain].attach_port}
     assert (Path(path).stat().st_mode & 0o777) == 0o600    # it holds the MNs' keys
     again = load_topology(path)
     assert plain in again.mobile_nodes and list(again.mobile_nodes)[0] == "mn1"
@@ -125,3 +127,19 @@ def test_print_results_shows_the_comparison(capsys: pytest.CaptureFixture[str]) 
     assert "mn1, smooth handoff on:" in out
     assert "smooth handoff (mn1) against the plain path (plain), same moves:" in out
     assert out.rstrip().endswith("(uplink, 7 packets more)")
+
+
+def test_move_ports_avoid_a_port_taken_on_the_target() -> None:
+    # two-domains.yaml: mn3 sits on acc2's port 2, mn1's attach port
+    data = yaml.safe_load((ROOT / "topology" / "two-domains.yaml").read_text())
+    out, user, plain = with_plain_baseline(data, KEY_A, KEY_H)
+    ports = move_ports(out, [user, plain])
+    taken = {2} | {int(m["attach"]["port"]) for m in out["mobile_nodes"].values()
+                   if m["attach"]["switch"] == "acc2"}
+    assert ports[plain] == out["mobile_nodes"][plain]["attach"]["port"]
+    assert ports[user] not in taken and ports[user] != ports[plain]
+    assert move_ports(_default_with_plain(), ["mn1", "plain"]) == {"mn1": 2, "plain": 3}
+
+
+def _default_with_plain() -> dict[str, Any]:
+    return with_plain_baseline(_default(), KEY_A, KEY_H)[0]
