@@ -133,6 +133,8 @@ class Demo:
         self.charon_restarts: list[dict[str, Any]] = []
         self._watchdog: threading.Thread | None = None
         self._watchdog_stop = threading.Event()
+        # MN -> port on the move's target switch (default: the MN's attach port)
+        self.move_ports: dict[str, int] = {}
 
     # ------------------------------------------------------------ bring-up
 
@@ -302,57 +304,100 @@ class Demo:
 
     # ------------------------------------------------------------ scenario
 
-    def run(self) -> dict[str, Any]:
+    def run(self, baseline: str | None = None) -> dict[str, Any]:
+        """Register the topology's first MN, probe it, move it once; with ``baseline``
+        (an MN of the topology: the plain path, demo_compare.py) that MN too, probed the
+        same way on the next port, and both move there and back, the baseline right after
+        the user (``res["baseline"]``, ``res["comparison"]``)."""
         topo = self.topo
-        mn_name = next(iter(topo.mobile_nodes))
+        mn_name = next(n for n in topo.mobile_nodes if n != baseline)
         mn = topo.mobile_nodes[mn_name]
         cn_name = next(iter(topo.hosts))
         cn = topo.hosts[cn_name]
+        who = [mn_name] + ([baseline] if baseline else [])
 
-        say(f"{mn_name} ({mn.nai}) registers through "
-            f"{topo.switches[mn.attach_switch].foreign_agent}")
-        client, events_path = self.start_mn_client(mn_name)
-        first = wait_for("the first registration", lambda: _registered(events_path, 0), 15)
-        events = read_events(events_path)
-        rrq0 = next(e for e in events if e["event"] == "rrq_sent")
-        registration_ms = (first["t"] - rrq0["t"]) * 1000.0
-        say(f"registered via {first.get('fa') or first.get('coa')} in "
-            f"{registration_ms:.1f} ms (RRQ sent -> RRP received at the MN)")
+        events_path: dict[str, Path] = {}
+        clients: dict[str, subprocess.Popen[bytes]] = {}
+        for name in who:
+            say(f"{name} ({topo.mobile_nodes[name].nai}) registers through "
+                f"{topo.switches[topo.mobile_nodes[name].attach_switch].foreign_agent}")
+            clients[name], events_path[name] = self.start_mn_client(name)
+        registration_ms: dict[str, float] = {}
+        for name in who:
+            first = wait_for(f"{name}'s first registration",
+                             lambda n=name: _registered(events_path[n], 0), 15)
+            rrq0 = next(e for e in read_events(events_path[name]) if e["event"] == "rrq_sent")
+            registration_ms[name] = (first["t"] - rrq0["t"]) * 1000.0
+            say(f"{name} registered via {first.get('fa') or first.get('coa')} in "
+                f"{registration_ms[name]:.1f} ms (RRQ sent -> RRP received at the MN)")
 
-        mn_out = self.run_dir / "probe-mn.json"
-        cn_out = self.run_dir / "probe-cn.json"
-        probe_cn = self.start_probe(cn_name, cn.ip, mn.home_address, cn_out)
-        probe_mn = self.start_probe(mn_name, mn.home_address, cn.ip, mn_out)
+        outs: dict[str, tuple[Path, Path]] = {}
+        probes: list[subprocess.Popen[bytes]] = []
+        for i, name in enumerate(who):
+            m = topo.mobile_nodes[name]
+            outs[name] = ((self.run_dir / "probe-mn.json", self.run_dir / "probe-cn.json")
+                          if i == 0 else (self.run_dir / f"probe-{name}.json",
+                                          self.run_dir / f"probe-cn-{name}.json"))
+            probes.append(self.start_probe(cn_name, cn.ip, m.home_address, outs[name][1],
+                                           PROBE_PORT + i))
+            probes.append(self.start_probe(name, m.home_address, cn.ip, outs[name][0],
+                                           PROBE_PORT + i))
         wait_for("probe traffic", lambda: self._probe_flowing(), 10, 0.1)
         time.sleep(1.5)
 
-        moves: list[dict[str, Any]] = []
+        moves: dict[str, list[dict[str, Any]]] = {name: [] for name in who}
         targets = [s for s, c in topo.switches.items()
                    if c.role == "access" and s != mn.attach_switch]
-        current = mn.attach_switch
-        for target in targets[:1]:
-            fa_from = topo.switches[current].foreign_agent
-            fa_to = topo.switches[target].foreign_agent
-            say(f"moving {mn_name}: {current} ({fa_from}) -> {target} ({fa_to})")
-            n_reg = sum(1 for e in read_events(events_path) if e["event"] == "registered")
-            t_move = time.monotonic()
-            link_s = self.mnet.move_host(mn_name, target, mn.attach_port)
-            reg = wait_for(f"re-registration via {fa_to}",
-                           lambda: _registered(events_path, n_reg), 15)
-            moves.append({"from": fa_from, "to": fa_to, "t_move": t_move,
-                          "link_move_ms": round(link_s * 1000.0, 3), "registered": reg})
-            current = target
-            time.sleep(2.0)
+        route = targets[:1] + ([mn.attach_switch] if baseline else [])
+        current = {name: topo.mobile_nodes[name].attach_switch for name in who}
+        for target in route:
+            for name in who:
+                m = topo.mobile_nodes[name]
+                fa_from = topo.switches[current[name]].foreign_agent
+                fa_to = topo.switches[target].foreign_agent
+                say(f"moving {name}: {current[name]} ({fa_from}) -> {target} ({fa_to})")
+                n_reg = sum(1 for e in read_events(events_path[name])
+                            if e["event"] == "registered")
+                t_move = time.monotonic()
+                port = (self.move_ports.get(name, m.attach_port)
+                        if target != m.attach_switch else m.attach_port)
+                link_s = self.mnet.move_host(name, target, port)
+                reg = wait_for(f"{name}'s re-registration via {fa_to}",
+                               lambda n=name, k=n_reg: _registered(events_path[n], k), 15)
+                moves[name].append({"from": fa_from, "to": fa_to, "t_move": t_move,
+                                    "link_move_ms": round(link_s * 1000.0, 3),
+                                    "registered": reg})
+                current[name] = target
+                time.sleep(2.0)
 
-        _stop_proc(probe_mn)
-        _stop_proc(probe_cn)
-        wait_for("probe results", lambda: mn_out.exists() and cn_out.exists(), 10)
+        for proc in probes:
+            _stop_proc(proc)
+        wait_for("probe results", lambda: all(a.exists() and b.exists()
+                                              for a, b in outs.values()), 10)
         handovers = rest_get(self.rest, "/v1/handovers")
         tunnels = rest_get(self.rest, "/v1/tunnels")
         bindings = rest_get(self.rest, "/v1/bindings")
-        _stop_proc(client)
-        return self._results(moves, registration_ms, read_events(events_path), mn_out, cn_out,
-                             handovers, tunnels, bindings)
+        for proc in clients.values():
+            _stop_proc(proc)
+        res = self._results(moves[mn_name], registration_ms[mn_name],
+                            read_events(events_path[mn_name]), *outs[mn_name],
+                            self._handovers_of(handovers, mn.nai), tunnels, bindings)
+        if baseline:
+            from mininet_scripts.demo_compare import compare
+            base = self._results(moves[baseline], registration_ms[baseline],
+                                 read_events(events_path[baseline]), *outs[baseline],
+                                 self._handovers_of(handovers, topo.mobile_nodes[baseline].nai),
+                                 tunnels, bindings)
+            res["mn"], res["smooth_handoff"] = mn_name, True
+            res["baseline"] = {"mn": baseline, "nai": topo.mobile_nodes[baseline].nai,
+                               "smooth_handoff": False,
+                               **{k: base[k] for k in ("registration_ms", "moves", "probe")}}
+            res["comparison"] = compare(res, base)
+        return res
+
+    @staticmethod
+    def _handovers_of(handovers: list[dict[str, Any]], nai: str) -> list[dict[str, Any]]:
+        return [h for h in handovers if h.get("nai", nai) == nai]
 
     def _probe_flowing(self) -> bool:
         # the probes write only at the end; look at the HA's SA counters instead
@@ -463,6 +508,8 @@ def _repo_root() -> Path:
 
 def print_results(res: dict[str, Any]) -> None:
     print()
+    if "baseline" in res:
+        print(f"{res['mn']}, smooth handoff on:")
     print(f"registration: {res['registration_ms']:.1f} ms (RRQ sent -> RRP at the MN)")
     for name, ms in res.get("registration_phases_ms", {}).items():
         print(f"    {name:28s} {ms:8.2f} ms")
@@ -477,6 +524,33 @@ def print_results(res: dict[str, Any]) -> None:
     p = res["probe"]
     print(f"probe: {p['rate_pps']} pkt/s each way; lost MN->CN {p['mn_to_cn']['lost']}/"
           f"{p['mn_to_cn']['sent']}, CN->MN {p['cn_to_mn']['lost']}/{p['cn_to_mn']['sent']}")
+    if "comparison" in res:
+        from mininet_scripts.demo_compare import comparison_lines
+        print()
+        for line in comparison_lines(res["comparison"], res["mn"], res["baseline"]["mn"]):
+            print(line)
+
+
+def demo_topology(config: str, run_dir: Path
+                  ) -> tuple[Topology, str, str, dict[str, int]]:
+    """The topology ``config`` with the demo's user on smooth handoff and a plain-path
+    MN beside it (demo_compare.py; its keys made for this run), written 0600 into the
+    run directory for the controller.  Returns (topology, its file, the baseline MN,
+    the ports the two MNs move to)."""
+    import yaml
+
+    from controller.config import ConfigError, parse_topology
+    from mininet_scripts.demo_compare import CompareError, move_ports, with_plain_baseline
+    data = yaml.safe_load(Path(config).read_text())
+    try:
+        data, user, baseline = with_plain_baseline(data, secrets.token_hex(16),
+                                                   secrets.token_hex(16))
+        topo = parse_topology(data, f"{config} (with the demo's plain-path MN)")
+        ports = move_ports(data, [user, baseline])
+    except (CompareError, ConfigError) as exc:
+        raise DemoError(str(exc)) from exc
+    path = private_file(run_dir / "topology.yaml", yaml.safe_dump(data, sort_keys=False))
+    return topo, str(path), baseline, ports
 
 
 def run_demo(args: Any) -> int:
@@ -491,7 +565,13 @@ def run_demo(args: Any) -> int:
             return 2
     topo = load_topology(args.config)
     run_dir = private_run_dir("mipvpn-")   # 0700: keys, the VPN DB, the token
-    demo = Demo(topo, run_dir, args.rest, args.of_port)
+    baseline = None
+    if getattr(args, "cli", False):  # interactive: the topology as written
+        demo = Demo(topo, run_dir, args.rest, args.of_port)
+    else:
+        topo, topo_file, baseline, ports = demo_topology(args.config, run_dir)
+        demo = Demo(topo, run_dir, args.rest, args.of_port, topology_file=topo_file)
+        demo.move_ports = ports
 
     def on_term(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
@@ -504,7 +584,7 @@ def run_demo(args: Any) -> int:
             from mininet_scripts.mn_cli import run_interactive
             run_interactive(demo)
             return 0
-        res = demo.run()
+        res = demo.run(baseline)
         print_results(res)
         if getattr(args, "plots", None):
             from mininet_scripts.plots import demo_plots
