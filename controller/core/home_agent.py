@@ -333,7 +333,8 @@ class HomeAgent(Role):
             return self._refuse(nai, "unknown_nai", mip.CODE_HA_MN_FAILED_AUTH)
         if user.home_agent != self.name:
             return self._refuse(nai, "home_agent", mip.CODE_HA_ADMIN_PROHIBITED)
-        key = self.mn_ha_key(nai)
+        # the user's MN-HA association, from the record just read (not a second read)
+        key = (user.mn_ha_spi, user.mn_ha_key) if user.mn_ha_key else None
         mn_ha = rrq.find(mip.MnHaAuth)
         if (key is None and relayed) or (key is not None and (
                 mn_ha is None or mn_ha.spi != key[0]   # the SPI names the association
