@@ -1,0 +1,214 @@
+"""Realms joined through an independent Diameter relay (issue 17): Debian's freeDiameterd,
+configured here (``controller.testing.freediameter``), started and stopped by PID,
+between the foreign AAAs and the home AAA of one runtime (every role real, Diameter
+over loopback TCP, MIPv4 over UDP, recording gateways).  No root needed.
+
+A registration FA1 -> AAAF-A -> relay -> AAAH -> HA and back, then an inter-domain move
+to FA3 (FA3 -> AAAF-B -> relay -> AAAH -> HA); the home AAA saw every AMR from the relay
+with the relay's hop-by-hop ids and a Route-Record naming the FA and its AAAF; a
+request the relay brings for a domain it does not carry is refused (5003)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from controller.adapters.diameter_peer import DiameterError, DiameterNode
+from controller.config import parse_topology
+from controller.loadgen import build_rrq
+from controller.proto import diameter as dia
+from controller.proto import mip
+from controller.runtime import Runtime
+from controller.testing import freediameter
+from controller.testing.gateways import RecordingGateway
+
+ROOT = Path(__file__).resolve().parents[2]
+RELAY_HOST, RELAY_REALM = "dra.transit.example", "transit.example"
+
+pytestmark = pytest.mark.skipif(not freediameter.available(),
+                                reason="freeDiameterd / freediameter-extensions missing")
+
+
+def free_tcp_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def topology(relay_port: int, carries: list[str]) -> Any:
+    data = yaml.safe_load((ROOT / "topology" / "two-domains.yaml").read_text())
+    for dom in data["domains"].values():
+        if "aaa" in dom:
+            dom["aaa"]["listen"] = "127.0.0.1:0"
+        if "home_agent" in dom:
+            dom["home_agent"]["diameter_listen"] = "127.0.0.1:0"
+            dom["home_agent"]["mip_listen"] = "127.0.0.1:0"
+    data["diameter_relays"] = {"dra": {"host": RELAY_HOST, "realm": RELAY_REALM,
+                                       "listen": f"127.0.0.1:{relay_port}",
+                                       "carries": carries}}
+    return parse_topology(data, "two-domains.yaml (relay)")
+
+
+class Recorder:
+    """Wraps the home AAA's handler: every request it got and the connection's peer."""
+
+    def __init__(self, rt: Runtime) -> None:
+        node = rt.links.nodes["aaah"]
+        self.inner = node.handler
+        self.seen: list[tuple[Any, str]] = []
+        node.handler = self
+
+    async def __call__(self, request: Any, conn: Any) -> Any:
+        self.seen.append((request, conn.remote_host))
+        return await self.inner(request, conn)
+
+
+@pytest.fixture
+def relayed(tmp_path: Path) -> Iterator[tuple[Runtime, freediameter.FreeDiameterRelay,
+                                              Recorder]]:
+    port = free_tcp_port()
+    topo = topology(port, ["domain-a", "domain-b"])
+    gws: dict[str, RecordingGateway] = {}
+
+    def factory(name: str) -> RecordingGateway:
+        gws[name] = RecordingGateway(name)
+        return gws[name]
+
+    rt = Runtime(topo, tmp_path / "run", ":memory:", rest=None, gateway_factory=factory,
+                 flow_sink=lambda d, m: None, fa_ingress=True, advertise=False)
+    rt.start()
+    relay = None
+    try:
+        home = topo.domains["home"]
+        aaah_port = rt.links.bound["aaah"][1]
+        relay = freediameter.FreeDiameterRelay(
+            tmp_path / "relay", RELAY_HOST, RELAY_REALM, ("127.0.0.1", port),
+            routes={home.realm: home.aaa.host},
+            connect=[(home.aaa.host, "127.0.0.1", aaah_port)],
+            allow=[topo.domains[d].aaa.host for d in ("domain-a", "domain-b")])
+        pid = relay.start()
+        assert pid > 0
+        up = asyncio.run_coroutine_threadsafe(rt.wait_links(20), rt.loop).result(30)
+        assert up, relay.log_text()[-3000:]
+        rt.recorded = gws  # type: ignore[attr-defined]
+        yield rt, relay, Recorder(rt)
+    finally:
+        rt.stop()
+        if relay is not None:
+            relay.stop()
+            assert not relay.running()
+
+
+def register(rt: Runtime, sock: socket.socket, fa: str, ident: int,
+             previous: str | None = None) -> Any:
+    topo = rt.topo
+    mn = topo.mobile_nodes["mn1"]
+    prev = topo.gateways[previous].core.ip if previous else None
+    raw = build_rrq(mn.nai, mn.home_address, topo.gateways["ha"].core.ip,
+                    topo.gateways[fa].core.ip, mn.mn_aaa_spi, mn.mn_aaa_key, ident,
+                    previous_coa=prev, ha_spi=mn.mn_ha_spi, ha_key=mn.mn_ha_key)
+    sock.sendto(raw, rt.ingress[f"fa:{fa}"].address)
+    return mip.decode(sock.recvfrom(2048)[0])
+
+
+def test_registration_and_inter_domain_move_through_freediameter(relayed: Any) -> None:
+    rt, relay, recorder = relayed
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(10)
+    sent_hops: list[int] = []
+    for key in ("aaaf:domain-a", "aaaf:domain-b"):
+        node = rt.links.nodes[key]
+
+        def hop(original: Any = node.next_hop_by_hop) -> int:
+            sent_hops.append(original())
+            return sent_hops[-1]
+        node.next_hop_by_hop = hop  # type: ignore[method-assign]
+    now = time.time()
+    try:
+        t0 = time.perf_counter()
+        rrp = register(rt, sock, "fa1", mip.ntp_identification(now))
+        first = time.perf_counter() - t0
+        assert rrp.code == mip.CODE_ACCEPTED, relay.log_text()[-3000:]
+        t0 = time.perf_counter()
+        rrp = register(rt, sock, "fa3", mip.ntp_identification(now + 0.5), previous="fa1")
+        move = time.perf_counter() - t0
+        assert rrp.code == mip.CODE_ACCEPTED, relay.log_text()[-3000:]
+    finally:
+        sock.close()
+    print(f"\nthrough freeDiameter: registration {first * 1000:.1f} ms, "
+          f"inter-domain move {move * 1000:.1f} ms")
+    ha_log = rt.recorded["ha"].log  # type: ignore[attr-defined]
+    assert ("add", "alice_home.example/ha-fa1") in ha_log
+    assert ("add", "alice_home.example/ha-fa3") in ha_log
+    assert [h.kind for h in rt.handovers.records] == ["registration", "inter-domain"]
+    # every AMR reached the home AAA from the relay, saying where it came from
+    amrs = [(r, peer) for r, peer in recorder.seen if isinstance(r, dia.AmRequest)]
+    assert len(amrs) == 2
+    assert {peer for _, peer in amrs} == {RELAY_HOST}
+    assert [r.route_record for r, _ in amrs] == [("fa1.a.example", "aaaf.a.example"),
+                                                 ("fa3.b.example", "aaaf.b.example")]
+    # the AAAFs' requests left with their hop-by-hop ids; the AAAH saw the relay's own
+    assert len(sent_hops) == 2
+    assert not {r.hop_by_hop for r, _ in amrs} & set(sent_hops)
+    at_relay = rt.links.nodes["aaah"].peer_for_host(RELAY_HOST)
+    assert at_relay is not None and at_relay.open
+
+
+def test_home_aaa_refuses_a_relayed_request_of_an_uncarried_domain(
+        tmp_path: Path) -> None:
+    """The relay carries only domain B; domain A's AAA is not behind it.  A request
+    domain A's AAA sends through the relay anyway is refused by the home AAA (5003)."""
+    port = free_tcp_port()
+    topo = topology(port, ["domain-b"])
+    rt = Runtime(topo, tmp_path / "run", ":memory:", rest=None,
+                 gateway_factory=RecordingGateway, flow_sink=lambda d, m: None,
+                 fa_ingress=True, advertise=False)
+    rt.start()
+    home = topo.domains["home"]
+    relay = freediameter.FreeDiameterRelay(
+        tmp_path / "relay", RELAY_HOST, RELAY_REALM, ("127.0.0.1", port),
+        routes={home.realm: home.aaa.host},
+        connect=[(home.aaa.host, "127.0.0.1", rt.links.bound["aaah"][1])],
+        allow=["aaaf.a.example", "aaaf.b.example"])
+    relay.start()
+
+    async def through_relay() -> Any:
+        node = DiameterNode("aaaf.a.example", "a.example", watchdog_interval=0)
+        try:
+            for _ in range(100):
+                try:
+                    conn = await node.connect("127.0.0.1", port)
+                    break
+                except (OSError, DiameterError):
+                    await asyncio.sleep(0.1)
+            else:
+                raise AssertionError("relay never answered CER")
+            for _ in range(100):     # until the relay has its route to the home AAA
+                if rt.links.nodes["aaah"].peer_for_host(RELAY_HOST) is not None:
+                    break
+                await asyncio.sleep(0.1)
+            amr = dia.AmRequest(
+                "aaaf.a.example;1;1", "fa1.a.example", "a.example", home.realm,
+                "alice@home.example", b"\x01" * 40, 300, 20, 12, 28,
+                originating_foreign_aaa=("a.example", "aaaf.a.example"),
+                foreign_agent="fa1", route_record=("fa1.a.example",))
+            return await node.request(amr, peer=conn)
+        finally:
+            await node.close()
+
+    try:
+        answer = asyncio.run(through_relay())
+    finally:
+        rt.stop()
+        relay.stop()
+    assert answer.result_code == dia.AUTHORIZATION_REJECTED
+    assert answer.origin_host == home.aaa.host
+    assert rt.counters.get("refused_peer:aaah", 0) == 1
