@@ -76,6 +76,9 @@ class FreeDiameterRelay:
     routes: dict[str, str]
     connect: list[tuple[str, str, int]]
     allow: list[str]
+    #: seconds between its attempts to (re)connect a ConnectPeer (freeDiameter's Tc,
+    #: default 30): the home AAA may start after it
+    reconnect: int = 2
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -101,6 +104,7 @@ class FreeDiameterRelay:
         self.config.write_text(
             f"Identity = {_quoted(self.host)};\nRealm = {_quoted(self.realm)};\n"
             f"Port = {self.listen[1]};\nSecPort = 0;\nNo_SCTP;\nNo_IPv6;\n"
+            f"TcTimer = {int(self.reconnect)};\n"
             f"ListenOn = {_quoted(self.listen[0])};\n"
             f"TLS_Cred = {_quoted(str(crt))}, {_quoted(str(key))};\n"
             f"TLS_CA = {_quoted(str(crt))};\n"
@@ -118,6 +122,16 @@ class FreeDiameterRelay:
                                             stderr=subprocess.STDOUT,
                                             stdin=subprocess.DEVNULL)
         return self.process.pid
+
+    def wait_ready(self, timeout: float = 10.0) -> None:
+        """Until freeDiameterd says it is initialized; RuntimeError (with the end of
+        its log) if it exits or takes longer."""
+        deadline = time.monotonic() + timeout
+        while "daemon initialized" not in self.log_text():
+            if not self.running() or time.monotonic() > deadline:
+                raise RuntimeError(f"freeDiameterd ({self.config}) did not start:\n"
+                                   + self.log_text()[-2000:])
+            time.sleep(0.05)
 
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None

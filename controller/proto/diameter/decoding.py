@@ -32,12 +32,12 @@ from diameter.message.constants import (AVP_ACCOUNTING_MULTI_SESSION_ID,
                                         AVP_ORIGIN_HOST, AVP_ORIGIN_REALM,
                                         AVP_ORIGIN_STATE_ID, AVP_PRODUCT_NAME,
                                         AVP_PROXY_INFO, AVP_RE_AUTH_REQUEST_TYPE,
-                                        AVP_RESULT_CODE, AVP_ROUTE_RECORD, AVP_SESSION_ID,
-                                        AVP_USER_NAME,
+                                        AVP_RESULT_CODE, AVP_SESSION_ID, AVP_USER_NAME,
                                         AVP_VENDOR_ID, AVP_VENDOR_SPECIFIC_APPLICATION_ID)
 
 from controller.model.vpn import QosSpec, SecuritySpec, TunnelEnd, TunnelSpec, VpnInfo
 from controller.proto import nai as nai_syntax
+from controller.proto.diameter.agents import _proxy_info, _relay_fields
 from controller.proto.diameter.messages import (AmAnswer, AmRequest, Cea, Cer,
                                                 DiameterDecodeError, DiameterHeader,
                                                 DiameterMessage, Dpa, Dpr, Dwa, Dwr,
@@ -190,8 +190,9 @@ class _Avps:
         """A DiameterIdentity (RFC 6733 §4.3.1: an FQDN or realm, ASCII; IDNs in
         A-label form): anything else is 5004, since it could never be sent on."""
         a = self.find(code) if default is not None else self.need(code)
-        if a is None:
-            return default  # type: ignore[return-value]
+        return default if a is None else self.ident_of(a)  # type: ignore[return-value]
+
+    def ident_of(self, a: RawAvp) -> str:
         if not a.data.isascii():
             raise self.error(INVALID_AVP_VALUE, a.code,
                              f"AVP {a.code}: DiameterIdentity is not ASCII", a.raw)
@@ -381,36 +382,6 @@ def _decode_ofaaa(top: _Avps) -> tuple[str, str] | None:
     return (g.ident(AVP_ORIGIN_REALM), g.ident(AVP_ORIGIN_HOST))
 
 
-_PROXY_HOST, _PROXY_STATE = 280, 33     # RFC 6733 §6.7.3, §6.7.4
-
-
-def _decode_route_record(top: _Avps) -> tuple[str, ...]:
-    """Every Route-Record, in order (RFC 6733 §6.7.1): DiameterIdentities."""
-    out = []
-    for a in top.all(AVP_ROUTE_RECORD):
-        if not a.data.isascii():
-            raise top.error(INVALID_AVP_VALUE, a.code,
-                            f"AVP {a.code}: DiameterIdentity is not ASCII", a.raw)
-        out.append(a.data.decode("ascii"))
-    return tuple(out)
-
-
-def _decode_proxy_info(top: _Avps) -> tuple[bytes, ...]:
-    """Every Proxy-Info's content as received, in order (RFC 6733 §6.7.3: the answer
-    echoes them); each must hold its { Proxy-Host } and { Proxy-State }."""
-    out = []
-    for a in top.all(AVP_PROXY_INFO):
-        # the content is the proxy's own business (any AVP may follow): only its two
-        # required members are checked
-        codes = {m.code for m in parse_avps(a.data, header=top.header) if not m.vendor}
-        for code in (_PROXY_HOST, _PROXY_STATE):
-            if code not in codes:
-                raise top.error(MISSING_AVP, code, f"Proxy-Info without AVP {code}",
-                                _example_avp(code))
-        out.append(a.data)
-    return tuple(out)
-
-
 def _check_app(top: _Avps, hdr: DiameterHeader) -> None:
     if hdr.application_id != MIP4_APPLICATION_ID:
         raise top.error(APPLICATION_UNSUPPORTED, 0,
@@ -484,8 +455,8 @@ def _decode_mip(top: _Avps, hdr: DiameterHeader) -> DiameterMessage:
                                                   AVP_MIP_FA_TO_MN_SPI),
                             mn_fa_nonce=_decode_mn_fa_nonce(top),
                             session_secret=_decode_secret(top),
-                            proxy_info=_decode_proxy_info(top), **common)
-        return HaAnswer(proxy_info=_decode_proxy_info(top), **common)
+                            proxy_info=_proxy_info(top), **common)
+        return HaAnswer(proxy_info=_proxy_info(top), **common)
     top.session_id = top.text(AVP_SESSION_ID)
     if hdr.command_code == CMD_AA_MOBILE_NODE:
         auth = top.group(top.need(AVP_MIP_MN_AAA_AUTH), KNOWN_IETF_AVPS)
@@ -510,8 +481,7 @@ def _decode_mip(top: _Avps, hdr: DiameterHeader) -> DiameterMessage:
             previous_fa=top.text(VA_PREVIOUS_FA, "", vendor=VENDOR_ID),
             foreign_agent=top.text(VA_FOREIGN_AGENT, "", vendor=VENDOR_ID),
             service_update=bool(top.u32(VA_SERVICE_UPDATE, 0, vendor=VENDOR_ID)),
-            route_record=_decode_route_record(top), proxy_info=_decode_proxy_info(top),
-            **ids)
+            **_relay_fields(top), **ids)
     return HaRequest(
         session_id=top.session_id,
         origin_host=top.ident(AVP_ORIGIN_HOST),
@@ -528,7 +498,7 @@ def _decode_mip(top: _Avps, hdr: DiameterHeader) -> DiameterMessage:
         vpn_info=_decode_vpn_info(top),
         ha_to_fa_key=_decode_msa(top, AVP_MIP_HA_TO_FA_MSA, AVP_MIP_HA_TO_FA_SPI),
         originating_foreign_aaa=_decode_ofaaa(top), session_secret=_decode_secret(top),
-        route_record=_decode_route_record(top), proxy_info=_decode_proxy_info(top), **ids)
+        **_relay_fields(top), **ids)
 
 
 def _decode_base(top: _Avps, hdr: DiameterHeader) -> DiameterMessage:

@@ -4,6 +4,7 @@ request's Proxy-Info AVPs in order, on the hop-by-hop id the relay chose."""
 
 from __future__ import annotations
 
+import asyncio
 import struct
 from dataclasses import replace
 
@@ -14,7 +15,8 @@ from controller.proto import diameter as d
 from controller.proto.diameter import AmAnswer, AmRequest, Answer, Request
 
 from tests.unit.proto.test_diameter_codec import AMA, AMR, HAA, HAR
-from tests.unit.proto.test_diameter_errors import HOST, M, avp, result_code, run, with_extra
+from tests.unit.proto.test_diameter_errors import (HOST, M, RawPeer, avp, result_code, run,
+                                                  with_extra)
 
 PROXY_HOST, PROXY_STATE = 280, 33
 
@@ -124,3 +126,78 @@ def test_proxy_info_sits_in_the_answer_on_the_wire() -> None:
     assert infos[0].data == PI_1
     assert result_code(wire) == AMA.result_code
     assert struct.unpack("!I", wire[12:16])[0] == AMA.hop_by_hop
+
+
+# ------------------------------------------------------------------ capabilities
+
+
+def test_cer_of_a_relay_advertising_only_the_relay_application_is_accepted() -> None:
+    """A relay agent advertises Auth-Application-Id 0xffffffff (RFC 6733 §2.4, §5.3)
+    and nothing else: our listener accepts it, and its requests are answered."""
+    async def main() -> None:
+        server = DiameterNode("aaah.home.example", "home.example", watchdog_interval=0,
+                              handler=_answer_without_proxy_info)
+        port = await server.listen(HOST, 0)
+        peer = RawPeer(*await asyncio.open_connection(HOST, port))
+        try:
+            peer.writer.write(d.encode(d.Cer(
+                "dra.transit.example", "transit.example", ("127.0.0.1",),
+                auth_application_ids=(d.RELAY_APPLICATION_ID,), hop_by_hop=5,
+                end_to_end=6)))
+            cea = d.decode(await peer.read())
+            assert isinstance(cea, d.Cea) and cea.result_code == d.SUCCESS
+            ans = d.decode(await peer.exchange(d.encode(replace(AMR, hop_by_hop=77,
+                                                                proxy_info=(PI_1,)))))
+            assert isinstance(ans, AmAnswer) and ans.result_code == d.SUCCESS
+            assert ans.hop_by_hop == 77 and ans.proxy_info == (PI_1,)
+            # one advertising neither MIPv4 nor Relay has nothing in common with us
+            other = RawPeer(*await asyncio.open_connection(HOST, port))
+            other.writer.write(d.encode(d.Cer("x.example", "x.example", ("127.0.0.1",),
+                                              auth_application_ids=(4,), hop_by_hop=1,
+                                              end_to_end=1)))
+            refused = d.decode(await other.read())
+            assert isinstance(refused, d.Cea)
+            assert refused.result_code == d.NO_COMMON_APPLICATION
+            other.close()
+        finally:
+            peer.close()
+            await server.close()
+    run(main())
+
+
+def test_cea_of_a_relay_advertising_only_the_relay_application_is_accepted() -> None:
+    """Our AAAF dialling a relay: its CEA names the relay's realm and the Relay
+    application; the connection opens and carries the home realm's requests."""
+    async def relay_side(reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+                         ) -> None:
+        peer = RawPeer(reader, writer)
+        cer = d.decode(await peer.read())
+        assert isinstance(cer, d.Cer)
+        writer.write(d.encode(d.Cea(d.SUCCESS, "dra.transit.example", "transit.example",
+                                    ("127.0.0.1",),
+                                    auth_application_ids=(d.RELAY_APPLICATION_ID,),
+                                    hop_by_hop=cer.hop_by_hop,
+                                    end_to_end=cer.end_to_end)))
+        amr = d.decode(await peer.read())
+        assert isinstance(amr, AmRequest)
+        writer.write(d.encode(AmAnswer(amr.session_id, d.SUCCESS, "aaah.home.example",
+                                       "home.example", hop_by_hop=amr.hop_by_hop,
+                                       end_to_end=amr.end_to_end)))
+        await asyncio.sleep(0.5)
+        writer.close()
+
+    async def main() -> None:
+        server = await asyncio.start_server(relay_side, HOST, 0)
+        port = server.sockets[0].getsockname()[1]
+        aaaf = DiameterNode("aaaf.foreign.example", "foreign.example", watchdog_interval=0)
+        try:
+            conn = await aaaf.connect(HOST, port)
+            assert conn.open and conn.remote_realm == "transit.example"
+            aaaf.add_route("home.example", conn)
+            ans = await aaaf.request(replace(AMR, hop_by_hop=0))
+            assert ans.result_code == d.SUCCESS
+        finally:
+            await aaaf.close()
+            server.close()
+            await server.wait_closed()
+    run(main())
