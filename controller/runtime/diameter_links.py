@@ -187,6 +187,10 @@ class DiameterLinks:
                                   conn.remote_realm)
             if refusal is not None:
                 return self._refuse(key, request, conn, refusal)
+            sender = self.peer_table.peer(key, conn.remote_host)
+            if sender is not None and sender.role.startswith("relay:"):   # issue 17
+                name = f"relayed:{key}"
+                self.counters[name] = self.counters.get(name, 0) + 1
             role = self.roles[key]
             now = self.now()
             if isinstance(request, dia.AmRequest):

@@ -153,6 +153,7 @@ def test_registration_and_inter_domain_move_through_freediameter(relayed: Any) -
     amrs = [(r, peer) for r, peer in recorder.seen if isinstance(r, dia.AmRequest)]
     assert len(amrs) == 2
     assert {peer for _, peer in amrs} == {RELAY_HOST}
+    assert rt.counters["relayed:aaah"] == 2          # GET /v1/counters shows it
     assert [r.route_record for r, _ in amrs] == [("fa1.a.example", "aaaf.a.example"),
                                                  ("fa3.b.example", "aaaf.b.example")]
     # the AAAFs' requests left with their hop-by-hop ids; the AAAH saw the relay's own
