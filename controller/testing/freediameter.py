@@ -5,8 +5,9 @@ freeDiameter relays every request of an application it does not serve itself (it
 advertises the Relay application, 0xffffffff).  Routing is by Destination-Realm with
 the ``rt_default`` extension (``dr="<realm>" : "<peer>" += REALM``); the foreign AAAs
 that dial it are let in by ``acl_wl`` (plain TCP on loopback: ``ALLOW_IPSEC``); it
-dials the home AAA itself (``ConnectPeer``).  freeDiameter wants TLS credentials even
-when every link is TCP: a throw-away self-signed certificate is made for it.
+dials the home AAA itself (``ConnectPeer``).  With ``tls`` every link runs TLS from the
+start (mutual; the certificates of our CA); without, freeDiameter still wants TLS
+credentials: a throw-away self-signed certificate is made for it.
 
 """
 
@@ -79,6 +80,10 @@ class FreeDiameterRelay:
     #: seconds between its attempts to (re)connect a ConnectPeer (freeDiameter's Tc,
     #: default 30): the home AAA may start after it
     reconnect: int = 2
+    #: (certificate, key, CA): every link over TLS from the start (RFC 6733 §13) -- it
+    #: listens on ``listen`` as its SecPort (no plain port), dials with TLS and admits
+    #: the ``allow`` hosts only with a certificate the CA signed; None: plain TCP
+    tls: tuple[Path, Path, Path] | None = None
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -92,22 +97,31 @@ class FreeDiameterRelay:
     def write(self) -> Path:
         """The configuration files (freeDiameter.conf, rt_default.conf, acl_wl.conf)."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        crt, key = self_signed(self.directory, self.host)
+        if self.tls is None:
+            crt, key = self_signed(self.directory, self.host)
+            ca = crt
+        else:
+            crt, key, ca = self.tls
         rt = self.directory / "rt_default.conf"
         rt.write_text("".join(f"dr={_quoted(realm)} : {_quoted(peer)} += REALM ;\n"
                               for realm, peer in sorted(self.routes.items())))
         acl = self.directory / "acl_wl.conf"
-        acl.write_text("".join(f"ALLOW_IPSEC {h}\n" for h in self.allow))
+        # acl_wl: a bare name needs TLS; ALLOW_IPSEC lets it in over plain TCP
+        acl.write_text("".join(f"{'' if self.tls else 'ALLOW_IPSEC '}{h}\n"
+                               for h in self.allow))
+        no_tls = "" if self.tls else " No_TLS;"
         peers = "".join(
-            f"ConnectPeer = {_quoted(h)} {{ ConnectTo = {_quoted(a)}; Port = {p}; "
-            "No_TLS; };\n" for h, a, p in self.connect)
+            f"ConnectPeer = {_quoted(h)} {{ ConnectTo = {_quoted(a)}; Port = {p};"
+            f"{no_tls} }};\n" for h, a, p in self.connect)
+        ports = (f"Port = 0;\nSecPort = {self.listen[1]};" if self.tls
+                 else f"Port = {self.listen[1]};\nSecPort = 0;")
         self.config.write_text(
             f"Identity = {_quoted(self.host)};\nRealm = {_quoted(self.realm)};\n"
-            f"Port = {self.listen[1]};\nSecPort = 0;\nNo_SCTP;\nNo_IPv6;\n"
+            f"{ports}\nNo_SCTP;\nNo_IPv6;\n"
             f"TcTimer = {int(self.reconnect)};\n"
             f"ListenOn = {_quoted(self.listen[0])};\n"
             f"TLS_Cred = {_quoted(str(crt))}, {_quoted(str(key))};\n"
-            f"TLS_CA = {_quoted(str(crt))};\n"
+            f"TLS_CA = {_quoted(str(ca))};\n"
             f"LoadExtension = {_quoted(str(EXTENSIONS / 'rt_default.fdx'))} : "
             f"{_quoted(str(rt))};\n"
             f"LoadExtension = {_quoted(str(EXTENSIONS / 'acl_wl.fdx'))} : "

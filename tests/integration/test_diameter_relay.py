@@ -4,7 +4,8 @@ between the foreign AAAs and the home AAA of one runtime (every role real, Diame
 over loopback TCP, MIPv4 over UDP, recording gateways).  No root needed.
 
 A registration FA1 -> AAAF-A -> relay -> AAAH -> HA and back, then an inter-domain move
-to FA3 (FA3 -> AAAF-B -> relay -> AAAH -> HA); the home AAA saw every AMR from the relay
+to FA3 (FA3 -> AAAF-B -> relay -> AAAH -> HA), over plain TCP and over mutual TLS on
+every link; the home AAA saw every AMR from the relay
 with the relay's hop-by-hop ids and a Route-Record naming the FA and its AAAF; a
 request the relay brings for a domain it does not carry is refused (5003)."""
 
@@ -42,9 +43,34 @@ def free_tcp_port() -> int:
         return int(s.getsockname()[1])
 
 
-def topology(relay_port: int, carries: list[str]) -> Any:
+def make_pki(directory: Path) -> dict[str, tuple[Path, Path, Path]]:
+    """One CA; a certificate each for the home AAA, each foreign domain (its AAA and
+    its FAs) and the relay: name -> (certificate, key, CA)."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from tests.unit.adapters.test_diameter_tls import _cert, _write
+    directory.mkdir(parents=True, exist_ok=True)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    _write(directory, "ca", _cert("test CA", ca_key, "test CA", ca_key, ca=True), ca_key)
+    out = {}
+    for name, dns in (("home", ("aaah.home.example",)),
+                      ("domain-a", ("aaaf.a.example", "fa1.a.example", "fa2.a.example")),
+                      ("domain-b", ("aaaf.b.example", "fa3.b.example")),
+                      ("relay", (RELAY_HOST,))):
+        key = ec.generate_private_key(ec.SECP256R1())
+        crt, pem = _write(directory, name, _cert(dns[0], key, "test CA", ca_key, dns=dns,
+                                                 ips=("127.0.0.1",)), key)
+        out[name] = (Path(crt), Path(pem), directory / "ca.crt")
+    return out
+
+
+def topology(relay_port: int, carries: list[str],
+             pki: dict[str, tuple[Path, Path, Path]] | None = None) -> Any:
     data = yaml.safe_load((ROOT / "topology" / "two-domains.yaml").read_text())
-    for dom in data["domains"].values():
+    for dname, dom in data["domains"].items():
+        if pki is not None and "aaa" in dom:
+            crt, key, ca = pki[dname]
+            dom["aaa"]["tls"] = {"cert": str(crt), "key": str(key), "ca": str(ca)}
         if "aaa" in dom:
             dom["aaa"]["listen"] = "127.0.0.1:0"
         if "home_agent" in dom:
@@ -70,11 +96,15 @@ class Recorder:
         return await self.inner(request, conn)
 
 
-@pytest.fixture
-def relayed(tmp_path: Path) -> Iterator[tuple[Runtime, freediameter.FreeDiameterRelay,
-                                              Recorder]]:
+@pytest.fixture(params=["tcp", "tls"])
+def relayed(request: pytest.FixtureRequest, tmp_path: Path
+            ) -> Iterator[tuple[Runtime, freediameter.FreeDiameterRelay, Recorder]]:
+    """One runtime, every role; freeDiameterd between both foreign domains and the
+    home AAA: plain TCP on loopback, or mutual TLS from the start on every link (the
+    domains' ``aaa.tls``; the relay's certificate from the same CA)."""
     port = free_tcp_port()
-    topo = topology(port, ["domain-a", "domain-b"])
+    pki = make_pki(tmp_path / "certs") if request.param == "tls" else None
+    topo = topology(port, ["domain-a", "domain-b"], pki)
     gws: dict[str, RecordingGateway] = {}
 
     def factory(name: str) -> RecordingGateway:
@@ -92,7 +122,8 @@ def relayed(tmp_path: Path) -> Iterator[tuple[Runtime, freediameter.FreeDiameter
             tmp_path / "relay", RELAY_HOST, RELAY_REALM, ("127.0.0.1", port),
             routes={home.realm: home.aaa.host},
             connect=[(home.aaa.host, "127.0.0.1", aaah_port)],
-            allow=[topo.domains[d].aaa.host for d in ("domain-a", "domain-b")])
+            allow=[topo.domains[d].aaa.host for d in ("domain-a", "domain-b")],
+            tls=pki["relay"] if pki else None)
         pid = relay.start()
         assert pid > 0
         up = asyncio.run_coroutine_threadsafe(rt.wait_links(20), rt.loop).result(30)
@@ -161,6 +192,10 @@ def test_registration_and_inter_domain_move_through_freediameter(relayed: Any) -
     assert not {r.hop_by_hop for r, _ in amrs} & set(sent_hops)
     at_relay = rt.links.nodes["aaah"].peer_for_host(RELAY_HOST)
     assert at_relay is not None and at_relay.open
+    if rt.topo.domains["home"].aaa.tls is not None:     # mutual TLS, names checked
+        assert at_relay.peer_cert_names() == [RELAY_HOST]
+        to_relay = rt.links.routes["aaaf:domain-b"]["home.example"][1]
+        assert to_relay.peer_cert_names() == [RELAY_HOST]
 
 
 def test_home_aaa_refuses_a_relayed_request_of_an_uncarried_domain(
