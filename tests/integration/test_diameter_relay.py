@@ -19,28 +19,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from controller.adapters.diameter_peer import DiameterError, DiameterNode
-from controller.config import parse_topology
-from controller.loadgen import build_rrq
 from controller.proto import diameter as dia
 from controller.proto import mip
 from controller.runtime import Runtime
 from controller.testing import freediameter
 from controller.testing.gateways import RecordingGateway
 
-ROOT = Path(__file__).resolve().parents[2]
-RELAY_HOST, RELAY_REALM = "dra.transit.example", "transit.example"
+from tests.unit.runtime.test_diameter_relay_links import (RELAY_HOST, RELAY_REALM,
+                                                          free_tcp_port, register, topology)
+
 
 pytestmark = pytest.mark.skipif(not freediameter.available(),
                                 reason="freeDiameterd / freediameter-extensions missing")
-
-
-def free_tcp_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def make_pki(directory: Path) -> dict[str, tuple[Path, Path, Path]]:
@@ -62,24 +54,6 @@ def make_pki(directory: Path) -> dict[str, tuple[Path, Path, Path]]:
                                                  ips=("127.0.0.1",)), key)
         out[name] = (Path(crt), Path(pem), directory / "ca.crt")
     return out
-
-
-def topology(relay_port: int, carries: list[str],
-             pki: dict[str, tuple[Path, Path, Path]] | None = None) -> Any:
-    data = yaml.safe_load((ROOT / "topology" / "two-domains.yaml").read_text())
-    for dname, dom in data["domains"].items():
-        if pki is not None and "aaa" in dom:
-            crt, key, ca = pki[dname]
-            dom["aaa"]["tls"] = {"cert": str(crt), "key": str(key), "ca": str(ca)}
-        if "aaa" in dom:
-            dom["aaa"]["listen"] = "127.0.0.1:0"
-        if "home_agent" in dom:
-            dom["home_agent"]["diameter_listen"] = "127.0.0.1:0"
-            dom["home_agent"]["mip_listen"] = "127.0.0.1:0"
-    data["diameter_relays"] = {"dra": {"host": RELAY_HOST, "realm": RELAY_REALM,
-                                       "listen": f"127.0.0.1:{relay_port}",
-                                       "carries": carries}}
-    return parse_topology(data, "two-domains.yaml (relay)")
 
 
 class Recorder:
@@ -135,18 +109,6 @@ def relayed(request: pytest.FixtureRequest, tmp_path: Path
         if relay is not None:
             relay.stop()
             assert not relay.running()
-
-
-def register(rt: Runtime, sock: socket.socket, fa: str, ident: int,
-             previous: str | None = None) -> Any:
-    topo = rt.topo
-    mn = topo.mobile_nodes["mn1"]
-    prev = topo.gateways[previous].core.ip if previous else None
-    raw = build_rrq(mn.nai, mn.home_address, topo.gateways["ha"].core.ip,
-                    topo.gateways[fa].core.ip, mn.mn_aaa_spi, mn.mn_aaa_key, ident,
-                    previous_coa=prev, ha_spi=mn.mn_ha_spi, ha_key=mn.mn_ha_key)
-    sock.sendto(raw, rt.ingress[f"fa:{fa}"].address)
-    return mip.decode(sock.recvfrom(2048)[0])
 
 
 def test_registration_and_inter_domain_move_through_freediameter(relayed: Any) -> None:
