@@ -8,6 +8,7 @@ the ones in `scenarios/`.  Schema (docs/scenarios.md)::
     topology: topology/two-domains.yaml      # relative to the repository
     overrides:                               # merged into the topology (optional)
       vpn_profiles: {...}
+      diameter_relays: {...}                 # may be added: run as freeDiameterd
     processes:                               # extra controller processes (optional)
       - [aaaf:domain-b]
     mobile_nodes: [mn1]                      # MNs that run a client (default: all)
@@ -58,6 +59,7 @@ import yaml
 from controller.adapters.private_files import private_file, private_run_dir
 from controller.config import ConfigError, parse_topology
 from mininet_scripts import scenario_checks as checks
+from mininet_scripts import scenario_relay
 from mininet_scripts.demo import (Demo, DemoError, _last_before, _registered, _stop_proc,
                                   read_events, rest_get, rest_put, say, wait_for)
 
@@ -238,6 +240,8 @@ def scenario_topology(spec: dict[str, Any], run_dir: Path) -> tuple[Any, str]:
         else Path(spec["topology"])
     data = yaml.safe_load(topo_path.read_text())
     for section, values in (spec.get("overrides") or {}).items():
+        if section == "diameter_relays":        # optional: may be added (issue 17)
+            data.setdefault(section, {})
         if section not in data or not isinstance(values, dict):
             raise ScenarioError(f"{spec['_source']}: overrides.{section}: not a topology "
                                 f"section")
@@ -296,6 +300,7 @@ class ScenarioRun:
         self.probes: list[dict[str, Any]] = []
         self.rates: dict[str, dict[str, Any]] = {}  # iperf step name -> measurement
         self.tso_off: set[str] = set()
+        self.relays = scenario_relay.relays_for(topo, run_dir)   # freeDiameterd each
 
     def fail(self, msg: str) -> None:
         say(f"EXPECTATION FAILED: {msg}")
@@ -303,6 +308,7 @@ class ScenarioRun:
 
     def run(self) -> dict[str, Any]:
         demo, topo = self.demo, self.topo
+        scenario_relay.start(self.relays)
         demo.bring_up()
         mns = self.spec.get("mobile_nodes") or list(topo.mobile_nodes)
         t_reg: dict[str, float] = {}
@@ -328,6 +334,8 @@ class ScenarioRun:
         handovers = rest_get(demo.rest, "/v1/handovers")
         result = self._results(t_reg, handovers)
         self._expect(result)
+        if self.relays:
+            result["relays"] = scenario_relay.summary(self.relays)
         result["ok"] = not self.failed
         result["failed"] = list(self.failed)
         return result
@@ -677,6 +685,7 @@ class ScenarioRun:
         for proc in self.clients.values():
             _stop_proc(proc)
         self.demo.close()
+        scenario_relay.stop(self.relays)
 
 
 def _same_rate(have: float, want: float) -> bool:

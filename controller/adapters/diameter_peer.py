@@ -388,7 +388,10 @@ class PeerConnection:
             node.counters["handler_error"] += 1
             log.error("handler returned %s, not an answer", type(answer).__name__)
             answer = _unable(req, node, "no answer")
-        answer = replace(answer, hop_by_hop=req.hop_by_hop, end_to_end=req.end_to_end)
+        # RFC 6733 §6.2: on the request's hop-by-hop id (a relay's own), Proxy-Info
+        # echoed in order
+        answer = replace(answer, hop_by_hop=req.hop_by_hop, end_to_end=req.end_to_end,
+                         proxy_info=req.proxy_info)
         try:
             data = encode(answer)
         except ValueError as e:

@@ -10,7 +10,7 @@ The schema is the one ``topology/default.yaml`` documents.
 
 Modules, leaves first (none imports a later one; none imports ``controller.core``):
 ``schema`` (the frozen objects, limits, ``ConfigError``), ``parser`` (the primitives
-``_Parser``), ``diameter`` (TLS, peer addresses, connection caps), ``allowance``
+``_Parser``), ``diameter`` (TLS, peer addresses, connection caps, relays), ``allowance``
 (``allowance:`` keys), ``openflow`` (``--of-tls-*`` options), ``topology`` (load, parse,
 validate), ``warnings`` (what ``check-config`` warns about).
 """
@@ -18,7 +18,8 @@ validate), ``warnings`` (what ``check-config`` warns about).
 from controller.config.schema import (AaaConf, AllowanceConf, ConfigError, DestinationConf,
                                       DomainConf, GatewayConf, HomeAgentConf, HostConf,
                                       IfaceConf, LinkConf, MobileNodeConf, ProfileConf,
-                                      QosConf, SecurityConf, SwitchConf, TlsConf, Topology)
+                                      QosConf, RelayConf, SecurityConf, SwitchConf, TlsConf,
+                                      Topology)
 from controller.config.topology import check_config, load_topology, parse_topology
 from controller.config.warnings import config_warnings
 
@@ -36,6 +37,7 @@ __all__ = [
     "MobileNodeConf",
     "ProfileConf",
     "QosConf",
+    "RelayConf",
     "SecurityConf",
     "SwitchConf",
     "TlsConf",

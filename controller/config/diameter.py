@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from controller.config.schema import (DEFAULT_MAX_CONNECTIONS, MAX_MAX_CONNECTIONS, DomainConf,
-                                      TlsConf)
+                                      RelayConf, TlsConf)
 
 
 class DiameterParsing:
@@ -26,6 +26,8 @@ class DiameterParsing:
     string: Any
     integer: Any
     list_of: Any
+    named_mapping: Any
+    endpoint: Any
 
     def readable_file(self, value: Any, path: str) -> str:
         name = self.string(value, path)
@@ -107,3 +109,42 @@ class DiameterParsing:
                 raise self.fail(f"domains.{d.name}.aaa.tls",
                                 f"the home AAA has no TLS ({home_key} is not set): set both "
                                 "or neither")
+
+    def relays(self, value: Any, domains: Mapping[str, DomainConf]) -> dict[str, RelayConf]:
+        """``diameter_relays`` (issue 17): each a relay agent between the foreign
+        domains it ``carries`` and the home AAA.  A domain is carried by one relay at
+        most; a relay's identity is none of ours."""
+        out: dict[str, RelayConf] = {}
+        carried: dict[str, str] = {}
+        ours = {d.aaa.host.lower() for d in domains.values() if d.aaa is not None}
+        ours |= {d.home_agent.host.lower() for d in domains.values() if d.home_agent}
+        for name, raw in self.named_mapping(value, "diameter_relays").items():
+            path = f"diameter_relays.{name}"
+            r = self.mapping(raw, path, ("host", "realm", "listen", "carries"),
+                             ("peer_addresses",))
+            host = self.string(r["host"], f"{path}.host")
+            if host.lower() in ours:
+                raise self.fail(f"{path}.host", f"{host!r} is one of our own Diameter "
+                                                "identities, not a relay's")
+            listen_host, listen_port = self.endpoint(r["listen"], f"{path}.listen")
+            if listen_port == 0:
+                raise self.fail(f"{path}.listen", "a relay runs in its own process: "
+                                                  "give its real port, not 0")
+            names = self.list_of(r["carries"], f"{path}.carries", self.string)
+            if not names:
+                raise self.fail(f"{path}.carries", "empty: name the foreign domains "
+                                                   "whose requests it relays")
+            for i, dname in enumerate(names):
+                dom = domains.get(dname)
+                where = f"{path}.carries[{i}]"
+                if dom is None or dom.aaa is None or dom.home_agent is not None:
+                    raise self.fail(where, f"{dname!r} is not a foreign domain with an aaa")
+                if dname in carried:
+                    raise self.fail(where, f"{dname!r} is carried by diameter_relays."
+                                           f"{carried[dname]} already")
+                carried[dname] = name
+            out[name] = RelayConf(name=name, host=host,
+                                  realm=self.string(r["realm"], f"{path}.realm"),
+                                  listen_host=listen_host, listen_port=listen_port,
+                                  carries=names, peer_addresses=self.peer_addresses(r, path))
+        return out

@@ -223,6 +223,22 @@ class ProfileConf:
 
 
 @dataclass(frozen=True, slots=True)
+class RelayConf:
+    """A standard Diameter relay agent between realms (RFC 6733 §2.8.1; issue 17), run
+    by someone else (e.g. freeDiameter).  The AAAs of the foreign domains it ``carries``
+    dial it instead of the home AAA; it dials the home AAA, which admits it as the one
+    peer allowed to bring requests of those domains (docs/security.md)."""
+
+    name: str
+    host: str                          # its Diameter identity (Origin-Host of its CER)
+    realm: str                         # its Origin-Realm
+    listen_host: str                   # where the foreign AAAs dial it
+    listen_port: int
+    carries: tuple[str, ...]           # foreign domain names whose requests it relays
+    peer_addresses: tuple[str, ...] = ()   # addresses it connects from, besides loopback
+
+
+@dataclass(frozen=True, slots=True)
 class Topology:
     name: str
     switches: dict[str, SwitchConf]
@@ -234,6 +250,15 @@ class Topology:
     vpn_profiles: dict[str, ProfileConf]
     source: str
     user_allowance: AllowanceConf | None = None  # every user's default allowance
+    diameter_relays: dict[str, RelayConf] = field(default_factory=dict)   # issue 17
+
+    def relay_of(self, domain: str) -> RelayConf | None:
+        """The relay that carries ``domain``'s Diameter requests to the home AAA (None:
+        its AAA dials the home AAA directly)."""
+        for relay in self.diameter_relays.values():
+            if domain in relay.carries:
+                return relay
+        return None
 
     def foreign_agents_of(self, domain: str) -> tuple[GatewayConf, ...]:
         """Foreign agent gateways of ``domain``, by name."""

@@ -110,7 +110,8 @@ class _TopologyParser(_Parser, DiameterParsing):
     def topology(self, data: Any) -> Topology:
         top = self.mapping(
             data, "", ("name", "switches", "gateways", "domains"),
-            ("hosts", "links", "mobile_nodes", "vpn_profiles", "user_allowance"),
+            ("hosts", "links", "mobile_nodes", "vpn_profiles", "user_allowance",
+             "diameter_relays"),
         )
         name = self.string(top["name"], "name")
         switches = self.switches(top["switches"])
@@ -124,10 +125,11 @@ class _TopologyParser(_Parser, DiameterParsing):
         user_allowance = (None if top.get("user_allowance") is None else
                           parse_allowance(self, top["user_allowance"], "user_allowance",
                                           gateways))
+        relays = self.relays(top.get("diameter_relays"), domains)
         return Topology(
             name=name, switches=switches, gateways=gateways, hosts=hosts, links=links,
             domains=domains, mobile_nodes=mobile_nodes, vpn_profiles=profiles,
-            source=self.source, user_allowance=user_allowance,
+            source=self.source, user_allowance=user_allowance, diameter_relays=relays,
         )
 
     def switches(self, value: Any) -> dict[str, SwitchConf]:

@@ -100,7 +100,10 @@ class ForeignAaa(Role):
                                                f"realm {amr.destination_realm} not served"))]
         self.pending[amr.session_id] = amr
         self.counters["proxied"] += 1
-        forwarded = replace(amr, originating_foreign_aaa=(self.realm, self.host))
+        # a proxy of the FA's request: Route-Record names the peer it came from (RFC
+        # 6733 §6.1.9); a relay on the way appends ours
+        forwarded = replace(amr, originating_foreign_aaa=(self.realm, self.host),
+                            route_record=(*amr.route_record, amr.origin_host))
         return [Mark(amr.user_name, "aaaf_proxy"),
                 SendDiameter(forwarded, to=amr.destination_realm)]
 

@@ -18,6 +18,15 @@ about itself beyond its capabilities exchange:
   of the topology naming itself as MIP-Originating-Foreign-AAA, for an FA of that
   AAAF's domain.  Refused: 5003 DIAMETER_AUTHORIZATION_REJECTED (docs/decisions.md).
 
+Through a relay (issue 17, ``diameter_relays`` in the topology): the home AAA's
+listener admits the relay (its own Origin-Host/Realm, from loopback, its configured
+addresses or a certificate) instead of the AAAs of the domains it ``carries``, which
+then reach the home AAA only through it.  A request the relay brings must show where
+it came from: MIP-Originating-Foreign-AAA names the AAA of a domain that relay carries,
+the last Route-Record (the relay's own statement of the peer it received the request
+from, RFC 6733 §6.1.9) names that same AAA, and the rest is judged as if that AAA were
+connected directly.  The relay is trusted for its carried domains and nothing else.
+
 Role keys are those of ``roles.build_roles``: ``ha``, ``aaah``, ``aaaf:<domain>``,
 ``fa:<gateway>``.  Diameter identities compare case-insensitively.
 """
@@ -67,6 +76,8 @@ class PeerTable:
     """Listener role key -> Origin-Host -> the peer allowed there."""
 
     listeners: Mapping[str, Mapping[str, AllowedPeer]] = field(default_factory=dict)
+    #: relay host -> the AAAs (as allowed peers of the home AAA) of the domains it carries
+    behind: Mapping[str, Mapping[str, AllowedPeer]] = field(default_factory=dict)
 
     def peer(self, listener: str, host: str) -> AllowedPeer | None:
         return self.listeners.get(listener, {}).get(_ident(host))
@@ -118,15 +129,27 @@ def build_peer_table(topo: Topology) -> PeerTable:
             f"aaaf:{dname}", host, _ident(dom.realm), dname,
             _addresses(dom.aaa.listen_host, getattr(dom.aaa, "peer_addresses", ())),
             frozenset(p.name for p in fas.values()))
+    direct = dict(aaafs)
+    relays: dict[str, AllowedPeer] = {}
+    behind: dict[str, dict[str, AllowedPeer]] = {}
+    for rname, relay in sorted(getattr(topo, "diameter_relays", {}).items()):
+        host = _ident(relay.host)
+        carried = {h: p for h, p in aaafs.items() if p.name in relay.carries}
+        for h in carried:
+            direct.pop(h, None)
+        relays[host] = AllowedPeer(f"relay:{rname}", host, _ident(relay.realm), rname,
+                                   _addresses(relay.listen_host, relay.peer_addresses),
+                                   frozenset(relay.carries))
+        behind[host] = carried
     for dname, dom in sorted(topo.domains.items()):
         if dom.home_agent is None or dom.aaa is None:
             continue
-        listeners["aaah"] = dict(aaafs)
+        listeners["aaah"] = {**direct, **relays}
         host = _ident(dom.aaa.host)
         listeners["ha"] = {host: AllowedPeer(
             "aaah", host, _ident(dom.realm), dname,
             _addresses(dom.aaa.listen_host, getattr(dom.aaa, "peer_addresses", ())))}
-    return PeerTable(listeners)
+    return PeerTable(listeners, behind)
 
 
 def _address_ok(peer: AllowedPeer, address: str) -> bool:
@@ -253,14 +276,36 @@ def judge(table: PeerTable, role: str, request: Any, peer_host: str,
             return _refuse("AMR Origin-Host/Realm is not the connected foreign agent")
         return None
     if role == "aaah":
-        origin = request.originating_foreign_aaa
-        if origin is None or (_ident(origin[0]), _ident(origin[1])) != (peer.realm,
-                                                                         peer.host):
-            return _refuse("MIP-Originating-Foreign-AAA is not the connected AAA")
-        if request.foreign_agent not in peer.members:
-            return _refuse("AMR names a foreign agent outside the relaying AAA's domain")
-        if (_ident(request.origin_host) != _ident(f"{request.foreign_agent}.{peer.realm}")
-                or _ident(request.origin_realm) != peer.realm):
-            return _refuse("AMR Origin-Host is not the foreign agent it names")
-        return None
+        if peer.role.startswith("relay:"):
+            return _judge_relayed(table, peer, request)
+        return _judge_at_home(peer, request, "the connected AAA")
     return _refuse(f"{role} takes no Diameter requests")
+
+
+def _judge_at_home(aaaf: AllowedPeer, request: dia.AmRequest, who: str) -> Refusal | None:
+    """An AMR the foreign AAA ``aaaf`` sends the home AAA (directly or, ``who`` says,
+    as the relay reports)."""
+    origin = request.originating_foreign_aaa
+    if origin is None or (_ident(origin[0]), _ident(origin[1])) != (aaaf.realm, aaaf.host):
+        return _refuse(f"MIP-Originating-Foreign-AAA is not {who}")
+    if request.foreign_agent not in aaaf.members:
+        return _refuse("AMR names a foreign agent outside the relaying AAA's domain")
+    if (_ident(request.origin_host) != _ident(f"{request.foreign_agent}.{aaaf.realm}")
+            or _ident(request.origin_realm) != aaaf.realm):
+        return _refuse("AMR Origin-Host is not the foreign agent it names")
+    return None
+
+
+def _judge_relayed(table: PeerTable, relay: AllowedPeer,
+                   request: dia.AmRequest) -> Refusal | None:
+    """An AMR the relay on the connection brings (see the module docstring)."""
+    origin = request.originating_foreign_aaa
+    if origin is None:
+        return _refuse("relayed AMR without MIP-Originating-Foreign-AAA")
+    aaaf = table.behind.get(relay.host, {}).get(_ident(origin[1]))
+    if aaaf is None:
+        return _refuse(f"{shown(origin[1])} is not behind relay {relay.name!r}")
+    if not request.route_record or _ident(request.route_record[-1]) != aaaf.host:
+        return _refuse("the relay's Route-Record does not name the originating AAA "
+                       f"{aaaf.host!r}")
+    return _judge_at_home(aaaf, request, f"the AAA relay {relay.name!r} received it from")

@@ -95,9 +95,14 @@ class DiameterLinks:
             self.bound[key] = (fdom.aaa.listen_host, port)
             self.nodes[key] = node
             tls = diameter_tls.client_context(fdom_tls) if home_tls is not None else None
+            # issue 17: a domain a relay carries reaches the home realm through it
+            # (Destination-Realm routing: the home realm's route is the relay)
+            relay = topo.relay_of(key.name)
+            addr, server = ((relay.listen_host, relay.listen_port), relay.host) if relay \
+                else (aaah_addr, home.aaa.host)
             for realm in sorted(home_realms):
-                self.spawn(self.link(key, realm, aaah_addr, ssl=tls,
-                                      server_hostname=home.aaa.host if tls else None))
+                self.spawn(self.link(key, realm, addr, ssl=tls,
+                                      server_hostname=server if tls else None))
         for fa in foreign_agents(self.roles):
             dname = topo.gateways[fa.conf.name].domain
             fdom = topo.domains[dname]
@@ -158,6 +163,8 @@ class DiameterLinks:
                 delay = min(delay * 2, 2.0)
                 continue
             self.routes.setdefault(key, {})[to] = (self.nodes[key], conn)
+            if kind_of(key) == AAAF:       # ``to`` is a realm; through a relay the
+                self.nodes[key].add_route(to, conn)    # CEA named the relay's realm
             LOG.info("%s: Diameter peer %s at %s:%d up%s", key, to, *addr,
                      " (TLS)" if ssl is not None else "")
             return
@@ -180,6 +187,10 @@ class DiameterLinks:
                                   conn.remote_realm)
             if refusal is not None:
                 return self._refuse(key, request, conn, refusal)
+            sender = self.peer_table.peer(key, conn.remote_host)
+            if sender is not None and sender.role.startswith("relay:"):   # issue 17
+                name = f"relayed:{key}"
+                self.counters[name] = self.counters.get(name, 0) + 1
             role = self.roles[key]
             now = self.now()
             if isinstance(request, dia.AmRequest):

@@ -37,6 +37,7 @@ from diameter.message.constants import (AVP_ACCOUNTING_MULTI_SESSION_ID,
 
 from controller.model.vpn import QosSpec, SecuritySpec, TunnelEnd, TunnelSpec, VpnInfo
 from controller.proto import nai as nai_syntax
+from controller.proto.diameter.agents import _proxy_info, _relay_fields
 from controller.proto.diameter.messages import (AmAnswer, AmRequest, Cea, Cer,
                                                 DiameterDecodeError, DiameterHeader,
                                                 DiameterMessage, Dpa, Dpr, Dwa, Dwr,
@@ -189,8 +190,9 @@ class _Avps:
         """A DiameterIdentity (RFC 6733 §4.3.1: an FQDN or realm, ASCII; IDNs in
         A-label form): anything else is 5004, since it could never be sent on."""
         a = self.find(code) if default is not None else self.need(code)
-        if a is None:
-            return default  # type: ignore[return-value]
+        return default if a is None else self.ident_of(a)  # type: ignore[return-value]
+
+    def ident_of(self, a: RawAvp) -> str:
         if not a.data.isascii():
             raise self.error(INVALID_AVP_VALUE, a.code,
                              f"AVP {a.code}: DiameterIdentity is not ASCII", a.raw)
@@ -452,8 +454,9 @@ def _decode_mip(top: _Avps, hdr: DiameterHeader) -> DiameterMessage:
                             fa_mn_key=_decode_msa(top, AVP_MIP_FA_TO_MN_MSA,
                                                   AVP_MIP_FA_TO_MN_SPI),
                             mn_fa_nonce=_decode_mn_fa_nonce(top),
-                            session_secret=_decode_secret(top), **common)
-        return HaAnswer(**common)
+                            session_secret=_decode_secret(top),
+                            proxy_info=_proxy_info(top), **common)
+        return HaAnswer(proxy_info=_proxy_info(top), **common)
     top.session_id = top.text(AVP_SESSION_ID)
     if hdr.command_code == CMD_AA_MOBILE_NODE:
         auth = top.group(top.need(AVP_MIP_MN_AAA_AUTH), KNOWN_IETF_AVPS)
@@ -477,7 +480,8 @@ def _decode_mip(top: _Avps, hdr: DiameterHeader) -> DiameterMessage:
             previous_fa_address=top.address(VA_PREVIOUS_FA_ADDRESS, "", vendor=VENDOR_ID),
             previous_fa=top.text(VA_PREVIOUS_FA, "", vendor=VENDOR_ID),
             foreign_agent=top.text(VA_FOREIGN_AGENT, "", vendor=VENDOR_ID),
-            service_update=bool(top.u32(VA_SERVICE_UPDATE, 0, vendor=VENDOR_ID)), **ids)
+            service_update=bool(top.u32(VA_SERVICE_UPDATE, 0, vendor=VENDOR_ID)),
+            **_relay_fields(top), **ids)
     return HaRequest(
         session_id=top.session_id,
         origin_host=top.ident(AVP_ORIGIN_HOST),
@@ -494,7 +498,7 @@ def _decode_mip(top: _Avps, hdr: DiameterHeader) -> DiameterMessage:
         vpn_info=_decode_vpn_info(top),
         ha_to_fa_key=_decode_msa(top, AVP_MIP_HA_TO_FA_MSA, AVP_MIP_HA_TO_FA_SPI),
         originating_foreign_aaa=_decode_ofaaa(top), session_secret=_decode_secret(top),
-        **ids)
+        **_relay_fields(top), **ids)
 
 
 def _decode_base(top: _Avps, hdr: DiameterHeader) -> DiameterMessage:

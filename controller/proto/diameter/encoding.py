@@ -23,7 +23,7 @@ from diameter.message.commands import (AaMobileNodeAnswer, AaMobileNodeRequest,
                                        DisconnectPeerRequest, HomeAgentMipAnswer,
                                        HomeAgentMipRequest)
 from diameter.message.constants import (AVP_AUTH_APPLICATION_ID, AVP_ERROR_MESSAGE,
-                                        AVP_FAILED_AVP, AVP_MIP_ALGORITHM_TYPE,
+                                        AVP_FAILED_AVP, AVP_MIP_ALGORITHM_TYPE, AVP_PROXY_INFO,
                                         AVP_MIP_NONCE, AVP_ORIGIN_HOST, AVP_ORIGIN_REALM,
                                         AVP_RESULT_CODE, AVP_SESSION_ID)
 
@@ -253,6 +253,17 @@ def _set_ids(msg: Message, m: DiameterMessage, app_id: int) -> None:
     msg.header.end_to_end_identifier = m.end_to_end
 
 
+def _relayed(msg: Message, m: AmRequest | AmAnswer | HaRequest | HaAnswer) -> None:
+    """Route-Record (requests) and Proxy-Info (both), in their order (RFC 6733 §6.7)."""
+    route_record = getattr(m, "route_record", ())
+    if route_record:
+        msg.route_record = [_ident(h) for h in route_record]
+    for content in m.proxy_info:
+        grp = AvpGrouped(AVP_PROXY_INFO, flags=AVP_FLAG_MANDATORY)
+        grp.payload = content + b"\0" * (-len(content) % 4)
+        msg.append_avp(grp)
+
+
 def _encode_amr(m: AmRequest) -> Message:
     msg = AaMobileNodeRequest()
     _set_ids(msg, m, MIP4_APPLICATION_ID)
@@ -283,6 +294,7 @@ def _encode_amr(m: AmRequest) -> Message:
         msg.append_avp(_vavp(VA_PREVIOUS_FA_ADDRESS, m.previous_fa_address))
     if m.service_update:
         msg.append_avp(_vavp(VA_SERVICE_UPDATE, 1))
+    _relayed(msg, m)
     return msg
 
 
@@ -316,6 +328,7 @@ def _encode_ama(m: AmAnswer) -> Message:
         msg.append_avp(_mn_to_fa_msa_avp(m.mn_fa_nonce))
     if m.session_secret:
         msg.append_avp(_vavp(VA_SESSION_SECRET, bytes(m.session_secret)))
+    _relayed(msg, m)
     return msg
 
 
@@ -356,6 +369,7 @@ def _encode_har(m: HaRequest) -> Message:
         msg.append_avp(vpn_info_avp(m.vpn_info))
     if m.session_secret:
         msg.append_avp(_vavp(VA_SESSION_SECRET, bytes(m.session_secret)))
+    _relayed(msg, m)
     return msg
 
 
@@ -379,6 +393,7 @@ def _encode_haa(m: HaAnswer) -> Message:
         msg.mip_mobile_node_address = _ip(m.home_address)
     if m.vpn_info is not None:
         msg.append_avp(vpn_info_avp(m.vpn_info))
+    _relayed(msg, m)
     return msg
 
 

@@ -56,6 +56,12 @@ class AmRequest:
     service_update: bool = False
     hop_by_hop: int = 0
     end_to_end: int = 0
+    #: RFC 6733 §6.7.1: the identities of the agents the request passed, in order (each
+    #: relay or proxy appends the peer it received it from)
+    route_record: tuple[str, ...] = ()
+    #: RFC 6733 §6.7.3: each Proxy-Info AVP's content (its grouped members, as received),
+    #: in order; the answer echoes them
+    proxy_info: tuple[bytes, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -78,6 +84,8 @@ class AmAnswer:
     error_message: str = ""
     hop_by_hop: int = 0
     end_to_end: int = 0
+    #: the request's Proxy-Info contents, echoed in the same order (RFC 6733 §6.2)
+    proxy_info: tuple[bytes, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -100,6 +108,12 @@ class HaRequest:
     session_secret: bytes = field(default=b"", repr=False)   # issue 11
     hop_by_hop: int = 0
     end_to_end: int = 0
+    #: RFC 6733 §6.7.1: the identities of the agents the request passed, in order (each
+    #: relay or proxy appends the peer it received it from)
+    route_record: tuple[str, ...] = ()
+    #: RFC 6733 §6.7.3: each Proxy-Info AVP's content (its grouped members, as received),
+    #: in order; the answer echoes them
+    proxy_info: tuple[bytes, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -116,6 +130,8 @@ class HaAnswer:
     error_message: str = ""
     hop_by_hop: int = 0
     end_to_end: int = 0
+    #: the request's Proxy-Info contents, echoed in the same order (RFC 6733 §6.2)
+    proxy_info: tuple[bytes, ...] = ()
 
 
 @dataclass(frozen=True)
