@@ -252,7 +252,7 @@ class ForeignAgent(SmoothHandoff, Role):
         self.pending[session_id] = Pending(nai, bytes(raw), rrq, mn_mac, port, now,
                                            previous_fa=previous_fa, src_ip=src_ip,
                                            src_port=src_port)
-        return [Mark(nai, "rrq_at_fa", {"fa": self.conf.name,
+        return [Mark(nai, "rrq_at_fa", {"fa": self.conf.name, "port": port,
                                         "previous_fa": previous_fa or previous_address}),
                 SendDiameter(amr, to=self.conf.realm)]
 
