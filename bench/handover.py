@@ -298,6 +298,7 @@ def summarise(res: dict[str, Any]) -> dict[str, Any]:
     s["phases_ms_median"] = {n: summary([m["phases_ms"][n] for m in moves
                                          if n in m.get("phases_ms", {})], 2)["median"]
                              for n in names}
+    s.update(summarise_walks(moves))
     for key in ("vici_to_init_sent_ms", "ike_sa_init_rtt_ms", "ike_auth_rtt_ms",
                 "vici_to_child_up_ms"):
         vals = [m["ike_at_new_fa"][key] for m in moves
@@ -306,6 +307,27 @@ def summarise(res: dict[str, Any]) -> dict[str, Any]:
     s["create_child_rtt_ms"] = summary(
         [v for lst in (res.get("create_child_rtt_ms") or {}).values() for v in lst], 1)
     return s
+
+
+def summarise_walks(moves: list[dict[str, Any]]) -> dict[str, Any]:
+    """Issue 14, over the moves' walks (``mininet_scripts.demo_results.move_walk``):
+    each point's median ms since the move started (in that order: the median move's
+    walk down to the first packet each way) and, per direction, the first packet
+    since the move started, since the FA's tunnel was up, and the gap minus the
+    emulation's link move (the protocol-added interruption)."""
+    walks = [m["walk"] for m in moves if m.get("walk")]
+    names: list[str] = []
+    for w in walks:
+        names += [n for n in w.get("timeline_ms", {}) if n not in names]
+    medians = {n: summary([w["timeline_ms"][n] for w in walks
+                           if n in w.get("timeline_ms", {})], 2)["median"] for n in names}
+    out: dict[str, Any] = {"walk_median_ms": dict(sorted(
+        ((n, v) for n, v in medians.items() if v is not None), key=lambda kv: kv[1]))}
+    for key in ("first_packet_ms", "tunnel_up_to_first_packet_ms", "protocol_added_ms"):
+        for d in ("mn_to_cn", "cn_to_mn"):
+            out[f"{key}_{d}"] = summary([w[key][d] for w in walks
+                                         if w.get(key, {}).get(d) is not None], 1)
+    return out
 
 
 def print_summary(label: str, s: dict[str, Any]) -> None:
@@ -329,6 +351,19 @@ def print_summary(label: str, s: dict[str, Any]) -> None:
     print("signalling phases (median ms):")
     for n, v in s["phases_ms_median"].items():
         print(f"    {n:28s} {v if v is not None else '-':>8}")
+    if s.get("walk_median_ms"):
+        rows = []
+        for key, name in (("first_packet_ms", "first packet since the move"),
+                          ("tunnel_up_to_first_packet_ms", "  since the FA's tunnel up"),
+                          ("protocol_added_ms", "gap minus link move")):
+            for d, arrow in (("mn_to_cn", "MN->CN"), ("cn_to_mn", "CN->MN")):
+                v = s.get(f"{key}_{d}") or {}
+                rows.append([f"{name} {arrow} ms", v.get("median"), v.get("p95"),
+                             v.get("max")])
+        print(table(["", "median", "p95", "max"], rows, numbers=True))
+        print("the median move's walk (ms since the move started):")
+        for n, v in s["walk_median_ms"].items():
+            print(f"    {v:8.2f}  {n}")
 
 
 def _label(r: dict[str, Any]) -> str:

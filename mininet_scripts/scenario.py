@@ -61,6 +61,7 @@ from mininet_scripts.scenario_spec import (IPERF_PORT, LOST_DIRECTIONS, Scenario
 # re-exported: the callers that load a scenario and the ScenarioRun's users
 from mininet_scripts.scenario_spec import ROOT as ROOT
 from mininet_scripts.scenario_spec import check_names as check_names
+from mininet_scripts.demo_results import move_walk, walk_lines
 from mininet_scripts.demo import (Demo, DemoError, _last_before, _registered, _stop_proc,
                                   read_events, rest_get, rest_put, say, wait_for)
 
@@ -363,6 +364,7 @@ class ScenarioRun:
             phases = {"link_move (emulation)": move["link_move_ms"]}
             reg = move["registered"]
             events = read_events(self.events[mn])
+            rrq = None
             if reg is not None:
                 rrq = _last_before(events, "rrq_sent", reg["t"])
                 if rrq is not None:
@@ -375,6 +377,8 @@ class ScenarioRun:
                 entry["gap_ms"] = {"mn_to_cn": round(w_cn.gap_ms, 3),
                                    "cn_to_mn": round(w_mn.gap_ms, 3)}
                 entry["lost"] = {"mn_to_cn": w_cn.lost, "cn_to_mn": w_mn.lost}
+                # issue 14: down to the first packet through in each direction
+                entry["walk"] = move_walk(move, rec.get("marks", {}), rrq, reg, w_cn, w_mn)
             out.append(entry)
         return {"scenario": self.spec["name"], "topology": self.topo.name,
                 "registration_ms": t_reg, "moves": out, "rates": self.rates,
@@ -484,6 +488,8 @@ def print_result(res: dict[str, Any]) -> None:
                   f"  CN->MN {m['lost']['cn_to_mn']}")
         for name, ms in m["phases_ms"].items():
             print(f"    {name:28s} {ms:8.2f} ms")
+        for line in walk_lines(m["walk"]) if m.get("walk") else ():
+            print(line)
     for name, r in (res.get("rates") or {}).items():
         arrow = "->" if r["direction"] == "up" else "<-"
         got = f"{r['kbit'] / 1000:7.2f} Mbit/s" if "kbit" in r else f"error: {r.get('error')}"

@@ -43,17 +43,19 @@ PHASES: dict[str, tuple[str, str]] = {
 }
 
 
-def breakdown(points: Mapping[str, float | None]) -> dict[str, Any]:
+def breakdown(points: Mapping[str, float | None], origin: str = "") -> dict[str, Any]:
     """The walk of one move: ``points`` (name -> time on one monotonic clock, s; None:
-    not seen) in time order, as ``timeline_ms`` (each point's ms since the first) and
-    ``segments`` (``{"from", "to", "ms"}`` between consecutive points: where the time
-    between them went).  Ties keep the order of ``points``."""
+    not seen) in time order, as ``timeline_ms`` (each point's ms since ``origin``, a
+    point's name, or else the first point) and ``segments`` (``{"from", "to", "ms"}``
+    between consecutive points: where the time between them went).  Ties keep the
+    order of ``points``."""
     seen = [(t, i, name) for i, (name, t) in enumerate(points.items()) if t is not None]
     seen.sort()
     if not seen:
         return {"timeline_ms": {}, "segments": []}
-    origin = seen[0][0]
-    timeline = {name: round((t - origin) * 1000.0, 3) for t, _i, name in seen}
+    start = points.get(origin) if origin else None
+    origin_t = seen[0][0] if start is None else start
+    timeline = {name: round((t - origin_t) * 1000.0, 3) for t, _i, name in seen}
     segments = [{"from": a[2], "to": b[2], "ms": round((b[0] - a[0]) * 1000.0, 3)}
                 for a, b in zip(seen, seen[1:])]
     return {"timeline_ms": timeline, "segments": segments}

@@ -25,6 +25,8 @@ def test_breakdown_orders_points_and_gives_segments() -> None:
     assert out["segments"] == [{"from": "a", "to": "b", "ms": 10.0},
                                {"from": "b", "to": "c", "ms": 2.5}]
     assert breakdown({}) == {"timeline_ms": {}, "segments": []}
+    assert breakdown({"b": 1.010, "a": 1.000}, origin="b")["timeline_ms"] == {
+        "a": -10.0, "b": 0.0}
 
 
 def test_the_record_starts_with_the_link_events_of_its_move() -> None:
