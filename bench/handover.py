@@ -327,6 +327,8 @@ def summarise_walks(moves: list[dict[str, Any]]) -> dict[str, Any]:
         for d in ("mn_to_cn", "cn_to_mn"):
             out[f"{key}_{d}"] = summary([w[key][d] for w in walks
                                          if w.get(key, {}).get(d) is not None], 1)
+    # moves whose first RRQ was lost (the MN's 1 s retransmission timer is in the gap)
+    out["moves_rrq_retransmitted"] = sum(1 for w in walks if w.get("rrq_tries", 1) > 1)
     return out
 
 
@@ -361,6 +363,8 @@ def print_summary(label: str, s: dict[str, Any]) -> None:
                 rows.append([f"{name} {arrow} ms", v.get("median"), v.get("p95"),
                              v.get("max")])
         print(table(["", "median", "p95", "max"], rows, numbers=True))
+        print(f"moves whose first RRQ was lost (retransmitted after 1 s): "
+              f"{s.get('moves_rrq_retransmitted', 0)}")
         print("the median move's walk (ms since the move started):")
         for n, v in s["walk_median_ms"].items():
             print(f"    {v:8.2f}  {n}")

@@ -48,7 +48,7 @@ def results(topology: str, moves: list[dict[str, Any]], registration_ms: float,
             "gap_ms": {"mn_to_cn": round(w_cn.gap_ms, 3), "cn_to_mn": round(w_mn.gap_ms, 3)},
             "lost": {"mn_to_cn": w_cn.lost, "cn_to_mn": w_mn.lost},
             "phases_ms": phases,
-            "walk": move_walk(move, marks, rrq, reg, w_cn, w_mn)})
+            "walk": move_walk(move, marks, events, reg, w_cn, w_mn)})
     first = next((h for h in handovers if not h.get("previous_fa")), {})
     return {
         "topology": topology,
@@ -69,17 +69,20 @@ def results(topology: str, moves: list[dict[str, Any]], registration_ms: float,
 
 
 def move_walk(move: dict[str, Any], marks: dict[str, float],
-              rrq_sent: dict[str, Any] | None, registered: dict[str, Any] | None,
+              events: list[dict[str, Any]], registered: dict[str, Any] | None,
               w_cn: Any, w_mn: Any) -> dict[str, Any]:
     """One move down to the first packet through in each direction (issue 14), all on
     CLOCK_MONOTONIC: the emulation's link move (``move_start``, ``link_moved``), the
     controller's marks (its handover record: port-status, RRQ at FA, AAA, HA, flows,
-    tunnel, RRP), the MN's ``rrq_sent`` / ``registered`` and, per direction, the last
-    packet received before the move's gap and the first one after it (the probes'
-    window: ``w_cn`` what the CN received, ``w_mn`` what the MN received).
+    tunnel, RRP), the MN's events (``events``: its RRQs since the move, the first
+    and the one answered, and ``registered``) and, per direction, the last packet
+    received before the move's gap and the first one after it (the probes' window:
+    ``w_cn`` what the CN received, ``w_mn`` what the MN received).
 
-    Gives ``breakdown``'s ``timeline_ms`` (since the move started) and ``segments``,
-    and per direction ``first_packet_ms`` (since the move started),
+    Gives ``breakdown``'s ``timeline_ms`` (ms since the move started: the last packets
+    before the gap may be negative) and ``segments``, ``rrq_tries`` (more than one:
+    the first Registration Request was lost and the MN's retransmission timer, 1 s,
+    is in the gap) and per direction ``first_packet_ms`` (since the move started),
     ``tunnel_up_to_first_packet_ms`` (what nobody had broken down: after the FA's
     tunnel is up) and ``protocol_added_ms`` (the gap minus the emulation's link move:
     the issue's figure)."""
@@ -87,7 +90,12 @@ def move_walk(move: dict[str, Any], marks: dict[str, float],
     points: dict[str, float | None] = {"move_start": t0,
                                        "link_moved": t0 + move["link_move_ms"] / 1000.0}
     points.update({k: float(v) for k, v in marks.items()})
-    points["mn_rrq_sent"] = float(rrq_sent["t"]) if rrq_sent else None
+    until = float(registered["t"]) if registered else float("inf")
+    rrqs = [float(e["t"]) for e in events
+            if e["event"] == "rrq_sent" and t0 <= float(e["t"]) <= until]
+    if len(rrqs) > 1:
+        points["mn_first_rrq_sent"] = rrqs[0]
+    points["mn_rrq_sent"] = rrqs[-1] if rrqs else None
     points["mn_registered"] = float(registered["t"]) if registered else None
     first: dict[str, float | None] = {}
     for d, w in (("mn_to_cn", w_cn), ("cn_to_mn", w_mn)):
@@ -102,6 +110,7 @@ def move_walk(move: dict[str, Any], marks: dict[str, float],
         return None if a is None or b is None else round((b - a) * 1000.0, 3)
 
     tunnel_up = marks.get("tunnel_up")
+    walk["rrq_tries"] = len(rrqs)
     walk["first_packet_ms"] = {d: ms(t0, t) for d, t in first.items()}
     walk["tunnel_up_to_first_packet_ms"] = {d: ms(tunnel_up, t) for d, t in first.items()}
     walk["protocol_added_ms"] = {
@@ -119,6 +128,9 @@ def walk_lines(walk: dict[str, Any], indent: str = "    ") -> list[str]:
         step = f"{'+' + format(at - prev, '.2f'):>8}" if prev is not None else " " * 8
         out.append(f"{indent}  {at:8.2f} {step}  {name}")
         prev = at
+    if walk.get("rrq_tries", 1) > 1:
+        out.append(f"{indent}the MN sent {walk['rrq_tries']} Registration Requests: the "
+                   f"first was lost (its retransmission timer is in the gap)")
     for d, label in (("mn_to_cn", "MN->CN"), ("cn_to_mn", "CN->MN")):
         first = walk.get("first_packet_ms", {}).get(d)
         after = walk.get("tunnel_up_to_first_packet_ms", {}).get(d)

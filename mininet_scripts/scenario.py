@@ -378,7 +378,8 @@ class ScenarioRun:
                                    "cn_to_mn": round(w_mn.gap_ms, 3)}
                 entry["lost"] = {"mn_to_cn": w_cn.lost, "cn_to_mn": w_mn.lost}
                 # issue 14: down to the first packet through in each direction
-                entry["walk"] = move_walk(move, rec.get("marks", {}), rrq, reg, w_cn, w_mn)
+                entry["walk"] = move_walk(move, rec.get("marks", {}), events, reg, w_cn,
+                                          w_mn)
             out.append(entry)
         return {"scenario": self.spec["name"], "topology": self.topo.name,
                 "registration_ms": t_reg, "moves": out, "rates": self.rates,

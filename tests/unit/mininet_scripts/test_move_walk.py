@@ -11,6 +11,9 @@ import pytest
 from mininet_scripts.demo_results import move_walk, print_results, walk_lines
 
 T0 = 100.0
+#: the MN's events: an RRQ of the move before (not this move's) and this move's
+EVENTS = [{"event": "rrq_sent", "t": T0 - 1.5}, {"event": "rrq_sent", "t": T0 + 0.018},
+          {"event": "registered", "t": T0 + 0.038}]
 
 
 def window(gap_ms: float, last: float, first: float) -> SimpleNamespace:
@@ -27,7 +30,7 @@ def a_move() -> tuple[dict, dict]:
 
 def test_walk_reaches_the_first_packet_each_way() -> None:
     move, marks = a_move()
-    w = move_walk(move, marks, {"t": T0 + 0.018}, {"t": T0 + 0.038},
+    w = move_walk(move, marks, EVENTS, {"t": T0 + 0.038},
                   window(40.0, T0 - 0.001, T0 + 0.039),      # what the CN received
                   window(45.0, T0 - 0.0005, T0 + 0.0445))    # what the MN received
     t = w["timeline_ms"]
@@ -49,15 +52,15 @@ def test_walk_reaches_the_first_packet_each_way() -> None:
 def test_walk_without_probe_or_registration_keeps_what_it_has() -> None:
     move, marks = a_move()
     nothing = SimpleNamespace(gap_ms=0.0, gap_start_ns=None, gap_end_ns=None, lost=0)
-    w = move_walk(move, marks, None, None, nothing, nothing)
-    assert "mn_registered" not in w["timeline_ms"]
+    w = move_walk(move, marks, [], None, nothing, nothing)
+    assert "mn_registered" not in w["timeline_ms"] and w["rrq_tries"] == 0
     assert w["first_packet_ms"] == {"mn_to_cn": None, "cn_to_mn": None}
     assert "- ms after tunnel_up" in "\n".join(walk_lines(w))
 
 
 def test_demo_prints_the_walk(capsys: pytest.CaptureFixture[str]) -> None:
     move, marks = a_move()
-    w = move_walk(move, marks, {"t": T0 + 0.018}, {"t": T0 + 0.038},
+    w = move_walk(move, marks, EVENTS, {"t": T0 + 0.038},
                   window(40.0, T0 - 0.001, T0 + 0.039), window(45.0, T0, T0 + 0.0445))
     res = {"registration_ms": 12.0, "probe": {"rate_pps": 1000,
                                               "mn_to_cn": {"sent": 1, "lost": 0},
@@ -73,3 +76,16 @@ def test_demo_prints_the_walk(capsys: pytest.CaptureFixture[str]) -> None:
         in out
     line = next(x for x in out.splitlines() if x.endswith(" tunnel_up"))
     assert line.split()[:2] == ["35.00", "+14.00"]   # since the move; after ama_at_fa
+
+
+def test_a_lost_first_rrq_shows_in_the_walk() -> None:
+    """The MN's retransmission timer in the gap: both RRQs on the walk, counted."""
+    move, marks = a_move()
+    events = [{"event": "rrq_sent", "t": T0 + 0.016}, {"event": "rrq_sent", "t": T0 + 1.016},
+              {"event": "registered", "t": T0 + 1.04}]
+    w = move_walk(move, marks, events, events[-1], window(1040.0, T0, T0 + 1.05),
+                  window(1041.0, T0, T0 + 1.051))
+    assert w["rrq_tries"] == 2
+    assert w["timeline_ms"]["mn_first_rrq_sent"] == pytest.approx(16.0)
+    assert w["timeline_ms"]["mn_rrq_sent"] == pytest.approx(1016.0)
+    assert "the MN sent 2 Registration Requests" in "\n".join(walk_lines(w))
