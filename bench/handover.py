@@ -398,6 +398,19 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
     a.legend(fontsize=7)
     b = axes[1]
     r = results[0]
+    walk = r["summary"].get("walk_median_ms") or {}
+    if walk:
+        # issue 14: the median move's walk, each segment a bar from point to point
+        names = list(walk)
+        for k, (n, t) in enumerate(walk.items()):
+            end = walk[names[k + 1]] if k + 1 < len(names) else t
+            b.barh([len(names) - k], [max(end - t, 0.3)], left=t)
+            b.text(end + 1, len(names) - k, f"{n} {t:.1f}", va="center", fontsize=6)
+        b.set_xlabel("ms since the move started (median per point)")
+        b.set_title(f"the median move down to the first packet, IKE {_label(r)}")
+        b.set_yticks([])
+        save_plot(fig, path)
+        return
     ph = r["summary"]["phases_ms_median"]
     order = ["move_to_rrq_sent", "rrq_to_fa", "aaa_round_trip", "ha_relay",
              "flows_installed", "fa_tunnel_up", "rrp_to_mn"]
