@@ -108,6 +108,7 @@ class HandoverLog:
     def link_down(self, nai: str, t: float) -> None:
         """The access port ``nai`` was on went away (port-status at its old FA)."""
         self.links_down[nai] = t
+        self._forget(t)
 
     def link_up(self, fa: str, port: int, t: float, phase: str = "link_up") -> None:
         """A port of ``fa``'s access switch came up (``phase`` "link_up"), or the FA's

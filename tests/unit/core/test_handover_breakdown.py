@@ -74,6 +74,9 @@ def test_old_port_events_are_forgotten() -> None:
     log.link_up("fa2", 5, 1.0)
     log.link_up("fa2", 2, 1.0 + LINK_WINDOW + 1)
     assert ("fa2", 5) not in log.ports_up and "bob@home.example" not in log.links_down
+    log.link_up("fa2", 6, 100.0)
+    log.link_down(NAI, 100.0 + LINK_WINDOW + 1)      # a port going also forgets
+    assert ("fa2", 6) not in log.ports_up
 
 
 def test_the_fa_says_which_port_the_request_came_in_on() -> None:
