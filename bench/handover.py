@@ -298,6 +298,7 @@ def summarise(res: dict[str, Any]) -> dict[str, Any]:
     s["phases_ms_median"] = {n: summary([m["phases_ms"][n] for m in moves
                                          if n in m.get("phases_ms", {})], 2)["median"]
                              for n in names}
+    s.update(summarise_walks(moves))
     for key in ("vici_to_init_sent_ms", "ike_sa_init_rtt_ms", "ike_auth_rtt_ms",
                 "vici_to_child_up_ms"):
         vals = [m["ike_at_new_fa"][key] for m in moves
@@ -306,6 +307,29 @@ def summarise(res: dict[str, Any]) -> dict[str, Any]:
     s["create_child_rtt_ms"] = summary(
         [v for lst in (res.get("create_child_rtt_ms") or {}).values() for v in lst], 1)
     return s
+
+
+def summarise_walks(moves: list[dict[str, Any]]) -> dict[str, Any]:
+    """Issue 14, over the moves' walks (``mininet_scripts.demo_results.move_walk``):
+    each point's median ms since the move started (in that order: the median move's
+    walk down to the first packet each way) and, per direction, the first packet
+    since the move started, since the FA's tunnel was up, and the gap minus the
+    emulation's link move (the protocol-added interruption)."""
+    walks = [m["walk"] for m in moves if m.get("walk")]
+    names: list[str] = []
+    for w in walks:
+        names += [n for n in w.get("timeline_ms", {}) if n not in names]
+    medians = {n: summary([w["timeline_ms"][n] for w in walks
+                           if n in w.get("timeline_ms", {})], 2)["median"] for n in names}
+    out: dict[str, Any] = {"walk_median_ms": dict(sorted(
+        ((n, v) for n, v in medians.items() if v is not None), key=lambda kv: kv[1]))}
+    for key in ("first_packet_ms", "tunnel_up_to_first_packet_ms", "protocol_added_ms"):
+        for d in ("mn_to_cn", "cn_to_mn"):
+            out[f"{key}_{d}"] = summary([w[key][d] for w in walks
+                                         if w.get(key, {}).get(d) is not None], 1)
+    # moves whose first RRQ was lost (the MN's 1 s retransmission timer is in the gap)
+    out["moves_rrq_retransmitted"] = sum(1 for w in walks if w.get("rrq_tries", 1) > 1)
+    return out
 
 
 def print_summary(label: str, s: dict[str, Any]) -> None:
@@ -329,6 +353,21 @@ def print_summary(label: str, s: dict[str, Any]) -> None:
     print("signalling phases (median ms):")
     for n, v in s["phases_ms_median"].items():
         print(f"    {n:28s} {v if v is not None else '-':>8}")
+    if s.get("walk_median_ms"):
+        rows = []
+        for key, name in (("first_packet_ms", "first packet since the move"),
+                          ("tunnel_up_to_first_packet_ms", "  since the FA's tunnel up"),
+                          ("protocol_added_ms", "gap minus link move")):
+            for d, arrow in (("mn_to_cn", "MN->CN"), ("cn_to_mn", "CN->MN")):
+                v = s.get(f"{key}_{d}") or {}
+                rows.append([f"{name} {arrow} ms", v.get("median"), v.get("p95"),
+                             v.get("max")])
+        print(table(["", "median", "p95", "max"], rows, numbers=True))
+        print(f"moves whose first RRQ was lost (retransmitted after 1 s): "
+              f"{s.get('moves_rrq_retransmitted', 0)}")
+        print("the median move's walk (ms since the move started):")
+        for n, v in s["walk_median_ms"].items():
+            print(f"    {v:8.2f}  {n}")
 
 
 def _label(r: dict[str, Any]) -> str:
@@ -359,6 +398,19 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
     a.legend(fontsize=7)
     b = axes[1]
     r = results[0]
+    walk = r["summary"].get("walk_median_ms") or {}
+    if walk:
+        # issue 14: the median move's walk, each segment a bar from point to point
+        names = list(walk)
+        for k, (n, t) in enumerate(walk.items()):
+            end = walk[names[k + 1]] if k + 1 < len(names) else t
+            b.barh([len(names) - k], [max(end - t, 0.3)], left=t)
+            b.text(end + 1, len(names) - k, f"{n} {t:.1f}", va="center", fontsize=6)
+        b.set_xlabel("ms since the move started (median per point)")
+        b.set_title(f"the median move down to the first packet, IKE {_label(r)}")
+        b.set_yticks([])
+        save_plot(fig, path)
+        return
     ph = r["summary"]["phases_ms_median"]
     order = ["move_to_rrq_sent", "rrq_to_fa", "aaa_round_trip", "ha_relay",
              "flows_installed", "fa_tunnel_up", "rrp_to_mn"]

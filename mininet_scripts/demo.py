@@ -24,10 +24,12 @@ from typing import Any
 
 from controller.adapters.private_files import private_dir, private_file, private_run_dir
 from controller.config import Topology, load_topology
+from mininet_scripts.demo_results import PROBE_RATE, print_results, results
+# re-exported: the scenario runner and the CLI's moves read the MN's events with it
+from mininet_scripts.demo_results import _last_before as _last_before
 
 LOG = logging.getLogger("mipvpn.demo")
 PROBE_PORT = 5001
-PROBE_RATE = 1000  # packets/s each way
 
 
 class DemoError(RuntimeError):
@@ -379,12 +381,12 @@ class Demo:
         bindings = rest_get(self.rest, "/v1/bindings")
         for proc in clients.values():
             _stop_proc(proc)
-        res = self._results(moves[mn_name], registration_ms[mn_name],
+        res = results(self.topo.name, moves[mn_name], registration_ms[mn_name],
                             read_events(events_path[mn_name]), *outs[mn_name],
                             self._handovers_of(handovers, mn.nai), tunnels, bindings)
         if baseline:
             from mininet_scripts.demo_compare import compare
-            base = self._results(moves[baseline], registration_ms[baseline],
+            base = results(self.topo.name, moves[baseline], registration_ms[baseline],
                                  read_events(events_path[baseline]), *outs[baseline],
                                  self._handovers_of(handovers, topo.mobile_nodes[baseline].nai),
                                  tunnels, bindings)
@@ -407,60 +409,6 @@ class Demo:
         return isinstance(states, list) and any(
             s.get("packets_in", 0) > 50 for s in states if not
             str(s.get("tunnel_id", "")).startswith("static/"))
-
-    def _results(self, moves: list[dict[str, Any]], registration_ms: float,
-                 events: list[dict[str, Any]], mn_out: Path, cn_out: Path,
-                 handovers: list[dict[str, Any]], tunnels: dict[str, Any],
-                 bindings: list[dict[str, Any]]) -> dict[str, Any]:
-        from mininet_scripts.probe import analyse, load_result, steady_loss
-        mn_probe, cn_probe = load_result(str(mn_out)), load_result(str(cn_out))
-        ev = [(f"move{i}", int(m["t_move"] * 1e9)) for i, m in enumerate(moves)]
-        to_cn = analyse(cn_probe["received"], mn_probe["sent"], ev,   # what CN got
-                        sender=mn_probe, receiver=cn_probe)
-        to_mn = analyse(mn_probe["received"], cn_probe["sent"], ev,   # what MN got
-                        sender=cn_probe, receiver=mn_probe)
-        moved = [h for h in handovers if h.get("previous_fa")]
-        out_moves = []
-        for i, move in enumerate(moves):
-            rec = moved[i] if i < len(moved) else {}
-            marks = rec.get("marks", {})
-            reg = move["registered"]
-            rrq = _last_before(events, "rrq_sent", reg["t"])
-            phases = {"link_move (emulation)": move["link_move_ms"]}
-            if rrq is not None:
-                phases["movement_detection"] = round((rrq["t"] - move["t_move"]) * 1000
-                                                     - move["link_move_ms"], 3)
-                if "rrq_at_fa" in marks:
-                    phases["rrq_to_fa"] = round((marks["rrq_at_fa"] - rrq["t"]) * 1000, 3)
-            phases.update(rec.get("phases_ms", {}))
-            if "rrp_sent" in marks:
-                phases["rrp_to_mn"] = round((reg["t"] - marks["rrp_sent"]) * 1000, 3)
-            if rrq is not None:
-                phases["signalling_total"] = round((reg["t"] - rrq["t"]) * 1000, 3)
-            w_cn, w_mn = to_cn.windows[i], to_mn.windows[i]
-            out_moves.append({
-                "from": move["from"], "to": move["to"], "kind": rec.get("kind", "?"),
-                "t_move_ns": int(move["t_move"] * 1e9),  # CLOCK_MONOTONIC, as the probes
-                "gap_ms": {"mn_to_cn": round(w_cn.gap_ms, 3), "cn_to_mn": round(w_mn.gap_ms, 3)},
-                "lost": {"mn_to_cn": w_cn.lost, "cn_to_mn": w_mn.lost},
-                "phases_ms": phases})
-        first = next((h for h in handovers if not h.get("previous_fa")), {})
-        return {
-            "topology": self.topo.name,
-            "registration_ms": round(registration_ms, 3),
-            "registration_phases_ms": first.get("phases_ms", {}),
-            "moves": out_moves,
-            # whole-run loss, counted while both probe ends were running
-            "probe": {"rate_pps": PROBE_RATE,
-                      "mn_to_cn": dict(zip(("sent", "lost"),
-                                           steady_loss(cn_probe, mn_probe))),
-                      "cn_to_mn": dict(zip(("sent", "lost"),
-                                           steady_loss(mn_probe, cn_probe))),
-                      "latency_p50_ms": {"mn_to_cn": to_cn.latency_p50_ms,
-                                         "cn_to_mn": to_mn.latency_p50_ms}},
-            "bindings": bindings,
-            "tunnels": tunnels.get("gateways", {}),
-        }
 
     def close(self) -> None:
         self.stack.close()
@@ -494,41 +442,8 @@ def _registered(path: Path, already: int) -> dict[str, Any] | None:
     return regs[already] if len(regs) > already else None
 
 
-def _last_before(events: list[dict[str, Any]], name: str, t: float) -> dict[str, Any] | None:
-    found = None
-    for e in events:
-        if e["event"] == name and e["t"] <= t:
-            found = e
-    return found
-
-
 def _repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
-
-
-def print_results(res: dict[str, Any]) -> None:
-    print()
-    if "baseline" in res:
-        print(f"{res['mn']}, smooth handoff on:")
-    print(f"registration: {res['registration_ms']:.1f} ms (RRQ sent -> RRP at the MN)")
-    for name, ms in res.get("registration_phases_ms", {}).items():
-        print(f"    {name:28s} {ms:8.2f} ms")
-    for m in res["moves"]:
-        print(f"move {m['from']} -> {m['to']} ({m['kind']}):")
-        print(f"    data-plane gap   MN->CN {m['gap_ms']['mn_to_cn']:8.1f} ms   "
-              f"CN->MN {m['gap_ms']['cn_to_mn']:8.1f} ms")
-        print(f"    packets lost     MN->CN {m['lost']['mn_to_cn']:8d}      "
-              f"CN->MN {m['lost']['cn_to_mn']:8d}")
-        for name, ms in m["phases_ms"].items():
-            print(f"    {name:28s} {ms:8.2f} ms")
-    p = res["probe"]
-    print(f"probe: {p['rate_pps']} pkt/s each way; lost MN->CN {p['mn_to_cn']['lost']}/"
-          f"{p['mn_to_cn']['sent']}, CN->MN {p['cn_to_mn']['lost']}/{p['cn_to_mn']['sent']}")
-    if "comparison" in res:
-        from mininet_scripts.demo_compare import comparison_lines
-        print()
-        for line in comparison_lines(res["comparison"], res["mn"], res["baseline"]["mn"]):
-            print(line)
 
 
 def demo_topology(config: str, run_dir: Path

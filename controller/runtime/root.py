@@ -129,7 +129,8 @@ class Runtime:
         self.switches = Switches(self.loop, self.fabric, self.roles, self.counters,
                                  self.metrics, self.datapaths, self.held, self.mip_io,
                                  flow_sink=flow_sink, execute=self._execute,
-                                 spawn=self.spawn, now=lambda: self.now())
+                                 spawn=self.spawn, now=lambda: self.now(),
+                                 handovers=self.handovers)
         self.links = DiameterLinks(self.roles, self.counters, execute=self._execute,
                                    spawn=self.spawn, now=lambda: self.now())
         # restart persistence (issue 5): restore, then track what changes from now on

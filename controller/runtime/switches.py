@@ -12,6 +12,7 @@ from typing import Any, Awaitable, Callable, Coroutine, Mapping
 from controller.adapters import openflow
 from controller.core import flows
 from controller.core.actions import HoldTraffic
+from controller.core.handover import HandoverLog
 from controller.metrics import Metrics
 from controller.runtime.held import HeldDownlinks
 from controller.core.dispatch import Dispatch
@@ -33,7 +34,7 @@ class Switches:
                  flow_sink: Callable[[int, tuple[flows.FlowMod, ...]], None] | None,
                  execute: Callable[[str, list[Any]], Awaitable[Any]],
                  spawn: Callable[[Coroutine[Any, Any, Any]], None],
-                 now: Callable[[], float]) -> None:
+                 now: Callable[[], float], handovers: HandoverLog | None = None) -> None:
         self.loop = loop
         self.fabric = fabric
         self.roles = roles
@@ -47,6 +48,8 @@ class Switches:
         self.execute = execute
         self.spawn = spawn
         self.now = now
+        # issue 14: the link events each move's record starts with (port-status)
+        self.handovers = handovers
         self.barriers: dict[tuple[int, int], asyncio.Future[None]] = {}
         self._stats: dict[tuple[int, int], tuple[list[Any], asyncio.Future[Any]]] = {}
         self.reconciles: dict[str, dict[str, Any]] = {}
@@ -186,11 +189,18 @@ class Switches:
 
     def port_added(self, dpid: int, port: int) -> None:
         """A link came up at a switch port: if it is an access port, advertise there
-        at once so a moved MN detects its new FA without waiting for the period."""
+        at once so a moved MN detects its new FA without waiting for the period.  The
+        handover log notes both (the next registration on that port takes them)."""
+        seen = time.monotonic()
+
         def advertise() -> None:
             fa = fa_of_dpid(self.roles, dpid)
             if fa is not None and port != fa.conf.fa_port:
                 self.mip_io.send_advertisement(fa, port)
+                if self.handovers is not None:
+                    self.handovers.link_up(fa.conf.name, port, seen)
+                    self.handovers.link_up(fa.conf.name, port, time.monotonic(),
+                                           "advertisement_sent")
         self.loop.call_soon_threadsafe(advertise)
 
     def _from_fa(self, dpid: int, in_port: int) -> bool:
@@ -199,11 +209,18 @@ class Switches:
 
     def port_removed(self, dpid: int, port: int) -> None:
         """A switch port went away or its link went down (os-ken's thread): an MN on an
-        access port has left that link (smooth handoff: its FA holds its downlink)."""
+        access port has left that link (smooth handoff: its FA holds its downlink).  The
+        handover log notes when, for each visitor the FA had on that port."""
+        seen = time.monotonic()
+
         def gone() -> None:
             fa = fa_of_dpid(self.roles, dpid)
             if fa is None:
                 return
+            if self.handovers is not None and port != fa.conf.fa_port:
+                for visitor in list(fa.visitors.values()):
+                    if visitor.port == port:
+                        self.handovers.link_down(visitor.nai, seen)
             actions = fa.on_port_down(self.now(), port)
             for action in actions:    # the buffer exists before the next packet-in
                 if isinstance(action, HoldTraffic):

@@ -115,3 +115,26 @@ def test_a_fuzz_failure_shows_in_the_reliability_table(tmp_path: Path) -> None:
     assert report.write(readme, results) is True
     assert report.differing(readme, results) == []
     assert "**3 unexpected exceptions**" in readme.read_text()
+
+
+def test_handover_walk_row_and_its_verdict() -> None:
+    """Issue 14: a run with walks gets the 'down to the first packet' row; its verdict
+    is the issue's protocol-added bound (median <= 5 ms and p95 <= 10 ms each way)."""
+    def s(median: float, p95: float) -> dict[str, float]:
+        return {"median": median, "p95": p95, "max": p95}
+    summary = {"moves": 2, "walk_median_ms": {"move_start": 0.0},
+               "moves_rrq_retransmitted": 1,
+               **{f"{k}_{d}": s(4.0, 9.0) for k in ("first_packet_ms",
+                                                   "tunnel_up_to_first_packet_ms",
+                                                   "protocol_added_ms")
+                  for d in ("mn_to_cn", "cn_to_mn")}}
+    rows = report.handover_rows({"runs": [{"summary": summary, "kind": "intra"}]})
+    what, figure, target = rows[-1]
+    assert what.startswith("… down to the first packet")
+    assert "moves whose first RRQ was lost: 1" in figure and "**not met**" not in target
+    summary["protocol_added_ms_cn_to_mn"] = s(4.0, 11.0)
+    assert "**not met**" in report.handover_rows(
+        {"runs": [{"summary": summary, "kind": "intra"}]})[-1][2]
+    del summary["walk_median_ms"]
+    assert not any(r[0].startswith("… down to") for r in report.handover_rows(
+        {"runs": [{"summary": summary, "kind": "intra"}]}))

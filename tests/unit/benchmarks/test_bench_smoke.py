@@ -117,6 +117,29 @@ def test_handover_kinds_set_the_movers_profile_only():
                                else set()), (name, nai)
 
 
+def test_handover_summary_gives_the_median_walk():
+    """Issue 14: the summary's median walk down to the first packet each way, and per
+    direction first packet / since tunnel up / gap minus the link move."""
+    from bench.handover import summarise_walks
+
+    def walk(k):
+        return {"timeline_ms": {"move_start": 0.0, "link_up": 12.0 + k, "tunnel_up": 30.0 + k,
+                                "first_packet_cn_to_mn": 40.0 + k},
+                "first_packet_ms": {"mn_to_cn": 38.0 + k, "cn_to_mn": 40.0 + k},
+                "tunnel_up_to_first_packet_ms": {"mn_to_cn": 8.0, "cn_to_mn": 10.0},
+                "protocol_added_ms": {"mn_to_cn": 20.0 + k, "cn_to_mn": None},
+                "rrq_tries": 1 + (k == 2)}
+    s = summarise_walks([{"walk": walk(k)} for k in range(3)] + [{"registered": True}])
+    assert list(s["walk_median_ms"].items()) == [
+        ("move_start", 0.0), ("link_up", 13.0), ("tunnel_up", 31.0),
+        ("first_packet_cn_to_mn", 41.0)]
+    assert s["first_packet_ms_cn_to_mn"]["median"] == 41.0
+    assert s["tunnel_up_to_first_packet_ms_mn_to_cn"]["median"] == 8.0
+    assert s["protocol_added_ms_mn_to_cn"]["max"] == 22.0
+    assert s["protocol_added_ms_cn_to_mn"]["n"] == 0
+    assert s["moves_rrq_retransmitted"] == 1
+
+
 def test_every_benchmark_has_a_main():
     import importlib
     for name in BENCHES:

@@ -196,3 +196,24 @@ def test_waits_for_the_peers_inbound_sa(rt: Any) -> None:
     rt.gateways["fa2"].up = True
     settle(rt)
     assert len(rt.test.msgs) == 5 and rt.holds == {}
+
+
+def test_port_events_go_into_the_next_handover_record(rt: Any) -> None:
+    """Issue 14: the old port's port-status delete (for the visitor the FA had there),
+    the new port's add and the advertisement sent out of it are the first marks of the
+    record the MN's registration on that port opens."""
+    from controller.core.visitors import Visitor
+    from controller.core.vpn import VpnInfo
+
+    fa = rt.test.fa
+    fa.visitors[NAI] = Visitor(NAI, "10.10.0.100", "10.0.0.1", MN, 2,
+                               VpnInfo(NAI, "10.10.0.100", "ha", "fa1", ()), 1800, 1e12)
+    rt.port_removed(rt.test.dpid, 2)
+    rt.port_added(rt.test.dpid, 3)
+    settle(rt)
+    assert len(rt.test.msgs) == 1        # the advertisement out of port 3
+    rt.handovers.mark(NAI, "rrq_at_fa", time.monotonic(),
+                      {"fa": "fa1", "port": 3, "previous_fa": "fa2"})
+    marks = rt.handovers.records[-1].marks
+    assert marks["link_down"] <= marks["link_up"] <= marks["advertisement_sent"] \
+        <= marks["rrq_at_fa"]
