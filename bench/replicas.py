@@ -118,12 +118,20 @@ class ReplicaSet:
 
 
 def closed_loop(rs: ReplicaSet, lg: LoadGenerator, window: int, duration: float,
-                warmup: float = 1.0) -> dict[str, Any]:
+                warmup: float = 1.0, idle: float = 2.0) -> dict[str, Any]:
     """W registrations outstanding for ``duration`` s after ``warmup``: rate, latency
-    and CPU us per registration of each group of processes."""
+    and CPU us per registration of each group of processes, as measured and net of
+    what the group burns idle (its timers, the benchmark server's 5 ms loop-lag probe,
+    etcd's own ticks: measured for ``idle`` s first), which a slower layout would
+    otherwise spread over fewer registrations."""
     lat: list[float] = []
     codes: dict[int, int] = {}
     groups = rs.pids()
+    c0 = {g: process_cpu_s(p) for g, p in groups.items()}
+    t0 = time.perf_counter()
+    time.sleep(idle)
+    idle_rate = {g: (process_cpu_s(p) - c0[g]) / (time.perf_counter() - t0)
+                 for g, p in groups.items()}
     t_end = time.perf_counter() + warmup + duration
     measuring = False
     cpu0: dict[str, float] = {}
@@ -147,7 +155,30 @@ def closed_loop(rs: ReplicaSet, lg: LoadGenerator, window: int, duration: float,
     return {"window": window, "rate": round(len(lat) / elapsed, 1), "completed": len(lat),
             "codes": codes, "latency_ms": summary([x * 1000 for x in lat]),
             "cpu_us_per_reg": {g: round(c / per * 1e6, 1) for g, c in cpu.items()},
+            "idle_cpu_ms_per_s": {g: round(r * 1e3, 1) for g, r in idle_rate.items()},
+            "cpu_us_per_reg_net": {g: round(max(0.0, c - idle_rate[g] * elapsed) / per
+                                            * 1e6, 1) for g, c in cpu.items()},
             "server_cpu_us_per_reg": round(cpu["home"] / per * 1e6, 1)}
+
+
+def fixed_rate(rs: ReplicaSet, lg: LoadGenerator, rate: float, duration: float,
+               idle_ms_per_s: dict[str, float]) -> dict[str, Any]:
+    """Open loop at ``rate``/s (below every layout's saturation, so each layout does
+    the same work per second): CPU us per accepted registration of each group, net of
+    its idle burn."""
+    groups = rs.pids()
+    c0 = {g: process_cpu_s(p) for g, p in groups.items()}
+    t0 = time.perf_counter()
+    answered, lost, _ = probe(lg, rate, duration, duration + 1.0, lambda: None)
+    elapsed = time.perf_counter() - t0
+    ok = max(1, sum(1 for _s, _r, c in answered if c in (0, 1)))
+    lat = [(r - s) * 1000 for s, r, c in answered if c in (0, 1)]
+    return {"rate": rate, "accepted": ok, "lost_or_refused": lost,
+            "latency_ms": summary(lat),
+            "cpu_us_per_reg_net": {
+                g: round(max(0.0, process_cpu_s(p) - c0[g]
+                             - idle_ms_per_s[g] / 1e3 * elapsed) / ok * 1e6, 1)
+                for g, p in groups.items()}}
 
 
 def register_all(lg: LoadGenerator, users: int, window: int = 32,
@@ -249,6 +280,10 @@ def failover(users: int, rate: float, duration: float, log_level: str) -> dict[s
         rs.close()
     ok = sorted(r for _s, r, c in answered if c in (0, 1))
     gaps = [b - a for a, b in zip(ok, ok[1:])]
+    codes: dict[str, int] = {}
+    for _s, _r, c in answered:
+        codes[str(c)] = codes.get(str(c), 0) + 1
+    failed = sorted(s for s, _r, c in answered if c not in (0, 1))
     after_kill = [r for r in ok if r > t_kill]
     rep = after["replication"] or {}
     takeovers = rep.get("takeovers", [])
@@ -258,6 +293,10 @@ def failover(users: int, rate: float, duration: float, log_level: str) -> dict[s
         "renewals_answered": len(answered),
         "renewals_accepted": len(ok),
         "renewals_lost_or_refused": lost,
+        "codes": codes,
+        # renewals sent in this window (from the kill) were answered with an error
+        "failed_sent_window_s": [round(failed[0] - t_kill, 3),
+                                 round(failed[-1] - t_kill, 3)] if failed else None,
         "interruption_s": round(max(gaps), 3) if gaps else None,
         "first_accepted_after_kill_s": round(after_kill[0] - t_kill, 3)
         if after_kill else None,
@@ -277,7 +316,8 @@ def _after(t0: float, takeovers: list[dict[str, Any]], field: str) -> dict[str, 
     return {"min": round(min(xs), 3), "max": round(max(xs), 3)} if xs else {}
 
 
-def cost(users: int, window: int, duration: float, log_level: str) -> list[dict[str, Any]]:
+def cost(users: int, window: int, duration: float, log_level: str,
+         rate: float) -> list[dict[str, Any]]:
     rows = []
     for replicas, state in ((1, "sqlite"), (1, "etcd"), (2, "etcd")):
         rs = ReplicaSet(replicas, state, users, log_level=log_level)
@@ -285,15 +325,27 @@ def cost(users: int, window: int, duration: float, log_level: str) -> list[dict[
         try:
             register_all(lg, min(users, 500))
             r = closed_loop(rs, lg, window, duration)
+            r["fixed_rate"] = fixed_rate(rs, lg, rate, duration, r["idle_cpu_ms_per_s"])
             st = rs.stats()
         finally:
             lg.close()
             rs.close()
+        reps = [s["replication"] for s in st if s and s.get("replication")]
+        regs = max(1, sum(s["roles"]["ha"]["accepted"] for s in st if s))
         r.update(layout=f"{state} x{replicas}", state=state, replicas=replicas,
+                 # over the whole run of the home process(es), per registration
+                 etcd_requests_per_reg=round(sum(x["etcd_requests"] for x in reps) / regs,
+                                             2) if reps else None,
+                 store_cpu_us_per_reg={k: round(sum(x["store_cpu_s"][k] for x in reps)
+                                                / regs * 1e6, 1)
+                                       for k in ("write", "watch")} if reps else None,
                  per_replica_ha_accepted=[s["roles"]["ha"]["accepted"] if s else None
                                           for s in st])
+        fr = r["fixed_rate"]["cpu_us_per_reg_net"]
         print(f"  {r['layout']}: {r['rate']:,.0f} reg/s, home {r['server_cpu_us_per_reg']}"
-              f" us/reg, etcd {r['cpu_us_per_reg']['etcd']} us/reg", flush=True)
+              f" us/reg, etcd {r['cpu_us_per_reg']['etcd']} us/reg; at {rate:g}/s: home "
+              f"{fr['home']}, etcd {fr['etcd']}, visited {fr['visited']} us/reg; store "
+              f"{r['store_cpu_us_per_reg']}", flush=True)
         rows.append(r)
     return rows
 
@@ -301,16 +353,20 @@ def cost(users: int, window: int, duration: float, log_level: str) -> list[dict[
 def on_paper(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """N replicas on N machines, each serving 1/N of the registrations and following
     the other (N-1)/N through its watch: a replica's CPU per registration it serves is
-    ``serve``, per one it follows ``follow`` (from etcd x2 minus etcd x1); a core gives
-    1e6 / (serve + (N-1) * follow) registrations/s per machine.  etcd's own CPU per
-    registration is listed: one etcd cluster takes all N machines' writes."""
+    ``serve``, per one it follows ``follow`` (etcd x2 minus etcd x1, at the fixed rate,
+    net of idle); a
+    core gives 1e6 / (serve + (N-1) * follow) registrations/s per machine.  etcd's own
+    CPU per registration is listed: one etcd cluster takes all N machines' writes.
+    CPU only: the serving replica also waits for etcd's commit on its event loop."""
     by = {r["layout"]: r for r in rows}
     one, two = by.get("etcd x1"), by.get("etcd x2")
     if not one or not two:
         return {}
-    serve = one["server_cpu_us_per_reg"]
-    follow = max(0.0, two["server_cpu_us_per_reg"] - serve)
-    etcd = one["cpu_us_per_reg"]["etcd"]
+    def net(r: dict[str, Any]) -> dict[str, float]:   # at equal load when measured
+        return r.get("fixed_rate", {}).get("cpu_us_per_reg_net") or r["cpu_us_per_reg_net"]
+    serve = net(one)["home"]
+    follow = max(0.0, net(two)["home"] - serve)
+    etcd = net(one)["etcd"]
     out = {"serve_us": serve, "follow_us": round(follow, 1), "etcd_us": etcd, "n": {}}
     for n in (1, 2, 4, 8):
         per_machine = 1e6 / (serve + (n - 1) * follow)
@@ -326,6 +382,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--window", type=int, default=32)
     ap.add_argument("--duration", type=float, default=4.0, help="s per closed loop")
     ap.add_argument("--rate", type=float, default=100.0, help="probe renewals/s")
+    ap.add_argument("--fixed-rate", type=float, default=60.0,
+                    help="open-loop registrations/s for the CPU comparison at equal load")
     ap.add_argument("--probe", type=float, default=12.0, help="s of probe (failover)")
     ap.add_argument("--log-level", default="WARNING", help="servers' log level")
     ap.add_argument("--skip-cost", action="store_true")
@@ -336,14 +394,18 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_cost:
         print(f"cost: {args.users:,} users, window {args.window}, {args.duration:g} s",
               flush=True)
-        res["cost"] = cost(args.users, args.window, args.duration, args.log_level)
+        res["cost"] = cost(args.users, args.window, args.duration, args.log_level,
+                           args.fixed_rate)
         res["on_paper"] = on_paper(res["cost"])
-        print(table(["layout", "reg/s", "home us/reg", "etcd us/reg", "visited us/reg",
-                     "p50 ms", "p99 ms"],
+        print(table(["layout", "reg/s", "home us/reg", "net", "etcd us/reg", "net",
+                     "visited us/reg", "net", "p50 ms", "p99 ms"],
                     [[r["layout"], r["rate"], r["cpu_us_per_reg"]["home"],
-                      r["cpu_us_per_reg"]["etcd"], r["cpu_us_per_reg"]["visited"],
+                      r["cpu_us_per_reg_net"]["home"], r["cpu_us_per_reg"]["etcd"],
+                      r["cpu_us_per_reg_net"]["etcd"], r["cpu_us_per_reg"]["visited"],
+                      r["cpu_us_per_reg_net"]["visited"],
                       r["latency_ms"]["median"], r["latency_ms"]["p99"]]
                      for r in res["cost"]], numbers=True))
+        print("on paper:", res["on_paper"], flush=True)
     if not args.skip_failover:
         users = max(int(args.rate * 4), 200)   # each user renews every >= 3.2 s
         print(f"failover: {users} users, probe {args.rate:g} renewals/s for "

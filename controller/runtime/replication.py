@@ -96,8 +96,13 @@ class Replication:
 
     def summary(self) -> dict[str, Any]:
         """This replica, what it owns, its takeovers (REST, benchmarks)."""
-        return {"replica": self.replica, "owned": len(self.store.owned()),
+        owned: dict[str, int] = {}
+        for role_key, _key in self.store.owned():
+            owned[role_key] = owned.get(role_key, 0) + 1
+        return {"replica": self.replica, "owned": owned,
                 "takeovers": list(self.takeovers[-100:]),
+                "etcd_requests": getattr(self.store.client, "requests", None),
+                "store_cpu_s": {k: round(v, 4) for k, v in self.store.cpu_s.items()},
                 "counters": {**self.store.counters,
                              **{k: v for k, v in self.counters.items()
                                 if k.startswith("replica_")}}}

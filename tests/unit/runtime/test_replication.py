@@ -221,3 +221,14 @@ def test_a_burst_of_takeovers_reconciles_once() -> None:
         await asyncio.gather(*tasks)
         assert runs == [1, 1]
     asyncio.run(main())
+
+
+def test_an_unreadable_record_is_ignored_without_logging_it(
+        fake: FakeEtcd, caplog: Any) -> None:
+    a, b = Replica(fake, "a"), Replica(fake, "b")
+    fake.txn([{"request_put": {"key": "L3Qvc3RhdGUvaGEvZXZlQGg=",       # /t/state/ha/eve@h
+                               "value": "c2VjcmV0LXBzaw=="}}])         # b"secret-psk"
+    assert a.register().accepted                  # the watch goes on after it
+    assert NAI in b.walk.ha.bindings
+    assert b.store.counters["records_unreadable"] == 1
+    assert "secret-psk" not in caplog.text and "eve@h" in caplog.text
