@@ -16,6 +16,8 @@
   tunnels and flows back at the baseline after each; memory slope per 100 cycles.
 - ``overload``: 10x the nominal registration rate for 30 s at the runtime in its own
   process: accepted / refused (66) / unanswered, RSS over time, consistency after.
+- ``replicas``: home-domain replicas on etcd (issue 17): CPU per registration with
+  SQLite vs etcd, 1 vs 2 replicas; a replica killed during a renewal probe.
 
 Results go to ``bench/results/NAME.json`` / ``.png`` unless ``--json FILE`` is given.
 See docs/benchmarks.md.
@@ -27,7 +29,8 @@ import argparse
 import importlib
 from typing import Any
 
-BENCHES = ("registration", "scale", "handover", "dataplane", "leak", "overload")
+BENCHES = ("registration", "scale", "handover", "dataplane", "leak", "overload",
+           "replicas")
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:

@@ -137,7 +137,7 @@ def _reply(obj: Any) -> None:
 
 
 def serve_runtime(users: int, topology: str | None, what_if: list[str],
-                  where: str | None = None) -> int:
+                  where: str | None = None, state_url: str | None = None) -> int:
     """The controller runtime with recording gateways; commands as JSON lines on stdin.
 
     ``what_if`` names optimisations to try *in this benchmark process only* (never in
@@ -190,7 +190,7 @@ def serve_runtime(users: int, topology: str | None, what_if: list[str],
     # restart persistence (issue 5): to a file database (WAL) as `mipvpn controller`
     # does; ``state-memory`` keeps it in memory, ``no-persist`` turns it off: the
     # difference is what persisting costs a registration
-    state = None if "state-memory" in what_if else str(Path(run_dir) / "state.db")
+    state = state_url or (None if "state-memory" in what_if else str(Path(run_dir) / "state.db"))
     rt = Runtime(topo, run_dir, ":memory:", rest=None, gateway_factory=factory,
                  flow_sink=sink, fa_ingress=True, advertise=False,
                  roles=placement(topo, where),
@@ -248,6 +248,7 @@ def serve_runtime(users: int, topology: str | None, what_if: list[str],
                     "roles": {k: dict(getattr(r, "counters", {})) for k, r in rt.roles.items()},
                     "diameter": {k: dict(n.counters) for k, n in rt.nodes.items()},
                     "loop_lag_ms": summary(list(lag), 2),
+                    "replication": rt.replication.summary() if rt.replication else None,
                     "gc": {"collections": list(gc_stats["collections"]),  # type: ignore
                            "ms": [round(x, 1) for x in gc_stats["ms"]]}})  # type: ignore
             if cmd.get("reset"):
@@ -980,6 +981,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--where", choices=("home", "visited"), default=None,
                     help=argparse.SUPPRESS)
     ap.add_argument("--log-level", default="WARNING", help="server log level")
+    ap.add_argument("--state", default=None, help="server state store: etcd://HOST:PORT "
+                    "(issue 17; bench/replicas.py), default a SQLite file")
     ap.add_argument("--what-if", default="",
                     help="comma-separated optimisations tried in the benchmark's server "
                          "process only: qos-scan (skip the O(visitors) QoS scan), "
@@ -995,7 +998,8 @@ def main(argv: list[str] | None = None) -> int:
         logging.basicConfig(level=getattr(logging, args.log_level), stream=sys.stderr)
         if args.serve:
             return serve_runtime(args.users, args.config,
-                                 [w for w in args.what_if.split(",") if w], args.where)
+                                 [w for w in args.what_if.split(",") if w], args.where,
+                                 args.state)
         return serve_ref_ours() if args.serve_ref_ours else serve_ref_pydiameter()
     m = print_machine()
     loads = [float(x) for x in args.loads.split(",") if x]

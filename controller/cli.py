@@ -399,6 +399,10 @@ def main(argv: list[str] | None = None) -> int:
     ctl.add_argument("--run-dir", default="/run/mipvpn",
                      help="gateways' VICI sockets live in RUN_DIR/gw/<name>/charon.vici")
     ctl.add_argument("--db", default=None, help="VPN database (SQLite); default RUN_DIR/vpn.db")
+    ctl.add_argument("--state", default=None, metavar="PATH|etcd://HOST:PORT",
+                     help="where bindings, VPN information and sessions are kept: a "
+                          "SQLite file (default: the VPN database) or etcd, shared by "
+                          "the home domain's replicas (docs/deployment.md)")
     _add_openflow_options(ctl)
     ctl.add_argument("--rest", default="127.0.0.1:8080", help="REST listen address or 'off'")
     ctl.add_argument("--roles", default=None,
@@ -471,7 +475,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_controller(args.config, args.run_dir, args.db, args.of_listen[0],
                               args.of_listen[1], rest, roles=_csv(args.roles),
                               exclude=_csv(args.exclude_roles),
-                              openflow=not args.no_openflow, of_tls=_of_tls(parser, args))
+                              openflow=not args.no_openflow, of_tls=_of_tls(parser, args),
+                              state=args.state)
     if args.cmd == "demo":
         from mininet_scripts.demo import run_demo
         return run_demo(args)

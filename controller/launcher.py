@@ -44,7 +44,7 @@ def openflow_options(host: str, port: int, tls: OpenFlowTls | None) -> dict[str,
 def run_controller(config: str, run_dir: str, db: str | None, of_host: str, of_port: int,
                    rest: tuple[str, int] | None, roles: list[str] | None = None,
                    exclude: list[str] | None = None, openflow: bool = True,
-                   of_tls: OpenFlowTls | None = None) -> int:
+                   of_tls: OpenFlowTls | None = None, state: str | None = None) -> int:
     topo = load_topology(config)
     for warning in config_warnings(config, (of_host, of_port) if openflow else None,
                                    of_tls is not None):
@@ -60,7 +60,7 @@ def run_controller(config: str, run_dir: str, db: str | None, of_host: str, of_p
                              f"this topology has {sorted(every)}")
         roles = sorted((set(roles) if roles else every) - set(exclude))
     rt = Runtime(topo, run_dir, db or str(Path(run_dir) / "vpn.db"), rest=rest, roles=roles,
-                 advertise=openflow)
+                 advertise=openflow, state_path=state)
     rt.start()
     tune_gc()
     if not openflow:

@@ -537,12 +537,12 @@ class DiameterNode:
 
     # -- connections -----------------------------------------------------------
 
-    async def listen(self, host: str, port: int, *,
-                     ssl: _ssl.SSLContext | None = None) -> int:
-        """Accept peers on ``host:port`` (TLS from the start with ``ssl``); returns the
-        bound port (useful with 0)."""
+    async def listen(self, host: str, port: int, *, ssl: _ssl.SSLContext | None = None,
+                     reuse_port: bool = False) -> int:
+        """Accept peers on ``host:port`` (TLS from the start with ``ssl``; shared with
+        other processes of this user with ``reuse_port``); returns the bound port."""
         server = await asyncio.start_server(
-            self._accept, host, port, ssl=ssl,
+            self._accept, host, port, ssl=ssl, reuse_port=reuse_port or None,
             ssl_handshake_timeout=self.cer_timeout if ssl is not None else None)
         self._servers.append(server)
         bound = int(server.sockets[0].getsockname()[1])

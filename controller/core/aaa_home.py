@@ -354,6 +354,11 @@ class HomeAaa(Role):
         if data.get("secret"):
             self.secrets[nai] = bytes.fromhex(data["secret"])
 
+    def forget_state(self, nai: str) -> None:
+        self.sessions.pop(nai, None)
+        self.secrets.pop(nai, None)
+        self.session_expires.pop(nai, None)
+
     def state_keys(self) -> set[str]:
         return set(self.sessions) | set(self.secrets)
 

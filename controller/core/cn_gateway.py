@@ -178,6 +178,9 @@ class CnGateway(Role):
         for sender, ident in data.get("last_ident", {}).items():
             self._last_ident[(sender, home_address)] = int(ident)
 
+    def forget_state(self, home_address: str) -> None:
+        self.bindings.pop(home_address, None)
+
     def state_keys(self) -> set[str]:
         return set(self.bindings)
 

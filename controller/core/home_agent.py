@@ -534,6 +534,9 @@ class HomeAgent(Role):
                                      set(data.get("distributed", ())),
                                      bytes.fromhex(data.get("secret", "")))
 
+    def forget_state(self, nai: str) -> None:
+        self.bindings.pop(nai, None)
+
     def state_keys(self) -> set[str]:
         return set(self.bindings)
 

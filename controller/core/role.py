@@ -84,6 +84,10 @@ class Role:
     def restore_state(self, key: str, data: dict[str, Any]) -> None:
         """Take back a record ``export_state`` wrote before a restart."""
 
+    def forget_state(self, key: str) -> None:
+        """Drop what this role holds for ``key`` (another replica deleted its record,
+        issue 17): no actions; the runtime reconciles tunnels from what is left."""
+
     def state_keys(self) -> Iterable[str]:
         """Every persistence key this role holds now (for a full re-write)."""
         return ()

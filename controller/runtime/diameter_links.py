@@ -34,6 +34,7 @@ class DiameterLinks:
         self.execute = execute
         self.spawn = spawn
         self.now = now
+        self.shared_listen = False   # replicas of the home domain: one AAA address
         self.nodes: dict[str, DiameterNode] = {}
         self.routes: dict[str, dict[str, tuple[DiameterNode, PeerConnection]]] = {}
         # a local peer is reached at its bound address (port 0 in a topology = any
@@ -78,7 +79,8 @@ class DiameterLinks:
                 allowed_peers=self.peer_policy("aaah"),
                 max_connections=getattr(home.aaa, "max_connections", None))
             port = await self.nodes["aaah"].listen(
-                *aaah_addr, ssl=diameter_tls.server_context(home_tls))
+                *aaah_addr, ssl=diameter_tls.server_context(home_tls),
+                reuse_port=self.shared_listen)
             aaah_addr = self.bound["aaah"] = (aaah_addr[0], port)
             tls = diameter_tls.client_context(home_tls) if ha_tls is not None else None
             self.spawn(self.link("aaah", home.home_agent.host, ha_addr, ssl=tls,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from controller.adapters.etcd_state import EtcdStateStore
 from controller.adapters.state import StateStore
 from controller.core import persist
 from controller.core.aaa_home import HomeAaa
@@ -20,7 +21,7 @@ class Persistence:
     """Flush and restore of the roles' state in ``state`` (None: not persisted; the
     roles then note no changes)."""
 
-    def __init__(self, state: StateStore | None, roles: dict[str, Any],
+    def __init__(self, state: StateStore | EtcdStateStore | None, roles: dict[str, Any],
                  counters: dict[str, int]) -> None:
         self.state = state
         self.roles = roles

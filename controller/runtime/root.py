@@ -32,6 +32,7 @@ from controller.adapters.diameter_peer import DiameterNode, PeerConnection
 from controller.adapters.gateway import GatewayDriver
 from controller.adapters.mip_transport import MipEndpoint
 from controller.adapters.qos import GatewayQos
+from controller.adapters.etcd_state import EtcdStateStore
 from controller.adapters.state import StateStore
 from controller.adapters.store import VpnStore
 from controller.adapters.strongswan import StrongSwanGateway
@@ -50,6 +51,7 @@ from controller.runtime.held import HeldDownlink, HeldDownlinks
 from controller.runtime.lookup import foreign_agents
 from controller.runtime.mip_io import MipIo
 from controller.runtime.persistence import Persistence
+from controller.runtime.replication import Replication, debounced, is_shared, open_state
 from controller.runtime.settings import REQUEST_TIMEOUT, vici_socket
 from controller.runtime.switches import Switches
 
@@ -81,7 +83,8 @@ class Runtime:
         on loopback (virtual MNs of the load generator).  ``persist``: keep bindings,
         cached VPN information and tunnel state in the VPN database and restore them
         at start (issue 5; docs/deployment.md), in ``state_path`` (default: the VPN
-        database ``db_path``)."""
+        database ``db_path``; ``etcd://HOST:PORT``: shared with the home domain's
+        other replicas, issue 17)."""
         self.topo = topo
         self.run_dir = Path(run_dir)
         self.fabric = flows.Fabric.from_topology(topo)
@@ -133,14 +136,31 @@ class Runtime:
                                  handovers=self.handovers)
         self.links = DiameterLinks(self.roles, self.counters, execute=self._execute,
                                    spawn=self.spawn, now=lambda: self.now())
+        # replicas (issue 17) share the home AAA's listening address (SO_REUSEPORT)
+        self.links.shared_listen = persist and is_shared(state_path)
         # restart persistence (issue 5): restore, then track what changes from now on
-        self.persistence = Persistence(StateStore(state_path or db_path) if persist
+        self.persistence = Persistence(open_state(state_path or db_path) if persist
                                        else None, self.roles, self.counters)
         self.executor = Executor(self.roles, self.handovers, self.metrics,
                                  self.persistence, self.gateways_ctl, self.links,
                                  self.mip_io, self.held, send_flows=self.send_flows,
                                  spawn=self.spawn, now=lambda: self.now())
         self.restored = self.persistence.restore()
+        state = self.persistence.state
+        self.replication = Replication(
+            state, self.roles, self.counters, post=self.loop.call_soon_threadsafe,
+            recompute=debounced(self.spawn, self._reconcile_owned, 0.2)
+        ) if isinstance(state, EtcdStateStore) else None
+
+    async def _reconcile_owned(self) -> None:
+        """Records taken over from a dead replica (issue 17): every gateway this process
+        drives holds the tunnels the roles' state wants."""
+        for name in self.gateways_ctl.own():
+            try:
+                await self.gateways_ctl.reconcile(name)
+            except Exception as exc:  # noqa: BLE001 - its supervisor retries
+                LOG.warning("gateway %s: reconcile after a takeover failed: %s", name,
+                            type(exc).__name__)
 
     # ================================================================ roles
 
@@ -167,6 +187,8 @@ class Runtime:
         self._thread.start()
         fut = asyncio.run_coroutine_threadsafe(self._start_async(), self.loop)
         fut.result(timeout=30)
+        if self.replication is not None:
+            self.replication.start()
 
     def _run_loop(self) -> None:
         asyncio.set_event_loop(self.loop)
@@ -329,7 +351,7 @@ class Runtime:
     # ================================================================ persistence
 
     @property
-    def state(self) -> StateStore | None:
+    def state(self) -> StateStore | EtcdStateStore | None:
         return self.persistence.state
 
     # ================================================================ Diameter

@@ -266,3 +266,22 @@ def test_persistence_result_names_code_machine_load_and_command(
         assert key in res["machine"]
     assert len(res["load_after"]) == 3
     assert res["normal"]["per_registration_ms"]["n"] == 20
+
+
+@pytest.mark.skipif(shutil.which("etcd") is None,
+                    reason="etcd not installed (Debian package etcd-server)")
+def test_replicas_tiny(tmp_path, monkeypatch):
+    """bench.replicas, cost part (the failover part is tests/integration/
+    test_replicas.py): every layout registers, etcd's CPU is measured."""
+    monkeypatch.chdir(ROOT)
+    out = tmp_path / "replicas.json"
+    from bench import replicas
+    assert replicas.main(["--users", "400", "--window", "4", "--duration", "0.5",
+                          "--fixed-rate", "20", "--skip-failover", "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert [r["layout"] for r in res["cost"]] == ["sqlite x1", "etcd x1", "etcd x2"]
+    assert all(r["completed"] > 0 and r["codes"] == {"0": r["completed"]}
+               for r in res["cost"])
+    assert res["cost"][0]["store_cpu_us_per_reg"] is None        # SQLite: no etcd
+    assert res["cost"][1]["cpu_us_per_reg"]["etcd"] > 0
+    assert res["on_paper"]["n"]["2"]["total_reg_s"] > 0

@@ -399,3 +399,23 @@ def test_cli_against_the_real_rest_api(tmp_path: Path) -> None:
     finally:
         sock.close()
         rt.stop()
+
+
+def test_controller_state_option_reaches_the_runtime(monkeypatch: pytest.MonkeyPatch,
+                                                     tmp_path: Path) -> None:
+    """Issue 17: ``--state etcd://HOST:PORT`` goes to the runtime's state path (the
+    default stays the SQLite VPN database: ``state=None``)."""
+    import controller.launcher as launcher
+    seen: list[dict[str, Any]] = []
+
+    class FakeRuntime:
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            seen.append(kwargs)
+            raise SystemExit(0)
+    monkeypatch.setattr(launcher, "Runtime", FakeRuntime)
+    for extra in (["--state", "etcd://127.0.0.1:2379/home"], []):
+        with pytest.raises(SystemExit):
+            main(["controller", "--run-dir", str(tmp_path / "run"), "--rest", "off",
+                  "--no-openflow", *extra])
+    assert seen[0]["state_path"] == "etcd://127.0.0.1:2379/home"
+    assert seen[1]["state_path"] is None
