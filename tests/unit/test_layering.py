@@ -539,3 +539,26 @@ def test_cli_script_checkers_catch_each_form(tmp_path: Path) -> None:
                    "from controller.textutil import table\n")
     assert reaching(imported_names(src, ("mininet_scripts", "x")), "controller.cli") == []
     assert reaching(module_level_names(src), "mininet_scripts") == []
+
+
+def test_no_import_circle_among_the_mininet_scripts() -> None:
+    """Not even through imports inside functions: what the interactive CLI (mn_cli.py)
+    needs of the demo (REST calls, waiting, the MN client's events) lives in the leaf
+    demo_io.py, which imports no other script; the MN's state machine (mn_state.py)
+    imports none either."""
+    graph = package_imports(MININET_SCRIPTS, "mininet_scripts")
+    assert {"demo", "demo_io", "mn_cli", "mn_client", "mn_state"} <= set(graph)
+    assert import_circle(graph) == []
+    assert graph["demo_io"] == set() and graph["mn_state"] == set()
+
+
+def test_mininet_scripts_circle_checker_catches_a_function_level_circle(
+        tmp_path: Path) -> None:
+    pkg = tmp_path / "mininet_scripts"
+    pkg.mkdir()
+    (pkg / "demo.py").write_text("def run():\n    from mininet_scripts.mn_cli import run_it\n")
+    (pkg / "mn_cli.py").write_text("def move():\n    from mininet_scripts.demo import say\n")
+    circle = import_circle(package_imports(pkg, "mininet_scripts"))
+    assert circle[0] == circle[-1] and set(circle) == {"demo", "mn_cli"}
+    (pkg / "mn_cli.py").write_text("from mininet_scripts.demo_io import say\n")
+    assert import_circle(package_imports(pkg, "mininet_scripts")) == []
