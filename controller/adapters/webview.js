@@ -13,7 +13,7 @@
 const SVGNS = "http://www.w3.org/2000/svg";
 let W = 900;                        // widened for many switches (layout)
 const ROWS = [60, 170, 300, 430];
-const GRAPH_MNS = 12;               // more mobile nodes: only the cells view shows them
+const GRAPH_MNS = 6;                // more mobile nodes: only the cells view shows them
 let token = new URLSearchParams(location.hash.slice(1)).get("token")
   || sessionStorage.getItem("mipvpn-token") || "";
 if (location.hash) history.replaceState(null, "", location.pathname);  // token off the URL
@@ -107,7 +107,7 @@ function drawGraph(s) {
   s.tunnels.forEach((t, i) => {
     const a = pos[t.a], b = pos[t.b];
     if (!a || !b) return;
-    const lift = 50 + 18 * i;
+    const lift = 50 + 18 * (i % 12);          // many tunnels: the arcs stay on the page
     const d = `M ${a.x} ${a.y} Q ${(a.x + b.x) / 2} ${Math.min(a.y, b.y) - lift} ${b.x} ${b.y}`;
     const kind = token_class(t.kind) || "other";
     const path = el("path", { d, class: `tunnel t-${kind} ${token_class(t.state)}`.trim(),
@@ -141,7 +141,7 @@ function buildCells(s) {
   svg.replaceChildren();
   const grid = cellGrid(s.cells);
   const perCell = s.mobile_nodes.length / Math.max(1, s.cells.length);
-  const rows = Math.min(8, Math.max(2, Math.ceil(1.6 * perCell / PER_ROW)));
+  const rows = Math.min(8, Math.max(2, Math.ceil(2.5 * perCell / PER_ROW)));
   const cellH = 44 + rows * DOT;
   const pitchX = CELL_W + CELL_GAP, pitchY = cellH + CELL_GAP;
   const domains = [...new Set(s.cells.map(c => String(c.domain)))].sort();
@@ -194,28 +194,40 @@ function dotFor(m) {
   el("circle", { cx: 0, cy: 0, r: 7 }, g);
   el("title", {}, g, `${m.name} (${m.nai})`);
   if (cellView.labels) el("text", { x: 0, y: 17, "text-anchor": "middle" }, g, m.name);
-  d = cellView.dots[m.name] = { g, cell: null, xy: null };
+  d = cellView.dots[m.name] = { g, cell: null, xy: null, slot: null };
   return d;
 }
 
 function drawCells(s) {
   const key = JSON.stringify([s.cells, s.cell_edges, s.mobile_nodes.length]);
   if (key !== cellView.key) { buildCells(s); cellView.key = key; }
-  const inCell = {};
+  // a node keeps its slot while it stays in a cell; an arrival takes the first free one
+  const inCell = {}, taken = {};
+  const here = m => m.cell && cellView.pos[m.cell];
   for (const m of s.mobile_nodes) {
-    if (m.cell && cellView.pos[m.cell]) (inCell[m.cell] = inCell[m.cell] || []).push(m);
+    if (!here(m)) continue;
+    (inCell[m.cell] = inCell[m.cell] || []).push(m);
+    const d = dotFor(m);
+    if (d.cell === m.cell && d.slot !== null) (taken[m.cell] = taken[m.cell] || new Set()).add(d.slot);
   }
   const away = [];
   for (const m of s.mobile_nodes) {
     const d = dotFor(m);
-    if (!m.cell || !cellView.pos[m.cell]) {
+    if (!here(m)) {
       away.push(m.name);
       d.g.classList.add("away");
+      d.slot = null;                        // kept: d.cell, so a return is no move
       continue;
     }
     const p = cellView.pos[m.cell];
-    const i = inCell[m.cell].indexOf(m);
-    const slot = Math.min(i, cellView.rows * PER_ROW - 1);
+    if (d.cell !== m.cell || d.slot === null) {
+      const used = taken[m.cell] = taken[m.cell] || new Set();
+      let free = 0;
+      while (used.has(free)) free += 1;
+      used.add(free);
+      d.slot = free;
+    }
+    const slot = Math.min(d.slot, cellView.rows * PER_ROW - 1);
     const xy = { x: p.x + 16 + (slot % PER_ROW) * ((CELL_W - 24) / PER_ROW),
                  y: p.y + 34 + Math.floor(slot / PER_ROW) * DOT };
     const moved = d.cell !== null && d.cell !== m.cell;
