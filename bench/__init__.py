@@ -16,6 +16,8 @@
   tunnels and flows back at the baseline after each; memory slope per 100 cycles.
 - ``overload``: 10x the nominal registration rate for 30 s at the runtime in its own
   process: accepted / refused (66) / unanswered, RSS over time, consistency after.
+- ``sweep``: one mobility experiment (generated grid, random walk) at a growing number
+  of MNs until a run breaks (a move failed, an MN unbound, no report); root.
 
 Results go to ``bench/results/NAME.json`` / ``.png`` unless ``--json FILE`` is given.
 See docs/benchmarks.md.
@@ -27,7 +29,7 @@ import argparse
 import importlib
 from typing import Any
 
-BENCHES = ("registration", "scale", "handover", "dataplane", "leak", "overload")
+BENCHES = ("registration", "scale", "handover", "dataplane", "leak", "overload", "sweep")
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
