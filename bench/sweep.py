@@ -39,8 +39,8 @@ from typing import Any
 
 import yaml
 
-from bench.common import (REPO, bench_parser, parse_bench_args, print_machine, pyplot,
-                          reexec_in_private_netns, save_plot, save_results)
+from bench.common import (REPO, bench_parser, command_line, parse_bench_args, print_machine,
+                          pyplot, reexec_in_private_netns, save_plot, save_results)
 
 MN_CLIENT_MIB = 34        # RSS of one MN client (docs/benchmarks.md § 8)
 BASE_MIB = 1500           # controller, charons, OVS, Mininet shells, probes (§ 8: ~1 GiB)
@@ -183,12 +183,30 @@ def plot(res: dict[str, Any], png: Path) -> None:
     ns = [r["mns"] for r in rows]
     for key, label in (("p50", "move → registered p50"), ("p99", "p99")):
         ax1.plot(ns, [r["move_latency_ms"][key] for r in rows], marker="o", label=label)
-    ax1.set_xlabel("mobile nodes"), ax1.set_ylabel("ms"), ax1.legend()
+    ax1.set_yscale("log")
+    ax1.set_xlabel("mobile nodes"), ax1.set_ylabel("ms (log)"), ax1.legend()
     ax1.set_title("move latency")
-    ax2.plot(ns, [r.get("cpu_percent_mean") for r in rows], marker="o", label="CPU mean %")
-    ax2.plot(ns, [r.get("moves_per_s") for r in rows], marker="s", label="moves/s")
-    ax2.set_xlabel("mobile nodes"), ax2.legend(), ax2.set_title("load")
+    ax2.plot(ns, [100.0 * (r.get("failed") or 0) / max(1, r.get("moves") or 0) for r in rows],
+             marker="o", label="moves failed %")
+    ax2.plot(ns, [(r.get("cpu_percent_by_kind") or {}).get("controller") for r in rows],
+             marker="s", label="controller CPU %")
+    ax2.plot(ns, [r.get("cpu_percent_mean") for r in rows], marker="^",
+             label="all the run's processes, CPU % (of 200)")
+    ax2.set_xlabel("mobile nodes"), ax2.set_ylabel("%"), ax2.legend(fontsize=8)
+    ax2.set_title(f"failures and CPU ({res['settings']['cells']} cells)")
     save_plot(fig, png)
+
+
+def result(m: dict[str, Any], rows: list[dict[str, Any]], stopped: dict[str, Any] | None,
+           args: Any, counts: list[int], argv: list[str] | None = None) -> dict[str, Any]:
+    """The sweep's JSON (``command`` names this module: the file is
+    ``experiment-sweep.json``, the module ``bench.sweep``)."""
+    return {"machine": m, "runs": rows, "breaking_point": breaking_point(rows),
+            "stopped_before": stopped,
+            "settings": {"cells": args.cells, "domains": args.domains,
+                         "duration_s": args.duration, "dwell_s": list(args.dwell),
+                         "probes": args.probes, "seed": args.seed, "mns": counts},
+            "command": command_line("sweep", argv)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -230,11 +248,7 @@ def main(argv: list[str] | None = None) -> int:
                 break
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    res = {"machine": m, "runs": rows, "breaking_point": breaking_point(rows),
-           "stopped_before": stopped,
-           "settings": {"cells": args.cells, "domains": args.domains,
-                        "duration_s": args.duration, "dwell_s": list(args.dwell),
-                        "probes": args.probes, "seed": args.seed, "mns": counts}}
+    res = result(m, rows, stopped, args, counts, argv)
     print(table(rows))
     bp = res["breaking_point"]
     print(f"breaking point: {bp['mns']} MNs ({bp['why']})" if bp else

@@ -69,3 +69,11 @@ def test_the_breaking_point_is_the_first_run_that_broke() -> None:
 def test_memory_needed_grows_with_the_mn_clients() -> None:
     assert sweep.memory_needed(200) - sweep.memory_needed(100) == 100 * sweep.MN_CLIENT_MIB
     assert sweep.memory_available() >= 0
+
+
+def test_the_result_names_the_module_that_made_it() -> None:
+    args = _args(dwell=(30.0, 90.0))
+    res = sweep.result({"cores": 2}, [{"mns": 50, "broke": None}], None, args, [50],
+                       ["--mns", "50", "--duration", "60"])
+    assert res["command"] == "python -m bench.sweep --mns 50 --duration 60"
+    assert res["breaking_point"] is None and res["settings"]["dwell_s"] == [30.0, 90.0]
