@@ -18,6 +18,8 @@
   process: accepted / refused (66) / unanswered, RSS over time, consistency after.
 - ``replicas``: home-domain replicas on etcd (issue 17): CPU per registration with
   SQLite vs etcd, 1 vs 2 replicas; a replica killed during a renewal probe.
+- ``sweep``: one mobility experiment (generated grid, random walk) at a growing number
+  of MNs until a run breaks (a move failed, an MN unbound, no report); root.
 
 Results go to ``bench/results/NAME.json`` / ``.png`` unless ``--json FILE`` is given.
 See docs/benchmarks.md.
@@ -30,7 +32,7 @@ import importlib
 from typing import Any
 
 BENCHES = ("registration", "scale", "handover", "dataplane", "leak", "overload",
-           "replicas")
+           "replicas", "sweep")
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:

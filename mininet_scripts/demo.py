@@ -17,79 +17,21 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 from controller.adapters.private_files import private_dir, private_file, private_run_dir
 from controller.config import Topology, load_topology
-from mininet_scripts.demo_results import PROBE_RATE, print_results, results
+from mininet_scripts.demo_io import (_TOKEN, DemoError, _registered, read_events, rest_get,
+                                     say, wait_for)
 # re-exported: the scenario runner and the CLI's moves read the MN's events with it
-from mininet_scripts.demo_results import _last_before as _last_before
+from mininet_scripts.demo_io import _last_before as _last_before
+from mininet_scripts.demo_io import rest_put  # noqa: F401  (scenario.py imports it from here)
+from mininet_scripts.demo_results import PROBE_RATE, print_results, results
 
 LOG = logging.getLogger("mipvpn.demo")
 PROBE_PORT = 5001
-
-
-class DemoError(RuntimeError):
-    pass
-
-
-def say(msg: str) -> None:
-    print(f"[mipvpn] {msg}", flush=True)
-
-
-def rest_get(base: str, path: str, timeout: float = 2.0, token: str | None = None) -> Any:
-    """GET a REST resource; ``token`` defaults to the token of the running demo."""
-    req = urllib.request.Request(base + path)
-    token = token or _TOKEN.get(base)
-    if token:
-        req.add_header("Authorization", f"Bearer {token}")
-    with urllib.request.urlopen(req, timeout=timeout) as resp:
-        return json.load(resp)
-
-
-def rest_put(base: str, path: str, body: Any, timeout: float = 5.0,
-             token: str | None = None) -> Any:
-    req = urllib.request.Request(base + path, data=json.dumps(body).encode(), method="PUT",
-                                 headers={"Content-Type": "application/json"})
-    token = token or _TOKEN.get(base)
-    if token:
-        req.add_header("Authorization", f"Bearer {token}")
-    with urllib.request.urlopen(req, timeout=timeout) as resp:
-        data = resp.read()
-    return json.loads(data) if data else None
-
-
-_TOKEN: dict[str, str] = {}  # REST base URL -> operator token of the demo serving it
-
-
-def wait_for(what: str, cond: Any, timeout: float, interval: float = 0.02) -> Any:
-    deadline = time.monotonic() + timeout
-    last_exc: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            value = cond()
-            if value:
-                return value
-        except Exception as exc:  # not ready yet
-            last_exc = exc
-        time.sleep(interval)
-    raise DemoError(f"timed out after {timeout:.0f} s waiting for {what}"
-                    + (f" (last error: {last_exc})" if last_exc else ""))
-
-
-def read_events(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    out = []
-    for line in path.read_text().splitlines():
-        try:
-            out.append(json.loads(line))
-        except ValueError:
-            continue
-    return out
 
 
 def _stop_proc(proc: subprocess.Popen[Any], timeout: float = 5.0) -> None:
@@ -435,11 +377,6 @@ def mn_client_command(python: str, topo: Topology, mn_name: str, iface: str, eve
         files.append(ha_file)
         cmd += ["--ha-spi", str(mn.mn_ha_spi), "--ha-key-file", str(ha_file)]
     return cmd, files
-
-
-def _registered(path: Path, already: int) -> dict[str, Any] | None:
-    regs = [e for e in read_events(path) if e["event"] == "registered"]
-    return regs[already] if len(regs) > already else None
 
 
 def _repo_root() -> Path:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from controller.core.handover import breakdown
+from mininet_scripts.demo_io import _last_before
 
 PROBE_RATE = 1000  # packets/s each way
 
@@ -142,14 +143,6 @@ def walk_lines(walk: dict[str, Any], indent: str = "    ") -> list[str]:
 
 def _num(v: float | None) -> str:
     return "-" if v is None else f"{v:.1f}"
-
-
-def _last_before(events: list[dict[str, Any]], name: str, t: float) -> dict[str, Any] | None:
-    found = None
-    for e in events:
-        if e["event"] == name and e["t"] <= t:
-            found = e
-    return found
 
 
 def print_results(res: dict[str, Any]) -> None:

@@ -22,6 +22,8 @@ from typing import Any, Protocol, TextIO
 from mininet.cli import CLI
 
 from controller.textutil import table
+from mininet_scripts.demo_io import (_last_before, _registered, read_events, rest_get, say,
+                                     wait_for)
 
 __all__ = ["MipvpnCLI", "MoveError", "MoveTarget", "parse_move", "run_interactive"]
 
@@ -144,7 +146,6 @@ class DemoSession:
         return dict(self.demo.mnet.mn_location)
 
     def move(self, target: MoveTarget, timeout: float = 15.0) -> str:
-        from mininet_scripts.demo import _last_before, _registered, read_events, wait_for
         topo = self.topo
         mn = target.mn
         before_sw, _ = self.demo.mnet.mn_location[mn]
@@ -169,11 +170,9 @@ class DemoSession:
         return "\n".join(lines)
 
     def _handovers(self) -> list[dict[str, Any]]:
-        from mininet_scripts.demo import rest_get
         return list(rest_get(self.demo.rest, "/v1/handovers"))
 
     def bindings_text(self) -> str:
-        from mininet_scripts.demo import rest_get
         rows = [[b["nai"], b["home_address"], b["care_of_address"], b["foreign_agent"],
                  b.get("expires_in"), " ".join(b.get("tunnels", []))]
                 for b in rest_get(self.demo.rest, "/v1/bindings")]
@@ -194,7 +193,6 @@ class DemoSession:
 def run_interactive(demo: Any, stdin: TextIO = sys.stdin) -> None:
     """After the demo's bring-up: register every mobile node, then Mininet's CLI with
     the extra commands until the user types `exit` (or EOF)."""
-    from mininet_scripts.demo import _registered, say, wait_for
     events = {}
     for mn_name, mn in demo.topo.mobile_nodes.items():
         _client, events[mn_name] = demo.start_mn_client(mn_name)

@@ -1,5 +1,6 @@
-// mipvpn web view: draws /v1/view (server-sent events) as an SVG topology, the mobile
-// nodes and a handover timeline.
+// mipvpn web view: draws /v1/view (server-sent events) as the cells with the mobile nodes
+// in them (a node whose binding moves to another cell glides there, both cells flash and
+// the move is listed), an SVG topology, the mobile nodes and a handover timeline.
 //
 // Everything shown comes from the controller's state, and much of it from peers (NAIs,
 // foreign-agent names, tunnel ids): it goes into the page as TEXT only -- textContent,
@@ -10,7 +11,9 @@
 "use strict";
 
 const SVGNS = "http://www.w3.org/2000/svg";
-const W = 900, ROWS = [60, 170, 300, 430];
+let W = 900;                        // widened for many switches (layout)
+const ROWS = [60, 170, 300, 430];
+const GRAPH_MNS = 6;                // more mobile nodes: only the cells view shows them
 let token = new URLSearchParams(location.hash.slice(1)).get("token")
   || sessionStorage.getItem("mipvpn-token") || "";
 if (location.hash) history.replaceState(null, "", location.pathname);  // token off the URL
@@ -44,6 +47,8 @@ function layout(s) {
     names.forEach((n, i) => { pos[n] = { x: (i + 1) * W / (names.length + 1), y }; });
   };
   const core = s.switches.filter(w => w.role === "core").map(w => w.name);
+  const edgeCount = s.switches.length - core.length;
+  W = Math.max(900, 70 * (Math.max(core.length, s.gateways.length, edgeCount) + 1));
   spread(core, ROWS[0], () => 0);
   const gwCore = Object.fromEntries(s.gateways.map(g => [g.name, g.core]));
   spread(s.gateways.map(g => g.name), ROWS[1], n => (pos[gwCore[n]] || { x: 0 }).x);
@@ -58,6 +63,7 @@ function drawGraph(s) {
   const svg = document.getElementById("graph");
   svg.replaceChildren();
   const pos = layout(s);
+  svg.setAttribute("viewBox", `0 0 ${W} 520`);
   const gLinks = el("g", {}, svg), gTun = el("g", {}, svg), gNodes = el("g", {}, svg);
   const line = (a, b, cls) => {
     if (a && b) el("line", { x1: a.x, y1: a.y, x2: b.x, y2: b.y, class: cls }, gLinks);
@@ -75,7 +81,7 @@ function drawGraph(s) {
     el("circle", { cx: p.x, cy: p.y, r: 12 }, g);
     el("text", { x: p.x, y: p.y + 26, "text-anchor": "middle" }, g, `${hst.name} ${hst.ip}`);
   }
-  for (const m of s.mobile_nodes) {
+  for (const m of s.mobile_nodes.length > GRAPH_MNS ? [] : s.mobile_nodes) {
     if (!pos[m.switch]) continue;
     const p = { x: pos[m.switch].x + slot(m.switch), y: ROWS[3] };
     line(p, pos[m.switch], "link attach");
@@ -101,13 +107,161 @@ function drawGraph(s) {
   s.tunnels.forEach((t, i) => {
     const a = pos[t.a], b = pos[t.b];
     if (!a || !b) return;
-    const lift = 50 + 18 * i;
+    const lift = 50 + 18 * (i % 12);          // many tunnels: the arcs stay on the page
     const d = `M ${a.x} ${a.y} Q ${(a.x + b.x) / 2} ${Math.min(a.y, b.y) - lift} ${b.x} ${b.y}`;
     const kind = token_class(t.kind) || "other";
     const path = el("path", { d, class: `tunnel t-${kind} ${token_class(t.state)}`.trim(),
                               id: "tunnel-" + t.id, "data-kind": kind }, gTun);
     el("title", {}, path, `${t.id} (${t.kind}, ${t.state})`);
   });
+}
+
+// ------------------------------------------------------------------ the cells
+// One rectangle per cell (access switch + its FA) at the layout's position, the pairs of
+// neighbouring cells joined; each registered mobile node a dot in its cell.  The dots
+// persist between updates, so a node whose cell changes moves by a CSS transition.
+
+const CELL_W = 150, CELL_GAP = 36, DOT = 20, PER_ROW = 6;
+const cellView = { key: "", pos: {}, dotLayer: null, trailLayer: null, cellEls: {},
+                   dots: {}, last: {}, height: 0, moves: [], seen: 0, labels: true };
+
+// Grid coordinates as given when they are whole numbers, else scaled onto a square grid.
+function cellGrid(cells) {
+  const whole = cells.every(c => Number.isInteger(num(c.x)) && Number.isInteger(num(c.y)));
+  if (whole) return cells.map(c => [num(c.x), num(c.y)]);
+  const xs = cells.map(c => num(c.x)), ys = cells.map(c => num(c.y));
+  const side = Math.max(1, Math.ceil(Math.sqrt(cells.length)) - 1);
+  const fit = (v, lo, hi) => hi > lo ? (v - lo) / (hi - lo) * side : 0;
+  return cells.map(c => [fit(num(c.x), Math.min(...xs), Math.max(...xs)),
+                         fit(num(c.y), Math.min(...ys), Math.max(...ys))]);
+}
+
+function buildCells(s) {
+  const svg = document.getElementById("cells");
+  svg.replaceChildren();
+  const grid = cellGrid(s.cells);
+  const perCell = s.mobile_nodes.length / Math.max(1, s.cells.length);
+  const rows = Math.min(8, Math.max(2, Math.ceil(2.5 * perCell / PER_ROW)));
+  const cellH = 44 + rows * DOT;
+  const pitchX = CELL_W + CELL_GAP, pitchY = cellH + CELL_GAP;
+  const domains = [...new Set(s.cells.map(c => String(c.domain)))].sort();
+  cellView.pos = {}; cellView.cellEls = {}; cellView.dots = {}; cellView.rows = rows;
+  cellView.labels = s.mobile_nodes.length <= 24;
+  let w = 0, hgt = 0;
+  s.cells.forEach((c, i) => {
+    const x = CELL_GAP / 2 + grid[i][0] * pitchX, y = CELL_GAP / 2 + grid[i][1] * pitchY;
+    cellView.pos[c.switch] = { x, y, h: cellH };
+    w = Math.max(w, x + CELL_W + CELL_GAP / 2); hgt = Math.max(hgt, y + cellH + CELL_GAP / 2);
+  });
+  svg.setAttribute("viewBox", `0 0 ${Math.max(w, 300)} ${Math.max(hgt, 100)}`);
+  svg.style.maxWidth = `${Math.round(1.4 * Math.max(w, 300))}px`;   // few cells: not huge
+  const gEdges = el("g", {}, svg), gCells = el("g", {}, svg);
+  cellView.trailLayer = el("g", {}, svg);
+  cellView.dotLayer = el("g", {}, svg);
+  const centre = n => cellView.pos[n] && { x: cellView.pos[n].x + CELL_W / 2,
+                                            y: cellView.pos[n].y + cellView.pos[n].h / 2 };
+  for (const [a, b] of s.cell_edges) {
+    const p = centre(a), q = centre(b);
+    if (p && q) el("line", { x1: p.x, y1: p.y, x2: q.x, y2: q.y, class: "cell-edge" }, gEdges);
+  }
+  for (const c of s.cells) {
+    const p = cellView.pos[c.switch];
+    const dom = domains.indexOf(String(c.domain)) % 8;
+    const g = el("g", { class: "cell dom" + dom, id: "cell-" + c.switch }, gCells);
+    el("rect", { x: p.x, y: p.y, width: CELL_W, height: p.h, rx: 8 }, g);
+    el("text", { x: p.x + 8, y: p.y + 16, class: "cell-name" }, g,
+       `${c.switch} · ${c.foreign_agent}`);
+    el("text", { x: p.x + CELL_W - 8, y: p.y + 16, "text-anchor": "end", class: "cell-dom" },
+       g, String(c.domain));
+    const count = el("text", { x: p.x + CELL_W - 8, y: p.y + p.h - 6, "text-anchor": "end",
+                               class: "cell-count" }, g, "");
+    cellView.cellEls[c.switch] = { g, count };
+  }
+}
+
+function flash(elem, cls, ms) {
+  if (!elem) return;
+  elem.classList.remove(cls);
+  void elem.getBoundingClientRect();          // restart the CSS animation
+  elem.classList.add(cls);
+  setTimeout(() => elem.classList.remove(cls), ms);
+}
+
+function dotFor(m) {
+  let d = cellView.dots[m.name];
+  if (d) return d;
+  const g = el("g", { class: "cmn", id: "cmn-" + m.name });
+  el("circle", { cx: 0, cy: 0, r: 7 }, g);
+  el("title", {}, g, `${m.name} (${m.nai})`);
+  if (cellView.labels) el("text", { x: 0, y: 17, "text-anchor": "middle" }, g, m.name);
+  d = cellView.dots[m.name] = { g, cell: null, xy: null, slot: null };
+  return d;
+}
+
+function drawCells(s) {
+  const key = JSON.stringify([s.cells, s.cell_edges, s.mobile_nodes.length]);
+  if (key !== cellView.key) { buildCells(s); cellView.key = key; }
+  // a node keeps its slot while it stays in a cell; an arrival takes the first free one
+  const inCell = {}, taken = {};
+  const here = m => m.cell && cellView.pos[m.cell];
+  for (const m of s.mobile_nodes) {
+    if (!here(m)) continue;
+    (inCell[m.cell] = inCell[m.cell] || []).push(m);
+    const d = dotFor(m);
+    if (d.cell === m.cell && d.slot !== null) (taken[m.cell] = taken[m.cell] || new Set()).add(d.slot);
+  }
+  const away = [];
+  for (const m of s.mobile_nodes) {
+    const d = dotFor(m);
+    if (!here(m)) {
+      away.push(m.name);
+      d.g.classList.add("away");
+      d.slot = null;                        // kept: d.cell, so a return is no move
+      continue;
+    }
+    const p = cellView.pos[m.cell];
+    if (d.cell !== m.cell || d.slot === null) {
+      const used = taken[m.cell] = taken[m.cell] || new Set();
+      let free = 0;
+      while (used.has(free)) free += 1;
+      used.add(free);
+      d.slot = free;
+    }
+    const slot = Math.min(d.slot, cellView.rows * PER_ROW - 1);
+    const xy = { x: p.x + 16 + (slot % PER_ROW) * ((CELL_W - 24) / PER_ROW),
+                 y: p.y + 34 + Math.floor(slot / PER_ROW) * DOT };
+    const moved = d.cell !== null && d.cell !== m.cell;
+    if (moved) {
+      const from = d.cell, a = d.xy;
+      flash(cellView.cellEls[from] && cellView.cellEls[from].g, "left", 1600);
+      flash(cellView.cellEls[m.cell] && cellView.cellEls[m.cell].g, "arrived", 1600);
+      flash(d.g, "moved", 2000);
+      const trail = el("line", { x1: a.x, y1: a.y, x2: xy.x, y2: xy.y, class: "trail" },
+                       cellView.trailLayer);
+      setTimeout(() => trail.remove(), 2000);
+      cellView.seen += 1;
+      cellView.moves.unshift({ t: new Date(), name: m.name, from, to: m.cell,
+                               fa: m.foreign_agent });
+      cellView.moves.length = Math.min(cellView.moves.length, 20);
+    }
+    d.g.classList.remove("away");
+    d.g.style.transform = `translate(${num(xy.x)}px, ${num(xy.y)}px)`;   // CSSOM numbers
+    if (!d.g.parentNode) cellView.dotLayer.appendChild(d.g);
+    d.cell = m.cell; d.xy = xy;
+  }
+  for (const [sw, c] of Object.entries(cellView.cellEls)) {
+    const n = (inCell[sw] || []).length;
+    c.count.textContent = n ? `${n} MN${n > 1 ? "s" : ""}` : "";
+  }
+  document.getElementById("unregistered").textContent =
+    away.length ? `not registered: ${away.join(", ")}` : "";
+  document.getElementById("movecount").textContent =
+    cellView.seen ? `${cellView.seen} move${cellView.seen > 1 ? "s" : ""} seen` : "";
+  document.getElementById("moves").replaceChildren(...cellView.moves.map(mv => {
+    const li = h("li", `${mv.t.toLocaleTimeString()} ${mv.name}: ${mv.from} → ${mv.to}` +
+                 (mv.fa ? ` (${mv.fa})` : ""));
+    return li;
+  }));
 }
 
 function mobileNodeRows(s) {
@@ -145,6 +299,7 @@ function handoverEntry(ho) {
 
 function draw(s) {
   document.getElementById("topo-name").textContent = "— " + s.name;
+  drawCells(s);
   drawGraph(s);
   document.getElementById("mnlist").replaceChildren(...mobileNodeRows(s));
   document.getElementById("timeline").replaceChildren(

@@ -1,8 +1,13 @@
 """The web view: one page at ``/`` and a live state stream at ``/v1/view`` (SSE).
 
-The page draws the topology (switches, gateways, hosts), each mobile node at its
-current foreign agent, the tunnels (HA-anchored, route-optimised, static, smooth-handoff
-drawn differently) and a timeline of registrations/moves with their phases.  It reads
+The page draws the cells (one per access switch served by a foreign agent, laid out as
+the generated grid or graph when the topology has a ``generate`` spec, else one row
+per foreign domain) with each mobile node in the cell it is registered in: when a
+binding moves to another cell the node glides there and both cells flash
+(:func:`cell_layout`, the ``cells`` / ``cell_edges`` of the snapshot and each mobile
+node's ``cell``).  Below it the topology (switches, gateways, hosts), the tunnels
+(HA-anchored, route-optimised, static, smooth-handoff drawn differently) and a timeline
+of registrations/moves with their phases.  It reads
 ``/v1/view`` with ``fetch`` (``Accept: text/event-stream``) so the operator token travels in the ``Authorization``
 header (``EventSource`` cannot send one); the token comes from the page's URL fragment
 (``/#token=...``, never sent to the server) or from the box on the page.
@@ -22,9 +27,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from importlib import resources
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Mapping
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
@@ -103,8 +109,60 @@ def tunnel_kind(topo: Any, entry: dict[str, Any]) -> str:
     return "other"
 
 
-def snapshot(rt: Any) -> dict[str, Any]:
+def _natural(name: str) -> tuple[Any, ...]:
+    """``acc2`` before ``acc10``."""
+    return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name))
+
+
+def generate_spec_of(source: str) -> Mapping[str, Any] | None:
+    """The ``generate`` spec of the topology file ``source`` (controller.topogen), or
+    None: a hand-written topology, or a file that cannot be read any more."""
+    import yaml
+    try:
+        with open(source, encoding="utf-8") as fh:
+            data = yaml.safe_load(fh)
+    except (OSError, yaml.YAMLError):
+        return None
+    spec = data.get("generate") if isinstance(data, dict) else None
+    return spec if isinstance(spec, dict) else None
+
+
+def cell_layout(topo: Any, generate: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The cells the view draws: one per access switch served by a foreign agent, with
+    its position (``x`` column, ``y`` row; any scale, the page fits it) and the pairs of
+    neighbouring cells.  From ``generate`` (the topology's spec: its grid or graph, as
+    ``controller.topogen.cell_graph`` lays it out) when it names the same cells; else
+    one row per foreign domain, cells in name order, and no neighbours."""
+    access = {name: sw for name, sw in topo.switches.items()
+              if sw.role == "access" and sw.foreign_agent in topo.gateways}
+    domain = {name: topo.gateways[sw.foreign_agent].domain for name, sw in access.items()}
+    pos: dict[str, tuple[float, float]] = {}
+    edges: list[list[str]] = []
+    if generate is not None:
+        from controller.topogen import GenerateError, cell_graph
+        try:
+            graph = cell_graph(generate)
+        except GenerateError:
+            graph = None
+        if graph is not None and set(graph.nodes) == set(access):
+            pos = {n: graph.nodes[n]["pos"] for n in graph.nodes}
+            edges = sorted(sorted((a, b), key=_natural) for a, b in graph.edges)
+    if not pos:
+        for row, dom in enumerate(sorted(set(domain.values()), key=_natural)):
+            names = sorted((n for n in access if domain[n] == dom), key=_natural)
+            pos.update({n: (float(col), float(row)) for col, n in enumerate(names)})
+    return {"cells": [{"switch": n, "foreign_agent": access[n].foreign_agent,
+                       "domain": domain[n], "x": pos[n][0], "y": pos[n][1]}
+                      for n in sorted(access, key=_natural)],
+            "cell_edges": edges}
+
+
+def snapshot(rt: Any, layout: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The whole view as JSON-able data; ``layout``: :func:`cell_layout` of ``rt.topo``
+    (computed here, without a ``generate`` spec, when not given)."""
     topo = rt.topo
+    if layout is None:
+        layout = cell_layout(topo)
     access_of = {sw.foreign_agent: name for name, sw in topo.switches.items()
                  if sw.foreign_agent}
     bindings: dict[str, Any] = {}
@@ -119,7 +177,8 @@ def snapshot(rt: Any) -> dict[str, Any]:
         fa = b["foreign_agent"] if b else None
         mobile.append({"name": name, "nai": m.nai, "home_address": m.home_address,
                        "foreign_agent": fa, "registered": b is not None,
-                       "switch": access_of.get(fa, m.attach_switch) if fa else m.attach_switch})
+                       "switch": access_of.get(fa, m.attach_switch) if fa else m.attach_switch,
+                       "cell": access_of.get(fa) if fa else None})
     seen: set[frozenset[str]] = set()
     tunnels = []
     for entry in list(rt.tunnel_log.values()):
@@ -140,6 +199,8 @@ def snapshot(rt: Any) -> dict[str, Any]:
                      for n, g in topo.gateways.items()],
         "hosts": [{"name": n, "ip": h.ip, "switch": h.switch} for n, h in topo.hosts.items()],
         "links": [[lk.a_switch, lk.b_switch] for lk in topo.links],
+        "cells": layout["cells"],
+        "cell_edges": layout["cell_edges"],
         "mobile_nodes": mobile,
         "tunnels": tunnels,
         "handovers": [{"seq": r.seq, "nai": r.nai, "kind": r.kind,
@@ -149,11 +210,11 @@ def snapshot(rt: Any) -> dict[str, Any]:
     }
 
 
-async def _stream(rt: Any) -> AsyncIterator[bytes]:
+async def _stream(rt: Any, layout: dict[str, Any]) -> AsyncIterator[bytes]:
     last = None
     quiet_since = time.monotonic()
     while True:
-        data = json.dumps(snapshot(rt), separators=(",", ":"))
+        data = json.dumps(snapshot(rt, layout), separators=(",", ":"))
         if data != last:
             last = data
             quiet_since = time.monotonic()
@@ -170,6 +231,7 @@ def install_web_view(app: FastAPI, rt: Any, operator: Any) -> None:
     files = resources.files("controller.adapters")
     page = files.joinpath("webview.html").read_text()
     static = {name: files.joinpath(name).read_text() for name in STATIC}
+    layout = cell_layout(rt.topo, generate_spec_of(rt.topo.source))   # read once
 
     @app.get("/", include_in_schema=False)
     async def index() -> HTMLResponse:
@@ -187,10 +249,11 @@ def install_web_view(app: FastAPI, rt: Any, operator: Any) -> None:
 
     @app.get("/v1/view", dependencies=[Depends(operator)], response_model=None)
     async def view(request: Request) -> StreamingResponse | dict[str, Any]:
-        """The whole view (topology, mobile nodes' attachment, tunnels, last 50
-        handovers) as JSON; with ``Accept: text/event-stream``, server-sent events:
-        an ``state`` event whenever it changes, for as long as the client reads."""
+        """The whole view (topology, cells, mobile nodes' attachment and cell,
+        tunnels, last 50 handovers) as JSON; with ``Accept: text/event-stream``,
+        server-sent events: an ``state`` event whenever it changes, for as long as the
+        client reads."""
         if "text/event-stream" not in request.headers.get("accept", ""):
-            return snapshot(rt)
-        return StreamingResponse(_stream(rt), media_type="text/event-stream",
+            return snapshot(rt, layout)
+        return StreamingResponse(_stream(rt, layout), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache"})

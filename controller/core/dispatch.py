@@ -14,12 +14,13 @@ unit tests walk through is what the runtime decides.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from controller.core.actions import (Action, NotifyVisitorLeft, RelayToHomeAgent, SendMip,
                                      VisitorMoved)
 from controller.core.foreign_agent import ForeignAgent
-from controller.core.role import CNGW, FA, HA, RoleKey, kind_of, name_of
+from controller.core.role import (CNGW, FA, HA, AsksDiameter, AwaitsMipReply, RelaysToHomeAgent,
+                                  RoleKey, TakesLateAnswers, kind_of, name_of)
 from controller.core.vpn import TunnelSpec
 
 #: (role key, the actions it must perform)
@@ -73,26 +74,26 @@ class Dispatch:
     def diameter_outcome(self, now: float, key: str, session_id: str,
                          answer: Any | None) -> list[Action]:
         """Role ``key``'s Diameter request got ``answer`` (None: it failed or timed out)."""
-        role = self.roles[key]
+        role: AsksDiameter = self.roles[key]
         if answer is None:
-            return role.on_diameter_timeout(now, session_id)  # type: ignore[no-any-return]
-        return role.on_diameter_answer(now, answer)  # type: ignore[no-any-return]
+            return role.on_diameter_timeout(now, session_id)
+        return role.on_diameter_answer(now, answer)
 
     def home_agent_outcome(self, now: float, key: str, action: RelayToHomeAgent,
                            reply: bytes | None) -> list[Action]:
         """The FA ``key`` relayed an RRQ to a home agent: its reply, or nothing."""
-        role = self.roles[key]
+        role: RelaysToHomeAgent = self.roles[key]
         if reply:
-            return role.on_home_agent_reply(now, action.nai, reply)  # type: ignore[no-any-return]
-        return role.on_home_agent_timeout(now, action.nai)  # type: ignore[no-any-return]
+            return role.on_home_agent_reply(now, action.nai, reply)
+        return role.on_home_agent_timeout(now, action.nai)
 
     def mip_outcome(self, now: float, key: str, action: SendMip,
                     reply: bytes | None) -> list[Action]:
         """Role ``key`` sent a Mobile IPv4 message awaiting a reply (None: none came)."""
         if not action.expect_reply:
             return []
-        return self.roles[key].on_mip_reply(  # type: ignore[no-any-return]
-            now, action.to, reply, action.context)
+        role: AwaitsMipReply = self.roles[key]
+        return role.on_mip_reply(now, action.to, reply, action.context)
 
     def takes_late_answers(self, key: str) -> bool:
         return hasattr(self.roles[key], "on_late_diameter_answer")
@@ -101,11 +102,11 @@ class Dispatch:
         """An answer that arrived after ``key``'s request timed out (the FA: the home
         side may have completed a registration the FA already refused): the role's
         actions, or None when the MN registered elsewhere meanwhile (dropped)."""
-        role = self.roles[key]
+        role: TakesLateAnswers = self.roles[key]
         if self.registered_elsewhere(key, getattr(answer, "user_name", "")):
             role.on_late_diameter_answer_dropped(answer)
             return None
-        return role.on_late_diameter_answer(now, answer)  # type: ignore[no-any-return]
+        return role.on_late_diameter_answer(now, answer)
 
     # ------------------------------------------------------------ questions across roles
 
@@ -149,3 +150,18 @@ class Dispatch:
         """Every per-MN flow the FAs on switch ``dpid`` want (switch reconcile)."""
         return [m for fa in self.foreign_agents() if fa.conf.access_dpid == dpid
                 for m in fa.intended_flows()]
+
+
+if TYPE_CHECKING:
+    # the type checker confirms which roles answer what the dispatch routes to them
+    from controller.core.aaa_foreign import ForeignAaa
+    from controller.core.aaa_home import HomeAaa
+    from controller.core.home_agent import HomeAgent
+
+    def _roles_answer_what_is_routed_to_them(fa: ForeignAgent, ha: HomeAgent,
+                                             aaaf: ForeignAaa, aaah: HomeAaa) -> None:
+        asks: list[AsksDiameter] = [fa, aaaf, aaah]
+        relays: RelaysToHomeAgent = fa
+        awaits: list[AwaitsMipReply] = [fa, ha]
+        late: TakesLateAnswers = fa
+        del asks, relays, awaits, late

@@ -23,7 +23,7 @@ same moment after it.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Protocol
 
 from controller.core.expiry import ExpiryDict
 from controller.core.vpn import QosSpec, SecuritySpec, TunnelEnd, TunnelSpec, VpnInfo
@@ -78,6 +78,13 @@ class ChangeSink(Protocol):
     def note(self, key: str) -> None: ...
 
 
+class HoldsState(Protocol):
+    """What a persisted role answers (``controller.core.role.Role`` gives it to every
+    role; named here because role.py imports this module)."""
+
+    def state_keys(self) -> Iterable[str]: ...
+
+
 class Changes:
     """The persistence keys a role changed since the runtime last ``take``-s them.
     Off (nothing noted) until a state store wants them: the runtime's persistence
@@ -98,7 +105,16 @@ class Changes:
         return keys
 
 
-class Tracking:
+if TYPE_CHECKING:
+    # Tracking is mixed in before a dict class (see below): for the type checker it is
+    # one, so ``super()`` and ``self.get`` resolve; at run time it is a plain mixin, and
+    # the dict comes from the class it is combined with (the MRO is the same either way).
+    _DictMixinBase = dict[Any, Any]
+else:
+    _DictMixinBase = object
+
+
+class Tracking(_DictMixinBase):
     """Mixin over a dict (or a dict subclass such as ``ExpiryDict`` / the FA's
     ``VisitorTable``): notes the persistence key of every entry set or removed in
     ``_changes``.  Every mutation goes through the base class's own method
@@ -116,20 +132,20 @@ class Tracking:
         self._changes.note(self._key_of(key, value) if self._key_of else key)
 
     def __setitem__(self, key: Any, value: Any) -> None:
-        old = self.get(key)  # type: ignore[attr-defined]
-        super().__setitem__(key, value)  # type: ignore[misc]
+        old = self.get(key)
+        super().__setitem__(key, value)
         if old is not None and self._key_of is not None:
             self._touch(key, old)
         self._touch(key, value)
 
     def __delitem__(self, key: Any) -> None:
-        value = self[key]  # type: ignore[index]
-        super().__delitem__(key)  # type: ignore[misc]
+        value = self[key]
+        super().__delitem__(key)
         self._touch(key, value)
 
     def pop(self, key: Any, *default: Any) -> Any:
-        if key in self:  # type: ignore[operator]
-            value = super().pop(key)  # type: ignore[misc]
+        if key in self:
+            value = super().pop(key)
             self._touch(key, value)
             return value
         if default:
@@ -137,25 +153,25 @@ class Tracking:
         raise KeyError(key)
 
     def popitem(self) -> tuple[Any, Any]:
-        key, value = super().popitem()  # type: ignore[misc]
+        key, value = super().popitem()
         self._touch(key, value)
         return key, value
 
     def setdefault(self, key: Any, default: Any = None) -> Any:
-        if key not in self:  # type: ignore[operator]
+        if key not in self:
             self[key] = default
-        return self[key]  # type: ignore[index]
+        return self[key]
 
     def update(self, *args: Any, **kwargs: Any) -> None:
         for key, value in dict(*args, **kwargs).items():
             self[key] = value
 
     def clear(self) -> None:
-        for key in list(self):  # type: ignore[call-overload]
+        for key in list(self):
             del self[key]
 
 
-class TrackedDict(Tracking, dict):  # type: ignore[type-arg]
+class TrackedDict(Tracking, dict[Any, Any]):
     """A plain dict whose changes are noted in ``changes`` (``Tracking``)."""
 
     __slots__ = ("_changes", "_key_of")
@@ -167,7 +183,7 @@ class TrackedDict(Tracking, dict):  # type: ignore[type-arg]
         self._key_of = key_of
 
 
-class TrackedExpiryDict(Tracking, ExpiryDict):  # type: ignore[type-arg]
+class TrackedExpiryDict(Tracking, ExpiryDict[Any, Any]):
     """An ``ExpiryDict`` (``expiry``: as its own) whose changes are noted in
     ``changes`` (``Tracking``)."""
 
@@ -183,6 +199,6 @@ def persistable(role_key: str, role: Any) -> bool:
     return isinstance(getattr(role, "changes", None), Changes)
 
 
-def state_keys(role_key: str, role: Any) -> Iterable[str]:
+def state_keys(role_key: str, role: HoldsState) -> Iterable[str]:
     """Every persistence key ``role`` holds now (for a full re-write)."""
-    return role.state_keys()  # type: ignore[no-any-return]
+    return role.state_keys()

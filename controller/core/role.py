@@ -6,6 +6,12 @@ gives the defaults for what a role does not do, so the runtime calls ``on_tick``
 without probing it (``hasattr``).  A role that is persisted keeps a ``changes`` log
 (``controller.core.persist``) and builds its state dicts as tracked ones.
 
+The protocols below name what only some roles answer: the outcome of a Diameter request
+(``AsksDiameter``), of an RRQ relayed to a home agent (``RelaysToHomeAgent``), of a
+Mobile IPv4 message awaiting a reply (``AwaitsMipReply``), a Diameter answer that came
+after its timeout (``TakesLateAnswers``).  ``controller.core.dispatch`` routes through
+them; it also has the type checker confirm which role classes satisfy each.
+
 ``RoleKey`` is a role's key in the runtime's table of roles: ``"fa:fa1"``,
 ``"aaaf:domain-a"``, ``"cngw:cngw2"``, or only the kind for the single roles ``"ha"``
 and ``"aaah"``.  It is a ``str`` (logs, persistence rows, REST output and every
@@ -14,7 +20,7 @@ lookup by the plain string are unchanged) that knows its ``kind`` and ``name``.
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Iterable, Protocol
 
 from controller.core.actions import Action
 from controller.core.persist import Changes
@@ -31,8 +37,10 @@ class RoleKey(str):
     def __new__(cls, kind: str, name: str = "") -> RoleKey:
         return super().__new__(cls, f"{kind}:{name}" if name else kind)
 
-    def __getnewargs__(self) -> tuple[str, str]:   # type: ignore[override]
-        return (self.kind, self.name)
+    def __getnewargs__(self) -> tuple[str]:
+        # copy / pickle: the whole key as the kind rebuilds it (``RoleKey("fa:fa1")``
+        # is ``"fa:fa1"``; kind and name are read back from the string)
+        return (str(self),)
 
     @classmethod
     def parse(cls, key: str) -> RoleKey:
@@ -91,3 +99,38 @@ class Role:
     def state_keys(self) -> Iterable[str]:
         """Every persistence key this role holds now (for a full re-write)."""
         return ()
+
+
+# ------------------------------------------------------------------ what some roles answer
+# (positional-only: each role names the answer after its kind, ``ama``, ``haa``, ...)
+
+
+class AsksDiameter(Protocol):
+    """Sends Diameter requests and takes their outcome (FA, AAAF, AAAH)."""
+
+    def on_diameter_answer(self, now: float, answer: Any, /) -> list[Action]: ...
+
+    def on_diameter_timeout(self, now: float, session_id: str, /) -> list[Action]: ...
+
+
+class RelaysToHomeAgent(Protocol):
+    """Relays RRQs to home agents and takes their replies (FA)."""
+
+    def on_home_agent_reply(self, now: float, nai: str, raw: bytes, /) -> list[Action]: ...
+
+    def on_home_agent_timeout(self, now: float, nai: str, /) -> list[Action]: ...
+
+
+class AwaitsMipReply(Protocol):
+    """Sends Mobile IPv4 messages that await a reply, e.g. Binding Updates (HA, FA)."""
+
+    def on_mip_reply(self, now: float, to: str, raw: bytes | None, context: object, /
+                     ) -> list[Action]: ...
+
+
+class TakesLateAnswers(Protocol):
+    """Takes a Diameter answer that came after its request timed out (FA)."""
+
+    def on_late_diameter_answer(self, now: float, answer: Any, /) -> list[Action]: ...
+
+    def on_late_diameter_answer_dropped(self, answer: Any, /) -> None: ...

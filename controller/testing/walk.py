@@ -453,7 +453,7 @@ class MnSettings:
 
 
 class MobileNode:
-    """Builds the MN's RRQs exactly as ``mininet_scripts/mn_client.py`` does (NAI,
+    """Builds the MN's RRQs exactly as ``mininet_scripts/mn_state.py`` does (NAI,
     optional previous-FA CVSE vendor 32473 type 1, optional service-update CVSE type 2,
     MN-HA auth when the MN has an MN-HA key, MN-AAA auth, MN-FA auth when an accepted
     reply gave it a key generation nonce), from the topology's ``mobile_nodes`` entry.

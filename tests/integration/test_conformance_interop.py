@@ -50,7 +50,7 @@ def _scapy_peer_session() -> dict[str, Any]:
 
     from controller.config import load_topology
     from controller.proto import mip
-    from mininet_scripts.mn_client import Agent, MnConfig, MobileNodeState
+    from mininet_scripts.mn_state import Agent, MnConfig, MobileNodeState
 
     topo = load_topology(TOPOLOGY)
     ports = topology_ports()

@@ -11,7 +11,6 @@ import os
 import shutil
 import subprocess
 import tempfile
-import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path

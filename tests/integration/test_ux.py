@@ -173,6 +173,19 @@ def _chromium() -> str | None:
     return None
 
 
+#: the cell (access switch) whose box holds mn1's dot in the cells view, "" if none
+_CELL_OF_MN1 = """() => {
+    const g = document.getElementById('cmn-mn1');
+    if (!g || g.classList.contains('away')) return '';
+    const m = (g.style.transform || '').match(/translate\\(([-\\d.]+)px, ([-\\d.]+)px/);
+    if (!m) return '';
+    const x = +m[1], y = +m[2];
+    const cell = [...document.querySelectorAll('.cell')].find(c => {
+        const b = c.querySelector('rect').getBBox();
+        return x >= b.x && x <= b.x + b.width && y >= b.y && y <= b.y + b.height; });
+    return cell ? cell.id.slice(5) : ''; }"""
+
+
 def _web_view_during_a_move(artifacts: Path) -> dict[str, str]:
     """In a fresh netns: the demo's bring-up and registration, the page in headless
     Chromium, a move; returns what the page showed."""
@@ -207,6 +220,7 @@ def _web_view_during_a_move(artifacts: Path) -> dict[str, str]:
                 page.wait_for_selector('[data-kind="ha-anchored"]', timeout=10_000)
                 page.screenshot(path=str(artifacts / "web-view-before-move.png"))
                 seen["before"] = page.text_content("#mnrow-mn1") or ""
+                seen["cell_before"] = page.evaluate(_CELL_OF_MN1)
                 session = DemoSession(demo, {"mn1": events})
                 seen["move"] = session.move(parse_move("mn1 fa2", topo, session.location()))
                 page.wait_for_selector('#mn-mn1[data-fa="fa2"]', timeout=10_000)
@@ -217,6 +231,10 @@ def _web_view_during_a_move(artifacts: Path) -> dict[str, str]:
                 seen["switch"] = page.get_attribute("#mn-mn1", "data-switch") or ""
                 seen["tunnels"] = ",".join(
                     page.eval_on_selector_all(".tunnel", "ts => ts.map(t => t.id)"))
+                page.wait_for_selector("#moves li", timeout=10_000)
+                seen["moves"] = page.text_content("#moves") or ""
+                page.wait_for_timeout(1500)              # the dot's glide ends
+                seen["cell_after"] = page.evaluate(_CELL_OF_MN1)
                 page.screenshot(path=str(artifacts / "web-view-after-move.png"))
             finally:
                 browser.close()
@@ -241,5 +259,8 @@ def test_web_view_follows_a_move() -> None:
     assert "fa1 → fa2" in seen["handover"] and "code 0" in seen["handover"]
     assert "tunnel-alice_home.example/ha-fa2" in seen["tunnels"]
     assert "tunnel-alice_home.example/ha-fa1" not in seen["tunnels"]
+    # issue 16: the cells view moved mn1's dot from acc1's cell to acc2's, and says so
+    assert (seen["cell_before"], seen["cell_after"]) == ("acc1", "acc2")
+    assert "mn1: acc1 → acc2 (fa2)" in seen["moves"]
     for name in ("web-view-before-move.png", "web-view-after-move.png"):
         assert (ARTIFACTS / name).read_bytes()[:4] == b"\x89PNG"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import struct
 from dataclasses import replace
+from typing import Any
 
 import pytest
 

@@ -22,7 +22,7 @@ import pytest
 from controller.adapters.private_files import (is_private, private_dir, private_file,
                                                private_run_dir)
 from controller.config import Topology, load_topology
-from mininet_scripts import mn_client
+from mininet_scripts import mn_client, mn_state
 
 ROOT = Path(__file__).resolve().parents[3]
 TOPOLOGIES = sorted((ROOT / "topology").glob("*.yaml"))
@@ -220,9 +220,9 @@ def test_mn_client_refuses_a_key_on_argv(opt: str, capsys: pytest.CaptureFixture
 class _Runner:
     """Stands in for MobileNodeRunner: keeps the config, runs nothing."""
 
-    configs: list[mn_client.MnConfig] = []
+    configs: list[mn_state.MnConfig] = []
 
-    def __init__(self, config: mn_client.MnConfig, iface: str, events: Any) -> None:
+    def __init__(self, config: mn_state.MnConfig, iface: str, events: Any) -> None:
         _Runner.configs.append(config)
         self.events, self.stopping, self.service_update_requested = events, False, False
 

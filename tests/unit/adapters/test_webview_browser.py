@@ -137,3 +137,61 @@ def test_markup_in_the_state_is_shown_as_text_and_runs_nothing(tmp_path: Path) -
     assert all(c.startswith("tunnel t-") and "onmouseover" not in c for c in classes), classes
     assert inline in ("blocked", "refused: TypeError"), inline
     assert not [v for v in violations if "unsafe" in v and "webview" in v], violations
+
+
+def test_a_move_glides_the_mobile_node_to_its_new_cell(tmp_path: Path) -> None:
+    """Issue 16: the cells view follows a registration and a move live (no reload)."""
+    import socket
+    import time
+
+    from playwright.sync_api import sync_playwright
+
+    from controller.proto import mip
+    from tests.unit.runtime.test_runtime_loopback import register
+
+    def dot(page: Any) -> dict[str, Any]:
+        return page.evaluate("""() => {
+            const g = document.getElementById('cmn-mn1');
+            const box = c => document.querySelector('#cell-' + c + ' rect').getBBox();
+            const inside = (b, x, y) => x >= b.x && x <= b.x + b.width
+                                        && y >= b.y && y <= b.y + b.height;
+            const m = (g && g.style.transform || '').match(/translate\\(([-\\d.]+)px, ([-\\d.]+)px/);
+            const x = m ? +m[1] : NaN, y = m ? +m[2] : NaN;
+            return {shown: !!g && !g.classList.contains('away'),
+                    acc1: inside(box('acc1'), x, y), acc2: inside(box('acc2'), x, y),
+                    arrived: document.getElementById('cell-acc2').classList.contains('arrived'),
+                    moves: [...document.querySelectorAll('#moves li')].map(l => l.textContent),
+                    count: document.getElementById('movecount').textContent}; }""")
+
+    with running_runtime(tmp_path) as (rt, base, token), \
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(5)
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=_chromium(),
+                                         args=["--no-sandbox", "--disable-gpu"])
+            try:
+                page = browser.new_page()
+                page.goto(f"{base}/#token={token}")
+                page.wait_for_selector("#cell-acc2", state="attached", timeout=15_000)
+                before = page.text_content("#unregistered") or ""
+                now = time.time()
+                assert register(rt, sock, "fa1", mip.ntp_identification(now)).code == 0
+                page.wait_for_function("() => { const g = document.getElementById('cmn-mn1');"
+                                       " return g && !g.classList.contains('away'); }",
+                                       timeout=15_000)
+                at_fa1 = dot(page)
+                assert register(rt, sock, "fa2", mip.ntp_identification(now + 0.5),
+                                previous="fa1").code == 0
+                page.wait_for_selector("#moves li", timeout=15_000)
+                moving = dot(page)
+                page.wait_for_timeout(2500)          # the transition and the flash end
+                settled = dot(page)
+            finally:
+                browser.close()
+
+    assert "mn1" in before
+    assert at_fa1["shown"] and at_fa1["acc1"] and not at_fa1["acc2"] and at_fa1["moves"] == []
+    assert moving["arrived"] and moving["count"] == "1 move seen"
+    assert moving["moves"][0].endswith("mn1: acc1 → acc2 (fa2)"), moving["moves"]
+    assert settled["acc2"] and not settled["acc1"] and not settled["arrived"]

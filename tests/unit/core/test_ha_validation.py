@@ -23,7 +23,7 @@ from controller.core.vpn import (QosSpec, SecuritySpec, TunnelEnd, TunnelSpec, V
 from controller.core.vpn_policy import check_vpn_info
 from controller.proto import diameter as dia
 from controller.proto import mip
-from mininet_scripts.mn_client import Agent, MnConfig, MobileNodeState
+from mininet_scripts.mn_state import Agent, MnConfig, MobileNodeState
 from tests.unit.harness import MipSent, MobileNode, Walk, topology
 
 ALICE = "alice@home.example"

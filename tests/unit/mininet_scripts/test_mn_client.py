@@ -11,8 +11,8 @@ import struct
 import pytest
 
 from controller.proto import mip
-from mininet_scripts import mn_client
-from mininet_scripts.mn_client import (
+from mininet_scripts import mn_client, mn_state
+from mininet_scripts.mn_state import (
     CVSE_PREVIOUS_FA,
     VENDOR_ID,
     InstallDefaultRoute,
@@ -138,14 +138,14 @@ def test_retransmit_with_backoff_then_timeout(mn: MobileNodeState) -> None:
         if "timeout" in events(acts):
             break
         assert now < 60
-    assert len(idents) == mn_client.MAX_ATTEMPTS
+    assert len(idents) == mn_state.MAX_ATTEMPTS
     assert idents == sorted(set(idents))  # new, strictly increasing identification each time
     assert times == [1.0, 3.0, 7.0, 15.0]  # 1, 2, 4, 8 s
     assert round(now, 2) == 31.0  # last wait 16 s
     assert mn.pending is None and not mn.registered
     # same agent keeps advertising: backs off DENIED_RETRY, then tries again
     assert rrqs(mn.on_advertisement(32.0, adv("10.21.0.1"), FA1_MAC)) == []
-    assert len(rrqs(mn.tick(31.0 + mn_client.DENIED_RETRY))) == 1
+    assert len(rrqs(mn.tick(31.0 + mn_state.DENIED_RETRY))) == 1
 
 
 def test_late_reply_to_earlier_attempt_accepted(mn: MobileNodeState) -> None:

@@ -18,8 +18,8 @@ from controller.core.roles import build_roles
 from controller.core.vpn import TunnelEnd, TunnelSpec, VpnInfo
 from controller.proto import diameter as dia
 from controller.proto import mip
-from mininet_scripts import mn_client
-from mininet_scripts.mn_client import Agent, LogEvent, MnConfig, MobileNodeState, SendRrq
+from mininet_scripts import mn_client, mn_state
+from mininet_scripts.mn_state import Agent, LogEvent, MnConfig, MobileNodeState, SendRrq
 from tests.unit.harness import DEFAULT_TOPOLOGY
 
 NAI = "alice@home.example"
@@ -230,7 +230,7 @@ def test_service_update_request() -> None:
     actions = s.request_service_update(5.0)
     send = rrq_of(actions)
     msg = mip.decode(send.payload)
-    assert msg.vendor_extension(32473, mn_client.CVSE_SERVICE_UPDATE) is not None
+    assert msg.vendor_extension(32473, mn_state.CVSE_SERVICE_UPDATE) is not None
     assert [type(e) for e in msg.extensions] == [mip.NaiExtension,
                                                  mip.CriticalVendorExtension,
                                                  mip.MnHaAuth, mip.GeneralizedAuth]

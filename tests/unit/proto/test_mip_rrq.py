@@ -10,7 +10,7 @@ import pytest
 
 from controller.loadgen import build_rrq as loadgen_build_rrq
 from controller.proto.mip_rrq import build_rrq
-from mininet_scripts.mn_client import Agent, MnConfig, MobileNodeState
+from mininet_scripts.mn_state import Agent, MnConfig, MobileNodeState
 
 AAA_KEY, HA_KEY, FA_KEY = bytes(range(16)), bytes(range(16, 32)), bytes(range(32, 48))
 IDENT = 0xE1234567_00000001

@@ -29,7 +29,7 @@ KEY = bytes.fromhex("00112233445566778899aabbccddeeff")
 
 
 def _mn_rrq(previous_coa: str | None) -> bytes:
-    from mininet_scripts.mn_client import Agent, MnConfig, MobileNodeState
+    from mininet_scripts.mn_state import Agent, MnConfig, MobileNodeState
     cfg = MnConfig(nai="alice@home.example", home_address="10.10.0.100",
                    home_agent="10.0.0.1", spi=300, key=KEY, lifetime=300)
     state = MobileNodeState(cfg)
@@ -68,7 +68,7 @@ def test_mn_rrq_equals_scapy_plus_rfc_extensions() -> None:
 def test_mn_rrq_with_mn_ha_auth_in_rfc_order() -> None:
     """With an MN-HA key: NAI, MN-HA (RFC 5944 §3.5.2: Type=32 Length=20 SPI), then
     MN-AAA (RFC 3012 §6) last, each HMAC-MD5 over everything before its authenticator."""
-    from mininet_scripts.mn_client import Agent, MnConfig, MobileNodeState
+    from mininet_scripts.mn_state import Agent, MnConfig, MobileNodeState
     ha_key = bytes(range(16, 32))
     cfg = MnConfig(nai="alice@home.example", home_address="10.10.0.100",
                    home_agent="10.0.0.1", spi=300, key=KEY, lifetime=300,

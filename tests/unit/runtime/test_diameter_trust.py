@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 
 from controller.adapters.diameter_peer import DiameterConnectionError, DiameterNode
-AUTHORIZATION_REJECTED = 5003
 from controller.loadgen import build_rrq
 from controller.testing.gateways import RecordingGateway
 from controller.proto import diameter as dia
@@ -26,6 +25,7 @@ from controller.runtime import Runtime
 from tests.unit.proto.test_diameter_codec import AMR, HAR, VPN
 from tests.unit.runtime.test_runtime_loopback import free_port_topology
 
+AUTHORIZATION_REJECTED = 5003  # RFC 6733 §7.1.5, the number on the wire
 AAAF = ("aaaf.a.example", "a.example")
 AAAH = ("aaah.home.example", "home.example")
 FA1 = ("fa1.a.example", "a.example")
