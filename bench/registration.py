@@ -18,7 +18,10 @@ Phases (all in one run, so they share the machine's conditions):
 - saturation: closed loop with W registrations outstanding (W in ``--windows``);
 - fixed offered loads (open loop, paced at absolute deadlines): p50/p99/max latency,
   completed rate, timeouts;
-- profile: the saturation run again with cProfile on the server's event-loop thread.
+- profile: the saturation run again with cProfile on the server's event-loop thread,
+  and from it the server's CPU per registration split by component (codec, transport,
+  roles, persistence, MIPv4, event loop: ``registration_report.cpu_by_component``),
+  scaled to the unprofiled run's CPU per registration.
 
     python -m bench.registration [--users 10000] [--loads 100,500,1000,2000]
         [--windows 1,8,32,128] [--duration 3] [--json F]
@@ -38,7 +41,7 @@ from bench.common import bench_parser, parse_bench_args, print_machine, save_res
 from bench.registration_load import (  # noqa: F401  (re-exported)
     LoadGenerator, process_cpu_s, ref_client_pydiameter, ref_ours, ref_pydiameter)
 from bench.registration_report import (  # noqa: F401  (re-exported)
-    _all_rows, _short, group_profile, plot, profile_top)
+    _all_rows, _short, component_table, cpu_by_component, group_profile, plot, profile_top)
 from bench.registration_server import (  # noqa: F401  (re-exported)
     HOME_ROLES, KEY, RRP, SPI, USER_BASE, USER_SPACING, Server, ServerGroup, _amr_fields,
     _reply, build_user_rrq, fixed_port_topology_file, free_port_topology, placement,
@@ -130,6 +133,14 @@ def run(users: int, loads: list[float], windows: list[int], duration: float,
                   f"cProfile)", flush=True)
             for area, s in top["areas_s"].items():
                 print(f"    {area:36s} {s:7.3f} s", flush=True)
+            same = [x for x in res["saturation"] if x["window"] == best]
+            res["cpu_by_component"] = cpu_by_component(
+                prof_file, same[0]["server_cpu_us_per_reg"] if same else None,
+                r["completed"])
+            print(f"CPU per registration by component (server process, window {best}; "
+                  "shares from the profile, scaled to the unprofiled run's CPU):",
+                  flush=True)
+            print(component_table(res["cpu_by_component"]), flush=True)
             os.unlink(prof_file)
     finally:
         gen.close()

@@ -119,3 +119,105 @@ def plot(res: dict[str, Any], path: Path) -> None:
     save_plot(fig, path)
 
 
+
+
+# ----------------------------------------------------------------- CPU per component
+
+#: the components of a registration's CPU (issue 15), by where the code lives; the
+#: first prefix that matches a function's file (as ``_short`` shows it) wins
+COMPONENTS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("Diameter codec", ("controller/proto/diameter", "diameter/")),
+    ("MIPv4 codec", ("controller/proto/mip",)),
+    ("persistence", ("controller/adapters/store", "controller/runtime/persistence",
+                     "controller/core/persist", "sqlite3/")),
+    ("roles", ("controller/core/",)),
+    ("transport", ("controller/adapters/diameter_", "controller/adapters/mip_transport",
+                   "controller/runtime/diameter_links", "controller/runtime/mip_io",
+                   "asyncio/selector_events", "asyncio/streams", "asyncio/sslproto",
+                   "socket.py", "ssl.py")),
+    ("executor, gateways", ("controller/runtime/", "concurrent/futures", "threading")),
+    ("metrics", ("controller/metrics", "prometheus_client/")),
+    ("logging", ("logging/", "controller/logtext")),
+    ("event loop", ("asyncio/", "selectors")),
+)
+#: the event loop's wait for I/O: wall time in cProfile (its timer), not CPU
+IDLE = "~:0(<method 'poll' of 'select.epoll' objects>)"
+
+
+def _component(fn: str) -> str | None:
+    for name, prefixes in COMPONENTS:
+        if fn.startswith(prefixes):
+            return name
+    return None
+
+
+def cpu_by_component(path: str, cpu_us_per_reg: float | None,
+                     registrations: int) -> dict[str, Any]:
+    """Where a registration's CPU goes, from a cProfile of the server's loop thread.
+
+    Each function's own time goes to its component (``COMPONENTS``); the own time of
+    code that belongs to none (builtins such as ``sqlite3.Connection.execute``,
+    ``socket.send``, ``dataclasses.replace``, ``ipaddress``, ``json``) goes to its
+    callers' components in proportion to the time each call site spent in it, up the
+    call graph to the first caller that has a component.  The epoll wait is left out
+    (cProfile's timer is wall time: that wait is idle).  Shares scale the *unprofiled*
+    run's CPU per registration (``cpu_us_per_reg``: the server process's user + system
+    time / registrations, the same window), so profiler overhead cancels out to the
+    extent it is spread like the work."""
+    st = pstats.Stats(path)
+    stats = st.stats  # type: ignore[attr-defined]
+    names = {f: f"{_short(f[0])}:{f[1]}({f[2]})" for f in stats}
+    own: dict[str, float] = {}
+    idle = 0.0
+
+    memo: dict[Any, dict[str, float]] = {}
+
+    def where(func: Any, seen: frozenset[Any]) -> dict[str, float]:
+        """Fractions of ``func``'s own time per component (memoised; cycles: other)."""
+        comp = _component(names.get(func, ""))
+        if comp is not None:
+            return {comp: 1.0}
+        if func in memo:
+            return memo[func]
+        callers = stats[func][4] if func in stats else {}
+        weights = {c: v[2] for c, v in callers.items() if c not in seen}
+        total = sum(weights.values())
+        out: dict[str, float] = {}
+        if total <= 0 or len(seen) > 30:
+            out = {"other": 1.0}
+        else:
+            for caller, w in weights.items():
+                for c, f in where(caller, seen | {func}).items():
+                    out[c] = out.get(c, 0.0) + f * w / total
+        if not seen:
+            memo[func] = out
+        return out
+
+    for func, (_cc, _nc, tt, _ct, _callers) in stats.items():
+        if names[func] == IDLE:
+            idle += tt
+            continue
+        for comp, f in where(func, frozenset()).items():
+            own[comp] = own.get(comp, 0.0) + tt * f
+    busy = sum(own.values())
+    rows = {}
+    for comp, s in sorted(own.items(), key=lambda kv: -kv[1]):
+        share = s / busy if busy else 0.0
+        rows[comp] = {"profiled_s": round(s, 3), "share": round(share, 4),
+                      "us_per_reg": (round(share * cpu_us_per_reg, 1)
+                                     if cpu_us_per_reg is not None else None)}
+    return {"cpu_us_per_reg": cpu_us_per_reg, "registrations_profiled": registrations,
+            "profiled_busy_s": round(busy, 3), "profiled_idle_s": round(idle, 3),
+            "profiled_us_per_reg": round(1e6 * busy / max(1, registrations), 1),
+            "components": rows}
+
+
+def component_table(cost: dict[str, Any]) -> str:
+    """The breakdown as a text table (µs per registration and share)."""
+    from controller.textutil import table
+    rows = [[comp, r["us_per_reg"], f"{100 * r['share']:.1f} %", r["profiled_s"]]
+            for comp, r in cost["components"].items()]
+    rows.append(["total (server process)", cost["cpu_us_per_reg"], "100 %",
+                 cost["profiled_busy_s"]])
+    return table(["component", "CPU us/registration", "share", "profiled s"], rows,
+                 numbers=True)
