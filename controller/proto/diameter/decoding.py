@@ -5,6 +5,7 @@ PROTOCOLS.md §6 are checked in one place."""
 from __future__ import annotations
 
 import ipaddress
+import socket
 import struct
 from typing import NamedTuple, TypedDict
 
@@ -85,11 +86,16 @@ def _example_avp(code: int, vendor: int = 0) -> bytes:
     return struct.pack("!II", code, 8)
 
 
+_HEADER = struct.Struct("!IIIII")
+_AVP_HEAD = struct.Struct("!II")
+_U32 = struct.Struct("!I")
+
+
 def parse_header(data: bytes) -> DiameterHeader:
     """Read the 20-byte header; framing errors (version, length) raise."""
     if len(data) < 20:
         raise DiameterDecodeError(INVALID_MESSAGE_LENGTH, 0, "shorter than a header")
-    vl, fc, app, hbh, e2e = struct.unpack_from("!IIIII", data)
+    vl, fc, app, hbh, e2e = _HEADER.unpack_from(data)
     hdr = DiameterHeader(vl >> 24, vl & 0xFFFFFF, fc >> 24, fc & 0xFFFFFF, app, hbh, e2e)
     if hdr.version != 1:
         raise DiameterDecodeError(UNSUPPORTED_VERSION, 0,
@@ -110,14 +116,14 @@ def parse_avps(data: bytes, start: int = 0, end: int | None = None, *,
         if end - pos < 8:
             raise DiameterDecodeError(INVALID_AVP_LENGTH, 0, "truncated AVP header",
                                       header=header)
-        code, fl = struct.unpack_from("!II", data, pos)
+        code, fl = _AVP_HEAD.unpack_from(data, pos)
         flags, length = fl >> 24, fl & 0xFFFFFF
         hlen = 12 if flags & AVP_FLAG_VENDOR else 8
         if length < hlen or pos + length > end:
             raise DiameterDecodeError(INVALID_AVP_LENGTH, code,
                                       f"AVP {code} length {length}", header=header,
                                       failed_avp=bytes(data[pos:min(end, pos + 12)]))
-        vendor = struct.unpack_from("!I", data, pos + 8)[0] if hlen == 12 else 0
+        vendor = _U32.unpack_from(data, pos + 8)[0] if hlen == 12 else 0
         raw = bytes(data[pos:pos + length])
         if flags & 0x1F:
             raise DiameterDecodeError(INVALID_AVP_BITS, code, f"AVP {code} flags {flags:#x}",
@@ -130,13 +136,18 @@ def parse_avps(data: bytes, start: int = 0, end: int | None = None, *,
 class _Avps:
     """Lookup over one AVP list, raising DiameterDecodeError with the right code."""
 
-    __slots__ = ("avps", "header", "session_id")
+    __slots__ = ("avps", "header", "session_id", "first")
 
     def __init__(self, avps: list[RawAvp], header: DiameterHeader | None,
                  known_ietf: frozenset[int], known_vendor: frozenset[int],
                  session_id: str | None = None) -> None:
         self.avps = avps
         self.header = header
+        #: (code, vendor) -> the first such AVP: every look-up is one dict probe
+        first: dict[tuple[int, int], RawAvp] = {}
+        for a in reversed(avps):
+            first[(a.code, a.vendor)] = a
+        self.first = first
         if session_id is None:      # top level: known early, for error answers
             sid = self.find(AVP_SESSION_ID)
             session_id = sid.data.decode("utf-8", "replace") if sid is not None else ""
@@ -155,10 +166,7 @@ class _Avps:
                                    session_id=self.session_id)
 
     def find(self, code: int, vendor: int = 0) -> RawAvp | None:
-        for a in self.avps:
-            if a.code == code and a.vendor == vendor:
-                return a
-        return None
+        return self.first.get((code, vendor))
 
     def all(self, code: int, vendor: int = 0) -> list[RawAvp]:
         return [a for a in self.avps if a.code == code and a.vendor == vendor]
@@ -177,7 +185,7 @@ class _Avps:
             return default  # type: ignore[return-value]
         if len(a.data) != 4:
             raise self.error(INVALID_AVP_LENGTH, code, f"AVP {code}: not 4 bytes", a.raw)
-        return int(struct.unpack("!I", a.data)[0])
+        return int(_U32.unpack(a.data)[0])
 
     def text(self, code: int, default: str | None = None, vendor: int = 0) -> str:
         a = self.find(code, vendor) if default is not None else self.need(code, vendor)
@@ -226,7 +234,7 @@ class _Avps:
     def to_address(self, a: RawAvp) -> str:
         fam = a.data[:2]
         if fam == b"\0\1" and len(a.data) == 6:
-            return str(ipaddress.IPv4Address(a.data[2:]))
+            return socket.inet_ntoa(a.data[2:])      # = str(IPv4Address(...))
         if fam == b"\0\2" and len(a.data) == 18:
             return str(ipaddress.IPv6Address(a.data[2:]))
         raise self.error(INVALID_AVP_VALUE, a.code, f"AVP {a.code}: not an IP address",
