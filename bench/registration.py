@@ -80,16 +80,17 @@ def run(users: int, loads: list[float], windows: list[int], duration: float,
         before = srv.call(cmd="stats")
         res["saturation"] = []
         for w in windows:
-            srv.call(cmd="stats", reset=True)
+            st0 = srv.call(cmd="stats", reset=True)
             r = gen.closed_loop(w, duration)
-            _server_view(r, srv.call(cmd="stats"))
+            _server_view(r, srv.call(cmd="stats"), st0)
             srv.wait_idle()
             res["saturation"].append(r)
             print(f"  closed loop, {w:>4} outstanding: {r['rate']:>7,.0f} registrations/s  "
                   f"p50 {r['latency_ms']['median']} ms  p99 {r['latency_ms']['p99']}"
                   f" ms  codes {r['codes']}  CPU/registration: server "
                   f"{r['server_cpu_us_per_reg']} us, load generator "
-                  f"{r['loadgen_cpu_us_per_reg']} us", flush=True)
+                  f"{r['loadgen_cpu_us_per_reg']} us; state transactions/registration "
+                  f"{r.get('state_commits_per_reg')}", flush=True)
         res["open_loop"] = []
         best_rate = max(r["rate"] for r in res["saturation"])
         for rate in loads:
@@ -148,10 +149,20 @@ def run(users: int, loads: list[float], windows: list[int], duration: float,
     return res
 
 
-def _server_view(r: dict[str, Any], st: dict[str, Any]) -> None:
-    """Attach the server's stall detectors for the phase just run."""
+def _server_view(r: dict[str, Any], st: dict[str, Any],
+                 before: dict[str, Any] | None = None) -> None:
+    """Attach the server's stall detectors for the phase just run, and (with the
+    statistics from before it) the state store's transactions per registration."""
     r["server_loop_lag_ms"] = st.get("loop_lag_ms")
     r["server_gc"] = st.get("gc")
+    if before is not None and "state_commits" in st:
+        def accepted(x: dict[str, Any]) -> int:
+            return sum(c.get("accepted", 0) for k, c in x.get("roles", {}).items()
+                       if k.startswith("fa:"))
+        done = accepted(st) - accepted(before)
+        if done > 0:
+            r["state_commits_per_reg"] = round(
+                (st["state_commits"] - before.get("state_commits", 0)) / done, 2)
 
 
 

@@ -223,6 +223,7 @@ def serve_runtime(users: int, topology: str | None, what_if: list[str],
                     "roles": {k: dict(getattr(r, "counters", {})) for k, r in rt.roles.items()},
                     "diameter": {k: dict(n.counters) for k, n in rt.nodes.items()},
                     "loop_lag_ms": summary(list(lag), 2),
+                    "state_commits": getattr(rt.persistence.state, "commits", 0),
                     "gc": {"collections": list(gc_stats["collections"]),  # type: ignore
                            "ms": [round(x, 1) for x in gc_stats["ms"]]}})  # type: ignore
             if cmd.get("reset"):
@@ -419,8 +420,8 @@ class ServerGroup:
         if cmd.get("cmd") != "stats":
             return replies[0]
         out: dict[str, Any] = {"per_process": replies}
-        for k in ("flow_mods", "flow_batches", "bindings"):
-            out[k] = sum(r[k] for r in replies)
+        for k in ("flow_mods", "flow_batches", "bindings", "state_commits"):
+            out[k] = sum(r.get(k, 0) for r in replies)
         for k in ("tunnel_adds", "tunnel_removes", "roles", "diameter"):
             out[k] = {name: v for r in replies for name, v in r[k].items()}
         lags = [r["loop_lag_ms"] for r in replies if r.get("loop_lag_ms")]
