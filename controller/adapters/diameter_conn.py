@@ -12,7 +12,6 @@ import logging
 import os
 import socket
 import time
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from controller.adapters.peercred import socket_owner
@@ -30,6 +29,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("mipvpn.diameter.peer")
 
 MAX_MESSAGE = 1 << 20            # refuse longer messages (framing error)
+READ_SIZE = 1 << 16              # bytes asked of the socket per read
 LATE_ANSWER_GRACE = 60.0         # s an answer is still wanted after its request timed out
 LATE_ANSWER_MAX = 10000          # late answers awaited per connection, at most
 HOST_SHOWN = 64                  # characters of a peer-supplied name in a log line
@@ -121,29 +121,31 @@ class PeerConnection:
         await self.writer.drain()
 
     async def request(self, msg: DiameterMessage, timeout: float,
-                      late: Callable[[DiameterMessage], None] | None = None
-                      ) -> DiameterMessage:
-        """Send a request (ids already set) and wait for its answer.  ``late``: called
-        with the answer if it arrives within ``LATE_ANSWER_GRACE`` s after the timeout
-        (instead of counting it as unexpected)."""
+                      late: Callable[[DiameterMessage], None] | None = None, *,
+                      ids: tuple[int, int] | None = None) -> DiameterMessage:
+        """Send a request and wait for its answer.  ``ids``: the (hop-by-hop,
+        end-to-end) identifiers it is sent with (default: the message's own).
+        ``late``: called with the answer if it arrives within ``LATE_ANSWER_GRACE`` s
+        after the timeout (instead of counting it as unexpected)."""
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[DiameterMessage] = loop.create_future()
-        self._pending[msg.hop_by_hop] = fut
+        hop = msg.hop_by_hop if ids is None else ids[0]
+        self._pending[hop] = fut
         try:
-            await self.send_bytes(encode(msg))
+            await self.send_bytes(encode(msg, ids=ids))
             return await asyncio.wait_for(fut, timeout)
         except asyncio.TimeoutError:
             if late is not None:
                 now = loop.time()
                 if len(self._late) >= LATE_ANSWER_MAX:        # bounded: oldest expired
-                    for hop in [h for h, (until, _) in self._late.items() if until < now]:
-                        del self._late[hop]
+                    for h in [h for h, (until, _) in self._late.items() if until < now]:
+                        del self._late[h]
                 if len(self._late) < LATE_ANSWER_MAX:
-                    self._late[msg.hop_by_hop] = (now + LATE_ANSWER_GRACE, late)
+                    self._late[hop] = (now + LATE_ANSWER_GRACE, late)
             raise DiameterTimeout(f"no answer from {self.remote_host or self.peername} "
                                   f"in {timeout:.3g} s") from None
         finally:
-            self._pending.pop(msg.hop_by_hop, None)
+            self._pending.pop(hop, None)
 
     # -- receiving -------------------------------------------------------------
 
@@ -155,21 +157,34 @@ class PeerConnection:
             self._watchdog_task = asyncio.create_task(self._watchdog())
 
     async def _read_loop(self) -> None:
+        """Read what the socket has (up to ``READ_SIZE``), dispatch every whole message
+        in it, keep the rest for the next read: one await per read, not two per
+        message (issue 15).  EOF, also within a message, ends the connection."""
         generation = self.generation
+        buf = b""
         try:
             while True:
-                head = await self.reader.readexactly(20)
-                try:
-                    hdr = parse_header(head)
-                    if hdr.length > MAX_MESSAGE:
-                        raise DiameterDecodeError(INVALID_MESSAGE_LENGTH, 0,
-                                                  f"message length {hdr.length}",
-                                                  header=hdr)
-                except DiameterDecodeError as e:
-                    await self._framing_error(e)
+                chunk = await self.reader.read(READ_SIZE)
+                if not chunk:
                     return
-                body = await self.reader.readexactly(hdr.length - 20)
-                self._dispatch(hdr, head + body)
+                buf = buf + chunk if buf else chunk
+                pos, size = 0, len(buf)
+                while size - pos >= 20:
+                    try:
+                        hdr = parse_header(buf[pos:pos + 20])
+                        if hdr.length > MAX_MESSAGE:
+                            raise DiameterDecodeError(INVALID_MESSAGE_LENGTH, 0,
+                                                      f"message length {hdr.length}",
+                                                      header=hdr)
+                    except DiameterDecodeError as e:
+                        await self._framing_error(e)
+                        return
+                    end = pos + hdr.length
+                    if end > size:
+                        break
+                    self._dispatch(hdr, buf[pos:end])
+                    pos = end
+                buf = buf[pos:] if pos else buf
         except (asyncio.IncompleteReadError, ConnectionError, OSError):
             pass
         except asyncio.CancelledError:
@@ -351,13 +366,13 @@ class PeerConnection:
             node.counters["handler_error"] += 1
             log.error("handler returned %s, not an answer", type(answer).__name__)
             answer = _unable(req, node, "no answer")
-        answer = replace(answer, hop_by_hop=req.hop_by_hop, end_to_end=req.end_to_end)
+        ids = (req.hop_by_hop, req.end_to_end)      # the request's, without a copy
         try:
-            data = encode(answer)
+            data = encode(answer, ids=ids)
         except ValueError as e:
             log.error("cannot encode answer: %s", type(e).__name__)
             node.counters["handler_error"] += 1
-            data = encode(_unable(req, node, "answer not encodable"))
+            data = encode(_unable(req, node, "answer not encodable"), ids=ids)
         # an answer to a request of a connection that dropped and came back is not sent
         # on the new one (the peer retransmits, RFC 6733 §5.5.4)
         await self._send_quiet(data, generation)

@@ -46,7 +46,6 @@ import random
 import secrets
 import ssl as _ssl
 import time
-from dataclasses import replace
 from typing import Any, Callable, MutableMapping
 
 from controller.adapters.diameter_conn import (  # noqa: F401  (re-exported)
@@ -335,12 +334,11 @@ class DiameterNode:
             raise DiameterConnectionError(
                 f"peer {peer.remote_host or peer.peername} is {peer.state}"
                 + (" (reconnecting)" if peer.reconnect and not self._closing else ""))
-        out = replace(msg, hop_by_hop=self.next_hop_by_hop(),
-                      end_to_end=msg.end_to_end or self.next_end_to_end())
+        ids = (self.next_hop_by_hop(), msg.end_to_end or self.next_end_to_end())
         self.counters["requests"] += 1
         t0 = time.perf_counter()
         try:
-            answer = await peer.request(out, self.request_timeout, late)
+            answer = await peer.request(msg, self.request_timeout, late, ids=ids)
         except DiameterTimeout:
             self.counters["timeouts"] += 1
             raise

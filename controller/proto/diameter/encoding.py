@@ -3,6 +3,7 @@ serialisation of the AVP types our messages use (byte-identical to python-diamet
 
 from __future__ import annotations
 
+import struct
 from typing import Any
 
 from diameter.message import Message, MessageHeader
@@ -368,10 +369,27 @@ def _encode_base(m: Dwr | Dwa | Dpr | Dpa) -> Message:
     return msg
 
 
-def encode(msg: DiameterMessage) -> bytes:
+_IDS = struct.Struct("!II")
+
+
+def encode(msg: DiameterMessage, *, ids: tuple[int, int] | None = None) -> bytes:
     """Encode one of our message dataclasses to wire bytes: AMR, AMA, HAR and HAA from
     precomputed AVP templates (``templates``, issue 15), anything else and any value
-    the templates do not write through python-diameter's message classes."""
+    the templates do not write through python-diameter's message classes.
+
+    ``ids``: (hop-by-hop, end-to-end) to write instead of the message's own, the
+    bytes of ``encode(replace(msg, hop_by_hop=..., end_to_end=...))`` without a copy of
+    the message (the transport sets them on every request and answer)."""
+    data = _encode(msg)
+    if ids is None:
+        return data
+    try:
+        return data[:12] + _IDS.pack(*ids) + data[20:]
+    except struct.error as e:
+        raise DiameterEncodeError(f"cannot encode {type(msg).__name__}: {e}") from None
+
+
+def _encode(msg: DiameterMessage) -> bytes:
     fast = encode_fast(msg)
     if fast is not None:
         return fast
