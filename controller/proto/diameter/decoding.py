@@ -79,6 +79,11 @@ class RawAvp(NamedTuple):
     raw: bytes          # the whole AVP (header + data, unpadded), for Failed-AVP
 
 
+#: ``RawAvp(...)`` without the namedtuple's generated ``__new__`` (a Python-level call
+#: per AVP; a registration parses about 180 AVPs)
+_new_avp = tuple.__new__
+
+
 def _example_avp(code: int, vendor: int = 0) -> bytes:
     """A zero-payload AVP, for Failed-AVP when ``code`` is missing (RFC 6733 §7.5)."""
     if vendor:
@@ -128,7 +133,7 @@ def parse_avps(data: bytes, start: int = 0, end: int | None = None, *,
         if flags & 0x1F:
             raise DiameterDecodeError(INVALID_AVP_BITS, code, f"AVP {code} flags {flags:#x}",
                                       header=header, failed_avp=raw)
-        out.append(RawAvp(code, flags, vendor, raw[hlen:], raw))
+        out.append(_new_avp(RawAvp, (code, flags, vendor, raw[hlen:], raw)))
         pos += (length + 3) & ~3
     return out
 
