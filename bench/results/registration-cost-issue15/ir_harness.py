@@ -1,3 +1,4 @@
+# ruff: noqa  (a measurement script kept as it was run)
 """In-process harness: the controller runtime (as bench.registration --serve: every role,
 Diameter over loopback TCP, restart persistence to a WAL file) and WARM + N sequential
 registrations (one outstanding) over UDP loopback, each user once.  Under callgrind with
