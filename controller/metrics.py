@@ -111,6 +111,16 @@ class Metrics:
             "to the home AAA instead, by reason (e.g. no or bad MN-FA authentication, "
             "replayed identification)", ["aaaf", "reason"], registry=reg)
         self._seen: dict[tuple[str, str], int] = {}
+        # (metric, label values) -> its child: ``labels()`` checks and hashes its
+        # arguments under a lock on every call; a registration needs seven (issue 15)
+        self._children: dict[tuple[Any, ...], Any] = {}
+
+    def _child(self, metric: Any, **labels: str) -> Any:
+        key = (id(metric), *labels.values())
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(**labels)
+        return child
 
     # ------------------------------------------------------------------ events
 
@@ -119,16 +129,17 @@ class Metrics:
         observe its phases, log its line."""
         kind = str(record.kind)
         code = "none" if record.code is None else str(record.code)
-        self.registrations.labels(code=code, kind=kind).inc()
+        self._child(self.registrations, code=code, kind=kind).inc()
         if record.previous_fa:
-            self.handovers.labels(kind=kind,
-                                  result="accepted" if record.accepted else "denied").inc()
+            self._child(self.handovers, kind=kind,
+                        result="accepted" if record.accepted else "denied").inc()
         for phase, ms in record.phases_ms().items():
-            self.handover_phase_seconds.labels(kind=kind, phase=phase).observe(ms / 1000.0)
+            self._child(self.handover_phase_seconds, kind=kind,
+                        phase=phase).observe(ms / 1000.0)
         log_handover(record)
 
     def flow_mods_sent(self, switch: str, count: int) -> None:
-        self.flow_mods.labels(switch=switch).inc(count)
+        self._child(self.flow_mods, switch=switch).inc(count)
 
     # ------------------------------------------------------------------ state
 

@@ -14,8 +14,6 @@ from __future__ import annotations
 import ssl
 from typing import Any
 
-from controller.adapters.diameter_peer import tls_client_context, tls_server_context
-
 
 def server_context(tls: Any) -> ssl.SSLContext | None:
     """The listening side (``config.TlsConf`` or None: plain TCP)."""
@@ -30,3 +28,28 @@ def client_context(tls: Any) -> ssl.SSLContext | None:
     if tls is None:
         return None
     return tls_client_context(tls.ca, tls.cert, tls.key)
+
+
+def tls_server_context(certfile: str, keyfile: str, cafile: str | None = None, *,
+                       require_client_cert: bool = True) -> ssl.SSLContext:
+    """A TLS >= 1.2 server context; with ``cafile``, clients must present a
+    certificate it signed (mutual TLS, as RFC 6733 §13 expects between peers)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(certfile, keyfile)
+    if cafile is not None:
+        ctx.load_verify_locations(cafile)
+        ctx.verify_mode = ssl.CERT_REQUIRED if require_client_cert else ssl.CERT_OPTIONAL
+    return ctx
+
+
+def tls_client_context(cafile: str, certfile: str | None = None,
+                       keyfile: str | None = None) -> ssl.SSLContext:
+    """A TLS >= 1.2 client context trusting ``cafile`` (hostname checked), presenting
+    ``certfile`` when given."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_verify_locations(cafile)
+    if certfile is not None:
+        ctx.load_cert_chain(certfile, keyfile)
+    return ctx

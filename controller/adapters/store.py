@@ -78,8 +78,18 @@ def private_db_file(path: str | Path) -> str:
     return path
 
 
+#: users and profiles held in the read cache, at most (cleared when full)
+READ_CACHE_MAX = 65536
+
+
 class VpnStore:
-    """Implements ``controller.core.aaa_home.VpnDatabase`` over SQLite."""
+    """Implements ``controller.core.aaa_home.VpnDatabase`` over SQLite.
+
+    Reads of users and profiles are cached (issue 15: one registration reads the user
+    four times and the profile twice, from the AAAH and the HA).  The cache holds as
+    long as SQLite's ``data_version`` is unchanged, i.e. no other connection committed
+    to the file (an operator's ``sqlite3`` session, another process), and a write
+    through this store drops the entries of its NAI."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = private_db_file(path)
@@ -88,6 +98,26 @@ class VpnStore:
         self._db.executescript(SCHEMA)
         self._migrate()
         self._db.commit()
+        self._users: dict[str, UserRecord | None] = {}
+        self._profiles: dict[str, VpnProfile | None] = {}
+        self._version = self._data_version()
+
+    def _data_version(self) -> int:
+        return int(self._db.execute("PRAGMA data_version").fetchone()[0])
+
+    def _cache_fresh(self) -> None:
+        """Drop the read cache if another connection wrote since (lock held)."""
+        version = self._data_version()
+        if version != self._version or (len(self._users) + len(self._profiles)
+                                        >= READ_CACHE_MAX):
+            self._users.clear()
+            self._profiles.clear()
+            self._version = version
+
+    def _forget(self, nai: str) -> None:
+        """A write through this store changed ``nai``'s rows (lock held)."""
+        self._users.pop(nai, None)
+        self._profiles.pop(nai, None)
 
     def _migrate(self) -> None:
         for table, column, decl in MIGRATIONS:
@@ -103,32 +133,43 @@ class VpnStore:
 
     def user(self, nai: str) -> UserRecord | None:
         with self._lock:
+            self._cache_fresh()
+            if nai in self._users:
+                return self._users[nai]
             row = self._db.execute(
                 "SELECT nai, home_address, home_agent, mn_aaa_spi, mn_aaa_key, mn_ha_spi,"
                 " mn_ha_key FROM users WHERE nai = ?", (nai,)).fetchone()
-        if row is None:
-            return None
-        return UserRecord(row[0], row[1], row[2], int(row[3]), bytes(row[4]),
-                          int(row[5]), bytes(row[6]))
+            user = None if row is None else UserRecord(
+                row[0], row[1], row[2], int(row[3]), bytes(row[4]), int(row[5]),
+                bytes(row[6]))
+            self._users[nai] = user
+            return user
 
     def profile(self, nai: str) -> VpnProfile | None:
         with self._lock:
+            self._cache_fresh()
+            if nai in self._profiles:
+                return self._profiles[nai]
             row = self._db.execute(
                 "SELECT destinations, ike, esp, rate_kbps, dscp FROM profiles WHERE nai = ?",
                 (nai,)).fetchone()
-        if row is None:
-            return None
-        dests = tuple(Destination(d["prefix"], d["gateway"]) for d in json.loads(row[0]))
-        options = self.options(nai)
-        return VpnProfile(nai, dests, SecuritySpec(row[1], row[2]),
-                          QosSpec(int(row[3]), int(row[4])),
-                          smooth_handoff=bool(options["smooth_handoff"]),
-                          distribution=str(options["distribution"]))
+            prof = None
+            if row is not None:
+                dests = tuple(Destination(d["prefix"], d["gateway"])
+                              for d in json.loads(row[0]))
+                options = self._options(nai)
+                prof = VpnProfile(nai, dests, SecuritySpec(row[1], row[2]),
+                                  QosSpec(int(row[3]), int(row[4])),
+                                  smooth_handoff=bool(options["smooth_handoff"]),
+                                  distribution=str(options["distribution"]))
+            self._profiles[nai] = prof
+            return prof
 
     # ----------------------------------------------------------- writes
 
     def put_user(self, user: UserRecord) -> None:
         with self._lock, self._db:
+            self._forget(user.nai)
             self._db.execute(
                 "INSERT INTO users (nai, home_address, home_agent, mn_aaa_spi, mn_aaa_key,"
                 " mn_ha_spi, mn_ha_key) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(nai) DO"
@@ -145,6 +186,7 @@ class VpnStore:
                             for d in profile.destinations])
         verb = "INSERT OR REPLACE" if overwrite else "INSERT OR IGNORE"
         with self._lock, self._db:
+            self._forget(profile.nai)
             cur = self._db.execute(
                 f"{verb} INTO profiles VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (profile.nai, dests, profile.security.ike, profile.security.esp,
@@ -159,14 +201,18 @@ class VpnStore:
     def options(self, nai: str) -> dict[str, Any]:
         """The profile's options (``DEFAULT_OPTIONS`` when none were set)."""
         with self._lock:
-            row = self._db.execute("SELECT smooth_handoff, distribution FROM profile_options"
-                                   " WHERE nai = ?", (nai,)).fetchone()
+            return self._options(nai)
+
+    def _options(self, nai: str) -> dict[str, Any]:
+        row = self._db.execute("SELECT smooth_handoff, distribution FROM profile_options"
+                               " WHERE nai = ?", (nai,)).fetchone()
         if row is None:
             return dict(DEFAULT_OPTIONS)
         return {"smooth_handoff": bool(row[0]), "distribution": str(row[1])}
 
     def put_options(self, nai: str, smooth_handoff: bool, distribution: str) -> None:
         with self._lock, self._db:
+            self._forget(nai)
             self._db.execute("INSERT OR REPLACE INTO profile_options VALUES (?, ?, ?)",
                              (nai, int(smooth_handoff), distribution))
 

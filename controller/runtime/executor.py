@@ -64,7 +64,9 @@ class Executor:
         result = None
         for action in actions:
             if isinstance(action, settings.VISIBLE) and self.persistence.dirty:
-                self.persistence.flush()   # issue 5: persisted before anyone hears of it
+                # issue 5: persisted before anyone hears of it (issue 15: one commit for
+                # every walk that gets here in the same turn of the event loop)
+                await self.persistence.commit()
             if isinstance(action, Mark):
                 record = self.handovers.open.get(action.nai)
                 self.handovers.mark(action.nai, action.phase, time.monotonic(), action.extra)
@@ -121,7 +123,7 @@ class Executor:
             else:
                 raise TypeError(f"unknown action {action!r}")
         if self.persistence.dirty:
-            self.persistence.flush()
+            await self.persistence.commit()
         return result
 
     async def _left_elsewhere(self, moved: VisitorMoved) -> None:

@@ -1,9 +1,14 @@
 """Restart persistence (issue 5): the keys each role changed (its ``changes`` log),
 flushed in one transaction before anyone hears of the decision; every role's records
-read back at start.  Each role says what it saves and restores (``core.role.Role``)."""
+read back at start.  Each role says what it saves and restores (``core.role.Role``).
+
+Group commit (issue 15): the executor awaits ``commit()``, which flushes once at the
+next turn of the event loop for every caller that asked in the meantime, so the
+registrations in flight at one moment share one transaction instead of one each."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -30,6 +35,7 @@ class Persistence:
         self.logs: dict[str, persist.Changes] = {}
         self.retry: dict[str, set[str]] = {}   # keys whose write failed: retried
         self.restored_static: list[TunnelSpec] = []
+        self._batch: asyncio.Future[None] | None = None   # the commit callers await
 
     @property
     def dirty(self) -> bool:
@@ -38,6 +44,24 @@ class Persistence:
 
     def mark_dirty(self, role_key: str, key: str) -> None:
         self.retry.setdefault(role_key, set()).add(key)
+
+    async def commit(self) -> None:
+        """``flush`` once for every caller of this turn of the event loop: returns when
+        the records changed before the call are written (or their write failed: logged,
+        counted and retried with the next change, as ``flush``)."""
+        if self._batch is None:
+            loop = asyncio.get_running_loop()
+            self._batch = loop.create_future()
+            loop.call_soon(self._commit_batch)
+        await asyncio.shield(self._batch)   # a cancelled caller leaves it to the others
+
+    def _commit_batch(self) -> None:
+        batch, self._batch = self._batch, None
+        try:
+            self.flush()
+        finally:
+            if batch is not None and not batch.done():
+                batch.set_result(None)
 
     def flush(self) -> None:
         """Write the records of every key changed since the last flush, in one

@@ -575,8 +575,6 @@ SIZED_DIRS = ("controller", "mininet_scripts", "bench")
 SOURCE_SUFFIXES = (".py", ".js", ".html", ".css", ".sh")
 MAX_LINES = 600
 OVER_600_FOR_NOW = {
-    "controller/adapters/diameter_peer.py": "issue 15",
-    "bench/registration.py": "issue 15",
 }
 
 

@@ -32,7 +32,8 @@ The vendor AVPs (vendor id ``VENDOR_ID``) are documented in ``docs/diameter-avps
 
 The package, along the codec's sections: ``numbers`` (application ids, command codes,
 result codes: the one definition the roles use), ``vendor`` (our AVPs), ``messages``
-(the dataclasses, header, errors), ``encoding``, ``decoding``.  This ``__init__``
+(the dataclasses, header, errors), ``wire`` (AVP bytes), ``templates`` (the MIP
+messages from precomputed AVP templates), ``encoding``, ``decoding``.  This ``__init__``
 re-exports every name, so ``from controller.proto import diameter as dia; dia.X`` keeps
 working; python-diameter's AVP classes and IETF AVP codes are re-exported as before.
 """
@@ -114,6 +115,7 @@ from controller.proto.diameter.messages import (AmAnswer, AmRequest, Answer, Cea
                                                 DiameterHeader, DiameterMessage, Dpa, Dpr,
                                                 Dwa, Dwr, HaAnswer, HaRequest, MnFaNonce,
                                                 MsaKey, Request, REQUEST_TYPES)
+from controller.proto.diameter.templates import encode_fast, vpn_info_payload
 from controller.proto.diameter.encoding import encode, encode_error_answer, vpn_info_avp
 from controller.proto.diameter.decoding import (decode, GROUPED_AVPS, parse_avps,
                                                 parse_header, RawAvp, walk_avp_codes)
@@ -163,6 +165,6 @@ __all__ = [
     "VA_PSK", "VA_QOS_DSCP", "VA_QOS_RATE_KBPS", "VA_SERVICE_UPDATE", "VA_SESSION_SECRET",
     "VA_SMOOTH_HANDOFF", "VA_TRAFFIC_SELECTOR", "VA_TUNNEL", "VA_TUNNEL_END_A",
     "VA_TUNNEL_END_B", "VA_TUNNEL_ID", "VA_VPN_INFO", "VENDOR_AVPS", "VENDOR_ID", "decode",
-    "encode", "encode_error_answer", "parse_avps", "parse_header", "vpn_info_avp",
-    "walk_avp_codes",
+    "encode", "encode_error_answer", "encode_fast", "parse_avps", "parse_header", "vpn_info_avp",
+    "vpn_info_payload", "walk_avp_codes",
 ]

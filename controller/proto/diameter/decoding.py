@@ -5,6 +5,7 @@ PROTOCOLS.md §6 are checked in one place."""
 from __future__ import annotations
 
 import ipaddress
+import socket
 import struct
 from typing import NamedTuple, TypedDict
 
@@ -79,18 +80,27 @@ class RawAvp(NamedTuple):
     raw: bytes          # the whole AVP (header + data, unpadded), for Failed-AVP
 
 
+#: ``RawAvp(...)`` without the namedtuple's generated ``__new__`` (a Python-level call
+#: per AVP; a registration parses about 180 AVPs)
+_new_avp = tuple.__new__
+
+
 def _example_avp(code: int, vendor: int = 0) -> bytes:
     """A zero-payload AVP, for Failed-AVP when ``code`` is missing (RFC 6733 §7.5)."""
-    if vendor:
-        return struct.pack("!III", code, (AVP_FLAG_VENDOR << 24) | 12, vendor)
-    return struct.pack("!II", code, 8)
+    return (struct.pack("!III", code, (AVP_FLAG_VENDOR << 24) | 12, vendor) if vendor
+            else struct.pack("!II", code, 8))
+
+
+_HEADER = struct.Struct("!IIIII")
+_AVP_HEAD = struct.Struct("!II")
+_U32 = struct.Struct("!I")
 
 
 def parse_header(data: bytes) -> DiameterHeader:
     """Read the 20-byte header; framing errors (version, length) raise."""
     if len(data) < 20:
         raise DiameterDecodeError(INVALID_MESSAGE_LENGTH, 0, "shorter than a header")
-    vl, fc, app, hbh, e2e = struct.unpack_from("!IIIII", data)
+    vl, fc, app, hbh, e2e = _HEADER.unpack_from(data)
     hdr = DiameterHeader(vl >> 24, vl & 0xFFFFFF, fc >> 24, fc & 0xFFFFFF, app, hbh, e2e)
     if hdr.version != 1:
         raise DiameterDecodeError(UNSUPPORTED_VERSION, 0,
@@ -111,19 +121,19 @@ def parse_avps(data: bytes, start: int = 0, end: int | None = None, *,
         if end - pos < 8:
             raise DiameterDecodeError(INVALID_AVP_LENGTH, 0, "truncated AVP header",
                                       header=header)
-        code, fl = struct.unpack_from("!II", data, pos)
+        code, fl = _AVP_HEAD.unpack_from(data, pos)
         flags, length = fl >> 24, fl & 0xFFFFFF
         hlen = 12 if flags & AVP_FLAG_VENDOR else 8
         if length < hlen or pos + length > end:
             raise DiameterDecodeError(INVALID_AVP_LENGTH, code,
                                       f"AVP {code} length {length}", header=header,
                                       failed_avp=bytes(data[pos:min(end, pos + 12)]))
-        vendor = struct.unpack_from("!I", data, pos + 8)[0] if hlen == 12 else 0
+        vendor = _U32.unpack_from(data, pos + 8)[0] if hlen == 12 else 0
         raw = bytes(data[pos:pos + length])
         if flags & 0x1F:
             raise DiameterDecodeError(INVALID_AVP_BITS, code, f"AVP {code} flags {flags:#x}",
                                       header=header, failed_avp=raw)
-        out.append(RawAvp(code, flags, vendor, raw[hlen:], raw))
+        out.append(_new_avp(RawAvp, (code, flags, vendor, raw[hlen:], raw)))
         pos += (length + 3) & ~3
     return out
 
@@ -131,13 +141,18 @@ def parse_avps(data: bytes, start: int = 0, end: int | None = None, *,
 class _Avps:
     """Lookup over one AVP list, raising DiameterDecodeError with the right code."""
 
-    __slots__ = ("avps", "header", "session_id")
+    __slots__ = ("avps", "header", "session_id", "first")
 
     def __init__(self, avps: list[RawAvp], header: DiameterHeader | None,
                  known_ietf: frozenset[int], known_vendor: frozenset[int],
                  session_id: str | None = None) -> None:
         self.avps = avps
         self.header = header
+        #: (code, vendor) -> the first such AVP: every look-up is one dict probe
+        first: dict[tuple[int, int], RawAvp] = {}
+        for a in reversed(avps):
+            first[(a.code, a.vendor)] = a
+        self.first = first
         if session_id is None:      # top level: known early, for error answers
             sid = self.find(AVP_SESSION_ID)
             session_id = sid.data.decode("utf-8", "replace") if sid is not None else ""
@@ -156,10 +171,7 @@ class _Avps:
                                    session_id=self.session_id)
 
     def find(self, code: int, vendor: int = 0) -> RawAvp | None:
-        for a in self.avps:
-            if a.code == code and a.vendor == vendor:
-                return a
-        return None
+        return self.first.get((code, vendor))
 
     def all(self, code: int, vendor: int = 0) -> list[RawAvp]:
         return [a for a in self.avps if a.code == code and a.vendor == vendor]
@@ -178,7 +190,7 @@ class _Avps:
             return default  # type: ignore[return-value]
         if len(a.data) != 4:
             raise self.error(INVALID_AVP_LENGTH, code, f"AVP {code}: not 4 bytes", a.raw)
-        return int(struct.unpack("!I", a.data)[0])
+        return int(_U32.unpack(a.data)[0])
 
     def text(self, code: int, default: str | None = None, vendor: int = 0) -> str:
         a = self.find(code, vendor) if default is not None else self.need(code, vendor)
@@ -228,7 +240,7 @@ class _Avps:
     def to_address(self, a: RawAvp) -> str:
         fam = a.data[:2]
         if fam == b"\0\1" and len(a.data) == 6:
-            return str(ipaddress.IPv4Address(a.data[2:]))
+            return socket.inet_ntoa(a.data[2:])      # = str(IPv4Address(...))
         if fam == b"\0\2" and len(a.data) == 18:
             return str(ipaddress.IPv6Address(a.data[2:]))
         raise self.error(INVALID_AVP_VALUE, a.code, f"AVP {a.code}: not an IP address",
@@ -569,9 +581,7 @@ GROUPED_AVPS = frozenset({
     (AVP_MIP_MN_TO_HA_MSA, 0), (AVP_MIP_HA_TO_MN_MSA, 0),
     (AVP_MIP_ORIGINATING_FOREIGN_AAA, 0), (AVP_MIP_HOME_AGENT_HOST, 0),
     (VA_VPN_INFO, VENDOR_ID), (VA_TUNNEL, VENDOR_ID), (VA_HANDOFF_TUNNEL, VENDOR_ID),
-    (VA_MN_TO_FA_MSA, VENDOR_ID),
-    (VA_TUNNEL_END_A, VENDOR_ID),
-    (VA_TUNNEL_END_B, VENDOR_ID),
+    (VA_MN_TO_FA_MSA, VENDOR_ID), (VA_TUNNEL_END_A, VENDOR_ID), (VA_TUNNEL_END_B, VENDOR_ID),
 })
 
 

@@ -3,16 +3,11 @@ serialisation of the AVP types our messages use (byte-identical to python-diamet
 
 from __future__ import annotations
 
-import functools
-import ipaddress
-import socket
 import struct
 from typing import Any
 
 from diameter.message import Message, MessageHeader
-from diameter.message.avp import (Avp, AvpAddress, AvpGrouped, AvpOctetString,
-                                  AvpUnsigned32, AvpUtf8String)
-from diameter.message.avp.avp import AvpInteger32 as _AvpInteger32
+from diameter.message.avp import (Avp, AvpAddress, AvpGrouped)
 from diameter.message.avp.generator import AvpGenDef as _AvpGenDef
 from diameter.message.avp.grouped import (MipFaToHaMsa, MipFaToMnMsa, MipHaToFaMsa,
                                           MipMnAaaAuth, MipOriginatingForeignAaa)
@@ -28,6 +23,9 @@ from diameter.message.constants import (AVP_AUTH_APPLICATION_ID, AVP_ERROR_MESSA
                                         AVP_RESULT_CODE, AVP_SESSION_ID)
 
 from controller.model.vpn import TunnelEnd, TunnelSpec, VpnInfo
+from controller.proto.diameter.templates import encode_fast, vpn_info_payload
+from controller.proto.diameter.wire import (_MSG_HDR, _avp_wire, _i32, _ident, _ip,
+                                            _Unsupported, _value_payload)
 from controller.proto.diameter.messages import (AmAnswer, AmRequest, Cea, Cer,
                                                 DiameterEncodeError, DiameterHeader,
                                                 DiameterMessage, Dpa, Dpr, Dwa, Dwr,
@@ -49,9 +47,6 @@ from controller.proto.diameter.vendor import (DISTRIBUTION_CODES, VA_DISTRIBUTIO
                                               VA_TUNNEL_ID, VA_VPN_INFO, VENDOR_AVPS,
                                               VENDOR_ID)
 
-# ------------------------------------------------------------------ encoding
-
-
 # ------------------------------------------------------------------ fast serialisation
 # python-diameter serialises a message by building one Avp object per AVP (dictionary
 # look-up, value setter, Packer): 0.1-0.5 ms per MIP message here, six per registration.
@@ -59,42 +54,11 @@ from controller.proto.diameter.vendor import (DISTRIBUTION_CODES, VA_DISTRIBUTIO
 # struct for the AVP types our messages use; anything else falls back to python-diameter
 # (so errors are python-diameter's too).  Byte-identity with python-diameter:
 # tests/unit/proto/test_diameter_fast_encode.py.  Measured: AMR encode 82 -> 32 us, AMA
-# 134 -> 67 us (docs/benchmarks.md).
+# 134 -> 67 us (docs/benchmarks.md).  Since issue 15 the four MIP messages are written
+# from precomputed templates instead (``templates``): this path stays for the others,
+# for values the templates do not write, and as the reference the tests compare with.
 
-_AVP_HDR = struct.Struct("!II")
-_AVP_HDR_V = struct.Struct("!III")
-_MSG_HDR = struct.Struct("!IIIII")
-_U32 = struct.Struct("!I")
-_I32 = struct.Struct("!i")
 _GEN_INFO: dict[tuple[int, int, bool | None], tuple[int, type]] = {}
-
-
-class _Unsupported(Exception):
-    """A value or AVP type the fast path does not write: python-diameter does."""
-
-
-def _avp_wire(code: int, flags: int, vendor: int, payload: bytes) -> bytes:
-    n = len(payload)
-    head = (_AVP_HDR_V.pack(code, (flags << 24) | (n + 12), vendor) if vendor
-            else _AVP_HDR.pack(code, (flags << 24) | (n + 8)))
-    return head + payload + b"\0" * (-n & 3)
-
-
-def _value_payload(cls: type, value: Any) -> bytes:
-    if cls is AvpOctetString and type(value) is bytes:
-        return value
-    if cls is AvpUtf8String and type(value) is str:
-        return value.encode("utf8")
-    if cls is AvpUnsigned32 and type(value) is int and 0 <= value <= 0xFFFFFFFF:
-        return _U32.pack(value)
-    if cls is _AvpInteger32 and type(value) is int and -(1 << 31) <= value < (1 << 31):
-        return _I32.pack(value)
-    if cls is AvpAddress and type(value) is str:
-        try:
-            return struct.pack("!h4s", 1, socket.inet_pton(socket.AF_INET, value))
-        except OSError:
-            pass
-    raise _Unsupported
 
 
 def _defined_avps(obj: Any, extra: Any = ()) -> bytes:
@@ -186,10 +150,14 @@ def vpn_info_avp(info: VpnInfo) -> Avp:
     return avp
 
 
-@functools.lru_cache(maxsize=4096)
 def _vpn_info_payload(info: VpnInfo) -> bytes:
-    payload: bytes = _vpn_info_avp(info).payload
-    return payload
+    """The members' bytes: from the templates (cached per value), or for a value they
+    do not write, through python-diameter (its checks and errors)."""
+    try:
+        return vpn_info_payload(info)
+    except Exception:   # noqa: BLE001 - python-diameter decides (and raises)
+        payload: bytes = _vpn_info_avp(info).payload
+        return payload
 
 
 def _vpn_info_avp(info: VpnInfo) -> Avp:
@@ -224,27 +192,6 @@ def _tunnel_avp(code: int, t: TunnelSpec) -> Avp:
     if t.initiator:
         tm.append(_vavp(VA_INITIATOR, t.initiator))
     return _vavp(code, tm)
-
-
-@functools.lru_cache(maxsize=4096)
-def _ip(s: str) -> str:
-    """Validated IP address text (python-diameter would silently encode E.164)."""
-    try:
-        return str(ipaddress.ip_address(s))
-    except ValueError:
-        raise DiameterEncodeError(f"not an IP address: {s!r}") from None
-
-
-def _i32(v: int) -> int:
-    """python-diameter types Result-Code, Authorization-Lifetime and MIP-Feature-Vector
-    (Unsigned32 in RFC 6733 / 4004) and the Enumerated AVPs as Integer32 and refuses
-    values >= 2^31; the two's complement value has the very same four bytes on the wire
-    (and is what our decoder, reading them unsigned, gives back)."""
-    return v - (1 << 32) if (1 << 31) <= v <= 0xFFFFFFFF else v
-
-
-def _ident(s: str) -> bytes:
-    return s.encode("ascii")    # DiameterIdentity (FQDN / realm)
 
 
 def _set_ids(msg: Message, m: DiameterMessage, app_id: int) -> None:
@@ -437,8 +384,30 @@ def _encode_base(m: Dwr | Dwa | Dpr | Dpa) -> Message:
     return msg
 
 
-def encode(msg: DiameterMessage) -> bytes:
-    """Encode one of our message dataclasses to wire bytes."""
+_IDS = struct.Struct("!II")
+
+
+def encode(msg: DiameterMessage, *, ids: tuple[int, int] | None = None) -> bytes:
+    """Encode one of our message dataclasses to wire bytes: AMR, AMA, HAR and HAA from
+    precomputed AVP templates (``templates``, issue 15), anything else and any value
+    the templates do not write through python-diameter's message classes.
+
+    ``ids``: (hop-by-hop, end-to-end) to write instead of the message's own, the
+    bytes of ``encode(replace(msg, hop_by_hop=..., end_to_end=...))`` without a copy of
+    the message (the transport sets them on every request and answer)."""
+    data = _encode(msg)
+    if ids is None:
+        return data
+    try:
+        return data[:12] + _IDS.pack(*ids) + data[20:]
+    except struct.error as e:
+        raise DiameterEncodeError(f"cannot encode {type(msg).__name__}: {e}") from None
+
+
+def _encode(msg: DiameterMessage) -> bytes:
+    fast = encode_fast(msg)
+    if fast is not None:
+        return fast
     try:
         if isinstance(msg, AmRequest):
             pd = _encode_amr(msg)

@@ -3,7 +3,9 @@ helpers every part of the codec uses."""
 
 from __future__ import annotations
 
+import functools
 import ipaddress
+import socket
 
 from controller.proto.mip.numbers import (CODE_FA_POORLY_FORMED_REQUEST,
                                           CODE_HA_POORLY_FORMED_REQUEST)
@@ -33,9 +35,14 @@ class MipDecodeError(ValueError):
 # --------------------------------------------------------------------------- helpers
 
 
+@functools.lru_cache(maxsize=4096)
 def _ip_to_bytes(addr: str) -> bytes:
+    """Strict dotted quad (``ipaddress``; ``inet_aton`` would take ``"1.2"``), cached:
+    the same few agent and care-of addresses are written again and again."""
     return ipaddress.IPv4Address(addr).packed
 
 
 def _bytes_to_ip(data: bytes) -> str:
-    return str(ipaddress.IPv4Address(data))
+    if len(data) == 4:
+        return socket.inet_ntoa(data)     # the text str(IPv4Address(data)) gives
+    return str(ipaddress.IPv4Address(data))   # its error

@@ -183,7 +183,33 @@ def _fixed(data: bytes, size: int, what: str, codes: tuple[int, int]) -> None:
         raise MipDecodeError(f"truncated {what}: {len(data)} < {size} bytes", *codes)
 
 
+# Registration Request / Reply bytes -> what they decode to (issue 15): one
+# registration's RRQ and RRP are decoded by the FA, the AAAF, the AAAH and the HA of one
+# process, about ten times.  Bounded by clearing when full; each caller gets its own
+# message object and extension list (the messages are mutable dataclasses; the
+# extensions and spans are frozen).  Only these two types: the binding messages' type
+# numbers can be reconfigured (``configure_binding_types``).
+_DECODED: dict[bytes, tuple[MipMessage, list[_ExtSpan]]] = {}
+_DECODED_MAX = 1024
+
+
 def _decode_with_spans(data: bytes) -> tuple[MipMessage, list[_ExtSpan]]:
+    hit = _DECODED.get(data)
+    if hit is None:
+        hit = _decode_uncached(data)
+        if data[0] not in (REGISTRATION_REQUEST, REGISTRATION_REPLY):
+            return hit
+        if len(_DECODED) >= _DECODED_MAX:
+            _DECODED.clear()
+        _DECODED[data] = hit
+    msg, spans = hit
+    fresh = object.__new__(type(msg))
+    fresh.__dict__.update(msg.__dict__)
+    fresh.extensions = list(msg.extensions)  # type: ignore[union-attr]
+    return fresh, list(spans)
+
+
+def _decode_uncached(data: bytes) -> tuple[MipMessage, list[_ExtSpan]]:
     if not data:
         raise MipDecodeError("empty message")
     msg_type = data[0]

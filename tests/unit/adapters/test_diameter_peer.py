@@ -242,3 +242,64 @@ def test_late_answer_goes_to_the_caller_that_asked_for_it() -> None:
         await fa.close()
         await home.close()
     run(main())
+
+
+def test_requests_in_one_segment_are_read_at_once_and_all_answered() -> None:
+    """Issue 15: the reader takes what the socket holds and dispatches every whole
+    message in it (one read, not two per message); a message cut across reads is
+    kept until its rest arrives."""
+    from controller.adapters import diameter_conn
+
+    reads: list[int] = []
+    real_read = asyncio.StreamReader.read
+
+    async def counting_read(self: asyncio.StreamReader, n: int = -1) -> bytes:
+        data = await real_read(self, n)
+        reads.append(len(data))
+        return data
+
+    async def main() -> None:
+        home = DiameterNode("aaah.home.example", "home.example", handler=home_handler)
+        port = await home.listen(HOST, 0)
+        reader, writer = await asyncio.open_connection(HOST, port)
+        cer = d.encode(d.Cer("fa1.foreign.example", "foreign.example", ("127.0.0.1",),
+                             hop_by_hop=1, end_to_end=1))
+        writer.write(cer)
+        head = await reader.readexactly(20)
+        await reader.readexactly(d.parse_header(head).length - 20)
+        amrs = b"".join(d.encode(replace(AMR, hop_by_hop=10 + i, end_to_end=10 + i))
+                        for i in range(3))
+        reads.clear()
+        writer.write(amrs + amrs[:30])            # three whole AMRs and a piece
+        await asyncio.sleep(0.1)
+        writer.write(amrs[30:len(amrs) // 3])     # the rest of the fourth
+        got = set()
+        for _ in range(4):
+            head = await reader.readexactly(20)
+            hdr = d.parse_header(head)
+            answer = d.decode(head + await reader.readexactly(hdr.length - 20))
+            assert isinstance(answer, AmAnswer) and answer.result_code == d.SUCCESS
+            got.add(hdr.hop_by_hop)
+        assert got == {10, 11, 12}     # the fourth repeats hop-by-hop 10
+        assert 1 <= len(reads) <= 3, reads
+        writer.close()
+        await home.close()
+
+    orig = asyncio.StreamReader.read
+    asyncio.StreamReader.read = counting_read  # type: ignore[method-assign]
+    try:
+        run(main())
+    finally:
+        asyncio.StreamReader.read = orig  # type: ignore[method-assign]
+    assert diameter_conn.READ_SIZE >= 1 << 12
+
+
+def test_encode_with_ids_is_encode_of_the_copy_with_them() -> None:
+    """Issue 15: the transport writes its hop-by-hop and end-to-end ids into the bytes
+    (``encode(msg, ids=...)``) instead of copying the message with them."""
+    dwr = d.Dwr("a.example", "example", 1, 2)
+    for msg in (AMR, dwr):
+        assert d.encode(msg, ids=(7, 8)) == d.encode(replace(msg, hop_by_hop=7,
+                                                             end_to_end=8))
+    with pytest.raises(d.DiameterEncodeError):
+        d.encode(dwr, ids=(1 << 32, 0))

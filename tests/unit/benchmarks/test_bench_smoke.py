@@ -58,6 +58,8 @@ def test_registration_tiny(tmp_path, monkeypatch):
     assert res["ref_diameter_node"]["window_1"]["rate"] > 0
     assert res["ref_python_diameter"]["window_1"]["rate"] > 0
     assert res["profile"]["by_tottime"]
+    cost = res["cpu_by_component"]["components"]     # issue 15: CPU per component
+    assert "Diameter codec" in cost and all(c["us_per_reg"] is not None for c in cost.values())
 
 
 def test_registration_split_tiny(tmp_path, monkeypatch):

@@ -410,3 +410,29 @@ def test_scapy_udp_binding_parses_our_rrq() -> None:
                    / encode(RegistrationRequest(2, 300, "10.10.0.100", "10.0.0.1",
                                                 "10.20.0.1", 1))))
     assert pkt[MobileIPRRQ].coaddr == "10.20.0.1"
+
+
+def test_a_registration_request_decoded_again_comes_from_the_cache(monkeypatch) -> None:
+    """Issue 15: the roles of one process decode one RRQ about ten times; the second
+    decode of the same bytes walks no extensions, and every caller gets a message and
+    an extension list of its own."""
+    from controller.proto.mip import messages
+    raw = _rrq()
+    messages._DECODED.clear()
+    walks: list[int] = []
+    real = messages._walk_extensions
+
+    def counting(*a: object) -> object:
+        walks.append(1)
+        return real(*a)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(messages, "_walk_extensions", counting)
+    first = mip.decode(raw)
+    second = mip.decode(raw)
+    assert len(walks) == 1
+    assert first == second and first is not second
+    assert first.extensions is not second.extensions
+    first.extensions.clear()
+    first.lifetime = 1                          # type: ignore[union-attr]
+    third = mip.decode(raw)
+    assert third == second and third.extensions

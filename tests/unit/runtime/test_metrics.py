@@ -61,6 +61,30 @@ def test_handover_done_counts_observes_and_logs(caplog: pytest.LogCaptureFixture
     assert "denied (code 65)" in lines[2].getMessage()
 
 
+def test_handover_done_looks_each_label_set_up_once(monkeypatch) -> None:
+    """Issue 15: the children of the per-registration metrics are kept, so a second
+    registration of the same kind calls ``labels()`` no more; the counts still add."""
+    reg = CollectorRegistry()
+    m = Metrics(reg, process=False)
+    calls: list[dict[str, str]] = []
+    real = type(m.handover_phase_seconds).labels
+
+    def counting(self, *a, **kw):  # type: ignore[no-untyped-def]
+        calls.append(kw)
+        return real(self, *a, **kw)
+
+    monkeypatch.setattr(type(m.handover_phase_seconds), "labels", counting)
+    m.handover_done(_record())
+    first = len(calls)
+    m.handover_done(_record())
+    m.flow_mods_sent("s1", 3)
+    m.flow_mods_sent("s1", 2)
+    assert first > 0 and len(calls) == first      # the phase histogram: once per phase
+    assert reg.get_sample_value("mipvpn_registrations_total",
+                                {"code": "0", "kind": "registration"}) == 2
+    assert reg.get_sample_value("mipvpn_flow_mods_sent_total", {"switch": "s1"}) == 5
+
+
 def test_format_without_phases() -> None:
     rec = HandoverRecord(3, "bob@home.example", "fa1", "")
     rec.accepted, rec.code = False, None

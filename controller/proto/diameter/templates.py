@@ -1,0 +1,324 @@
+"""Encoding the four MIP messages (AMR, AMA, HAR, HAA) from precomputed AVP templates,
+without building python-diameter objects (issue 15).
+
+``encoding._encode_amr`` & co. fill a python-diameter command object and
+``encoding._message_bytes`` walks its ``avp_def`` (the AVP order of python-diameter's
+class), looking up each attribute (most are unset: ``DefinedMessage.__getattr__``
+scans the definitions) and each AVP's flags and type.  Here that walk is done once per
+command class (``_template``): each entry is (attribute, code, vendor, flags, AVP type,
+template of a grouped type), read from the same ``avp_def`` and ``Avp.new`` as the
+slow path, so the order and flags cannot drift from python-diameter's.  The encoders
+below fill a dict with the very values ``_encode_*`` sets, and the template writes the
+bytes.  Any value the fast serialisation does not write (``encoding._value_payload``)
+makes ``encode_fast`` return None: ``encoding.encode`` then takes the python-diameter
+path, whose errors are the library's.  Byte-identity with python-diameter:
+tests/unit/proto/test_diameter_fast_encode.py.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable
+
+from diameter.message.avp import Avp, AvpAddress, AvpGrouped
+from diameter.message.avp.generator import AvpGenDef
+from diameter.message.avp.grouped import (MipFaToHaMsa, MipFaToMnMsa, MipHaToFaMsa,
+                                          MipMnAaaAuth, MipOriginatingForeignAaa)
+from diameter.message.commands import (AaMobileNodeAnswer, AaMobileNodeRequest,
+                                       HomeAgentMipAnswer, HomeAgentMipRequest)
+from diameter.message.constants import AVP_MIP_ALGORITHM_TYPE, AVP_MIP_NONCE
+
+from controller.model.vpn import TunnelEnd, TunnelSpec, VpnInfo
+from controller.proto.diameter.messages import (AmAnswer, AmRequest, DiameterMessage,
+                                                HaAnswer, HaRequest, MnFaNonce)
+from controller.proto.diameter.numbers import MIP4_APPLICATION_ID
+from controller.proto.diameter.vendor import (DISTRIBUTION_CODES, VA_DISTRIBUTION,
+                                              VA_ESP_PROPOSAL, VA_FOREIGN_AGENT,
+                                              VA_GATEWAY_ADDRESS, VA_GATEWAY_NAME,
+                                              VA_HANDOFF_TUNNEL, VA_HOME_ADDRESS,
+                                              VA_HOME_AGENT, VA_IKE_PROPOSAL, VA_INITIATOR,
+                                              VA_MN_FA_SPI, VA_MN_TO_FA_MSA, VA_NAI,
+                                              VA_PREVIOUS_FA, VA_PREVIOUS_FA_ADDRESS,
+                                              VA_PSK, VA_QOS_DSCP, VA_QOS_RATE_KBPS,
+                                              VA_SERVICE_UPDATE, VA_SESSION_SECRET,
+                                              VA_SMOOTH_HANDOFF, VA_TRAFFIC_SELECTOR,
+                                              VA_TUNNEL, VA_TUNNEL_END_A, VA_TUNNEL_END_B,
+                                              VA_TUNNEL_ID, VA_VPN_INFO, VENDOR_AVPS,
+                                              VENDOR_ID)
+from controller.proto.diameter.wire import (_MSG_HDR, _avp_wire, _i32, _ident, _ip,
+                                            _Unsupported, _value_payload)
+
+#: one AVP of a template: attribute, code, vendor, flags, python-diameter AVP type,
+#: the grouped type's template (None: not grouped), and whether the fast path writes it
+_Entry = tuple[str, int, int, int, type, "tuple[_Entry, ...] | None", bool]
+
+
+@functools.cache
+def _template(cls: type) -> tuple[_Entry, ...]:
+    """The AVPs of python-diameter's ``cls`` (a command or grouped AVP class), in its
+    ``avp_def`` order, with the flags and type ``Avp.new`` gives each."""
+    out: list[_Entry] = []
+    for d in cls.avp_def:  # type: ignore[attr-defined]
+        if not isinstance(d, AvpGenDef):
+            continue
+        proto = Avp.new(d.avp_code, d.vendor_id, is_mandatory=d.is_mandatory)
+        kind = type(proto)
+        grouped = d.type_class is not None
+        sub = _template(d.type_class) if grouped and kind is AvpGrouped else None
+        out.append((d.attr_name, d.avp_code, d.vendor_id, proto.flags, kind, sub,
+                    not grouped or sub is not None))
+    return tuple(out)
+
+
+@functools.cache
+def _header(cls: type) -> tuple[int, int, int]:
+    """(version, command flags, command code) of a fresh ``cls`` message."""
+    h = cls().header
+    return h.version, h.command_flags, h.command_code
+
+
+def _write(tmpl: tuple[_Entry, ...], get: Callable[[str], Any], out: list[bytes]) -> None:
+    for attr, code, vendor, flags, kind, sub, supported in tmpl:
+        value = get(attr)
+        if value is None:
+            continue
+        if not supported:
+            raise _Unsupported
+        for v in (value if isinstance(value, list) else (value,)):
+            if v is None:
+                continue
+            if sub is not None:
+                inner: list[bytes] = []
+                _write(sub, _getter(v), inner)
+                for avp in getattr(v, "additional_avps", ()) or ():
+                    inner.append(_avp_wire(avp.code, avp.flags, avp.vendor_id, avp.payload))
+                payload = b"".join(inner)
+            else:
+                payload = _value_payload(kind, v)
+            out.append(_avp_wire(code, flags, vendor, payload))
+
+
+def _getter(obj: Any) -> Callable[[str], Any]:
+    return lambda name: getattr(obj, name, None)
+
+
+@functools.cache
+def _vendor_flags(code: int) -> int:
+    """The flags python-diameter gives one of our vendor AVPs (V set, M and P clear)."""
+    flags: int = VENDOR_AVPS[code][1](code, VENDOR_ID).flags
+    return flags
+
+
+def _vendor_avp(code: int, value: object) -> bytes:
+    """``encoding._vavp(code, value)`` as wire bytes (scalar vendor AVPs)."""
+    kind = VENDOR_AVPS[code][1]
+    if kind is AvpAddress:
+        value = _ip(value)
+    return _avp_wire(code, _vendor_flags(code), VENDOR_ID, _value_payload(kind, value))
+
+
+@functools.cache
+def _ietf(code: int) -> tuple[int, type]:
+    proto = Avp.new(code, is_mandatory=True)
+    return proto.flags, type(proto)
+
+
+def _ietf_avp(code: int, value: object) -> bytes:
+    """``Avp.new(code, value=value, is_mandatory=True)`` as wire bytes."""
+    flags, kind = _ietf(code)
+    return _avp_wire(code, flags, 0, _value_payload(kind, value))
+
+
+def _vendor_group(code: int, members: list[bytes]) -> bytes:
+    return _avp_wire(code, _vendor_flags(code), VENDOR_ID, b"".join(members))
+
+
+@functools.lru_cache(maxsize=4096)
+def vpn_info_payload(info: VpnInfo) -> bytes:
+    """The members of the Mipvpn-VPN-Info AVP for ``info`` (``encoding._vpn_info_avp``
+    as bytes).  Cached per ``VpnInfo`` value (frozen, hashable): one registration sends
+    the same information in HAR, AMA and the AAAF's AMA, and every renewal again."""
+    m = [_vendor_avp(VA_NAI, info.nai)]
+    if info.home_address:
+        m.append(_vendor_avp(VA_HOME_ADDRESS, info.home_address))
+    m.append(_vendor_avp(VA_HOME_AGENT, info.home_agent))
+    m.append(_vendor_avp(VA_FOREIGN_AGENT, info.foreign_agent))
+    if info.previous_foreign_agent:
+        m.append(_vendor_avp(VA_PREVIOUS_FA, info.previous_foreign_agent))
+    for t in info.tunnels:
+        m.append(_tunnel(VA_TUNNEL, t))
+    if info.smooth_handoff:
+        m.append(_vendor_avp(VA_SMOOTH_HANDOFF, 1))
+    if info.distribution != "registration":
+        m.append(_vendor_avp(VA_DISTRIBUTION, DISTRIBUTION_CODES[info.distribution]))
+    if info.handoff is not None:
+        m.append(_tunnel(VA_HANDOFF_TUNNEL, info.handoff))
+    return b"".join(m)
+
+
+def _tunnel(code: int, t: TunnelSpec) -> bytes:
+    m = [_vendor_avp(VA_TUNNEL_ID, t.tunnel_id), _tunnel_end(VA_TUNNEL_END_A, t.a),
+         _tunnel_end(VA_TUNNEL_END_B, t.b), _vendor_avp(VA_IKE_PROPOSAL, t.security.ike),
+         _vendor_avp(VA_ESP_PROPOSAL, t.security.esp), _vendor_avp(VA_PSK, bytes(t.psk)),
+         _vendor_avp(VA_QOS_RATE_KBPS, t.qos.rate_kbps),
+         _vendor_avp(VA_QOS_DSCP, t.qos.dscp)]
+    if t.initiator:
+        m.append(_vendor_avp(VA_INITIATOR, t.initiator))
+    return _vendor_group(code, m)
+
+
+def _tunnel_end(code: int, end: TunnelEnd) -> bytes:
+    m = [_vendor_avp(VA_GATEWAY_NAME, end.gateway)]
+    if end.address:
+        m.append(_vendor_avp(VA_GATEWAY_ADDRESS, end.address))
+    m.extend(_vendor_avp(VA_TRAFFIC_SELECTOR, s) for s in end.selectors)
+    return _vendor_group(code, m)
+
+
+def _vpn_info(info: VpnInfo) -> bytes:
+    return _avp_wire(VA_VPN_INFO, _vendor_flags(VA_VPN_INFO), VENDOR_ID,
+                     vpn_info_payload(info))
+
+
+def _mn_to_fa_msa(n: MnFaNonce) -> bytes:
+    payload = (_vendor_avp(VA_MN_FA_SPI, n.spi)
+               + _ietf_avp(AVP_MIP_ALGORITHM_TYPE, _i32(n.algorithm))
+               + _ietf_avp(AVP_MIP_NONCE, bytes(n.nonce)))
+    return _avp_wire(VA_MN_TO_FA_MSA, _vendor_flags(VA_MN_TO_FA_MSA), VENDOR_ID, payload)
+
+
+def _message(cls: type, m: DiameterMessage, values: dict[str, Any],
+             extra: list[bytes]) -> bytes:
+    out: list[bytes] = []
+    _write(_template(cls), values.get, out)
+    out += extra
+    body = b"".join(out)
+    version, flags, code = _header(cls)
+    return _MSG_HDR.pack((version << 24) | (20 + len(body)), (flags << 24) | code,
+                         MIP4_APPLICATION_ID, m.hop_by_hop, m.end_to_end) + body
+
+
+# the values below are those encoding._encode_amr / _ama / _har / _haa set, in the
+# same cases; the vendor AVPs are appended in the same order
+
+
+def _amr(m: AmRequest) -> bytes:
+    v: dict[str, Any] = {
+        "session_id": m.session_id, "auth_application_id": MIP4_APPLICATION_ID,
+        "user_name": m.user_name, "destination_realm": _ident(m.destination_realm),
+        "origin_host": _ident(m.origin_host), "origin_realm": _ident(m.origin_realm),
+        "mip_reg_request": bytes(m.reg_request),
+        "mip_mn_aaa_auth": MipMnAaaAuth(m.mn_aaa_spi, m.auth_input_length,
+                                        m.authenticator_length, m.authenticator_offset),
+        "mip_feature_vector": _i32(m.feature_vector)}
+    if m.destination_host:
+        v["destination_host"] = _ident(m.destination_host)
+    if m.home_address:
+        v["mip_mobile_node_address"] = _ip(m.home_address)
+    if m.home_agent_address:
+        v["mip_home_agent_address"] = _ip(m.home_agent_address)
+    if m.originating_foreign_aaa is not None:
+        realm, host = m.originating_foreign_aaa
+        v["mip_originating_foreign_aaa"] = MipOriginatingForeignAaa(_ident(realm),
+                                                                    _ident(host))
+    extra = []
+    if m.foreign_agent:
+        extra.append(_vendor_avp(VA_FOREIGN_AGENT, m.foreign_agent))
+    if m.previous_fa:
+        extra.append(_vendor_avp(VA_PREVIOUS_FA, m.previous_fa))
+    if m.previous_fa_address:
+        extra.append(_vendor_avp(VA_PREVIOUS_FA_ADDRESS, m.previous_fa_address))
+    if m.service_update:
+        extra.append(_vendor_avp(VA_SERVICE_UPDATE, 1))
+    return _message(AaMobileNodeRequest, m, v, extra)
+
+
+def _answer_values(m: AmAnswer | HaAnswer) -> dict[str, Any]:
+    v: dict[str, Any] = {
+        "session_id": m.session_id, "auth_application_id": MIP4_APPLICATION_ID,
+        "result_code": _i32(m.result_code), "origin_host": _ident(m.origin_host),
+        "origin_realm": _ident(m.origin_realm)}
+    if m.user_name:
+        v["user_name"] = m.user_name
+    if m.error_message:
+        v["error_message"] = m.error_message
+    if m.reg_reply:
+        v["mip_reg_reply"] = bytes(m.reg_reply)
+    if m.home_agent_address:
+        v["mip_home_agent_address"] = _ip(m.home_agent_address)
+    if m.home_address:
+        v["mip_mobile_node_address"] = _ip(m.home_address)
+    return v
+
+
+def _ama(m: AmAnswer) -> bytes:
+    v = _answer_values(m)
+    if m.fa_ha_key is not None:
+        k = m.fa_ha_key
+        v["mip_fa_to_ha_msa"] = MipFaToHaMsa(k.spi, _i32(k.algorithm), bytes(k.session_key))
+    if m.fa_mn_key is not None:
+        k = m.fa_mn_key
+        v["mip_fa_to_mn_msa"] = MipFaToMnMsa(k.spi, _i32(k.algorithm), bytes(k.session_key))
+    extra = []
+    if m.vpn_info is not None:
+        extra.append(_vpn_info(m.vpn_info))
+    if m.mn_fa_nonce is not None:
+        extra.append(_mn_to_fa_msa(m.mn_fa_nonce))
+    if m.session_secret:
+        extra.append(_vendor_avp(VA_SESSION_SECRET, bytes(m.session_secret)))
+    return _message(AaMobileNodeAnswer, m, v, extra)
+
+
+def _har(m: HaRequest) -> bytes:
+    v: dict[str, Any] = {
+        "session_id": m.session_id, "auth_application_id": MIP4_APPLICATION_ID,
+        "authorization_lifetime": _i32(m.authorization_lifetime),
+        "auth_session_state": _i32(m.auth_session_state),
+        "mip_reg_request": bytes(m.reg_request), "origin_host": _ident(m.origin_host),
+        "origin_realm": _ident(m.origin_realm), "user_name": m.user_name,
+        "destination_realm": _ident(m.destination_realm),
+        "mip_feature_vector": _i32(m.feature_vector)}
+    if m.destination_host:
+        v["destination_host"] = _ident(m.destination_host)
+    if m.ha_to_fa_key is not None:
+        k = m.ha_to_fa_key
+        v["mip_ha_to_fa_msa"] = MipHaToFaMsa(k.spi, _i32(k.algorithm), bytes(k.session_key))
+    if m.originating_foreign_aaa is not None:
+        realm, host = m.originating_foreign_aaa
+        v["mip_originating_foreign_aaa"] = MipOriginatingForeignAaa(_ident(realm),
+                                                                    _ident(host))
+    if m.home_address:
+        v["mip_mobile_node_address"] = _ip(m.home_address)
+    if m.home_agent_address:
+        v["mip_home_agent_address"] = _ip(m.home_agent_address)
+    extra = []
+    if m.vpn_info is not None:
+        extra.append(_vpn_info(m.vpn_info))
+    if m.session_secret:
+        extra.append(_vendor_avp(VA_SESSION_SECRET, bytes(m.session_secret)))
+    return _message(HomeAgentMipRequest, m, v, extra)
+
+
+def _haa(m: HaAnswer) -> bytes:
+    extra = [] if m.vpn_info is None else [_vpn_info(m.vpn_info)]
+    return _message(HomeAgentMipAnswer, m, _answer_values(m), extra)
+
+
+_ENCODERS: dict[type, Callable[[Any], bytes]] = {
+    AmRequest: _amr, AmAnswer: _ama, HaRequest: _har, HaAnswer: _haa}
+
+
+def encode_fast(msg: DiameterMessage) -> bytes | None:
+    """``msg``'s wire bytes from the templates; None when it is not one of the four MIP
+    messages or holds a value only python-diameter writes (or refuses)."""
+    enc = _ENCODERS.get(type(msg))
+    if enc is None:
+        return None
+    if getattr(msg, "proxy_info", ()) or getattr(msg, "route_record", ()) \
+            or getattr(msg, "retransmit", False):
+        return None     # relay AVPs and the T flag: the python-diameter path writes them
+    try:
+        return enc(msg)
+    except Exception:   # noqa: BLE001 - the python-diameter path decides (and raises)
+        return None
+

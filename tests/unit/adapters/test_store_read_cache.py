@@ -1,0 +1,61 @@
+"""Issue 15: the VPN store caches users and profiles between writes; a write through
+the store, or a commit by another connection to the same file, is seen at once."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from controller.adapters.store import VpnStore
+from controller.core.aaa_home import Destination, UserRecord, VpnProfile
+from controller.core.vpn import QosSpec, SecuritySpec
+
+NAI = "u1@home.example"
+
+
+def _store(path: str) -> VpnStore:
+    store = VpnStore(path)
+    store.put_user(UserRecord(NAI, "10.64.0.1", "ha", 300, b"k" * 16))
+    store.put_profile(VpnProfile(NAI, (Destination("10.1.0.0/16", "cngw1"),),
+                                 SecuritySpec(), QosSpec()))
+    return store
+
+
+def test_a_second_read_runs_no_query(tmp_path) -> None:
+    store = _store(str(tmp_path / "vpn.db"))
+    assert store.user(NAI) is not None and store.profile(NAI) is not None
+    sql: list[str] = []
+    store._db.set_trace_callback(sql.append)
+    assert store.user(NAI) == store.user(NAI)
+    assert store.profile(NAI) is not None
+    assert store.user("nobody@home.example") is None
+    assert store.user("nobody@home.example") is None
+    selects = [q for q in sql if q.lstrip().upper().startswith("SELECT")]
+    assert len(selects) == 1, sql     # only the unknown user's first read
+
+
+def test_writes_through_the_store_are_read_back(tmp_path) -> None:
+    store = _store(str(tmp_path / "vpn.db"))
+    assert store.user(NAI).mn_aaa_spi == 300          # type: ignore[union-attr]
+    assert store.profile(NAI).smooth_handoff is False  # type: ignore[union-attr]
+    store.put_user(UserRecord(NAI, "10.64.0.1", "ha", 301, b"j" * 16))
+    assert store.user(NAI).mn_aaa_spi == 301          # type: ignore[union-attr]
+    store.put_options(NAI, True, "registration")
+    assert store.profile(NAI).smooth_handoff is True   # type: ignore[union-attr]
+    store.put_profile(VpnProfile(NAI, (), SecuritySpec(), QosSpec(500, 10)))
+    assert store.profile(NAI).qos == QosSpec(500, 10)  # type: ignore[union-attr]
+    assert store.user("new@home.example") is None
+    store.put_user(UserRecord("new@home.example", "10.64.0.2", "ha", 300, b"k" * 16))
+    assert store.user("new@home.example") is not None
+
+
+def test_a_commit_by_another_connection_is_read_back(tmp_path) -> None:
+    path = str(tmp_path / "vpn.db")
+    store = _store(path)
+    assert store.user(NAI).mn_aaa_spi == 300           # type: ignore[union-attr]
+    other = sqlite3.connect(path)
+    with other:
+        other.execute("UPDATE users SET mn_aaa_spi = 999 WHERE nai = ?", (NAI,))
+        other.execute("UPDATE profiles SET rate_kbps = 64 WHERE nai = ?", (NAI,))
+    other.close()
+    assert store.user(NAI).mn_aaa_spi == 999           # type: ignore[union-attr]
+    assert store.profile(NAI).qos.rate_kbps == 64      # type: ignore[union-attr]
