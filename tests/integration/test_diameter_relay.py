@@ -12,6 +12,7 @@ request the relay brings for a domain it does not carry is refused (5003)."""
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import time
 from collections.abc import Iterator
@@ -102,6 +103,12 @@ def relayed(request: pytest.FixtureRequest, tmp_path: Path
         assert pid > 0
         up = asyncio.run_coroutine_threadsafe(rt.wait_links(20), rt.loop).result(30)
         assert up, relay.log_text()[-3000:]
+        # our links are up; the relay's own link to the home AAA may still be opening
+        opened = re.compile(r"STATE_OPEN'\s+'" + re.escape(home.aaa.host) + "'")
+        deadline = time.monotonic() + 20
+        while not opened.search(relay.log_text()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert opened.search(relay.log_text()), relay.log_text()[-3000:]
         rt.recorded = gws  # type: ignore[attr-defined]
         yield rt, relay, Recorder(rt)
     finally:
