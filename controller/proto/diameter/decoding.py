@@ -62,6 +62,7 @@ from controller.proto.diameter.vendor import (DISTRIBUTION_CODES, VA_DISTRIBUTIO
                                               VA_MN_FA_SPI, VA_MN_TO_FA_MSA, VA_NAI,
                                               VA_PREVIOUS_FA, VA_PREVIOUS_FA_ADDRESS,
                                               VA_PSK, VA_QOS_DSCP, VA_QOS_RATE_KBPS,
+                                              VA_SEAMLESS_HANDOVER,
                                               VA_SERVICE_UPDATE, VA_SESSION_SECRET,
                                               VA_SMOOTH_HANDOFF, VA_TRAFFIC_SELECTOR,
                                               VA_TUNNEL, VA_TUNNEL_END_A, VA_TUNNEL_END_B,
@@ -320,6 +321,7 @@ def _decode_vpn_info_avp(top: _Avps, a: RawAvp) -> VpnInfo:
         tunnels=tunnels,
         previous_foreign_agent=g.text(VA_PREVIOUS_FA, "", vendor=VENDOR_ID),
         smooth_handoff=bool(g.u32(VA_SMOOTH_HANDOFF, 0, vendor=VENDOR_ID)),
+        seamless_handover=bool(g.u32(VA_SEAMLESS_HANDOVER, 0, vendor=VENDOR_ID)),
         distribution=names[distribution],
         handoff=None if handoff is None else _decode_tunnel(g, handoff))
 
