@@ -247,6 +247,10 @@ class StrongSwanGateway(GatewayDriverBase):
                  "IKE_SA up" if side.initiator else "loaded", took * 1e3)
         return took
 
+    def add_prepared(self, side: TunnelSide, timeout: float = 5.0) -> float:
+        """``add_tunnel`` keeping the prepared IKE_SA: the CHILD_SA comes up on it."""
+        return self.add_tunnel(side, timeout, keep_sa=True)
+
     def load_tunnel(self, side: TunnelSide) -> float:
         """Load a tunnel's connection and secret without initiating it and without
         touching an SA charon may already hold for it (reconcile, issue 5)."""
