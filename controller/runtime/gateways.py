@@ -50,6 +50,7 @@ class Gateways:
         self._owned: set[str] = set()
         # (gateway, tunnel) stood up ahead by prepare_tunnel: its add keeps the IKE_SA
         self._prepared: set[tuple[str, str]] = set()
+        self._added: dict[tuple[str, str], float] = {}   # (gateway, tunnel) -> added at
 
     def own(self) -> set[str]:
         """Fix the gateways this process drives (at start, once the stationary tunnels
@@ -70,6 +71,7 @@ class Gateways:
         gw = self.drivers[action.gateway]
         key = (action.gateway, action.side.tunnel_id)
         self._touched[key] = time.monotonic()
+        self._added[key] = self._touched[key]
         add = gw.add_tunnel
         if key in self._prepared:
             self._prepared.discard(key)
@@ -136,8 +138,10 @@ class Gateways:
             return
         t0 = time.monotonic()
         await asyncio.sleep(settings.PREPARE_AFTER if delay is None else delay)
-        if any(self._touched.get((g, spec.tunnel_id), -1.0) >= t0 for g in ends):
-            return   # a registration set or removed it meanwhile: it decides
+        if any(self._added.get((g, spec.tunnel_id), -1.0) >= t0 for g in ends):
+            return   # a registration set it meanwhile: it decides
+        # (a removal meanwhile is the move's teardown of the old FA's live tunnel: the
+        # reason to wait; preparing it afterwards is what is wanted)
         if action.remove:
             for g in ends:
                 if (g, spec.tunnel_id) in self._prepared:
@@ -411,7 +415,7 @@ class Gateways:
     def prune_reconcile_marks(self, now: float, keep: float = 300.0) -> None:
         """``_touched`` / ``_initiated`` only matter to a reconcile running now: drop
         marks older than ``keep`` seconds (no growth with every tunnel ever set)."""
-        for marks in (self._touched, self._initiated):
+        for marks in (self._touched, self._initiated, self._added):
             if len(marks) > 1024:
                 for k in [k for k, t in marks.items() if now - t > keep]:
                     del marks[k]

@@ -86,3 +86,19 @@ def test_a_gateway_this_process_does_not_drive_is_skipped() -> None:
                        initiator="fa9")
     asyncio.run(gws.prepare_tunnel(PrepareTunnel(other), delay=0))
     assert all(d.log == [] for d in drv.values())
+
+
+def test_the_old_fas_teardown_meanwhile_does_not_stop_it() -> None:
+    """After a move the old FA's live tunnel is removed at both ends while its
+    preparation waits: it is prepared afterwards (measured: without this only the
+    first registration's neighbour was ever prepared)."""
+    gws, drv = _gateways()
+
+    async def run() -> None:
+        task = asyncio.create_task(gws.prepare_tunnel(PrepareTunnel(SPEC), delay=0.05))
+        await asyncio.sleep(0.01)
+        await gws.remove_tunnel(RemoveTunnel("fa2", TID))
+        await task
+
+    asyncio.run(run())
+    assert drv["fa2"].log == [("remove", TID), ("prepare", TID)]
