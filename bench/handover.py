@@ -61,6 +61,10 @@ KINDS: dict[str, dict[str, Any]] = {
                                                       "gateway": "cngw2"}]}},
     "smooth-handoff": {"topology": "topology/two-domains.yaml", "between": ("acc1", "acc2"),
                        "cn": "cn1", "port": 9, "profile": {"smooth_handoff": True}},
+    # issue 14: intra with the profile's seamless_handover (the neighbour FA's IKE_SA
+    # stands ahead; the move runs CREATE_CHILD_SA only); its baseline is "intra"
+    "intra-seamless": {"topology": "topology/default.yaml", "between": ("acc1", "acc2"),
+                       "cn": "cn1", "port": 2, "profile": {"seamless_handover": True}},
 }
 
 

@@ -47,6 +47,7 @@ class Allowance:
     esp: tuple[str, ...] = ()
     smooth_handoff: bool = False       # may toggle it
     distribution: bool = False         # may toggle it
+    seamless_handover: bool = False    # may toggle it
 
 
 #: Nothing beyond what the user already has.
@@ -58,7 +59,7 @@ def canonical(a: Allowance) -> Allowance:
                      tuple(sorted(set(a.gateways))), a.max_rate_kbps,
                      tuple(sorted(set(a.dscp))), tuple(sorted(set(a.ike))),
                      tuple(sorted(set(a.esp))), bool(a.smooth_handoff),
-                     bool(a.distribution))
+                     bool(a.distribution), bool(a.seamless_handover))
 
 
 def allowance_from_profile(profile: VpnProfile | None) -> Allowance:
@@ -88,7 +89,7 @@ def allowance_to_json(a: Allowance) -> dict[str, Any]:
     return {"prefixes": list(a.prefixes), "gateways": list(a.gateways),
             "max_rate_kbps": a.max_rate_kbps, "dscp": list(a.dscp), "ike": list(a.ike),
             "esp": list(a.esp), "smooth_handoff": a.smooth_handoff,
-            "distribution": a.distribution}
+            "distribution": a.distribution, "seamless_handover": a.seamless_handover}
 
 
 def allowance_from_json(d: dict[str, Any]) -> Allowance:
@@ -98,7 +99,8 @@ def allowance_from_json(d: dict[str, Any]) -> Allowance:
         max_rate_kbps=None if rate is None else int(rate),
         dscp=tuple(int(x) for x in d.get("dscp", ())), ike=tuple(d.get("ike", ())),
         esp=tuple(d.get("esp", ())), smooth_handoff=bool(d.get("smooth_handoff")),
-        distribution=bool(d.get("distribution"))))
+        distribution=bool(d.get("distribution")),
+        seamless_handover=bool(d.get("seamless_handover"))))
 
 
 # ----------------------------------------------------------------- enforcement
@@ -157,7 +159,7 @@ def violations(a: Allowance, current: VpnProfile | None,
         refuse("body.qos.dscp", "not a DSCP value your allowance lists "
                f"({', '.join(map(str, a.dscp)) or 'none'})")
     default = VpnProfile(new.nai, (), new.security, new.qos)   # the options' defaults
-    for option in ("smooth_handoff", "distribution"):
+    for option in ("smooth_handoff", "distribution", "seamless_handover"):
         before = getattr(current if current is not None else default, option)
         if getattr(new, option) != before and not getattr(a, option):
             refuse(f"body.{option}", f"your allowance does not let you change {option}")

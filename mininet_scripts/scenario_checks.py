@@ -145,3 +145,45 @@ def unmeasured_moves(moves: Iterable[Mapping[str, Any]], mns: Iterable[str]) -> 
             problems.append(f"{mn} has a move without a probe measurement: its loss "
                             f"cannot be compared")
     return problems
+
+
+#: ``lost_less: [A, B]``: A's median loss per move must be at most this share of B's.
+#: Medians, not totals: one move of A's that a loaded machine stalls (330 lost once,
+#: against B's 177 over all its moves) must not outweigh the others; the share keeps
+#: the check failing when A's mechanism stops working (then both lose alike, and the
+#: median of one is below the other's about half the time).
+LOST_LESS_SHARE = 0.5
+
+
+def move_losses(moves: Iterable[Mapping[str, Any]], mn: str,
+                dirs: Iterable[str] = DIRECTIONS) -> list[int]:
+    """Packets ``mn`` lost in each of its measured moves (the named directions summed)."""
+    dirs = tuple(dirs)
+    return [sum(int(m["lost"][d]) for d in dirs) for m in moves
+            if m.get("mn") == mn and isinstance(m.get("lost"), Mapping)]
+
+
+def median(values: list[int]) -> float:
+    s = sorted(values)
+    n = len(s)
+    return float(s[n // 2]) if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2
+
+
+def lost_less_problems(moves: Iterable[Mapping[str, Any]], a: str, b: str,
+                       dirs: Iterable[str] = DIRECTIONS) -> list[str]:
+    """``lost_less: [a, b]``: every move of both measured, and a's median loss per move
+    at most ``LOST_LESS_SHARE`` of b's (which must have lost something: else there is
+    nothing a's mechanism could have saved)."""
+    moves = list(moves)
+    problems = unmeasured_moves(moves, (a, b))
+    if problems:
+        return problems
+    dirs = tuple(dirs)
+    ma, mb = median(move_losses(moves, a, dirs)), median(move_losses(moves, b, dirs))
+    what = "+".join(dirs)
+    if mb <= 0:
+        return [f"{b} lost nothing ({what}) in the median move: no loss to compare"]
+    if ma > LOST_LESS_SHARE * mb:
+        return [f"{a} lost {ma:g} packets ({what}) in the median move, not at most "
+                f"{LOST_LESS_SHARE:g} x {b}'s {mb:g}"]
+    return []

@@ -37,7 +37,7 @@ from mininet.net import Mininet
 from mininet.node import Host, OVSSwitch, RemoteController
 
 from controller.config import GatewayConf, Topology
-from mininet_scripts.ovsdb import OvsdbClient, OvsdbError
+from mininet_scripts.ovsdb import OvsdbClient, OvsdbError, UnixctlClient
 
 __all__ = ["MipvpnNet", "NetworkError", "build_network"]
 
@@ -96,6 +96,7 @@ class MipvpnNet:
         self.started = False
         self.stopped = False
         self._ovsdb: OvsdbClient | None = None  # opened by the first move_host
+        self._unixctl: UnixctlClient | None = None  # ovs-vswitchd's, likewise
 
     # -- names ----------------------------------------------------------------
 
@@ -134,6 +135,9 @@ class MipvpnNet:
         if self._ovsdb is not None:
             self._ovsdb.close()
             self._ovsdb = None
+        if self._unixctl is not None:
+            self._unixctl.close()
+            self._unixctl = None
         self.net.stop()
         # Safety net: remove any of our switch-side veths/taps that survived.
         leftovers = [n for n in _root_links() if n.split("-")[0] in self._logical]
@@ -172,9 +176,14 @@ class MipvpnNet:
     def move_host(self, mn_name: str, to_switch: str, to_port: int) -> float:
         """Move mobile node ``mn_name``'s link to ``to_switch``:``to_port``: the
         switch-side end of its veth leaves its access switch and is added to the other
-        (del-port + add-port + ofport_request in one OVSDB transaction, as Mininet's
-        examples/mobility.py does with ``ovs-vsctl``).  Returns the seconds until
-        ovs-vswitchd has applied the move (the port forwards on the new switch then).
+        (del-port + add-port + ofport_request, as Mininet's examples/mobility.py does
+        with ``ovs-vsctl``).  Returns the seconds until ovs-vswitchd has applied the
+        move (the port forwards on the new switch then).
+
+        Del-port and add-port are two transactions with ``revalidator/purge`` between
+        (``OvsdbClient.move_port``): without it the datapath's flows learnt on the old
+        switch still took the MN's first frames on the new one (its first RRQ went to
+        the old FA, which refused it with 77; the MN retried after 1 s).
 
         The transaction goes over one persistent OVSDB connection (``ovsdb.py``)
         instead of a spawned ``ovs-vsctl``: about 10-15 ms instead of 25-40 ms, most
@@ -200,7 +209,10 @@ class MipvpnNet:
         try:
             if self._ovsdb is None:
                 self._ovsdb = OvsdbClient()
-            self._ovsdb.move_port(sintf.name, old_sw.name, new_sw.name, to_port)
+            if self._unixctl is None:
+                self._unixctl = UnixctlClient()
+            self._ovsdb.move_port(sintf.name, old_sw.name, new_sw.name, to_port,
+                                  purge=self._unixctl.purge)
         except OvsdbError as exc:
             if not exc.committed:
                 raise NetworkError(f"moving {sintf.name} {old_sw.name} -> {new_sw.name}:"

@@ -57,6 +57,10 @@ class GatewayDriver(Protocol):
 
     def adopt(self, side: TunnelSide) -> None: ...
 
+    def prepare_tunnel(self, side: TunnelSide, timeout: float = 5.0) -> float: ...
+
+    def add_prepared(self, side: TunnelSide, timeout: float = 5.0) -> float: ...
+
     def loaded_connections(self) -> dict[str, dict[str, list[str]]]: ...
 
     def tunnel(self, tunnel_id: str) -> Any | None: ...
@@ -92,6 +96,17 @@ class GatewayDriverBase:
 
     def adopt(self, side: TunnelSide) -> None:
         """Take over a tunnel the gateway already holds (default: nothing to take)."""
+
+    def prepare_tunnel(self, side: TunnelSide, timeout: float = 5.0) -> float:
+        """Stand a tunnel up ahead with nothing that steers traffic (strongSwan: the
+        IKE_SA without CHILD_SA).  Default: nothing to prepare."""
+        return 0.0
+
+    def add_prepared(self, side: TunnelSide, timeout: float = 5.0) -> float:
+        """``add_tunnel`` of a prepared tunnel, on what ``prepare_tunnel`` stood up.
+        Default: ``add_tunnel``."""
+        add = getattr(self, "add_tunnel")
+        return float(add(side, timeout))
 
     def loaded_connections(self) -> dict[str, dict[str, list[str]]]:
         """Loaded connections by tunnel id, with peer and selectors where known

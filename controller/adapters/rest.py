@@ -21,6 +21,7 @@ import asyncio
 import ipaddress
 import logging
 import time
+from dataclasses import replace
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Response
@@ -95,6 +96,9 @@ class ProfileIn(_Strict):
     qos: QosIn
     smooth_handoff: bool
     distribution: Literal["registration", "on_demand"]
+    # issue 14; the one optional field: absent = the stored profile's (default off)
+    seamless_handover: bool = Field(None, description="prepare the FAs the MN can move "
+                                    "to (absent: unchanged)")
 
 
 def _drop_default(schema: dict[str, Any]) -> None:
@@ -127,6 +131,7 @@ class ProfilePatch(_Strict):
     qos: QosPatch = _absent()
     smooth_handoff: bool = _absent()
     distribution: Literal["registration", "on_demand"] = _absent()
+    seamless_handover: bool = _absent()
 
 
 class AllowanceIn(_Strict):
@@ -150,6 +155,7 @@ class AllowanceIn(_Strict):
     esp: list[EspProposal] = Field(max_length=len(ESP_PROPOSALS))
     smooth_handoff: bool = Field(description="may toggle smooth_handoff")
     distribution: bool = Field(description="may toggle distribution")
+    seamless_handover: bool = Field(False, description="may toggle seamless_handover")
 
 
 class CredentialIn(_Strict):
@@ -301,7 +307,11 @@ def create_app(rt: Any, auth: Auth | None = None) -> FastAPI:
                           SecuritySpec(body.security.ike, body.security.esp),
                           QosSpec(body.qos.rate_kbps, body.qos.dscp),
                           smooth_handoff=body.smooth_handoff, distribution=body.distribution)
-        return store_profile(prof, rt.store.profile(nai), who)
+        current = rt.store.profile(nai)
+        seamless = body.seamless_handover
+        if seamless is None:   # absent: what the stored profile has
+            seamless = bool(current and current.seamless_handover)
+        return store_profile(replace(prof, seamless_handover=seamless), current, who)
 
     @app.patch("/v1/profiles/{nai}", responses=_put_doc)
     async def patch_profile(body: ProfilePatch, nai: str = NAI_PATH,
@@ -322,7 +332,9 @@ def create_app(rt: Any, auth: Auth | None = None) -> FastAPI:
                     current.qos.dscp if qos.dscp is None else qos.dscp),
             smooth_handoff=(current.smooth_handoff if body.smooth_handoff is None
                             else body.smooth_handoff),
-            distribution=body.distribution or current.distribution)
+            distribution=body.distribution or current.distribution,
+            seamless_handover=(current.seamless_handover if body.seamless_handover is None
+                               else body.seamless_handover))
         return store_profile(prof, current, who)
 
     @app.get("/v1/users/{nai}/allowance", dependencies=operator)
@@ -341,7 +353,7 @@ def create_app(rt: Any, auth: Auth | None = None) -> FastAPI:
         allowance = canonical(Allowance(
             tuple(body.prefixes), tuple(body.gateways), body.max_rate_kbps,
             tuple(body.dscp), tuple(body.ike), tuple(body.esp), body.smooth_handoff,
-            body.distribution))
+            body.distribution, body.seamless_handover))
         rt.store.put_allowance(nai, allowance, now=time.time())
         LOG.info("allowance of %s changed by the operator", log_text(nai))
         return allowance_to_json(allowance)

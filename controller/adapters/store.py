@@ -60,10 +60,12 @@ CREATE TABLE IF NOT EXISTS user_allowances (
 MIGRATIONS: tuple[tuple[str, str, str], ...] = (
     ("users", "mn_ha_spi", "INTEGER NOT NULL DEFAULT 0"),
     ("users", "mn_ha_key", "BLOB NOT NULL DEFAULT x''"),
+    ("profile_options", "seamless_handover", "INTEGER NOT NULL DEFAULT 0"),
 )
 
 #: Profile options a user may set with the profile (claim 24), and their defaults.
-DEFAULT_OPTIONS: dict[str, Any] = {"smooth_handoff": False, "distribution": "registration"}
+DEFAULT_OPTIONS: dict[str, Any] = {"smooth_handoff": False, "distribution": "registration",
+                                   "seamless_handover": False}
 
 
 def private_db_file(path: str | Path) -> str:
@@ -161,7 +163,8 @@ class VpnStore:
                 prof = VpnProfile(nai, dests, SecuritySpec(row[1], row[2]),
                                   QosSpec(int(row[3]), int(row[4])),
                                   smooth_handoff=bool(options["smooth_handoff"]),
-                                  distribution=str(options["distribution"]))
+                                  distribution=str(options["distribution"]),
+                                  seamless_handover=bool(options["seamless_handover"]))
             self._profiles[nai] = prof
             return prof
 
@@ -193,9 +196,11 @@ class VpnStore:
                  profile.qos.rate_kbps, profile.qos.dscp, now))
             written = cur.rowcount > 0
             if written:   # the options travel with the profile (claims 5, 22-24)
-                self._db.execute("INSERT OR REPLACE INTO profile_options VALUES (?, ?, ?)",
-                                 (profile.nai, int(profile.smooth_handoff),
-                                  profile.distribution))
+                self._db.execute(
+                    "INSERT OR REPLACE INTO profile_options (nai, smooth_handoff, "
+                    "distribution, seamless_handover) VALUES (?, ?, ?, ?)",
+                    (profile.nai, int(profile.smooth_handoff), profile.distribution,
+                     int(profile.seamless_handover)))
             return written
 
     def options(self, nai: str) -> dict[str, Any]:
@@ -204,16 +209,19 @@ class VpnStore:
             return self._options(nai)
 
     def _options(self, nai: str) -> dict[str, Any]:
-        row = self._db.execute("SELECT smooth_handoff, distribution FROM profile_options"
-                               " WHERE nai = ?", (nai,)).fetchone()
+        row = self._db.execute("SELECT smooth_handoff, distribution, seamless_handover"
+                               " FROM profile_options WHERE nai = ?", (nai,)).fetchone()
         if row is None:
             return dict(DEFAULT_OPTIONS)
-        return {"smooth_handoff": bool(row[0]), "distribution": str(row[1])}
+        return {"smooth_handoff": bool(row[0]), "distribution": str(row[1]),
+                "seamless_handover": bool(row[2])}
 
     def put_options(self, nai: str, smooth_handoff: bool, distribution: str) -> None:
         with self._lock, self._db:
             self._forget(nai)
-            self._db.execute("INSERT OR REPLACE INTO profile_options VALUES (?, ?, ?)",
+            self._db.execute("INSERT INTO profile_options (nai, smooth_handoff, distribution)"
+                             " VALUES (?, ?, ?) ON CONFLICT(nai) DO UPDATE SET smooth_handoff"
+                             " = excluded.smooth_handoff, distribution = excluded.distribution",
                              (nai, int(smooth_handoff), distribution))
 
     def allowance(self, nai: str) -> Allowance | None:
@@ -263,7 +271,8 @@ def profile_from_conf(nai: str, prof: Any) -> VpnProfile:
         SecuritySpec(prof.security.ike, prof.security.esp),
         QosSpec(prof.qos.rate_kbps, prof.qos.dscp),
         smooth_handoff=bool(getattr(prof, "smooth_handoff", False)),
-        distribution=str(getattr(prof, "distribution", "registration")))
+        distribution=str(getattr(prof, "distribution", "registration")),
+        seamless_handover=bool(getattr(prof, "seamless_handover", False)))
 
 
 def profile_to_json(profile: VpnProfile) -> dict[str, Any]:
@@ -272,4 +281,5 @@ def profile_to_json(profile: VpnProfile) -> dict[str, Any]:
                              for d in profile.destinations],
             "security": {"ike": profile.security.ike, "esp": profile.security.esp},
             "qos": {"rate_kbps": profile.qos.rate_kbps, "dscp": profile.qos.dscp},
-            "smooth_handoff": profile.smooth_handoff, "distribution": profile.distribution}
+            "smooth_handoff": profile.smooth_handoff, "distribution": profile.distribution,
+            "seamless_handover": profile.seamless_handover}

@@ -48,4 +48,5 @@ def parse_allowance(p: _Parser, value: Any, path: str,
                                                           0, 100_000_000),
         dscp=listed("dscp", lambda v, q: p.integer(v, q, 0, 63)),
         ike=listed("ike", p.string), esp=listed("esp", p.string),
-        smooth_handoff=flag("smooth_handoff"), distribution=flag("distribution"))
+        smooth_handoff=flag("smooth_handoff"), distribution=flag("distribution"),
+        seamless_handover=flag("seamless_handover"))

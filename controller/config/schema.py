@@ -68,6 +68,7 @@ class AllowanceConf:
     esp: tuple[str, ...] | None = None
     smooth_handoff: bool | None = None
     distribution: bool | None = None
+    seamless_handover: bool | None = None
 
 
 # ---------------------------------------------------------------------------
@@ -219,6 +220,7 @@ class ProfileConf:
     qos: QosConf = QosConf()
     smooth_handoff: bool = False          # claims 22-23: old FA forwards to the new one
     distribution: Distribution = "registration"   # or "on_demand" (claims 2, 5)
+    seamless_handover: bool = False       # issue 14: prepare the FAs it can move to
     allowance: AllowanceConf | None = None   # what the user may change (issue 11)
 
 

@@ -395,7 +395,7 @@ class _TopologyParser(_Parser, DiameterParsing):
                 raise self.fail(path, f"{nai!r} is not an NAI (user@realm): {why}")
             p = self.mapping(raw, path, ("destinations",),
                              ("security", "qos", "smooth_handoff", "distribution",
-                              "allowance"))
+                              "seamless_handover", "allowance"))
 
             def destination(raw_dest: Any, dpath: str) -> DestinationConf:
                 d = self.mapping(raw_dest, dpath, ("prefix", "gateway"))
@@ -439,12 +439,16 @@ class _TopologyParser(_Parser, DiameterParsing):
             if not isinstance(smooth, bool):
                 raise self.fail(f"{path}.smooth_handoff",
                                 f"expected true or false, got {_show(smooth)}")
+            seamless = p.get("seamless_handover", False)
+            if not isinstance(seamless, bool):
+                raise self.fail(f"{path}.seamless_handover",
+                                f"expected true or false, got {_show(seamless)}")
             distribution = self.choice(p.get("distribution", "registration"),
                                        f"{path}.distribution", DISTRIBUTIONS)
             allowance = (None if p.get("allowance") is None else
                          parse_allowance(self, p["allowance"], f"{path}.allowance", gateways))
             out[nai] = ProfileConf(nai=nai, destinations=dests, security=security, qos=qos,
-                                   smooth_handoff=smooth,
+                                   smooth_handoff=smooth, seamless_handover=seamless,
                                    distribution=distribution,  # type: ignore[arg-type]
                                    allowance=allowance)
         return out

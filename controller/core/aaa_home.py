@@ -72,6 +72,7 @@ class VpnProfile:
     qos: QosSpec
     smooth_handoff: bool = False                 # claims 22-23
     distribution: str = DISTRIBUTION_REGISTRATION  # or "on_demand" (claims 2, 5)
+    seamless_handover: bool = False              # issue 14
 
 
 @dataclass(frozen=True)
@@ -292,6 +293,7 @@ class HomeAaa(Role):
                        foreign_agent=fa.name, tunnels=tuple(tunnels),
                        previous_foreign_agent=previous_fa,
                        smooth_handoff=bool(profile and profile.smooth_handoff),
+                       seamless_handover=bool(profile and profile.seamless_handover),
                        distribution=distribution)
 
     def _foreign_agent_at(self, address: str) -> str:

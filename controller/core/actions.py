@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from controller.core.flows import FlowMod, Mod
-from controller.core.vpn import TunnelSide
+from controller.core.vpn import TunnelSide, TunnelSpec
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,17 @@ class AddTunnel:
 class RemoveTunnel:
     gateway: str
     tunnel_id: str
+
+
+@dataclass(frozen=True)
+class PrepareTunnel:
+    """Issue 14 (seamless handover): stand ``spec`` up ahead at both its ends as an
+    IKE_SA without CHILD_SA (nothing steers traffic), so that a move there only runs
+    CREATE_CHILD_SA; ``remove``: take such a prepared tunnel down.  Off the critical
+    path: the runtime does it in the background, after the move's own tunnel work."""
+
+    spec: TunnelSpec
+    remove: bool = False
 
 
 @dataclass(frozen=True)
@@ -158,4 +169,4 @@ class ReleaseHold:
 
 Action = (AddTunnel | RemoveTunnel | SendFlows | SendDiameter | AnswerDiameter
           | RelayToHomeAgent | ReplyMip | SendToMobileNode | NotifyVisitorLeft | Mark
-          | SendMip | HoldTraffic | ReleaseHold | VisitorMoved)
+          | SendMip | HoldTraffic | ReleaseHold | VisitorMoved | PrepareTunnel)

@@ -47,15 +47,17 @@ NTP-format wall clock, RFC 5944 §5.7).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Callable
 
 from controller.core import conformance
-from controller.core.actions import (Action, AddTunnel, AnswerDiameter, Mark, RemoveTunnel,
-                                     ReplyMip, SendMip)
+from controller.core.actions import (Action, AddTunnel, AnswerDiameter, Mark,
+                                     PrepareTunnel, RemoveTunnel, ReplyMip, SendMip)
 from controller.core.binding import (BindingKey, IdentificationClock, ack_status,
                                      build_binding_update)
 from controller.core.expiry import ExpiryDict
+from controller.core.neighbours import (NeighbourMap, Preparation, prepare,
+                                        preparation_changes)
 from controller.core.persist import Changes, TrackedExpiryDict, vpn_info_from_dict, vpn_info_to_dict
 from controller.core.role import CNGW, Role, RoleKey, kind_of, name_of
 from controller.core.vpn import (TunnelSpec, VpnInfo, fa_ha_key, rewrite_foreign_agent,
@@ -123,13 +125,16 @@ class HomeAgent(Role):
                  max_lifetime: int = 1800,
                  binding_keys: dict[str, BindingKey] | None = None,
                  db: VpnDatabase | None = None,
-                 gateways: dict[str, GatewayInfo] | None = None) -> None:
+                 gateways: dict[str, GatewayInfo] | None = None,
+                 neighbours: NeighbourMap | None = None) -> None:
         """``foreign_agents``: care-of address -> FA gateway name (all domains);
         ``mn_ha_key``: NAI -> (SPI, key) of the user's MN-HA association, or None;
         ``binding_keys``: CN-GW name -> the HA<->CN-GW binding association;
         ``db``: the VPN database (users and profiles; without it every NAI is unknown);
         ``gateways``: the topology's gateways (VPN information is checked against them
-        and the user's profile, ``vpn_policy.check_vpn_info``)."""
+        and the user's profile, ``vpn_policy.check_vpn_info``); ``neighbours``: the FAs
+        an MN can move to (issue 14: prepared for a profile with ``seamless_handover``;
+        None: nothing is prepared)."""
         self.name = name
         self.address = address
         self.host = host
@@ -145,6 +150,9 @@ class HomeAgent(Role):
         self.pending: dict[str, _PendingUpdates] = {}
         # tunnel id -> the old FA's tunnel kept after a smooth-handoff move
         self.retiring: ExpiryDict[str, _Retiring] = ExpiryDict()
+        self.neighbours = neighbours
+        # NAI -> the HA<->FA tunnels prepared for its next move (tunnel id -> spec)
+        self.prepared: dict[str, dict[str, TunnelSpec]] = {}
         self._clock = IdentificationClock()
         self.counters = {"accepted": 0, "denied": 0, "malformed": 0, "fa_auth_failed": 0,
                          "bu_sent": 0, "bu_acked": 0, "bu_failed": 0, "breq": 0,
@@ -425,7 +433,31 @@ class HomeAgent(Role):
                                      set(old.distributed) if old else set(), secret)
         self.counters["accepted"] += 1
         return [Mark(nai, "ha_bind", {"fa": vpn_info.foreign_agent})] + actions + [
-            Mark(nai, "ha_tunnel_set")]
+            Mark(nai, "ha_tunnel_set")] + self._prepare(nai, vpn_info, secret, new_ids)
+
+    def _prepare(self, nai: str, vpn_info: VpnInfo, secret: bytes,
+                 live: set[str]) -> list[Action]:
+        """Issue 14: the HA<->FA tunnels of the FAs ``nai`` can move to, prepared
+        (IKE_SA only; ``neighbours.prepare``), and those no longer wanted taken down.
+        A prepared tunnel that just became live is the binding's now, not dropped."""
+        standing = {tid: s for tid, s in self.prepared.pop(nai, {}).items()
+                    if tid not in live}
+        wanted: tuple[Preparation, ...] = ()
+        if self.neighbours is not None and secret and vpn_info.seamless_handover:
+            fas = {n: g.address for n, g in self.gateways.items() if g.kind == "foreign_agent"}
+            wanted = prepare(vpn_info, self.neighbours, fas, secret)
+        mine = [replace(p, tunnels=tuple(t for t in p.tunnels if self.name in t.ends()))
+                for p in wanted]
+        up, drop = preparation_changes(mine, standing)
+        keep = {t.tunnel_id: t for p in mine for t in p.tunnels}
+        if keep:
+            self.prepared[nai] = keep
+        actions: list[Action] = [PrepareTunnel(standing[tid], remove=True) for tid in drop]
+        actions += [PrepareTunnel(spec) for spec in up]
+        if actions:
+            actions.append(Mark(nai, "ha_prepared", {"tunnels": sorted(keep),
+                                                     "dropped": list(drop)}))
+        return actions
 
     def _updates(self, old: Binding | None, nai: str) -> list[tuple[str, bool]]:
         """Which CN-GWs get a BU after (re)binding ``nai``, and whether it deletes.
@@ -481,10 +513,12 @@ class HomeAgent(Role):
 
     def _unbind(self, nai: str) -> list[Action]:
         binding = self.bindings.pop(nai, None)
+        prepared: list[Action] = [PrepareTunnel(s, remove=True)
+                                  for s in self.prepared.pop(nai, {}).values()]
         if binding is None:
-            return []
+            return prepared
         return [RemoveTunnel(self.name, t.tunnel_id)
-                for t in binding.vpn_info.tunnels_of(self.name) if t.psk]
+                for t in binding.vpn_info.tunnels_of(self.name) if t.psk] + prepared
 
     def _reply(self, rrq: mip.RegistrationRequest, code: int, now: float) -> bytes:
         ident = rrq.identification

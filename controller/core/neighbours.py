@@ -11,14 +11,27 @@ prepared tunnels cost, per MN and for a population.
 
 Pure: takes the topology data (``NeighbourMap.from_topology``), returns names and
 counts; the runtime would load and initiate what the plan says.
+
+``prepare`` turns a seamless MN's VPN information into the tunnels each planned FA
+would need (its live tunnels re-pointed there, as a local move re-points them), keyed
+with ``prepared_psk`` so the HA and the new FA's side can derive the key before the
+move; ``preparation_changes`` says what to bring up and what to drop when the plan
+changes.  A prepared tunnel is meant to stand as an IKE_SA only (no CHILD_SA: with
+userspace ESP a CHILD_SA with the live one's selectors would take the MN's downlink),
+the move then runs CREATE_CHILD_SA on it (docs/decisions.md, 2026-12-04).
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
 import networkx as nx
+
+from controller.core.vpn import rewrite_foreign_agent
+from controller.model.vpn import TunnelSpec, VpnInfo
 
 #: at most this many FAs are prepared per MN unless the caller says otherwise
 DEFAULT_LIMIT = 2
@@ -106,3 +119,51 @@ def standing_sas(prepared: Iterable[str], tunnels_at: Mapping[str, int],
     tunnels = sum(tunnels_at.get(fa, 0) for fa in prepared)
     at_ha = sum((via_home_agent or tunnels_at).get(fa, 0) for fa in prepared)
     return StandingCost(tunnels, tunnels, tunnels, 4 * tunnels, at_ha)
+
+
+def prepared_psk(secret: bytes, tunnel_id: str) -> bytes:
+    """PSK of a prepared tunnel: HMAC-SHA-256(session secret, "mipvpn-prepared|<tunnel
+    id>").  Known ahead to whoever holds the session secret (home AAA, HA, the foreign
+    AAA of a local move); a label of its own, so it is never the key of a live tunnel
+    (``tunnel_psk`` binds the move's RRQ identification)."""
+    return hmac.new(secret, f"mipvpn-prepared|{tunnel_id}".encode(), hashlib.sha256).digest()
+
+
+@dataclass(frozen=True)
+class Preparation:
+    """The tunnels one planned FA would have for the MN: its VPN path re-pointed there."""
+
+    foreign_agent: str
+    tunnels: tuple[TunnelSpec, ...]
+
+
+def prepare(info: VpnInfo, neighbours: NeighbourMap, addresses: Mapping[str, str],
+            secret: bytes, *, limit: int = DEFAULT_LIMIT,
+            hint: Iterable[str] = ()) -> tuple[Preparation, ...]:
+    """What to prepare for an MN whose VPN information is ``info`` (at its current FA):
+    nothing unless ``info.seamless_handover``; else, per FA of the plan that has a
+    care-of address in ``addresses``, the tunnels a move there would bring up, each
+    keyed with ``prepared_psk``."""
+    if not info.seamless_handover:
+        return ()
+    out = []
+    for fa in neighbours.plan(info.foreign_agent, seamless=True, limit=limit, hint=hint):
+        address = addresses.get(fa)
+        if address is None:
+            continue
+        moved = rewrite_foreign_agent(info, fa, address,
+                                      rekey=lambda tid: prepared_psk(secret, tid))
+        out.append(Preparation(fa, moved.tunnels_of(fa)))
+    return tuple(out)
+
+
+def preparation_changes(wanted: Iterable[Preparation], standing: Mapping[str, TunnelSpec]
+                        ) -> tuple[tuple[TunnelSpec, ...], tuple[str, ...]]:
+    """``(to prepare, to drop)``: wanted tunnels not standing, or standing with another
+    spec (e.g. a new key after a full registration), are (re)prepared; standing ones no
+    longer wanted (the MN moved, the plan changed, the option was switched off) are
+    dropped, by tunnel id."""
+    want = {t.tunnel_id: t for p in wanted for t in p.tunnels}
+    up = tuple(t for tid, t in sorted(want.items()) if standing.get(tid) != t)
+    drop = tuple(sorted(tid for tid in standing if tid not in want))
+    return up, drop

@@ -24,6 +24,7 @@ from controller.core.cn_gateway import CnGateway
 from controller.core.foreign_agent import ForeignAgent, ForeignAgentConf
 from controller.core.role import AAAF, AAAH, CNGW, FA, HA, RoleKey
 from controller.core.home_agent import HomeAgent
+from controller.core.neighbours import NeighbourMap
 from controller.core.vpn import GatewayType
 
 if TYPE_CHECKING:
@@ -83,7 +84,8 @@ def build_roles(topo: Topology, db: VpnDatabase) -> Roles:
                                     dom.home_agent.host, dom.realm, fa_by_coa,
                                     mn_ha_key=mn_ha_key_of(db),
                                     binding_keys=dict(aaah.binding_keys),
-                                    db=db, gateways=out.gateway_infos)
+                                    db=db, gateways=out.gateway_infos,
+                                    neighbours=NeighbourMap.from_topology(topo))
         for name, key in aaah.binding_keys.items():
             info = out.gateway_infos[name]
             out.roles[RoleKey(CNGW, name)] = CnGateway(name, info.address, info.gateway_type,

@@ -161,6 +161,8 @@ def _check_identity(info: VpnInfo, user: UserRecord, profile: VpnProfile | None,
         return f"previous foreign agent {previous!r} is not a foreign agent of the topology"
     if info.smooth_handoff != bool(profile and profile.smooth_handoff):
         return "smooth handoff differs from the profile"
+    if info.seamless_handover != bool(profile and profile.seamless_handover):
+        return "seamless handover differs from the profile"
     distribution = profile.distribution if profile else DISTRIBUTION_REGISTRATION
     if info.distribution != distribution:
         return f"distribution {info.distribution!r} differs from the profile"

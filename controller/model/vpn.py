@@ -116,6 +116,7 @@ class VpnInfo:
     ``smooth_handoff`` and ``distribution`` are the profile's options (claims 22-23,
     claims 2/5); ``handoff`` is the old-FA<->new-FA forwarding tunnel the AAA hands the
     new FA on a move with smooth handoff ("the information of the old FA", claim 23).
+    ``seamless_handover`` (issue 14) asks for the FAs the MN can move to be prepared.
     """
 
     nai: str
@@ -127,6 +128,7 @@ class VpnInfo:
     smooth_handoff: bool = False
     distribution: str = DISTRIBUTION_REGISTRATION
     handoff: TunnelSpec | None = None
+    seamless_handover: bool = False
 
     @property
     def on_demand(self) -> bool:

@@ -18,9 +18,9 @@ from controller.adapters.diameter_peer import DiameterError
 from controller.logtext import log_text
 from controller.core import flows
 from controller.core.actions import (AddTunnel, AnswerDiameter, HoldTraffic, Mark,
-                                     NotifyVisitorLeft, RelayToHomeAgent, ReleaseHold,
-                                     RemoveTunnel, ReplyMip, SendDiameter, SendFlows,
-                                     SendMip, SendToMobileNode, VisitorMoved)
+                                     NotifyVisitorLeft, PrepareTunnel, RelayToHomeAgent,
+                                     ReleaseHold, RemoveTunnel, ReplyMip, SendDiameter,
+                                     SendFlows, SendMip, SendToMobileNode, VisitorMoved)
 from controller.core.dispatch import Dispatch
 from controller.core.handover import HandoverLog
 from controller.metrics import Metrics
@@ -76,6 +76,8 @@ class Executor:
                 await self.gateways.add_tunnel(action)
             elif isinstance(action, RemoveTunnel):
                 await self.gateways.remove_tunnel(action)
+            elif isinstance(action, PrepareTunnel):
+                self.spawn(self.gateways.prepare_tunnel(action))   # off the move's path
             elif isinstance(action, SendFlows):
                 # QoS (claims 8, 9) is in the mods already: the FA plans it
                 await self.send_flows(action.dpid, action.mods)

@@ -17,7 +17,7 @@ from controller.logtext import log_text
 from controller.adapters.qos import GatewayQos
 from controller.adapters.strongswan import TunnelError
 from controller.core.dispatch import Dispatch
-from controller.core.actions import AddTunnel, RemoveTunnel
+from controller.core.actions import AddTunnel, PrepareTunnel, RemoveTunnel
 from controller.core.vpn import TunnelSide, TunnelSpec
 from controller.runtime import settings
 
@@ -48,6 +48,9 @@ class Gateways:
         self._gw_poke: dict[str, asyncio.Event] = {}
         self._touched: dict[tuple[str, str], float] = {}   # (gateway, tunnel) -> set at
         self._owned: set[str] = set()
+        # (gateway, tunnel) stood up ahead by prepare_tunnel: its add keeps the IKE_SA
+        self._prepared: set[tuple[str, str]] = set()
+        self._added: dict[tuple[str, str], float] = {}   # (gateway, tunnel) -> added at
 
     def own(self) -> set[str]:
         """Fix the gateways this process drives (at start, once the stationary tunnels
@@ -68,7 +71,11 @@ class Gateways:
         gw = self.drivers[action.gateway]
         key = (action.gateway, action.side.tunnel_id)
         self._touched[key] = time.monotonic()
+        self._added[key] = self._touched[key]
         add = gw.add_tunnel
+        if key in self._prepared:
+            self._prepared.discard(key)
+            add = gw.add_prepared   # CREATE_CHILD_SA on the standing IKE_SA (issue 14)
         if load_only:
             action = AddTunnel(action.gateway, replace(action.side, initiator=False))
             add = gw.load_tunnel
@@ -108,6 +115,7 @@ class Gateways:
     async def remove_tunnel(self, action: RemoveTunnel) -> None:
         gw = self.drivers[action.gateway]
         self._touched[(action.gateway, action.tunnel_id)] = time.monotonic()
+        self._prepared.discard((action.gateway, action.tunnel_id))
         self.tunnel_log.pop((action.gateway, action.tunnel_id), None)
         try:
             await asyncio.get_running_loop().run_in_executor(self.workers[action.gateway],
@@ -117,6 +125,42 @@ class Gateways:
                       action.gateway, log_text(exc))
         await self._qos(action.gateway, "remove", action.tunnel_id)  # QoS
         LOG.info("tunnel %s at %s removed", log_text(action.tunnel_id), action.gateway)
+
+    async def prepare_tunnel(self, action: PrepareTunnel, delay: float | None = None) -> None:
+        """Issue 14: stand ``action.spec`` up ahead (responder end loaded first, then the
+        initiator's IKE_SA), or take a prepared one down (``remove``), after ``delay``
+        (``settings.PREPARE_AFTER``: the move's own tunnel work goes first).  Only when
+        this process drives both ends; a tunnel set or removed meanwhile is left alone.
+        Best effort: a failure leaves the move to bring the tunnel up from nothing."""
+        spec = action.spec
+        ends = sorted(spec.ends(), key=lambda g: g == spec.initiator)   # responder first
+        if any(g not in self.drivers for g in ends):
+            return
+        t0 = time.monotonic()
+        await asyncio.sleep(settings.PREPARE_AFTER if delay is None else delay)
+        if any(self._added.get((g, spec.tunnel_id), -1.0) >= t0 for g in ends):
+            return   # a registration set it meanwhile: it decides
+        # (a removal meanwhile is the move's teardown of the old FA's live tunnel: the
+        # reason to wait; preparing it afterwards is what is wanted)
+        if action.remove:
+            for g in ends:
+                if (g, spec.tunnel_id) in self._prepared:
+                    await self.remove_tunnel(RemoveTunnel(g, spec.tunnel_id))
+            return
+        loop = asyncio.get_running_loop()
+        for g in ends:
+            side = spec.side_for(g)
+            self._prepared.add((g, spec.tunnel_id))
+            try:
+                took = await loop.run_in_executor(self.workers[g], self.drivers[g].prepare_tunnel,
+                                                  side)
+            except (TunnelError, OSError) as exc:
+                self._prepared.discard((g, spec.tunnel_id))
+                LOG.warning("preparing tunnel %s at %s failed: %s", log_text(spec.tunnel_id), g,
+                            log_text(exc))
+                return
+            LOG.info("tunnel %s at %s prepared in %.1f ms", log_text(spec.tunnel_id), g,
+                     took * 1000)
 
     async def _qos(self, gateway: str, op: str, arg: Any) -> None:
         """QoS (claims 8, 9): ``GatewayQos.apply(side)`` / ``.remove(tunnel_id)`` on the
@@ -371,7 +415,7 @@ class Gateways:
     def prune_reconcile_marks(self, now: float, keep: float = 300.0) -> None:
         """``_touched`` / ``_initiated`` only matter to a reconcile running now: drop
         marks older than ``keep`` seconds (no growth with every tunnel ever set)."""
-        for marks in (self._touched, self._initiated):
+        for marks in (self._touched, self._initiated, self._added):
             if len(marks) > 1024:
                 for k in [k for k, t in marks.items() if now - t > keep]:
                     del marks[k]

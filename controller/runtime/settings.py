@@ -15,6 +15,7 @@ TICK_INTERVAL = 1.0
 # AAAH) outwaits the AAAH (to the HA).  Nothing half-installed (docs/decisions.md).
 REQUEST_TIMEOUT = {"fa": 5.0, "aaah": 10.0, "aaaf": 15.0}
 MALFORMED_LOG_INTERVAL = 10.0   # seconds between two "malformed" warnings of one role
+PREPARE_AFTER = 0.5  # s after a registration before its neighbour tunnels are prepared
 TUNNEL_TRIES = 2  # an initiator retries once (e.g. the peer re-keyed meanwhile)
 HEALTH_INTERVAL = 1.0   # s between two checks of a gateway's charon (VICI version)
 HEALTH_TIMEOUT = 12.0   # s a charon may take to answer `version` before it is degraded

@@ -25,6 +25,17 @@ class RecordingGateway(GatewayDriverBase):
             self.tunnels_up[side.tunnel_id] = side
         return 0.0
 
+    def prepare_tunnel(self, side: Any, timeout: float = 5.0) -> float:
+        with self._lock:
+            self.log.append(("prepare", side.tunnel_id))
+        return 0.0
+
+    def add_prepared(self, side: Any, timeout: float = 5.0) -> float:
+        with self._lock:
+            self.log.append(("add_prepared", side.tunnel_id))
+            self.tunnels_up[side.tunnel_id] = side
+        return 0.0
+
     def remove_tunnel(self, tunnel_id: str) -> None:
         with self._lock:
             self.log.append(("remove", tunnel_id))

@@ -32,9 +32,9 @@ from controller.adapters.store import VpnStore
 from controller.config import Topology, load_topology, parse_topology
 from controller.core import flows
 from controller.core.actions import (AddTunnel, AnswerDiameter, HoldTraffic, Mark,
-                                     NotifyVisitorLeft, RelayToHomeAgent, ReleaseHold,
-                                     RemoveTunnel, ReplyMip, SendDiameter, SendFlows,
-                                     SendMip, SendToMobileNode, VisitorMoved)
+                                     NotifyVisitorLeft, PrepareTunnel, RelayToHomeAgent,
+                                     ReleaseHold, RemoveTunnel, ReplyMip, SendDiameter,
+                                     SendFlows, SendMip, SendToMobileNode, VisitorMoved)
 from controller.core.dispatch import Dispatch
 from controller.core.foreign_agent import ForeignAgent
 from controller.core.role import AAAF, CNGW, FA, RoleKey, kind_of, name_of
@@ -268,8 +268,8 @@ class Walk:
                 self.log.append((key, action))
                 self.log.append((key, MipSent(key, MN, bytes(action.raw),
                                               _mip_or_none(action.raw))))
-            elif isinstance(action, HoldTraffic):
-                self.log.append((key, action))
+            elif isinstance(action, (HoldTraffic, PrepareTunnel)):
+                self.log.append((key, action))   # PrepareTunnel: the runtime's, later
             elif isinstance(action, ReleaseHold):   # the runtime's end state: punt gone
                 self.log.append((key, action))
                 self._apply(action.dpid, action.mods)
@@ -369,6 +369,9 @@ class Walk:
                 out.append(f"{role} AddTunnel {item.gateway} {item.side.tunnel_id}{init}")
             elif isinstance(item, RemoveTunnel):
                 out.append(f"{role} RemoveTunnel {item.gateway} {item.tunnel_id}")
+            elif isinstance(item, PrepareTunnel):
+                verb = "Unprepare" if item.remove else "PrepareTunnel"
+                out.append(f"{role} {verb} {item.spec.tunnel_id}")
             elif isinstance(item, SendFlows):
                 out.append(f"{role} SendFlows {self.fabric.switch_of_dpid(item.dpid)}")
             elif isinstance(item, RelayToHomeAgent):
@@ -415,7 +418,7 @@ def _mip_or_none(raw: bytes) -> Any:
 def topology(path: Path = TWO_DOMAINS, *, dynamic: tuple[str, ...] = (),
              destinations: dict[str, list[tuple[str, str]]] | None = None,
              smooth_handoff: bool = False, distribution: str = "registration",
-             mn_ha: bool = True) -> Topology:
+             mn_ha: bool = True, seamless_handover: bool = False) -> Topology:
     """A topology YAML with changes for a test: ``dynamic`` gateways made dynamic,
     every profile given ``destinations`` (NAI -> [(prefix, gateway)]) and the options,
     and (``mn_ha``) an MN-HA association for every mobile node that lacks one."""
@@ -434,6 +437,8 @@ def topology(path: Path = TWO_DOMAINS, *, dynamic: tuple[str, ...] = (),
         if destinations and nai in destinations:
             prof["destinations"] = [{"prefix": p, "gateway": g} for p, g in destinations[nai]]
         prof["smooth_handoff"] = smooth_handoff
+        if seamless_handover:
+            prof["seamless_handover"] = True
         prof["distribution"] = distribution
     return parse_topology(data, str(path))
 

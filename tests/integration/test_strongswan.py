@@ -497,3 +497,51 @@ def test_secondary_over_two_primaries(lab: Lab) -> None:
             down(lab, t)
     for gw in lab.gws.values():
         assert gw.tunnels() == [] and gw.connections() == []
+
+
+def test_prepared_ike_sa_then_only_create_child_sa(lab: Lab) -> None:
+    """Issue 14: FA2's IKE_SA to the HA stands ahead without a CHILD_SA (it steers
+    nothing: the MN's traffic keeps going through FA1's tunnel); at the move
+    add_tunnel(keep_sa=True) at both ends brings the CHILD_SA up on that IKE_SA.
+    Measured against bringing the same tunnel up from nothing, alternately."""
+    h = lab.hosts
+    static, fa1_ha, fa2_ha = static_tunnel(), mn_tunnel("fa"), mn_tunnel("fa2")
+    fresh: list[float] = []
+    prepared: list[float] = []
+    try:
+        up(lab, static)
+        up(lab, fa1_ha)
+        for round_ in range(6):
+            side_ha, side_fa2 = fa2_ha.side_for("ha"), fa2_ha.side_for("fa2")
+            if round_ % 2:
+                t0 = time.monotonic()
+                up(lab, fa2_ha)
+                fresh.append(time.monotonic() - t0)
+            else:
+                lab.gws["ha"].prepare_tunnel(side_ha)
+                lab.gws["fa2"].prepare_tunnel(side_fa2)
+                st = lab.gws["fa2"].tunnel(fa2_ha.tunnel_id)
+                assert st is not None and st.state == "ESTABLISHED" and st.children == ()
+                ike_id = st.unique_id
+                assert ike_id
+                # the standing IKE_SA takes nothing: FA1's tunnel still carries the MN
+                assert ping(h["mn"], CN)[0]
+                assert lab.gws["ha"].tunnel(fa1_ha.tunnel_id) is not None
+                t0 = time.monotonic()
+                lab.gws["ha"].add_tunnel(side_ha, keep_sa=True)
+                lab.gws["fa2"].add_tunnel(side_fa2, keep_sa=True)
+                prepared.append(time.monotonic() - t0)
+                st = lab.gws["fa2"].tunnel(fa2_ha.tunnel_id)
+                assert st is not None and st.children, st
+                assert st.unique_id == ike_id      # the same IKE_SA, not a new one
+                assert len([t for t in lab.gws["fa2"].tunnels()
+                            if t.tunnel_id == fa2_ha.tunnel_id]) == 1
+            down(lab, fa2_ha)
+        report("FA2 tunnel up from nothing (ha load + fa2 IKE_SA_INIT, IKE_AUTH) ms: "
+               + ", ".join(f"{x * 1e3:.1f}" for x in fresh))
+        report("FA2 tunnel up on a prepared IKE_SA (ha load + fa2 CREATE_CHILD_SA) ms: "
+               + ", ".join(f"{x * 1e3:.1f}" for x in prepared))
+        assert sorted(prepared)[1] < sorted(fresh)[1] * 1.5   # not slower (medians of 3)
+    finally:
+        for t in (fa2_ha, fa1_ha, static):
+            down(lab, t)

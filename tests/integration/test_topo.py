@@ -336,7 +336,7 @@ def test_secure_switches_connect_to_remote_controller(topo: Topology, ovs: Any,
 def test_ovsdb_move_port(ovs: Any) -> None:
     """The OVSDB client move_host uses: same result as ovs-vsctl del-port/add-port,
     refused moves change nothing, a stale cached Port UUID is looked up again."""
-    from mininet_scripts.ovsdb import OvsdbClient, OvsdbError
+    from mininet_scripts.ovsdb import OvsdbClient, OvsdbError, UnixctlClient
 
     for br in ("mvqa", "mvqb"):
         ovs.vsctl("add-br", br, "--", "set", "Bridge", br, "datapath_type=netdev")
@@ -361,6 +361,16 @@ def test_ovsdb_move_port(ovs: Any) -> None:
             ovs.vsctl("del-port", "mvqb", "mvqs", "--", "add-port", "mvqa", "mvqs")
             client.move_port("mvqs", "mvqa", "mvqb", 7)
             assert ovs.vsctl("get", "Interface", "mvqs", "ofport").strip() == "7"
+            # As move_host does it: del-port, the datapath's flows purged, add-port.
+            ctl = UnixctlClient()
+            try:
+                client.move_port("mvqs", "mvqb", "mvqa", 4, purge=ctl.purge)
+                assert ovs.vsctl("iface-to-br", "mvqs").strip() == "mvqa"
+                assert ovs.vsctl("get", "Interface", "mvqs", "ofport").strip() == "4"
+                client.move_port("mvqs", "mvqa", "mvqb", 6, purge=ctl.purge)
+                assert ovs.vsctl("get", "Interface", "mvqs", "ofport").strip() == "6"
+            finally:
+                ctl.close()
     finally:
         subprocess.run(["ip", "link", "del", "mvqh"], capture_output=True, check=False)
         for br in ("mvqa", "mvqb"):

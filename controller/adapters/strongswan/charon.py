@@ -154,7 +154,7 @@ charon {{
     init_limit_half_open = {DOS_LIMITS["init_limit_half_open"]}
     init_limit_job_load = {DOS_LIMITS["init_limit_job_load"]}
     make_before_break = yes
-    reuse_ikesa = no
+    reuse_ikesa = yes
     close_ike_on_child_failure = yes
     delete_rekeyed_delay = 1
     half_open_timeout = 5

@@ -213,6 +213,44 @@ class StrongSwanGateway(GatewayDriverBase):
                  "up" if side.initiator else "loaded", took * 1e3)
         return took
 
+    def prepare_tunnel(self, side: TunnelSide, timeout: float = 5.0) -> float:
+        """Load a tunnel's connection and secret and, when ``side.initiator``, establish
+        its IKE_SA only (VICI ``initiate`` with ``ike`` and no ``child``: charon's
+        childless initiation, RFC 6023).  No CHILD_SA, so no policy or selector anchor:
+        nothing steers traffic.  A later ``add_tunnel(side, keep_sa=True)`` (both ends)
+        then brings the CHILD_SA up on the standing IKE_SA with one CREATE_CHILD_SA
+        exchange (issue 14).  Returns the seconds taken."""
+        t0 = time.monotonic()
+        tid = side.tunnel_id
+        conn = connection_for(side)
+        secret = {"id": _secret_id(tid), "type": "IKE", "data": side.psk,
+                  "owners": [_identity(tid, side.local.gateway),
+                             _identity(tid, side.remote.gateway)]}
+
+        def load(session: vici.Session) -> None:
+            session.load_shared(secret)
+            session.load_conn(conn)
+
+        def initiate(session: vici.Session) -> None:
+            msg = {"ike": tid, "timeout": int(timeout * 1000), "init-limits": "no"}
+            for _event in session.initiate(msg):
+                pass
+
+        try:
+            self._call(load)
+            if side.initiator:
+                self._call(initiate)
+        except CommandException as exc:
+            raise TunnelError(f"{self.name}: preparing tunnel {tid} failed: {exc}") from exc
+        took = time.monotonic() - t0
+        log.info("%s: tunnel %s prepared (%s) in %.1f ms", self.name, log_text(tid),
+                 "IKE_SA up" if side.initiator else "loaded", took * 1e3)
+        return took
+
+    def add_prepared(self, side: TunnelSide, timeout: float = 5.0) -> float:
+        """``add_tunnel`` keeping the prepared IKE_SA: the CHILD_SA comes up on it."""
+        return self.add_tunnel(side, timeout, keep_sa=True)
+
     def load_tunnel(self, side: TunnelSide) -> float:
         """Load a tunnel's connection and secret without initiating it and without
         touching an SA charon may already hold for it (reconcile, issue 5)."""

@@ -29,6 +29,7 @@ class TunnelState:
     local_address: str
     remote_address: str
     children: tuple[ChildSaState, ...]
+    unique_id: str = ""             # charon's IKE_SA unique id
 
     @property
     def established(self) -> bool:
@@ -87,4 +88,4 @@ def _tunnel_state(name: str, ike: dict[str, Any]) -> TunnelState:
     return TunnelState(tunnel_id=name, state=_s(ike.get("state")),
                        local_address=_s(ike.get("local-host")),
                        remote_address=_s(ike.get("remote-host")),
-                       children=tuple(children))
+                       children=tuple(children), unique_id=_s(ike.get("uniqueid")))

@@ -55,19 +55,13 @@ from controller.proto.diameter.numbers import (APPLICATION_UNSUPPORTED, AVP_FLAG
                                                KNOWN_IETF_AVPS, MIP4_APPLICATION_ID,
                                                MISSING_AVP, UNABLE_TO_COMPLY,
                                                UNSUPPORTED_VERSION)
-from controller.proto.diameter.vendor import (DISTRIBUTION_CODES, VA_DISTRIBUTION,
-                                              VA_ESP_PROPOSAL, VA_FOREIGN_AGENT,
-                                              VA_GATEWAY_ADDRESS, VA_GATEWAY_NAME,
-                                              VA_HANDOFF_TUNNEL, VA_HOME_ADDRESS,
-                                              VA_HOME_AGENT, VA_IKE_PROPOSAL, VA_INITIATOR,
-                                              VA_MN_FA_SPI, VA_MN_TO_FA_MSA, VA_NAI,
-                                              VA_PREVIOUS_FA, VA_PREVIOUS_FA_ADDRESS,
-                                              VA_PSK, VA_QOS_DSCP, VA_QOS_RATE_KBPS,
-                                              VA_SERVICE_UPDATE, VA_SESSION_SECRET,
-                                              VA_SMOOTH_HANDOFF, VA_TRAFFIC_SELECTOR,
-                                              VA_TUNNEL, VA_TUNNEL_END_A, VA_TUNNEL_END_B,
-                                              VA_TUNNEL_ID, VA_VPN_INFO, VENDOR_AVPS,
-                                              VENDOR_ID)
+from controller.proto.diameter.vendor import (
+    DISTRIBUTION_CODES, VA_DISTRIBUTION, VA_ESP_PROPOSAL, VA_FOREIGN_AGENT, VA_GATEWAY_ADDRESS,
+    VA_GATEWAY_NAME, VA_HANDOFF_TUNNEL, VA_HOME_ADDRESS, VA_HOME_AGENT, VA_IKE_PROPOSAL,
+    VA_INITIATOR, VA_MN_FA_SPI, VA_MN_TO_FA_MSA, VA_NAI, VA_PREVIOUS_FA, VA_PREVIOUS_FA_ADDRESS,
+    VA_PSK, VA_QOS_DSCP, VA_QOS_RATE_KBPS, VA_SEAMLESS_HANDOVER, VA_SERVICE_UPDATE,
+    VA_SESSION_SECRET, VA_SMOOTH_HANDOFF, VA_TRAFFIC_SELECTOR, VA_TUNNEL, VA_TUNNEL_END_A,
+    VA_TUNNEL_END_B, VA_TUNNEL_ID, VA_VPN_INFO, VENDOR_AVPS, VENDOR_ID)
 
 # ------------------------------------------------------------------ decoding
 
@@ -332,6 +326,7 @@ def _decode_vpn_info_avp(top: _Avps, a: RawAvp) -> VpnInfo:
         tunnels=tunnels,
         previous_foreign_agent=g.text(VA_PREVIOUS_FA, "", vendor=VENDOR_ID),
         smooth_handoff=bool(g.u32(VA_SMOOTH_HANDOFF, 0, vendor=VENDOR_ID)),
+        seamless_handover=bool(g.u32(VA_SEAMLESS_HANDOVER, 0, vendor=VENDOR_ID)),
         distribution=names[distribution],
         handoff=None if handoff is None else _decode_tunnel(g, handoff))
 

@@ -41,6 +41,7 @@ from controller.proto.diameter.vendor import (DISTRIBUTION_CODES, VA_DISTRIBUTIO
                                               VA_MN_FA_SPI, VA_MN_TO_FA_MSA, VA_NAI,
                                               VA_PREVIOUS_FA, VA_PREVIOUS_FA_ADDRESS,
                                               VA_PSK, VA_QOS_DSCP, VA_QOS_RATE_KBPS,
+                                              VA_SEAMLESS_HANDOVER,
                                               VA_SERVICE_UPDATE, VA_SESSION_SECRET,
                                               VA_SMOOTH_HANDOFF, VA_TRAFFIC_SELECTOR,
                                               VA_TUNNEL, VA_TUNNEL_END_A, VA_TUNNEL_END_B,
@@ -172,6 +173,8 @@ def _vpn_info_avp(info: VpnInfo) -> Avp:
         members.append(_tunnel_avp(VA_TUNNEL, t))
     if info.smooth_handoff:
         members.append(_vavp(VA_SMOOTH_HANDOFF, 1))
+    if info.seamless_handover:
+        members.append(_vavp(VA_SEAMLESS_HANDOVER, 1))
     if info.distribution != "registration":
         members.append(_vavp(VA_DISTRIBUTION, DISTRIBUTION_CODES[info.distribution]))
     if info.handoff is not None:

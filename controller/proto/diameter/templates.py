@@ -40,7 +40,7 @@ from controller.proto.diameter.vendor import (DISTRIBUTION_CODES, VA_DISTRIBUTIO
                                               VA_MN_FA_SPI, VA_MN_TO_FA_MSA, VA_NAI,
                                               VA_PREVIOUS_FA, VA_PREVIOUS_FA_ADDRESS,
                                               VA_PSK, VA_QOS_DSCP, VA_QOS_RATE_KBPS,
-                                              VA_SERVICE_UPDATE, VA_SESSION_SECRET,
+                                              VA_SEAMLESS_HANDOVER, VA_SERVICE_UPDATE, VA_SESSION_SECRET,
                                               VA_SMOOTH_HANDOFF, VA_TRAFFIC_SELECTOR,
                                               VA_TUNNEL, VA_TUNNEL_END_A, VA_TUNNEL_END_B,
                                               VA_TUNNEL_ID, VA_VPN_INFO, VENDOR_AVPS,
@@ -149,6 +149,8 @@ def vpn_info_payload(info: VpnInfo) -> bytes:
         m.append(_tunnel(VA_TUNNEL, t))
     if info.smooth_handoff:
         m.append(_vendor_avp(VA_SMOOTH_HANDOFF, 1))
+    if info.seamless_handover:
+        m.append(_vendor_avp(VA_SEAMLESS_HANDOVER, 1))
     if info.distribution != "registration":
         m.append(_vendor_avp(VA_DISTRIBUTION, DISTRIBUTION_CODES[info.distribution]))
     if info.handoff is not None:

@@ -40,6 +40,7 @@ VA_HANDOFF_TUNNEL = 24           # Grouped like Mipvpn-Tunnel: old FA <-> new FA
 VA_SESSION_SECRET = 25           # OctetString: per-session secret, AAAH -> AAAF / HA only
 VA_MN_TO_FA_MSA = 26             # Grouped: RFC 4004 MIP-MN-to-FA-MSA with our SPI AVP
 VA_MN_FA_SPI = 27                # Unsigned32: the MN-FA SPI (4004's has no code)
+VA_SEAMLESS_HANDOVER = 28        # Unsigned32 0/1 (in VPN-Info; profile option, issue 14)
 
 DISTRIBUTION_CODES = {"registration": 0, "on_demand": 1}
 
@@ -71,6 +72,7 @@ VENDOR_AVPS: dict[int, tuple[str, type[Avp]]] = {
     VA_SESSION_SECRET: ("Mipvpn-Session-Secret", AvpOctetString),
     VA_MN_TO_FA_MSA: ("Mipvpn-MN-to-FA-MSA", AvpGrouped),
     VA_MN_FA_SPI: ("Mipvpn-MN-FA-SPI", AvpUnsigned32),
+    VA_SEAMLESS_HANDOVER: ("Mipvpn-Seamless-Handover", AvpUnsigned32),
 }
 
 for _code, (_name, _cls) in VENDOR_AVPS.items():   # so python-diameter names them too

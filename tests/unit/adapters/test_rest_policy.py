@@ -206,7 +206,7 @@ WIDE = {"prefixes": ["10.30.0.0/16", "10.32.0.0/24"], "gateways": ["cngw", "cngw
         "max_rate_kbps": 10000, "dscp": [0, 46],
         "ike": ["aes128-sha256-ecp256", "aes256-sha384-ecp384"],
         "esp": ["aes128gcm16", "aes256gcm16"], "smooth_handoff": True,
-        "distribution": False}
+        "distribution": False, "seamless_handover": False}
 
 
 def test_default_allowance_is_the_seeded_profile(client: TestClient) -> None:
@@ -215,7 +215,8 @@ def test_default_allowance_is_the_seeded_profile(client: TestClient) -> None:
     assert r.json() == {"prefixes": ["10.30.0.0/24"], "gateways": ["cngw"],
                         "max_rate_kbps": 5000, "dscp": [0],
                         "ike": ["aes128-sha256-ecp256"], "esp": ["aes128gcm16"],
-                        "smooth_handoff": False, "distribution": False}
+                        "smooth_handoff": False, "distribution": False,
+                        "seamless_handover": False}
 
 
 def test_what_the_default_still_allows(client: TestClient) -> None:
@@ -311,7 +312,8 @@ def test_user_without_stored_allowance_may_change_nothing(rt: FakeRuntime,
     assert r.status_code == 403 and fields_of(r) == ["body.qos.rate_kbps"]
     assert client.get(f"/v1/users/{bob}/allowance", headers=OP).json() == {
         "prefixes": [], "gateways": [], "max_rate_kbps": None, "dscp": [], "ike": [],
-        "esp": [], "smooth_handoff": False, "distribution": False}
+        "esp": [], "smooth_handoff": False, "distribution": False,
+        "seamless_handover": False}
 
 
 def test_allowance_routes_are_for_the_operator_only(client: TestClient) -> None:
@@ -463,3 +465,28 @@ def test_scenario_profiles_are_whole() -> None:
                 ProfileIn.model_validate(step["set_profile"]["profile"])
                 found += 1
     assert found >= 1
+
+
+def test_seamless_handover_is_an_option_like_smooth_handoff(tmp_path: Path) -> None:
+    """Issue 14: seeded from the topology, kept by a PUT that does not name it, toggled
+    by the user only with the allowance's leave; off by default."""
+    data = topology_data()
+    data["vpn_profiles"][ALICE]["seamless_handover"] = True
+    rt = runtime(tmp_path, data)
+    client = TestClient(create_app(rt, auth=make_auth()), raise_server_exceptions=False)
+    prof = rt.store.profile(ALICE)
+    assert prof is not None and prof.seamless_handover is True
+    assert client.get(URL, headers=USER).json()["seamless_handover"] is True
+    # a whole profile without the field keeps it (the field is optional)
+    assert client.put(URL, headers=USER, json=full()).status_code == 200
+    assert rt.store.profile(ALICE).seamless_handover is True   # type: ignore[union-attr]
+    # switching it off needs the allowance
+    r = client.patch(URL, headers=USER, json={"seamless_handover": False})
+    assert r.status_code == 403 and fields_of(r) == ["body.seamless_handover"]
+    assert client.put(ALLOWANCE_URL, headers=OP,
+                      json={**WIDE, "seamless_handover": True}).status_code == 200
+    assert client.patch(URL, headers=USER, json={"seamless_handover": False}).status_code == 200
+    assert rt.store.profile(ALICE).seamless_handover is False  # type: ignore[union-attr]
+    # default off: alice as seeded elsewhere
+    seeded = runtime(tmp_path).store.profile(ALICE)
+    assert seeded is not None and seeded.seamless_handover is False

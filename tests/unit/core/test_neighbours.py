@@ -63,3 +63,69 @@ def test_default_topology_cost_at_1000_mns(limit: int) -> None:
     plan = nm.plan("fa1", seamless=True, limit=limit)
     cost = standing_sas(plan, {fa: 1 for fa in plan}).per(1000)
     assert cost.child_sas == 1000 * limit and cost.at_home_agent == 1000 * limit
+
+
+# ------------------------------------------------------------ what preparing means
+
+
+def _seamless_info(seamless: bool = True):  # type: ignore[no-untyped-def]
+    from dataclasses import replace
+
+    from tests.unit.core.test_ha_validation import ALICE, valid_info, walk_mixed
+    walk = walk_mixed()
+    prof = walk.store.profile(ALICE)
+    assert prof is not None
+    walk.store.put_profile(replace(prof, seamless_handover=seamless))
+    addresses = {n: g.core.ip for n, g in walk.topo.gateways.items()
+                 if g.kind == "foreign_agent"}
+    return walk, valid_info(walk), addresses
+
+
+def test_prepare_re_points_the_live_path_with_keys_of_its_own() -> None:
+    from controller.core.neighbours import prepare, prepared_psk
+    walk, info, addresses = _seamless_info()
+    nm = NeighbourMap.from_topology(walk.topo)
+    secret = b"s" * 32
+    preps = prepare(info, nm, addresses, secret, limit=1)
+    assert [p.foreign_agent for p in preps] == ["fa2"]
+    live = {t.tunnel_id: t for t in info.tunnels_of("fa1")}
+    got = {t.tunnel_id: t for t in preps[0].tunnels}
+    assert set(got) == {tid.replace("fa1", "fa2") for tid in live}
+    for tid, spec in got.items():
+        old = live[tid.replace("fa2", "fa1")]
+        fa_end = spec.a if spec.a.gateway == "fa2" else spec.b
+        assert fa_end.address == addresses["fa2"]
+        assert set(fa_end.selectors) == set((old.a if old.a.gateway == "fa1"
+                                             else old.b).selectors)
+        assert spec.psk == prepared_psk(secret, tid) and spec.psk != old.psk
+    # every FA of the plan (limit 2 in two-domains: fa2, then fa3)
+    assert [p.foreign_agent for p in prepare(info, nm, addresses, secret)] == ["fa2", "fa3"]
+    # an FA without a care-of address is skipped, not guessed
+    assert prepare(info, nm, {"fa3": addresses["fa3"]}, secret, limit=1) == ()
+
+
+def test_prepare_nothing_without_the_option() -> None:
+    from controller.core.neighbours import prepare
+    walk, info, addresses = _seamless_info(seamless=False)
+    assert info.seamless_handover is False
+    assert prepare(info, NeighbourMap.from_topology(walk.topo), addresses, b"s" * 32) == ()
+
+
+def test_preparation_changes() -> None:
+    from dataclasses import replace
+
+    from controller.core.neighbours import prepare, preparation_changes
+    walk, info, addresses = _seamless_info()
+    nm = NeighbourMap.from_topology(walk.topo)
+    preps = prepare(info, nm, addresses, b"s" * 32, limit=1)
+    wanted = {t.tunnel_id: t for t in preps[0].tunnels}
+    assert preparation_changes(preps, {}) == (tuple(wanted[k] for k in sorted(wanted)), ())
+    assert preparation_changes(preps, wanted) == ((), ())
+    # a new session secret (full registration): the same tunnels, new keys
+    rekeyed = prepare(info, nm, addresses, b"t" * 32, limit=1)
+    up, drop = preparation_changes(rekeyed, wanted)
+    assert {t.tunnel_id for t in up} == set(wanted) and drop == ()
+    # switched off (or moved away): everything standing goes
+    assert preparation_changes((), wanted) == ((), tuple(sorted(wanted)))
+    stale = {"alice_home.example/ha-fa9": replace(next(iter(wanted.values())))}
+    assert preparation_changes(preps, {**wanted, **stale})[1] == ("alice_home.example/ha-fa9",)

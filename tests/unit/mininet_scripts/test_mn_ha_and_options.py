@@ -95,7 +95,8 @@ def test_store_holds_mn_ha_and_options() -> None:
     assert HA_KEY.hex() not in repr(user) and AAA_KEY.hex() not in repr(user)
     prof = store.profile(NAI)
     assert prof is not None and prof.smooth_handoff and prof.distribution == "on_demand"
-    assert store.options(NAI) == {"smooth_handoff": True, "distribution": "on_demand"}
+    assert store.options(NAI) == {"smooth_handoff": True, "distribution": "on_demand",
+                                  "seamless_handover": False}
     assert profile_to_json(prof)["distribution"] == "on_demand"
     # a user's change (claim 24) survives a re-seed and carries its options
     store.put_profile(replace(prof, smooth_handoff=False, distribution="registration"))

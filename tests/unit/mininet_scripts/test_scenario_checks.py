@@ -206,3 +206,50 @@ def test_runner_ha_traffic_reads_the_counters_twice(monkeypatch: pytest.MonkeyPa
     run.probes = [{"mn": "mn2", "rate": 1000, "mn_proc": running, "cn_proc": running}]
     problems = run._check_once({"ha_carries_no_traffic_of": "mn2"})
     assert len(problems) == 1 and "the HA (ha) carried 1800 ESP packets" in problems[0]
+
+
+def _moves(mn: str, losses: list[int], d: str = "cn_to_mn") -> list[dict[str, Any]]:
+    other = "mn_to_cn" if d == "cn_to_mn" else "cn_to_mn"
+    return [{"mn": mn, "from": "fa1", "to": "fa2", "kind": "?", "registered": True,
+             "lost": {d: n, other: 99}} for n in losses]
+
+
+def test_lost_less_compares_median_moves_not_totals() -> None:
+    # The flake: one of mn1's moves stalled by a loaded machine (330) outweighed mn2's
+    # total (177); smooth handoff still saved every other move.
+    moves = _moves("mn1", [0, 330, 0, 2]) + _moves("mn2", [45, 50, 40, 42])
+    assert checks.lost_less_problems(moves, "mn1", "mn2", ("cn_to_mn",)) == []
+    run = _run({"name": "x", "expect": {"lost_less": ["mn1", "mn2", "cn_to_mn"]}})
+    run._expect({"moves": moves, "probes": []})
+    assert run.failed == []
+    assert run_lost(moves) == {"mn1": [0, 330, 0, 2], "mn2": [45, 50, 40, 42]}
+
+
+def run_lost(moves: list[dict[str, Any]]) -> dict[str, list[int]]:
+    run = _run({"name": "x", "expect": {"report_lost": ["mn1", "mn2", "cn_to_mn"]}})
+    result: dict[str, Any] = {"moves": moves, "probes": []}
+    run._expect(result)
+    return result["lost_per_move"]
+
+
+def test_lost_less_fails_when_the_mechanism_stops_working() -> None:
+    # Smooth handoff off for mn1 as well: both lose the HA's re-pointing gap.
+    broken = _moves("mn1", [44, 52, 38, 47]) + _moves("mn2", [45, 50, 40, 42])
+    problems = checks.lost_less_problems(broken, "mn1", "mn2", ("cn_to_mn",))
+    assert problems == ["mn1 lost 45.5 packets (cn_to_mn) in the median move, not at "
+                        "most 0.5 x mn2's 43.5"]
+    # ... even where mn1's median happens to be a little below mn2's
+    assert checks.lost_less_problems(_moves("mn1", [40, 41, 39, 44]) +
+                                     _moves("mn2", [45, 50, 40, 42]), "mn1", "mn2",
+                                     ("cn_to_mn",))
+    run = _run({"name": "x", "expect": {"lost_less": ["mn1", "mn2", "cn_to_mn"]}})
+    run._expect({"moves": broken, "probes": []})
+    assert run.failed and run.failed[0].startswith("lost_less: mn1 lost 45.5")
+
+
+def test_lost_less_needs_a_loss_to_compare() -> None:
+    moves = _moves("mn1", [0, 0]) + _moves("mn2", [0, 3, 0])
+    assert checks.lost_less_problems(moves, "mn1", "mn2", ("cn_to_mn",)) == [
+        "mn2 lost nothing (cn_to_mn) in the median move: no loss to compare"]
+    # both directions: mn2's 99 uplink per move count, and mn1 lost as many
+    assert checks.lost_less_problems(moves, "mn1", "mn2")[0].startswith("mn1 lost 99")

@@ -57,6 +57,7 @@ def _vpn_info(rng: random.Random) -> VpnInfo | None:
     fields = VpnInfo.__dataclass_fields__
     if "smooth_handoff" in fields:
         kw["smooth_handoff"] = rng.random() < 0.5
+    kw["seamless_handover"] = rng.random() < 0.5
     if "handoff" in fields and rng.random() < 0.3:
         kw["handoff"] = _tunnel(rng)
     return VpnInfo(_name(rng) + "@" + _name(rng), rng.choice(("", _ip(rng))), _name(rng),

@@ -1,0 +1,104 @@
+"""Issue 14: the runtime prepares a tunnel at both ends (responder first, then the
+initiator's IKE_SA) in the background, and the move's add at a prepared end keeps what
+was stood up (``add_prepared``); a tunnel the registration touched meanwhile is left
+alone; removing forgets the preparation."""
+
+from __future__ import annotations
+
+import asyncio
+
+from controller.core.actions import AddTunnel, PrepareTunnel, RemoveTunnel
+from controller.core.vpn import TunnelEnd, TunnelSpec
+from controller.runtime.gateways import Gateways
+from controller.testing.gateways import RecordingGateway
+
+TID = "alice_home.example/ha-fa2"
+SPEC = TunnelSpec(TID, TunnelEnd("ha", "10.0.0.1", ("10.30.0.0/24",)),
+                  TunnelEnd("fa2", "10.0.0.12", ("10.10.0.5/32",)), psk=b"k" * 32,
+                  initiator="fa2")
+
+
+def _gateways() -> tuple[Gateways, dict[str, RecordingGateway]]:
+    drivers = {n: RecordingGateway(n) for n in ("ha", "fa1", "fa2")}
+    return Gateways(drivers, {}, {}), drivers  # type: ignore[arg-type]
+
+
+def test_prepare_then_add_keeps_the_prepared_ike_sa() -> None:
+    gws, drv = _gateways()
+
+    async def run() -> None:
+        await gws.prepare_tunnel(PrepareTunnel(SPEC), delay=0)
+        # the move: the HA's end, then the FA's (initiator)
+        await gws.add_tunnel(AddTunnel("ha", SPEC.side_for("ha")))
+        await gws.add_tunnel(AddTunnel("fa2", SPEC.side_for("fa2")))
+        # the next add of the same tunnel (no longer prepared) is an ordinary one
+        await gws.add_tunnel(AddTunnel("fa2", SPEC.side_for("fa2")))
+
+    asyncio.run(run())
+    assert drv["ha"].log == [("prepare", TID), ("add_prepared", TID)]
+    assert drv["fa2"].log == [("prepare", TID), ("add_prepared", TID), ("add", TID)]
+
+
+def test_responder_end_is_prepared_first() -> None:
+    gws, drv = _gateways()
+    order: list[str] = []
+    for name in ("ha", "fa2"):
+        drv[name].prepare_tunnel = (   # type: ignore[method-assign]
+            lambda side, timeout=5.0, n=name: order.append(n) or 0.0)
+    asyncio.run(gws.prepare_tunnel(PrepareTunnel(SPEC), delay=0))
+    assert order == ["ha", "fa2"]
+
+
+def test_a_tunnel_set_meanwhile_is_left_alone() -> None:
+    gws, drv = _gateways()
+
+    async def run() -> None:
+        task = asyncio.create_task(gws.prepare_tunnel(PrepareTunnel(SPEC), delay=0.05))
+        await asyncio.sleep(0.01)
+        await gws.add_tunnel(AddTunnel("ha", SPEC.side_for("ha")))   # a registration
+        await task
+
+    asyncio.run(run())
+    assert drv["ha"].log == [("add", TID)] and drv["fa2"].log == []
+
+
+def test_unprepare_and_remove_forget_it() -> None:
+    gws, drv = _gateways()
+
+    async def run() -> None:
+        await gws.prepare_tunnel(PrepareTunnel(SPEC), delay=0)
+        await gws.prepare_tunnel(PrepareTunnel(SPEC, remove=True), delay=0)
+        await gws.add_tunnel(AddTunnel("fa2", SPEC.side_for("fa2")))
+        await gws.prepare_tunnel(PrepareTunnel(SPEC), delay=0)
+        await gws.remove_tunnel(RemoveTunnel("ha", TID))
+        await gws.add_tunnel(AddTunnel("ha", SPEC.side_for("ha")))
+
+    asyncio.run(run())
+    assert drv["fa2"].log == [("prepare", TID), ("remove", TID), ("add", TID),
+                              ("prepare", TID)]
+    assert drv["ha"].log == [("prepare", TID), ("remove", TID), ("prepare", TID),
+                             ("remove", TID), ("add", TID)]
+
+
+def test_a_gateway_this_process_does_not_drive_is_skipped() -> None:
+    gws, drv = _gateways()
+    other = TunnelSpec("x/ha-fa9", SPEC.a, TunnelEnd("fa9", "10.0.0.19", ()), psk=b"k" * 32,
+                       initiator="fa9")
+    asyncio.run(gws.prepare_tunnel(PrepareTunnel(other), delay=0))
+    assert all(d.log == [] for d in drv.values())
+
+
+def test_the_old_fas_teardown_meanwhile_does_not_stop_it() -> None:
+    """After a move the old FA's live tunnel is removed at both ends while its
+    preparation waits: it is prepared afterwards (measured: without this only the
+    first registration's neighbour was ever prepared)."""
+    gws, drv = _gateways()
+
+    async def run() -> None:
+        task = asyncio.create_task(gws.prepare_tunnel(PrepareTunnel(SPEC), delay=0.05))
+        await asyncio.sleep(0.01)
+        await gws.remove_tunnel(RemoveTunnel("fa2", TID))
+        await task
+
+    asyncio.run(run())
+    assert drv["fa2"].log == [("remove", TID), ("prepare", TID)]
