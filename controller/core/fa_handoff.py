@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
 
 from controller.core import flows
 from controller.core.actions import (Action, AddTunnel, HoldTraffic, Mark, ReleaseHold,
@@ -19,15 +18,13 @@ from controller.core.binding import (IdentificationClock, ack_status, binding_ac
                                      build_binding_update, check_binding_update,
                                      handoff_key, peek_binding_update)
 from controller.core.expiry import ExpiryDict
+from controller.core.fa_conf import ForeignAgentConf, Pending
 from controller.core.persist import Changes
 from controller.core.role import FA, RoleKey, kind_of, name_of
 from controller.core.visitors import TrackedVisitorTable, Visitor
 from controller.core.vpn import TunnelSpec, handoff_psk
 from controller.logtext import log_text
 from controller.proto import mip
-
-if TYPE_CHECKING:
-    from controller.core.foreign_agent import ForeignAgentConf, Pending
 
 LOG = logging.getLogger("mipvpn.fa")
 

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 from controller.core import conformance, flows
@@ -45,6 +45,8 @@ from controller.core.actions import (Action, AddTunnel, Mark, NotifyVisitorLeft,
                                      SendToMobileNode, VisitorMoved)
 from controller.core.binding import IdentificationClock
 from controller.core.expiry import ExpiryDict
+from controller.core.fa_conf import ForeignAgentConf as ForeignAgentConf  # re-exported
+from controller.core.fa_conf import Pending
 from controller.core.fa_handoff import RETIRE_AFTER as RETIRE_AFTER  # re-exported
 from controller.core.fa_handoff import (DEPARTED_GRACE, HandoffTunnel, Hold, SmoothHandoff,
                                         _HandoffPending, _Retiring)
@@ -69,29 +71,6 @@ LATE_ANSWER_WAIT = 60.0  # s a refused (timed-out) registration's late AMA is ta
 IN_PROGRESS_HOLD = 3.0  # s: retransmissions of a registration in progress are dropped
 
 
-@dataclass(frozen=True)
-class ForeignAgentConf:
-    name: str
-    host: str             # Diameter identity, e.g. fa1.a.example
-    realm: str            # own (foreign) realm
-    core_address: str     # care-of address
-    inside_address: str
-    inside_mac: str
-    access_dpid: int
-    fa_port: int          # the FA's port on its access switch
-    peers: dict[str, str] = field(default_factory=dict)  # CoA -> FA name, same domain
-    max_lifetime: int = 1800
-    handoff_lifetime: int = 10   # s the old FA forwards to the new one (claims 22-23)
-    # s the old FA holds a departed smooth-handoff MN's downlink waiting for the new
-    # FA's Binding Update (claims 22-23); then it is dropped
-    hold_time: float = 3.0
-    # admission control (issue 5): registrations in flight (AMR or HA relay outstanding)
-    # beyond which a new one is refused at once with code 66, and how long (s) the
-    # oldest may wait; given by the configuration (its defaults: config/schema.py)
-    max_pending: int = field(kw_only=True)
-    max_pending_age: float = field(kw_only=True)
-
-
 def _handoff_nai(_tunnel_id: str, handoff: HandoffTunnel) -> str:
     return handoff.nai
 
@@ -100,24 +79,6 @@ def _second(entry: tuple[Any, float]) -> float:
     return entry[1]
 
 
-@dataclass
-class Pending:
-    nai: str
-    raw: bytes
-    rrq: mip.RegistrationRequest
-    mn_mac: str
-    port: int
-    started: float
-    previous_fa: str = ""
-    vpn_info: VpnInfo | None = None
-    fa_key: bytes = field(default=b"", repr=False)   # from the AMA's MIP-FA-to-HA-MSA
-    # where the request came from: every reply to it goes there (RFC 5944 §3.7.2.2)
-    src_ip: str = ""
-    src_port: int = mip.MIP_PORT
-
-    @property
-    def reply_to(self) -> tuple[str, int]:
-        return (self.src_ip, self.src_port)
 
 
 class ForeignAgent(SmoothHandoff, Role):

@@ -221,6 +221,14 @@ def test_no_import_circle_inside_config() -> None:
     assert graph["schema"] == set()          # the leaf
 
 
+def test_no_import_circle_inside_core() -> None:
+    """Not even a TYPE_CHECKING-only one: the FA's configuration and pending record live
+    in a leaf (``fa_conf``) that both halves of the FA import."""
+    graph = package_imports(CONTROLLER / "core", "controller.core")
+    assert import_circle(graph) == []
+    assert "foreign_agent" not in graph["fa_handoff"]
+
+
 def test_config_checkers_catch_each_form(tmp_path: Path) -> None:
     pkg = tmp_path / "config"
     pkg.mkdir()
