@@ -20,11 +20,11 @@ import yaml
 
 from controller.adapters.diameter_peer import DiameterNode, PeerConnection
 from controller.config import parse_topology
-from controller.loadgen import build_rrq
 from controller.proto import diameter as dia
 from controller.proto import mip
 from controller.runtime import Runtime
 from controller.testing.gateways import RecordingGateway
+from tests.unit.runtime.mn_register import register
 
 ROOT = Path(__file__).resolve().parents[3]
 RELAY_HOST, RELAY_REALM = "dra.transit.example", "transit.example"
@@ -53,20 +53,6 @@ def topology(relay_port: int, carries: list[str],
                                        "listen": f"127.0.0.1:{relay_port}",
                                        "carries": carries}}
     return parse_topology(data, "two-domains.yaml (relay)")
-
-
-def register(rt: Runtime, sock: socket.socket, fa: str, ident: int,
-             previous: str | None = None) -> Any:
-    topo = rt.topo
-    mn = topo.mobile_nodes["mn1"]
-    prev = topo.gateways[previous].core.ip if previous else None
-    raw = build_rrq(mn.nai, mn.home_address, topo.gateways["ha"].core.ip,
-                    topo.gateways[fa].core.ip, mn.mn_aaa_spi, mn.mn_aaa_key, ident,
-                    previous_coa=prev, ha_spi=mn.mn_ha_spi, ha_key=mn.mn_ha_key)
-    sock.sendto(raw, rt.ingress[f"fa:{fa}"].address)
-    return mip.decode(sock.recvfrom(2048)[0])
-
-
 
 
 def _proxy_info() -> bytes:
@@ -129,9 +115,9 @@ def test_carried_domain_goes_through_the_relay_direct_one_does_not(
     sock.settimeout(10)
     now = time.time()
     try:
-        assert register(rt, sock, "fa1", mip.ntp_identification(now)).code == 0
+        assert register(rt, "fa1", mip.ntp_identification(now), sock=sock).code == 0
         assert relay.answers == []                      # domain A: direct
-        rrp = register(rt, sock, "fa3", mip.ntp_identification(now + 0.5), previous="fa1")
+        rrp = register(rt, "fa3", mip.ntp_identification(now + 0.5), "fa1", sock=sock)
         assert rrp.code == mip.CODE_ACCEPTED
     finally:
         sock.close()

@@ -27,6 +27,7 @@ from controller.proto import mip
 from controller.runtime import Runtime
 
 from tests.unit.adapters.test_diameter_tls import _cert, _write
+from tests.unit.runtime.mn_register import register
 
 ROOT = Path(__file__).resolve().parents[3]
 HOME_AAA = "aaah.home.example"
@@ -240,19 +241,8 @@ def test_registration_across_domains_over_tls(tmp_path: Path, pki: Path) -> None
         assert fa_conn.peer_cert_names()[0] == FOREIGN_AAA
         ha_conn = home.routes["aaah"]["ha.home.example"][1]
         assert ha_conn.writer.get_extra_info("ssl_object") is None
-        topo = foreign.topo
-        mn = topo.mobile_nodes["mn1"]
-        raw = build_rrq(mn.nai, mn.home_address, topo.gateways["ha"].core.ip,
-                        topo.gateways["fa1"].core.ip, mn.mn_aaa_spi, mn.mn_aaa_key,
-                        mip.ntp_identification(time.time()), ha_spi=mn.mn_ha_spi,
-                        ha_key=mn.mn_ha_key)
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        sock.bind(("127.0.0.1", 0))
-        sock.settimeout(10)
-        sock.sendto(raw, foreign.ingress["fa:fa1"].address)
-        rrp = mip.decode(sock.recvfrom(2048)[0])
-        sock.close()
-        assert rrp.code == 0
+        mn = foreign.topo.mobile_nodes["mn1"]
+        assert register(foreign).code == 0
         assert mn.nai in home.roles["ha"].bindings
         assert mn.nai in foreign.roles["fa:fa1"].visitors
         tid = "alice_home.example/ha-fa1"

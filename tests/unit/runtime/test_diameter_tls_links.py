@@ -10,8 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
-import socket
-import time
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +21,12 @@ from controller.adapters.diameter_peer import (DiameterConnectionError, Diameter
                                                tls_client_context, tls_server_context)
 from controller.config import load_topology
 from controller.core import peers
-from controller.loadgen import build_rrq
 from controller.testing.gateways import RecordingGateway
 from controller.proto import mip
 from controller.runtime import Runtime
 
 from tests.unit.adapters.test_diameter_tls import _cert, _write
+from tests.unit.runtime.mn_register import register as _register
 
 ROOT = Path(__file__).resolve().parents[3]
 HA_HOST, AAAH_HOST, AAAF_HOST = "ha.home.example", "aaah.home.example", "aaaf.a.example"
@@ -85,20 +83,7 @@ def start(path: Path) -> Runtime:
 
 
 def register(rt: Runtime) -> int:
-    topo = rt.topo
-    mn = topo.mobile_nodes["mn1"]
-    raw = build_rrq(mn.nai, mn.home_address, topo.gateways["ha"].core.ip,
-                    topo.gateways["fa1"].core.ip, mn.mn_aaa_spi, mn.mn_aaa_key,
-                    mip.ntp_identification(time.time()), ha_spi=mn.mn_ha_spi,
-                    ha_key=mn.mn_ha_key)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.settimeout(10)
-    try:
-        sock.sendto(raw, rt.ingress["fa:fa1"].address)
-        return int(mip.decode(sock.recvfrom(2048)[0]).code)
-    finally:
-        sock.close()
+    return int(_register(rt).code)
 
 
 def links_up(rt: Runtime, timeout: float) -> bool:

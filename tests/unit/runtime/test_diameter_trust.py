@@ -23,6 +23,7 @@ from controller.proto import mip
 from controller.runtime import Runtime
 
 from tests.unit.proto.test_diameter_codec import AMR, HAR, VPN
+from tests.unit.runtime.mn_register import register
 from tests.unit.runtime.test_runtime_loopback import free_port_topology
 
 AUTHORIZATION_REJECTED = 5003  # RFC 6733 §7.1.5, the number on the wire
@@ -250,21 +251,8 @@ def test_aaah_sending_amr_to_the_ha_and_a_har_claiming_another_origin(rt: Any) -
 
 
 def test_the_legitimate_registration_still_works(rt: Any) -> None:
-    topo = rt.topo
-    mn = topo.mobile_nodes["mn1"]
-    raw = build_rrq(mn.nai, mn.home_address, topo.gateways["ha"].core.ip,
-                    topo.gateways["fa1"].core.ip, mn.mn_aaa_spi, mn.mn_aaa_key,
-                    mip.ntp_identification(time.time()), ha_spi=mn.mn_ha_spi,
-                    ha_key=mn.mn_ha_key)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.settimeout(10)
-    try:
-        sock.sendto(raw, rt.ingress["fa:fa1"].address)
-        assert mip.decode(sock.recvfrom(2048)[0]).code == 0
-    finally:
-        sock.close()
-    assert mn.nai in rt.roles["ha"].bindings
+    assert register(rt).code == 0
+    assert rt.topo.mobile_nodes["mn1"].nai in rt.roles["ha"].bindings
     assert not any(k.startswith("refused_peer") and v for k, v in rt.counters.items())
     assert all(n.counters["unknown_peer"] == 0 for n in rt.nodes.values())
 

@@ -15,8 +15,8 @@ from controller.config import parse_topology
 from controller.loadgen import build_rrq
 from controller.testing.gateways import RecordingGateway
 from controller.proto import mip
-from controller.proto import mip_keys
 from controller.runtime import Runtime
+from tests.unit.runtime.mn_register import register as _register
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -54,21 +54,7 @@ def runtime(tmp_path):
 
 
 def register(rt, sock, fa: str, ident: int, previous: str | None = None):
-    topo = rt.topo
-    mn = topo.mobile_nodes["mn1"]
-    coa = topo.gateways[fa].core.ip
-    prev = topo.gateways[previous].core.ip if previous else None
-    fa_spi, fa_key = getattr(rt, "mn_fa", (0, b""))
-    raw = build_rrq(mn.nai, mn.home_address, topo.gateways["ha"].core.ip, coa,
-                    mn.mn_aaa_spi, mn.mn_aaa_key, ident, previous_coa=prev,
-                    ha_spi=mn.mn_ha_spi, ha_key=mn.mn_ha_key, fa_spi=fa_spi, fa_key=fa_key)
-    sock.sendto(raw, rt.ingress[f"fa:{fa}"].address)
-    data, _ = sock.recvfrom(2048)
-    rrp = mip.decode(data)
-    nonce = mip_keys.nonce_reply(rrp) if rrp.accepted else None
-    if nonce is not None:      # the MN client's MN-FA key (RFC 3957; issue 11)
-        rt.mn_fa = (nonce.spi, mip_keys.mn_fa_key(mn.mn_aaa_key, nonce.nonce, mn.nai))
-    return rrp
+    return _register(rt, fa, ident, previous, sock=sock, mn_fa_key=True)
 
 
 def test_register_and_move_over_real_sockets(runtime):
