@@ -406,11 +406,15 @@ class ForeignAgent(SmoothHandoff, Role):
         unhold = flows.release_hold(held.mn_mac) if held is not None else ()
         old_fa = p.previous_fa or vpn_info.previous_foreign_agent
         # smooth handoff: the downlink falls over to the controller the moment the MN's
-        # port goes (a fast-failover group), before this FA even hears of it
+        # port goes (a fast-failover group), before this FA even hears of it.  Seamless
+        # (issue 14): sent alongside the tunnel, settled before the reply (no downlink
+        # reaches this FA before its CHILD_SA but what it held for the MN: then awaited;
+        # the uplink has the prepared redirect)
         actions.append(SendFlows(self.conf.access_dpid,
                                  self._steering(self.visitors[p.nai], unhold)
                                  + fa_prepare.redirect(self.conf, p.mn_mac, vpn_info,
-                                                       old_fa)))
+                                                       old_fa),
+                                 wait=not vpn_info.seamless_handover or held is not None))
         actions.append(Mark(p.nai, "flows_installed"))
         # back here before a BU took what was held for it: the FA delivers it now
         actions += self._release(p.nai, forward=True, unpunted=True)

@@ -177,3 +177,30 @@ def test_the_redirect_as_an_openflow_message() -> None:
     # the cookie names the MN and the FA that prepared: another FA's delete misses it
     assert flows.prepared_cookie(MN, "fa1") != flows.prepared_cookie(MN, "fa2")
     assert flows.prepared_cookie(MN, "fa1") & 0xFFFFFFFF == flows.mn_cookie(MN) & 0xFFFFFFFF
+
+
+def _steering(walk: Walk, pos: int, fa: str) -> SendFlows:
+    dpid = walk.fa(fa).conf.access_dpid
+    return [a for r, a in walk.of_type(SendFlows, pos) if r == f"fa:{fa}" and a.dpid == dpid][0]
+
+
+def test_a_seamless_mns_steering_goes_alongside_its_tunnel() -> None:
+    """The FA's steering of a seamless MN does not hold up its tunnel: sent, not
+    awaited (its barrier comes before the reply); without the option it is awaited."""
+    walk, mn = seamless()
+    assert mn.register("fa1").accepted
+    walk.now += 2.0
+    pos = walk.mark()
+    assert mn.register("fa2", "fa1", port=PORT).accepted
+    steering = _steering(walk, pos, "fa2")
+    assert not steering.wait
+    trace = walk.trace(pos)
+    assert trace.index("fa:fa2 SendFlows acc2") < trace.index(
+        "fa:fa2 AddTunnel fa2 alice_home.example/ha-fa2 initiator")
+    # every other flow change is awaited as before
+    assert all(a.wait for _r, a in walk.of_type(SendFlows, pos) if a is not steering)
+    plain = Walk(topology())
+    other = MobileNode(plain)
+    pos = plain.mark()
+    assert other.register("fa1").accepted
+    assert _steering(plain, pos, "fa1").wait
