@@ -32,6 +32,7 @@ OFPP_FLOOD = 0xFFFFFFFB
 BROADCAST_MAC = "ff:ff:ff:ff:ff:ff"
 
 ETH_IPV4 = 0x0800
+ETH_ARP = 0x0806
 IPPROTO_ICMP = 1
 IPPROTO_UDP = 17
 IPPROTO_ESP = 50
@@ -42,6 +43,7 @@ PRIO_SIGNALLING = 300
 PRIO_REDIRECT = 210  # issue 14: frames of an MN still addressed to its previous FA
 PRIO_MN_IP = 201  # the MN's IPv4 uplink when its profile sets a DSCP
 PRIO_MN = 200
+PRIO_PREPARED = 150  # issue 14: below a live MN's steering, which replaces it
 PRIO_FORWARD = 100
 PRIO_FLOOD = 50
 PRIO_MISS = 0
@@ -302,11 +304,17 @@ def prepare_mn(mn_mac: str, preparer: str, preparer_mac: str, fa_mac: str,
                fa_port: int) -> tuple[FlowMod, ...]:
     """The flows the MN's current FA ``preparer`` (inside MAC ``preparer_mac``) stands
     up at the access switch of a neighbour FA (inside MAC ``fa_mac`` on ``fa_port``)
-    before the MN moves there: one redirect.  Harmless while the MN is elsewhere (no
-    frame carries its MAC there); the neighbour FA gets nothing it would not get from
-    the MN after a registration, and has no tunnel for it until then."""
-    return (FlowMod("add", redirect_flow(mn_mac, preparer_mac, fa_mac, fa_port,
-                                         prepared_cookie(mn_mac, preparer))),)
+    before the MN moves there: the redirect of its frames to ``preparer``, and its
+    frames to the neighbour FA itself (its ARP replies: that FA may ask for the MN's
+    MAC as soon as the redirected frames arrive, before its steering is installed;
+    a lost reply would cost the ARP retransmission, 1 s), below the steering that
+    replaces it.  Harmless while the MN is elsewhere (no frame carries its MAC there);
+    the neighbour FA gets nothing it would not get from the MN after a registration,
+    and has no tunnel for it until then."""
+    cookie = prepared_cookie(mn_mac, preparer)
+    return (FlowMod("add", redirect_flow(mn_mac, preparer_mac, fa_mac, fa_port, cookie)),
+            FlowMod("add", flow(PRIO_PREPARED, (("output", fa_port),), cookie,
+                                eth_src=mn_mac.lower(), eth_dst=fa_mac.lower())))
 
 
 def unprepare_mn(mn_mac: str, preparer: str) -> tuple[FlowMod, ...]:

@@ -48,8 +48,12 @@ def test_registration_prepares_the_neighbours_access_switches() -> None:
     assert walk.table("acc2").forward(PORT, MN, FA1_MAC, flows.ETH_IPV4) \
         == [(FA_PORT, FA2_MAC)]
     assert walk.table("acc3").forward(7, MN, FA1_MAC, flows.ETH_IPV4) == [(FA_PORT, FA3_MAC)]
+    # ... and its frames to the neighbour FA itself (its ARP replies: the FA asks as
+    # soon as redirected frames arrive, before its steering is there)
+    assert walk.table("acc2").forward(PORT, MN, FA2_MAC, flows.ETH_ARP) == [(FA_PORT, FA2_MAC)]
     # harmless while the MN is elsewhere: nothing else of it, and nobody else's, passes
-    assert walk.table("acc2").forward(PORT, MN, FA2_MAC, flows.ETH_IPV4) == []
+    assert walk.table("acc2").forward(PORT, MN, flows.BROADCAST_MAC, flows.ETH_ARP) == []
+    assert walk.table("acc2").forward(PORT, MN, "02:00:00:00:30:10", flows.ETH_IPV4) == []
     assert walk.table("acc2").forward(PORT, OTHER, FA1_MAC, flows.ETH_IPV4) == []
     assert walk.table("acc2").forward(FA_PORT, FA2_MAC, MN, flows.ETH_IPV4) == []
     # the registration's own switch has no such flow (the MN is live there)
@@ -151,8 +155,8 @@ def test_cost_is_one_flow_per_neighbour() -> None:
     assert mn.register("fa1").accepted
     grown = {s: len(walk.table(s)) - n for s, n in sizes.items()
              if len(walk.table(s)) != n}
-    # acc1: the MN's live steering (2 flows); acc2, acc3: one prepared flow each
-    assert grown == {"acc1": 2, "acc2": 1, "acc3": 1}
+    # acc1: the MN's live steering (2 flows); acc2, acc3: two prepared flows each
+    assert grown == {"acc1": 2, "acc2": 2, "acc3": 2}
 
 
 def test_the_redirect_as_an_openflow_message() -> None:
@@ -165,7 +169,8 @@ def test_the_redirect_as_an_openflow_message() -> None:
     from tests.unit.core.test_flow_reconcile import DP, as_stats
 
     mods = flows.prepare_mn(MN, "fa1", FA1_MAC, FA2_MAC, FA_PORT)
-    (msg,) = openflow.flow_mod_msgs(DP, mods)
+    msg, steer = openflow.flow_mod_msgs(DP, mods)
+    assert steer.priority == flows.PRIO_PREPARED < flows.PRIO_MN
     assert msg.command == ofp.OFPFC_ADD and msg.priority == flows.PRIO_REDIRECT
     assert msg.cookie == flows.prepared_cookie(MN, "fa1")
     assert dict(msg.match.items()) == {"eth_src": MN, "eth_dst": FA1_MAC}
@@ -173,7 +178,7 @@ def test_the_redirect_as_an_openflow_message() -> None:
     assert isinstance(acts[0], parser.OFPActionSetField) and acts[0].value == FA2_MAC
     assert isinstance(acts[1], parser.OFPActionOutput) and acts[1].port == FA_PORT
     _msgs, counts = openflow.reconcile_msgs(DP, mods, as_stats(mods))
-    assert counts == {"kept": 1, "added": 0, "removed": 0}
+    assert counts == {"kept": 2, "added": 0, "removed": 0}
     # the cookie names the MN and the FA that prepared: another FA's delete misses it
     assert flows.prepared_cookie(MN, "fa1") != flows.prepared_cookie(MN, "fa2")
     assert flows.prepared_cookie(MN, "fa1") & 0xFFFFFFFF == flows.mn_cookie(MN) & 0xFFFFFFFF
