@@ -39,14 +39,16 @@ def prepare_neighbours(conf: ForeignAgentConf, visitor: Visitor,
     """After the reply to ``visitor``'s registration: its flows at every neighbour's
     access switch, if its profile asks for seamless handover; what this FA prepared
     for its previous entry (``old``) under another MAC, or before the option was
-    switched off, removed."""
+    switched off, removed; a deregistration (lifetime 0) prepares nothing and removes
+    what was."""
     out: list[Action] = []
+    wanted = visitor.vpn_info.seamless_handover and visitor.lifetime > 0
     for n in conf.neighbours:
         mods: tuple[flows.Mod, ...] = ()
         if old is not None and old.vpn_info.seamless_handover and (
-                old.mn_mac != visitor.mn_mac or not visitor.vpn_info.seamless_handover):
+                old.mn_mac != visitor.mn_mac or not wanted):
             mods += flows.unprepare_mn(old.mn_mac, conf.name)
-        if visitor.vpn_info.seamless_handover:
+        if wanted:
             mods += flows.prepare_mn(visitor.mn_mac, conf.name, conf.inside_mac,
                                      n.inside_mac, n.fa_port)
         if mods:
@@ -67,7 +69,7 @@ def prepared_flows(conf: ForeignAgentConf, visitors: Iterable[Visitor],
                    dpid: int) -> list[flows.Mod]:
     """The flows this FA intends at switch ``dpid`` for its visitors' next move (a
     reconnected switch's reconcile keeps them)."""
-    seamless = [v for v in visitors if v.vpn_info.seamless_handover]
+    seamless = [v for v in visitors if v.vpn_info.seamless_handover and v.lifetime > 0]
     return [m for n in conf.neighbours if n.access_dpid == dpid for v in seamless
             for m in flows.prepare_mn(v.mn_mac, conf.name, conf.inside_mac, n.inside_mac,
                                       n.fa_port)]

@@ -209,3 +209,14 @@ def test_a_seamless_mns_steering_goes_alongside_its_tunnel() -> None:
     pos = plain.mark()
     assert other.register("fa1").accepted
     assert _steering(plain, pos, "fa1").wait
+
+
+def test_deregistration_removes_what_was_prepared_at_once() -> None:
+    """A registration with lifetime 0 (deregistration) prepares nothing and removes
+    what the FA had prepared, without waiting for the expiry tick."""
+    walk, mn = seamless()
+    assert mn.register("fa1").accepted
+    walk.now += 5.0
+    reply = mn.register("fa1", lifetime=0)
+    assert reply is not None and reply.accepted
+    assert prepared(walk) == {}
