@@ -220,3 +220,19 @@ def test_deregistration_removes_what_was_prepared_at_once() -> None:
     reply = mn.register("fa1", lifetime=0)
     assert reply is not None and reply.accepted
     assert prepared(walk) == {}
+
+
+def test_an_inter_domain_move_keeps_the_redirect_and_leaves_nothing_stale() -> None:
+    """fa1 (domain-a) -> fa3 (domain-b): fa3 learns the previous FA from the VPN
+    information (not its peer), keeps the redirect; fa1's preparation goes when it
+    drops the MN."""
+    walk, mn = seamless()
+    assert mn.register("fa1").accepted
+    walk.now += 5.0
+    assert mn.register("fa3", "fa1", port=PORT).accepted
+    acc3 = walk.table("acc3")
+    assert acc3.forward(PORT, MN, FA1_MAC, flows.ETH_IPV4) == [(FA_PORT, FA3_MAC)]
+    assert acc3.winner(in_port=PORT, eth_src=MN, eth_dst=FA1_MAC).cookie \
+        == flows.mn_cookie(MN)
+    assert flows.prepared_cookie(MN, "fa1") not in set().union(*prepared(walk).values())
+    assert walk.table("acc1").forward(2, MN, FA3_MAC, flows.ETH_IPV4) == [(FA_PORT, FA1_MAC)]
