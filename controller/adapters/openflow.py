@@ -44,6 +44,8 @@ def _actions(dp: Any, spec_actions: Any) -> list[Any]:
             actions.append(parser.OFPActionSetField(ip_dscp=value))
         elif kind == "group":
             actions.append(parser.OFPActionGroup(value))
+        elif kind == "set_eth_dst":
+            actions.append(parser.OFPActionSetField(eth_dst=value))
         else:
             raise ValueError(f"unknown action {kind!r}")
     return actions

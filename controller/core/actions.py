@@ -42,10 +42,13 @@ class PrepareTunnel:
 @dataclass(frozen=True)
 class SendFlows:
     """Flow-, meter- and group-mods for one switch; deletes precede adds; a barrier
-    follows."""
+    follows.  ``wait`` False (issue 14): the executor sends them and goes on with the
+    next action; their barrier is awaited before the next message to the mobile node
+    (and before the walk ends), so what the MN is told is in place by then."""
 
     dpid: int
     mods: tuple[Mod, ...]
+    wait: bool = True
 
 
 @dataclass(frozen=True)

@@ -147,9 +147,11 @@ class Dispatch:
         return role.secondary_tunnels() if role is not None else set()
 
     def intended_flows(self, dpid: int) -> list[Any]:
-        """Every per-MN flow the FAs on switch ``dpid`` want (switch reconcile)."""
+        """Every per-MN flow the FAs on switch ``dpid`` want (switch reconcile), and
+        what any FA prepared there for its visitors' next move (issue 14)."""
         return [m for fa in self.foreign_agents() if fa.conf.access_dpid == dpid
-                for m in fa.intended_flows()]
+                for m in fa.intended_flows()] + [
+                    m for fa in self.foreign_agents() for m in fa.prepared_flows(dpid)]
 
 
 if TYPE_CHECKING:

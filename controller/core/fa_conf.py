@@ -11,6 +11,17 @@ from controller.proto import mip
 
 
 @dataclass(frozen=True)
+class NeighbourPort:
+    """A foreign agent an MN here can move to (issue 14): where its access switch
+    hands it the MN's frames (``core/neighbours.py`` plans which, nearest first)."""
+
+    name: str
+    access_dpid: int
+    fa_port: int
+    inside_mac: str
+
+
+@dataclass(frozen=True)
 class ForeignAgentConf:
     name: str
     host: str             # Diameter identity, e.g. fa1.a.example
@@ -31,6 +42,11 @@ class ForeignAgentConf:
     # oldest may wait; given by the configuration (its defaults: config/schema.py)
     max_pending: int = field(kw_only=True)
     max_pending_age: float = field(kw_only=True)
+    # issue 14: the FAs a seamless-handover MN here can move to (its flows prepared at
+    # their access switches), and every FA's inside MAC (an MN that arrives still
+    # addresses its frames to the FA it came from)
+    neighbours: tuple[NeighbourPort, ...] = field(default=(), kw_only=True)
+    fa_macs: dict[str, str] = field(default_factory=dict, kw_only=True)
 
 
 @dataclass

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, replace
 
-from controller.core import flows
+from controller.core import fa_prepare, flows
 from controller.core.actions import (Action, AddTunnel, HoldTraffic, Mark, ReleaseHold,
                                      RemoveTunnel, ReplyMip, SendFlows, SendMip)
 from controller.core.binding import (IdentificationClock, ack_status, binding_ack,
@@ -233,4 +233,4 @@ class SmoothHandoff:
                 del self.handoffs[tunnel_id]
                 actions.append(RemoveTunnel(self.conf.name, tunnel_id))
         actions.append(SendFlows(self.conf.access_dpid, flows.remove_mn(visitor.mn_mac)))
-        return actions
+        return actions + fa_prepare.unprepare_neighbours(self.conf, visitor)

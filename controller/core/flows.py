@@ -32,6 +32,7 @@ OFPP_FLOOD = 0xFFFFFFFB
 BROADCAST_MAC = "ff:ff:ff:ff:ff:ff"
 
 ETH_IPV4 = 0x0800
+ETH_ARP = 0x0806
 IPPROTO_ICMP = 1
 IPPROTO_UDP = 17
 IPPROTO_ESP = 50
@@ -39,8 +40,10 @@ MIP_PORT = 434
 IKE_PORTS = (500, 4500)
 
 PRIO_SIGNALLING = 300
+PRIO_REDIRECT = 210  # issue 14: frames of an MN still addressed to its previous FA
 PRIO_MN_IP = 201  # the MN's IPv4 uplink when its profile sets a DSCP
 PRIO_MN = 200
+PRIO_PREPARED = 150  # issue 14: below a live MN's steering, which replaces it
 PRIO_FORWARD = 100
 PRIO_FLOOD = 50
 PRIO_MISS = 0
@@ -49,13 +52,16 @@ COOKIE_STATIC = 0x1
 COOKIE_MN_BASE = 0x4D4E << 32  # "MN"
 COOKIE_MN_MASK = 0xFFFFFFFF << 32
 COOKIE_HOLD_BASE = 0x484C << 32  # "HL": a departed MN's downlink held (smooth handoff)
+# issue 14: "PR" in the top 16 bits, the preparing FA in the next 16, the MN in the low 32
+COOKIE_PREPARED_BASE = 0x5052 << 48
 
 
 @dataclass(frozen=True)
 class FlowSpec:
     priority: int
     match: tuple[tuple[str, Any], ...]
-    actions: tuple[tuple[str, int], ...]  # ("output", port) | ("set_dscp", dscp)
+    # ("output", port) | ("set_dscp", dscp) | ("group", id) | ("set_eth_dst", mac)
+    actions: tuple[tuple[str, Any], ...]
     cookie: int = COOKIE_STATIC
     table: int = 0
     meter: int = 0  # 0 = none
@@ -101,7 +107,7 @@ class GroupMod:
 Mod = FlowMod | MeterMod | GroupMod
 
 
-def flow(priority: int, actions: Iterable[tuple[str, int]] = (), cookie: int = COOKIE_STATIC,
+def flow(priority: int, actions: Iterable[tuple[str, Any]] = (), cookie: int = COOKIE_STATIC,
          **match: Any) -> FlowSpec:
     return FlowSpec(priority, tuple(sorted(match.items())), tuple(actions), cookie)
 
@@ -272,6 +278,51 @@ def remove_mn(mn_mac: str) -> tuple[FlowMod, ...]:
     return (FlowMod("delete", FlowSpec(0, (), (), mn_cookie(mn_mac)), cookie_mask=(1 << 64) - 1),)
 
 
+# ------------------------------------------------------------------ prepared (issue 14)
+
+
+def prepared_cookie(mn_mac: str, preparer: str) -> int:
+    """Cookie of the flows foreign agent ``preparer`` prepared for ``mn_mac`` at its
+    neighbours' access switches (deleted exactly: another FA's preparation stays)."""
+    return (COOKIE_PREPARED_BASE | (zlib.crc32(preparer.encode()) & 0xFFFF) << 32
+            | zlib.crc32(mn_mac.lower().encode()))
+
+
+def redirect_flow(mn_mac: str, from_fa_mac: str, fa_mac: str, fa_port: int,
+                  cookie: int) -> FlowSpec:
+    """Issue 14: a frame of the MN still addressed to the FA it came from (its default
+    route is still that FA until the Registration Reply reaches it) is given this FA's
+    MAC and sent to this FA: the uplink flows as soon as this FA's tunnel is up, not
+    when the MN has switched its route.  Matches on the MN's MAC and the old FA's MAC
+    only (any port: the MN's port at this switch is unknown before it arrives); above
+    the MN's steering, which it overrides only for frames to the old FA."""
+    return flow(PRIO_REDIRECT, (("set_eth_dst", fa_mac), ("output", fa_port)), cookie,
+                eth_src=mn_mac.lower(), eth_dst=from_fa_mac.lower())
+
+
+def prepare_mn(mn_mac: str, preparer: str, preparer_mac: str, fa_mac: str,
+               fa_port: int) -> tuple[FlowMod, ...]:
+    """The flows the MN's current FA ``preparer`` (inside MAC ``preparer_mac``) stands
+    up at the access switch of a neighbour FA (inside MAC ``fa_mac`` on ``fa_port``)
+    before the MN moves there: the redirect of its frames to ``preparer``, and its
+    frames to the neighbour FA itself (its ARP replies: that FA may ask for the MN's
+    MAC as soon as the redirected frames arrive, before its steering is installed;
+    a lost reply would cost the ARP retransmission, 1 s), below the steering that
+    replaces it.  Harmless while the MN is elsewhere (no frame carries its MAC there);
+    the neighbour FA gets nothing it would not get from the MN after a registration,
+    and has no tunnel for it until then."""
+    cookie = prepared_cookie(mn_mac, preparer)
+    return (FlowMod("add", redirect_flow(mn_mac, preparer_mac, fa_mac, fa_port, cookie)),
+            FlowMod("add", flow(PRIO_PREPARED, (("output", fa_port),), cookie,
+                                eth_src=mn_mac.lower(), eth_dst=fa_mac.lower())))
+
+
+def unprepare_mn(mn_mac: str, preparer: str) -> tuple[FlowMod, ...]:
+    """Remove what ``preparer`` prepared for the MN at a switch (nothing else)."""
+    return (FlowMod("delete", FlowSpec(0, (), (), prepared_cookie(mn_mac, preparer)),
+                    cookie_mask=(1 << 64) - 1),)
+
+
 def hold_cookie(mn_mac: str) -> int:
     return COOKIE_HOLD_BASE | zlib.crc32(mn_mac.lower().encode())
 
@@ -394,7 +445,7 @@ def with_mn_qos(mods: Iterable[Mod], qos_by_mac: Mapping[str, QosSpec]) -> tuple
             continue
         uplink = [m.flow for m in mods if isinstance(m, FlowMod) and m.op == "add"
                   and m.flow.cookie == cookie and m.flow.match_dict().get("eth_src", "").lower()
-                  == mac.lower() and m.flow.meter == 0]
+                  == mac.lower() and m.flow.meter == 0 and m.flow.priority != PRIO_REDIRECT]
         if not uplink:
             continue
         match = uplink[0].match_dict()
@@ -410,6 +461,8 @@ def with_mn_qos(mods: Iterable[Mod], qos_by_mac: Mapping[str, QosSpec]) -> tuple
                                                           qos, failover)]
     if not replaced:
         return mods
+    # (a redirect towards this FA, issue 14, is not steering: it stays as it is)
     kept = [m for m in mods if not (isinstance(m, FlowMod) and m.op == "add"
-                                    and m.flow.cookie in replaced)]
+                                    and m.flow.cookie in replaced
+                                    and m.flow.priority != PRIO_REDIRECT)]
     return tuple(kept + meters + adds)

@@ -39,7 +39,7 @@ import logging
 from dataclasses import replace
 from typing import Any
 
-from controller.core import conformance, flows
+from controller.core import conformance, fa_prepare, flows
 from controller.core.actions import (Action, AddTunnel, Mark, NotifyVisitorLeft,
                                      RelayToHomeAgent, RemoveTunnel, SendDiameter, SendFlows,
                                      SendToMobileNode, VisitorMoved)
@@ -404,10 +404,17 @@ class ForeignAgent(SmoothHandoff, Role):
         actions.append(Mark(p.nai, "fa_setup"))
         held = self.holds.get(p.nai)
         unhold = flows.release_hold(held.mn_mac) if held is not None else ()
+        old_fa = p.previous_fa or vpn_info.previous_foreign_agent
         # smooth handoff: the downlink falls over to the controller the moment the MN's
-        # port goes (a fast-failover group), before this FA even hears of it
+        # port goes (a fast-failover group), before this FA even hears of it.  Seamless
+        # (issue 14): sent alongside the tunnel, settled before the reply (no downlink
+        # reaches this FA before its CHILD_SA but what it held for the MN: then awaited;
+        # the uplink has the prepared redirect)
         actions.append(SendFlows(self.conf.access_dpid,
-                                 self._steering(self.visitors[p.nai], unhold)))
+                                 self._steering(self.visitors[p.nai], unhold)
+                                 + fa_prepare.redirect(self.conf, p.mn_mac, vpn_info,
+                                                       old_fa),
+                                 wait=not vpn_info.seamless_handover or held is not None))
         actions.append(Mark(p.nai, "flows_installed"))
         # back here before a BU took what was held for it: the FA delivers it now
         actions += self._release(p.nai, forward=True, unpunted=True)
@@ -415,11 +422,12 @@ class ForeignAgent(SmoothHandoff, Role):
             actions.append(AddTunnel(self.conf.name, spec.side_for(self.conf.name)))
         actions.append(Mark(p.nai, "tunnel_up"))
         actions += self._to_mn(p, rrp_raw, accepted=True)
-        old_fa = p.previous_fa or vpn_info.previous_foreign_agent
         if handoff is not None and old_fa in handoff.ends() and old_fa != self.conf.name:
             actions += self._handoff_update(now, p, handoff)       # claims 22-23
         elif old_fa and old_fa != self.conf.name:
             actions.append(NotifyVisitorLeft(old_fa, p.nai))
+        # after the reply: the MN's next move is prepared at the neighbours (issue 14)
+        actions += fa_prepare.prepare_neighbours(self.conf, self.visitors[p.nai], old)
         # last: any other FA of this process still listing the MN drops it (idempotent)
         actions.append(VisitorMoved(p.nai, self.conf.name))
         self.counters["accepted"] += 1
@@ -433,6 +441,11 @@ class ForeignAgent(SmoothHandoff, Role):
             unhold + flows.install_mn(visitor.mn_mac, visitor.port, self.conf.fa_port,
                                       visitor.vpn_info.smooth_handoff),
             flows.visitors_qos([visitor], self.conf.name))
+
+    def prepared_flows(self, dpid: int) -> list[flows.Mod]:
+        """Every flow this FA wants on switch ``dpid`` for its visitors' next move
+        (switch reconcile, issue 14): what it prepared there, if it is a neighbour's."""
+        return fa_prepare.prepared_flows(self.conf, list(self.visitors.values()), dpid)
 
     def intended_flows(self) -> list[flows.Mod]:
         """Every flow this FA wants on its access switch now (switch reconcile): each

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from controller.core.aaa_foreign import ForeignAaa
 from controller.core.aaa_home import GatewayInfo, HomeAaa, VpnDatabase
 from controller.core.cn_gateway import CnGateway
+from controller.core.fa_conf import NeighbourPort
 from controller.core.foreign_agent import ForeignAgent, ForeignAgentConf
 from controller.core.role import AAAF, AAAH, CNGW, FA, HA, RoleKey
 from controller.core.home_agent import HomeAgent
@@ -64,6 +65,18 @@ def mn_ha_key_of(db: VpnDatabase) -> Callable[[str], tuple[int, bytes] | None]:
     return lookup
 
 
+def _neighbour_ports(topo: Topology, neighbours: NeighbourMap,
+                     fa: str) -> tuple[NeighbourPort, ...]:
+    """Issue 14: the FAs the HA prepares tunnels towards for an MN at ``fa`` (the same
+    plan, ``NeighbourMap.plan``), with where their access switches take its frames."""
+    out = []
+    for name in neighbours.plan(fa, seamless=True):
+        gw = topo.gateways[name]
+        out.append(NeighbourPort(name, topo.switches[gw.inside.switch].dpid, gw.inside.port,
+                                 gw.inside.mac))
+    return tuple(out)
+
+
 def build_roles(topo: Topology, db: VpnDatabase) -> Roles:
     """Every role of ``topo``: the home domain's AAAH and HA, each foreign domain's
     AAAF and its FAs.  ``db`` is the VPN database the AAAH reads."""
@@ -72,6 +85,7 @@ def build_roles(topo: Topology, db: VpnDatabase) -> Roles:
                  if gw.kind == "foreign_agent"}
     out.home_domains = {n: d for n, d in topo.domains.items() if d.home_agent}
     out.home_realms = {d.realm for d in out.home_domains.values()}
+    neighbours = NeighbourMap.from_topology(topo)
     for dname, dom in out.home_domains.items():
         assert dom.home_agent is not None and dom.aaa is not None
         ha_names = [n for n, g in topo.gateways.items()
@@ -85,7 +99,7 @@ def build_roles(topo: Topology, db: VpnDatabase) -> Roles:
                                     mn_ha_key=mn_ha_key_of(db),
                                     binding_keys=dict(aaah.binding_keys),
                                     db=db, gateways=out.gateway_infos,
-                                    neighbours=NeighbourMap.from_topology(topo))
+                                    neighbours=neighbours)
         for name, key in aaah.binding_keys.items():
             info = out.gateway_infos[name]
             out.roles[RoleKey(CNGW, name)] = CnGateway(name, info.address, info.gateway_type,
@@ -108,6 +122,9 @@ def build_roles(topo: Topology, db: VpnDatabase) -> Roles:
                 access_dpid=topo.switches[gw.inside.switch].dpid,
                 fa_port=gw.inside.port,
                 peers={ip: n for n, ip in fas.items()},
-                max_pending=gw.max_pending, max_pending_age=gw.max_pending_age)
+                max_pending=gw.max_pending, max_pending_age=gw.max_pending_age,
+                neighbours=_neighbour_ports(topo, neighbours, fa_name),
+                fa_macs={n: g.inside.mac for n, g in topo.gateways.items()
+                         if g.kind == "foreign_agent"})
             out.roles[RoleKey(FA, fa_name)] = ForeignAgent(conf)
     return out

@@ -10,6 +10,7 @@ executor only performs I/O (send, tunnel, flows) and timing."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any, Awaitable, Callable, Coroutine, Mapping
@@ -62,6 +63,7 @@ class Executor:
         """Perform ``actions`` for role ``key`` in order; return its answer, if any."""
         dispatch = self.dispatch
         result = None
+        sending: list[asyncio.Future[None]] = []   # SendFlows(wait=False) in flight
         for action in actions:
             if isinstance(action, settings.VISIBLE) and self.persistence.dirty:
                 # issue 5: persisted before anyone hears of it (issue 15: one commit for
@@ -80,7 +82,11 @@ class Executor:
                 self.spawn(self.gateways.prepare_tunnel(action))   # off the move's path
             elif isinstance(action, SendFlows):
                 # QoS (claims 8, 9) is in the mods already: the FA plans it
-                await self.send_flows(action.dpid, action.mods)
+                if action.wait:
+                    await self.send_flows(action.dpid, action.mods)
+                else:   # issue 14: alongside what follows, settled before the MN hears
+                    sending.append(asyncio.ensure_future(
+                        self.send_flows(action.dpid, action.mods)))
             elif isinstance(action, SendDiameter):
                 # a link not (yet) up, e.g. refused over TLS: no route, refused at once
                 node, peer = (self.links.routes.get(key, {}).get(action.to)
@@ -111,6 +117,9 @@ class Executor:
                     if answer is not None:
                         result = answer
             elif isinstance(action, SendToMobileNode):
+                if sending:
+                    await asyncio.gather(*sending)
+                    sending.clear()
                 self.mip_io.send_to_mn(action)
             elif isinstance(action, HoldTraffic):
                 self.held.hold(action)
@@ -124,6 +133,8 @@ class Executor:
                 self.spawn(self._left_elsewhere(action))   # after this walk, not in it
             else:
                 raise TypeError(f"unknown action {action!r}")
+        if sending:
+            await asyncio.gather(*sending)
         if self.persistence.dirty:
             await self.persistence.commit()
         return result

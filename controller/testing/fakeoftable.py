@@ -130,6 +130,25 @@ class FakeOFTable:
                         break
         return out
 
+    def forward(self, in_port: int, eth_src: str, eth_dst: str,
+                eth_type: int | None = None) -> list[tuple[int, str]]:
+        """``lookup`` with the destination MAC each copy leaves with (a flow may set
+        it: issue 14's redirect): ``[(port, eth_dst)]``, empty if dropped."""
+        f = self.winner(in_port=in_port, eth_src=eth_src, eth_dst=eth_dst,
+                        eth_type=eth_type)
+        if f is None:
+            return []
+        dst = eth_dst.lower()
+        out: list[tuple[int, str]] = []
+        for kind, value in f.actions:
+            if kind == "set_eth_dst":
+                dst = str(value).lower()
+            elif kind == "output":
+                out.append((value, dst))
+            elif kind == "group":
+                out += [(p, dst) for p in self.lookup(in_port, eth_src, eth_dst, eth_type)]
+        return out
+
     def cookies(self) -> set[int]:
         return {f.cookie for f in self.flows}
 

@@ -1,0 +1,75 @@
+"""Issue 14: the flows of a seamless-handover MN's next move, prepared by its foreign
+agent at the access switches of the FAs it can move to (``conf.neighbours``, the
+plan of ``core/neighbours.py``), so the first frames after its link comes up there
+are steered without a round trip to the controller.
+
+One flow per MN and neighbour (``flows.prepare_mn``): the MN's frames still addressed
+to this FA's MAC (its default route until the new FA's reply reaches it) are given
+the neighbour FA's MAC and sent to it.  The new FA replaces it at the move by the
+same flow with the MN's own cookie (``redirect``: it leaves with the MN's steering),
+and prepares its own neighbours after its reply; the old FA removes what it prepared
+when the MN leaves it, expires or deregisters.  Pure: returns actions and mods."""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from controller.core import flows
+from controller.core.actions import Action, SendFlows
+from controller.core.fa_conf import ForeignAgentConf
+from controller.core.visitors import Visitor
+from controller.core.vpn import VpnInfo
+
+
+def redirect(conf: ForeignAgentConf, mn_mac: str, vpn_info: VpnInfo,
+             old_fa: str) -> tuple[flows.Mod, ...]:
+    """At the move, in the MN's steering: its frames to ``old_fa``'s MAC are given
+    this FA's.  The same match and priority as what ``old_fa`` prepared here (this add
+    replaces it in place, no gap), with the MN's cookie: the old FA's removal of what
+    it prepared does not take it, the MN's own removal does."""
+    old_mac = conf.fa_macs.get(old_fa, "")
+    if not vpn_info.seamless_handover or not old_mac or old_fa == conf.name:
+        return ()
+    return (flows.FlowMod("add", flows.redirect_flow(
+        mn_mac, old_mac, conf.inside_mac, conf.fa_port, flows.mn_cookie(mn_mac))),)
+
+
+def prepare_neighbours(conf: ForeignAgentConf, visitor: Visitor,
+                       old: Visitor | None) -> list[Action]:
+    """After the reply to ``visitor``'s registration: its flows at every neighbour's
+    access switch, if its profile asks for seamless handover; what this FA prepared
+    for its previous entry (``old``) under another MAC, or before the option was
+    switched off, removed; a deregistration (lifetime 0) prepares nothing and removes
+    what was."""
+    out: list[Action] = []
+    wanted = visitor.vpn_info.seamless_handover and visitor.lifetime > 0
+    for n in conf.neighbours:
+        mods: tuple[flows.Mod, ...] = ()
+        if old is not None and old.vpn_info.seamless_handover and (
+                old.mn_mac != visitor.mn_mac or not wanted):
+            mods += flows.unprepare_mn(old.mn_mac, conf.name)
+        if wanted:
+            mods += flows.prepare_mn(visitor.mn_mac, conf.name, conf.inside_mac,
+                                     n.inside_mac, n.fa_port)
+        if mods:
+            out.append(SendFlows(n.access_dpid, mods))
+    return out
+
+
+def unprepare_neighbours(conf: ForeignAgentConf, visitor: Visitor) -> list[Action]:
+    """What ``prepare_neighbours`` stood up for ``visitor``, removed: it left, expired
+    or deregistered (no flow of it stays at a switch it will not come to from here)."""
+    if not visitor.vpn_info.seamless_handover:
+        return []
+    return [SendFlows(n.access_dpid, flows.unprepare_mn(visitor.mn_mac, conf.name))
+            for n in conf.neighbours]
+
+
+def prepared_flows(conf: ForeignAgentConf, visitors: Iterable[Visitor],
+                   dpid: int) -> list[flows.Mod]:
+    """The flows this FA intends at switch ``dpid`` for its visitors' next move (a
+    reconnected switch's reconcile keeps them)."""
+    seamless = [v for v in visitors if v.vpn_info.seamless_handover and v.lifetime > 0]
+    return [m for n in conf.neighbours if n.access_dpid == dpid for v in seamless
+            for m in flows.prepare_mn(v.mn_mac, conf.name, conf.inside_mac, n.inside_mac,
+                                      n.fa_port)]
