@@ -347,9 +347,22 @@ def paired_rows(res: dict[str, Any]) -> list[Row]:
         target += "; 0 lost both ways in ≥ 95 % of moves: " + verdict(
             n > 0 and (on.get("zero_lost_both_ways") or 0) >= 0.95 * n)
     what = (f"handover paired, {res.get('kind')} ({'↔'.join(res.get('between') or [])}), "
-            f"{res.get('moves_per_mn', '?')} moves each, {res.get('profile_on')} against "
-            f"{res.get('profile_off')} in the same run: median on vs off (on/off)")
+            f"{res.get('moves_per_mn', '?')} moves each, {_mechanism(res)}, same run: "
+            f"median on vs off (on/off)")
     return [(what, figure, target)]
+
+
+def _mechanism(res: dict[str, Any]) -> str:
+    """What differs between the pair's two MNs: ``a + b on vs off`` for profile
+    switches, the destinations' gateways otherwise."""
+    on, off = res.get("profile_on") or {}, res.get("profile_off") or {}
+    if on and all(isinstance(v, bool) for v in on.values()):
+        return f"`{' + '.join(on)}` on vs off"
+    if "destinations" in on:
+        def gws(p: dict[str, Any]) -> str:
+            return ", ".join(str(d.get("gateway")) for d in p.get("destinations") or [])
+        return f"destination via {gws(on)} vs via {gws(off)}"
+    return f"{on} vs {off}"
 
 
 ROWS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {

@@ -30,6 +30,7 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")  # files only: never open a window
+import matplotlib.ticker  # noqa: E402
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
@@ -231,6 +232,7 @@ def paired_moves(res: dict[str, Any], out: str | Path) -> Path:
             ax.set_ylabel(unit)
             ax.set_ylim(bottom=0)
             ax.grid(alpha=0.3)
+            ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
             if row == 1:
                 ax.set_xlabel("move of each MN")
     axes[0][0].legend(fontsize=8)
