@@ -236,9 +236,12 @@ def paired_moves(res: dict[str, Any], out: str | Path) -> Path:
             if row == 1:
                 ax.set_xlabel("move of each MN")
     axes[0][0].legend(fontsize=8)
-    valid = "" if res.get("valid", True) else "  INVALID (prepared IKE_SA not used)"
-    fig.suptitle(f"paired handover, {res.get('kind', '?')}: {res.get('profile_on')} vs "
-                 f"{res.get('profile_off')}{valid}", fontsize=10)
+    valid = "" if res.get("valid", True) else ": INVALID (prepared IKE_SA not used)"
+    on = res.get("profile_on") or {}
+    what = (" + ".join(on) + " on vs off" if on and all(isinstance(v, bool) for v in on.values())
+            else "mechanism vs baseline")
+    fig.suptitle(f"paired handover, {res.get('kind', '?')}: {what}, same run{valid}",
+                 fontsize=10)
     fig.tight_layout()
     return _save(fig, out)
 
