@@ -312,10 +312,64 @@ def persistence_rows(res: dict[str, Any]) -> list[Row]:
              "in the DB", figure, "—")]
 
 
+def paired_rows(res: dict[str, Any]) -> list[Row]:
+    """Issue 14, ``bench.handover_paired``: the mechanism's MN against the same run's
+    baseline MN, medians per direction and their ratio (the figure that counts)."""
+    on, off, ratio = res.get("mechanism") or {}, res.get("baseline") or {}, res.get("ratio") or {}
+
+    def med(s: dict[str, Any], key: str) -> float | None:
+        return (s.get(key) or {}).get("median")
+
+    parts = []
+    for d, arrow in (("mn_to_cn", "MN→CN"), ("cn_to_mn", "CN→MN")):
+        r = ratio.get(f"gap_ms_{d}")
+        parts.append(f"{arrow} gap {num(med(on, f'gap_ms_{d}'))} vs "
+                     f"{num(med(off, f'gap_ms_{d}'))} ms (**{num(r, 2)}×**), gap − link move "
+                     f"{num(med(on, f'protocol_added_ms_{d}'))} vs "
+                     f"{num(med(off, f'protocol_added_ms_{d}'))} ms, lost "
+                     f"{num(med(on, f'lost_{d}'))} vs {num(med(off, f'lost_{d}'))}")
+    figure = "; ".join(parts)
+    figure += (f" ({on.get('registered', '?')} + {off.get('registered', '?')} of "
+               f"{on.get('moves', '?')} + {off.get('moves', '?')} re-registered; 0 lost both "
+               f"ways in {on.get('zero_lost_both_ways', '?')} vs "
+               f"{off.get('zero_lost_both_ways', '?')} moves)")
+    chk = res.get("prepared_check")
+    if chk:
+        figure += (f"; prepared IKE_SA used in {chk['on_prepared_ike_sa']} of "
+                   f"{chk['moves']} moves")
+        if not res.get("valid", True):
+            figure += " — **INVALID** (< 90 %: the run measured the fallback)"
+    added = [med(on, f"protocol_added_ms_{d}") for d in ("mn_to_cn", "cn_to_mn")]
+    target = "gap − link move ≤ 5 ms median: " + verdict(
+        all(a is not None and a <= 5 for a in added))
+    if "seamless" in str(res.get("kind")):
+        n = on.get("registered") or 0
+        target += "; 0 lost both ways in ≥ 95 % of moves: " + verdict(
+            n > 0 and (on.get("zero_lost_both_ways") or 0) >= 0.95 * n)
+    what = (f"handover paired, {res.get('kind')} ({'↔'.join(res.get('between') or [])}), "
+            f"{res.get('moves_per_mn', '?')} moves each, {_mechanism(res)}, same run: "
+            f"median on vs off (on/off)")
+    return [(what, figure, target)]
+
+
+def _mechanism(res: dict[str, Any]) -> str:
+    """What differs between the pair's two MNs: ``a + b on vs off`` for profile
+    switches, the destinations' gateways otherwise."""
+    on, off = res.get("profile_on") or {}, res.get("profile_off") or {}
+    if on and all(isinstance(v, bool) for v in on.values()):
+        return f"`{' + '.join(on)}` on vs off"
+    if "destinations" in on:
+        def gws(p: dict[str, Any]) -> str:
+            return ", ".join(str(d.get("gateway")) for d in p.get("destinations") or [])
+        return f"destination via {gws(on)} vs via {gws(off)}"
+    return f"{on} vs {off}"
+
+
 ROWS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "registration": registration_rows, "scale": scale_rows, "handover": handover_rows,
     "dataplane": dataplane_rows, "overload": overload_rows, "leak": leak_rows,
     "fuzz_codecs": fuzz_rows, "persistence": persistence_rows,
+    "handover-paired": paired_rows,
 }
 # the results files the table is made from, in order (variants such as
 # registration-whatif-*.json are documented in docs/benchmarks.md, not tabled)

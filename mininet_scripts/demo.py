@@ -332,9 +332,9 @@ class Demo:
                                  read_events(events_path[baseline]), *outs[baseline],
                                  self._handovers_of(handovers, topo.mobile_nodes[baseline].nai),
                                  tunnels, bindings)
-            res["mn"], res["smooth_handoff"] = mn_name, True
+            res["mn"], res["smooth_handoff"], res["seamless_handover"] = mn_name, True, True
             res["baseline"] = {"mn": baseline, "nai": topo.mobile_nodes[baseline].nai,
-                               "smooth_handoff": False,
+                               "smooth_handoff": False, "seamless_handover": False,
                                **{k: base[k] for k in ("registration_ms", "moves", "probe")}}
             res["comparison"] = compare(res, base)
         return res

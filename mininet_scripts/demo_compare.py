@@ -1,8 +1,10 @@
 """The demo's comparison: its user with the option on against the plain path.
 
-`mipvpn demo` runs the topology's first MN (alice in topology/default.yaml) with smooth
-handoff on and, in the same run, a second MN cloned from it (same access switch, same
-moves, same probe rate, same VPN profile) with smooth handoff off: the plain path.
+`mipvpn demo` runs the topology's first MN (alice in topology/default.yaml) with both
+optional handover features of the profile on, seamless handover (the neighbour FA's
+IKE_SA prepared ahead) and smooth handoff (the old FA forwards in-flight traffic), and,
+in the same run, a second MN cloned from it (same access switch, same moves, same probe
+rate, same VPN profile) with both off: the plain path.
 Both are probed the same way; what the option gained is the difference per move and
 direction.  Pure functions (no I/O): the topology transform and the numbers' formatting.
 """
@@ -14,6 +16,9 @@ import ipaddress
 from typing import Any
 
 BASELINE_NAME = "plain"          # the plain-path MN's host name in the demo's network
+#: the profile options the demo's user has on and the plain path has off
+OPTIONS = ("seamless_handover", "smooth_handoff")
+OPTION_LABEL = "seamless + smooth handoff"
 DIRECTIONS = (("cn_to_mn", "downlink"), ("mn_to_cn", "uplink"))
 
 
@@ -52,8 +57,7 @@ def demo_target(data: dict[str, Any], mn_name: str) -> str:
 def with_plain_baseline(data: dict[str, Any], mn_aaa_key: str, mn_ha_key: str
                         ) -> tuple[dict[str, Any], str, str]:
     """The topology ``data`` (parsed YAML) for the demo: its first MN's profile with
-    smooth handoff on, and a plain-path MN added (profile identical but smooth handoff
-    off) on the same access switch, on a port free there and on the move's target switch.
+    ``OPTIONS`` on, and a plain-path MN added (profile identical but ``OPTIONS`` off) on the same access switch, on a port free there and on the move's target switch.
 
     ``mn_aaa_key``/``mn_ha_key``: the new MN's keys (hex, 16 bytes), made by the caller
     for this run.  Returns (new data, the demo user's MN name, the baseline MN's name)."""
@@ -110,8 +114,8 @@ def with_plain_baseline(data: dict[str, Any], mn_aaa_key: str, mn_ha_key: str
         clone["mn_ha_spi"] = max(int(m.get("mn_ha_spi", 0)) for m in mns.values()) + 1
         clone["mn_ha_key"] = mn_ha_key
     mns[name] = clone
-    profiles[mn["nai"]] = {**profiles[mn["nai"]], "smooth_handoff": True}
-    profiles[nai] = {**profiles[mn["nai"]], "smooth_handoff": False}
+    profiles[mn["nai"]] = {**profiles[mn["nai"]], **{o: True for o in OPTIONS}}
+    profiles[nai] = {**profiles[mn["nai"]], **{o: False for o in OPTIONS}}
     return out, user, name
 
 
@@ -167,15 +171,43 @@ def _diff(option: float, plain: float) -> dict[str, float]:
     return {"option": option, "plain": plain, "difference": diff}
 
 
-def summary(cmp: dict[str, Any], option: str = "smooth handoff") -> str:
-    """One line: ``smooth handoff: 0 lost vs 44 on the plain path (downlink), ...``
-    (the packets lost around the moves, summed over the moves)."""
+def summary(cmp: dict[str, Any], option: str = OPTION_LABEL) -> str:
+    """One line, what the option gained in each direction: the gap per move (the mean
+    of the moves) and the packets lost around the moves (summed), with the option
+    against the plain path."""
+    n = max(1, len(cmp["moves"]))
     parts = []
     for d, label in DIRECTIONS:
-        t = cmp["total"]["lost"][d]
-        parts.append(f"{t['option']} lost vs {t['plain']} on the plain path ({label}, "
-                     f"{_gain(t['difference'], 'packets')})")
+        g, t = cmp["total"]["gap_ms"][d], cmp["total"]["lost"][d]
+        ga, gb = g["option"] / n, g["plain"] / n
+        parts.append(f"{label} gap {ga:.1f} vs {gb:.1f} ms per move "
+                     f"({_gap_gain(round(ga - gb, 1))}), {t['option']} lost vs {t['plain']} "
+                     f"on the plain path ({_gain(t['difference'], 'packets')})")
     return f"{option}: " + "; ".join(parts)
+
+
+def mn_lines(cmp: dict[str, Any], option_mn: str, plain_mn: str,
+             option: str = OPTION_LABEL) -> tuple[str, str]:
+    """One line per MN: its gap per move (mean) and packets lost (summed over the
+    moves), each direction."""
+    n = max(1, len(cmp["moves"]))
+    out = []
+    for side, mn, what in (("option", option_mn, option), ("plain", plain_mn, "plain path")):
+        gaps = ", ".join(f"{label} {cmp['total']['gap_ms'][d][side] / n:.1f} ms"
+                         for d, label in DIRECTIONS)
+        lost = ", ".join(f"{label} {cmp['total']['lost'][d][side]}"
+                         for d, label in DIRECTIONS)
+        out.append(f"{mn} ({what}): gap per move {gaps}; lost {lost} "
+                   f"({len(cmp['moves'])} moves)")
+    return out[0], out[1]
+
+
+def _gap_gain(diff: float) -> str:
+    if diff < 0:
+        return f"{-diff:.1f} ms shorter"
+    if diff > 0:
+        return f"{diff:.1f} ms longer"
+    return "the same"
 
 
 def _gain(diff: float, unit: str) -> str:
@@ -187,9 +219,10 @@ def _gain(diff: float, unit: str) -> str:
 
 
 def comparison_lines(cmp: dict[str, Any], option_mn: str, plain_mn: str,
-                     option: str = "smooth handoff") -> list[str]:
+                     option: str = OPTION_LABEL) -> list[str]:
     """The comparison as printed: per move a table (gap, lost; both directions) with the
-    option, on the plain path and the difference; then the totals and the summary."""
+    option, on the plain path and the difference; then the totals, one line per MN and
+    the summary."""
     head = (f"    {'':22s} {option + ' (' + option_mn + ')':>24s} "
             f"{'plain path (' + plain_mn + ')':>24s} {'difference':>12s}")
     lines = [f"{option} ({option_mn}) against the plain path ({plain_mn}), same moves:"]
@@ -216,5 +249,6 @@ def comparison_lines(cmp: dict[str, Any], option_mn: str, plain_mn: str,
     w = cmp["whole_run_lost"]
     lines.append("  whole run, lost: " + ", ".join(
         f"{label} {w[d]['option']} vs {w[d]['plain']}" for d, label in DIRECTIONS))
+    lines += mn_lines(cmp, option_mn, plain_mn, option)
     lines.append(summary(cmp, option))
     return lines

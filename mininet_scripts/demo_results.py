@@ -148,7 +148,7 @@ def _num(v: float | None) -> str:
 def print_results(res: dict[str, Any]) -> None:
     print()
     if "baseline" in res:
-        print(f"{res['mn']}, smooth handoff on:")
+        print(f"{res['mn']}, seamless handover and smooth handoff on:")
     print(f"registration: {res['registration_ms']:.1f} ms (RRQ sent -> RRP at the MN)")
     for name, ms in res.get("registration_phases_ms", {}).items():
         print(f"    {name:28s} {ms:8.2f} ms")

@@ -30,11 +30,12 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")  # files only: never open a window
+import matplotlib.ticker  # noqa: E402
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-__all__ = ["demo_plots", "phase_breakdown", "probe_timeline"]
+__all__ = ["demo_plots", "paired_moves", "phase_breakdown", "probe_timeline"]
 
 MS = 1e6  # ns per ms
 DIRECTIONS = (("mn_to_cn", "MN → CN", "tab:blue"), ("cn_to_mn", "CN → MN", "tab:orange"))
@@ -204,6 +205,43 @@ def phase_breakdown(handovers: Sequence[tuple[str, dict[str, float]]], out: str 
             ax.text(v + top * 0.01, i, f"{v:.2f}", va="center", fontsize=7)
         ax.set_xlim(0, top * 1.15 if top > 0 else 1)
         ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    return _save(fig, out)
+
+
+def paired_moves(res: dict[str, Any], out: str | Path) -> Path:
+    """``bench.handover_paired``: per move, the mechanism's MN against the baseline's
+    in the same run: the gap (top) and the packets lost (bottom), each direction, with
+    each MN's median as a line and the medians' ratio in the title."""
+    fig, axes = plt.subplots(2, 2, figsize=(12, 6.5), sharex=True)
+    who = (("mechanism", "mn1", "tab:green", "o-"), ("baseline", "mn2", "tab:red", "s--"))
+    for col, (d, label, _) in enumerate(DIRECTIONS):
+        for row, (metric, unit) in enumerate((("gap_ms", "gap (ms)"), ("lost", "lost (pkts)"))):
+            ax = axes[row][col]
+            for part, mn, colour, style in who:
+                moves = [m for m in res.get("moves", []) if m.get("mn") == mn]
+                ys = [float((m.get(metric) or {}).get(d, np.nan)) for m in moves]
+                ax.plot(range(1, len(ys) + 1), ys, style, color=colour, markersize=4,
+                        label=f"{part} ({mn})")
+                med = (res.get(part) or {}).get(f"{metric}_{d}", {}).get("median")
+                if med is not None:
+                    ax.axhline(med, color=colour, linestyle=":", linewidth=1)
+            ratio = (res.get("ratio") or {}).get(f"{metric}_{d}")
+            ax.set_title(f"{label} {unit.split(' ')[0]}: median on/off "
+                         f"{'-' if ratio is None else format(ratio, '.2f')}", fontsize=10)
+            ax.set_ylabel(unit)
+            ax.set_ylim(bottom=0)
+            ax.grid(alpha=0.3)
+            ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+            if row == 1:
+                ax.set_xlabel("move of each MN")
+    axes[0][0].legend(fontsize=8)
+    valid = "" if res.get("valid", True) else ": INVALID (prepared IKE_SA not used)"
+    on = res.get("profile_on") or {}
+    what = (" + ".join(on) + " on vs off" if on and all(isinstance(v, bool) for v in on.values())
+            else "mechanism vs baseline")
+    fig.suptitle(f"paired handover, {res.get('kind', '?')}: {what}, same run{valid}",
+                 fontsize=10)
     fig.tight_layout()
     return _save(fig, out)
 

@@ -467,6 +467,10 @@ class ScenarioRun:
                 self.fail(f"move {i}: kind {move['kind']}, expected {per['kind']}")
             for problem in checks.move_bound_problems(i, move, max_gap, max_lost):
                 self.fail(problem)
+        # issue 14: per move and direction (and MN), naming the walk's segment that grew
+        for problem in checks.per_move_problems(result["moves"], exp.get("move_max_gap_ms"),
+                                                exp.get("move_max_lost")):
+            self.fail(problem)
 
     def close(self) -> None:
         for proc in self.clients.values():

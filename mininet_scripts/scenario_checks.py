@@ -187,3 +187,110 @@ def lost_less_problems(moves: Iterable[Mapping[str, Any]], a: str, b: str,
         return [f"{a} lost {ma:g} packets ({what}) in the median move, not at most "
                 f"{LOST_LESS_SHARE:g} x {b}'s {mb:g}"]
     return []
+
+
+# ------------------------------------------------------------------ per-move bounds (issue 14)
+#
+# ``move_max_gap_ms`` / ``move_max_lost``: a number (every move, both directions), a
+# mapping {direction: N} (only the directions named), or {MN: number or {direction: N}}
+# (only the MNs named).  A failure names the move (its index in the run, the MN, from
+# -> to) and the segment of its walk (``demo_results.move_walk``) that grew.
+
+PER_MOVE_KEYS = ("move_max_gap_ms", "move_max_lost")
+
+
+def bound_for(bounds: Any, mn: str, direction: str) -> float | None:
+    """The bound ``bounds`` sets on ``mn``'s moves in ``direction`` (None: none)."""
+    if bounds is None or isinstance(bounds, bool):
+        return None
+    if isinstance(bounds, (int, float)):
+        return bounds
+    if isinstance(bounds, Mapping):
+        if set(bounds) <= set(DIRECTIONS):
+            value = bounds.get(direction)
+            return value if isinstance(value, (int, float)) else None
+        return bound_for(bounds.get(mn), mn, direction)
+    return None
+
+
+def _median(values: list[float]) -> float:
+    s = sorted(values)
+    n = len(s)
+    return s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2
+
+
+def grown_segment(move: Mapping[str, Any], others: Iterable[Mapping[str, Any]]
+                  ) -> tuple[str, float, float | None] | None:
+    """Where ``move``'s walk lost its time: ``(segment "a -> b", its ms in this move,
+    how much longer than in ``others``, or None)``.  Against other moves (the same MN's,
+    same run): each point's delay over the median of the same point in theirs, and the
+    segment across which that delay grew most.  Without others: the walk's longest
+    segment.  None when the move has no walk."""
+    tl = (move.get("walk") or {}).get("timeline_ms") or {}
+    if not tl:
+        return None
+    theirs = [(o.get("walk") or {}).get("timeline_ms") or {} for o in others]
+    theirs = [t for t in theirs if t]
+    if theirs:
+        best: tuple[str, float, float] | None = None
+        prev, prev_excess = None, 0.0
+        for name, at in tl.items():
+            vals = [float(t[name]) for t in theirs if name in t]
+            if not vals:
+                continue
+            excess = float(at) - _median(vals)
+            if prev is not None:
+                growth = excess - prev_excess
+                if best is None or growth > best[2]:
+                    best = (f"{prev} -> {name}", round(float(at) - float(tl[prev]), 3),
+                            round(growth, 3))
+            prev, prev_excess = name, excess
+        if best is not None:
+            return best
+    segs = (move.get("walk") or {}).get("segments") or []
+    if not segs:
+        return None
+    s = max(segs, key=lambda seg: float(seg["ms"]))
+    return f"{s['from']} -> {s['to']}", round(float(s["ms"]), 3), None
+
+
+def _where_it_grew(move: Mapping[str, Any], others: list[Mapping[str, Any]]) -> str:
+    grown = grown_segment(move, others)
+    if grown is None:
+        return "no walk recorded"
+    seg, ms, growth = grown
+    if growth is None:
+        return f"longest segment of its walk: {seg} {ms:.1f} ms"
+    return (f"grew most: {seg} {ms:.1f} ms, +{growth:.1f} ms over the median of "
+            f"{move.get('mn')}'s other moves")
+
+
+def per_move_problems(moves: Iterable[Mapping[str, Any]], gap_bounds: Any,
+                      lost_bounds: Any) -> list[str]:
+    """``move_max_gap_ms`` / ``move_max_lost`` on each move, per direction (and MN)."""
+    moves = list(moves)
+    problems: list[str] = []
+    for i, move in enumerate(moves):
+        mn = str(move.get("mn"))
+        name = f"move {i} ({mn} {move.get('from')} -> {move.get('to')})"
+        others = [m for j, m in enumerate(moves) if j != i and m.get("mn") == mn]
+        for key, bounds, what, unit in (("gap_ms", gap_bounds, "move_max_gap_ms", " ms"),
+                                        ("lost", lost_bounds, "move_max_lost", "")):
+            wanted = {d: bound_for(bounds, mn, d) for d in DIRECTIONS}
+            wanted = {d: b for d, b in wanted.items() if b is not None}
+            if not wanted:
+                continue
+            values = move.get(key)
+            if not isinstance(values, Mapping):
+                problems.append(f"{name}: {what} set but the move was not measured "
+                                f"(no probe of {mn})")
+                continue
+            for d, bound in wanted.items():
+                if d not in values:
+                    problems.append(f"{name}: {what}: no {d} measurement")
+                elif values[d] > bound:
+                    got = f"{values[d]:.1f}" if key == "gap_ms" else f"{values[d]}"
+                    problems.append(f"{name}: {'gap' if key == 'gap_ms' else 'lost'} {d} "
+                                    f"{got}{unit} > {bound:g}{unit}; "
+                                    f"{_where_it_grew(move, others)}")
+    return problems

@@ -23,7 +23,7 @@ CHECK_KEYS = {"present", "absent", "bindings", "within", "counters",
 LOST_DIRECTIONS = ("mn_to_cn", "cn_to_mn")
 EXPECT_KEYS = {"max_gap_ms", "max_lost", "moves", "max_probe_lost", "lost_less",
                "report_lost", "probe_lost_excess", "rate_within", "rate_at_least",
-               "dscp"}
+               "dscp", "move_max_gap_ms", "move_max_lost"}
 # iperf step: key -> (required, check, what it must be)
 IPERF_KEYS: dict[str, tuple[bool, Any, str]] = {
     "name": (True, lambda v: isinstance(v, str) and v != "", "a non-empty string"),
@@ -144,6 +144,9 @@ def _check_expect(src: str, exp: Any, iperf_names: set[str]) -> None:
     if exp is None:
         return
     _known_mapping(f"{src}: expect", exp, EXPECT_KEYS)
+    for key in ("move_max_gap_ms", "move_max_lost"):
+        if key in exp:
+            _check_move_bound(f"{src}: expect.{key}", exp[key])
     for key in ("lost_less", "report_lost"):
         pair = exp.get(key)
         if pair is not None and not (
@@ -183,6 +186,33 @@ def _check_expect(src: str, exp: Any, iperf_names: set[str]) -> None:
                                     f"between 0 and 1")
 
 
+def _bound_ok(value: Any) -> bool:
+    return _number(value) and value >= 0
+
+
+def _check_move_bound(where: str, body: Any) -> None:
+    """A per-move bound (issue 14): N, {direction: N} or {MN: N or {direction: N}}."""
+    if _number(body):
+        if not _bound_ok(body):
+            raise ScenarioError(f"{where}: {body!r} is not a number >= 0")
+        return
+    if not isinstance(body, dict) or not body:
+        raise ScenarioError(f"{where}: a number >= 0, {{direction: N}} or {{mobile node: "
+                            f"N or {{direction: N}}}} expected (not empty), got {body!r}")
+    per_direction = set(body) <= set(LOST_DIRECTIONS)
+    for key, value in body.items():
+        if per_direction or _number(value):
+            if not _bound_ok(value):
+                raise ScenarioError(f"{where}.{key}: {value!r} is not a number >= 0")
+            continue
+        if not isinstance(value, dict) or not value or not set(value) <= set(LOST_DIRECTIONS):
+            raise ScenarioError(f"{where}.{key}: a number >= 0 or {{direction: N}} expected, "
+                                f"direction one of {list(LOST_DIRECTIONS)}, got {value!r}")
+        for d, n in value.items():
+            if not _bound_ok(n):
+                raise ScenarioError(f"{where}.{key}.{d}: {n!r} is not a number >= 0")
+
+
 def scenario_topology(spec: dict[str, Any], run_dir: Path) -> tuple[Any, str]:
     """The scenario's topology with its overrides merged, written into the run dir."""
     topo_path = (ROOT / spec["topology"]) if not Path(spec["topology"]).is_absolute() \
@@ -208,6 +238,13 @@ def scenario_topology(spec: dict[str, Any], run_dir: Path) -> tuple[Any, str]:
 def check_names(spec: dict[str, Any], topo: Any) -> None:
     """The nodes the iperf steps and QoS checks name exist in the topology."""
     src = spec["_source"]
+    for key in ("move_max_gap_ms", "move_max_lost"):
+        bound = (spec.get("expect") or {}).get(key)
+        if isinstance(bound, dict) and not set(bound) <= set(LOST_DIRECTIONS):
+            for mn in bound:
+                if mn not in topo.mobile_nodes:
+                    raise ScenarioError(f"{src}: expect.{key}: no mobile node {mn!r} "
+                                        f"(has {sorted(topo.mobile_nodes)})")
     for i, step in enumerate(spec["timeline"]):
         body = step.get("iperf")
         if body is not None:

@@ -1,5 +1,5 @@
-"""The demo's comparison (mininet_scripts/demo_compare.py): the demo's user has smooth
-handoff on, a plain-path MN cloned from it has it off, and the output says per move and
+"""The demo's comparison (mininet_scripts/demo_compare.py): the demo's user has seamless
+handover and smooth handoff on, a plain-path MN cloned from it has both off, and the output says per move and
 in total what the option gained against the plain path."""
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ def test_baseline_is_a_valid_topology_with_the_option_only_on_the_user(name: str
     u, p = topo.mobile_nodes[user], topo.mobile_nodes[plain]
     assert topo.vpn_profiles[u.nai].smooth_handoff is True
     assert topo.vpn_profiles[p.nai].smooth_handoff is False
+    assert topo.vpn_profiles[u.nai].seamless_handover is True
+    assert topo.vpn_profiles[p.nai].seamless_handover is False
     # same path: same access switch, same destinations and security; its own identity
     assert p.attach_switch == u.attach_switch and p.attach_port != u.attach_port
     assert topo.vpn_profiles[p.nai].destinations == topo.vpn_profiles[u.nai].destinations
@@ -40,6 +42,7 @@ def test_baseline_is_a_valid_topology_with_the_option_only_on_the_user(name: str
     assert is_valid(p.nai, need_realm=True)
     # the input is not changed (the file's profile stays as written)
     assert data["vpn_profiles"]["alice@home.example"].get("smooth_handoff") is not True
+    assert data["vpn_profiles"]["alice@home.example"].get("seamless_handover") is not True
 
 
 def test_baseline_port_is_free_on_the_move_target_too() -> None:
@@ -85,8 +88,19 @@ def test_compare_per_move_and_total() -> None:
 
 def test_summary_says_what_the_option_gained_in_each_direction() -> None:
     line = summary(compare(OPTION, PLAIN))
-    assert line == ("smooth handoff: 0 lost vs 84 on the plain path (downlink, 84 packets "
-                    "fewer); 55 lost vs 48 on the plain path (uplink, 7 packets more)")
+    assert line == ("seamless + smooth handoff: downlink gap 2.5 vs 47.8 ms per move "
+                    "(45.2 ms shorter), 0 lost vs 84 on the plain path (84 packets fewer); "
+                    "uplink gap 135.2 vs 135.0 ms per move (0.2 ms longer), 55 lost vs 48 "
+                    "on the plain path (7 packets more)")
+
+
+def test_one_line_per_mobile_node_with_gap_and_lost_each_way() -> None:
+    from mininet_scripts.demo_compare import mn_lines
+    option, plain = mn_lines(compare(OPTION, PLAIN), "mn1", "plain")
+    assert option == ("mn1 (seamless + smooth handoff): gap per move downlink 2.5 ms, "
+                      "uplink 135.2 ms; lost downlink 0, uplink 55 (2 moves)")
+    assert plain == ("plain (plain path): gap per move downlink 47.8 ms, uplink 135.0 ms; "
+                     "lost downlink 84, uplink 48 (2 moves)")
 
 
 def test_comparison_lines_carry_every_move_and_the_total() -> None:
@@ -99,7 +113,9 @@ def test_comparison_lines_carry_every_move_and_the_total() -> None:
     row = [ln for ln in lines if "lost uplink" in ln][-1]        # the total's row
     assert row.split()[-3:] == ["55", "48", "+7"]
     assert "whole run, lost: downlink 1 vs 90, uplink 60 vs 50" in text
-    assert lines[-1].startswith("smooth handoff: 0 lost vs 84")
+    assert lines[-3].startswith("mn1 (seamless + smooth handoff): gap per move")
+    assert lines[-2].startswith("plain (plain path): gap per move")
+    assert lines[-1].startswith("seamless + smooth handoff: downlink gap 2.5 vs 47.8 ms")
 
 
 def test_demo_topology_file_is_private_and_loads(tmp_path: Path) -> None:
@@ -112,6 +128,7 @@ def test_demo_topology_file_is_private_and_loads(tmp_path: Path) -> None:
     again = load_topology(path)
     assert plain in again.mobile_nodes and list(again.mobile_nodes)[0] == "mn1"
     assert again.vpn_profiles["alice@home.example"].smooth_handoff is True
+    assert again.vpn_profiles["alice@home.example"].seamless_handover is True
     assert topo.mobile_nodes[plain].nai == "alice.plain@home.example"
 
 
@@ -124,9 +141,10 @@ def test_print_results_shows_the_comparison(capsys: pytest.CaptureFixture[str]) 
            "baseline": {"mn": "plain", **PLAIN}, "comparison": compare(OPTION, PLAIN)}
     print_results(res)
     out = capsys.readouterr().out
-    assert "mn1, smooth handoff on:" in out
-    assert "smooth handoff (mn1) against the plain path (plain), same moves:" in out
-    assert out.rstrip().endswith("(uplink, 7 packets more)")
+    assert "mn1, seamless handover and smooth handoff on:" in out
+    assert ("seamless + smooth handoff (mn1) against the plain path (plain), same moves:"
+            in out)
+    assert out.rstrip().endswith("55 lost vs 48 on the plain path (7 packets more)")
 
 
 def test_move_ports_avoid_a_port_taken_on_the_target() -> None:

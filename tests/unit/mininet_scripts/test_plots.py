@@ -91,3 +91,16 @@ def test_plots_command(tmp_path: Path) -> None:
     assert plots.main(["--results", str(tmp_path / "res.json"), "--out",
                        str(tmp_path / "only")]) == 0  # no probe files: phases only
     assert [p.name for p in (tmp_path / "only").iterdir()] == ["handover-phases.png"]
+
+
+def test_paired_moves_writes_a_png_for_a_paired_result(tmp_path: Path) -> None:
+    moves = [{"mn": mn, "gap_ms": {"mn_to_cn": 40.0 + k, "cn_to_mn": 50.0 + k},
+              "lost": {"mn_to_cn": 40 + k, "cn_to_mn": 0 if mn == "mn1" else 45}}
+             for k in range(4) for mn in ("mn1", "mn2")]
+    side = {f"{m}_{d}": {"median": 45.0} for m in ("gap_ms", "lost")
+            for d in ("mn_to_cn", "cn_to_mn")}
+    res = {"kind": "smooth-handoff", "moves": moves, "mechanism": side, "baseline": side,
+           "ratio": {"lost_cn_to_mn": 0.0}, "profile_on": {"smooth_handoff": True},
+           "valid": False}
+    out = plots.paired_moves(res, tmp_path / "p.png")
+    assert out.exists() and out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

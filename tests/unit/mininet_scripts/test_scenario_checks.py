@@ -253,3 +253,78 @@ def test_lost_less_needs_a_loss_to_compare() -> None:
         "mn2 lost nothing (cn_to_mn) in the median move: no loss to compare"]
     # both directions: mn2's 99 uplink per move count, and mn1 lost as many
     assert checks.lost_less_problems(moves, "mn1", "mn2")[0].startswith("mn1 lost 99")
+
+
+# ------------------------------------------------------------------ per-move bounds (issue 14)
+
+
+def _walk(**points: float) -> dict[str, Any]:
+    """A move's walk (``demo_results.move_walk``'s shape) from its points in ms."""
+    tl = dict(sorted(points.items(), key=lambda kv: kv[1]))
+    names = list(tl)
+    return {"timeline_ms": tl,
+            "segments": [{"from": a, "to": b, "ms": round(tl[b] - tl[a], 3)}
+                         for a, b in zip(names, names[1:])]}
+
+
+def _move(mn: str, gap: tuple[float, float], lost: tuple[int, int],
+          tunnel_up: float = 40.0, first_down: float | None = None) -> dict[str, Any]:
+    first = first_down if first_down is not None else tunnel_up + 8.0
+    return {"mn": mn, "from": "fa1", "to": "fa2", "registered": True,
+            "gap_ms": {"mn_to_cn": gap[0], "cn_to_mn": gap[1]},
+            "lost": {"mn_to_cn": lost[0], "cn_to_mn": lost[1]},
+            "walk": _walk(move_start=0.0, link_moved=15.0, rrq_at_fa=20.0,
+                          tunnel_up=tunnel_up, first_packet_cn_to_mn=first,
+                          first_packet_mn_to_cn=first + 2.0)}
+
+
+def test_per_move_bound_per_direction_fails_and_names_the_move_and_segment() -> None:
+    moves = [_move("mn1", (40, 45), (40, 44)), _move("mn1", (42, 44), (41, 43)),
+             _move("mn1", (41, 400), (40, 390), tunnel_up=41.0, first_down=400.0)]
+    gap = {"mn_to_cn": 100, "cn_to_mn": 100}
+    problems = checks.per_move_problems(moves, gap, None)
+    assert len(problems) == 1
+    p = problems[0]
+    assert p.startswith("move 2 (mn1 fa1 -> fa2): gap cn_to_mn 400.0 ms > 100 ms")
+    # the segment that grew against the run's other moves: tunnel up -> first packet
+    assert "tunnel_up -> first_packet_cn_to_mn" in p, p
+    # within the bounds: no problem (the check can pass)
+    assert checks.per_move_problems(moves[:2], gap, {"mn_to_cn": 50, "cn_to_mn": 50}) == []
+
+
+def test_per_move_lost_bound_per_direction_only_the_named_direction() -> None:
+    moves = [_move("mn1", (40, 45), (40, 3)), _move("mn1", (40, 45), (41, 0))]
+    assert checks.per_move_problems(moves, None, {"cn_to_mn": 5}) == []
+    problems = checks.per_move_problems(moves, None, {"cn_to_mn": 2})
+    assert len(problems) == 1 and "move 0 (mn1 fa1 -> fa2): lost cn_to_mn 3 > 2" in problems[0]
+
+
+def test_per_move_bounds_per_mobile_node() -> None:
+    moves = [_move("mn1", (40, 45), (40, 0)), _move("mn2", (40, 45), (40, 44))]
+    lost = {"mn1": {"cn_to_mn": 5}, "mn2": 100}
+    assert checks.per_move_problems(moves, None, lost) == []
+    problems = checks.per_move_problems(moves, None, {"mn1": 50, "mn2": {"cn_to_mn": 10}})
+    assert len(problems) == 1 and problems[0].startswith(
+        "move 1 (mn2 fa1 -> fa2): lost cn_to_mn 44 > 10")
+
+
+def test_per_move_bound_on_an_unmeasured_move_is_a_problem() -> None:
+    moves = [{"mn": "mn1", "from": "fa1", "to": "fa2", "registered": True}]
+    problems = checks.per_move_problems(moves, {"mn_to_cn": 100}, None)
+    assert problems == ["move 0 (mn1 fa1 -> fa2): move_max_gap_ms set but the move was "
+                        "not measured (no probe of mn1)"]
+    # an MN the bound does not name is not bounded
+    assert checks.per_move_problems(moves, {"mn2": 100}, None) == []
+
+
+def test_grown_segment_without_other_moves_is_the_longest() -> None:
+    move = _move("mn1", (40, 300), (40, 290), tunnel_up=250.0)
+    assert checks.grown_segment(move, []) == ("rrq_at_fa -> tunnel_up", 230.0, None)
+
+
+def test_runner_checks_per_move_bounds() -> None:
+    run = _run({"name": "x", "expect": {"move_max_gap_ms": {"cn_to_mn": 100}}})
+    moves = [_move("mn1", (40, 45), (40, 44)), _move("mn1", (40, 450), (40, 44))]
+    run._expect({"moves": moves, "probes": []})
+    assert len(run.failed) == 1 and run.failed[0].startswith(
+        "move 1 (mn1 fa1 -> fa2): gap cn_to_mn 450.0 ms > 100 ms")

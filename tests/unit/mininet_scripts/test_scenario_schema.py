@@ -238,3 +238,33 @@ def test_every_shipped_scenario_validates(name: str, tmp_path: Path) -> None:
 def test_lost_less_may_name_a_direction(tmp_path: Path) -> None:
     for value in (["mn1", "mn2"], ["mn1", "mn2", "cn_to_mn"], ["mn1", "mn2", "mn_to_cn"]):
         assert _load(tmp_path, _with("expect.lost_less", value))["expect"]["lost_less"] == value
+
+
+@pytest.mark.parametrize("value", [
+    100, {"mn_to_cn": 100, "cn_to_mn": 200}, {"cn_to_mn": 5},
+    {"mn1": 100, "mn2": {"cn_to_mn": 10}}])
+def test_per_move_bounds_load(tmp_path: Path, value: Any) -> None:
+    spec = _load(tmp_path, _with("expect.move_max_lost", value))
+    assert spec["expect"]["move_max_lost"] == value
+    scenario_topology(spec, tmp_path)         # the MNs it names exist
+
+
+@pytest.mark.parametrize("value, words", [
+    (-1, ["expect.move_max_gap_ms", "a number >= 0"]),
+    ("100", ["expect.move_max_gap_ms"]),
+    ({"mn_to_cn": "x"}, ["expect.move_max_gap_ms.mn_to_cn"]),
+    ({"mn1": {"down": 5}}, ["expect.move_max_gap_ms.mn1", "mn_to_cn"]),
+    ({}, ["expect.move_max_gap_ms", "empty"]),
+])
+def test_bad_per_move_bounds_name_the_key(tmp_path: Path, value: Any,
+                                          words: list[str]) -> None:
+    msg = _error(tmp_path, _with("expect.move_max_gap_ms", value))
+    for word in words:
+        assert word in msg, msg
+
+
+def test_per_move_bound_naming_an_unknown_mn(tmp_path: Path) -> None:
+    spec = _load(tmp_path, _with("expect.move_max_gap_ms", {"mn9": 100}))
+    with pytest.raises(ScenarioError) as exc:
+        scenario_topology(spec, tmp_path)
+    assert "expect.move_max_gap_ms" in str(exc.value) and "'mn9'" in str(exc.value)

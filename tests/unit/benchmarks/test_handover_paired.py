@@ -1,0 +1,111 @@
+"""bench.handover_paired without root: the scenario it builds (both MNs, turns A B B A,
+the profiles), what it reads from charon's logs (did a move use the prepared IKE_SA?),
+the verdict that makes a run INVALID, the ratios and the README row."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from bench import handover_paired as hp
+from bench import report
+
+# charon's log of a new FA, as a seamless run writes it: alice's tunnel prepared
+# (childless IKE_SA), then at her move a CREATE_CHILD_SA on it; bob's from nothing
+LOG = """\
+07:53:51.684 16[CFG] vici initiate IKE_SA 'alice_home.example/ha-fa2'
+07:53:51.685 02[IKE] <alice_home.example/ha-fa2|1> initiating IKE_SA alice_home.example/ha-fa2[1] to 10.0.0.1
+07:53:53.389 13[CFG] vici initiate CHILD_SA 'alice_home.example/ha-fa2'
+07:53:53.389 01[ENC] <alice_home.example/ha-fa2|1> generating CREATE_CHILD_SA request 2 [ SA No KE TSi TSr ]
+07:53:54.972 03[CFG] vici initiate CHILD_SA 'bob_home.example/ha-fa2'
+07:53:54.972 01[IKE] <bob_home.example/ha-fa2|2> initiating IKE_SA bob_home.example/ha-fa2[2] to 10.0.0.1
+07:53:55.100 01[ENC] <bob_home.example/ha-fa2|2> generating CREATE_CHILD_SA request 3 [ N(REKEY_SA) SA No KE TSi TSr ]
+07:53:58.617 12[CFG] vici initiate CHILD_SA 'alice_home.example/ha-fa2'
+07:53:58.617 14[IKE] <alice_home.example/ha-fa2|3> initiating IKE_SA alice_home.example/ha-fa2[3] to 10.0.0.1
+"""
+
+
+def test_child_sa_origins_tell_a_prepared_ike_sa_from_a_new_one() -> None:
+    got = [(o["tunnel_id"], o["how"]) for o in hp.child_sa_origins(LOG)]
+    assert got == [("alice_home.example/ha-fa2", "create_child_sa"),
+                   ("bob_home.example/ha-fa2", "ike_sa_init"),
+                   ("alice_home.example/ha-fa2", "ike_sa_init")]   # the fallback
+
+
+def _moves(n: int) -> list[dict[str, Any]]:
+    return [{"mn": "mn1", "to": "fa2" if k % 2 == 0 else "fa1"} for k in range(n)]
+
+
+def test_prepared_check_is_invalid_under_90_percent() -> None:
+    moves = _moves(2)
+    fa1_first = {"tunnel_id": "alice_home.example/ha-fa1", "how": "ike_sa_init"}
+    prepared = {"fa1": [fa1_first, {"tunnel_id": "alice_home.example/ha-fa1",
+                                    "how": "create_child_sa"}],
+                "fa2": [{"tunnel_id": "alice_home.example/ha-fa2", "how": "create_child_sa"}]}
+    ok = hp.prepared_check(moves, prepared, "alice_home.example/ha-")
+    assert ok["valid"] and ok["on_prepared_ike_sa"] == 2 and ok["share"] == 1.0
+    fallback = {"fa1": prepared["fa1"],
+                "fa2": [{"tunnel_id": "alice_home.example/ha-fa2", "how": "ike_sa_init"}]}
+    bad = hp.prepared_check(moves, fallback, "alice_home.example/ha-")
+    assert not bad["valid"] and bad["share"] == 0.5 and bad["new_ike_sa"] == 1
+    # a move whose initiation is not in the log counts against the run, not for it
+    gone = hp.prepared_check(moves, {"fa1": prepared["fa1"]}, "alice_home.example/ha-")
+    assert not gone["valid"] and gone["not_found"] == 1
+    assert not hp.prepared_check([], prepared, "alice_home.example/ha-")["valid"]
+
+
+def test_paired_spec_alternates_turns_and_sets_the_profiles() -> None:
+    spec = hp.paired_spec("seamless-smooth", 3, 1.5)
+    movers = [s["move"] for s in spec["timeline"] if "move" in s]
+    assert movers == ["mn1", "mn2", "mn2", "mn1", "mn1", "mn2"]
+    moves = [s for s in spec["timeline"] if "move" in s]
+    assert [(m["to"], m["port"]) for m in moves if m["move"] == "mn1"] == [
+        ("acc2", 3), ("acc1", 2), ("acc2", 3)]
+    profiles = spec["overrides"]["vpn_profiles"]
+    alice, bob = profiles["alice@home.example"], profiles["bob@home.example"]
+    assert alice["seamless_handover"] and alice["smooth_handoff"]
+    assert not bob["seamless_handover"] and not bob["smooth_handoff"]
+    # the same profile otherwise (bob's own topology profile has other proposals)
+    assert alice["security"] == bob["security"] and alice["destinations"] == bob["destinations"]
+
+
+@pytest.mark.parametrize("kind", sorted(hp.KINDS))
+def test_every_kind_builds_a_valid_scenario(kind: str, tmp_path: Any) -> None:
+    from mininet_scripts.scenario_spec import scenario_topology
+    spec = hp.paired_spec(kind, 2, 1.0)
+    topo, _ = scenario_topology(spec, tmp_path)
+    for p in spec["probes"]:
+        assert p["cn"] in topo.hosts and p["mn"] in topo.mobile_nodes
+
+
+def _summary(median: float) -> dict[str, Any]:
+    return {"n": 20, "median": median, "p95": median * 2, "max": median * 3}
+
+
+def _side(gap: float, lost: float, zero: int = 0) -> dict[str, Any]:
+    out: dict[str, Any] = {"moves": 20, "registered": 20, "zero_lost_both_ways": zero}
+    for d in ("mn_to_cn", "cn_to_mn"):
+        out[f"gap_ms_{d}"] = _summary(gap)
+        out[f"protocol_added_ms_{d}"] = _summary(gap - 20)
+        out[f"lost_{d}"] = _summary(lost)
+    return out
+
+
+def test_ratios_and_the_readme_row() -> None:
+    on, off = _side(30.0, 0.0, zero=20), _side(60.0, 40.0)
+    r = hp.ratios(on, off)
+    assert r["gap_ms_mn_to_cn"] == 0.5 and r["lost_cn_to_mn"] == 0.0
+    assert hp.ratios(off, on)["lost_cn_to_mn"] is None      # nothing to divide by
+    res = {"benchmark": "handover-paired", "kind": "seamless", "between": ["acc1", "acc2"],
+           "moves_per_mn": 20, "mechanism": on, "baseline": off, "ratio": r,
+           "profile_on": {"seamless_handover": True},
+           "profile_off": {"seamless_handover": False},
+           "prepared_check": {"on_prepared_ike_sa": 20, "moves": 20}, "valid": True}
+    (what, figure, target), = report.ROWS["handover-paired"](res)
+    assert "seamless" in what and "MN→CN gap 30 vs 60 ms (**0.50×**)" in figure
+    assert "prepared IKE_SA used in 20 of 20 moves" in figure and "INVALID" not in figure
+    assert "0 lost both ways in ≥ 95 % of moves: met" in target
+    (_, figure, target), = report.ROWS["handover-paired"](
+        {**res, "valid": False, "mechanism": _side(30.0, 5.0)})
+    assert "**INVALID**" in figure and "≥ 95 % of moves: **not met**" in target
