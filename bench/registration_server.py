@@ -229,6 +229,8 @@ def serve_runtime(users: int, topology: str | None, what_if: list[str],
                     "loop_lag_ms": summary(list(lag), 2),
                     "replication": rt.replication.summary() if rt.replication else None,
                     "state_commits": getattr(rt.persistence.state, "commits", 0),
+                    "threads": {f"{os.getpid()}/{t.native_id}": t.name
+                                for t in threading.enumerate()},
                     "gc": {"collections": list(gc_stats["collections"]),  # type: ignore
                            "ms": [round(x, 1) for x in gc_stats["ms"]]}})  # type: ignore
             if cmd.get("reset"):
@@ -427,7 +429,7 @@ class ServerGroup:
         out: dict[str, Any] = {"per_process": replies}
         for k in ("flow_mods", "flow_batches", "bindings", "state_commits"):
             out[k] = sum(r.get(k, 0) for r in replies)
-        for k in ("tunnel_adds", "tunnel_removes", "roles", "diameter"):
+        for k in ("tunnel_adds", "tunnel_removes", "roles", "diameter", "threads"):
             out[k] = {name: v for r in replies for name, v in r[k].items()}
         lags = [r["loop_lag_ms"] for r in replies if r.get("loop_lag_ms")]
         out["loop_lag_ms"] = max(lags, key=lambda x: x.get("max") or 0) if lags else None
