@@ -38,6 +38,7 @@ from diameter.message.constants import (AVP_ACCOUNTING_MULTI_SESSION_ID,
 
 from controller.model.vpn import QosSpec, SecuritySpec, TunnelEnd, TunnelSpec, VpnInfo
 from controller.proto import nai as nai_syntax
+from controller.proto.diameter import vpn_memo
 from controller.proto.diameter.agents import _proxy_info, _relay_fields
 from controller.proto.diameter.messages import (AmAnswer, AmRequest, Cea, Cer,
                                                 DiameterDecodeError, DiameterHeader,
@@ -289,23 +290,19 @@ def _decode_end(g: _Avps) -> TunnelEnd:
         selectors=tuple(g.text_of(a) for a in g.all(VA_TRAFFIC_SELECTOR, VENDOR_ID)))
 
 
-# Mipvpn-VPN-Info AVP bytes -> its decoded VpnInfo (immutable, so shared).  The same
-# bytes arrive several times per registration (HAR, AMA relayed by the AAAF) and on every
-# renewal; the cache is bounded by clearing it when full.
-_VPN_INFO_DECODED: dict[bytes, VpnInfo] = {}
-_VPN_INFO_DECODED_MAX = 4096
+# Mipvpn-VPN-Info AVP bytes -> its VpnInfo (immutable, so shared), for bytes decoded
+# before or written by this process (``vpn_memo``)
+_VPN_INFO_DECODED = vpn_memo.DECODED
 
 
 def _decode_vpn_info(top: _Avps) -> VpnInfo | None:
     a = top.find(VA_VPN_INFO, VENDOR_ID)
     if a is None:
         return None
-    info = _VPN_INFO_DECODED.get(a.raw)
+    info = vpn_memo.recall(a.raw)
     if info is None:
         info = _decode_vpn_info_avp(top, a)
-        if len(_VPN_INFO_DECODED) >= _VPN_INFO_DECODED_MAX:
-            _VPN_INFO_DECODED.clear()
-        _VPN_INFO_DECODED[a.raw] = info
+        vpn_memo.remember(a.raw, info)
     return info
 
 

@@ -31,6 +31,7 @@ from diameter.message.constants import AVP_MIP_ALGORITHM_TYPE, AVP_MIP_NONCE
 from controller.model.vpn import TunnelEnd, TunnelSpec, VpnInfo
 from controller.proto.diameter.messages import (AmAnswer, AmRequest, DiameterMessage,
                                                 HaAnswer, HaRequest, MnFaNonce)
+from controller.proto.diameter import vpn_memo
 from controller.proto.diameter.numbers import MIP4_APPLICATION_ID
 from controller.proto.diameter.vendor import (DISTRIBUTION_CODES, VA_DISTRIBUTION,
                                               VA_ESP_PROPOSAL, VA_FOREIGN_AGENT,
@@ -133,11 +134,13 @@ def _vendor_group(code: int, members: list[bytes]) -> bytes:
     return _avp_wire(code, _vendor_flags(code), VENDOR_ID, b"".join(members))
 
 
-@functools.lru_cache(maxsize=4096)
 def vpn_info_payload(info: VpnInfo) -> bytes:
     """The members of the Mipvpn-VPN-Info AVP for ``info`` (``encoding._vpn_info_avp``
-    as bytes).  Cached per ``VpnInfo`` value (frozen, hashable): one registration sends
-    the same information in HAR, AMA and the AAAF's AMA, and every renewal again."""
+    as bytes), from the cached AVP (``_vpn_info``)."""
+    return _vpn_info(info)[12:]
+
+
+def _vpn_info_members(info: VpnInfo) -> bytes:
     m = [_vendor_avp(VA_NAI, info.nai)]
     if info.home_address:
         m.append(_vendor_avp(VA_HOME_ADDRESS, info.home_address))
@@ -177,9 +180,17 @@ def _tunnel_end(code: int, end: TunnelEnd) -> bytes:
     return _vendor_group(code, m)
 
 
+@functools.lru_cache(maxsize=4096)
 def _vpn_info(info: VpnInfo) -> bytes:
-    return _avp_wire(VA_VPN_INFO, _vendor_flags(VA_VPN_INFO), VENDOR_ID,
-                     vpn_info_payload(info))
+    """The Mipvpn-VPN-Info AVP for ``info``, cached per ``VpnInfo`` value (frozen,
+    hashable): one registration sends the same information in HAR and HAA, in the home
+    AAA's AMA and the foreign AAA's, and every renewal again.  Filed in ``vpn_memo``
+    so that a receiver in this process does not decode it again."""
+    avp = _avp_wire(VA_VPN_INFO, _vendor_flags(VA_VPN_INFO), VENDOR_ID,
+                    _vpn_info_members(info))
+    if vpn_memo.round_trips(info):
+        vpn_memo.remember(avp, info)
+    return avp
 
 
 def _mn_to_fa_msa(n: MnFaNonce) -> bytes:
