@@ -215,8 +215,8 @@ def main(argv: list[str] | None = None) -> int:
                          "server tunes the GC like mipvpn controller, once after "
                          "start-up, unless no-gc-tuning); state-memory (restart "
                          "records in an in-memory database instead of a WAL file as "
-                         "mipvpn controller writes), no-persist; uvloop (the "
-                         "runtime's event loop on uvloop, when installed)")
+                         "mipvpn controller writes), no-persist; asyncio-loop (the "
+                         "runtime on asyncio's event loop instead of uvloop's)")
     args = parse_bench_args(ap, argv)
     if args.ref_client:
         return ref_client_pydiameter(json.loads(args.ref_client))

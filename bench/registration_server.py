@@ -121,8 +121,8 @@ def serve_runtime(users: int, topology: str | None, what_if: list[str],
     users (their profiles set no QoS), so the flows sent are the same; ``gc-freeze``
     also moves the warm-up's objects (10,000 bindings and caches) out of the cyclic
     GC's reach.  The server tunes the GC after start-up as ``mipvpn controller`` does
-    (``launcher.tune_gc``) unless ``no-gc-tuning``; ``uvloop`` runs the runtime's event
-    loop on uvloop (when installed)."""
+    (``launcher.tune_gc``) unless ``no-gc-tuning``; ``asyncio-loop`` runs the runtime on
+    asyncio's event loop instead of uvloop's (``runtime.root.new_event_loop``)."""
     from controller.core.aaa_home import Destination, UserRecord, VpnProfile
     from controller.core.vpn import QosSpec, SecuritySpec
     from controller.testing.gateways import RecordingGateway
@@ -142,9 +142,8 @@ def serve_runtime(users: int, topology: str | None, what_if: list[str],
         def remove_tunnel(self, tunnel_id: str) -> None:
             self.removes += 1
 
-    if "uvloop" in what_if:     # the event loop of uvloop (libuv) for the runtime's loop
-        import uvloop
-        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    if "asyncio-loop" in what_if:   # asyncio's own loop instead of uvloop's (root.py)
+        os.environ["MIPVPN_EVENT_LOOP"] = "asyncio"
     if "qos-scan" in what_if:
         from controller.core import flows
         flows.visitors_qos = lambda visitors, gateway: {}  # type: ignore[assignment]
