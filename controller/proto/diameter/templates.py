@@ -234,6 +234,8 @@ def _amr(m: AmRequest) -> bytes:
         realm, host = m.originating_foreign_aaa
         v["mip_originating_foreign_aaa"] = MipOriginatingForeignAaa(_ident(realm),
                                                                     _ident(host))
+    if m.route_record:
+        v["route_record"] = [_ident(h) for h in m.route_record]
     extra = []
     if m.foreign_agent:
         extra.append(_vendor_avp(VA_FOREIGN_AGENT, m.foreign_agent))
@@ -304,6 +306,8 @@ def _har(m: HaRequest) -> bytes:
         v["mip_mobile_node_address"] = _ip(m.home_address)
     if m.home_agent_address:
         v["mip_home_agent_address"] = _ip(m.home_agent_address)
+    if m.route_record:
+        v["route_record"] = [_ident(h) for h in m.route_record]
     extra = []
     if m.vpn_info is not None:
         extra.append(_vpn_info(m.vpn_info))
@@ -327,9 +331,8 @@ def encode_fast(msg: DiameterMessage) -> bytes | None:
     enc = _ENCODERS.get(type(msg))
     if enc is None:
         return None
-    if getattr(msg, "proxy_info", ()) or getattr(msg, "route_record", ()) \
-            or getattr(msg, "retransmit", False):
-        return None     # relay AVPs and the T flag: the python-diameter path writes them
+    if getattr(msg, "proxy_info", ()) or getattr(msg, "retransmit", False):
+        return None     # Proxy-Info and the T flag: the python-diameter path writes them
     try:
         return enc(msg)
     except Exception:   # noqa: BLE001 - the python-diameter path decides (and raises)
