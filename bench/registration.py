@@ -216,7 +216,9 @@ def main(argv: list[str] | None = None) -> int:
                          "start-up, unless no-gc-tuning); state-memory (restart "
                          "records in an in-memory database instead of a WAL file as "
                          "mipvpn controller writes), no-persist; asyncio-loop (the "
-                         "runtime on asyncio's event loop instead of uvloop's)")
+                         "runtime on asyncio's event loop instead of uvloop's); "
+                         "inline-gateways (the instant tunnel drivers called in the "
+                         "loop's thread, not handed to worker threads)")
     args = parse_bench_args(ap, argv)
     if args.ref_client:
         return ref_client_pydiameter(json.loads(args.ref_client))

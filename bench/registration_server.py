@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import cProfile
+import concurrent.futures
 import ipaddress
 import json
 import os
@@ -106,6 +107,20 @@ def placement(topo: Any, where: str | None) -> list[str] | None:
 # =================================================================== server processes
 
 
+class InlineExecutor(concurrent.futures.Executor):
+    """``--what-if inline-gateways``: runs what is submitted at once, in the caller's
+    thread (the event loop's), instead of handing it to a gateway's worker thread: what
+    the two hand-offs per registration cost when the driver answers at once."""
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[Any]:
+        fut: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        try:
+            fut.set_result(fn(*args, **kwargs))
+        except BaseException as e:  # noqa: BLE001 - handed to the awaiting caller
+            fut.set_exception(e)
+        return fut
+
+
 def _reply(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj) + "\n")
     sys.stdout.flush()
@@ -122,7 +137,9 @@ def serve_runtime(users: int, topology: str | None, what_if: list[str],
     also moves the warm-up's objects (10,000 bindings and caches) out of the cyclic
     GC's reach.  The server tunes the GC after start-up as ``mipvpn controller`` does
     (``launcher.tune_gc``) unless ``no-gc-tuning``; ``asyncio-loop`` runs the runtime on
-    asyncio's event loop instead of uvloop's (``runtime.root.new_event_loop``)."""
+    asyncio's event loop instead of uvloop's (``runtime.root.new_event_loop``);
+    ``inline-gateways`` calls the (instant) tunnel drivers in the loop's thread instead
+    of on the gateways' worker threads (``InlineExecutor``)."""
     from controller.core.aaa_home import Destination, UserRecord, VpnProfile
     from controller.core.vpn import QosSpec, SecuritySpec
     from controller.testing.gateways import RecordingGateway
@@ -181,6 +198,9 @@ def serve_runtime(users: int, topology: str | None, what_if: list[str],
         nai = user_nai(i)
         rt.store.put_user(UserRecord(nai, str(USER_BASE + i), "ha", SPI, KEY))
         rt.store.put_profile(VpnProfile(nai, dests, sec, QosSpec()))
+    if "inline-gateways" in what_if:   # the tunnel drivers called in the loop's thread
+        for name in list(rt.gateways_ctl.workers):
+            rt.gateways_ctl.workers[name] = InlineExecutor()  # type: ignore[assignment]
     rt.start()
     if "no-gc-tuning" not in what_if:   # as `mipvpn controller` does after start-up
         from controller.launcher import tune_gc
