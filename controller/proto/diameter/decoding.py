@@ -38,7 +38,6 @@ from diameter.message.constants import (AVP_ACCOUNTING_MULTI_SESSION_ID,
 
 from controller.model.vpn import QosSpec, SecuritySpec, TunnelEnd, TunnelSpec, VpnInfo
 from controller.proto import nai as nai_syntax
-from controller.proto.diameter import vpn_memo
 from controller.proto.diameter.agents import _proxy_info, _relay_fields
 from controller.proto.diameter.messages import (AmAnswer, AmRequest, Cea, Cer,
                                                 DiameterDecodeError, DiameterHeader,
@@ -56,6 +55,7 @@ from controller.proto.diameter.numbers import (APPLICATION_UNSUPPORTED, AVP_FLAG
                                                KNOWN_IETF_AVPS, MIP4_APPLICATION_ID,
                                                MISSING_AVP, UNABLE_TO_COMPLY,
                                                UNSUPPORTED_VERSION)
+from controller.proto.diameter.vpn_memo import _DECODED, _recall, _remember
 from controller.proto.diameter.vendor import (
     DISTRIBUTION_CODES, VA_DISTRIBUTION, VA_ESP_PROPOSAL, VA_FOREIGN_AGENT, VA_GATEWAY_ADDRESS,
     VA_GATEWAY_NAME, VA_HANDOFF_TUNNEL, VA_HOME_ADDRESS, VA_HOME_AGENT, VA_IKE_PROPOSAL,
@@ -292,17 +292,17 @@ def _decode_end(g: _Avps) -> TunnelEnd:
 
 # Mipvpn-VPN-Info AVP bytes -> its VpnInfo (immutable, so shared), for bytes decoded
 # before or written by this process (``vpn_memo``)
-_VPN_INFO_DECODED = vpn_memo.DECODED
+_VPN_INFO_DECODED = _DECODED
 
 
 def _decode_vpn_info(top: _Avps) -> VpnInfo | None:
     a = top.find(VA_VPN_INFO, VENDOR_ID)
     if a is None:
         return None
-    info = vpn_memo.recall(a.raw)
+    info = _recall(a.raw)
     if info is None:
         info = _decode_vpn_info_avp(top, a)
-        vpn_memo.remember(a.raw, info)
+        _remember(a.raw, info)
     return info
 
 

@@ -31,8 +31,8 @@ from diameter.message.constants import AVP_MIP_ALGORITHM_TYPE, AVP_MIP_NONCE
 from controller.model.vpn import TunnelEnd, TunnelSpec, VpnInfo
 from controller.proto.diameter.messages import (AmAnswer, AmRequest, DiameterMessage,
                                                 HaAnswer, HaRequest, MnFaNonce)
-from controller.proto.diameter import vpn_memo
 from controller.proto.diameter.numbers import MIP4_APPLICATION_ID
+from controller.proto.diameter.vpn_memo import _remember, _round_trips
 from controller.proto.diameter.vendor import (DISTRIBUTION_CODES, VA_DISTRIBUTION,
                                               VA_ESP_PROPOSAL, VA_FOREIGN_AGENT,
                                               VA_GATEWAY_ADDRESS, VA_GATEWAY_NAME,
@@ -188,8 +188,8 @@ def _vpn_info(info: VpnInfo) -> bytes:
     so that a receiver in this process does not decode it again."""
     avp = _avp_wire(VA_VPN_INFO, _vendor_flags(VA_VPN_INFO), VENDOR_ID,
                     _vpn_info_members(info))
-    if vpn_memo.round_trips(info):
-        vpn_memo.remember(avp, info)
+    if _round_trips(info):
+        _remember(avp, info)
     return avp
 
 

@@ -9,7 +9,7 @@ bytes the sender has just made from a value it still holds.  The encoder
 decoder (``decoding._decode_vpn_info``) looks the bytes up before decoding them; it
 files what it decodes the same way (a renewal or a relayed answer carries the same
 bytes again).  ``VpnInfo`` is frozen, so sharing one value is safe.  The encoder files
-a value only when decoding its bytes gives an equal one (``round_trips``); the tests
+a value only when decoding its bytes gives an equal one (``_round_trips``); the tests
 (tests/unit/proto/test_diameter_vpn_memo.py) check that on random values.  Roles in
 separate processes simply decode (nothing to find).  Bounded: cleared when full.
 """
@@ -19,19 +19,19 @@ from __future__ import annotations
 from controller.model.vpn import TunnelSpec, VpnInfo
 from controller.proto.diameter.wire import _ip
 
-DECODED: dict[bytes, VpnInfo] = {}
-MAX = 4096
+_DECODED: dict[bytes, VpnInfo] = {}
+_MAX = 4096
 
 
-def remember(raw: bytes, info: VpnInfo) -> None:
+def _remember(raw: bytes, info: VpnInfo) -> None:
     """File ``info`` under its AVP bytes ``raw`` (header and members, unpadded)."""
-    if len(DECODED) >= MAX:
-        DECODED.clear()
-    DECODED[raw] = info
+    if len(_DECODED) >= _MAX:
+        _DECODED.clear()
+    _DECODED[raw] = info
 
 
-def recall(raw: bytes) -> VpnInfo | None:
-    return DECODED.get(raw)
+def _recall(raw: bytes) -> VpnInfo | None:
+    return _DECODED.get(raw)
 
 
 def _canonical(address: str) -> bool:
@@ -44,7 +44,7 @@ def _tunnel_round_trips(t: TunnelSpec) -> bool:
             and type(t.qos.rate_kbps) is int and type(t.qos.dscp) is int)
 
 
-def round_trips(info: VpnInfo) -> bool:
+def _round_trips(info: VpnInfo) -> bool:
     """Whether decoding ``info``'s bytes gives a value equal to ``info`` (and of the
     same types): the encoder writes addresses in their canonical spelling and the
     decoder reads integers, bools and bytes back as exactly those types."""

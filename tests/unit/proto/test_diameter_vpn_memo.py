@@ -22,13 +22,13 @@ def _info(address: str = "10.0.0.2", home: str = "10.1.0.5") -> VpnInfo:
 
 
 def _fresh_decode(data: bytes) -> dia.DiameterMessage:
-    vpn_memo.DECODED.clear()
+    vpn_memo._DECODED.clear()
     return dia.decode(data)
 
 
 @pytest.fixture(autouse=True)
 def _empty() -> None:
-    vpn_memo.DECODED.clear()
+    vpn_memo._DECODED.clear()
     templates._vpn_info.cache_clear()
 
 
@@ -50,9 +50,9 @@ def test_a_value_that_would_not_come_back_the_same_is_decoded() -> None:
                                    hop_by_hop=1, end_to_end=2))
     got = dia.decode(data).vpn_info  # type: ignore[attr-defined]
     assert got is not info and got.smooth_handoff is True
-    assert vpn_memo.round_trips(_info())
-    assert not vpn_memo.round_trips(_info(home="0::1"))       # would come back as ::1
-    assert not vpn_memo.round_trips(replace(_info(), seamless_handover=0))  # type: ignore[arg-type]
+    assert vpn_memo._round_trips(_info())
+    assert not vpn_memo._round_trips(_info(home="0::1"))       # would come back as ::1
+    assert not vpn_memo._round_trips(replace(_info(), seamless_handover=0))  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -79,7 +79,7 @@ def test_memoised_values_equal_decoding_from_scratch(seed: int) -> None:
 
 def test_the_memo_is_bounded() -> None:
     rng = random.Random(9)
-    for _ in range(vpn_memo.MAX + 10):
+    for _ in range(vpn_memo._MAX + 10):
         info = _vpn_info(rng) or _info()
-        vpn_memo.remember(rng.randbytes(8), info)
-    assert len(vpn_memo.DECODED) <= vpn_memo.MAX
+        vpn_memo._remember(rng.randbytes(8), info)
+    assert len(vpn_memo._DECODED) <= vpn_memo._MAX
