@@ -10,6 +10,7 @@ COMMITS = {
     "ab-loop": {"asyncio": "f895761", "uvloop": "f895761 --what-if uvloop", "split": "f895761 --split"},
     "ab-steps": {"base": "f895761", "memo": "56f4e65", "uvloop": "795c3bc"},
     "ab-final": {"before": "f895761", "after": "ba9080b", "after-inline": "ba9080b --what-if inline-gateways"},
+    "ab-quiet": {"before": "f895761", "after": "ba9080b", "after-asyncio": "ba9080b --what-if asyncio-loop"},
 }
 out = {"commits": COMMITS, "folders": {}, "ir_per_registration_millions": {}}
 for folder, labels in COMMITS.items():
