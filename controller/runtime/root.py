@@ -70,7 +70,7 @@ def current() -> Runtime:
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
-    """The runtime's event loop: uvloop's (libuv) when installed, about 10 % less CPU per
+    """The runtime's event loop: uvloop's (libuv) when installed, 10-16 % less CPU per
     registration than asyncio's (issue 15, docs/benchmarks.md § 1); asyncio's when it
     is not, or when the environment says ``MIPVPN_EVENT_LOOP=asyncio``."""
     choice = os.environ.get("MIPVPN_EVENT_LOOP", "uvloop")
