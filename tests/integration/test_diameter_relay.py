@@ -134,11 +134,11 @@ def test_registration_and_inter_domain_move_through_freediameter(relayed: Any) -
     now = time.time()
     try:
         t0 = time.perf_counter()
-        rrp = register(rt, sock, "fa1", mip.ntp_identification(now))
+        rrp = register(rt, "fa1", mip.ntp_identification(now), sock=sock)
         first = time.perf_counter() - t0
         assert rrp.code == mip.CODE_ACCEPTED, relay.log_text()[-3000:]
         t0 = time.perf_counter()
-        rrp = register(rt, sock, "fa3", mip.ntp_identification(now + 0.5), previous="fa1")
+        rrp = register(rt, "fa3", mip.ntp_identification(now + 0.5), previous="fa1", sock=sock)
         move = time.perf_counter() - t0
         assert rrp.code == mip.CODE_ACCEPTED, relay.log_text()[-3000:]
     finally:
