@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import logging
 import os
 import sys
@@ -91,6 +92,8 @@ def run(users: int, loads: list[float], windows: list[int], duration: float,
                   f"{r['server_cpu_us_per_reg']} us, load generator "
                   f"{r['loadgen_cpu_us_per_reg']} us; state transactions/registration "
                   f"{r.get('state_commits_per_reg')}", flush=True)
+            print(f"    server CPU us/registration by thread: "
+                  f"{r.get('server_thread_cpu_us_per_reg')}", flush=True)
         res["open_loop"] = []
         best_rate = max(r["rate"] for r in res["saturation"])
         for rate in loads:
@@ -154,6 +157,9 @@ def _server_view(r: dict[str, Any], st: dict[str, Any],
     """Attach the server's stall detectors for the phase just run, and (with the
     statistics from before it) the state store's transactions per registration."""
     r["server_loop_lag_ms"] = st.get("loop_lag_ms")
+    if "server_thread_cpu_us_per_reg" in r:
+        r["server_thread_cpu_us_per_reg"] = thread_shares(
+            r["server_thread_cpu_us_per_reg"], st.get("threads", {}))
     r["server_gc"] = st.get("gc")
     if before is not None and "state_commits" in st:
         def accepted(x: dict[str, Any]) -> int:
@@ -164,6 +170,18 @@ def _server_view(r: dict[str, Any], st: dict[str, Any],
             r["state_commits_per_reg"] = round(
                 (st["state_commits"] - before.get("state_commits", 0)) / done, 2)
 
+
+
+def thread_shares(per_tid: dict[str, float], names: dict[str, str]) -> dict[str, float]:
+    """CPU µs per registration by thread kind: the event loop ("mipvpn-loop"), the
+    executor's and gateways' worker pools (a pool's threads summed), the rest; threads
+    gone before the statistics were read count as "ended threads"."""
+    out: dict[str, float] = {}
+    for key, us in per_tid.items():
+        name = names.get(key, "ended threads")
+        kind = re.sub(r"_\d+$", "", name)     # ThreadPoolExecutor-0_3 -> ...-0
+        out[kind] = round(out.get(kind, 0.0) + us, 1)
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -197,8 +215,10 @@ def main(argv: list[str] | None = None) -> int:
                          "server tunes the GC like mipvpn controller, once after "
                          "start-up, unless no-gc-tuning); state-memory (restart "
                          "records in an in-memory database instead of a WAL file as "
-                         "mipvpn controller writes), no-persist; uvloop (the "
-                         "runtime's event loop on uvloop, when installed)")
+                         "mipvpn controller writes), no-persist; asyncio-loop (the "
+                         "runtime on asyncio's event loop instead of uvloop's); "
+                         "inline-gateways (the instant tunnel drivers called in the "
+                         "loop's thread, not handed to worker threads)")
     args = parse_bench_args(ap, argv)
     if args.ref_client:
         return ref_client_pydiameter(json.loads(args.ref_client))

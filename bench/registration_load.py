@@ -33,6 +33,21 @@ def process_cpu_s(pids: list[int]) -> float:
     return total
 
 
+def thread_cpu_s(pids: list[int]) -> dict[str, float]:
+    """User + system CPU seconds per thread of the processes ``pids`` ("pid/tid")."""
+    out: dict[str, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for pid in pids:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            try:
+                with open(f"/proc/{pid}/task/{tid}/stat", encoding="ascii") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:     # the thread ended
+                continue
+            out[f"{pid}/{tid}"] = (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
 class LoadGenerator:
     """Virtual MNs over UDP: closed loop (window) or open loop (rate)."""
 
@@ -126,6 +141,7 @@ class LoadGenerator:
         t_end = t_measure + duration
         done_at_measure = 0
         cpu0 = (process_cpu_s(self.server_pids), time.process_time())
+        threads0 = thread_cpu_s(self.server_pids)
         while len(self.busy) < window and self._send_one():
             pass
         measuring = False
@@ -137,6 +153,7 @@ class LoadGenerator:
                 codes.clear()
                 done_at_measure = 0
                 cpu0 = (process_cpu_s(self.server_pids), time.process_time())
+                threads0 = thread_cpu_s(self.server_pids)
             if now >= t_end:
                 break
             got = self._receive(5 if len(self.busy) < window else 50, lat, codes)
@@ -147,6 +164,7 @@ class LoadGenerator:
         completed = len(lat)
         server_cpu = process_cpu_s(self.server_pids) - cpu0[0]
         client_cpu = time.process_time() - cpu0[1]
+        threads = {k: v - threads0.get(k, 0.0) for k, v in thread_cpu_s(self.server_pids).items()}
         lost = self._drain([], {}, 5.0)
         ms = [x * 1000 for x in lat]
         per = max(completed, 1)
@@ -155,7 +173,10 @@ class LoadGenerator:
                 "latency_ms": summary(ms),
                 # CPU time per registration: the figure that is stable on a noisy machine
                 "server_cpu_us_per_reg": round(server_cpu / per * 1e6, 1),
-                "loadgen_cpu_us_per_reg": round(client_cpu / per * 1e6, 1)}
+                "loadgen_cpu_us_per_reg": round(client_cpu / per * 1e6, 1),
+                # per server thread ("pid/tid"; bench.registration names them)
+                "server_thread_cpu_us_per_reg": {k: round(v / per * 1e6, 1)
+                                                 for k, v in threads.items() if v > 0}}
 
     def open_loop(self, rate: float, duration: float) -> dict[str, Any]:
         lat: list[float] = []

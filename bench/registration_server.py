@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import cProfile
+import concurrent.futures
 import ipaddress
 import json
 import os
@@ -106,6 +107,20 @@ def placement(topo: Any, where: str | None) -> list[str] | None:
 # =================================================================== server processes
 
 
+class InlineExecutor(concurrent.futures.Executor):
+    """``--what-if inline-gateways``: runs what is submitted at once, in the caller's
+    thread (the event loop's), instead of handing it to a gateway's worker thread: what
+    the two hand-offs per registration cost when the driver answers at once."""
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[Any]:
+        fut: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        try:
+            fut.set_result(fn(*args, **kwargs))
+        except BaseException as e:  # noqa: BLE001 - handed to the awaiting caller
+            fut.set_exception(e)
+        return fut
+
+
 def _reply(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj) + "\n")
     sys.stdout.flush()
@@ -121,8 +136,10 @@ def serve_runtime(users: int, topology: str | None, what_if: list[str],
     users (their profiles set no QoS), so the flows sent are the same; ``gc-freeze``
     also moves the warm-up's objects (10,000 bindings and caches) out of the cyclic
     GC's reach.  The server tunes the GC after start-up as ``mipvpn controller`` does
-    (``launcher.tune_gc``) unless ``no-gc-tuning``; ``uvloop`` runs the runtime's event
-    loop on uvloop (when installed)."""
+    (``launcher.tune_gc``) unless ``no-gc-tuning``; ``asyncio-loop`` runs the runtime on
+    asyncio's event loop instead of uvloop's (``runtime.root.new_event_loop``);
+    ``inline-gateways`` calls the (instant) tunnel drivers in the loop's thread instead
+    of on the gateways' worker threads (``InlineExecutor``)."""
     from controller.core.aaa_home import Destination, UserRecord, VpnProfile
     from controller.core.vpn import QosSpec, SecuritySpec
     from controller.testing.gateways import RecordingGateway
@@ -142,9 +159,8 @@ def serve_runtime(users: int, topology: str | None, what_if: list[str],
         def remove_tunnel(self, tunnel_id: str) -> None:
             self.removes += 1
 
-    if "uvloop" in what_if:     # the event loop of uvloop (libuv) for the runtime's loop
-        import uvloop
-        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    if "asyncio-loop" in what_if:   # asyncio's own loop instead of uvloop's (root.py)
+        os.environ["MIPVPN_EVENT_LOOP"] = "asyncio"
     if "qos-scan" in what_if:
         from controller.core import flows
         flows.visitors_qos = lambda visitors, gateway: {}  # type: ignore[assignment]
@@ -182,6 +198,9 @@ def serve_runtime(users: int, topology: str | None, what_if: list[str],
         nai = user_nai(i)
         rt.store.put_user(UserRecord(nai, str(USER_BASE + i), "ha", SPI, KEY))
         rt.store.put_profile(VpnProfile(nai, dests, sec, QosSpec()))
+    if "inline-gateways" in what_if:   # the tunnel drivers called in the loop's thread
+        for name in list(rt.gateways_ctl.workers):
+            rt.gateways_ctl.workers[name] = InlineExecutor()  # type: ignore[assignment]
     rt.start()
     if "no-gc-tuning" not in what_if:   # as `mipvpn controller` does after start-up
         from controller.launcher import tune_gc
@@ -229,6 +248,8 @@ def serve_runtime(users: int, topology: str | None, what_if: list[str],
                     "loop_lag_ms": summary(list(lag), 2),
                     "replication": rt.replication.summary() if rt.replication else None,
                     "state_commits": getattr(rt.persistence.state, "commits", 0),
+                    "threads": {f"{os.getpid()}/{t.native_id}": t.name
+                                for t in threading.enumerate()},
                     "gc": {"collections": list(gc_stats["collections"]),  # type: ignore
                            "ms": [round(x, 1) for x in gc_stats["ms"]]}})  # type: ignore
             if cmd.get("reset"):
@@ -427,7 +448,7 @@ class ServerGroup:
         out: dict[str, Any] = {"per_process": replies}
         for k in ("flow_mods", "flow_batches", "bindings", "state_commits"):
             out[k] = sum(r.get(k, 0) for r in replies)
-        for k in ("tunnel_adds", "tunnel_removes", "roles", "diameter"):
+        for k in ("tunnel_adds", "tunnel_removes", "roles", "diameter", "threads"):
             out[k] = {name: v for r in replies for name, v in r[k].items()}
         lags = [r["loop_lag_ms"] for r in replies if r.get("loop_lag_ms")]
         out["loop_lag_ms"] = max(lags, key=lambda x: x.get("max") or 0) if lags else None

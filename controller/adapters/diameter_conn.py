@@ -132,9 +132,12 @@ class PeerConnection:
         fut: asyncio.Future[DiameterMessage] = loop.create_future()
         hop = msg.hop_by_hop if ids is None else ids[0]
         self._pending[hop] = fut
+        # the timeout as one timer on the answer's future, not ``asyncio.wait_for``
+        # (a second future and two callbacks per request: issue 15)
+        timer = loop.call_later(timeout, _expire, fut)
         try:
             await self.send_bytes(encode(msg, ids=ids))
-            return await asyncio.wait_for(fut, timeout)
+            return await fut
         except asyncio.TimeoutError:
             if late is not None:
                 now = loop.time()
@@ -146,7 +149,10 @@ class PeerConnection:
             raise DiameterTimeout(f"no answer from {self.remote_host or self.peername} "
                                   f"in {timeout:.3g} s") from None
         finally:
+            timer.cancel()
             self._pending.pop(hop, None)
+            if fut.done() and not fut.cancelled():
+                fut.exception()     # retrieved (a timer that fired while sending)
 
     # -- receiving -------------------------------------------------------------
 
@@ -440,3 +446,8 @@ def _unable(req: Request, node: DiameterNode, why: str) -> Answer:
     return cls(req.session_id, UNABLE_TO_COMPLY, node.origin_host, node.origin_realm,
                user_name=req.user_name, error_message=why)
 
+
+def _expire(fut: asyncio.Future[Any]) -> None:
+    """A request's timer: its answer did not come in time."""
+    if not fut.done():
+        fut.set_exception(asyncio.TimeoutError())

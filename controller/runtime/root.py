@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -68,6 +69,23 @@ def current() -> Runtime:
     return _CURRENT
 
 
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """The runtime's event loop: uvloop's (libuv) when installed, 10-16 % less CPU per
+    registration than asyncio's (issue 15, docs/benchmarks.md § 1); asyncio's when it
+    is not, or when the environment says ``MIPVPN_EVENT_LOOP=asyncio``."""
+    choice = os.environ.get("MIPVPN_EVENT_LOOP", "uvloop")
+    if choice not in ("uvloop", "asyncio"):
+        raise ValueError(f"MIPVPN_EVENT_LOOP={choice!r}: 'uvloop' or 'asyncio'")
+    if choice == "uvloop":
+        try:
+            import uvloop
+        except ImportError:
+            LOG.info("uvloop is not installed: the runtime runs on asyncio's loop")
+        else:
+            return uvloop.new_event_loop()
+    return asyncio.new_event_loop()
+
+
 class Runtime:
     def __init__(self, topo: Any, run_dir: str | Path, db_path: str | Path,
                  rest: tuple[str, int] | None = ("127.0.0.1", 8080), *,
@@ -100,7 +118,7 @@ class Runtime:
                                          "held_dropped_released": 0,
                                          "held_dropped_late": 0}
         self.metrics = Metrics()  # served at /metrics; refreshed from this state per scrape
-        self.loop = asyncio.new_event_loop()
+        self.loop = new_event_loop()
         self._thread = threading.Thread(target=self._run_loop, name="mipvpn-loop",
                                         daemon=True)
         self._tasks: set[asyncio.Task[Any]] = set()

@@ -55,6 +55,7 @@ from controller.proto.diameter.numbers import (APPLICATION_UNSUPPORTED, AVP_FLAG
                                                KNOWN_IETF_AVPS, MIP4_APPLICATION_ID,
                                                MISSING_AVP, UNABLE_TO_COMPLY,
                                                UNSUPPORTED_VERSION)
+from controller.proto.diameter.vpn_memo import _DECODED, _recall, _remember
 from controller.proto.diameter.vendor import (
     DISTRIBUTION_CODES, VA_DISTRIBUTION, VA_ESP_PROPOSAL, VA_FOREIGN_AGENT, VA_GATEWAY_ADDRESS,
     VA_GATEWAY_NAME, VA_HANDOFF_TUNNEL, VA_HOME_ADDRESS, VA_HOME_AGENT, VA_IKE_PROPOSAL,
@@ -289,23 +290,19 @@ def _decode_end(g: _Avps) -> TunnelEnd:
         selectors=tuple(g.text_of(a) for a in g.all(VA_TRAFFIC_SELECTOR, VENDOR_ID)))
 
 
-# Mipvpn-VPN-Info AVP bytes -> its decoded VpnInfo (immutable, so shared).  The same
-# bytes arrive several times per registration (HAR, AMA relayed by the AAAF) and on every
-# renewal; the cache is bounded by clearing it when full.
-_VPN_INFO_DECODED: dict[bytes, VpnInfo] = {}
-_VPN_INFO_DECODED_MAX = 4096
+# Mipvpn-VPN-Info AVP bytes -> its VpnInfo (immutable, so shared), for bytes decoded
+# before or written by this process (``vpn_memo``)
+_VPN_INFO_DECODED = _DECODED
 
 
 def _decode_vpn_info(top: _Avps) -> VpnInfo | None:
     a = top.find(VA_VPN_INFO, VENDOR_ID)
     if a is None:
         return None
-    info = _VPN_INFO_DECODED.get(a.raw)
+    info = _recall(a.raw)
     if info is None:
         info = _decode_vpn_info_avp(top, a)
-        if len(_VPN_INFO_DECODED) >= _VPN_INFO_DECODED_MAX:
-            _VPN_INFO_DECODED.clear()
-        _VPN_INFO_DECODED[a.raw] = info
+        _remember(a.raw, info)
     return info
 
 

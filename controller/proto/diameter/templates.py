@@ -32,6 +32,7 @@ from controller.model.vpn import TunnelEnd, TunnelSpec, VpnInfo
 from controller.proto.diameter.messages import (AmAnswer, AmRequest, DiameterMessage,
                                                 HaAnswer, HaRequest, MnFaNonce)
 from controller.proto.diameter.numbers import MIP4_APPLICATION_ID
+from controller.proto.diameter.vpn_memo import _remember, _round_trips
 from controller.proto.diameter.vendor import (DISTRIBUTION_CODES, VA_DISTRIBUTION,
                                               VA_ESP_PROPOSAL, VA_FOREIGN_AGENT,
                                               VA_GATEWAY_ADDRESS, VA_GATEWAY_NAME,
@@ -133,11 +134,13 @@ def _vendor_group(code: int, members: list[bytes]) -> bytes:
     return _avp_wire(code, _vendor_flags(code), VENDOR_ID, b"".join(members))
 
 
-@functools.lru_cache(maxsize=4096)
 def vpn_info_payload(info: VpnInfo) -> bytes:
     """The members of the Mipvpn-VPN-Info AVP for ``info`` (``encoding._vpn_info_avp``
-    as bytes).  Cached per ``VpnInfo`` value (frozen, hashable): one registration sends
-    the same information in HAR, AMA and the AAAF's AMA, and every renewal again."""
+    as bytes), from the cached AVP (``_vpn_info``)."""
+    return _vpn_info(info)[12:]
+
+
+def _vpn_info_members(info: VpnInfo) -> bytes:
     m = [_vendor_avp(VA_NAI, info.nai)]
     if info.home_address:
         m.append(_vendor_avp(VA_HOME_ADDRESS, info.home_address))
@@ -177,9 +180,17 @@ def _tunnel_end(code: int, end: TunnelEnd) -> bytes:
     return _vendor_group(code, m)
 
 
+@functools.lru_cache(maxsize=4096)
 def _vpn_info(info: VpnInfo) -> bytes:
-    return _avp_wire(VA_VPN_INFO, _vendor_flags(VA_VPN_INFO), VENDOR_ID,
-                     vpn_info_payload(info))
+    """The Mipvpn-VPN-Info AVP for ``info``, cached per ``VpnInfo`` value (frozen,
+    hashable): one registration sends the same information in HAR and HAA, in the home
+    AAA's AMA and the foreign AAA's, and every renewal again.  Filed in ``vpn_memo``
+    so that a receiver in this process does not decode it again."""
+    avp = _avp_wire(VA_VPN_INFO, _vendor_flags(VA_VPN_INFO), VENDOR_ID,
+                    _vpn_info_members(info))
+    if _round_trips(info):
+        _remember(avp, info)
+    return avp
 
 
 def _mn_to_fa_msa(n: MnFaNonce) -> bytes:
@@ -223,6 +234,8 @@ def _amr(m: AmRequest) -> bytes:
         realm, host = m.originating_foreign_aaa
         v["mip_originating_foreign_aaa"] = MipOriginatingForeignAaa(_ident(realm),
                                                                     _ident(host))
+    if m.route_record:
+        v["route_record"] = [_ident(h) for h in m.route_record]
     extra = []
     if m.foreign_agent:
         extra.append(_vendor_avp(VA_FOREIGN_AGENT, m.foreign_agent))
@@ -293,6 +306,8 @@ def _har(m: HaRequest) -> bytes:
         v["mip_mobile_node_address"] = _ip(m.home_address)
     if m.home_agent_address:
         v["mip_home_agent_address"] = _ip(m.home_agent_address)
+    if m.route_record:
+        v["route_record"] = [_ident(h) for h in m.route_record]
     extra = []
     if m.vpn_info is not None:
         extra.append(_vpn_info(m.vpn_info))
@@ -316,9 +331,8 @@ def encode_fast(msg: DiameterMessage) -> bytes | None:
     enc = _ENCODERS.get(type(msg))
     if enc is None:
         return None
-    if getattr(msg, "proxy_info", ()) or getattr(msg, "route_record", ()) \
-            or getattr(msg, "retransmit", False):
-        return None     # relay AVPs and the T flag: the python-diameter path writes them
+    if getattr(msg, "proxy_info", ()) or getattr(msg, "retransmit", False):
+        return None     # Proxy-Info and the T flag: the python-diameter path writes them
     try:
         return enc(msg)
     except Exception:   # noqa: BLE001 - the python-diameter path decides (and raises)

@@ -1,0 +1,85 @@
+"""VPN information this process wrote is not decoded again (``vpn_memo``, issue 15):
+decoding the bytes gives the very value that was encoded, and only where decoding them
+from scratch gives an equal value."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from controller.core.vpn import QosSpec, SecuritySpec, TunnelEnd, TunnelSpec, VpnInfo
+from controller.proto import diameter as dia
+from controller.proto.diameter import templates, vpn_memo
+from tests.unit.proto.test_diameter_fast_encode import _message, _vpn_info
+
+
+def _info(address: str = "10.0.0.2", home: str = "10.1.0.5") -> VpnInfo:
+    spec = TunnelSpec("u/ha-fa1", TunnelEnd("ha", "10.0.0.1", ("10.30.0.0/24",)),
+                      TunnelEnd("fa1", address, ("10.1.0.5/32",)), b"k" * 32,
+                      SecuritySpec(), QosSpec(1000, 10), initiator="fa1")
+    return VpnInfo("u@x.example", home, "ha", "fa1", (spec,))
+
+
+def _fresh_decode(data: bytes) -> dia.DiameterMessage:
+    vpn_memo._DECODED.clear()
+    return dia.decode(data)
+
+
+@pytest.fixture(autouse=True)
+def _empty() -> None:
+    vpn_memo._DECODED.clear()
+    templates._vpn_info.cache_clear()
+
+
+def test_decoding_what_this_process_encoded_gives_the_encoded_value() -> None:
+    info = _info()
+    har = dia.HaRequest("s;1", "aaah", "home", "home", "ha", "u@x.example", b"\x01" * 28, 300, 1, 0,
+                        vpn_info=info, hop_by_hop=1, end_to_end=2)
+    data = dia.encode(har)
+    assert dia.decode(data).vpn_info is info            # not decoded again
+    assert _fresh_decode(data).vpn_info == info         # and what decoding would give
+
+
+def test_a_value_that_would_not_come_back_the_same_is_decoded() -> None:
+    """``smooth_handoff=1`` is written as 1 and read back as True: equal, but not the
+    same value, so it is not memoised; nor an address in a non-canonical spelling."""
+    from dataclasses import replace
+    info = replace(_info(), smooth_handoff=1)  # type: ignore[arg-type]
+    data = dia.encode(dia.HaAnswer("s;1", 2001, "ha", "home", vpn_info=info,
+                                   hop_by_hop=1, end_to_end=2))
+    got = dia.decode(data).vpn_info  # type: ignore[attr-defined]
+    assert got is not info and got.smooth_handoff is True
+    assert vpn_memo._round_trips(_info())
+    assert not vpn_memo._round_trips(_info(home="0::1"))       # would come back as ::1
+    assert not vpn_memo._round_trips(replace(_info(), seamless_handover=0))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_memoised_values_equal_decoding_from_scratch(seed: int) -> None:
+    """Random messages of the four kinds: every VPN information served from the memo
+    equals (field by field, types included) what decoding the bytes afresh gives."""
+    rng = random.Random(300 + seed)
+    served = 0
+    for _ in range(80):
+        msg = _message(rng)
+        try:
+            data = dia.encode(msg)  # type: ignore[arg-type]
+        except dia.DiameterEncodeError:
+            continue
+        got = dia.decode(data)
+        fresh = _fresh_decode(data)
+        assert got == fresh
+        info = getattr(msg, "vpn_info", None)
+        if info is not None and got.vpn_info is info:  # type: ignore[attr-defined]
+            served += 1
+            assert repr(info) == repr(fresh.vpn_info)  # type: ignore[attr-defined]
+    assert served > 10
+
+
+def test_the_memo_is_bounded() -> None:
+    rng = random.Random(9)
+    for _ in range(vpn_memo._MAX + 10):
+        info = _vpn_info(rng) or _info()
+        vpn_memo._remember(rng.randbytes(8), info)
+    assert len(vpn_memo._DECODED) <= vpn_memo._MAX
