@@ -25,7 +25,8 @@ import hmac
 import secrets
 from dataclasses import dataclass, field
 
-from controller.core.vpn import TunnelSpec
+from controller.core.actions import Action
+from controller.core.vpn import TunnelSpec, VpnInfo, route_optimised
 from controller.proto import mip
 
 REPLAY_WINDOW = 7.0      # seconds, as for registrations (RFC 5944 §5.7)
@@ -161,3 +162,37 @@ def ack_status(raw: bytes | None, identification: int) -> int | None:
 
 def binding_request(home_address: str, identification: int) -> bytes:
     return mip.encode(mip.BindingRequest(home_address, identification))
+
+
+# ------------------------------------------------------------------ the HA's records
+
+
+@dataclass
+class Binding:
+    nai: str
+    home_address: str
+    care_of_address: str
+    foreign_agent: str
+    vpn_info: VpnInfo
+    lifetime: int
+    expires: float
+    identification: int
+    distributed: set[str] = field(default_factory=set)   # CN-GWs holding our BU
+    secret: bytes = field(default=b"", repr=False)       # the session's (issue 11)
+
+    @property
+    def route_optimised(self) -> dict[str, TunnelSpec]:
+        return route_optimised(self.vpn_info)
+
+
+@dataclass
+class PendingUpdates:
+    """A registration waiting for its CN-GWs' Binding Acknowledges (claims 19-21)."""
+
+    nai: str
+    cn_gateway: str
+    identification: int
+    delete: bool
+    queue: list[tuple[str, bool]]     # (CN-GW, delete?) still to post
+    final: list[Action]               # the answer, once every BU is acknowledged
+    binding: Binding                  # as it was (a deregistration removed it)

@@ -67,3 +67,34 @@ def test_expiry_drops_what_was_prepared() -> None:
     assert {a.spec.tunnel_id for a in actions if isinstance(a, PrepareTunnel) and a.remove} \
         == {HA_FA2, HA_FA3}
     assert walk.ha.prepared == {}
+
+
+def test_smooth_handoff_retire_does_not_undo_the_old_fas_preparation() -> None:
+    """Seamless + smooth handoff: the HA keeps the old FA's live tunnel RETIRE_AFTER
+    after the move, and that tunnel's id is the one a move back would prepare.  The
+    preparation must come after the retire's removal (measured before the fix: the
+    retire removed the preparation made 0.5 s after the move, 1 of 20 moves used a
+    prepared IKE_SA and the next move back stalled on a dead one)."""
+    from controller.core.home_agent import RETIRE_AFTER
+    walk = Walk(topology(seamless_handover=True, smooth_handoff=True))
+    mn = MobileNode(walk)
+    assert mn.register("fa1").accepted
+    walk.now += 2.0
+    pos = walk.mark()
+    assert mn.register("fa2", "fa1").accepted
+    # the old FA's tunnel is kept (smooth handoff): not prepared while it is live
+    assert f"ha PrepareTunnel {HA_FA1}" not in walk.trace(pos)
+    assert HA_FA1 in walk.ha.prepared[NAI]   # wanted, all the same
+    walk.now += RETIRE_AFTER + 0.1
+    walk.tick()
+    trace = walk.trace(pos)
+    assert trace.index(f"ha PrepareTunnel {HA_FA1}") > trace.index(f"ha RemoveTunnel ha {HA_FA1}")
+    assert trace.count(f"ha PrepareTunnel {HA_FA1}") == 1
+    spec = [a.spec for _r, a in walk.of_type(PrepareTunnel, pos)
+            if a.spec.tunnel_id == HA_FA1][0]
+    assert spec.psk == prepared_psk(walk.ha.bindings[NAI].secret, HA_FA1)
+    # moving back uses it: the live tunnel is the prepared one's id, nothing dropped
+    walk.now += 1.0
+    pos = walk.mark()
+    assert mn.register("fa1", "fa2").accepted
+    assert not [p for p in _prep(walk, pos) if p.remove and p.spec.tunnel_id == HA_FA1]
