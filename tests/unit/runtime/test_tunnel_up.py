@@ -72,3 +72,18 @@ def test_a_responders_end_or_a_failed_tunnel_is_not(rt: Any) -> None:
                                                  AddTunnel("fa1", fa1.side_for("fa1"))]))
     settle(rt)
     assert rt.test_seen == []
+
+
+def test_the_has_mark_goes_into_the_open_move_record(rt: Any) -> None:
+    """The earlier binding's end is marked in the move's record (still open: the new
+    FA replies to the MN after its tunnel is up); the removal is spawned."""
+    from controller.core.actions import Mark
+    rt.roles["ha"].on_tunnel_up = lambda now, tid: [
+        Mark("alice@home.example", "ha_earlier_binding_ended", {"why": "new_tunnel_up"}),
+        RemoveTunnel("ha", OLD)]
+    rt.handovers.mark("alice@home.example", "rrq_at_fa", 1.0, {"fa": "fa2"})
+    rt.loop.run_until_complete(rt.execute("fa:fa2", [AddTunnel("fa2", SPEC.side_for("fa2"))]))
+    rec = rt.handovers.open["alice@home.example"]
+    assert "ha_earlier_binding_ended" in rec.marks
+    settle(rt)
+    assert ("remove", OLD) in rt.test_gws["ha"].log
