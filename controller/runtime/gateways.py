@@ -110,8 +110,12 @@ class Gateways:
             return False
         entry["state"] = "up" if action.side.initiator else "configured"
         entry["setup_ms"] = round(took * 1000, 3)
-        LOG.info("tunnel %s at %s %s in %.1f ms", log_text(action.side.tunnel_id), action.gateway,
-                 entry["state"], took * 1000)
+        on_prepared = add == gw.add_prepared
+        if on_prepared:
+            entry["on_prepared_ike_sa"] = True   # issue 14: CREATE_CHILD_SA only
+        LOG.info("tunnel %s at %s %s in %.1f ms%s", log_text(action.side.tunnel_id),
+                 action.gateway, entry["state"], took * 1000,
+                 " on its prepared IKE_SA" if on_prepared else "")
         return entry["state"] == "up"
 
     async def remove_tunnel(self, action: RemoveTunnel) -> None:
@@ -130,7 +134,8 @@ class Gateways:
         await self._qos(action.gateway, "remove", action.tunnel_id)  # QoS
         LOG.info("tunnel %s at %s removed", log_text(action.tunnel_id), action.gateway)
 
-    async def prepare_tunnel(self, action: PrepareTunnel, delay: float | None = None) -> None:
+    async def prepare_tunnel(self, action: PrepareTunnel, delay: float | None = None,
+                             wait: float | None = None) -> None:
         """Issue 14: stand ``action.spec`` up ahead (responder end loaded first, then the
         initiator's IKE_SA), or take a prepared one down (``remove``), after ``delay``
         (``settings.PREPARE_AFTER``: the move's own tunnel work goes first).  Only when
@@ -142,8 +147,18 @@ class Gateways:
             return
         t0 = time.monotonic()
         await asyncio.sleep(settings.PREPARE_AFTER if delay is None else delay)
-        if any(self._added.get((g, spec.tunnel_id), -1.0) >= t0 for g in ends):
-            return   # a registration set it meanwhile: it decides
+        # an end still live under this id (the old FA's, kept a while by smooth
+        # handoff) would take the preparation with it when it goes: wait for that
+        until = time.monotonic() + (settings.PREPARE_WAIT if wait is None else wait)
+        while True:
+            if any(self._added.get((g, spec.tunnel_id), -1.0) >= t0 for g in ends):
+                return   # a registration set it meanwhile: it decides
+            if action.remove or not any((g, spec.tunnel_id) in self.tunnel_log
+                                        for g in ends):
+                break
+            if time.monotonic() >= until:
+                return   # still live: the move back sets it up from nothing
+            await asyncio.sleep(settings.PREPARE_POLL)
         # (a removal meanwhile is the move's teardown of the old FA's live tunnel: the
         # reason to wait; preparing it afterwards is what is wanted)
         if action.remove:
