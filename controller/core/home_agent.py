@@ -40,8 +40,8 @@ registration: ``on_correspondent_packet`` posts it when the CN's first packet to
 the MN shows up; a later registration withdraws it (delete BU) until the next packet.
 A CN-GW's Binding Request (claim 25) is answered with a BU while the binding exists.
 
-Pure state machine; ``now`` is wall-clock seconds (identification timestamps are
-NTP-format wall clock, RFC 5944 §5.7).
+Simultaneous bindings (S bit, issue 14): ``controller.core.simultaneous``.  Pure state
+machine; ``now`` is wall-clock seconds (NTP-format identifications, RFC 5944 §5.7).
 """
 
 from __future__ import annotations
@@ -319,10 +319,6 @@ class HomeAgent(Role):
         actions: list[Action] = [RemoveTunnel(self.name, tid) for tid in tunnel_ids]
         return actions + [PrepareTunnel(wanted[tid]) for tid in tunnel_ids if tid in wanted]
 
-    def _earlier_state(self, nai: str) -> dict[str, object]:
-        earlier = self.simultaneous.earlier.get(nai)
-        return {"earlier": earlier.to_dict()} if earlier is not None else {}
-
     # ------------------------------------------------------------ helpers
 
     def _check(self, now: float, nai: str, raw: bytes, rrq: mip.RegistrationRequest,
@@ -503,7 +499,8 @@ class HomeAgent(Role):
             lifetime = 0 if delete else max(1, int(binding.expires - now))
             raw = build_binding_update(key, ident, lifetime, binding.home_address,
                                        binding.care_of_address, nai,
-                                       () if delete or spec is None else (spec,))
+                                       () if delete or spec is None else (spec,),
+                                       binding.vpn_info.seamless_handover)
             context = f"bu:{ident}"
             self.pending[context] = PendingUpdates(nai, cn_gateway, ident, delete, queue,
                                                     final, binding)
@@ -573,7 +570,7 @@ class HomeAgent(Role):
                 "foreign_agent": b.foreign_agent, "vpn_info": vpn_info_to_dict(b.vpn_info),
                 "lifetime": b.lifetime, "expires": b.expires,
                 "identification": b.identification, "distributed": sorted(b.distributed),
-                "secret": b.secret.hex(), **self._earlier_state(nai)}
+                "secret": b.secret.hex(), **self.simultaneous.state(nai)}
 
     def restore_state(self, nai: str, data: dict[str, Any]) -> None:
         self.bindings[nai] = Binding(nai, data["home_address"], data["care_of_address"],
