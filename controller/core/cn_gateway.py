@@ -177,8 +177,11 @@ class CnGateway(Role):
         return [a for e in self.simultaneous.confirmed(tunnel_id) for a in self._end(e)]
 
     def _end(self, earlier: EarlierBinding) -> list[Action]:
-        self.changes.note(earlier.nai)
-        return [RemoveTunnel(self.name, t.tunnel_id) for t in earlier.tunnels]
+        self.changes.note(earlier.nai)   # (keyed by home address)
+        b = self.bindings.get(earlier.nai)
+        return [Mark(b.nai if b else earlier.nai, "cngw_earlier_ended",
+                     {"cngw": self.name, "fa": earlier.foreign_agent})] + [
+            RemoveTunnel(self.name, t.tunnel_id) for t in earlier.tunnels]
 
     @property
     def earlier(self) -> dict[str, EarlierBinding]:

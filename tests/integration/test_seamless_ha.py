@@ -84,9 +84,9 @@ Path(sys.argv[2]).write_text(json.dumps(res, indent=2, default=str))
 """
 
 
-def _run(tmp_path: Path) -> dict[str, Any]:
+def _run(tmp_path: Path, spec: dict[str, Any] = SPEC) -> dict[str, Any]:
     spec_file = tmp_path / "seamless-s.yaml"
-    spec_file.write_text(yaml.safe_dump(SPEC))
+    spec_file.write_text(yaml.safe_dump(spec))
     out = tmp_path / "result.json"
     cmd = (f"ip link set lo up && exec {sys.executable} -c '{DRIVER}' {spec_file} {out}")
     proc = subprocess.run(["unshare", "-n", "--", "bash", "-c", cmd], cwd=ROOT,
@@ -143,3 +143,44 @@ def test_s_keeps_the_old_binding_until_the_new_tunnel_is_up(tmp_path: Path) -> N
     print(f"\n[seamless] mn1's FA tunnel up on a prepared IKE_SA: {on_prepared} of "
           f"{len(fa_up)} (first registration included)")
     assert on_prepared >= PER_MN // 2, fa_up
+
+
+# cngw2 is dynamic in two-domains.yaml
+RO_PROFILE = {"destinations": [{"prefix": "10.32.0.0/24", "gateway": "cngw2"}],
+              "security": {"ike": "aes128-sha256-ecp256", "esp": "aes128gcm16-ecp256"}}
+RO_MOVES = MOVES[:4] * 2
+RO_SPEC: dict[str, Any] = {
+    **SPEC, "name": "seamless-s-ro",
+    "description": "issue 14: make before break at a dynamic CN-GW (mn1 seamless, mn2 not)",
+    "overrides": {
+        "vpn_profiles": {"alice@home.example": {**RO_PROFILE, "seamless_handover": True},
+                         "bob@home.example": {**RO_PROFILE, "seamless_handover": False}}},
+    "probes": [{"mn": "mn1", "cn": "cn2", "rate": 1000},
+               {"mn": "mn2", "cn": "cn2", "rate": 1000}],
+    "timeline": [{"sleep": 1.5}] + [s for mn, sw, port in RO_MOVES
+                                    for s in ({"move": mn, "to": sw, "port": port},
+                                              {"sleep": 1.5})],
+}
+
+
+def test_the_cngw_keeps_the_old_fas_tunnel_until_the_new_one_is_up(tmp_path: Path) -> None:
+    """Route optimisation: the dynamic CN-GW2's tunnel to the old FA ends when the new
+    FA's tunnel to it is up (mn1, seamless: the BU's make-before-break NVSE), not at
+    the BU (mn2)."""
+    res = _run(tmp_path, RO_SPEC)
+    assert res["ok"], f"{res['failed']}\n{res['_tail']}"
+    moves = res["moves"]
+    assert len(moves) == len(RO_MOVES) and all(m["registered"] for m in moves)
+    for mn in ("mn1", "mn2"):
+        lost = [(m["lost"]["cn_to_mn"], m["lost"]["mn_to_cn"]) for m in moves if m["mn"] == mn]
+        print(f"\n[seamless-ro] {mn} lost per move (cn->mn / mn->cn): {lost}")
+    recs = [h for h in res["handovers_raw"] if h.get("previous_fa")]
+    alice = [h["marks"] for h in recs if h["nai"] == "alice@home.example"]
+    bob = [h["marks"] for h in recs if h["nai"] == "bob@home.example"]
+    assert len(alice) == len(RO_MOVES) // 2 and len(bob) == len(RO_MOVES) // 2, recs
+    for marks in alice:
+        ended = marks.get("cngw_earlier_ended")
+        assert ended is not None and marks["bu_at_cngw"] < ended <= marks["rrp_sent"], marks
+    for marks in bob:
+        assert "bu_at_cngw" in marks and "cngw_earlier_ended" not in marks, marks
+

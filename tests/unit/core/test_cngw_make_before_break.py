@@ -55,6 +55,7 @@ def test_cngw_keeps_the_old_fas_tunnel_until_the_new_one_is_up() -> None:
     assert RO1 in {t.tunnel_id for t in walk.cngw().tunnels_wanted()}
     assert up(walk, RO3) == []
     assert up(walk, RO2) == [f"cngw:cngw2 RemoveTunnel cngw2 {RO1}"]
+    assert walk.log[-2][1].phase == "cngw_earlier_ended" and walk.log[-2][1].nai == NAI
     assert walk.gateways.ids("cngw2") & {RO1, RO2} == {RO2} and not walk.gateways.errors
 
 
