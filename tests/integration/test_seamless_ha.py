@@ -11,6 +11,9 @@ stalled on a dead prepared IKE_SA (the seamless + smooth bug: every move's gap w
 under the ~3.9 s stall).  Packets lost per move, each direction, for both MNs, are
 printed (they are the figure; docs/decisions.md 2026-12-05).
 
+A second run does the same with route optimisation to the dynamic CN-GW2: the CN-GW
+ends its tunnel to the old FA after the BU, once the new FA's is up, for mn1 only.
+
 Runs the scenario in a private network namespace (``unshare -n``) like
 test_scenarios.py.  Under the shared lock:
 ``flock /tmp/mipvpn-integration.lock pytest -q tests/integration/test_seamless_ha.py``.
