@@ -179,9 +179,9 @@ class CnGateway(Role):
     def _end(self, earlier: EarlierBinding) -> list[Action]:
         self.changes.note(earlier.nai)   # (keyed by home address)
         b = self.bindings.get(earlier.nai)
-        return [Mark(b.nai if b else earlier.nai, "cngw_earlier_ended",
-                     {"cngw": self.name, "fa": earlier.foreign_agent})] + [
-            RemoveTunnel(self.name, t.tunnel_id) for t in earlier.tunnels]
+        actions: list[Action] = [Mark(b.nai if b else earlier.nai, "cngw_earlier_ended",
+                                      {"cngw": self.name, "fa": earlier.foreign_agent})]
+        return actions + [RemoveTunnel(self.name, t.tunnel_id) for t in earlier.tunnels]
 
     @property
     def earlier(self) -> dict[str, EarlierBinding]:

@@ -296,21 +296,23 @@ class HomeAgent(Role):
         return actions
 
     def on_tunnel_up(self, now: float, tunnel_id: str) -> list[Action]:
-        """The runtime saw ``tunnel_id`` established at its initiator (issue 14): an
-        earlier binding waiting for it ends (its tunnels go; make before break)."""
-        actions: list[Action] = []
-        for earlier in self.simultaneous.confirmed(tunnel_id):
-            actions += self._end_earlier(earlier, "new_tunnel_up")
-        return actions
+        """Issue 14: the runtime saw ``tunnel_id`` established; an earlier binding ends."""
+        return [a for e in self.simultaneous.confirmed(tunnel_id)
+                for a in self._end_earlier(e, "new_tunnel_up")]
 
     def _end_earlier(self, earlier: EarlierBinding, why: str,
                      keep: set[str] | None = None) -> list[Action]:
-        """End an earlier (simultaneous) binding: its tunnels not in ``keep`` go."""
+        """End an earlier (simultaneous) binding: its tunnels not in ``keep`` go; with
+        smooth handoff they retire as without S (the old FA's uplink path)."""
         self.changes.note(earlier.nai)
         gone = [t.tunnel_id for t in earlier.tunnels if t.tunnel_id not in (keep or ())]
-        return [Mark(earlier.nai, "ha_earlier_binding_ended",
-                     {"fa": earlier.foreign_agent, "why": why})] + self._retire(
-            earlier.nai, gone)
+        mark: list[Action] = [Mark(earlier.nai, "ha_earlier_binding_ended", {"why": why})]
+        current = self.bindings.get(earlier.nai)
+        if keep is None and current is not None and current.vpn_info.smooth_handoff:
+            for tid in gone:
+                self.retiring[tid] = Retiring(earlier.nai, earlier.since + RETIRE_AFTER)
+            return mark
+        return mark + self._retire(earlier.nai, gone)
 
     def _retire(self, nai: str, tunnel_ids: list[str]) -> list[Action]:
         """Remove kept tunnels; one a move back would use is prepared now, after its

@@ -150,3 +150,23 @@ def test_deregistration_removes_the_earlier_binding_too() -> None:
     assert f"ha RemoveTunnel ha {HA1}" in trace and f"ha RemoveTunnel ha {HA2}" in trace
     assert walk.ha.simultaneous.earlier == {} and walk.ha.prepared == {}
     assert walk.gateways.ids("ha") & {HA1, HA2, HA3} == set() and not walk.gateways.errors
+
+
+def test_with_smooth_handoff_the_old_tunnel_still_retires_after_retire_after() -> None:
+    """S and smooth handoff: the old FA's uplink (from the new FA's forwarding tunnel)
+    still goes through its tunnel to the HA for RETIRE_AFTER, as without S; the
+    confirmation ends the earlier binding, its tunnel retires then."""
+    from controller.core.home_agent import RETIRE_AFTER
+    walk, mn = make(smooth=True)
+    t_move = walk.now
+    assert mn.register("fa2", "fa1", simultaneous=True).accepted
+    assert up(walk, HA2) == []
+    assert NAI not in walk.ha.simultaneous.earlier and HA1 in walk.ha.retiring
+    walk.now = t_move + RETIRE_AFTER - 0.2
+    walk.tick()
+    assert HA1 in walk.gateways.ids("ha")
+    walk.now = t_move + RETIRE_AFTER + 0.1
+    pos = walk.mark()
+    walk.tick()
+    trace = walk.trace(pos)
+    assert trace.index(f"ha RemoveTunnel ha {HA1}") < trace.index(f"ha PrepareTunnel {HA1}")
