@@ -505,7 +505,7 @@ class HomeAgent(Role):
                                        binding.vpn_info.seamless_handover)
             context = f"bu:{ident}"
             self.pending[context] = PendingUpdates(nai, cn_gateway, ident, delete, queue,
-                                                    final, binding)
+                                                   final, binding)
             self.counters["bu_sent"] += 1
             return [Mark(nai, "bu_sent", {"cngw": cn_gateway, "delete": delete}),
                     SendMip(RoleKey(CNGW, cn_gateway), raw, expect_reply=True, context=context)]
