@@ -315,11 +315,8 @@ class HomeAgent(Role):
         return mark + self._retire(earlier.nai, gone)
 
     def _retire(self, nai: str, tunnel_ids: list[str]) -> list[Action]:
-        """Remove kept tunnels; one a move back would use is prepared now, after its
-        removal (before, the removal undid the preparation: issue 14)."""
-        wanted = self.prepared.get(nai, {})
-        actions: list[Action] = [RemoveTunnel(self.name, tid) for tid in tunnel_ids]
-        return actions + [PrepareTunnel(wanted[tid]) for tid in tunnel_ids if tid in wanted]
+        """Remove kept tunnels (``nai``'s)."""
+        return [RemoveTunnel(self.name, tid) for tid in tunnel_ids]
 
     # ------------------------------------------------------------ helpers
 
@@ -458,11 +455,10 @@ class HomeAgent(Role):
         keep = {t.tunnel_id: t for p in mine for t in p.tunnels}
         if keep:
             self.prepared[nai] = keep
-        # a tunnel still set for the old FA (kept: smooth handoff, S bit) is prepared
-        # when it goes (``_retire``), not now: its removal would undo the preparation
-        kept = set(self.retiring) | self.simultaneous.kept_tunnels()
+        # (a tunnel still set for the old FA, kept by smooth handoff or the S bit, is
+        # prepared by the runtime once both its live ends are gone: Gateways.prepare_tunnel)
         actions: list[Action] = [PrepareTunnel(standing[tid], remove=True) for tid in drop]
-        actions += [PrepareTunnel(spec) for spec in up if spec.tunnel_id not in kept]
+        actions += [PrepareTunnel(spec) for spec in up]
         if actions:
             actions.append(Mark(nai, "ha_prepared", {"tunnels": sorted(keep),
                                                      "dropped": list(drop)}))

@@ -108,6 +108,3 @@ class SimultaneousBindings:
         """``{"earlier": record}`` for the owner's state record, or nothing."""
         earlier = self.earlier.get(key)
         return {"earlier": earlier.to_dict()} if earlier is not None else {}
-
-    def kept_tunnels(self) -> set[str]:
-        return {t.tunnel_id for e in self.earlier.values() for t in e.tunnels}

@@ -71,10 +71,11 @@ def test_expiry_drops_what_was_prepared() -> None:
 
 def test_smooth_handoff_retire_does_not_undo_the_old_fas_preparation() -> None:
     """Seamless + smooth handoff: the HA keeps the old FA's live tunnel RETIRE_AFTER
-    after the move, and that tunnel's id is the one a move back would prepare.  The
-    preparation must come after the retire's removal (measured before the fix: the
-    retire removed the preparation made 0.5 s after the move, 1 of 20 moves used a
-    prepared IKE_SA and the next move back stalled on a dead one)."""
+    after the move, and that tunnel's id is the one a move back uses.  The HA asks for
+    its preparation at the move (the runtime prepares it once both live ends are gone:
+    ``Gateways.prepare_tunnel``, tests/unit/runtime/test_prepared_tunnels.py); the
+    retire removes the live end only, the preparation stays wanted (measured before the
+    fix: 1 of 20 moves used a prepared IKE_SA)."""
     from controller.core.home_agent import RETIRE_AFTER
     walk = Walk(topology(seamless_handover=True, smooth_handoff=True))
     mn = MobileNode(walk)
@@ -82,17 +83,18 @@ def test_smooth_handoff_retire_does_not_undo_the_old_fas_preparation() -> None:
     walk.now += 2.0
     pos = walk.mark()
     assert mn.register("fa2", "fa1").accepted
-    # the old FA's tunnel is kept (smooth handoff): not prepared while it is live
-    assert f"ha PrepareTunnel {HA_FA1}" not in walk.trace(pos)
-    assert HA_FA1 in walk.ha.prepared[NAI]   # wanted, all the same
-    walk.now += RETIRE_AFTER + 0.1
-    walk.tick()
     trace = walk.trace(pos)
-    assert trace.index(f"ha PrepareTunnel {HA_FA1}") > trace.index(f"ha RemoveTunnel ha {HA_FA1}")
+    assert f"ha RemoveTunnel ha {HA_FA1}" not in trace      # kept (smooth handoff)
     assert trace.count(f"ha PrepareTunnel {HA_FA1}") == 1
     spec = [a.spec for _r, a in walk.of_type(PrepareTunnel, pos)
             if a.spec.tunnel_id == HA_FA1][0]
     assert spec.psk == prepared_psk(walk.ha.bindings[NAI].secret, HA_FA1)
+    walk.now += RETIRE_AFTER + 0.1
+    pos = walk.mark()
+    walk.tick()
+    trace = walk.trace(pos)
+    assert f"ha RemoveTunnel ha {HA_FA1}" in trace
+    assert f"ha Unprepare {HA_FA1}" not in trace and HA_FA1 in walk.ha.prepared[NAI]
     # moving back uses it: the live tunnel is the prepared one's id, nothing dropped
     walk.now += 1.0
     pos = walk.mark()

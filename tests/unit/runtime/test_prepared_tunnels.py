@@ -129,11 +129,14 @@ def test_a_live_end_is_not_prepared_over_until_it_is_removed() -> None:
     gws, drv = _gateways()
 
     async def run() -> None:
-        await gws.add_tunnel(AddTunnel("fa2", SPEC.side_for("fa2")))   # live at fa2
+        await gws.add_tunnel(AddTunnel("ha", SPEC.side_for("ha")))     # live at both
+        await gws.add_tunnel(AddTunnel("fa2", SPEC.side_for("fa2")))
         task = asyncio.create_task(gws.prepare_tunnel(PrepareTunnel(SPEC), delay=0))
-        await asyncio.sleep(0.05)
-        assert drv["ha"].log == [] and drv["fa2"].log == [("add", TID)]
-        await gws.remove_tunnel(RemoveTunnel("fa2", TID))               # its retire
+        await asyncio.sleep(0.1)
+        await gws.remove_tunnel(RemoveTunnel("ha", TID))                # the HA's retire
+        await asyncio.sleep(0.1)
+        assert drv["ha"].log == [("add", TID), ("remove", TID)]        # fa2's still live
+        await gws.remove_tunnel(RemoveTunnel("fa2", TID))               # the FA's retire
         await task
         await gws.add_tunnel(AddTunnel("ha", SPEC.side_for("ha")))     # the move back
         await gws.add_tunnel(AddTunnel("fa2", SPEC.side_for("fa2")))
@@ -142,6 +145,8 @@ def test_a_live_end_is_not_prepared_over_until_it_is_removed() -> None:
     asyncio.run(run())
     assert drv["fa2"].log == [("add", TID), ("remove", TID), ("prepare", TID),
                               ("add_prepared", TID)]
+    assert drv["ha"].log == [("add", TID), ("remove", TID), ("prepare", TID),
+                             ("add_prepared", TID)]
 
 
 def test_a_live_end_that_stays_is_left_alone() -> None:
