@@ -376,6 +376,9 @@ def mn_client_command(python: str, topo: Topology, mn_name: str, iface: str, eve
         ha_file = private_file(key_dir / f"{mn_name}.mn-ha.key", mn.mn_ha_key.hex() + "\n")
         files.append(ha_file)
         cmd += ["--ha-spi", str(mn.mn_ha_spi), "--ha-key-file", str(ha_file)]
+    profile = topo.vpn_profiles.get(mn.nai)
+    if profile is not None and profile.seamless_handover:
+        cmd.append("--simultaneous")   # issue 14: S bit, the HA keeps the old binding
     return cmd, files
 
 

@@ -230,6 +230,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ha-key", help=argparse.SUPPRESS)
     p.add_argument("--iface", required=True)
     p.add_argument("--lifetime", type=int, default=300)
+    p.add_argument("--simultaneous", action="store_true",
+                   help="set S (simultaneous bindings, RFC 5944 §3.3) in every RRQ: the HA "
+                        "keeps the old binding until the new tunnel is up (profiles with "
+                        "seamless_handover)")
     p.add_argument("--events", help="JSON-lines event file")
     p.add_argument("-v", "--verbose", action="store_true")
     args = p.parse_args(argv)
@@ -285,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     config = MnConfig(args.nai, args.home_address, args.home_agent, args.spi,
-                      key, args.lifetime, args.ha_spi, ha_key)
+                      key, args.lifetime, args.ha_spi, ha_key, args.simultaneous)
     stream = open(args.events, "a", encoding="utf-8") if args.events else None
     runner = MobileNodeRunner(config, args.iface, EventLog(stream))
 

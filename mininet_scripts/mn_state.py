@@ -69,6 +69,7 @@ class MnConfig:
     lifetime: int = 300
     ha_spi: int | None = None          # MN-HA security association (optional)
     ha_key: bytes | None = field(default=None, repr=False)
+    simultaneous: bool = False         # S in every RRQ (issue 14: seamless profiles)
 
 
 @dataclass(frozen=True)
@@ -316,7 +317,8 @@ class MobileNodeState:
             care_of_address=agent.care_of_address, identification=identification,
             lifetime=lifetime, mn_aaa_spi=c.spi, mn_aaa_key=c.key,
             previous_coa=previous_coa, service_update=service_update,
-            ha_spi=c.ha_spi, ha_key=c.ha_key, fa_spi=self.mn_fa_spi, fa_key=self.mn_fa_key)
+            ha_spi=c.ha_spi, ha_key=c.ha_key, fa_spi=self.mn_fa_spi, fa_key=self.mn_fa_key,
+            simultaneous=c.simultaneous)
 
     def _send(self, now: float, agent: Agent, previous_coa: str | None,
               attempt: int) -> list[Action]:

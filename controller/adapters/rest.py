@@ -181,10 +181,17 @@ def create_app(rt: Any, auth: Auth | None = None) -> FastAPI:
     async def bindings() -> list[dict[str, Any]]:
         ha = rt.roles["ha"]
         now = time.time()
+        # issue 14: the earlier binding kept beside it during a seamless move (S bit)
+        earlier = getattr(getattr(ha, "simultaneous", None), "earlier", {})
         return [{"nai": b.nai, "home_address": b.home_address,
                  "care_of_address": b.care_of_address, "foreign_agent": b.foreign_agent,
                  "lifetime": b.lifetime, "expires_in": round(b.expires - now, 1),
-                 "tunnels": [t.tunnel_id for t in b.vpn_info.tunnels]}
+                 "tunnels": [t.tunnel_id for t in b.vpn_info.tunnels],
+                 "simultaneous": [
+                     {"care_of_address": e.care_of_address, "foreign_agent": e.foreign_agent,
+                      "tunnels": [t.tunnel_id for t in e.tunnels],
+                      "awaiting": list(e.awaiting), "expires_in": round(e.expires - now, 3)}
+                     for e in ([earlier[b.nai]] if b.nai in earlier else [])]}
                 for b in ha.bindings.values()]
 
     @app.get("/v1/tunnels", dependencies=operator)

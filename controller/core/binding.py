@@ -25,12 +25,17 @@ import hmac
 import secrets
 from dataclasses import dataclass, field
 
-from controller.core.vpn import TunnelSpec
+from controller.core.actions import Action
+from controller.core.vpn import TunnelSpec, VpnInfo, route_optimised
 from controller.proto import mip
 
 REPLAY_WINDOW = 7.0      # seconds, as for registrations (RFC 5944 §5.7)
 HANDOFF_SPI = 0x100      # SPI of the smooth-handoff (FA -> FA) security association
 BINDING_SPI_BASE = 0x200  # SPIs of the HA <-> CN-GW associations: base + index
+#: NVSE type (vendor ``mip.MIPVPN_VENDOR_ID``, empty value) in a BU: keep the tunnels to
+#: the previous FA until the new one is up (issue 14, seamless profiles); a normal
+#: vendor extension, so a receiver that does not know it goes on without it
+NVSE_MAKE_BEFORE_BREAK = 5   # (4 is the MN-FA nonce reply, mip_keys)
 
 
 @dataclass(frozen=True)
@@ -71,11 +76,16 @@ class IdentificationClock:
 
 def build_binding_update(key: BindingKey, identification: int, lifetime: int,
                          home_address: str, care_of_address: str, nai: str,
-                         tunnels: tuple[TunnelSpec, ...]) -> bytes:
+                         tunnels: tuple[TunnelSpec, ...], make_before_break: bool = False
+                         ) -> bytes:
     """A BU with A and I set (acknowledge wanted, Identification present).
-    ``lifetime`` 0 asks the receiver to delete its binding (and tunnels)."""
+    ``lifetime`` 0 asks the receiver to delete its binding (and tunnels);
+    ``make_before_break``: the NVSE ``NVSE_MAKE_BEFORE_BREAK`` (issue 14)."""
     exts: list[mip.Extension] = [mip.NaiExtension(nai)]
     exts += [mip.encode_tunnel_extension(t, key.key, identification) for t in tunnels]
+    if make_before_break:
+        exts.append(mip.NormalVendorExtension(mip.MIPVPN_VENDOR_ID, NVSE_MAKE_BEFORE_BREAK,
+                                              b""))
     bu = mip.BindingUpdate(flags=mip.BU_FLAG_A | mip.BU_FLAG_I, lifetime=lifetime,
                            home_address=home_address, care_of_address=care_of_address,
                            identification=identification, extensions=exts)
@@ -97,6 +107,11 @@ class ReceivedUpdate:
     @property
     def is_delete(self) -> bool:
         return self.bu.is_delete
+
+    @property
+    def make_before_break(self) -> bool:
+        return any(e.vendor_id == mip.MIPVPN_VENDOR_ID and e.vendor_type == NVSE_MAKE_BEFORE_BREAK
+                   for e in self.bu.find_all(mip.NormalVendorExtension))
 
 
 def peek_binding_update(raw: bytes) -> mip.BindingUpdate | None:
@@ -161,3 +176,37 @@ def ack_status(raw: bytes | None, identification: int) -> int | None:
 
 def binding_request(home_address: str, identification: int) -> bytes:
     return mip.encode(mip.BindingRequest(home_address, identification))
+
+
+# ------------------------------------------------------------------ the HA's records
+
+
+@dataclass
+class Binding:
+    nai: str
+    home_address: str
+    care_of_address: str
+    foreign_agent: str
+    vpn_info: VpnInfo
+    lifetime: int
+    expires: float
+    identification: int
+    distributed: set[str] = field(default_factory=set)   # CN-GWs holding our BU
+    secret: bytes = field(default=b"", repr=False)       # the session's (issue 11)
+
+    @property
+    def route_optimised(self) -> dict[str, TunnelSpec]:
+        return route_optimised(self.vpn_info)
+
+
+@dataclass
+class PendingUpdates:
+    """A registration waiting for its CN-GWs' Binding Acknowledges (claims 19-21)."""
+
+    nai: str
+    cn_gateway: str
+    identification: int
+    delete: bool
+    queue: list[tuple[str, bool]]     # (CN-GW, delete?) still to post
+    final: list[Action]               # the answer, once every BU is acknowledged
+    binding: Binding                  # as it was (a deregistration removed it)

@@ -7,7 +7,10 @@ refuses Binding Updates (status 129).  A gateway of the dynamic type accepts, on
 of its correspondent hosts, the home agent's Binding Updates (``on_mip``): it
 authenticates them with the HA<->CN-GW key the home AAA provisioned, caches the VPN
 information they carry (one FA<->CN-GW tunnel per mobile node), deletes its tunnel to
-the old FA, sets its end of the tunnel to the new FA, and acknowledges.
+the old FA, sets its end of the tunnel to the new FA, and acknowledges.  When the BU
+asks for make before break (issue 14, an MN with seamless handover: the NVSE
+``NVSE_MAKE_BEFORE_BREAK``) the tunnel to the old FA stays until the new one is up
+(``on_tunnel_up``) or ``simultaneous.OVERLAP_MAX`` passed; a further move ends it at once.
 
 Lifetime (claim 25, ``on_tick``): each binding lives for the BU's lifetime (capped by
 ``max_lifetime`` when set).  When less than ``refresh_fraction`` of it is left, the
@@ -29,6 +32,7 @@ from controller.core.binding import (BindingKey, IdentificationClock, ReceivedUp
                                      binding_ack, binding_request, check_binding_update)
 from controller.core.persist import Changes, TrackedDict, tunnel_from_dict, tunnel_to_dict
 from controller.core.role import Role
+from controller.core.simultaneous import EarlierBinding, SimultaneousBindings
 from controller.core.vpn import GatewayType, TunnelSpec
 from controller.proto import mip
 
@@ -69,6 +73,8 @@ class CnGateway(Role):
         self.bindings: dict[str, CnBinding] = TrackedDict(self.changes)  # HoA -> binding
         self._last_ident: dict[tuple[str, str], int] = {}
         self._clock = IdentificationClock()
+        # home address -> the old FA's tunnels kept until the new one is up (issue 14)
+        self.simultaneous = SimultaneousBindings()
         self.counters = {"bu_accepted": 0, "bu_refused": 0, "breq_sent": 0, "expired": 0,
                          "malformed": 0}
 
@@ -101,15 +107,25 @@ class CnGateway(Role):
         hoa = bu.bu.home_address
         old = self.bindings.get(hoa)
         nai = bu.nai or (old.nai if old else hoa)
+        new_ids = {t.tunnel_id for t in bu.tunnels}
+        earlier = self.simultaneous.pop(hoa)   # two bindings at most: it goes now
+        actions: list[Action] = [RemoveTunnel(self.name, t.tunnel_id) for t in
+                                 (earlier.tunnels if earlier else ()) if t.tunnel_id not in new_ids]
+        self.changes.note(hoa)
         if bu.is_delete or not bu.tunnels:
             self.bindings.pop(hoa, None)
-            return [Mark(nai, "cngw_delete", {"cngw": self.name})] + (
+            return actions + [Mark(nai, "cngw_delete", {"cngw": self.name})] + (
                 self._remove_all(old) if old else [])
-        new_ids = {t.tunnel_id for t in bu.tunnels}
-        actions: list[Action] = [Mark(nai, "bu_at_cngw", {"cngw": self.name})]
+        actions.append(Mark(nai, "bu_at_cngw", {"cngw": self.name}))
         old_specs = {t.tunnel_id: t for t in old.tunnels} if old else {}
-        # delete the VPN path to the old FA first (claims 20, 21)
-        actions += [RemoveTunnel(self.name, tid) for tid in old_specs if tid not in new_ids]
+        gone = [t for tid, t in old_specs.items() if tid not in new_ids]
+        if gone and bu.make_before_break:
+            # issue 14: the old FA's tunnel stays until the new one is up
+            fa = next(g for g in gone[0].ends() if g != self.name)
+            self.simultaneous.keep(now, hoa, "", fa, gone, new_ids)
+        else:
+            # delete the VPN path to the old FA first (claims 20, 21)
+            actions += [RemoveTunnel(self.name, t.tunnel_id) for t in gone]
         for spec in bu.tunnels:
             if old_specs.get(spec.tunnel_id) != spec:
                 actions.append(AddTunnel(self.name, spec.side_for(self.name)))
@@ -132,7 +148,7 @@ class CnGateway(Role):
 
     def on_tick(self, now: float) -> list[Action]:
         """Claim 25: Binding Request below the threshold; delete on expiry."""
-        actions: list[Action] = []
+        actions: list[Action] = [a for e in self.simultaneous.due(now) for a in self._end(e)]
         for hoa, b in list(self.bindings.items()):
             left = b.expires - now
             if left <= 0:
@@ -155,6 +171,22 @@ class CnGateway(Role):
     def _remove_all(self, b: CnBinding) -> list[Action]:
         return [RemoveTunnel(self.name, t.tunnel_id) for t in b.tunnels]
 
+    def on_tunnel_up(self, now: float, tunnel_id: str) -> list[Action]:
+        """The runtime saw ``tunnel_id`` established (issue 14): the old FA's tunnel
+        kept for it goes."""
+        return [a for e in self.simultaneous.confirmed(tunnel_id) for a in self._end(e)]
+
+    def _end(self, earlier: EarlierBinding) -> list[Action]:
+        self.changes.note(earlier.nai)   # (keyed by home address)
+        b = self.bindings.get(earlier.nai)
+        actions: list[Action] = [Mark(b.nai if b else earlier.nai, "cngw_earlier_ended",
+                                      {"cngw": self.name, "fa": earlier.foreign_agent})]
+        return actions + [RemoveTunnel(self.name, t.tunnel_id) for t in earlier.tunnels]
+
+    @property
+    def earlier(self) -> dict[str, EarlierBinding]:
+        return self.simultaneous.earlier
+
     # ------------------------------------------------------------ restart (issue 5)
 
     def export_state(self, home_address: str) -> dict[str, object] | None:
@@ -168,7 +200,8 @@ class CnGateway(Role):
                 "expires": b.expires, "identification": b.identification,
                 "requests": b.requests,
                 "last_ident": {s: self._last_ident[(s, home_address)] for s in self.keys
-                               if (s, home_address) in self._last_ident}}
+                               if (s, home_address) in self._last_ident},
+                **self.simultaneous.state(home_address)}
 
     def restore_state(self, home_address: str, data: dict[str, Any]) -> None:
         self.bindings[home_address] = CnBinding(
@@ -177,12 +210,17 @@ class CnGateway(Role):
             float(data["expires"]), int(data["identification"]), int(data.get("requests", 0)))
         for sender, ident in data.get("last_ident", {}).items():
             self._last_ident[(sender, home_address)] = int(ident)
+        if data.get("earlier"):
+            self.simultaneous.earlier[home_address] = EarlierBinding.from_dict(
+                home_address, data["earlier"])
 
     def forget_state(self, home_address: str) -> None:
         self.bindings.pop(home_address, None)
+        self.simultaneous.pop(home_address)
 
     def state_keys(self) -> set[str]:
         return set(self.bindings)
 
     def tunnels_wanted(self) -> list[TunnelSpec]:
-        return [t for b in self.bindings.values() for t in b.tunnels]
+        return [t for b in self.bindings.values() for t in b.tunnels] + [
+            t for e in self.simultaneous.earlier.values() for t in e.tunnels]

@@ -40,28 +40,30 @@ registration: ``on_correspondent_packet`` posts it when the CN's first packet to
 the MN shows up; a later registration withdraws it (delete BU) until the next packet.
 A CN-GW's Binding Request (claim 25) is answered with a BU while the binding exists.
 
-Pure state machine; ``now`` is wall-clock seconds (identification timestamps are
-NTP-format wall clock, RFC 5944 §5.7).
+Simultaneous bindings (S bit, issue 14): ``controller.core.simultaneous``.  Pure state
+machine; ``now`` is wall-clock seconds (NTP-format identifications, RFC 5944 §5.7).
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Callable
 
 from controller.core import conformance
 from controller.core.actions import (Action, AddTunnel, AnswerDiameter, Mark,
                                      PrepareTunnel, RemoveTunnel, ReplyMip, SendMip)
-from controller.core.binding import (BindingKey, IdentificationClock, ack_status,
-                                     build_binding_update)
+from controller.core.binding import (Binding, BindingKey, IdentificationClock,
+                                     PendingUpdates, ack_status, build_binding_update)
 from controller.core.expiry import ExpiryDict
 from controller.core.neighbours import (NeighbourMap, Preparation, prepare,
                                         preparation_changes)
 from controller.core.persist import Changes, TrackedExpiryDict, vpn_info_from_dict, vpn_info_to_dict
 from controller.core.role import CNGW, Role, RoleKey, kind_of, name_of
+from controller.core.simultaneous import (EarlierBinding, Retiring, SimultaneousBindings,
+                                          honoured)
 from controller.core.vpn import (TunnelSpec, VpnInfo, fa_ha_key, rewrite_foreign_agent,
-                                 route_optimised, tunnel_psk)
+                                 tunnel_psk)
 from controller.core.vpn_policy import check_vpn_info
 from controller.logtext import log_text
 from controller.proto import diameter as dia
@@ -79,43 +81,6 @@ REPLAY_WINDOW = 7.0  # seconds, RFC 5944 §5.7 default
 RETIRE_AFTER = 2.0
 #: why a request was refused (counted as ``refused`` and ``refused_<reason>``, issue 11)
 REFUSALS = ("unknown_nai", "home_agent", "home_address", "nai_mismatch", "vpn_info")
-
-
-@dataclass(frozen=True)
-class _Retiring:
-    nai: str
-    expires: float
-
-
-@dataclass
-class Binding:
-    nai: str
-    home_address: str
-    care_of_address: str
-    foreign_agent: str
-    vpn_info: VpnInfo
-    lifetime: int
-    expires: float
-    identification: int
-    distributed: set[str] = field(default_factory=set)   # CN-GWs holding our BU
-    secret: bytes = field(default=b"", repr=False)       # the session's (issue 11)
-
-    @property
-    def route_optimised(self) -> dict[str, TunnelSpec]:
-        return route_optimised(self.vpn_info)
-
-
-@dataclass
-class _PendingUpdates:
-    """A registration waiting for its CN-GWs' Binding Acknowledges (claims 19-21)."""
-
-    nai: str
-    cn_gateway: str
-    identification: int
-    delete: bool
-    queue: list[tuple[str, bool]]     # (CN-GW, delete?) still to post
-    final: list[Action]               # the answer, once every BU is acknowledged
-    binding: Binding                  # as it was (a deregistration removed it)
 
 
 class HomeAgent(Role):
@@ -147,9 +112,11 @@ class HomeAgent(Role):
         self.gateways = gateways or {}
         self.changes = Changes()   # restart persistence: the bindings, per NAI
         self.bindings: ExpiryDict[str, Binding] = TrackedExpiryDict(self.changes)
-        self.pending: dict[str, _PendingUpdates] = {}
+        self.pending: dict[str, PendingUpdates] = {}
         # tunnel id -> the old FA's tunnel kept after a smooth-handoff move
-        self.retiring: ExpiryDict[str, _Retiring] = ExpiryDict()
+        self.retiring: ExpiryDict[str, Retiring] = ExpiryDict()
+        # NAI -> the binding before its last move, kept beside it (S bit, issue 14)
+        self.simultaneous = SimultaneousBindings()
         self.neighbours = neighbours
         # NAI -> the HA<->FA tunnels prepared for its next move (tunnel id -> spec)
         self.prepared: dict[str, dict[str, TunnelSpec]] = {}
@@ -320,12 +287,36 @@ class HomeAgent(Role):
     def on_tick(self, now: float) -> list[Action]:
         actions: list[Action] = []
         for tunnel_id in self.retiring.due(now):
-            self.retiring.pop(tunnel_id)
-            actions.append(RemoveTunnel(self.name, tunnel_id))
+            actions += self._retire(self.retiring.pop(tunnel_id).nai, [tunnel_id])
+        for earlier in self.simultaneous.due(now):
+            actions += self._end_earlier(earlier, "overlap_ended")
         for nai in self.bindings.due(now):
             LOG.info("HA %s: binding of %s expired", self.name, log_text(nai))
             actions += self._unbind(nai)
         return actions
+
+    def on_tunnel_up(self, now: float, tunnel_id: str) -> list[Action]:
+        """Issue 14: the runtime saw ``tunnel_id`` established; an earlier binding ends."""
+        return [a for e in self.simultaneous.confirmed(tunnel_id)
+                for a in self._end_earlier(e, "new_tunnel_up")]
+
+    def _end_earlier(self, earlier: EarlierBinding, why: str,
+                     keep: set[str] | None = None) -> list[Action]:
+        """End an earlier (simultaneous) binding: its tunnels not in ``keep`` go; with
+        smooth handoff they retire as without S (the old FA's uplink path)."""
+        self.changes.note(earlier.nai)
+        gone = [t.tunnel_id for t in earlier.tunnels if t.tunnel_id not in (keep or ())]
+        mark: list[Action] = [Mark(earlier.nai, "ha_earlier_binding_ended", {"why": why})]
+        current = self.bindings.get(earlier.nai)
+        if keep is None and current is not None and current.vpn_info.smooth_handoff:
+            for tid in gone:
+                self.retiring[tid] = Retiring(earlier.nai, earlier.since + RETIRE_AFTER)
+            return mark
+        return mark + self._retire(earlier.nai, gone)
+
+    def _retire(self, nai: str, tunnel_ids: list[str]) -> list[Action]:
+        """Remove kept tunnels (``nai``'s)."""
+        return [RemoveTunnel(self.name, tid) for tid in tunnel_ids]
 
     # ------------------------------------------------------------ helpers
 
@@ -408,15 +399,27 @@ class HomeAgent(Role):
         new_tunnels = [t for t in vpn_info.tunnels_of(self.name) if t.psk]
         new_ids = {t.tunnel_id for t in new_tunnels}
         actions: list[Action] = []
-        keep = (old is not None and vpn_info.smooth_handoff
-                and old.foreign_agent != vpn_info.foreign_agent)
+        moved = old is not None and old.foreign_agent != vpn_info.foreign_agent
+        keep = moved and vpn_info.smooth_handoff
+        earlier = self.simultaneous.pop(nai)   # two bindings at most: it goes now
+        if earlier is not None:
+            actions += self._end_earlier(earlier, "replaced", new_ids)
         if old is not None:
             gone = [t.tunnel_id for t in old.vpn_info.tunnels_of(self.name)
                     if t.psk and t.tunnel_id not in new_ids]
-            if keep:
+            if moved and honoured(rrq, vpn_info):
+                # S bit (issue 14): the old binding stays until the new tunnel is up
+                kept = [t for t in old.vpn_info.tunnels_of(self.name) if t.tunnel_id in gone]
+                for tid in gone:
+                    self.retiring.pop(tid, None)
+                self.simultaneous.keep(now, nai, old.care_of_address, old.foreign_agent,
+                                       kept, new_ids)
+                if gone:
+                    actions.append(Mark(nai, "ha_simultaneous", {"kept": gone}))
+            elif keep:
                 # smooth handoff: make before break, the old FA's tunnel goes later
                 for tunnel_id in gone:
-                    self.retiring[tunnel_id] = _Retiring(nai, now + RETIRE_AFTER)
+                    self.retiring[tunnel_id] = Retiring(nai, now + RETIRE_AFTER)
                 if gone:
                     actions.append(Mark(nai, "ha_old_tunnel_kept", {"tunnels": gone}))
             else:
@@ -452,6 +455,8 @@ class HomeAgent(Role):
         keep = {t.tunnel_id: t for p in mine for t in p.tunnels}
         if keep:
             self.prepared[nai] = keep
+        # (a tunnel still set for the old FA, kept by smooth handoff or the S bit, is
+        # prepared by the runtime once both its live ends are gone: Gateways.prepare_tunnel)
         actions: list[Action] = [PrepareTunnel(standing[tid], remove=True) for tid in drop]
         actions += [PrepareTunnel(spec) for spec in up]
         if actions:
@@ -492,10 +497,11 @@ class HomeAgent(Role):
             lifetime = 0 if delete else max(1, int(binding.expires - now))
             raw = build_binding_update(key, ident, lifetime, binding.home_address,
                                        binding.care_of_address, nai,
-                                       () if delete or spec is None else (spec,))
+                                       () if delete or spec is None else (spec,),
+                                       binding.vpn_info.seamless_handover)
             context = f"bu:{ident}"
-            self.pending[context] = _PendingUpdates(nai, cn_gateway, ident, delete, queue,
-                                                    final, binding)
+            self.pending[context] = PendingUpdates(nai, cn_gateway, ident, delete, queue,
+                                                   final, binding)
             self.counters["bu_sent"] += 1
             return [Mark(nai, "bu_sent", {"cngw": cn_gateway, "delete": delete}),
                     SendMip(RoleKey(CNGW, cn_gateway), raw, expect_reply=True, context=context)]
@@ -515,6 +521,9 @@ class HomeAgent(Role):
         binding = self.bindings.pop(nai, None)
         prepared: list[Action] = [PrepareTunnel(s, remove=True)
                                   for s in self.prepared.pop(nai, {}).values()]
+        earlier = self.simultaneous.pop(nai)
+        if earlier is not None:
+            prepared = [RemoveTunnel(self.name, t.tunnel_id) for t in earlier.tunnels] + prepared
         if binding is None:
             return prepared
         return [RemoveTunnel(self.name, t.tunnel_id)
@@ -525,8 +534,10 @@ class HomeAgent(Role):
         if code == mip.CODE_HA_IDENTIFICATION_MISMATCH:
             # high 32 bits: the HA's clock, so the MN can resynchronise (§5.7)
             ident = (mip.ntp_identification(now) & ~0xFFFFFFFF) | (ident & 0xFFFFFFFF)
-        if code == mip.CODE_ACCEPTED and rrq.has_flag(mip.FLAG_S):
-            code = mip.CODE_ACCEPTED_NO_SIMULTANEOUS   # one binding per MN (§3.8.3.1)
+        binding = self.bindings.get(rrq.nai or "")
+        if code == mip.CODE_ACCEPTED and rrq.has_flag(mip.FLAG_S) and not (
+                binding is not None and honoured(rrq, binding.vpn_info)):
+            code = mip.CODE_ACCEPTED_NO_SIMULTANEOUS   # not for this profile (§3.8.3.1)
         lifetime = min(rrq.lifetime, self.max_lifetime) if code in (0, 1) else 0
         rrp = mip.RegistrationReply(code=code, lifetime=lifetime,
                                     home_address=rrq.home_address, home_agent=self.address,
@@ -557,7 +568,7 @@ class HomeAgent(Role):
                 "foreign_agent": b.foreign_agent, "vpn_info": vpn_info_to_dict(b.vpn_info),
                 "lifetime": b.lifetime, "expires": b.expires,
                 "identification": b.identification, "distributed": sorted(b.distributed),
-                "secret": b.secret.hex()}
+                "secret": b.secret.hex(), **self.simultaneous.state(nai)}
 
     def restore_state(self, nai: str, data: dict[str, Any]) -> None:
         self.bindings[nai] = Binding(nai, data["home_address"], data["care_of_address"],
@@ -567,9 +578,12 @@ class HomeAgent(Role):
                                      int(data["identification"]),
                                      set(data.get("distributed", ())),
                                      bytes.fromhex(data.get("secret", "")))
+        if data.get("earlier"):   # the binding kept beside it (S bit, issue 14)
+            self.simultaneous.earlier[nai] = EarlierBinding.from_dict(nai, data["earlier"])
 
     def forget_state(self, nai: str) -> None:
         self.bindings.pop(nai, None)
+        self.simultaneous.pop(nai)
 
     def state_keys(self) -> set[str]:
         return set(self.bindings)
@@ -578,4 +592,4 @@ class HomeAgent(Role):
         """Every tunnel this HA's gateway should hold for its bindings (the stationary
         ones are the home AAA's: ``HomeAaa.static_tunnels``)."""
         return [t for b in self.bindings.values() for t in b.vpn_info.tunnels_of(self.name)
-                if t.psk]
+                if t.psk] + [t for e in self.simultaneous.earlier.values() for t in e.tunnels]

@@ -22,9 +22,11 @@ def build_rrq(*, nai: str, home_address: str, home_agent: str, care_of_address: 
               identification: int, lifetime: int, mn_aaa_spi: int, mn_aaa_key: bytes,
               previous_coa: str | None = None, service_update: bool = False,
               ha_spi: int | None = None, ha_key: bytes | None = None,
-              fa_spi: int | None = None, fa_key: bytes | None = None) -> bytes:
-    """The encoded RRQ (flags T).  An authenticator is appended only when both its SPI
-    and its key are given."""
+              fa_spi: int | None = None, fa_key: bytes | None = None,
+              simultaneous: bool = False) -> bytes:
+    """The encoded RRQ (flags T, and S with ``simultaneous``: keep the earlier binding
+    until the new one is up, RFC 5944 §3.3; issue 14).  An authenticator is appended
+    only when both its SPI and its key are given."""
     exts: list[Any] = [mip.NaiExtension(nai)]
     if previous_coa is not None:
         exts.append(mip.CriticalVendorExtension(
@@ -34,7 +36,8 @@ def build_rrq(*, nai: str, home_address: str, home_agent: str, care_of_address: 
         exts.append(mip.CriticalVendorExtension(mip.MIPVPN_VENDOR_ID,
                                                 mip.CVSE_SERVICE_UPDATE, b""))
     rrq = mip.RegistrationRequest(
-        flags=mip.FLAG_T, lifetime=lifetime, home_address=home_address,
+        flags=mip.FLAG_T | (mip.FLAG_S if simultaneous else 0), lifetime=lifetime,
+        home_address=home_address,
         home_agent=home_agent, care_of_address=care_of_address,
         identification=identification, extensions=exts)
     raw = mip.encode(rrq)

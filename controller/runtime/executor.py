@@ -75,7 +75,9 @@ class Executor:
                 if record is not None and action.phase == "rrp_sent":
                     self.metrics.handover_done(record)  # counters, histograms, log line
             elif isinstance(action, AddTunnel):
-                await self.gateways.add_tunnel(action)
+                if await self.gateways.add_tunnel(action):
+                    # issue 14: established at its initiator, so at both ends
+                    self._tunnel_up(action.side.tunnel_id)
             elif isinstance(action, RemoveTunnel):
                 await self.gateways.remove_tunnel(action)
             elif isinstance(action, PrepareTunnel):
@@ -138,6 +140,19 @@ class Executor:
         if self.persistence.dirty:
             await self.persistence.commit()
         return result
+
+    def _tunnel_up(self, tunnel_id: str) -> None:
+        """Tell the roles that ``tunnel_id`` is up (an earlier binding the HA kept for
+        it ends: ``HomeAgent.on_tunnel_up``).  Their marks go into the move's record
+        now; the rest (removing the earlier tunnels) runs after the walk that set it."""
+        for key, role in self.roles.items():
+            up = getattr(role, "on_tunnel_up", None)
+            follow = up(self.now(), tunnel_id) if up is not None else None
+            for mark in [a for a in follow or () if isinstance(a, Mark)]:
+                self.handovers.mark(mark.nai, mark.phase, time.monotonic(), mark.extra)
+            rest = [a for a in follow or () if not isinstance(a, Mark)]
+            if rest:
+                self.spawn(self.execute(key, rest))
 
     async def _left_elsewhere(self, moved: VisitorMoved) -> None:
         """The other FAs of this process that still list the moved MN drop it

@@ -65,9 +65,10 @@ class Gateways:
         for qos in self.qos.values():  # QoS (claims 8, 9)
             qos.close()
 
-    async def add_tunnel(self, action: AddTunnel, load_only: bool = False) -> None:
+    async def add_tunnel(self, action: AddTunnel, load_only: bool = False) -> bool:
         """``load_only`` (reconcile): load this end without touching an SA charon may
-        hold for it, and without initiating."""
+        hold for it, and without initiating.  True: this end initiated the tunnel and
+        charon reported its CHILD_SA established (issue 14: ``on_tunnel_up``)."""
         gw = self.drivers[action.gateway]
         key = (action.gateway, action.side.tunnel_id)
         self._touched[key] = time.monotonic()
@@ -106,16 +107,23 @@ class Gateways:
             entry["error"] = str(exc)
             LOG.error("tunnel %s at %s failed: %s", log_text(action.side.tunnel_id), action.gateway,
                       log_text(exc))
-            return
+            return False
         entry["state"] = "up" if action.side.initiator else "configured"
         entry["setup_ms"] = round(took * 1000, 3)
-        LOG.info("tunnel %s at %s %s in %.1f ms", log_text(action.side.tunnel_id), action.gateway,
-                 entry["state"], took * 1000)
+        on_prepared = add == gw.add_prepared
+        if on_prepared:
+            entry["on_prepared_ike_sa"] = True   # issue 14: CREATE_CHILD_SA only
+        LOG.info("tunnel %s at %s %s in %.1f ms%s", log_text(action.side.tunnel_id),
+                 action.gateway, entry["state"], took * 1000,
+                 " on its prepared IKE_SA" if on_prepared else "")
+        return entry["state"] == "up"
 
     async def remove_tunnel(self, action: RemoveTunnel) -> None:
         gw = self.drivers[action.gateway]
         self._touched[(action.gateway, action.tunnel_id)] = time.monotonic()
-        self._prepared.discard((action.gateway, action.tunnel_id))
+        # the IKE_SA goes at both ends (terminated here, connection unloaded): a
+        # preparation at the other end is dead too; its next add must not expect it
+        self._prepared = {k for k in self._prepared if k[1] != action.tunnel_id}
         self.tunnel_log.pop((action.gateway, action.tunnel_id), None)
         try:
             await asyncio.get_running_loop().run_in_executor(self.workers[action.gateway],
@@ -126,7 +134,8 @@ class Gateways:
         await self._qos(action.gateway, "remove", action.tunnel_id)  # QoS
         LOG.info("tunnel %s at %s removed", log_text(action.tunnel_id), action.gateway)
 
-    async def prepare_tunnel(self, action: PrepareTunnel, delay: float | None = None) -> None:
+    async def prepare_tunnel(self, action: PrepareTunnel, delay: float | None = None,
+                             wait: float | None = None) -> None:
         """Issue 14: stand ``action.spec`` up ahead (responder end loaded first, then the
         initiator's IKE_SA), or take a prepared one down (``remove``), after ``delay``
         (``settings.PREPARE_AFTER``: the move's own tunnel work goes first).  Only when
@@ -138,14 +147,23 @@ class Gateways:
             return
         t0 = time.monotonic()
         await asyncio.sleep(settings.PREPARE_AFTER if delay is None else delay)
-        if any(self._added.get((g, spec.tunnel_id), -1.0) >= t0 for g in ends):
-            return   # a registration set it meanwhile: it decides
+        # an end still live under this id (the old FA's, kept a while by smooth
+        # handoff) would take the preparation with it when it goes: wait for that
+        until = time.monotonic() + (settings.PREPARE_WAIT if wait is None else wait)
+        while True:
+            if any(self._added.get((g, spec.tunnel_id), -1.0) >= t0 for g in ends):
+                return   # a registration set it meanwhile: it decides
+            if action.remove or not any((g, spec.tunnel_id) in self.tunnel_log
+                                        for g in ends):
+                break
+            if time.monotonic() >= until:
+                return   # still live: the move back sets it up from nothing
+            await asyncio.sleep(settings.PREPARE_POLL)
         # (a removal meanwhile is the move's teardown of the old FA's live tunnel: the
         # reason to wait; preparing it afterwards is what is wanted)
         if action.remove:
-            for g in ends:
-                if (g, spec.tunnel_id) in self._prepared:
-                    await self.remove_tunnel(RemoveTunnel(g, spec.tunnel_id))
+            for g in [g for g in ends if (g, spec.tunnel_id) in self._prepared]:
+                await self.remove_tunnel(RemoveTunnel(g, spec.tunnel_id))
             return
         loop = asyncio.get_running_loop()
         for g in ends:

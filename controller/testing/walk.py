@@ -489,7 +489,7 @@ class MobileNode:
             nai: str | None = None, lifetime: int | None = None,
             previous_coa: str | None = None, ha_key: bytes | None = None,
             no_mn_ha: bool = False, service_update: bool = False,
-            mn_fa: tuple[int, bytes] | None | str = "own") -> bytes:
+            mn_fa: tuple[int, bytes] | None | str = "own", simultaneous: bool = False) -> bytes:
         """An RRQ for registering through ``fa_name`` (previous FA by gateway name, or
         ``previous_coa`` as a raw address).  ``key`` / ``ha_key`` replace the MN-AAA /
         MN-HA key, ``no_mn_ha`` leaves MN-HA authentication out, ``mn_fa`` replaces the
@@ -511,7 +511,8 @@ class MobileNode:
             service_update=service_update, ha_spi=ha_spi,
             ha_key=None if no_mn_ha else (ha_key or c.ha_key),
             fa_spi=assoc[0] if assoc is not None and not isinstance(assoc, str) else None,
-            fa_key=assoc[1] if assoc is not None and not isinstance(assoc, str) else None)
+            fa_key=assoc[1] if assoc is not None and not isinstance(assoc, str) else None,
+            simultaneous=simultaneous)
 
     def rrq_without_nai(self, fa_name: str) -> bytes:
         gw = self.walk.topo.gateways[fa_name]

@@ -67,3 +67,36 @@ def test_expiry_drops_what_was_prepared() -> None:
     assert {a.spec.tunnel_id for a in actions if isinstance(a, PrepareTunnel) and a.remove} \
         == {HA_FA2, HA_FA3}
     assert walk.ha.prepared == {}
+
+
+def test_smooth_handoff_retire_does_not_undo_the_old_fas_preparation() -> None:
+    """Seamless + smooth handoff: the HA keeps the old FA's live tunnel RETIRE_AFTER
+    after the move, and that tunnel's id is the one a move back uses.  The HA asks for
+    its preparation at the move (the runtime prepares it once both live ends are gone:
+    ``Gateways.prepare_tunnel``, tests/unit/runtime/test_prepared_tunnels.py); the
+    retire removes the live end only, the preparation stays wanted (measured before the
+    fix: 1 of 20 moves used a prepared IKE_SA)."""
+    from controller.core.home_agent import RETIRE_AFTER
+    walk = Walk(topology(seamless_handover=True, smooth_handoff=True))
+    mn = MobileNode(walk)
+    assert mn.register("fa1").accepted
+    walk.now += 2.0
+    pos = walk.mark()
+    assert mn.register("fa2", "fa1").accepted
+    trace = walk.trace(pos)
+    assert f"ha RemoveTunnel ha {HA_FA1}" not in trace      # kept (smooth handoff)
+    assert trace.count(f"ha PrepareTunnel {HA_FA1}") == 1
+    spec = [a.spec for _r, a in walk.of_type(PrepareTunnel, pos)
+            if a.spec.tunnel_id == HA_FA1][0]
+    assert spec.psk == prepared_psk(walk.ha.bindings[NAI].secret, HA_FA1)
+    walk.now += RETIRE_AFTER + 0.1
+    pos = walk.mark()
+    walk.tick()
+    trace = walk.trace(pos)
+    assert f"ha RemoveTunnel ha {HA_FA1}" in trace
+    assert f"ha Unprepare {HA_FA1}" not in trace and HA_FA1 in walk.ha.prepared[NAI]
+    # moving back uses it: the live tunnel is the prepared one's id, nothing dropped
+    walk.now += 1.0
+    pos = walk.mark()
+    assert mn.register("fa1", "fa2").accepted
+    assert not [p for p in _prep(walk, pos) if p.remove and p.spec.tunnel_id == HA_FA1]

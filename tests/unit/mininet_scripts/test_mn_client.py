@@ -7,6 +7,7 @@ import hmac
 import io
 import json
 import struct
+from typing import Any
 
 import pytest
 
@@ -267,3 +268,50 @@ def test_malformed_nonce_reply_is_ignored(mn: MobileNodeState) -> None:
     with pytest.raises(mip.MipDecodeError):
         mip_keys.nonce_reply(mip.RegistrationReply(0, 300, "10.10.0.100", "10.0.0.1", 1,
                                                    [spi_reserved]))
+
+
+# ------------------------------------------------------------------ S bit (issue 14)
+
+
+def test_simultaneous_sets_s_in_every_rrq() -> None:
+    import dataclasses
+    state = MobileNodeState(dataclasses.replace(CONFIG, simultaneous=True),
+                            wall_offset=1_700_000_000.0, rand=lambda: 0)
+    state.start(0.0)
+    first = register(state, 1.0, "10.21.0.1", FA1_MAC)
+    moved = rrqs(state.on_advertisement(5.0, adv("10.22.0.1"), FA2_MAC))
+    for sent in (first, *moved):
+        assert mip.decode(sent.payload).flags == mip.FLAG_T | mip.FLAG_S
+    assert mip.decode(moved[0].payload).care_of_address == "10.22.0.1"
+
+
+def test_without_it_no_s(mn: MobileNodeState) -> None:
+    sent = register(mn, 1.0, "10.21.0.1", FA1_MAC)
+    assert not mip.decode(sent.payload).flags & mip.FLAG_S
+
+
+def test_cli_simultaneous_flag() -> None:
+    base = ["--nai", "a@b", "--home-address", "10.10.0.100", "--home-agent", "10.0.0.1",
+            "--spi", "300", "--key-file", "k", "--iface", "mn1-eth0"]
+    assert mn_client.parse_args(base).simultaneous is False
+    assert mn_client.parse_args(base + ["--simultaneous"]).simultaneous is True
+
+
+@pytest.mark.parametrize("seamless", [False, True])
+def test_demo_passes_simultaneous_for_a_seamless_profile(tmp_path: Any, seamless: bool) -> None:
+    """The demo and the scenario runner start the MN client through
+    ``mn_client_command``: ``--simultaneous`` exactly when the MN's profile has
+    seamless_handover on."""
+    import dataclasses
+    from pathlib import Path
+
+    from controller.config import load_topology
+    from mininet_scripts.demo import mn_client_command
+    topo = load_topology(Path(__file__).resolve().parents[3] / "topology" / "default.yaml")
+    nai = topo.mobile_nodes["mn1"].nai
+    topo.vpn_profiles[nai] = dataclasses.replace(topo.vpn_profiles[nai],
+                                                 seamless_handover=seamless)
+    cmd, _files = mn_client_command("python3", topo, "mn1", "mn1-eth0",
+                                    tmp_path / "ev.jsonl", tmp_path / "keys")
+    assert ("--simultaneous" in cmd) is seamless
+    assert mn_client.parse_args(cmd[3:]).simultaneous is seamless

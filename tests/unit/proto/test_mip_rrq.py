@@ -82,3 +82,16 @@ def test_an_authenticator_needs_both_spi_and_key() -> None:
                                  care_of_address=COA, identification=IDENT, lifetime=300,
                                  mn_aaa_spi=300, mn_aaa_key=AAA_KEY, ha_key=HA_KEY,
                                  fa_spi=0x100)
+
+
+def test_simultaneous_sets_only_the_s_flag() -> None:
+    """Issue 14: ``simultaneous`` sets S (0x80) next to T, nothing else changes; the
+    load generator passes it through."""
+    from controller.proto import mip
+    plain = bytes.fromhex(RECORDED["plain"])
+    with_s = loadgen_build_rrq(NAI, HOME, HA, COA, 300, AAA_KEY, IDENT, simultaneous=True)
+    msg = mip.decode(with_s)
+    assert msg.flags == mip.FLAG_T | mip.FLAG_S
+    assert with_s[0] == plain[0] and with_s[1] == plain[1] | 0x80
+    assert with_s[2:-16] == plain[2:-16]                      # authenticator differs
+    assert mip.verify_auth(with_s, mip.AuthKind.MN_AAA, AAA_KEY)
