@@ -81,7 +81,11 @@ class Gateways:
             # both adds keep it, the driver replaces the CHILD_SA (issue 14)
             peer = action.side.remote.gateway
             self._prepared |= {key, (peer, action.side.tunnel_id)}
-        self._live[key] = action.side
+        if load_only:   # a reconcile: the other end's IKE_SA may be stale
+            for k in [k for k in self._live if k[1] == action.side.tunnel_id]:
+                del self._live[k]
+        else:
+            self._live[key] = action.side
         if key in self._prepared:
             self._prepared.discard(key)
             add = gw.add_prepared   # CREATE_CHILD_SA on the standing IKE_SA (issue 14)

@@ -207,3 +207,19 @@ def test_a_live_end_of_a_gateway_not_driven_here_is_not_reused() -> None:
     asyncio.run(gws.add_tunnel(AddTunnel("ha", SPEC.side_for("ha"))))
     asyncio.run(gws.add_tunnel(AddTunnel("ha", SPEC.side_for("ha"))))
     assert drv["ha"].log == [("add", TID), ("add", TID)]
+
+
+def test_after_a_reconcile_loaded_an_end_the_next_add_starts_afresh() -> None:
+    """A reconcile loads an end it found missing or not established (a charon that
+    restarted): the other end's IKE_SA may be stale, so the initiation that follows
+    is an ordinary add (it terminates what is there), not one on that IKE_SA."""
+    gws, drv = _gateways()
+
+    async def run() -> None:
+        await gws.add_tunnel(AddTunnel("ha", SPEC.side_for("ha")))
+        await gws.add_tunnel(AddTunnel("fa2", SPEC.side_for("fa2")))
+        await gws.add_tunnel(AddTunnel("ha", SPEC.side_for("ha")), load_only=True)
+        await gws.add_tunnel(AddTunnel("fa2", SPEC.side_for("fa2")))
+
+    asyncio.run(run())
+    assert drv["fa2"].log == [("add", TID), ("add", TID)]
