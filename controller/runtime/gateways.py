@@ -51,6 +51,7 @@ class Gateways:
         # (gateway, tunnel) stood up ahead by prepare_tunnel: its add keeps the IKE_SA
         self._prepared: set[tuple[str, str]] = set()
         self._added: dict[tuple[str, str], float] = {}   # (gateway, tunnel) -> added at
+        self._live: dict[tuple[str, str], TunnelSide] = {}   # what add_tunnel set there
 
     def own(self) -> set[str]:
         """Fix the gateways this process drives (at start, once the stationary tunnels
@@ -74,6 +75,17 @@ class Gateways:
         self._touched[key] = time.monotonic()
         self._added[key] = self._touched[key]
         add = gw.add_tunnel
+        if not load_only and self._live_at_both_ends(action.gateway, action.side):
+            # a move back within the old FA's retire (the core cancelled it): the
+            # IKE_SA of this very tunnel still stands between the same two gateways;
+            # both adds keep it, the driver replaces the CHILD_SA (issue 14)
+            peer = action.side.remote.gateway
+            self._prepared |= {key, (peer, action.side.tunnel_id)}
+        if load_only:   # a reconcile: the other end's IKE_SA may be stale
+            for k in [k for k in self._live if k[1] == action.side.tunnel_id]:
+                del self._live[k]
+        else:
+            self._live[key] = action.side
         if key in self._prepared:
             self._prepared.discard(key)
             add = gw.add_prepared   # CREATE_CHILD_SA on the standing IKE_SA (issue 14)
@@ -102,6 +114,7 @@ class Gateways:
                 await asyncio.sleep(0.1)
         if took is None:
             exc = error
+            self._live.pop(key, None)
             self.poke_gateway(action.gateway)   # charon gone? (issue 5)
             entry["state"] = "failed"
             entry["error"] = str(exc)
@@ -118,12 +131,29 @@ class Gateways:
                  " on its prepared IKE_SA" if on_prepared else "")
         return entry["state"] == "up"
 
+    def _live_at_both_ends(self, gateway: str, side: TunnelSide) -> bool:
+        """``side``'s tunnel is up as ``side`` describes it at ``gateway`` and at its
+        peer, both driven here (neither end removed since: a removal terminates the
+        IKE_SA at both), with the same selectors, addresses and security (the PSK
+        aside: docs/security.md)."""
+        peer = side.remote.gateway
+        if peer not in self.drivers:
+            return False
+        here = self._live.get((gateway, side.tunnel_id))
+        there = self._live.get((peer, side.tunnel_id))
+        if here is None or there is None or here.initiator != side.initiator:
+            return False
+        return (replace(here, psk=b"") == replace(side, psk=b"")
+                and there.remote == side.local and there.local == side.remote)
+
     async def remove_tunnel(self, action: RemoveTunnel) -> None:
         gw = self.drivers[action.gateway]
         self._touched[(action.gateway, action.tunnel_id)] = time.monotonic()
         # the IKE_SA goes at both ends (terminated here, connection unloaded): a
         # preparation at the other end is dead too; its next add must not expect it
         self._prepared = {k for k in self._prepared if k[1] != action.tunnel_id}
+        for k in [k for k in self._live if k[1] == action.tunnel_id]:
+            del self._live[k]
         self.tunnel_log.pop((action.gateway, action.tunnel_id), None)
         try:
             await asyncio.get_running_loop().run_in_executor(self.workers[action.gateway],

@@ -545,3 +545,36 @@ def test_prepared_ike_sa_then_only_create_child_sa(lab: Lab) -> None:
     finally:
         for t in (fa2_ha, fa1_ha, static):
             down(lab, t)
+
+
+def test_a_move_back_keeps_the_live_ike_sa_without_leaking_child_sas(lab: Lab) -> None:
+    """Issue 14: a move back while the tunnel is still live at both ends (smooth
+    handoff's retire cancelled) re-adds it with a new PSK and keep_sa at both ends: the
+    same IKE_SA carries a new CHILD_SA, the older one is deleted (one CHILD_SA per
+    tunnel however many moves back and forth), traffic passes."""
+    h = lab.hosts
+    static, fa_ha = static_tunnel(), mn_tunnel("fa")
+    try:
+        up(lab, static)
+        up(lab, fa_ha)
+        ike_id = lab.gws["fa"].tunnel(fa_ha.tunnel_id).unique_id   # type: ignore[union-attr]
+        for _ in range(6):
+            again = replace(fa_ha, psk=new_psk())     # a move's key (tunnel_psk)
+            for gw in sorted(again.ends(), key=lambda g: g == again.initiator):
+                lab.gws[gw].add_prepared(again.side_for(gw))
+            assert ping(h["mn"], CN)[0]
+        deadline = time.monotonic() + 3.0
+        while True:
+            states = {gw: lab.gws[gw].tunnel(fa_ha.tunnel_id) for gw in fa_ha.ends()}
+            children = {gw: len([c for c in st.children if c.state == "INSTALLED"])
+                        for gw, st in states.items() if st is not None}
+            if children == {"fa": 1, "ha": 1} or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert children == {"fa": 1, "ha": 1}, states
+        assert all(len(st.children) == 1 for st in states.values() if st), states
+        assert states["fa"] is not None and states["fa"].unique_id == ike_id
+        assert ping(h["mn"], CN, count=5)[0]
+    finally:
+        for t in (fa_ha, static):
+            down(lab, t)

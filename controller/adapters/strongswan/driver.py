@@ -198,6 +198,8 @@ class StrongSwanGateway(GatewayDriverBase):
                         log.debug("%s: %s", self.name, log_text(_s(event.get("msg"))))
 
             try:
+                if keep_sa:   # a move back: the live CHILD_SA goes first (issue 14)
+                    self._call(self._terminate_children, tid)
                 for child in conn[tid]["children"]:
                     self._call(initiate, child)
             except CommandException as exc:
@@ -456,6 +458,24 @@ class StrongSwanGateway(GatewayDriverBase):
     @staticmethod
     def _has_sa(session: vici.Session, tunnel_id: str) -> bool:
         return any(True for _ in session.list_sas({"ike": tunnel_id}))
+
+    @staticmethod
+    def _terminate_children(session: vici.Session, tunnel_id: str) -> int:
+        """Delete the tunnel's CHILD_SAs, keeping its IKE_SA (an INFORMATIONAL DELETE;
+        waits for the peer's answer).  charon refuses a duplicate of an installed
+        CHILD_SA ("not establishing CHILD_SA ... due to existing duplicate"), so a
+        tunnel re-added on its standing IKE_SA (a move back within the old FA's retire)
+        replaces its CHILD_SA this way: one per tunnel, however many moves back and
+        forth.  Returns how many were deleted."""
+        ids = [_s(c.get("uniqueid")) for sa in session.list_sas({"ike": tunnel_id})
+               for ike in sa.values() for c in (ike.get("child-sas") or {}).values()]
+        for cid in ids:
+            try:
+                for _ in session.terminate({"child-id": cid, "timeout": 1000}):
+                    pass
+            except CommandException:
+                pass                # gone meanwhile
+        return len(ids)
 
     @staticmethod
     def _terminate(session: vici.Session, tunnel_id: str) -> None:

@@ -171,3 +171,31 @@ def test_with_smooth_handoff_the_old_tunnel_still_retires_after_retire_after() -
     walk.tick()
     assert f"ha RemoveTunnel ha {HA1}" in walk.trace(pos)
     assert HA1 not in walk.gateways.ids("ha") and HA1 in walk.ha.prepared[NAI]
+
+
+def test_with_smooth_handoff_a_move_back_within_the_retire_cancels_it() -> None:
+    """Issue 14 (the ABBA walk of bench.handover_paired, 1.5 s apart): back at the old
+    FA before its tunnel retired, the HA and that FA set the tunnel again (the runtime
+    keeps its IKE_SA) and neither retire timer removes it afterwards."""
+    from controller.core.home_agent import RETIRE_AFTER
+    walk, mn = make(smooth=True)
+    t_move = walk.now
+    assert mn.register("fa2", "fa1", simultaneous=True).accepted
+    assert up(walk, HA2) == []
+    assert HA1 in walk.ha.retiring and HA1 in walk.fa("fa1").retiring
+    walk.now = t_move + RETIRE_AFTER - 0.5
+    walk.fa("fa1").in_progress.clear()
+    pos = walk.mark()
+    assert mn.register("fa1", "fa2", simultaneous=True).accepted
+    trace = walk.trace(pos)
+    assert f"ha AddTunnel ha {HA1}" in trace and f"ha RemoveTunnel ha {HA1}" not in trace
+    assert HA1 not in walk.ha.retiring and HA1 not in walk.fa("fa1").retiring
+    up(walk, HA1)
+    for dt in (0.6, RETIRE_AFTER + 1.0):
+        walk.now = t_move + RETIRE_AFTER + dt
+        pos = walk.mark()
+        walk.tick()
+        assert f"RemoveTunnel ha {HA1}" not in walk.trace(pos)
+        assert f"RemoveTunnel fa1 {HA1}" not in walk.trace(pos)
+    assert HA1 in walk.gateways.ids("ha") and HA1 in walk.gateways.ids("fa1")
+    assert not walk.gateways.errors

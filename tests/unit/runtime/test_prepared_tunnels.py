@@ -6,6 +6,7 @@ alone; removing forgets the preparation."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 from controller.core.actions import AddTunnel, PrepareTunnel, RemoveTunnel
 from controller.core.vpn import TunnelEnd, TunnelSpec
@@ -31,11 +32,13 @@ def test_prepare_then_add_keeps_the_prepared_ike_sa() -> None:
         # the move: the HA's end, then the FA's (initiator)
         await gws.add_tunnel(AddTunnel("ha", SPEC.side_for("ha")))
         await gws.add_tunnel(AddTunnel("fa2", SPEC.side_for("fa2")))
-        # the next add of the same tunnel (no longer prepared) is an ordinary one
+        # the preparation is used up: once the HA's end is gone the next add at the
+        # FA is an ordinary one
+        await gws.remove_tunnel(RemoveTunnel("ha", TID))
         await gws.add_tunnel(AddTunnel("fa2", SPEC.side_for("fa2")))
 
     asyncio.run(run())
-    assert drv["ha"].log == [("prepare", TID), ("add_prepared", TID)]
+    assert drv["ha"].log == [("prepare", TID), ("add_prepared", TID), ("remove", TID)]
     assert drv["fa2"].log == [("prepare", TID), ("add_prepared", TID), ("add", TID)]
 
 
@@ -158,3 +161,65 @@ def test_a_live_end_that_stays_is_left_alone() -> None:
 
     asyncio.run(run())
     assert drv["fa2"].log == [("add", TID)] and drv["ha"].log == []
+
+
+def test_a_move_back_while_live_at_both_ends_keeps_the_ike_sa() -> None:
+    """A move back within the smooth-handoff retire (the core cancels it) finds the
+    tunnel still live at both ends: its IKE_SA is reused (CREATE_CHILD_SA, the driver
+    deletes the older CHILD_SA), not terminated and set up from nothing (issue 14,
+    measured: every other move of an ABBA walk with 1.5 s settle ran IKE_SA_INIT)."""
+    gws, drv = _gateways()
+
+    async def run() -> None:
+        await gws.add_tunnel(AddTunnel("ha", SPEC.side_for("ha")))     # live at both
+        await gws.add_tunnel(AddTunnel("fa2", SPEC.side_for("fa2")))
+        await gws.add_tunnel(AddTunnel("ha", SPEC.side_for("ha")))     # the move back
+        await gws.add_tunnel(AddTunnel("fa2", SPEC.side_for("fa2")))
+        assert gws.tunnel_log[("fa2", TID)].get("on_prepared_ike_sa") is True
+
+    asyncio.run(run())
+    assert drv["ha"].log == [("add", TID), ("add_prepared", TID)]
+    assert drv["fa2"].log == [("add", TID), ("add_prepared", TID)]
+
+
+def test_a_move_back_after_the_other_end_retired_starts_afresh() -> None:
+    """The old FA's end retired (IKE_SA terminated) between the HA's add and the
+    FA's: the FA's add is an ordinary one; one end alone, or other selectors, too."""
+    gws, drv = _gateways()
+    other = replace(SPEC.side_for("ha"), local=TunnelEnd("ha", "10.0.0.1", ("10.31.0.0/24",)))
+
+    async def run() -> None:
+        await gws.add_tunnel(AddTunnel("ha", SPEC.side_for("ha")))
+        await gws.add_tunnel(AddTunnel("fa2", SPEC.side_for("fa2")))
+        await gws.add_tunnel(AddTunnel("ha", SPEC.side_for("ha")))     # keeps it
+        await gws.remove_tunnel(RemoveTunnel("fa2", TID))               # the FA's retire
+        await gws.add_tunnel(AddTunnel("fa2", SPEC.side_for("fa2")))   # from nothing
+        await gws.add_tunnel(AddTunnel("ha", other))                    # other selectors
+
+    asyncio.run(run())
+    assert drv["fa2"].log == [("add", TID), ("remove", TID), ("add", TID)]
+    assert drv["ha"].log == [("add", TID), ("add_prepared", TID), ("add", TID)]
+
+
+def test_a_live_end_of_a_gateway_not_driven_here_is_not_reused() -> None:
+    gws, drv = _gateways()
+    del gws.drivers["fa2"]
+    asyncio.run(gws.add_tunnel(AddTunnel("ha", SPEC.side_for("ha"))))
+    asyncio.run(gws.add_tunnel(AddTunnel("ha", SPEC.side_for("ha"))))
+    assert drv["ha"].log == [("add", TID), ("add", TID)]
+
+
+def test_after_a_reconcile_loaded_an_end_the_next_add_starts_afresh() -> None:
+    """A reconcile loads an end it found missing or not established (a charon that
+    restarted): the other end's IKE_SA may be stale, so the initiation that follows
+    is an ordinary add (it terminates what is there), not one on that IKE_SA."""
+    gws, drv = _gateways()
+
+    async def run() -> None:
+        await gws.add_tunnel(AddTunnel("ha", SPEC.side_for("ha")))
+        await gws.add_tunnel(AddTunnel("fa2", SPEC.side_for("fa2")))
+        await gws.add_tunnel(AddTunnel("ha", SPEC.side_for("ha")), load_only=True)
+        await gws.add_tunnel(AddTunnel("fa2", SPEC.side_for("fa2")))
+
+    asyncio.run(run())
+    assert drv["fa2"].log == [("add", TID), ("add", TID)]
