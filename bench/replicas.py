@@ -275,6 +275,8 @@ def failover(users: int, rate: float, duration: float, log_level: str) -> dict[s
         answered, lost, t_kill = probe(lg, rate, duration, duration / 3, kill)
         time.sleep(3.0)   # the dead replica's session lease runs out meanwhile
         after = survivor.call(cmd="stats")
+        assert rs.visited is not None
+        visited = rs.visited.call(cmd="stats").get("diameter", {})
     finally:
         lg.close()
         rs.close()
@@ -308,7 +310,15 @@ def failover(users: int, rate: float, duration: float, log_level: str) -> dict[s
         "owner_keys_gone_after_kill_s": _after(killed_wall[0], takeovers, "orphaned_at"),
         "claimed_after_kill_s": _after(killed_wall[0], takeovers, "at"),
         "replication_counters": rep.get("counters"),
+        # the visited side's Diameter nodes: requests resent after the failover
+        # (RFC 6733 §5.5.4), failovers without a next connection, redials
+        "visited_diameter": {k: {c: v for c, v in sorted(n.items()) if c in _FAILOVER}
+                             for k, n in sorted(visited.items())},
     }
+
+
+_FAILOVER = ("resent", "failover_failed", "peer_unavailable", "peer_down", "reconnected",
+             "reconnect_failed", "duplicate_answered", "retransmitted_received", "timeouts")
 
 
 def _after(t0: float, takeovers: list[dict[str, Any]], field: str) -> dict[str, Any]:

@@ -80,6 +80,10 @@ class PeerConnection:
         self.generation = 0                # +1 per (re)connection
         self.opened_at = 0.0               # monotonic time of the last CER/CEA
         self.watchdog_failed = False       # the last drop was a DWR left unanswered
+        # a link up at least this long (s) that the peer's side closes is redialled at
+        # once (``redialling`` until that first attempt ends), not after a backoff
+        self.redial_after = 0.5
+        self.redialling = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._cer_deadline: asyncio.Future[None] | None = None   # accepted: CER due
         self.accepted_at = time.monotonic()
@@ -472,8 +476,10 @@ class PeerConnection:
         if self.closed.is_set():
             return
         self.closed.set()
-        self.open = False
+        was_open, self.open = self.open, False
         self.down_since = time.monotonic()
+        self.redialling = (was_open and self.reconnect and not self.watchdog_failed
+                           and self.down_since - self.opened_at >= self.redial_after)
         for fut in self._pending.values():
             if not fut.done():
                 fut.set_exception(DiameterConnectionLost(f"{self!r} closed"))

@@ -235,6 +235,7 @@ class DiameterNode:
         await self._capabilities(conn, f"{host}:{port}")
         if reconnect:
             conn.reconnect = True
+            conn.redial_after = backoff[0]
             task = asyncio.create_task(self._keep_connected(
                 conn, host, port, ssl, server_hostname, backoff))
             self._supervisors.add(task)
@@ -303,12 +304,12 @@ class DiameterNode:
             # a link that was up a while and closed by the peer's side (a replica gone:
             # another may answer at the same address) is redialled at once, then with
             # backoff; one the watchdog closed (a silent peer) backs off first
-            up = (conn.down_since or 0.0) - conn.opened_at
-            delay = 0.0 if not conn.watchdog_failed and up >= lo else lo
+            delay = 0.0 if conn.redialling else lo
             while not self._closing and conn.reconnect:
                 await asyncio.sleep(delay * random.uniform(0.8, 1.2))
                 if self._closing or not conn.reconnect:
                     return
+                first = conn.redialling
                 try:
                     reader, writer = await self._dial(host, port, ssl, server_hostname)
                     conn._bind(reader, writer)
@@ -317,7 +318,11 @@ class DiameterNode:
                     self.counters["reconnect_failed"] += 1
                     log.debug("reconnecting to %s:%d: %s", host, port, log_text(e))
                     delay = min(max(delay * 2, lo), hi)
+                    if first:       # new requests waiting for it: fail now
+                        conn.redialling = False
+                        self.wake_waiters()
                     continue
+                conn.redialling = False
                 self.counters["reconnected"] += 1
                 log.info("peer %s at %s:%d back", log_text(conn.remote_host), host, port)
                 break
@@ -367,6 +372,9 @@ class DiameterNode:
                 raise DiameterNoRoute(f"no peer for realm {target!r}")
         if not peer.open:       # down (watchdog) or not yet open: fail now, don't wait
             other = self._next_open(peer, target)
+            if other is None and peer.redialling:   # unless redialled at once: wait
+                other = await self._wait_open(peer, target, asyncio.get_running_loop().time()
+                                              + self.request_timeout, redial_only=True)
             if other is None:
                 self.counters["peer_unavailable"] += 1
                 raise DiameterConnectionError(
@@ -420,18 +428,19 @@ class DiameterNode:
                 return conn
         return None
 
-    async def _wait_open(self, failed: PeerConnection, realm: str,
-                         deadline: float) -> PeerConnection | None:
+    async def _wait_open(self, failed: PeerConnection, realm: str, deadline: float,
+                         redial_only: bool = False) -> PeerConnection | None:
         """The next open connection for ``failed``'s requests, waiting for one until
         ``deadline`` (one timer on one future, ended by a connection opening, the
-        deadline or the node closing); None at the deadline or when closing."""
+        deadline or the node closing); None at the deadline or when closing.
+        ``redial_only``: only while ``failed``'s immediate redial is under way."""
         loop = asyncio.get_running_loop()
         while not self._closing:
             conn = self._next_open(failed, realm)
             if conn is not None:
                 return conn
             remaining = deadline - loop.time()
-            if remaining <= 0:
+            if remaining <= 0 or (redial_only and not failed.redialling):
                 return None
             fut: asyncio.Future[None] = loop.create_future()
             self._open_waiters.add(fut)

@@ -186,3 +186,51 @@ def test_request_header_t_flag_helpers() -> None:
     assert hdr.flags & d.FLAG_REQUEST
     assert not d.parse_header(d.encode(AMR)[:20]).is_retransmit
     assert isinstance(d.decode(data), AmRequest)
+
+
+async def _drop_from_the_server_side(home: DiameterNode, conn: PeerConnection) -> None:
+    for c in list(home.connections):
+        c.close()
+    while conn.open:
+        await asyncio.sleep(0)
+
+
+def test_new_request_while_a_dropped_link_is_redialled_at_once_waits_for_it() -> None:
+    async def main() -> None:
+        home = Home(drop=0)
+        port = await home.node.listen(HOST, 0)
+        fa = DiameterNode("fa1.foreign.example", "foreign.example", request_timeout=3.0)
+        conn = await fa.connect(HOST, port, reconnect=True, backoff=(0.05, 0.2))
+        await asyncio.sleep(0.1)                  # up longer than the backoff's start
+        await _drop_from_the_server_side(home.node, conn)
+        assert conn.redialling
+        assert (await fa.request(AMR, peer=conn)).result_code == d.SUCCESS
+        assert fa.counters["peer_unavailable"] == 0 and fa.counters["reconnected"] == 1
+        assert not conn.redialling and not fa._open_waiters
+        await fa.close()
+        await home.node.close()
+    run(main())
+
+
+def test_new_request_fails_at_once_when_the_immediate_redial_fails() -> None:
+    async def main() -> None:
+        home = Home(drop=0)
+        port = await home.node.listen(HOST, 0)
+        fa = DiameterNode("fa1.foreign.example", "foreign.example", request_timeout=5.0)
+        conn = await fa.connect(HOST, port, reconnect=True, backoff=(0.05, 5.0))
+        await asyncio.sleep(0.1)
+        for server in home.node._servers:         # nobody answers the redial
+            server.close()
+        await _drop_from_the_server_side(home.node, conn)
+        t0 = time.monotonic()
+        try:
+            await fa.request(AMR, peer=conn)
+        except DiameterConnectionError as e:
+            assert "reconnecting" in str(e)
+        else:
+            raise AssertionError("answered without a peer")
+        assert time.monotonic() - t0 < 0.5
+        assert fa.counters["peer_unavailable"] == 1 and not fa._open_waiters
+        await fa.close()
+        await home.node.close()
+    run(main())
