@@ -300,6 +300,9 @@ def failover(users: int, rate: float, duration: float, log_level: str) -> dict[s
         "failed_sent_window_s": [round(failed[0] - t_kill, 3),
                                  round(failed[-1] - t_kill, 3)] if failed else None,
         "interruption_s": round(max(gaps), 3) if gaps else None,
+        # where that longest gap began, from the kill
+        "interruption_from_kill_s": round(ok[gaps.index(max(gaps))] - t_kill, 3)
+        if gaps else None,
         "first_accepted_after_kill_s": round(after_kill[0] - t_kill, 3)
         if after_kill else None,
         "survivor_bindings": after["bindings"],

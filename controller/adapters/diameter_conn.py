@@ -386,7 +386,9 @@ class PeerConnection:
         node = self.node
         generation = self.generation
         answer: Any = None
-        key = (req.origin_host, req.end_to_end)
+        # the sending peer's identity (its CER, checked against its certificate) in the
+        # key: a peer gets only answers to its own requests again
+        key = (self.remote_host, req.origin_host, req.end_to_end)
         if retransmit:
             node.counters["retransmitted_received"] += 1
             earlier = node.answers.get(key)
@@ -412,7 +414,8 @@ class PeerConnection:
         # on the new one (the peer retransmits, RFC 6733 §5.5.4)
         await self._send_quiet(data, generation)
 
-    async def _answer(self, req: Request, key: tuple[str, int], retransmit: bool) -> Any:
+    async def _answer(self, req: Request, key: tuple[str, str, int],
+                      retransmit: bool) -> Any:
         """The handler's answer to ``req``, recorded for its retransmissions."""
         node = self.node
         done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()

@@ -15,10 +15,18 @@ is logged and counted as ``task_error``).
 
 Failure handling (RFC 6733 §5.5.4, RFC 3539): a peer that leaves a DWR unanswered is
 marked down and its connection closed; requests to it then fail at once with
-``DiameterConnectionError`` instead of waiting.  ``connect(..., reconnect=True)`` keeps
-the *same* ``PeerConnection`` object and redials with exponential backoff (and jitter)
-until the peer answers CER again, so whoever holds it (routes, the runtime) sees it come
-back.  An accepted connection that sends no CER within ``cer_timeout`` is closed.
+``DiameterConnectionError`` instead of waiting (or take another open connection we
+dialled to the same realm).  ``connect(..., reconnect=True)`` keeps the *same*
+``PeerConnection`` object and redials with exponential backoff (and jitter) until the
+peer answers CER again, so whoever holds it (routes, the runtime) sees it come back; a
+link that was up and that the peer's side closed (a replica gone, another at the same
+address) is redialled at once first, and new requests wait for that one attempt.
+Requests pending on a connection that fails are resent with the 'T' flag (same
+End-to-End id, new Hop-by-Hop id) on the next open connection for their destination,
+within their one deadline (``request``).  A request with 'T' that duplicates one this
+node answered or is answering (same sending peer, Origin-Host and End-to-End id, among
+the last ``ANSWERS_KEPT``) gets that answer again without reaching the handler.  An accepted
+connection that sends no CER within ``cer_timeout`` is closed.
 
 TLS (RFC 6733 §13, "TLS from the start"): ``listen``/``connect`` take an
 ``ssl.SSLContext`` (see ``tls_server_context``/``tls_client_context``).  When the peer
@@ -102,10 +110,11 @@ class DiameterNode:
         self._supervisors: set[asyncio.Task[None]] = set()
         # requests waiting for a connection to open (failover: ``request``)
         self._open_waiters: set[asyncio.Future[None]] = set()
-        #: (Origin-Host, End-to-End id) -> the answer (a future while being computed)
-        #: of the last ``ANSWERS_KEPT`` requests: a retransmission ('T') gets it again
-        self.answers: collections.OrderedDict[tuple[str, int], asyncio.Future[Any]] = (
-            collections.OrderedDict())
+        #: (sending peer, Origin-Host, End-to-End id) -> the answer (a future while
+        #: being computed) of the last ``ANSWERS_KEPT`` requests: a retransmission ('T')
+        #: from the same peer gets it again
+        self.answers: collections.OrderedDict[tuple[str, str, int],
+                                              asyncio.Future[Any]] = collections.OrderedDict()
         #: event counters: malformed, framing_error, handler_error, watchdog_timeout,
         #: dwa_received, peer_open, requests, timeouts, ...
         self.counters: MutableMapping[str, int] = (
@@ -136,7 +145,8 @@ class DiameterNode:
                 return (str(local[0]),)
         return ("127.0.0.1",)
 
-    def remember_answer(self, key: tuple[str, int], answer: asyncio.Future[Any]) -> None:
+    def remember_answer(self, key: tuple[str, str, int],
+                        answer: asyncio.Future[Any]) -> None:
         self.answers[key] = answer
         self.answers.move_to_end(key)
         if len(self.answers) > ANSWERS_KEPT:

@@ -234,3 +234,22 @@ def test_new_request_fails_at_once_when_the_immediate_redial_fails() -> None:
         await fa.close()
         await home.node.close()
     run(main())
+
+
+def test_retransmission_from_another_peer_is_not_answered_from_the_cache() -> None:
+    async def main() -> None:
+        home = Home(drop=0)
+        port = await home.node.listen(HOST, 0)
+        fa1 = DiameterNode("fa1.foreign.example", "foreign.example")
+        other = DiameterNode("fa9.foreign.example", "foreign.example")
+        await fa1.connect(HOST, port)
+        conn9 = await other.connect(HOST, port)
+        await fa1.request(AMR)
+        e2e = home.seen[0][1]
+        # the same Origin-Host AVP and End-to-End id, from another peer: processed
+        # anew (an answer, which carries keys, goes only to the peer that asked)
+        await conn9.request(AMR, 2.0, ids=(other.next_hop_by_hop(), e2e), retransmit=True)
+        assert home.calls == 2 and home.node.counters["duplicate_answered"] == 0
+        for node in (fa1, other, home.node):
+            await node.close()
+    run(main())
