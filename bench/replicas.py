@@ -303,6 +303,10 @@ def failover(users: int, rate: float, duration: float, log_level: str) -> dict[s
         # where that longest gap began, from the kill
         "interruption_from_kill_s": round(ok[gaps.index(max(gaps))] - t_kill, 3)
         if gaps else None,
+        # the longest gap beginning within 1 s of the kill (the Diameter failover's;
+        # the takeover's comes later: owner keys gone, records claimed)
+        "kill_gap_s": max((round(g, 3) for a, g in zip(ok, gaps)
+                           if -1.0 <= a - t_kill <= 1.0), default=None),
         "first_accepted_after_kill_s": round(after_kill[0] - t_kill, 3)
         if after_kill else None,
         "survivor_bindings": after["bindings"],
