@@ -25,8 +25,8 @@ Requests pending on a connection that fails are resent with the 'T' flag (same
 End-to-End id, new Hop-by-Hop id) on the next open connection for their destination,
 within their one deadline (``request``).  A request with 'T' that duplicates one this
 node answered or is answering (same sending peer, Origin-Host and End-to-End id, among
-the last ``ANSWERS_KEPT``) gets that answer again without reaching the handler.  An accepted
-connection that sends no CER within ``cer_timeout`` is closed.
+the last ``ANSWERS_KEPT``) gets that answer again without reaching the handler.  An
+accepted connection that sends no CER within ``cer_timeout`` is closed.
 
 TLS (RFC 6733 §13, "TLS from the start"): ``listen``/``connect`` take an
 ``ssl.SSLContext`` (see ``tls_server_context``/``tls_client_context``).  When the peer
@@ -375,6 +375,8 @@ class DiameterNode:
         ``request_timeout`` from now: no connection by then fails it.
         """
         target = realm or msg.destination_realm
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.request_timeout
         if peer is None:
             peer = self.routes.get(target) or self._realm_peer(target)
             if peer is None:
@@ -383,16 +385,13 @@ class DiameterNode:
         if not peer.open:       # down (watchdog) or not yet open: fail now, don't wait
             other = self._next_open(peer, target)
             if other is None and peer.redialling:   # unless redialled at once: wait
-                other = await self._wait_open(peer, target, asyncio.get_running_loop().time()
-                                              + self.request_timeout, redial_only=True)
+                other = await self._wait_open(peer, target, deadline, redial_only=True)
             if other is None:
                 self.counters["peer_unavailable"] += 1
                 raise DiameterConnectionError(
                     f"peer {peer.remote_host or peer.peername} is {peer.state}"
                     + (" (reconnecting)" if peer.reconnect and not self._closing else ""))
             peer = other
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.request_timeout
         e2e = msg.end_to_end or self.next_end_to_end()
         retransmit = False
         self.counters["requests"] += 1
