@@ -17,10 +17,12 @@ and of the visited process (``/proc``, all threads), per layout.
 
 Failover (``etcd x2``): every user registers, then an open-loop probe renews at a fixed
 rate; the serving replica is killed (SIGKILL, by PID) in the middle.  Reported: the
-longest gap between accepted renewals (the interruption the MNs see), renewals
-unanswered or refused, bindings on the survivor afterwards (0 lost = all of them), and
-the survivor's own takeover records (when the dead replica's owner keys went and when
-it claimed them).
+longest gap between accepted renewals (the interruption the MNs see), where it began,
+and the longest one beginning within 1 s of the kill (the Diameter failover's), renewals
+unanswered or refused, bindings on the survivor afterwards (0 lost = all of them), the
+survivor's own takeover records (when the dead replica's owner keys went and when it
+claimed them) and the visited side's Diameter failover counters (requests resent with
+the 'T' flag, failed while the link was down, redials).
 
     python -m bench.replicas [--users 2000] [--window 32] [--duration 4]
         [--rate 100] [--probe 12] [--json F]
