@@ -17,10 +17,12 @@ and of the visited process (``/proc``, all threads), per layout.
 
 Failover (``etcd x2``): every user registers, then an open-loop probe renews at a fixed
 rate; the serving replica is killed (SIGKILL, by PID) in the middle.  Reported: the
-longest gap between accepted renewals (the interruption the MNs see), renewals
-unanswered or refused, bindings on the survivor afterwards (0 lost = all of them), and
-the survivor's own takeover records (when the dead replica's owner keys went and when
-it claimed them).
+longest gap between accepted renewals (the interruption the MNs see), where it began,
+and the longest one beginning within 1 s of the kill (the Diameter failover's), renewals
+unanswered or refused, bindings on the survivor afterwards (0 lost = all of them), the
+survivor's own takeover records (when the dead replica's owner keys went and when it
+claimed them) and the visited side's Diameter failover counters (requests resent with
+the 'T' flag, failed while the link was down, redials).
 
     python -m bench.replicas [--users 2000] [--window 32] [--duration 4]
         [--rate 100] [--probe 12] [--json F]
@@ -275,6 +277,8 @@ def failover(users: int, rate: float, duration: float, log_level: str) -> dict[s
         answered, lost, t_kill = probe(lg, rate, duration, duration / 3, kill)
         time.sleep(3.0)   # the dead replica's session lease runs out meanwhile
         after = survivor.call(cmd="stats")
+        assert rs.visited is not None
+        visited = rs.visited.call(cmd="stats").get("diameter", {})
     finally:
         lg.close()
         rs.close()
@@ -298,6 +302,13 @@ def failover(users: int, rate: float, duration: float, log_level: str) -> dict[s
         "failed_sent_window_s": [round(failed[0] - t_kill, 3),
                                  round(failed[-1] - t_kill, 3)] if failed else None,
         "interruption_s": round(max(gaps), 3) if gaps else None,
+        # where that longest gap began, from the kill
+        "interruption_from_kill_s": round(ok[gaps.index(max(gaps))] - t_kill, 3)
+        if gaps else None,
+        # the longest gap beginning within 1 s of the kill (the Diameter failover's;
+        # the takeover's comes later: owner keys gone, records claimed)
+        "kill_gap_s": max((round(g, 3) for a, g in zip(ok, gaps)
+                           if -1.0 <= a - t_kill <= 1.0), default=None),
         "first_accepted_after_kill_s": round(after_kill[0] - t_kill, 3)
         if after_kill else None,
         "survivor_bindings": after["bindings"],
@@ -308,7 +319,15 @@ def failover(users: int, rate: float, duration: float, log_level: str) -> dict[s
         "owner_keys_gone_after_kill_s": _after(killed_wall[0], takeovers, "orphaned_at"),
         "claimed_after_kill_s": _after(killed_wall[0], takeovers, "at"),
         "replication_counters": rep.get("counters"),
+        # the visited side's Diameter nodes: requests resent after the failover
+        # (RFC 6733 §5.5.4), failovers without a next connection, redials
+        "visited_diameter": {k: {c: v for c, v in sorted(n.items()) if c in _FAILOVER}
+                             for k, n in sorted(visited.items())},
     }
+
+
+_FAILOVER = ("resent", "failover_failed", "peer_unavailable", "peer_down", "reconnected",
+             "reconnect_failed", "duplicate_answered", "retransmitted_received", "timeouts")
 
 
 def _after(t0: float, takeovers: list[dict[str, Any]], field: str) -> dict[str, Any]:

@@ -54,6 +54,11 @@ class DiameterConnectionError(DiameterError):
     """The connection closed, or the capabilities exchange failed."""
 
 
+class DiameterConnectionLost(DiameterConnectionError):
+    """The connection failed with the request pending: it may have reached the peer
+    (resent with the 'T' flag on the next connection: RFC 6733 §5.5.4)."""
+
+
 class PeerConnection:
     """One connection to a Diameter peer.  Created by ``DiameterNode`` only.
 
@@ -73,6 +78,12 @@ class PeerConnection:
         self.reconnect = False             # redialled by the node when it drops
         self.down_since: float | None = None   # monotonic time it went down
         self.generation = 0                # +1 per (re)connection
+        self.opened_at = 0.0               # monotonic time of the last CER/CEA
+        self.watchdog_failed = False       # the last drop was a DWR left unanswered
+        # a link up at least this long (s) that the peer's side closes is redialled at
+        # once (``redialling`` until that first attempt ends), not after a backoff
+        self.redial_after = 0.5
+        self.redialling = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._cer_deadline: asyncio.Future[None] | None = None   # accepted: CER due
         self.accepted_at = time.monotonic()
@@ -84,6 +95,8 @@ class PeerConnection:
         self.generation += 1
         self.closed.clear()
         self._pending: dict[int, asyncio.Future[DiameterMessage]] = {}
+        # hop-by-hop ids of the requests being handled that came with the 'T' flag
+        self._retransmits: set[int] = set()
         # hop-by-hop id -> (until, callback): answers that may still come after the
         # request timed out, for a caller that wants them (``request(late=...)``)
         self._late: dict[int, tuple[float, Callable[[DiameterMessage], None]]] = {}
@@ -123,11 +136,14 @@ class PeerConnection:
 
     async def request(self, msg: DiameterMessage, timeout: float,
                       late: Callable[[DiameterMessage], None] | None = None, *,
-                      ids: tuple[int, int] | None = None) -> DiameterMessage:
+                      ids: tuple[int, int] | None = None,
+                      retransmit: bool = False) -> DiameterMessage:
         """Send a request and wait for its answer.  ``ids``: the (hop-by-hop,
         end-to-end) identifiers it is sent with (default: the message's own).
         ``late``: called with the answer if it arrives within ``LATE_ANSWER_GRACE`` s
-        after the timeout (instead of counting it as unexpected)."""
+        after the timeout (instead of counting it as unexpected).  ``retransmit``: with
+        the 'T' flag.  The connection failing meanwhile raises ``DiameterConnectionLost``
+        (sent, perhaps received), a connection not up ``DiameterConnectionError``."""
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[DiameterMessage] = loop.create_future()
         hop = msg.hop_by_hop if ids is None else ids[0]
@@ -136,7 +152,11 @@ class PeerConnection:
         # (a second future and two callbacks per request: issue 15)
         timer = loop.call_later(timeout, _expire, fut)
         try:
-            await self.send_bytes(encode(msg, ids=ids))
+            data = encode(msg, ids=ids, retransmit=retransmit)
+            try:
+                await self.send_bytes(data)
+            except (ConnectionError, OSError) as e:     # reset while writing
+                raise DiameterConnectionLost(f"{self!r}: {e}") from None
             return await fut
         except asyncio.TimeoutError:
             if late is not None:
@@ -255,7 +275,7 @@ class PeerConnection:
         elif isinstance(msg, Dpr):
             self._spawn(self._on_dpr(msg))
         elif isinstance(msg, (AmRequest, HaRequest)):
-            self._spawn(self._on_request(msg))
+            self._spawn(self._on_request(msg, hdr.is_retransmit))
 
     def _spawn(self, coro: Awaitable[None]) -> asyncio.Future[None]:
         task = asyncio.ensure_future(coro)
@@ -334,8 +354,10 @@ class PeerConnection:
             return
         self.remote_host, self.remote_realm = cer.origin_host, cer.origin_realm
         self.open = True
+        self.opened_at = time.monotonic()
         node.counters["peer_open"] += 1
         node.routes.setdefault(cer.origin_realm, self)
+        node.wake_waiters()
         log.info("peer %s (%s) connected from %s", log_text(cer.origin_host),
                  log_text(cer.origin_realm), self.peername)
         self.start_watchdog()
@@ -356,23 +378,29 @@ class PeerConnection:
                                           dpr.end_to_end)))
         self.close()
 
-    async def _on_request(self, req: Request) -> None:
+    def retransmitted(self, req: Request) -> bool:
+        """``req`` (being handled) came with the 'T' flag (RFC 6733 §5.5.4)."""
+        return req.hop_by_hop in self._retransmits
+
+    async def _on_request(self, req: Request, retransmit: bool = False) -> None:
         node = self.node
         generation = self.generation
-        answer: Any
-        if node.handler is None:
-            answer = _unable(req, node, "no handler")
-        else:
-            try:
-                answer = await node.handler(req, self)
-            except Exception as e:
-                node.counters["handler_error"] += 1
-                log.exception("handler failed on %s", type(req).__name__)
-                answer = _unable(req, node, f"{type(e).__name__}")
-        if not isinstance(answer, (AmAnswer, HaAnswer)):
-            node.counters["handler_error"] += 1
-            log.error("handler returned %s, not an answer", type(answer).__name__)
-            answer = _unable(req, node, "no answer")
+        answer: Any = None
+        # the sending peer's identity (its CER, checked against its certificate) in the
+        # key: a peer gets only answers to its own requests again
+        key = (self.remote_host, req.origin_host, req.end_to_end)
+        if retransmit:
+            node.counters["retransmitted_received"] += 1
+            earlier = node.answers.get(key)
+            if earlier is not None:
+                # RFC 6733 §5.5.4: a duplicate of a request already answered (or being
+                # answered) gets that answer again; the role does not see it twice
+                await asyncio.wait((earlier,))
+                if not earlier.cancelled():
+                    node.counters["duplicate_answered"] += 1
+                    answer = earlier.result()
+        if answer is None:
+            answer = await self._answer(req, key, retransmit)
         if req.proxy_info:      # RFC 6733 §6.2: Proxy-Info echoed in order (a relay's)
             answer = replace(answer, proxy_info=req.proxy_info)
         ids = (req.hop_by_hop, req.end_to_end)      # the request's, without a copy
@@ -385,6 +413,36 @@ class PeerConnection:
         # an answer to a request of a connection that dropped and came back is not sent
         # on the new one (the peer retransmits, RFC 6733 §5.5.4)
         await self._send_quiet(data, generation)
+
+    async def _answer(self, req: Request, key: tuple[str, str, int],
+                      retransmit: bool) -> Any:
+        """The handler's answer to ``req``, recorded for its retransmissions."""
+        node = self.node
+        done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        node.remember_answer(key, done)
+        if retransmit:
+            self._retransmits.add(req.hop_by_hop)
+        answer: Any
+        try:
+            if node.handler is None:
+                answer = _unable(req, node, "no handler")
+            else:
+                try:
+                    answer = await node.handler(req, self)
+                except Exception as e:
+                    node.counters["handler_error"] += 1
+                    log.exception("handler failed on %s", type(req).__name__)
+                    answer = _unable(req, node, f"{type(e).__name__}")
+            if not isinstance(answer, (AmAnswer, HaAnswer)):
+                node.counters["handler_error"] += 1
+                log.error("handler returned %s, not an answer", type(answer).__name__)
+                answer = _unable(req, node, "no answer")
+            done.set_result(answer)
+            return answer
+        finally:
+            self._retransmits.discard(req.hop_by_hop)
+            if not done.done():         # cancelled (closing): a duplicate processes anew
+                done.cancel()
 
     async def _watchdog(self) -> None:
         node = self.node
@@ -399,6 +457,7 @@ class PeerConnection:
                 except DiameterTimeout:
                     node.counters["watchdog_timeout"] += 1
                     log.warning("watchdog: %r silent; closing", self)
+                    self.watchdog_failed = True
                     self.close()
                     return
                 except DiameterError:
@@ -420,11 +479,13 @@ class PeerConnection:
         if self.closed.is_set():
             return
         self.closed.set()
-        self.open = False
+        was_open, self.open = self.open, False
         self.down_since = time.monotonic()
+        self.redialling = (was_open and self.reconnect and not self.watchdog_failed
+                           and self.down_since - self.opened_at >= self.redial_after)
         for fut in self._pending.values():
             if not fut.done():
-                fut.set_exception(DiameterConnectionError(f"{self!r} closed"))
+                fut.set_exception(DiameterConnectionLost(f"{self!r} closed"))
         if self._watchdog_task is not None and self._watchdog_task is not asyncio.current_task():
             self._watchdog_task.cancel()
         if self._cer_deadline is not None and self._cer_deadline is not asyncio.current_task():

@@ -15,10 +15,18 @@ is logged and counted as ``task_error``).
 
 Failure handling (RFC 6733 §5.5.4, RFC 3539): a peer that leaves a DWR unanswered is
 marked down and its connection closed; requests to it then fail at once with
-``DiameterConnectionError`` instead of waiting.  ``connect(..., reconnect=True)`` keeps
-the *same* ``PeerConnection`` object and redials with exponential backoff (and jitter)
-until the peer answers CER again, so whoever holds it (routes, the runtime) sees it come
-back.  An accepted connection that sends no CER within ``cer_timeout`` is closed.
+``DiameterConnectionError`` instead of waiting (or take another open connection we
+dialled to the same realm).  ``connect(..., reconnect=True)`` keeps the *same*
+``PeerConnection`` object and redials with exponential backoff (and jitter) until the
+peer answers CER again, so whoever holds it (routes, the runtime) sees it come back; a
+link that was up and that the peer's side closed (a replica gone, another at the same
+address) is redialled at once first, and new requests wait for that one attempt.
+Requests pending on a connection that fails are resent with the 'T' flag (same
+End-to-End id, new Hop-by-Hop id) on the next open connection for their destination,
+within their one deadline (``request``).  A request with 'T' that duplicates one this
+node answered or is answering (same sending peer, Origin-Host and End-to-End id, among
+the last ``ANSWERS_KEPT``) gets that answer again without reaching the handler.  An
+accepted connection that sends no CER within ``cer_timeout`` is closed.
 
 TLS (RFC 6733 §13, "TLS from the start"): ``listen``/``connect`` take an
 ``ssl.SSLContext`` (see ``tls_server_context``/``tls_client_context``).  When the peer
@@ -50,7 +58,8 @@ from typing import Any, Callable, MutableMapping
 
 from controller.adapters.diameter_conn import (  # noqa: F401  (re-exported)
     HOST_SHOWN, LATE_ANSWER_GRACE, LATE_ANSWER_MAX, MAX_MESSAGE, DiameterConnectionError,
-    DiameterError, DiameterNoRoute, DiameterTimeout, PeerConnection, RequestHandler)
+    DiameterConnectionLost, DiameterError, DiameterNoRoute, DiameterTimeout, PeerConnection,
+    RequestHandler)
 from controller.adapters.diameter_tls import (  # noqa: F401  (re-exported)
     tls_client_context, tls_server_context)
 from controller.logtext import log_text
@@ -61,6 +70,7 @@ from controller.proto.diameter import (
 log = logging.getLogger("mipvpn.diameter.peer")
 
 WARN_INTERVAL = 10.0             # s between two warnings of one kind (refused peers)
+ANSWERS_KEPT = 4096              # answers kept for retransmitted duplicates (§5.5.4)
 
 #: (CER Origin-Host, Origin-Realm, source address, TLS identity verified) -> None to
 #: admit the peer, else a refusal (its ``reason`` is logged)
@@ -98,6 +108,13 @@ class DiameterNode:
         self._warned: dict[str, tuple[float, int]] = {}   # kind -> (when, suppressed)
         self._closing = False
         self._supervisors: set[asyncio.Task[None]] = set()
+        # requests waiting for a connection to open (failover: ``request``)
+        self._open_waiters: set[asyncio.Future[None]] = set()
+        #: (sending peer, Origin-Host, End-to-End id) -> the answer (a future while
+        #: being computed) of the last ``ANSWERS_KEPT`` requests: a retransmission ('T')
+        #: from the same peer gets it again
+        self.answers: collections.OrderedDict[tuple[str, str, int],
+                                              asyncio.Future[Any]] = collections.OrderedDict()
         #: event counters: malformed, framing_error, handler_error, watchdog_timeout,
         #: dwa_received, peer_open, requests, timeouts, ...
         self.counters: MutableMapping[str, int] = (
@@ -127,6 +144,20 @@ class DiameterNode:
             if local:
                 return (str(local[0]),)
         return ("127.0.0.1",)
+
+    def remember_answer(self, key: tuple[str, str, int],
+                        answer: asyncio.Future[Any]) -> None:
+        self.answers[key] = answer
+        self.answers.move_to_end(key)
+        if len(self.answers) > ANSWERS_KEPT:
+            self.answers.popitem(last=False)
+
+    def wake_waiters(self) -> None:
+        """A connection opened (or the node closes): requests waiting for one look."""
+        waiters, self._open_waiters = self._open_waiters, set()
+        for fut in waiters:
+            if not fut.done():
+                fut.set_result(None)
 
     def warn(self, kind: str, msg: str, *args: Any) -> None:
         """A warning of ``kind`` at most once per ``WARN_INTERVAL`` (with how many were
@@ -214,6 +245,7 @@ class DiameterNode:
         await self._capabilities(conn, f"{host}:{port}")
         if reconnect:
             conn.reconnect = True
+            conn.redial_after = backoff[0]
             task = asyncio.create_task(self._keep_connected(
                 conn, host, port, ssl, server_hostname, backoff))
             self._supervisors.add(task)
@@ -260,10 +292,13 @@ class DiameterNode:
                                           "not a name of its TLS certificate")
         conn.remote_host, conn.remote_realm = cea.origin_host, cea.origin_realm
         conn.open = True
+        conn.opened_at = time.monotonic()
         conn.down_since = None
+        conn.watchdog_failed = False
         self.counters["peer_open"] += 1
         self.routes.setdefault(cea.origin_realm, conn)
         conn.start_watchdog()
+        self.wake_waiters()
 
     async def _keep_connected(self, conn: PeerConnection, host: str, port: int,
                               ssl: _ssl.SSLContext | None, server_hostname: str | None,
@@ -276,11 +311,15 @@ class DiameterNode:
             self.counters["peer_down"] += 1
             log.warning("peer %s at %s:%d down; reconnecting", log_text(conn.remote_host or "?"),
                         host, port)
-            delay = lo
+            # a link that was up a while and closed by the peer's side (a replica gone:
+            # another may answer at the same address) is redialled at once, then with
+            # backoff; one the watchdog closed (a silent peer) backs off first
+            delay = 0.0 if conn.redialling else lo
             while not self._closing and conn.reconnect:
                 await asyncio.sleep(delay * random.uniform(0.8, 1.2))
                 if self._closing or not conn.reconnect:
                     return
+                first = conn.redialling
                 try:
                     reader, writer = await self._dial(host, port, ssl, server_hostname)
                     conn._bind(reader, writer)
@@ -288,8 +327,12 @@ class DiameterNode:
                 except (DiameterError, OSError) as e:
                     self.counters["reconnect_failed"] += 1
                     log.debug("reconnecting to %s:%d: %s", host, port, log_text(e))
-                    delay = min(delay * 2, hi)
+                    delay = min(max(delay * 2, lo), hi)
+                    if first:       # new requests waiting for it: fail now
+                        conn.redialling = False
+                        self.wake_waiters()
                     continue
+                conn.redialling = False
                 self.counters["reconnected"] += 1
                 log.info("peer %s at %s:%d back", log_text(conn.remote_host), host, port)
                 break
@@ -321,31 +364,102 @@ class DiameterNode:
 
         The hop-by-hop id is always new; the end-to-end id is kept if set (a relay
         forwarding a request keeps it), else a new one is assigned.  The peer is
-        ``peer``, else the route for ``realm``, else for ``msg.destination_realm``.
+        ``peer``, else the route for ``realm``, else for ``msg.destination_realm``;
+        when it is not open, another open connection to the same realm, else the
+        request fails at once.
+
+        Failover (RFC 6733 §5.5.4): when the connection fails with the request pending,
+        the request is resent, with the 'T' flag, the same end-to-end id and a new
+        hop-by-hop id, on the next connection for its destination that is open (the
+        same link redialled, or another peer of the realm); all within one deadline,
+        ``request_timeout`` from now: no connection by then fails it.
         """
+        target = realm or msg.destination_realm
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.request_timeout
         if peer is None:
-            target = realm or msg.destination_realm
-            peer = self.routes.get(target)
+            peer = self.routes.get(target) or self._realm_peer(target)
             if peer is None:
                 self.counters["no_route"] += 1
                 raise DiameterNoRoute(f"no peer for realm {target!r}")
         if not peer.open:       # down (watchdog) or not yet open: fail now, don't wait
-            self.counters["peer_unavailable"] += 1
-            raise DiameterConnectionError(
-                f"peer {peer.remote_host or peer.peername} is {peer.state}"
-                + (" (reconnecting)" if peer.reconnect and not self._closing else ""))
-        ids = (self.next_hop_by_hop(), msg.end_to_end or self.next_end_to_end())
+            other = self._next_open(peer, target)
+            if other is None and peer.redialling:   # unless redialled at once: wait
+                other = await self._wait_open(peer, target, deadline, redial_only=True)
+            if other is None:
+                self.counters["peer_unavailable"] += 1
+                raise DiameterConnectionError(
+                    f"peer {peer.remote_host or peer.peername} is {peer.state}"
+                    + (" (reconnecting)" if peer.reconnect and not self._closing else ""))
+            peer = other
+        e2e = msg.end_to_end or self.next_end_to_end()
+        retransmit = False
         self.counters["requests"] += 1
         t0 = time.perf_counter()
-        try:
-            answer = await peer.request(msg, self.request_timeout, late, ids=ids)
-        except DiameterTimeout:
-            self.counters["timeouts"] += 1
-            raise
+        while True:
+            ids = (self.next_hop_by_hop(), e2e)
+            try:
+                answer = await peer.request(msg, max(deadline - loop.time(), 0.0), late,
+                                            ids=ids, retransmit=retransmit)
+                break
+            except DiameterTimeout:
+                self.counters["timeouts"] += 1
+                raise
+            except DiameterConnectionLost:
+                failed = peer
+                nxt = await self._wait_open(failed, target, deadline)
+                if nxt is None:
+                    self.counters["failover_failed"] += 1
+                    raise
+                peer, retransmit = nxt, True
+                self.counters["resent"] += 1
+                log.info("request %d resent (T) to %s after %r failed", e2e,
+                         log_text(peer.remote_host), failed)
         self.latencies.append(time.perf_counter() - t0)
         if not isinstance(answer, (AmAnswer, HaAnswer)):
             raise DiameterConnectionError(f"unexpected answer {type(answer).__name__}")
         return answer
+
+    def _next_open(self, failed: PeerConnection, realm: str) -> PeerConnection | None:
+        """An open connection for what ``failed`` carried: itself (redialled), the
+        route of ``realm``, else another peer of ``realm`` or of ``failed``'s realm."""
+        if failed.open:
+            return failed
+        route = self.routes.get(realm)
+        if route is not None and route.open:
+            return route
+        return self._realm_peer(realm, failed.remote_realm)
+
+    def _realm_peer(self, *realms: str) -> PeerConnection | None:
+        """An open connection we dialled to a peer of one of ``realms``."""
+        for conn in self.connections:
+            if conn.open and conn.initiator and conn.remote_realm in realms:
+                return conn
+        return None
+
+    async def _wait_open(self, failed: PeerConnection, realm: str, deadline: float,
+                         redial_only: bool = False) -> PeerConnection | None:
+        """The next open connection for ``failed``'s requests, waiting for one until
+        ``deadline`` (one timer on one future, ended by a connection opening, the
+        deadline or the node closing); None at the deadline or when closing.
+        ``redial_only``: only while ``failed``'s immediate redial is under way."""
+        loop = asyncio.get_running_loop()
+        while not self._closing:
+            conn = self._next_open(failed, realm)
+            if conn is not None:
+                return conn
+            remaining = deadline - loop.time()
+            if remaining <= 0 or (redial_only and not failed.redialling):
+                return None
+            fut: asyncio.Future[None] = loop.create_future()
+            self._open_waiters.add(fut)
+            timer = loop.call_later(remaining, _wake, fut)
+            try:
+                await fut
+            finally:
+                timer.cancel()
+                self._open_waiters.discard(fut)
+        return None
 
     def error_answer(self, hdr: DiameterHeader, e: DiameterDecodeError) -> bytes:
         """Wire bytes of our answer to a request we could not decode."""
@@ -356,6 +470,7 @@ class DiameterNode:
     async def close(self) -> None:
         """DPR to every open peer (briefly waiting for DPA), then close everything."""
         self._closing = True
+        self.wake_waiters()             # requests waiting for a connection: fail now
         for task in list(self._supervisors):
             task.cancel()
         await asyncio.gather(*self._supervisors, return_exceptions=True)
@@ -387,3 +502,9 @@ class DiameterNode:
         if conn._reader_task is not None:
             await asyncio.gather(conn._reader_task, return_exceptions=True)
 
+
+
+def _wake(fut: asyncio.Future[None]) -> None:
+    """A waiting request's deadline."""
+    if not fut.done():
+        fut.set_result(None)

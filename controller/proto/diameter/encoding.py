@@ -31,7 +31,8 @@ from controller.proto.diameter.messages import (AmAnswer, AmRequest, Cea, Cer,
                                                 DiameterMessage, Dpa, Dpr, Dwa, Dwr,
                                                 HaAnswer, HaRequest, MnFaNonce)
 from controller.proto.diameter.numbers import (AVP_FLAG_MANDATORY, FLAG_ERROR,
-                                               FLAG_PROXIABLE, MIP4_APPLICATION_ID,
+                                               FLAG_PROXIABLE, FLAG_RETRANSMIT,
+                                               MIP4_APPLICATION_ID,
                                                RELAY_APPLICATION_ID)
 from controller.proto.diameter.vendor import (DISTRIBUTION_CODES, VA_DISTRIBUTION,
                                               VA_ESP_PROPOSAL, VA_FOREIGN_AGENT,
@@ -390,15 +391,20 @@ def _encode_base(m: Dwr | Dwa | Dpr | Dpa) -> Message:
 _IDS = struct.Struct("!II")
 
 
-def encode(msg: DiameterMessage, *, ids: tuple[int, int] | None = None) -> bytes:
+def encode(msg: DiameterMessage, *, ids: tuple[int, int] | None = None,
+           retransmit: bool = False) -> bytes:
     """Encode one of our message dataclasses to wire bytes: AMR, AMA, HAR and HAA from
     precomputed AVP templates (``templates``, issue 15), anything else and any value
     the templates do not write through python-diameter's message classes.
 
     ``ids``: (hop-by-hop, end-to-end) to write instead of the message's own, the
     bytes of ``encode(replace(msg, hop_by_hop=..., end_to_end=...))`` without a copy of
-    the message (the transport sets them on every request and answer)."""
+    the message (the transport sets them on every request and answer).
+    ``retransmit``: with the 'T' flag (a request resent after a failover, RFC 6733
+    §5.5.4)."""
     data = _encode(msg)
+    if retransmit:
+        data = data[:4] + bytes((data[4] | FLAG_RETRANSMIT,)) + data[5:]
     if ids is None:
         return data
     try:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple, Union
 
 from controller.model.vpn import VpnInfo
-from controller.proto.diameter.numbers import FLAG_REQUEST, MIP4_APPLICATION_ID
+from controller.proto.diameter.numbers import FLAG_REQUEST, FLAG_RETRANSMIT, MIP4_APPLICATION_ID
 from controller.proto.diameter.vendor import PRODUCT_NAME
 
 # ------------------------------------------------------------------ our messages
@@ -215,6 +215,11 @@ class DiameterHeader(NamedTuple):
     @property
     def is_request(self) -> bool:
         return bool(self.flags & FLAG_REQUEST)
+
+    @property
+    def is_retransmit(self) -> bool:
+        """The 'T' flag: a request possibly sent before (RFC 6733 §3, §5.5.4)."""
+        return bool(self.flags & FLAG_RETRANSMIT)
 
 
 class DiameterDecodeError(ValueError):
