@@ -140,26 +140,39 @@ class _Avps:
 
     def __init__(self, avps: list[RawAvp], header: DiameterHeader | None,
                  known_ietf: frozenset[int], known_vendor: frozenset[int],
-                 session_id: str | None = None) -> None:
+                 session_id: str | None = None, once: frozenset[int] = frozenset(),
+                 once_vendor: frozenset[int] = frozenset()) -> None:
         self.avps = avps
         self.header = header
         #: (code, vendor) -> the first such AVP: every look-up is one dict probe
         first: dict[tuple[int, int], RawAvp] = {}
-        for a in reversed(avps):
-            first[(a.code, a.vendor)] = a
+        # one pass (issue 15): the first M-bit AVP we do not know (5001) and the first
+        # second occurrence of an AVP ``once`` / ``once_vendor`` allow once (5009,
+        # Failed-AVP = the second), raised in that order once the Session-Id is known
+        unknown = again = None
+        for a in avps:
+            key = (a.code, a.vendor)
+            if key not in first:
+                first[key] = a
+            elif again is None and ((a.vendor == 0 and a.code in once) or (
+                    a.vendor == VENDOR_ID and a.code in once_vendor)):
+                again = a
+            if unknown is None and a.flags & AVP_FLAG_MANDATORY and not (
+                    (a.code in known_vendor) if a.vendor == VENDOR_ID else (
+                        a.vendor == 0 and a.code in known_ietf)):
+                unknown = a
         self.first = first
         if session_id is None:      # top level: known early, for error answers
-            sid = self.find(AVP_SESSION_ID)
+            sid = first.get((AVP_SESSION_ID, 0))
             session_id = sid.data.decode("utf-8", "replace") if sid is not None else ""
         self.session_id = session_id
-        for a in avps:
-            if not a.flags & AVP_FLAG_MANDATORY:
-                continue
-            known = (a.code in known_vendor) if a.vendor == VENDOR_ID else (
-                a.vendor == 0 and a.code in known_ietf)
-            if not known:
-                raise self.error(AVP_UNSUPPORTED, a.code, f"unknown M-bit AVP {a.code}"
-                                 f"{f' vendor {a.vendor}' if a.vendor else ''}", a.raw)
+        if unknown is not None:
+            raise self.error(AVP_UNSUPPORTED, unknown.code, f"unknown M-bit AVP {unknown.code}"
+                             f"{f' vendor {unknown.vendor}' if unknown.vendor else ''}",
+                             unknown.raw)
+        if again is not None:
+            raise self.error(AVP_OCCURS_TOO_MANY_TIMES, again.code,
+                             f"AVP {again.code} occurs more than once", again.raw)
 
     def error(self, rc: int, code: int, msg: str, raw: bytes = b"") -> DiameterDecodeError:
         return DiameterDecodeError(rc, code, msg, header=self.header, failed_avp=raw,
@@ -242,9 +255,11 @@ class _Avps:
                          a.raw)
 
     def group(self, a: RawAvp, known_ietf: frozenset[int] = frozenset(),
-              known_vendor: frozenset[int] = frozenset()) -> _Avps:
+              known_vendor: frozenset[int] = frozenset(), once: frozenset[int] = frozenset(),
+              once_vendor: frozenset[int] = frozenset()) -> _Avps:
         inner = parse_avps(a.data, header=self.header)
-        return _Avps(inner, self.header, known_ietf, known_vendor, self.session_id)
+        return _Avps(inner, self.header, known_ietf, known_vendor, self.session_id, once,
+                     once_vendor)
 
 
 _VENDOR_KNOWN = frozenset(VENDOR_AVPS)
@@ -267,20 +282,6 @@ _ONCE_MIP_VENDOR = frozenset({VA_VPN_INFO, VA_PREVIOUS_FA, VA_PREVIOUS_FA_ADDRES
                               VA_SERVICE_UPDATE, VA_FOREIGN_AGENT, VA_SESSION_SECRET,
                               VA_MN_TO_FA_MSA})
 _ONCE_BY_COMMAND[CMD_AA_MOBILE_NODE] = _ONCE_BY_COMMAND[CMD_HOME_AGENT_MIP] = _ONCE_MIP
-
-
-def _check_once(top: _Avps, codes: frozenset[int],
-                vendor_codes: frozenset[int] = frozenset()) -> None:
-    """5009 for the second occurrence of an AVP the grammar allows once."""
-    seen: set[tuple[int, int]] = set()
-    for a in top.avps:
-        key = (a.code, a.vendor)
-        if (a.vendor == 0 and a.code in codes) or (a.vendor == VENDOR_ID
-                                                   and a.code in vendor_codes):
-            if key in seen:
-                raise top.error(AVP_OCCURS_TOO_MANY_TIMES, a.code,
-                                f"AVP {a.code} occurs more than once", a.raw)
-            seen.add(key)
 
 
 def _decode_end(g: _Avps) -> TunnelEnd:
@@ -350,8 +351,7 @@ def _decode_msa(top: _Avps, code: int, spi_code: int) -> MsaKey | None:
     a = top.find(code)
     if a is None:
         return None
-    g = top.group(a, KNOWN_IETF_AVPS)
-    _check_once(g, KNOWN_IETF_AVPS)
+    g = top.group(a, KNOWN_IETF_AVPS, once=KNOWN_IETF_AVPS)
     return MsaKey(spi=g.u32(spi_code), algorithm=g.u32(AVP_MIP_ALGORITHM_TYPE),
                   session_key=g.octets(AVP_MIP_SESSION_KEY))
 
@@ -360,8 +360,7 @@ def _decode_mn_fa_nonce(top: _Avps) -> MnFaNonce | None:
     a = top.find(VA_MN_TO_FA_MSA, VENDOR_ID)
     if a is None:
         return None
-    g = top.group(a, KNOWN_IETF_AVPS, _VENDOR_KNOWN)
-    _check_once(g, KNOWN_IETF_AVPS, _VENDOR_KNOWN)
+    g = top.group(a, KNOWN_IETF_AVPS, _VENDOR_KNOWN, KNOWN_IETF_AVPS, _VENDOR_KNOWN)
     spi = g.u32(VA_MN_FA_SPI, vendor=VENDOR_ID)
     nonce = g.octets(AVP_MIP_NONCE)
     if spi < 256 or not nonce:
@@ -463,8 +462,8 @@ def _decode_mip(top: _Avps, hdr: DiameterHeader) -> DiameterMessage:
         return HaAnswer(proxy_info=_proxy_info(top), **common)
     top.session_id = top.text(AVP_SESSION_ID)
     if hdr.command_code == CMD_AA_MOBILE_NODE:
-        auth = top.group(top.need(AVP_MIP_MN_AAA_AUTH), KNOWN_IETF_AVPS)
-        _check_once(auth, KNOWN_IETF_AVPS)
+        auth = top.group(top.need(AVP_MIP_MN_AAA_AUTH), KNOWN_IETF_AVPS,
+                         once=KNOWN_IETF_AVPS)
         return AmRequest(
             session_id=top.session_id,
             origin_host=top.ident(AVP_ORIGIN_HOST),
@@ -548,9 +547,9 @@ def decode(data: bytes) -> DiameterMessage:
         if hdr.flags & 0x0F or (hdr.is_request and hdr.flags & FLAG_ERROR):
             raise DiameterDecodeError(INVALID_HDR_BITS, 0, f"flags {hdr.flags:#x}",
                                       header=hdr)
-        top = _Avps(parse_avps(data, 20, header=hdr), hdr, KNOWN_IETF_AVPS, _VENDOR_KNOWN)
-        if hdr.command_code in _ONCE_BY_COMMAND:
-            _check_once(top, _ONCE_BY_COMMAND[hdr.command_code], _ONCE_MIP_VENDOR)
+        top = _Avps(parse_avps(data, 20, header=hdr), hdr, KNOWN_IETF_AVPS, _VENDOR_KNOWN,
+                    None, _ONCE_BY_COMMAND.get(hdr.command_code, frozenset()),
+                    _ONCE_MIP_VENDOR if hdr.command_code in _ONCE_BY_COMMAND else frozenset())
         if hdr.command_code in (CMD_AA_MOBILE_NODE, CMD_HOME_AGENT_MIP):
             return _decode_mip(top, hdr)
         if hdr.command_code in _BASE_COMMANDS:
