@@ -275,7 +275,7 @@ def format_handover(record: Any, phases: dict[str, float] | None = None) -> str:
 def log_handover(record: Any, phases: dict[str, float] | None = None) -> None:
     """Log one line per registration/move (logger ``mipvpn.handover``): INFO when
     accepted, WARNING when denied; the line is built only when that level is on
-    (issue 15: the benchmark's server and most deployments log at WARNING)."""
+    (issue 15: the benchmark's server logs at WARNING)."""
     level = logging.INFO if record.accepted else logging.WARNING
     if HANDOVER_LOG.isEnabledFor(level):
         HANDOVER_LOG.log(level, "%s", format_handover(record, phases))
