@@ -107,6 +107,8 @@ def parse_header(data: bytes) -> DiameterHeader:
 def parse_avps(data: bytes, start: int = 0, end: int | None = None, *,
                header: DiameterHeader | None = None) -> list[RawAvp]:
     """Split ``data[start:end]`` into AVPs (not descending into grouped ones)."""
+    if type(data) is not bytes:     # once, not per AVP: every slice below is bytes
+        data = bytes(data)
     end = len(data) if end is None else end
     out: list[RawAvp] = []
     pos = start
@@ -122,7 +124,7 @@ def parse_avps(data: bytes, start: int = 0, end: int | None = None, *,
                                       f"AVP {code} length {length}", header=header,
                                       failed_avp=bytes(data[pos:min(end, pos + 12)]))
         vendor = _U32.unpack_from(data, pos + 8)[0] if hlen == 12 else 0
-        raw = bytes(data[pos:pos + length])
+        raw = data[pos:pos + length]
         if flags & 0x1F:
             raise DiameterDecodeError(INVALID_AVP_BITS, code, f"AVP {code} flags {flags:#x}",
                                       header=header, failed_avp=raw)

@@ -474,3 +474,14 @@ def test_one_pass_keeps_5001_before_5009_and_the_first_offender() -> None:
                             end_to_end=2))
     e = err(with_extra(ama, msa))
     assert (e.result_code, e.failed_avp) == (d.AVP_OCCURS_TOO_MANY_TIMES, raw(spi))
+
+
+def test_parse_avps_gives_bytes_whatever_buffer_it_reads() -> None:
+    """Issue 15: the AVP splitter copies a non-bytes buffer once, then slices bytes (no
+    conversion per AVP); each AVP's ``raw`` and ``data`` are bytes (hashable: the VPN
+    memo files AVPs under them) from bytes, bytearray and memoryview alike."""
+    for buf in (AMR_RAW, bytearray(AMR_RAW), memoryview(AMR_RAW)):
+        avps = d.parse_avps(buf, 20)
+        assert [a.raw for a in avps] == raw_avps(AMR_RAW)
+        assert all(type(a.raw) is bytes and type(a.data) is bytes for a in avps)
+    assert d.decode(bytearray(AMR_RAW)) == d.decode(AMR_RAW)
