@@ -133,10 +133,11 @@ class Metrics:
         if record.previous_fa:
             self._child(self.handovers, kind=kind,
                         result="accepted" if record.accepted else "denied").inc()
-        for phase, ms in record.phases_ms().items():
+        phases = record.phases_ms()
+        for phase, ms in phases.items():
             self._child(self.handover_phase_seconds, kind=kind,
                         phase=phase).observe(ms / 1000.0)
-        log_handover(record)
+        log_handover(record, phases)
 
     def flow_mods_sent(self, switch: str, count: int) -> None:
         self._child(self.flow_mods, switch=switch).inc(count)
@@ -249,9 +250,11 @@ class Metrics:
 # ---------------------------------------------------------------------- logs
 
 
-def format_handover(record: Any) -> str:
-    """One line: what happened to which NAI, through which FA, how long each phase took."""
-    phases = record.phases_ms()
+def format_handover(record: Any, phases: dict[str, float] | None = None) -> str:
+    """One line: what happened to which NAI, through which FA, how long each phase took
+    (``phases``: ``record.phases_ms()``, when the caller has it already)."""
+    if phases is None:
+        phases = record.phases_ms()
     total = phases.get("controller_total")
     nai, fa, previous = (log_text(v) for v in (record.nai, record.foreign_agent,
                                                 record.previous_fa))
@@ -269,8 +272,10 @@ def format_handover(record: Any) -> str:
     return line
 
 
-def log_handover(record: Any) -> None:
+def log_handover(record: Any, phases: dict[str, float] | None = None) -> None:
     """Log one line per registration/move (logger ``mipvpn.handover``): INFO when
-    accepted, WARNING when denied."""
+    accepted, WARNING when denied; the line is built only when that level is on
+    (issue 15: the benchmark's server logs at WARNING)."""
     level = logging.INFO if record.accepted else logging.WARNING
-    HANDOVER_LOG.log(level, "%s", format_handover(record))
+    if HANDOVER_LOG.isEnabledFor(level):
+        HANDOVER_LOG.log(level, "%s", format_handover(record, phases))

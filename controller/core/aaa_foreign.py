@@ -38,6 +38,7 @@ import logging
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from controller.core.aaa_home import with_handoff
 from controller.core.actions import Action, AnswerDiameter, Mark, SendDiameter
 from controller.core.expiry import ExpiryDict
 from controller.core.persist import Changes, TrackedExpiryDict, vpn_info_from_dict, vpn_info_to_dict
@@ -114,7 +115,7 @@ class ForeignAaa(Role):
         if ama.result_code == dia.SUCCESS and ama.vpn_info is not None:
             key = ama.fa_mn_key
             self.sessions[amr.user_name] = CachedSession(
-                replace(ama.vpn_info, handoff=None), amr.destination_realm,
+                with_handoff(ama.vpn_info, None), amr.destination_realm,
                 now + self._lifetime(ama.reg_reply or amr.reg_request),
                 secret=ama.session_secret, mn_fa_spi=key.spi if key else 0,
                 mn_fa_key=key.session_key if key else b"",

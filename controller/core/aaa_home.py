@@ -186,7 +186,7 @@ class HomeAaa(Role):
             home_address=rrq.home_address, home_agent_address=ha.address,
             vpn_info=for_home_agent(vpn_info), ha_to_fa_key=None,
             originating_foreign_aaa=amr.originating_foreign_aaa, session_secret=keys.secret)
-        self.pending[har.session_id] = (amr, replace(vpn_info, handoff=handoff), keys)
+        self.pending[har.session_id] = (amr, with_handoff(vpn_info, handoff), keys)
         marks: list[Action] = [Mark(amr.user_name, "aaah_authenticated")]
         if amr.service_update:   # claim 24: the profile was just re-read for this path
             marks.append(Mark(amr.user_name, "service_update"))
@@ -203,7 +203,7 @@ class HomeAaa(Role):
                                                 reg_reply=haa.reg_reply,
                                                 error=haa.error_message or "HA refused"))]
         self.secrets[amr.user_name] = keys.secret
-        self.sessions[amr.user_name] = replace(vpn_info, handoff=None)
+        self.sessions[amr.user_name] = with_handoff(vpn_info, None)
         self.session_expires[amr.user_name] = now + _granted_lifetime(haa.reg_reply,
                                                                       amr.reg_request)
         self.counters["accepted"] += 1
@@ -217,14 +217,13 @@ class HomeAaa(Role):
         """The AMA's key distribution (RFC 4004 §9): the FA's FA-HA key and the MN's
         nonce always; the session secret and the MN-FA key only when a foreign AAA
         proxied the AMR (it strips them before answering its FA)."""
-        answer = replace(answer,
-                         fa_ha_key=dia.MsaKey(mip_keys.FA_HA_SPI,
-                                              fa_ha_key(keys.secret, foreign_agent)),
-                         mn_fa_nonce=dia.MnFaNonce(mip_keys.MN_FA_SPI, keys.nonce))
-        if amr.originating_foreign_aaa is None:
-            return answer
-        return replace(answer, session_secret=keys.secret,
-                       fa_mn_key=dia.MsaKey(mip_keys.MN_FA_SPI, keys.mn_fa_key))
+        keyed: dict[str, Any] = {
+            "fa_ha_key": dia.MsaKey(mip_keys.FA_HA_SPI, fa_ha_key(keys.secret, foreign_agent)),
+            "mn_fa_nonce": dia.MnFaNonce(mip_keys.MN_FA_SPI, keys.nonce)}
+        if amr.originating_foreign_aaa is not None:
+            keyed.update(session_secret=keys.secret,
+                         fa_mn_key=dia.MsaKey(mip_keys.MN_FA_SPI, keys.mn_fa_key))
+        return replace(answer, **keyed)     # one copy (issue 15)
 
     def on_diameter_timeout(self, now: float, session_id: str) -> list[Action]:
         entry = self.pending.pop(session_id, None)
@@ -363,6 +362,13 @@ class HomeAaa(Role):
 
     def state_keys(self) -> set[str]:
         return set(self.sessions) | set(self.secrets)
+
+
+def with_handoff(info: VpnInfo, handoff: TunnelSpec | None) -> VpnInfo:
+    """``replace(info, handoff=handoff)``, or ``info`` itself when that is its handoff
+    tunnel already (frozen: nothing to copy; issue 15, most registrations have none)."""
+    same = info.handoff is handoff or info.handoff == handoff
+    return info if same else replace(info, handoff=handoff)
 
 
 def _granted_lifetime(reg_reply: bytes, reg_request: bytes) -> float:

@@ -40,7 +40,12 @@ class Persistence:
     @property
     def dirty(self) -> bool:
         """Some role changed a key not written yet."""
-        return bool(self.retry) or any(log.keys for log in self.logs.values())
+        if self.retry:
+            return True
+        for log in self.logs.values():   # a loop, not any(): asked before every visible action
+            if log.keys:
+                return True
+        return False
 
     def mark_dirty(self, role_key: str, key: str) -> None:
         self.retry.setdefault(role_key, set()).add(key)

@@ -161,7 +161,11 @@ def _vpn_info_members(info: VpnInfo) -> bytes:
     return b"".join(m)
 
 
+@functools.lru_cache(maxsize=4096)
 def _tunnel(code: int, t: TunnelSpec) -> bytes:
+    """A Mipvpn-Tunnel (or -Handoff-Tunnel) AVP, cached per value: the HA's VPN
+    information and the FA's share the MN's tunnel, and every HA's holds the stationary
+    HA-CN-GW tunnel (issue 15)."""
     m = [_vendor_avp(VA_TUNNEL_ID, t.tunnel_id), _tunnel_end(VA_TUNNEL_END_A, t.a),
          _tunnel_end(VA_TUNNEL_END_B, t.b), _vendor_avp(VA_IKE_PROPOSAL, t.security.ike),
          _vendor_avp(VA_ESP_PROPOSAL, t.security.esp), _vendor_avp(VA_PSK, bytes(t.psk)),

@@ -241,3 +241,21 @@ def test_keys_survive_export_and_restore(walk: Walk, mn: MobileNode) -> None:
         assert secret.hex() in json.dumps(record)          # hex, like the PSKs
     assert secret.hex() not in repr(aaaf.sessions[NAI]) and "secret=" not in repr(
         aaaf.sessions[NAI])
+
+
+def test_vpn_information_without_a_handoff_is_not_copied_to_drop_it() -> None:
+    """Issue 15: the AAAs cache the VPN information without its handoff tunnel; when it
+    has none, they keep the very object (frozen) instead of a copy; with one, a copy
+    without it, as ``dataclasses.replace``."""
+    from dataclasses import replace
+
+    from controller.core.aaa_home import with_handoff
+    from controller.core.vpn import QosSpec, SecuritySpec, TunnelEnd, TunnelSpec, VpnInfo
+    t = TunnelSpec("u/ha-fa1", TunnelEnd("ha", "10.0.0.1", ()), TunnelEnd("fa1", "10.0.0.2", ()),
+                   b"k" * 32, SecuritySpec(), QosSpec())
+    plain = VpnInfo("u@home.example", "10.64.0.1", "ha", "fa1", (t,))
+    assert with_handoff(plain, None) is plain
+    handed = with_handoff(plain, t)
+    assert handed == replace(plain, handoff=t) and handed.handoff is t
+    assert with_handoff(handed, replace(t)) is handed          # equal tunnel: same value
+    assert with_handoff(handed, None) == plain

@@ -440,3 +440,48 @@ def test_reconnects_when_the_peer_returns() -> None:
         await home2.close()
     run(main())
 
+
+
+def test_one_pass_keeps_5001_before_5009_and_the_first_offender() -> None:
+    """Issue 15: the unknown M-bit AVPs and the repeated single AVPs are found in one
+    pass over a message's AVPs; the answer stays what two passes gave: an unknown M-bit
+    AVP anywhere wins over a repetition before it (5001), the first of each is named,
+    a grouped MSA's repeated member is a 5009 and a Session-Id after the offender still
+    names the session."""
+    unknown, unknown2 = avp(99999, b"\0\0\0\1"), avp(99998, b"\0\0\0\2")
+    dup_host, dup_user = avp(d.AVP_ORIGIN_HOST, b"second.example"), avp(d.AVP_USER_NAME, b"e@x")
+
+    def raw(padded: bytes) -> bytes:
+        return d.parse_avps(padded)[0].raw
+
+    def err(raw: bytes) -> d.DiameterDecodeError:
+        with pytest.raises(d.DiameterDecodeError) as e:
+            d.decode(raw)
+        return e.value
+
+    e = err(with_extra(AMR_RAW, dup_host, unknown, unknown2))
+    assert (e.result_code, e.failed_avp) == (d.AVP_UNSUPPORTED, raw(unknown))
+    e = err(with_extra(AMR_RAW, dup_user, dup_host))
+    assert (e.result_code, e.failed_avp) == (d.AVP_OCCURS_TOO_MANY_TIMES, raw(dup_user))
+    sid = next(a for a in d.parse_avps(AMR_RAW, 20) if a.code == d.AVP_SESSION_ID)
+    rest = [a.raw for a in d.parse_avps(AMR_RAW, 20) if a.code != d.AVP_SESSION_ID]
+    e = err(rebuild(AMR_RAW, [unknown] + rest + [sid.raw]))
+    assert e.result_code == d.AVP_UNSUPPORTED and e.session_id == sid.data.decode()
+    spi = avp(d.AVP_MIP_FA_TO_HA_SPI, b"\0\0\1\0")
+    msa = avp(d.AVP_MIP_FA_TO_HA_MSA, spi + avp(d.AVP_MIP_ALGORITHM_TYPE, b"\0\0\0\2")
+              + avp(d.AVP_MIP_SESSION_KEY, b"k" * 16) + spi)
+    ama = d.encode(AmAnswer("s;1", d.SUCCESS, "h.example", "r.example", hop_by_hop=1,
+                            end_to_end=2))
+    e = err(with_extra(ama, msa))
+    assert (e.result_code, e.failed_avp) == (d.AVP_OCCURS_TOO_MANY_TIMES, raw(spi))
+
+
+def test_parse_avps_gives_bytes_whatever_buffer_it_reads() -> None:
+    """Issue 15: the AVP splitter copies a non-bytes buffer once, then slices bytes (no
+    conversion per AVP); each AVP's ``raw`` and ``data`` are bytes (hashable: the VPN
+    memo files AVPs under them) from bytes, bytearray and memoryview alike."""
+    for buf in (AMR_RAW, bytearray(AMR_RAW), memoryview(AMR_RAW)):
+        avps = d.parse_avps(buf, 20)
+        assert [a.raw for a in avps] == raw_avps(AMR_RAW)
+        assert all(type(a.raw) is bytes and type(a.data) is bytes for a in avps)
+    assert d.decode(bytearray(AMR_RAW)) == d.decode(AMR_RAW)

@@ -237,3 +237,21 @@ def test_templates_write_relayed_requests_byte_identically(seed, monkeypatch):
         assert fast is not None and fast == ref, msg
         written += 1
     assert written > 5
+
+
+def test_a_tunnel_shared_by_two_vpn_informations_is_written_once(monkeypatch) -> None:
+    """Issue 15: the HA's VPN information (the MN's tunnel and the stationary HA-CN-GW
+    one) and the FA's (the MN's tunnel) share a tunnel: its AVP is written once and
+    reused, the same bytes as writing it again (python-diameter's, in the payload)."""
+    from controller.proto.diameter import encoding, templates
+    rng = random.Random(21)
+    mine, static = _tunnel(rng), _tunnel(rng)
+    ha = VpnInfo("u@home.example", "10.0.0.9", "ha", "fa1", (mine, static))
+    fa = VpnInfo("u@home.example", "10.0.0.9", "ha", "fa1", (mine,))
+    before = templates._tunnel.cache_info().hits
+    assert templates.vpn_info_payload(ha) != templates.vpn_info_payload(fa)
+    assert templates._tunnel.cache_info().hits == before + 1
+    with monkeypatch.context() as m:
+        m.setattr(encoding, "_vavp", _reference_vavp)
+        for info in (ha, fa):
+            assert templates.vpn_info_payload(info) == encoding._vpn_info_avp(info).payload

@@ -71,3 +71,31 @@ def test_a_cancelled_walk_does_not_cancel_the_others_commit(tmp_path) -> None:
     asyncio.run(main())
     assert state.commits == 1 and "a" in state.load()["fa:fa1"]
     state.close()
+
+
+def test_the_executor_performs_a_subclass_of_an_action_as_that_action(tmp_path) -> None:
+    """Issue 15: the executor tells actions apart by their class (identity, not an
+    ``isinstance`` per branch); a subclass of an action is still performed as it (its
+    state persisted first when visible), and a non-action is still refused."""
+    import pytest
+
+    from controller.core.actions import ReplyMip
+    from controller.runtime import executor as ex
+
+    class MyReply(ReplyMip):
+        pass
+
+    state = StateStore(str(tmp_path / "state.db"))
+    role = Role()
+    p = Persistence(state, {"fa:fa1": role}, {})
+    p.restore()
+    run = ex.Executor.__new__(ex.Executor)
+    run.persistence = p
+    run.dispatch = None  # type: ignore[assignment]
+    role.set("u", 1)
+    assert asyncio.run(run.execute("fa:fa1", [MyReply(b"raw")])) == b"raw"
+    assert state.commits == 1                 # persisted before the (visible) reply
+    with pytest.raises(TypeError):
+        asyncio.run(run.execute("fa:fa1", [object()]))
+    assert ex._kind_of(MyReply) is ReplyMip and ex._kind_of(int) is None
+    state.close()

@@ -252,3 +252,34 @@ def test_trust_refusals_exported() -> None:
     assert get(name, {"where": "fa:fa1", "reason": "reply_unmatched"}) == 6
     assert get("mipvpn_moves_sent_home_total",
                {"aaaf": "aaaf:domain-a", "reason": "mn_fa_auth"}) == 7
+
+
+def test_the_handover_line_is_not_formatted_when_its_level_is_off(monkeypatch) -> None:
+    """Issue 15: a registration's log line is built only when ``mipvpn.handover`` logs
+    at its level (INFO accepted, WARNING denied); its phases are computed once."""
+    import controller.metrics as metrics_mod
+    built: list[object] = []
+    real = metrics_mod.format_handover
+    monkeypatch.setattr(metrics_mod, "format_handover",
+                        lambda rec, phases=None: built.append(rec) or real(rec, phases))
+    logger = logging.getLogger("mipvpn.handover")
+    monkeypatch.setattr(logger, "level", logger.level)      # restored after the test
+    logger.setLevel(logging.WARNING)                         # (setLevel: clears its cache)
+    m = Metrics(CollectorRegistry(), process=False)
+    rec = _record()
+    calls = 0
+    phases = rec.phases_ms
+
+    def counted() -> dict[str, float]:
+        nonlocal calls
+        calls += 1
+        return phases()
+    monkeypatch.setattr(rec, "phases_ms", counted)
+    m.handover_done(rec)
+    assert built == [] and calls == 1               # INFO off: not formatted
+    denied = _record(accepted=False, code=65)
+    m.handover_done(denied)
+    assert built == [denied]                         # WARNING on: formatted, logged
+    logger.setLevel(logging.INFO)
+    m.handover_done(rec)
+    assert built == [denied, rec] and calls == 2

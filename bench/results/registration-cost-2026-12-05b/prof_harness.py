@@ -1,0 +1,60 @@
+# ruff: noqa  (a measurement script kept as it was run)
+"""cProfile of the event-loop thread (CPU timer: time.thread_time, so idle waits cost nothing)
+over N registrations after WARM ones, the runtime as in ir_harness.py.
+Usage: PROF_OUT=file python prof_harness.py N WARM"""
+import asyncio, os, shutil, socket, sys, tempfile, time, cProfile, threading
+from pathlib import Path
+from bench.registration_server import (free_port_topology, user_nai, USER_BASE, SPI, KEY,
+                                       RRP, build_user_rrq)
+from controller.core.aaa_home import Destination, UserRecord, VpnProfile
+from controller.core.vpn import QosSpec, SecuritySpec
+from controller.testing.gateways import RecordingGateway
+from controller.runtime import Runtime
+from controller.proto import mip
+
+class G(RecordingGateway):
+    def add_tunnel(self, side, timeout=5.0): return 0.0
+    def remove_tunnel(self, tunnel_id): pass
+
+n = int(sys.argv[1]); warm = int(sys.argv[2]) if len(sys.argv) > 2 else 0; users = n + warm
+topo = free_port_topology(None)
+run_dir = tempfile.mkdtemp(prefix="h15-prof-")
+rt = Runtime(topo, run_dir, ":memory:", rest=None, gateway_factory=G, flow_sink=lambda d, m: None,
+             fa_ingress=True, advertise=False, persist=True, state_path=str(Path(run_dir) / "state.db"))
+conf = next(iter(topo.vpn_profiles.values()))
+dests = tuple(Destination(d.prefix, d.gateway) for d in conf.destinations)
+sec = SecuritySpec(conf.security.ike, conf.security.esp)
+for i in range(users):
+    rt.store.put_user(UserRecord(user_nai(i), str(USER_BASE + i), "ha", SPI, KEY))
+    rt.store.put_profile(VpnProfile(user_nai(i), dests, sec, QosSpec()))
+rt.start()
+assert asyncio.run_coroutine_threadsafe(rt.wait_links(), rt.loop).result(600)
+ha = topo.gateways["ha"].core.ip
+targets = [(tuple(ep.address), topo.gateways[k.split(":", 1)[1]].core.ip) for k, ep in sorted(rt.ingress.items())]
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); s.settimeout(60)
+ok = 0; last = 0
+PROF = cProfile.Profile(time.thread_time)
+def run_in_loop(fn):
+    ev = threading.Event()
+    def call():
+        fn(); ev.set()
+    rt.loop.call_soon_threadsafe(call); ev.wait(10)
+for k in range(n + warm):
+    if k == warm:
+        time.sleep(0.5); run_in_loop(PROF.enable); c0 = time.process_time()
+    i = k % users
+    dst, coa = targets[k % len(targets)]
+    ident = max(mip.ntp_identification(time.time()), last + 256); last = ident
+    s.sendto(build_user_rrq(i, coa, ha, ident), dst)
+    while True:
+        data = s.recv(2048)
+        _t, code, _l, home, _h, rid = RRP.unpack_from(data)
+        if rid == ident:
+            ok += code == 0
+            break
+time.sleep(0.3); run_in_loop(PROF.disable)
+print("registrations", n + warm, "accepted", ok, "process cpu us/reg (profiled)", round((time.process_time() - c0) / n * 1e6), flush=True)
+PROF.dump_stats(os.environ["PROF_OUT"])
+rt.stop()
+shutil.rmtree(run_dir, True)
+os._exit(0)
