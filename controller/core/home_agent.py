@@ -7,7 +7,9 @@ Two ways a registration reaches the HA:
   (keeping HA<->CN-GW), answers with the HAA carrying its Registration Reply;
 - from an FA directly over UDP 434 (claims 17, 20: intra-domain move answered locally
   by the AAAF): the HA rewrites its cached VPN information to the new FA, deletes the
-  tunnel to the old FA, sets the tunnel to the new one and replies.
+  tunnel to the old FA, sets the tunnel to the new one and replies (for a profile with
+  ``seamless_handover``: sets the new one, replies, then removes the old one:
+  ``controller.core.ha_tunnels``, issue 14).
 
 Every Registration Request is authenticated with the MN-HA security association when
 the user has one (RFC 5944 §3.5.2): without it, or with a wrong authenticator, the
@@ -158,7 +160,8 @@ class HomeAgent(Role):
         rrp = self._reply(rrq, mip.CODE_ACCEPTED, now)
         final: list[Action] = [Mark(har.user_name, "haa_sent"),
                                AnswerDiameter(self._haa(har, dia.SUCCESS, reg_reply=rrp,
-                                                        vpn_info=har.vpn_info))] + after
+                                                        vpn_info=har.vpn_info))]
+        final += after
         return actions + self._post(now, har.user_name, self._updates(old, har.user_name),
                                     final)
 
@@ -200,7 +203,8 @@ class HomeAgent(Role):
                                          rekey=lambda tid: tunnel_psk(secret, tid, ident))
         actions, after = self._bind(now, nai, rrq, vpn_info)
         final: list[Action] = [Mark(nai, "ha_rrp_sent"),
-                               ReplyMip(self._reply(rrq, mip.CODE_ACCEPTED, now))] + after
+                               ReplyMip(self._reply(rrq, mip.CODE_ACCEPTED, now))]
+        final += after
         return actions + self._post(now, nai, self._updates(binding, nai), final)
 
     def _fa_authentic(self, raw: bytes, rrq: mip.RegistrationRequest,
