@@ -7,7 +7,9 @@ Two ways a registration reaches the HA:
   (keeping HA<->CN-GW), answers with the HAA carrying its Registration Reply;
 - from an FA directly over UDP 434 (claims 17, 20: intra-domain move answered locally
   by the AAAF): the HA rewrites its cached VPN information to the new FA, deletes the
-  tunnel to the old FA, sets the tunnel to the new one and replies.
+  tunnel to the old FA, sets the tunnel to the new one and replies (for a profile with
+  ``seamless_handover``: sets the new one, replies, then removes the old one:
+  ``controller.core.ha_tunnels``, issue 14).
 
 Every Registration Request is authenticated with the MN-HA security association when
 the user has one (RFC 5944 §3.5.2): without it, or with a wrong authenticator, the
@@ -50,9 +52,9 @@ import logging
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Callable
 
-from controller.core import conformance
-from controller.core.actions import (Action, AddTunnel, AnswerDiameter, Mark,
-                                     PrepareTunnel, RemoveTunnel, ReplyMip, SendMip)
+from controller.core import conformance, ha_tunnels
+from controller.core.actions import (Action, AnswerDiameter, Mark, PrepareTunnel,
+                                     RemoveTunnel, ReplyMip, SendMip)
 from controller.core.binding import (Binding, BindingKey, IdentificationClock,
                                      PendingUpdates, ack_status, build_binding_update)
 from controller.core.expiry import ExpiryDict
@@ -60,6 +62,7 @@ from controller.core.neighbours import (NeighbourMap, Preparation, prepare,
                                         preparation_changes)
 from controller.core.persist import Changes, TrackedExpiryDict, vpn_info_from_dict, vpn_info_to_dict
 from controller.core.role import CNGW, Role, RoleKey, kind_of, name_of
+from controller.core.ha_tunnels import RETIRE_AFTER
 from controller.core.simultaneous import (EarlierBinding, Retiring, SimultaneousBindings,
                                           honoured)
 from controller.core.vpn import (TunnelSpec, VpnInfo, fa_ha_key, rewrite_foreign_agent,
@@ -75,10 +78,6 @@ if TYPE_CHECKING:
 LOG = logging.getLogger("mipvpn.ha")
 
 REPLAY_WINDOW = 7.0  # seconds, RFC 5944 §5.7 default
-#: smooth handoff (claims 22-23): s the HA keeps its tunnel to the old FA after a move
-#: (make before break: its newest SA, the new FA's, takes the downlink once the new FA
-#: brought it up; until then the old FA gets it and holds it for the forwarding tunnel)
-RETIRE_AFTER = 2.0
 #: why a request was refused (counted as ``refused`` and ``refused_<reason>``, issue 11)
 REFUSALS = ("unknown_nai", "home_agent", "home_address", "nai_mismatch", "vpn_info")
 
@@ -156,11 +155,13 @@ class HomeAgent(Role):
             return [AnswerDiameter(self._haa(har, dia.ERROR_MIP_REPLY_FAILURE, reg_reply=rrp,
                                              error=error))]
         old = self.bindings.get(har.user_name)
-        actions = self._bind(now, har.user_name, rrq, har.vpn_info, har.session_secret)
+        actions, after = self._bind(now, har.user_name, rrq, har.vpn_info,
+                                    har.session_secret)
         rrp = self._reply(rrq, mip.CODE_ACCEPTED, now)
         final: list[Action] = [Mark(har.user_name, "haa_sent"),
                                AnswerDiameter(self._haa(har, dia.SUCCESS, reg_reply=rrp,
                                                         vpn_info=har.vpn_info))]
+        final += after
         return actions + self._post(now, har.user_name, self._updates(old, har.user_name),
                                     final)
 
@@ -200,9 +201,10 @@ class HomeAgent(Role):
         secret, ident = binding.secret, rrq.identification
         vpn_info = rewrite_foreign_agent(binding.vpn_info, new_fa, rrq.care_of_address,
                                          rekey=lambda tid: tunnel_psk(secret, tid, ident))
-        actions = self._bind(now, nai, rrq, vpn_info)
+        actions, after = self._bind(now, nai, rrq, vpn_info)
         final: list[Action] = [Mark(nai, "ha_rrp_sent"),
                                ReplyMip(self._reply(rrq, mip.CODE_ACCEPTED, now))]
+        final += after
         return actions + self._post(now, nai, self._updates(binding, nai), final)
 
     def _fa_authentic(self, raw: bytes, rrq: mip.RegistrationRequest,
@@ -389,54 +391,25 @@ class HomeAgent(Role):
         return code
 
     def _bind(self, now: float, nai: str, rrq: mip.RegistrationRequest,
-              vpn_info: VpnInfo, secret: bytes | None = None) -> list[Action]:
+              vpn_info: VpnInfo, secret: bytes | None = None) -> tuple[list[Action],
+                                                                       list[Action]]:
         """``secret``: the session secret of a registration through AAA (None: a move
-        relayed by an FA keeps the binding's)."""
+        relayed by an FA keeps the binding's).  Returns the actions before the HA's
+        answer and those after it (``ha_tunnels.plan``: make before break)."""
         old = self.bindings.get(nai)
         if secret is None:
             secret = old.secret if old is not None else b""
         lifetime = min(rrq.lifetime, self.max_lifetime)
-        new_tunnels = [t for t in vpn_info.tunnels_of(self.name) if t.psk]
-        new_ids = {t.tunnel_id for t in new_tunnels}
-        actions: list[Action] = []
-        moved = old is not None and old.foreign_agent != vpn_info.foreign_agent
-        keep = moved and vpn_info.smooth_handoff
-        earlier = self.simultaneous.pop(nai)   # two bindings at most: it goes now
-        if earlier is not None:
-            actions += self._end_earlier(earlier, "replaced", new_ids)
-        if old is not None:
-            gone = [t.tunnel_id for t in old.vpn_info.tunnels_of(self.name)
-                    if t.psk and t.tunnel_id not in new_ids]
-            if moved and honoured(rrq, vpn_info):
-                # S bit (issue 14): the old binding stays until the new tunnel is up
-                kept = [t for t in old.vpn_info.tunnels_of(self.name) if t.tunnel_id in gone]
-                for tid in gone:
-                    self.retiring.pop(tid, None)
-                self.simultaneous.keep(now, nai, old.care_of_address, old.foreign_agent,
-                                       kept, new_ids)
-                if gone:
-                    actions.append(Mark(nai, "ha_simultaneous", {"kept": gone}))
-            elif keep:
-                # smooth handoff: make before break, the old FA's tunnel goes later
-                for tunnel_id in gone:
-                    self.retiring[tunnel_id] = Retiring(nai, now + RETIRE_AFTER)
-                if gone:
-                    actions.append(Mark(nai, "ha_old_tunnel_kept", {"tunnels": gone}))
-            else:
-                # delete the VPN path to the old FA first (claim 17)
-                actions += [RemoveTunnel(self.name, tid) for tid in gone]
-        old_specs = {t.tunnel_id: t for t in old.vpn_info.tunnels} if old else {}
-        for spec in new_tunnels:
-            retired = self.retiring.pop(spec.tunnel_id, None) is not None
-            if old_specs.get(spec.tunnel_id) != spec or retired:
-                actions.append(AddTunnel(self.name, spec.side_for(self.name)))
+        tunnels = ha_tunnels.plan(self.name, nai, now, old, vpn_info, rrq, self.retiring,
+                                  self.simultaneous, self._end_earlier)
         self.bindings[nai] = Binding(nai, rrq.home_address, rrq.care_of_address,
                                      vpn_info.foreign_agent, vpn_info, lifetime,
                                      now + lifetime, rrq.identification,
                                      set(old.distributed) if old else set(), secret)
         self.counters["accepted"] += 1
-        return [Mark(nai, "ha_bind", {"fa": vpn_info.foreign_agent})] + actions + [
-            Mark(nai, "ha_tunnel_set")] + self._prepare(nai, vpn_info, secret, new_ids)
+        return [Mark(nai, "ha_bind", {"fa": vpn_info.foreign_agent})] + tunnels.before + [
+            Mark(nai, "ha_tunnel_set")] + self._prepare(nai, vpn_info, secret,
+                                                        tunnels.new_ids), tunnels.after
 
     def _prepare(self, nai: str, vpn_info: VpnInfo, secret: bytes,
                  live: set[str]) -> list[Action]:

@@ -1,7 +1,9 @@
 """The executor: performs a role's actions in order.  Tunnel actions go to the
 gateway's worker, flow-mods are sent with a barrier and awaited, Diameter requests are
 awaited and their answers fed back to the role that sent them; the state behind a
-visible action is persisted first (issue 5).  A move therefore reads as one straight
+visible action is persisted first (issue 5).  A tunnel removal a role put after its
+answer runs after the walk (issue 14: the HA's make before break), so it does not
+delay the answer.  A move therefore reads as one straight
 walk: port event -> FA -> AAA -> HA -> tunnel actions -> flow actions.
 
 What concerns another role, or a role's request's outcome, is decided by the pure
@@ -97,7 +99,10 @@ class Executor:
                     # issue 14: established at its initiator, so at both ends
                     self._tunnel_up(action.side.tunnel_id)
             elif kind is RemoveTunnel:
-                await self.gateways.remove_tunnel(action)
+                if result is None:
+                    await self.gateways.remove_tunnel(action)
+                else:   # issue 14: after the role's answer (make before break at the
+                    self.spawn(self.gateways.remove_tunnel(action))   # HA), off its path
             elif kind is PrepareTunnel:
                 self.spawn(self.gateways.prepare_tunnel(action))   # off the move's path
             elif kind is SendFlows:

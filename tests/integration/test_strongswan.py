@@ -578,3 +578,77 @@ def test_a_move_back_keeps_the_live_ike_sa_without_leaking_child_sas(lab: Lab) -
     finally:
         for t in (fa_ha, static):
             down(lab, t)
+
+
+def _fresh_ike_sa_from(lab: Lab, gw: str, tid: str) -> None:
+    """Terminate ``tid``'s IKE_SA at ``gw`` and initiate a new one (IKE only: no CHILD_SA,
+    whose route would need the selector anchor's local route back) with what charon
+    holds there now (no load): it authenticates only if both ends hold the same key."""
+    drv = lab.gws[gw]
+    drv._call(drv._terminate, tid)
+    drv._call(lambda s: list(s.initiate({"ike": tid, "timeout": 5000,
+                                         "init-limits": "no"})))
+
+
+def test_a_connection_loaded_ahead_comes_up_with_the_moves_key_held_at_both_ends(
+        lab: Lab) -> None:
+    """Issue 14: a prepared tunnel's move loads no connection again (the responder only
+    the move's key, the initiator its CHILD_SA's initiate and the key after it).  The
+    CHILD_SA comes up on the prepared IKE_SA, and both ends hold the move's key: a new
+    IKE_SA, initiated with what charon holds, authenticates.  A prepared IKE_SA that
+    is gone by the move is started afresh."""
+    static, fa1_ha, fa2_ha = static_tunnel(), mn_tunnel("fa"), mn_tunnel("fa2")
+    tid = fa2_ha.tunnel_id
+    try:
+        up(lab, static)
+        up(lab, fa1_ha)
+        for gone in (False, True):
+            for gw in sorted(fa2_ha.ends(), key=lambda g: g == fa2_ha.initiator):
+                lab.gws[gw].prepare_tunnel(fa2_ha.side_for(gw))
+            st = lab.gws["fa2"].tunnel(tid)
+            assert st is not None and st.state == "ESTABLISHED" and st.children == ()
+            ike_id = st.unique_id
+            if gone:   # e.g. a DPD took it meanwhile
+                lab.gws["fa2"]._call(lab.gws["fa2"]._terminate, tid)
+            move = replace(fa2_ha, psk=new_psk())
+            lab.gws["ha"].add_prepared(move.side_for("ha"))
+            lab.gws["fa2"].add_prepared(move.side_for("fa2"))
+            st = lab.gws["fa2"].tunnel(tid)
+            assert st is not None and st.established and st.children, st
+            assert (st.unique_id == ike_id) is not gone
+            _fresh_ike_sa_from(lab, "fa2", tid)   # the move's key at both ends
+            st = lab.gws["fa2"].tunnel(tid)
+            assert st is not None and st.state == "ESTABLISHED" and st.unique_id != ike_id, st
+            down(lab, fa2_ha)
+    finally:
+        for t in (fa2_ha, fa1_ha, static):
+            down(lab, t)
+
+
+def test_make_before_break_at_the_ha_keeps_the_new_path(lab: Lab) -> None:
+    """Issue 14: the HA loads its end of the new FA's tunnel while the old FA's (same
+    selectors at the HA) is still up, the new FA brings it up, then the old one is
+    removed at both ends: the new path carries the MN's traffic both ways, and the
+    HA's selector anchor survives the removal (refcounted)."""
+    h = lab.hosts
+    static, fa1_ha, fa2_ha = static_tunnel(), mn_tunnel("fa"), mn_tunnel("fa2")
+    try:
+        up(lab, static)
+        up(lab, fa1_ha)
+        assert ping(h["mn"], CN)[0]
+        _sh(h["fa"], f"ip route del {MN_HOA}/32 2>/dev/null")
+        _move_mn(h["mn"], to_fa2=True)
+        _sh(h["fa2"], f"ip route replace {MN_HOA}/32 dev {P}fa2-in")
+        up(lab, fa2_ha)                   # make (the old one still up) ...
+        assert lab.gws["ha"].tunnel(fa1_ha.tunnel_id) is not None
+        down(lab, fa1_ha)                 # ... then break
+        assert ping(h["mn"], CN, count=3)[0]
+        assert ping(h["cn"], MN_HOA, count=3)[0]
+        st = lab.gws["ha"].tunnel(fa2_ha.tunnel_id)
+        assert st is not None and st.established and st.remote_address == CORE["fa2"]
+    finally:
+        for t in (fa1_ha, fa2_ha, static):
+            down(lab, t)
+        _move_mn(h["mn"], to_fa2=False)
+        _sh(h["fa2"], f"ip route del {MN_HOA}/32 2>/dev/null")
+        _sh(h["fa"], f"ip route replace {MN_HOA}/32 dev {P}fa-in")

@@ -81,15 +81,18 @@ class SelectorAnchors:
         host's packets meanwhile instead of swallowing them."""
         taken = []
         with self._lock:
-            own = self._own_addresses()
+            own: list[ipaddress.IPv4Address] | None = None   # read once, when needed
             for sel in selectors:
                 anchor = self._anchor_of(sel)
                 if anchor is None:
                     continue
                 addr, is_host = anchor
                 net = ipaddress.ip_network(sel, strict=False)
-                if addr not in self._refs and any(a in net for a in own):
-                    continue
+                if addr not in self._refs:
+                    if own is None:   # (a netlink dump through the namespace's helper)
+                        own = self._own_addresses()
+                    if any(a in net for a in own):
+                        continue
                 if addr not in self._refs:
                     self._ns.addr("replace", index=self._index, address=addr, prefixlen=32)
                     self._refs[addr] = 0

@@ -62,6 +62,10 @@ class StrongSwanGateway(GatewayDriverBase):
         self._anchors: SelectorAnchors | None = None
         self._anchored: dict[str, list[str]] = {}
         self._libipsec: bool | None = None     # charon runs kernel-libipsec (cached)
+        # issue 14: tunnel id -> (load-conn message, PSK) this driver last loaded, and
+        # the tunnels prepared (IKE_SA, no CHILD_SA yet) whose add can reuse that load
+        self._loaded: dict[str, tuple[dict[str, Any], bytes]] = {}
+        self._childless: set[str] = set()
 
     def warm_up(self) -> None:
         """Open the VICI session and the namespace controller now, not on the first
@@ -160,10 +164,25 @@ class StrongSwanGateway(GatewayDriverBase):
         secret = {"id": _secret_id(tid), "type": "IKE", "data": side.psk,
                   "owners": [_identity(tid, side.local.gateway),
                              _identity(tid, side.remote.gateway)]}
+        # issue 14: on a prepared IKE_SA whose connection this driver loaded as it is
+        # now, the move loads nothing again; the initiator loads a new PSK only after
+        # its CHILD_SA (CREATE_CHILD_SA does not authenticate: docs/security.md)
+        loaded = self._loaded.get(tid)
+        ahead = keep_sa and tid in self._childless and loaded is not None \
+            and loaded[0] == conn
+        new_psk = loaded is None or loaded[1] != side.psk
+        later = ahead and new_psk and side.initiator
+        self._childless.discard(tid)
 
         def load(session: vici.Session) -> None:
             if not keep_sa and self._has_sa(session, tid):   # replace: drop old SAs
                 self._terminate(session, tid)
+            if not ahead or (new_psk and not later):
+                session.load_shared(secret)
+            if not ahead:
+                session.load_conn(conn)
+
+        def load_all(session: vici.Session) -> None:
             session.load_shared(secret)
             session.load_conn(conn)
 
@@ -182,7 +201,9 @@ class StrongSwanGateway(GatewayDriverBase):
         try:
             self._call(load)
         except CommandException as exc:
+            self._loaded.pop(tid, None)
             raise TunnelError(f"{self.name}: loading tunnel {tid} failed: {exc}") from exc
+        self._loaded[tid] = (conn, b"" if later else side.psk)
 
         if not side.initiator:
             if anchors or side.secondary:
@@ -198,21 +219,42 @@ class StrongSwanGateway(GatewayDriverBase):
                         log.debug("%s: %s", self.name, log_text(_s(event.get("msg"))))
 
             try:
-                if keep_sa:   # a move back: the live CHILD_SA goes first (issue 14)
+                if keep_sa and not ahead:   # a move back: the live CHILD_SA goes first
                     self._call(self._terminate_children, tid)
-                for child in conn[tid]["children"]:
-                    self._call(initiate, child)
+                try:
+                    for child in conn[tid]["children"]:
+                        self._call(initiate, child)
+                except CommandException:
+                    if not ahead:
+                        raise
+                    # the prepared IKE_SA is gone (or charon lost the config): load
+                    # everything and start afresh, once
+                    log.info("%s: tunnel %s: its prepared IKE_SA did not serve, "
+                             "loading it again", self.name, log_text(tid))
+                    self._call(load_all)
+                    self._loaded[tid] = (conn, side.psk)
+                    later = False
+                    for child in conn[tid]["children"]:
+                        self._call(initiate, child)
             except CommandException as exc:
                 raise TunnelError(f"{self.name}: initiating tunnel {tid} to "
                                   f"{side.remote.address} failed: {exc}") from exc
             finally:
                 if self._anchors is not None and anchors:
                     self._anchors.settle(anchors)
+            if later:   # the new key, for any later IKE_SA of this tunnel
+                try:
+                    self._call(lambda s: s.load_shared(secret))
+                    self._loaded[tid] = (conn, side.psk)
+                except CommandException as exc:
+                    raise TunnelError(f"{self.name}: loading the key of tunnel {tid} "
+                                      f"failed: {exc}") from exc
             if side.secondary:
                 self._reassert_primaries(tid)
         took = time.monotonic() - t0
-        log.info("%s: tunnel %s %s in %.1f ms", self.name, log_text(tid),
-                 "up" if side.initiator else "loaded", took * 1e3)
+        log.info("%s: tunnel %s %s in %.1f ms%s", self.name, log_text(tid),
+                 "up" if side.initiator else "loaded", took * 1e3,
+                 " (connection loaded ahead)" if ahead else "")
         return took
 
     def prepare_tunnel(self, side: TunnelSide, timeout: float = 5.0) -> float:
@@ -240,10 +282,13 @@ class StrongSwanGateway(GatewayDriverBase):
 
         try:
             self._call(load)
+            self._loaded[tid] = (conn, side.psk)
             if side.initiator:
                 self._call(initiate)
         except CommandException as exc:
+            self._loaded.pop(tid, None)
             raise TunnelError(f"{self.name}: preparing tunnel {tid} failed: {exc}") from exc
+        self._childless.add(tid)
         took = time.monotonic() - t0
         log.info("%s: tunnel %s prepared (%s) in %.1f ms", self.name, log_text(tid),
                  "IKE_SA up" if side.initiator else "loaded", took * 1e3)
@@ -255,7 +300,9 @@ class StrongSwanGateway(GatewayDriverBase):
 
     def load_tunnel(self, side: TunnelSide) -> float:
         """Load a tunnel's connection and secret without initiating it and without
-        touching an SA charon may already hold for it (reconcile, issue 5)."""
+        touching an SA charon may already hold for it (reconcile, issue 5): always
+        loaded, whatever this driver loaded before (charon may have restarted)."""
+        self._childless.discard(side.tunnel_id)
         return self.add_tunnel(dataclasses.replace(side, initiator=False), keep_sa=True)
 
     def adopt(self, side: TunnelSide) -> None:
@@ -446,6 +493,8 @@ class StrongSwanGateway(GatewayDriverBase):
                 except CommandException:
                     pass            # already gone: removal is idempotent
 
+        self._loaded.pop(tunnel_id, None)
+        self._childless.discard(tunnel_id)
         self._call(remove)
         with self._lock:
             anchors = self._anchored.pop(tunnel_id, [])

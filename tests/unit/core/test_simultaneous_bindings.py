@@ -110,14 +110,17 @@ def test_without_the_profile_option_s_is_not_honoured() -> None:
     assert walk.ha.simultaneous.earlier == {}
 
 
-def test_without_s_a_seamless_mn_moves_as_before() -> None:
+def test_without_s_a_seamless_mn_moves_without_an_earlier_binding() -> None:
+    """No earlier binding is kept; the old FA's tunnel goes in the same walk, after the
+    new one is set (make before break for a seamless profile: ``ha_tunnels``)."""
     walk, mn = make()
     pos = walk.mark()
     reply = mn.register("fa2", "fa1")
     assert reply is not None and reply.code == mip.CODE_ACCEPTED
     trace = walk.trace(pos)
-    assert trace.index(f"ha RemoveTunnel ha {HA1}") < trace.index(f"ha AddTunnel ha {HA2}")
+    assert trace.index(f"ha AddTunnel ha {HA2}") < trace.index(f"ha RemoveTunnel ha {HA1}")
     assert walk.ha.simultaneous.earlier == {}
+    assert HA1 not in walk.gateways.ids("ha")
 
 
 def test_the_earlier_binding_survives_a_restart() -> None:

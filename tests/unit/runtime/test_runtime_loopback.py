@@ -122,3 +122,47 @@ def test_garbage_at_the_mip_sockets_is_counted_logged_once_and_service_goes_on(
     sock.sendto(good, rt.ingress["fa:fa1"].address)     # still serving
     data, _ = sock.recvfrom(2048)
     assert mip.decode(data).code == 0
+
+
+def test_a_seamless_move_removes_the_old_tunnel_after_the_has_answer(tmp_path):
+    """Issue 14: with ``seamless_handover`` (no S bit) the HA adds HA<->FA2 first,
+    answers, and its removal of HA<->FA1 runs after the walk: still done, no leak."""
+    data = yaml.safe_load((ROOT / "topology" / "default.yaml").read_text())
+    for dom in data["domains"].values():
+        if "aaa" in dom:
+            dom["aaa"]["listen"] = "127.0.0.1:0"
+        if "home_agent" in dom:
+            dom["home_agent"]["diameter_listen"] = "127.0.0.1:0"
+            dom["home_agent"]["mip_listen"] = "127.0.0.1:0"
+    data["vpn_profiles"]["alice@home.example"]["seamless_handover"] = True
+    gws: dict[str, RecordingGateway] = {}
+
+    def factory(name: str) -> RecordingGateway:
+        gws[name] = RecordingGateway(name)
+        return gws[name]
+
+    rt = Runtime(parse_topology(data, "default.yaml (seamless)"), tmp_path, ":memory:",
+                 rest=None, gateway_factory=factory, flow_sink=lambda dpid, m: None,
+                 fa_ingress=True, advertise=False)
+    rt.start()
+    try:
+        assert asyncio.run_coroutine_threadsafe(rt.wait_links(), rt.loop).result(10)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(5)
+        now = time.time()
+        assert register(rt, sock, "fa1", mip.ntp_identification(now)).code == 0
+        assert register(rt, sock, "fa2", mip.ntp_identification(now + 0.5),
+                        previous="fa1").code == 0
+        sock.close()
+        old, new = ("remove", "alice_home.example/ha-fa1"), "alice_home.example/ha-fa2"
+        deadline = time.monotonic() + 5
+        while old not in gws["ha"].log:
+            assert time.monotonic() < deadline, gws["ha"].log
+            time.sleep(0.005)
+        log = gws["ha"].log
+        added = next(i for i, e in enumerate(log) if e[1] == new and e[0].startswith("add"))
+        assert added < log.index(old)
+        assert "alice_home.example/ha-fa1" not in gws["ha"].tunnels_up
+    finally:
+        rt.stop()

@@ -87,3 +87,51 @@ def test_the_has_mark_goes_into_the_open_move_record(rt: Any) -> None:
     assert "ha_earlier_binding_ended" in rec.marks
     settle(rt)
     assert ("remove", OLD) in rt.test_gws["ha"].log
+
+
+class SlowRemove(RecordingGateway):
+    """Its removal blocks until ``go`` is set."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        import threading
+        self.go = threading.Event()
+
+    def remove_tunnel(self, tunnel_id: str) -> None:
+        self.go.wait(5.0)
+        super().remove_tunnel(tunnel_id)
+
+
+def test_a_removal_after_the_answer_does_not_hold_it_up(tmp_path: Any) -> None:
+    """Issue 14 (make before break at the HA): a ``RemoveTunnel`` the role put after its
+    answer runs after the walk, not in it; it still runs."""
+    from controller.core.actions import ReplyMip
+    gws: dict[str, RecordingGateway] = {}
+    r = Runtime(load_topology(DEFAULT_TOPOLOGY), tmp_path, ":memory:", rest=None,
+                gateway_factory=lambda n: gws.setdefault(
+                    n, SlowRemove(n) if n == "ha" else RecordingGateway(n)),
+                advertise=False, persist=False, flow_sink=lambda dpid, mods: None)
+    try:
+        ha = gws["ha"]
+        assert isinstance(ha, SlowRemove)
+
+        async def walk() -> Any:
+            return await asyncio.wait_for(r.execute("ha", [
+                AddTunnel("ha", SPEC.side_for("ha")), ReplyMip(b"rrp"),
+                RemoveTunnel("ha", OLD)]), 2.0)
+        assert r.loop.run_until_complete(walk()) == b"rrp"
+        assert ("remove", OLD) not in ha.log      # still blocked: not in the walk
+        ha.go.set()
+        settle(r)
+        assert ha.log == [("add", TID), ("remove", OLD)]
+        # before the answer: in line, as before
+        ha.go.clear()
+        r.loop.call_later(0.2, ha.go.set)
+        r.loop.run_until_complete(r.execute("ha", [RemoveTunnel("ha", TID),
+                                                   ReplyMip(b"rrp")]))
+        assert ha.log[-1] == ("remove", TID)
+    finally:
+        ha.go.set()
+        for ex in [*r._gw_exec.values(), r._watch_exec]:
+            ex.shutdown(wait=False)
+        r.loop.close()

@@ -1,0 +1,96 @@
+"""The home agent's tunnel set at a (re)binding: which of its tunnels go, which come,
+which are kept beside the new ones (smooth handoff's retire, simultaneous bindings),
+and in which order relative to the HA's answer.
+
+Claim 17's order is break before make: the VPN path to the old FA is deleted, then the
+one to the new FA set, then the HA answers.  For a profile with ``seamless_handover``
+(issue 14) the order is make before break: the new FA's tunnel is loaded, the HA
+answers, and the old FA's tunnel is removed after the answer (the actions come after
+it in the HA's list; the runtime runs them off the answer's path), so the removal no
+longer delays the new FA's tunnel.  The old tunnel still goes, in the same walk.
+
+Pure: the HA's state objects (``retiring``, ``simultaneous``) are changed in place as
+the HA's own methods did; nothing else is touched."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from controller.core.actions import Action, AddTunnel, Mark, RemoveTunnel
+from controller.core.binding import Binding
+from controller.core.expiry import ExpiryDict
+from controller.core.simultaneous import (EarlierBinding, Retiring, SimultaneousBindings,
+                                          honoured)
+from controller.core.vpn import VpnInfo
+from controller.proto import mip
+
+#: smooth handoff (claims 22-23): s the HA keeps its tunnel to the old FA after a move
+#: (make before break: its newest SA, the new FA's, takes the downlink once the new FA
+#: brought it up; until then the old FA gets it and holds it for the forwarding tunnel)
+RETIRE_AFTER = 2.0
+
+
+@dataclass
+class TunnelSet:
+    """``before``: the HA's actions before its answer (the new tunnels); ``after``: after
+    it (the old FA's tunnels, make before break); ``new_ids``: the binding's tunnels."""
+
+    before: list[Action] = field(default_factory=list)
+    after: list[Action] = field(default_factory=list)
+    new_ids: set[str] = field(default_factory=set)
+
+
+def breaks_after_answer(vpn_info: VpnInfo) -> bool:
+    """Issue 14: the old FA's tunnel goes after the HA's answer (make before break)."""
+    return vpn_info.seamless_handover
+
+
+def plan(ha: str, nai: str, now: float, old: Binding | None, vpn_info: VpnInfo,
+         rrq: mip.RegistrationRequest, retiring: ExpiryDict[str, Retiring],
+         simultaneous: SimultaneousBindings,
+         end_earlier: Callable[[EarlierBinding, str, set[str]], list[Action]]) -> TunnelSet:
+    """The tunnel set of HA ``ha`` binding ``nai`` to ``vpn_info`` (``old``: the binding
+    it had).  ``end_earlier(earlier, why, keep)``: the HA's actions ending an earlier
+    (simultaneous) binding, its tunnels in ``keep`` aside."""
+    new_tunnels = [t for t in vpn_info.tunnels_of(ha) if t.psk]
+    out = TunnelSet(new_ids={t.tunnel_id for t in new_tunnels})
+    removals: list[Action] = []
+    moved = old is not None and old.foreign_agent != vpn_info.foreign_agent
+    keep = moved and vpn_info.smooth_handoff
+    earlier = simultaneous.pop(nai)   # two bindings at most: it goes now
+    if earlier is not None:
+        removals += end_earlier(earlier, "replaced", out.new_ids)
+    if old is not None:
+        gone = [t.tunnel_id for t in old.vpn_info.tunnels_of(ha)
+                if t.psk and t.tunnel_id not in out.new_ids]
+        if moved and honoured(rrq, vpn_info):
+            # S bit (issue 14): the old binding stays until the new tunnel is up
+            kept = [t for t in old.vpn_info.tunnels_of(ha) if t.tunnel_id in gone]
+            for tid in gone:
+                retiring.pop(tid, None)
+            simultaneous.keep(now, nai, old.care_of_address, old.foreign_agent,
+                              kept, out.new_ids)
+            if gone:
+                out.before.append(Mark(nai, "ha_simultaneous", {"kept": gone}))
+        elif keep:
+            # smooth handoff: make before break, the old FA's tunnel goes later
+            for tunnel_id in gone:
+                retiring[tunnel_id] = Retiring(nai, now + RETIRE_AFTER)
+            if gone:
+                out.before.append(Mark(nai, "ha_old_tunnel_kept", {"tunnels": gone}))
+        else:
+            # delete the VPN path to the old FA (claim 17): first, or after the answer
+            removals += [RemoveTunnel(ha, tid) for tid in gone]
+    old_specs = {t.tunnel_id: t for t in old.vpn_info.tunnels} if old else {}
+    adds: list[Action] = []
+    for spec in new_tunnels:
+        retired = retiring.pop(spec.tunnel_id, None) is not None
+        if old_specs.get(spec.tunnel_id) != spec or retired:
+            adds.append(AddTunnel(ha, spec.side_for(ha)))
+    if breaks_after_answer(vpn_info):
+        out.before += adds
+        out.after = removals
+    else:
+        out.before = removals + out.before + adds
+    return out
