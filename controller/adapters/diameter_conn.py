@@ -155,7 +155,8 @@ class PeerConnection:
             data = encode(msg, ids=ids, retransmit=retransmit)
             try:
                 await self.send_bytes(data)
-            except (ConnectionError, OSError) as e:     # reset while writing
+            except (ConnectionError, OSError) as e:     # reset while writing: closed,
+                self.close()                            # so a resend takes another
                 raise DiameterConnectionLost(f"{self!r}: {e}") from None
             return await fut
         except asyncio.TimeoutError:
@@ -388,7 +389,11 @@ class PeerConnection:
         answer: Any = None
         # the sending peer's identity (its CER, checked against its certificate) in the
         # key: a peer gets only answers to its own requests again
-        key = (self.remote_host, req.origin_host, req.end_to_end)
+        # and what the request is (command, session): a reused End-to-End id (a
+        # restarted process, two replicas sharing an identity) never gets another
+        # session's answer
+        key = (self.remote_host, req.origin_host, req.end_to_end,
+               type(req).__name__, req.session_id)
         if retransmit:
             node.counters["retransmitted_received"] += 1
             earlier = node.answers.get(key)
@@ -414,7 +419,7 @@ class PeerConnection:
         # on the new one (the peer retransmits, RFC 6733 §5.5.4)
         await self._send_quiet(data, generation)
 
-    async def _answer(self, req: Request, key: tuple[str, str, int],
+    async def _answer(self, req: Request, key: tuple[str, str, int, str, str],
                       retransmit: bool) -> Any:
         """The handler's answer to ``req``, recorded for its retransmissions."""
         node = self.node

@@ -16,16 +16,17 @@ is logged and counted as ``task_error``).
 Failure handling (RFC 6733 §5.5.4, RFC 3539): a peer that leaves a DWR unanswered is
 marked down and its connection closed; requests to it then fail at once with
 ``DiameterConnectionError`` instead of waiting (or take another open connection we
-dialled to the same realm).  ``connect(..., reconnect=True)`` keeps the *same*
+dialled to the same realm, unless the caller named the peer or the request a
+Destination-Host).  ``connect(..., reconnect=True)`` keeps the *same*
 ``PeerConnection`` object and redials with exponential backoff (and jitter) until the
 peer answers CER again, so whoever holds it (routes, the runtime) sees it come back; a
-link that was up and that the peer's side closed (a replica gone, another at the same
-address) is redialled at once first, and new requests wait for that one attempt.
+link that was up and that closed other than by our watchdog (a replica gone, another at
+the same address) is redialled at once first, and new requests wait for that one attempt.
 Requests pending on a connection that fails are resent with the 'T' flag (same
 End-to-End id, new Hop-by-Hop id) on the next open connection for their destination,
 within their one deadline (``request``).  A request with 'T' that duplicates one this
-node answered or is answering (same sending peer, Origin-Host and End-to-End id, among
-the last ``ANSWERS_KEPT``) gets that answer again without reaching the handler.  An
+node answered or is answering (same sending peer, Origin-Host, End-to-End id, command
+and Session-Id, among the last ``ANSWERS_KEPT``) gets that answer again without reaching the handler.  An
 accepted connection that sends no CER within ``cer_timeout`` is closed.
 
 TLS (RFC 6733 §13, "TLS from the start"): ``listen``/``connect`` take an
@@ -110,10 +111,10 @@ class DiameterNode:
         self._supervisors: set[asyncio.Task[None]] = set()
         # requests waiting for a connection to open (failover: ``request``)
         self._open_waiters: set[asyncio.Future[None]] = set()
-        #: (sending peer, Origin-Host, End-to-End id) -> the answer (a future while
+        #: (sending peer, Origin-Host, End-to-End id, command, Session-Id) -> the answer (a future while
         #: being computed) of the last ``ANSWERS_KEPT`` requests: a retransmission ('T')
         #: from the same peer gets it again
-        self.answers: collections.OrderedDict[tuple[str, str, int],
+        self.answers: collections.OrderedDict[tuple[str, str, int, str, str],
                                               asyncio.Future[Any]] = collections.OrderedDict()
         #: event counters: malformed, framing_error, handler_error, watchdog_timeout,
         #: dwa_received, peer_open, requests, timeouts, ...
@@ -145,7 +146,7 @@ class DiameterNode:
                 return (str(local[0]),)
         return ("127.0.0.1",)
 
-    def remember_answer(self, key: tuple[str, str, int],
+    def remember_answer(self, key: tuple[str, str, int, str, str],
                         answer: asyncio.Future[Any]) -> None:
         self.answers[key] = answer
         self.answers.move_to_end(key)
@@ -303,39 +304,43 @@ class DiameterNode:
     async def _keep_connected(self, conn: PeerConnection, host: str, port: int,
                               ssl: _ssl.SSLContext | None, server_hostname: str | None,
                               backoff: tuple[float, float]) -> None:
-        lo, hi = backoff
-        while not self._closing:
-            await conn.closed.wait()
-            if self._closing or not conn.reconnect:
-                return
-            self.counters["peer_down"] += 1
-            log.warning("peer %s at %s:%d down; reconnecting", log_text(conn.remote_host or "?"),
-                        host, port)
-            # a link that was up a while and closed by the peer's side (a replica gone:
-            # another may answer at the same address) is redialled at once, then with
-            # backoff; one the watchdog closed (a silent peer) backs off first
-            delay = 0.0 if conn.redialling else lo
-            while not self._closing and conn.reconnect:
-                await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+        try:
+            lo, hi = backoff
+            while not self._closing:
+                await conn.closed.wait()
                 if self._closing or not conn.reconnect:
                     return
-                first = conn.redialling
-                try:
-                    reader, writer = await self._dial(host, port, ssl, server_hostname)
-                    conn._bind(reader, writer)
-                    await self._capabilities(conn, f"{host}:{port}")
-                except (DiameterError, OSError) as e:
-                    self.counters["reconnect_failed"] += 1
-                    log.debug("reconnecting to %s:%d: %s", host, port, log_text(e))
-                    delay = min(max(delay * 2, lo), hi)
-                    if first:       # new requests waiting for it: fail now
-                        conn.redialling = False
-                        self.wake_waiters()
-                    continue
-                conn.redialling = False
-                self.counters["reconnected"] += 1
-                log.info("peer %s at %s:%d back", log_text(conn.remote_host), host, port)
-                break
+                self.counters["peer_down"] += 1
+                log.warning("peer %s at %s:%d down; reconnecting", log_text(conn.remote_host or "?"),
+                            host, port)
+                # a link that was up a while and closed by the peer's side (a replica gone:
+                # another may answer at the same address) is redialled at once, then with
+                # backoff; one the watchdog closed (a silent peer) backs off first
+                delay = 0.0 if conn.redialling else lo
+                while not self._closing and conn.reconnect:
+                    await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+                    if self._closing or not conn.reconnect:
+                        return
+                    first = conn.redialling
+                    try:
+                        reader, writer = await self._dial(host, port, ssl, server_hostname)
+                        conn._bind(reader, writer)
+                        await self._capabilities(conn, f"{host}:{port}")
+                    except (DiameterError, OSError) as e:
+                        self.counters["reconnect_failed"] += 1
+                        log.debug("reconnecting to %s:%d: %s", host, port, log_text(e))
+                        delay = min(max(delay * 2, lo), hi)
+                        if first:       # new requests waiting for it: fail now
+                            conn.redialling = False
+                            self.wake_waiters()
+                        continue
+                    conn.redialling = False
+                    self.counters["reconnected"] += 1
+                    log.info("peer %s at %s:%d back", log_text(conn.remote_host), host, port)
+                    break
+        finally:   # however it ends, nobody waits for a redial that is not coming
+            conn.redialling = False
+            self.wake_waiters()
 
     def add_route(self, realm: str, peer: PeerConnection) -> None:
         """Send requests for ``realm`` to ``peer`` (replaces an existing route)."""
@@ -377,15 +382,20 @@ class DiameterNode:
         target = realm or msg.destination_realm
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.request_timeout
+        # a peer the caller named, or a Destination-Host (RFC 6733 §6.1): that server
+        # only, never another of the realm (it would get a session and keys not its)
+        pinned = peer is not None
+        host = getattr(msg, "destination_host", "") or ""
         if peer is None:
-            peer = self.routes.get(target) or self._realm_peer(target)
+            peer = self.routes.get(target) or self._realm_peer(target, host=host)
             if peer is None:
                 self.counters["no_route"] += 1
                 raise DiameterNoRoute(f"no peer for realm {target!r}")
         if not peer.open:       # down (watchdog) or not yet open: fail now, don't wait
-            other = self._next_open(peer, target)
+            other = self._next_open(peer, target, host, pinned)
             if other is None and peer.redialling:   # unless redialled at once: wait
-                other = await self._wait_open(peer, target, deadline, redial_only=True)
+                other = await self._wait_open(peer, target, deadline, host, pinned,
+                                              redial_only=True)
             if other is None:
                 self.counters["peer_unavailable"] += 1
                 raise DiameterConnectionError(
@@ -407,7 +417,7 @@ class DiameterNode:
                 raise
             except DiameterConnectionLost:
                 failed = peer
-                nxt = await self._wait_open(failed, target, deadline)
+                nxt = await self._wait_open(failed, target, deadline, host, pinned)
                 if nxt is None:
                     self.counters["failover_failed"] += 1
                     raise
@@ -420,24 +430,33 @@ class DiameterNode:
             raise DiameterConnectionError(f"unexpected answer {type(answer).__name__}")
         return answer
 
-    def _next_open(self, failed: PeerConnection, realm: str) -> PeerConnection | None:
-        """An open connection for what ``failed`` carried: itself (redialled), the
-        route of ``realm``, else another peer of ``realm`` or of ``failed``'s realm."""
+    def _next_open(self, failed: PeerConnection, realm: str, host: str = "",
+                   pinned: bool = False) -> PeerConnection | None:
+        """An open connection for what ``failed`` carried: itself (redialled); unless
+        ``pinned`` (the caller named it), the route of ``realm``, else another peer of
+        ``realm`` or of ``failed``'s realm; with ``host`` (Destination-Host) only a
+        connection to that host or a relay's (a route to a realm the peer is not of)."""
         if failed.open:
             return failed
+        if pinned:
+            return None
         route = self.routes.get(realm)
-        if route is not None and route.open:
+        if (route is not None and route.open
+                and (not host or route.remote_host == host or route.remote_realm != realm)):
             return route
-        return self._realm_peer(realm, failed.remote_realm)
+        return self._realm_peer(realm, failed.remote_realm, host=host)
 
-    def _realm_peer(self, *realms: str) -> PeerConnection | None:
-        """An open connection we dialled to a peer of one of ``realms``."""
+    def _realm_peer(self, *realms: str, host: str = "") -> PeerConnection | None:
+        """An open connection we dialled to a peer of one of ``realms`` (to ``host``,
+        if given)."""
         for conn in self.connections:
-            if conn.open and conn.initiator and conn.remote_realm in realms:
+            if (conn.open and conn.initiator and conn.remote_realm in realms
+                    and (not host or conn.remote_host == host)):
                 return conn
         return None
 
     async def _wait_open(self, failed: PeerConnection, realm: str, deadline: float,
+                         host: str = "", pinned: bool = False,
                          redial_only: bool = False) -> PeerConnection | None:
         """The next open connection for ``failed``'s requests, waiting for one until
         ``deadline`` (one timer on one future, ended by a connection opening, the
@@ -445,7 +464,7 @@ class DiameterNode:
         ``redial_only``: only while ``failed``'s immediate redial is under way."""
         loop = asyncio.get_running_loop()
         while not self._closing:
-            conn = self._next_open(failed, realm)
+            conn = self._next_open(failed, realm, host, pinned)
             if conn is not None:
                 return conn
             remaining = deadline - loop.time()

@@ -7,6 +7,7 @@ of a request it has seen again from its answer instead of processing it twice.""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from typing import Any
 
@@ -67,14 +68,15 @@ def test_pending_request_resent_to_another_peer_of_the_realm() -> None:
         conn_a = await fa.connect(HOST, port_a)               # the realm's route
         await fa.connect(HOST, port_b)                        # an alternate peer
         assert fa.routes["home.example"] is conn_a
-        answer = await fa.request(AMR)
+        amr = dataclasses.replace(AMR, destination_host="")     # any server of the realm
+        answer = await fa.request(amr)
         assert answer.origin_host == "aaah2.home.example"
         assert [t for _, _, t in b.seen] == [True]      # the resend has the T flag
         assert a.seen[0][1] == b.seen[0][1]             # same End-to-End id
         assert a.seen[0][0] != b.seen[0][0]             # new Hop-by-Hop id
         assert fa.counters["resent"] == 1
         # a new request while the route's peer is down takes the alternate too
-        assert (await fa.request(AMR)).origin_host == "aaah2.home.example"
+        assert (await fa.request(amr)).origin_host == "aaah2.home.example"
         await fa.close()
         await a.node.close()
         await b.node.close()
@@ -113,8 +115,11 @@ def test_node_close_ends_a_request_waiting_for_its_next_connection() -> None:
         for server in home.node._servers:
             server.close()
         task = asyncio.ensure_future(fa.request(AMR, peer=conn))
-        while not fa._open_waiters:
+        for _ in range(300):
+            if fa._open_waiters:
+                break
             await asyncio.sleep(0.01)
+        assert fa._open_waiters, "the request did not wait for its next connection"
         await fa.close()
         try:
             await asyncio.wait_for(task, 1.0)
@@ -251,5 +256,74 @@ def test_retransmission_from_another_peer_is_not_answered_from_the_cache() -> No
         await conn9.request(AMR, 2.0, ids=(other.next_hop_by_hop(), e2e), retransmit=True)
         assert home.calls == 2 and home.node.counters["duplicate_answered"] == 0
         for node in (fa1, other, home.node):
+            await node.close()
+    run(main())
+
+
+def test_retransmission_of_another_session_is_not_answered_from_the_cache() -> None:
+    async def main() -> None:
+        home = Home(drop=0)
+        port = await home.node.listen(HOST, 0)
+        fa = DiameterNode("fa1.foreign.example", "foreign.example")
+        conn = await fa.connect(HOST, port)
+        await fa.request(AMR, peer=conn)
+        e2e = home.seen[0][1]
+        # the same peer and End-to-End id (a restarted process reusing it, or one of
+        # two replicas sharing the identity) but another session: its own answer,
+        # never the first session's (which carries that session's keys)
+        other = dataclasses.replace(AMR, session_id=AMR.session_id + ";other",
+                                    user_name="mallory@home.example")
+        again = await conn.request(other, 2.0, ids=(fa.next_hop_by_hop(), e2e),
+                                   retransmit=True)
+        assert home.calls == 2 and home.node.counters["duplicate_answered"] == 0
+        assert again.session_id == other.session_id
+        await fa.close()
+        await home.node.close()
+    run(main())
+
+
+def test_request_to_a_named_peer_is_not_failed_over_to_another_host() -> None:
+    async def main() -> None:
+        a, b = Home("aaah1.home.example"), Home("aaah2.home.example", drop=0)
+        port_a, port_b = await a.node.listen(HOST, 0), await b.node.listen(HOST, 0)
+        fa = DiameterNode("fa1.foreign.example", "foreign.example", request_timeout=1.0)
+        conn_a = await fa.connect(HOST, port_a)
+        await fa.connect(HOST, port_b)
+        try:        # the caller chose aaah1: its session and keys go nowhere else
+            await fa.request(AMR, peer=conn_a)
+        except DiameterConnectionError:
+            pass
+        else:
+            raise AssertionError("answered by another peer than the one named")
+        assert b.calls == 0 and fa.counters["resent"] == 0
+        for node in (fa, a.node, b.node):
+            await node.close()
+    run(main())
+
+
+def test_request_with_a_destination_host_is_not_failed_over_to_another_host() -> None:
+    async def main() -> None:
+        a, b = Home("aaah1.home.example"), Home("aaah2.home.example", drop=0)
+        port_a, port_b = await a.node.listen(HOST, 0), await b.node.listen(HOST, 0)
+        fa = DiameterNode("fa1.foreign.example", "foreign.example", request_timeout=1.0)
+        await fa.connect(HOST, port_a)                        # the realm's route
+        await fa.connect(HOST, port_b)
+        amr = dataclasses.replace(AMR, destination_host="aaah1.home.example")
+        try:        # RFC 6733 §6.1: Destination-Host names the one server
+            await fa.request(amr)
+        except DiameterError:      # the link lost, or no route to that host
+            pass
+        else:
+            raise AssertionError("answered by a host the request did not name")
+        assert b.calls == 0
+        # the route down, a new request for aaah1 does not go to aaah2 either
+        try:
+            await fa.request(amr)
+        except DiameterError:      # the link lost, or no route to that host
+            pass
+        else:
+            raise AssertionError("answered by a host the request did not name")
+        assert b.calls == 0
+        for node in (fa, a.node, b.node):
             await node.close()
     run(main())

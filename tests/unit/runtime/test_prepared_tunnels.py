@@ -223,3 +223,47 @@ def test_after_a_reconcile_loaded_an_end_the_next_add_starts_afresh() -> None:
 
     asyncio.run(run())
     assert drv["fa2"].log == [("add", TID), ("add", TID)]
+
+
+def _variants() -> dict[str, object]:
+    from controller.model.vpn import QosSpec, SecuritySpec
+    ha = SPEC.side_for("ha")
+    return {
+        "selectors": replace(ha, local=TunnelEnd("ha", "10.0.0.1", ("10.31.0.0/24",))),
+        "local address": replace(ha, local=TunnelEnd("ha", "10.0.0.2", ("10.30.0.0/24",))),
+        "remote address": replace(ha, remote=TunnelEnd("fa2", "10.0.0.13",
+                                                        ("10.10.0.5/32",))),
+        "remote selectors": replace(ha, remote=TunnelEnd("fa2", "10.0.0.12",
+                                                         ("10.10.0.6/32",))),
+        "security": replace(ha, security=SecuritySpec(esp="aes256gcm16-modp3072")),
+        "qos": replace(ha, qos=QosSpec(rate_kbps=512)),
+        "initiator": replace(ha, initiator=not ha.initiator),
+    }
+
+
+def test_a_re_add_that_differs_from_the_live_tunnel_is_an_ordinary_add() -> None:
+    """The IKE_SA is kept only for the very tunnel that is live at both ends (the PSK
+    aside: docs/security.md): any other selector, address, proposal, QoS or role is
+    an ordinary add that terminates the IKE_SA and authenticates afresh."""
+    for what, side in _variants().items():
+        gws, drv = _gateways()
+
+        async def run() -> None:
+            await gws.add_tunnel(AddTunnel("ha", SPEC.side_for("ha")))   # live at both
+            await gws.add_tunnel(AddTunnel("fa2", SPEC.side_for("fa2")))
+            await gws.add_tunnel(AddTunnel("ha", side))                   # type: ignore[arg-type]
+
+        asyncio.run(run())
+        assert drv["ha"].log == [("add", TID), ("add", TID)], what
+
+
+def test_a_re_add_with_only_a_new_key_keeps_the_live_ike_sa() -> None:
+    gws, drv = _gateways()
+
+    async def run() -> None:
+        await gws.add_tunnel(AddTunnel("ha", SPEC.side_for("ha")))
+        await gws.add_tunnel(AddTunnel("fa2", SPEC.side_for("fa2")))
+        await gws.add_tunnel(AddTunnel("ha", replace(SPEC.side_for("ha"), psk=b"n" * 32)))
+
+    asyncio.run(run())
+    assert drv["ha"].log == [("add", TID), ("add_prepared", TID)]
