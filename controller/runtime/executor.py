@@ -18,9 +18,10 @@ from typing import Any, Awaitable, Callable, Coroutine, Mapping
 from controller.adapters.diameter_peer import DiameterError
 from controller.logtext import log_text
 from controller.core import flows
-from controller.core.actions import (AddTunnel, AnswerDiameter, HoldTraffic, Mark,
-                                     NotifyVisitorLeft, PrepareTunnel, RelayToHomeAgent,
-                                     ReleaseHold, RemoveTunnel, ReplyMip, SendDiameter,
+from controller.core.actions import (AddTunnel, AnswerDiameter, HoldTraffic, HoldUplink,
+                                     Mark, NotifyVisitorLeft, PrepareTunnel,
+                                     RelayToHomeAgent, ReleaseHold, ReleaseUplink,
+                                     RemoveTunnel, ReplyMip, SendDiameter,
                                      SendFlows, SendMip, SendToMobileNode, VisitorMoved)
 from controller.core.dispatch import Dispatch
 from controller.core.handover import HandoverLog
@@ -125,6 +126,11 @@ class Executor:
                 self.mip_io.send_to_mn(action)
             elif isinstance(action, HoldTraffic):
                 self.held.hold(action)
+            elif isinstance(action, HoldUplink):
+                pass        # the runtime asks for it at the first frame (held_uplink.py)
+            elif isinstance(action, ReleaseUplink):
+                if self.held.uplink is not None:    # issue 14: in line, before the reply
+                    self.held.uplink.release(action)
             elif isinstance(action, ReleaseHold):
                 # never in line: the forwarding tunnel comes up only after the BAck
                 self.spawn(self.held.release(action))
