@@ -157,6 +157,9 @@ class HeldUplinks:
         if buf.timer is not None:
             buf.timer.cancel()
         if all(self.tunnel_up(action.foreign_agent, t) for t in action.tunnel_ids):
+            if settings.HOLD_UPLINK_GRACE > 0:
+                self.spawn(self._grace_then_release(key, buf, action))
+                return
             self._flush(key, buf, action)
             self.spawn(self._finish(key, buf, action))
         else:
@@ -170,6 +173,14 @@ class HeldUplinks:
         if self.handovers is not None and buf.held:
             self.handovers.mark(action.nai, "uplink_held_first", buf.first_at, {})
             self.handovers.mark(action.nai, "uplink_released", time.monotonic(), {})
+
+    async def _grace_then_release(self, key: tuple[int, str], buf: HeldUplink,
+                                  action: ReleaseUplink) -> None:
+        """The tunnel is up at its initiator, but the first packets cross it only some
+        ms later (``HOLD_UPLINK_GRACE``): held until then, not lost."""
+        await asyncio.sleep(settings.HOLD_UPLINK_GRACE)
+        self._flush(key, buf, action)
+        await self._finish(key, buf, action)
 
     async def _wait_then_release(self, key: tuple[int, str], buf: HeldUplink,
                                  action: ReleaseUplink) -> None:

@@ -97,7 +97,8 @@ class Rig:
 
 
 @pytest.fixture
-def rig() -> Any:
+def rig(monkeypatch: Any) -> Any:
+    monkeypatch.setattr(settings, "HOLD_UPLINK_GRACE", 0.0)
     r = Rig()
     yield r
     r.loop.close()
@@ -227,3 +228,18 @@ def test_the_switches_hand_the_uplink_over_not_to_the_solicitation_path(
         for ex in [*r._gw_exec.values(), r._watch_exec]:
             ex.shutdown(wait=False)
         r.loop.close()
+
+
+def test_held_for_the_grace_after_the_tunnel_is_up(rig: Rig, monkeypatch: Any) -> None:
+    """The first packets cross a new CHILD_SA some ms after its initiator reports it
+    up: the frames stay held for ``HOLD_UPLINK_GRACE``, then go in order."""
+    monkeypatch.setattr(settings, "HOLD_UPLINK_GRACE", 0.05)
+    rig.punt(frame(0))
+    rig.up.add(TUNNEL)
+    rig.release()
+    rig.settle(0.02)
+    rig.punt(frame(1))
+    assert rig.outs() == [] and rig.counters["uplink_held"] == 2
+    rig.settle(0.1)
+    assert [m.data[-1] for m in rig.outs()] == [0, 1]
+    assert rig.wire[-1] == ("flows", ACC2, REDIRECT) and rig.held.holds == {}
