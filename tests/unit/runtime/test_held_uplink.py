@@ -243,3 +243,28 @@ def test_held_for_the_grace_after_the_tunnel_is_up(rig: Rig, monkeypatch: Any) -
     rig.settle(0.1)
     assert [m.data[-1] for m in rig.outs()] == [0, 1]
     assert rig.wire[-1] == ("flows", ACC2, REDIRECT) and rig.held.holds == {}
+
+
+def test_the_l4_checksum_is_completed() -> None:
+    """A frame punted from the MN's own stack carries a partial checksum (offload);
+    forwarded, it gets the full one (a correct one stays as it is)."""
+    from os_ken.lib.packet import ethernet, icmp, ipv4, packet, udp
+
+    from controller.runtime.held_uplink import l4_checksum_fixed
+
+    def build(l4: object, proto: int) -> bytes:
+        pkt = packet.Packet()
+        pkt.add_protocol(ethernet.ethernet(dst=FA1_MAC, src=MN, ethertype=0x0800))
+        pkt.add_protocol(ipv4.ipv4(src="10.10.0.5", dst="10.30.0.10", proto=proto))
+        pkt.add_protocol(l4)
+        if proto == 17:
+            pkt.add_protocol(b"probe" * 9)
+        pkt.serialize()
+        return bytes(pkt.data)
+
+    for good, where in ((build(udp.udp(40000, 5001), 17), 14 + 20 + 6),
+                        (build(icmp.icmp(data=icmp.echo(1, 2, b"x" * 11)), 1), 14 + 20 + 2)):
+        assert l4_checksum_fixed(good) == good
+        partial = good[:where] + b"\x12\x34" + good[where + 2:]
+        assert l4_checksum_fixed(partial) == good
+    assert l4_checksum_fixed(frame(1)[:20]) == frame(1)[:20]
