@@ -172,8 +172,12 @@ class HeldUplinks:
         buf.frames.clear()
         self._forward(key[0], buf, frames)
         if self.handovers is not None and buf.held:
-            self.handovers.mark(action.nai, "uplink_held_first", buf.first_at, {})
-            self.handovers.mark(action.nai, "uplink_released", time.monotonic(), {})
+            # the move's record (closed by the reply when the release waited the grace)
+            rec = self.handovers.open.get(action.nai) or next(
+                (r for r in reversed(self.handovers.records) if r.nai == action.nai), None)
+            if rec is not None:
+                rec.marks.setdefault("uplink_held_first", buf.first_at)
+                rec.marks.setdefault("uplink_released", time.monotonic())
 
     async def _grace_then_release(self, key: tuple[int, str], buf: HeldUplink,
                                   action: ReleaseUplink) -> None:

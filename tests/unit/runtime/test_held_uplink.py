@@ -236,13 +236,18 @@ def test_held_for_the_grace_after_the_tunnel_is_up(rig: Rig, monkeypatch: Any) -
     monkeypatch.setattr(settings, "HOLD_UPLINK_GRACE", 0.05)
     rig.punt(frame(0))
     rig.up.add(TUNNEL)
+    rig.handovers.mark(NAI, "rrq_at_fa", time.monotonic(), {"fa": "fa2"})
     rig.release()
+    rig.handovers.mark(NAI, "rrp_sent", time.monotonic(), {"accepted": True})
     rig.settle(0.02)
     rig.punt(frame(1))
     assert rig.outs() == [] and rig.counters["uplink_held"] == 2
     rig.settle(0.1)
     assert [m.data[-1] for m in rig.outs()] == [0, 1]
     assert rig.wire[-1] == ("flows", ACC2, REDIRECT) and rig.held.holds == {}
+    # the move's record (closed by the reply meanwhile) still gets the marks
+    marks = rig.handovers.records[-1].marks
+    assert marks["rrp_sent"] < marks["uplink_released"]
 
 
 def test_the_l4_checksum_is_completed() -> None:
