@@ -99,6 +99,12 @@ class Metrics:
             "a departed mobile node held at its old access switch, by outcome (held, "
             "forwarded into the old FA, dropped: overflow, expired, released without a "
             "tunnel, late)", ["outcome"], registry=reg)
+        self.held_uplink_frames = Counter(
+            "mipvpn_held_uplink_frames", "Seamless handover (issue 14): a mobile node's "
+            "frames to its previous FA held at the new access switch until the new FA's "
+            "tunnel is up, by outcome (held, forwarded into the new FA, dropped: overflow, "
+            "expired, dropped without a release; refused: punted frames no FA prepared)",
+            ["outcome"], registry=reg)
         self.trust_refusals = Counter(
             "mipvpn_trust_refusals", "Messages and connections refused at a trust "
             "boundary (issue 11; docs/security.md), by where (diameter:HOST, a role key) "
@@ -211,6 +217,13 @@ class Metrics:
                               ("late", "held_dropped_late")):
             self._add_growth(self.held_frames.labels(outcome=outcome), ("held", outcome),
                              int(runtime_counters.get(name, 0)))
+        for outcome, name in (("held", "uplink_held"), ("forwarded", "uplink_forwarded"),
+                              ("overflow", "uplink_dropped_overflow"),
+                              ("expired", "uplink_dropped_expired"),
+                              ("dropped", "uplink_dropped_unreleased"),
+                              ("refused", "uplink_refused")):
+            self._add_growth(self.held_uplink_frames.labels(outcome=outcome),
+                             ("held_uplink", outcome), int(runtime_counters.get(name, 0)))
 
     def _refresh_trust(self, rt: Any) -> None:
         """The trust boundaries' refusal counters (issue 11) as one counter family."""

@@ -170,6 +170,35 @@ class ReleaseHold:
     peer: str = ""
 
 
+@dataclass(frozen=True)
+class HoldUplink:
+    """Issue 14 (seamless handover): the frames of ``mn_mac`` that switch ``dpid``
+    punts through the flow its previous FA prepared there (``flows.uplink_punt_flow``)
+    are its uplink after a move: kept, bounded in count, age and time, until the new
+    FA's ``ReleaseUplink``.  The core's answer to the first such frame."""
+
+    dpid: int
+    mn_mac: str
+    nai: str
+    to_mac: str = ""        # the FA that prepared the punt (the frames' destination)
+
+
+@dataclass(frozen=True)
+class ReleaseUplink:
+    """Issue 14: the new FA ``foreign_agent``'s tunnels ``tunnel_ids`` are up: the MN's
+    uplink held at ``dpid`` goes to the FA in order (its inside MAC, its port, as the
+    redirect would send it), then ``mods`` (the redirect, replacing the punt) follow;
+    frames punted until the switch confirms them follow at once."""
+
+    foreign_agent: str
+    dpid: int
+    mn_mac: str
+    nai: str
+    tunnel_ids: tuple[str, ...]
+    mods: tuple[Mod, ...] = ()
+    from_mac: str = ""      # the previous FA's MAC (what the punted frames are sent to)
+
+
 Action = (AddTunnel | RemoveTunnel | SendFlows | SendDiameter | AnswerDiameter
           | RelayToHomeAgent | ReplyMip | SendToMobileNode | NotifyVisitorLeft | Mark
-          | SendMip | HoldTraffic | ReleaseHold | VisitorMoved | PrepareTunnel)
+          | SendMip | HoldTraffic | ReleaseHold | VisitorMoved | PrepareTunnel | HoldUplink | ReleaseUplink)

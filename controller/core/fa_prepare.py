@@ -8,17 +8,27 @@ to this FA's MAC (its default route until the new FA's reply reaches it) are giv
 the neighbour FA's MAC and sent to it.  The new FA replaces it at the move by the
 same flow with the MN's own cookie (``redirect``: it leaves with the MN's steering),
 and prepares its own neighbours after its reply; the old FA removes what it prepared
-when the MN leaves it, expires or deregisters.  Pure: returns actions and mods."""
+when the MN leaves it, expires or deregisters.  Pure: returns actions and mods.
+
+The uplink held (``HOLD_UPLINK``): the prepared redirect is a punt to the controller,
+so nothing of the MN reaches the new FA before its tunnel: the first punted frame
+makes the runtime ask ``uplink_hold`` (which FA prepared it, for whom), the new FA's
+walk ends its tunnels with ``release_uplink`` (the held frames go on in order, then
+the redirect replaces the punt)."""
 
 from __future__ import annotations
 
 from typing import Iterable
 
 from controller.core import flows
-from controller.core.actions import Action, SendFlows
+from controller.core.actions import Action, HoldUplink, ReleaseUplink, SendFlows
 from controller.core.fa_conf import ForeignAgentConf
 from controller.core.visitors import Visitor
 from controller.core.vpn import VpnInfo
+
+#: a seamless MN's frames to its previous FA are held at the new access switch until
+#: the new FA's tunnel is up (False: redirected at once, dropped by the FA until then)
+HOLD_UPLINK = True
 
 
 def redirect(conf: ForeignAgentConf, mn_mac: str, vpn_info: VpnInfo,
@@ -50,7 +60,7 @@ def prepare_neighbours(conf: ForeignAgentConf, visitor: Visitor,
             mods += flows.unprepare_mn(old.mn_mac, conf.name)
         if wanted:
             mods += flows.prepare_mn(visitor.mn_mac, conf.name, conf.inside_mac,
-                                     n.inside_mac, n.fa_port)
+                                     n.inside_mac, n.fa_port, HOLD_UPLINK)
         if mods:
             out.append(SendFlows(n.access_dpid, mods))
     return out
@@ -72,4 +82,32 @@ def prepared_flows(conf: ForeignAgentConf, visitors: Iterable[Visitor],
     seamless = [v for v in visitors if v.vpn_info.seamless_handover and v.lifetime > 0]
     return [m for n in conf.neighbours if n.access_dpid == dpid for v in seamless
             for m in flows.prepare_mn(v.mn_mac, conf.name, conf.inside_mac, n.inside_mac,
-                                      n.fa_port)]
+                                      n.fa_port, HOLD_UPLINK)]
+
+
+def release_uplink(conf: ForeignAgentConf, nai: str, mn_mac: str, vpn_info: VpnInfo,
+                   old_fa: str) -> list[Action]:
+    """At the move, after this FA's tunnels: the MN's uplink held at this FA's access
+    switch goes on, then the redirect (``redirect``) replaces the punt its previous FA
+    prepared.  Nothing when there is no redirect (not seamless, no previous FA here)."""
+    mods = redirect(conf, mn_mac, vpn_info, old_fa)
+    if not mods or not HOLD_UPLINK:
+        return []
+    tunnel_ids = tuple(t.tunnel_id for t in vpn_info.tunnels_of(conf.name))
+    return [ReleaseUplink(conf.name, conf.access_dpid, mn_mac.lower(), nai, tunnel_ids,
+                          mods, conf.fa_macs[old_fa].lower())]
+
+
+def uplink_hold(conf: ForeignAgentConf, visitors: Iterable[Visitor], dpid: int,
+                src: str, dst: str) -> list[HoldUplink]:
+    """A frame from ``src`` to ``dst`` punted at switch ``dpid``: if this FA prepared
+    that punt (``dst`` is its MAC, ``dpid`` a neighbour's access switch, ``src`` a
+    seamless visitor of it), it is that MN's uplink after a move: hold it."""
+    if not HOLD_UPLINK or dst.lower() != conf.inside_mac.lower() or not any(
+            n.access_dpid == dpid for n in conf.neighbours):
+        return []
+    src = src.lower()
+    for v in visitors:
+        if v.mn_mac.lower() == src and v.vpn_info.seamless_handover and v.lifetime > 0:
+            return [HoldUplink(dpid, src, v.nai, conf.inside_mac.lower())]
+    return []

@@ -300,8 +300,16 @@ def redirect_flow(mn_mac: str, from_fa_mac: str, fa_mac: str, fa_port: int,
                 eth_src=mn_mac.lower(), eth_dst=from_fa_mac.lower())
 
 
+def uplink_punt_flow(mn_mac: str, from_fa_mac: str, cookie: int) -> FlowSpec:
+    """Issue 14: the redirect's match and priority, to the controller (whole frame),
+    which holds the MN's uplink until the new FA's tunnel is up; the new FA's redirect
+    replaces it in place then (``fa_prepare.release_uplink``)."""
+    return flow(PRIO_REDIRECT, (("output", OFPP_CONTROLLER),), cookie,
+                eth_src=mn_mac.lower(), eth_dst=from_fa_mac.lower())
+
+
 def prepare_mn(mn_mac: str, preparer: str, preparer_mac: str, fa_mac: str,
-               fa_port: int) -> tuple[FlowMod, ...]:
+               fa_port: int, hold_uplink: bool = False) -> tuple[FlowMod, ...]:
     """The flows the MN's current FA ``preparer`` (inside MAC ``preparer_mac``) stands
     up at the access switch of a neighbour FA (inside MAC ``fa_mac`` on ``fa_port``)
     before the MN moves there: the redirect of its frames to ``preparer``, and its
@@ -310,9 +318,12 @@ def prepare_mn(mn_mac: str, preparer: str, preparer_mac: str, fa_mac: str,
     a lost reply would cost the ARP retransmission, 1 s), below the steering that
     replaces it.  Harmless while the MN is elsewhere (no frame carries its MAC there);
     the neighbour FA gets nothing it would not get from the MN after a registration,
-    and has no tunnel for it until then."""
+    and has no tunnel for it until then.  ``hold_uplink``: the redirect is a punt to
+    the controller until that FA's tunnel is up (``uplink_punt_flow``)."""
     cookie = prepared_cookie(mn_mac, preparer)
-    return (FlowMod("add", redirect_flow(mn_mac, preparer_mac, fa_mac, fa_port, cookie)),
+    first = (uplink_punt_flow(mn_mac, preparer_mac, cookie) if hold_uplink
+             else redirect_flow(mn_mac, preparer_mac, fa_mac, fa_port, cookie))
+    return (FlowMod("add", first),
             FlowMod("add", flow(PRIO_PREPARED, (("output", fa_port),), cookie,
                                 eth_src=mn_mac.lower(), eth_dst=fa_mac.lower())))
 

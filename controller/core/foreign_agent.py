@@ -405,6 +405,7 @@ class ForeignAgent(SmoothHandoff, Role):
         held = self.holds.get(p.nai)
         unhold = flows.release_hold(held.mn_mac) if held is not None else ()
         old_fa = p.previous_fa or vpn_info.previous_foreign_agent
+        uplink = fa_prepare.release_uplink(self.conf, p.nai, p.mn_mac, vpn_info, old_fa)
         # smooth handoff: the downlink falls over to the controller the moment the MN's
         # port goes (a fast-failover group), before this FA even hears of it.  Seamless
         # (issue 14): sent alongside the tunnel, settled before the reply (no downlink
@@ -412,8 +413,8 @@ class ForeignAgent(SmoothHandoff, Role):
         # the uplink has the prepared redirect)
         actions.append(SendFlows(self.conf.access_dpid,
                                  self._steering(self.visitors[p.nai], unhold)
-                                 + fa_prepare.redirect(self.conf, p.mn_mac, vpn_info,
-                                                       old_fa),
+                                 + (() if uplink else fa_prepare.redirect(
+                                     self.conf, p.mn_mac, vpn_info, old_fa)),
                                  wait=not vpn_info.seamless_handover or held is not None))
         actions.append(Mark(p.nai, "flows_installed"))
         # back here before a BU took what was held for it: the FA delivers it now
@@ -421,6 +422,7 @@ class ForeignAgent(SmoothHandoff, Role):
         for spec in vpn_info.tunnels_of(self.conf.name):
             actions.append(AddTunnel(self.conf.name, spec.side_for(self.conf.name)))
         actions.append(Mark(p.nai, "tunnel_up"))
+        actions += uplink    # issue 14: the uplink held at this switch, then the redirect
         actions += self._to_mn(p, rrp_raw, accepted=True)
         if handoff is not None and old_fa in handoff.ends() and old_fa != self.conf.name:
             actions += self._handoff_update(now, p, handoff)       # claims 22-23

@@ -21,9 +21,10 @@ from typing import Any, Awaitable, Callable, Coroutine, Mapping
 from controller.adapters.diameter_peer import DiameterError
 from controller.logtext import log_text
 from controller.core import flows
-from controller.core.actions import (AddTunnel, AnswerDiameter, HoldTraffic, Mark,
-                                     NotifyVisitorLeft, PrepareTunnel, RelayToHomeAgent,
-                                     ReleaseHold, RemoveTunnel, ReplyMip, SendDiameter,
+from controller.core.actions import (AddTunnel, AnswerDiameter, HoldTraffic, HoldUplink,
+                                     Mark, NotifyVisitorLeft, PrepareTunnel,
+                                     RelayToHomeAgent, ReleaseHold, ReleaseUplink,
+                                     RemoveTunnel, ReplyMip, SendDiameter,
                                      SendFlows, SendMip, SendToMobileNode, VisitorMoved)
 from controller.core.dispatch import Dispatch
 from controller.core.handover import HandoverLog
@@ -40,9 +41,10 @@ LOG = logging.getLogger("mipvpn.runtime")
 
 #: the action classes ``Executor.execute`` performs: it tells them apart by identity
 #: (one comparison each, not an ``isinstance`` call per branch: issue 15)
-_KINDS = frozenset({AddTunnel, AnswerDiameter, HoldTraffic, Mark, NotifyVisitorLeft,
-                    PrepareTunnel, RelayToHomeAgent, ReleaseHold, RemoveTunnel, ReplyMip,
-                    SendDiameter, SendFlows, SendMip, SendToMobileNode, VisitorMoved})
+_KINDS = frozenset({AddTunnel, AnswerDiameter, HoldTraffic, HoldUplink, Mark,
+                    NotifyVisitorLeft, PrepareTunnel, RelayToHomeAgent, ReleaseHold,
+                    ReleaseUplink, RemoveTunnel, ReplyMip, SendDiameter, SendFlows, SendMip,
+                    SendToMobileNode, VisitorMoved})
 _VISIBLE = frozenset(settings.VISIBLE)
 
 
@@ -150,6 +152,11 @@ class Executor:
                 self.mip_io.send_to_mn(action)
             elif kind is HoldTraffic:
                 self.held.hold(action)
+            elif kind is HoldUplink:
+                pass        # the runtime asks for it at the first frame (held_uplink.py)
+            elif kind is ReleaseUplink:
+                if self.held.uplink is not None:    # issue 14: in line, before the reply
+                    self.held.uplink.release(action)
             elif kind is ReleaseHold:
                 # never in line: the forwarding tunnel comes up only after the BAck
                 self.spawn(self.held.release(action))

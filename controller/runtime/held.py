@@ -9,7 +9,7 @@ import logging
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Mapping
 
 from controller.adapters import openflow
 from controller.logtext import log_text
@@ -17,6 +17,9 @@ from controller.core import flows
 from controller.core.actions import HoldTraffic, ReleaseHold
 from controller.runtime import settings
 from controller.core.role import FA, RoleKey
+
+if TYPE_CHECKING:
+    from controller.runtime.held_uplink import HeldUplinks
 
 LOG = logging.getLogger("mipvpn.runtime")
 
@@ -52,6 +55,8 @@ class HeldDownlinks:
         self.send_flows = send_flows
         # (access dpid, MN MAC) -> the downlink held for a departed MN (claims 22-23)
         self.holds: dict[tuple[int, str], HeldDownlink] = {}
+        # issue 14: the uplink held at a new access switch (set by the root)
+        self.uplink: HeldUplinks | None = None
 
     def hold(self, action: HoldTraffic) -> None:
         key = (action.dpid, action.mn_mac.lower())

@@ -49,6 +49,7 @@ from controller.runtime.diameter_links import DiameterLinks
 from controller.runtime.executor import Executor
 from controller.runtime.gateways import Gateways
 from controller.runtime.held import HeldDownlink, HeldDownlinks
+from controller.runtime.held_uplink import HeldUplinks
 from controller.runtime.lookup import foreign_agents
 from controller.runtime.mip_io import MipIo
 from controller.runtime.persistence import Persistence
@@ -144,6 +145,12 @@ class Runtime:
         self.held = HeldDownlinks(self.roles, self.counters, self.datapaths,
                                   self.gateways_ctl.tunnel_established,
                                   lambda dpid, mods: self.send_flows(dpid, mods))
+        self.held.uplink = HeldUplinks(
+            self.roles, self.counters, self.datapaths,
+            lambda gw, tid: self.gateways_ctl.tunnel_log.get((gw, tid), {}).get("state")
+            == "up", self.gateways_ctl.tunnel_established,
+            lambda dpid, mods: self.send_flows(dpid, mods), lambda c: self.spawn(c),
+            self.handovers)
         self.mip_io = MipIo(self.roles, self.counters, self.datapaths, self.ha_by_address,
                             execute=self._execute, spawn=self.spawn,
                             now=lambda: self.now(), fa_ingress=fa_ingress)

@@ -34,6 +34,10 @@ HOLD_MAX_AGE = 2.0       # s; an older frame is dropped instead of forwarded
 HOLD_TUNNEL_WAIT = 3.0   # s the old FA's forwarding tunnel may take to come up
 HOLD_POLL = 0.005        # s between two looks at that tunnel's state
 HOLD_PEER_GRACE = 0.05   # s given a peer gateway this controller cannot ask
+#: issue 14: s the uplink stays held after the new FA's tunnel is up (measured: the
+#: first uplink packet crosses a new CHILD_SA 20-32 ms after the initiator's "up",
+#: docs/decisions.md 2026-12-05 "the uplink held at the new access switch")
+HOLD_UPLINK_GRACE = 0.04
 
 
 def vici_socket(run_dir: str | Path, gateway: str) -> Path:

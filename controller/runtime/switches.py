@@ -168,9 +168,19 @@ class Switches:
             return
         punted = openflow.parse_punted_mip(data)
         if punted is None:
-            self.loop.call_soon_threadsafe(self.mip_io.icmp_in, dpid, in_port, data)
+            self.loop.call_soon_threadsafe(self._not_signalling, dpid, in_port, data,
+                                           time.monotonic())
             return
         self.loop.call_soon_threadsafe(self.mip_io.rrq_in, dpid, in_port, punted)
+
+    def _not_signalling(self, dpid: int, in_port: int, data: bytes, at: float) -> None:
+        """A punted frame from an MN's side that is not a registration: a seamless MN's
+        uplink held until its new FA's tunnel is up (issue 14), else an ICMP message
+        (an agent solicitation)."""
+        uplink = self.held.uplink
+        if uplink is not None and uplink.frame(dpid, data, at):
+            return
+        self.mip_io.icmp_in(dpid, in_port, data)
 
     def _correspondent_packet(self, gateway: str, dst: str) -> None:
         """Claims 2, 5: a correspondent's packet towards a mobile node reached the core

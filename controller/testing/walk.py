@@ -31,9 +31,10 @@ from typing import Any
 from controller.adapters.store import VpnStore
 from controller.config import Topology, load_topology, parse_topology
 from controller.core import flows
-from controller.core.actions import (AddTunnel, AnswerDiameter, HoldTraffic, Mark,
-                                     NotifyVisitorLeft, PrepareTunnel, RelayToHomeAgent,
-                                     ReleaseHold, RemoveTunnel, ReplyMip, SendDiameter,
+from controller.core.actions import (AddTunnel, AnswerDiameter, HoldTraffic, HoldUplink,
+                                     Mark, NotifyVisitorLeft, PrepareTunnel, RelayToHomeAgent,
+                                     ReleaseHold, ReleaseUplink, RemoveTunnel, ReplyMip,
+                                     SendDiameter,
                                      SendFlows, SendMip, SendToMobileNode, VisitorMoved)
 from controller.core.dispatch import Dispatch
 from controller.core.foreign_agent import ForeignAgent
@@ -270,7 +271,10 @@ class Walk:
                                               _mip_or_none(action.raw))))
             elif isinstance(action, (HoldTraffic, PrepareTunnel)):
                 self.log.append((key, action))   # PrepareTunnel: the runtime's, later
-            elif isinstance(action, ReleaseHold):   # the runtime's end state: punt gone
+            elif isinstance(action, HoldUplink):
+                self.log.append((key, action))
+            elif isinstance(action, (ReleaseHold, ReleaseUplink)):
+                # the runtime's end state: punt gone (or replaced by the redirect)
                 self.log.append((key, action))
                 self._apply(action.dpid, action.mods)
             elif isinstance(action, NotifyVisitorLeft):
@@ -384,6 +388,8 @@ class Walk:
                 how = ("forward" + (f" {item.tunnel_id}" if item.tunnel_id else "")
                        if item.forward else "drop")
                 out.append(f"{role} ReleaseHold {how}")
+            elif isinstance(item, ReleaseUplink):
+                out.append(f"{role} ReleaseUplink {self.fabric.switch_of_dpid(item.dpid)}")
             elif isinstance(item, SendMip):
                 continue   # its MipSent follows
             elif isinstance(item, SendToMobileNode):
