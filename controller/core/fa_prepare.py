@@ -31,6 +31,17 @@ from controller.core.vpn import VpnInfo
 HOLD_UPLINK = True
 
 
+def fa_slot(conf: ForeignAgentConf) -> int:
+    """This FA's index among the topology's FAs (its punt meters' ids, -1: none)."""
+    names = sorted(conf.fa_macs)
+    return names.index(conf.name) if conf.name in names else -1
+
+
+def punt_meter_id(conf: ForeignAgentConf, visitor: Visitor) -> int:
+    """The meter of the punts this FA prepares for ``visitor`` (0: none, no punt)."""
+    return flows.punt_meter_id(fa_slot(conf), visitor.port) if HOLD_UPLINK else 0
+
+
 def redirect(conf: ForeignAgentConf, mn_mac: str, vpn_info: VpnInfo,
              old_fa: str) -> tuple[flows.Mod, ...]:
     """At the move, in the MN's steering: its frames to ``old_fa``'s MAC are given
@@ -57,10 +68,13 @@ def prepare_neighbours(conf: ForeignAgentConf, visitor: Visitor,
         mods: tuple[flows.Mod, ...] = ()
         if old is not None and old.vpn_info.seamless_handover and (
                 old.mn_mac != visitor.mn_mac or not wanted):
-            mods += flows.unprepare_mn(old.mn_mac, conf.name)
+            mods += flows.unprepare_mn(old.mn_mac, conf.name, punt_meter_id(conf, old))
+        elif old is not None and old.vpn_info.seamless_handover and old.port != visitor.port:
+            mods += tuple(flows.MeterMod("delete", i) for i in (punt_meter_id(conf, old),) if i)
         if wanted:
             mods += flows.prepare_mn(visitor.mn_mac, conf.name, conf.inside_mac,
-                                     n.inside_mac, n.fa_port, HOLD_UPLINK)
+                                     n.inside_mac, n.fa_port, HOLD_UPLINK,
+                                     punt_meter_id(conf, visitor))
         if mods:
             out.append(SendFlows(n.access_dpid, mods))
     return out
@@ -71,7 +85,8 @@ def unprepare_neighbours(conf: ForeignAgentConf, visitor: Visitor) -> list[Actio
     or deregistered (no flow of it stays at a switch it will not come to from here)."""
     if not visitor.vpn_info.seamless_handover:
         return []
-    return [SendFlows(n.access_dpid, flows.unprepare_mn(visitor.mn_mac, conf.name))
+    return [SendFlows(n.access_dpid, flows.unprepare_mn(visitor.mn_mac, conf.name,
+                                                        punt_meter_id(conf, visitor)))
             for n in conf.neighbours]
 
 
@@ -82,7 +97,7 @@ def prepared_flows(conf: ForeignAgentConf, visitors: Iterable[Visitor],
     seamless = [v for v in visitors if v.vpn_info.seamless_handover and v.lifetime > 0]
     return [m for n in conf.neighbours if n.access_dpid == dpid for v in seamless
             for m in flows.prepare_mn(v.mn_mac, conf.name, conf.inside_mac, n.inside_mac,
-                                      n.fa_port, HOLD_UPLINK)]
+                                      n.fa_port, HOLD_UPLINK, punt_meter_id(conf, v))]
 
 
 def release_uplink(conf: ForeignAgentConf, nai: str, mn_mac: str, vpn_info: VpnInfo,
