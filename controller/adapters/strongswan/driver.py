@@ -534,6 +534,9 @@ class StrongSwanGateway(GatewayDriverBase):
             log.warning("tunnel %s: CHILD_SA not deleted in 1 s (peer silent): its IKE_SA "
                         "terminated, forced", log_text(tunnel_id))
             StrongSwanGateway._terminate(session, tunnel_id)
+            if StrongSwanGateway._has_sa(session, tunnel_id):
+                log.error("tunnel %s: its IKE_SA outlived a forced terminate",
+                          log_text(tunnel_id))
         return len(ids)
 
     @staticmethod

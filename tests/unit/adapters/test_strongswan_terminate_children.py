@@ -6,7 +6,10 @@ IKE_SA, forced, and the initiate sets up a new one.  VICI is a fake session."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Iterator
+
+import pytest
 
 from vici.exception import CommandException
 
@@ -19,8 +22,9 @@ class FakeCharon:
     """One IKE_SA ``TID`` with CHILD_SA "7"; ``peer_answers``: a child DELETE is
     answered (the CHILD_SA goes) or times out (it stays, VICI reports a failure)."""
 
-    def __init__(self, peer_answers: bool) -> None:
+    def __init__(self, peer_answers: bool, force_works: bool = True) -> None:
         self.peer_answers = peer_answers
+        self.force_works = force_works
         self.ike_up = True
         self.children = {"7"}
         self.terminated: list[dict[str, Any]] = []
@@ -39,7 +43,7 @@ class FakeCharon:
             if not self.peer_answers:
                 raise CommandException("terminating SA timed out")
             self.children.discard(msg["child-id"])
-        elif msg.get("ike") == TID and msg.get("force") == "yes":
+        elif msg.get("ike") == TID and msg.get("force") == "yes" and self.force_works:
             self.ike_up = False
             self.children.clear()
         return iter(())
@@ -65,3 +69,11 @@ def test_no_child_no_terminate() -> None:
     charon.children.clear()
     assert StrongSwanGateway._terminate_children(charon, TID) == 0  # type: ignore[arg-type]
     assert charon.terminated == [] and charon.ike_up
+
+
+def test_an_ike_sa_that_survives_the_force_is_reported(caplog: pytest.LogCaptureFixture
+                                                       ) -> None:
+    charon = FakeCharon(peer_answers=False, force_works=False)
+    with caplog.at_level(logging.WARNING, logger="mipvpn.strongswan"):
+        StrongSwanGateway._terminate_children(charon, TID)  # type: ignore[arg-type]
+    assert [r.levelname for r in caplog.records] == ["WARNING", "ERROR"]
