@@ -14,7 +14,9 @@ The uplink held (``HOLD_UPLINK``): the prepared redirect is a punt to the contro
 so nothing of the MN reaches the new FA before its tunnel: the first punted frame
 makes the runtime ask ``uplink_hold`` (which FA prepared it, for whom), the new FA's
 walk ends its tunnels with ``release_uplink`` (the held frames go on in order, then
-the redirect replaces the punt)."""
+the redirect replaces the punt).  The punt goes through a pkt/s meter per MN
+(``punt_meter_id``: a spoofer of the MN's MAC at a neighbour cell punts at most its
+rate to the controller); no meter id, no punt (the plain redirect)."""
 
 from __future__ import annotations
 
