@@ -26,7 +26,8 @@ Requests pending on a connection that fails are resent with the 'T' flag (same
 End-to-End id, new Hop-by-Hop id) on the next open connection for their destination,
 within their one deadline (``request``).  A request with 'T' that duplicates one this
 node answered or is answering (same sending peer, Origin-Host, End-to-End id, command
-and Session-Id, among the last ``ANSWERS_KEPT``) gets that answer again without reaching the handler.  An
+and Session-Id, kept per peer, overall and for ``ANSWERS_MAX_AGE``: ``diameter_dup``) gets
+that answer again without reaching the handler.  An
 accepted connection that sends no CER within ``cer_timeout`` is closed.
 
 TLS (RFC 6733 §13, "TLS from the start"): ``listen``/``connect`` take an
@@ -61,6 +62,8 @@ from controller.adapters.diameter_conn import (  # noqa: F401  (re-exported)
     HOST_SHOWN, LATE_ANSWER_GRACE, LATE_ANSWER_MAX, MAX_MESSAGE, DiameterConnectionError,
     DiameterConnectionLost, DiameterError, DiameterNoRoute, DiameterTimeout, PeerConnection,
     RequestHandler)
+from controller.adapters.diameter_dup import (  # noqa: F401  (re-exported)
+    ANSWERS_KEPT, ANSWERS_KEPT_PER_PEER, ANSWERS_MAX_AGE, AnswerCache)
 from controller.adapters.diameter_tls import (  # noqa: F401  (re-exported)
     tls_client_context, tls_server_context)
 from controller.logtext import log_text
@@ -71,7 +74,6 @@ from controller.proto.diameter import (
 log = logging.getLogger("mipvpn.diameter.peer")
 
 WARN_INTERVAL = 10.0             # s between two warnings of one kind (refused peers)
-ANSWERS_KEPT = 4096              # answers kept for retransmitted duplicates (§5.5.4)
 
 #: (CER Origin-Host, Origin-Realm, source address, TLS identity verified) -> None to
 #: admit the peer, else a refusal (its ``reason`` is logged)
@@ -111,11 +113,10 @@ class DiameterNode:
         self._supervisors: set[asyncio.Task[None]] = set()
         # requests waiting for a connection to open (failover: ``request``)
         self._open_waiters: set[asyncio.Future[None]] = set()
-        #: (sending peer, Origin-Host, End-to-End id, command, Session-Id) -> the answer (a future while
-        #: being computed) of the last ``ANSWERS_KEPT`` requests: a retransmission ('T')
-        #: from the same peer gets it again
-        self.answers: collections.OrderedDict[tuple[str, str, int, str, str],
-                                              asyncio.Future[Any]] = collections.OrderedDict()
+        #: (sending peer, Origin-Host, End-to-End id, command, Session-Id) -> the answer
+        #: (a future while being computed), bounded per peer, overall and by age
+        #: (``diameter_dup``): a retransmission ('T') from the same peer gets it again
+        self.answers = AnswerCache()
         #: event counters: malformed, framing_error, handler_error, watchdog_timeout,
         #: dwa_received, peer_open, requests, timeouts, ...
         self.counters: MutableMapping[str, int] = (
@@ -148,10 +149,7 @@ class DiameterNode:
 
     def remember_answer(self, key: tuple[str, str, int, str, str],
                         answer: asyncio.Future[Any]) -> None:
-        self.answers[key] = answer
-        self.answers.move_to_end(key)
-        if len(self.answers) > ANSWERS_KEPT:
-            self.answers.popitem(last=False)
+        self.answers.put(key, answer)
 
     def wake_waiters(self) -> None:
         """A connection opened (or the node closes): requests waiting for one look."""

@@ -88,8 +88,9 @@ def _flow_mod(dp: Any, mod: FlowMod) -> Any:
 
 
 def _meter_mod(dp: Any, mod: MeterMod) -> Any:
-    """Delete: one meter (OVS deletes the flows using it too).  Add: kbps, one drop band
-    with a burst (OVS's userspace datapath supports both, DESIGN.md §4 / docs/qos.md)."""
+    """Delete: one meter (OVS deletes the flows using it too).  Add: kbps (or pkt/s,
+    ``pktps``), one drop band with a burst (OVS's userspace datapath supports both,
+    DESIGN.md §4 / docs/qos.md)."""
     parser = dp.ofproto_parser
     if mod.op == "delete":
         return parser.OFPMeterMod(datapath=dp, command=ofp.OFPMC_DELETE, flags=0,
@@ -99,7 +100,8 @@ def _meter_mod(dp: Any, mod: MeterMod) -> Any:
     band = parser.OFPMeterBandDrop(rate=mod.rate_kbps, burst_size=mod.burst_kbit)
     return parser.OFPMeterMod(
         datapath=dp, command=ofp.OFPMC_ADD,
-        flags=ofp.OFPMF_KBPS | ofp.OFPMF_BURST | ofp.OFPMF_STATS,
+        flags=(ofp.OFPMF_PKTPS if mod.pktps else ofp.OFPMF_KBPS) | ofp.OFPMF_BURST
+        | ofp.OFPMF_STATS,
         meter_id=mod.meter_id, bands=[band])
 
 

@@ -14,7 +14,9 @@ The uplink held (``HOLD_UPLINK``): the prepared redirect is a punt to the contro
 so nothing of the MN reaches the new FA before its tunnel: the first punted frame
 makes the runtime ask ``uplink_hold`` (which FA prepared it, for whom), the new FA's
 walk ends its tunnels with ``release_uplink`` (the held frames go on in order, then
-the redirect replaces the punt)."""
+the redirect replaces the punt).  The punt goes through a pkt/s meter per MN
+(``punt_meter_id``: a spoofer of the MN's MAC at a neighbour cell punts at most its
+rate to the controller); no meter id, no punt (the plain redirect)."""
 
 from __future__ import annotations
 
@@ -29,6 +31,17 @@ from controller.core.vpn import VpnInfo
 #: a seamless MN's frames to its previous FA are held at the new access switch until
 #: the new FA's tunnel is up (False: redirected at once, dropped by the FA until then)
 HOLD_UPLINK = True
+
+
+def fa_slot(conf: ForeignAgentConf) -> int:
+    """This FA's index among the topology's FAs (its punt meters' ids, -1: none)."""
+    names = sorted(conf.fa_macs)
+    return names.index(conf.name) if conf.name in names else -1
+
+
+def punt_meter_id(conf: ForeignAgentConf, visitor: Visitor) -> int:
+    """The meter of the punts this FA prepares for ``visitor`` (0: none, no punt)."""
+    return flows.punt_meter_id(fa_slot(conf), visitor.port) if HOLD_UPLINK else 0
 
 
 def redirect(conf: ForeignAgentConf, mn_mac: str, vpn_info: VpnInfo,
@@ -57,10 +70,13 @@ def prepare_neighbours(conf: ForeignAgentConf, visitor: Visitor,
         mods: tuple[flows.Mod, ...] = ()
         if old is not None and old.vpn_info.seamless_handover and (
                 old.mn_mac != visitor.mn_mac or not wanted):
-            mods += flows.unprepare_mn(old.mn_mac, conf.name)
+            mods += flows.unprepare_mn(old.mn_mac, conf.name, punt_meter_id(conf, old))
+        elif old is not None and old.vpn_info.seamless_handover and old.port != visitor.port:
+            mods += tuple(flows.MeterMod("delete", i) for i in (punt_meter_id(conf, old),) if i)
         if wanted:
             mods += flows.prepare_mn(visitor.mn_mac, conf.name, conf.inside_mac,
-                                     n.inside_mac, n.fa_port, HOLD_UPLINK)
+                                     n.inside_mac, n.fa_port, HOLD_UPLINK,
+                                     punt_meter_id(conf, visitor))
         if mods:
             out.append(SendFlows(n.access_dpid, mods))
     return out
@@ -71,7 +87,8 @@ def unprepare_neighbours(conf: ForeignAgentConf, visitor: Visitor) -> list[Actio
     or deregistered (no flow of it stays at a switch it will not come to from here)."""
     if not visitor.vpn_info.seamless_handover:
         return []
-    return [SendFlows(n.access_dpid, flows.unprepare_mn(visitor.mn_mac, conf.name))
+    return [SendFlows(n.access_dpid, flows.unprepare_mn(visitor.mn_mac, conf.name,
+                                                        punt_meter_id(conf, visitor)))
             for n in conf.neighbours]
 
 
@@ -82,7 +99,7 @@ def prepared_flows(conf: ForeignAgentConf, visitors: Iterable[Visitor],
     seamless = [v for v in visitors if v.vpn_info.seamless_handover and v.lifetime > 0]
     return [m for n in conf.neighbours if n.access_dpid == dpid for v in seamless
             for m in flows.prepare_mn(v.mn_mac, conf.name, conf.inside_mac, n.inside_mac,
-                                      n.fa_port, HOLD_UPLINK)]
+                                      n.fa_port, HOLD_UPLINK, punt_meter_id(conf, v))]
 
 
 def release_uplink(conf: ForeignAgentConf, nai: str, mn_mac: str, vpn_info: VpnInfo,

@@ -80,6 +80,7 @@ class FlowMod:
 @dataclass(frozen=True)
 class MeterMod:
     """An OpenFlow 1.3 meter (kbps, one drop band).  ``op``: "add" | "delete".
+    ``pktps``: the rate is in packets/s and the burst in packets (the punt meter).
 
     The adapter sends flow deletes, then meter deletes, then meter adds, then flow adds:
     a meter exists before a flow references it, and re-adding a meter never fails.
@@ -89,6 +90,7 @@ class MeterMod:
     meter_id: int
     rate_kbps: int = 0
     burst_kbit: int = 0
+    pktps: bool = False
 
 
 @dataclass(frozen=True)
@@ -308,8 +310,37 @@ def uplink_punt_flow(mn_mac: str, from_fa_mac: str, cookie: int) -> FlowSpec:
                 eth_src=mn_mac.lower(), eth_dst=from_fa_mac.lower())
 
 
+# the punt's meter (a spoofer of a held MN's MAC punts at most this to the controller):
+# twice the 1,000 pkt/s of the handover probes; a burst that passes a whole hold of a
+# faster MN (~100 ms from link-up to release at up to 10,000 pkt/s) unmetered
+PUNT_METER_PKTPS = 2000
+PUNT_METER_BURST_PKTS = 1000
+# ids above every MN meter (``mn_meter_ids`` < 131,072), below OVS's 262,144: one per
+# (preparing FA, the MN's port at that FA's switch), collision-free on every switch
+PUNT_METER_BASE = 1 << 17
+PUNT_METER_PORTS = 1 << 12      # MN ports 1..4095 ...
+PUNT_METER_FAS = 1 << 5         # ... at 32 foreign agents
+
+
+def punt_meter_id(fa_slot: int, mn_port: int) -> int:
+    """The meter of the punt that the FA numbered ``fa_slot`` (its index among the
+    topology's FAs, ``fa_prepare.fa_slot``) prepares for its MN at ``mn_port``; 0 when
+    out of range (then no punt: ``prepare_mn`` prepares the plain redirect)."""
+    if not (0 <= fa_slot < PUNT_METER_FAS and 0 < mn_port < PUNT_METER_PORTS):
+        return 0
+    return PUNT_METER_BASE + fa_slot * PUNT_METER_PORTS + mn_port
+
+
+def punt_meter(meter_id: int) -> tuple[MeterMod, ...]:
+    """(Re)create the punt meter: delete + add (re-adding never fails; OVS deletes the
+    flows using it too, the punt added in the same batch comes after)."""
+    return (MeterMod("delete", meter_id),
+            MeterMod("add", meter_id, PUNT_METER_PKTPS, PUNT_METER_BURST_PKTS, pktps=True))
+
+
 def prepare_mn(mn_mac: str, preparer: str, preparer_mac: str, fa_mac: str,
-               fa_port: int, hold_uplink: bool = False) -> tuple[FlowMod, ...]:
+               fa_port: int, hold_uplink: bool = False,
+               punt_meter_id: int = 0) -> tuple[Mod, ...]:
     """The flows the MN's current FA ``preparer`` (inside MAC ``preparer_mac``) stands
     up at the access switch of a neighbour FA (inside MAC ``fa_mac`` on ``fa_port``)
     before the MN moves there: the redirect of its frames to ``preparer``, and its
@@ -319,19 +350,27 @@ def prepare_mn(mn_mac: str, preparer: str, preparer_mac: str, fa_mac: str,
     replaces it.  Harmless while the MN is elsewhere (no frame carries its MAC there);
     the neighbour FA gets nothing it would not get from the MN after a registration,
     and has no tunnel for it until then.  ``hold_uplink``: the redirect is a punt to
-    the controller until that FA's tunnel is up (``uplink_punt_flow``)."""
+    the controller until that FA's tunnel is up (``uplink_punt_flow``), through the
+    pkt/s meter ``punt_meter_id`` (created first); without a meter id, no punt."""
     cookie = prepared_cookie(mn_mac, preparer)
-    first = (uplink_punt_flow(mn_mac, preparer_mac, cookie) if hold_uplink
-             else redirect_flow(mn_mac, preparer_mac, fa_mac, fa_port, cookie))
-    return (FlowMod("add", first),
-            FlowMod("add", flow(PRIO_PREPARED, (("output", fa_port),), cookie,
-                                eth_src=mn_mac.lower(), eth_dst=fa_mac.lower())))
+    meters: tuple[Mod, ...] = ()
+    if hold_uplink and punt_meter_id:
+        first = replace(uplink_punt_flow(mn_mac, preparer_mac, cookie), meter=punt_meter_id)
+        meters = punt_meter(punt_meter_id)
+    else:
+        first = redirect_flow(mn_mac, preparer_mac, fa_mac, fa_port, cookie)
+    return meters + (
+        FlowMod("add", first),
+        FlowMod("add", flow(PRIO_PREPARED, (("output", fa_port),), cookie,
+                            eth_src=mn_mac.lower(), eth_dst=fa_mac.lower())))
 
 
-def unprepare_mn(mn_mac: str, preparer: str) -> tuple[FlowMod, ...]:
-    """Remove what ``preparer`` prepared for the MN at a switch (nothing else)."""
-    return (FlowMod("delete", FlowSpec(0, (), (), prepared_cookie(mn_mac, preparer)),
-                    cookie_mask=(1 << 64) - 1),)
+def unprepare_mn(mn_mac: str, preparer: str, punt_meter_id: int = 0) -> tuple[Mod, ...]:
+    """Remove what ``preparer`` prepared for the MN at a switch (nothing else), with
+    its punt meter (deleted after the flows)."""
+    return ((FlowMod("delete", FlowSpec(0, (), (), prepared_cookie(mn_mac, preparer)),
+                     cookie_mask=(1 << 64) - 1),)
+            + ((MeterMod("delete", punt_meter_id),) if punt_meter_id else ()))
 
 
 def hold_cookie(mn_mac: str) -> int:

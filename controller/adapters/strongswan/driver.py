@@ -515,15 +515,28 @@ class StrongSwanGateway(GatewayDriverBase):
         CHILD_SA ("not establishing CHILD_SA ... due to existing duplicate"), so a
         tunnel re-added on its standing IKE_SA (a move back within the old FA's retire)
         replaces its CHILD_SA this way: one per tunnel, however many moves back and
-        forth.  Returns how many were deleted."""
-        ids = [_s(c.get("uniqueid")) for sa in session.list_sas({"ike": tunnel_id})
-               for ike in sa.values() for c in (ike.get("child-sas") or {}).values()]
+        forth.  A peer that does not answer in time (dead or slow) leaves the CHILD_SA
+        and the next initiate would meet that duplicate: the IKE_SA is then terminated,
+        forced (no DELETE awaited), and the initiate sets up a new one.  Returns how
+        many were deleted."""
+        def child_ids() -> list[str]:
+            return [_s(c.get("uniqueid")) for sa in session.list_sas({"ike": tunnel_id})
+                    for ike in sa.values() for c in (ike.get("child-sas") or {}).values()]
+
+        ids = child_ids()
         for cid in ids:
             try:
                 for _ in session.terminate({"child-id": cid, "timeout": 1000}):
                     pass
             except CommandException:
-                pass                # gone meanwhile
+                pass                # gone meanwhile, or no answer in time (below)
+        if ids and set(child_ids()) & set(ids):
+            log.warning("tunnel %s: CHILD_SA not deleted in 1 s (peer silent): its IKE_SA "
+                        "terminated, forced", log_text(tunnel_id))
+            StrongSwanGateway._terminate(session, tunnel_id)
+            if StrongSwanGateway._has_sa(session, tunnel_id):
+                log.error("tunnel %s: its IKE_SA outlived a forced terminate",
+                          log_text(tunnel_id))
         return len(ids)
 
     @staticmethod

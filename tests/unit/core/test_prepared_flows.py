@@ -139,7 +139,8 @@ def test_a_reconnected_switch_gets_the_prepared_flows_back() -> None:
     acc2 = walk.topo.switches["acc2"].dpid
     intended = Dispatch(walk.roles).intended_flows(acc2)
     assert intended == list(flows.prepare_mn(MN, "fa1", FA1_MAC, FA2_MAC, FA_PORT,
-                                             hold_uplink=True))
+                                             hold_uplink=True,
+                                             punt_meter_id=flows.punt_meter_id(0, mn.port)))
 
 
 def test_qos_keeps_the_redirect() -> None:

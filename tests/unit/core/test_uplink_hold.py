@@ -110,11 +110,12 @@ def test_the_punt_as_an_openflow_message() -> None:
     from controller.adapters import openflow
     from tests.unit.core.test_flow_reconcile import DP, as_stats
 
-    mods = flows.prepare_mn(MN, "fa1", FA1_MAC, FA2_MAC, FA_PORT, hold_uplink=True)
-    msg, _steer = openflow.flow_mod_msgs(DP, mods)
+    mods = flows.prepare_mn(MN, "fa1", FA1_MAC, FA2_MAC, FA_PORT, hold_uplink=True,
+                            punt_meter_id=flows.punt_meter_id(0, PORT))
+    _del, _add, msg, _steer = openflow.flow_mod_msgs(DP, mods)
     assert msg.priority == flows.PRIO_REDIRECT
     assert dict(msg.match.items()) == {"eth_src": MN, "eth_dst": FA1_MAC}
-    (act,) = msg.instructions[0].actions
+    (act,) = msg.instructions[-1].actions
     assert isinstance(act, parser.OFPActionOutput)
     assert act.port == ofp.OFPP_CONTROLLER and act.max_len == ofp.OFPCML_NO_BUFFER
     _msgs, counts = openflow.reconcile_msgs(DP, mods, as_stats(mods))
