@@ -10,6 +10,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from functools import partial
 from typing import Any, Mapping
 
 from controller.adapters.gateway import GatewayDriver
@@ -88,7 +89,9 @@ class Gateways:
             self._live[key] = action.side
         if key in self._prepared:
             self._prepared.discard(key)
-            add = gw.add_prepared   # CREATE_CHILD_SA on the standing IKE_SA (issue 14)
+            # issue 14: a CHILD_SA standing ahead is promoted (rekeyed: it takes the
+            # downlink); else CREATE_CHILD_SA on the standing IKE_SA
+            add = gw.promote_tunnel
         if load_only:
             action = AddTunnel(action.gateway, replace(action.side, initiator=False))
             add = gw.load_tunnel
@@ -123,7 +126,7 @@ class Gateways:
             return False
         entry["state"] = "up" if action.side.initiator else "configured"
         entry["setup_ms"] = round(took * 1000, 3)
-        on_prepared = add == gw.add_prepared
+        on_prepared = add == gw.promote_tunnel
         if on_prepared:
             entry["on_prepared_ike_sa"] = True   # issue 14: CREATE_CHILD_SA only
         LOG.info("tunnel %s at %s %s in %.1f ms%s", log_text(action.side.tunnel_id),
@@ -200,8 +203,9 @@ class Gateways:
             side = spec.side_for(g)
             self._prepared.add((g, spec.tunnel_id))
             try:
-                took = await loop.run_in_executor(self.workers[g], self.drivers[g].prepare_tunnel,
-                                                  side)
+                took = await loop.run_in_executor(self.workers[g], partial(
+                    self.drivers[g].prepare_tunnel, side, **(
+                        {"child": True} if action.child else {})))
             except (TunnelError, OSError) as exc:
                 self._prepared.discard((g, spec.tunnel_id))
                 LOG.warning("preparing tunnel %s at %s failed: %s", log_text(spec.tunnel_id), g,

@@ -66,6 +66,7 @@ class StrongSwanGateway(GatewayDriverBase):
         # the tunnels prepared (IKE_SA, no CHILD_SA yet) whose add can reuse that load
         self._loaded: dict[str, tuple[dict[str, Any], bytes]] = {}
         self._childless: set[str] = set()
+        self._standing: set[str] = set()   # CHILD_SA stood up ahead, not yet promoted
 
     def warm_up(self) -> None:
         """Open the VICI session and the namespace controller now, not on the first
@@ -173,6 +174,7 @@ class StrongSwanGateway(GatewayDriverBase):
         new_psk = loaded is None or loaded[1] != side.psk
         later = ahead and new_psk and side.initiator
         self._childless.discard(tid)
+        self._standing.discard(tid)
 
         def load(session: vici.Session) -> None:
             if not keep_sa and self._has_sa(session, tid):   # replace: drop old SAs
@@ -257,15 +259,21 @@ class StrongSwanGateway(GatewayDriverBase):
                  " (connection loaded ahead)" if ahead else "")
         return took
 
-    def prepare_tunnel(self, side: TunnelSide, timeout: float = 5.0) -> float:
+    def prepare_tunnel(self, side: TunnelSide, timeout: float = 5.0,
+                       child: bool = False) -> float:
         """Load a tunnel's connection and secret and, when ``side.initiator``, establish
         its IKE_SA only (VICI ``initiate`` with ``ike`` and no ``child``: charon's
         childless initiation, RFC 6023).  No CHILD_SA, so no policy or selector anchor:
         nothing steers traffic.  A later ``add_tunnel(side, keep_sa=True)`` (both ends)
         then brings the CHILD_SA up on the standing IKE_SA with one CREATE_CHILD_SA
-        exchange (issue 14).  Returns the seconds taken."""
+        exchange (issue 14).  ``child`` (libipsec): the CHILD_SA too, secondary at the
+        responder (the HA), promoted at the move (``promote_tunnel``).  Seconds taken."""
         t0 = time.monotonic()
         tid = side.tunnel_id
+        if child and self.uses_libipsec():
+            took = self.add_tunnel(dataclasses.replace(side, secondary=not side.initiator))
+            self._standing.add(tid)
+            return took
         conn = connection_for(side)
         secret = {"id": _secret_id(tid), "type": "IKE", "data": side.psk,
                   "owners": [_identity(tid, side.local.gateway),
@@ -297,6 +305,33 @@ class StrongSwanGateway(GatewayDriverBase):
     def add_prepared(self, side: TunnelSide, timeout: float = 5.0) -> float:
         """``add_tunnel`` keeping the prepared IKE_SA: the CHILD_SA comes up on it."""
         return self.add_tunnel(side, timeout, keep_sa=True)
+
+    def promote_tunnel(self, side: TunnelSide, timeout: float = 2.0) -> float:
+        """The move onto a CHILD_SA stood up ahead: the move's key loaded and, at the
+        initiator, the CHILD_SA rekeyed (at the HA the newest SA of the reqid shared with
+        the MN's old tunnel: the downlink).  Blocks until installed; seconds taken."""
+        t0, tid = time.monotonic(), side.tunnel_id
+        if tid not in self._standing:   # (kernel XFRM, or a plain prepared IKE_SA)
+            return self.add_prepared(side, timeout=max(timeout, 5.0))
+        self._standing.discard(tid)
+        self._call(lambda s: s.load_shared({
+            "id": _secret_id(tid), "type": "IKE", "data": side.psk,
+            "owners": [_identity(tid, side.local.gateway), _identity(tid, side.remote.gateway)]}))
+        if side.initiator:
+            st = self.tunnel(tid)
+            old = {c.unique_id for c in (st.children if st else ()) if c.state == "INSTALLED"}
+            if not old:
+                raise TunnelError(f"{self.name}: {tid}: no standing CHILD_SA to promote")
+            for cid in old:
+                self._call(lambda s, cid=cid: s.rekey({"child-id": cid}))
+            while not ((st := self.tunnel(tid)) and any(
+                    c.state == "INSTALLED" and c.unique_id not in old for c in st.children)):
+                if time.monotonic() - t0 > timeout:
+                    raise TunnelError(f"{self.name}: {tid}: not promoted in {timeout} s")
+                time.sleep(0.0005)
+        took = time.monotonic() - t0
+        log.info("%s: tunnel %s promoted in %.1f ms", self.name, log_text(tid), took * 1e3)
+        return took
 
     def load_tunnel(self, side: TunnelSide) -> float:
         """Load a tunnel's connection and secret without initiating it and without
@@ -433,8 +468,7 @@ class StrongSwanGateway(GatewayDriverBase):
         traffic of the primary (measured: the MN's whole uplink went to the old FA).
         Rekeying each primary CHILD_SA makes its SA the newest again; the secondary's
         inbound SA keeps working (its packets pass the shared reqid's inbound policy).
-        Waits (at most ``timeout``) until each rekeyed tunnel has its new CHILD_SA.
-        Returns the tunnels rekeyed.  Nothing to do with kernel XFRM (the priority)."""
+        Waits (``timeout`` in all) for each new CHILD_SA.  Returns the tunnels rekeyed."""
         if not self.uses_libipsec():
             return []
         t0 = time.monotonic()
@@ -446,25 +480,28 @@ class StrongSwanGateway(GatewayDriverBase):
 
         own = {key(c) for st in states if st.tunnel_id == tunnel_id
                for c in st.children if c.state == "INSTALLED"}
-        targets = {c.unique_id: st.tunnel_id for st in states if st.tunnel_id != tunnel_id
+        targets = {c.unique_id: st.tunnel_id for st in states  # (none standing ahead)
+                   if st.tunnel_id != tunnel_id and st.tunnel_id not in self._standing
                    for c in st.children if c.state == "INSTALLED" and key(c) in own}
-        for cid, tid in targets.items():
+        # one by one, oldest first: their order stays (a smooth handoff's retiring one
+        # behind the MN's live one); done when the old one is REKEYED (or gone)
+        pending: dict[str, str] = {}
+        deadline = time.monotonic() + timeout
+        for cid, tid in sorted(targets.items(), key=lambda kv: int(kv[0] or 0)):
             try:
                 self._call(lambda s, cid=cid: s.rekey({"child-id": cid}))
             except CommandException as exc:
                 log.warning("%s: rekeying %s (primary of %s) failed: %s", self.name,
                             log_text(tid), log_text(tunnel_id), log_text(exc))
-        # done when the old CHILD_SA is neither installed nor rekeying any more (REKEYED
-        # once its successor is installed, then deleted)
-        pending = dict(targets)
-        deadline = time.monotonic() + timeout
-        while pending and time.monotonic() < deadline:
-            time.sleep(0.005)
-            busy = {c.unique_id for st in self.tunnels() for c in st.children
-                    if c.state in ("INSTALLED", "REKEYING")}
-            pending = {cid: tid for cid, tid in pending.items() if cid in busy}
-        took = (time.monotonic() - t0) * 1e3
-        names = sorted(set(targets.values()))
+                pending[cid] = tid
+                continue
+            while time.monotonic() < deadline and cid in {
+                    c.unique_id for st in self.tunnels() for c in st.children
+                    if c.state in ("INSTALLED", "REKEYING")}:
+                time.sleep(0.002)
+            if time.monotonic() >= deadline:
+                pending[cid] = tid
+        took, names = (time.monotonic() - t0) * 1e3, sorted(set(targets.values()))
         if pending:
             log.warning("%s: %s: primaries not rekeyed in %.0f ms: %s", self.name,
                         log_text(tunnel_id), took,
@@ -495,14 +532,14 @@ class StrongSwanGateway(GatewayDriverBase):
 
         self._loaded.pop(tunnel_id, None)
         self._childless.discard(tunnel_id)
+        self._standing.discard(tunnel_id)
         self._call(remove)
         with self._lock:
             anchors = self._anchored.pop(tunnel_id, [])
             if self._anchors is not None:
                 self._anchors.release(anchors)
         log.info("%s: tunnel %s removed (ESP packets in %d, out %d)", self.name,
-                 log_text(tunnel_id),
-                 *counts)
+                 log_text(tunnel_id), *counts)
 
     @staticmethod
     def _has_sa(session: vici.Session, tunnel_id: str) -> bool:

@@ -42,6 +42,22 @@ def test_prepare_then_add_keeps_the_prepared_ike_sa() -> None:
     assert drv["fa2"].log == [("prepare", TID), ("add_prepared", TID), ("add", TID)]
 
 
+def test_a_standing_child_sa_is_promoted_at_the_move() -> None:
+    """``PrepareTunnel(child=True)``: the driver stands the CHILD_SA up at both ends
+    (responder first); the move's add at each end promotes it, no CREATE_CHILD_SA."""
+    gws, drv = _gateways()
+
+    async def run() -> None:
+        await gws.prepare_tunnel(PrepareTunnel(SPEC, child=True), delay=0)
+        await gws.add_tunnel(AddTunnel("ha", SPEC.side_for("ha")))
+        up = await gws.add_tunnel(AddTunnel("fa2", SPEC.side_for("fa2")))
+        assert up and gws.tunnel_log[("fa2", TID)]["on_prepared_ike_sa"]
+
+    asyncio.run(run())
+    assert drv["ha"].log == [("stand", TID), ("promote", TID)]
+    assert drv["fa2"].log == [("stand", TID), ("promote", TID)]
+
+
 def test_responder_end_is_prepared_first() -> None:
     gws, drv = _gateways()
     order: list[str] = []
