@@ -278,3 +278,36 @@ def _summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
         lines.append(f"{how} ({len(mine)} rounds), medians: " + "; ".join(
             f"{k} {v}" for k, v in medians[how].items()))
     return {"medians": medians, "lines": lines}
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "known defect: a standing CHILD_SA's own rekey (charon's rekey_time, 1 h by "
+    "default, from either end) makes its SA the newest of the shared reqid at the HA "
+    "and takes the live path's downlink; docs/decisions.md 2026-12-05"))
+def test_the_standing_child_sas_own_rekey_leaves_the_downlink_with_the_live_fa(
+        lab: Lab) -> None:
+    """A CHILD_SA standing at FA2 for a seamless MN that stays at FA1: its periodic rekey
+    (here asked for at once with VICI ``rekey``, as charon does at ``rekey_time``) must
+    not move the HA's downlink to FA2.  With kernel-libipsec it does: the rekeyed SA is
+    the newest of the reqid FA1's shares, as at a promotion."""
+    h, gws = lab.hosts, lab.gws
+    static, fa1_ha, fa2_ha = static_tunnel(), mn_tunnel("fa"), mn_tunnel("fa2")
+    t1, t2 = fa1_ha.tunnel_id, fa2_ha.tunnel_id
+    try:
+        up(lab, static)
+        up(lab, fa1_ha)
+        primary = _installed(gws["ha"], t1)
+        gws["ha"].add_tunnel(replace(fa2_ha.side_for("ha"), secondary=True))
+        gws["fa2"].add_tunnel(fa2_ha.side_for("fa2"))
+        _wait_new_child(gws["ha"], t1, primary)     # FA1's SA reasserted
+        ok, out = ping(h["cn"], MN_HOA, count=5)
+        assert ok, out                               # the downlink is FA1's
+        _promote(gws["fa2"], t2)                     # the standing SA's own rekey
+        time.sleep(0.2)
+        ha1 = counters(lab, "ha", t1)
+        ok, out = ping(h["cn"], MN_HOA, count=10, wait=0.3)
+        assert ok, out
+        assert counters(lab, "ha", t1)[1] - ha1[1] >= 10
+    finally:
+        for t in (fa2_ha, fa1_ha, static):
+            down(lab, t)
