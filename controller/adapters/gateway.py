@@ -62,7 +62,8 @@ class GatewayDriver(Protocol):
 
     def add_prepared(self, side: TunnelSide, timeout: float = 5.0) -> float: ...
 
-    def promote_tunnel(self, side: TunnelSide, timeout: float = 2.0) -> float: ...
+    def promote_tunnel(self, side: TunnelSide, timeout: float = 2.0,
+                       rekey: bool = False) -> float: ...
 
     def loaded_connections(self) -> dict[str, dict[str, list[str]]]: ...
 
@@ -113,10 +114,12 @@ class GatewayDriverBase:
         add = getattr(self, "add_tunnel")
         return float(add(side, timeout))
 
-    def promote_tunnel(self, side: TunnelSide, timeout: float = 2.0) -> float:
+    def promote_tunnel(self, side: TunnelSide, timeout: float = 2.0,
+                       rekey: bool = False) -> float:
         """The move onto a prepared tunnel (``prepare_tunnel``'s CHILD_SA made the
-        one that carries the traffic).  Default: ``add_prepared``."""
-        return self.add_prepared(side)
+        one that carries the traffic; ``rekey``: the end that switches it, called
+        after the initiator's).  Default: ``add_prepared`` (nothing for ``rekey``)."""
+        return 0.0 if rekey else self.add_prepared(side)
 
     def loaded_connections(self) -> dict[str, dict[str, list[str]]]:
         """Loaded connections by tunnel id, with peer and selectors where known

@@ -105,10 +105,16 @@ class Gateways:
         await self._qos(action.gateway, "apply", action.side)  # QoS (claims 8, 9)
         took = None
         error: Exception | None = None
+        peer = (action.side.remote.gateway, action.side.tunnel_id)
         for attempt in range(settings.TUNNEL_TRIES if action.side.initiator else 1):
             try:
                 took = await asyncio.get_running_loop().run_in_executor(self.workers[action.gateway],
                                                        add, action.side)
+                if add == gw.promote_tunnel and action.side.initiator and peer in self._live:
+                    # the HA rekeys: its new outbound SA is in place when that returns
+                    took += await asyncio.get_running_loop().run_in_executor(
+                        self.workers[peer[0]], partial(self.drivers[peer[0]].promote_tunnel,
+                                                       self._live[peer], rekey=True))
                 break
             except (TunnelError, OSError) as exc:
                 error = exc

@@ -662,11 +662,13 @@ def _downlink_child(lab: Lab, tid: str) -> str | None:
 
 
 def promote(lab: Lab, t: TunnelSpec) -> float:
-    """The move onto a standing CHILD_SA: the HA loads the move's key, the FA rekeys
-    the CHILD_SA (``promote_tunnel``).  Returns the seconds taken."""
+    """The move onto a standing CHILD_SA, as ``Gateways.add_tunnel`` runs it: both ends
+    load the move's key (``promote_tunnel``), then the HA rekeys the CHILD_SA (a rekey's
+    responder would install its outbound SA only at the old SA's DELETE).  Seconds."""
     t0 = time.monotonic()
     for gw in sorted(t.ends(), key=lambda g: g == t.initiator):
         lab.gws[gw].promote_tunnel(t.side_for(gw))
+    lab.gws["ha"].promote_tunnel(t.side_for("ha"), rekey=True)
     return time.monotonic() - t0
 
 

@@ -22,8 +22,8 @@ from vici.exception import CommandException, SessionException
 
 from controller.adapters.gateway import GatewayDriverBase
 from controller.adapters.strongswan.anchors import SelectorAnchors
-from controller.adapters.strongswan.connection import (_identity, _norm_ts, _secret_id,
-                                                       connection_for)
+from controller.adapters.strongswan.connection import (_norm_ts, _secret_id,
+                                                       connection_for, secret_for)
 from controller.adapters.strongswan.state import (ChildSaState, TunnelState, _s, _strs,
                                                   _tunnel_state)
 from controller.core.vpn import TunnelSide
@@ -162,9 +162,7 @@ class StrongSwanGateway(GatewayDriverBase):
         groups, covered = (self._primary_cover(side) if side.secondary and side.initiator
                            and self.uses_libipsec() else (None, False))
         conn = connection_for(side, remote_groups=groups)
-        secret = {"id": _secret_id(tid), "type": "IKE", "data": side.psk,
-                  "owners": [_identity(tid, side.local.gateway),
-                             _identity(tid, side.remote.gateway)]}
+        secret = secret_for(side)
         # issue 14: on a prepared IKE_SA whose connection this driver loaded as it is
         # now, the move loads nothing again; the initiator loads a new PSK only after
         # its CHILD_SA (CREATE_CHILD_SA does not authenticate: docs/security.md)
@@ -275,9 +273,7 @@ class StrongSwanGateway(GatewayDriverBase):
             self._standing.add(tid)
             return took
         conn = connection_for(side)
-        secret = {"id": _secret_id(tid), "type": "IKE", "data": side.psk,
-                  "owners": [_identity(tid, side.local.gateway),
-                             _identity(tid, side.remote.gateway)]}
+        secret = secret_for(side)
 
         def load(session: vici.Session) -> None:
             session.load_shared(secret)
@@ -306,25 +302,24 @@ class StrongSwanGateway(GatewayDriverBase):
         """``add_tunnel`` keeping the prepared IKE_SA: the CHILD_SA comes up on it."""
         return self.add_tunnel(side, timeout, keep_sa=True)
 
-    def promote_tunnel(self, side: TunnelSide, timeout: float = 2.0) -> float:
-        """The move onto a CHILD_SA stood up ahead: the move's key loaded and, at the
-        initiator, the CHILD_SA rekeyed (at the HA the newest SA of the reqid shared with
-        the MN's old tunnel: the downlink).  Blocks until installed; seconds taken."""
+    def promote_tunnel(self, side: TunnelSide, timeout: float = 2.0,
+                       rekey: bool = False) -> float:
+        """The move onto a CHILD_SA stood up ahead: the move's key loaded; ``rekey`` (at
+        the HA: a rekey's responder installs its outbound SA only at the old one's DELETE)
+        rekeyed here: the newest SA of the reqid, the downlink.  Seconds taken."""
         t0, tid = time.monotonic(), side.tunnel_id
         if tid not in self._standing:   # (kernel XFRM, or a plain prepared IKE_SA)
-            return self.add_prepared(side, timeout=max(timeout, 5.0))
-        self._standing.discard(tid)
-        self._call(lambda s: s.load_shared({
-            "id": _secret_id(tid), "type": "IKE", "data": side.psk,
-            "owners": [_identity(tid, side.local.gateway), _identity(tid, side.remote.gateway)]}))
-        if side.initiator:
+            return 0.0 if rekey else self.add_prepared(side, timeout=max(timeout, 5.0))
+        if rekey or side.initiator:     # (the HA's own move call keeps it standing)
+            self._standing.discard(tid)
+        if not rekey:
+            self._call(lambda s: s.load_shared(secret_for(side)))
+        else:
             st = self.tunnel(tid)
             old = {c.unique_id for c in (st.children if st else ()) if c.state == "INSTALLED"}
-            if not old:
-                raise TunnelError(f"{self.name}: {tid}: no standing CHILD_SA to promote")
             for cid in old:
                 self._call(lambda s, cid=cid: s.rekey({"child-id": cid}))
-            while not ((st := self.tunnel(tid)) and any(
+            while old and not ((st := self.tunnel(tid)) and any(
                     c.state == "INSTALLED" and c.unique_id not in old for c in st.children)):
                 if time.monotonic() - t0 > timeout:
                     raise TunnelError(f"{self.name}: {tid}: not promoted in {timeout} s")
