@@ -53,6 +53,8 @@ class Gateways:
         self._prepared: set[tuple[str, str]] = set()
         self._added: dict[tuple[str, str], float] = {}   # (gateway, tunnel) -> added at
         self._live: dict[tuple[str, str], TunnelSide] = {}   # what add_tunnel set there
+        self._stood: dict[str, object] = {}   # tunnel -> its standing CHILD_SA's refresh
+        self._refreshes: set[asyncio.Task[None]] = set()
 
     def own(self) -> set[str]:
         """Fix the gateways this process drives (at start, once the stationary tunnels
@@ -161,6 +163,7 @@ class Gateways:
         # the IKE_SA goes at both ends (terminated here, connection unloaded): a
         # preparation at the other end is dead too; its next add must not expect it
         self._prepared = {k for k in self._prepared if k[1] != action.tunnel_id}
+        self._stood.pop(action.tunnel_id, None)
         for k in [k for k in self._live if k[1] == action.tunnel_id]:
             del self._live[k]
         self.tunnel_log.pop((action.gateway, action.tunnel_id), None)
@@ -219,6 +222,24 @@ class Gateways:
                 return
             LOG.info("tunnel %s at %s prepared in %.1f ms", log_text(spec.tunnel_id), g,
                      took * 1000)
+        if action.child:   # stood up anew before charon's own rekey could promote it
+            token = self._stood[spec.tunnel_id] = object()
+            task = asyncio.create_task(self._refresh_standing(action, token))
+            self._refreshes.add(task)
+            task.add_done_callback(self._refreshes.discard)
+
+    async def _refresh_standing(self, action: PrepareTunnel, token: object) -> None:
+        """After ``STANDING_REFRESH``: a CHILD_SA still standing as this preparation left
+        it (no move, removal or newer preparation since) is taken down and stood up
+        again at both ends (one downlink blip of the live path, as at a preparation)."""
+        await asyncio.sleep(settings.STANDING_REFRESH)
+        tid = action.spec.tunnel_id
+        if self._stood.get(tid) is not token or not all(
+                (g, tid) in self._prepared for g in action.spec.ends()):
+            return
+        for g in sorted(action.spec.ends(), key=lambda g: g != action.spec.initiator):
+            await self.remove_tunnel(RemoveTunnel(g, tid))
+        await self.prepare_tunnel(action, delay=0)
 
     async def _qos(self, gateway: str, op: str, arg: Any) -> None:
         """QoS (claims 8, 9): ``GatewayQos.apply(side)`` / ``.remove(tunnel_id)`` on the

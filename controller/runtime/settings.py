@@ -18,6 +18,10 @@ MALFORMED_LOG_INTERVAL = 10.0   # seconds between two "malformed" warnings of on
 PREPARE_AFTER = 0.5  # s after a registration before its neighbour tunnels are prepared
 PREPARE_WAIT = 5.0   # s a preparation waits for a live tunnel of the same id to go
 PREPARE_POLL = 0.05  # s between two looks
+#: s after which a CHILD_SA standing ahead (``PrepareTunnel(child=True)``) is stood up
+#: anew: charon would rekey it at its rekey_time (1 h, from 54 min with the jitter), and
+#: a rekey of a standing SA promotes it, taking the MN's downlink (docs/decisions.md)
+STANDING_REFRESH = 45 * 60.0
 TUNNEL_TRIES = 2  # an initiator retries once (e.g. the peer re-keyed meanwhile)
 HEALTH_INTERVAL = 1.0   # s between two checks of a gateway's charon (VICI version)
 HEALTH_TIMEOUT = 12.0   # s a charon may take to answer `version` before it is degraded
