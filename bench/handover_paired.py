@@ -115,26 +115,21 @@ def child_sa_origins(log_text: str) -> list[dict[str, Any]]:
     """Each CHILD_SA charon was asked to initiate over VICI (``vici initiate CHILD_SA
     'X'``), and how it came up: ``create_child_sa`` (a CREATE_CHILD_SA on an IKE_SA
     that stood already: a prepared one) or ``ike_sa_init`` (a new IKE_SA: IKE_SA_INIT +
-    IKE_AUTH), else ``unknown``.  Rekeys (``N(REKEY_SA)``) are not initiations, but a
-    CHILD_SA stood up ahead (``PrepareTunnel(child=True)``) and rekeyed over VICI
-    more than ``PROMOTED_AFTER`` s later (the move's promotion: a rekey that only
-    re-asserts a primary follows its initiation within ms) becomes ``standing``."""
+    IKE_AUTH), else ``unknown``.  Rekeys (``N(REKEY_SA)``) are not initiations.  A
+    CHILD_SA stood up ahead (``PrepareTunnel(child=True)``) whose tunnel then gets a key
+    loaded more than ``PROMOTED_AFTER`` s after its initiation (the move's key, loaded
+    at its promotion, before the HA's rekey; the key loaded right after a
+    CREATE_CHILD_SA comes within ms) becomes ``standing``."""
     out: list[dict[str, Any]] = []
     pending: dict[str, dict[str, Any]] = {}
     last: dict[str, dict[str, Any]] = {}
-    rekey_at: float | None = None
     for line in log_text.splitlines():
-        if "vici rekey CHILD_SA" in line:
-            rekey_at = _clock(line)
-            continue
-        if rekey_at is not None and "generating CREATE_CHILD_SA request" in line \
-                and "REKEY_SA" in line:
-            sa = re.search(r"<([^|>]+)\|\d+>", line)
-            rec = last.get(sa.group(1)) if sa else None
-            if rec is not None and rec["how"] != "standing" and rec["at"] is not None \
-                    and rekey_at - rec["at"] > PROMOTED_AFTER:
-                rec["how"], rec["promoted_at"] = "standing", rekey_at
-            rekey_at = None
+        m = re.search(r"loaded IKE shared key with id 'psk:([^']+)'", line)
+        if m:
+            rec, at = last.get(m.group(1)), _clock(line)
+            if rec is not None and rec["how"] == "ike_sa_init" and rec["at"] is not None \
+                    and at is not None and at - rec["at"] > PROMOTED_AFTER:
+                rec["how"], rec["promoted_at"] = "standing", at
             continue
         m = re.search(r"vici initiate CHILD_SA '([^']+)'", line)
         if m:

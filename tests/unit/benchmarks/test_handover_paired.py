@@ -34,23 +34,22 @@ def test_child_sa_origins_tell_a_prepared_ike_sa_from_a_new_one() -> None:
 
 
 STANDING_LOG = """\
+10:00:00.099 11[CFG] loaded IKE shared key with id 'psk:alice_home.example/ha-fa2' for: 'a', 'b'
 10:00:00.100 10[CFG] vici initiate CHILD_SA 'alice_home.example/ha-fa2'
 10:00:00.101 10[IKE] initiating IKE_SA alice_home.example/ha-fa2[7] to 10.0.0.1
-10:00:00.140 12[CFG] vici rekey CHILD_SA #3
-10:00:00.140 13[ENC] <alice_home.example/ha-fa2|7> generating CREATE_CHILD_SA request 2 [ N(REKEY_SA) SA No KE TSi TSr ]
+10:00:00.140 12[CFG] loaded IKE shared key with id 'psk:alice_home.example/ha-fa2' for: 'a', 'b'
 10:00:01.000 10[CFG] vici initiate CHILD_SA 'alice_home.example/ha-fa3'
 10:00:01.001 10[IKE] initiating IKE_SA alice_home.example/ha-fa3[8] to 10.0.0.1
-10:00:02.500 12[CFG] vici rekey CHILD_SA #9
-10:00:02.500 13[ENC] <alice_home.example/ha-fa3|8> generating CREATE_CHILD_SA request 2 [ N(REKEY_SA) SA No KE TSi TSr ]
-10:00:02.520 12[CFG] vici rekey CHILD_SA #10
-10:00:02.520 13[ENC] <alice_home.example/ha-fa3|8> generating CREATE_CHILD_SA request 3 [ N(REKEY_SA) SA No KE TSi TSr ]
+10:00:02.500 12[CFG] loaded IKE shared key with id 'psk:alice_home.example/ha-fa3' for: 'a', 'b'
+10:00:02.520 13[ENC] <alice_home.example/ha-fa3|8> parsed CREATE_CHILD_SA request 2 [ N(REKEY_SA) SA No KE TSi TSr ]
+10:00:02.900 12[CFG] loaded IKE shared key with id 'psk:alice_home.example/ha-fa3' for: 'a', 'b'
 """
 
 
 def test_a_standing_child_sa_promoted_at_the_move_counts_as_prepared() -> None:
-    """A CHILD_SA initiated ahead and rekeyed over VICI over 0.3 s later was promoted
-    at the move; a rekey within ms of its initiation (a primary re-asserted after a
-    fresh setup) is not a promotion."""
+    """A CHILD_SA initiated ahead whose tunnel gets a key over 0.3 s later was promoted
+    at the move; a key loaded within ms of the initiation (after a CREATE_CHILD_SA) is
+    not a promotion."""
     got = [(o["tunnel_id"], o["how"]) for o in hp.child_sa_origins(STANDING_LOG)]
     assert got == [("alice_home.example/ha-fa2", "ike_sa_init"),
                    ("alice_home.example/ha-fa3", "standing")]
