@@ -113,10 +113,9 @@ class Gateways:
                 took = await asyncio.get_running_loop().run_in_executor(self.workers[action.gateway],
                                                        add, action.side)
                 if add == gw.promote_tunnel and action.side.initiator and peer in self._live:
-                    # the HA rekeys: its new outbound SA is in place when that returns
-                    took += await asyncio.get_running_loop().run_in_executor(
-                        self.workers[peer[0]], partial(self.drivers[peer[0]].promote_tunnel,
-                                                       self._live[peer], rekey=True))
+                    # the HA rekeys it (its new outbound SA at once, as a rekey's
+                    # initiator), in the background: this end's SA carries already
+                    self._background(self._rekey_at(peer[0], self._live[peer]))
                 break
             except (TunnelError, OSError) as exc:
                 error = exc
@@ -224,9 +223,22 @@ class Gateways:
                      took * 1000)
         if action.child:   # stood up anew before charon's own rekey could promote it
             token = self._stood[spec.tunnel_id] = object()
-            task = asyncio.create_task(self._refresh_standing(action, token))
-            self._refreshes.add(task)
-            task.add_done_callback(self._refreshes.discard)
+            self._background(self._refresh_standing(action, token))
+
+    def _background(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._refreshes.add(task)
+        task.add_done_callback(self._refreshes.discard)
+
+    async def _rekey_at(self, gateway: str, side: TunnelSide) -> None:
+        """The promotion's switch at ``gateway`` (the HA): a rekey of the standing
+        CHILD_SA there, whose new SA becomes the newest of the reqid: the downlink."""
+        try:
+            await asyncio.get_running_loop().run_in_executor(self.workers[gateway], partial(
+                self.drivers[gateway].promote_tunnel, side, rekey=True))
+        except (TunnelError, OSError) as exc:
+            LOG.warning("promoting tunnel %s at %s failed: %s", log_text(side.tunnel_id),
+                        gateway, log_text(exc))
 
     async def _refresh_standing(self, action: PrepareTunnel, token: object) -> None:
         """After ``STANDING_REFRESH``: a CHILD_SA still standing as this preparation left

@@ -323,7 +323,7 @@ class StrongSwanGateway(GatewayDriverBase):
                     c.state == "INSTALLED" and c.unique_id not in old for c in st.children)):
                 if time.monotonic() - t0 > timeout:
                     raise TunnelError(f"{self.name}: {tid}: not promoted in {timeout} s")
-                time.sleep(0.0005)
+                time.sleep(0.002)
         took = time.monotonic() - t0
         log.info("%s: tunnel %s promoted in %.1f ms", self.name, log_text(tid), took * 1e3)
         return took
