@@ -119,7 +119,8 @@ def child_sa_origins(log_text: str) -> list[dict[str, Any]]:
     CHILD_SA stood up ahead (``PrepareTunnel(child=True)``) whose tunnel then gets a key
     loaded more than ``PROMOTED_AFTER`` s after its initiation (the move's key, loaded
     at its promotion, before the HA's rekey; the key loaded right after a
-    CREATE_CHILD_SA comes within ms) becomes ``standing``."""
+    CREATE_CHILD_SA comes within ms) and not initiated within ``PROMOTED_AFTER`` after
+    that load (an ordinary add loads its key, then initiates) becomes ``standing``."""
     out: list[dict[str, Any]] = []
     pending: dict[str, dict[str, Any]] = {}
     last: dict[str, dict[str, Any]] = {}
@@ -131,6 +132,13 @@ def child_sa_origins(log_text: str) -> list[dict[str, Any]]:
                     and at is not None and at - rec["at"] > PROMOTED_AFTER:
                 rec["how"], rec["promoted_at"] = "standing", at
             continue
+        m = re.search(r"vici initiate CHILD_SA '([^']+)'", line)
+        rec = last.get(m.group(1)) if m else None
+        at = _clock(line)
+        if rec is not None and rec["how"] == "standing" and at is not None \
+                and at - rec["promoted_at"] < PROMOTED_AFTER:   # an add's key: undone
+            rec["how"] = "ike_sa_init"
+            del rec["promoted_at"]
         m = re.search(r"vici initiate CHILD_SA '([^']+)'", line)
         if m:
             rec = {"tunnel_id": m.group(1), "how": "unknown", "at": _clock(line)}

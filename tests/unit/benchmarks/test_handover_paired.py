@@ -43,6 +43,12 @@ STANDING_LOG = """\
 10:00:02.500 12[CFG] loaded IKE shared key with id 'psk:alice_home.example/ha-fa3' for: 'a', 'b'
 10:00:02.520 13[ENC] <alice_home.example/ha-fa3|8> parsed CREATE_CHILD_SA request 2 [ N(REKEY_SA) SA No KE TSi TSr ]
 10:00:02.900 12[CFG] loaded IKE shared key with id 'psk:alice_home.example/ha-fa3' for: 'a', 'b'
+10:00:03.000 10[CFG] loaded IKE shared key with id 'psk:bob_home.example/ha-fa2' for: 'a', 'b'
+10:00:03.001 10[CFG] vici initiate CHILD_SA 'bob_home.example/ha-fa2'
+10:00:03.002 10[IKE] initiating IKE_SA bob_home.example/ha-fa2[9] to 10.0.0.1
+10:00:09.000 10[CFG] loaded IKE shared key with id 'psk:bob_home.example/ha-fa2' for: 'a', 'b'
+10:00:09.001 10[CFG] vici initiate CHILD_SA 'bob_home.example/ha-fa2'
+10:00:09.002 10[IKE] initiating IKE_SA bob_home.example/ha-fa2[10] to 10.0.0.1
 """
 
 
@@ -52,7 +58,10 @@ def test_a_standing_child_sa_promoted_at_the_move_counts_as_prepared() -> None:
     not a promotion."""
     got = [(o["tunnel_id"], o["how"]) for o in hp.child_sa_origins(STANDING_LOG)]
     assert got == [("alice_home.example/ha-fa2", "ike_sa_init"),
-                   ("alice_home.example/ha-fa3", "standing")]
+                   ("alice_home.example/ha-fa3", "standing"),
+                   # the next move's add loads the key, then initiates: not a promotion
+                   ("bob_home.example/ha-fa2", "ike_sa_init"),
+                   ("bob_home.example/ha-fa2", "ike_sa_init")]
     moves = [{"mn": "mn1", "to": "fa3"}]
     chk = hp.prepared_check(moves, {"fa3": hp.child_sa_origins(STANDING_LOG)[1:]},
                             "alice_home.example/ha-")
