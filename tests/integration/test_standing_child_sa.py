@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 
 from controller.adapters.strongswan import StrongSwanGateway, detect_kernel_esp
+from controller.adapters.strongswan.state import _s
 from tests.integration import test_strongswan
 from tests.integration.test_strongswan import (
     CN, MN_HOA, P, Lab, _move_mn, _sh, counters, down, mn_tunnel, ping, report,
@@ -225,7 +226,10 @@ def test_a_standing_child_sa_at_the_neighbour_is_promoted_by_a_rekey(lab: Lab) -
             for direction, rx in got.items():
                 since_t0, since_up = first_after(rx, t0), first_after(rx, t_up)
                 assert since_t0 is not None and since_up is not None, (round_, direction)
-                row[direction] = {"since_switch_start": since_t0, "since_up": since_up}
+                sent_before = sum(1 for p in rx if t0 - 200_000_000 <= p[1] < t0)
+                row[direction] = {"since_switch_start": since_t0, "since_up": since_up,
+                                  "before_switch": {"received_share": round(
+                                      sent_before / (0.2 * PROBE_RATE), 3)}}
             rows.append(row)
             down(lab, fa2_ha)
             _back_to_fa1(lab)
@@ -239,11 +243,12 @@ def test_a_standing_child_sa_at_the_neighbour_is_promoted_by_a_rekey(lab: Lab) -
                  "loadavg": os.getloadavg()}, indent=1) + "\n")
         med = summary["medians"]
         today_m, standing_m = med["today"], med["standing"]
-        # the promotion (one rekey at the HA) is quicker than today's CREATE_CHILD_SA
-        # at the move, and the uplink needs no switch at all
-        assert standing_m["switch_ms"] < today_m["switch_ms"], med
-        assert (standing_m["mn_to_cn.since_switch_start.arrived_ms"]
-                < today_m["mn_to_cn.since_switch_start.arrived_ms"]), med
+        # the uplink needs no switch at all: what the MN sent in the 200 ms before the
+        # promotion arrived (today: nothing before the add).  The promotion itself is
+        # one CREATE_CHILD_SA exchange like today's add: its time is reported, not
+        # compared (within 1-2 ms of today's, either way round on a loaded machine).
+        assert standing_m["mn_to_cn.before_switch.received_share"] >= 0.9, med
+        assert today_m["mn_to_cn.before_switch.received_share"] <= 0.1, med
         # today's path: once charon says "up", the new CHILD_SA carries: the first
         # packets arrive within a few settled one-way delays, none sent after it lost
         for d in ("mn_to_cn", "cn_to_mn"):
@@ -280,16 +285,11 @@ def _summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return {"medians": medians, "lines": lines}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "known defect: a standing CHILD_SA's own rekey (charon's rekey_time, 1 h by "
-    "default, from either end) makes its SA the newest of the shared reqid at the HA "
-    "and takes the live path's downlink; docs/decisions.md 2026-12-05"))
-def test_the_standing_child_sas_own_rekey_leaves_the_downlink_with_the_live_fa(
-        lab: Lab) -> None:
-    """A CHILD_SA standing at FA2 for a seamless MN that stays at FA1: its periodic rekey
-    (here asked for at once with VICI ``rekey``, as charon does at ``rekey_time``) must
-    not move the HA's downlink to FA2.  With kernel-libipsec it does: the rekeyed SA is
-    the newest of the reqid FA1's shares, as at a promotion."""
+def test_a_rekey_of_the_standing_child_sa_takes_the_live_fas_downlink(lab: Lab) -> None:
+    """Why a standing CHILD_SA must never be rekeyed while the MN stays at FA1: a rekey
+    of it (here asked for at FA2 with VICI ``rekey``, as charon does at ``rekey_time``)
+    makes its SA the newest of the reqid FA1's shares at the HA -- what a promotion
+    does -- and the MN's downlink goes to FA2, where the MN is not."""
     h, gws = lab.hosts, lab.gws
     static, fa1_ha, fa2_ha = static_tunnel(), mn_tunnel("fa"), mn_tunnel("fa2")
     t1, t2 = fa1_ha.tunnel_id, fa2_ha.tunnel_id
@@ -304,10 +304,46 @@ def test_the_standing_child_sas_own_rekey_leaves_the_downlink_with_the_live_fa(
         assert ok, out                               # the downlink is FA1's
         _promote(gws["fa2"], t2)                     # the standing SA's own rekey
         time.sleep(0.2)
-        ha1 = counters(lab, "ha", t1)
+        ha2 = counters(lab, "ha", t2)
         ok, out = ping(h["cn"], MN_HOA, count=10, wait=0.3)
-        assert ok, out
-        assert counters(lab, "ha", t1)[1] - ha1[1] >= 10
+        assert not ok, out                           # lost at FA2
+        assert counters(lab, "ha", t2)[1] - ha2[1] >= 10
+    finally:
+        for t in (fa2_ha, fa1_ha, static):
+            down(lab, t)
+
+
+def _rekey_times(gw: StrongSwanGateway, tid: str) -> list[int]:
+    """Seconds until charon rekeys each of ``tid``'s CHILD_SAs (0: never)."""
+    def children(session: Any) -> list[int]:
+        return [int(_s(c.get("rekey-time", b"0")) or 0)
+                for sa in session.list_sas({"ike": tid}) for ike in sa.values()
+                for c in (ike.get("child-sas") or {}).values()]
+    out: list[int] = gw._call(children)
+    return out
+
+
+def test_charon_rekeys_a_standing_child_sa_only_after_the_runtime_stood_it_up_anew(
+        lab: Lab) -> None:
+    """A CHILD_SA stood up ahead (``prepare_tunnel(child=True)`` at both ends) keeps
+    charon's ``rekey_time`` (1 h, from 54 min with charon's jitter); the runtime stands
+    it up anew after ``STANDING_REFRESH``.  That has to come first at both ends: a
+    rekey of it would promote it (the test above)."""
+    from controller.runtime import settings
+    gws = lab.gws
+    static, fa1_ha, fa2_ha = static_tunnel(), mn_tunnel("fa"), mn_tunnel("fa2")
+    t1, t2 = fa1_ha.tunnel_id, fa2_ha.tunnel_id
+    try:
+        up(lab, static)
+        up(lab, fa1_ha)
+        primary = _installed(gws["ha"], t1)
+        for gw in ("ha", "fa2"):
+            gws[gw].prepare_tunnel(fa2_ha.side_for(gw), child=True)
+        _wait_new_child(gws["ha"], t1, primary)
+        times = {gw: _rekey_times(gws[gw], t2) for gw in ("ha", "fa2")}
+        assert all(times.values()), times            # the CHILD_SA stands at both
+        soonest = min(t for v in times.values() for t in v)
+        assert soonest > settings.STANDING_REFRESH + 60, (times, settings.STANDING_REFRESH)
     finally:
         for t in (fa2_ha, fa1_ha, static):
             down(lab, t)
