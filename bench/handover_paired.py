@@ -49,6 +49,8 @@ TOPOLOGY = "topology/two-domains.yaml"
 DIRECTIONS = (("mn_to_cn", "MN->CN"), ("cn_to_mn", "CN->MN"))
 #: the share of the mechanism's moves that must have used the prepared IKE_SA
 SEAMLESS_REQUIRED = 0.9
+#: s between a CHILD_SA's initiation and a rekey that counts as its promotion
+PROMOTED_AFTER = 0.3
 #: a kind: the two access switches, the ports each MN takes on them (its attach port
 #: first; acc2:2 is mn3's), the correspondent each probes, and what is merged into
 #: alice's profile (``on``) and into bob's copy of it (``off``)
@@ -113,14 +115,34 @@ def child_sa_origins(log_text: str) -> list[dict[str, Any]]:
     """Each CHILD_SA charon was asked to initiate over VICI (``vici initiate CHILD_SA
     'X'``), and how it came up: ``create_child_sa`` (a CREATE_CHILD_SA on an IKE_SA
     that stood already: a prepared one) or ``ike_sa_init`` (a new IKE_SA: IKE_SA_INIT +
-    IKE_AUTH), else ``unknown``.  Rekeys (``N(REKEY_SA)``) are not initiations."""
+    IKE_AUTH), else ``unknown``.  Rekeys (``N(REKEY_SA)``) are not initiations.  A
+    CHILD_SA stood up ahead (``PrepareTunnel(child=True)``) whose tunnel then gets a key
+    loaded more than ``PROMOTED_AFTER`` s after its initiation (the move's key, loaded
+    at its promotion, before the HA's rekey; the key loaded right after a
+    CREATE_CHILD_SA comes within ms) and not initiated within ``PROMOTED_AFTER`` after
+    that load (an ordinary add loads its key, then initiates) becomes ``standing``."""
     out: list[dict[str, Any]] = []
     pending: dict[str, dict[str, Any]] = {}
+    last: dict[str, dict[str, Any]] = {}
     for line in log_text.splitlines():
+        m = re.search(r"loaded IKE shared key with id 'psk:([^']+)'", line)
+        if m:
+            rec, at = last.get(m.group(1)), _clock(line)
+            if rec is not None and rec["how"] == "ike_sa_init" and rec["at"] is not None \
+                    and at is not None and at - rec["at"] > PROMOTED_AFTER:
+                rec["how"], rec["promoted_at"] = "standing", at
+            continue
+        m = re.search(r"vici initiate CHILD_SA '([^']+)'", line)
+        rec = last.get(m.group(1)) if m else None
+        at = _clock(line)
+        if rec is not None and rec["how"] == "standing" and at is not None \
+                and at - rec["promoted_at"] < PROMOTED_AFTER:   # an add's key: undone
+            rec["how"] = "ike_sa_init"
+            del rec["promoted_at"]
         m = re.search(r"vici initiate CHILD_SA '([^']+)'", line)
         if m:
             rec = {"tunnel_id": m.group(1), "how": "unknown", "at": _clock(line)}
-            pending[m.group(1)] = rec
+            pending[m.group(1)] = last[m.group(1)] = rec
             out.append(rec)
             continue
         m = re.search(r"initiating IKE_SA (\S+)\[\d+\]", line)
@@ -151,7 +173,7 @@ def prepared_check(moves: list[dict[str, Any]], origins: dict[str, list[dict[str
     (``alice_home.example/ha-``).  The k-th move to an FA is that FA's k-th initiation
     of such a tunnel after the first registration's (fa1's first)."""
     seen: dict[str, int] = {"fa1": 1}
-    used = fresh = missing = 0
+    used = fresh = missing = standing = 0
     per_move = []
     for m in moves:
         fa = m["to"]
@@ -160,15 +182,17 @@ def prepared_check(moves: list[dict[str, Any]], origins: dict[str, list[dict[str
         seen[fa] = k + 1
         how = mine[k]["how"] if k < len(mine) else "missing"
         per_move.append(how)
-        if how == "create_child_sa":
+        if how in ("create_child_sa", "standing"):
             used += 1
+            standing += how == "standing"
         elif how == "ike_sa_init":
             fresh += 1
         else:
             missing += 1
     n = len(moves)
     share = used / n if n else 0.0
-    return {"moves": n, "on_prepared_ike_sa": used, "new_ike_sa": fresh,
+    return {"moves": n, "on_prepared_ike_sa": used, "standing_child_sa": standing,
+            "new_ike_sa": fresh,
             "not_found": missing, "share": round(share, 3), "required": required,
             "valid": n > 0 and share >= required, "per_move": per_move}
 
@@ -226,6 +250,7 @@ def print_paired(kind: str, res: dict[str, Any]) -> None:
     if chk:
         print(f"prepared IKE_SA used (CREATE_CHILD_SA at the new FA): "
               f"{chk['on_prepared_ike_sa']}/{chk['moves']} moves ({chk['share']:.0%}; "
+              f"of them promoted standing CHILD_SAs {chk.get('standing_child_sa', 0)}; "
               f"new IKE_SA {chk['new_ike_sa']}, not found {chk['not_found']}); "
               f"baseline's: {res.get('baseline_prepared', {}).get('on_prepared_ike_sa')}")
         if not chk["valid"]:

@@ -57,9 +57,13 @@ class GatewayDriver(Protocol):
 
     def adopt(self, side: TunnelSide) -> None: ...
 
-    def prepare_tunnel(self, side: TunnelSide, timeout: float = 5.0) -> float: ...
+    def prepare_tunnel(self, side: TunnelSide, timeout: float = 5.0,
+                       child: bool = False) -> float: ...
 
     def add_prepared(self, side: TunnelSide, timeout: float = 5.0) -> float: ...
+
+    def promote_tunnel(self, side: TunnelSide, timeout: float = 2.0,
+                       rekey: bool = False) -> float: ...
 
     def loaded_connections(self) -> dict[str, dict[str, list[str]]]: ...
 
@@ -97,9 +101,11 @@ class GatewayDriverBase:
     def adopt(self, side: TunnelSide) -> None:
         """Take over a tunnel the gateway already holds (default: nothing to take)."""
 
-    def prepare_tunnel(self, side: TunnelSide, timeout: float = 5.0) -> float:
+    def prepare_tunnel(self, side: TunnelSide, timeout: float = 5.0,
+                       child: bool = False) -> float:
         """Stand a tunnel up ahead with nothing that steers traffic (strongSwan: the
-        IKE_SA without CHILD_SA).  Default: nothing to prepare."""
+        IKE_SA without CHILD_SA; ``child``: with a CHILD_SA that does not take the
+        traffic until promoted).  Default: nothing to prepare."""
         return 0.0
 
     def add_prepared(self, side: TunnelSide, timeout: float = 5.0) -> float:
@@ -107,6 +113,13 @@ class GatewayDriverBase:
         Default: ``add_tunnel``."""
         add = getattr(self, "add_tunnel")
         return float(add(side, timeout))
+
+    def promote_tunnel(self, side: TunnelSide, timeout: float = 2.0,
+                       rekey: bool = False) -> float:
+        """The move onto a prepared tunnel (``prepare_tunnel``'s CHILD_SA made the
+        one that carries the traffic; ``rekey``: the end that switches it, called
+        after the initiator's).  Default: ``add_prepared`` (nothing for ``rekey``)."""
+        return 0.0 if rekey else self.add_prepared(side)
 
     def loaded_connections(self) -> dict[str, dict[str, list[str]]]:
         """Loaded connections by tunnel id, with peer and selectors where known

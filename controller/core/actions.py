@@ -33,10 +33,14 @@ class PrepareTunnel:
     """Issue 14 (seamless handover): stand ``spec`` up ahead at both its ends as an
     IKE_SA without CHILD_SA (nothing steers traffic), so that a move there only runs
     CREATE_CHILD_SA; ``remove``: take such a prepared tunnel down.  Off the critical
-    path: the runtime does it in the background, after the move's own tunnel work."""
+    path: the runtime does it in the background, after the move's own tunnel work.
+    ``child``: the CHILD_SA stands too, taking no traffic at the HA until the move
+    promotes it (one rekey; kernel-libipsec: docs/decisions.md 2026-12-05, "a
+    standing CHILD_SA at the neighbour FA")."""
 
     spec: TunnelSpec
     remove: bool = False
+    child: bool = False
 
 
 @dataclass(frozen=True)

@@ -58,8 +58,8 @@ from controller.core.actions import (Action, AnswerDiameter, Mark, PrepareTunnel
 from controller.core.binding import (Binding, BindingKey, IdentificationClock,
                                      PendingUpdates, ack_status, build_binding_update)
 from controller.core.expiry import ExpiryDict
-from controller.core.neighbours import (NeighbourMap, Preparation, prepare,
-                                        preparation_changes)
+from controller.core.neighbours import (STANDING_CHILD_SA, NeighbourMap, Preparation,
+                                        prepare, preparation_changes)
 from controller.core.persist import Changes, TrackedExpiryDict, vpn_info_from_dict, vpn_info_to_dict
 from controller.core.role import CNGW, Role, RoleKey, kind_of, name_of
 from controller.core.ha_tunnels import RETIRE_AFTER
@@ -431,7 +431,7 @@ class HomeAgent(Role):
         # (a tunnel still set for the old FA, kept by smooth handoff or the S bit, is
         # prepared by the runtime once both its live ends are gone: Gateways.prepare_tunnel)
         actions: list[Action] = [PrepareTunnel(standing[tid], remove=True) for tid in drop]
-        actions += [PrepareTunnel(spec) for spec in up]
+        actions += [PrepareTunnel(spec, child=STANDING_CHILD_SA) for spec in up]
         if actions:
             actions.append(Mark(nai, "ha_prepared", {"tunnels": sorted(keep),
                                                      "dropped": list(drop)}))

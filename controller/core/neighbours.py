@@ -35,6 +35,10 @@ from controller.model.vpn import TunnelSpec, VpnInfo
 
 #: at most this many FAs are prepared per MN unless the caller says otherwise
 DEFAULT_LIMIT = 2
+#: a prepared HA<->FA tunnel stands with its CHILD_SA (secondary at the HA, promoted by
+#: one rekey at the move) rather than as an IKE_SA alone (docs/decisions.md 2026-12-05,
+#: "a standing CHILD_SA at the neighbour FA"); False: the CHILD_SA is created at the move
+STANDING_CHILD_SA = True
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from functools import partial
 from typing import Any, Mapping
 
 from controller.adapters.gateway import GatewayDriver
@@ -52,6 +53,8 @@ class Gateways:
         self._prepared: set[tuple[str, str]] = set()
         self._added: dict[tuple[str, str], float] = {}   # (gateway, tunnel) -> added at
         self._live: dict[tuple[str, str], TunnelSide] = {}   # what add_tunnel set there
+        self._stood: dict[str, object] = {}   # tunnel -> its standing CHILD_SA's refresh
+        self._refreshes: set[asyncio.Task[None]] = set()
 
     def own(self) -> set[str]:
         """Fix the gateways this process drives (at start, once the stationary tunnels
@@ -88,7 +91,9 @@ class Gateways:
             self._live[key] = action.side
         if key in self._prepared:
             self._prepared.discard(key)
-            add = gw.add_prepared   # CREATE_CHILD_SA on the standing IKE_SA (issue 14)
+            # issue 14: a CHILD_SA standing ahead is promoted (rekeyed: it takes the
+            # downlink); else CREATE_CHILD_SA on the standing IKE_SA
+            add = gw.promote_tunnel
         if load_only:
             action = AddTunnel(action.gateway, replace(action.side, initiator=False))
             add = gw.load_tunnel
@@ -102,10 +107,15 @@ class Gateways:
         await self._qos(action.gateway, "apply", action.side)  # QoS (claims 8, 9)
         took = None
         error: Exception | None = None
+        peer = (action.side.remote.gateway, action.side.tunnel_id)
         for attempt in range(settings.TUNNEL_TRIES if action.side.initiator else 1):
             try:
                 took = await asyncio.get_running_loop().run_in_executor(self.workers[action.gateway],
                                                        add, action.side)
+                if add == gw.promote_tunnel and action.side.initiator and peer in self._live:
+                    # the HA rekeys it (its new outbound SA at once, as a rekey's
+                    # initiator), in the background: this end's SA carries already
+                    self._background(self._rekey_at(peer[0], self._live[peer]))
                 break
             except (TunnelError, OSError) as exc:
                 error = exc
@@ -123,7 +133,7 @@ class Gateways:
             return False
         entry["state"] = "up" if action.side.initiator else "configured"
         entry["setup_ms"] = round(took * 1000, 3)
-        on_prepared = add == gw.add_prepared
+        on_prepared = add == gw.promote_tunnel
         if on_prepared:
             entry["on_prepared_ike_sa"] = True   # issue 14: CREATE_CHILD_SA only
         LOG.info("tunnel %s at %s %s in %.1f ms%s", log_text(action.side.tunnel_id),
@@ -152,6 +162,7 @@ class Gateways:
         # the IKE_SA goes at both ends (terminated here, connection unloaded): a
         # preparation at the other end is dead too; its next add must not expect it
         self._prepared = {k for k in self._prepared if k[1] != action.tunnel_id}
+        self._stood.pop(action.tunnel_id, None)
         for k in [k for k in self._live if k[1] == action.tunnel_id]:
             del self._live[k]
         self.tunnel_log.pop((action.gateway, action.tunnel_id), None)
@@ -200,8 +211,9 @@ class Gateways:
             side = spec.side_for(g)
             self._prepared.add((g, spec.tunnel_id))
             try:
-                took = await loop.run_in_executor(self.workers[g], self.drivers[g].prepare_tunnel,
-                                                  side)
+                took = await loop.run_in_executor(self.workers[g], partial(
+                    self.drivers[g].prepare_tunnel, side, **(
+                        {"child": True} if action.child else {})))
             except (TunnelError, OSError) as exc:
                 self._prepared.discard((g, spec.tunnel_id))
                 LOG.warning("preparing tunnel %s at %s failed: %s", log_text(spec.tunnel_id), g,
@@ -209,6 +221,37 @@ class Gateways:
                 return
             LOG.info("tunnel %s at %s prepared in %.1f ms", log_text(spec.tunnel_id), g,
                      took * 1000)
+        if action.child:   # stood up anew before charon's own rekey could promote it
+            token = self._stood[spec.tunnel_id] = object()
+            self._background(self._refresh_standing(action, token))
+
+    def _background(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._refreshes.add(task)
+        task.add_done_callback(self._refreshes.discard)
+
+    async def _rekey_at(self, gateway: str, side: TunnelSide) -> None:
+        """The promotion's switch at ``gateway`` (the HA): a rekey of the standing
+        CHILD_SA there, whose new SA becomes the newest of the reqid: the downlink."""
+        try:
+            await asyncio.get_running_loop().run_in_executor(self.workers[gateway], partial(
+                self.drivers[gateway].promote_tunnel, side, rekey=True))
+        except (TunnelError, OSError) as exc:
+            LOG.warning("promoting tunnel %s at %s failed: %s", log_text(side.tunnel_id),
+                        gateway, log_text(exc))
+
+    async def _refresh_standing(self, action: PrepareTunnel, token: object) -> None:
+        """After ``STANDING_REFRESH``: a CHILD_SA still standing as this preparation left
+        it (no move, removal or newer preparation since) is taken down and stood up
+        again at both ends (one downlink blip of the live path, as at a preparation)."""
+        await asyncio.sleep(settings.STANDING_REFRESH)
+        tid = action.spec.tunnel_id
+        if self._stood.get(tid) is not token or not all(
+                (g, tid) in self._prepared for g in action.spec.ends()):
+            return
+        for g in sorted(action.spec.ends(), key=lambda g: g != action.spec.initiator):
+            await self.remove_tunnel(RemoveTunnel(g, tid))
+        await self.prepare_tunnel(action, delay=0)
 
     async def _qos(self, gateway: str, op: str, arg: Any) -> None:
         """QoS (claims 8, 9): ``GatewayQos.apply(side)`` / ``.remove(tunnel_id)`` on the

@@ -25,9 +25,19 @@ class RecordingGateway(GatewayDriverBase):
             self.tunnels_up[side.tunnel_id] = side
         return 0.0
 
-    def prepare_tunnel(self, side: Any, timeout: float = 5.0) -> float:
+    def prepare_tunnel(self, side: Any, timeout: float = 5.0, child: bool = False) -> float:
         with self._lock:
-            self.log.append(("prepare", side.tunnel_id))
+            self.log.append(("stand" if child else "prepare", side.tunnel_id))
+        return 0.0
+
+    def promote_tunnel(self, side: Any, timeout: float = 2.0, rekey: bool = False) -> float:
+        with self._lock:
+            stood = ("stand", side.tunnel_id) in self.log
+        if not stood:
+            return 0.0 if rekey else self.add_prepared(side, timeout)
+        with self._lock:
+            self.log.append(("rekey" if rekey else "promote", side.tunnel_id))
+            self.tunnels_up[side.tunnel_id] = side
         return 0.0
 
     def add_prepared(self, side: Any, timeout: float = 5.0) -> float:

@@ -652,3 +652,154 @@ def test_make_before_break_at_the_ha_keeps_the_new_path(lab: Lab) -> None:
         _move_mn(h["mn"], to_fa2=False)
         _sh(h["fa2"], f"ip route del {MN_HOA}/32 2>/dev/null")
         _sh(h["fa"], f"ip route replace {MN_HOA}/32 dev {P}fa-in")
+
+
+def _downlink_child(lab: Lab, tid: str) -> str | None:
+    """The unique id of ``tid``'s installed CHILD_SA at the HA (None: none)."""
+    st = lab.gws["ha"].tunnel(tid)
+    ids = [c.unique_id for c in st.children if c.state == "INSTALLED"] if st else []
+    return ids[-1] if ids else None
+
+
+def promote(lab: Lab, t: TunnelSpec) -> float:
+    """The move onto a standing CHILD_SA, as ``Gateways.add_tunnel`` runs it: both ends
+    load the move's key (``promote_tunnel``), then the HA rekeys the CHILD_SA (a rekey's
+    responder would install its outbound SA only at the old SA's DELETE).  Seconds."""
+    t0 = time.monotonic()
+    for gw in sorted(t.ends(), key=lambda g: g == t.initiator):
+        lab.gws[gw].promote_tunnel(t.side_for(gw))
+    lab.gws["ha"].promote_tunnel(t.side_for("ha"), rekey=True)
+    return time.monotonic() - t0
+
+
+def _gap_after(lab: Lab, switch: Any) -> tuple[float, float]:
+    """MN (at FA2) pings the CN every 2 ms; ``switch()`` runs; returns (seconds the
+    switch call took, seconds from its start to the first echo reply)."""
+    h = lab.hosts
+    proc = h["mn"].popen(["ping", "-D", "-n", "-i", "0.002", CN],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        time.sleep(0.05)
+        t0_wall = time.time()
+        took = switch()
+        gap = _first_reply_after(t0_wall, proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return took, gap
+
+
+def _lost(proc: subprocess.Popen[bytes]) -> int:
+    """Stop a running ``ping`` and count the sequence numbers it got no reply for
+    (before its last reply)."""
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=10)
+    seqs = [int(m) for m in re.findall(r"icmp_seq=(\d+)", out.decode())]
+    assert seqs, out.decode()[-2000:]
+    return max(seqs) - len(set(seqs))
+
+
+def test_a_standing_child_sa_at_the_neighbour_only_promoted_at_the_move(lab: Lab) -> None:
+    """Issue 14 spike: FA2's tunnel to the HA stands *with* its CHILD_SA before the
+    move, secondary at the HA (the primary, FA1's, rekeyed after it: its SA is the
+    newest of the shared reqid again).  (a) The HA's downlink stays with FA1; (b) the
+    MN's uplink through FA2 passes at once (FA2's SA, the shared reqid's inbound
+    policy at the HA); (c) at the move one rekey of FA2's CHILD_SA at the HA switches
+    the downlink.  Alternately against today's move (a prepared IKE_SA, the CHILD_SA
+    created at the move), both timed from the switch call to the MN's first reply."""
+    h = lab.hosts
+    libipsec = lab.gws["ha"].uses_libipsec()
+    if not libipsec:
+        pytest.skip("kernel XFRM: the secondary's priority steers, no rekey needed")
+    static, fa1_ha, fa2_ha = static_tunnel(), mn_tunnel("fa"), mn_tunnel("fa2")
+    tid1, tid2 = fa1_ha.tunnel_id, fa2_ha.tunnel_id
+    rows: dict[str, list[tuple[float, float]]] = {"standing": [], "prepared": []}
+    stand_ms: list[float] = []
+    stolen: list[int] = []
+    try:
+        up(lab, static)
+        for round_ in range(12):
+            way = "standing" if round_ % 2 == 0 else "prepared"
+            up(lab, fa1_ha)
+            assert ping(h["mn"], CN)[0]
+            side_ha, side_fa2 = fa2_ha.side_for("ha"), fa2_ha.side_for("fa2")
+            if way == "standing":
+                # the CN pings the MN (at FA1) every 2 ms while FA2's CHILD_SA stands up
+                proc = h["cn"].popen(["ping", "-n", "-i", "0.002", MN_HOA],
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                time.sleep(0.1)
+                t0 = time.monotonic()
+                first = _downlink_child(lab, tid1)
+                lab.gws["ha"].prepare_tunnel(side_ha, child=True)
+                lab.gws["fa2"].prepare_tunnel(side_fa2, child=True)
+                # the HA (responder) reasserts FA1's CHILD_SA from a thread: wait until
+                # FA1's rekeyed CHILD_SA is installed
+                deadline = time.monotonic() + 2.0
+                while time.monotonic() < deadline:
+                    st = lab.gws["ha"].tunnel(tid1)
+                    if st and any(c.state == "INSTALLED" and c.unique_id != first
+                                  for c in st.children):
+                        break
+                    time.sleep(0.0005)
+                stand_ms.append((time.monotonic() - t0) * 1e3)
+                time.sleep(0.1)
+                stolen.append(_lost(proc))
+                # (a) the downlink still goes to FA1: CN -> MN (at FA1) answered
+                out2 = counters(lab, "ha", tid2)[1]
+                ok, out = ping(h["cn"], MN_HOA, count=10)
+                assert ok, out
+                assert counters(lab, "ha", tid2)[1] == out2, "FA2's SA took the downlink"
+            else:
+                lab.gws["ha"].prepare_tunnel(side_ha)
+                lab.gws["fa2"].prepare_tunnel(side_fa2)
+            # the MN moves to FA2
+            _sh(h["fa"], f"ip route del {MN_HOA}/32 2>/dev/null")
+            _move_mn(h["mn"], to_fa2=True)
+            _sh(h["fa2"], f"ip route replace {MN_HOA}/32 dev {P}fa2-in")
+            if way == "standing":
+                # (b) the uplink through FA2 passes before the switch (the replies
+                # still go to FA1, so the ping itself fails)
+                in2 = counters(lab, "ha", tid2)[0]
+                out1 = counters(lab, "ha", tid1)[1]
+                ping(h["mn"], CN, count=5, wait=0.2)
+                assert counters(lab, "ha", tid2)[0] - in2 >= 5
+                assert counters(lab, "ha", tid1)[1] - out1 >= 5
+                moved = replace(fa2_ha, psk=new_psk())     # the move's key
+                took, gap = _gap_after(lab, lambda: promote(lab, moved))
+            else:
+                def create() -> float:
+                    t0 = time.monotonic()
+                    lab.gws["ha"].add_prepared(side_ha)
+                    lab.gws["fa2"].add_prepared(side_fa2)
+                    return time.monotonic() - t0
+                took, gap = _gap_after(lab, create)
+            rows[way].append((took, gap))
+            assert ping(h["cn"], MN_HOA, count=3)[0]
+            out1 = counters(lab, "ha", tid1)[1]
+            assert ping(h["mn"], CN, count=5)[0]
+            assert counters(lab, "ha", tid1)[1] == out1     # nothing left for FA1
+            down(lab, fa1_ha)
+            down(lab, fa2_ha)
+            _move_mn(h["mn"], to_fa2=False)
+            _sh(h["fa2"], f"ip route del {MN_HOA}/32 2>/dev/null")
+            _sh(h["fa"], f"ip route replace {MN_HOA}/32 dev {P}fa-in")
+        for way, vals in rows.items():
+            report(f"{way}: switch call ms: "
+                   + ", ".join(f"{t * 1e3:.1f}" for t, _ in vals)
+                   + "; switch call -> first reply ms: "
+                   + ", ".join(f"{g * 1e3:.1f}" for _, g in vals)
+                   + "; its return -> first reply ms: "
+                   + ", ".join(f"{(g - t) * 1e3:.1f}" for t, g in vals))
+        report("standing CHILD_SA set up (secondary + FA1 reasserted) ms: "
+               + ", ".join(f"{x:.1f}" for x in stand_ms)
+               + "; CN -> MN echoes lost meanwhile (2 ms apart): "
+               + ", ".join(str(n) for n in stolen))
+        med = {w: sorted(g for _, g in v)[len(v) // 2] for w, v in rows.items()}
+        assert med["standing"] < med["prepared"] * 1.5, med   # not slower (noisy host)
+    finally:
+        for t in (fa1_ha, fa2_ha, static):
+            down(lab, t)
+        _move_mn(h["mn"], to_fa2=False)
+        _sh(h["fa2"], f"ip route del {MN_HOA}/32 2>/dev/null")
+        _sh(h["fa"], f"ip route replace {MN_HOA}/32 dev {P}fa-in")

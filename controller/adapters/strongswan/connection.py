@@ -25,6 +25,13 @@ def _secret_id(tunnel_id: str) -> str:
     return f"psk:{tunnel_id}"
 
 
+def secret_for(side: TunnelSide) -> dict[str, Any]:
+    """The VICI ``load-shared`` message of a tunnel side's PSK."""
+    tid = side.tunnel_id
+    return {"id": _secret_id(tid), "type": "IKE", "data": side.psk,
+            "owners": [_identity(tid, side.local.gateway), _identity(tid, side.remote.gateway)]}
+
+
 # IPsec policy priority of a secondary tunnel end (``TunnelSide.secondary``).  Lower
 # values win.  kernel-netlink computes at most 600,000 (base 200,000: x2 for installed
 # SAs and trap policies, x3 for fallback drops, minus the selector sizes), so with kernel

@@ -21,9 +21,10 @@ import vici
 from vici.exception import CommandException, SessionException
 
 from controller.adapters.gateway import GatewayDriverBase
+from controller.adapters.strongswan import teardown
 from controller.adapters.strongswan.anchors import SelectorAnchors
-from controller.adapters.strongswan.connection import (_identity, _norm_ts, _secret_id,
-                                                       connection_for)
+from controller.adapters.strongswan.connection import (_norm_ts, _secret_id,
+                                                       connection_for, secret_for)
 from controller.adapters.strongswan.state import (ChildSaState, TunnelState, _s, _strs,
                                                   _tunnel_state)
 from controller.core.vpn import TunnelSide
@@ -66,6 +67,7 @@ class StrongSwanGateway(GatewayDriverBase):
         # the tunnels prepared (IKE_SA, no CHILD_SA yet) whose add can reuse that load
         self._loaded: dict[str, tuple[dict[str, Any], bytes]] = {}
         self._childless: set[str] = set()
+        self._standing: set[str] = set()   # CHILD_SA stood up ahead, not yet promoted
 
     def warm_up(self) -> None:
         """Open the VICI session and the namespace controller now, not on the first
@@ -161,9 +163,7 @@ class StrongSwanGateway(GatewayDriverBase):
         groups, covered = (self._primary_cover(side) if side.secondary and side.initiator
                            and self.uses_libipsec() else (None, False))
         conn = connection_for(side, remote_groups=groups)
-        secret = {"id": _secret_id(tid), "type": "IKE", "data": side.psk,
-                  "owners": [_identity(tid, side.local.gateway),
-                             _identity(tid, side.remote.gateway)]}
+        secret = secret_for(side)
         # issue 14: on a prepared IKE_SA whose connection this driver loaded as it is
         # now, the move loads nothing again; the initiator loads a new PSK only after
         # its CHILD_SA (CREATE_CHILD_SA does not authenticate: docs/security.md)
@@ -173,6 +173,7 @@ class StrongSwanGateway(GatewayDriverBase):
         new_psk = loaded is None or loaded[1] != side.psk
         later = ahead and new_psk and side.initiator
         self._childless.discard(tid)
+        self._standing.discard(tid)
 
         def load(session: vici.Session) -> None:
             if not keep_sa and self._has_sa(session, tid):   # replace: drop old SAs
@@ -257,19 +258,23 @@ class StrongSwanGateway(GatewayDriverBase):
                  " (connection loaded ahead)" if ahead else "")
         return took
 
-    def prepare_tunnel(self, side: TunnelSide, timeout: float = 5.0) -> float:
+    def prepare_tunnel(self, side: TunnelSide, timeout: float = 5.0,
+                       child: bool = False) -> float:
         """Load a tunnel's connection and secret and, when ``side.initiator``, establish
         its IKE_SA only (VICI ``initiate`` with ``ike`` and no ``child``: charon's
         childless initiation, RFC 6023).  No CHILD_SA, so no policy or selector anchor:
         nothing steers traffic.  A later ``add_tunnel(side, keep_sa=True)`` (both ends)
         then brings the CHILD_SA up on the standing IKE_SA with one CREATE_CHILD_SA
-        exchange (issue 14).  Returns the seconds taken."""
+        exchange (issue 14).  ``child`` (libipsec): the CHILD_SA too, secondary at the
+        responder (the HA), promoted at the move (``promote_tunnel``).  Seconds taken."""
         t0 = time.monotonic()
         tid = side.tunnel_id
+        if child and self.uses_libipsec():
+            took = self.add_tunnel(dataclasses.replace(side, secondary=not side.initiator))
+            self._standing.add(tid)
+            return took
         conn = connection_for(side)
-        secret = {"id": _secret_id(tid), "type": "IKE", "data": side.psk,
-                  "owners": [_identity(tid, side.local.gateway),
-                             _identity(tid, side.remote.gateway)]}
+        secret = secret_for(side)
 
         def load(session: vici.Session) -> None:
             session.load_shared(secret)
@@ -297,6 +302,32 @@ class StrongSwanGateway(GatewayDriverBase):
     def add_prepared(self, side: TunnelSide, timeout: float = 5.0) -> float:
         """``add_tunnel`` keeping the prepared IKE_SA: the CHILD_SA comes up on it."""
         return self.add_tunnel(side, timeout, keep_sa=True)
+
+    def promote_tunnel(self, side: TunnelSide, timeout: float = 2.0,
+                       rekey: bool = False) -> float:
+        """The move onto a CHILD_SA stood up ahead: the move's key loaded; ``rekey`` (at
+        the HA: a rekey's responder installs its outbound SA only at the old one's DELETE)
+        rekeyed here: the newest SA of the reqid, the downlink.  Seconds taken."""
+        t0, tid = time.monotonic(), side.tunnel_id
+        if tid not in self._standing:   # (kernel XFRM, or a plain prepared IKE_SA)
+            return 0.0 if rekey else self.add_prepared(side, timeout=max(timeout, 5.0))
+        if rekey or side.initiator:     # (the HA's own move call keeps it standing)
+            self._standing.discard(tid)
+        if not rekey:
+            self._call(lambda s: s.load_shared(secret_for(side)))
+        else:
+            st = self.tunnel(tid)
+            old = {c.unique_id for c in (st.children if st else ()) if c.state == "INSTALLED"}
+            for cid in old:
+                self._call(lambda s, cid=cid: s.rekey({"child-id": cid}))
+            while old and not ((st := self.tunnel(tid)) and any(
+                    c.state == "INSTALLED" and c.unique_id not in old for c in st.children)):
+                if time.monotonic() - t0 > timeout:
+                    raise TunnelError(f"{self.name}: {tid}: not promoted in {timeout} s")
+                time.sleep(0.002)
+        took = time.monotonic() - t0
+        log.info("%s: tunnel %s promoted in %.1f ms", self.name, log_text(tid), took * 1e3)
+        return took
 
     def load_tunnel(self, side: TunnelSide) -> float:
         """Load a tunnel's connection and secret without initiating it and without
@@ -433,8 +464,7 @@ class StrongSwanGateway(GatewayDriverBase):
         traffic of the primary (measured: the MN's whole uplink went to the old FA).
         Rekeying each primary CHILD_SA makes its SA the newest again; the secondary's
         inbound SA keeps working (its packets pass the shared reqid's inbound policy).
-        Waits (at most ``timeout``) until each rekeyed tunnel has its new CHILD_SA.
-        Returns the tunnels rekeyed.  Nothing to do with kernel XFRM (the priority)."""
+        Waits (``timeout`` in all) for each new CHILD_SA.  Returns the tunnels rekeyed."""
         if not self.uses_libipsec():
             return []
         t0 = time.monotonic()
@@ -446,25 +476,28 @@ class StrongSwanGateway(GatewayDriverBase):
 
         own = {key(c) for st in states if st.tunnel_id == tunnel_id
                for c in st.children if c.state == "INSTALLED"}
-        targets = {c.unique_id: st.tunnel_id for st in states if st.tunnel_id != tunnel_id
+        targets = {c.unique_id: st.tunnel_id for st in states  # (none standing ahead)
+                   if st.tunnel_id != tunnel_id and st.tunnel_id not in self._standing
                    for c in st.children if c.state == "INSTALLED" and key(c) in own}
-        for cid, tid in targets.items():
+        # one by one, oldest first: their order stays (a smooth handoff's retiring one
+        # behind the MN's live one); done when the old one is REKEYED (or gone)
+        pending: dict[str, str] = {}
+        deadline = time.monotonic() + timeout
+        for cid, tid in sorted(targets.items(), key=lambda kv: int(kv[0] or 0)):
             try:
                 self._call(lambda s, cid=cid: s.rekey({"child-id": cid}))
             except CommandException as exc:
                 log.warning("%s: rekeying %s (primary of %s) failed: %s", self.name,
                             log_text(tid), log_text(tunnel_id), log_text(exc))
-        # done when the old CHILD_SA is neither installed nor rekeying any more (REKEYED
-        # once its successor is installed, then deleted)
-        pending = dict(targets)
-        deadline = time.monotonic() + timeout
-        while pending and time.monotonic() < deadline:
-            time.sleep(0.005)
-            busy = {c.unique_id for st in self.tunnels() for c in st.children
-                    if c.state in ("INSTALLED", "REKEYING")}
-            pending = {cid: tid for cid, tid in pending.items() if cid in busy}
-        took = (time.monotonic() - t0) * 1e3
-        names = sorted(set(targets.values()))
+                pending[cid] = tid
+                continue
+            while time.monotonic() < deadline and cid in {
+                    c.unique_id for st in self.tunnels() for c in st.children
+                    if c.state in ("INSTALLED", "REKEYING")}:
+                time.sleep(0.002)
+            if time.monotonic() >= deadline:
+                pending[cid] = tid
+        took, names = (time.monotonic() - t0) * 1e3, sorted(set(targets.values()))
         if pending:
             log.warning("%s: %s: primaries not rekeyed in %.0f ms: %s", self.name,
                         log_text(tunnel_id), took,
@@ -495,57 +528,18 @@ class StrongSwanGateway(GatewayDriverBase):
 
         self._loaded.pop(tunnel_id, None)
         self._childless.discard(tunnel_id)
+        self._standing.discard(tunnel_id)
         self._call(remove)
         with self._lock:
             anchors = self._anchored.pop(tunnel_id, [])
             if self._anchors is not None:
                 self._anchors.release(anchors)
         log.info("%s: tunnel %s removed (ESP packets in %d, out %d)", self.name,
-                 log_text(tunnel_id),
-                 *counts)
+                 log_text(tunnel_id), *counts)
 
-    @staticmethod
-    def _has_sa(session: vici.Session, tunnel_id: str) -> bool:
-        return any(True for _ in session.list_sas({"ike": tunnel_id}))
-
-    @staticmethod
-    def _terminate_children(session: vici.Session, tunnel_id: str) -> int:
-        """Delete the tunnel's CHILD_SAs, keeping its IKE_SA (an INFORMATIONAL DELETE;
-        waits for the peer's answer).  charon refuses a duplicate of an installed
-        CHILD_SA ("not establishing CHILD_SA ... due to existing duplicate"), so a
-        tunnel re-added on its standing IKE_SA (a move back within the old FA's retire)
-        replaces its CHILD_SA this way: one per tunnel, however many moves back and
-        forth.  A peer that does not answer in time (dead or slow) leaves the CHILD_SA
-        and the next initiate would meet that duplicate: the IKE_SA is then terminated,
-        forced (no DELETE awaited), and the initiate sets up a new one.  Returns how
-        many were deleted."""
-        def child_ids() -> list[str]:
-            return [_s(c.get("uniqueid")) for sa in session.list_sas({"ike": tunnel_id})
-                    for ike in sa.values() for c in (ike.get("child-sas") or {}).values()]
-
-        ids = child_ids()
-        for cid in ids:
-            try:
-                for _ in session.terminate({"child-id": cid, "timeout": 1000}):
-                    pass
-            except CommandException:
-                pass                # gone meanwhile, or no answer in time (below)
-        if ids and set(child_ids()) & set(ids):
-            log.warning("tunnel %s: CHILD_SA not deleted in 1 s (peer silent): its IKE_SA "
-                        "terminated, forced", log_text(tunnel_id))
-            StrongSwanGateway._terminate(session, tunnel_id)
-            if StrongSwanGateway._has_sa(session, tunnel_id):
-                log.error("tunnel %s: its IKE_SA outlived a forced terminate",
-                          log_text(tunnel_id))
-        return len(ids)
-
-    @staticmethod
-    def _terminate(session: vici.Session, tunnel_id: str) -> None:
-        try:
-            for _ in session.terminate({"ike": tunnel_id, "force": "yes", "timeout": -1}):
-                pass
-        except CommandException:
-            pass                    # no matching SA
+    _has_sa = staticmethod(teardown.has_sa)
+    _terminate_children = staticmethod(teardown.terminate_children)
+    _terminate = staticmethod(teardown.terminate_ike)
 
     def tunnels(self) -> list[TunnelState]:
         """Every IKE_SA charon holds, typed."""

@@ -33,6 +33,41 @@ def test_child_sa_origins_tell_a_prepared_ike_sa_from_a_new_one() -> None:
                    ("alice_home.example/ha-fa2", "ike_sa_init")]   # the fallback
 
 
+STANDING_LOG = """\
+10:00:00.099 11[CFG] loaded IKE shared key with id 'psk:alice_home.example/ha-fa2' for: 'a', 'b'
+10:00:00.100 10[CFG] vici initiate CHILD_SA 'alice_home.example/ha-fa2'
+10:00:00.101 10[IKE] initiating IKE_SA alice_home.example/ha-fa2[7] to 10.0.0.1
+10:00:00.140 12[CFG] loaded IKE shared key with id 'psk:alice_home.example/ha-fa2' for: 'a', 'b'
+10:00:01.000 10[CFG] vici initiate CHILD_SA 'alice_home.example/ha-fa3'
+10:00:01.001 10[IKE] initiating IKE_SA alice_home.example/ha-fa3[8] to 10.0.0.1
+10:00:02.500 12[CFG] loaded IKE shared key with id 'psk:alice_home.example/ha-fa3' for: 'a', 'b'
+10:00:02.520 13[ENC] <alice_home.example/ha-fa3|8> parsed CREATE_CHILD_SA request 2 [ N(REKEY_SA) SA No KE TSi TSr ]
+10:00:02.900 12[CFG] loaded IKE shared key with id 'psk:alice_home.example/ha-fa3' for: 'a', 'b'
+10:00:03.000 10[CFG] loaded IKE shared key with id 'psk:bob_home.example/ha-fa2' for: 'a', 'b'
+10:00:03.001 10[CFG] vici initiate CHILD_SA 'bob_home.example/ha-fa2'
+10:00:03.002 10[IKE] initiating IKE_SA bob_home.example/ha-fa2[9] to 10.0.0.1
+10:00:09.000 10[CFG] loaded IKE shared key with id 'psk:bob_home.example/ha-fa2' for: 'a', 'b'
+10:00:09.001 10[CFG] vici initiate CHILD_SA 'bob_home.example/ha-fa2'
+10:00:09.002 10[IKE] initiating IKE_SA bob_home.example/ha-fa2[10] to 10.0.0.1
+"""
+
+
+def test_a_standing_child_sa_promoted_at_the_move_counts_as_prepared() -> None:
+    """A CHILD_SA initiated ahead whose tunnel gets a key over 0.3 s later was promoted
+    at the move; a key loaded within ms of the initiation (after a CREATE_CHILD_SA) is
+    not a promotion."""
+    got = [(o["tunnel_id"], o["how"]) for o in hp.child_sa_origins(STANDING_LOG)]
+    assert got == [("alice_home.example/ha-fa2", "ike_sa_init"),
+                   ("alice_home.example/ha-fa3", "standing"),
+                   # the next move's add loads the key, then initiates: not a promotion
+                   ("bob_home.example/ha-fa2", "ike_sa_init"),
+                   ("bob_home.example/ha-fa2", "ike_sa_init")]
+    moves = [{"mn": "mn1", "to": "fa3"}]
+    chk = hp.prepared_check(moves, {"fa3": hp.child_sa_origins(STANDING_LOG)[1:]},
+                            "alice_home.example/ha-")
+    assert chk["valid"] and chk["standing_child_sa"] == 1
+
+
 def _moves(n: int) -> list[dict[str, Any]]:
     return [{"mn": "mn1", "to": "fa2" if k % 2 == 0 else "fa1"} for k in range(n)]
 

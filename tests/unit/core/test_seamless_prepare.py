@@ -31,6 +31,8 @@ def test_registration_prepares_the_neighbour_fas_after_the_tunnel_set() -> None:
     spec = preps[0].spec
     assert spec.psk == prepared_psk(secret, HA_FA2) and spec.initiator == "fa2"
     assert not any(p.remove for p in preps)
+    # with their CHILD_SA, promoted at the move (kernel-libipsec: secondary at the HA)
+    assert all(p.child for p in preps)
     assert set(walk.ha.prepared[NAI]) == {HA_FA2, HA_FA3}
     # the live path is unchanged: one HA<->FA tunnel, at fa1
     assert sorted(t for t in walk.gateways.ids("ha") if "ha-fa" in t) == [HA_FA1]

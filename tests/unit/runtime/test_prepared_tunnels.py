@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
+from typing import Any
 
 from controller.core.actions import AddTunnel, PrepareTunnel, RemoveTunnel
 from controller.core.vpn import TunnelEnd, TunnelSpec
+from controller.runtime import settings
 from controller.runtime.gateways import Gateways
 from controller.testing.gateways import RecordingGateway
 
@@ -40,6 +42,51 @@ def test_prepare_then_add_keeps_the_prepared_ike_sa() -> None:
     asyncio.run(run())
     assert drv["ha"].log == [("prepare", TID), ("add_prepared", TID), ("remove", TID)]
     assert drv["fa2"].log == [("prepare", TID), ("add_prepared", TID), ("add", TID)]
+
+
+def test_a_standing_child_sa_is_promoted_at_the_move() -> None:
+    """``PrepareTunnel(child=True)``: the driver stands the CHILD_SA up at both ends
+    (responder first); the move's add at each end promotes it, no CREATE_CHILD_SA."""
+    gws, drv = _gateways()
+
+    async def run() -> None:
+        await gws.prepare_tunnel(PrepareTunnel(SPEC, child=True), delay=0)
+        await gws.add_tunnel(AddTunnel("ha", SPEC.side_for("ha")))
+        up = await gws.add_tunnel(AddTunnel("fa2", SPEC.side_for("fa2")))
+        assert up and gws.tunnel_log[("fa2", TID)]["on_prepared_ike_sa"]
+        await asyncio.sleep(0.05)    # the HA's rekey runs in the background
+
+    asyncio.run(run())
+    # the HA rekeys it last, in the background (a rekey's responder would install its
+    # outbound SA only at the old one's DELETE)
+    assert drv["ha"].log == [("stand", TID), ("promote", TID), ("rekey", TID)]
+    assert drv["fa2"].log == [("stand", TID), ("promote", TID)]
+
+
+def test_a_standing_child_sa_is_stood_up_anew_before_charon_would_rekey_it(
+        monkeypatch: Any) -> None:
+    """A rekey of a standing CHILD_SA would promote it (kernel-libipsec: the newest SA
+    of the shared reqid takes the downlink), so it is taken down and stood up again
+    after ``STANDING_REFRESH``, unless a move (or a removal) used it meanwhile."""
+    monkeypatch.setattr(settings, "STANDING_REFRESH", 0.02)
+    gws, drv = _gateways()
+
+    async def run(move: bool) -> None:
+        await gws.prepare_tunnel(PrepareTunnel(SPEC, child=True), delay=0)
+        if move:
+            await gws.add_tunnel(AddTunnel("ha", SPEC.side_for("ha")))
+            await gws.add_tunnel(AddTunnel("fa2", SPEC.side_for("fa2")))
+        await asyncio.sleep(0.05)    # more than 2 refreshes
+        gws._stood.clear()           # (the test ends its refreshes)
+        await asyncio.sleep(0.03)
+
+    asyncio.run(run(move=False))
+    log = drv["ha"].log
+    assert log[:4] == [("stand", TID), ("remove", TID), ("stand", TID), ("remove", TID)], log
+    assert drv["fa2"].log[:3] == [("stand", TID), ("remove", TID), ("stand", TID)]
+    gws, drv = _gateways()
+    asyncio.run(run(move=True))
+    assert ("remove", TID) not in drv["ha"].log + drv["fa2"].log
 
 
 def test_responder_end_is_prepared_first() -> None:
