@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from os_ken.lib.packet import ethernet, ipv4, packet, udp
+from os_ken.lib.packet import arp, ethernet, ipv4, packet, udp
 from os_ken.ofproto import ofproto_v1_3 as ofp
 
 from controller.core.flows import FlowMod, GroupMod, MeterMod, Mod, OFPP_CONTROLLER
@@ -131,6 +131,16 @@ def icmp_frame(src_mac: str, src_ip: str, icmp_bytes: bytes,
     pkt.add_protocol(ethernet.ethernet(dst=dst_mac, src=src_mac, ethertype=0x0800))
     pkt.add_protocol(ipv4.ipv4(src=src_ip, dst=dst_ip, proto=1, ttl=1))
     pkt.add_protocol(icmp_bytes)
+    pkt.serialize()
+    return bytes(pkt.data)
+
+
+def arp_reply_frame(src_mac: str, src_ip: str, dst_mac: str, dst_ip: str) -> bytes:
+    """An ARP reply from ``src_mac``/``src_ip`` to ``dst_mac``/``dst_ip``, unicast."""
+    pkt = packet.Packet()
+    pkt.add_protocol(ethernet.ethernet(dst=dst_mac, src=src_mac, ethertype=0x0806))
+    pkt.add_protocol(arp.arp(opcode=arp.ARP_REPLY, src_mac=src_mac, src_ip=src_ip,
+                             dst_mac=dst_mac, dst_ip=dst_ip))
     pkt.serialize()
     return bytes(pkt.data)
 

@@ -103,6 +103,22 @@ class SendToMobileNode:
 
 
 @dataclass(frozen=True)
+class AnnounceMobileNode:
+    """Issue 14: an ARP reply on behalf of the MN just registered at ``foreign_agent``
+    (its MAC, its home address) to that FA's IP stack (its inside MAC and address, a
+    packet-out on its access port): the FA's neighbour entry for the home address takes
+    the MN's MAC at once.  A standing CHILD_SA's preparation can bring a downlink packet
+    to a neighbour FA while the MN is elsewhere; the resolution that FA then started
+    would otherwise end only at an ARP retransmission (1 s) after the MN arrived.  The
+    kernel does not create an entry from it (``arp_accept`` 0): it answers a resolution
+    or refreshes an entry, nothing more."""
+
+    foreign_agent: str
+    mn_mac: str
+    home_address: str
+
+
+@dataclass(frozen=True)
 class NotifyVisitorLeft:
     """Tell another FA of this domain that the MN now registered elsewhere."""
 
@@ -205,4 +221,5 @@ class ReleaseUplink:
 
 Action = (AddTunnel | RemoveTunnel | SendFlows | SendDiameter | AnswerDiameter
           | RelayToHomeAgent | ReplyMip | SendToMobileNode | NotifyVisitorLeft | Mark
-          | SendMip | HoldTraffic | ReleaseHold | VisitorMoved | PrepareTunnel | HoldUplink | ReleaseUplink)
+          | SendMip | HoldTraffic | ReleaseHold | VisitorMoved | PrepareTunnel | HoldUplink
+          | ReleaseUplink | AnnounceMobileNode)

@@ -40,9 +40,9 @@ from dataclasses import replace
 from typing import Any
 
 from controller.core import conformance, fa_prepare, flows
-from controller.core.actions import (Action, AddTunnel, Mark, NotifyVisitorLeft,
-                                     RelayToHomeAgent, RemoveTunnel, SendDiameter, SendFlows,
-                                     SendToMobileNode, VisitorMoved)
+from controller.core.actions import (Action, AddTunnel, AnnounceMobileNode, Mark,
+                                     NotifyVisitorLeft, RelayToHomeAgent, RemoveTunnel,
+                                     SendDiameter, SendFlows, SendToMobileNode, VisitorMoved)
 from controller.core.binding import IdentificationClock
 from controller.core.expiry import ExpiryDict
 from controller.core.fa_conf import ForeignAgentConf as ForeignAgentConf  # re-exported
@@ -417,6 +417,8 @@ class ForeignAgent(SmoothHandoff, Role):
                                      self.conf, p.mn_mac, vpn_info, old_fa)),
                                  wait=not vpn_info.seamless_handover or held is not None))
         actions.append(Mark(p.nai, "flows_installed"))
+        if vpn_info.seamless_handover:      # issue 14: no ARP wait for its downlink
+            actions.append(AnnounceMobileNode(self.conf.name, p.mn_mac, p.rrq.home_address))
         # back here before a BU took what was held for it: the FA delivers it now
         actions += self._release(p.nai, forward=True, unpunted=True)
         for spec in vpn_info.tunnels_of(self.conf.name):

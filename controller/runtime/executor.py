@@ -21,8 +21,9 @@ from typing import Any, Awaitable, Callable, Coroutine, Mapping
 from controller.adapters.diameter_peer import DiameterError
 from controller.logtext import log_text
 from controller.core import flows
-from controller.core.actions import (AddTunnel, AnswerDiameter, HoldTraffic, HoldUplink,
-                                     Mark, NotifyVisitorLeft, PrepareTunnel,
+from controller.core.actions import (AddTunnel, AnnounceMobileNode, AnswerDiameter,
+                                     HoldTraffic, HoldUplink, Mark, NotifyVisitorLeft,
+                                     PrepareTunnel,
                                      RelayToHomeAgent, ReleaseHold, ReleaseUplink,
                                      RemoveTunnel, ReplyMip, SendDiameter,
                                      SendFlows, SendMip, SendToMobileNode, VisitorMoved)
@@ -41,8 +42,8 @@ LOG = logging.getLogger("mipvpn.runtime")
 
 #: the action classes ``Executor.execute`` performs: it tells them apart by identity
 #: (one comparison each, not an ``isinstance`` call per branch: issue 15)
-_KINDS = frozenset({AddTunnel, AnswerDiameter, HoldTraffic, HoldUplink, Mark,
-                    NotifyVisitorLeft, PrepareTunnel, RelayToHomeAgent, ReleaseHold,
+_KINDS = frozenset({AddTunnel, AnnounceMobileNode, AnswerDiameter, HoldTraffic, HoldUplink,
+                    Mark, NotifyVisitorLeft, PrepareTunnel, RelayToHomeAgent, ReleaseHold,
                     ReleaseUplink, RemoveTunnel, ReplyMip, SendDiameter, SendFlows, SendMip,
                     SendToMobileNode, VisitorMoved})
 _VISIBLE = frozenset(settings.VISIBLE)
@@ -150,6 +151,8 @@ class Executor:
                     await asyncio.gather(*sending)
                     sending.clear()
                 self.mip_io.send_to_mn(action)
+            elif kind is AnnounceMobileNode:
+                self.mip_io.announce_mn(action)
             elif kind is HoldTraffic:
                 self.held.hold(action)
             elif kind is HoldUplink:

@@ -11,7 +11,8 @@ from typing import Any, Awaitable, Callable, Coroutine, Mapping
 from controller.adapters import openflow
 from controller.adapters.mip_transport import MipEndpoint
 from controller.core import flows
-from controller.core.actions import RelayToHomeAgent, SendMip, SendToMobileNode
+from controller.core.actions import (AnnounceMobileNode, RelayToHomeAgent, SendMip,
+                                     SendToMobileNode)
 from controller.core.foreign_agent import ForeignAgent
 from controller.proto import mip
 from controller.runtime import settings
@@ -134,6 +135,16 @@ class MipIo:
         frame = openflow.udp_frame(fa.conf.inside_mac, action.mn_mac, fa.conf.inside_address,
                                    action.mn_ip, mip.MIP_PORT, action.udp_port, action.raw)
         dp.send_msg(openflow.packet_out(dp, frame, action.port))
+
+    def announce_mn(self, action: AnnounceMobileNode) -> None:
+        """The MN's ARP reply to its new FA's IP stack, out of the FA's access port."""
+        fa = self.roles[RoleKey(FA, action.foreign_agent)]
+        dp = self.datapaths.get(fa.conf.access_dpid)
+        if dp is None:      # the reply to the MN says so (or a load generator's MN)
+            return
+        frame = openflow.arp_reply_frame(action.mn_mac, action.home_address,
+                                         fa.conf.inside_mac, fa.conf.inside_address)
+        dp.send_msg(openflow.packet_out(dp, frame, fa.conf.fa_port))
 
     def advertisement(self, fa: ForeignAgent) -> bytes:
         seq = self._advert_seq.get(fa.conf.name, -1) + 1

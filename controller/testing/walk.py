@@ -31,7 +31,7 @@ from typing import Any
 from controller.adapters.store import VpnStore
 from controller.config import Topology, load_topology, parse_topology
 from controller.core import flows
-from controller.core.actions import (AddTunnel, AnswerDiameter, HoldTraffic, HoldUplink,
+from controller.core.actions import (AddTunnel, AnnounceMobileNode, AnswerDiameter, HoldTraffic, HoldUplink,
                                      Mark, NotifyVisitorLeft, PrepareTunnel, RelayToHomeAgent,
                                      ReleaseHold, ReleaseUplink, RemoveTunnel, ReplyMip,
                                      SendDiameter,
@@ -271,7 +271,7 @@ class Walk:
                                               _mip_or_none(action.raw))))
             elif isinstance(action, (HoldTraffic, PrepareTunnel)):
                 self.log.append((key, action))   # PrepareTunnel: the runtime's, later
-            elif isinstance(action, HoldUplink):
+            elif isinstance(action, (HoldUplink, AnnounceMobileNode)):
                 self.log.append((key, action))
             elif isinstance(action, (ReleaseHold, ReleaseUplink)):
                 # the runtime's end state: punt gone (or replaced by the redirect)
@@ -388,6 +388,8 @@ class Walk:
                 how = ("forward" + (f" {item.tunnel_id}" if item.tunnel_id else "")
                        if item.forward else "drop")
                 out.append(f"{role} ReleaseHold {how}")
+            elif isinstance(item, AnnounceMobileNode):
+                out.append(f"{role} AnnounceMobileNode")
             elif isinstance(item, ReleaseUplink):
                 out.append(f"{role} ReleaseUplink {self.fabric.switch_of_dpid(item.dpid)}")
             elif isinstance(item, SendMip):
