@@ -233,4 +233,5 @@ class SmoothHandoff:
                 del self.handoffs[tunnel_id]
                 actions.append(RemoveTunnel(self.conf.name, tunnel_id))
         actions.append(SendFlows(self.conf.access_dpid, flows.remove_mn(visitor.mn_mac)))
-        return actions + fa_prepare.unprepare_neighbours(self.conf, visitor)
+        return actions + fa_prepare.unprepare_neighbours(self.conf, visitor,
+                                                         self.visitors.values())

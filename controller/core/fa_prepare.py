@@ -39,9 +39,24 @@ def fa_slot(conf: ForeignAgentConf) -> int:
     return names.index(conf.name) if conf.name in names else -1
 
 
-def punt_meter_id(conf: ForeignAgentConf, visitor: Visitor) -> int:
-    """The meter of the punts this FA prepares for ``visitor`` (0: none, no punt)."""
-    return flows.punt_meter_id(fa_slot(conf), visitor.port) if HOLD_UPLINK else 0
+def punt_meter_id(conf: ForeignAgentConf, visitor: Visitor,
+                  visitors: Iterable[Visitor] = ()) -> int:
+    """The meter of the punts this FA prepares for ``visitor`` (0: none, no punt).
+    The id is its port's: one MN per access port, so when another seamless visitor of
+    ``visitors`` registered on that port after it, the id is that one's, and
+    ``visitor`` (gone from the port, its entry not yet expired) has none: its removal
+    must not delete the meter, which would take the other's punt with it."""
+    if not HOLD_UPLINK or any(_displaced_by(other, visitor) for other in visitors):
+        return 0
+    return flows.punt_meter_id(fa_slot(conf), visitor.port)
+
+
+def _displaced_by(other: Visitor, visitor: Visitor) -> bool:
+    """``other`` took ``visitor``'s port later (registration time, then NAI)."""
+    return (other.nai != visitor.nai and other.port == visitor.port and other.lifetime > 0
+            and other.vpn_info.seamless_handover
+            and (other.expires - other.lifetime, other.nai)
+            > (visitor.expires - visitor.lifetime, visitor.nai))
 
 
 def redirect(conf: ForeignAgentConf, mn_mac: str, vpn_info: VpnInfo,
@@ -58,37 +73,41 @@ def redirect(conf: ForeignAgentConf, mn_mac: str, vpn_info: VpnInfo,
 
 
 def prepare_neighbours(conf: ForeignAgentConf, visitor: Visitor,
-                       old: Visitor | None) -> list[Action]:
+                       old: Visitor | None, visitors: Iterable[Visitor] = ()) -> list[Action]:
     """After the reply to ``visitor``'s registration: its flows at every neighbour's
     access switch, if its profile asks for seamless handover; what this FA prepared
     for its previous entry (``old``) under another MAC, or before the option was
     switched off, removed; a deregistration (lifetime 0) prepares nothing and removes
-    what was."""
+    what was.  ``visitors``: this FA's (whose ports' meters are whose)."""
     out: list[Action] = []
+    others = [v for v in visitors if v.nai != visitor.nai]
     wanted = visitor.vpn_info.seamless_handover and visitor.lifetime > 0
+    old_meter = punt_meter_id(conf, old, others) if old is not None else 0
     for n in conf.neighbours:
         mods: tuple[flows.Mod, ...] = ()
         if old is not None and old.vpn_info.seamless_handover and (
                 old.mn_mac != visitor.mn_mac or not wanted):
-            mods += flows.unprepare_mn(old.mn_mac, conf.name, punt_meter_id(conf, old))
+            mods += flows.unprepare_mn(old.mn_mac, conf.name, old_meter)
         elif old is not None and old.vpn_info.seamless_handover and old.port != visitor.port:
-            mods += tuple(flows.MeterMod("delete", i) for i in (punt_meter_id(conf, old),) if i)
+            mods += tuple(flows.MeterMod("delete", i) for i in (old_meter,) if i)
         if wanted:
             mods += flows.prepare_mn(visitor.mn_mac, conf.name, conf.inside_mac,
                                      n.inside_mac, n.fa_port, HOLD_UPLINK,
-                                     punt_meter_id(conf, visitor))
+                                     punt_meter_id(conf, visitor, others))
         if mods:
             out.append(SendFlows(n.access_dpid, mods))
     return out
 
 
-def unprepare_neighbours(conf: ForeignAgentConf, visitor: Visitor) -> list[Action]:
+def unprepare_neighbours(conf: ForeignAgentConf, visitor: Visitor,
+                         visitors: Iterable[Visitor] = ()) -> list[Action]:
     """What ``prepare_neighbours`` stood up for ``visitor``, removed: it left, expired
-    or deregistered (no flow of it stays at a switch it will not come to from here)."""
+    or deregistered (no flow of it stays at a switch it will not come to from here);
+    its port's meter only if no later visitor of ``visitors`` has that port."""
     if not visitor.vpn_info.seamless_handover:
         return []
-    return [SendFlows(n.access_dpid, flows.unprepare_mn(visitor.mn_mac, conf.name,
-                                                        punt_meter_id(conf, visitor)))
+    meter = punt_meter_id(conf, visitor, visitors)
+    return [SendFlows(n.access_dpid, flows.unprepare_mn(visitor.mn_mac, conf.name, meter))
             for n in conf.neighbours]
 
 
@@ -99,7 +118,8 @@ def prepared_flows(conf: ForeignAgentConf, visitors: Iterable[Visitor],
     seamless = [v for v in visitors if v.vpn_info.seamless_handover and v.lifetime > 0]
     return [m for n in conf.neighbours if n.access_dpid == dpid for v in seamless
             for m in flows.prepare_mn(v.mn_mac, conf.name, conf.inside_mac, n.inside_mac,
-                                      n.fa_port, HOLD_UPLINK, punt_meter_id(conf, v))]
+                                      n.fa_port, HOLD_UPLINK,
+                                      punt_meter_id(conf, v, seamless))]
 
 
 def release_uplink(conf: ForeignAgentConf, nai: str, mn_mac: str, vpn_info: VpnInfo,

@@ -431,7 +431,8 @@ class ForeignAgent(SmoothHandoff, Role):
         elif old_fa and old_fa != self.conf.name:
             actions.append(NotifyVisitorLeft(old_fa, p.nai))
         # after the reply: the MN's next move is prepared at the neighbours (issue 14)
-        actions += fa_prepare.prepare_neighbours(self.conf, self.visitors[p.nai], old)
+        actions += fa_prepare.prepare_neighbours(self.conf, self.visitors[p.nai], old,
+                                                 self.visitors.values())
         # last: any other FA of this process still listing the MN drops it (idempotent)
         actions.append(VisitorMoved(p.nai, self.conf.name))
         self.counters["accepted"] += 1

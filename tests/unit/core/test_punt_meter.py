@@ -118,3 +118,29 @@ def test_a_new_port_at_the_same_fa_replaces_the_meter() -> None:
     new = fa_prepare.punt_meter_id(fa1.conf, fa1.visitors[mn.config.nai])
     assert new == old + 1
     assert set(punt_meters(walk, "acc2")) == {new}
+
+
+def test_a_displaced_visitors_removal_keeps_the_meter_of_its_ports_new_mn() -> None:
+    """One MN per access port: bob registers at fa1 on the port alice had, while fa1
+    still lists alice (she left without a word).  The port's punt meter is bob's now:
+    alice's removal later (here: her registration at fa2) must not delete it, or OVS
+    deletes bob's punt with it (his hold lost at fa1's neighbours)."""
+    walk = Walk(topology(seamless_handover=True))
+    alice, bob = MobileNode(walk, "mn1"), MobileNode(walk, "mn2")
+    assert alice.register("fa1").accepted
+    walk.now += 2.0
+    assert bob.register("fa1", port=alice.port).accepted
+    fa1 = walk.fa("fa1")
+    mid = fa_prepare.punt_meter_id(fa1.conf, fa1.visitors[bob.config.nai],
+                                   fa1.visitors.values())
+    assert mid >= flows.PUNT_METER_BASE
+    # alice, displaced, keeps no meter of her own
+    assert fa_prepare.punt_meter_id(fa1.conf, fa1.visitors[alice.config.nai],
+                                    fa1.visitors.values()) == 0
+    walk.now += 2.0
+    assert alice.register("fa2", port=alice.port + 5).accepted
+    assert alice.config.nai not in fa1.visitors
+    for switch in ("acc2", "acc3"):
+        assert mid in punt_meters(walk, switch), switch
+        winner = walk.table(switch).winner(in_port=PORT, eth_src=bob.mac, eth_dst=FA1_MAC)
+        assert winner is not None and winner.meter == mid, switch
