@@ -208,9 +208,10 @@ def per_mn(moves: list[dict[str, Any]]) -> dict[str, Any]:
     for d, _ in DIRECTIONS:
         s[f"gap_ms_{d}"] = summary([m["gap_ms"][d] for m in done], 1)
         s[f"lost_{d}"] = summary([m["lost"][d] for m in done], 1)
-        s[f"protocol_added_ms_{d}"] = summary(
-            [m["walk"]["protocol_added_ms"][d] for m in done
-             if (m.get("walk") or {}).get("protocol_added_ms", {}).get(d) is not None], 1)
+        for key in ("protocol_added_ms", "lost_beyond_link_move"):
+            s[f"{key}_{d}"] = summary(
+                [m["walk"][key][d] for m in done
+                 if (m.get("walk") or {}).get(key, {}).get(d) is not None], 1)
     s["link_move_ms"] = summary([m["phases_ms"]["link_move (emulation)"] for m in done
                                  if "link_move (emulation)" in m.get("phases_ms", {})], 1)
     s["zero_lost_both_ways"] = sum(1 for m in done
@@ -222,8 +223,10 @@ def per_mn(moves: list[dict[str, Any]]) -> dict[str, Any]:
 def ratios(on: dict[str, Any], off: dict[str, Any]) -> dict[str, float | None]:
     """mechanism / baseline for each median (None where the baseline's is 0)."""
     out: dict[str, float | None] = {}
-    for key in ("gap_ms", "protocol_added_ms", "lost"):
+    for key in ("gap_ms", "protocol_added_ms", "lost", "lost_beyond_link_move"):
         for d, _ in DIRECTIONS:
+            if f"{key}_{d}" not in on or f"{key}_{d}" not in off:
+                continue        # a result file of before the split
             a, b = on[f"{key}_{d}"]["median"], off[f"{key}_{d}"]["median"]
             out[f"{key}_{d}"] = (round(a / b, 3) if a is not None and b not in (None, 0)
                                  else None)
@@ -236,8 +239,11 @@ def print_paired(kind: str, res: dict[str, Any]) -> None:
           f"(mn2) {off['registered']}/{off['moves']} moves re-registered")
     rows = []
     for key, what in (("gap_ms", "gap ms"), ("protocol_added_ms", "gap - link move ms"),
-                      ("lost", "lost pkts")):
+                      ("lost", "lost pkts"),
+                      ("lost_beyond_link_move", "lost beyond link move")):
         for d, arrow in DIRECTIONS:
+            if f"{key}_{d}" not in on or f"{key}_{d}" not in off:
+                continue
             a, b = on[f"{key}_{d}"], off[f"{key}_{d}"]
             rows.append([f"{what} {arrow}", a["median"], a["p95"], a["max"],
                          b["median"], b["p95"], b["max"], ratio[f"{key}_{d}"]])

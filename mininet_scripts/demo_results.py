@@ -20,10 +20,11 @@ def results(topology: str, moves: list[dict[str, Any]], registration_ms: float,
     from mininet_scripts.probe import analyse, load_result, steady_loss
     mn_probe, cn_probe = load_result(str(mn_out)), load_result(str(cn_out))
     ev = [(f"move{i}", int(m["t_move"] * 1e9)) for i, m in enumerate(moves)]
+    spans = link_move_spans(moves)
     to_cn = analyse(cn_probe["received"], mn_probe["sent"], ev,   # what CN got
-                    sender=mn_probe, receiver=cn_probe)
+                    sender=mn_probe, receiver=cn_probe, spans=spans)
     to_mn = analyse(mn_probe["received"], cn_probe["sent"], ev,   # what MN got
-                    sender=cn_probe, receiver=mn_probe)
+                    sender=cn_probe, receiver=mn_probe, spans=spans)
     moved = [h for h in handovers if h.get("previous_fa")]
     out_moves = []
     for i, move in enumerate(moves):
@@ -69,6 +70,16 @@ def results(topology: str, moves: list[dict[str, Any]], registration_ms: float,
     }
 
 
+def link_move_spans(moves: list[dict[str, Any]], prefix: str = "move"
+                    ) -> dict[str, tuple[int, int]]:
+    """Each move's emulated link move on CLOCK_MONOTONIC ns (the probes' ``spans``):
+    from its start to ovs-vswitchd having applied it.  ``moves`` in the order of the
+    probe's events, which are named ``prefix`` + index."""
+    return {f"{prefix}{i}": (int(m["t_move"] * 1e9),
+                             int(m["t_move"] * 1e9 + m["link_move_ms"] * 1e6))
+            for i, m in enumerate(moves)}
+
+
 def move_walk(move: dict[str, Any], marks: dict[str, float],
               events: list[dict[str, Any]], registered: dict[str, Any] | None,
               w_cn: Any, w_mn: Any) -> dict[str, Any]:
@@ -86,7 +97,9 @@ def move_walk(move: dict[str, Any], marks: dict[str, float],
     is in the gap) and per direction ``first_packet_ms`` (since the move started),
     ``tunnel_up_to_first_packet_ms`` (what nobody had broken down: after the FA's
     tunnel is up) and ``protocol_added_ms`` (the gap minus the emulation's link move:
-    the issue's figure)."""
+    the issue's figure); the same for the loss: ``lost_in_link_move`` (sent during the
+    emulated link move: an uplink frame then has no switch to go to) and
+    ``lost_beyond_link_move`` (the rest of the window's loss)."""
     t0 = float(move["t_move"])
     points: dict[str, float | None] = {"move_start": t0,
                                        "link_moved": t0 + move["link_move_ms"] / 1000.0}
@@ -117,6 +130,11 @@ def move_walk(move: dict[str, Any], marks: dict[str, float],
     walk["protocol_added_ms"] = {
         d: round(w.gap_ms - move["link_move_ms"], 3)
         for d, w in (("mn_to_cn", w_cn), ("cn_to_mn", w_mn))}
+    in_move = {d: int(getattr(w, "lost_in_span", 0))
+               for d, w in (("mn_to_cn", w_cn), ("cn_to_mn", w_mn))}
+    walk["lost_in_link_move"] = in_move
+    walk["lost_beyond_link_move"] = {
+        d: int(w.lost) - in_move[d] for d, w in (("mn_to_cn", w_cn), ("cn_to_mn", w_mn))}
     return walk
 
 
@@ -138,6 +156,12 @@ def walk_lines(walk: dict[str, Any], indent: str = "    ") -> list[str]:
         added = walk.get("protocol_added_ms", {}).get(d)
         out.append(f"{indent}first packet {label}: {_num(first)} ms after the move started, "
                    f"{_num(after)} ms after tunnel_up; gap minus link move {_num(added)} ms")
+    for d, label in (("mn_to_cn", "MN->CN"), ("cn_to_mn", "CN->MN")):
+        in_move = walk.get("lost_in_link_move", {}).get(d)
+        beyond = walk.get("lost_beyond_link_move", {}).get(d)
+        if in_move is not None and beyond is not None:
+            out.append(f"{indent}lost {label}: {in_move + beyond}, of which {in_move} sent "
+                       f"during the emulated link move, {beyond} beyond it")
     return out
 
 

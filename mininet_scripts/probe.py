@@ -36,7 +36,7 @@ import sys
 import time
 from array import array
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 __all__ = ["Analysis", "ProbeResult", "WindowResult", "analyse", "main", "run_probe"]
@@ -155,6 +155,9 @@ class WindowResult:
     missing_in_gap: int      # sequence numbers never received between those two packets
     lost: int                # packets sent inside the window that never arrived
     received: int            # packets received inside the window
+    #: of ``lost``, those sent during the event's own span (``analyse``'s ``spans``:
+    #: e.g. the emulated link move, where the MN's frames have no switch to go to)
+    lost_in_span: int = 0
 
 
 @dataclass(frozen=True)
@@ -176,7 +179,8 @@ def analyse(received: Iterable[Sequence[int]], sent_count: int,
             events: Iterable[tuple[str, int]], *,
             before_ms: float = 500.0, after_ms: float = 3000.0,
             sender: Mapping[str, Any] | None = None,
-            receiver: Mapping[str, Any] | None = None) -> Analysis:
+            receiver: Mapping[str, Any] | None = None,
+            spans: Mapping[str, tuple[int, int]] | None = None) -> Analysis:
     """Analyse what one end received.
 
     ``received``: (seq, send_ns, recv_ns) triples; ``sent_count``: how many the peer sent;
@@ -190,6 +194,9 @@ def analyse(received: Iterable[Sequence[int]], sent_count: int,
     every sequence number that was sent inside it and never arrived (a lost packet's
     send time interpolated between its received neighbours, or the sender's end).
     Without them a stream that never resumes shows neither gap nor loss.
+
+    ``spans``: event name -> (lo_ns, hi_ns), a span of that event (with ``sender`` and
+    ``receiver``): its window's ``lost_in_span`` counts the lost packets sent inside it.
     """
     rows = sorted((int(r[2]), int(r[0]), int(r[1])) for r in received)  # by recv time
     recv_t = [r[0] for r in rows]
@@ -218,8 +225,12 @@ def analyse(received: Iterable[Sequence[int]], sent_count: int,
             lo = max(lo, (evs[i - 1][0] + t) // 2)
         if i + 1 < len(evs):
             hi = min(hi, (t + evs[i + 1][0]) // 2)
-        windows.append(_window(name, t, lo, hi, rows, unique, send_times, gap_rows,
-                               loss_until))
+        win = _window(name, t, lo, hi, rows, unique, send_times, gap_rows, loss_until)
+        if spans and name in spans and send_times is not None:
+            s_lo, s_hi = spans[name]
+            win = replace(win, lost_in_span=_lost_sent_between(
+                send_times, max(lo, s_lo), min(hi, s_hi, loss_until or hi)))
+        windows.append(win)
     return Analysis(sent=sent_count, received=len(unique), duplicates=duplicates, lost=lost,
                     loss_ratio=(lost / sent_count) if sent_count else 0.0,
                     interval_ms=interval_ms, latency_p50_ms=latency_p50,

@@ -63,7 +63,7 @@ from mininet_scripts.scenario_spec import (IPERF_PORT, LOST_DIRECTIONS, Scenario
 # re-exported: the callers that load a scenario and the ScenarioRun's users
 from mininet_scripts.scenario_spec import ROOT as ROOT
 from mininet_scripts.scenario_spec import check_names as check_names
-from mininet_scripts.demo_results import move_walk, walk_lines
+from mininet_scripts.demo_results import link_move_spans, move_walk, walk_lines
 from mininet_scripts.demo import (Demo, DemoError, _last_before, _registered, _stop_proc,
                                   read_events, rest_get, rest_put, say, wait_for)
 
@@ -341,12 +341,13 @@ class ScenarioRun:
                 wait_for("probe results", lambda: p["mn_out"].exists() and p["cn_out"].exists(),
                          10)
             mn_probe, cn_probe = load_result(str(p["mn_out"])), load_result(str(p["cn_out"]))
-            ev = [(f"move{k}", int(m["t_move"] * 1e9)) for k, m in enumerate(self.moves)
-                  if m["mn"] == p["mn"]]
+            mine = [m for m in self.moves if m["mn"] == p["mn"]]
+            ev = [(f"move{k}", int(m["t_move"] * 1e9)) for k, m in enumerate(mine)]
+            spans = link_move_spans(mine)
             analyses[p["mn"]] = (analyse(cn_probe["received"], mn_probe["sent"], ev,
-                                         sender=mn_probe, receiver=cn_probe),
+                                         sender=mn_probe, receiver=cn_probe, spans=spans),
                                  analyse(mn_probe["received"], cn_probe["sent"], ev,
-                                         sender=cn_probe, receiver=mn_probe))
+                                         sender=cn_probe, receiver=mn_probe, spans=spans))
             exp_cn, lost_cn = steady_loss(cn_probe, mn_probe)   # MN -> CN
             exp_mn, lost_mn = steady_loss(mn_probe, cn_probe)   # CN -> MN
             steady[p["mn"]] = {"mn_to_cn_sent": exp_cn, "mn_to_cn_lost": lost_cn,

@@ -122,9 +122,12 @@ def test_s_keeps_the_old_binding_until_the_new_tunnel_is_up(tmp_path: Path) -> N
     for mn in ("mn1", "mn2"):
         down = [d for d, _u in lost[mn]]
         up = [u for _d, u in lost[mn]]
+        beyond = [(m["walk"]["lost_beyond_link_move"]["cn_to_mn"],
+                   m["walk"]["lost_beyond_link_move"]["mn_to_cn"]) for m in moves
+                  if m["mn"] == mn]
         print(f"\n[seamless] {mn} lost per move (cn->mn / mn->cn): {lost[mn]}; "
               f"median {statistics.median(down)} / {statistics.median(up)}; "
-              f"gaps ms {gaps[mn]}")
+              f"gaps ms {gaps[mn]}; lost beyond the emulated link move {beyond}")
     # the uplink held at the new access switch until the new FA's tunnel is up (mn1's
     # prepared punt): its median loss under mn2's of the same run (measured 0.28x, 0.66x
     # with the unit suite beside it, 0.35x over 20 moves; before the hold 0.77-1.21x:

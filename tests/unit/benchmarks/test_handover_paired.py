@@ -144,3 +144,23 @@ def test_ratios_and_the_readme_row() -> None:
     (_, figure, target), = report.ROWS["handover-paired"](
         {**res, "valid": False, "mechanism": _side(30.0, 5.0)})
     assert "**INVALID**" in figure and "≥ 95 % of moves: **not met**" in target
+
+
+def test_per_mn_splits_the_loss_at_the_link_move() -> None:
+    """Issue 14: the loss beyond the emulated link move (the protocol's) is summarised
+    per direction and compared on/off; a result of before the split still compares."""
+    def move(lost: int, in_move: int) -> dict[str, Any]:
+        walk = {"protocol_added_ms": {"mn_to_cn": 10.0, "cn_to_mn": 10.0},
+                "lost_in_link_move": {"mn_to_cn": in_move, "cn_to_mn": 0},
+                "lost_beyond_link_move": {"mn_to_cn": lost - in_move, "cn_to_mn": 0}}
+        return {"registered": True, "gap_ms": {"mn_to_cn": 40.0, "cn_to_mn": 30.0},
+                "lost": {"mn_to_cn": lost, "cn_to_mn": 0}, "walk": walk,
+                "phases_ms": {"link_move (emulation)": 20.0}}
+    on = hp.per_mn([move(30, 20), move(24, 20), move(21, 21)])
+    off = hp.per_mn([move(80, 20), move(70, 20), move(90, 20)])
+    assert on["lost_beyond_link_move_mn_to_cn"]["median"] == 4
+    assert off["lost_beyond_link_move_mn_to_cn"]["median"] == 60
+    assert hp.ratios(on, off)["lost_beyond_link_move_mn_to_cn"] == pytest.approx(0.067,
+                                                                                 abs=1e-3)
+    old = {k: v for k, v in on.items() if not k.startswith("lost_beyond")}
+    assert "lost_beyond_link_move_mn_to_cn" not in hp.ratios(old, off)

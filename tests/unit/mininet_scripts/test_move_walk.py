@@ -89,3 +89,24 @@ def test_a_lost_first_rrq_shows_in_the_walk() -> None:
     assert w["timeline_ms"]["mn_first_rrq_sent"] == pytest.approx(16.0)
     assert w["timeline_ms"]["mn_rrq_sent"] == pytest.approx(1016.0)
     assert "the MN sent 2 Registration Requests" in "\n".join(walk_lines(w))
+
+
+def test_the_loss_is_split_at_the_emulated_link_move() -> None:
+    """Issue 14: of each direction's loss, what was sent during the emulated link move
+    (the probes' span) and what was lost beyond it, in the walk and printed."""
+    move, marks = a_move()
+    w_cn = SimpleNamespace(**vars(window(40.0, T0 - 0.001, T0 + 0.039)), lost_in_span=14)
+    w_mn = SimpleNamespace(**vars(window(45.0, T0, T0 + 0.0445)), lost_in_span=0)
+    w = move_walk(move, marks, EVENTS, {"t": T0 + 0.038}, w_cn, w_mn)
+    assert w["lost_in_link_move"] == {"mn_to_cn": 14, "cn_to_mn": 0}
+    assert w["lost_beyond_link_move"] == {"mn_to_cn": 39 - 14, "cn_to_mn": 44}
+    text = "\n".join(walk_lines(w))
+    assert "lost MN->CN: 39, of which 14 sent during the emulated link move, 25 beyond it" \
+        in text
+
+
+def test_link_move_spans_follow_the_moves() -> None:
+    from mininet_scripts.demo_results import link_move_spans
+    moves = [{"t_move": 10.0, "link_move_ms": 15.0}, {"t_move": 12.5, "link_move_ms": 20.0}]
+    assert link_move_spans(moves) == {"move0": (10_000_000_000, 10_015_000_000),
+                                      "move1": (12_500_000_000, 12_520_000_000)}

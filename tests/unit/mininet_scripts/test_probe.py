@@ -165,3 +165,20 @@ def test_steady_loss_ignores_packets_sent_before_the_receiver_started() -> None:
     expected, lost = steady_loss(receiver, sender)
     # seq 1001 .. 2800 (200 ms tail excluded); one of them (1500) never arrived
     assert (expected, lost) == (1800, 1)
+
+
+def test_loss_inside_the_events_span_is_told_apart() -> None:
+    """Issue 14: of a move's loss, what was sent during the emulated link move (the
+    event's span: the MN's frames had no switch) against the rest (the protocol's)."""
+    rx = stream(5000, drop=set(range(2005, 2030)) | set(range(2060, 2070)))
+    sender, receiver = ends(5000)
+    move = [("move1", T0 + 2000 * MS)]
+    span = {"move1": (T0 + 2000 * MS, T0 + 2025 * MS)}    # the link move: 2.000-2.025 s
+    (w,) = analyse(rx, 5000, move, sender=sender, receiver=receiver, spans=span).windows
+    assert w.lost == 35
+    assert w.lost_in_span == 21               # 2005..2025 (ends included) of 2005..2029
+    # no span for the event, or no probe ends: nothing told apart
+    (w,) = analyse(rx, 5000, move, sender=sender, receiver=receiver).windows
+    assert w.lost_in_span == 0
+    (w,) = analyse(rx, 5000, move, spans=span).windows
+    assert w.lost_in_span == 0
