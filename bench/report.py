@@ -328,6 +328,10 @@ def paired_rows(res: dict[str, Any]) -> list[Row]:
                      f"{num(med(on, f'protocol_added_ms_{d}'))} vs "
                      f"{num(med(off, f'protocol_added_ms_{d}'))} ms, lost "
                      f"{num(med(on, f'lost_{d}'))} vs {num(med(off, f'lost_{d}'))}")
+        if med(on, f"lost_beyond_link_move_{d}") is not None:   # files since the split
+            parts[-1] += (f" ({num(med(on, f'lost_beyond_link_move_{d}'))} vs "
+                          f"{num(med(off, f'lost_beyond_link_move_{d}'))} beyond the "
+                          f"emulated link move)")
     figure = "; ".join(parts)
     figure += (f" ({on.get('registered', '?')} + {off.get('registered', '?')} of "
                f"{on.get('moves', '?')} + {off.get('moves', '?')} re-registered; 0 lost both "

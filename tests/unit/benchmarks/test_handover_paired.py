@@ -164,3 +164,17 @@ def test_per_mn_splits_the_loss_at_the_link_move() -> None:
                                                                                  abs=1e-3)
     old = {k: v for k, v in on.items() if not k.startswith("lost_beyond")}
     assert "lost_beyond_link_move_mn_to_cn" not in hp.ratios(old, off)
+
+
+def test_the_readme_row_names_the_loss_beyond_the_link_move() -> None:
+    on, off = _side(30.0, 10.0), _side(60.0, 40.0)
+    on["lost_beyond_link_move_mn_to_cn"] = {"median": 4}
+    off["lost_beyond_link_move_mn_to_cn"] = {"median": 38}
+    res = {"kind": "seamless", "between": ["acc1", "acc2"], "moves_per_mn": 20,
+           "mechanism": on, "baseline": off, "ratio": hp.ratios(on, off),
+           "profile_on": {"seamless_handover": True},
+           "profile_off": {"seamless_handover": False}}
+    (_, figure, _), = report.ROWS["handover-paired"](res)
+    assert "(4 vs 38 beyond the emulated link move)" in figure
+    (_, figure, _), = report.ROWS["handover-paired"]({**res, "mechanism": _side(30.0, 10.0)})
+    assert "beyond the emulated link move" not in figure
