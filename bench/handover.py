@@ -331,6 +331,10 @@ def summarise_walks(moves: list[dict[str, Any]]) -> dict[str, Any]:
         for d in ("mn_to_cn", "cn_to_mn"):
             out[f"{key}_{d}"] = summary([w[key][d] for w in walks
                                          if w.get(key, {}).get(d) is not None], 1)
+    # issue 14's "registration -> tunnel ready": the RRQ at the new FA -> its tunnel up
+    out["rrq_at_fa_to_tunnel_up_ms"] = summary(
+        [w["timeline_ms"]["tunnel_up"] - w["timeline_ms"]["rrq_at_fa"] for w in walks
+         if {"tunnel_up", "rrq_at_fa"} <= set(w.get("timeline_ms", {}))], 1)
     # moves whose first RRQ was lost (the MN's 1 s retransmission timer is in the gap)
     out["moves_rrq_retransmitted"] = sum(1 for w in walks if w.get("rrq_tries", 1) > 1)
     return out

@@ -252,6 +252,8 @@ def print_paired(kind: str, res: dict[str, Any]) -> None:
     print(f"link move (emulation) median: on {on['link_move_ms']['median']} ms, "
           f"off {off['link_move_ms']['median']} ms; moves with 0 lost both ways: "
           f"on {on['zero_lost_both_ways']}, off {off['zero_lost_both_ways']}")
+    ready = [(s.get("rrq_at_fa_to_tunnel_up_ms") or {}).get("median") for s in (on, off)]
+    print(f"RRQ at the new FA -> its tunnel up, median: on {ready[0]} ms, off {ready[1]} ms")
     chk = res.get("prepared_check")
     if chk:
         print(f"prepared IKE_SA used (CREATE_CHILD_SA at the new FA): "

@@ -337,6 +337,10 @@ def paired_rows(res: dict[str, Any]) -> list[Row]:
                f"{on.get('moves', '?')} + {off.get('moves', '?')} re-registered; 0 lost both "
                f"ways in {on.get('zero_lost_both_ways', '?')} vs "
                f"{off.get('zero_lost_both_ways', '?')} moves)")
+    ready = [med(s, "rrq_at_fa_to_tunnel_up_ms") for s in (on, off)]
+    if ready[0] is not None:                # files since it is summarised
+        figure += (f"; RRQ at the new FA → tunnel up {num(ready[0])} vs {num(ready[1])} "
+                   f"ms")
     chk = res.get("prepared_check")
     if chk:
         figure += (f"; prepared IKE_SA used in {chk['on_prepared_ike_sa']} of "
@@ -346,6 +350,8 @@ def paired_rows(res: dict[str, Any]) -> list[Row]:
     added = [med(on, f"protocol_added_ms_{d}") for d in ("mn_to_cn", "cn_to_mn")]
     target = "gap − link move ≤ 5 ms median: " + verdict(
         all(a is not None and a <= 5 for a in added))
+    if ready[0] is not None:
+        target += "; RRQ at FA → tunnel up ≤ 15 ms median: " + verdict(ready[0] <= 15)
     if "seamless" in str(res.get("kind")):
         n = on.get("registered") or 0
         target += "; 0 lost both ways in ≥ 95 % of moves: " + verdict(

@@ -178,3 +178,27 @@ def test_the_readme_row_names_the_loss_beyond_the_link_move() -> None:
     assert "(4 vs 38 beyond the emulated link move)" in figure
     (_, figure, _), = report.ROWS["handover-paired"]({**res, "mechanism": _side(30.0, 10.0)})
     assert "beyond the emulated link move" not in figure
+
+
+def test_rrq_at_fa_to_tunnel_up_is_summarised_and_judged() -> None:
+    """Issue 14's third target: registration (the RRQ at the new FA) -> tunnel ready
+    <= 15 ms, per move from the walk, in the summary and the README row."""
+    def move(rrq: float, up: float) -> dict[str, Any]:
+        walk = {"timeline_ms": {"move_start": 0.0, "rrq_at_fa": rrq, "tunnel_up": up},
+                "protocol_added_ms": {"mn_to_cn": 10.0, "cn_to_mn": 10.0}}
+        return {"registered": True, "gap_ms": {"mn_to_cn": 40.0, "cn_to_mn": 30.0},
+                "lost": {"mn_to_cn": 1, "cn_to_mn": 0}, "walk": walk,
+                "phases_ms": {"link_move (emulation)": 20.0}}
+    on = hp.per_mn([move(40.0, 44.5), move(41.0, 46.0), move(40.0, 70.0)])
+    off = hp.per_mn([move(40.0, 75.0), move(40.0, 80.0), move(40.0, 76.0)])
+    assert on["rrq_at_fa_to_tunnel_up_ms"]["median"] == 5.0
+    assert off["rrq_at_fa_to_tunnel_up_ms"]["median"] == 36.0
+    res = {"kind": "seamless", "between": ["acc1", "acc2"], "moves_per_mn": 3,
+           "mechanism": on, "baseline": off, "ratio": hp.ratios(on, off),
+           "profile_on": {"seamless_handover": True},
+           "profile_off": {"seamless_handover": False}}
+    (_, figure, target), = report.ROWS["handover-paired"](res)
+    assert "RRQ at the new FA → tunnel up 5 vs 36 ms" in figure
+    assert "RRQ at FA → tunnel up ≤ 15 ms median: met" in target
+    (_, _, target), = report.ROWS["handover-paired"]({**res, "mechanism": off})
+    assert "RRQ at FA → tunnel up ≤ 15 ms median: **not met**" in target
