@@ -23,9 +23,10 @@ from vici.exception import CommandException, SessionException
 from controller.adapters.gateway import GatewayDriverBase
 from controller.adapters.strongswan import teardown
 from controller.adapters.strongswan.anchors import SelectorAnchors
-from controller.adapters.strongswan.connection import (_norm_ts, _secret_id,
+from controller.adapters.strongswan.connection import (_secret_id,
                                                        connection_for, secret_for)
-from controller.adapters.strongswan.state import (ChildSaState, TunnelState, _s, _strs,
+from controller.adapters.strongswan.primaries import PrimariesMixin
+from controller.adapters.strongswan.state import (TunnelState, _s, _strs,
                                                   _tunnel_state)
 from controller.core.vpn import TunnelSide
 from controller.logtext import log_text
@@ -38,7 +39,7 @@ class TunnelError(RuntimeError):
 
 
 
-class StrongSwanGateway(GatewayDriverBase):
+class StrongSwanGateway(PrimariesMixin, GatewayDriverBase):
     """Controller-side driver of one gateway's charon: one VICI session, thread-safe."""
 
     def dialable(self) -> bool:
@@ -151,12 +152,13 @@ class StrongSwanGateway(GatewayDriverBase):
     # -- tunnels
 
     def add_tunnel(self, side: TunnelSide, timeout: float = 5.0,
-                   keep_sa: bool = False) -> float:
+                   keep_sa: bool = False, standing: bool = False) -> float:
         """Load (or replace) a tunnel; when ``side.initiator``, bring its CHILD_SA up.
 
         Blocks until the CHILD_SA is installed; raises ``TunnelError`` on failure or after
         ``timeout`` seconds.  Returns the seconds taken.  ``keep_sa``: do not terminate
-        an SA charon holds for the tunnel (``load_tunnel``).
+        an SA charon holds for the tunnel (``load_tunnel``); ``standing``: its CHILD_SA
+        stands ahead of the MN (``prepare_tunnel(child=True)``).
         """
         t0 = time.monotonic()
         tid = side.tunnel_id
@@ -173,7 +175,10 @@ class StrongSwanGateway(GatewayDriverBase):
         new_psk = loaded is None or loaded[1] != side.psk
         later = ahead and new_psk and side.initiator
         self._childless.discard(tid)
-        self._standing.discard(tid)
+        if standing:
+            self._standing.add(tid)
+        else:
+            self._standing.discard(tid)
 
         def load(session: vici.Session) -> None:
             if not keep_sa and self._has_sa(session, tid):   # replace: drop old SAs
@@ -209,7 +214,7 @@ class StrongSwanGateway(GatewayDriverBase):
         if not side.initiator:
             if anchors or side.secondary:
                 threading.Thread(target=self._settle_when_up,
-                                 args=(tid, anchors, 10.0, side.secondary),
+                                 args=(tid, anchors, 10.0, side.secondary, standing),
                                  name=f"settle-{self.name}", daemon=True).start()
         else:
             def initiate(session: vici.Session, child: str) -> None:
@@ -270,9 +275,12 @@ class StrongSwanGateway(GatewayDriverBase):
         t0 = time.monotonic()
         tid = side.tunnel_id
         if child and self.uses_libipsec():
-            took = self.add_tunnel(dataclasses.replace(side, secondary=not side.initiator))
-            self._standing.add(tid)
-            return took
+            try:
+                return self.add_tunnel(dataclasses.replace(side, secondary=not side.initiator),
+                                       timeout, standing=True)
+            except TunnelError:
+                self._standing.discard(tid)
+                raise
         conn = connection_for(side)
         secret = secret_for(side)
 
@@ -311,23 +319,46 @@ class StrongSwanGateway(GatewayDriverBase):
         t0, tid = time.monotonic(), side.tunnel_id
         if tid not in self._standing:   # (kernel XFRM, or a plain prepared IKE_SA)
             return 0.0 if rekey else self.add_prepared(side, timeout=max(timeout, 5.0))
+        if not rekey and not self._stands_as(side):
+            log.info("%s: tunnel %s: its standing CHILD_SA is gone or the tunnel changed: "
+                     "set up anew", self.name, log_text(tid))
+            return self.add_tunnel(side, timeout=max(timeout, 5.0))
         if rekey or side.initiator:     # (the HA's own move call keeps it standing)
             self._standing.discard(tid)
-        if not rekey:
-            self._call(lambda s: s.load_shared(secret_for(side)))
-        else:
-            st = self.tunnel(tid)
-            old = {c.unique_id for c in (st.children if st else ()) if c.state == "INSTALLED"}
-            for cid in old:
-                self._call(lambda s, cid=cid: s.rekey({"child-id": cid}))
-            while old and not ((st := self.tunnel(tid)) and any(
-                    c.state == "INSTALLED" and c.unique_id not in old for c in st.children)):
-                if time.monotonic() - t0 > timeout:
-                    raise TunnelError(f"{self.name}: {tid}: not promoted in {timeout} s")
-                time.sleep(0.002)
+        try:
+            if not rekey:
+                self._call(lambda s: s.load_shared(secret_for(side)))
+            else:
+                st = self.tunnel(tid)
+                old = {c.unique_id for c in (st.children if st else ())
+                       if c.state == "INSTALLED"}
+                if not old:
+                    raise TunnelError(f"{self.name}: {tid}: no CHILD_SA to promote")
+                for cid in old:
+                    self._call(lambda s, cid=cid: s.rekey({"child-id": cid}))
+                while not ((st := self.tunnel(tid)) and any(
+                        c.state == "INSTALLED" and c.unique_id not in old
+                        for c in st.children)):
+                    if time.monotonic() - t0 > timeout:
+                        raise TunnelError(f"{self.name}: {tid}: not promoted in {timeout} s")
+                    time.sleep(0.002)
+        except CommandException as exc:
+            raise TunnelError(f"{self.name}: promoting tunnel {tid} failed: {exc}") from exc
         took = time.monotonic() - t0
         log.info("%s: tunnel %s promoted in %.1f ms", self.name, log_text(tid), took * 1e3)
         return took
+
+    def _stands_as(self, side: TunnelSide) -> bool:
+        """The standing CHILD_SA is what the move wants: its connection as loaded when
+        stood up (only the key may differ) and, at the initiator, still installed."""
+        loaded = self._loaded.get(side.tunnel_id)
+        want = connection_for(dataclasses.replace(side, secondary=not side.initiator))
+        if loaded is None or loaded[0] != want:
+            return False
+        if not side.initiator:
+            return True
+        st = self.tunnel(side.tunnel_id)
+        return st is not None and any(c.state == "INSTALLED" for c in st.children)
 
     def load_tunnel(self, side: TunnelSide) -> float:
         """Load a tunnel's connection and secret without initiating it and without
@@ -389,9 +420,10 @@ class StrongSwanGateway(GatewayDriverBase):
         return result
 
     def _settle_when_up(self, tunnel_id: str, anchors: list[str], timeout: float,
-                        secondary: bool = False) -> None:
+                        secondary: bool = False, standing: bool = False) -> None:
         """Responder side: settle host anchors (and, for a secondary tunnel, re-assert
-        the primaries) once the peer has brought the SA up."""
+        the primaries) once the peer has brought the SA up; a standing one only while it
+        still stands (promoted meanwhile, it carries the MN's downlink: leave it)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
@@ -405,7 +437,8 @@ class StrongSwanGateway(GatewayDriverBase):
             time.sleep(0.002)
         if self._anchors is not None and self._anchored.get(tunnel_id) is anchors:
             self._anchors.settle(anchors)
-        if secondary and self._anchored.get(tunnel_id) is anchors:
+        if secondary and self._anchored.get(tunnel_id) is anchors and (
+                not standing or tunnel_id in self._standing):
             self._reassert_primaries(tunnel_id)
 
     def uses_libipsec(self) -> bool:
@@ -419,93 +452,6 @@ class StrongSwanGateway(GatewayDriverBase):
             plugins = {_s(p) for p in stats.get("plugins") or []}
             self._libipsec = "kernel-libipsec" in plugins if plugins else True
         return self._libipsec
-
-    def _primary_groups(self, side: TunnelSide) -> list[tuple[str, ...]] | None:
-        return self._primary_cover(side)[0]
-
-    def _primary_cover(self, side: TunnelSide) -> tuple[list[tuple[str, ...]] | None, bool]:
-        """The secondary's remote selectors grouped as the installed CHILD_SAs with its
-        local selectors group them (kernel-libipsec).
-
-        charon shares a reqid only between CHILD_SAs with equal selector lists, and only
-        a shared reqid lets the forwarded packets in through the primary's inbound policy
-        while the primary's rekey puts its SA first (``_reassert_primaries``).  With a
-        tunnel to the HA (home address <-> CN 1) and one to a CN-GW (<-> CN 2), the
-        forwarding tunnel's selectors (<-> CN 1, CN 2) equal neither: it becomes one
-        CHILD_SA per primary (plus one for selectors no primary has).  None: one.
-        Also whether installed primaries cover every remote selector (no new route)."""
-        local = {_norm_ts(t) for t in side.local.selectors}
-        wanted = [_norm_ts(t) for t in side.remote.selectors]
-        groups: list[tuple[str, ...]] = []
-        taken: set[str] = set()
-        for state in self.tunnels():
-            if state.tunnel_id == side.tunnel_id:
-                continue
-            for child in state.children:
-                remote = tuple(_norm_ts(t) for t in child.remote_ts)
-                if (child.state == "INSTALLED" and remote
-                        and {_norm_ts(t) for t in child.local_ts} == local
-                        and set(remote) <= set(wanted) and not set(remote) & taken):
-                    groups.append(remote)
-                    taken |= set(remote)
-        rest = tuple(t for t in wanted if t not in taken)
-        covered = bool(groups) and not rest
-        if rest:
-            groups.append(rest)
-        return (groups if len(groups) > 1 else None), covered
-
-    def _reassert_primaries(self, tunnel_id: str, timeout: float = 2.0) -> list[str]:
-        """Make every other CHILD_SA with the secondary tunnel's selectors win again.
-
-        kernel-libipsec ignores policy priorities: it takes the first outbound policy in
-        order of selector size, newest first among equal ones, and then the *newest*
-        outbound SA of that policy's reqid — and charon gives CHILD_SAs with equal
-        selectors one reqid.  So the secondary tunnel, set up last, would carry the
-        traffic of the primary (measured: the MN's whole uplink went to the old FA).
-        Rekeying each primary CHILD_SA makes its SA the newest again; the secondary's
-        inbound SA keeps working (its packets pass the shared reqid's inbound policy).
-        Waits (``timeout`` in all) for each new CHILD_SA.  Returns the tunnels rekeyed."""
-        if not self.uses_libipsec():
-            return []
-        t0 = time.monotonic()
-        states = self.tunnels()
-
-        def key(c: ChildSaState) -> tuple[frozenset[str], frozenset[str]]:
-            return (frozenset(_norm_ts(t) for t in c.local_ts),
-                    frozenset(_norm_ts(t) for t in c.remote_ts))
-
-        own = {key(c) for st in states if st.tunnel_id == tunnel_id
-               for c in st.children if c.state == "INSTALLED"}
-        targets = {c.unique_id: st.tunnel_id for st in states  # (none standing ahead)
-                   if st.tunnel_id != tunnel_id and st.tunnel_id not in self._standing
-                   for c in st.children if c.state == "INSTALLED" and key(c) in own}
-        # one by one, oldest first: their order stays (a smooth handoff's retiring one
-        # behind the MN's live one); done when the old one is REKEYED (or gone)
-        pending: dict[str, str] = {}
-        deadline = time.monotonic() + timeout
-        for cid, tid in sorted(targets.items(), key=lambda kv: int(kv[0] or 0)):
-            try:
-                self._call(lambda s, cid=cid: s.rekey({"child-id": cid}))
-            except CommandException as exc:
-                log.warning("%s: rekeying %s (primary of %s) failed: %s", self.name,
-                            log_text(tid), log_text(tunnel_id), log_text(exc))
-                pending[cid] = tid
-                continue
-            while time.monotonic() < deadline and cid in {
-                    c.unique_id for st in self.tunnels() for c in st.children
-                    if c.state in ("INSTALLED", "REKEYING")}:
-                time.sleep(0.002)
-            if time.monotonic() >= deadline:
-                pending[cid] = tid
-        took, names = (time.monotonic() - t0) * 1e3, sorted(set(targets.values()))
-        if pending:
-            log.warning("%s: %s: primaries not rekeyed in %.0f ms: %s", self.name,
-                        log_text(tunnel_id), took,
-                        log_text(", ".join(sorted(set(pending.values())))))
-        elif targets:
-            log.info("%s: %s is secondary: rekeyed %s in %.1f ms", self.name,
-                     log_text(tunnel_id), log_text(", ".join(names)), took)
-        return names
 
     def remove_tunnel(self, tunnel_id: str) -> None:
         """Terminate the tunnel's IKE_SA (forced, immediate), unload conn and secret."""

@@ -1,0 +1,118 @@
+"""Issue 14, review of the standing CHILD_SA: a move onto it (``promote_tunnel``)
+only loads the move's key when the CHILD_SA still stands as it was stood up; one that
+is gone (DPD, the peer's delete, a charon restart) or whose tunnel changed since (the
+profile: selectors, proposals) is set up as a new tunnel instead, so the MN is never
+told "up" on nothing nor left on stale selectors.  VICI errors are ``TunnelError``s,
+and a responder's settle thread does not re-assert the primaries over a CHILD_SA that
+was promoted meanwhile.  VICI is a fake session recording the commands."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+from vici.exception import CommandException
+
+from controller.adapters.strongswan import StrongSwanGateway, TunnelError
+from tests.unit.adapters.test_strongswan_loaded_ahead import MOVE_PSK, SPEC, TID, FakeSession
+
+
+class StandingSession(FakeSession):
+    """Lists the tunnel's CHILD_SA as INSTALLED while ``installed``; rekeys it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.installed = True
+        self.fail_rekey = False
+        self.uid = 7
+
+    def list_sas(self, msg: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+        self.calls.append("list_sas")
+        if not self.installed:
+            return iter(())
+        child = {"name": TID, "state": "INSTALLED", "uniqueid": str(self.uid)}
+        return iter([{TID: {"state": "ESTABLISHED", "child-sas": {"c": child}}}])
+
+    def rekey(self, msg: dict[str, Any]) -> None:
+        self.calls.append("rekey")
+        if self.fail_rekey:
+            raise CommandException("no such CHILD_SA")
+        self.uid += 1
+
+
+@pytest.fixture
+def gw(tmp_path: Path) -> Iterator[tuple[StrongSwanGateway, StandingSession]]:
+    driver = StrongSwanGateway("fa2", tmp_path / "charon.vici")
+    session = StandingSession()
+    driver._session = session    # type: ignore[assignment]
+    driver._libipsec = True
+    yield driver, session
+
+
+def stood(driver: StrongSwanGateway, session: StandingSession, end: str) -> Any:
+    driver.prepare_tunnel(SPEC.side_for(end), child=True)
+    assert TID in driver._standing
+    session.calls.clear()
+    return replace(SPEC, psk=MOVE_PSK).side_for(end)
+
+
+def test_a_standing_child_sa_is_promoted_by_the_key_alone(gw: Any) -> None:
+    driver, session = gw
+    side = stood(driver, session, "fa2")
+    driver.promote_tunnel(side)
+    assert "initiate child" not in session.calls and "load_conn" not in session.calls
+    assert "load_shared m" in session.calls and TID not in driver._standing
+
+
+def test_a_gone_standing_child_sa_is_set_up_anew(gw: Any) -> None:
+    driver, session = gw
+    side = stood(driver, session, "fa2")
+    session.installed = False            # DPD, the peer's delete, a restart
+    driver.promote_tunnel(side)
+    assert "initiate child" in session.calls and TID not in driver._standing
+
+
+def test_a_changed_tunnel_is_set_up_anew_at_either_end(gw: Any) -> None:
+    driver, session = gw
+    for end in ("fa2", "ha"):
+        side = stood(driver, session, end)
+        other = replace(side, remote=replace(side.remote, selectors=("10.31.0.0/24",)))
+        driver.promote_tunnel(other)
+        assert "load_conn" in session.calls, (end, session.calls)
+        assert TID not in driver._standing
+
+
+def test_the_has_promotion_rekeys_and_its_vici_errors_are_tunnel_errors(gw: Any) -> None:
+    driver, session = gw
+    side = stood(driver, session, "ha")
+    driver.promote_tunnel(side)                  # the HA's own move call: the key
+    assert TID in driver._standing               # still standing until the rekey
+    session.fail_rekey = True
+    with pytest.raises(TunnelError, match="promot"):
+        driver.promote_tunnel(side, rekey=True)
+
+
+def test_nothing_to_rekey_is_no_promotion(gw: Any) -> None:
+    driver, session = gw
+    side = stood(driver, session, "ha")
+    session.installed = False
+    with pytest.raises(TunnelError, match="no CHILD_SA"):
+        driver.promote_tunnel(side, rekey=True)
+
+
+def test_the_settle_thread_leaves_a_promoted_child_sa_alone(gw: Any) -> None:
+    driver, session = gw
+    stood(driver, session, "ha")
+    time.sleep(0.1)                              # its own settle thread has run
+    reasserted: list[str] = []
+    driver._reassert_primaries = lambda tid, timeout=2.0: reasserted.append(tid) or []  # type: ignore[method-assign]
+    anchors = driver._anchored.get(TID, [])
+    driver._standing.discard(TID)                # promoted (or given up) meanwhile
+    driver._settle_when_up(TID, anchors, 0.05, secondary=True, standing=True)
+    assert reasserted == []
+    driver._standing.add(TID)                    # still standing: re-asserted
+    driver._settle_when_up(TID, anchors, 0.05, secondary=True, standing=True)
+    assert reasserted == [TID]
