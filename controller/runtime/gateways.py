@@ -112,9 +112,14 @@ class Gateways:
             try:
                 took = await asyncio.get_running_loop().run_in_executor(self.workers[action.gateway],
                                                        add, action.side)
-                if add == gw.promote_tunnel and action.side.initiator and peer in self._live:
+                if action.side.initiator and peer in self._live and (
+                        add == gw.promote_tunnel
+                        or self.tunnel_log.get(peer, {}).get("on_prepared_ike_sa")):
                     # the HA rekeys it (its new outbound SA at once, as a rekey's
-                    # initiator), in the background: this end's SA carries already
+                    # initiator), in the background: this end's SA carries already.
+                    # Also when this end's preparation had failed and its add was an
+                    # ordinary one: the HA's end was promoted and must not stay
+                    # "standing" over the MN's live CHILD_SA
                     self._background(self._rekey_at(peer[0], self._live[peer]))
                 break
             except (TunnelError, OSError) as exc:
@@ -245,13 +250,24 @@ class Gateways:
         it (no move, removal or newer preparation since) is taken down and stood up
         again at both ends (one downlink blip of the live path, as at a preparation)."""
         await asyncio.sleep(settings.STANDING_REFRESH)
-        tid = action.spec.tunnel_id
+        tid, ends = action.spec.tunnel_id, action.spec.ends()
+        started = time.monotonic()
+
+        def used() -> bool:
+            """A move set it meanwhile (between two of this refresh's steps), or the
+            roles want it live (a move another home replica handled)."""
+            return (any(self._added.get((g, tid), -1.0) >= started for g in ends)
+                    or any(tid in self.tunnels_wanted(g) for g in ends))
+
         if self._stood.get(tid) is not token or not all(
-                (g, tid) in self._prepared for g in action.spec.ends()):
+                (g, tid) in self._prepared for g in ends) or used():
             return
-        for g in sorted(action.spec.ends(), key=lambda g: g != action.spec.initiator):
+        for g in sorted(ends, key=lambda g: g != action.spec.initiator):
+            if used():
+                return
             await self.remove_tunnel(RemoveTunnel(g, tid))
-        await self.prepare_tunnel(action, delay=0)
+        if not used():
+            await self.prepare_tunnel(action, delay=0)
 
     async def _qos(self, gateway: str, op: str, arg: Any) -> None:
         """QoS (claims 8, 9): ``GatewayQos.apply(side)`` / ``.remove(tunnel_id)`` on the

@@ -314,3 +314,79 @@ def test_a_re_add_with_only_a_new_key_keeps_the_live_ike_sa() -> None:
 
     asyncio.run(run())
     assert drv["ha"].log == [("add", TID), ("add_prepared", TID)]
+
+
+def test_a_move_during_a_refresh_keeps_the_live_tunnel(monkeypatch: Any) -> None:
+    """Review of the standing CHILD_SA: a refresh takes its two ends down one after
+    the other; a move that sets the tunnel meanwhile stops it (before: the HA's live
+    end, just added by the move, was removed after it)."""
+    import time
+    monkeypatch.setattr(settings, "STANDING_REFRESH", 0.02)
+    gws, drv = _gateways()
+    slow = drv["fa2"].remove_tunnel
+
+    def slow_remove(tid: str) -> None:
+        time.sleep(0.05)
+        slow(tid)
+    drv["fa2"].remove_tunnel = slow_remove  # type: ignore[method-assign]
+
+    async def run() -> None:
+        await gws.prepare_tunnel(PrepareTunnel(SPEC, child=True), delay=0)
+        await asyncio.sleep(0.03)    # the refresh has begun: the FA end goes (50 ms)
+        await gws.add_tunnel(AddTunnel("ha", SPEC.side_for("ha")))     # the move
+        await gws.add_tunnel(AddTunnel("fa2", SPEC.side_for("fa2")))
+        await asyncio.sleep(0.2)
+        gws._stood.clear()
+
+    asyncio.run(run())
+    ha = drv["ha"].log
+    assert ("remove", TID) not in ha[ha.index(("add", TID)):], ha
+
+
+def test_a_refresh_leaves_a_tunnel_the_roles_want_live(monkeypatch: Any) -> None:
+    """A move handled elsewhere (another home replica) leaves this process's
+    preparation marks as they were; the roles' state says the tunnel is live: no
+    refresh takes it down."""
+    monkeypatch.setattr(settings, "STANDING_REFRESH", 0.02)
+    gws, drv = _gateways()
+    monkeypatch.setattr(gws, "tunnels_wanted", lambda g: {TID: SPEC} if g == "ha" else {})
+
+    async def run() -> None:
+        await gws.prepare_tunnel(PrepareTunnel(SPEC, child=True), delay=0)
+        await asyncio.sleep(0.06)
+        gws._stood.clear()
+
+    asyncio.run(run())
+    assert ("remove", TID) not in drv["ha"].log + drv["fa2"].log
+
+
+def test_the_ha_rekeys_a_promoted_end_whatever_the_fa_did(monkeypatch: Any) -> None:
+    """The FA's end failed to stand (a loaded machine): the move's add there is an
+    ordinary one, but the HA promoted its end (the key only); it is rekeyed all the
+    same, so it never stays "standing" over the MN's live CHILD_SA."""
+    from controller.adapters.strongswan import TunnelError
+    gws, drv = _gateways()
+
+    def fail(side: Any, timeout: float = 5.0, child: bool = False) -> float:
+        raise TunnelError("fa2's charon is slow")
+    monkeypatch.setattr(drv["fa2"], "prepare_tunnel", fail)
+
+    async def run() -> None:
+        await gws.prepare_tunnel(PrepareTunnel(SPEC, child=True), delay=0)
+        await gws.add_tunnel(AddTunnel("ha", SPEC.side_for("ha")))
+        await gws.add_tunnel(AddTunnel("fa2", SPEC.side_for("fa2")))
+        await asyncio.sleep(0.05)
+
+    asyncio.run(run())
+    assert drv["ha"].log == [("stand", TID), ("promote", TID), ("rekey", TID)], drv["ha"].log
+
+
+def test_a_failed_background_rekey_is_logged_not_raised(caplog: Any) -> None:
+    gws, drv = _gateways()
+
+    def boom(side: Any, timeout: float = 2.0, rekey: bool = False) -> float:
+        from controller.adapters.strongswan import TunnelError
+        raise TunnelError("no CHILD_SA to promote")
+    drv["ha"].promote_tunnel = boom  # type: ignore[method-assign]
+    asyncio.run(gws._rekey_at("ha", SPEC.side_for("ha")))
+    assert "promoting tunnel" in caplog.text
