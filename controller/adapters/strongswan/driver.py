@@ -357,8 +357,10 @@ class StrongSwanGateway(PrimariesMixin, GatewayDriverBase):
             return False
         if not side.initiator:
             return True
-        st = self.tunnel(side.tunnel_id)
-        return st is not None and any(c.state == "INSTALLED" for c in st.children)
+        sas = self._call(lambda s: list(s.list_sas({"ike": side.tunnel_id})))  # this one
+        return any((c or {}).get("state") in ("INSTALLED", b"INSTALLED")
+                   for sa in sas for ike in sa.values()
+                   for c in (ike.get("child-sas") or {}).values())
 
     def load_tunnel(self, side: TunnelSide) -> float:
         """Load a tunnel's connection and secret without initiating it and without
