@@ -69,6 +69,7 @@ class StrongSwanGateway(PrimariesMixin, GatewayDriverBase):
         self._loaded: dict[str, tuple[dict[str, Any], bytes]] = {}
         self._childless: set[str] = set()
         self._standing: set[str] = set()   # CHILD_SA stood up ahead, not yet promoted
+        self._promoted: dict[str, float] = {}   # tunnel -> its promotion's rekey began
 
     def warm_up(self) -> None:
         """Open the VICI session and the namespace controller now, not on the first
@@ -334,6 +335,7 @@ class StrongSwanGateway(PrimariesMixin, GatewayDriverBase):
                        if c.state == "INSTALLED"}
                 if not old:
                     raise TunnelError(f"{self.name}: {tid}: no CHILD_SA to promote")
+                self._promoted[tid] = time.monotonic()   # re-assertions stop (primaries.py)
                 for cid in old:
                     self._call(lambda s, cid=cid: s.rekey({"child-id": cid}))
                 while not ((st := self.tunnel(tid)) and any(
@@ -477,6 +479,7 @@ class StrongSwanGateway(PrimariesMixin, GatewayDriverBase):
         self._loaded.pop(tunnel_id, None)
         self._childless.discard(tunnel_id)
         self._standing.discard(tunnel_id)
+        self._promoted.pop(tunnel_id, None)
         self._call(remove)
         with self._lock:
             anchors = self._anchored.pop(tunnel_id, [])

@@ -27,6 +27,7 @@ class PrimariesMixin:
     if TYPE_CHECKING:
         name: str
         _standing: set[str]
+        _promoted: dict[str, float]
 
         def tunnels(self) -> list[TunnelState]: ...
 
@@ -93,11 +94,24 @@ class PrimariesMixin:
         targets = {c.unique_id: st.tunnel_id for st in states  # (none standing ahead)
                    if st.tunnel_id != tunnel_id and st.tunnel_id not in self._standing
                    for c in st.children if c.state == "INSTALLED" and key(c) in own}
+        sharing = {st.tunnel_id for st in states if st.tunnel_id != tunnel_id
+                   for c in st.children if key(c) in own}
         # one by one, oldest first: their order stays (a smooth handoff's retiring one
-        # behind the MN's live one); done when the old one is REKEYED (or gone)
+        # behind the MN's live one); done when the old one is REKEYED (or gone); none
+        # after the deadline (the order would not hold), none after a promotion of a
+        # CHILD_SA with these selectors (it has the downlink now: a primary's rekey
+        # would take it back to the FA the MN left)
         pending: dict[str, str] = {}
         deadline = time.monotonic() + timeout
         for cid, tid in sorted(targets.items(), key=lambda kv: int(kv[0] or 0)):
+            promoted = [t for t in sharing if self._promoted.get(t, -1.0) >= t0]
+            if promoted:
+                log.info("%s: %s: %s promoted meanwhile, its primaries left as they are",
+                         self.name, log_text(tunnel_id), log_text(", ".join(promoted)))
+                break
+            if time.monotonic() >= deadline:
+                pending[cid] = tid
+                continue
             try:
                 self._call(lambda s, cid=cid: s.rekey({"child-id": cid}))
             except CommandException as exc:

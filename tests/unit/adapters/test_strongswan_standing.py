@@ -116,3 +116,35 @@ def test_the_settle_thread_leaves_a_promoted_child_sa_alone(gw: Any) -> None:
     driver._standing.add(TID)                    # still standing: re-asserted
     driver._settle_when_up(TID, anchors, 0.05, secondary=True, standing=True)
     assert reasserted == [TID]
+
+
+def _states(*tunnels: tuple[str, str]) -> list[Any]:
+    """(tunnel id, CHILD_SA unique id) with the same selectors, all INSTALLED."""
+    from controller.adapters.strongswan.state import _tunnel_state
+    return [_tunnel_state(tid, {"state": "ESTABLISHED", "child-sas": {"c": {
+        "name": tid, "state": "INSTALLED", "uniqueid": uid,
+        "local-ts": ["10.30.0.0/24"], "remote-ts": ["10.10.0.5/32"]}}})
+        for tid, uid in tunnels]
+
+
+def test_a_promotion_meanwhile_stops_a_re_assertion(gw: Any) -> None:
+    """A preparation's re-assertion (rekeying the MN's live primary so it stays the
+    newest) must not run after a promotion of a CHILD_SA with the same selectors: it
+    would take the downlink back to the FA the MN just left."""
+    driver, session = gw
+    live, standing, new = "alice/ha-fa1", "alice/ha-fa2", "alice/ha-fa3"
+    driver.tunnels = lambda: _states((live, "3"), (standing, "5"), (new, "9"))  # type: ignore[method-assign]
+    driver._standing |= {standing, new}
+    driver._promoted[standing] = time.monotonic() + 60    # promoted during it
+    assert driver._reassert_primaries(new, timeout=0.05) == [live]
+    assert "rekey" not in session.calls
+    driver._promoted.clear()                              # no promotion: rekeyed
+    driver._reassert_primaries(new, timeout=0.05)
+    assert session.calls.count("rekey") == 1
+
+
+def test_after_its_deadline_a_re_assertion_issues_no_more_rekeys(gw: Any) -> None:
+    driver, session = gw
+    driver.tunnels = lambda: _states(("t/1", "1"), ("t/2", "2"), ("t/new", "9"))  # type: ignore[method-assign]
+    driver._reassert_primaries("t/new", timeout=0.02)     # "1" never goes: no wait for "2"
+    assert session.calls.count("rekey") == 1
