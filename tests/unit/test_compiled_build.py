@@ -161,3 +161,17 @@ def test_pure_env_values(value: str, tmp_path: Path) -> None:
     root, build = _tree(tmp_path)
     status, _ = _activate_in_subprocess(root, build, {"MIPVPN_PURE_AFTER": value})
     assert status.startswith("pure | MIPVPN_PURE=1")
+
+
+def test_a_changed_module_set_is_rebuilt(monkeypatch: pytest.MonkeyPatch,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """A build whose files all match but whose module set is not build_compiled's
+    (a module added to a compiled package, or the set edited) is not current."""
+    manifest = {"modules": {"pkg.a": {"source": "pkg/a.py", "ext": "x"}}}
+    monkeypatch.setattr(compiled, "check_build",
+                        lambda: compiled.Check(True, "current", manifest=manifest))
+    monkeypatch.setattr(build_compiled, "compiled_sources", lambda: ["pkg/a.py"])
+    assert build_compiled.main(["--check"]) == 0
+    monkeypatch.setattr(build_compiled, "compiled_sources", lambda: ["pkg/a.py", "pkg/b.py"])
+    assert build_compiled.main(["--check"]) == 1
+    assert "set of compiled modules changed" in capsys.readouterr().out
