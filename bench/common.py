@@ -36,7 +36,14 @@ def machine() -> dict[str, Any]:
         pass
     return {"cores": os.cpu_count(), "cpu": model, "loadavg": list(os.getloadavg()),
             "python": platform.python_version(), "kernel": platform.release(),
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "code": code_version()}
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "code": code_version(),
+            "build": _build()}
+
+
+def _build() -> dict[str, Any]:
+    """Which build of the hot modules this process runs (issue 15): compiled or pure."""
+    from controller import compiled
+    return compiled.STATUS.as_dict()
 
 
 def code_version() -> str:

@@ -73,6 +73,9 @@ def run(users: int, loads: list[float], windows: list[int], duration: float,
         ServerGroup(*extra, topology=topology) if split else
         Server("--serve", *extra, *(["--config", topology] if topology else [])))
     gen = LoadGenerator(srv.info, users)
+    # which build of the hot modules the server ran (issue 15): compiled or pure
+    res["server_build"] = srv.info.get("build")
+    print(f"server: {res['server_build']}", flush=True)
     try:
         print("warm-up (every user registers once) ...", flush=True)
         gen.closed_loop(16, max(1.0, min(users / 300.0, 30.0)), warmup=0.0)

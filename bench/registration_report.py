@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import pstats
+import re
 from pathlib import Path
 from typing import Any
 
@@ -144,7 +145,17 @@ COMPONENTS: tuple[tuple[str, tuple[str, ...]], ...] = (
 IDLE = "~:0(<method 'poll' of 'select.epoll' objects>)"
 
 
+#: a function of the compiled build (issue 15) as cProfile names it, a C function:
+#: ``~:0(<built-in method controller.proto.diameter.decoding.decode>)`` or a method
+#: ``~:0(<method 'x' of 'controller.core.handover.HandoverRecord' objects>)``
+_COMPILED = re.compile(r"^~:0\(<(?:built-in method |method '[^']*' of ')"
+                       r"(controller(?:\.\w+)+)")
+
+
 def _component(fn: str) -> str | None:
+    m = _COMPILED.match(fn)
+    if m:   # its module's file, as if it were the source
+        fn = m.group(1).replace(".", "/")
     for name, prefixes in COMPONENTS:
         if fn.startswith(prefixes):
             return name

@@ -231,7 +231,9 @@ def serve_runtime(users: int, topology: str | None, what_if: list[str],
     gc.callbacks.append(gc_callback)
     asyncio.run_coroutine_threadsafe(lag_monitor(), rt.loop)
     ha_core = topo.gateways["ha"].core.ip
+    from controller import compiled
     _reply({"ready": True, "pid": os.getpid(), "ha": ha_core,
+            "build": {**compiled.STATUS.as_dict(), "loaded": len(compiled.loaded_compiled())},
             "ingress": {k: list(ep.address) for k, ep in rt.ingress.items()},
             "coa": {k: topo.gateways[k.split(":", 1)[1]].core.ip for k in rt.ingress}})
     profiler: cProfile.Profile | None = None

@@ -19,6 +19,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from controller import compiled
 from controller.textutil import table
 
 DEFAULT_TOPOLOGY = str(Path(__file__).resolve().parent.parent / "topology" / "default.yaml")
@@ -387,11 +388,30 @@ def _add_rest_commands(sub: Any) -> None:
                            "`mipvpn allowance show NAI --json` prints")
 
 
+def version_text() -> str:
+    """`mipvpn --version`: the package's version and which build of the hot modules runs."""
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        v = version("mipvpn")
+    except PackageNotFoundError:
+        v = "unknown"
+    return f"mipvpn {v}, {compiled.STATUS.describe()}"
+
+
+class _VersionAction(argparse.Action):
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: object, option_string: str | None = None) -> None:
+        print(version_text())
+        parser.exit()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mipvpn", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--log-level", default="INFO",
                         choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument("--version", action=_VersionAction, nargs=0,
+                        help="print the version and which build runs (compiled or pure)")
     sub = parser.add_subparsers(dest="cmd", required=True)
 
     ctl = sub.add_parser("controller", help="run the controller alone (bring your own Mininet)")
@@ -462,6 +482,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=getattr(logging, args.log_level),
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if args.cmd not in REST_COMMANDS:
+        logging.getLogger("mipvpn").info("running %s", compiled.STATUS.describe())
     if args.cmd in REST_COMMANDS:
         try:
             token = resolve_token(args)

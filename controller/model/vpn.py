@@ -130,6 +130,16 @@ class VpnInfo:
     handoff: TunnelSpec | None = None
     seamless_handover: bool = False
 
+    def __post_init__(self) -> None:
+        # The two options are bools, not merely truthy (issue 15): the codec writes them
+        # as 0/1 and reads back bools, and its compiled build checks the annotation when
+        # it reads them; an int here would encode in one build and raise in the other.
+        # Every constructor here passes bool(...); refuse anything else at the source.
+        if type(self.smooth_handoff) is not bool or type(self.seamless_handover) is not bool:
+            raise TypeError(f"VpnInfo options must be bool: smooth_handoff="
+                            f"{self.smooth_handoff!r}, seamless_handover="
+                            f"{self.seamless_handover!r}")
+
     @property
     def on_demand(self) -> bool:
         return self.distribution == DISTRIBUTION_ON_DEMAND

@@ -89,7 +89,7 @@ _AVP_HEAD = struct.Struct("!II")
 _U32 = struct.Struct("!I")
 
 
-def parse_header(data: bytes) -> DiameterHeader:
+def parse_header(data: bytes | bytearray | memoryview) -> DiameterHeader:
     """Read the 20-byte header; framing errors (version, length) raise."""
     if len(data) < 20:
         raise DiameterDecodeError(INVALID_MESSAGE_LENGTH, 0, "shorter than a header")
@@ -104,11 +104,11 @@ def parse_header(data: bytes) -> DiameterHeader:
     return hdr
 
 
-def parse_avps(data: bytes, start: int = 0, end: int | None = None, *,
-               header: DiameterHeader | None = None) -> list[RawAvp]:
-    """Split ``data[start:end]`` into AVPs (not descending into grouped ones)."""
-    if type(data) is not bytes:     # once, not per AVP: every slice below is bytes
-        data = bytes(data)
+def parse_avps(buf: bytes | bytearray | memoryview, start: int = 0, end: int | None = None,
+               *, header: DiameterHeader | None = None) -> list[RawAvp]:
+    """Split ``buf[start:end]`` into AVPs (not descending into grouped ones)."""
+    # once, not per AVP: every slice below is bytes
+    data: bytes = buf if type(buf) is bytes else bytes(buf)
     end = len(data) if end is None else end
     out: list[RawAvp] = []
     pos = start
@@ -555,8 +555,9 @@ def _decode_base(top: _Avps, hdr: DiameterHeader) -> DiameterMessage:
 _BASE_COMMANDS = (CMD_CAPABILITIES_EXCHANGE, CMD_DEVICE_WATCHDOG, CMD_DISCONNECT_PEER)
 
 
-def decode(data: bytes) -> DiameterMessage:
+def decode(buf: bytes | bytearray | memoryview) -> DiameterMessage:
     """Decode one whole Diameter message.  Raises only ``DiameterDecodeError``."""
+    data: bytes = buf if type(buf) is bytes else bytes(buf)     # once (issue 15)
     try:
         hdr = parse_header(data)
         if hdr.length != len(data):

@@ -8,6 +8,7 @@ flow-mods in one stream, the tunnel state."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from types import SimpleNamespace
 from typing import Any
@@ -18,8 +19,10 @@ from os_ken.ofproto import ofproto_v1_3_parser as parser
 
 from controller.core import flows
 from controller.core.actions import ReleaseUplink
-from controller.core.fa_conf import NeighbourPort
+from controller.core.fa_conf import ForeignAgentConf, NeighbourPort
 from controller.core.handover import HandoverLog
+from controller.core.visitors import Visitor
+from controller.core.vpn import VpnInfo
 from controller.runtime import settings
 from controller.runtime.held_uplink import HeldUplinks
 
@@ -41,15 +44,21 @@ def frame(seq: int, src: str = MN, dst: str = FA1_MAC) -> bytes:
     return raw(dst) + raw(src) + b"\x08\x00" + b"E" + bytes(19) + seq.to_bytes(4, "big")
 
 
+def _conf(name: str, mac: str, dpid: int,
+          neighbours: tuple[NeighbourPort, ...]) -> ForeignAgentConf:
+    # the core's own types, not look-alikes: its compiled build checks them (issue 15)
+    return ForeignAgentConf(name, f"{name}.a.example", "a.example", "10.0.0.11", "10.1.0.1",
+                            mac, dpid, 1, max_pending=8, max_pending_age=5.0,
+                            neighbours=neighbours)
+
+
 def roles(seamless: bool = True) -> dict[str, Any]:
-    visitor = SimpleNamespace(nai=NAI, mn_mac=MN, lifetime=300,
-                              vpn_info=SimpleNamespace(seamless_handover=seamless))
-    fa1 = SimpleNamespace(conf=SimpleNamespace(
-        name="fa1", inside_mac=FA1_MAC, fa_port=1, access_dpid=0x1,
-        neighbours=(NeighbourPort("fa2", ACC2, 1, FA2_MAC),)), visitors={NAI: visitor})
-    fa2 = SimpleNamespace(conf=SimpleNamespace(
-        name="fa2", inside_mac=FA2_MAC, fa_port=1, access_dpid=ACC2, neighbours=()),
-        visitors={})
+    info = VpnInfo(NAI, "10.10.0.100", "ha", "fa1", (), seamless_handover=seamless)
+    visitor = Visitor(NAI, "10.10.0.100", "ha", MN, 1, info, 300, 1e12)
+    fa1 = SimpleNamespace(conf=_conf("fa1", FA1_MAC, 0x1,
+                                     (NeighbourPort("fa2", ACC2, 1, FA2_MAC),)),
+                          visitors={NAI: visitor})
+    fa2 = SimpleNamespace(conf=_conf("fa2", FA2_MAC, ACC2, ()), visitors={})
     return {"fa:fa1": fa1, "fa:fa2": fa2}
 
 
@@ -208,8 +217,8 @@ def test_the_switches_hand_the_uplink_over_not_to_the_solicitation_path(
     try:
         fa1, fa2 = r.fa("fa1"), r.fa("fa2")
         assert any(n.name == "fa2" for n in fa1.conf.neighbours)
-        fa1.visitors[NAI] = SimpleNamespace(**vars(roles()["fa:fa1"].visitors[NAI]),
-                                            expires=time.time() + 300)
+        fa1.visitors[NAI] = dataclasses.replace(roles()["fa:fa1"].visitors[NAI],
+                                                expires=time.time() + 300)
         msgs: list[Any] = []
         dp = SimpleNamespace(ofproto_parser=parser, ofproto=ofp,
                              id=fa2.conf.access_dpid, send_msg=msgs.append)
