@@ -2,7 +2,7 @@
 primaries of a secondary tunnel, and rekeying them so that they win again.
 
 A mixin of ``StrongSwanGateway`` (``driver.py``): it uses the driver's ``tunnels``,
-``_call``, ``uses_libipsec``, ``_standing`` and ``name``.
+``_call``, ``uses_libipsec``, ``_standing``, ``_promoted`` and ``name``.
 """
 
 from __future__ import annotations
