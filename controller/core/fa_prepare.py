@@ -80,9 +80,10 @@ def prepare_neighbours(conf: ForeignAgentConf, visitor: Visitor,
     switched off, removed; a deregistration (lifetime 0) prepares nothing and removes
     what was.  ``visitors``: this FA's (whose ports' meters are whose)."""
     out: list[Action] = []
-    others = [v for v in visitors if v.nai != visitor.nai]
     wanted = visitor.vpn_info.seamless_handover and visitor.lifetime > 0
-    old_meter = punt_meter_id(conf, old, others) if old is not None else 0
+    old_meter = (punt_meter_id(conf, old, visitors)
+                 if old is not None and old.vpn_info.seamless_handover else 0)
+    meter = punt_meter_id(conf, visitor, visitors) if wanted else 0
     for n in conf.neighbours:
         mods: tuple[flows.Mod, ...] = ()
         if old is not None and old.vpn_info.seamless_handover and (
@@ -92,8 +93,7 @@ def prepare_neighbours(conf: ForeignAgentConf, visitor: Visitor,
             mods += tuple(flows.MeterMod("delete", i) for i in (old_meter,) if i)
         if wanted:
             mods += flows.prepare_mn(visitor.mn_mac, conf.name, conf.inside_mac,
-                                     n.inside_mac, n.fa_port, HOLD_UPLINK,
-                                     punt_meter_id(conf, visitor, others))
+                                     n.inside_mac, n.fa_port, HOLD_UPLINK, meter)
         if mods:
             out.append(SendFlows(n.access_dpid, mods))
     return out
@@ -116,10 +116,15 @@ def prepared_flows(conf: ForeignAgentConf, visitors: Iterable[Visitor],
     """The flows this FA intends at switch ``dpid`` for its visitors' next move (a
     reconnected switch's reconcile keeps them)."""
     seamless = [v for v in visitors if v.vpn_info.seamless_handover and v.lifetime > 0]
+    # each port's meter is its latest visitor's (``punt_meter_id``), found in one pass
+    latest: dict[int, Visitor] = {}
+    for v in seamless:
+        if v.port not in latest or _displaced_by(v, latest[v.port]):
+            latest[v.port] = v
+    meters = {v.nai: punt_meter_id(conf, v) if latest[v.port] is v else 0 for v in seamless}
     return [m for n in conf.neighbours if n.access_dpid == dpid for v in seamless
             for m in flows.prepare_mn(v.mn_mac, conf.name, conf.inside_mac, n.inside_mac,
-                                      n.fa_port, HOLD_UPLINK,
-                                      punt_meter_id(conf, v, seamless))]
+                                      n.fa_port, HOLD_UPLINK, meters[v.nai])]
 
 
 def release_uplink(conf: ForeignAgentConf, nai: str, mn_mac: str, vpn_info: VpnInfo,
