@@ -65,7 +65,7 @@ class GatewayDriver(Protocol):
     def promote_tunnel(self, side: TunnelSide, timeout: float = 2.0,
                        rekey: bool = False, wait: bool = True) -> float: ...
 
-    def rekeyed(self, tunnel_id: str) -> bool: ...
+    def rekeyed(self, tunnel_id: str) -> bool | None: ...
 
     def loaded_connections(self) -> dict[str, dict[str, list[str]]]: ...
 
@@ -124,10 +124,10 @@ class GatewayDriverBase:
         it is done).  Default: ``add_prepared`` (nothing for ``rekey``)."""
         return 0.0 if rekey else self.add_prepared(side)
 
-    def rekeyed(self, tunnel_id: str) -> bool:
-        """A ``promote_tunnel(rekey=True, wait=False)`` of ``tunnel_id`` completed
-        (default: nothing pending, True)."""
-        return True
+    def rekeyed(self, tunnel_id: str) -> bool | None:
+        """A ``promote_tunnel(rekey=True, wait=False)`` of ``tunnel_id`` completed (True),
+        is in flight (False), or none is pending (None: the default, nothing issued)."""
+        return None
 
     def loaded_connections(self) -> dict[str, dict[str, list[str]]]:
         """Loaded connections by tunnel id, with peer and selectors where known

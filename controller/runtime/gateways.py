@@ -256,7 +256,9 @@ class Gateways:
             await loop.run_in_executor(self.workers[gateway], partial(
                 gw.promote_tunnel, side, timeout=timeout, rekey=True, wait=False))
             deadline = time.monotonic() + timeout
-            while not await loop.run_in_executor(None, gw.rekeyed, tid):
+            while not (done := await loop.run_in_executor(None, gw.rekeyed, tid)):
+                if done is None:
+                    return      # nothing stood there to rekey: no switch to report
                 if time.monotonic() >= deadline:
                     raise TunnelError(f"{gateway}: {tid}: not promoted in {timeout} s")
                 await asyncio.sleep(REKEY_POLL)

@@ -343,7 +343,7 @@ class StrongSwanGateway(PrimariesMixin, GatewayDriverBase):
                 self._rekeying[tid] = old
                 for cid in old:
                     self._call(lambda s, cid=cid: s.rekey({"child-id": cid}))
-                while wait and not self.rekeyed(tid):
+                while wait and self.rekeyed(tid) is False:
                     if time.monotonic() - t0 > timeout:
                         raise TunnelError(f"{self.name}: {tid}: not promoted in {timeout} s")
                     time.sleep(0.002)
@@ -354,12 +354,13 @@ class StrongSwanGateway(PrimariesMixin, GatewayDriverBase):
         log.info("%s: tunnel %s promoted in %.1f ms", self.name, log_text(tid), took * 1e3)
         return took
 
-    def rekeyed(self, tunnel_id: str) -> bool:
+    def rekeyed(self, tunnel_id: str) -> bool | None:
         """The promotion's rekey of ``tunnel_id`` (``promote_tunnel(rekey=True)``) has
-        its new CHILD_SA installed (True when none is pending)."""
+        its new CHILD_SA installed; None: no rekey of it is pending (none was issued:
+        nothing stood there, or it was already reported done or removed)."""
         old = self._rekeying.get(tunnel_id)
         if old is None:
-            return True
+            return None
 
         def list_sa(session: vici.Session) -> list[TunnelState]:   # this one only
             return [_tunnel_state(_s(name), ike)

@@ -111,8 +111,8 @@ def test_the_has_rekey_can_be_issued_without_waiting_for_it(gw: Any) -> None:
     assert not driver.rekeyed(TID)                # in flight: the old CHILD_SA only
     session.rekey = real_rekey                    # type: ignore[method-assign]
     session.rekey({})                             # the new CHILD_SA is installed
-    assert driver.rekeyed(TID)
-    assert driver.rekeyed("another/tunnel")       # nothing pending there
+    assert driver.rekeyed(TID) is True
+    assert driver.rekeyed("another/tunnel") is None   # none issued there
 
 
 def test_nothing_to_rekey_is_no_promotion(gw: Any) -> None:

@@ -410,7 +410,9 @@ class SlowRekeyGateway(RecordingGateway):
             self.done.wait(timeout)     # (the old driver: polls until the new SA)
         return took
 
-    def rekeyed(self, tunnel_id: str) -> bool:
+    def rekeyed(self, tunnel_id: str) -> bool | None:
+        if ("rekey", tunnel_id) not in self.log:
+            return None                 # none issued (not stood: nothing to rekey)
         return self.done.is_set()
 
 
@@ -464,3 +466,23 @@ def test_the_rekeys_completion_goes_into_the_moves_record() -> None:
     assert alice.marks["ha_rekey_done"] == 10.05
     assert "ha_rekey_done" not in bob.marks
     assert "ha_rekey_done" in alice.to_json()["breakdown"]["timeline_ms"]
+
+
+def test_no_rekey_done_is_reported_where_nothing_was_rekeyed() -> None:
+    """A move back on the live IKE_SA (seamless-smooth) or a failed stand at both ends:
+    the HA's promotion has no standing CHILD_SA to rekey; no ``ha_rekey_done`` then
+    (it would say the downlink switched by a rekey that never happened)."""
+    drivers = {n: SlowRekeyGateway(n) for n in ("ha", "fa1", "fa2")}
+    gws = Gateways(drivers, {}, {})  # type: ignore[arg-type]
+    done: list[tuple[str, str, float]] = []
+    gws.on_rekeyed = lambda gw, tid, t: done.append((gw, tid, t))
+
+    async def run() -> None:
+        await gws.prepare_tunnel(PrepareTunnel(SPEC), delay=0)     # IKE_SA only
+        await gws.add_tunnel(AddTunnel("ha", SPEC.side_for("ha")))
+        await gws.add_tunnel(AddTunnel("fa2", SPEC.side_for("fa2")))
+        # the background promotion ends at once (no 2 s poll for a rekey never sent)
+        await asyncio.wait_for(asyncio.gather(*gws._refreshes), 0.5)
+
+    asyncio.run(run())
+    assert ("rekey", TID) not in drivers["ha"].log and done == []
