@@ -120,6 +120,15 @@ class InlineExecutor(concurrent.futures.Executor):
             fut.set_exception(e)
         return fut
 
+    def run(self, fn: Any, *args: Any) -> asyncio.Future[Any]:
+        """``DriverWorker.run``'s interface, answered at once."""
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        try:
+            fut.set_result(fn(*args))
+        except BaseException as e:  # noqa: BLE001 - handed to the awaiting caller
+            fut.set_exception(e)
+        return fut
+
 
 def _reply(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj) + "\n")

@@ -5,7 +5,8 @@
     python -m controller.build_compiled --check    # exit 0 when current, 1 otherwise
     python -m controller.build_compiled --clean    # remove the build (then: pure Python)
 
-The modules: the Diameter codec and messages, the MIPv4 codec, and `controller/core`,
+The modules: the Diameter codec and messages, the MIPv4 codec, `controller/core` and the
+VPN model (`controller/model`),
 less what mypyc cannot keep as it behaves in Python (`compiled_sources`). The extension
 files go to `.build/compiled/` at the checkout's root, never next to the sources, with a
 manifest that `controller.compiled` checks at every import of `controller` (see there).
@@ -32,21 +33,20 @@ from controller import compiled
 GROUP = "mipvpn_compiled"
 
 # What stays pure, and why (mypyc 2.4): package __init__ files (the MIPv4 one's PEP 562
-# __getattr__ segfaulted at import when compiled; the others are re-exports), the MIPv4
-# messages (its decoder cache copies a message through object.__new__ + __dict__),
+# __getattr__ segfaulted at import when compiled; the others are re-exports),
 # core/role.py (RoleKey, a str subclass), persist.py, expiry.py, visitors.py (builtin
 # dict subclasses / multiple inheritance), and core/actions.py: the core<->runtime
 # contract stays plain dataclasses that the runtime and tests may subclass (an
 # interpreted class cannot inherit from a compiled one).
 EXCLUDED = {
     "controller/core/actions.py",
-    "controller/proto/mip/messages.py",
     "controller/core/role.py",
     "controller/core/persist.py",
     "controller/core/expiry.py",
     "controller/core/visitors.py",
 }
-PACKAGES = ("controller/proto/diameter", "controller/proto/mip", "controller/core")
+PACKAGES = ("controller/proto/diameter", "controller/proto/mip", "controller/core",
+            "controller/model")
 SINGLE = ("controller/proto/mip_keys.py", "controller/proto/mip_rrq.py",
           "controller/proto/nai.py")
 

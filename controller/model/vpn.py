@@ -31,13 +31,18 @@ class QosSpec:
     dscp: int = 0
 
 
+#: the proposals a profile that names none gets
+DEFAULT_IKE = "aes128-sha256-modp2048"
+# ECP-256 in the ESP proposal: perfect forward secrecy for every CHILD_SA made by
+# CREATE_CHILD_SA (rekeys, further CHILD_SAs); the first one, inside IKE_AUTH, takes
+# its keys from the IKE_SA's DH (RFC 7296 §1.3.1).  Cost: docs/benchmarks.md.
+DEFAULT_ESP = "aes128gcm16-ecp256"
+
+
 @dataclass(frozen=True)
 class SecuritySpec:
-    ike: str = "aes128-sha256-modp2048"
-    # ECP-256 in the ESP proposal: perfect forward secrecy for every CHILD_SA made by
-    # CREATE_CHILD_SA (rekeys, further CHILD_SAs); the first one, inside IKE_AUTH, takes
-    # its keys from the IKE_SA's DH (RFC 7296 §1.3.1).  Cost: docs/benchmarks.md.
-    esp: str = "aes128gcm16-ecp256"
+    ike: str = DEFAULT_IKE
+    esp: str = DEFAULT_ESP
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from controller.core.actions import AddTunnel, PrepareTunnel, RemoveTunnel
 from controller.core.handover import HandoverLog
 from controller.core.vpn import TunnelSide, TunnelSpec, owner_of, tunnel_name
 from controller.runtime import settings
+from controller.runtime.workers import DriverWorker
 
 LOG = logging.getLogger("mipvpn.runtime")
 
@@ -40,8 +41,7 @@ class Gateways:
         self.qos = qos
         self.roles = roles
         self.dispatch = Dispatch(roles)
-        self.workers = {name: ThreadPoolExecutor(1, thread_name_prefix=f"vici-{name}")
-                        for name in drivers}
+        self.workers = {name: DriverWorker(f"vici-{name}") for name in drivers}
         # one thread per gateway blocks on a VICI connection charon closes when it
         # dies (issue 5: charon loss seen at once, not at the next health check)
         self.watchers = ThreadPoolExecutor(max(1, len(drivers)),
@@ -117,8 +117,7 @@ class Gateways:
         peer = (action.side.remote.gateway, action.side.tunnel_id)
         for attempt in range(settings.TUNNEL_TRIES if action.side.initiator else 1):
             try:
-                took = await asyncio.get_running_loop().run_in_executor(self.workers[action.gateway],
-                                                       add, action.side)
+                took = await self.workers[action.gateway].run(add, action.side)
                 if action.side.initiator and peer in self._live and (
                         add == gw.promote_tunnel
                         or self.tunnel_log.get(peer, {}).get("on_prepared_ike_sa")):
@@ -179,8 +178,7 @@ class Gateways:
             del self._live[k]
         self.tunnel_log.pop((action.gateway, action.tunnel_id), None)
         try:
-            await asyncio.get_running_loop().run_in_executor(self.workers[action.gateway],
-                                            gw.remove_tunnel, action.tunnel_id)
+            await self.workers[action.gateway].run(gw.remove_tunnel, action.tunnel_id)
         except (TunnelError, OSError) as exc:
             LOG.error("removing tunnel %s at %s failed: %s", log_text(action.tunnel_id),
                       action.gateway, log_text(exc))
@@ -218,12 +216,11 @@ class Gateways:
             for g in [g for g in ends if (g, spec.tunnel_id) in self._prepared]:
                 await self.remove_tunnel(RemoveTunnel(g, spec.tunnel_id))
             return
-        loop = asyncio.get_running_loop()
         for g in ends:
             side = spec.side_for(g)
             self._prepared.add((g, spec.tunnel_id))
             try:
-                took = await loop.run_in_executor(self.workers[g], partial(
+                took = await self.workers[g].run(partial(
                     self.drivers[g].prepare_tunnel, side, **(
                         {"child": True} if action.child else {})))
             except (TunnelError, OSError) as exc:
@@ -253,15 +250,18 @@ class Gateways:
         gw, tid = self.drivers[gateway], side.tunnel_id
         loop = asyncio.get_running_loop()
         try:
-            await loop.run_in_executor(self.workers[gateway], partial(
-                gw.promote_tunnel, side, timeout=timeout, rekey=True, wait=False))
+            def issue() -> bool | None:     # one worker call, as for any promotion:
+                gw.promote_tunnel(side, timeout=timeout, rekey=True, wait=False)
+                return gw.rekeyed(tid)       # None at once where nothing stood (a renewal)
+            done = await self.workers[gateway].run(issue)
             deadline = time.monotonic() + timeout
-            while not (done := await loop.run_in_executor(None, gw.rekeyed, tid)):
+            while not done:
                 if done is None:
                     return      # nothing stood there to rekey: no switch to report
                 if time.monotonic() >= deadline:
                     raise TunnelError(f"{gateway}: {tid}: not promoted in {timeout} s")
                 await asyncio.sleep(REKEY_POLL)
+                done = await loop.run_in_executor(None, gw.rekeyed, tid)
         except (TunnelError, OSError) as exc:
             LOG.warning("promoting tunnel %s at %s failed: %s", log_text(tid),
                         gateway, log_text(exc))
@@ -301,7 +301,7 @@ class Gateways:
         if qos is None:
             return
         try:
-            await asyncio.get_running_loop().run_in_executor(self.workers[gateway], getattr(qos, op), arg)
+            await self.workers[gateway].run(getattr(qos, op), arg)
         except Exception as exc:  # noqa: BLE001 - netlink errors of any kind
             LOG.error("QoS %s at %s failed: %s", op, gateway, log_text(exc))
 
@@ -313,7 +313,7 @@ class Gateways:
         while not await self.ready(name):
             await asyncio.sleep(0.1)
         try:
-            await asyncio.get_running_loop().run_in_executor(self.workers[name], gw.warm_up)
+            await self.workers[name].run(gw.warm_up)
         except Exception as exc:  # reported, retried lazily at the first tunnel
             LOG.warning("gateway %s: warm-up failed: %s", name, log_text(exc))
 
@@ -325,8 +325,8 @@ class Gateways:
             # bounded: a hung charon (alive, socket open, not answering) is degraded too;
             # the bound is above the longest legitimate call queued before it (an
             # initiate: settings.TUNNEL_TRIES x its 5 s timeout)
-            await asyncio.wait_for(asyncio.get_running_loop().run_in_executor(
-                self.workers[name], self.drivers[name].version), settings.HEALTH_TIMEOUT)
+            await asyncio.wait_for(self.workers[name].run(self.drivers[name].version),
+                                   settings.HEALTH_TIMEOUT)
         except Exception:  # not up yet, gone, or hung
             return False
         return True
@@ -335,7 +335,7 @@ class Gateways:
         out: dict[str, Any] = {}
         for name, gw in self.drivers.items():
             try:
-                states = await asyncio.get_running_loop().run_in_executor(self.workers[name], gw.tunnels)
+                states = await self.workers[name].run(gw.tunnels)
                 out[name] = [s.to_json() if hasattr(s, "to_json") else _state_json(s)
                              for s in states]
             except Exception as exc:  # charon down: reported, not fatal
@@ -417,7 +417,7 @@ class Gateways:
                 await asyncio.sleep(settings.DEGRADED_POLL)
             if gw.warms_up:
                 try:
-                    await asyncio.get_running_loop().run_in_executor(self.workers[name], gw.warm_up)
+                    await self.workers[name].run(gw.warm_up)
                 except Exception as exc:  # noqa: BLE001 - retried lazily at the first tunnel
                     LOG.warning("gateway %s: warm-up failed: %s", name, log_text(exc))
             try:
@@ -470,9 +470,8 @@ class Gateways:
         gw = self.drivers[name]
         run = self.workers[name]
         t0 = time.monotonic()
-        loaded: dict[str, dict[str, Any]] = await asyncio.get_running_loop().run_in_executor(
-            run, gw.loaded_connections)
-        sas = {s.tunnel_id: s for s in await asyncio.get_running_loop().run_in_executor(run, gw.tunnels)}
+        loaded: dict[str, dict[str, Any]] = await run.run(gw.loaded_connections)
+        sas = {s.tunnel_id: s for s in await run.run(gw.tunnels)}
         wanted = self.tunnels_wanted(name)
         stats = {"kept": 0, "added": 0, "removed": 0, "initiated": 0}
         def touched(tid: str) -> bool:   # set or removed by a registration meanwhile
@@ -538,7 +537,7 @@ class Gateways:
             "adopted": True}
         gw = self.drivers[name]
         try:
-            await asyncio.get_running_loop().run_in_executor(self.workers[name], gw.adopt, side)
+            await self.workers[name].run(gw.adopt, side)
         except Exception as exc:  # noqa: BLE001 - anchors are best effort here
             LOG.warning("gateway %s: adopting %s: %s", name, log_text(side.tunnel_id), log_text(exc))
         await self._qos(name, "apply", side)

@@ -57,6 +57,7 @@ from controller.runtime.persistence import Persistence
 from controller.runtime.replication import Replication, debounced, is_shared, open_state
 from controller.runtime.settings import REQUEST_TIMEOUT, vici_socket
 from controller.runtime.switches import Switches
+from controller.runtime.workers import DriverWorker
 
 LOG = logging.getLogger("mipvpn.runtime")
 
@@ -352,7 +353,7 @@ class Runtime:
         self.gateways_ctl.static_tunnels = specs
 
     @property
-    def _gw_exec(self) -> dict[str, ThreadPoolExecutor]:
+    def _gw_exec(self) -> dict[str, DriverWorker]:
         return self.gateways_ctl.workers
 
     @property

@@ -34,7 +34,8 @@ from diameter.message.constants import (AVP_ACCOUNTING_MULTI_SESSION_ID,
                                         AVP_RESULT_CODE, AVP_SESSION_ID, AVP_USER_NAME,
                                         AVP_VENDOR_ID)
 
-from controller.model.vpn import QosSpec, SecuritySpec, TunnelEnd, TunnelSpec, VpnInfo
+from controller.model.vpn import (DEFAULT_ESP, DEFAULT_IKE, QosSpec, SecuritySpec, TunnelEnd,
+                                  TunnelSpec, VpnInfo)
 from controller.proto import nai as nai_syntax
 from controller.proto.diameter.agents import _proxy_info, _relay_fields
 from controller.proto.diameter.messages import (AmAnswer, AmRequest, Cea, Cer,
@@ -359,8 +360,8 @@ def _decode_tunnel(g: _Avps, ta: RawAvp) -> TunnelSpec:
         a=ends[0], b=ends[1],
         psk=t.octets(VA_PSK, vendor=VENDOR_ID),
         security=SecuritySpec(
-            ike=t.text(VA_IKE_PROPOSAL, SecuritySpec.ike, vendor=VENDOR_ID),
-            esp=t.text(VA_ESP_PROPOSAL, SecuritySpec.esp, vendor=VENDOR_ID)),
+            ike=t.text(VA_IKE_PROPOSAL, DEFAULT_IKE, vendor=VENDOR_ID),
+            esp=t.text(VA_ESP_PROPOSAL, DEFAULT_ESP, vendor=VENDOR_ID)),
         qos=QosSpec(rate_kbps=t.u32(VA_QOS_RATE_KBPS, 0, vendor=VENDOR_ID),
                     dscp=t.u32(VA_QOS_DSCP, 0, vendor=VENDOR_ID)),
         initiator=t.text(VA_INITIATOR, "", vendor=VENDOR_ID))

@@ -203,10 +203,20 @@ def _decode_with_spans(data: bytes) -> tuple[MipMessage, list[_ExtSpan]]:
             _DECODED.clear()
         _DECODED[data] = hit
     msg, spans = hit
-    fresh = object.__new__(type(msg))
-    fresh.__dict__.update(msg.__dict__)
-    fresh.extensions = list(msg.extensions)  # type: ignore[union-attr]
-    return fresh, list(spans)
+    return _fresh_copy(msg), list(spans)
+
+
+def _fresh_copy(msg: MipMessage) -> MipMessage:
+    """A cached Registration Request / Reply as a new object with its own extension
+    list (by its constructor: the compiled build has no ``__dict__`` to copy)."""
+    if isinstance(msg, RegistrationRequest):
+        return RegistrationRequest(msg.flags, msg.lifetime, msg.home_address, msg.home_agent,
+                                   msg.care_of_address, msg.identification,
+                                   list(msg.extensions))
+    if isinstance(msg, RegistrationReply):
+        return RegistrationReply(msg.code, msg.lifetime, msg.home_address, msg.home_agent,
+                                 msg.identification, list(msg.extensions))
+    raise TypeError(f"not a cached Mobile IP message: {msg!r}")
 
 
 def _decode_uncached(data: bytes) -> tuple[MipMessage, list[_ExtSpan]]:

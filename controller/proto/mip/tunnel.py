@@ -8,7 +8,8 @@ import hmac
 import ipaddress
 import struct
 
-from controller.model.vpn import QosSpec, SecuritySpec, TunnelEnd, TunnelSpec
+from controller.model.vpn import (DEFAULT_ESP, DEFAULT_IKE, QosSpec, SecuritySpec, TunnelEnd,
+                                  TunnelSpec)
 from controller.proto.mip.errors import _bytes_to_ip, _ip_to_bytes, MipDecodeError
 from controller.proto.mip.extensions import CriticalVendorExtension, NormalVendorExtension
 from controller.proto.mip.numbers import (BACK_POORLY_FORMED, CVSE_VPN_TUNNEL,
@@ -156,7 +157,7 @@ def decode_tunnel_extension(ext: CriticalVendorExtension | NormalVendorExtension
         b=TunnelEnd(text(TS_B_GATEWAY, True), address(TS_B_ADDRESS),
                     tuple(selectors[TS_B_SELECTOR])),
         psk=psk,
-        security=SecuritySpec(ike=text(TS_IKE) or SecuritySpec.ike,
-                              esp=text(TS_ESP) or SecuritySpec.esp),
+        security=SecuritySpec(ike=text(TS_IKE) or DEFAULT_IKE,
+                              esp=text(TS_ESP) or DEFAULT_ESP),
         qos=QosSpec(rate_kbps=struct.unpack("!I", rate)[0], dscp=dscp[0]),
         initiator=text(TS_INITIATOR))

@@ -55,7 +55,9 @@ def test_a_value_that_would_not_come_back_the_same_is_decoded() -> None:
     assert vpn_memo._round_trips(_info())
     assert not vpn_memo._round_trips(_info(home="0::1"))       # would come back as ::1
     for bad in ({"smooth_handoff": 1}, {"seamless_handover": 0}):
-        with pytest.raises(TypeError, match="must be bool"):
+        # pure Python: VpnInfo's own check; compiled (the model is, issue 15): the
+        # native attribute's type check, before it
+        with pytest.raises(TypeError, match="must be bool|bool object expected"):
             replace(_info(), **bad)  # type: ignore[arg-type]
 
 

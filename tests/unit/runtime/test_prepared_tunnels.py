@@ -402,6 +402,7 @@ class SlowRekeyGateway(RecordingGateway):
         super().__init__(name)
         import threading
         self.done = threading.Event()
+        self.asked_on: list[str] = []    # the threads ``rekeyed`` was called on
 
     def promote_tunnel(self, side: Any, timeout: float = 2.0, rekey: bool = False,
                        wait: bool = True) -> float:
@@ -411,6 +412,8 @@ class SlowRekeyGateway(RecordingGateway):
         return took
 
     def rekeyed(self, tunnel_id: str) -> bool | None:
+        import threading
+        self.asked_on.append(threading.current_thread().name)
         if ("rekey", tunnel_id) not in self.log:
             return None                 # none issued (not stood: nothing to rekey)
         return self.done.is_set()
@@ -486,3 +489,6 @@ def test_no_rekey_done_is_reported_where_nothing_was_rekeyed() -> None:
 
     asyncio.run(run())
     assert ("rekey", TID) not in drivers["ha"].log and done == []
+    # asked once, in the same call on the HA's worker as the promotion (a renewal's
+    # path: no second hand-off, issue 15)
+    assert drivers["ha"].asked_on == ["vici-ha"], drivers["ha"].asked_on
