@@ -335,6 +335,10 @@ def summarise_walks(moves: list[dict[str, Any]]) -> dict[str, Any]:
     out["rrq_at_fa_to_tunnel_up_ms"] = summary(
         [w["timeline_ms"]["tunnel_up"] - w["timeline_ms"]["rrq_at_fa"] for w in walks
          if {"tunnel_up", "rrq_at_fa"} <= set(w.get("timeline_ms", {}))], 1)
+    # h14g: a promoted move's HA rekey (the downlink on the new FA by then at the latest)
+    out["tunnel_up_to_ha_rekey_done_ms"] = summary(
+        [w["timeline_ms"]["ha_rekey_done"] - w["timeline_ms"]["tunnel_up"] for w in walks
+         if {"tunnel_up", "ha_rekey_done"} <= set(w.get("timeline_ms", {}))], 1)
     # moves whose first RRQ was lost (the MN's 1 s retransmission timer is in the gap)
     out["moves_rrq_retransmitted"] = sum(1 for w in walks if w.get("rrq_tries", 1) > 1)
     return out

@@ -254,6 +254,12 @@ def print_paired(kind: str, res: dict[str, Any]) -> None:
           f"on {on['zero_lost_both_ways']}, off {off['zero_lost_both_ways']}")
     ready = [(s.get("rrq_at_fa_to_tunnel_up_ms") or {}).get("median") for s in (on, off)]
     print(f"RRQ at the new FA -> its tunnel up, median: on {ready[0]} ms, off {ready[1]} ms")
+    first = {(s, d): ((x.get(f"tunnel_up_to_first_packet_ms_{d}") or {}).get("median"))
+             for s, x in (("on", on), ("off", off)) for d, _ in DIRECTIONS}
+    print(f"after the new FA's tunnel up, median: HA's rekey done on "
+          f"{(on.get('tunnel_up_to_ha_rekey_done_ms') or {}).get('median')} ms; first "
+          f"packet MN->CN on {first[('on', 'mn_to_cn')]} / off {first[('off', 'mn_to_cn')]}"
+          f" ms, CN->MN on {first[('on', 'cn_to_mn')]} / off {first[('off', 'cn_to_mn')]} ms")
     chk = res.get("prepared_check")
     if chk:
         print(f"prepared IKE_SA used (CREATE_CHILD_SA at the new FA): "

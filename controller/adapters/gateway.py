@@ -63,7 +63,9 @@ class GatewayDriver(Protocol):
     def add_prepared(self, side: TunnelSide, timeout: float = 5.0) -> float: ...
 
     def promote_tunnel(self, side: TunnelSide, timeout: float = 2.0,
-                       rekey: bool = False) -> float: ...
+                       rekey: bool = False, wait: bool = True) -> float: ...
+
+    def rekeyed(self, tunnel_id: str) -> bool | None: ...
 
     def loaded_connections(self) -> dict[str, dict[str, list[str]]]: ...
 
@@ -115,11 +117,17 @@ class GatewayDriverBase:
         return float(add(side, timeout))
 
     def promote_tunnel(self, side: TunnelSide, timeout: float = 2.0,
-                       rekey: bool = False) -> float:
+                       rekey: bool = False, wait: bool = True) -> float:
         """The move onto a prepared tunnel (``prepare_tunnel``'s CHILD_SA made the
         one that carries the traffic; ``rekey``: the end that switches it, called
-        after the initiator's).  Default: ``add_prepared`` (nothing for ``rekey``)."""
+        after the initiator's; ``wait=False``: only issued, ``rekeyed`` tells when
+        it is done).  Default: ``add_prepared`` (nothing for ``rekey``)."""
         return 0.0 if rekey else self.add_prepared(side)
+
+    def rekeyed(self, tunnel_id: str) -> bool | None:
+        """A ``promote_tunnel(rekey=True, wait=False)`` of ``tunnel_id`` completed (True),
+        is in flight (False), or none is pending (None: the default, nothing issued)."""
+        return None
 
     def loaded_connections(self) -> dict[str, dict[str, list[str]]]:
         """Loaded connections by tunnel id, with peer and selectors where known

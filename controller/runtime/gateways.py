@@ -11,7 +11,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from functools import partial
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from controller.adapters.gateway import GatewayDriver
 from controller.logtext import log_text
@@ -19,11 +19,15 @@ from controller.adapters.qos import GatewayQos
 from controller.adapters.strongswan import TunnelError
 from controller.core.dispatch import Dispatch
 from controller.core.actions import AddTunnel, PrepareTunnel, RemoveTunnel
-from controller.core.vpn import TunnelSide, TunnelSpec
+from controller.core.handover import HandoverLog
+from controller.core.vpn import TunnelSide, TunnelSpec, owner_of, tunnel_name
 from controller.runtime import settings
 from controller.runtime.workers import DriverWorker
 
 LOG = logging.getLogger("mipvpn.runtime")
+
+#: s between two looks at a promotion's rekey (``Gateways._rekey_at``)
+REKEY_POLL = 0.003
 
 
 class Gateways:
@@ -55,6 +59,9 @@ class Gateways:
         self._live: dict[tuple[str, str], TunnelSide] = {}   # what add_tunnel set there
         self._stood: dict[str, object] = {}   # tunnel -> its standing CHILD_SA's refresh
         self._refreshes: set[asyncio.Task[None]] = set()
+        #: (gateway, tunnel id, when): a promotion's rekey completed there (the root
+        #: puts it in the move's record: ``ha_rekey_done``)
+        self.on_rekeyed: Callable[[str, str, float], None] | None = None
 
     def own(self) -> set[str]:
         """Fix the gateways this process drives (at start, once the stationary tunnels
@@ -232,15 +239,35 @@ class Gateways:
         self._refreshes.add(task)
         task.add_done_callback(self._refreshes.discard)
 
-    async def _rekey_at(self, gateway: str, side: TunnelSide) -> None:
+    async def _rekey_at(self, gateway: str, side: TunnelSide,
+                        timeout: float = 2.0) -> None:
         """The promotion's switch at ``gateway`` (the HA): a rekey of the standing
-        CHILD_SA there, whose new SA becomes the newest of the reqid: the downlink."""
+        CHILD_SA there, whose new SA becomes the newest of the reqid: the downlink.
+        Issued on the gateway's worker, awaited off it (its CREATE_CHILD_SA round
+        crosses the core, 20-60 ms at a move: issue 14, h14g), so what the move
+        queued there meanwhile (the old FA's tunnel removal) is not held behind it.
+        Its completion goes to ``on_rekeyed`` (the move's ``ha_rekey_done``)."""
+        gw, tid = self.drivers[gateway], side.tunnel_id
+        loop = asyncio.get_running_loop()
         try:
-            await self.workers[gateway].run(partial(
-                self.drivers[gateway].promote_tunnel, side, rekey=True))
+            def issue() -> bool | None:     # one worker call, as for any promotion:
+                gw.promote_tunnel(side, timeout=timeout, rekey=True, wait=False)
+                return gw.rekeyed(tid)       # None at once where nothing stood (a renewal)
+            done = await self.workers[gateway].run(issue)
+            deadline = time.monotonic() + timeout
+            while not done:
+                if done is None:
+                    return      # nothing stood there to rekey: no switch to report
+                if time.monotonic() >= deadline:
+                    raise TunnelError(f"{gateway}: {tid}: not promoted in {timeout} s")
+                await asyncio.sleep(REKEY_POLL)
+                done = await loop.run_in_executor(None, gw.rekeyed, tid)
         except (TunnelError, OSError) as exc:
-            LOG.warning("promoting tunnel %s at %s failed: %s", log_text(side.tunnel_id),
+            LOG.warning("promoting tunnel %s at %s failed: %s", log_text(tid),
                         gateway, log_text(exc))
+            return
+        if self.on_rekeyed is not None:
+            self.on_rekeyed(gateway, tid, time.monotonic())
 
     async def _refresh_standing(self, action: PrepareTunnel, token: object) -> None:
         """After ``STANDING_REFRESH``: a CHILD_SA still standing as this preparation left
@@ -522,6 +549,18 @@ class Gateways:
             if len(marks) > 1024:
                 for k in [k for k, t in marks.items() if now - t > keep]:
                     del marks[k]
+
+
+def mark_rekeyed(handovers: HandoverLog, gateway: str, tunnel_id: str, t: float) -> None:
+    """``Gateways.on_rekeyed``: the HA's promotion rekey of ``tunnel_id`` completed at
+    ``t`` (the downlink is on the new FA's SA by then): ``ha_rekey_done`` in the
+    latest record of a move onto that tunnel (open or closed at the reply)."""
+    for rec in reversed(handovers.records):
+        if tunnel_id in (tunnel_name(owner_of(rec.nai), gateway, rec.foreign_agent),
+                         tunnel_name(owner_of(rec.nai), rec.foreign_agent, gateway)):
+            if rec.marks.get("rrq_at_fa", t) <= t:
+                rec.marks.setdefault("ha_rekey_done", t)
+            return
 
 
 def _conn_matches(conn: dict[str, Any], side: TunnelSide) -> bool:

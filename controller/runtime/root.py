@@ -26,6 +26,7 @@ import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Coroutine, Iterable
 
@@ -47,7 +48,7 @@ from controller.metrics import Metrics
 from controller.runtime import settings
 from controller.runtime.diameter_links import DiameterLinks
 from controller.runtime.executor import Executor
-from controller.runtime.gateways import Gateways
+from controller.runtime.gateways import Gateways, mark_rekeyed
 from controller.runtime.held import HeldDownlink, HeldDownlinks
 from controller.runtime.held_uplink import HeldUplinks
 from controller.runtime.lookup import foreign_agents
@@ -142,6 +143,7 @@ class Runtime:
                 for name in topo.gateways} if gateway_factory is None else {})
         self.gateways_ctl = Gateways({name: factory(name) for name in topo.gateways},
                                      qos, self.roles)
+        self.gateways_ctl.on_rekeyed = partial(mark_rekeyed, self.handovers)
         self.datapaths: dict[int, Any] = {}
         self.held = HeldDownlinks(self.roles, self.counters, self.datapaths,
                                   self.gateways_ctl.tunnel_established,

@@ -30,7 +30,8 @@ class RecordingGateway(GatewayDriverBase):
             self.log.append(("stand" if child else "prepare", side.tunnel_id))
         return 0.0
 
-    def promote_tunnel(self, side: Any, timeout: float = 2.0, rekey: bool = False) -> float:
+    def promote_tunnel(self, side: Any, timeout: float = 2.0, rekey: bool = False,
+                       wait: bool = True) -> float:
         with self._lock:
             stood = ("stand", side.tunnel_id) in self.log
         if not stood:

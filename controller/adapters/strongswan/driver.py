@@ -70,6 +70,7 @@ class StrongSwanGateway(PrimariesMixin, GatewayDriverBase):
         self._childless: set[str] = set()
         self._standing: set[str] = set()   # CHILD_SA stood up ahead, not yet promoted
         self._promoted: dict[str, float] = {}   # tunnel -> its promotion's rekey began
+        self._rekeying: dict[str, set[str]] = {}   # tunnel -> CHILD_SAs its rekey replaces
 
     def warm_up(self) -> None:
         """Open the VICI session and the namespace controller now, not on the first
@@ -313,10 +314,13 @@ class StrongSwanGateway(PrimariesMixin, GatewayDriverBase):
         return self.add_tunnel(side, timeout, keep_sa=True)
 
     def promote_tunnel(self, side: TunnelSide, timeout: float = 2.0,
-                       rekey: bool = False) -> float:
+                       rekey: bool = False, wait: bool = True) -> float:
         """The move onto a CHILD_SA stood up ahead: the move's key loaded; ``rekey`` (at
         the HA: a rekey's responder installs its outbound SA only at the old one's DELETE)
-        rekeyed here: the newest SA of the reqid, the downlink.  Seconds taken."""
+        rekeyed here: the newest SA of the reqid, the downlink.  ``wait=False``: the
+        rekey is only issued (its CREATE_CHILD_SA round crosses the core: 20-60 ms
+        at a move, issue 14 h14g); ``rekeyed`` tells when it completed.  Seconds
+        taken."""
         t0, tid = time.monotonic(), side.tunnel_id
         if tid not in self._standing:   # (kernel XFRM, or a plain prepared IKE_SA)
             return 0.0 if rekey else self.add_prepared(side, timeout=max(timeout, 5.0))
@@ -336,19 +340,40 @@ class StrongSwanGateway(PrimariesMixin, GatewayDriverBase):
                 if not old:
                     raise TunnelError(f"{self.name}: {tid}: no CHILD_SA to promote")
                 self._promoted[tid] = time.monotonic()   # re-assertions stop (primaries.py)
+                self._rekeying[tid] = old
                 for cid in old:
                     self._call(lambda s, cid=cid: s.rekey({"child-id": cid}))
-                while not ((st := self.tunnel(tid)) and any(
-                        c.state == "INSTALLED" and c.unique_id not in old
-                        for c in st.children)):
+                while wait and self.rekeyed(tid) is False:
                     if time.monotonic() - t0 > timeout:
                         raise TunnelError(f"{self.name}: {tid}: not promoted in {timeout} s")
                     time.sleep(0.002)
         except CommandException as exc:
+            self._rekeying.pop(tid, None)
             raise TunnelError(f"{self.name}: promoting tunnel {tid} failed: {exc}") from exc
         took = time.monotonic() - t0
         log.info("%s: tunnel %s promoted in %.1f ms", self.name, log_text(tid), took * 1e3)
         return took
+
+    def rekeyed(self, tunnel_id: str) -> bool | None:
+        """The promotion's rekey of ``tunnel_id`` (``promote_tunnel(rekey=True)``) has
+        its new CHILD_SA installed; None: no rekey of it is pending (none was issued:
+        nothing stood there, or it was already reported done or removed)."""
+        old = self._rekeying.get(tunnel_id)
+        if old is None:
+            return None
+
+        def list_sa(session: vici.Session) -> list[TunnelState]:   # this one only
+            return [_tunnel_state(_s(name), ike)
+                    for sa in session.list_sas({"ike": tunnel_id}) for name, ike in sa.items()]
+        try:
+            states = self._call(list_sa)
+        except CommandException as exc:
+            raise TunnelError(f"{self.name}: {tunnel_id}: {exc}") from exc
+        if not any(c.state == "INSTALLED" and c.unique_id not in old
+                   for st in states for c in st.children):
+            return False
+        self._rekeying.pop(tunnel_id, None)
+        return True
 
     def _stands_as(self, side: TunnelSide) -> bool:
         """The standing CHILD_SA is what the move wants: its connection as loaded when
@@ -480,6 +505,7 @@ class StrongSwanGateway(PrimariesMixin, GatewayDriverBase):
         self._childless.discard(tunnel_id)
         self._standing.discard(tunnel_id)
         self._promoted.pop(tunnel_id, None)
+        self._rekeying.pop(tunnel_id, None)
         self._call(remove)
         with self._lock:
             anchors = self._anchored.pop(tunnel_id, [])

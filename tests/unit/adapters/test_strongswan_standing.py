@@ -95,6 +95,26 @@ def test_the_has_promotion_rekeys_and_its_vici_errors_are_tunnel_errors(gw: Any)
         driver.promote_tunnel(side, rekey=True)
 
 
+def test_the_has_rekey_can_be_issued_without_waiting_for_it(gw: Any) -> None:
+    """h14g: ``wait=False`` issues the rekey and returns (no polling on the HA's
+    worker while the CREATE_CHILD_SA round crosses the core); ``rekeyed`` tells when
+    its new CHILD_SA is installed."""
+    driver, session = gw
+    side = stood(driver, session, "ha")
+    driver.promote_tunnel(side)
+    session.calls.clear()
+    real_rekey = session.rekey
+    session.rekey = lambda msg: session.calls.append("rekey")  # type: ignore[method-assign]
+    driver.promote_tunnel(side, rekey=True, wait=False)
+    assert session.calls == ["list_sas", "rekey"] and TID not in driver._standing
+    assert TID in driver._promoted                # re-assertions stop (primaries.py)
+    assert not driver.rekeyed(TID)                # in flight: the old CHILD_SA only
+    session.rekey = real_rekey                    # type: ignore[method-assign]
+    session.rekey({})                             # the new CHILD_SA is installed
+    assert driver.rekeyed(TID) is True
+    assert driver.rekeyed("another/tunnel") is None   # none issued there
+
+
 def test_nothing_to_rekey_is_no_promotion(gw: Any) -> None:
     driver, session = gw
     side = stood(driver, session, "ha")

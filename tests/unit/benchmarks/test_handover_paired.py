@@ -202,3 +202,27 @@ def test_rrq_at_fa_to_tunnel_up_is_summarised_and_judged() -> None:
     assert "RRQ at FA → tunnel up ≤ 15 ms median: met" in target
     (_, _, target), = report.ROWS["handover-paired"]({**res, "mechanism": off})
     assert "RRQ at FA → tunnel up ≤ 15 ms median: **not met**" in target
+
+
+def test_the_has_rekey_after_the_tunnel_is_summarised_and_printed(capsys: Any) -> None:
+    """h14g: a promoted move's ``ha_rekey_done`` (the HA's rekey completed: the downlink
+    is on the new FA by then at the latest), per move after the new FA's tunnel was up,
+    summarised per MN and printed beside the first packets."""
+    def move(up: float, done: float | None) -> dict[str, Any]:
+        tl = {"move_start": 0.0, "rrq_at_fa": 40.0, "tunnel_up": up}
+        if done is not None:
+            tl["ha_rekey_done"] = done
+        walk = {"timeline_ms": tl, "protocol_added_ms": {"mn_to_cn": 10.0, "cn_to_mn": 10.0},
+                "tunnel_up_to_first_packet_ms": {"mn_to_cn": 30.0, "cn_to_mn": 40.0}}
+        return {"registered": True, "gap_ms": {"mn_to_cn": 40.0, "cn_to_mn": 30.0},
+                "lost": {"mn_to_cn": 1, "cn_to_mn": 0}, "walk": walk,
+                "phases_ms": {"link_move (emulation)": 20.0}}
+    on = hp.per_mn([move(50.0, 80.0), move(50.0, 75.0), move(52.0, 90.0)])
+    off = hp.per_mn([move(80.0, None), move(85.0, None)])
+    assert on["tunnel_up_to_ha_rekey_done_ms"]["median"] == 30.0
+    assert off["tunnel_up_to_ha_rekey_done_ms"]["median"] is None
+    hp.print_paired("seamless", {"mechanism": on, "baseline": off,
+                                 "ratio": hp.ratios(on, off)})
+    out = capsys.readouterr().out
+    assert ("after the new FA's tunnel up, median: HA's rekey done on 30.0 ms; first "
+            "packet MN->CN on 30.0 / off 30.0 ms, CN->MN on 40.0 / off 40.0 ms") in out

@@ -384,9 +384,111 @@ def test_the_ha_rekeys_a_promoted_end_whatever_the_fa_did(monkeypatch: Any) -> N
 def test_a_failed_background_rekey_is_logged_not_raised(caplog: Any) -> None:
     gws, drv = _gateways()
 
-    def boom(side: Any, timeout: float = 2.0, rekey: bool = False) -> float:
+    def boom(side: Any, timeout: float = 2.0, rekey: bool = False,
+             wait: bool = True) -> float:
         from controller.adapters.strongswan import TunnelError
         raise TunnelError("no CHILD_SA to promote")
     drv["ha"].promote_tunnel = boom  # type: ignore[method-assign]
     asyncio.run(gws._rekey_at("ha", SPEC.side_for("ha")))
     assert "promoting tunnel" in caplog.text
+
+
+class SlowRekeyGateway(RecordingGateway):
+    """A rekey whose CREATE_CHILD_SA round takes until ``done`` is set (on a loaded
+    core: 20-60 ms, issue 14, h14g): ``promote_tunnel(rekey=True)`` only issues it
+    when told not to wait; ``rekeyed`` says whether it completed."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        import threading
+        self.done = threading.Event()
+        self.asked_on: list[str] = []    # the threads ``rekeyed`` was called on
+
+    def promote_tunnel(self, side: Any, timeout: float = 2.0, rekey: bool = False,
+                       wait: bool = True) -> float:
+        took = super().promote_tunnel(side, timeout, rekey)
+        if rekey and wait:
+            self.done.wait(timeout)     # (the old driver: polls until the new SA)
+        return took
+
+    def rekeyed(self, tunnel_id: str) -> bool | None:
+        import threading
+        self.asked_on.append(threading.current_thread().name)
+        if ("rekey", tunnel_id) not in self.log:
+            return None                 # none issued (not stood: nothing to rekey)
+        return self.done.is_set()
+
+
+def test_the_has_worker_is_free_while_the_promotions_rekey_is_in_flight() -> None:
+    """The HA's rekey (one CREATE_CHILD_SA round over the loaded core) is issued and
+    then awaited off the HA's worker: the old FA's tunnel removal the move queues
+    there meanwhile (its CHILD_SA goes, so the standing one carries the downlink at
+    once) runs before the rekey completes, not after it."""
+    drivers = {n: SlowRekeyGateway(n) for n in ("ha", "fa1", "fa2")}
+    gws = Gateways(drivers, {}, {})  # type: ignore[arg-type]
+    done: list[tuple[str, str, float]] = []
+    gws.on_rekeyed = lambda gw, tid, t: done.append((gw, tid, t))
+    old = "alice_home.example/ha-fa1"
+
+    async def run() -> float:
+        await gws.prepare_tunnel(PrepareTunnel(SPEC, child=True), delay=0)
+        await gws.add_tunnel(AddTunnel("ha", SPEC.side_for("ha")))
+        await gws.add_tunnel(AddTunnel("fa2", SPEC.side_for("fa2")))
+        await asyncio.sleep(0.01)                      # the rekey was issued
+        import time
+        t0 = time.monotonic()
+        await asyncio.wait_for(gws.remove_tunnel(RemoveTunnel("ha", old)), 1.0)
+        removed_in = time.monotonic() - t0
+        assert not done                                # the rekey is still in flight
+        drivers["ha"].done.set()
+        await asyncio.sleep(0.05)
+        return removed_in
+
+    removed_in = asyncio.run(run())
+    assert removed_in < 0.5
+    assert drivers["ha"].log == [("stand", TID), ("promote", TID), ("rekey", TID),
+                                 ("remove", old)]
+    # its completion is reported (the move's record: ha_rekey_done)
+    assert [(g, t) for g, t, _ in done] == [("ha", TID)]
+
+
+def test_the_rekeys_completion_goes_into_the_moves_record() -> None:
+    """``ha_rekey_done``: the HA's promotion rekey completed (the downlink switched at
+    the latest there): a mark of the move's record (REST /v1/handovers, the demo's
+    and the benchmarks' walk), also after the record closed at the reply."""
+    from controller.core.handover import HandoverLog
+    from controller.runtime.gateways import mark_rekeyed
+    log = HandoverLog()
+    log.mark("bob@home.example", "rrq_at_fa", 9.0, {"fa": "fa2", "previous_fa": "fa1"})
+    log.mark("alice@home.example", "rrq_at_fa", 10.0, {"fa": "fa2", "previous_fa": "fa1"})
+    log.mark("alice@home.example", "rrp_sent", 10.02, {"accepted": True})
+    mark_rekeyed(log, "ha", TID, 10.05)
+    mark_rekeyed(log, "ha", "alice_home.example/ha-fa1", 10.06)   # not this move's
+    alice, bob = (next(r for r in log.records if r.nai == n)
+                  for n in ("alice@home.example", "bob@home.example"))
+    assert alice.marks["ha_rekey_done"] == 10.05
+    assert "ha_rekey_done" not in bob.marks
+    assert "ha_rekey_done" in alice.to_json()["breakdown"]["timeline_ms"]
+
+
+def test_no_rekey_done_is_reported_where_nothing_was_rekeyed() -> None:
+    """A move back on the live IKE_SA (seamless-smooth) or a failed stand at both ends:
+    the HA's promotion has no standing CHILD_SA to rekey; no ``ha_rekey_done`` then
+    (it would say the downlink switched by a rekey that never happened)."""
+    drivers = {n: SlowRekeyGateway(n) for n in ("ha", "fa1", "fa2")}
+    gws = Gateways(drivers, {}, {})  # type: ignore[arg-type]
+    done: list[tuple[str, str, float]] = []
+    gws.on_rekeyed = lambda gw, tid, t: done.append((gw, tid, t))
+
+    async def run() -> None:
+        await gws.prepare_tunnel(PrepareTunnel(SPEC), delay=0)     # IKE_SA only
+        await gws.add_tunnel(AddTunnel("ha", SPEC.side_for("ha")))
+        await gws.add_tunnel(AddTunnel("fa2", SPEC.side_for("fa2")))
+        # the background promotion ends at once (no 2 s poll for a rekey never sent)
+        await asyncio.wait_for(asyncio.gather(*gws._refreshes), 0.5)
+
+    asyncio.run(run())
+    assert ("rekey", TID) not in drivers["ha"].log and done == []
+    # asked once, in the same call on the HA's worker as the promotion (a renewal's
+    # path: no second hand-off, issue 15)
+    assert drivers["ha"].asked_on == ["vici-ha"], drivers["ha"].asked_on
