@@ -287,3 +287,20 @@ def test_replicas_tiny(tmp_path, monkeypatch):
     assert res["cost"][0]["store_cpu_us_per_reg"] is None        # SQLite: no etcd
     assert res["cost"][1]["cpu_us_per_reg"]["etcd"] > 0
     assert res["on_paper"]["n"]["2"]["total_reg_s"] > 0
+
+
+def test_replicas_on_paper_when_the_idle_correction_eats_the_cost():
+    """On a loaded machine the idle burn measured before a run can exceed what the
+    run used: the net CPU per registration is clipped to 0.  The model then works
+    from the gross figures (and says so) instead of dividing by zero."""
+    from bench import replicas
+    def row(layout, home_net, home_gross):
+        return {"layout": layout, "cpu_us_per_reg": {"home": home_gross, "etcd": 50.0},
+                "cpu_us_per_reg_net": {"home": home_net, "etcd": 40.0},
+                "fixed_rate": {"cpu_us_per_reg_net": {"home": home_net, "etcd": 40.0}}}
+    out = replicas.on_paper([row("etcd x1", 900.0, 1000.0), row("etcd x2", 1100.0, 1200.0)])
+    assert out["basis"] == "net of idle" and out["n"]["1"]["per_machine_reg_s"] == 1111
+    out = replicas.on_paper([row("etcd x1", 0.0, 1000.0), row("etcd x2", 0.0, 1200.0)])
+    assert out["basis"].startswith("gross")
+    assert out["serve_us"] == 1000.0 and out["follow_us"] == 200.0
+    assert out["n"]["2"]["total_reg_s"] == round(2 * 1e6 / 1200.0)
