@@ -102,7 +102,10 @@ class LoadGenerator:
         self.socks[i % len(self.socks)].sendto(raw, dst)
         return True
 
-    def _receive(self, timeout_ms: int, lat: list[float], codes: dict[int, int]) -> int:
+    def _receive(self, timeout_ms: int, lat: list[float], codes: dict[int, int],
+                 accepted: list[float] | None = None) -> int:
+        """Answers waiting within ``timeout_ms``: each one's latency into ``lat``, its
+        code counted in ``codes``; an accepted one's (0 or 1) also into ``accepted``."""
         got = 0
         for fd, _ev in self.poller.poll(timeout_ms):
             s = self.by_fd[fd]
@@ -120,14 +123,17 @@ class LoadGenerator:
                     continue
                 del self.busy[home]
                 lat.append(t - entry[2])
+                if accepted is not None and code in (0, 1):
+                    accepted.append(t - entry[2])
                 codes[code] = codes.get(code, 0) + 1
                 got += 1
         return got
 
-    def _drain(self, lat: list[float], codes: dict[int, int], wait: float) -> int:
+    def _drain(self, lat: list[float], codes: dict[int, int], wait: float,
+               accepted: list[float] | None = None) -> int:
         deadline = time.perf_counter() + wait
         while self.busy and time.perf_counter() < deadline:
-            self._receive(20, lat, codes)
+            self._receive(20, lat, codes, accepted)
         lost = len(self.busy)
         self.busy.clear()
         return lost
@@ -179,7 +185,12 @@ class LoadGenerator:
                                                  for k, v in threads.items() if v > 0}}
 
     def open_loop(self, rate: float, duration: float) -> dict[str, Any]:
+        """Registrations paced at ``rate``/s for ``duration`` s.  ``completed`` counts
+        every answer, refusals too (admission control answers 66 at once); the
+        accepted ones have their own rate and latency (``accepted_rate``,
+        ``latency_accepted_ms``)."""
         lat: list[float] = []
+        acc: list[float] = []
         codes: dict[int, int] = {}
         interval = 1.0 / rate
         start = time.perf_counter()
@@ -196,15 +207,18 @@ class LoadGenerator:
             if now >= end:
                 break
             wake = start + k * interval
-            self._receive(max(0, int((wake - time.perf_counter()) * 1000)), lat, codes)
+            self._receive(max(0, int((wake - time.perf_counter()) * 1000)), lat, codes,
+                          acc)
         sent = k - skipped
-        lost = self._drain(lat, codes, 3.0)
+        lost = self._drain(lat, codes, 3.0, acc)
         elapsed = time.perf_counter() - start
         ms = [x * 1000 for x in lat]
         return {"offered": rate, "sent": sent, "completed": len(lat),
                 "achieved_rate": round(len(lat) / duration, 1), "codes": codes,
+                "accepted": len(acc), "accepted_rate": round(len(acc) / duration, 1),
                 "unanswered": lost, "user_busy_skips": skipped,
-                "elapsed_s": round(elapsed, 2), "latency_ms": summary(ms)}
+                "elapsed_s": round(elapsed, 2), "latency_ms": summary(ms),
+                "latency_accepted_ms": summary([x * 1000 for x in acc])}
 
 
 # ----------------------------------------------------------------- reference hops

@@ -138,3 +138,46 @@ def test_handover_walk_row_and_its_verdict() -> None:
     del summary["walk_median_ms"]
     assert not any(r[0].startswith("… down to") for r in report.handover_rows(
         {"runs": [{"summary": summary, "kind": "intra"}]}))
+
+
+def test_registration_cpu_row_and_its_verdict() -> None:
+    """Issue 15's figure: the server's CPU per full registration at 8 outstanding (the
+    measure a noisy machine does not move as it moves rates), against <= 500 us, with
+    the load generator's own and the build that ran."""
+    res = {"users": 2000, "server_build": {"mode": "compiled", "modules": 43},
+           "saturation": [{"window": 1, "rate": 300.0, "server_cpu_us_per_reg": 1500.0,
+                           "loadgen_cpu_us_per_reg": 60.0},
+                          {"window": 8, "rate": 620.0, "server_cpu_us_per_reg": 1019.4,
+                           "loadgen_cpu_us_per_reg": 42.9}]}
+    row = next(r for r in report.registration_rows(res) if r[0].startswith("server CPU"))
+    assert "**1,019 µs**" in row[1] and "load generator 42.9 µs" in row[1]
+    assert "compiled build (43 modules)" in row[1]
+    assert row[2] == "≤ 500 µs: **not met**"
+    res["saturation"][1]["server_cpu_us_per_reg"] = 480.0
+    assert report.registration_rows(res)[1][2] == "≤ 500 µs: met"
+    del res["saturation"][1]           # no window 8: no row
+    assert not any(r[0].startswith("server CPU") for r in report.registration_rows(res))
+
+
+def test_registration_latency_row_counts_accepted_registrations_only() -> None:
+    """Admission control answers the excess at once with 66: those answers are not
+    registrations.  The row gives the accepted rate and the accepted ones' latency,
+    says how many were refused, and a load the benchmark skipped is said so."""
+    def lat(p50: float, p99: float) -> dict[str, float]:
+        return {"median": p50, "p99": p99}
+    res = {"open_loop": [
+        {"offered": 100.0, "achieved_rate": 100.0, "accepted_rate": 100.0,
+         "codes": {"0": 300}, "latency_ms": lat(6.0, 12.0),
+         "latency_accepted_ms": lat(6.0, 12.0)},
+        {"offered": 1000.0, "achieved_rate": 1000.0, "accepted_rate": 459.0,
+         "codes": {"0": 1378, "66": 1622}, "latency_ms": lat(62.5, 450.0),
+         "latency_accepted_ms": lat(300.0, 460.0)},
+        {"offered": 2000.0, "skipped": "above saturation"}]}
+    row = next(r for r in report.registration_rows(res) if r[0].startswith("registration lat"))
+    assert "6 / 12 ms at 100/s offered" in row[1]
+    assert "300 / 460 ms at 1,000/s offered (459/s accepted, 1,622 refused: 66)" in row[1]
+    assert "2,000/s offered: skipped (above saturation)" in row[1]
+    assert "**not met**" in row[2]
+    res["open_loop"][1].update(accepted_rate=990.0, codes={"0": 2970},
+                               latency_accepted_ms=lat(3.0, 9.0))
+    assert report.registration_rows(res)[0][2] == "p99 ≤ 10 ms at 1,000/s: met"
