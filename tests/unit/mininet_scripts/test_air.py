@@ -80,3 +80,14 @@ def test_name_pattern_is_ours_only() -> None:
     pat = AirSegments("mv").name_re()
     assert all(pat.match(n) for n in ("mvm1", "mvm12-mn", "mvm1-c3"))
     assert not any(pat.match(n) for n in ("mvmc1", "mva1-eth2", "mvm", "xmvm1"))
+
+
+def test_scenario_move_cells_from_the_timeline() -> None:
+    from mininet_scripts.scenario import move_cells
+    topo = load_topology(ROOT / "topology" / "two-domains.yaml")
+    spec = {"timeline": [{"sleep": 1}, {"move": "mn1", "to": "acc2", "port": 3},
+                         {"move": "mn1", "to": "acc1", "port": 2},
+                         {"move": "mn1", "to": "acc2", "port": 3},
+                         {"move": "mn2", "to": "acc3"}, {"move": "nobody", "to": "acc3"}]}
+    assert move_cells(spec, topo) == {"mn1": [("acc2", 3), ("acc1", 2)],
+                                      "mn2": [("acc3", 3)]}
