@@ -151,22 +151,8 @@ def serve_runtime(users: int, topology: str | None, what_if: list[str],
     of on the gateways' worker threads (``InlineExecutor``)."""
     from controller.core.aaa_home import Destination, UserRecord, VpnProfile
     from controller.core.vpn import QosSpec, SecuritySpec
-    from controller.testing.gateways import RecordingGateway
+    from controller.testing.gateways import CountingGateway
     from controller.runtime import Runtime
-
-    class CountingGateway(RecordingGateway):
-        """RecordingGateway without the ever-growing log."""
-
-        def __init__(self, name: str) -> None:
-            super().__init__(name)
-            self.adds = self.removes = 0
-
-        def add_tunnel(self, side: Any, timeout: float = 5.0) -> float:
-            self.adds += 1
-            return 0.0
-
-        def remove_tunnel(self, tunnel_id: str) -> None:
-            self.removes += 1
 
     if "asyncio-loop" in what_if:   # asyncio's own loop instead of uvloop's (root.py)
         os.environ["MIPVPN_EVENT_LOOP"] = "asyncio"

@@ -22,6 +22,7 @@ from controller.core.actions import AddTunnel, PrepareTunnel, RemoveTunnel
 from controller.core.handover import HandoverLog
 from controller.core.vpn import TunnelSide, TunnelSpec, owner_of, tunnel_name
 from controller.runtime import settings
+from controller.runtime.marks import prune, stamp
 from controller.runtime.workers import DriverWorker
 
 LOG = logging.getLogger("mipvpn.runtime")
@@ -82,8 +83,8 @@ class Gateways:
         charon reported its CHILD_SA established (issue 14: ``on_tunnel_up``)."""
         gw = self.drivers[action.gateway]
         key = (action.gateway, action.side.tunnel_id)
-        self._touched[key] = time.monotonic()
-        self._added[key] = self._touched[key]
+        stamp(self._touched, key, time.monotonic())
+        stamp(self._added, key, self._touched[key])
         add = gw.add_tunnel
         if not load_only and self._live_at_both_ends(action.gateway, action.side):
             # a move back within the old FA's retire (the core cancelled it): the
@@ -169,7 +170,7 @@ class Gateways:
 
     async def remove_tunnel(self, action: RemoveTunnel) -> None:
         gw = self.drivers[action.gateway]
-        self._touched[(action.gateway, action.tunnel_id)] = time.monotonic()
+        stamp(self._touched, (action.gateway, action.tunnel_id), time.monotonic())
         # the IKE_SA goes at both ends (terminated here, connection unloaded): a
         # preparation at the other end is dead too; its next add must not expect it
         self._prepared = {k for k in self._prepared if k[1] != action.tunnel_id}
@@ -512,7 +513,7 @@ class Gateways:
                 continue      # the peer's own reconcile initiates when it is loaded
             if self._initiated.get(tid, -1.0) >= t0:
                 continue      # the other end's reconcile just did
-            self._initiated[tid] = time.monotonic()
+            stamp(self._initiated, tid, time.monotonic())
             await self.add_tunnel(AddTunnel(
                 spec.initiator, self._wanted_side(spec.initiator, spec)))
             stats["initiated"] += 1
@@ -544,11 +545,12 @@ class Gateways:
 
     def prune_reconcile_marks(self, now: float, keep: float = 300.0) -> None:
         """``_touched`` / ``_initiated`` only matter to a reconcile running now: drop
-        marks older than ``keep`` seconds (no growth with every tunnel ever set)."""
+        marks older than ``keep`` seconds (no growth with every tunnel ever set).
+        Kept oldest first (``marks.stamp``): a tick costs what it drops, not the
+        number of tunnels."""
         for marks in (self._touched, self._initiated, self._added):
             if len(marks) > 1024:
-                for k in [k for k, t in marks.items() if now - t > keep]:
-                    del marks[k]
+                prune(marks, now, keep)
 
 
 def mark_rekeyed(handovers: HandoverLog, gateway: str, tunnel_id: str, t: float) -> None:

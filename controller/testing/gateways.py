@@ -17,39 +17,48 @@ class RecordingGateway(GatewayDriverBase):
         self.name = name
         self.log: list[tuple[str, str]] = []
         self.tunnels_up: dict[str, Any] = {}
+        # tunnels a CHILD_SA was ever stood up ahead for (``prepare_tunnel(child=True)``):
+        # a set, so that no call searches the log, which grows with every call
+        self.stood: set[str] = set()
         self._lock = threading.Lock()
+
+    def _record(self, op: str, tunnel_id: str) -> None:
+        """One call, recorded (under the lock)."""
+        self.log.append((op, tunnel_id))
 
     def add_tunnel(self, side: Any, timeout: float = 5.0) -> float:
         with self._lock:
-            self.log.append(("add", side.tunnel_id))
+            self._record("add", side.tunnel_id)
             self.tunnels_up[side.tunnel_id] = side
         return 0.0
 
     def prepare_tunnel(self, side: Any, timeout: float = 5.0, child: bool = False) -> float:
         with self._lock:
-            self.log.append(("stand" if child else "prepare", side.tunnel_id))
+            self._record("stand" if child else "prepare", side.tunnel_id)
+            if child:
+                self.stood.add(side.tunnel_id)
         return 0.0
 
     def promote_tunnel(self, side: Any, timeout: float = 2.0, rekey: bool = False,
                        wait: bool = True) -> float:
         with self._lock:
-            stood = ("stand", side.tunnel_id) in self.log
+            stood = side.tunnel_id in self.stood
         if not stood:
             return 0.0 if rekey else self.add_prepared(side, timeout)
         with self._lock:
-            self.log.append(("rekey" if rekey else "promote", side.tunnel_id))
+            self._record("rekey" if rekey else "promote", side.tunnel_id)
             self.tunnels_up[side.tunnel_id] = side
         return 0.0
 
     def add_prepared(self, side: Any, timeout: float = 5.0) -> float:
         with self._lock:
-            self.log.append(("add_prepared", side.tunnel_id))
+            self._record("add_prepared", side.tunnel_id)
             self.tunnels_up[side.tunnel_id] = side
         return 0.0
 
     def remove_tunnel(self, tunnel_id: str) -> None:
         with self._lock:
-            self.log.append(("remove", tunnel_id))
+            self._record("remove", tunnel_id)
             self.tunnels_up.pop(tunnel_id, None)
 
     def tunnels(self) -> list[Any]:
@@ -70,3 +79,18 @@ class RecordingGateway(GatewayDriverBase):
 
     def close(self) -> None:
         pass
+
+
+class CountingGateway(RecordingGateway):
+    """A ``RecordingGateway`` that counts adds and removals instead of logging every call
+    (``bench.registration``'s server: nothing it keeps grows with the registrations)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.adds = self.removes = 0
+
+    def _record(self, op: str, tunnel_id: str) -> None:
+        if op in ("add", "add_prepared"):
+            self.adds += 1
+        elif op == "remove":
+            self.removes += 1

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from controller.adapters.gateway import GatewayDriver, GatewayDriverBase
 from controller.adapters.strongswan import StrongSwanGateway
-from controller.testing.gateways import RecordingGateway
+from controller.testing.gateways import CountingGateway, RecordingGateway
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -69,3 +69,39 @@ def test_the_runtime_does_not_probe_drivers() -> None:
 class _Side:
     def __init__(self, tunnel_id: str) -> None:
         self.tunnel_id = tunnel_id
+
+
+class _NoScan(list):  # type: ignore[type-arg]
+    """A log that fails when searched: a call must not walk the whole history."""
+
+    def __contains__(self, item: object) -> bool:
+        raise AssertionError("the recording driver searched its whole log")
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        raise AssertionError("the recording driver walked its whole log")
+
+
+def test_recording_driver_calls_do_not_search_the_history() -> None:
+    """bench.registration's renewals promote at both ends: a search of the ever-growing
+    log made each promotion cost more the longer the run (the "population effect" of
+    issue 15 was this, in the fake)."""
+    gw = RecordingGateway("ha")
+    gw.prepare_tunnel(_Side("t1"), child=True)
+    gw.log = _NoScan(gw.log)
+    assert gw.promote_tunnel(_Side("t1")) == 0.0
+    assert gw.promote_tunnel(_Side("t2")) == 0.0          # nothing stood: added
+    assert gw.promote_tunnel(_Side("t2"), rekey=True) == 0.0
+    assert list.__eq__(gw.log, [("stand", "t1"), ("promote", "t1"), ("add_prepared", "t2")])
+
+
+def test_counting_driver_keeps_no_log() -> None:
+    """The benchmark's driver counts; what it is asked to do leaves nothing behind that
+    grows with the number of registrations."""
+    gw = CountingGateway("ha")
+    for _ in range(3):
+        gw.add_tunnel(_Side("t1"))
+        gw.promote_tunnel(_Side("t1"))
+        gw.promote_tunnel(_Side("t1"), rekey=True)
+        gw.add_prepared(_Side("t1"))
+        gw.remove_tunnel("t1")
+    assert gw.log == [] and (gw.adds, gw.removes) == (9, 3)
