@@ -39,9 +39,10 @@ __all__ = ["LINK_MODELS", "MAX_EAGER_CELLS", "AirError", "AirSegments", "Cell",
 LINK_MODELS = ("carrier", "replug")
 
 #: every MN gets a cell on every access switch (at its attach port) only while
-#: MNs x access switches stays at most this; beyond (topology/grid-4x4: 100 x 16) an MN
-#: gets its attach cell and the cells its caller names, the rest at its first visit
-MAX_EAGER_CELLS = 32
+#: MNs x access switches stays at most this (grid-2x2 experiments: 10 x 4); beyond
+#: (topology/grid-4x4: 100 x 16) an MN gets its attach cell and the cells its caller
+#: names, the rest at its first visit
+MAX_EAGER_CELLS = 64
 
 _SIOCGIFFLAGS = 0x8913
 _SIOCSIFFLAGS = 0x8914
