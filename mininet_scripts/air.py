@@ -21,7 +21,6 @@ spawned).  Planning which cells exist is pure (``plan_cells``).
 from __future__ import annotations
 
 import fcntl
-import os
 import re
 import socket
 import struct
@@ -32,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["LINK_MODELS", "MAX_EAGER_CELLS", "AirError", "AirSegments", "Cell",
-           "CarrierSwitch", "air_bridge", "mn_side", "ovs_end", "plan_cells"]
+           "CarrierSwitch", "air_bridge", "mn_side", "ovs_end", "netns_links", "plan_cells"]
 
 #: ``carrier`` (default): cells attached ahead, a move flips carriers;
 #: ``replug``: the MN's one link is del-port'ed / add-port'ed (``OvsdbClient.move_port``)
@@ -240,15 +239,32 @@ class AirSegments:
 
     def close(self) -> None:
         """Delete the bridges (the veths went with their switches and hosts) and
-        anything of ours left over."""
+        anything of ours left over, in this network namespace."""
         self.carrier.close()
         pattern = self.name_re()
-        try:
-            names = os.listdir("/sys/class/net")
-        except OSError:
-            names = []
         # the veths first (deleting one end deletes its peer), the bridges last
-        for name in sorted((n for n in names if pattern.match(n)), key=lambda n: "-" not in n):
-            subprocess.run(["ip", "link", "del", name], capture_output=True, check=False)
+        names = sorted((n for n in netns_links() if pattern.match(n)),
+                       key=lambda n: "-" not in n)
+        _ip_batch_quiet([f"link del {n}" for n in names])
         self.cells.clear()
         self.current.clear()
+
+
+def netns_links() -> list[str]:
+    """The interface names of this process's network namespace (asked over netlink:
+    /sys/class/net shows the namespace sysfs was mounted in, not necessarily ours)."""
+    proc = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True,
+                          check=False)
+    names = []
+    for line in proc.stdout.splitlines():
+        parts = line.split(":", 2)
+        if len(parts) == 3:
+            names.append(parts[1].strip().split("@", 1)[0])
+    return names
+
+
+def _ip_batch_quiet(lines: list[str]) -> None:
+    """``ip -force -batch``: every command tried, failures ignored (a name already gone)."""
+    if lines:
+        subprocess.run(["ip", "-force", "-batch", "-"], input="\n".join(lines) + "\n",
+                       capture_output=True, text=True, check=False)

@@ -42,7 +42,8 @@ from mininet.link import Intf
 from mininet.node import Host, OVSSwitch, RemoteController
 
 from controller.config import GatewayConf, Topology
-from mininet_scripts.air import LINK_MODELS, AirError, AirSegments, Cell, plan_cells
+from mininet_scripts.air import (LINK_MODELS, AirError, AirSegments, Cell, netns_links,
+                                 plan_cells)
 from mininet_scripts.ovsdb import OvsdbClient, OvsdbError, UnixctlClient
 
 __all__ = ["MipvpnNet", "NetworkError", "build_network"]
@@ -150,7 +151,7 @@ class MipvpnNet:
         if self.air is not None:
             self.air.close()
         # Safety net: remove any of our switch-side veths/taps that survived.
-        leftovers = [n for n in _root_links() if n.split("-")[0] in self._logical]
+        leftovers = [n for n in netns_links() if n.split("-")[0] in self._logical]
         for name in leftovers:
             subprocess.run(["ip", "link", "del", name], capture_output=True, check=False)
 
@@ -507,7 +508,7 @@ def _check_names_free(bridges: Iterable[str], air: AirSegments | None = None) ->
     taken = set(_root_links())
     clash = sorted(b for b in bridges if b in taken)
     if air is not None:
-        clash += sorted(n for n in taken if air.name_re().match(n))
+        clash += sorted(n for n in netns_links() if air.name_re().match(n))
     existing = set(_vsctl("list-br").split())
     clash += sorted(b for b in bridges if b in existing and b not in clash)
     if clash:
