@@ -239,6 +239,8 @@ def serve_runtime(users: int, topology: str | None, what_if: list[str],
             _reply({"flow_mods": rt.counters["flow_mods"], "flow_batches": mods["batches"],
                     "tunnel_adds": {n: g.adds for n, g in gws.items()},
                     "tunnel_removes": {n: g.removes for n, g in gws.items()},
+                    "tunnel_promotes": {n: g.promotes for n, g in gws.items()},
+                    "tunnel_rekeys": {n: g.rekeys for n, g in gws.items()},
                     "bindings": len(rt.roles["ha"].bindings) if "ha" in rt.roles else 0,
                     "roles": {k: dict(getattr(r, "counters", {})) for k, r in rt.roles.items()},
                     "diameter": {k: dict(n.counters) for k, n in rt.nodes.items()},
@@ -445,7 +447,8 @@ class ServerGroup:
         out: dict[str, Any] = {"per_process": replies}
         for k in ("flow_mods", "flow_batches", "bindings", "state_commits"):
             out[k] = sum(r.get(k, 0) for r in replies)
-        for k in ("tunnel_adds", "tunnel_removes", "roles", "diameter", "threads"):
+        for k in ("tunnel_adds", "tunnel_removes", "tunnel_promotes", "tunnel_rekeys", "roles",
+                  "diameter", "threads"):
             out[k] = {name: v for r in replies for name, v in r[k].items()}
         lags = [r["loop_lag_ms"] for r in replies if r.get("loop_lag_ms")]
         out["loop_lag_ms"] = max(lags, key=lambda x: x.get("max") or 0) if lags else None

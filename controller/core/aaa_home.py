@@ -203,6 +203,7 @@ class HomeAaa(Role):
                                                 reg_reply=haa.reg_reply,
                                                 error=haa.error_message or "HA refused"))]
         self.secrets[amr.user_name] = keys.secret
+        vpn_info = keys_in_use(vpn_info, haa.vpn_info)   # issue 15: a renewal's kept keys
         self.sessions[amr.user_name] = with_handoff(vpn_info, None)
         self.session_expires[amr.user_name] = now + _granted_lifetime(haa.reg_reply,
                                                                       amr.reg_request)
@@ -369,6 +370,24 @@ def with_handoff(info: VpnInfo, handoff: TunnelSpec | None) -> VpnInfo:
     tunnel already (frozen: nothing to copy; issue 15, most registrations have none)."""
     same = info.handoff is handoff or info.handoff == handoff
     return info if same else replace(info, handoff=handoff)
+
+
+def keys_in_use(info: VpnInfo, bound: VpnInfo | None) -> VpnInfo:
+    """``info`` with the key of each HA tunnel the HA kept as it stood (a renewal that
+    changed nothing, issue 15: ``ha_tunnels.plan``), from ``bound``, the VPN information
+    of the HA's answer: only for a tunnel the HA is an end of, equal but for the key."""
+    if bound is None:
+        return info
+    theirs = {t.tunnel_id: t for t in bound.tunnels if t.psk}
+    tunnels = list(info.tunnels)
+    changed = False
+    for i, t in enumerate(tunnels):
+        kept = theirs.get(t.tunnel_id)
+        if (kept is not None and kept.psk != t.psk and info.home_agent in t.ends()
+                and replace(kept, psk=t.psk) == t):
+            tunnels[i] = kept
+            changed = True
+    return replace(info, tunnels=tuple(tunnels)) if changed else info
 
 
 def _granted_lifetime(reg_reply: bytes, reg_request: bytes) -> float:

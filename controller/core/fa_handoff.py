@@ -83,6 +83,7 @@ class SmoothHandoff:
     handoff_pending: dict[str, _HandoffPending]
     holds: ExpiryDict[str, Hold]
     retiring: ExpiryDict[str, _Retiring]
+    tunnels_up: dict[str, bool]
     counters: dict[str, int]
     _handoff_ident: dict[str, int]
     _clock: IdentificationClock
@@ -223,6 +224,7 @@ class SmoothHandoff:
         handoff its tunnels stay ``RETIRE_AFTER`` longer (make before break)."""
         actions: list[Action] = []
         for t in visitor.vpn_info.tunnels_of(self.conf.name):
+            self.tunnels_up.pop(t.tunnel_id, None)    # set anew if the MN comes back
             if now is not None and visitor.vpn_info.smooth_handoff:
                 self.retiring[t.tunnel_id] = _Retiring(visitor.nai, t, now + RETIRE_AFTER)
             else:

@@ -39,8 +39,8 @@ import logging
 from dataclasses import replace
 from typing import Any
 
-from controller.core import conformance, fa_prepare, flows
-from controller.core.actions import (Action, AddTunnel, AnnounceMobileNode, Mark,
+from controller.core import conformance, fa_prepare, fa_tunnels, flows
+from controller.core.actions import (Action, AnnounceMobileNode, Mark,
                                      NotifyVisitorLeft, RelayToHomeAgent, RemoveTunnel,
                                      SendDiameter, SendFlows, SendToMobileNode, VisitorMoved)
 from controller.core.binding import IdentificationClock
@@ -100,6 +100,8 @@ class ForeignAgent(SmoothHandoff, Role):
         self.holds: ExpiryDict[str, Hold] = ExpiryDict()   # nai -> held downlink
         # tunnel id -> a departed smooth-handoff MN's tunnel, removed when it expires
         self.retiring: ExpiryDict[str, _Retiring] = ExpiryDict()
+        # tunnel id -> confirmed up since this FA set it (``fa_tunnels``, issue 15)
+        self.tunnels_up: dict[str, bool] = {}
         self._handoff_ident: dict[str, int] = {}
         self._clock = IdentificationClock()
         self.counters: dict[str, int] = {"malformed": 0, "denied": 0, "accepted": 0,
@@ -387,13 +389,21 @@ class ForeignAgent(SmoothHandoff, Role):
             if h.nai == p.nai and h.old_side:
                 del self.handoffs[tunnel_id]
                 actions.append(RemoveTunnel(self.conf.name, tunnel_id))
+        # a renewal: same MN at the same port, nothing of a move between (fa_tunnels)
+        settled = not actions and old is not None and old.mn_mac == p.mn_mac \
+            and old.port == p.port and p.nai not in self.holds
         new_ids = {t.tunnel_id for t in vpn_info.tunnels_of(self.conf.name)}
         for tunnel_id in new_ids:          # back before its old tunnels went: set anew
-            self.retiring.pop(tunnel_id, None)
+            if self.retiring.pop(tunnel_id, None) is not None:
+                settled = False
+        ends = fa_tunnels.plan(self.conf.name, vpn_info, old.vpn_info if old else None,
+                               settled, self.tunnels_up)
         if old is not None:
-            actions += [RemoveTunnel(self.conf.name, t.tunnel_id)
-                        for t in old.vpn_info.tunnels_of(self.conf.name)
-                        if t.tunnel_id not in new_ids]
+            gone = [t.tunnel_id for t in old.vpn_info.tunnels_of(self.conf.name)
+                    if t.tunnel_id not in new_ids]
+            actions += [RemoveTunnel(self.conf.name, tid) for tid in gone]
+            for tid in gone:
+                self.tunnels_up.pop(tid, None)
             if old.mn_mac != p.mn_mac or old.port != p.port:
                 actions.append(SendFlows(self.conf.access_dpid, flows.remove_mn(old.mn_mac)))
         self.visitors[p.nai] = Visitor(p.nai, p.rrq.home_address, p.rrq.home_agent, p.mn_mac,
@@ -421,9 +431,8 @@ class ForeignAgent(SmoothHandoff, Role):
             actions.append(AnnounceMobileNode(self.conf.name, p.mn_mac, p.rrq.home_address))
         # back here before a BU took what was held for it: the FA delivers it now
         actions += self._release(p.nai, forward=True, unpunted=True)
-        for spec in vpn_info.tunnels_of(self.conf.name):
-            actions.append(AddTunnel(self.conf.name, spec.side_for(self.conf.name)))
-        actions.append(Mark(p.nai, "tunnel_up"))
+        actions += ends.adds    # a renewal's standing tunnels: kept (issue 15)
+        actions.append(Mark(p.nai, "tunnel_up", {"kept": ends.kept} if ends.kept else {}))
         actions += uplink    # issue 14: the uplink held at this switch, then the redirect
         actions += self._to_mn(p, rrp_raw, accepted=True)
         if handoff is not None and old_fa in handoff.ends() and old_fa != self.conf.name:
@@ -437,6 +446,12 @@ class ForeignAgent(SmoothHandoff, Role):
         actions.append(VisitorMoved(p.nai, self.conf.name))
         self.counters["accepted"] += 1
         return actions
+
+    def on_tunnel_up(self, now: float, tunnel_id: str) -> list[Action]:
+        """The runtime saw ``tunnel_id`` established: a renewal may keep it (issue 15)."""
+        if tunnel_id in self.tunnels_up:
+            self.tunnels_up[tunnel_id] = True
+        return []
 
     def _steering(self, visitor: Visitor, unhold: tuple[flows.Mod, ...] = ()
                   ) -> tuple[flows.Mod, ...]:

@@ -9,12 +9,21 @@ answers, and the old FA's tunnel is removed after the answer (the actions come a
 it in the HA's list; the runtime runs them off the answer's path), so the removal no
 longer delays the new FA's tunnel.  The old tunnel still goes, in the same walk.
 
-Pure: the HA's state objects (``retiring``, ``simultaneous``) are changed in place as
-the HA's own methods did; nothing else is touched."""
+A renewal that changes nothing (issue 15, seventh steps) sets nothing: a tunnel of the
+binding that the HAR's VPN information names again with equal addresses, selectors,
+security and QoS (the PSK aside), not retiring, with no earlier (simultaneous) binding
+beside it, and confirmed up since the HA last added it (``tunnels_up``: the runtime's
+``on_tunnel_up``) is kept with the key it uses (``TunnelSet.kept``): no ``AddTunnel``.
+The HA's answer carries the kept key, so the FA learns from it whether the HA set the
+tunnel again (a new key) or not (its own key).  Only through AAA (``tunnels_up`` given):
+a move relayed by an FA gets its keys from the foreign AAA, never from the HA.
+
+Pure: the HA's state objects (``retiring``, ``simultaneous``, ``tunnels_up``) are changed
+in place as the HA's own methods did; nothing else is touched."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from controller.core.actions import Action, AddTunnel, Mark, RemoveTunnel
@@ -22,7 +31,7 @@ from controller.core.binding import Binding
 from controller.core.expiry import ExpiryDict
 from controller.core.simultaneous import (EarlierBinding, Retiring, SimultaneousBindings,
                                           honoured)
-from controller.core.vpn import VpnInfo
+from controller.core.vpn import TunnelSpec, VpnInfo
 from controller.proto import mip
 
 #: smooth handoff (claims 22-23): s the HA keeps its tunnel to the old FA after a move
@@ -34,11 +43,25 @@ RETIRE_AFTER = 2.0
 @dataclass
 class TunnelSet:
     """``before``: the HA's actions before its answer (the new tunnels); ``after``: after
-    it (the old FA's tunnels, make before break); ``new_ids``: the binding's tunnels."""
+    it (the old FA's tunnels, make before break); ``new_ids``: the binding's tunnels;
+    ``kept``: those a renewal left as they stand (tunnel id -> the spec in use, its key)."""
 
     before: list[Action] = field(default_factory=list)
     after: list[Action] = field(default_factory=list)
     new_ids: set[str] = field(default_factory=set)
+    kept: dict[str, TunnelSpec] = field(default_factory=dict)
+
+
+def unchanged(old: TunnelSpec | None, new: TunnelSpec) -> bool:
+    """``new`` is ``old`` but for the key (a renewal's fresh PSK)."""
+    return old is not None and (old == new or replace(old, psk=new.psk) == new)
+
+
+def with_kept(vpn_info: VpnInfo, kept: dict[str, TunnelSpec]) -> VpnInfo:
+    """``vpn_info`` with the kept tunnels' specs (the keys in use) in place of its own."""
+    if not kept:
+        return vpn_info
+    return replace(vpn_info, tunnels=tuple(kept.get(t.tunnel_id, t) for t in vpn_info.tunnels))
 
 
 def breaks_after_answer(vpn_info: VpnInfo) -> bool:
@@ -49,10 +72,13 @@ def breaks_after_answer(vpn_info: VpnInfo) -> bool:
 def plan(ha: str, nai: str, now: float, old: Binding | None, vpn_info: VpnInfo,
          rrq: mip.RegistrationRequest, retiring: ExpiryDict[str, Retiring],
          simultaneous: SimultaneousBindings,
-         end_earlier: Callable[[EarlierBinding, str, set[str]], list[Action]]) -> TunnelSet:
+         end_earlier: Callable[[EarlierBinding, str, set[str]], list[Action]],
+         tunnels_up: dict[str, bool], keeps: bool = False) -> TunnelSet:
     """The tunnel set of HA ``ha`` binding ``nai`` to ``vpn_info`` (``old``: the binding
     it had).  ``end_earlier(earlier, why, keep)``: the HA's actions ending an earlier
-    (simultaneous) binding, its tunnels in ``keep`` aside."""
+    (simultaneous) binding, its tunnels in ``keep`` aside.  ``tunnels_up``: tunnel id ->
+    confirmed up since the HA added it, updated here for what is added or removed;
+    ``keeps``: a renewal may keep a tunnel (through AAA only)."""
     new_tunnels = [t for t in vpn_info.tunnels_of(ha) if t.psk]
     out = TunnelSet(new_ids={t.tunnel_id for t in new_tunnels})
     removals: list[Action] = []
@@ -82,12 +108,21 @@ def plan(ha: str, nai: str, now: float, old: Binding | None, vpn_info: VpnInfo,
         else:
             # delete the VPN path to the old FA (claim 17): first, or after the answer
             removals += [RemoveTunnel(ha, tid) for tid in gone]
+            for tid in gone:
+                tunnels_up.pop(tid, None)
     old_specs = {t.tunnel_id: t for t in old.vpn_info.tunnels} if old else {}
     adds: list[Action] = []
     for spec in new_tunnels:
-        retired = retiring.pop(spec.tunnel_id, None) is not None
-        if old_specs.get(spec.tunnel_id) != spec or retired:
+        tid = spec.tunnel_id
+        retired = retiring.pop(tid, None) is not None
+        was = old_specs.get(tid)
+        if (keeps and not retired and earlier is None
+                and tunnels_up.get(tid, False) and unchanged(was, spec)):
+            assert was is not None
+            out.kept[tid] = was      # a renewal: the tunnel stands, with its key
+        elif was != spec or retired:
             adds.append(AddTunnel(ha, spec.side_for(ha)))
+            tunnels_up[tid] = False   # until the runtime reports it up
     if breaks_after_answer(vpn_info):
         out.before += adds
         out.after = removals

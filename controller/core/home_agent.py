@@ -119,6 +119,9 @@ class HomeAgent(Role):
         self.neighbours = neighbours
         # NAI -> the HA<->FA tunnels prepared for its next move (tunnel id -> spec)
         self.prepared: dict[str, dict[str, TunnelSpec]] = {}
+        # tunnel id -> confirmed up (on_tunnel_up) since this HA last added it: a
+        # renewal keeps such a tunnel (issue 15, ``ha_tunnels.plan``); not persisted
+        self.tunnels_up: dict[str, bool] = {}
         self._clock = IdentificationClock()
         self.counters = {"accepted": 0, "denied": 0, "malformed": 0, "fa_auth_failed": 0,
                          "bu_sent": 0, "bu_acked": 0, "bu_failed": 0, "breq": 0,
@@ -158,9 +161,9 @@ class HomeAgent(Role):
         actions, after = self._bind(now, har.user_name, rrq, har.vpn_info,
                                     har.session_secret)
         rrp = self._reply(rrq, mip.CODE_ACCEPTED, now)
-        final: list[Action] = [Mark(har.user_name, "haa_sent"),
-                               AnswerDiameter(self._haa(har, dia.SUCCESS, reg_reply=rrp,
-                                                        vpn_info=har.vpn_info))]
+        # the VPN information bound: a kept tunnel's key is the one in use (issue 15)
+        final: list[Action] = [Mark(har.user_name, "haa_sent"), AnswerDiameter(self._haa(
+            har, dia.SUCCESS, reg_reply=rrp, vpn_info=self.bindings[har.user_name].vpn_info))]
         final += after
         return actions + self._post(now, har.user_name, self._updates(old, har.user_name),
                                     final)
@@ -298,7 +301,10 @@ class HomeAgent(Role):
         return actions
 
     def on_tunnel_up(self, now: float, tunnel_id: str) -> list[Action]:
-        """Issue 14: the runtime saw ``tunnel_id`` established; an earlier binding ends."""
+        """Issue 14: the runtime saw ``tunnel_id`` established; an earlier binding ends.
+        Issue 15: a renewal may keep it now."""
+        if tunnel_id in self.tunnels_up:
+            self.tunnels_up[tunnel_id] = True
         return [a for e in self.simultaneous.confirmed(tunnel_id)
                 for a in self._end_earlier(e, "new_tunnel_up")]
 
@@ -318,6 +324,8 @@ class HomeAgent(Role):
 
     def _retire(self, nai: str, tunnel_ids: list[str]) -> list[Action]:
         """Remove kept tunnels (``nai``'s)."""
+        for tid in tunnel_ids:
+            self.tunnels_up.pop(tid, None)
         return [RemoveTunnel(self.name, tid) for tid in tunnel_ids]
 
     # ------------------------------------------------------------ helpers
@@ -397,18 +405,22 @@ class HomeAgent(Role):
         relayed by an FA keeps the binding's).  Returns the actions before the HA's
         answer and those after it (``ha_tunnels.plan``: make before break)."""
         old = self.bindings.get(nai)
+        through_aaa = secret is not None
         if secret is None:
             secret = old.secret if old is not None else b""
         lifetime = min(rrq.lifetime, self.max_lifetime)
         tunnels = ha_tunnels.plan(self.name, nai, now, old, vpn_info, rrq, self.retiring,
-                                  self.simultaneous, self._end_earlier)
+                                  self.simultaneous, self._end_earlier, self.tunnels_up,
+                                  keeps=through_aaa)
+        vpn_info = ha_tunnels.with_kept(vpn_info, tunnels.kept)
         self.bindings[nai] = Binding(nai, rrq.home_address, rrq.care_of_address,
                                      vpn_info.foreign_agent, vpn_info, lifetime,
                                      now + lifetime, rrq.identification,
                                      set(old.distributed) if old else set(), secret)
         self.counters["accepted"] += 1
         return [Mark(nai, "ha_bind", {"fa": vpn_info.foreign_agent})] + tunnels.before + [
-            Mark(nai, "ha_tunnel_set")] + self._prepare(nai, vpn_info, secret,
+            Mark(nai, "ha_tunnel_set", {"kept": sorted(tunnels.kept)} if tunnels.kept else {})
+        ] + self._prepare(nai, vpn_info, secret,
                                                         tunnels.new_ids), tunnels.after
 
     def _prepare(self, nai: str, vpn_info: VpnInfo, secret: bytes,
@@ -496,11 +508,11 @@ class HomeAgent(Role):
                                   for s in self.prepared.pop(nai, {}).values()]
         earlier = self.simultaneous.pop(nai)
         if earlier is not None:
-            prepared = [RemoveTunnel(self.name, t.tunnel_id) for t in earlier.tunnels] + prepared
+            prepared = self._retire(nai, [t.tunnel_id for t in earlier.tunnels]) + prepared
         if binding is None:
             return prepared
-        return [RemoveTunnel(self.name, t.tunnel_id)
-                for t in binding.vpn_info.tunnels_of(self.name) if t.psk] + prepared
+        return self._retire(nai, [t.tunnel_id for t in binding.vpn_info.tunnels_of(self.name)
+                                  if t.psk]) + prepared
 
     def _reply(self, rrq: mip.RegistrationRequest, code: int, now: float) -> bytes:
         ident = rrq.identification
@@ -555,7 +567,9 @@ class HomeAgent(Role):
             self.simultaneous.earlier[nai] = EarlierBinding.from_dict(nai, data["earlier"])
 
     def forget_state(self, nai: str) -> None:
-        self.bindings.pop(nai, None)
+        binding = self.bindings.pop(nai, None)
+        for t in binding.vpn_info.tunnels if binding is not None else ():
+            self.tunnels_up.pop(t.tunnel_id, None)
         self.simultaneous.pop(nai)
 
     def state_keys(self) -> set[str]:

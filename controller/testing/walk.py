@@ -142,6 +142,11 @@ class Walk:
         self.log: list[tuple[str, Any]] = []
         self.lost: set[str] = set()     # roles whose binding messages are lost
         self.counters = {"malformed": 0, "dropped_rrq": 0}
+        # as ``Runtime.execute``: an initiator's AddTunnel that comes up tells every
+        # role (``on_tunnel_up``); off unless a test asks, and never for a tunnel id in
+        # ``tunnel_fails`` (its add failed: the runtime logs it, the roles hear nothing)
+        self.tunnels_come_up = False
+        self.tunnel_fails: set[str] = set()
         self.gateways = FakeGateways(list(self.topo.gateways))
         self.tables = {sw.dpid: FakeOFTable(sw.dpid) for sw in self.topo.switches.values()}
         # meters (QoS, claims 8, 9) per switch: meter id -> its MeterMod
@@ -246,6 +251,9 @@ class Walk:
             elif isinstance(action, AddTunnel):
                 self.log.append((key, action))
                 self.gateways.add(action.gateway, action.side)
+                if (self.tunnels_come_up and action.side.initiator
+                        and action.side.tunnel_id not in self.tunnel_fails):
+                    self._tunnel_up(action.side.tunnel_id)
             elif isinstance(action, RemoveTunnel):
                 self.log.append((key, action))
                 self.gateways.remove(action.gateway, action.tunnel_id)
@@ -293,6 +301,14 @@ class Walk:
             else:
                 raise TypeError(f"unknown action {action!r}")
         return result
+
+    def _tunnel_up(self, tunnel_id: str) -> None:
+        """``Runtime._tunnel_up``: every role that asks hears that ``tunnel_id`` is up."""
+        for key, role in list(self.roles.items()):
+            up = getattr(role, "on_tunnel_up", None)
+            follow = up(self.now, tunnel_id) if up is not None else None
+            if follow:
+                self.execute(key, follow)
 
     def _apply(self, dpid: int, mods: Any) -> None:
         """Flow and group mods go to the switch's fake table, meters to ``meters``."""

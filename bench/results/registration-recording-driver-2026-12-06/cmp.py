@@ -1,3 +1,4 @@
+# ruff: noqa  (a measurement script kept as it was run)
 import pstats, sys
 def load(f):
     st = pstats.Stats(f).stats

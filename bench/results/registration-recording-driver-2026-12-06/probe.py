@@ -1,3 +1,4 @@
+# ruff: noqa  (a measurement script kept as it was run)
 # population probe: user/sys CPU, faults, ctx switches of the server per registration, and idle CPU
 import sys, time, json
 from bench.registration_server import Server

@@ -104,4 +104,4 @@ def test_counting_driver_keeps_no_log() -> None:
         gw.promote_tunnel(_Side("t1"), rekey=True)
         gw.add_prepared(_Side("t1"))
         gw.remove_tunnel("t1")
-    assert gw.log == [] and (gw.adds, gw.removes) == (9, 3)
+    assert gw.log == [] and (gw.adds, gw.promotes, gw.rekeys, gw.removes) == (3, 6, 3, 3)
