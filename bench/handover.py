@@ -41,6 +41,7 @@ from typing import Any
 from bench.common import (REPO, bench_parser, parse_bench_args, print_machine, pyplot,
                           reexec_in_private_netns, save_plot, save_results, summary)
 from controller.textutil import table
+from mininet_scripts.air import LINK_MODELS
 
 IKE_GROUPS = {"ecp256": "aes128-sha256-ecp256", "x25519": "aes128-sha256-x25519",
               "modp2048": "aes128-sha256-modp2048", "modp3072": "aes128-sha256-modp3072",
@@ -195,7 +196,8 @@ def create_child_exchanges(log: Path) -> list[float]:
 
 def run_once(moves: int, settle: float, ike: str | None, topology: str,
              keep_dir: bool, between: tuple[str, str] = ("acc1", "acc2"),
-             esp: str | None = None, **kind: Any) -> dict[str, Any]:
+             esp: str | None = None, link_model: str = "carrier",
+             **kind: Any) -> dict[str, Any]:
     """One run; ``kind``: ``cn``, ``port``, ``profile`` of ``move_spec``."""
     from controller.adapters.private_files import private_run_dir
     from mininet_scripts.demo import read_events, rest_get
@@ -203,8 +205,9 @@ def run_once(moves: int, settle: float, ike: str | None, topology: str,
 
     spec = move_spec(moves, settle, ike, topology, between, esp=esp, **kind)
     run_dir = private_run_dir("mipvpn-bench-handover-")   # 0700: keys, DB, token
-    run = ScenarioRun(spec, run_dir, "127.0.0.1:8080", 6653)
-    res: dict[str, Any] = {"ike_proposal": ike or "(topology default)",
+    run = ScenarioRun(spec, run_dir, "127.0.0.1:8080", 6653, link_model=link_model)
+    res: dict[str, Any] = {"link_model": link_model,
+                           "ike_proposal": ike or "(topology default)",
                            "esp_proposal": esp or "(topology default)"}
     try:
         t0 = time.monotonic()
@@ -467,6 +470,9 @@ def main(argv: list[str] | None = None) -> int:
                          "its attachment); e.g. --topology topology/two-domains.yaml "
                          "--between acc1,acc3 for inter-domain moves")
     ap.add_argument("--keep-dir", action="store_true")
+    ap.add_argument("--link-model", choices=LINK_MODELS, default="carrier",
+                    help="how the emulation moves a link: carrier (cell links made "
+                         "ahead, a move flips carriers) or replug (del-port + add-port)")
     args = parse_bench_args(ap, argv)
     if os.geteuid() != 0:
         print("bench.handover needs root (Mininet, Open vSwitch, strongSwan)", file=sys.stderr)
@@ -494,7 +500,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"({args.topology}), IKE {ike or '(topology default)'}, "
                   f"ESP {esp or '(topology default)'}", flush=True)
             r = run_once(args.moves, args.settle, ike, args.topology, args.keep_dir,
-                         between, esp=esp, **kind)
+                         between, esp=esp, link_model=args.link_model, **kind)
             r["topology"], r["between"], r["kind"] = args.topology, list(between), args.kind
             r["summary"] = summarise(r)
             print_summary(_label(r), r["summary"])

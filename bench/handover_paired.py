@@ -44,6 +44,7 @@ from bench.common import (REPO, bench_parser, command_line, parse_bench_args,
                           print_machine, reexec_in_private_netns, save_results, summary)
 from bench.handover import summarise_walks
 from controller.textutil import table
+from mininet_scripts.air import LINK_MODELS
 
 TOPOLOGY = "topology/two-domains.yaml"
 DIRECTIONS = (("mn_to_cn", "MN->CN"), ("cn_to_mn", "CN->MN"))
@@ -272,14 +273,15 @@ def print_paired(kind: str, res: dict[str, Any]) -> None:
                   f"prepared IKE_SA: this run measured the fallback")
 
 
-def run_paired(kind: str, moves: int, settle: float, keep_dir: bool) -> dict[str, Any]:
+def run_paired(kind: str, moves: int, settle: float, keep_dir: bool,
+               link_model: str = "carrier") -> dict[str, Any]:
     from controller.adapters.private_files import private_run_dir
     from mininet_scripts.scenario import ScenarioRun
 
     spec = paired_spec(kind, moves, settle)
     run_dir = private_run_dir("mipvpn-bench-paired-")   # 0700: keys, DB, token
-    run = ScenarioRun(spec, run_dir, "127.0.0.1:8080", 6653)
-    res: dict[str, Any] = {"kind": kind, "topology": TOPOLOGY,
+    run = ScenarioRun(spec, run_dir, "127.0.0.1:8080", 6653, link_model=link_model)
+    res: dict[str, Any] = {"kind": kind, "topology": TOPOLOGY, "link_model": link_model,
                            "between": list(KINDS[kind]["between"]),
                            "profile_on": KINDS[kind]["on"], "profile_off": KINDS[kind]["off"]}
     try:
@@ -336,6 +338,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--moves", type=int, default=20, help="moves per MN")
     ap.add_argument("--settle", type=float, default=1.5, help="seconds after each move")
     ap.add_argument("--keep-dir", action="store_true")
+    ap.add_argument("--link-model", choices=LINK_MODELS, default="carrier",
+                    help="how the emulation moves a link: carrier (cell links made "
+                         "ahead, a move flips carriers) or replug (del-port + add-port)")
     args = parse_bench_args(ap, argv)
     if os.geteuid() != 0:
         print("bench.handover_paired needs root (Mininet, Open vSwitch, strongSwan)",
@@ -348,9 +353,9 @@ def main(argv: list[str] | None = None) -> int:
         return code
     m = print_machine()
     print(f"handover, paired ({args.paired}): {args.moves} moves each, mn1 with "
-          f"{KINDS[args.paired]['on']} against mn2 with {KINDS[args.paired]['off']}",
-          flush=True)
-    r = run_paired(args.paired, args.moves, args.settle, args.keep_dir)
+          f"{KINDS[args.paired]['on']} against mn2 with {KINDS[args.paired]['off']}, "
+          f"link model {args.link_model}", flush=True)
+    r = run_paired(args.paired, args.moves, args.settle, args.keep_dir, args.link_model)
     print_paired(args.paired, r)
     res = {"benchmark": "handover-paired", "machine": m, "code": git_describe(),
            "settle_s": args.settle, "moves_per_mn": args.moves, "command": command, **r}

@@ -50,10 +50,14 @@ class Demo:
 
     def __init__(self, topo: Topology, run_dir: Path, rest: str, of_port: int,
                  processes: list[list[str]] | None = None,
-                 topology_file: str | None = None) -> None:
+                 topology_file: str | None = None, link_model: str = "carrier") -> None:
         """``processes``: role-key lists run by additional controller processes (a
         split deployment: e.g. ``[["aaaf:domain-b"]]``); the main process runs the
-        rest and the OpenFlow side."""
+        rest and the OpenFlow side.  ``link_model``: how the emulation moves an MN's
+        link (``mininet_scripts.air``: ``carrier`` or ``replug``)."""
+        self.link_model = link_model
+        # MN -> (switch, port) its moves will take: their cell links made at build
+        self.cells: dict[str, list[tuple[str, int]]] = {}
         self.processes = processes or []
         # the controller reads its operator token from the environment (auth.py)
         self.token = secrets.token_urlsafe(32)
@@ -112,8 +116,14 @@ class Demo:
         self.start_controller()
 
         say("building the Mininet network")
+        access = [s for s, c in self.topo.switches.items() if c.role == "access"]
+        cells = {mn: list(v) for mn, v in self.cells.items()}
+        for mn, port in self.move_ports.items():
+            cells.setdefault(mn, []).extend((s, port) for s in access)
         self.mnet = build_network(self.topo, controller_port=self.of_port,
-                                  run_dir=self.run_dir / "net")
+                                  run_dir=self.run_dir / "net", link_model=self.link_model,
+                                  cells=cells)
+        say(f"link model: {self.link_model} (docs/decisions.md, issue 14)")
         self.stack.callback(self.mnet.stop)
         self.mnet.start()
         took = self.mnet.wait_switches_connected(timeout=20)
@@ -422,10 +432,12 @@ def run_demo(args: Any) -> int:
     run_dir = private_run_dir("mipvpn-")   # 0700: keys, the VPN DB, the token
     baseline = None
     if getattr(args, "cli", False):  # interactive: the topology as written
-        demo = Demo(topo, run_dir, args.rest, args.of_port)
+        demo = Demo(topo, run_dir, args.rest, args.of_port,
+                    link_model=getattr(args, "link_model", None) or "carrier")
     else:
         topo, topo_file, baseline, ports = demo_topology(args.config, run_dir)
-        demo = Demo(topo, run_dir, args.rest, args.of_port, topology_file=topo_file)
+        demo = Demo(topo, run_dir, args.rest, args.of_port, topology_file=topo_file,
+                    link_model=getattr(args, "link_model", None) or "carrier")
         demo.move_ports = ports
 
     def on_term(signum: int, frame: Any) -> None:

@@ -289,6 +289,27 @@ class OvsdbClient:
                                  f"{ofport} ({error})", committed=True)
         return cfg
 
+    def add_port(self, name: str, bridge: str, ofport: int) -> float:
+        """``ovs-vsctl add-port BRIDGE NAME -- set Interface NAME ofport_request=OFPORT``,
+        waited for, checked (a cell link made at a move, ``air.py``).  Returns the
+        seconds it took."""
+        t0 = time.monotonic()
+        res = self.transact(*self._add_ops(name, bridge, ofport))
+        self.wait_cfg(int(res[-1]["rows"][0]["next_cfg"]))
+        got = (self.iface(name) or {}).get("ofport")
+        if got != ofport:
+            raise OvsdbError(f"{name} is on {bridge} with ofport {got!r}, not {ofport}",
+                             committed=True)
+        return time.monotonic() - t0
+
+    def del_port(self, name: str, bridge: str) -> None:
+        """``ovs-vsctl del-port BRIDGE NAME``, waited for."""
+        uuid = self._port_uuids.pop(name, None) or self.port_uuid(name)
+        if uuid is None:
+            raise OvsdbError(f"no port named {name!r}")
+        res = self.transact(*self._del_ops(name, uuid, bridge, bridge, 0))
+        self.wait_cfg(int(res[-1]["rows"][0]["next_cfg"]))
+
     @staticmethod
     def _del_ops(name: str, uuid: str, from_bridge: str, to_bridge: str,
                  ofport: int) -> list[dict[str, Any]]:

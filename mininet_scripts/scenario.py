@@ -68,15 +68,32 @@ from mininet_scripts.demo import (Demo, DemoError, _last_before, _registered, _s
                                   read_events, rest_get, rest_put, say, wait_for)
 
 
+def move_cells(spec: dict[str, Any], topo: Any) -> dict[str, list[tuple[str, int]]]:
+    """MN -> the (switch, port) its timeline's moves go to (in order, once each): the
+    carrier link model makes their cell links at build time."""
+    out: dict[str, list[tuple[str, int]]] = {}
+    for step in spec.get("timeline") or []:
+        mn = step.get("move")
+        if mn not in topo.mobile_nodes:
+            continue
+        cell = (str(step["to"]),
+                int(step.get("port", 0)) or topo.mobile_nodes[mn].attach_port)
+        if cell not in out.setdefault(mn, []):
+            out[mn].append(cell)
+    return out
+
+
 class ScenarioRun:
-    def __init__(self, spec: dict[str, Any], run_dir: Path, rest: str, of_port: int) -> None:
+    def __init__(self, spec: dict[str, Any], run_dir: Path, rest: str, of_port: int,
+                 link_model: str = "carrier") -> None:
         self.spec = spec
         self.run_dir = run_dir
         topo, topo_file = scenario_topology(spec, run_dir)
         self.topo = topo
         self.demo = Demo(topo, run_dir, rest, of_port,
                          processes=[list(p) for p in spec.get("processes") or []],
-                         topology_file=topo_file)
+                         topology_file=topo_file, link_model=link_model)
+        self.demo.cells = move_cells(spec, topo)
         self.events: dict[str, Path] = {}
         self.clients: dict[str, Any] = {}
         self.location: dict[str, str] = {}

@@ -13,7 +13,11 @@
   crosses the core, no ARP there), and on each foreign agent an on-link route for every
   home prefix so it can deliver to visiting mobile nodes;
 * plain hosts (correspondent hosts) with address, MAC and default route;
-* each mobile node with its home address as a /32 and its MAC, on its initial access port.
+* each mobile node with its home address as a /32 and its MAC, on its initial access port:
+  with ``link_model="carrier"`` (the default) through its air segment (``air.py``: a Linux
+  bridge, and one veth pair to each access switch it may visit, only the current one
+  with carrier); with ``"replug"`` its veth goes straight into the access switch and a
+  move re-plugs it into another.
 
 The private OVS must already run (``mininet_scripts.ovs.PrivateOvs``): building refuses
 when ``OVS_RUNDIR`` is not set, so the system's OVS is never touched.  Nothing here runs
@@ -34,9 +38,12 @@ from pathlib import Path
 from typing import Any
 
 from mininet.net import Mininet
+from mininet.link import Intf
 from mininet.node import Host, OVSSwitch, RemoteController
 
 from controller.config import GatewayConf, Topology
+from mininet_scripts.air import (LINK_MODELS, AirError, AirSegments, Cell, netns_links,
+                                 plan_cells)
 from mininet_scripts.ovsdb import OvsdbClient, OvsdbError, UnixctlClient
 
 __all__ = ["MipvpnNet", "NetworkError", "build_network"]
@@ -82,8 +89,10 @@ class MipvpnNet:
     """A built Mininet network plus the mapping between YAML names and OVS names."""
 
     def __init__(self, topo: Topology, net: Mininet, ovs_names: dict[str, str],
-                 run_dir: Path, fail_mode: str) -> None:
+                 run_dir: Path, fail_mode: str, air: AirSegments | None = None) -> None:
         self.topo = topo
+        self.air = air    # the carrier link model's air segments; None: replug
+        self.link_model = "replug" if air is None else "carrier"
         self.net = net
         self.run_dir = run_dir
         self.fail_mode = fail_mode
@@ -139,8 +148,10 @@ class MipvpnNet:
             self._unixctl.close()
             self._unixctl = None
         self.net.stop()
+        if self.air is not None:
+            self.air.close()
         # Safety net: remove any of our switch-side veths/taps that survived.
-        leftovers = [n for n in _root_links() if n.split("-")[0] in self._logical]
+        leftovers = [n for n in netns_links() if n.split("-")[0] in self._logical]
         for name in leftovers:
             subprocess.run(["ip", "link", "del", name], capture_output=True, check=False)
 
@@ -174,6 +185,90 @@ class MipvpnNet:
     # -- mobility -------------------------------------------------------------
 
     def move_host(self, mn_name: str, to_switch: str, to_port: int) -> float:
+        """Move mobile node ``mn_name`` to ``to_switch``:``to_port``; returns the
+        seconds until the move applied.  ``carrier`` model: ``_move_carrier``;
+        ``replug``: ``_move_replug``."""
+        if mn_name not in self.mn_location:
+            raise NetworkError(f"{mn_name!r} is not a mobile node")
+        if to_switch not in self._ovs_names:
+            raise NetworkError(f"switch {to_switch!r} is not defined")
+        if self.air is not None:
+            return self._move_carrier(mn_name, to_switch, to_port)
+        return self._move_replug(mn_name, to_switch, to_port)
+
+    def _move_carrier(self, mn_name: str, to_switch: str, to_port: int) -> float:
+        """The old cell's link loses carrier, the new one's gains it (``air.py``):
+        two interface flag changes in the kernel, no OVS port added or removed, so
+        ovs-vswitchd's main thread (which forwards every packet of the emulation)
+        only reports two port-status changes.  Returns when the kernel flipped both
+        carriers; OVS learns of them asynchronously, as a switch from its PHY.
+
+        A cell not made at build time (``plan_cells``) is made here first (one
+        add-port, counted in the returned time); one that another MN holds but is
+        not on is taken from it (del-port)."""
+        air = self.air
+        assert air is not None
+        key = (to_switch, to_port)
+        if air.current.get(mn_name) == key:
+            raise NetworkError(f"port {to_switch}:{to_port} is in use ({mn_name} is on it)")
+        t0 = time.monotonic()
+        cell = air.cells.get(key)
+        if cell is not None and cell.mn != mn_name:
+            if air.current.get(cell.mn) == key:
+                raise NetworkError(f"port {to_switch}:{to_port} is in use "
+                                   f"({cell.ovs_end}, {cell.mn}'s)")
+            self._drop_cell(cell)
+            cell = None
+        if cell is None:
+            self._add_cell(mn_name, to_switch, to_port)
+        try:
+            air.flip(mn_name, key)
+        except (AirError, OSError) as exc:
+            raise NetworkError(f"moving {mn_name} to {to_switch}:{to_port}: {exc}") from None
+        elapsed = time.monotonic() - t0
+        self.mn_location[mn_name] = key
+        log.info("moved %s to %s:%d in %.2f ms (carrier)", mn_name, to_switch, to_port,
+                 elapsed * 1e3)
+        return elapsed
+
+    def _ovsdb_client(self) -> OvsdbClient:
+        if self._ovsdb is None:
+            self._ovsdb = OvsdbClient()
+        return self._ovsdb
+
+    def _add_cell(self, mn_name: str, switch: str, port: int) -> None:
+        """A cell link made at a move: veth pair, add-port (ofport ``port``)."""
+        assert self.air is not None
+        sw = self.switch(switch)
+        if port in sw.intfs:
+            raise NetworkError(f"port {switch}:{port} is in use ({sw.intfs[port].name})")
+        try:
+            (cell,) = self.air.add_cells(mn_name, [(switch, port)], self._ovs_names, None)
+        except AirError as exc:
+            raise NetworkError(str(exc)) from None
+        try:
+            took = self._ovsdb_client().add_port(cell.ovs_end, sw.name, port)
+        except OvsdbError as exc:
+            self.air.remove_cell(cell)
+            raise NetworkError(f"adding {cell.ovs_end} to {sw.name}: {exc}") from None
+        Intf(cell.ovs_end, node=sw, port=port)
+        log.info("made %s's cell link %s at %s:%d (add-port %.1f ms)", mn_name,
+                 cell.ovs_end, switch, port, took * 1e3)
+
+    def _drop_cell(self, cell: Cell) -> None:
+        """Take a cell link away from an MN that is not on it (del-port, veths gone)."""
+        assert self.air is not None
+        sw = self.switch(cell.switch)
+        try:
+            self._ovsdb_client().del_port(cell.ovs_end, sw.name)
+        except OvsdbError as exc:
+            raise NetworkError(f"removing {cell.ovs_end} from {sw.name}: {exc}") from None
+        intf = sw.intfs.get(cell.port)
+        if intf is not None:
+            sw.delIntf(intf)
+        self.air.remove_cell(cell)
+
+    def _move_replug(self, mn_name: str, to_switch: str, to_port: int) -> float:
         """Move mobile node ``mn_name``'s link to ``to_switch``:``to_port``: the
         switch-side end of its veth leaves its access switch and is added to the other
         (del-port + add-port + ofport_request, as Mininet's examples/mobility.py does
@@ -191,10 +286,6 @@ class MipvpnNet:
         grace period).  The switch-side interface keeps its name (e.g. ``mva1-eth2``
         now on ``mva2``): renaming would need the link down.  The controller sees
         port-delete/port-add; the MN must send something afterwards."""
-        if mn_name not in self.mn_location:
-            raise NetworkError(f"{mn_name!r} is not a mobile node")
-        if to_switch not in self._ovs_names:
-            raise NetworkError(f"switch {to_switch!r} is not defined")
         new_sw = self.switch(to_switch)
         if to_port in new_sw.intfs:
             raise NetworkError(f"port {to_switch}:{to_port} is in use "
@@ -207,11 +298,10 @@ class MipvpnNet:
         t0 = time.monotonic()
         error: OvsdbError | None = None
         try:
-            if self._ovsdb is None:
-                self._ovsdb = OvsdbClient()
+            ovsdb = self._ovsdb_client()
             if self._unixctl is None:
                 self._unixctl = UnixctlClient()
-            self._ovsdb.move_port(sintf.name, old_sw.name, new_sw.name, to_port,
+            ovsdb.move_port(sintf.name, old_sw.name, new_sw.name, to_port,
                                   purge=self._unixctl.purge)
         except OvsdbError as exc:
             if not exc.committed:
@@ -248,8 +338,15 @@ def build_network(
     prefix: str = "mv",
     run_dir: Path,
     fail_mode: str | None = None,
+    link_model: str = "carrier",
+    cells: dict[str, list[tuple[str, int]]] | None = None,
 ) -> MipvpnNet:
     """Build (not start) the Mininet network for ``topo``.
+
+    ``link_model``: how a mobile node's link moves (``air.LINK_MODELS``): ``carrier``
+    (its cell links exist from the start, a move flips carriers) or ``replug`` (its
+    one link is del-port'ed and add-port'ed).  ``cells``: (switch, port) each MN will
+    move to, made at build time with the carrier model (``air.plan_cells``).
 
     ``controller_port=None`` builds without a controller (bridges in ``standalone`` mode,
     for tests of the data plane alone).  ``fail_mode`` overrides the default
@@ -258,11 +355,14 @@ def build_network(
     if "OVS_RUNDIR" not in os.environ:
         raise NetworkError("OVS_RUNDIR is not set: start mininet_scripts.ovs.PrivateOvs "
                            "first (refusing to use the system's Open vSwitch)")
+    if link_model not in LINK_MODELS:
+        raise NetworkError(f"link model {link_model!r}: one of {', '.join(LINK_MODELS)}")
     fail_mode = fail_mode or ("secure" if controller_port is not None else "standalone")
     names = switch_names(topo, prefix)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    _check_names_free(names.values())
+    air = AirSegments(prefix) if link_model == "carrier" else None
+    _check_names_free(names.values(), air)
 
     net = Mininet(topo=None, build=False, controller=None, autoSetMacs=False,
                   autoStaticArp=False, waitConnected=False, inNamespace=False)
@@ -285,7 +385,11 @@ def build_network(
             host = net.addHost(h.name, ip=h.cidr, mac=h.mac, defaultRoute=f"via {h.gateway}")
             net.addLink(host, net.get(names[h.switch]), port2=h.port,
                         intfName1=f"{h.name}-eth0", addr1=h.mac)
+        if air is not None:
+            _add_air_segments(net, topo, names, air, cells)
         for mn in topo.mobile_nodes.values():
+            if air is not None:
+                continue
             host = net.addHost(mn.name, ip=None)
             net.addLink(host, net.get(names[mn.attach_switch]), port2=mn.attach_port,
                         intfName1=f"{mn.name}-eth0", addr1=mn.mac)
@@ -301,12 +405,36 @@ def build_network(
             _no_segmentation_offload(node)
     except BaseException:
         net.stop()
+        if air is not None:
+            air.close()
         raise
-    mnet = MipvpnNet(topo, net, names, run_dir, fail_mode)
+    mnet = MipvpnNet(topo, net, names, run_dir, fail_mode, air)
     (run_dir / "names.json").write_text(json.dumps(
-        {"switches": names, "controller_port": controller_port, "fail_mode": fail_mode},
-        indent=2) + "\n")
+        {"switches": names, "controller_port": controller_port, "fail_mode": fail_mode,
+         "link_model": link_model}, indent=2) + "\n")
     return mnet
+
+
+def _add_air_segments(net: Mininet, topo: Topology, names: dict[str, str],
+                      air: AirSegments, cells: dict[str, list[tuple[str, int]]] | None
+                      ) -> None:
+    """The carrier model's mobile nodes: each MN's air bridge and own veth, and its
+    cell links registered as ports of their access switches (Mininet adds them with
+    ``ofport_request`` at start; only the attach cell has carrier)."""
+    plan = plan_cells(topo, cells)
+    for index, mn in enumerate(topo.mobile_nodes.values(), 1):
+        host = net.addHost(mn.name, ip=None)
+        intf = f"{mn.name}-eth0"
+        try:
+            air.add_mn(mn.name, index, intf, mn.mac)
+            made = air.add_cells(mn.name, plan[mn.name], names,
+                                 (mn.attach_switch, mn.attach_port))
+        except AirError as exc:
+            raise NetworkError(str(exc)) from None
+        Intf(intf, node=host).mac = mn.mac      # moved into the MN's namespace
+        _run(host, f"ip link set {intf} up")
+        for cell in made:
+            Intf(cell.ovs_end, node=net.get(names[cell.switch]), port=cell.port)
 
 
 def _configure_gateway(host: Host, gw: GatewayConf, topo: Topology) -> None:
@@ -375,10 +503,12 @@ def _root_links() -> list[str]:
         return []
 
 
-def _check_names_free(bridges: Iterable[str]) -> None:
+def _check_names_free(bridges: Iterable[str], air: AirSegments | None = None) -> None:
     """Refuse to start when one of our names is taken (another run with our prefix)."""
     taken = set(_root_links())
     clash = sorted(b for b in bridges if b in taken)
+    if air is not None:
+        clash += sorted(n for n in netns_links() if air.name_re().match(n))
     existing = set(_vsctl("list-br").split())
     clash += sorted(b for b in bridges if b in existing and b not in clash)
     if clash:
@@ -392,5 +522,6 @@ def describe(mnet: MipvpnNet) -> dict[str, Any]:
         "switches": mnet.ovs_names,
         "hosts": sorted(h.name for h in mnet.net.hosts),
         "mobile_nodes": {k: list(v) for k, v in mnet.mn_location.items()},
+        "link_model": mnet.link_model,
     }
 

@@ -103,7 +103,8 @@ def network(topo: Topology, ovs: Any, tmp_path_factory: pytest.TempPathFactory
     links_before = _links()
     assert not _ours(links_before), "leftover interfaces from an earlier run"
     run_dir = tmp_path_factory.mktemp("net")
-    net = build_network(topo, controller_port=None, prefix=PREFIX, run_dir=run_dir)
+    net = build_network(topo, controller_port=None, prefix=PREFIX, run_dir=run_dir,
+                        link_model="replug")
     try:
         net.start()
         yield net
@@ -255,6 +256,97 @@ def test_stop_removes_everything(network: Any, ovs: Any) -> None:
     assert not _ours(_links())
     assert ovs.vsctl("list-br").split() == []
     network.stop()  # idempotent
+
+
+@pytest.fixture
+def carrier_network(topo: Topology, ovs: Any, tmp_path: Path) -> Iterator[Any]:
+    """The default topology with the carrier link model (after the replug network
+    above has stopped: same names)."""
+    pytest.importorskip("mininet")
+    from mininet_scripts.topo import build_network
+
+    assert not _ours(_links()), "leftover interfaces"
+    net = build_network(topo, controller_port=None, prefix=PREFIX, run_dir=tmp_path / "net")
+    try:
+        net.start()
+        yield net
+    finally:
+        net.stop()
+
+
+def _rx(name: str) -> int:
+    return int(Path(f"/sys/class/net/{name}/statistics/rx_packets").read_text())
+
+
+def _carrier(name: str) -> bool:
+    return Path(f"/sys/class/net/{name}/carrier").read_text().strip() == "1"
+
+
+def test_carrier_move_flips_carrier_only(carrier_network: Any, ovs: Any,
+                                         tmp_path: Path) -> None:
+    """The MN's cell links are ports of both access switches from the start; a move
+    flips carriers: both ports stay with their ofport, traffic passes on the new cell
+    only, the bookkeeping follows."""
+    net = carrier_network
+    assert net.link_model == "carrier"
+    assert json.loads((tmp_path / "net" / "names.json").read_text())["link_model"] == "carrier"
+    assert _bridge_ports(ovs, "mvta1")["mvta1-eth2"] == 2
+    assert _bridge_ports(ovs, "mvta2")["mvta2-eth2"] == 2
+    assert _carrier("mvta1-eth2") and not _carrier("mvta2-eth2")
+    assert net.switch("acc2").intfs[2].name == "mvta2-eth2"
+    mn = net.host("mn1")
+    assert mn.defaultIntf().name == "mn1-eth0"
+    assert json.loads(mn.cmd("ip -j link show dev mn1-eth0"))[0]["address"] == \
+        "02:00:00:00:01:00"
+    mn.cmd("ip route add 10.21.0.0/24 dev mn1-eth0; ip route add 10.22.0.0/24 dev mn1-eth0")
+    mn_res, fa_res = _probe_pair(net, "mn1", "10.10.0.100", "fa1", "10.21.0.1", tmp_path)
+    assert _reached(mn_res["received"], fa_res["sent"])
+
+    seconds = net.move_host("mn1", "acc2", 2)
+    assert 0 < seconds < 0.2
+    assert net.mn_location["mn1"] == ("acc2", 2)
+    assert describe_of(net)["mobile_nodes"]["mn1"] == ["acc2", 2]
+    assert not _carrier("mvta1-eth2") and _carrier("mvta2-eth2")
+    # no port moved: both still there with their numbers
+    assert _bridge_ports(ovs, "mvta1")["mvta1-eth2"] == 2
+    assert _bridge_ports(ovs, "mvta2")["mvta2-eth2"] == 2
+    old_rx = _rx("mvta1-eth2")
+    new_rx = _rx("mvta2-eth2")
+    mn_res, fa_res = _probe_pair(net, "mn1", "10.10.0.100", "fa2", "10.22.0.1", tmp_path)
+    assert _reached(mn_res["received"], fa_res["sent"])
+    # the MN's frames reached acc2 through its new cell, none acc1 through the old one
+    assert _rx("mvta2-eth2") - new_rx >= len(fa_res["received"])
+    assert _rx("mvta1-eth2") == old_rx
+
+    net.move_host("mn1", "acc1", 2)
+    assert _carrier("mvta1-eth2") and not _carrier("mvta2-eth2")
+    assert net.mn_location["mn1"] == ("acc1", 2)
+    with pytest.raises(Exception, match="in use"):
+        net.move_host("mn1", "acc1", 2)
+    with pytest.raises(Exception, match="in use"):
+        net.move_host("mn1", "acc1", 1)          # fa1's port
+
+
+def test_carrier_move_to_a_cell_made_at_the_move(carrier_network: Any, ovs: Any) -> None:
+    net = carrier_network
+    assert "mvta2-eth7" not in _bridge_ports(ovs, "mvta2")
+    net.move_host("mn1", "acc2", 7)
+    assert _bridge_ports(ovs, "mvta2")["mvta2-eth7"] == 7
+    assert _carrier("mvta2-eth7") and not _carrier("mvta1-eth2")
+    assert net.switch("acc2").intfs[7].name == "mvta2-eth7"
+    assert net.mn_location["mn1"] == ("acc2", 7)
+
+
+def test_carrier_stop_removes_everything(carrier_network: Any, ovs: Any) -> None:
+    assert {"mvtm1", "mvtm1-mn", "mvtm1-c1"} <= _ours(_links())
+    carrier_network.stop()
+    assert not _ours(_links())
+    assert ovs.vsctl("list-br").split() == []
+
+
+def describe_of(net: Any) -> dict[str, Any]:
+    from mininet_scripts.topo import describe
+    return describe(net)
 
 
 _TABLE_MISS_APP = '''

@@ -76,6 +76,24 @@ def test_failed_purge_says_the_port_left() -> None:
     assert err.value.committed
 
 
+def test_add_port_for_a_cell_link_waits_and_checks_the_ofport() -> None:
+    client = _Recorder()
+    client.add_port("mva2-eth7", "mva2", 2)
+    assert [c[0] for c in client.calls] == ["transact", "wait_cfg"]
+    ops = client.calls[0][1]
+    assert ops[:3] == ["insert:Interface", "insert:Port", "mutate:Bridge"]
+    with pytest.raises(OvsdbError, match="not 7"):
+        client.add_port("mva2-eth7", "mva2", 7)      # OVS gave it 2
+
+
+def test_del_port_removes_from_its_bridge_and_waits() -> None:
+    client = _Recorder()
+    client.del_port("mva2-eth7", "mva2")
+    assert [c[0] for c in client.calls] == ["transact", "wait_cfg"]
+    ops = client.calls[0][1]
+    assert "mutate:Bridge" in ops and not any(o.startswith("insert") for o in ops)
+
+
 def _serve(path: Path, replies: dict[str, Any], seen: list[dict[str, Any]]) -> threading.Thread:
     srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     srv.bind(str(path))
