@@ -444,6 +444,9 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--cli", action="store_true",
                       help="after the registration, Mininet's CLI with `move mn1 fa2` and "
                            "`bindings` (instead of the scripted move)")
+    demo.add_argument("--link-model", choices=("carrier", "replug"), default="carrier",
+                      help="how the emulation moves an MN: carrier (cells attached ahead, "
+                           "a move flips carriers) or replug (del-port/add-port)")
 
     scn = sub.add_parser("scenario", help="run a scripted mobility scenario (YAML)")
     scn.add_argument("name", nargs="?", help="scenario name (see --list) or a YAML file")

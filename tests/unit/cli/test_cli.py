@@ -419,3 +419,16 @@ def test_controller_state_option_reaches_the_runtime(monkeypatch: pytest.MonkeyP
                   "--no-openflow", *extra])
     assert seen[0]["state_path"] == "etcd://127.0.0.1:2379/home"
     assert seen[1]["state_path"] is None
+
+
+def test_demo_link_model_reaches_the_demo(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``mipvpn demo --link-model replug`` compares with the old emulated move; the
+    default is the carrier flip (issue 14)."""
+    import mininet_scripts.demo as demo_mod
+    seen: list[str] = []
+    monkeypatch.setattr(demo_mod, "run_demo", lambda args: seen.append(args.link_model) or 0)
+    assert main(["demo", "--link-model", "replug"]) == 0
+    assert main(["demo"]) == 0
+    assert seen == ["replug", "carrier"]
+    with pytest.raises(SystemExit):
+        main(["demo", "--link-model", "wire"])
