@@ -241,7 +241,9 @@ def main(argv: list[str] | None = None) -> int:
                          "mipvpn controller writes), no-persist; asyncio-loop (the "
                          "runtime on asyncio's event loop instead of uvloop's); "
                          "inline-gateways (the instant tunnel drivers called in the "
-                         "loop's thread, not handed to worker threads)")
+                         "loop's thread, not handed to worker threads); "
+                         "gc-threshold:A:B:C (gc.set_threshold(A, B, C) after the "
+                         "product's GC tuning)")
     args = parse_bench_args(ap, argv)
     if args.ref_client:
         return ref_client_pydiameter(json.loads(args.ref_client))

@@ -200,6 +200,10 @@ def serve_runtime(users: int, topology: str | None, what_if: list[str],
     if "no-gc-tuning" not in what_if:   # as `mipvpn controller` does after start-up
         from controller.launcher import tune_gc
         tune_gc()
+    for item in what_if:   # gc-threshold:A:B:C, after the product's tuning (its freeze kept)
+        if item.startswith("gc-threshold:"):
+            import gc as _gc
+            _gc.set_threshold(*(int(x) for x in item.split(":")[1:4]))
     ok = asyncio.run_coroutine_threadsafe(rt.wait_links(), rt.loop).result(15)
     if not ok:
         _reply({"error": "Diameter links did not come up"})

@@ -20,14 +20,21 @@ from controller.runtime import Runtime
 LOG = logging.getLogger("mipvpn.launcher")
 
 
+#: the cyclic GC's thresholds: a young generation of the default size (a gen-0
+#: collection of 10,000 objects took 40-60 ms with 10,000 users, one of 700 about
+#: 0.3 ms), and full collections only after 10,000 gen-1 ones (gen-2 pauses of 0.4-1.8 s
+#: were measured with 10,000 users): bench/results/registration-gc-2026-12-06/
+GC_THRESHOLDS = (700, 10, 10000)
+
+
 def tune_gc() -> None:
     """Long-lived objects (topology, roles, codecs' tables) out of the collector's way,
-    and fewer full collections: gen-2 pauses of 0.4-1.8 s were measured with 10,000
-    users (docs/benchmarks.md).  Called once the runtime has started (the registration
-    benchmark's server calls it too, so it measures what the product does)."""
+    short young collections and rare full ones (``GC_THRESHOLDS``).  Called once the
+    runtime has started (the registration benchmark's server calls it too, so it
+    measures what the product does)."""
     gc.collect()
     gc.freeze()
-    gc.set_threshold(10000, 20, 20)
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def openflow_options(host: str, port: int, tls: OpenFlowTls | None) -> dict[str, Any]:
