@@ -22,19 +22,15 @@ class RecordingGateway(GatewayDriverBase):
         self.stood: set[str] = set()
         self._lock = threading.Lock()
 
-    def _record(self, op: str, tunnel_id: str) -> None:
-        """One call, recorded (under the lock)."""
-        self.log.append((op, tunnel_id))
-
     def add_tunnel(self, side: Any, timeout: float = 5.0) -> float:
         with self._lock:
-            self._record("add", side.tunnel_id)
+            self.log.append(("add", side.tunnel_id))
             self.tunnels_up[side.tunnel_id] = side
         return 0.0
 
     def prepare_tunnel(self, side: Any, timeout: float = 5.0, child: bool = False) -> float:
         with self._lock:
-            self._record("stand" if child else "prepare", side.tunnel_id)
+            self.log.append(("stand" if child else "prepare", side.tunnel_id))
             if child:
                 self.stood.add(side.tunnel_id)
         return 0.0
@@ -46,19 +42,19 @@ class RecordingGateway(GatewayDriverBase):
         if not stood:
             return 0.0 if rekey else self.add_prepared(side, timeout)
         with self._lock:
-            self._record("rekey" if rekey else "promote", side.tunnel_id)
+            self.log.append(("rekey" if rekey else "promote", side.tunnel_id))
             self.tunnels_up[side.tunnel_id] = side
         return 0.0
 
     def add_prepared(self, side: Any, timeout: float = 5.0) -> float:
         with self._lock:
-            self._record("add_prepared", side.tunnel_id)
+            self.log.append(("add_prepared", side.tunnel_id))
             self.tunnels_up[side.tunnel_id] = side
         return 0.0
 
     def remove_tunnel(self, tunnel_id: str) -> None:
         with self._lock:
-            self._record("remove", tunnel_id)
+            self.log.append(("remove", tunnel_id))
             self.tunnels_up.pop(tunnel_id, None)
 
     def tunnels(self) -> list[Any]:
