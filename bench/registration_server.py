@@ -177,11 +177,12 @@ def serve_runtime(users: int, topology: str | None, what_if: list[str],
 
     run_dir = tempfile.mkdtemp(prefix="mipvpn-bench-")
     atexit.register(shutil.rmtree, run_dir, True)  # the server is ended by a signal
-    # restart persistence (issue 5): to a file database (WAL) as `mipvpn controller`
-    # does; ``state-memory`` keeps it in memory, ``no-persist`` turns it off: the
-    # difference is what persisting costs a registration
-    state = state_url or (None if "state-memory" in what_if else str(Path(run_dir) / "state.db"))
-    rt = Runtime(topo, run_dir, ":memory:", rest=None, gateway_factory=factory,
+    # the VPN database a file and the restart records (issue 5) in it, as `mipvpn
+    # controller` keeps them by default (WAL); ``state-memory`` keeps the records in
+    # memory, ``no-persist`` turns them off: the difference is what persisting costs
+    vpn_db = str(Path(run_dir) / "vpn.db")
+    state = state_url or (":memory:" if "state-memory" in what_if else vpn_db)
+    rt = Runtime(topo, run_dir, vpn_db, rest=None, gateway_factory=factory,
                  flow_sink=sink, fa_ingress=True, advertise=False,
                  roles=placement(topo, where),
                  persist="no-persist" not in what_if, state_path=state)

@@ -54,7 +54,16 @@ CREATE TABLE IF NOT EXISTS user_allowances (
     allowance TEXT NOT NULL,
     updated REAL NOT NULL DEFAULT 0
 );
-"""
+CREATE TABLE IF NOT EXISTS vpn_version (
+    id INTEGER PRIMARY KEY CHECK (id = 0),
+    version INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO vpn_version VALUES (0, 0);
+""" + "".join(
+    f"CREATE TRIGGER IF NOT EXISTS {table}_{verb.lower()}d AFTER {verb} ON {table} "
+    "BEGIN UPDATE vpn_version SET version = version + 1 WHERE id = 0; END;\n"
+    for table in ("users", "profiles", "profile_options")
+    for verb in ("INSERT", "UPDATE", "DELETE"))
 
 #: Columns added after the first release: (table, column, SQL type and default).
 MIGRATIONS: tuple[tuple[str, str, str], ...] = (
@@ -89,9 +98,13 @@ class VpnStore:
 
     Reads of users and profiles are cached (issue 15: one registration reads the user
     four times and the profile twice, from the AAAH and the HA).  The cache holds as
-    long as SQLite's ``data_version`` is unchanged, i.e. no other connection committed
-    to the file (an operator's ``sqlite3`` session, another process), and a write
-    through this store drops the entries of its NAI."""
+    long as no other connection changed a user or a profile (an operator's ``sqlite3``
+    session, another process), and a write through this store drops the entries of its
+    NAI.  Each read asks SQLite's ``data_version`` (changed by any other connection's
+    commit); only when it changed does it read ``vpn_version``, a counter the tables'
+    triggers raise on every change of ``users``, ``profiles`` or ``profile_options``, so
+    the controller's own restart records (``controller.adapters.state``, by default in
+    this file, one commit per batch of registrations) leave the cache alone."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = private_db_file(path)
@@ -103,18 +116,28 @@ class VpnStore:
         self._users: dict[str, UserRecord | None] = {}
         self._profiles: dict[str, VpnProfile | None] = {}
         self._version = self._data_version()
+        self._vpn_version = self._read_vpn_version()
 
     def _data_version(self) -> int:
         return int(self._db.execute("PRAGMA data_version").fetchone()[0])
 
+    def _read_vpn_version(self) -> int:
+        return int(self._db.execute("SELECT version FROM vpn_version").fetchone()[0])
+
     def _cache_fresh(self) -> None:
-        """Drop the read cache if another connection wrote since (lock held)."""
+        """Drop the read cache if another connection changed a user or a profile since
+        (lock held)."""
         version = self._data_version()
-        if version != self._version or (len(self._users) + len(self._profiles)
-                                        >= READ_CACHE_MAX):
+        if version != self._version:
+            self._version = version
+            vpn_version = self._read_vpn_version()
+            if vpn_version != self._vpn_version:
+                self._vpn_version = vpn_version
+                self._users.clear()
+                self._profiles.clear()
+        if len(self._users) + len(self._profiles) >= READ_CACHE_MAX:
             self._users.clear()
             self._profiles.clear()
-            self._version = version
 
     def _forget(self, nai: str) -> None:
         """A write through this store changed ``nai``'s rows (lock held)."""

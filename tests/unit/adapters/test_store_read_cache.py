@@ -59,3 +59,34 @@ def test_a_commit_by_another_connection_is_read_back(tmp_path) -> None:
     other.close()
     assert store.user(NAI).mn_aaa_spi == 999           # type: ignore[union-attr]
     assert store.profile(NAI).qos.rate_kbps == 64      # type: ignore[union-attr]
+
+
+def test_the_controllers_own_state_commits_keep_the_cache(tmp_path) -> None:
+    """`mipvpn controller` keeps its restart records in the VPN database file by
+    default (``StateStore``, its own connection): its commits, one per batch of
+    registrations, change no user or profile and must not drop the cache."""
+    from controller.adapters.state import StateStore
+    path = str(tmp_path / "vpn.db")
+    store = _store(path)
+    state = StateStore(path)
+    assert store.user(NAI) is not None and store.profile(NAI) is not None
+    sql: list[str] = []
+    store._db.set_trace_callback(sql.append)
+    for i in range(3):
+        state.write([("ha", NAI, {"expires": i})])
+        assert store.user(NAI) is not None and store.profile(NAI) is not None
+    read = [q for q in sql if "FROM users" in q or "FROM profiles" in q
+            or "FROM profile_options" in q]
+    assert read == [], sql
+    state.close()
+
+
+def test_an_options_change_by_another_connection_is_read_back(tmp_path) -> None:
+    path = str(tmp_path / "vpn.db")
+    store = _store(path)
+    assert store.profile(NAI).smooth_handoff is False  # type: ignore[union-attr]
+    other = sqlite3.connect(path)
+    with other:
+        other.execute("UPDATE profile_options SET smooth_handoff = 1 WHERE nai = ?", (NAI,))
+    other.close()
+    assert store.profile(NAI).smooth_handoff is True   # type: ignore[union-attr]
