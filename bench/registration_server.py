@@ -190,10 +190,10 @@ def serve_runtime(users: int, topology: str | None, what_if: list[str],
     dests = tuple(Destination(d.prefix, d.gateway) for d in conf.destinations) if conf \
         else ()
     sec = SecuritySpec(conf.security.ike, conf.security.esp) if conf else SecuritySpec()
-    for i in range(users if where != "visited" else 0):   # the VPN DB is the home's
-        nai = user_nai(i)
-        rt.store.put_user(UserRecord(nai, str(USER_BASE + i), "ha", SPI, KEY))
-        rt.store.put_profile(VpnProfile(nai, dests, sec, QosSpec()))
+    seeded = range(users if where != "visited" else 0)   # the VPN DB is the home's
+    rt.store.put_many([UserRecord(user_nai(i), str(USER_BASE + i), "ha", SPI, KEY)
+                       for i in seeded],
+                      [VpnProfile(user_nai(i), dests, sec, QosSpec()) for i in seeded])
     if "inline-gateways" in what_if:   # the tunnel drivers called in the loop's thread
         for name in list(rt.gateways_ctl.workers):
             rt.gateways_ctl.workers[name] = InlineExecutor()  # type: ignore[assignment]

@@ -195,36 +195,53 @@ class VpnStore:
 
     def put_user(self, user: UserRecord) -> None:
         with self._lock, self._db:
-            self._forget(user.nai)
-            self._db.execute(
-                "INSERT INTO users (nai, home_address, home_agent, mn_aaa_spi, mn_aaa_key,"
-                " mn_ha_spi, mn_ha_key) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(nai) DO"
-                " UPDATE SET home_address=excluded.home_address,"
-                " home_agent=excluded.home_agent, mn_aaa_spi=excluded.mn_aaa_spi,"
-                " mn_aaa_key=excluded.mn_aaa_key, mn_ha_spi=excluded.mn_ha_spi,"
-                " mn_ha_key=excluded.mn_ha_key",
-                (user.nai, user.home_address, user.home_agent, user.mn_aaa_spi,
-                 user.mn_aaa_key, user.mn_ha_spi, user.mn_ha_key))
+            self._put_user(user)
 
     def put_profile(self, profile: VpnProfile, now: float = 0.0,
                     overwrite: bool = True) -> bool:
+        with self._lock, self._db:
+            return self._put_profile(profile, now, overwrite)
+
+    def put_many(self, users: list[UserRecord], profiles: list[VpnProfile]) -> None:
+        """Users and profiles in one transaction (provisioning many at once: one
+        commit, not one per record)."""
+        with self._lock, self._db:
+            for user in users:
+                self._put_user(user)
+            for profile in profiles:
+                self._put_profile(profile, 0.0, True)
+
+    def _put_user(self, user: UserRecord) -> None:
+        """(lock held, inside a transaction)"""
+        self._forget(user.nai)
+        self._db.execute(
+            "INSERT INTO users (nai, home_address, home_agent, mn_aaa_spi, mn_aaa_key,"
+            " mn_ha_spi, mn_ha_key) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(nai) DO"
+            " UPDATE SET home_address=excluded.home_address,"
+            " home_agent=excluded.home_agent, mn_aaa_spi=excluded.mn_aaa_spi,"
+            " mn_aaa_key=excluded.mn_aaa_key, mn_ha_spi=excluded.mn_ha_spi,"
+            " mn_ha_key=excluded.mn_ha_key",
+            (user.nai, user.home_address, user.home_agent, user.mn_aaa_spi,
+             user.mn_aaa_key, user.mn_ha_spi, user.mn_ha_key))
+
+    def _put_profile(self, profile: VpnProfile, now: float, overwrite: bool) -> bool:
+        """(lock held, inside a transaction)"""
         dests = json.dumps([{"prefix": d.prefix, "gateway": d.gateway}
                             for d in profile.destinations])
         verb = "INSERT OR REPLACE" if overwrite else "INSERT OR IGNORE"
-        with self._lock, self._db:
-            self._forget(profile.nai)
-            cur = self._db.execute(
-                f"{verb} INTO profiles VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (profile.nai, dests, profile.security.ike, profile.security.esp,
-                 profile.qos.rate_kbps, profile.qos.dscp, now))
-            written = cur.rowcount > 0
-            if written:   # the options travel with the profile (claims 5, 22-24)
-                self._db.execute(
-                    "INSERT OR REPLACE INTO profile_options (nai, smooth_handoff, "
-                    "distribution, seamless_handover) VALUES (?, ?, ?, ?)",
-                    (profile.nai, int(profile.smooth_handoff), profile.distribution,
-                     int(profile.seamless_handover)))
-            return written
+        self._forget(profile.nai)
+        cur = self._db.execute(
+            f"{verb} INTO profiles VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (profile.nai, dests, profile.security.ike, profile.security.esp,
+             profile.qos.rate_kbps, profile.qos.dscp, now))
+        written = cur.rowcount > 0
+        if written:   # the options travel with the profile (claims 5, 22-24)
+            self._db.execute(
+                "INSERT OR REPLACE INTO profile_options (nai, smooth_handoff, "
+                "distribution, seamless_handover) VALUES (?, ?, ?, ?)",
+                (profile.nai, int(profile.smooth_handoff), profile.distribution,
+                 int(profile.seamless_handover)))
+        return written
 
     def options(self, nai: str) -> dict[str, Any]:
         """The profile's options (``DEFAULT_OPTIONS`` when none were set)."""

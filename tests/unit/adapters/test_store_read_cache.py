@@ -90,3 +90,16 @@ def test_an_options_change_by_another_connection_is_read_back(tmp_path) -> None:
         other.execute("UPDATE profile_options SET smooth_handoff = 1 WHERE nai = ?", (NAI,))
     other.close()
     assert store.profile(NAI).smooth_handoff is True   # type: ignore[union-attr]
+
+
+def test_put_many_writes_in_one_commit(tmp_path) -> None:
+    store = VpnStore(str(tmp_path / "vpn.db"))
+    users = [UserRecord(f"u{i}@home.example", f"10.64.0.{i}", "ha", 300, b"k" * 16)
+             for i in range(1, 4)]
+    profiles = [VpnProfile(u.nai, (), SecuritySpec(), QosSpec(64, 0)) for u in users]
+    sql: list[str] = []
+    store._db.set_trace_callback(sql.append)
+    store.put_many(users, profiles)
+    assert [q for q in sql if q.strip().upper() == "COMMIT"] == ["COMMIT"], sql
+    assert store.user("u2@home.example") == users[1]
+    assert store.profile("u3@home.example").qos == QosSpec(64, 0)  # type: ignore[union-attr]
