@@ -12,6 +12,13 @@ the write-ahead log, no fsync; a controller crash (the process dies) loses nothi
 power cut may lose the last commits before a checkpoint (``synchronous=FULL`` with
 ``MIPVPN_STATE_SYNC=full`` fsyncs each commit; cost in docs/benchmarks.md).  Nothing
 here logs a record.
+
+Checkpoints (copying the log into the database, two ``fdatasync``) are made by a
+thread of the store's own, with its own connection, after every ``checkpoint_rows``
+records written (issue 15): the writer is the runtime's event loop, which SQLite's
+automatic checkpoint stopped for the length of one every few hundred registrations.
+The writer's automatic checkpoint stays as a backstop, at a longer log
+(``CHECKPOINT_BACKSTOP_PAGES``), should the thread fall behind.
 """
 
 from __future__ import annotations
@@ -25,6 +32,9 @@ from typing import Any, Iterable
 
 from controller.adapters.store import private_db_file
 
+CHECKPOINT_ROWS = 512                 # records written between two checkpoints
+CHECKPOINT_BACKSTOP_PAGES = 8192      # the writer checkpoints itself past this log (32 MB)
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS role_state (
     role TEXT NOT NULL,
@@ -36,7 +46,8 @@ CREATE TABLE IF NOT EXISTS role_state (
 
 
 class StateStore:
-    def __init__(self, path: str | Path, synchronous: str | None = None) -> None:
+    def __init__(self, path: str | Path, synchronous: str | None = None,
+                 checkpoint_rows: int = CHECKPOINT_ROWS) -> None:
         self.path = private_db_file(path)
         sync = (synchronous or os.environ.get("MIPVPN_STATE_SYNC", "normal")).upper()
         if sync not in ("OFF", "NORMAL", "FULL"):
@@ -46,6 +57,7 @@ class StateStore:
                                    isolation_level=None)   # explicit BEGIN / COMMIT
         if self.path != ":memory:":
             self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(f"PRAGMA wal_autocheckpoint={CHECKPOINT_BACKSTOP_PAGES}")
         self._db.execute(f"PRAGMA synchronous={sync}")
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.execute("PRAGMA journal_size_limit=16777216")   # WAL back to 16 MB
@@ -57,6 +69,14 @@ class StateStore:
                     os.chmod(side, 0o600)
         self.commits = 0
         self.rows_written = 0
+        self.checkpoint_rows = checkpoint_rows
+        self.checkpoints = 0                    # made by the checkpoint thread
+        self.checkpoint_threads: set[int] = set()   # the threads that made them
+        self.last_checkpoint: tuple[int, ...] = ()
+        self._unchecked = 0                     # records written since the last signal
+        self._checkpointer: threading.Thread | None = None
+        self._checkpoint_due = threading.Event()
+        self._closing = False
 
     def write(self, changes: Iterable[tuple[str, str, dict[str, Any] | None]]) -> int:
         """Apply ``(role, key, record or None)`` changes in one transaction; None
@@ -85,8 +105,41 @@ class StateStore:
                 self._db.execute("ROLLBACK")
                 raise
         self.commits += 1
-        self.rows_written += len(upserts) + len(deletes)
-        return len(upserts) + len(deletes)
+        rows = len(upserts) + len(deletes)
+        self.rows_written += rows
+        self._unchecked += rows
+        if self._unchecked >= self.checkpoint_rows and self.path != ":memory:":
+            self._unchecked = 0
+            self._checkpoint_soon()
+        return rows
+
+    def _checkpoint_soon(self) -> None:
+        if self._checkpointer is None:
+            self._checkpointer = threading.Thread(target=self._checkpoint_loop,
+                                                  name="mipvpn-checkpoint", daemon=True)
+            self._checkpointer.start()
+        self._checkpoint_due.set()
+
+    def _checkpoint_loop(self) -> None:
+        """The checkpoint thread: a PASSIVE checkpoint (never waits for the writer or
+        a reader) each time the writer asks, on a connection of its own."""
+        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        try:
+            db.execute("PRAGMA busy_timeout=5000")
+            while True:
+                self._checkpoint_due.wait()
+                self._checkpoint_due.clear()
+                if self._closing:
+                    return
+                try:
+                    row = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                except sqlite3.Error:     # busy, disk: the next one (or the backstop)
+                    continue
+                self.last_checkpoint = tuple(row)   # (busy, log frames, checkpointed)
+                self.checkpoints += 1
+                self.checkpoint_threads.add(threading.get_ident())
+        finally:
+            db.close()
 
     def load(self, role: str | None = None) -> dict[str, dict[str, dict[str, Any]]]:
         """role -> key -> record (every role, or only ``role``)."""
@@ -106,5 +159,9 @@ class StateStore:
             return int(self._db.execute("SELECT COUNT(*) FROM role_state").fetchone()[0])
 
     def close(self) -> None:
+        if self._checkpointer is not None:
+            self._closing = True
+            self._checkpoint_due.set()
+            self._checkpointer.join()
         with self._lock:
             self._db.close()
