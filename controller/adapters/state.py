@@ -30,6 +30,8 @@ import threading
 from pathlib import Path
 from typing import Any, Iterable
 
+import orjson
+
 from controller.adapters.store import private_db_file
 
 CHECKPOINT_ROWS = 512                 # records written between two checkpoints
@@ -43,6 +45,17 @@ CREATE TABLE IF NOT EXISTS role_state (
     PRIMARY KEY (role, key)
 );
 """
+
+
+def encode_record(data: dict[str, Any]) -> str:
+    """A record as compact JSON text (what ``json.dumps(data, separators=(",", ":"))``
+    made, read back the same; orjson: issue 15, several times cheaper).  Keys that are
+    not strings are written as strings, as ``json`` did; what JSON cannot hold raises
+    ``TypeError``."""
+    try:
+        return orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS).decode()
+    except orjson.JSONEncodeError as exc:       # a TypeError, as json's
+        raise TypeError(str(exc)) from exc
 
 
 class StateStore:
@@ -87,7 +100,7 @@ class StateStore:
             if data is None:
                 deletes.append((role, key))
             else:
-                upserts.append((role, key, json.dumps(data, separators=(",", ":"))))
+                upserts.append((role, key, encode_record(data)))
         if not upserts and not deletes:
             return 0
         with self._lock:

@@ -41,7 +41,8 @@ from typing import Any
 from controller.core.aaa_home import with_handoff
 from controller.core.actions import Action, AnswerDiameter, Mark, SendDiameter
 from controller.core.expiry import ExpiryDict
-from controller.core.persist import Changes, TrackedExpiryDict, vpn_info_from_dict, vpn_info_to_dict
+from controller.core.persist import Changes, TrackedExpiryDict
+from controller.core.records import vpn_info_from_dict, vpn_info_to_dict
 from controller.core.role import Role
 from controller.core.vpn import (VpnInfo, fa_ha_key, handoff_tunnel, restricted_to,
                                  rewrite_foreign_agent, tunnel_psk)

@@ -32,7 +32,8 @@ from typing import Any, Callable, Protocol
 from controller.core.actions import Action, AnswerDiameter, Mark, SendDiameter
 from controller.core.binding import BINDING_SPI_BASE, BindingKey, new_binding_key
 from controller.core.expiry import ExpiryDict
-from controller.core.persist import Changes, TrackedDict, vpn_info_from_dict, vpn_info_to_dict
+from controller.core.persist import Changes, TrackedDict
+from controller.core.records import vpn_info_from_dict, vpn_info_to_dict
 from controller.core.role import Role
 from controller.core.vpn import (DISTRIBUTION_ON_DEMAND, DISTRIBUTION_REGISTRATION,
                                  GatewayType, QosSpec, SecuritySpec, TunnelEnd, TunnelSpec,

@@ -30,7 +30,8 @@ from typing import Any
 from controller.core.actions import Action, AddTunnel, Mark, RemoveTunnel, ReplyMip, SendMip
 from controller.core.binding import (BindingKey, IdentificationClock, ReceivedUpdate,
                                      binding_ack, binding_request, check_binding_update)
-from controller.core.persist import Changes, TrackedDict, tunnel_from_dict, tunnel_to_dict
+from controller.core.persist import Changes, TrackedDict
+from controller.core.records import tunnel_from_dict, tunnel_to_dict
 from controller.core.role import Role
 from controller.core.simultaneous import EarlierBinding, SimultaneousBindings
 from controller.core.vpn import GatewayType, TunnelSpec

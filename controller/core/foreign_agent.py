@@ -50,8 +50,9 @@ from controller.core.fa_conf import Pending
 from controller.core.fa_handoff import RETIRE_AFTER as RETIRE_AFTER  # re-exported
 from controller.core.fa_handoff import (DEPARTED_GRACE, HandoffTunnel, Hold, SmoothHandoff,
                                         _HandoffPending, _Retiring)
-from controller.core.persist import (Changes, TrackedExpiryDict, tunnel_from_dict,
-                                     tunnel_to_dict, vpn_info_from_dict, vpn_info_to_dict)
+from controller.core.persist import Changes, TrackedExpiryDict
+from controller.core.records import (tunnel_from_dict, tunnel_to_dict, vpn_info_from_dict,
+                                     vpn_info_to_dict)
 from controller.core.role import Role
 from controller.core.visitors import TrackedVisitorTable, Visitor
 from controller.core.vpn import TunnelSpec, VpnInfo

@@ -60,7 +60,8 @@ from controller.core.binding import (Binding, BindingKey, IdentificationClock,
 from controller.core.expiry import ExpiryDict
 from controller.core.neighbours import (STANDING_CHILD_SA, NeighbourMap, Preparation,
                                         prepare, preparation_changes)
-from controller.core.persist import Changes, TrackedExpiryDict, vpn_info_from_dict, vpn_info_to_dict
+from controller.core.persist import Changes, TrackedExpiryDict
+from controller.core.records import vpn_info_from_dict, vpn_info_to_dict
 from controller.core.role import CNGW, Role, RoleKey, kind_of, name_of
 from controller.core.ha_tunnels import RETIRE_AFTER
 from controller.core.simultaneous import (EarlierBinding, Retiring, SimultaneousBindings,

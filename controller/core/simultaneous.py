@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from controller.core.persist import tunnel_from_dict, tunnel_to_dict
+from controller.core.records import tunnel_from_dict, tunnel_to_dict
 from controller.core.vpn import TunnelSpec, VpnInfo
 from controller.proto import mip
 

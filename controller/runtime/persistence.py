@@ -15,6 +15,7 @@ from typing import Any
 from controller.adapters.etcd_state import EtcdStateStore
 from controller.adapters.state import StateStore
 from controller.core import persist
+from controller.core.records import tunnel_from_dict, tunnel_to_dict
 from controller.core.aaa_home import HomeAaa
 from controller.core.vpn import TunnelSpec
 from controller.runtime import settings
@@ -119,7 +120,7 @@ class Persistence:
                               type(exc).__name__)
                     continue
                 restored[role_key] = restored.get(role_key, 0) + 1
-        self.restored_static = [persist.tunnel_from_dict(d) for _k, d in
+        self.restored_static = [tunnel_from_dict(d) for _k, d in
                                 sorted(records.get(settings.STATIC_STATE, {}).items())]
         for role_key, role in self.roles.items():   # from now on, note what changes
             if persist.persistable(role_key, role):
@@ -141,7 +142,7 @@ class Persistence:
         if self.state is not None:
             new = [t for t in specs if t.tunnel_id not in stored]
             gone = [tid for tid in stored if tid not in {t.tunnel_id for t in specs}]
-            self.state.write([(settings.STATIC_STATE, t.tunnel_id, persist.tunnel_to_dict(t))
+            self.state.write([(settings.STATIC_STATE, t.tunnel_id, tunnel_to_dict(t))
                               for t in new] + [(settings.STATIC_STATE, tid, None)
                                                for tid in gone])
         return specs
