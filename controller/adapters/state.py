@@ -18,7 +18,10 @@ thread of the store's own, with its own connection, after every ``checkpoint_row
 records written (issue 15): the writer is the runtime's event loop, which SQLite's
 automatic checkpoint stopped for the length of one every few hundred registrations.
 The writer's automatic checkpoint stays as a backstop, at a longer log
-(``CHECKPOINT_BACKSTOP_PAGES``), should the thread fall behind.
+(``CHECKPOINT_BACKSTOP_PAGES``), should the thread fall behind; under continuous writes
+the log stays near that size (SQLite starts it again only when a write begins after a
+complete checkpoint).  With ``synchronous=FULL`` there is no thread: SQLite's own
+checkpoint, as before (each commit waits for an ``fdatasync`` anyway).
 """
 
 from __future__ import annotations
@@ -68,9 +71,15 @@ class StateStore:
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, check_same_thread=False,
                                    isolation_level=None)   # explicit BEGIN / COMMIT
+        self.threaded_checkpoints = False
         if self.path != ":memory:":
             self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute(f"PRAGMA wal_autocheckpoint={CHECKPOINT_BACKSTOP_PAGES}")
+            # FULL: every commit waits for its own fdatasync anyway, and a thread's
+            # checkpoint syncs of the same file made those waits longer: SQLite's own
+            # checkpoint, as before (docs/decisions.md 2026-12-06)
+            self.threaded_checkpoints = sync != "FULL"
+            if self.threaded_checkpoints:
+                self._db.execute(f"PRAGMA wal_autocheckpoint={CHECKPOINT_BACKSTOP_PAGES}")
         self._db.execute(f"PRAGMA synchronous={sync}")
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.execute("PRAGMA journal_size_limit=16777216")   # WAL back to 16 MB
@@ -121,7 +130,7 @@ class StateStore:
         rows = len(upserts) + len(deletes)
         self.rows_written += rows
         self._unchecked += rows
-        if self._unchecked >= self.checkpoint_rows and self.path != ":memory:":
+        if self._unchecked >= self.checkpoint_rows and self.threaded_checkpoints:
             self._unchecked = 0
             self._checkpoint_soon()
         return rows

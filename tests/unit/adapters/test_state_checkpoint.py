@@ -115,3 +115,18 @@ def test_the_log_stays_bounded_under_continuous_writes(tmp_path, monkeypatch) ->
         store.close()
     assert store.checkpoints == 0
     assert biggest < 2 * 64 * 4096     # one backstop's worth of log, and a commit's
+
+
+def test_a_store_that_syncs_every_commit_checkpoints_as_before(tmp_path) -> None:
+    """``synchronous=FULL`` (``MIPVPN_STATE_SYNC=full``): each commit waits for its own
+    ``fdatasync`` anyway, and a checkpoint thread's syncs of the same file made those
+    waits longer (median per registration 0.9 -> 1.8 ms, same-process A/B,
+    bench/results/registration-checkpoint-2026-12-06/): no thread, SQLite's own
+    checkpoint at its default size."""
+    store = StateStore(tmp_path / "vpn.db", synchronous="full", checkpoint_rows=50)
+    try:
+        assert store._db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000
+        _write(store, 200)
+        assert store.checkpoints == 0 and store._checkpointer is None
+    finally:
+        store.close()
