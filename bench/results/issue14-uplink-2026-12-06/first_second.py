@@ -59,68 +59,73 @@ def prep(rx):
     return lost_times(rx), [s for s, _ in rows], [r for _, r in rows]
 
 
-rows = []
-for path in sys.argv[1:]:
-    r = json.loads(Path(path).read_text())
-    d = run_dir(path)
-    side = Path(path).stem.split("-")[1]
-    port = {"mn1": 5001, "mn2": 5002}
-    data = {}
-    for mn in ("mn1", "mn2"):
-        ev = [json.loads(l) for l in (d / f"{mn}-events.jsonl").read_text().splitlines() if l.strip()]
-        rrqs = [e["t"] for e in ev if e["event"] == "rrq_sent" and e.get("attempt", 1) == 1]
-        regs = [e["t"] for e in ev if e["event"] == "registered"]
-        up = json.loads((d / f"probe-cn1-{port[mn]}.json").read_text())["received"]
-        down = json.loads((d / f"probe-{mn}-{port[mn]}.json").read_text())["received"]
-        data[mn] = (rrqs, regs, prep(up), prep(down))
-    out = {"mn1": [], "mn2": []}
-    skipped = 0
-    seen = {"mn1": 0, "mn2": 0}
-    for m in r["moves"]:
-        mn = m["mn"]
-        tl = m["walk"]["timeline_ms"]
-        k = seen[mn]; seen[mn] += 1
-        rrqs, regs, up, down = data[mn]
-        if k + 1 >= min(len(rrqs), len(regs)) or "mn_rrq_sent" not in tl \
-                or "mn_registered" not in tl:
-            skipped += 1
-            continue
-        t0 = (rrqs[k + 1] - tl["mn_rrq_sent"] / 1000) * 1e9
-        # the same t_move from the client's "registered": a move where they disagree
-        # (an RRQ retransmitted, a mark missing) is left out
-        if abs(t0 - (regs[k + 1] - tl["mn_registered"] / 1000) * 1e9) > 20 * MS:
-            skipped += 1
-            continue
-        vals = []
-        for lt, sends, recvs in (up, down):
-            vals += [count(lt, t0 - 50 * MS, t0 + 400 * MS),
-                     gap(recvs, sends, t0 - 50 * MS, t0 + 400 * MS),
-                     count(lt, t0 + 400 * MS, t0 + 1400 * MS)]
-        out[mn].append(vals)
-    rows.append((Path(path).stem, side, out))
-    if skipped:
-        print(f"{Path(path).stem}: {skipped} move(s) left out (t_move not consistent)")
+def main():
+    rows = []
+    for path in sys.argv[1:]:
+        r = json.loads(Path(path).read_text())
+        d = run_dir(path)
+        side = Path(path).stem.split("-")[1]
+        port = {"mn1": 5001, "mn2": 5002}
+        data = {}
+        for mn in ("mn1", "mn2"):
+            ev = [json.loads(l) for l in (d / f"{mn}-events.jsonl").read_text().splitlines() if l.strip()]
+            rrqs = [e["t"] for e in ev if e["event"] == "rrq_sent" and e.get("attempt", 1) == 1]
+            regs = [e["t"] for e in ev if e["event"] == "registered"]
+            up = json.loads((d / f"probe-cn1-{port[mn]}.json").read_text())["received"]
+            down = json.loads((d / f"probe-{mn}-{port[mn]}.json").read_text())["received"]
+            data[mn] = (rrqs, regs, prep(up), prep(down))
+        out = {"mn1": [], "mn2": []}
+        skipped = 0
+        seen = {"mn1": 0, "mn2": 0}
+        for m in r["moves"]:
+            mn = m["mn"]
+            tl = m["walk"]["timeline_ms"]
+            k = seen[mn]; seen[mn] += 1
+            rrqs, regs, up, down = data[mn]
+            if k + 1 >= min(len(rrqs), len(regs)) or "mn_rrq_sent" not in tl \
+                    or "mn_registered" not in tl:
+                skipped += 1
+                continue
+            t0 = (rrqs[k + 1] - tl["mn_rrq_sent"] / 1000) * 1e9
+            # the same t_move from the client's "registered": a move where they disagree
+            # (an RRQ retransmitted, a mark missing) is left out
+            if abs(t0 - (regs[k + 1] - tl["mn_registered"] / 1000) * 1e9) > 20 * MS:
+                skipped += 1
+                continue
+            vals = []
+            for lt, sends, recvs in (up, down):
+                vals += [count(lt, t0 - 50 * MS, t0 + 400 * MS),
+                         gap(recvs, sends, t0 - 50 * MS, t0 + 400 * MS),
+                         count(lt, t0 + 400 * MS, t0 + 1400 * MS)]
+            out[mn].append(vals)
+        rows.append((Path(path).stem, side, out))
+        if skipped:
+            print(f"{Path(path).stem}: {skipped} move(s) left out (t_move not consistent)")
 
-names = ["move lost up", "move gap up", "after lost up",
-         "move lost down", "move gap down", "after lost down"]
-print(f"{'run':18} {'MN':4} n   " + "  ".join(f"{n:>15}" for n in names) + "  up 0 lost in move")
-agg = {}
-for name, side, out in rows:
-    for mn in ("mn1", "mn2"):
-        xs = out[mn]
-        if not xs:
-            continue
-        meds = [st.median(c) for c in zip(*xs)]
-        zero = sum(1 for v in xs if v[0] == 0)
-        print(f"{name:18} {mn:4} {len(xs):2}  " + "  ".join(f"{v:>15.1f}" for v in meds)
-              + f"  {zero}/{len(xs)}")
-        agg.setdefault((side, mn), []).append(meds)
-        agg.setdefault((side, mn, "all"), []).extend(xs)
-print("\nmedian over the runs of each side (of the per-run medians):")
-for key, vals in sorted((k, v) for k, v in agg.items() if len(k) == 2):
-    print(f"  {key[0]:4} {key[1]} ({len(vals)} runs): " + ", ".join(
-        f"{n} {st.median(c):.1f}" for n, c in zip(names, zip(*vals))))
-print("\nall moves of each side pooled: median (mean)")
-for key, vals in sorted((k, v) for k, v in agg.items() if len(k) == 3):
-    print(f"  {key[0]:4} {key[1]} ({len(vals)} moves): " + ", ".join(
-        f"{n} {st.median(c):.1f} ({st.mean(c):.1f})" for n, c in zip(names, zip(*vals))))
+    names = ["move lost up", "move gap up", "after lost up",
+             "move lost down", "move gap down", "after lost down"]
+    print(f"{'run':18} {'MN':4} n   " + "  ".join(f"{n:>15}" for n in names) + "  up 0 lost in move")
+    agg = {}
+    for name, side, out in rows:
+        for mn in ("mn1", "mn2"):
+            xs = out[mn]
+            if not xs:
+                continue
+            meds = [st.median(c) for c in zip(*xs)]
+            zero = sum(1 for v in xs if v[0] == 0)
+            print(f"{name:18} {mn:4} {len(xs):2}  " + "  ".join(f"{v:>15.1f}" for v in meds)
+                  + f"  {zero}/{len(xs)}")
+            agg.setdefault((side, mn), []).append(meds)
+            agg.setdefault((side, mn, "all"), []).extend(xs)
+    print("\nmedian over the runs of each side (of the per-run medians):")
+    for key, vals in sorted((k, v) for k, v in agg.items() if len(k) == 2):
+        print(f"  {key[0]:4} {key[1]} ({len(vals)} runs): " + ", ".join(
+            f"{n} {st.median(c):.1f}" for n, c in zip(names, zip(*vals))))
+    print("\nall moves of each side pooled: median (mean)")
+    for key, vals in sorted((k, v) for k, v in agg.items() if len(k) == 3):
+        print(f"  {key[0]:4} {key[1]} ({len(vals)} moves): " + ", ".join(
+            f"{n} {st.median(c):.1f} ({st.mean(c):.1f})" for n, c in zip(names, zip(*vals))))
+
+
+if __name__ == "__main__":
+    main()

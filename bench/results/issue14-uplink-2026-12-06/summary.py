@@ -57,8 +57,12 @@ print("\nmedian over the runs of each side (of the per-run medians):")
 keys = ["ratio gap mn_to_cn", "ratio gap cn_to_mn", "mn1 gap_ms mn_to_cn", "mn1 gap_ms cn_to_mn",
         "mn2 gap_ms mn_to_cn", "mn2 gap_ms cn_to_mn", "mn1 lost mn_to_cn", "mn1 lost cn_to_mn",
         "mn2 lost mn_to_cn", "mn2 lost cn_to_mn"]
-for side in ("base", "fix"):
-    sel = [r for r in rows if r["side"] == side]
-    if sel:
-        print(f"  {side} ({len(sel)} runs): " + ", ".join(
-            f"{k} {st.median(r['v'][k] for r in sel):.2f}" for k in keys))
+for only_valid in (False, True):
+    if only_valid:
+        print("the same, valid runs only (the tool's check: >= 90 % of mn1's moves on the "
+              "prepared IKE_SA):")
+    for side in ("base", "fix"):
+        sel = [r for r in rows if r["side"] == side and (r["valid"] or not only_valid)]
+        if sel:
+            print(f"  {side} ({len(sel)} runs): " + ", ".join(
+                f"{k} {st.median(r['v'][k] for r in sel):.2f}" for k in keys))
