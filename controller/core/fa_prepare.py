@@ -11,11 +11,11 @@ and prepares its own neighbours after its reply; the old FA removes what it prep
 when the MN leaves it, expires or deregisters.  Pure: returns actions and mods.
 
 The uplink held (``holds_uplink``: ``HOLD_UPLINK`` and no standing CHILD_SA at the
-neighbour, whose tunnel is then keyed before the move): the prepared redirect is a punt to the controller,
-so nothing of the MN reaches the new FA before its tunnel: the first punted frame
-makes the runtime ask ``uplink_hold`` (which FA prepared it, for whom), the new FA's
-walk ends its tunnels with ``release_uplink`` (the held frames go on in order, then
-the redirect replaces the punt).  The punt goes through a pkt/s meter per MN
+neighbour, whose tunnel would be keyed before the move): the prepared redirect is a
+punt to the controller, so nothing of the MN reaches the new FA before its tunnel: the
+first punted frame makes the runtime ask ``uplink_hold`` (which FA prepared it, for
+whom), the new FA's walk ends its tunnels with ``release_uplink`` (the held frames go
+on in order, then the redirect replaces the punt).  The punt goes through a pkt/s meter per MN
 (``punt_meter_id``: a spoofer of the MN's MAC at a neighbour cell punts at most its
 rate to the controller); no meter id, no punt (the plain redirect)."""
 
@@ -39,8 +39,8 @@ def holds_uplink() -> bool:
     """The prepared flow punts (the uplink held until the new FA's tunnel): only where
     the neighbour's CHILD_SA is made at the move.  With a standing CHILD_SA
     (``neighbours.STANDING_CHILD_SA``) the new FA's tunnel is keyed before the MN
-    arrives, and the hold only lost frames: its punt, removed by the old FA before the
-    new FA's redirect replaced it (docs/decisions.md 2026-12-06, "the uplink not held")."""
+    arrives: the hold only delays the uplink, and its hand-over races the old FA's
+    removal of the punt (docs/decisions.md 2026-12-06, "the uplink not held")."""
     return HOLD_UPLINK and not neighbours.STANDING_CHILD_SA
 
 
