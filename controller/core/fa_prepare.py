@@ -10,11 +10,12 @@ same flow with the MN's own cookie (``redirect``: it leaves with the MN's steeri
 and prepares its own neighbours after its reply; the old FA removes what it prepared
 when the MN leaves it, expires or deregisters.  Pure: returns actions and mods.
 
-The uplink held (``HOLD_UPLINK``): the prepared redirect is a punt to the controller,
-so nothing of the MN reaches the new FA before its tunnel: the first punted frame
-makes the runtime ask ``uplink_hold`` (which FA prepared it, for whom), the new FA's
-walk ends its tunnels with ``release_uplink`` (the held frames go on in order, then
-the redirect replaces the punt).  The punt goes through a pkt/s meter per MN
+The uplink held (``holds_uplink``: ``HOLD_UPLINK`` and no standing CHILD_SA at the
+neighbour, whose tunnel would be keyed before the move): the prepared redirect is a
+punt to the controller, so nothing of the MN reaches the new FA before its tunnel: the
+first punted frame makes the runtime ask ``uplink_hold`` (which FA prepared it, for
+whom), the new FA's walk ends its tunnels with ``release_uplink`` (the held frames go
+on in order, then the redirect replaces the punt).  The punt goes through a pkt/s meter per MN
 (``punt_meter_id``: a spoofer of the MN's MAC at a neighbour cell punts at most its
 rate to the controller); no meter id, no punt (the plain redirect)."""
 
@@ -22,15 +23,25 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from controller.core import flows
+from controller.core import flows, neighbours
 from controller.core.actions import Action, HoldUplink, ReleaseUplink, SendFlows
 from controller.core.fa_conf import ForeignAgentConf
 from controller.core.visitors import Visitor
 from controller.core.vpn import VpnInfo
 
 #: a seamless MN's frames to its previous FA are held at the new access switch until
-#: the new FA's tunnel is up (False: redirected at once, dropped by the FA until then)
+#: the new FA's tunnel is up (False: redirected at once, dropped by the FA until then);
+#: only without a standing CHILD_SA at the neighbour (``holds_uplink``)
 HOLD_UPLINK = True
+
+
+def holds_uplink() -> bool:
+    """The prepared flow punts (the uplink held until the new FA's tunnel): only where
+    the neighbour's CHILD_SA is made at the move.  With a standing CHILD_SA
+    (``neighbours.STANDING_CHILD_SA``) the new FA's tunnel is keyed before the MN
+    arrives: the hold only delays the uplink, and its hand-over races the old FA's
+    removal of the punt (docs/decisions.md 2026-12-06, "the uplink not held")."""
+    return HOLD_UPLINK and not neighbours.STANDING_CHILD_SA
 
 
 def fa_slot(conf: ForeignAgentConf) -> int:
@@ -46,7 +57,7 @@ def punt_meter_id(conf: ForeignAgentConf, visitor: Visitor,
     ``visitors`` registered on that port after it, the id is that one's, and
     ``visitor`` (gone from the port, its entry not yet expired) has none: its removal
     must not delete the meter, which would take the other's punt with it."""
-    if not HOLD_UPLINK or any(_displaced_by(other, visitor) for other in visitors):
+    if not holds_uplink() or any(_displaced_by(other, visitor) for other in visitors):
         return 0
     return flows.punt_meter_id(fa_slot(conf), visitor.port)
 
@@ -93,7 +104,7 @@ def prepare_neighbours(conf: ForeignAgentConf, visitor: Visitor,
             mods += tuple(flows.MeterMod("delete", i) for i in (old_meter,) if i)
         if wanted:
             mods += flows.prepare_mn(visitor.mn_mac, conf.name, conf.inside_mac,
-                                     n.inside_mac, n.fa_port, HOLD_UPLINK, meter)
+                                     n.inside_mac, n.fa_port, holds_uplink(), meter)
         if mods:
             out.append(SendFlows(n.access_dpid, mods))
     return out
@@ -124,7 +135,7 @@ def prepared_flows(conf: ForeignAgentConf, visitors: Iterable[Visitor],
     meters = {v.nai: punt_meter_id(conf, v) if latest[v.port] is v else 0 for v in seamless}
     return [m for n in conf.neighbours if n.access_dpid == dpid for v in seamless
             for m in flows.prepare_mn(v.mn_mac, conf.name, conf.inside_mac, n.inside_mac,
-                                      n.fa_port, HOLD_UPLINK, meters[v.nai])]
+                                      n.fa_port, holds_uplink(), meters[v.nai])]
 
 
 def release_uplink(conf: ForeignAgentConf, nai: str, mn_mac: str, vpn_info: VpnInfo,
@@ -133,7 +144,7 @@ def release_uplink(conf: ForeignAgentConf, nai: str, mn_mac: str, vpn_info: VpnI
     switch goes on, then the redirect (``redirect``) replaces the punt its previous FA
     prepared.  Nothing when there is no redirect (not seamless, no previous FA here)."""
     mods = redirect(conf, mn_mac, vpn_info, old_fa)
-    if not mods or not HOLD_UPLINK:
+    if not mods or not holds_uplink():
         return []
     tunnel_ids = tuple(t.tunnel_id for t in vpn_info.tunnels_of(conf.name))
     return [ReleaseUplink(conf.name, conf.access_dpid, mn_mac.lower(), nai, tunnel_ids,
@@ -145,7 +156,7 @@ def uplink_hold(conf: ForeignAgentConf, visitors: Iterable[Visitor], dpid: int,
     """A frame from ``src`` to ``dst`` punted at switch ``dpid``: if this FA prepared
     that punt (``dst`` is its MAC, ``dpid`` a neighbour's access switch, ``src`` a
     seamless visitor of it), it is that MN's uplink after a move: hold it."""
-    if not HOLD_UPLINK or dst.lower() != conf.inside_mac.lower() or not any(
+    if not holds_uplink() or dst.lower() != conf.inside_mac.lower() or not any(
             n.access_dpid == dpid for n in conf.neighbours):
         return []
     src = src.lower()

@@ -4,8 +4,9 @@ One run of the two-domains topology, two MNs moving fa1 <-> fa2 eight times each
 1,000 pkt/s probe each way: mn1's profile has ``seamless_handover`` on (its client
 sets S, the HA keeps the old FA's binding and tunnel until the new FA's tunnel is up;
 neighbour IKE_SAs prepared), mn2's has not (today's behaviour); both have smooth
-handoff.  Asserted: mn1's uplink (held at the new access switch) loses at most
-0.85x mn2's in the median move.  Asserted per mn1 move: the HA kept the old binding
+handoff.  Asserted: mn1's uplink (redirected at the new access switch onto the new
+FA's standing CHILD_SA; held there before 2026-12-06) loses at most 0.85x mn2's in the
+median move.  Asserted per mn1 move: the HA kept the old binding
 (``ha_simultaneous``) and ended it on the new tunnel's confirmation, after the new FA's tunnel was up
 (``ha_earlier_binding_ended`` after ``tunnel_up``), never on the 1 s bound; no move
 stalled on a dead prepared IKE_SA (the seamless + smooth bug: every move's gap well
@@ -128,10 +129,11 @@ def test_s_keeps_the_old_binding_until_the_new_tunnel_is_up(tmp_path: Path) -> N
         print(f"\n[seamless] {mn} lost per move (cn->mn / mn->cn): {lost[mn]}; "
               f"median {statistics.median(down)} / {statistics.median(up)}; "
               f"gaps ms {gaps[mn]}; lost beyond the emulated link move {beyond}")
-    # the uplink held at the new access switch until the new FA's tunnel is up (mn1's
-    # prepared punt): its median loss under mn2's of the same run (measured 0.28x, 0.66x
-    # with the unit suite beside it, 0.35x over 20 moves; before the hold 0.77-1.21x:
-    # docs/decisions.md 2026-12-05)
+    # mn1's uplink redirected at the new access switch onto the new FA's standing
+    # CHILD_SA (held there until the FA's tunnel was up before 2026-12-06): its median
+    # loss under mn2's of the same run (held: 0.28x, 0.66x with the unit suite beside
+    # it, 0.35x over 20 moves; redirected: 0.63x at load 7; before the hold 0.77-1.21x:
+    # docs/decisions.md 2026-12-05 and 2026-12-06)
     up1 = statistics.median(u for _d, u in lost["mn1"])
     up2 = statistics.median(u for _d, u in lost["mn2"])
     assert up1 <= 0.85 * up2, (lost, gaps)

@@ -44,12 +44,12 @@ def test_registration_prepares_the_neighbours_access_switches() -> None:
     assert before == []                                    # nothing steers it there yet
     assert mn.register("fa1").accepted
     # fa1's neighbours are fa2 (same domain) and fa3: the MN's frames to fa1's MAC,
-    # on whatever port it arrives, are held at the controller until the neighbour FA's
-    # tunnel is up (test_uplink_hold.py), then go to that FA with its MAC
+    # on whatever port it arrives, go to that FA with its MAC (its standing CHILD_SA
+    # carries them at once; held at the controller only without one: test_uplink_hold.py)
     assert walk.table("acc2").forward(PORT, MN, FA1_MAC, flows.ETH_IPV4) \
-        == [(flows.OFPP_CONTROLLER, FA1_MAC)]
+        == [(FA_PORT, FA2_MAC)]
     assert walk.table("acc3").forward(7, MN, FA1_MAC, flows.ETH_IPV4) \
-        == [(flows.OFPP_CONTROLLER, FA1_MAC)]
+        == [(FA_PORT, FA3_MAC)]
     # ... and its frames to the neighbour FA itself (its ARP replies: the FA asks as
     # soon as redirected frames arrive, before its steering is there)
     assert walk.table("acc2").forward(PORT, MN, FA2_MAC, flows.ETH_ARP) == [(FA_PORT, FA2_MAC)]
@@ -88,9 +88,9 @@ def test_the_move_keeps_the_redirect_and_prepares_the_next_one() -> None:
     assert acc2.forward(FA_PORT, FA2_MAC, MN, flows.ETH_IPV4) == [(PORT, MN)]
     # fa2 prepared its neighbours (fa1, fa3); fa1's preparation is gone everywhere
     assert walk.table("acc1").forward(2, MN, FA2_MAC, flows.ETH_IPV4) \
-        == [(flows.OFPP_CONTROLLER, FA2_MAC)]
+        == [(FA_PORT, FA1_MAC)]
     assert walk.table("acc3").forward(2, MN, FA2_MAC, flows.ETH_IPV4) \
-        == [(flows.OFPP_CONTROLLER, FA2_MAC)]
+        == [(FA_PORT, FA3_MAC)]
     assert walk.table("acc3").forward(2, MN, FA1_MAC, flows.ETH_IPV4) == []
     assert prepared(walk) == {"acc1": {flows.prepared_cookie(MN, "fa2")},
                               "acc3": {flows.prepared_cookie(MN, "fa2")}}
@@ -106,7 +106,7 @@ def test_no_stale_flows_after_moves_and_expiry() -> None:
                               "acc3": {flows.prepared_cookie(MN, "fa2")}}
     # the MN's flows at acc1 (where it was) are gone, redirect included
     assert walk.table("acc1").forward(PORT + 1, MN, FA2_MAC, flows.ETH_IPV4) \
-        == [(flows.OFPP_CONTROLLER, FA2_MAC)]       # only fa2's preparation: any port
+        == [(FA_PORT, FA1_MAC)]       # only fa2's preparation: any port
     assert walk.table("acc1").forward(FA_PORT, FA1_MAC, MN, flows.ETH_IPV4) == []
     walk.now += 10_000          # the registration expires
     walk.tick()
@@ -138,9 +138,7 @@ def test_a_reconnected_switch_gets_the_prepared_flows_back() -> None:
     assert mn.register("fa1").accepted
     acc2 = walk.topo.switches["acc2"].dpid
     intended = Dispatch(walk.roles).intended_flows(acc2)
-    assert intended == list(flows.prepare_mn(MN, "fa1", FA1_MAC, FA2_MAC, FA_PORT,
-                                             hold_uplink=True,
-                                             punt_meter_id=flows.punt_meter_id(0, mn.port)))
+    assert intended == list(flows.prepare_mn(MN, "fa1", FA1_MAC, FA2_MAC, FA_PORT))
 
 
 def test_qos_keeps_the_redirect() -> None:
@@ -242,4 +240,4 @@ def test_an_inter_domain_move_keeps_the_redirect_and_leaves_nothing_stale() -> N
         == flows.mn_cookie(MN)
     assert flows.prepared_cookie(MN, "fa1") not in set().union(*prepared(walk).values())
     assert walk.table("acc1").forward(2, MN, FA3_MAC, flows.ETH_IPV4) \
-        == [(flows.OFPP_CONTROLLER, FA3_MAC)]
+        == [(FA_PORT, FA1_MAC)]

@@ -6,11 +6,12 @@ ids, and it goes with the preparation."""
 
 from __future__ import annotations
 
+import pytest
 from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
 from controller.adapters import openflow
-from controller.core import fa_prepare, flows
+from controller.core import fa_prepare, flows, neighbours
 from controller.core.dispatch import Dispatch
 from tests.unit.core.test_flow_reconcile import DP
 from tests.unit.harness import MobileNode, Walk, topology
@@ -19,6 +20,13 @@ MN = "02:00:00:00:01:00"
 FA1_MAC, FA2_MAC = "02:00:00:00:21:01", "02:00:00:00:22:01"
 FA_PORT = 1
 PORT = 2
+
+
+@pytest.fixture(autouse=True)
+def _child_sa_made_at_the_move(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hold is for a neighbour whose CHILD_SA is made at the move: with a standing
+    one (the default) the uplink is not held (``test_uplink_standing.py``)."""
+    monkeypatch.setattr(neighbours, "STANDING_CHILD_SA", False)
 
 
 def seamless() -> tuple[Walk, MobileNode]:

@@ -3,11 +3,15 @@ FA's tunnel is up.  The flow its current FA prepares at a neighbour's access swi
 punts the MN's frames to the controller (nothing reaches the neighbour FA before its
 tunnel); the core names the MN behind a punted frame (``fa_prepare.uplink_hold``); the
 new FA's walk releases the held frames after its tunnels and before its reply, and
-only then replaces the punt by the redirect.  Without the option: today's flows."""
+only then replaces the punt by the redirect.  Without the option: today's flows.
+Only where the neighbour's CHILD_SA is made at the move (``STANDING_CHILD_SA`` False,
+pinned here); with a standing one nothing is held (``test_uplink_standing.py``)."""
 
 from __future__ import annotations
 
-from controller.core import fa_prepare, flows
+import pytest
+
+from controller.core import fa_prepare, flows, neighbours
 from controller.core.actions import HoldUplink, ReleaseUplink, SendFlows
 from tests.unit.harness import MobileNode, Walk, topology
 
@@ -17,6 +21,13 @@ FA1_MAC, FA2_MAC, FA3_MAC = "02:00:00:00:21:01", "02:00:00:00:22:01", "02:00:00:
 FA_PORT = 1
 PORT = 2
 NAI = "alice@home.example"
+
+
+@pytest.fixture(autouse=True)
+def _child_sa_made_at_the_move(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hold is for a neighbour whose CHILD_SA is made at the move: with a standing
+    one (the default) the uplink is not held (``test_uplink_standing.py``)."""
+    monkeypatch.setattr(neighbours, "STANDING_CHILD_SA", False)
 
 
 def seamless() -> tuple[Walk, MobileNode]:

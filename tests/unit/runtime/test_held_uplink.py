@@ -17,7 +17,7 @@ import pytest
 from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
-from controller.core import flows
+from controller.core import flows, neighbours
 from controller.core.actions import ReleaseUplink
 from controller.core.fa_conf import ForeignAgentConf, NeighbourPort
 from controller.core.handover import HandoverLog
@@ -34,6 +34,13 @@ NAI = "alice@home.example"
 TUNNEL = "alice_home.example/ha-fa2"
 REDIRECT = (flows.FlowMod("add", flows.redirect_flow(MN, FA1_MAC, FA2_MAC, 1,
                                                      flows.mn_cookie(MN))),)
+
+
+@pytest.fixture(autouse=True)
+def _child_sa_made_at_the_move(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hold is for a neighbour whose CHILD_SA is made at the move: with a standing
+    one (the default) the uplink is not held (``test_uplink_standing.py``)."""
+    monkeypatch.setattr(neighbours, "STANDING_CHILD_SA", False)
 
 
 def raw(mac: str) -> bytes:
