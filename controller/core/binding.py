@@ -20,7 +20,6 @@ Identification, a BReq only ever makes the HA send a (authenticated) BU.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass, field
@@ -54,7 +53,7 @@ def new_binding_key(spi: int) -> BindingKey:
 def handoff_key(handoff_psk: bytes) -> BindingKey:
     """Key of the new FA -> old FA BU (claims 22-23): HMAC-SHA-256(handoff PSK,
     "mipvpn-bu-auth") truncated to 16 bytes, SPI :data:`HANDOFF_SPI`."""
-    digest = hmac.new(handoff_psk, b"mipvpn-bu-auth", hashlib.sha256).digest()
+    digest = hmac.digest(handoff_psk, b"mipvpn-bu-auth", "sha256")
     return BindingKey(HANDOFF_SPI, digest[:16])
 
 

@@ -23,7 +23,6 @@ the move then runs CREATE_CHILD_SA on it (docs/decisions.md, 2026-12-04).
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
@@ -130,7 +129,7 @@ def prepared_psk(secret: bytes, tunnel_id: str) -> bytes:
     id>").  Known ahead to whoever holds the session secret (home AAA, HA, the foreign
     AAA of a local move); a label of its own, so it is never the key of a live tunnel
     (``tunnel_psk`` binds the move's RRQ identification)."""
-    return hmac.new(secret, f"mipvpn-prepared|{tunnel_id}".encode(), hashlib.sha256).digest()
+    return hmac.digest(secret, f"mipvpn-prepared|{tunnel_id}".encode(), "sha256")
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,6 @@ appears in ``repr``, logs or REST output.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 from dataclasses import replace
@@ -94,7 +93,7 @@ def tunnel_psk(secret: bytes, tunnel_id: str, identification: int) -> bytes:
     "mipvpn-tunnel|<tunnel id>|<RRQ identification>").  The foreign AAA and the HA both
     see the move's Registration Request; the old FA never learns the new key."""
     label = f"mipvpn-tunnel|{tunnel_id}|{identification}".encode()
-    return hmac.new(secret, label, hashlib.sha256).digest()
+    return hmac.digest(secret, label, "sha256")
 
 
 def fa_ha_key(secret: bytes, foreign_agent: str) -> bytes:
@@ -102,7 +101,7 @@ def fa_ha_key(secret: bytes, foreign_agent: str) -> bytes:
     4004 MIP-FA-to-HA-MSA): HMAC-SHA-256(secret, "mipvpn-fa-ha|<FA>").  Also the anchor
     of the smooth-handoff key of a move away from that FA (``handoff_psk``)."""
     label = f"mipvpn-fa-ha|{foreign_agent}".encode()
-    return hmac.new(secret, label, hashlib.sha256).digest()
+    return hmac.digest(secret, label, "sha256")
 
 
 # ------------------------------------------------------------------ smooth handoff
@@ -115,7 +114,7 @@ def handoff_psk(anchor: bytes, old_fa: str, new_fa: str) -> bytes:
     nothing of the old FA's keys; the old FA derives it itself, the AAA that hands it
     out (foreign AAA on a local move, home AAA otherwise) from the session secret."""
     label = f"mipvpn-smooth-handoff|{old_fa}|{new_fa}".encode()
-    return hmac.new(anchor, label, hashlib.sha256).digest()
+    return hmac.digest(anchor, label, "sha256")
 
 
 def handoff_tunnel(info: VpnInfo, old_fa: str, old_fa_address: str,

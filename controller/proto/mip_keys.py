@@ -20,7 +20,6 @@ does not know it ignores it and simply keeps registering through the home AAA.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 import struct
@@ -56,7 +55,7 @@ def mn_fa_key(mn_aaa_key: bytes, nonce: bytes, nai: str) -> bytes:
     """RFC 3957 key derivation: HMAC-SHA1(AAA-key, Key-Generation-Nonce || MN-NAI).
     Both the home AAA and the mobile node compute it; the key never crosses the access
     link."""
-    return hmac.new(mn_aaa_key, bytes(nonce) + nai.encode("utf-8"), hashlib.sha1).digest()
+    return hmac.digest(mn_aaa_key, bytes(nonce) + nai.encode("utf-8"), "sha1")
 
 
 def nonce_reply_extension(reply: NonceReply) -> mip.NormalVendorExtension:

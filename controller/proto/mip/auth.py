@@ -4,7 +4,6 @@ appending and verifying them on raw messages."""
 from __future__ import annotations
 
 import enum
-import hashlib
 import hmac
 import struct
 
@@ -42,7 +41,7 @@ def _auth_header(kind: AuthKind, spi: int, auth_len: int = AUTH_LEN) -> bytes:
 
 def compute_authenticator(covered: bytes, key: bytes) -> bytes:
     """Default algorithm: HMAC-MD5(key, covered) (5944 §3.5.1, 3012 §6)."""
-    return hmac.new(key, covered, hashlib.md5).digest()
+    return hmac.digest(key, covered, "md5")
 
 
 def append_auth(raw: bytes, kind: AuthKind, spi: int, key: bytes) -> bytes:

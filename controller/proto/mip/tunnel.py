@@ -3,7 +3,6 @@ sub-TLVs, its PSK hidden with a keystream derived from the message's key."""
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import ipaddress
 import struct
@@ -38,7 +37,7 @@ def _psk_keystream(key: bytes, salt: bytes, n: int) -> bytes:
     out = b""
     counter = 0
     while len(out) < n:
-        out += hmac.new(key, b"mipvpn-psk" + bytes([counter]) + salt, hashlib.sha256).digest()
+        out += hmac.digest(key, b"mipvpn-psk" + bytes([counter]) + salt, "sha256")
         counter += 1
     return out[:n]
 
