@@ -7,7 +7,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 import struct
-from typing import NamedTuple, TypedDict
+from typing import Final, NamedTuple, TypedDict
 
 from diameter.message.constants import (AVP_ACCOUNTING_MULTI_SESSION_ID,
                                         AVP_AUTH_APPLICATION_ID, AVP_AUTH_SESSION_STATE,
@@ -37,7 +37,7 @@ from diameter.message.constants import (AVP_ACCOUNTING_MULTI_SESSION_ID,
 from controller.model.vpn import (DEFAULT_ESP, DEFAULT_IKE, QosSpec, SecuritySpec, TunnelEnd,
                                   TunnelSpec, VpnInfo)
 from controller.proto import nai as nai_syntax
-from controller.proto.diameter.agents import _proxy_info, _relay_fields
+from controller.proto.diameter.agents import _proxy_info, _route_record
 from controller.proto.diameter.messages import (AmAnswer, AmRequest, Cea, Cer,
                                                 DiameterDecodeError, DiameterHeader,
                                                 DiameterMessage, Dpa, Dpr, Dwa, Dwr,
@@ -76,7 +76,7 @@ class RawAvp(NamedTuple):
 
 #: ``RawAvp(...)`` without the namedtuple's generated ``__new__`` (a Python-level call
 #: per AVP; a registration parses about 180 AVPs)
-_new_avp = tuple.__new__
+_new_avp: Final = tuple.__new__
 
 
 def _example_avp(code: int, vendor: int = 0) -> bytes:
@@ -85,9 +85,8 @@ def _example_avp(code: int, vendor: int = 0) -> bytes:
             else struct.pack("!II", code, 8))
 
 
-_HEADER = struct.Struct("!IIIII")
-_AVP_HEAD = struct.Struct("!II")
-_U32 = struct.Struct("!I")
+_HEADER: Final = struct.Struct("!IIIII")
+_U32: Final = struct.Struct("!I")
 
 
 def parse_header(data: bytes | bytearray | memoryview) -> DiameterHeader:
@@ -110,21 +109,26 @@ def parse_avps(buf: bytes | bytearray | memoryview, start: int = 0, end: int | N
     """Split ``buf[start:end]`` into AVPs (not descending into grouped ones)."""
     # once, not per AVP: every slice below is bytes
     data: bytes = buf if type(buf) is bytes else bytes(buf)
-    end = len(data) if end is None else end
+    stop: int = len(data) if end is None else end
     out: list[RawAvp] = []
-    pos = start
-    while pos < end:
-        if end - pos < 8:
+    pos: int = start
+    # the header's fields read byte by byte as native ints (compiled: no struct call,
+    # no tuple, no boxed arithmetic; issue 15)
+    while pos < stop:
+        if stop - pos < 8:
             raise DiameterDecodeError(INVALID_AVP_LENGTH, 0, "truncated AVP header",
                                       header=header)
-        code, fl = _AVP_HEAD.unpack_from(data, pos)
-        flags, length = fl >> 24, fl & 0xFFFFFF
-        hlen = 12 if flags & AVP_FLAG_VENDOR else 8
-        if length < hlen or pos + length > end:
+        code: int = (data[pos] << 24 | data[pos + 1] << 16 | data[pos + 2] << 8
+                     | data[pos + 3])
+        flags: int = data[pos + 4]
+        length: int = data[pos + 5] << 16 | data[pos + 6] << 8 | data[pos + 7]
+        hlen = 12 if flags & 0x80 else 8       # the V bit (AVP_FLAG_VENDOR)
+        if length < hlen or pos + length > stop:
             raise DiameterDecodeError(INVALID_AVP_LENGTH, code,
                                       f"AVP {code} length {length}", header=header,
-                                      failed_avp=bytes(data[pos:min(end, pos + 12)]))
-        vendor = _U32.unpack_from(data, pos + 8)[0] if hlen == 12 else 0
+                                      failed_avp=bytes(data[pos:min(stop, pos + 12)]))
+        vendor: int = (data[pos + 8] << 24 | data[pos + 9] << 16 | data[pos + 10] << 8
+                       | data[pos + 11]) if hlen == 12 else 0
         raw = data[pos:pos + length]
         if flags & 0x1F:
             raise DiameterDecodeError(INVALID_AVP_BITS, code, f"AVP {code} flags {flags:#x}",
@@ -425,21 +429,6 @@ class _Ids(TypedDict):
     end_to_end: int
 
 
-class _AnswerFields(_Ids):
-    """The fields AMA and HAA share (RFC 4004 §5.2, §5.4)."""
-
-    session_id: str
-    result_code: int
-    origin_host: str
-    origin_realm: str
-    user_name: str
-    reg_reply: bytes
-    home_address: str
-    home_agent_address: str
-    vpn_info: VpnInfo | None
-    error_message: str
-
-
 class _Capabilities(TypedDict):
     """The fields CER and CEA share (RFC 6733 §5.3.1, §5.3.2)."""
 
@@ -454,38 +443,37 @@ def _ids(hdr: DiameterHeader) -> _Ids:
 
 
 def _decode_mip(top: _Avps, hdr: DiameterHeader) -> DiameterMessage:
-    ids = _ids(hdr)
+    # every field is passed by name (no ``**`` of a dict): mypyc then calls the
+    # dataclass's native constructor, not the generic call with a keyword dict (about
+    # 17,000 instructions a message; issue 15).  The fields are read in the order they
+    # were, so the first error raised stays the same.
+    hbh, e2e = hdr.hop_by_hop, hdr.end_to_end
     err = bool(hdr.flags & FLAG_ERROR)
     if not err:     # an E-bit answer echoes whatever application id the request had
         _check_app(top, hdr)
     if not hdr.is_request:
         rc = top.u32(AVP_RESULT_CODE)
         # an error answer to an unreadable request may have no Session-Id
-        top.session_id = top.text(AVP_SESSION_ID, "" if err or rc >= 3000 else None)
-        common = _AnswerFields(session_id=top.session_id, result_code=rc,
-                               origin_host=top.ident(AVP_ORIGIN_HOST),
-                               origin_realm=top.ident(AVP_ORIGIN_REALM),
-                               user_name=top.text(AVP_USER_NAME, ""),
-                               reg_reply=top.octets(AVP_MIP_REG_REPLY, b""),
-                               home_address=top.address(AVP_MIP_MOBILE_NODE_ADDRESS, ""),
-                               home_agent_address=top.address(AVP_MIP_HOME_AGENT_ADDRESS, ""),
-                               vpn_info=_decode_vpn_info(top),
-                               error_message=top.text(AVP_ERROR_MESSAGE, ""), **ids)
+        sid = top.session_id = top.text(AVP_SESSION_ID, "" if err or rc >= 3000 else None)
+        host, realm = top.ident(AVP_ORIGIN_HOST), top.ident(AVP_ORIGIN_REALM)
+        user, reply = top.text(AVP_USER_NAME, ""), top.octets(AVP_MIP_REG_REPLY, b"")
+        home = top.address(AVP_MIP_MOBILE_NODE_ADDRESS, "")
+        ha_addr = top.address(AVP_MIP_HOME_AGENT_ADDRESS, "")
+        info, text = _decode_vpn_info(top), top.text(AVP_ERROR_MESSAGE, "")
         if hdr.command_code == CMD_AA_MOBILE_NODE:
-            return AmAnswer(fa_ha_key=_decode_msa(top, AVP_MIP_FA_TO_HA_MSA,
-                                                  AVP_MIP_FA_TO_HA_SPI),
-                            fa_mn_key=_decode_msa(top, AVP_MIP_FA_TO_MN_MSA,
-                                                  AVP_MIP_FA_TO_MN_SPI),
-                            mn_fa_nonce=_decode_mn_fa_nonce(top),
-                            session_secret=_decode_secret(top),
-                            proxy_info=_proxy_info(top), **common)
-        return HaAnswer(proxy_info=_proxy_info(top), **common)
-    top.session_id = top.text(AVP_SESSION_ID)
+            fa_ha = _decode_msa(top, AVP_MIP_FA_TO_HA_MSA, AVP_MIP_FA_TO_HA_SPI)
+            fa_mn = _decode_msa(top, AVP_MIP_FA_TO_MN_MSA, AVP_MIP_FA_TO_MN_SPI)
+            nonce, secret = _decode_mn_fa_nonce(top), _decode_secret(top)
+            return AmAnswer(sid, rc, host, realm, user, reply, home, ha_addr, info, fa_ha,
+                            fa_mn, nonce, secret, text, hbh, e2e, _proxy_info(top))
+        return HaAnswer(sid, rc, host, realm, user, reply, home, ha_addr, info, text, hbh,
+                        e2e, _proxy_info(top))
+    sid = top.session_id = top.text(AVP_SESSION_ID)
     if hdr.command_code == CMD_AA_MOBILE_NODE:
         auth = top.group(top.need(AVP_MIP_MN_AAA_AUTH), KNOWN_IETF_AVPS,
                          once=KNOWN_IETF_AVPS)
         return AmRequest(
-            session_id=top.session_id,
+            session_id=sid,
             origin_host=top.ident(AVP_ORIGIN_HOST),
             origin_realm=top.ident(AVP_ORIGIN_REALM),
             destination_realm=top.ident(AVP_DESTINATION_REALM),
@@ -504,9 +492,10 @@ def _decode_mip(top: _Avps, hdr: DiameterHeader) -> DiameterMessage:
             previous_fa=top.text(VA_PREVIOUS_FA, "", vendor=VENDOR_ID),
             foreign_agent=top.text(VA_FOREIGN_AGENT, "", vendor=VENDOR_ID),
             service_update=bool(top.u32(VA_SERVICE_UPDATE, 0, vendor=VENDOR_ID)),
-            **_relay_fields(top), **ids)
+            route_record=_route_record(top), proxy_info=_proxy_info(top),
+            hop_by_hop=hbh, end_to_end=e2e)
     return HaRequest(
-        session_id=top.session_id,
+        session_id=sid,
         origin_host=top.ident(AVP_ORIGIN_HOST),
         origin_realm=top.ident(AVP_ORIGIN_REALM),
         destination_realm=top.ident(AVP_DESTINATION_REALM),
@@ -521,7 +510,8 @@ def _decode_mip(top: _Avps, hdr: DiameterHeader) -> DiameterMessage:
         vpn_info=_decode_vpn_info(top),
         ha_to_fa_key=_decode_msa(top, AVP_MIP_HA_TO_FA_MSA, AVP_MIP_HA_TO_FA_SPI),
         originating_foreign_aaa=_decode_ofaaa(top), session_secret=_decode_secret(top),
-        **_relay_fields(top), **ids)
+        route_record=_route_record(top), proxy_info=_proxy_info(top),
+        hop_by_hop=hbh, end_to_end=e2e)
 
 
 def _decode_base(top: _Avps, hdr: DiameterHeader) -> DiameterMessage:
