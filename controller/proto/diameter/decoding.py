@@ -149,26 +149,28 @@ class _Avps:
                  once_vendor: frozenset[int] = frozenset()) -> None:
         self.avps = avps
         self.header = header
-        #: (code, vendor) -> the first such AVP: every look-up is one dict probe
-        first: dict[tuple[int, int], RawAvp] = {}
+        #: vendor << 32 | code -> the first such AVP: every look-up is one dict probe
+        #: (an int key: no tuple to build and hash per AVP and per look-up; issue 15)
+        first: dict[int, RawAvp] = {}
         # one pass (issue 15): the first M-bit AVP we do not know (5001) and the first
         # second occurrence of an AVP ``once`` / ``once_vendor`` allow once (5009,
         # Failed-AVP = the second), raised in that order once the Session-Id is known
         unknown = again = None
         for a in avps:
-            key = (a.code, a.vendor)
+            code, flags, vendor = a[0], a[1], a[2]
+            key = vendor << 32 | code
             if key not in first:
                 first[key] = a
-            elif again is None and ((a.vendor == 0 and a.code in once) or (
-                    a.vendor == VENDOR_ID and a.code in once_vendor)):
+            elif again is None and ((vendor == 0 and code in once) or (
+                    vendor == VENDOR_ID and code in once_vendor)):
                 again = a
-            if unknown is None and a.flags & AVP_FLAG_MANDATORY and not (
-                    (a.code in known_vendor) if a.vendor == VENDOR_ID else (
-                        a.vendor == 0 and a.code in known_ietf)):
+            if unknown is None and flags & AVP_FLAG_MANDATORY and not (
+                    (code in known_vendor) if vendor == VENDOR_ID else (
+                        vendor == 0 and code in known_ietf)):
                 unknown = a
         self.first = first
         if session_id is None:      # top level: known early, for error answers
-            sid = first.get((AVP_SESSION_ID, 0))
+            sid = first.get(AVP_SESSION_ID)
             session_id = sid.data.decode("utf-8", "replace") if sid is not None else ""
         self.session_id = session_id
         if unknown is not None:
@@ -184,13 +186,13 @@ class _Avps:
                                    session_id=self.session_id)
 
     def find(self, code: int, vendor: int = 0) -> RawAvp | None:
-        return self.first.get((code, vendor))
+        return self.first.get(vendor << 32 | code)
 
     def all(self, code: int, vendor: int = 0) -> list[RawAvp]:
         return [a for a in self.avps if a.code == code and a.vendor == vendor]
 
     def need(self, code: int, vendor: int = 0) -> RawAvp:
-        a = self.first.get((code, vendor))
+        a = self.first.get(vendor << 32 | code)
         if a is None:
             raise self.missing(code, vendor)
         return a
@@ -203,7 +205,7 @@ class _Avps:
 
     # typed getters: required when default is None
     def u32(self, code: int, default: int | None = None, vendor: int = 0) -> int:
-        a = self.first.get((code, vendor))
+        a = self.first.get(vendor << 32 | code)
         if a is None:
             if default is None:
                 raise self.missing(code, vendor)
@@ -213,7 +215,7 @@ class _Avps:
         return int(_U32.unpack(a.data)[0])
 
     def text(self, code: int, default: str | None = None, vendor: int = 0) -> str:
-        a = self.first.get((code, vendor))
+        a = self.first.get(vendor << 32 | code)
         if a is None:
             if default is None:
                 raise self.missing(code, vendor)
@@ -223,7 +225,7 @@ class _Avps:
     def ident(self, code: int, default: str | None = None) -> str:
         """A DiameterIdentity (RFC 6733 §4.3.1: an FQDN or realm, ASCII; IDNs in
         A-label form): anything else is 5004, since it could never be sent on."""
-        a = self.first.get((code, 0))
+        a = self.first.get(code)
         if a is None:
             if default is None:
                 raise self.missing(code)
@@ -254,7 +256,7 @@ class _Avps:
                              a.raw) from None
 
     def octets(self, code: int, default: bytes | None = None, vendor: int = 0) -> bytes:
-        a = self.first.get((code, vendor))
+        a = self.first.get(vendor << 32 | code)
         if a is None:
             if default is None:
                 raise self.missing(code, vendor)
@@ -262,7 +264,7 @@ class _Avps:
         return a.data
 
     def address(self, code: int, default: str | None = None, vendor: int = 0) -> str:
-        a = self.first.get((code, vendor))
+        a = self.first.get(vendor << 32 | code)
         if a is None:
             if default is None:
                 raise self.missing(code, vendor)

@@ -78,25 +78,39 @@ def _header(cls: type) -> tuple[int, int, int]:
     return h.version, h.command_flags, h.command_code
 
 
+@functools.cache
+def _layout(cls: type) -> tuple[tuple[_Entry, ...], dict[str, int]]:
+    """``_template(cls)`` and each attribute's index in it."""
+    tmpl = _template(cls)
+    return tmpl, {e[0]: i for i, e in enumerate(tmpl)}
+
+
 def _write(tmpl: tuple[_Entry, ...], get: Callable[[str], Any], out: list[bytes]) -> None:
-    for attr, code, vendor, flags, kind, sub, supported in tmpl:
-        value = get(attr)
-        if value is None:
+    for entry in tmpl:
+        value = get(entry[0])
+        if value is not None:
+            out.append(_entry_wire(entry, value))
+
+
+def _entry_wire(entry: _Entry, value: Any) -> bytes:
+    """The AVP (or, for a list, the AVPs) of one template entry holding ``value``."""
+    _attr, code, vendor, flags, kind, sub, supported = entry
+    if not supported:
+        raise _Unsupported
+    out = []
+    for v in (value if isinstance(value, list) else (value,)):
+        if v is None:
             continue
-        if not supported:
-            raise _Unsupported
-        for v in (value if isinstance(value, list) else (value,)):
-            if v is None:
-                continue
-            if sub is not None:
-                inner: list[bytes] = []
-                _write(sub, _getter(v), inner)
-                for avp in getattr(v, "additional_avps", ()) or ():
-                    inner.append(_avp_wire(avp.code, avp.flags, avp.vendor_id, avp.payload))
-                payload = b"".join(inner)
-            else:
-                payload = _value_payload(kind, v)
-            out.append(_avp_wire(code, flags, vendor, payload))
+        if sub is not None:
+            inner: list[bytes] = []
+            _write(sub, _getter(v), inner)
+            for avp in getattr(v, "additional_avps", ()) or ():
+                inner.append(_avp_wire(avp.code, avp.flags, avp.vendor_id, avp.payload))
+            payload = b"".join(inner)
+        else:
+            payload = _value_payload(kind, v)
+        out.append(_avp_wire(code, flags, vendor, payload))
+    return out[0] if len(out) == 1 else b"".join(out)
 
 
 def _getter(obj: Any) -> Callable[[str], Any]:
@@ -206,10 +220,16 @@ def _mn_to_fa_msa(n: MnFaNonce) -> bytes:
 
 def _message(cls: type, m: DiameterMessage, values: dict[str, Any],
              extra: list[bytes]) -> bytes:
-    out: list[bytes] = []
-    _write(_template(cls), values.get, out)
-    out += extra
-    body = b"".join(out)
+    # the values set, each into its entry's slot (not a walk of every entry of the
+    # template, most of them unset; issue 15): the AVPs come out in the template's order
+    tmpl, where = _layout(cls)
+    slots = [b""] * len(tmpl)
+    for attr, value in values.items():
+        if value is not None:
+            i = where[attr]
+            slots[i] = _entry_wire(tmpl[i], value)
+    slots += extra
+    body = b"".join(slots)
     version, flags, code = _header(cls)
     return _MSG_HDR.pack((version << 24) | (20 + len(body)), (flags << 24) | code,
                          MIP4_APPLICATION_ID, m.hop_by_hop, m.end_to_end) + body
