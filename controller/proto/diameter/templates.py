@@ -30,7 +30,7 @@ from diameter.message.constants import AVP_MIP_ALGORITHM_TYPE, AVP_MIP_NONCE
 
 from controller.model.vpn import TunnelEnd, TunnelSpec, VpnInfo
 from controller.proto.diameter.messages import (AmAnswer, AmRequest, DiameterMessage,
-                                                HaAnswer, HaRequest, MnFaNonce)
+                                                HaAnswer, HaRequest, MnFaNonce, MsaKey)
 from controller.proto.diameter.numbers import MIP4_APPLICATION_ID
 from controller.proto.diameter.vpn_memo import _remember, _round_trips
 from controller.proto.diameter.vendor import (DISTRIBUTION_CODES, VA_DISTRIBUTION,
@@ -101,7 +101,9 @@ def _entry_wire(entry: _Entry, value: Any) -> bytes:
     for v in (value if isinstance(value, list) else (value,)):
         if v is None:
             continue
-        if sub is not None:
+        if sub is not None and type(v) is bytes:    # members written by ``_members``
+            payload = v
+        elif sub is not None:
             inner: list[bytes] = []
             _write(sub, _getter(v), inner)
             for avp in getattr(v, "additional_avps", ()) or ():
@@ -218,16 +220,38 @@ def _mn_to_fa_msa(n: MnFaNonce) -> bytes:
     return _avp_wire(VA_MN_TO_FA_MSA, _vendor_flags(VA_MN_TO_FA_MSA), VENDOR_ID, payload)
 
 
-def _message(cls: type, m: DiameterMessage, values: dict[str, Any],
-             extra: list[bytes]) -> bytes:
-    # the values set, each into its entry's slot (not a walk of every entry of the
-    # template, most of them unset; issue 15): the AVPs come out in the template's order
+def _slots(cls: type, values: dict[str, Any]) -> list[bytes]:
+    """The AVPs of the values set, each in its entry's slot of ``cls``'s template (not
+    a walk of every entry, most of them unset; issue 15): in the template's order."""
     tmpl, where = _layout(cls)
     slots = [b""] * len(tmpl)
     for attr, value in values.items():
         if value is not None:
             i = where[attr]
             slots[i] = _entry_wire(tmpl[i], value)
+    return slots
+
+
+def _members(cls: type, values: dict[str, Any]) -> bytes:
+    """The members of a grouped AVP of python-diameter's ``cls`` holding ``values``
+    (by attribute name), as bytes: what ``_write`` makes of a ``cls(...)`` object,
+    without building one."""
+    return b"".join(_slots(cls, values))
+
+
+def _msa(cls: type, spi_attr: str, k: MsaKey) -> bytes:
+    return _members(cls, {spi_attr: k.spi, "mip_algorithm_type": _i32(k.algorithm),
+                          "mip_session_key": bytes(k.session_key)})
+
+
+def _ofaaa(realm: str, host: str) -> bytes:
+    return _members(MipOriginatingForeignAaa, {"origin_realm": _ident(realm),
+                                               "origin_host": _ident(host)})
+
+
+def _message(cls: type, m: DiameterMessage, values: dict[str, Any],
+             extra: list[bytes]) -> bytes:
+    slots = _slots(cls, values)
     slots += extra
     body = b"".join(slots)
     version, flags, code = _header(cls)
@@ -245,8 +269,10 @@ def _amr(m: AmRequest) -> bytes:
         "user_name": m.user_name, "destination_realm": _ident(m.destination_realm),
         "origin_host": _ident(m.origin_host), "origin_realm": _ident(m.origin_realm),
         "mip_reg_request": bytes(m.reg_request),
-        "mip_mn_aaa_auth": MipMnAaaAuth(m.mn_aaa_spi, m.auth_input_length,
-                                        m.authenticator_length, m.authenticator_offset),
+        "mip_mn_aaa_auth": _members(MipMnAaaAuth, {
+            "mip_mn_aaa_spi": m.mn_aaa_spi, "mip_auth_input_data_length": m.auth_input_length,
+            "mip_authenticator_length": m.authenticator_length,
+            "mip_authenticator_offset": m.authenticator_offset}),
         "mip_feature_vector": _i32(m.feature_vector)}
     if m.destination_host:
         v["destination_host"] = _ident(m.destination_host)
@@ -256,8 +282,7 @@ def _amr(m: AmRequest) -> bytes:
         v["mip_home_agent_address"] = _ip(m.home_agent_address)
     if m.originating_foreign_aaa is not None:
         realm, host = m.originating_foreign_aaa
-        v["mip_originating_foreign_aaa"] = MipOriginatingForeignAaa(_ident(realm),
-                                                                    _ident(host))
+        v["mip_originating_foreign_aaa"] = _ofaaa(realm, host)
     if m.route_record:
         v["route_record"] = [_ident(h) for h in m.route_record]
     extra = []
@@ -293,11 +318,9 @@ def _answer_values(m: AmAnswer | HaAnswer) -> dict[str, Any]:
 def _ama(m: AmAnswer) -> bytes:
     v = _answer_values(m)
     if m.fa_ha_key is not None:
-        k = m.fa_ha_key
-        v["mip_fa_to_ha_msa"] = MipFaToHaMsa(k.spi, _i32(k.algorithm), bytes(k.session_key))
+        v["mip_fa_to_ha_msa"] = _msa(MipFaToHaMsa, "mip_fa_to_ha_spi", m.fa_ha_key)
     if m.fa_mn_key is not None:
-        k = m.fa_mn_key
-        v["mip_fa_to_mn_msa"] = MipFaToMnMsa(k.spi, _i32(k.algorithm), bytes(k.session_key))
+        v["mip_fa_to_mn_msa"] = _msa(MipFaToMnMsa, "mip_fa_to_mn_spi", m.fa_mn_key)
     extra = []
     if m.vpn_info is not None:
         extra.append(_vpn_info(m.vpn_info))
@@ -320,12 +343,10 @@ def _har(m: HaRequest) -> bytes:
     if m.destination_host:
         v["destination_host"] = _ident(m.destination_host)
     if m.ha_to_fa_key is not None:
-        k = m.ha_to_fa_key
-        v["mip_ha_to_fa_msa"] = MipHaToFaMsa(k.spi, _i32(k.algorithm), bytes(k.session_key))
+        v["mip_ha_to_fa_msa"] = _msa(MipHaToFaMsa, "mip_ha_to_fa_spi", m.ha_to_fa_key)
     if m.originating_foreign_aaa is not None:
         realm, host = m.originating_foreign_aaa
-        v["mip_originating_foreign_aaa"] = MipOriginatingForeignAaa(_ident(realm),
-                                                                    _ident(host))
+        v["mip_originating_foreign_aaa"] = _ofaaa(realm, host)
     if m.home_address:
         v["mip_mobile_node_address"] = _ip(m.home_address)
     if m.home_agent_address:
