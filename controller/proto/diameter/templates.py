@@ -200,8 +200,27 @@ def _tunnel_end(code: int, end: TunnelEnd) -> bytes:
     return _vendor_group(code, m)
 
 
-@functools.lru_cache(maxsize=4096)
+#: id(info) -> (info, its AVP): the same object sent again (a relayed answer, the value
+#: the decoder's memo gave back) costs one int look-up, not a hash of the whole value
+#: (about 8,000 instructions; issue 15).  Holding ``info`` keeps its id from being
+#: reused.  Bounded: cleared when full.
+_BY_ID: dict[int, tuple[VpnInfo, bytes]] = {}
+
+
 def _vpn_info(info: VpnInfo) -> bytes:
+    """``_vpn_info_avp(info)``, for an object written before without hashing it."""
+    hit = _BY_ID.get(id(info))
+    if hit is not None and hit[0] is info:
+        return hit[1]
+    avp = _vpn_info_avp(info)
+    if len(_BY_ID) >= 4096:
+        _BY_ID.clear()
+    _BY_ID[id(info)] = (info, avp)
+    return avp
+
+
+@functools.lru_cache(maxsize=4096)
+def _vpn_info_avp(info: VpnInfo) -> bytes:
     """The Mipvpn-VPN-Info AVP for ``info``, cached per ``VpnInfo`` value (frozen,
     hashable): one registration sends the same information in HAR and HAA, in the home
     AAA's AMA and the foreign AAA's, and every renewal again.  Filed in ``vpn_memo``
@@ -376,8 +395,8 @@ def encode_fast(msg: DiameterMessage) -> bytes | None:
     enc = _ENCODERS.get(type(msg))
     if enc is None:
         return None
-    if getattr(msg, "proxy_info", ()) or getattr(msg, "retransmit", False):
-        return None     # Proxy-Info and the T flag: the python-diameter path writes them
+    if msg.proxy_info:  # type: ignore[union-attr]
+        return None     # Proxy-Info: the python-diameter path writes it (the T flag: encode)
     try:
         return enc(msg)
     except Exception:   # noqa: BLE001 - the python-diameter path decides (and raises)

@@ -147,3 +147,25 @@ def test_grouped_members_are_written_as_python_diameter_writes_them(monkeypatch)
         fast = templates.encode_fast(msg)
         assert fast is not None and fast == _reference_bytes(msg, monkeypatch)
         assert d.decode(fast) == msg
+
+
+def test_vpn_info_written_again_by_object_or_by_value_gives_the_same_bytes() -> None:
+    """The VPN information's AVP is found by the object's id (held, so the id is not
+    reused) before its value's hash: the same object, an equal one and a different one
+    each give the bytes of their own value."""
+    from controller.core.vpn import QosSpec, SecuritySpec, TunnelEnd, TunnelSpec, VpnInfo
+    from controller.proto.diameter import templates
+
+    def info(fa: str) -> VpnInfo:
+        spec = TunnelSpec("t1", TunnelEnd("fa1", "192.0.2.1", ("10.0.0.0/24",)),
+                          TunnelEnd("ha", "192.0.2.2", ("10.1.0.0/24",)), b"k" * 16,
+                          SecuritySpec(), QosSpec(1000, 10), initiator="fa1")
+        return VpnInfo("u@x.example", "10.1.0.5", "ha", fa, (spec,))
+
+    a, same, other = info("fa1"), info("fa1"), info("fa2")
+    first = templates._vpn_info(a)
+    assert templates._BY_ID[id(a)] == (a, first)
+    assert templates._vpn_info(a) is first
+    assert templates._vpn_info(same) == first
+    assert templates._vpn_info(other) != first
+    assert templates._vpn_info(other) == templates._vpn_info_avp(other)
