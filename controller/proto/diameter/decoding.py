@@ -5,7 +5,6 @@ PROTOCOLS.md §6 are checked in one place."""
 from __future__ import annotations
 
 import ipaddress
-import socket
 import struct
 from typing import Final, NamedTuple, TypedDict
 
@@ -86,7 +85,6 @@ def _example_avp(code: int, vendor: int = 0) -> bytes:
 
 
 _HEADER: Final = struct.Struct("!IIIII")
-_U32: Final = struct.Struct("!I")
 
 
 def parse_header(data: bytes | bytearray | memoryview) -> DiameterHeader:
@@ -210,9 +208,10 @@ class _Avps:
             if default is None:
                 raise self.missing(code, vendor)
             return default
-        if len(a.data) != 4:
+        d = a.data
+        if len(d) != 4:
             raise self.error(INVALID_AVP_LENGTH, code, f"AVP {code}: not 4 bytes", a.raw)
-        return int(_U32.unpack(a.data)[0])
+        return d[0] << 24 | d[1] << 16 | d[2] << 8 | d[3]     # native ints, no struct
 
     def text(self, code: int, default: str | None = None, vendor: int = 0) -> str:
         a = self.first.get(vendor << 32 | code)
@@ -272,9 +271,10 @@ class _Avps:
         return self.to_address(a)
 
     def to_address(self, a: RawAvp) -> str:
-        fam = a.data[:2]
-        if fam == b"\0\1" and len(a.data) == 6:
-            return socket.inet_ntoa(a.data[2:])      # = str(IPv4Address(...))
+        d = a.data
+        fam = d[:2]
+        if fam == b"\0\1" and len(d) == 6:      # = socket.inet_ntoa, str(IPv4Address(...))
+            return f"{d[2]}.{d[3]}.{d[4]}.{d[5]}"
         if fam == b"\0\2" and len(a.data) == 18:
             return str(ipaddress.IPv6Address(a.data[2:]))
         raise self.error(INVALID_AVP_VALUE, a.code, f"AVP {a.code}: not an IP address",

@@ -169,3 +169,21 @@ def test_vpn_info_written_again_by_object_or_by_value_gives_the_same_bytes() -> 
     assert templates._vpn_info(same) == first
     assert templates._vpn_info(other) != first
     assert templates._vpn_info(other) == templates._vpn_info_avp(other)
+
+
+@SETTINGS
+@given(st.binary(min_size=4, max_size=4), st.binary(min_size=4, max_size=4))
+def test_u32_and_ipv4_address_read_as_struct_and_inet_ntoa_read_them(u: bytes, v4: bytes) -> None:
+    """Unsigned32 and IPv4 Address AVPs read byte by byte: the values ``struct`` and
+    ``socket.inet_ntoa`` give (a leading zero never written, 255 and 0 included)."""
+    import socket
+
+    from controller.proto.diameter import decoding
+    avps = decoding._Avps(d.parse_avps(_avp(1, u) + _avp(2, b"\0\1" + v4)), None,
+                          frozenset({1, 2}), frozenset())
+    assert avps.u32(1) == struct.unpack("!I", u)[0]
+    assert avps.address(2) == socket.inet_ntoa(v4)
+    for edge in (b"\0\0\0\0", b"\xff\xff\xff\xff", b"\x0a\x00\x01\x09"):
+        one = decoding._Avps(d.parse_avps(_avp(2, b"\0\1" + edge)), None, frozenset({2}),
+                             frozenset())
+        assert one.address(2) == socket.inet_ntoa(edge)
