@@ -6,7 +6,7 @@ Proxy-Info AVPs in the same order).  Decoding only; the encoder writes both back
 from __future__ import annotations
 
 import struct
-from typing import Any, Protocol, TypedDict
+from typing import Any, Protocol
 
 from diameter.message.constants import AVP_PROXY_INFO, AVP_ROUTE_RECORD
 
@@ -23,11 +23,6 @@ class _Avps(Protocol):
     def ident_of(self, a: Any) -> str: ...
     def error(self, rc: int, code: int, msg: str, raw: bytes = b"") -> DiameterDecodeError:
         ...
-
-
-class _RelayFields(TypedDict):
-    route_record: tuple[str, ...]
-    proxy_info: tuple[bytes, ...]
 
 
 def _member_codes(data: bytes) -> set[int]:
@@ -58,7 +53,7 @@ def _proxy_info(top: _Avps) -> tuple[bytes, ...]:
     return tuple(out)
 
 
-def _relay_fields(top: _Avps) -> _RelayFields:
-    """A request's Route-Record identities and Proxy-Info contents, in order."""
-    return _RelayFields(route_record=tuple(map(top.ident_of, top.all(AVP_ROUTE_RECORD))),
-                       proxy_info=_proxy_info(top))
+def _route_record(top: _Avps) -> tuple[str, ...]:
+    """A request's Route-Record identities, in order."""
+    return tuple(map(top.ident_of, top.all(AVP_ROUTE_RECORD)))
+

@@ -5,9 +5,8 @@ PROTOCOLS.md §6 are checked in one place."""
 from __future__ import annotations
 
 import ipaddress
-import socket
 import struct
-from typing import NamedTuple, TypedDict
+from typing import Final, NamedTuple, TypedDict
 
 from diameter.message.constants import (AVP_ACCOUNTING_MULTI_SESSION_ID,
                                         AVP_AUTH_APPLICATION_ID, AVP_AUTH_SESSION_STATE,
@@ -37,7 +36,7 @@ from diameter.message.constants import (AVP_ACCOUNTING_MULTI_SESSION_ID,
 from controller.model.vpn import (DEFAULT_ESP, DEFAULT_IKE, QosSpec, SecuritySpec, TunnelEnd,
                                   TunnelSpec, VpnInfo)
 from controller.proto import nai as nai_syntax
-from controller.proto.diameter.agents import _proxy_info, _relay_fields
+from controller.proto.diameter.agents import _proxy_info, _route_record
 from controller.proto.diameter.messages import (AmAnswer, AmRequest, Cea, Cer,
                                                 DiameterDecodeError, DiameterHeader,
                                                 DiameterMessage, Dpa, Dpr, Dwa, Dwr,
@@ -76,7 +75,7 @@ class RawAvp(NamedTuple):
 
 #: ``RawAvp(...)`` without the namedtuple's generated ``__new__`` (a Python-level call
 #: per AVP; a registration parses about 180 AVPs)
-_new_avp = tuple.__new__
+_new_avp: Final = tuple.__new__
 
 
 def _example_avp(code: int, vendor: int = 0) -> bytes:
@@ -85,9 +84,7 @@ def _example_avp(code: int, vendor: int = 0) -> bytes:
             else struct.pack("!II", code, 8))
 
 
-_HEADER = struct.Struct("!IIIII")
-_AVP_HEAD = struct.Struct("!II")
-_U32 = struct.Struct("!I")
+_HEADER: Final = struct.Struct("!IIIII")
 
 
 def parse_header(data: bytes | bytearray | memoryview) -> DiameterHeader:
@@ -110,21 +107,26 @@ def parse_avps(buf: bytes | bytearray | memoryview, start: int = 0, end: int | N
     """Split ``buf[start:end]`` into AVPs (not descending into grouped ones)."""
     # once, not per AVP: every slice below is bytes
     data: bytes = buf if type(buf) is bytes else bytes(buf)
-    end = len(data) if end is None else end
+    stop: int = len(data) if end is None else end
     out: list[RawAvp] = []
-    pos = start
-    while pos < end:
-        if end - pos < 8:
+    pos: int = start
+    # the header's fields read byte by byte as native ints (compiled: no struct call,
+    # no tuple, no boxed arithmetic; issue 15)
+    while pos < stop:
+        if stop - pos < 8:
             raise DiameterDecodeError(INVALID_AVP_LENGTH, 0, "truncated AVP header",
                                       header=header)
-        code, fl = _AVP_HEAD.unpack_from(data, pos)
-        flags, length = fl >> 24, fl & 0xFFFFFF
-        hlen = 12 if flags & AVP_FLAG_VENDOR else 8
-        if length < hlen or pos + length > end:
+        code: int = (data[pos] << 24 | data[pos + 1] << 16 | data[pos + 2] << 8
+                     | data[pos + 3])
+        flags: int = data[pos + 4]
+        length: int = data[pos + 5] << 16 | data[pos + 6] << 8 | data[pos + 7]
+        hlen = 12 if flags & 0x80 else 8       # the V bit (AVP_FLAG_VENDOR)
+        if length < hlen or pos + length > stop:
             raise DiameterDecodeError(INVALID_AVP_LENGTH, code,
                                       f"AVP {code} length {length}", header=header,
-                                      failed_avp=bytes(data[pos:min(end, pos + 12)]))
-        vendor = _U32.unpack_from(data, pos + 8)[0] if hlen == 12 else 0
+                                      failed_avp=bytes(data[pos:min(stop, pos + 12)]))
+        vendor: int = (data[pos + 8] << 24 | data[pos + 9] << 16 | data[pos + 10] << 8
+                       | data[pos + 11]) if hlen == 12 else 0
         raw = data[pos:pos + length]
         if flags & 0x1F:
             raise DiameterDecodeError(INVALID_AVP_BITS, code, f"AVP {code} flags {flags:#x}",
@@ -145,26 +147,28 @@ class _Avps:
                  once_vendor: frozenset[int] = frozenset()) -> None:
         self.avps = avps
         self.header = header
-        #: (code, vendor) -> the first such AVP: every look-up is one dict probe
-        first: dict[tuple[int, int], RawAvp] = {}
+        #: vendor << 32 | code -> the first such AVP: every look-up is one dict probe
+        #: (an int key: no tuple to build and hash per AVP and per look-up; issue 15)
+        first: dict[int, RawAvp] = {}
         # one pass (issue 15): the first M-bit AVP we do not know (5001) and the first
         # second occurrence of an AVP ``once`` / ``once_vendor`` allow once (5009,
         # Failed-AVP = the second), raised in that order once the Session-Id is known
         unknown = again = None
         for a in avps:
-            key = (a.code, a.vendor)
+            code, flags, vendor = a[0], a[1], a[2]
+            key = vendor << 32 | code
             if key not in first:
                 first[key] = a
-            elif again is None and ((a.vendor == 0 and a.code in once) or (
-                    a.vendor == VENDOR_ID and a.code in once_vendor)):
+            elif again is None and ((vendor == 0 and code in once) or (
+                    vendor == VENDOR_ID and code in once_vendor)):
                 again = a
-            if unknown is None and a.flags & AVP_FLAG_MANDATORY and not (
-                    (a.code in known_vendor) if a.vendor == VENDOR_ID else (
-                        a.vendor == 0 and a.code in known_ietf)):
+            if unknown is None and flags & AVP_FLAG_MANDATORY and not (
+                    (code in known_vendor) if vendor == VENDOR_ID else (
+                        vendor == 0 and code in known_ietf)):
                 unknown = a
         self.first = first
         if session_id is None:      # top level: known early, for error answers
-            sid = first.get((AVP_SESSION_ID, 0))
+            sid = first.get(AVP_SESSION_ID)
             session_id = sid.data.decode("utf-8", "replace") if sid is not None else ""
         self.session_id = session_id
         if unknown is not None:
@@ -180,13 +184,13 @@ class _Avps:
                                    session_id=self.session_id)
 
     def find(self, code: int, vendor: int = 0) -> RawAvp | None:
-        return self.first.get((code, vendor))
+        return self.first.get(vendor << 32 | code)
 
     def all(self, code: int, vendor: int = 0) -> list[RawAvp]:
         return [a for a in self.avps if a.code == code and a.vendor == vendor]
 
     def need(self, code: int, vendor: int = 0) -> RawAvp:
-        a = self.first.get((code, vendor))
+        a = self.first.get(vendor << 32 | code)
         if a is None:
             raise self.missing(code, vendor)
         return a
@@ -199,17 +203,18 @@ class _Avps:
 
     # typed getters: required when default is None
     def u32(self, code: int, default: int | None = None, vendor: int = 0) -> int:
-        a = self.first.get((code, vendor))
+        a = self.first.get(vendor << 32 | code)
         if a is None:
             if default is None:
                 raise self.missing(code, vendor)
             return default
-        if len(a.data) != 4:
+        d = a.data
+        if len(d) != 4:
             raise self.error(INVALID_AVP_LENGTH, code, f"AVP {code}: not 4 bytes", a.raw)
-        return int(_U32.unpack(a.data)[0])
+        return d[0] << 24 | d[1] << 16 | d[2] << 8 | d[3]     # native ints, no struct
 
     def text(self, code: int, default: str | None = None, vendor: int = 0) -> str:
-        a = self.first.get((code, vendor))
+        a = self.first.get(vendor << 32 | code)
         if a is None:
             if default is None:
                 raise self.missing(code, vendor)
@@ -219,7 +224,7 @@ class _Avps:
     def ident(self, code: int, default: str | None = None) -> str:
         """A DiameterIdentity (RFC 6733 §4.3.1: an FQDN or realm, ASCII; IDNs in
         A-label form): anything else is 5004, since it could never be sent on."""
-        a = self.first.get((code, 0))
+        a = self.first.get(code)
         if a is None:
             if default is None:
                 raise self.missing(code)
@@ -250,7 +255,7 @@ class _Avps:
                              a.raw) from None
 
     def octets(self, code: int, default: bytes | None = None, vendor: int = 0) -> bytes:
-        a = self.first.get((code, vendor))
+        a = self.first.get(vendor << 32 | code)
         if a is None:
             if default is None:
                 raise self.missing(code, vendor)
@@ -258,7 +263,7 @@ class _Avps:
         return a.data
 
     def address(self, code: int, default: str | None = None, vendor: int = 0) -> str:
-        a = self.first.get((code, vendor))
+        a = self.first.get(vendor << 32 | code)
         if a is None:
             if default is None:
                 raise self.missing(code, vendor)
@@ -266,9 +271,10 @@ class _Avps:
         return self.to_address(a)
 
     def to_address(self, a: RawAvp) -> str:
-        fam = a.data[:2]
-        if fam == b"\0\1" and len(a.data) == 6:
-            return socket.inet_ntoa(a.data[2:])      # = str(IPv4Address(...))
+        d = a.data
+        fam = d[:2]
+        if fam == b"\0\1" and len(d) == 6:      # = socket.inet_ntoa, str(IPv4Address(...))
+            return f"{d[2]}.{d[3]}.{d[4]}.{d[5]}"
         if fam == b"\0\2" and len(a.data) == 18:
             return str(ipaddress.IPv6Address(a.data[2:]))
         raise self.error(INVALID_AVP_VALUE, a.code, f"AVP {a.code}: not an IP address",
@@ -425,21 +431,6 @@ class _Ids(TypedDict):
     end_to_end: int
 
 
-class _AnswerFields(_Ids):
-    """The fields AMA and HAA share (RFC 4004 §5.2, §5.4)."""
-
-    session_id: str
-    result_code: int
-    origin_host: str
-    origin_realm: str
-    user_name: str
-    reg_reply: bytes
-    home_address: str
-    home_agent_address: str
-    vpn_info: VpnInfo | None
-    error_message: str
-
-
 class _Capabilities(TypedDict):
     """The fields CER and CEA share (RFC 6733 §5.3.1, §5.3.2)."""
 
@@ -454,38 +445,37 @@ def _ids(hdr: DiameterHeader) -> _Ids:
 
 
 def _decode_mip(top: _Avps, hdr: DiameterHeader) -> DiameterMessage:
-    ids = _ids(hdr)
+    # every field is passed by name (no ``**`` of a dict): mypyc then calls the
+    # dataclass's native constructor, not the generic call with a keyword dict (about
+    # 17,000 instructions a message; issue 15).  The fields are read in the order they
+    # were, so the first error raised stays the same.
+    hbh, e2e = hdr.hop_by_hop, hdr.end_to_end
     err = bool(hdr.flags & FLAG_ERROR)
     if not err:     # an E-bit answer echoes whatever application id the request had
         _check_app(top, hdr)
     if not hdr.is_request:
         rc = top.u32(AVP_RESULT_CODE)
         # an error answer to an unreadable request may have no Session-Id
-        top.session_id = top.text(AVP_SESSION_ID, "" if err or rc >= 3000 else None)
-        common = _AnswerFields(session_id=top.session_id, result_code=rc,
-                               origin_host=top.ident(AVP_ORIGIN_HOST),
-                               origin_realm=top.ident(AVP_ORIGIN_REALM),
-                               user_name=top.text(AVP_USER_NAME, ""),
-                               reg_reply=top.octets(AVP_MIP_REG_REPLY, b""),
-                               home_address=top.address(AVP_MIP_MOBILE_NODE_ADDRESS, ""),
-                               home_agent_address=top.address(AVP_MIP_HOME_AGENT_ADDRESS, ""),
-                               vpn_info=_decode_vpn_info(top),
-                               error_message=top.text(AVP_ERROR_MESSAGE, ""), **ids)
+        sid = top.session_id = top.text(AVP_SESSION_ID, "" if err or rc >= 3000 else None)
+        host, realm = top.ident(AVP_ORIGIN_HOST), top.ident(AVP_ORIGIN_REALM)
+        user, reply = top.text(AVP_USER_NAME, ""), top.octets(AVP_MIP_REG_REPLY, b"")
+        home = top.address(AVP_MIP_MOBILE_NODE_ADDRESS, "")
+        ha_addr = top.address(AVP_MIP_HOME_AGENT_ADDRESS, "")
+        info, text = _decode_vpn_info(top), top.text(AVP_ERROR_MESSAGE, "")
         if hdr.command_code == CMD_AA_MOBILE_NODE:
-            return AmAnswer(fa_ha_key=_decode_msa(top, AVP_MIP_FA_TO_HA_MSA,
-                                                  AVP_MIP_FA_TO_HA_SPI),
-                            fa_mn_key=_decode_msa(top, AVP_MIP_FA_TO_MN_MSA,
-                                                  AVP_MIP_FA_TO_MN_SPI),
-                            mn_fa_nonce=_decode_mn_fa_nonce(top),
-                            session_secret=_decode_secret(top),
-                            proxy_info=_proxy_info(top), **common)
-        return HaAnswer(proxy_info=_proxy_info(top), **common)
-    top.session_id = top.text(AVP_SESSION_ID)
+            fa_ha = _decode_msa(top, AVP_MIP_FA_TO_HA_MSA, AVP_MIP_FA_TO_HA_SPI)
+            fa_mn = _decode_msa(top, AVP_MIP_FA_TO_MN_MSA, AVP_MIP_FA_TO_MN_SPI)
+            nonce, secret = _decode_mn_fa_nonce(top), _decode_secret(top)
+            return AmAnswer(sid, rc, host, realm, user, reply, home, ha_addr, info, fa_ha,
+                            fa_mn, nonce, secret, text, hbh, e2e, _proxy_info(top))
+        return HaAnswer(sid, rc, host, realm, user, reply, home, ha_addr, info, text, hbh,
+                        e2e, _proxy_info(top))
+    sid = top.session_id = top.text(AVP_SESSION_ID)
     if hdr.command_code == CMD_AA_MOBILE_NODE:
         auth = top.group(top.need(AVP_MIP_MN_AAA_AUTH), KNOWN_IETF_AVPS,
                          once=KNOWN_IETF_AVPS)
         return AmRequest(
-            session_id=top.session_id,
+            session_id=sid,
             origin_host=top.ident(AVP_ORIGIN_HOST),
             origin_realm=top.ident(AVP_ORIGIN_REALM),
             destination_realm=top.ident(AVP_DESTINATION_REALM),
@@ -504,9 +494,10 @@ def _decode_mip(top: _Avps, hdr: DiameterHeader) -> DiameterMessage:
             previous_fa=top.text(VA_PREVIOUS_FA, "", vendor=VENDOR_ID),
             foreign_agent=top.text(VA_FOREIGN_AGENT, "", vendor=VENDOR_ID),
             service_update=bool(top.u32(VA_SERVICE_UPDATE, 0, vendor=VENDOR_ID)),
-            **_relay_fields(top), **ids)
+            route_record=_route_record(top), proxy_info=_proxy_info(top),
+            hop_by_hop=hbh, end_to_end=e2e)
     return HaRequest(
-        session_id=top.session_id,
+        session_id=sid,
         origin_host=top.ident(AVP_ORIGIN_HOST),
         origin_realm=top.ident(AVP_ORIGIN_REALM),
         destination_realm=top.ident(AVP_DESTINATION_REALM),
@@ -521,7 +512,8 @@ def _decode_mip(top: _Avps, hdr: DiameterHeader) -> DiameterMessage:
         vpn_info=_decode_vpn_info(top),
         ha_to_fa_key=_decode_msa(top, AVP_MIP_HA_TO_FA_MSA, AVP_MIP_HA_TO_FA_SPI),
         originating_foreign_aaa=_decode_ofaaa(top), session_secret=_decode_secret(top),
-        **_relay_fields(top), **ids)
+        route_record=_route_record(top), proxy_info=_proxy_info(top),
+        hop_by_hop=hbh, end_to_end=e2e)
 
 
 def _decode_base(top: _Avps, hdr: DiameterHeader) -> DiameterMessage:

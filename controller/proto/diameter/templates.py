@@ -30,7 +30,7 @@ from diameter.message.constants import AVP_MIP_ALGORITHM_TYPE, AVP_MIP_NONCE
 
 from controller.model.vpn import TunnelEnd, TunnelSpec, VpnInfo
 from controller.proto.diameter.messages import (AmAnswer, AmRequest, DiameterMessage,
-                                                HaAnswer, HaRequest, MnFaNonce)
+                                                HaAnswer, HaRequest, MnFaNonce, MsaKey)
 from controller.proto.diameter.numbers import MIP4_APPLICATION_ID
 from controller.proto.diameter.vpn_memo import _remember, _round_trips
 from controller.proto.diameter.vendor import (DISTRIBUTION_CODES, VA_DISTRIBUTION,
@@ -78,25 +78,41 @@ def _header(cls: type) -> tuple[int, int, int]:
     return h.version, h.command_flags, h.command_code
 
 
+@functools.cache
+def _layout(cls: type) -> tuple[tuple[_Entry, ...], dict[str, int]]:
+    """``_template(cls)`` and each attribute's index in it."""
+    tmpl = _template(cls)
+    return tmpl, {e[0]: i for i, e in enumerate(tmpl)}
+
+
 def _write(tmpl: tuple[_Entry, ...], get: Callable[[str], Any], out: list[bytes]) -> None:
-    for attr, code, vendor, flags, kind, sub, supported in tmpl:
-        value = get(attr)
-        if value is None:
+    for entry in tmpl:
+        value = get(entry[0])
+        if value is not None:
+            out.append(_entry_wire(entry, value))
+
+
+def _entry_wire(entry: _Entry, value: Any) -> bytes:
+    """The AVP (or, for a list, the AVPs) of one template entry holding ``value``."""
+    _attr, code, vendor, flags, kind, sub, supported = entry
+    if not supported:
+        raise _Unsupported
+    out = []
+    for v in (value if isinstance(value, list) else (value,)):
+        if v is None:
             continue
-        if not supported:
-            raise _Unsupported
-        for v in (value if isinstance(value, list) else (value,)):
-            if v is None:
-                continue
-            if sub is not None:
-                inner: list[bytes] = []
-                _write(sub, _getter(v), inner)
-                for avp in getattr(v, "additional_avps", ()) or ():
-                    inner.append(_avp_wire(avp.code, avp.flags, avp.vendor_id, avp.payload))
-                payload = b"".join(inner)
-            else:
-                payload = _value_payload(kind, v)
-            out.append(_avp_wire(code, flags, vendor, payload))
+        if sub is not None and type(v) is bytes:    # members written by ``_members``
+            payload = v
+        elif sub is not None:
+            inner: list[bytes] = []
+            _write(sub, _getter(v), inner)
+            for avp in getattr(v, "additional_avps", ()) or ():
+                inner.append(_avp_wire(avp.code, avp.flags, avp.vendor_id, avp.payload))
+            payload = b"".join(inner)
+        else:
+            payload = _value_payload(kind, v)
+        out.append(_avp_wire(code, flags, vendor, payload))
+    return out[0] if len(out) == 1 else b"".join(out)
 
 
 def _getter(obj: Any) -> Callable[[str], Any]:
@@ -184,8 +200,27 @@ def _tunnel_end(code: int, end: TunnelEnd) -> bytes:
     return _vendor_group(code, m)
 
 
-@functools.lru_cache(maxsize=4096)
+#: id(info) -> (info, its AVP): the same object sent again (a relayed answer, the value
+#: the decoder's memo gave back) costs one int look-up, not a hash of the whole value
+#: (about 8,000 instructions; issue 15).  Holding ``info`` keeps its id from being
+#: reused.  Bounded: cleared when full.
+_BY_ID: dict[int, tuple[VpnInfo, bytes]] = {}
+
+
 def _vpn_info(info: VpnInfo) -> bytes:
+    """``_vpn_info_avp(info)``, for an object written before without hashing it."""
+    hit = _BY_ID.get(id(info))
+    if hit is not None and hit[0] is info:
+        return hit[1]
+    avp = _vpn_info_avp(info)
+    if len(_BY_ID) >= 4096:
+        _BY_ID.clear()
+    _BY_ID[id(info)] = (info, avp)
+    return avp
+
+
+@functools.lru_cache(maxsize=4096)
+def _vpn_info_avp(info: VpnInfo) -> bytes:
     """The Mipvpn-VPN-Info AVP for ``info``, cached per ``VpnInfo`` value (frozen,
     hashable): one registration sends the same information in HAR and HAA, in the home
     AAA's AMA and the foreign AAA's, and every renewal again.  Filed in ``vpn_memo``
@@ -204,12 +239,40 @@ def _mn_to_fa_msa(n: MnFaNonce) -> bytes:
     return _avp_wire(VA_MN_TO_FA_MSA, _vendor_flags(VA_MN_TO_FA_MSA), VENDOR_ID, payload)
 
 
+def _slots(cls: type, values: dict[str, Any]) -> list[bytes]:
+    """The AVPs of the values set, each in its entry's slot of ``cls``'s template (not
+    a walk of every entry, most of them unset; issue 15): in the template's order."""
+    tmpl, where = _layout(cls)
+    slots = [b""] * len(tmpl)
+    for attr, value in values.items():
+        if value is not None:
+            i = where[attr]
+            slots[i] = _entry_wire(tmpl[i], value)
+    return slots
+
+
+def _members(cls: type, values: dict[str, Any]) -> bytes:
+    """The members of a grouped AVP of python-diameter's ``cls`` holding ``values``
+    (by attribute name), as bytes: what ``_write`` makes of a ``cls(...)`` object,
+    without building one."""
+    return b"".join(_slots(cls, values))
+
+
+def _msa(cls: type, spi_attr: str, k: MsaKey) -> bytes:
+    return _members(cls, {spi_attr: k.spi, "mip_algorithm_type": _i32(k.algorithm),
+                          "mip_session_key": bytes(k.session_key)})
+
+
+def _ofaaa(realm: str, host: str) -> bytes:
+    return _members(MipOriginatingForeignAaa, {"origin_realm": _ident(realm),
+                                               "origin_host": _ident(host)})
+
+
 def _message(cls: type, m: DiameterMessage, values: dict[str, Any],
              extra: list[bytes]) -> bytes:
-    out: list[bytes] = []
-    _write(_template(cls), values.get, out)
-    out += extra
-    body = b"".join(out)
+    slots = _slots(cls, values)
+    slots += extra
+    body = b"".join(slots)
     version, flags, code = _header(cls)
     return _MSG_HDR.pack((version << 24) | (20 + len(body)), (flags << 24) | code,
                          MIP4_APPLICATION_ID, m.hop_by_hop, m.end_to_end) + body
@@ -225,8 +288,10 @@ def _amr(m: AmRequest) -> bytes:
         "user_name": m.user_name, "destination_realm": _ident(m.destination_realm),
         "origin_host": _ident(m.origin_host), "origin_realm": _ident(m.origin_realm),
         "mip_reg_request": bytes(m.reg_request),
-        "mip_mn_aaa_auth": MipMnAaaAuth(m.mn_aaa_spi, m.auth_input_length,
-                                        m.authenticator_length, m.authenticator_offset),
+        "mip_mn_aaa_auth": _members(MipMnAaaAuth, {
+            "mip_mn_aaa_spi": m.mn_aaa_spi, "mip_auth_input_data_length": m.auth_input_length,
+            "mip_authenticator_length": m.authenticator_length,
+            "mip_authenticator_offset": m.authenticator_offset}),
         "mip_feature_vector": _i32(m.feature_vector)}
     if m.destination_host:
         v["destination_host"] = _ident(m.destination_host)
@@ -236,8 +301,7 @@ def _amr(m: AmRequest) -> bytes:
         v["mip_home_agent_address"] = _ip(m.home_agent_address)
     if m.originating_foreign_aaa is not None:
         realm, host = m.originating_foreign_aaa
-        v["mip_originating_foreign_aaa"] = MipOriginatingForeignAaa(_ident(realm),
-                                                                    _ident(host))
+        v["mip_originating_foreign_aaa"] = _ofaaa(realm, host)
     if m.route_record:
         v["route_record"] = [_ident(h) for h in m.route_record]
     extra = []
@@ -273,11 +337,9 @@ def _answer_values(m: AmAnswer | HaAnswer) -> dict[str, Any]:
 def _ama(m: AmAnswer) -> bytes:
     v = _answer_values(m)
     if m.fa_ha_key is not None:
-        k = m.fa_ha_key
-        v["mip_fa_to_ha_msa"] = MipFaToHaMsa(k.spi, _i32(k.algorithm), bytes(k.session_key))
+        v["mip_fa_to_ha_msa"] = _msa(MipFaToHaMsa, "mip_fa_to_ha_spi", m.fa_ha_key)
     if m.fa_mn_key is not None:
-        k = m.fa_mn_key
-        v["mip_fa_to_mn_msa"] = MipFaToMnMsa(k.spi, _i32(k.algorithm), bytes(k.session_key))
+        v["mip_fa_to_mn_msa"] = _msa(MipFaToMnMsa, "mip_fa_to_mn_spi", m.fa_mn_key)
     extra = []
     if m.vpn_info is not None:
         extra.append(_vpn_info(m.vpn_info))
@@ -300,12 +362,10 @@ def _har(m: HaRequest) -> bytes:
     if m.destination_host:
         v["destination_host"] = _ident(m.destination_host)
     if m.ha_to_fa_key is not None:
-        k = m.ha_to_fa_key
-        v["mip_ha_to_fa_msa"] = MipHaToFaMsa(k.spi, _i32(k.algorithm), bytes(k.session_key))
+        v["mip_ha_to_fa_msa"] = _msa(MipHaToFaMsa, "mip_ha_to_fa_spi", m.ha_to_fa_key)
     if m.originating_foreign_aaa is not None:
         realm, host = m.originating_foreign_aaa
-        v["mip_originating_foreign_aaa"] = MipOriginatingForeignAaa(_ident(realm),
-                                                                    _ident(host))
+        v["mip_originating_foreign_aaa"] = _ofaaa(realm, host)
     if m.home_address:
         v["mip_mobile_node_address"] = _ip(m.home_address)
     if m.home_agent_address:
@@ -335,8 +395,8 @@ def encode_fast(msg: DiameterMessage) -> bytes | None:
     enc = _ENCODERS.get(type(msg))
     if enc is None:
         return None
-    if getattr(msg, "proxy_info", ()) or getattr(msg, "retransmit", False):
-        return None     # Proxy-Info and the T flag: the python-diameter path writes them
+    if msg.proxy_info:  # type: ignore[union-attr]
+        return None     # Proxy-Info: the python-diameter path writes it (the T flag: encode)
     try:
         return enc(msg)
     except Exception:   # noqa: BLE001 - the python-diameter path decides (and raises)

@@ -29,7 +29,8 @@ def _fresh_decode(data: bytes) -> dia.DiameterMessage:
 @pytest.fixture(autouse=True)
 def _empty() -> None:
     vpn_memo._DECODED.clear()
-    templates._vpn_info.cache_clear()
+    templates._vpn_info_avp.cache_clear()
+    templates._BY_ID.clear()
 
 
 def test_decoding_what_this_process_encoded_gives_the_encoded_value() -> None:
