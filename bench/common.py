@@ -37,7 +37,29 @@ def machine() -> dict[str, Any]:
     return {"cores": os.cpu_count(), "cpu": model, "loadavg": list(os.getloadavg()),
             "python": platform.python_version(), "kernel": platform.release(),
             "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "code": code_version(),
-            "build": _build()}
+            "build": _build(), "cpu_jiffies": cpu_jiffies()}
+
+
+def _proc_stat() -> str:
+    return Path("/proc/stat").read_text()
+
+
+def cpu_jiffies() -> tuple[int, int] | None:
+    """The machine's (busy, total) CPU time so far, in clock ticks, every core (the
+    ``cpu`` line of /proc/stat: idle and iowait are not busy); None without /proc."""
+    try:
+        fields = [int(x) for x in _proc_stat().split("\n", 1)[0].split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    total = sum(fields)
+    return total - fields[3] - fields[4], total
+
+
+def busy_pct(start: Sequence[int] | None, end: Sequence[int] | None) -> float | None:
+    """The machine's CPU busy share between two ``cpu_jiffies``, in % of all cores."""
+    if not start or not end or end[1] <= start[1]:
+        return None
+    return round(100.0 * (end[0] - start[0]) / (end[1] - start[1]), 1)
 
 
 def _build() -> dict[str, Any]:
@@ -124,7 +146,11 @@ def save_results(name: str, out: str | None, res: dict[str, Any],
     """Every benchmark's ending: the JSON (``out`` or bench/results/NAME.json), then
     ``plot(data or res, png)`` next to it unless ``plot`` is None (``--no-plot``)."""
     path, png = out_paths(name, out)
-    write_json(path, provenance(name, res))
+    full = provenance(name, res)
+    if full.get("cpu_busy_pct") is not None:
+        print(f"machine CPU busy during the run: {full['cpu_busy_pct']} % of "
+              f"{full['machine'].get('cores', '?')} cores", flush=True)
+    write_json(path, full)
     if plot is not None:
         plot(res if data is None else data, png)
 
@@ -142,13 +168,22 @@ def command_line(name: str, argv: Sequence[str] | None = None) -> str:
 def provenance(name: str, res: dict[str, Any]) -> dict[str, Any]:
     """``res`` with what every committed result carries (issue 13): ``machine`` (code
     version, cpu, cores, load average before the run), ``load_after`` (load average at
-    the end) and ``command``.  What a benchmark already set is kept."""
+    the end), ``cpu_busy_pct`` (the machine's CPU busy share from ``machine()`` to now,
+    None if the run's start is unknown) and ``command``.  What a benchmark already set
+    is kept."""
     out = dict(res)
     m = dict(out.get("machine") or machine())
-    for key, value in machine().items():
+    start = m.pop("cpu_jiffies", None)
+    now = machine()
+    end = now.pop("cpu_jiffies", None)
+    for key, value in now.items():
         m.setdefault(key, value)
     out["machine"] = m
     out.setdefault("load_after", [round(x, 2) for x in os.getloadavg()])
+    # the whole machine's CPU busy share over the run (all cores; the load average lags
+    # and smooths): an emulation on 2 cores near 100 % stalls (docs/decisions.md
+    # 2026-12-06, "the seamless test's probes at 500 pkt/s")
+    out.setdefault("cpu_busy_pct", busy_pct(start, end))
     out.setdefault("command", command_line(name))
     return out
 

@@ -37,3 +37,31 @@ def test_each_benchmark_uses_the_shared_preamble(path: Path) -> None:
     called = {n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call)
               and isinstance(n.func, ast.Name)}
     assert "bench_parser" in called
+
+
+def test_every_result_says_how_busy_the_machine_was_during_the_run(monkeypatch) -> None:
+    """The load average lags and smooths; the seamless test's stalls (docs/decisions.md
+    2026-12-06, "the seamless test's probes at 500 pkt/s") came with both cores 100 %
+    busy.  Every result carries the machine's CPU busy share between ``machine()`` (the
+    start) and ``provenance`` (the end), from /proc/stat."""
+    import bench.common as common
+
+    # cpu  user nice system idle iowait irq softirq steal
+    stats = iter(["cpu  100 0 50 800 50 0 0 0\n", "cpu  400 0 150 850 50 0 0 0\n"])
+    monkeypatch.setattr(common, "_proc_stat", lambda: next(stats))
+    start = common.machine()
+    res = common.provenance("x", {"machine": start})
+    # 300 user + 100 system busy of 450 jiffies
+    assert res["cpu_busy_pct"] == round(100 * 400 / 450, 1)
+    assert "cpu_jiffies" not in res["machine"]
+
+
+def test_no_proc_stat_no_busy_share(monkeypatch) -> None:
+    import bench.common as common
+
+    def missing() -> str:
+        raise OSError("no /proc")
+
+    monkeypatch.setattr(common, "_proc_stat", missing)
+    res = common.provenance("x", {"machine": common.machine()})
+    assert res["cpu_busy_pct"] is None
