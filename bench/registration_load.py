@@ -102,7 +102,7 @@ class LoadGenerator:
         self.socks[i % len(self.socks)].sendto(raw, dst)
         return True
 
-    def _receive(self, timeout_ms: int, lat: list[float], codes: dict[int, int],
+    def _receive(self, timeout_ms: float, lat: list[float], codes: dict[int, int],
                  accepted: list[float] | None = None) -> int:
         """Answers waiting within ``timeout_ms``: each one's latency into ``lat``, its
         code counted in ``codes``; an accepted one's (0 or 1) also into ``accepted``."""
@@ -207,8 +207,9 @@ class LoadGenerator:
             if now >= end:
                 break
             wake = start + k * interval
-            self._receive(max(0, int((wake - time.perf_counter()) * 1000)), lat, codes,
-                          acc)
+            # float ms: poll rounds it up; floored to whole ms it spun the last ms
+            # of every interval (docs/decisions.md 2026-12-06, "the probe's busy wait")
+            self._receive(max(0.0, (wake - time.perf_counter()) * 1000), lat, codes, acc)
         sent = k - skipped
         lost = self._drain(lat, codes, 3.0, acc)
         elapsed = time.perf_counter() - start

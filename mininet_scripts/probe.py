@@ -89,8 +89,6 @@ def run_probe(bind: str, peer: str, port: int, rate: float, duration: float, *,
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
     sock.bind((bind, port))
     sock.setblocking(False)
-    poller = select.poll()
-    poller.register(sock, select.POLLIN)
     dest = (peer, port)
     pad = bytes(size - HEADER.size)
     buf = bytearray(2048)
@@ -119,8 +117,9 @@ def run_probe(bind: str, peer: str, port: int, rate: float, duration: float, *,
             if t >= recv_end:
                 break
             wake = next_send if next_send < send_end else recv_end
-            timeout_ms = max(0, (wake - t) // MS)
-            if poller.poll(timeout_ms):
+            # select's timeout has microseconds: poll's whole ms, floored, spun the
+            # loop for the last ms of every interval (docs/decisions.md 2026-12-06)
+            if select.select((sock,), (), (), max(0, wake - t) / 1e9)[0]:
                 while True:
                     try:
                         n = sock.recv_into(buf)

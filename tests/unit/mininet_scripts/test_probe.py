@@ -182,3 +182,39 @@ def test_loss_inside_the_events_span_is_told_apart() -> None:
     assert w.lost_in_span == 0
     (w,) = analyse(rx, 5000, move, spans=span).windows
     assert w.lost_in_span == 0
+
+
+def test_the_probe_sleeps_between_packets_instead_of_spinning(monkeypatch) -> None:
+    """The send loop waits for its next deadline in the kernel.  It used to poll with
+    the time left floored to whole ms: under 1 ms left meant poll(0), a busy loop for
+    about half of every 2 ms interval at 500 pkt/s.  Four probes then took one of the
+    CI machine's two cores, and the emulation stalled (docs/decisions.md 2026-12-06,
+    "the probe's busy wait").  Counted: waits per packet, on loopback, the probe
+    sending to itself."""
+    import select as real_select
+    import types
+
+    from mininet_scripts import probe
+
+    waits = []
+
+    class CountingPoll:
+        def __init__(self) -> None:
+            self._p = real_select.poll()
+
+        def register(self, *a):
+            return self._p.register(*a)
+
+        def poll(self, *a):
+            waits.append(a)
+            return self._p.poll(*a)
+
+    def counting_select(*a):
+        waits.append(a)
+        return real_select.select(*a)
+
+    monkeypatch.setattr(probe, "select", types.SimpleNamespace(
+        poll=CountingPoll, select=counting_select, POLLIN=real_select.POLLIN))
+    res = probe.run_probe("127.0.0.1", "127.0.0.1", 47123, 500, 0.4, linger=0.05)
+    assert res.sent >= 150 and len(res.seqs) >= 150     # it ran, and heard itself
+    assert len(waits) <= 4 * res.sent, f"{len(waits)} waits for {res.sent} packets"
