@@ -106,7 +106,7 @@ class Gateways:
             # downlink); else CREATE_CHILD_SA on the standing IKE_SA
             add = gw.promote_tunnel
             # the responder's rekey starts at its own promotion where the initiator's
-            # end stands too (docs/decisions.md 2026-12-07, "the HA's rekey early")
+            # end stands too (docs/decisions.md 2026-12-07, "the HA's promotion rekey")
             early = not action.side.initiator and peer in self._prepared
         if load_only:
             action = AddTunnel(action.gateway, replace(action.side, initiator=False))
