@@ -59,8 +59,6 @@ class Gateways:
         self._added: dict[tuple[str, str], float] = {}   # (gateway, tunnel) -> added at
         self._live: dict[tuple[str, str], TunnelSide] = {}   # what add_tunnel set there
         self._stood: dict[str, object] = {}   # tunnel -> its standing CHILD_SA's refresh
-        #: responder ends whose promotion rekey was issued at their own promotion
-        self._rekeyed_early: set[tuple[str, str]] = set()
         self._refreshes: set[asyncio.Task[None]] = set()
         #: (gateway, tunnel id, when): a promotion's rekey completed there (the root
         #: puts it in the move's record: ``ha_rekey_done``)
@@ -85,7 +83,6 @@ class Gateways:
         charon reported its CHILD_SA established (issue 14: ``on_tunnel_up``)."""
         gw = self.drivers[action.gateway]
         key = (action.gateway, action.side.tunnel_id)
-        peer = (action.side.remote.gateway, action.side.tunnel_id)
         stamp(self._touched, key, time.monotonic())
         stamp(self._added, key, self._touched[key])
         add = gw.add_tunnel
@@ -93,21 +90,18 @@ class Gateways:
             # a move back within the old FA's retire (the core cancelled it): the
             # IKE_SA of this very tunnel still stands between the same two gateways;
             # both adds keep it, the driver replaces the CHILD_SA (issue 14)
-            self._prepared |= {key, peer}
+            peer = action.side.remote.gateway
+            self._prepared |= {key, (peer, action.side.tunnel_id)}
         if load_only:   # a reconcile: the other end's IKE_SA may be stale
             for k in [k for k in self._live if k[1] == action.side.tunnel_id]:
                 del self._live[k]
         else:
             self._live[key] = action.side
-        early = False
         if key in self._prepared:
             self._prepared.discard(key)
             # issue 14: a CHILD_SA standing ahead is promoted (rekeyed: it takes the
             # downlink); else CREATE_CHILD_SA on the standing IKE_SA
             add = gw.promote_tunnel
-            # the responder's rekey starts at its own promotion where the initiator's
-            # end stands too (docs/decisions.md 2026-12-07, "the HA's promotion rekey")
-            early = not action.side.initiator and peer in self._prepared
         if load_only:
             action = AddTunnel(action.gateway, replace(action.side, initiator=False))
             add = gw.load_tunnel
@@ -121,24 +115,19 @@ class Gateways:
         await self._qos(action.gateway, "apply", action.side)  # QoS (claims 8, 9)
         took = None
         error: Exception | None = None
+        peer = (action.side.remote.gateway, action.side.tunnel_id)
         for attempt in range(settings.TUNNEL_TRIES if action.side.initiator else 1):
             try:
                 took = await self.workers[action.gateway].run(add, action.side)
-                if early:
-                    self._rekeyed_early.add(key)
-                    self._background(self._rekey_at(action.gateway, action.side))
-                elif action.side.initiator and peer in self._live and (
+                if action.side.initiator and peer in self._live and (
                         add == gw.promote_tunnel
                         or self.tunnel_log.get(peer, {}).get("on_prepared_ike_sa")):
                     # the HA rekeys it (its new outbound SA at once, as a rekey's
                     # initiator), in the background: this end's SA carries already.
                     # Also when this end's preparation had failed and its add was an
                     # ordinary one: the HA's end was promoted and must not stay
-                    # "standing" over the MN's live CHILD_SA.  Not twice (``early``)
-                    if peer in self._rekeyed_early:
-                        self._rekeyed_early.discard(peer)
-                    else:
-                        self._background(self._rekey_at(peer[0], self._live[peer]))
+                    # "standing" over the MN's live CHILD_SA
+                    self._background(self._rekey_at(peer[0], self._live[peer]))
                 break
             except (TunnelError, OSError) as exc:
                 error = exc
@@ -186,7 +175,6 @@ class Gateways:
         # preparation at the other end is dead too; its next add must not expect it
         self._prepared = {k for k in self._prepared if k[1] != action.tunnel_id}
         self._stood.pop(action.tunnel_id, None)
-        self._rekeyed_early = {k for k in self._rekeyed_early if k[1] != action.tunnel_id}
         for k in [k for k in self._live if k[1] == action.tunnel_id]:
             del self._live[k]
         self.tunnel_log.pop((action.gateway, action.tunnel_id), None)
