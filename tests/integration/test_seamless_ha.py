@@ -50,11 +50,9 @@ PROFILE = {"destinations": [{"prefix": "10.30.0.0/24", "gateway": "cngw"}],
            "security": {"ike": "aes128-sha256-ecp256", "esp": "aes128gcm16-ecp256"},
            "smooth_handoff": True}
 MOVES = [("mn1", "acc2", 3), ("mn2", "acc2", 4), ("mn1", "acc1", 2), ("mn2", "acc1", 3)] * 4
-# per probe and direction: 2 x 1,000 pkt/s each way through userspace OVS and userspace
-# ESP kept both cores of the 2-core CI machine 100 % busy (IKE messages delayed 250-300
-# ms and retransmitted, 1-5 s stalls of both MNs' downlinks, mn2's as well, on the code
-# of the last green CI too); at 500 pkt/s no stall over 300 ms (docs/decisions.md
-# 2026-12-06, "the seamless test's probes at 500 pkt/s")
+# per probe and direction: at 2 x 1,000 pkt/s the 2-core CI machine ran 100 % busy
+# (IKE retransmitted, 1-5 s stalls of both MNs), mostly from the probes' own busy wait
+# (fixed: docs/decisions.md 2026-12-06, "the probe's busy wait"); 500 kept for margin
 PROBE_RATE = 500
 PER_MN = len(MOVES) // 2
 SPEC: dict[str, Any] = {
