@@ -68,6 +68,18 @@ class CachedSession:
     mn_fa_key: bytes = field(default=b"", repr=False)
     identification: int = 0
 
+    def __init__(self, vpn_info: VpnInfo, home_realm: str, expires: float,
+                 previous: VpnInfo | None = None, secret: bytes = b"", mn_fa_spi: int = 0,
+                 mn_fa_key: bytes = b"", identification: int = 0) -> None:
+        self.vpn_info = vpn_info
+        self.home_realm = home_realm
+        self.expires = expires
+        self.previous = previous
+        self.secret = secret
+        self.mn_fa_spi = mn_fa_spi
+        self.mn_fa_key = mn_fa_key
+        self.identification = identification
+
 
 class ForeignAaa(Role):
     def __init__(self, host: str, realm: str, foreign_agents: dict[str, str],

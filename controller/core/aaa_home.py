@@ -93,6 +93,11 @@ class SessionKeys:
     nonce: bytes = field(repr=False)           # -> MN (through the FA)
     mn_fa_key: bytes = field(repr=False)       # -> foreign AAA
 
+    def __init__(self, secret: bytes, nonce: bytes, mn_fa_key: bytes) -> None:
+        object.__setattr__(self, "secret", secret)
+        object.__setattr__(self, "nonce", nonce)
+        object.__setattr__(self, "mn_fa_key", mn_fa_key)
+
 
 class VpnDatabase(Protocol):
     def user(self, nai: str) -> UserRecord | None: ...

@@ -193,6 +193,20 @@ class Binding:
     distributed: set[str] = field(default_factory=set)   # CN-GWs holding our BU
     secret: bytes = field(default=b"", repr=False)       # the session's (issue 11)
 
+    def __init__(self, nai: str, home_address: str, care_of_address: str, foreign_agent: str,
+                 vpn_info: VpnInfo, lifetime: int, expires: float, identification: int,
+                 distributed: set[str] | None = None, secret: bytes = b"") -> None:
+        self.nai = nai
+        self.home_address = home_address
+        self.care_of_address = care_of_address
+        self.foreign_agent = foreign_agent
+        self.vpn_info = vpn_info
+        self.lifetime = lifetime
+        self.expires = expires
+        self.identification = identification
+        self.distributed = distributed if distributed is not None else set()
+        self.secret = secret
+
     @property
     def route_optimised(self) -> dict[str, TunnelSpec]:
         return route_optimised(self.vpn_info)

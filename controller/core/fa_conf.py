@@ -64,6 +64,21 @@ class Pending:
     src_ip: str = ""
     src_port: int = mip.MIP_PORT
 
+    def __init__(self, nai: str, raw: bytes, rrq: mip.RegistrationRequest, mn_mac: str, port: int,
+                 started: float, previous_fa: str = "", vpn_info: VpnInfo | None = None,
+                 fa_key: bytes = b"", src_ip: str = "", src_port: int = mip.MIP_PORT) -> None:
+        self.nai = nai
+        self.raw = raw
+        self.rrq = rrq
+        self.mn_mac = mn_mac
+        self.port = port
+        self.started = started
+        self.previous_fa = previous_fa
+        self.vpn_info = vpn_info
+        self.fa_key = fa_key
+        self.src_ip = src_ip
+        self.src_port = src_port
+
     @property
     def reply_to(self) -> tuple[str, int]:
         return (self.src_ip, self.src_port)

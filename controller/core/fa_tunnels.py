@@ -32,6 +32,10 @@ class FaTunnels:
     adds: list[Action] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
 
+    def __init__(self, adds: list[Action] | None = None, kept: list[str] | None = None) -> None:
+        self.adds = adds if adds is not None else []
+        self.kept = kept if kept is not None else []
+
 
 def plan(fa: str, vpn_info: VpnInfo, old: VpnInfo | None, settled: bool,
          tunnels_up: dict[str, bool]) -> FaTunnels:

@@ -66,6 +66,16 @@ class FlowSpec:
     table: int = 0
     meter: int = 0  # 0 = none
 
+    def __init__(self, priority: int, match: tuple[tuple[str, Any], ...],
+                 actions: tuple[tuple[str, Any], ...], cookie: int = COOKIE_STATIC,
+                 table: int = 0, meter: int = 0) -> None:
+        object.__setattr__(self, "priority", priority)
+        object.__setattr__(self, "match", match)
+        object.__setattr__(self, "actions", actions)
+        object.__setattr__(self, "cookie", cookie)
+        object.__setattr__(self, "table", table)
+        object.__setattr__(self, "meter", meter)
+
     def match_dict(self) -> dict[str, Any]:
         return dict(self.match)
 
@@ -75,6 +85,11 @@ class FlowMod:
     op: str  # "add" | "delete"
     flow: FlowSpec
     cookie_mask: int = 0  # delete: delete every flow whose cookie matches under the mask
+
+    def __init__(self, op: str, flow: FlowSpec, cookie_mask: int = 0) -> None:
+        object.__setattr__(self, "op", op)
+        object.__setattr__(self, "flow", flow)
+        object.__setattr__(self, "cookie_mask", cookie_mask)
 
 
 @dataclass(frozen=True)

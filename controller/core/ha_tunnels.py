@@ -51,6 +51,14 @@ class TunnelSet:
     new_ids: set[str] = field(default_factory=set)
     kept: dict[str, TunnelSpec] = field(default_factory=dict)
 
+    def __init__(self, before: list[Action] | None = None, after: list[Action] | None = None,
+                 new_ids: set[str] | None = None,
+                 kept: dict[str, TunnelSpec] | None = None) -> None:
+        self.before = before if before is not None else []
+        self.after = after if after is not None else []
+        self.new_ids = new_ids if new_ids is not None else set()
+        self.kept = kept if kept is not None else {}
+
 
 def unchanged(old: TunnelSpec | None, new: TunnelSpec) -> bool:
     """``new`` is ``old`` but for the key (a renewal's fresh PSK)."""

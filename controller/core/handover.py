@@ -71,6 +71,17 @@ class HandoverRecord:
     accepted: bool | None = None
     code: int | None = None
 
+    def __init__(self, seq: int, nai: str, foreign_agent: str, previous_fa: str,
+                 marks: dict[str, float] | None = None, accepted: bool | None = None,
+                 code: int | None = None) -> None:
+        self.seq = seq
+        self.nai = nai
+        self.foreign_agent = foreign_agent
+        self.previous_fa = previous_fa
+        self.marks = marks if marks is not None else {}
+        self.accepted = accepted
+        self.code = code
+
     @property
     def kind(self) -> str:
         if not self.previous_fa:

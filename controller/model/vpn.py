@@ -30,6 +30,10 @@ class QosSpec:
     rate_kbps: int = 0  # 0 = unlimited
     dscp: int = 0
 
+    def __init__(self, rate_kbps: int = 0, dscp: int = 0) -> None:
+        object.__setattr__(self, "rate_kbps", rate_kbps)
+        object.__setattr__(self, "dscp", dscp)
+
 
 #: the proposals a profile that names none gets
 DEFAULT_IKE = "aes128-sha256-modp2048"
@@ -50,6 +54,11 @@ class TunnelEnd:
     gateway: str          # gateway name, e.g. "ha"
     address: str          # its core (public) IPv4 address
     selectors: tuple[str, ...]  # traffic selectors (CIDRs) on this side
+
+    def __init__(self, gateway: str, address: str, selectors: tuple[str, ...]) -> None:
+        object.__setattr__(self, "gateway", gateway)
+        object.__setattr__(self, "address", address)
+        object.__setattr__(self, "selectors", selectors)
 
 
 @dataclass(frozen=True)
@@ -79,6 +88,17 @@ class TunnelSpec:
     qos: QosSpec = QosSpec()
     # which end starts IKE: the end configured last in the claim's order
     initiator: str = ""
+
+    def __init__(self, tunnel_id: str, a: TunnelEnd, b: TunnelEnd, psk: bytes,
+                 security: SecuritySpec = SecuritySpec(), qos: QosSpec = QosSpec(),
+                 initiator: str = "") -> None:
+        object.__setattr__(self, "tunnel_id", tunnel_id)
+        object.__setattr__(self, "a", a)
+        object.__setattr__(self, "b", b)
+        object.__setattr__(self, "psk", psk)
+        object.__setattr__(self, "security", security)
+        object.__setattr__(self, "qos", qos)
+        object.__setattr__(self, "initiator", initiator)
 
     def side_for(self, gateway: str) -> TunnelSide:
         if gateway == self.a.gateway:
@@ -134,6 +154,22 @@ class VpnInfo:
     distribution: str = DISTRIBUTION_REGISTRATION
     handoff: TunnelSpec | None = None
     seamless_handover: bool = False
+
+    def __init__(self, nai: str, home_address: str, home_agent: str, foreign_agent: str,
+                 tunnels: tuple[TunnelSpec, ...], previous_foreign_agent: str = "",
+                 smooth_handoff: bool = False, distribution: str = DISTRIBUTION_REGISTRATION,
+                 handoff: TunnelSpec | None = None, seamless_handover: bool = False) -> None:
+        object.__setattr__(self, "nai", nai)
+        object.__setattr__(self, "home_address", home_address)
+        object.__setattr__(self, "home_agent", home_agent)
+        object.__setattr__(self, "foreign_agent", foreign_agent)
+        object.__setattr__(self, "tunnels", tunnels)
+        object.__setattr__(self, "previous_foreign_agent", previous_foreign_agent)
+        object.__setattr__(self, "smooth_handoff", smooth_handoff)
+        object.__setattr__(self, "distribution", distribution)
+        object.__setattr__(self, "handoff", handoff)
+        object.__setattr__(self, "seamless_handover", seamless_handover)
+        self.__post_init__()
 
     def __post_init__(self) -> None:
         # The two options are bools, not merely truthy (issue 15): the codec writes them

@@ -46,6 +46,11 @@ class NonceReply:
     lifetime: int
     nonce: bytes = field(repr=False)
 
+    def __init__(self, spi: int, lifetime: int, nonce: bytes) -> None:
+        object.__setattr__(self, "spi", spi)
+        object.__setattr__(self, "lifetime", lifetime)
+        object.__setattr__(self, "nonce", nonce)
+
 
 def new_nonce() -> bytes:
     return secrets.token_bytes(NONCE_LEN)

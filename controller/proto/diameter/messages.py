@@ -22,6 +22,11 @@ class MsaKey:
     session_key: bytes = field(repr=False)
     algorithm: int = 2          # MIP-Algorithm-Type 2 = HMAC-SHA-1, the only one defined
 
+    def __init__(self, spi: int, session_key: bytes, algorithm: int = 2) -> None:
+        object.__setattr__(self, "spi", spi)
+        object.__setattr__(self, "session_key", session_key)
+        object.__setattr__(self, "algorithm", algorithm)
+
 
 @dataclass(frozen=True)
 class MnFaNonce:
@@ -31,6 +36,11 @@ class MnFaNonce:
     spi: int
     nonce: bytes = field(repr=False)
     algorithm: int = 2
+
+    def __init__(self, spi: int, nonce: bytes, algorithm: int = 2) -> None:
+        object.__setattr__(self, "spi", spi)
+        object.__setattr__(self, "nonce", nonce)
+        object.__setattr__(self, "algorithm", algorithm)
 
 
 @dataclass(frozen=True)
@@ -63,6 +73,40 @@ class AmRequest:
     #: in order; the answer echoes them
     proxy_info: tuple[bytes, ...] = ()
 
+    def __init__(self, session_id: str, origin_host: str, origin_realm: str, destination_realm: str,
+                 user_name: str, reg_request: bytes, mn_aaa_spi: int, auth_input_length: int,
+                 authenticator_length: int, authenticator_offset: int, home_address: str = "",
+                 home_agent_address: str = "", feature_vector: int = 0,
+                 destination_host: str = "",
+                 originating_foreign_aaa: tuple[str, str] | None = None,
+                 previous_fa_address: str = "", previous_fa: str = "",
+                 foreign_agent: str = "", service_update: bool = False, hop_by_hop: int = 0,
+                 end_to_end: int = 0, route_record: tuple[str, ...] = (),
+                 proxy_info: tuple[bytes, ...] = ()) -> None:
+        object.__setattr__(self, "session_id", session_id)
+        object.__setattr__(self, "origin_host", origin_host)
+        object.__setattr__(self, "origin_realm", origin_realm)
+        object.__setattr__(self, "destination_realm", destination_realm)
+        object.__setattr__(self, "user_name", user_name)
+        object.__setattr__(self, "reg_request", reg_request)
+        object.__setattr__(self, "mn_aaa_spi", mn_aaa_spi)
+        object.__setattr__(self, "auth_input_length", auth_input_length)
+        object.__setattr__(self, "authenticator_length", authenticator_length)
+        object.__setattr__(self, "authenticator_offset", authenticator_offset)
+        object.__setattr__(self, "home_address", home_address)
+        object.__setattr__(self, "home_agent_address", home_agent_address)
+        object.__setattr__(self, "feature_vector", feature_vector)
+        object.__setattr__(self, "destination_host", destination_host)
+        object.__setattr__(self, "originating_foreign_aaa", originating_foreign_aaa)
+        object.__setattr__(self, "previous_fa_address", previous_fa_address)
+        object.__setattr__(self, "previous_fa", previous_fa)
+        object.__setattr__(self, "foreign_agent", foreign_agent)
+        object.__setattr__(self, "service_update", service_update)
+        object.__setattr__(self, "hop_by_hop", hop_by_hop)
+        object.__setattr__(self, "end_to_end", end_to_end)
+        object.__setattr__(self, "route_record", route_record)
+        object.__setattr__(self, "proxy_info", proxy_info)
+
 
 @dataclass(frozen=True)
 class AmAnswer:
@@ -86,6 +130,31 @@ class AmAnswer:
     end_to_end: int = 0
     #: the request's Proxy-Info contents, echoed in the same order (RFC 6733 §6.2)
     proxy_info: tuple[bytes, ...] = ()
+
+    def __init__(self, session_id: str, result_code: int, origin_host: str, origin_realm: str,
+                 user_name: str = "", reg_reply: bytes = b"", home_address: str = "",
+                 home_agent_address: str = "", vpn_info: VpnInfo | None = None,
+                 fa_ha_key: MsaKey | None = None, fa_mn_key: MsaKey | None = None,
+                 mn_fa_nonce: MnFaNonce | None = None, session_secret: bytes = b"",
+                 error_message: str = "", hop_by_hop: int = 0, end_to_end: int = 0,
+                 proxy_info: tuple[bytes, ...] = ()) -> None:
+        object.__setattr__(self, "session_id", session_id)
+        object.__setattr__(self, "result_code", result_code)
+        object.__setattr__(self, "origin_host", origin_host)
+        object.__setattr__(self, "origin_realm", origin_realm)
+        object.__setattr__(self, "user_name", user_name)
+        object.__setattr__(self, "reg_reply", reg_reply)
+        object.__setattr__(self, "home_address", home_address)
+        object.__setattr__(self, "home_agent_address", home_agent_address)
+        object.__setattr__(self, "vpn_info", vpn_info)
+        object.__setattr__(self, "fa_ha_key", fa_ha_key)
+        object.__setattr__(self, "fa_mn_key", fa_mn_key)
+        object.__setattr__(self, "mn_fa_nonce", mn_fa_nonce)
+        object.__setattr__(self, "session_secret", session_secret)
+        object.__setattr__(self, "error_message", error_message)
+        object.__setattr__(self, "hop_by_hop", hop_by_hop)
+        object.__setattr__(self, "end_to_end", end_to_end)
+        object.__setattr__(self, "proxy_info", proxy_info)
 
 
 @dataclass(frozen=True)
@@ -115,6 +184,36 @@ class HaRequest:
     #: in order; the answer echoes them
     proxy_info: tuple[bytes, ...] = ()
 
+    def __init__(self, session_id: str, origin_host: str, origin_realm: str, destination_realm: str,
+                 destination_host: str, user_name: str, reg_request: bytes,
+                 authorization_lifetime: int, auth_session_state: int, feature_vector: int,
+                 home_address: str = "", home_agent_address: str = "",
+                 vpn_info: VpnInfo | None = None, ha_to_fa_key: MsaKey | None = None,
+                 originating_foreign_aaa: tuple[str, str] | None = None,
+                 session_secret: bytes = b"", hop_by_hop: int = 0, end_to_end: int = 0,
+                 route_record: tuple[str, ...] = (),
+                 proxy_info: tuple[bytes, ...] = ()) -> None:
+        object.__setattr__(self, "session_id", session_id)
+        object.__setattr__(self, "origin_host", origin_host)
+        object.__setattr__(self, "origin_realm", origin_realm)
+        object.__setattr__(self, "destination_realm", destination_realm)
+        object.__setattr__(self, "destination_host", destination_host)
+        object.__setattr__(self, "user_name", user_name)
+        object.__setattr__(self, "reg_request", reg_request)
+        object.__setattr__(self, "authorization_lifetime", authorization_lifetime)
+        object.__setattr__(self, "auth_session_state", auth_session_state)
+        object.__setattr__(self, "feature_vector", feature_vector)
+        object.__setattr__(self, "home_address", home_address)
+        object.__setattr__(self, "home_agent_address", home_agent_address)
+        object.__setattr__(self, "vpn_info", vpn_info)
+        object.__setattr__(self, "ha_to_fa_key", ha_to_fa_key)
+        object.__setattr__(self, "originating_foreign_aaa", originating_foreign_aaa)
+        object.__setattr__(self, "session_secret", session_secret)
+        object.__setattr__(self, "hop_by_hop", hop_by_hop)
+        object.__setattr__(self, "end_to_end", end_to_end)
+        object.__setattr__(self, "route_record", route_record)
+        object.__setattr__(self, "proxy_info", proxy_info)
+
 
 @dataclass(frozen=True)
 class HaAnswer:
@@ -132,6 +231,25 @@ class HaAnswer:
     end_to_end: int = 0
     #: the request's Proxy-Info contents, echoed in the same order (RFC 6733 §6.2)
     proxy_info: tuple[bytes, ...] = ()
+
+    def __init__(self, session_id: str, result_code: int, origin_host: str, origin_realm: str,
+                 user_name: str = "", reg_reply: bytes = b"", home_address: str = "",
+                 home_agent_address: str = "", vpn_info: VpnInfo | None = None,
+                 error_message: str = "", hop_by_hop: int = 0, end_to_end: int = 0,
+                 proxy_info: tuple[bytes, ...] = ()) -> None:
+        object.__setattr__(self, "session_id", session_id)
+        object.__setattr__(self, "result_code", result_code)
+        object.__setattr__(self, "origin_host", origin_host)
+        object.__setattr__(self, "origin_realm", origin_realm)
+        object.__setattr__(self, "user_name", user_name)
+        object.__setattr__(self, "reg_reply", reg_reply)
+        object.__setattr__(self, "home_address", home_address)
+        object.__setattr__(self, "home_agent_address", home_agent_address)
+        object.__setattr__(self, "vpn_info", vpn_info)
+        object.__setattr__(self, "error_message", error_message)
+        object.__setattr__(self, "hop_by_hop", hop_by_hop)
+        object.__setattr__(self, "end_to_end", end_to_end)
+        object.__setattr__(self, "proxy_info", proxy_info)
 
 
 @dataclass(frozen=True)

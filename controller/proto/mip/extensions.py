@@ -28,6 +28,9 @@ class NaiExtension:
 
     nai: str
 
+    def __init__(self, nai: str) -> None:
+        object.__setattr__(self, "nai", nai)
+
 
 @dataclass(frozen=True)
 class MnHaAuth:
@@ -35,6 +38,10 @@ class MnHaAuth:
 
     spi: int
     authenticator: bytes
+
+    def __init__(self, spi: int, authenticator: bytes) -> None:
+        object.__setattr__(self, "spi", spi)
+        object.__setattr__(self, "authenticator", authenticator)
 
 
 @dataclass(frozen=True)
@@ -44,6 +51,10 @@ class MnFaAuth:
     spi: int
     authenticator: bytes
 
+    def __init__(self, spi: int, authenticator: bytes) -> None:
+        object.__setattr__(self, "spi", spi)
+        object.__setattr__(self, "authenticator", authenticator)
+
 
 @dataclass(frozen=True)
 class FaHaAuth:
@@ -51,6 +62,10 @@ class FaHaAuth:
 
     spi: int
     authenticator: bytes
+
+    def __init__(self, spi: int, authenticator: bytes) -> None:
+        object.__setattr__(self, "spi", spi)
+        object.__setattr__(self, "authenticator", authenticator)
 
 
 @dataclass(frozen=True)
@@ -68,6 +83,11 @@ class GeneralizedAuth:
     subtype: int
     spi: int
     authenticator: bytes
+
+    def __init__(self, subtype: int, spi: int, authenticator: bytes) -> None:
+        object.__setattr__(self, "subtype", subtype)
+        object.__setattr__(self, "spi", spi)
+        object.__setattr__(self, "authenticator", authenticator)
 
 
 @dataclass(frozen=True)
@@ -93,6 +113,11 @@ class NormalVendorExtension:
     vendor_id: int
     vendor_type: int
     data: bytes
+
+    def __init__(self, vendor_id: int, vendor_type: int, data: bytes) -> None:
+        object.__setattr__(self, "vendor_id", vendor_id)
+        object.__setattr__(self, "vendor_type", vendor_type)
+        object.__setattr__(self, "data", data)
 
 
 @dataclass(frozen=True)
@@ -153,6 +178,12 @@ class _ExtSpan:
     header_len: int  # bytes before the SPI / data (2 short, 4 long)
     end: int
     ext: Extension
+
+    def __init__(self, offset: int, header_len: int, end: int, ext: Extension) -> None:
+        object.__setattr__(self, "offset", offset)
+        object.__setattr__(self, "header_len", header_len)
+        object.__setattr__(self, "end", end)
+        object.__setattr__(self, "ext", ext)
 
 
 def _walk_extensions(data: bytes, start: int, fa_code: int, ha_code: int) -> list[_ExtSpan]:

@@ -73,6 +73,17 @@ class RegistrationRequest(_HasExtensions):
     identification: int
     extensions: list[Any] = field(default_factory=list)
 
+    def __init__(self, flags: int, lifetime: int, home_address: str, home_agent: str,
+                 care_of_address: str, identification: int,
+                 extensions: list[Any] | None = None) -> None:
+        self.flags = flags
+        self.lifetime = lifetime
+        self.home_address = home_address
+        self.home_agent = home_agent
+        self.care_of_address = care_of_address
+        self.identification = identification
+        self.extensions = extensions if extensions is not None else []
+
     def has_flag(self, flag: int) -> bool:
         return bool(self.flags & flag)
 
@@ -87,6 +98,15 @@ class RegistrationReply(_HasExtensions):
     home_agent: str
     identification: int
     extensions: list[Any] = field(default_factory=list)
+
+    def __init__(self, code: int, lifetime: int, home_address: str, home_agent: str,
+                 identification: int, extensions: list[Any] | None = None) -> None:
+        self.code = code
+        self.lifetime = lifetime
+        self.home_address = home_address
+        self.home_agent = home_agent
+        self.identification = identification
+        self.extensions = extensions if extensions is not None else []
 
     @property
     def accepted(self) -> bool:
