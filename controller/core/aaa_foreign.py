@@ -35,7 +35,7 @@ move the HA denied therefore leaves the AAAF where the HA is.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from controller.core.aaa_home import with_handoff
@@ -47,6 +47,7 @@ from controller.core.role import Role
 from controller.core.vpn import (VpnInfo, fa_ha_key, handoff_tunnel, restricted_to,
                                  rewrite_foreign_agent, tunnel_psk)
 from controller.logtext import log_text
+from controller.model.dataclass_copy import replace
 from controller.proto import diameter as dia
 from controller.proto import mip
 from controller.proto import mip_keys

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
 from controller.core.actions import Action, AnswerDiameter, Mark, SendDiameter
@@ -40,6 +40,7 @@ from controller.core.vpn import (DISTRIBUTION_ON_DEMAND, DISTRIBUTION_REGISTRATI
                                  VpnInfo, fa_ha_key, for_home_agent, handoff_tunnel,
                                  new_psk, owner_of, restricted_to, tunnel_name)
 from controller.logtext import log_text
+from controller.model.dataclass_copy import replace
 from controller.proto import diameter as dia
 from controller.proto import mip
 from controller.proto import mip_keys

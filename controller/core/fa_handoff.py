@@ -9,7 +9,7 @@ holds the state it works on; pure like it.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from controller.core import fa_prepare, flows
 from controller.core.actions import (Action, AddTunnel, HoldTraffic, Mark, ReleaseHold,
@@ -24,6 +24,7 @@ from controller.core.role import FA, RoleKey, kind_of, name_of
 from controller.core.visitors import TrackedVisitorTable, Visitor
 from controller.core.vpn import TunnelSpec, handoff_psk
 from controller.logtext import log_text
+from controller.model.dataclass_copy import replace
 from controller.proto import mip
 
 LOG = logging.getLogger("mipvpn.fa")

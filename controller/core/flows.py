@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import ipaddress
 import zlib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Protocol
 
 import networkx as nx
 
 from controller.core.vpn import QosSpec, VpnInfo
+from controller.model.dataclass_copy import replace
 
 OFPP_CONTROLLER = 0xFFFFFFFD
 OFPP_FLOOD = 0xFFFFFFFB

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-from dataclasses import replace
 from typing import Any
 
 from controller.core import conformance, fa_prepare, fa_tunnels, flows
@@ -57,6 +56,7 @@ from controller.core.role import Role
 from controller.core.visitors import TrackedVisitorTable, Visitor
 from controller.core.vpn import TunnelSpec, VpnInfo
 from controller.logtext import log_text
+from controller.model.dataclass_copy import replace
 from controller.proto import diameter as dia
 from controller.proto import mip
 from controller.proto import mip_keys

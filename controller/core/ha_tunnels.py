@@ -23,7 +23,7 @@ in place as the HA's own methods did; nothing else is touched."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Callable
 
 from controller.core.actions import Action, AddTunnel, Mark, RemoveTunnel
@@ -32,6 +32,7 @@ from controller.core.expiry import ExpiryDict
 from controller.core.simultaneous import (EarlierBinding, Retiring, SimultaneousBindings,
                                           honoured)
 from controller.core.vpn import TunnelSpec, VpnInfo
+from controller.model.dataclass_copy import replace
 from controller.proto import mip
 
 #: smooth handoff (claims 22-23): s the HA keeps its tunnel to the old FA after a move

@@ -49,7 +49,6 @@ machine; ``now`` is wall-clock seconds (NTP-format identifications, RFC 5944 §5
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Callable
 
 from controller.core import conformance, ha_tunnels
@@ -70,6 +69,7 @@ from controller.core.vpn import (TunnelSpec, VpnInfo, fa_ha_key, rewrite_foreign
                                  tunnel_psk)
 from controller.core.vpn_policy import check_vpn_info
 from controller.logtext import log_text
+from controller.model.dataclass_copy import replace
 from controller.proto import diameter as dia
 from controller.proto import mip
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from dataclasses import replace
 from typing import Callable
 
+from controller.model.dataclass_copy import replace
 from controller.model.vpn import (DISTRIBUTION_ON_DEMAND, DISTRIBUTION_REGISTRATION,
                                   DISTRIBUTIONS, GatewayType, QosSpec, SecuritySpec,
                                   TunnelEnd, TunnelSide, TunnelSpec, VpnInfo, tunnel_name)

@@ -10,8 +10,10 @@ from ``controller`` (tests/unit/test_layering.py).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from enum import Enum
+
+from controller.model.dataclass_copy import replace
 
 DISTRIBUTION_REGISTRATION = "registration"  # CN-side info sent at registration (claim 4)
 DISTRIBUTION_ON_DEMAND = "on_demand"        # ... on the CN's first packet (claim 5)
