@@ -36,6 +36,14 @@ class QosSpec:
         object.__setattr__(self, "rate_kbps", rate_kbps)
         object.__setattr__(self, "dscp", dscp)
 
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, QosSpec) or other.__class__ is not self.__class__:
+            return NotImplemented
+        return (self.rate_kbps == other.rate_kbps and self.dscp == other.dscp)
+
+    def __hash__(self) -> int:
+        return hash((self.rate_kbps, self.dscp))
+
 
 #: the proposals a profile that names none gets
 DEFAULT_IKE = "aes128-sha256-modp2048"
@@ -50,6 +58,14 @@ class SecuritySpec:
     ike: str = DEFAULT_IKE
     esp: str = DEFAULT_ESP
 
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SecuritySpec) or other.__class__ is not self.__class__:
+            return NotImplemented
+        return (self.ike == other.ike and self.esp == other.esp)
+
+    def __hash__(self) -> int:
+        return hash((self.ike, self.esp))
+
 
 @dataclass(frozen=True)
 class TunnelEnd:
@@ -61,6 +77,15 @@ class TunnelEnd:
         object.__setattr__(self, "gateway", gateway)
         object.__setattr__(self, "address", address)
         object.__setattr__(self, "selectors", selectors)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, TunnelEnd) or other.__class__ is not self.__class__:
+            return NotImplemented
+        return (self.gateway == other.gateway and self.address == other.address and
+                self.selectors == other.selectors)
+
+    def __hash__(self) -> int:
+        return hash((self.gateway, self.address, self.selectors))
 
 
 @dataclass(frozen=True)
@@ -101,6 +126,17 @@ class TunnelSpec:
         object.__setattr__(self, "security", security)
         object.__setattr__(self, "qos", qos)
         object.__setattr__(self, "initiator", initiator)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, TunnelSpec) or other.__class__ is not self.__class__:
+            return NotImplemented
+        return (self.tunnel_id == other.tunnel_id and self.a == other.a and self.b == other.b and
+                self.psk == other.psk and self.security == other.security and
+                self.qos == other.qos and self.initiator == other.initiator)
+
+    def __hash__(self) -> int:
+        return hash((self.tunnel_id, self.a, self.b, self.psk, self.security, self.qos,
+                     self.initiator))
 
     def side_for(self, gateway: str) -> TunnelSide:
         if gateway == self.a.gateway:
@@ -172,6 +208,22 @@ class VpnInfo:
         object.__setattr__(self, "handoff", handoff)
         object.__setattr__(self, "seamless_handover", seamless_handover)
         self.__post_init__()
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, VpnInfo) or other.__class__ is not self.__class__:
+            return NotImplemented
+        return (self.nai == other.nai and self.home_address == other.home_address and
+                self.home_agent == other.home_agent and
+                self.foreign_agent == other.foreign_agent and self.tunnels == other.tunnels and
+                self.previous_foreign_agent == other.previous_foreign_agent and
+                self.smooth_handoff == other.smooth_handoff and
+                self.distribution == other.distribution and self.handoff == other.handoff and
+                self.seamless_handover == other.seamless_handover)
+
+    def __hash__(self) -> int:
+        return hash((self.nai, self.home_address, self.home_agent, self.foreign_agent, self.tunnels,
+                     self.previous_foreign_agent, self.smooth_handoff, self.distribution,
+                     self.handoff, self.seamless_handover))
 
     def __post_init__(self) -> None:
         # The two options are bools, not merely truthy (issue 15): the codec writes them
