@@ -100,7 +100,8 @@ def run(users: int, loads: list[float], windows: list[int], duration: float,
             print(f"  closed loop, {w:>4} outstanding: {r['rate']:>7,.0f} registrations/s  "
                   f"p50 {r['latency_ms']['median']} ms  p99 {r['latency_ms']['p99']}"
                   f" ms  codes {r['codes']}  CPU/registration: server "
-                  f"{r['server_cpu_us_per_reg']} us, load generator "
+                  f"{r['server_cpu_us_per_reg']} us (kernel "
+                  f"{r['server_system_us_per_reg']} us), load generator "
                   f"{r['loadgen_cpu_us_per_reg']} us; state transactions/registration "
                   f"{r.get('state_commits_per_reg')}", flush=True)
             print(f"    server CPU us/registration by thread: "
