@@ -13,7 +13,7 @@ import os
 import socket
 import time
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Coroutine
 
 from controller.adapters.peercred import socket_owner
 from controller.core.peers import shown
@@ -87,6 +87,10 @@ class PeerConnection:
         self._tasks: set[asyncio.Task[None]] = set()
         self._cer_deadline: asyncio.Future[None] | None = None   # accepted: CER due
         self.accepted_at = time.monotonic()
+        #: the loop it runs in (created there): asked once, not per message, since
+        #: ``asyncio.get_running_loop`` makes a getpid system call each time in
+        #: CPython 3.11 (about 17 per registration; issue 15)
+        self.loop = asyncio.get_running_loop()
         self._bind(reader, writer)
 
     def _bind(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -144,7 +148,7 @@ class PeerConnection:
         after the timeout (instead of counting it as unexpected).  ``retransmit``: with
         the 'T' flag.  The connection failing meanwhile raises ``DiameterConnectionLost``
         (sent, perhaps received), a connection not up ``DiameterConnectionError``."""
-        loop = asyncio.get_running_loop()
+        loop = self.loop
         fut: asyncio.Future[DiameterMessage] = loop.create_future()
         hop = msg.hop_by_hop if ids is None else ids[0]
         self._pending[hop] = fut
@@ -251,7 +255,7 @@ class PeerConnection:
             fut = self._pending.get(msg.hop_by_hop)
             if fut is None or fut.done():
                 waiting = self._late.pop(msg.hop_by_hop, None)
-                if waiting is not None and waiting[0] >= asyncio.get_running_loop().time():
+                if waiting is not None and waiting[0] >= self.loop.time():
                     self.node.counters["late_answer"] += 1
                     try:
                         waiting[1](msg)
@@ -278,8 +282,8 @@ class PeerConnection:
         elif isinstance(msg, (AmRequest, HaRequest)):
             self._spawn(self._on_request(msg, hdr.is_retransmit))
 
-    def _spawn(self, coro: Awaitable[None]) -> asyncio.Future[None]:
-        task = asyncio.ensure_future(coro)
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Future[None]:
+        task = self.loop.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
         return task
@@ -423,7 +427,7 @@ class PeerConnection:
                       retransmit: bool) -> Any:
         """The handler's answer to ``req``, recorded for its retransmissions."""
         node = self.node
-        done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        done: asyncio.Future[Any] = self.loop.create_future()
         node.remember_answer(key, done)
         if retransmit:
             self._retransmits.add(req.hop_by_hop)

@@ -378,8 +378,6 @@ class DiameterNode:
         ``request_timeout`` from now: no connection by then fails it.
         """
         target = realm or msg.destination_realm
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.request_timeout
         # a peer the caller named, or a Destination-Host (RFC 6733 §6.1): that server
         # only, never another of the realm (it would get a session and keys not its)
         pinned = peer is not None
@@ -389,6 +387,9 @@ class DiameterNode:
             if peer is None:
                 self.counters["no_route"] += 1
                 raise DiameterNoRoute(f"no peer for realm {target!r}")
+        # the connection's loop, not ``get_running_loop`` (a getpid call each; issue 15)
+        loop = peer.loop
+        deadline = loop.time() + self.request_timeout
         if not peer.open:       # down (watchdog) or not yet open: fail now, don't wait
             other = self._next_open(peer, target, host, pinned)
             if other is None and peer.redialling:   # unless redialled at once: wait

@@ -22,6 +22,8 @@ Handler = Callable[[bytes, tuple[str, int]], Awaitable[bytes | None]]
 
 
 class MipEndpoint(asyncio.DatagramProtocol):
+    loop: asyncio.AbstractEventLoop     # set by ``connection_made``
+
     def __init__(self, name: str, handler: Handler) -> None:
         self.name = name
         self.handler = handler
@@ -40,6 +42,8 @@ class MipEndpoint(asyncio.DatagramProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        # asked once: ``get_running_loop`` makes a getpid system call (issue 15)
+        self.loop = asyncio.get_running_loop()
         self.address = transport.get_extra_info("sockname")[:2]
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
@@ -50,7 +54,7 @@ class MipEndpoint(asyncio.DatagramProtocol):
             if fut is not None and not fut.done():
                 fut.set_result(data)
                 return
-        task = asyncio.get_running_loop().create_task(self._serve(data, addr))
+        task = self.loop.create_task(self._serve(data, addr))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any, Awaitable, Callable, Coroutine, Iterable, Mapping
+from contextlib import nullcontext
+from typing import Any, Awaitable, Callable, ContextManager, Coroutine, Iterable, Mapping
 
 from controller.adapters import diameter_tls
 from controller.logtext import log_text
@@ -28,8 +29,12 @@ class DiameterLinks:
     def __init__(self, roles: Mapping[str, Any], counters: dict[str, int], *,
                  execute: Callable[[str, list[Any]], Awaitable[Any]],
                  spawn: Callable[[Coroutine[Any, Any, Any]], None],
-                 now: Callable[[], float]) -> None:
+                 now: Callable[[], float],
+                 snapshot: Callable[[], ContextManager[None]] = nullcontext) -> None:
         self.roles = roles
+        #: around each role's handling of a request: its reads of the VPN database see
+        #: one state of it (``VpnStore.snapshot``)
+        self.snapshot = snapshot
         self.counters = counters
         self.execute = execute
         self.spawn = spawn
@@ -195,12 +200,13 @@ class DiameterLinks:
                 self.counters[name] = self.counters.get(name, 0) + 1
             role = self.roles[key]
             now = self.now()
-            if isinstance(request, dia.AmRequest):
-                actions = role.on_amr(now, request)
-            elif isinstance(request, dia.HaRequest):
-                actions = role.on_har(now, request)
-            else:
-                raise ValueError(f"{key} does not handle {type(request).__name__}")
+            with self.snapshot():
+                if isinstance(request, dia.AmRequest):
+                    actions = role.on_amr(now, request)
+                elif isinstance(request, dia.HaRequest):
+                    actions = role.on_har(now, request)
+                else:
+                    raise ValueError(f"{key} does not handle {type(request).__name__}")
             return await self.execute(key, actions)
         return handle
 

@@ -16,7 +16,8 @@ import asyncio
 import functools
 import logging
 import time
-from typing import Any, Awaitable, Callable, Coroutine, Mapping
+from contextlib import nullcontext
+from typing import Any, Awaitable, Callable, ContextManager, Coroutine, Mapping
 
 from controller.adapters.diameter_peer import DiameterError
 from controller.logtext import log_text
@@ -65,8 +66,10 @@ class Executor:
                  mip_io: MipIo, held: HeldDownlinks, *,
                  send_flows: Callable[[int, tuple[flows.Mod, ...]], Awaitable[None]],
                  spawn: Callable[[Coroutine[Any, Any, Any]], None],
-                 now: Callable[[], float]) -> None:
+                 now: Callable[[], float],
+                 snapshot: Callable[[], ContextManager[None]] = nullcontext) -> None:
         self.roles = roles
+        self.snapshot = snapshot    # as ``DiameterLinks.snapshot``
         self.dispatch = Dispatch(roles)
         self.handovers = handovers
         self.metrics = metrics
@@ -126,8 +129,9 @@ class Executor:
                 except DiameterError as exc:
                     LOG.warning("%s: Diameter request to %s failed: %s", key, action.to, log_text(exc))
                     answer = None
-                follow = dispatch.diameter_outcome(self.now(), key,
-                                                   action.request.session_id, answer)
+                with self.snapshot():
+                    follow = dispatch.diameter_outcome(self.now(), key,
+                                                       action.request.session_id, answer)
                 answer = await self.execute(key, follow)
                 if answer is not None:
                     result = answer

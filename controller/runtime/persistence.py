@@ -28,8 +28,12 @@ class Persistence:
     roles then note no changes)."""
 
     def __init__(self, state: StateStore | EtcdStateStore | None, roles: dict[str, Any],
-                 counters: dict[str, int]) -> None:
+                 counters: dict[str, int],
+                 loop: asyncio.AbstractEventLoop | None = None) -> None:
         self.state = state
+        #: the runtime's loop, given: ``get_running_loop`` makes a getpid system call
+        #: in CPython 3.11, and ``commit`` runs once per registration (issue 15)
+        self.loop = loop
         self.roles = roles
         self.counters = counters
         # role key -> its changes log (the persisted roles; set up by ``restore``)
@@ -56,7 +60,7 @@ class Persistence:
         the records changed before the call are written (or their write failed: logged,
         counted and retried with the next change, as ``flush``)."""
         if self._batch is None:
-            loop = asyncio.get_running_loop()
+            loop = self.loop or asyncio.get_running_loop()
             self._batch = loop.create_future()
             loop.call_soon(self._commit_batch)
         await asyncio.shield(self._batch)   # a cancelled caller leaves it to the others

@@ -163,16 +163,18 @@ class Runtime:
                                  spawn=self.spawn, now=lambda: self.now(),
                                  handovers=self.handovers)
         self.links = DiameterLinks(self.roles, self.counters, execute=self._execute,
-                                   spawn=self.spawn, now=lambda: self.now())
+                                   spawn=self.spawn, now=lambda: self.now(),
+                                   snapshot=self.store.snapshot)
         # replicas (issue 17) share the home AAA's listening address (SO_REUSEPORT)
         self.links.shared_listen = persist and is_shared(state_path)
         # restart persistence (issue 5): restore, then track what changes from now on
         self.persistence = Persistence(open_state(state_path or db_path) if persist
-                                       else None, self.roles, self.counters)
+                                       else None, self.roles, self.counters, self.loop)
         self.executor = Executor(self.roles, self.handovers, self.metrics,
                                  self.persistence, self.gateways_ctl, self.links,
                                  self.mip_io, self.held, send_flows=self.send_flows,
-                                 spawn=self.spawn, now=lambda: self.now())
+                                 spawn=self.spawn, now=lambda: self.now(),
+                                 snapshot=self.store.snapshot)
         self.restored = self.persistence.restore()
         state = self.persistence.state
         self.replication = Replication(

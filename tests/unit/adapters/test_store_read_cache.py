@@ -103,3 +103,48 @@ def test_put_many_writes_in_one_commit(tmp_path) -> None:
     assert [q for q in sql if q.strip().upper() == "COMMIT"] == ["COMMIT"], sql
     assert store.user("u2@home.example") == users[1]
     assert store.profile("u3@home.example").qos == QosSpec(64, 0)  # type: ignore[union-attr]
+
+
+def _pragmas(sql: list[str]) -> int:
+    return sum("data_version" in q for q in sql)
+
+
+def test_a_snapshot_looks_for_other_commits_once(tmp_path) -> None:
+    """``VpnStore.snapshot``: one role's reads check the database's version once, at the
+    first read; a commit by another connection before it is seen, and after it the
+    reads check again (issue 15)."""
+    path = str(tmp_path / "vpn.db")
+    store = _store(path)
+    assert store.user(NAI) is not None
+    other = sqlite3.connect(path)
+    with other:
+        other.execute("UPDATE users SET mn_aaa_spi = 999 WHERE nai = ?", (NAI,))
+    sql: list[str] = []
+    store._db.set_trace_callback(sql.append)
+    with store.snapshot():
+        assert store.user(NAI).mn_aaa_spi == 999       # type: ignore[union-attr]
+        for _ in range(3):
+            assert store.user(NAI) is not None and store.profile(NAI) is not None
+        with store.snapshot():                          # nested: the outer one holds
+            assert store.profile(NAI) is not None
+    assert _pragmas(sql) == 1, sql
+    with other:
+        other.execute("UPDATE users SET mn_aaa_spi = 998 WHERE nai = ?", (NAI,))
+    other.close()
+    assert store.user(NAI).mn_aaa_spi == 998           # type: ignore[union-attr]
+    assert store.user(NAI) is not None
+    assert _pragmas(sql) == 3, sql
+
+
+def test_another_threads_reads_check_during_a_snapshot(tmp_path) -> None:
+    import threading
+    store = _store(str(tmp_path / "vpn.db"))
+    assert store.user(NAI) is not None
+    sql: list[str] = []
+    store._db.set_trace_callback(sql.append)
+    with store.snapshot():
+        assert store.user(NAI) is not None
+        reader = threading.Thread(target=lambda: [store.user(NAI) for _ in range(3)])
+        reader.start()
+        reader.join()
+    assert _pragmas(sql) == 4, sql

@@ -83,6 +83,24 @@ def test_register_and_move_over_real_sockets(runtime):
     sock.close()
 
 
+def test_each_role_looks_at_the_vpn_databases_version_once_per_message(runtime):
+    """Issue 15: the runtime holds ``VpnStore.snapshot`` around each role's handling of
+    a message, so a registration (the home AAA and the HA read the user and the
+    profile six times) asks SQLite's ``data_version`` once per role that reads."""
+    rt = runtime
+    sql: list[str] = []
+    rt.store._db.set_trace_callback(sql.append)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(5)
+    rrp = register(rt, sock, "fa1", mip.ntp_identification(time.time()))
+    sock.close()
+    assert rrp.code == 0
+    reads = [q for q in sql if "FROM users" in q or "FROM profiles" in q]
+    assert reads, sql
+    assert sum("data_version" in q for q in sql) == 2, sql   # the home AAA, the HA
+
+
 def test_garbage_at_the_mip_sockets_is_counted_logged_once_and_service_goes_on(
         runtime, caplog):
     """Issue 5: truncated, wrong-type, bad-extension and random datagrams at the HA's
