@@ -6,14 +6,15 @@ Proxy-Info AVPs in the same order).  Decoding only; the encoder writes both back
 from __future__ import annotations
 
 import struct
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
-from diameter.message.constants import AVP_PROXY_INFO, AVP_ROUTE_RECORD
+from controller.proto.diameter.numbers import AVP_PROXY_INFO, AVP_ROUTE_RECORD
 
 from controller.proto.diameter.messages import DiameterDecodeError
 from controller.proto.diameter.numbers import MISSING_AVP
 
-_PROXY_HOST, _PROXY_STATE = 280, 33       # RFC 6733 §6.7.3, §6.7.4
+_PROXY_HOST: Final = 280     # RFC 6733 §6.7.3
+_PROXY_STATE: Final = 33     # RFC 6733 §6.7.4
 
 
 class _Avps(Protocol):

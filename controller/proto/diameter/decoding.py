@@ -8,7 +8,7 @@ import ipaddress
 import struct
 from typing import Final, NamedTuple, TypedDict
 
-from diameter.message.constants import (AVP_ACCOUNTING_MULTI_SESSION_ID,
+from controller.proto.diameter.numbers import (AVP_ACCOUNTING_MULTI_SESSION_ID,
                                         AVP_AUTH_APPLICATION_ID, AVP_AUTH_SESSION_STATE,
                                         AVP_AUTHORIZATION_LIFETIME, AVP_DESTINATION_HOST,
                                         AVP_DESTINATION_REALM, AVP_DISCONNECT_CAUSE,
@@ -73,9 +73,9 @@ class RawAvp(NamedTuple):
     raw: bytes          # the whole AVP (header + data, unpadded), for Failed-AVP
 
 
-#: ``RawAvp(...)`` without the namedtuple's generated ``__new__`` (a Python-level call
-#: per AVP; a registration parses about 180 AVPs)
-_new_avp: Final = tuple.__new__
+#: ``RawAvp(...)`` / ``DiameterHeader(...)`` without the namedtuple's generated
+#: ``__new__`` (a Python-level call per AVP; a registration parses about 180 AVPs)
+_new_tuple: Final = tuple.__new__
 
 
 def _example_avp(code: int, vendor: int = 0) -> bytes:
@@ -84,15 +84,20 @@ def _example_avp(code: int, vendor: int = 0) -> bytes:
             else struct.pack("!II", code, 8))
 
 
-_HEADER: Final = struct.Struct("!IIIII")
+def _u32_at(d: bytes, i: int) -> int:
+    return d[i] << 24 | d[i + 1] << 16 | d[i + 2] << 8 | d[i + 3]
 
 
 def parse_header(data: bytes | bytearray | memoryview) -> DiameterHeader:
     """Read the 20-byte header; framing errors (version, length) raise."""
     if len(data) < 20:
         raise DiameterDecodeError(INVALID_MESSAGE_LENGTH, 0, "shorter than a header")
-    vl, fc, app, hbh, e2e = _HEADER.unpack_from(data)
-    hdr = DiameterHeader(vl >> 24, vl & 0xFFFFFF, fc >> 24, fc & 0xFFFFFF, app, hbh, e2e)
+    d: bytes = data if type(data) is bytes else bytes(data[:20])
+    # read byte by byte as native ints, built without the namedtuple's ``__new__``
+    # (compiled: no struct call, no boxed arithmetic; twice per message; issue 15)
+    hdr: DiameterHeader = _new_tuple(DiameterHeader, (
+        d[0], d[1] << 16 | d[2] << 8 | d[3], d[4], d[5] << 16 | d[6] << 8 | d[7],
+        _u32_at(d, 8), _u32_at(d, 12), _u32_at(d, 16)))
     if hdr.version != 1:
         raise DiameterDecodeError(UNSUPPORTED_VERSION, 0,
                                   f"version {hdr.version}", header=hdr)
@@ -131,9 +136,16 @@ def parse_avps(buf: bytes | bytearray | memoryview, start: int = 0, end: int | N
         if flags & 0x1F:
             raise DiameterDecodeError(INVALID_AVP_BITS, code, f"AVP {code} flags {flags:#x}",
                                       header=header, failed_avp=raw)
-        out.append(_new_avp(RawAvp, (code, flags, vendor, raw[hlen:], raw)))
+        out.append(_new_tuple(RawAvp, (code, flags, vendor, raw[hlen:], raw)))
         pos += (length + 3) & ~3
     return out
+
+
+#: User-Names found valid (a user's renewals, and each hop of one registration, carry
+#: the same one): checked once, not at every message (issue 15).  Bounded: cleared
+#: when full.
+_VALID_NAIS: Final[set[str]] = set()
+_KEPT_NAIS: Final = 16384
 
 
 class _Avps:
@@ -242,9 +254,14 @@ class _Avps:
         with the AVP as Failed-AVP; the reason never repeats the value."""
         a = self.need(code)
         value = self.text_of(a)
+        if value in _VALID_NAIS:
+            return value
         why = nai_syntax.problem(value)
         if why is not None:
             raise self.error(INVALID_AVP_VALUE, code, f"AVP {code}: {why}", a.raw)
+        if len(_VALID_NAIS) >= _KEPT_NAIS:
+            _VALID_NAIS.clear()
+        _VALID_NAIS.add(value)
         return value
 
     def text_of(self, a: RawAvp) -> str:
@@ -288,23 +305,23 @@ class _Avps:
                      once_vendor)
 
 
-_VENDOR_KNOWN = frozenset(VENDOR_AVPS)
+_VENDOR_KNOWN: Final = frozenset(VENDOR_AVPS)
 
 # AVPs a message may carry at most once (RFC 6733 §5.3-5.5 grammars, RFC 4004 §5);
 # a second one is DIAMETER_AVP_OCCURS_TOO_MANY_TIMES (5009), Failed-AVP = the second.
-_ONCE_BASE = frozenset({AVP_SESSION_ID, AVP_ORIGIN_HOST, AVP_ORIGIN_REALM, AVP_RESULT_CODE,
+_ONCE_BASE: Final = frozenset({AVP_SESSION_ID, AVP_ORIGIN_HOST, AVP_ORIGIN_REALM, AVP_RESULT_CODE,
                         AVP_ERROR_MESSAGE, AVP_ORIGIN_STATE_ID, AVP_ERROR_REPORTING_HOST})
-_ONCE_BY_COMMAND = {
+_ONCE_BY_COMMAND: Final = {
     CMD_CAPABILITIES_EXCHANGE: _ONCE_BASE | {AVP_VENDOR_ID, AVP_PRODUCT_NAME,
                                              AVP_FIRMWARE_REVISION},
     CMD_DEVICE_WATCHDOG: _ONCE_BASE,
     CMD_DISCONNECT_PEER: _ONCE_BASE | {AVP_DISCONNECT_CAUSE},
 }
-_ONCE_MIP = _ONCE_BASE | {
+_ONCE_MIP: Final = _ONCE_BASE | {
     AVP_AUTH_APPLICATION_ID, AVP_DESTINATION_REALM, AVP_DESTINATION_HOST, AVP_USER_NAME,
     AVP_AUTHORIZATION_LIFETIME, AVP_AUTH_SESSION_STATE, AVP_ACCOUNTING_MULTI_SESSION_ID,
     AVP_RE_AUTH_REQUEST_TYPE, *range(318, 342), *range(343, 349), AVP_MIP_MSA_LIFETIME}
-_ONCE_MIP_VENDOR = frozenset({VA_VPN_INFO, VA_PREVIOUS_FA, VA_PREVIOUS_FA_ADDRESS,
+_ONCE_MIP_VENDOR: Final = frozenset({VA_VPN_INFO, VA_PREVIOUS_FA, VA_PREVIOUS_FA_ADDRESS,
                               VA_SERVICE_UPDATE, VA_FOREIGN_AGENT, VA_SESSION_SECRET,
                               VA_MN_TO_FA_MSA})
 _ONCE_BY_COMMAND[CMD_AA_MOBILE_NODE] = _ONCE_BY_COMMAND[CMD_HOME_AGENT_MIP] = _ONCE_MIP
@@ -403,12 +420,24 @@ def _decode_secret(top: _Avps) -> bytes:
     return secret
 
 
+#: MIP-Originating-Foreign-AAA members -> (realm, host) decoded from them: a few foreign
+#: AAAs send every one of them (issue 15).  Bounded: cleared when full.
+_OFAAA: Final[dict[bytes, tuple[str, str]]] = {}
+
+
 def _decode_ofaaa(top: _Avps) -> tuple[str, str] | None:
     a = top.find(AVP_MIP_ORIGINATING_FOREIGN_AAA)
     if a is None:
         return None
+    known = _OFAAA.get(a.data)
+    if known is not None:
+        return known
     g = top.group(a, KNOWN_IETF_AVPS)
-    return (g.ident(AVP_ORIGIN_REALM), g.ident(AVP_ORIGIN_HOST))
+    out = (g.ident(AVP_ORIGIN_REALM), g.ident(AVP_ORIGIN_HOST))
+    if len(_OFAAA) >= 256:
+        _OFAAA.clear()
+    _OFAAA[a.data] = out
+    return out
 
 
 def _check_app(top: _Avps, hdr: DiameterHeader) -> None:
@@ -545,7 +574,7 @@ def _decode_base(top: _Avps, hdr: DiameterHeader) -> DiameterMessage:
     return Dpa(rc, host, realm, **ids)
 
 
-_BASE_COMMANDS = (CMD_CAPABILITIES_EXCHANGE, CMD_DEVICE_WATCHDOG, CMD_DISCONNECT_PEER)
+_BASE_COMMANDS: Final = (CMD_CAPABILITIES_EXCHANGE, CMD_DEVICE_WATCHDOG, CMD_DISCONNECT_PEER)
 
 
 def decode(buf: bytes | bytearray | memoryview) -> DiameterMessage:

@@ -18,7 +18,7 @@ tests/unit/proto/test_diameter_fast_encode.py.
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable
+from typing import Any, Callable, Final
 
 from diameter.message.avp import Avp, AvpAddress, AvpGrouped
 from diameter.message.avp.generator import AvpGenDef
@@ -26,7 +26,7 @@ from diameter.message.avp.grouped import (MipFaToHaMsa, MipFaToMnMsa, MipHaToFaM
                                           MipMnAaaAuth, MipOriginatingForeignAaa)
 from diameter.message.commands import (AaMobileNodeAnswer, AaMobileNodeRequest,
                                        HomeAgentMipAnswer, HomeAgentMipRequest)
-from diameter.message.constants import AVP_MIP_ALGORITHM_TYPE, AVP_MIP_NONCE
+from controller.proto.diameter.numbers import AVP_MIP_ALGORITHM_TYPE, AVP_MIP_NONCE
 
 from controller.model.vpn import TunnelEnd, TunnelSpec, VpnInfo
 from controller.proto.diameter.messages import (AmAnswer, AmRequest, DiameterMessage,
@@ -78,11 +78,27 @@ def _header(cls: type) -> tuple[int, int, int]:
     return h.version, h.command_flags, h.command_code
 
 
+#: the attributes whose values repeat from message to message (a peer's identity and
+#: realm, the application, fixed numbers): the AVP bytes of each value are kept, at
+#: most ``_KEPT`` values per attribute of a command (issue 15).  Never a key, a user's
+#: name or anything else that differs per user.
+_REPEATING: Final = frozenset({
+    "origin_host", "origin_realm", "destination_host", "destination_realm",
+    "auth_application_id", "result_code", "mip_feature_vector", "authorization_lifetime",
+    "auth_session_state", "mip_home_agent_address", "mip_originating_foreign_aaa",
+    "mip_mn_aaa_auth"})
+_KEPT: Final = 64
+
+#: ``_template(cls)``, each attribute's index in it, and per index the AVP bytes kept
+#: by value (None: an attribute not in ``_REPEATING``)
+_Layout = tuple[tuple[_Entry, ...], dict[str, int], list["dict[object, bytes] | None"]]
+
+
 @functools.cache
-def _layout(cls: type) -> tuple[tuple[_Entry, ...], dict[str, int]]:
-    """``_template(cls)`` and each attribute's index in it."""
+def _layout(cls: type) -> _Layout:
     tmpl = _template(cls)
-    return tmpl, {e[0]: i for i, e in enumerate(tmpl)}
+    return (tmpl, {e[0]: i for i, e in enumerate(tmpl)},
+            [{} if e[0] in _REPEATING else None for e in tmpl])
 
 
 def _write(tmpl: tuple[_Entry, ...], get: Callable[[str], Any], out: list[bytes]) -> None:
@@ -204,7 +220,7 @@ def _tunnel_end(code: int, end: TunnelEnd) -> bytes:
 #: the decoder's memo gave back) costs one int look-up, not a hash of the whole value
 #: (about 8,000 instructions; issue 15).  Holding ``info`` keeps its id from being
 #: reused.  Bounded: cleared when full.
-_BY_ID: dict[int, tuple[VpnInfo, bytes]] = {}
+_BY_ID: Final[dict[int, tuple[VpnInfo, bytes]]] = {}
 
 
 def _vpn_info(info: VpnInfo) -> bytes:
@@ -242,12 +258,23 @@ def _mn_to_fa_msa(n: MnFaNonce) -> bytes:
 def _slots(cls: type, values: dict[str, Any]) -> list[bytes]:
     """The AVPs of the values set, each in its entry's slot of ``cls``'s template (not
     a walk of every entry, most of them unset; issue 15): in the template's order."""
-    tmpl, where = _layout(cls)
+    tmpl, where, kept = _layout(cls)
     slots = [b""] * len(tmpl)
     for attr, value in values.items():
         if value is not None:
             i = where[attr]
-            slots[i] = _entry_wire(tmpl[i], value)
+            known = kept[i]
+            # only bytes and int values are kept: never one that only equals them
+            # (True, 1.0), which the fast path does not write (python-diameter does)
+            if known is None or not (type(value) is bytes or type(value) is int):
+                slots[i] = _entry_wire(tmpl[i], value)
+                continue
+            wire = known.get(value)
+            if wire is None:
+                wire = _entry_wire(tmpl[i], value)
+                if len(known) < _KEPT:
+                    known[value] = wire
+            slots[i] = wire
     return slots
 
 
@@ -263,6 +290,7 @@ def _msa(cls: type, spi_attr: str, k: MsaKey) -> bytes:
                           "mip_session_key": bytes(k.session_key)})
 
 
+@functools.lru_cache(maxsize=256)
 def _ofaaa(realm: str, host: str) -> bytes:
     return _members(MipOriginatingForeignAaa, {"origin_realm": _ident(realm),
                                                "origin_host": _ident(host)})
@@ -278,6 +306,15 @@ def _message(cls: type, m: DiameterMessage, values: dict[str, Any],
                          MIP4_APPLICATION_ID, m.hop_by_hop, m.end_to_end) + body
 
 
+@functools.lru_cache(maxsize=256)
+def _mn_aaa_auth(spi: int, input_length: int, length: int, offset: int) -> bytes:
+    """The members of MIP-MN-AAA-Auth: the same four numbers for every registration of
+    one kind of MN (issue 15)."""
+    return _members(MipMnAaaAuth, {
+        "mip_mn_aaa_spi": spi, "mip_auth_input_data_length": input_length,
+        "mip_authenticator_length": length, "mip_authenticator_offset": offset})
+
+
 # the values below are those encoding._encode_amr / _ama / _har / _haa set, in the
 # same cases; the vendor AVPs are appended in the same order
 
@@ -288,10 +325,8 @@ def _amr(m: AmRequest) -> bytes:
         "user_name": m.user_name, "destination_realm": _ident(m.destination_realm),
         "origin_host": _ident(m.origin_host), "origin_realm": _ident(m.origin_realm),
         "mip_reg_request": bytes(m.reg_request),
-        "mip_mn_aaa_auth": _members(MipMnAaaAuth, {
-            "mip_mn_aaa_spi": m.mn_aaa_spi, "mip_auth_input_data_length": m.auth_input_length,
-            "mip_authenticator_length": m.authenticator_length,
-            "mip_authenticator_offset": m.authenticator_offset}),
+        "mip_mn_aaa_auth": _mn_aaa_auth(m.mn_aaa_spi, m.auth_input_length,
+                                        m.authenticator_length, m.authenticator_offset),
         "mip_feature_vector": _i32(m.feature_vector)}
     if m.destination_host:
         v["destination_host"] = _ident(m.destination_host)
@@ -385,7 +420,7 @@ def _haa(m: HaAnswer) -> bytes:
     return _message(HomeAgentMipAnswer, m, _answer_values(m), extra)
 
 
-_ENCODERS: dict[type, Callable[[Any], bytes]] = {
+_ENCODERS: Final[dict[type, Callable[[Any], bytes]]] = {
     AmRequest: _amr, AmAnswer: _ama, HaRequest: _har, HaAnswer: _haa}
 
 

@@ -16,11 +16,13 @@ separate processes simply decode (nothing to find).  Bounded: cleared when full.
 
 from __future__ import annotations
 
+from typing import Final
+
 from controller.model.vpn import TunnelSpec, VpnInfo
 from controller.proto.diameter.wire import _ip
 
-_DECODED: dict[bytes, VpnInfo] = {}
-_MAX = 4096
+_DECODED: Final[dict[bytes, VpnInfo]] = {}
+_MAX: Final = 4096
 
 
 def _remember(raw: bytes, info: VpnInfo) -> None:
