@@ -53,7 +53,7 @@ from controller.proto.diameter.numbers import (APPLICATION_UNSUPPORTED, AVP_FLAG
                                                KNOWN_IETF_AVPS, MIP4_APPLICATION_ID,
                                                MISSING_AVP, UNABLE_TO_COMPLY,
                                                UNSUPPORTED_VERSION)
-from controller.proto.diameter.vpn_memo import _DECODED, _recall, _remember
+from controller.proto.diameter.vpn_memo import _recall, _remember
 from controller.proto.diameter.vendor import (
     DISTRIBUTION_CODES, VA_DISTRIBUTION, VA_ESP_PROPOSAL, VA_FOREIGN_AGENT, VA_GATEWAY_ADDRESS,
     VA_GATEWAY_NAME, VA_HANDOFF_TUNNEL, VA_HOME_ADDRESS, VA_HOME_AGENT, VA_IKE_PROPOSAL,
@@ -85,6 +85,7 @@ def _example_avp(code: int, vendor: int = 0) -> bytes:
 
 
 def _u32_at(d: bytes, i: int) -> int:
+    """The big-endian 32-bit number at ``d[i:i + 4]``, as a native int (compiled)."""
     return d[i] << 24 | d[i + 1] << 16 | d[i + 2] << 8 | d[i + 3]
 
 
@@ -121,8 +122,7 @@ def parse_avps(buf: bytes | bytearray | memoryview, start: int = 0, end: int | N
         if stop - pos < 8:
             raise DiameterDecodeError(INVALID_AVP_LENGTH, 0, "truncated AVP header",
                                       header=header)
-        code: int = (data[pos] << 24 | data[pos + 1] << 16 | data[pos + 2] << 8
-                     | data[pos + 3])
+        code = _u32_at(data, pos)
         flags: int = data[pos + 4]
         length: int = data[pos + 5] << 16 | data[pos + 6] << 8 | data[pos + 7]
         hlen = 12 if flags & 0x80 else 8       # the V bit (AVP_FLAG_VENDOR)
@@ -130,8 +130,7 @@ def parse_avps(buf: bytes | bytearray | memoryview, start: int = 0, end: int | N
             raise DiameterDecodeError(INVALID_AVP_LENGTH, code,
                                       f"AVP {code} length {length}", header=header,
                                       failed_avp=bytes(data[pos:min(stop, pos + 12)]))
-        vendor: int = (data[pos + 8] << 24 | data[pos + 9] << 16 | data[pos + 10] << 8
-                       | data[pos + 11]) if hlen == 12 else 0
+        vendor = _u32_at(data, pos + 8) if hlen == 12 else 0
         raw = data[pos:pos + length]
         if flags & 0x1F:
             raise DiameterDecodeError(INVALID_AVP_BITS, code, f"AVP {code} flags {flags:#x}",
@@ -141,9 +140,8 @@ def parse_avps(buf: bytes | bytearray | memoryview, start: int = 0, end: int | N
     return out
 
 
-#: User-Names found valid (a user's renewals, and each hop of one registration, carry
-#: the same one): checked once, not at every message (issue 15).  Bounded: cleared
-#: when full.
+#: User-Names found valid (each hop and renewal of a user carries the same one): checked
+#: once, not at every message (issue 15).  Bounded: cleared when full.
 _VALID_NAIS: Final[set[str]] = set()
 _KEPT_NAIS: Final = 16384
 
@@ -332,11 +330,6 @@ def _decode_end(g: _Avps) -> TunnelEnd:
         gateway=g.text(VA_GATEWAY_NAME, vendor=VENDOR_ID),
         address=g.address(VA_GATEWAY_ADDRESS, "", vendor=VENDOR_ID),
         selectors=tuple(g.text_of(a) for a in g.all(VA_TRAFFIC_SELECTOR, VENDOR_ID)))
-
-
-# Mipvpn-VPN-Info AVP bytes -> its VpnInfo (immutable, so shared), for bytes decoded
-# before or written by this process (``vpn_memo``)
-_VPN_INFO_DECODED = _DECODED
 
 
 def _decode_vpn_info(top: _Avps) -> VpnInfo | None:

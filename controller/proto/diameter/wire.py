@@ -17,8 +17,6 @@ from diameter.message.avp.avp import AvpInteger32 as _AvpInteger32
 from controller.proto.diameter.messages import DiameterEncodeError
 
 # Final: compiled, each is a C static (not a module dict look-up per use; issue 15)
-_AVP_HDR: Final = struct.Struct("!II")
-_AVP_HDR_V: Final = struct.Struct("!III")
 _MSG_HDR: Final = struct.Struct("!IIIII")
 _U32: Final = struct.Struct("!I")
 _I32: Final = struct.Struct("!i")
@@ -35,10 +33,16 @@ class _Unsupported(Exception):
 
 
 def _avp_wire(code: int, flags: int, vendor: int, payload: bytes) -> bytes:
+    # compiled: ``int.to_bytes(4, "big")`` is a C call on the native int and ``b"%b" %``
+    # joins the parts in one allocation; about half the time of ``struct.pack``, a
+    # method call on boxed ints (issue 15; wire bytes unchanged: the codec tests)
     n = len(payload)
-    head = (_AVP_HDR_V.pack(code, (flags << 24) | (n + 12), vendor) if vendor
-            else _AVP_HDR.pack(code, (flags << 24) | (n + 8)))
-    return head + payload + _PAD[n & 3] if n & 3 else head + payload
+    if vendor:
+        return b"%b%b%b%b%b" % (code.to_bytes(4, "big"),
+                                ((flags << 24) | (n + 12)).to_bytes(4, "big"),
+                                vendor.to_bytes(4, "big"), payload, _PAD[n & 3])
+    return b"%b%b%b%b" % (code.to_bytes(4, "big"),
+                          ((flags << 24) | (n + 8)).to_bytes(4, "big"), payload, _PAD[n & 3])
 
 
 def _value_payload(cls: type, value: Any) -> bytes:

@@ -140,7 +140,7 @@ def test_vpn_info_encode_and_decode_caches_return_equal_values() -> None:
     decoding) give the same bytes / values as a fresh encode / decode."""
     from controller.core.vpn import QosSpec, SecuritySpec, TunnelEnd, TunnelSpec, VpnInfo
     from controller.proto import diameter as d
-    from controller.proto.diameter import decoding, encoding
+    from controller.proto.diameter import decoding, encoding, vpn_memo
 
     spec = TunnelSpec("t/ha-fa1", TunnelEnd("ha", "10.0.0.1", ("10.30.0.0/24",)),
                       TunnelEnd("fa1", "10.0.0.2", ("10.1.0.5/32",)), b"k" * 16,
@@ -150,7 +150,7 @@ def test_vpn_info_encode_and_decode_caches_return_equal_values() -> None:
     second = d.vpn_info_avp(info)
     assert first is not second and first.payload == second.payload
     assert first.payload == encoding._vpn_info_avp(info).payload       # uncached build
-    decoding._VPN_INFO_DECODED.clear()
+    vpn_memo._DECODED.clear()
     avps = d.parse_avps(first.as_bytes())
     top = decoding._Avps(avps, None, frozenset(), frozenset(d.VENDOR_AVPS), session_id="s")
     decoded = decoding._decode_vpn_info(top)
