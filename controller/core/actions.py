@@ -3,6 +3,10 @@
 Role state machines never send anything: each entry point takes ``now`` and an event
 and returns a list of these actions, executed in order by the runtime.  Order matters
 and follows the claims: e.g. the HA's tunnel actions come before its answer (claim 16).
+
+Compiled like the roles (issue 15: about 30 actions per registration, each built by an
+interpreted generated ``__init__`` before); each class writes its ``__init__``
+(tests/unit/test_dataclass_inits.py) and allows interpreted subclasses.
 """
 
 from __future__ import annotations
@@ -10,10 +14,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from mypy_extensions import mypyc_attr
+
 from controller.core.flows import FlowMod, Mod
 from controller.core.vpn import TunnelSide, TunnelSpec
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 @dataclass(frozen=True)
 class AddTunnel:
     """Configure one gateway's end of a tunnel (initiate it if ``side.initiator``)."""
@@ -21,13 +28,23 @@ class AddTunnel:
     gateway: str
     side: TunnelSide
 
+    def __init__(self, gateway: str, side: TunnelSide) -> None:
+        object.__setattr__(self, "gateway", gateway)
+        object.__setattr__(self, "side", side)
 
+
+@mypyc_attr(allow_interpreted_subclasses=True)
 @dataclass(frozen=True)
 class RemoveTunnel:
     gateway: str
     tunnel_id: str
 
+    def __init__(self, gateway: str, tunnel_id: str) -> None:
+        object.__setattr__(self, "gateway", gateway)
+        object.__setattr__(self, "tunnel_id", tunnel_id)
 
+
+@mypyc_attr(allow_interpreted_subclasses=True)
 @dataclass(frozen=True)
 class PrepareTunnel:
     """Issue 14 (seamless handover): stand ``spec`` up ahead at both its ends as an
@@ -42,7 +59,13 @@ class PrepareTunnel:
     remove: bool = False
     child: bool = False
 
+    def __init__(self, spec: TunnelSpec, remove: bool = False, child: bool = False) -> None:
+        object.__setattr__(self, "spec", spec)
+        object.__setattr__(self, "remove", remove)
+        object.__setattr__(self, "child", child)
 
+
+@mypyc_attr(allow_interpreted_subclasses=True)
 @dataclass(frozen=True)
 class SendFlows:
     """Flow-, meter- and group-mods for one switch; deletes precede adds; a barrier
@@ -54,7 +77,13 @@ class SendFlows:
     mods: tuple[Mod, ...]
     wait: bool = True
 
+    def __init__(self, dpid: int, mods: tuple[Mod, ...], wait: bool = True) -> None:
+        object.__setattr__(self, "dpid", dpid)
+        object.__setattr__(self, "mods", mods)
+        object.__setattr__(self, "wait", wait)
 
+
+@mypyc_attr(allow_interpreted_subclasses=True)
 @dataclass(frozen=True)
 class SendDiameter:
     """Send a Diameter request; its answer comes back to the same role's
@@ -63,14 +92,23 @@ class SendDiameter:
     request: Any
     to: str
 
+    def __init__(self, request: Any, to: str) -> None:
+        object.__setattr__(self, "request", request)
+        object.__setattr__(self, "to", to)
 
+
+@mypyc_attr(allow_interpreted_subclasses=True)
 @dataclass(frozen=True)
 class AnswerDiameter:
     """The answer to the Diameter request this role is handling."""
 
     answer: Any
 
+    def __init__(self, answer: Any) -> None:
+        object.__setattr__(self, "answer", answer)
 
+
+@mypyc_attr(allow_interpreted_subclasses=True)
 @dataclass(frozen=True)
 class RelayToHomeAgent:
     """FA -> HA Registration Request over UDP 434 (claim 17: intra-domain move)."""
@@ -79,14 +117,24 @@ class RelayToHomeAgent:
     home_agent_address: str
     nai: str
 
+    def __init__(self, raw: bytes, home_agent_address: str, nai: str) -> None:
+        object.__setattr__(self, "raw", raw)
+        object.__setattr__(self, "home_agent_address", home_agent_address)
+        object.__setattr__(self, "nai", nai)
 
+
+@mypyc_attr(allow_interpreted_subclasses=True)
 @dataclass(frozen=True)
 class ReplyMip:
     """A Mobile IPv4 reply to the request this role is handling (HA -> FA)."""
 
     raw: bytes
 
+    def __init__(self, raw: bytes) -> None:
+        object.__setattr__(self, "raw", raw)
 
+
+@mypyc_attr(allow_interpreted_subclasses=True)
 @dataclass(frozen=True)
 class SendToMobileNode:
     """A Registration Reply from an FA to the MN, sent as a packet-out at the
@@ -101,7 +149,17 @@ class SendToMobileNode:
     port: int
     udp_port: int = 434
 
+    def __init__(self, foreign_agent: str, raw: bytes, mn_mac: str, mn_ip: str, port: int,
+                 udp_port: int = 434) -> None:
+        object.__setattr__(self, "foreign_agent", foreign_agent)
+        object.__setattr__(self, "raw", raw)
+        object.__setattr__(self, "mn_mac", mn_mac)
+        object.__setattr__(self, "mn_ip", mn_ip)
+        object.__setattr__(self, "port", port)
+        object.__setattr__(self, "udp_port", udp_port)
 
+
+@mypyc_attr(allow_interpreted_subclasses=True)
 @dataclass(frozen=True)
 class AnnounceMobileNode:
     """Issue 14: an ARP reply on behalf of the MN just registered at ``foreign_agent``
@@ -117,7 +175,13 @@ class AnnounceMobileNode:
     mn_mac: str
     home_address: str
 
+    def __init__(self, foreign_agent: str, mn_mac: str, home_address: str) -> None:
+        object.__setattr__(self, "foreign_agent", foreign_agent)
+        object.__setattr__(self, "mn_mac", mn_mac)
+        object.__setattr__(self, "home_address", home_address)
 
+
+@mypyc_attr(allow_interpreted_subclasses=True)
 @dataclass(frozen=True)
 class NotifyVisitorLeft:
     """Tell another FA of this domain that the MN now registered elsewhere."""
@@ -125,7 +189,12 @@ class NotifyVisitorLeft:
     foreign_agent: str
     nai: str
 
+    def __init__(self, foreign_agent: str, nai: str) -> None:
+        object.__setattr__(self, "foreign_agent", foreign_agent)
+        object.__setattr__(self, "nai", nai)
 
+
+@mypyc_attr(allow_interpreted_subclasses=True)
 @dataclass(frozen=True)
 class VisitorMoved:
     """The MN completed a registration at ``foreign_agent``: any other FA of this
@@ -135,7 +204,12 @@ class VisitorMoved:
     nai: str
     foreign_agent: str
 
+    def __init__(self, nai: str, foreign_agent: str) -> None:
+        object.__setattr__(self, "nai", nai)
+        object.__setattr__(self, "foreign_agent", foreign_agent)
 
+
+@mypyc_attr(allow_interpreted_subclasses=True)
 @dataclass(frozen=True)
 class Mark:
     """A timing mark for the handover record (phase breakdown)."""
@@ -144,7 +218,13 @@ class Mark:
     phase: str
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def __init__(self, nai: str, phase: str, extra: dict[str, Any] | None = None) -> None:
+        object.__setattr__(self, "nai", nai)
+        object.__setattr__(self, "phase", phase)
+        object.__setattr__(self, "extra", extra if extra is not None else dict())
 
+
+@mypyc_attr(allow_interpreted_subclasses=True)
 @dataclass(frozen=True)
 class SendMip:
     """A Mobile IPv4 control message (e.g. a Binding Update, claims 19-25) from this
@@ -159,7 +239,14 @@ class SendMip:
     expect_reply: bool = True
     context: Any = None
 
+    def __init__(self, to: str, raw: bytes, expect_reply: bool = True, context: Any = None) -> None:
+        object.__setattr__(self, "to", to)
+        object.__setattr__(self, "raw", raw)
+        object.__setattr__(self, "expect_reply", expect_reply)
+        object.__setattr__(self, "context", context)
 
+
+@mypyc_attr(allow_interpreted_subclasses=True)
 @dataclass(frozen=True)
 class HoldTraffic:
     """Smooth handoff: keep the frames the access switch ``dpid`` punts towards the
@@ -171,7 +258,14 @@ class HoldTraffic:
     mn_mac: str
     nai: str
 
+    def __init__(self, foreign_agent: str, dpid: int, mn_mac: str, nai: str) -> None:
+        object.__setattr__(self, "foreign_agent", foreign_agent)
+        object.__setattr__(self, "dpid", dpid)
+        object.__setattr__(self, "mn_mac", mn_mac)
+        object.__setattr__(self, "nai", nai)
 
+
+@mypyc_attr(allow_interpreted_subclasses=True)
 @dataclass(frozen=True)
 class ReleaseHold:
     """End a ``HoldTraffic``.  ``forward``: hand the held frames to the foreign agent's
@@ -189,7 +283,18 @@ class ReleaseHold:
     mods: tuple[FlowMod, ...] = ()
     peer: str = ""
 
+    def __init__(self, foreign_agent: str, dpid: int, mn_mac: str, forward: bool,
+                       tunnel_id: str = "", mods: tuple[FlowMod, ...] = (), peer: str = "") -> None:
+        object.__setattr__(self, "foreign_agent", foreign_agent)
+        object.__setattr__(self, "dpid", dpid)
+        object.__setattr__(self, "mn_mac", mn_mac)
+        object.__setattr__(self, "forward", forward)
+        object.__setattr__(self, "tunnel_id", tunnel_id)
+        object.__setattr__(self, "mods", mods)
+        object.__setattr__(self, "peer", peer)
 
+
+@mypyc_attr(allow_interpreted_subclasses=True)
 @dataclass(frozen=True)
 class HoldUplink:
     """Issue 14 (seamless handover): the frames of ``mn_mac`` that switch ``dpid``
@@ -202,7 +307,14 @@ class HoldUplink:
     nai: str
     to_mac: str = ""        # the FA that prepared the punt (the frames' destination)
 
+    def __init__(self, dpid: int, mn_mac: str, nai: str, to_mac: str = "") -> None:
+        object.__setattr__(self, "dpid", dpid)
+        object.__setattr__(self, "mn_mac", mn_mac)
+        object.__setattr__(self, "nai", nai)
+        object.__setattr__(self, "to_mac", to_mac)
 
+
+@mypyc_attr(allow_interpreted_subclasses=True)
 @dataclass(frozen=True)
 class ReleaseUplink:
     """Issue 14: the new FA ``foreign_agent``'s tunnels ``tunnel_ids`` are up: the MN's
@@ -217,6 +329,17 @@ class ReleaseUplink:
     tunnel_ids: tuple[str, ...]
     mods: tuple[Mod, ...] = ()
     from_mac: str = ""      # the previous FA's MAC (what the punted frames are sent to)
+
+    def __init__(self, foreign_agent: str, dpid: int, mn_mac: str, nai: str,
+                       tunnel_ids: tuple[str, ...], mods: tuple[Mod, ...] = (),
+                       from_mac: str = "") -> None:
+        object.__setattr__(self, "foreign_agent", foreign_agent)
+        object.__setattr__(self, "dpid", dpid)
+        object.__setattr__(self, "mn_mac", mn_mac)
+        object.__setattr__(self, "nai", nai)
+        object.__setattr__(self, "tunnel_ids", tunnel_ids)
+        object.__setattr__(self, "mods", mods)
+        object.__setattr__(self, "from_mac", from_mac)
 
 
 Action = (AddTunnel | RemoveTunnel | SendFlows | SendDiameter | AnswerDiameter

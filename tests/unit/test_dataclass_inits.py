@@ -25,8 +25,8 @@ from typing import Any
 import pytest
 
 from controller import build_compiled
-from controller.core import (aaa_foreign, aaa_home, binding, fa_conf, fa_tunnels, flows,
-                             ha_tunnels, handover)
+from controller.core import (aaa_foreign, aaa_home, actions, binding, fa_conf, fa_tunnels,
+                             flows, ha_tunnels, handover)
 from controller.model import vpn
 from controller.proto import mip_keys
 from controller.proto.diameter import messages as dm
@@ -43,6 +43,9 @@ HOT: list[type] = [
     flows.FlowSpec, flows.FlowMod, fa_conf.Pending, mip_keys.NonceReply, binding.Binding,
     aaa_home.SessionKeys, aaa_foreign.CachedSession, ha_tunnels.TunnelSet,
     handover.HandoverRecord, fa_tunnels.FaTunnels,
+    # the actions the roles return (compiled since the tenth steps)
+    *[c for c in vars(actions).values() if isinstance(c, type)
+      and c.__module__ == actions.__name__ and dataclasses.is_dataclass(c)],
 ]
 
 
