@@ -84,8 +84,7 @@ def _example_avp(code: int, vendor: int = 0) -> bytes:
             else struct.pack("!II", code, 8))
 
 
-def _u32_at(d: bytes, i: int) -> int:
-    """The big-endian 32-bit number at ``d[i:i + 4]``, as a native int (compiled)."""
+def _u32_at(d: bytes, i: int) -> int:    # big-endian, as a native int (compiled)
     return d[i] << 24 | d[i + 1] << 16 | d[i + 2] << 8 | d[i + 3]
 
 
@@ -122,7 +121,8 @@ def parse_avps(buf: bytes | bytearray | memoryview, start: int = 0, end: int | N
         if stop - pos < 8:
             raise DiameterDecodeError(INVALID_AVP_LENGTH, 0, "truncated AVP header",
                                       header=header)
-        code = _u32_at(data, pos)
+        code: int = (data[pos] << 24 | data[pos + 1] << 16 | data[pos + 2] << 8
+                     | data[pos + 3])
         flags: int = data[pos + 4]
         length: int = data[pos + 5] << 16 | data[pos + 6] << 8 | data[pos + 7]
         hlen = 12 if flags & 0x80 else 8       # the V bit (AVP_FLAG_VENDOR)
@@ -130,7 +130,8 @@ def parse_avps(buf: bytes | bytearray | memoryview, start: int = 0, end: int | N
             raise DiameterDecodeError(INVALID_AVP_LENGTH, code,
                                       f"AVP {code} length {length}", header=header,
                                       failed_avp=bytes(data[pos:min(stop, pos + 12)]))
-        vendor = _u32_at(data, pos + 8) if hlen == 12 else 0
+        vendor: int = (data[pos + 8] << 24 | data[pos + 9] << 16 | data[pos + 10] << 8
+                       | data[pos + 11]) if hlen == 12 else 0
         raw = data[pos:pos + length]
         if flags & 0x1F:
             raise DiameterDecodeError(INVALID_AVP_BITS, code, f"AVP {code} flags {flags:#x}",
@@ -413,8 +414,7 @@ def _decode_secret(top: _Avps) -> bytes:
     return secret
 
 
-#: MIP-Originating-Foreign-AAA members -> (realm, host) decoded from them: a few foreign
-#: AAAs send every one of them (issue 15).  Bounded: cleared when full.
+#: MIP-Originating-Foreign-AAA members -> (realm, host): a few AAAs send all (issue 15)
 _OFAAA: Final[dict[bytes, tuple[str, str]]] = {}
 
 
