@@ -10,6 +10,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from controller.core.actions import AddTunnel, SendFlows, SendToMobileNode
+from controller.model.vpn import QosSpec, SecuritySpec, TunnelEnd, TunnelSide
 from controller.runtime.executor import Executor
 
 
@@ -33,6 +34,12 @@ def executor(events: list[str], barrier: asyncio.Event) -> Executor:
                     send_flows=send_flows, spawn=lambda c: None, now=lambda: 0.0)
 
 
+#: a tunnel end as the roles give one (the actions are compiled: their fields' types hold)
+SIDE = TunnelSide("alice/ha-fa2", TunnelEnd("fa2", "10.0.0.12", ("10.10.0.100/32",)),
+                  TunnelEnd("ha", "10.0.0.1", ("10.30.0.0/24",)), b"k" * 32, SecuritySpec(),
+                  QosSpec(), True)
+
+
 def walk(wait: bool) -> list[str]:
     events: list[str] = []
 
@@ -42,7 +49,7 @@ def walk(wait: bool) -> list[str]:
         # the barrier answers once the tunnel is up: awaiting it first would hang
         await asyncio.wait_for(ex.execute("fa:fa2", [
             SendFlows(0x402, (), wait=wait),
-            AddTunnel("fa2", SimpleNamespace()),   # type: ignore[arg-type]
+            AddTunnel("fa2", SIDE),
             SendToMobileNode("fa2", b"rrp", "02:00:00:00:01:00", "10.10.0.100", 2)]), 2.0)
     asyncio.run(go())
     return events
@@ -64,6 +71,6 @@ def test_by_default_the_barrier_comes_first() -> None:
         barrier.set()
         ex = executor(events, barrier)
         await ex.execute("fa:fa2", [SendFlows(0x402, ()),
-                                    AddTunnel("fa2", SimpleNamespace())])  # type: ignore[arg-type]
+                                    AddTunnel("fa2", SIDE)])
     asyncio.run(go())
     assert events == ["flows sent", "barrier", "tunnel start", "tunnel up"]
