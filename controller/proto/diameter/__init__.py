@@ -118,7 +118,8 @@ from controller.proto.diameter.messages import (AmAnswer, AmRequest, Answer, Cea
                                                 MsaKey, Request, REQUEST_TYPES)
 from controller.proto.diameter.templates import encode_fast, vpn_info_payload
 from controller.proto.diameter.encoding import encode, encode_error_answer, vpn_info_avp
-from controller.proto.diameter.decoding import decode, parse_avps, parse_header, RawAvp
+from controller.proto.diameter.decoding import decode
+from controller.proto.diameter.framing import parse_avps, parse_header, RawAvp
 from controller.proto.diameter.walk import GROUPED_AVPS, walk_avp_codes
 
 # Every name imported above is part of the package's interface (sorted).

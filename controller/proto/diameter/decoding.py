@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import ipaddress
 import struct
-from typing import Final, NamedTuple, TypedDict
+from typing import Final, TypedDict
 
 from controller.proto.diameter.numbers import (AVP_ACCOUNTING_MULTI_SESSION_ID,
                                         AVP_AUTH_APPLICATION_ID, AVP_AUTH_SESSION_STATE,
@@ -37,22 +37,21 @@ from controller.model.vpn import (DEFAULT_ESP, DEFAULT_IKE, QosSpec, SecuritySpe
                                   TunnelSpec, VpnInfo)
 from controller.proto import nai as nai_syntax
 from controller.proto.diameter.agents import _proxy_info, _route_record
+from controller.proto.diameter.framing import RawAvp, _example_avp, parse_avps, parse_header
 from controller.proto.diameter.messages import (AmAnswer, AmRequest, Cea, Cer,
                                                 DiameterDecodeError, DiameterHeader,
                                                 DiameterMessage, Dpa, Dpr, Dwa, Dwr,
                                                 HaAnswer, HaRequest, MnFaNonce, MsaKey)
 from controller.proto.diameter.numbers import (APPLICATION_UNSUPPORTED, AVP_FLAG_MANDATORY,
-                                               AVP_FLAG_VENDOR, AVP_OCCURS_TOO_MANY_TIMES,
+                                               AVP_OCCURS_TOO_MANY_TIMES,
                                                AVP_UNSUPPORTED, CMD_AA_MOBILE_NODE,
                                                CMD_CAPABILITIES_EXCHANGE,
                                                CMD_DEVICE_WATCHDOG, CMD_DISCONNECT_PEER,
                                                CMD_HOME_AGENT_MIP, COMMAND_UNSUPPORTED,
-                                               FLAG_ERROR, INVALID_AVP_BITS,
-                                               INVALID_AVP_LENGTH, INVALID_AVP_VALUE,
+                                               FLAG_ERROR, INVALID_AVP_LENGTH, INVALID_AVP_VALUE,
                                                INVALID_HDR_BITS, INVALID_MESSAGE_LENGTH,
                                                KNOWN_IETF_AVPS, MIP4_APPLICATION_ID,
-                                               MISSING_AVP, UNABLE_TO_COMPLY,
-                                               UNSUPPORTED_VERSION)
+                                               MISSING_AVP, UNABLE_TO_COMPLY)
 from controller.proto.diameter.vpn_memo import _recall, _remember
 from controller.proto.diameter.vendor import (
     DISTRIBUTION_CODES, VA_DISTRIBUTION, VA_ESP_PROPOSAL, VA_FOREIGN_AGENT, VA_GATEWAY_ADDRESS,
@@ -63,82 +62,6 @@ from controller.proto.diameter.vendor import (
     VA_TUNNEL_END_B, VA_TUNNEL_ID, VA_VPN_INFO, VENDOR_AVPS, VENDOR_ID)
 
 # ------------------------------------------------------------------ decoding
-
-
-class RawAvp(NamedTuple):
-    code: int
-    flags: int
-    vendor: int
-    data: bytes
-    raw: bytes          # the whole AVP (header + data, unpadded), for Failed-AVP
-
-
-#: ``RawAvp(...)`` / ``DiameterHeader(...)`` without the namedtuple's generated
-#: ``__new__`` (a Python-level call per AVP; a registration parses about 180 AVPs)
-_new_tuple: Final = tuple.__new__
-
-
-def _example_avp(code: int, vendor: int = 0) -> bytes:
-    """A zero-payload AVP, for Failed-AVP when ``code`` is missing (RFC 6733 §7.5)."""
-    return (struct.pack("!III", code, (AVP_FLAG_VENDOR << 24) | 12, vendor) if vendor
-            else struct.pack("!II", code, 8))
-
-
-def _u32_at(d: bytes, i: int) -> int:    # big-endian, as a native int (compiled)
-    return d[i] << 24 | d[i + 1] << 16 | d[i + 2] << 8 | d[i + 3]
-
-
-def parse_header(data: bytes | bytearray | memoryview) -> DiameterHeader:
-    """Read the 20-byte header; framing errors (version, length) raise."""
-    if len(data) < 20:
-        raise DiameterDecodeError(INVALID_MESSAGE_LENGTH, 0, "shorter than a header")
-    d: bytes = data if type(data) is bytes else bytes(data[:20])
-    # read byte by byte as native ints, built without the namedtuple's ``__new__``
-    # (compiled: no struct call, no boxed arithmetic; twice per message; issue 15)
-    hdr: DiameterHeader = _new_tuple(DiameterHeader, (
-        d[0], d[1] << 16 | d[2] << 8 | d[3], d[4], d[5] << 16 | d[6] << 8 | d[7],
-        _u32_at(d, 8), _u32_at(d, 12), _u32_at(d, 16)))
-    if hdr.version != 1:
-        raise DiameterDecodeError(UNSUPPORTED_VERSION, 0,
-                                  f"version {hdr.version}", header=hdr)
-    if hdr.length < 20 or hdr.length % 4:
-        raise DiameterDecodeError(INVALID_MESSAGE_LENGTH, 0,
-                                  f"message length {hdr.length}", header=hdr)
-    return hdr
-
-
-def parse_avps(buf: bytes | bytearray | memoryview, start: int = 0, end: int | None = None,
-               *, header: DiameterHeader | None = None) -> list[RawAvp]:
-    """Split ``buf[start:end]`` into AVPs (not descending into grouped ones)."""
-    # once, not per AVP: every slice below is bytes
-    data: bytes = buf if type(buf) is bytes else bytes(buf)
-    stop: int = len(data) if end is None else end
-    out: list[RawAvp] = []
-    pos: int = start
-    # the header's fields read byte by byte as native ints (compiled: no struct call,
-    # no tuple, no boxed arithmetic; issue 15)
-    while pos < stop:
-        if stop - pos < 8:
-            raise DiameterDecodeError(INVALID_AVP_LENGTH, 0, "truncated AVP header",
-                                      header=header)
-        code: int = (data[pos] << 24 | data[pos + 1] << 16 | data[pos + 2] << 8
-                     | data[pos + 3])
-        flags: int = data[pos + 4]
-        length: int = data[pos + 5] << 16 | data[pos + 6] << 8 | data[pos + 7]
-        hlen = 12 if flags & 0x80 else 8       # the V bit (AVP_FLAG_VENDOR)
-        if length < hlen or pos + length > stop:
-            raise DiameterDecodeError(INVALID_AVP_LENGTH, code,
-                                      f"AVP {code} length {length}", header=header,
-                                      failed_avp=bytes(data[pos:min(stop, pos + 12)]))
-        vendor: int = (data[pos + 8] << 24 | data[pos + 9] << 16 | data[pos + 10] << 8
-                       | data[pos + 11]) if hlen == 12 else 0
-        raw = data[pos:pos + length]
-        if flags & 0x1F:
-            raise DiameterDecodeError(INVALID_AVP_BITS, code, f"AVP {code} flags {flags:#x}",
-                                      header=header, failed_avp=raw)
-        out.append(_new_tuple(RawAvp, (code, flags, vendor, raw[hlen:], raw)))
-        pos += (length + 3) & ~3
-    return out
 
 
 #: User-Names found valid (each hop and renewal of a user carries the same one): checked
@@ -166,7 +89,7 @@ class _Avps:
         # Failed-AVP = the second), raised in that order once the Session-Id is known
         unknown = again = None
         for a in avps:
-            code, flags, vendor = a[0], a[1], a[2]
+            code, flags, vendor = a.code, a.flags, a.vendor
             key = vendor << 32 | code
             if key not in first:
                 first[key] = a

@@ -11,7 +11,7 @@ from diameter.message.constants import (AVP_EXPERIMENTAL_RESULT, AVP_FAILED_AVP,
                                         AVP_MIP_ORIGINATING_FOREIGN_AAA, AVP_PROXY_INFO,
                                         AVP_VENDOR_SPECIFIC_APPLICATION_ID)
 
-from controller.proto.diameter.decoding import parse_avps
+from controller.proto.diameter.framing import parse_avps
 from controller.proto.diameter.vendor import (VA_HANDOFF_TUNNEL, VA_MN_TO_FA_MSA, VA_TUNNEL,
                                               VA_TUNNEL_END_A, VA_TUNNEL_END_B, VA_VPN_INFO,
                                               VENDOR_ID)
