@@ -125,7 +125,7 @@ class VpnStore:
     def snapshot(self) -> _Snapshot:
         """``with store.snapshot(): ...``: the reads of this thread inside look for
         another connection's commits once, at the first read, instead of at every read
-        (each look is a ``PRAGMA data_version``, a read transaction: about 12 µs).  The
+        (each look is a ``PRAGMA data_version``, a read transaction: 12-17 µs here).  The
         runtime holds one around each role's handling of a message (issue 15): a
         registration read the user and the profile six times, and each role now
         decides on one state of the database.  Other threads read as before."""
