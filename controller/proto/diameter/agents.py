@@ -8,10 +8,8 @@ from __future__ import annotations
 import struct
 from typing import Any, Final, Protocol
 
-from controller.proto.diameter.numbers import AVP_PROXY_INFO, AVP_ROUTE_RECORD
-
 from controller.proto.diameter.messages import DiameterDecodeError
-from controller.proto.diameter.numbers import MISSING_AVP
+from controller.proto.diameter.numbers import AVP_PROXY_INFO, AVP_ROUTE_RECORD, MISSING_AVP
 
 _PROXY_HOST: Final = 280     # RFC 6733 §6.7.3
 _PROXY_STATE: Final = 33     # RFC 6733 §6.7.4

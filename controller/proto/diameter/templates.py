@@ -26,12 +26,12 @@ from diameter.message.avp.grouped import (MipFaToHaMsa, MipFaToMnMsa, MipHaToFaM
                                           MipMnAaaAuth, MipOriginatingForeignAaa)
 from diameter.message.commands import (AaMobileNodeAnswer, AaMobileNodeRequest,
                                        HomeAgentMipAnswer, HomeAgentMipRequest)
-from controller.proto.diameter.numbers import AVP_MIP_ALGORITHM_TYPE, AVP_MIP_NONCE
 
 from controller.model.vpn import TunnelEnd, TunnelSpec, VpnInfo
 from controller.proto.diameter.messages import (AmAnswer, AmRequest, DiameterMessage,
                                                 HaAnswer, HaRequest, MnFaNonce, MsaKey)
-from controller.proto.diameter.numbers import MIP4_APPLICATION_ID
+from controller.proto.diameter.numbers import (AVP_MIP_ALGORITHM_TYPE, AVP_MIP_NONCE,
+                                               MIP4_APPLICATION_ID)
 from controller.proto.diameter.vpn_memo import _remember, _round_trips
 from controller.proto.diameter.vendor import (DISTRIBUTION_CODES, VA_DISTRIBUTION,
                                               VA_ESP_PROPOSAL, VA_FOREIGN_AGENT,
@@ -71,11 +71,18 @@ def _template(cls: type) -> tuple[_Entry, ...]:
     return tuple(out)
 
 
-@functools.cache
+# the per-class and per-code tables below are dicts filled once, not ``functools``
+# caches: a compiled dict look-up, not a call through the cache's wrapper (issue 15)
+_HEADERS: Final[dict[type, tuple[int, int, int]]] = {}
+
+
 def _header(cls: type) -> tuple[int, int, int]:
     """(version, command flags, command code) of a fresh ``cls`` message."""
-    h = cls().header
-    return h.version, h.command_flags, h.command_code
+    got = _HEADERS.get(cls)
+    if got is None:
+        h = cls().header
+        got = _HEADERS[cls] = (h.version, h.command_flags, h.command_code)
+    return got
 
 
 #: the attributes whose values repeat from message to message (a peer's identity and
@@ -94,11 +101,16 @@ _KEPT: Final = 64
 _Layout = tuple[tuple[_Entry, ...], dict[str, int], list["dict[object, bytes] | None"]]
 
 
-@functools.cache
+_LAYOUTS: Final[dict[type, _Layout]] = {}
+
+
 def _layout(cls: type) -> _Layout:
-    tmpl = _template(cls)
-    return (tmpl, {e[0]: i for i, e in enumerate(tmpl)},
-            [{} if e[0] in _REPEATING else None for e in tmpl])
+    got = _LAYOUTS.get(cls)
+    if got is None:
+        tmpl = _template(cls)
+        got = _LAYOUTS[cls] = (tmpl, {e[0]: i for i, e in enumerate(tmpl)},
+                               [{} if e[0] in _REPEATING else None for e in tmpl])
+    return got
 
 
 def _write(tmpl: tuple[_Entry, ...], get: Callable[[str], Any], out: list[bytes]) -> None:
@@ -135,25 +147,32 @@ def _getter(obj: Any) -> Callable[[str], Any]:
     return lambda name: getattr(obj, name, None)
 
 
-@functools.cache
+#: per vendor AVP: the flags python-diameter gives it (V set, M and P clear) and its type
+_VENDOR: Final[dict[int, tuple[int, type[Avp]]]] = {
+    code: (kind(code, VENDOR_ID).flags, kind) for code, (_name, kind) in VENDOR_AVPS.items()}
+
+
 def _vendor_flags(code: int) -> int:
-    """The flags python-diameter gives one of our vendor AVPs (V set, M and P clear)."""
-    flags: int = VENDOR_AVPS[code][1](code, VENDOR_ID).flags
-    return flags
+    return _VENDOR[code][0]
 
 
 def _vendor_avp(code: int, value: object) -> bytes:
     """``encoding._vavp(code, value)`` as wire bytes (scalar vendor AVPs)."""
-    kind = VENDOR_AVPS[code][1]
+    flags, kind = _VENDOR[code]
     if kind is AvpAddress:
         value = _ip(value)
-    return _avp_wire(code, _vendor_flags(code), VENDOR_ID, _value_payload(kind, value))
+    return _avp_wire(code, flags, VENDOR_ID, _value_payload(kind, value))
 
 
-@functools.cache
+_IETF: Final[dict[int, tuple[int, type]]] = {}
+
+
 def _ietf(code: int) -> tuple[int, type]:
-    proto = Avp.new(code, is_mandatory=True)
-    return proto.flags, type(proto)
+    got = _IETF.get(code)
+    if got is None:
+        proto = Avp.new(code, is_mandatory=True)
+        got = _IETF[code] = (proto.flags, type(proto))
+    return got
 
 
 def _ietf_avp(code: int, value: object) -> bytes:
