@@ -131,6 +131,7 @@ def child_sa_origins(log_text: str) -> list[dict[str, Any]]:
             rec, at = last.get(m.group(1)), _clock(line)
             if rec is not None and rec["how"] == "ike_sa_init" and rec["at"] is not None \
                     and at is not None and at - rec["at"] > PROMOTED_AFTER:
+                rec["initiated"] = rec["how"]
                 rec["how"], rec["promoted_at"] = "standing", at
             continue
         m = re.search(r"vici initiate CHILD_SA '([^']+)'", line)
@@ -138,7 +139,7 @@ def child_sa_origins(log_text: str) -> list[dict[str, Any]]:
         at = _clock(line)
         if rec is not None and rec["how"] == "standing" and at is not None \
                 and at - rec["promoted_at"] < PROMOTED_AFTER:   # an add's key: undone
-            rec["how"] = "ike_sa_init"
+            rec["how"] = rec.pop("initiated")
             del rec["promoted_at"]
         m = re.search(r"vici initiate CHILD_SA '([^']+)'", line)
         if m:
@@ -157,6 +158,18 @@ def child_sa_origins(log_text: str) -> list[dict[str, Any]]:
     return out
 
 
+def key_loads(log_text: str) -> list[dict[str, Any]]:
+    """Each PSK charon loaded (``tunnel_id``, ``at``): an add's, a preparation's, or a
+    promotion's (the move onto a CHILD_SA that stood: standing, or still live after a
+    quick move back), which loads a key and initiates nothing."""
+    out = []
+    for line in log_text.splitlines():
+        m = re.search(r"loaded IKE shared key with id 'psk:([^']+)'", line)
+        if m:
+            out.append({"tunnel_id": m.group(1), "at": _clock(line)})
+    return out
+
+
 def _clock(line: str) -> float | None:
     m = _TS.match(line)
     if not m:
@@ -165,27 +178,63 @@ def _clock(line: str) -> float | None:
     return h * 3600 + mi * 60 + s + ms / 1000
 
 
+def _by_time(moves: list[dict[str, Any]], origins: dict[str, list[dict[str, Any]]],
+             keys: dict[str, list[dict[str, Any]]], tunnel_prefix: str) -> list[str]:
+    """How each move's new FA brought the tunnel up, from what its log shows between
+    the move and the same MN's next move (5 s for the last): an initiation (as it was
+    initiated); else a CHILD_SA promoted: ``standing`` when stood up ahead, ``live``
+    when an earlier move had initiated it (a move back within the old FA's retire)
+    or only a key was loaded; else ``missing``."""
+    taken: set[int] = set()
+    out = []
+    for i, m in enumerate(moves):
+        t0, fa = float(m["t_move_wall"]), m["to"]
+        t1 = next((float(n["t_move_wall"]) for n in moves[i + 1:]
+                   if n.get("mn") == m.get("mn")), t0 + 5.0)
+        mine = [o for o in origins.get(fa, []) if o["tunnel_id"].startswith(tunnel_prefix)]
+        inited = [o for o in mine if o.get("at") is not None and t0 <= o["at"] < t1]
+        promoted = [o for o in mine if o.get("promoted_at") is not None
+                    and t0 <= o["promoted_at"] < t1]
+        keyed = [k for k in keys.get(fa, []) if k["tunnel_id"].startswith(tunnel_prefix)
+                 and k.get("at") is not None and t0 <= k["at"] < t1]
+        if inited:
+            taken.add(id(inited[0]))
+            out.append(inited[0].get("initiated", inited[0]["how"]))
+        elif promoted:
+            out.append("live" if id(promoted[0]) in taken else "standing")
+        else:
+            out.append("live" if keyed else "missing")
+    return out
+
+
 def prepared_check(moves: list[dict[str, Any]], origins: dict[str, list[dict[str, Any]]],
-                   tunnel_prefix: str, required: float = SEAMLESS_REQUIRED
-                   ) -> dict[str, Any]:
+                   tunnel_prefix: str, required: float = SEAMLESS_REQUIRED,
+                   keys: dict[str, list[dict[str, Any]]] | None = None) -> dict[str, Any]:
     """How many of the mechanism's moves brought their new FA's tunnel up on a prepared
     IKE_SA.  ``moves``: the mechanism MN's moves (``to``: the new FA); ``origins``:
     ``child_sa_origins`` per gateway; ``tunnel_prefix``: its HA<->FA tunnels' ids
     (``alice_home.example/ha-``).  The k-th move to an FA is that FA's k-th initiation
-    of such a tunnel after the first registration's (fa1's first)."""
-    seen: dict[str, int] = {"fa1": 1}
-    used = fresh = missing = standing = 0
-    per_move = []
-    for m in moves:
-        fa = m["to"]
-        mine = [o for o in origins.get(fa, []) if o["tunnel_id"].startswith(tunnel_prefix)]
-        k = seen.get(fa, 0)
-        seen[fa] = k + 1
-        how = mine[k]["how"] if k < len(mine) else "missing"
-        per_move.append(how)
-        if how in ("create_child_sa", "standing"):
+    of such a tunnel after the first registration's (fa1's first).  With the moves'
+    ``t_move_wall`` (seconds of the day, as charon's log) and ``keys`` (``key_loads``
+    per gateway) each move is matched by time instead (``_by_time``)."""
+    if moves and keys is not None and all(m.get("t_move_wall") is not None for m in moves):
+        per_move = _by_time(moves, origins, keys, tunnel_prefix)
+    else:
+        per_move = []
+        seen: dict[str, int] = {"fa1": 1}
+        for m in moves:
+            fa = m["to"]
+            mine = [o for o in origins.get(fa, [])
+                    if o["tunnel_id"].startswith(tunnel_prefix)]
+            k = seen.get(fa, 0)
+            seen[fa] = k + 1
+            per_move.append(mine[k]["how"] if k < len(mine) else "missing")
+    used = fresh = missing = standing = live = 0
+    for how in per_move:
+        if how in ("create_child_sa", "standing", "live"):
             used += 1
             standing += how == "standing"
+            live += how == "live"
         elif how == "ike_sa_init":
             fresh += 1
         else:
@@ -193,7 +242,7 @@ def prepared_check(moves: list[dict[str, Any]], origins: dict[str, list[dict[str
     n = len(moves)
     share = used / n if n else 0.0
     return {"moves": n, "on_prepared_ike_sa": used, "standing_child_sa": standing,
-            "new_ike_sa": fresh,
+            "live_child_sa": live, "new_ike_sa": fresh,
             "not_found": missing, "share": round(share, 3), "required": required,
             "valid": n > 0 and share >= required, "per_move": per_move}
 
@@ -265,7 +314,8 @@ def print_paired(kind: str, res: dict[str, Any]) -> None:
     if chk:
         print(f"prepared IKE_SA used (CREATE_CHILD_SA at the new FA): "
               f"{chk['on_prepared_ike_sa']}/{chk['moves']} moves ({chk['share']:.0%}; "
-              f"of them promoted standing CHILD_SAs {chk.get('standing_child_sa', 0)}; "
+              f"of them promoted standing CHILD_SAs {chk.get('standing_child_sa', 0)}, "
+              f"live ones (a quick move back) {chk.get('live_child_sa', 0)}; "
               f"new IKE_SA {chk['new_ike_sa']}, not found {chk['not_found']}); "
               f"baseline's: {res.get('baseline_prepared', {}).get('on_prepared_ike_sa')}")
         if not chk["valid"]:
@@ -297,6 +347,9 @@ def run_paired(kind: str, moves: int, settle: float, keep_dir: bool,
                    for gw in ("fa1", "fa2", "fa3")
                    if (run_dir / "gw" / gw / "charon.log").exists()}
         res["child_sa_origins"] = origins
+        keys = {gw: key_loads((run_dir / "gw" / gw / "charon.log").read_text(
+                    errors="replace"))
+                for gw in ("fa1", "fa2", "fa3") if (run_dir / "gw" / gw / "charon.log").exists()}
     finally:
         run.close()
         if keep_dir:
@@ -308,8 +361,10 @@ def run_paired(kind: str, moves: int, settle: float, keep_dir: bool,
     res["mechanism"], res["baseline"] = per_mn(mine), per_mn(base)
     res["ratio"] = ratios(res["mechanism"], res["baseline"])
     if KINDS[kind].get("check_prepared"):
-        res["prepared_check"] = prepared_check(mine, origins, "alice_home.example/ha-")
-        res["baseline_prepared"] = prepared_check(base, origins, "bob_home.example/ha-")
+        res["prepared_check"] = prepared_check(mine, origins, "alice_home.example/ha-",
+                                               keys=keys)
+        res["baseline_prepared"] = prepared_check(base, origins, "bob_home.example/ha-",
+                                                  keys=keys)
         res["valid"] = res["prepared_check"]["valid"]
     else:
         res["valid"] = True

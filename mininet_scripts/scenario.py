@@ -245,7 +245,7 @@ class ScenarioRun:
         fa_to = topo.switches[to_switch].foreign_agent
         say(f"moving {mn}: {self.location[mn]} ({fa_from}) -> {to_switch} ({fa_to})")
         n_reg = sum(1 for e in read_events(self.events[mn]) if e["event"] == "registered")
-        t_move = time.monotonic()
+        t_move, t_wall = time.monotonic(), time.time()
         link_s = self.demo.mnet.move_host(mn, to_switch, port)
         try:
             reg = wait_for(f"{mn}'s re-registration via {fa_to}",
@@ -255,6 +255,7 @@ class ScenarioRun:
             reg = None
         self.location[mn] = to_switch
         self.moves.append({"mn": mn, "from": fa_from, "to": fa_to, "t_move": t_move,
+                           "t_move_wall": _seconds_of_day(t_wall),
                            "link_move_ms": round(link_s * 1000, 3), "registered": reg})
 
     def _check(self, i: int, check: dict[str, Any]) -> None:
@@ -383,6 +384,7 @@ class ScenarioRun:
             recs = by_nai.get(nai, [])
             rec = recs[k] if k < len(recs) else {}
             entry: dict[str, Any] = {"mn": mn, "from": move["from"], "to": move["to"],
+                                     "t_move_wall": move.get("t_move_wall"),
                                      "kind": rec.get("kind", "?"),
                                      "registered": move["registered"] is not None}
             phases = {"link_move (emulation)": move["link_move_ms"]}
@@ -584,3 +586,10 @@ def run_scenario_cli(args: Any) -> int:
         Path(args.json).write_text(json.dumps(res, indent=2, default=str))
         say(f"results written to {args.json}")
     return 0 if res["ok"] else 1
+
+
+def _seconds_of_day(t: float) -> float:
+    """Wall-clock ``t`` as seconds since local midnight: the clock of charon's log
+    lines (``HH:MM:SS.mmm``), which bench.handover_paired matches moves against."""
+    lt = time.localtime(t)
+    return lt.tm_hour * 3600 + lt.tm_min * 60 + lt.tm_sec + (t % 1.0)

@@ -69,6 +69,9 @@ class StrongSwanGateway(PrimariesMixin, GatewayDriverBase):
         self._loaded: dict[str, tuple[dict[str, Any], bytes]] = {}
         self._childless: set[str] = set()
         self._standing: set[str] = set()   # CHILD_SA stood up ahead, not yet promoted
+        # responder ends of a move back promoted on their live CHILD_SA: the initiator's
+        # promotion has this end rekeyed, as for a standing one
+        self._relive: set[str] = set()
         self._promoted: dict[str, float] = {}   # tunnel -> its promotion's rekey began
         self._rekeying: dict[str, set[str]] = {}   # tunnel -> CHILD_SAs its rekey replaces
 
@@ -322,6 +325,19 @@ class StrongSwanGateway(PrimariesMixin, GatewayDriverBase):
         at a move, issue 14 h14g); ``rekeyed`` tells when it completed.  Seconds
         taken."""
         t0, tid = time.monotonic(), side.tunnel_id
+        if rekey and tid in self._relive:
+            self._relive.discard(tid)
+            self._standing.add(tid)     # rekeyed below, as a standing one
+        elif tid not in self._standing and not rekey and self._lives_as(side):
+            # a move back within the old FA's retire: the CHILD_SA the MN left is still
+            # installed as the move wants it; only the key (issue 14)
+            self._call(lambda s: s.load_shared(secret_for(side)))
+            self._loaded[tid] = (self._loaded[tid][0], side.psk)
+            if not side.initiator:
+                self._relive.add(tid)
+            log.info("%s: tunnel %s promoted on its live CHILD_SA", self.name,
+                     log_text(tid))
+            return time.monotonic() - t0
         if tid not in self._standing:   # (kernel XFRM, or a plain prepared IKE_SA)
             return 0.0 if rekey else self.add_prepared(side, timeout=max(timeout, 5.0))
         if not rekey and not self._stands_as(side):
@@ -374,6 +390,23 @@ class StrongSwanGateway(PrimariesMixin, GatewayDriverBase):
             return False
         self._rekeying.pop(tunnel_id, None)
         return True
+
+    def _lives_as(self, side: TunnelSide) -> bool:
+        """The tunnel was added (not stood up ahead) as ``side`` wants it, the key aside
+        (at the responder its end may have been loaded as the standing secondary it was
+        promoted from), and its CHILD_SA is installed here."""
+        loaded = self._loaded.get(side.tunnel_id)
+        if loaded is None or side.tunnel_id in self._childless or not self.uses_libipsec():
+            return False
+        wants = [connection_for(side)]
+        if not side.initiator:
+            wants.append(connection_for(dataclasses.replace(side, secondary=True)))
+        if loaded[0] not in wants:
+            return False
+        sas = self._call(lambda s: list(s.list_sas({"ike": side.tunnel_id})))  # this one
+        return any((c or {}).get("state") in ("INSTALLED", b"INSTALLED")
+                   for sa in sas for ike in sa.values()
+                   for c in (ike.get("child-sas") or {}).values())
 
     def _stands_as(self, side: TunnelSide) -> bool:
         """The standing CHILD_SA is what the move wants: its connection as loaded when
@@ -504,6 +537,7 @@ class StrongSwanGateway(PrimariesMixin, GatewayDriverBase):
         self._loaded.pop(tunnel_id, None)
         self._childless.discard(tunnel_id)
         self._standing.discard(tunnel_id)
+        self._relive.discard(tunnel_id)
         self._promoted.pop(tunnel_id, None)
         self._rekeying.pop(tunnel_id, None)
         self._call(remove)

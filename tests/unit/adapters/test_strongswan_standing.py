@@ -168,3 +168,52 @@ def test_after_its_deadline_a_re_assertion_issues_no_more_rekeys(gw: Any) -> Non
     driver.tunnels = lambda: _states(("t/1", "1"), ("t/2", "2"), ("t/new", "9"))  # type: ignore[method-assign]
     driver._reassert_primaries("t/new", timeout=0.02)     # "1" never goes: no wait for "2"
     assert session.calls.count("rekey") == 1
+
+
+# -- a move back within the smooth-handoff retire (issue 14): the tunnel's CHILD_SA is
+# still installed at both ends, as the MN left it; the move promotes it like a standing
+# one instead of deleting it and asking for a new one (a DELETE and a CREATE_CHILD_SA
+# round on the move's path, the MN's uplink dropped between them: 24-161 packets per
+# such move in the seamless-smooth runs of 2026-12-07, 0-2 for a standing CHILD_SA)
+
+def live(driver: StrongSwanGateway, session: StandingSession, end: str) -> Any:
+    driver.add_tunnel(SPEC.side_for(end))
+    session.calls.clear()
+    return replace(SPEC, psk=MOVE_PSK).side_for(end)
+
+
+def test_a_live_child_sa_is_promoted_by_the_key_alone_at_the_initiator(gw: Any) -> None:
+    driver, session = gw
+    side = live(driver, session, "fa2")
+    driver.promote_tunnel(side)
+    assert "terminate" not in session.calls and "initiate child" not in session.calls
+    assert "load_conn" not in session.calls and "load_shared m" in session.calls
+    assert driver.promote_tunnel(side, rekey=True) == 0.0     # the FA never rekeys
+
+
+def test_the_responders_live_child_sa_is_rekeyed_by_the_promotion(gw: Any) -> None:
+    driver, session = gw
+    side = live(driver, session, "ha")
+    driver.promote_tunnel(side)                  # the HA's own move call: the key
+    assert session.calls == ["list_sas", "load_shared m"]
+    session.calls.clear()
+    driver.promote_tunnel(side, rekey=True)      # after the FA's: the downlink back
+    assert session.calls.count("rekey") == 1 and driver.rekeyed(TID) is None
+    session.calls.clear()
+    assert driver.promote_tunnel(side, rekey=True) == 0.0 and session.calls == []
+
+
+def test_a_live_end_without_its_child_sa_is_replaced_as_before(gw: Any) -> None:
+    driver, session = gw
+    side = live(driver, session, "fa2")
+    session.installed = False                    # DPD, the peer's delete, a restart
+    driver.promote_tunnel(side)
+    assert "initiate child" in session.calls
+
+
+def test_a_live_end_whose_tunnel_changed_is_set_up_as_before(gw: Any) -> None:
+    driver, session = gw
+    side = live(driver, session, "fa2")
+    other = replace(side, remote=replace(side.remote, selectors=("10.31.0.0/24",)))
+    driver.promote_tunnel(other)
+    assert "load_conn" in session.calls and "initiate child" in session.calls

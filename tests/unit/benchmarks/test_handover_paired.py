@@ -226,3 +226,43 @@ def test_the_has_rekey_after_the_tunnel_is_summarised_and_printed(capsys: Any) -
     out = capsys.readouterr().out
     assert ("after the new FA's tunnel up, median: HA's rekey done on 30.0 ms; first "
             "packet MN->CN on 30.0 / off 30.0 ms, CN->MN on 40.0 / off 40.0 ms") in out
+
+
+# a seamless-smooth walk's quick move back (issue 14): alice is at fa2 from 10:00:00,
+# leaves at 10:00:01 and is back at 10:00:03, within the old FA's retire: the move back
+# promotes the CHILD_SA still installed (a key, no initiation); a later move to fa2 on
+# a standing CHILD_SA; bob's moves start from nothing
+LIVE_LOG = """\
+10:00:00.050 10[CFG] vici initiate CHILD_SA 'alice_home.example/ha-fa2'
+10:00:00.051 10[IKE] initiating IKE_SA alice_home.example/ha-fa2[7] to 10.0.0.1
+10:00:00.090 12[CFG] loaded IKE shared key with id 'psk:alice_home.example/ha-fa2' for: 'a', 'b'
+10:00:03.040 12[CFG] loaded IKE shared key with id 'psk:alice_home.example/ha-fa2' for: 'a', 'b'
+10:00:03.500 10[CFG] vici initiate CHILD_SA 'bob_home.example/ha-fa2'
+10:00:03.501 10[IKE] initiating IKE_SA bob_home.example/ha-fa2[9] to 10.0.0.1
+10:00:07.000 10[CFG] vici initiate CHILD_SA 'alice_home.example/ha-fa2'
+10:00:07.001 10[IKE] initiating IKE_SA alice_home.example/ha-fa2[11] to 10.0.0.1
+10:00:09.030 12[CFG] loaded IKE shared key with id 'psk:alice_home.example/ha-fa2' for: 'a', 'b'
+"""
+
+
+def test_moves_are_matched_to_their_initiation_or_promotion_by_time() -> None:
+    """With the moves' wall-clock times (``t_move_wall``, seconds of the day as in
+    charon's log) each move takes what happened at its new FA in its own window: an
+    initiation (its kind as initiated), else a promotion of a CHILD_SA that stood
+    (standing, or still live after a quick move back), else nothing; the order of
+    initiations no longer has to match the order of moves."""
+    t0 = 10 * 3600.0
+    moves = [{"mn": "mn1", "to": "fa2", "t_move_wall": t0 + 0.0},
+             {"mn": "mn1", "to": "fa1", "t_move_wall": t0 + 1.0},
+             {"mn": "mn1", "to": "fa2", "t_move_wall": t0 + 3.0},
+             {"mn": "mn1", "to": "fa1", "t_move_wall": t0 + 5.0},
+             {"mn": "mn1", "to": "fa2", "t_move_wall": t0 + 9.0}]
+    fa1 = [{"tunnel_id": "alice_home.example/ha-fa1", "how": "create_child_sa",
+            "at": t0 + s} for s in (1.03, 5.03)]
+    origins = {"fa1": fa1, "fa2": hp.child_sa_origins(LIVE_LOG)}
+    keys = {"fa2": hp.key_loads(LIVE_LOG)}
+    chk = hp.prepared_check(moves, origins, "alice_home.example/ha-", keys=keys)
+    assert chk["per_move"] == ["ike_sa_init", "create_child_sa", "live",
+                               "create_child_sa", "standing"]
+    assert chk["on_prepared_ike_sa"] == 4 and chk["live_child_sa"] == 1
+    assert chk["standing_child_sa"] == 1 and chk["new_ike_sa"] == 1
