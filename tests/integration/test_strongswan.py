@@ -803,3 +803,54 @@ def test_a_standing_child_sa_at_the_neighbour_only_promoted_at_the_move(lab: Lab
         _move_mn(h["mn"], to_fa2=False)
         _sh(h["fa2"], f"ip route del {MN_HOA}/32 2>/dev/null")
         _sh(h["fa"], f"ip route replace {MN_HOA}/32 dev {P}fa-in")
+
+
+def test_a_move_back_within_the_retire_promotes_the_live_child_sa(lab: Lab) -> None:
+    """Issue 14: the MN moves FA1 -> FA2 and back while FA1's tunnel is still live at
+    both ends (smooth handoff's retire).  The move back promotes FA1's CHILD_SA as it
+    stands (the move's key at both ends, no DELETE, no CREATE_CHILD_SA: the FA's
+    CHILD_SA keeps its id): the MN's uplink passes through FA1 at once, and the HA's
+    rekey takes the downlink back from FA2."""
+    h = lab.hosts
+    if not lab.gws["ha"].uses_libipsec():
+        pytest.skip("kernel XFRM: the promotion's rekey is libipsec's switch")
+    static, fa1_ha, fa2_ha = static_tunnel(), mn_tunnel("fa"), mn_tunnel("fa2")
+    tid1, tid2 = fa1_ha.tunnel_id, fa2_ha.tunnel_id
+    try:
+        up(lab, static)
+        for _ in range(3):
+            up(lab, fa1_ha)
+            assert ping(h["mn"], CN)[0]
+            _sh(h["fa"], f"ip route del {MN_HOA}/32 2>/dev/null")      # to FA2
+            _move_mn(h["mn"], to_fa2=True)
+            _sh(h["fa2"], f"ip route replace {MN_HOA}/32 dev {P}fa2-in")
+            up(lab, fa2_ha)                    # FA1's end stays (the retire)
+            assert ping(h["cn"], MN_HOA, count=3)[0]       # the downlink via FA2
+            child = lab.gws["fa"].tunnel(tid1).children[-1].unique_id  # type: ignore[union-attr]
+            _sh(h["fa2"], f"ip route del {MN_HOA}/32 2>/dev/null")     # back to FA1
+            _move_mn(h["mn"], to_fa2=False)
+            _sh(h["fa"], f"ip route replace {MN_HOA}/32 dev {P}fa-in")
+            back = replace(fa1_ha, psk=new_psk())          # the move's key
+            for gw in sorted(back.ends(), key=lambda g: g == back.initiator):
+                lab.gws[gw].promote_tunnel(back.side_for(gw))
+            st = lab.gws["fa"].tunnel(tid1)
+            assert st is not None and [c.unique_id for c in st.children
+                                       if c.state == "INSTALLED"] == [child], st
+            # the uplink passes through FA1 before the HA's switch (the replies still
+            # go to FA2, so the ping itself may fail)
+            in1 = counters(lab, "ha", tid1)[0]
+            ping(h["mn"], CN, count=5, wait=0.2)
+            assert counters(lab, "ha", tid1)[0] - in1 >= 5
+            lab.gws["ha"].promote_tunnel(back.side_for("ha"), rekey=True)
+            out2 = counters(lab, "ha", tid2)[1]
+            assert ping(h["cn"], MN_HOA, count=3)[0]       # the downlink back at FA1
+            assert ping(h["mn"], CN, count=3)[0]
+            assert counters(lab, "ha", tid2)[1] == out2, "FA2's SA kept the downlink"
+            down(lab, fa2_ha)
+            down(lab, fa1_ha)
+    finally:
+        for t in (fa1_ha, fa2_ha, static):
+            down(lab, t)
+        _move_mn(h["mn"], to_fa2=False)
+        _sh(h["fa2"], f"ip route del {MN_HOA}/32 2>/dev/null")
+        _sh(h["fa"], f"ip route replace {MN_HOA}/32 dev {P}fa-in")

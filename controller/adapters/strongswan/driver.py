@@ -230,7 +230,8 @@ class StrongSwanGateway(PrimariesMixin, GatewayDriverBase):
                         log.debug("%s: %s", self.name, log_text(_s(event.get("msg"))))
 
             try:
-                if keep_sa and not ahead:   # a move back: the live CHILD_SA goes first
+                if keep_sa and not ahead:   # a move back not promoted on its live
+                    # CHILD_SA (kernel XFRM, promote_tunnel): that one goes first
                     self._call(self._terminate_children, tid)
                 try:
                     for child in conn[tid]["children"]:

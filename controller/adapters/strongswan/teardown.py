@@ -35,8 +35,9 @@ def terminate_children(session: vici.Session, tunnel_id: str) -> int:
     """Delete the tunnel's CHILD_SAs, keeping its IKE_SA (an INFORMATIONAL DELETE;
     waits for the peer's answer).  charon refuses a duplicate of an installed
     CHILD_SA ("not establishing CHILD_SA ... due to existing duplicate"), so a
-    tunnel re-added on its standing IKE_SA (a move back within the old FA's retire)
-    replaces its CHILD_SA this way: one per tunnel, however many moves back and
+    tunnel re-added on its standing IKE_SA (a move back within the old FA's retire
+    that ``promote_tunnel`` could not promote on its live CHILD_SA) replaces its
+    CHILD_SA this way: one per tunnel, however many moves back and
     forth.  A peer that does not answer in time (dead or slow) leaves the CHILD_SA
     and the next initiate would meet that duplicate: the IKE_SA is then terminated,
     forced (no DELETE awaited), and the initiate sets up a new one.  Returns how
