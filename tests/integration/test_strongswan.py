@@ -286,6 +286,15 @@ def _move_mn(mn: Any, to_fa2: bool) -> None:
             f"ip route replace default via {gw} dev {P}mn-{new} onlink")
 
 
+def _mn_at(h: dict[str, Any], fa2: bool) -> None:
+    """The MN's link and default route at FA2 (or FA1), and the FA's on-link route to
+    its home address there instead of at the other FA."""
+    here, there = ("fa2", "fa") if fa2 else ("fa", "fa2")
+    _sh(h[there], f"ip route del {MN_HOA}/32 2>/dev/null")
+    _move_mn(h["mn"], to_fa2=fa2)
+    _sh(h[here], f"ip route replace {MN_HOA}/32 dev {P}{here}-in")
+
+
 def _first_reply_after(t0_wall: float, proc: subprocess.Popen[bytes]) -> float:
     """Seconds from ``t0_wall`` to the first echo reply ping printed (``-D`` stamps)."""
     time.sleep(0.2)
@@ -342,9 +351,7 @@ def test_repoint_to_second_fa(lab: Lab) -> None:
     finally:
         for t in (fa1_ha, fa2_ha, static):
             down(lab, t)
-        _move_mn(h["mn"], to_fa2=False)
-        _sh(h["fa2"], f"ip route del {MN_HOA}/32 2>/dev/null")
-        _sh(h["fa"], f"ip route replace {MN_HOA}/32 dev {P}fa-in")
+        _mn_at(h, fa2=False)
 
 
 def test_two_tunnels_same_gateway_pair(lab: Lab) -> None:
@@ -649,9 +656,7 @@ def test_make_before_break_at_the_ha_keeps_the_new_path(lab: Lab) -> None:
     finally:
         for t in (fa1_ha, fa2_ha, static):
             down(lab, t)
-        _move_mn(h["mn"], to_fa2=False)
-        _sh(h["fa2"], f"ip route del {MN_HOA}/32 2>/dev/null")
-        _sh(h["fa"], f"ip route replace {MN_HOA}/32 dev {P}fa-in")
+        _mn_at(h, fa2=False)
 
 
 def _downlink_child(lab: Lab, tid: str) -> str | None:
@@ -781,9 +786,7 @@ def test_a_standing_child_sa_at_the_neighbour_only_promoted_at_the_move(lab: Lab
             assert counters(lab, "ha", tid1)[1] == out1     # nothing left for FA1
             down(lab, fa1_ha)
             down(lab, fa2_ha)
-            _move_mn(h["mn"], to_fa2=False)
-            _sh(h["fa2"], f"ip route del {MN_HOA}/32 2>/dev/null")
-            _sh(h["fa"], f"ip route replace {MN_HOA}/32 dev {P}fa-in")
+            _mn_at(h, fa2=False)
         for way, vals in rows.items():
             report(f"{way}: switch call ms: "
                    + ", ".join(f"{t * 1e3:.1f}" for t, _ in vals)
@@ -800,9 +803,7 @@ def test_a_standing_child_sa_at_the_neighbour_only_promoted_at_the_move(lab: Lab
     finally:
         for t in (fa1_ha, fa2_ha, static):
             down(lab, t)
-        _move_mn(h["mn"], to_fa2=False)
-        _sh(h["fa2"], f"ip route del {MN_HOA}/32 2>/dev/null")
-        _sh(h["fa"], f"ip route replace {MN_HOA}/32 dev {P}fa-in")
+        _mn_at(h, fa2=False)
 
 
 def test_a_move_back_within_the_retire_promotes_the_live_child_sa(lab: Lab) -> None:
@@ -821,15 +822,11 @@ def test_a_move_back_within_the_retire_promotes_the_live_child_sa(lab: Lab) -> N
         for _ in range(3):
             up(lab, fa1_ha)
             assert ping(h["mn"], CN)[0]
-            _sh(h["fa"], f"ip route del {MN_HOA}/32 2>/dev/null")      # to FA2
-            _move_mn(h["mn"], to_fa2=True)
-            _sh(h["fa2"], f"ip route replace {MN_HOA}/32 dev {P}fa2-in")
+            _mn_at(h, fa2=True)                            # to FA2
             up(lab, fa2_ha)                    # FA1's end stays (the retire)
             assert ping(h["cn"], MN_HOA, count=3)[0]       # the downlink via FA2
             child = lab.gws["fa"].tunnel(tid1).children[-1].unique_id  # type: ignore[union-attr]
-            _sh(h["fa2"], f"ip route del {MN_HOA}/32 2>/dev/null")     # back to FA1
-            _move_mn(h["mn"], to_fa2=False)
-            _sh(h["fa"], f"ip route replace {MN_HOA}/32 dev {P}fa-in")
+            _mn_at(h, fa2=False)                           # back to FA1
             back = replace(fa1_ha, psk=new_psk())          # the move's key
             for gw in sorted(back.ends(), key=lambda g: g == back.initiator):
                 lab.gws[gw].promote_tunnel(back.side_for(gw))
@@ -851,6 +848,4 @@ def test_a_move_back_within_the_retire_promotes_the_live_child_sa(lab: Lab) -> N
     finally:
         for t in (fa1_ha, fa2_ha, static):
             down(lab, t)
-        _move_mn(h["mn"], to_fa2=False)
-        _sh(h["fa2"], f"ip route del {MN_HOA}/32 2>/dev/null")
-        _sh(h["fa"], f"ip route replace {MN_HOA}/32 dev {P}fa-in")
+        _mn_at(h, fa2=False)
