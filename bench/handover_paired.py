@@ -110,6 +110,7 @@ def paired_spec(kind: str, moves: int, settle: float) -> dict[str, Any]:
 # ------------------------------------------------------------------ charon logs
 
 _TS = re.compile(r"^(\d\d):(\d\d):(\d\d)\.(\d{3}) ")
+_KEY_LOADED = re.compile(r"loaded IKE shared key with id 'psk:([^']+)'")
 
 
 def child_sa_origins(log_text: str) -> list[dict[str, Any]]:
@@ -126,7 +127,7 @@ def child_sa_origins(log_text: str) -> list[dict[str, Any]]:
     pending: dict[str, dict[str, Any]] = {}
     last: dict[str, dict[str, Any]] = {}
     for line in log_text.splitlines():
-        m = re.search(r"loaded IKE shared key with id 'psk:([^']+)'", line)
+        m = _KEY_LOADED.search(line)
         if m:
             rec, at = last.get(m.group(1)), _clock(line)
             if rec is not None and rec["how"] == "ike_sa_init" and rec["at"] is not None \
@@ -164,7 +165,7 @@ def key_loads(log_text: str) -> list[dict[str, Any]]:
     quick move back), which loads a key and initiates nothing."""
     out = []
     for line in log_text.splitlines():
-        m = re.search(r"loaded IKE shared key with id 'psk:([^']+)'", line)
+        m = _KEY_LOADED.search(line)
         if m:
             out.append({"tunnel_id": m.group(1), "at": _clock(line)})
     return out
@@ -342,14 +343,11 @@ def run_paired(kind: str, moves: int, settle: float, keep_dir: bool,
         res["registration_ms"] = out.get("registration_ms")
         res["probes"] = out.get("probes")
         res["moves"] = out.get("moves", [])
-        origins = {gw: child_sa_origins((run_dir / "gw" / gw / "charon.log").read_text(
-                       errors="replace"))
-                   for gw in ("fa1", "fa2", "fa3")
-                   if (run_dir / "gw" / gw / "charon.log").exists()}
-        res["child_sa_origins"] = origins
-        keys = {gw: key_loads((run_dir / "gw" / gw / "charon.log").read_text(
-                    errors="replace"))
+        logs = {gw: (run_dir / "gw" / gw / "charon.log").read_text(errors="replace")
                 for gw in ("fa1", "fa2", "fa3") if (run_dir / "gw" / gw / "charon.log").exists()}
+        origins = {gw: child_sa_origins(text) for gw, text in logs.items()}
+        res["child_sa_origins"] = origins
+        keys = {gw: key_loads(text) for gw, text in logs.items()}
     finally:
         run.close()
         if keep_dir:

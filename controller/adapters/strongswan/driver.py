@@ -404,7 +404,11 @@ class StrongSwanGateway(PrimariesMixin, GatewayDriverBase):
             wants.append(connection_for(dataclasses.replace(side, secondary=True)))
         if loaded[0] not in wants:
             return False
-        sas = self._call(lambda s: list(s.list_sas({"ike": side.tunnel_id})))  # this one
+        return self._child_installed(side.tunnel_id)
+
+    def _child_installed(self, tunnel_id: str) -> bool:
+        """The tunnel has an INSTALLED CHILD_SA here (one ``list-sas``, this tunnel's)."""
+        sas = self._call(lambda s: list(s.list_sas({"ike": tunnel_id})))
         return any((c or {}).get("state") in ("INSTALLED", b"INSTALLED")
                    for sa in sas for ike in sa.values()
                    for c in (ike.get("child-sas") or {}).values())
@@ -418,10 +422,7 @@ class StrongSwanGateway(PrimariesMixin, GatewayDriverBase):
             return False
         if not side.initiator:
             return True
-        sas = self._call(lambda s: list(s.list_sas({"ike": side.tunnel_id})))  # this one
-        return any((c or {}).get("state") in ("INSTALLED", b"INSTALLED")
-                   for sa in sas for ike in sa.values()
-                   for c in (ike.get("child-sas") or {}).values())
+        return self._child_installed(side.tunnel_id)
 
     def load_tunnel(self, side: TunnelSide) -> float:
         """Load a tunnel's connection and secret without initiating it and without

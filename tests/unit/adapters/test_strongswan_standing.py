@@ -52,11 +52,16 @@ def gw(tmp_path: Path) -> Iterator[tuple[StrongSwanGateway, StandingSession]]:
     yield driver, session
 
 
+def _the_moves_side(session: StandingSession, end: str) -> Any:
+    """``end``'s side with the move's key, the commands so far forgotten."""
+    session.calls.clear()
+    return replace(SPEC, psk=MOVE_PSK).side_for(end)
+
+
 def stood(driver: StrongSwanGateway, session: StandingSession, end: str) -> Any:
     driver.prepare_tunnel(SPEC.side_for(end), child=True)
     assert TID in driver._standing
-    session.calls.clear()
-    return replace(SPEC, psk=MOVE_PSK).side_for(end)
+    return _the_moves_side(session, end)
 
 
 def test_a_standing_child_sa_is_promoted_by_the_key_alone(gw: Any) -> None:
@@ -178,8 +183,7 @@ def test_after_its_deadline_a_re_assertion_issues_no_more_rekeys(gw: Any) -> Non
 
 def live(driver: StrongSwanGateway, session: StandingSession, end: str) -> Any:
     driver.add_tunnel(SPEC.side_for(end))
-    session.calls.clear()
-    return replace(SPEC, psk=MOVE_PSK).side_for(end)
+    return _the_moves_side(session, end)
 
 
 def test_a_live_child_sa_is_promoted_by_the_key_alone_at_the_initiator(gw: Any) -> None:
