@@ -401,7 +401,14 @@ class PeerConnection:
         if retransmit:
             node.counters["retransmitted_received"] += 1
             earlier = node.answers.get(key)
-            if earlier is not None:
+            if isinstance(earlier, bytes):     # answered: the bytes sent (settle)
+                node.counters["duplicate_answered"] += 1
+                if not req.proxy_info:  # as sent but for the Hop-by-Hop id (§5.5.4)
+                    await self._send_quiet(earlier[:12] + req.hop_by_hop.to_bytes(4, "big")
+                                           + earlier[16:], generation)
+                    return
+                answer = decode(earlier)     # rare: its Proxy-Info replaced below
+            elif earlier is not None:
                 # RFC 6733 §5.5.4: a duplicate of a request already answered (or being
                 # answered) gets that answer again; the role does not see it twice
                 await asyncio.wait((earlier,))
@@ -419,6 +426,8 @@ class PeerConnection:
             log.error("cannot encode answer: %s", type(e).__name__)
             node.counters["handler_error"] += 1
             data = encode(_unable(req, node, "answer not encodable"), ids=ids)
+        if not req.proxy_info:      # kept as sent (issue 15, ``AnswerCache.settle``);
+            node.answers.settle(key, data)  # with Proxy-Info: as the message
         # an answer to a request of a connection that dropped and came back is not sent
         # on the new one (the peer retransmits, RFC 6733 §5.5.4)
         await self._send_quiet(data, generation)

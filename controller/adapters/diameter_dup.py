@@ -72,6 +72,16 @@ class AnswerCache:
         while len(self._all) > self.total:
             self._drop(next(iter(self._all)))
 
+    def settle(self, key: Key, data: bytes) -> None:
+        """The answer for ``key`` is sent as ``data``: keep those bytes instead of the
+        finished future (issue 15: a future, the message and its VPN information would
+        live here for ``max_age``, each traversed by the cyclic GC on its way to the
+        oldest generation; bytes are not).  An entry evicted or put again meanwhile
+        (a future not yet done) is left alone."""
+        entry = self._all.get(key)
+        if entry is not None and not isinstance(entry[1], bytes) and entry[1].done():
+            self._all[key] = (entry[0], data)
+
     def _expire(self) -> None:
         limit = self.clock() - self.max_age
         while self._all:

@@ -44,8 +44,8 @@ from controller.core.expiry import ExpiryDict
 from controller.core.persist import Changes, TrackedExpiryDict
 from controller.core.records import vpn_info_from_dict, vpn_info_to_dict
 from controller.core.role import Role
-from controller.core.vpn import (VpnInfo, fa_ha_key, handoff_tunnel, restricted_to,
-                                 rewrite_foreign_agent, tunnel_psk)
+from controller.core.vpn import (VpnInfo, fa_ha_key, handoff_tunnel, kept_if_equal,
+                                 restricted_to, rewrite_foreign_agent, tunnel_psk)
 from controller.logtext import log_text
 from controller.model.dataclass_copy import replace
 from controller.proto import diameter as dia
@@ -128,8 +128,11 @@ class ForeignAaa(Role):
             return []
         if ama.result_code == dia.SUCCESS and ama.vpn_info is not None:
             key = ama.fa_mn_key
+            held = self.sessions.get(amr.user_name)
             self.sessions[amr.user_name] = CachedSession(
-                with_handoff(ama.vpn_info, None), amr.destination_realm,
+                kept_if_equal(with_handoff(ama.vpn_info, None),
+                              held.vpn_info if held is not None else None),
+                amr.destination_realm,
                 now + self._lifetime(ama.reg_reply or amr.reg_request),
                 secret=ama.session_secret, mn_fa_spi=key.spi if key else 0,
                 mn_fa_key=key.session_key if key else b"",

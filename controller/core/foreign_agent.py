@@ -54,7 +54,7 @@ from controller.core.records import (tunnel_from_dict, tunnel_to_dict, vpn_info_
                                      vpn_info_to_dict)
 from controller.core.role import Role
 from controller.core.visitors import TrackedVisitorTable, Visitor
-from controller.core.vpn import TunnelSpec, VpnInfo
+from controller.core.vpn import TunnelSpec, VpnInfo, kept_if_equal
 from controller.logtext import log_text
 from controller.model.dataclass_copy import replace
 from controller.proto import diameter as dia
@@ -408,7 +408,9 @@ class ForeignAgent(SmoothHandoff, Role):
             if old.mn_mac != p.mn_mac or old.port != p.port:
                 actions.append(SendFlows(self.conf.access_dpid, flows.remove_mn(old.mn_mac)))
         self.visitors[p.nai] = Visitor(p.nai, p.rrq.home_address, p.rrq.home_agent, p.mn_mac,
-                                       p.port, vpn_info, lifetime, now + lifetime,
+                                       p.port, kept_if_equal(vpn_info, old.vpn_info if old
+                                                             else None),
+                                       lifetime, now + lifetime,
                                        fa_key=p.fa_key)
         # Steering first: the FA's first packet towards the MN (its ARP request) comes
         # as soon as the tunnel is up, and the MN's answer must already pass the switch.

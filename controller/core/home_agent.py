@@ -65,8 +65,8 @@ from controller.core.role import CNGW, Role, RoleKey, kind_of, name_of
 from controller.core.ha_tunnels import RETIRE_AFTER
 from controller.core.simultaneous import (EarlierBinding, Retiring, SimultaneousBindings,
                                           honoured)
-from controller.core.vpn import (TunnelSpec, VpnInfo, fa_ha_key, rewrite_foreign_agent,
-                                 tunnel_psk)
+from controller.core.vpn import (TunnelSpec, VpnInfo, fa_ha_key, kept_if_equal,
+                                 rewrite_foreign_agent, tunnel_psk)
 from controller.core.vpn_policy import check_vpn_info
 from controller.logtext import log_text
 from controller.model.dataclass_copy import replace
@@ -413,7 +413,8 @@ class HomeAgent(Role):
         tunnels = ha_tunnels.plan(self.name, nai, now, old, vpn_info, rrq, self.retiring,
                                   self.simultaneous, self._end_earlier, self.tunnels_up,
                                   keeps=through_aaa)
-        vpn_info = ha_tunnels.with_kept(vpn_info, tunnels.kept)
+        vpn_info = kept_if_equal(ha_tunnels.with_kept(vpn_info, tunnels.kept),
+                                 old.vpn_info if old is not None else None)
         self.bindings[nai] = Binding(nai, rrq.home_address, rrq.care_of_address,
                                      vpn_info.foreign_agent, vpn_info, lifetime,
                                      now + lifetime, rrq.identification,

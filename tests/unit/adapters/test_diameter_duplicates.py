@@ -5,11 +5,15 @@ for 4 minutes only): ``controller.adapters.diameter_dup``."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from controller.adapters import diameter_dup
 from controller.adapters.diameter_dup import AnswerCache
 from controller.adapters.diameter_peer import DiameterNode
+from controller.proto.diameter import encode
 from tests.unit.adapters.test_diameter_failover import Home
 from tests.unit.proto.test_diameter_codec import AMR
+from tests.unit.proto.test_diameter_relay_avps import PI_1
 from tests.unit.proto.test_diameter_errors import HOST, run
 
 
@@ -106,6 +110,37 @@ def test_an_old_answer_is_not_given_to_a_late_retransmission() -> None:
         clock.now += diameter_dup.ANSWERS_MAX_AGE + 1
         await conn1.request(AMR, 2.0, ids=(fa1.next_hop_by_hop(), e2e), retransmit=True)
         assert home.calls == 2 and home.node.counters["duplicate_answered"] == 0
+        for node in (fa1, home.node):
+            await node.close()
+    run(main())
+
+
+def test_an_answered_entry_keeps_its_bytes_not_its_message_objects() -> None:
+    """Issue 15: an answer kept for duplicates for 120 s is the bytes sent, not the
+    answer's objects (a future, the message, its VPN information): each renewal left
+    about ten such objects that the cyclic GC traversed twice before they died.  The
+    duplicate's answer stays byte-identical to the first but for its Hop-by-Hop id;
+    a duplicate carrying Proxy-Info gets its own echoed (RFC 6733 §6.2)."""
+    async def main() -> None:
+        home = Home(drop=0)
+        port = await home.node.listen(HOST, 0)
+        fa1 = DiameterNode("fa1.foreign.example", "foreign.example")
+        conn1 = await fa1.connect(HOST, port)
+        first = await fa1.request(AMR, peer=conn1)
+        e2e = home.seen[0][1]
+        kept = [v for _k, (_t, v) in home.node.answers._all.items()]
+        assert len(kept) == 1 and isinstance(kept[0], bytes)
+        assert kept[0] == encode(first, ids=(first.hop_by_hop, e2e))
+        hop = fa1.next_hop_by_hop()
+        again = await conn1.request(AMR, 2.0, ids=(hop, e2e), retransmit=True)
+        assert home.calls == 1 and home.node.counters["duplicate_answered"] == 1
+        assert encode(again, ids=(hop, e2e)) == kept[0][:12] + hop.to_bytes(4, "big") + kept[0][16:]
+        assert again.hop_by_hop == hop and again.end_to_end == e2e
+        proxied = replace(AMR, proxy_info=(PI_1,))
+        third = await conn1.request(proxied, 2.0, ids=(fa1.next_hop_by_hop(), e2e),
+                                    retransmit=True)
+        assert home.calls == 1 and home.node.counters["duplicate_answered"] == 2
+        assert third.proxy_info == proxied.proxy_info and third.vpn_info == first.vpn_info
         for node in (fa1, home.node):
             await node.close()
     run(main())

@@ -88,6 +88,29 @@ def test_a_renewal_at_the_same_fa_adds_no_tunnel_and_keeps_the_key() -> None:
     assert not walk.gateways.errors
 
 
+def test_a_renewal_that_changes_nothing_keeps_the_records_vpn_information() -> None:
+    """Issue 15: the HA's binding, the FA's visitor and the foreign AAA's session keep
+    the VPN information object they hold when the renewal's is equal: a new one (about
+    eight objects with its tunnels) would live until the next renewal, traversed by
+    the cyclic GC on its way to the oldest generation."""
+    walk, mn = make()
+    held = (walk.ha.bindings[NAI].vpn_info, walk.fa("fa1").visitors[NAI].vpn_info,
+            walk.aaaf().sessions[NAI].vpn_info)
+    walk.now += 10
+    assert mn.register("fa1").accepted
+    now = (walk.ha.bindings[NAI].vpn_info, walk.fa("fa1").visitors[NAI].vpn_info,
+           walk.aaaf().sessions[NAI].vpn_info)
+    assert [a is b for a, b in zip(now, held)] == [True, True, True]
+    profile = walk.store.profile(NAI)   # a changed profile: the new information
+    assert profile is not None
+    walk.store.put_profile(VpnProfile(NAI, profile.destinations, profile.security,
+                                      QosSpec(rate_kbps=2000)), now=walk.now)
+    walk.now += 10
+    assert mn.register("fa1").accepted
+    assert walk.ha.bindings[NAI].vpn_info != held[0]
+    assert walk.fa("fa1").visitors[NAI].vpn_info != held[1]
+
+
 def test_the_renewal_marks_say_the_tunnel_was_kept() -> None:
     walk, mn = make()
     pos = walk.mark()
