@@ -38,7 +38,8 @@ from controller.core.role import Role
 from controller.core.vpn import (DISTRIBUTION_ON_DEMAND, DISTRIBUTION_REGISTRATION,
                                  GatewayType, QosSpec, SecuritySpec, TunnelEnd, TunnelSpec,
                                  VpnInfo, fa_ha_key, for_home_agent, handoff_tunnel,
-                                 new_psk, owner_of, restricted_to, tunnel_name)
+                                 kept_if_equal, new_psk, owner_of, restricted_to,
+                                 tunnel_name)
 from controller.logtext import log_text
 from controller.model.dataclass_copy import replace
 from controller.proto import diameter as dia
@@ -211,7 +212,8 @@ class HomeAaa(Role):
                                                 error=haa.error_message or "HA refused"))]
         self.secrets[amr.user_name] = keys.secret
         vpn_info = keys_in_use(vpn_info, haa.vpn_info)   # issue 15: a renewal's kept keys
-        self.sessions[amr.user_name] = with_handoff(vpn_info, None)
+        self.sessions[amr.user_name] = kept_if_equal(with_handoff(vpn_info, None),
+                                                     self.sessions.get(amr.user_name))
         self.session_expires[amr.user_name] = now + _granted_lifetime(haa.reg_reply,
                                                                       amr.reg_request)
         self.counters["accepted"] += 1

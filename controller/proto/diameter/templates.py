@@ -32,7 +32,7 @@ from controller.proto.diameter.messages import (AmAnswer, AmRequest, DiameterMes
                                                 HaAnswer, HaRequest, MnFaNonce, MsaKey)
 from controller.proto.diameter.numbers import (AVP_MIP_ALGORITHM_TYPE, AVP_MIP_NONCE,
                                                MIP4_APPLICATION_ID)
-from controller.proto.diameter.vpn_memo import _remember, _round_trips
+from controller.proto.diameter.vpn_memo import _MAX, _remember, _round_trips
 from controller.proto.diameter.vendor import (DISTRIBUTION_CODES, VA_DISTRIBUTION,
                                               VA_ESP_PROPOSAL, VA_FOREIGN_AGENT,
                                               VA_GATEWAY_ADDRESS, VA_GATEWAY_NAME,
@@ -212,7 +212,7 @@ def _vpn_info_members(info: VpnInfo) -> bytes:
     return b"".join(m)
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=_MAX)
 def _tunnel(code: int, t: TunnelSpec) -> bytes:
     """A Mipvpn-Tunnel (or -Handoff-Tunnel) AVP, cached per value: the HA's VPN
     information and the FA's share the MN's tunnel, and every HA's holds the stationary
@@ -248,13 +248,13 @@ def _vpn_info(info: VpnInfo) -> bytes:
     if hit is not None and hit[0] is info:
         return hit[1]
     avp = _vpn_info_avp(info)
-    if len(_BY_ID) >= 4096:
+    if len(_BY_ID) >= _MAX:
         _BY_ID.clear()
     _BY_ID[id(info)] = (info, avp)
     return avp
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=_MAX)
 def _vpn_info_avp(info: VpnInfo) -> bytes:
     """The Mipvpn-VPN-Info AVP for ``info``, cached per ``VpnInfo`` value (frozen,
     hashable): one registration sends the same information in HAR and HAA, in the home

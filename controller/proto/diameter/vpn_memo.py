@@ -22,7 +22,10 @@ from controller.model.vpn import TunnelSpec, VpnInfo
 from controller.proto.diameter.wire import _ip
 
 _DECODED: Final[dict[bytes, VpnInfo]] = {}
-_MAX: Final = 4096
+#: entries at most: a registration's messages are written, relayed and read within
+#: milliseconds, and a renewal comes with other keys; values kept for thousands of
+#: registrations lived long enough to be traversed twice by the cyclic GC (issue 15)
+_MAX: Final = 512
 
 
 def _remember(raw: bytes, info: VpnInfo) -> None:

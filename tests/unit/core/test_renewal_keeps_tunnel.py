@@ -89,18 +89,18 @@ def test_a_renewal_at_the_same_fa_adds_no_tunnel_and_keeps_the_key() -> None:
 
 
 def test_a_renewal_that_changes_nothing_keeps_the_records_vpn_information() -> None:
-    """Issue 15: the HA's binding, the FA's visitor and the foreign AAA's session keep
+    """Issue 15: the HA's binding, the FA's visitor and both AAAs' sessions keep
     the VPN information object they hold when the renewal's is equal: a new one (about
     eight objects with its tunnels) would live until the next renewal, traversed by
     the cyclic GC on its way to the oldest generation."""
     walk, mn = make()
-    held = (walk.ha.bindings[NAI].vpn_info, walk.fa("fa1").visitors[NAI].vpn_info,
-            walk.aaaf().sessions[NAI].vpn_info)
+    def records() -> tuple[object, ...]:
+        return (walk.ha.bindings[NAI].vpn_info, walk.fa("fa1").visitors[NAI].vpn_info,
+                walk.aaaf().sessions[NAI].vpn_info, walk.aaah.sessions[NAI])
+    held = records()
     walk.now += 10
     assert mn.register("fa1").accepted
-    now = (walk.ha.bindings[NAI].vpn_info, walk.fa("fa1").visitors[NAI].vpn_info,
-           walk.aaaf().sessions[NAI].vpn_info)
-    assert [a is b for a, b in zip(now, held)] == [True, True, True]
+    assert [a is b for a, b in zip(records(), held)] == [True] * 4
     profile = walk.store.profile(NAI)   # a changed profile: the new information
     assert profile is not None
     walk.store.put_profile(VpnProfile(NAI, profile.destinations, profile.security,

@@ -5,6 +5,7 @@ from scratch gives an equal value."""
 from __future__ import annotations
 
 import random
+import sys
 
 import pytest
 
@@ -90,3 +91,28 @@ def test_the_memo_is_bounded() -> None:
         info = _vpn_info(rng) or _info()
         vpn_memo._remember(rng.randbytes(8), info)
     assert len(vpn_memo._DECODED) <= vpn_memo._MAX
+
+
+def test_the_codec_lets_go_of_a_registrations_vpn_information_soon() -> None:
+    """Issue 15: the encoder's and the decoder's memos serve one registration's
+    messages (written, relayed and read within milliseconds); a renewal comes minutes
+    later with other keys.  Values the memos held for thousands of registrations lived
+    long enough for the cyclic GC to traverse them twice, so they hold a few hundred:
+    a value is let go after at most 512 others went through."""
+    first = _info(home="10.1.0.1")
+    before = sys.getrefcount(first)
+    _through_the_codec(first)
+    _through_the_codec(first)
+    assert sys.getrefcount(first) > before          # held while it may be asked again
+    for i in range(600):
+        _through_the_codec(_info(home=f"10.2.{i // 250}.{i % 250 + 1}"))
+    assert sys.getrefcount(first) == before
+
+
+def _through_the_codec(info: VpnInfo) -> None:
+    dia.decode(dia.encode(_ha_request(info)))
+
+
+def _ha_request(info: VpnInfo) -> dia.HaRequest:
+    return dia.HaRequest("s;1", "aaah", "home", "home", "ha", "u@x.example", b"\x01" * 28,
+                         300, 1, 0, vpn_info=info, hop_by_hop=1, end_to_end=2)
