@@ -208,9 +208,11 @@ def _fixed(data: bytes, size: int, what: str, codes: tuple[int, int]) -> None:
 # process, about ten times.  Bounded by clearing when full; each caller gets its own
 # message object and extension list (the messages are mutable dataclasses; the
 # extensions and spans are frozen).  Only these two types: the binding messages' type
-# numbers can be reconfigured (``configure_binding_types``).
+# numbers can be reconfigured (``configure_binding_types``).  256 entries: two per
+# registration at 128 outstanding; a renewal brings new bytes, and entries kept for
+# hundreds of registrations lived long enough to be traversed twice by the cyclic GC.
 _DECODED: dict[bytes, tuple[MipMessage, list[_ExtSpan]]] = {}
-_DECODED_MAX = 1024
+_DECODED_MAX = 256
 
 
 def _decode_with_spans(data: bytes) -> tuple[MipMessage, list[_ExtSpan]]:

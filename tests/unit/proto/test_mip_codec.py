@@ -436,3 +436,23 @@ def test_a_registration_request_decoded_again_comes_from_the_cache(monkeypatch) 
     first.lifetime = 1                          # type: ignore[union-attr]
     third = mip.decode(raw)
     assert third == second and third.extensions
+
+
+def test_the_decode_cache_lets_go_of_a_registration_soon() -> None:
+    """Issue 15: the cache serves one registration's RRQ and RRP, decoded by the roles
+    of one process within milliseconds; a renewal brings new bytes (a new
+    Identification).  Entries kept for hundreds of registrations lived long enough for
+    the cyclic GC to traverse them twice, so it lets a message go after at most 256
+    others went through."""
+    import sys
+    from controller.proto.mip import messages
+    messages._DECODED.clear()
+    raw = _rrq()
+    mip.decode(raw)
+    cached = messages._DECODED[raw][0]
+    held = sys.getrefcount(cached)
+    for i in range(300):
+        mip.decode(encode(RegistrationRequest(mip.FLAG_T, 300, "10.10.0.100", "10.0.0.1",
+                                              "10.20.0.1", i + 1,
+                                              [NaiExtension("alice@home.example")])))
+    assert raw not in messages._DECODED and sys.getrefcount(cached) == held - 1
