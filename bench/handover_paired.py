@@ -111,6 +111,7 @@ def paired_spec(kind: str, moves: int, settle: float) -> dict[str, Any]:
 
 _TS = re.compile(r"^(\d\d):(\d\d):(\d\d)\.(\d{3}) ")
 _KEY_LOADED = re.compile(r"loaded IKE shared key with id 'psk:([^']+)'")
+_INITIATE = re.compile(r"vici initiate CHILD_SA '([^']+)'")
 
 
 def child_sa_origins(log_text: str) -> list[dict[str, Any]]:
@@ -135,16 +136,15 @@ def child_sa_origins(log_text: str) -> list[dict[str, Any]]:
                 rec["initiated"] = rec["how"]
                 rec["how"], rec["promoted_at"] = "standing", at
             continue
-        m = re.search(r"vici initiate CHILD_SA '([^']+)'", line)
+        m = _INITIATE.search(line)
         rec = last.get(m.group(1)) if m else None
         at = _clock(line)
         if rec is not None and rec["how"] == "standing" and at is not None \
                 and at - rec["promoted_at"] < PROMOTED_AFTER:   # an add's key: undone
             rec["how"] = rec.pop("initiated")
             del rec["promoted_at"]
-        m = re.search(r"vici initiate CHILD_SA '([^']+)'", line)
         if m:
-            rec = {"tunnel_id": m.group(1), "how": "unknown", "at": _clock(line)}
+            rec = {"tunnel_id": m.group(1), "how": "unknown", "at": at}
             pending[m.group(1)] = last[m.group(1)] = rec
             out.append(rec)
             continue
