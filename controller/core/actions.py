@@ -36,12 +36,18 @@ class AddTunnel:
 @mypyc_attr(allow_interpreted_subclasses=True)
 @dataclass(frozen=True)
 class RemoveTunnel:
+    """Take one gateway's end of a tunnel down.  ``off_path`` (issue 14): the runtime
+    runs it beside the walk, not in line (the old FA's forwarding tunnel once the MN is
+    back and its local AAA accepted it: gone while the HA answers)."""
+
     gateway: str
     tunnel_id: str
+    off_path: bool = False
 
-    def __init__(self, gateway: str, tunnel_id: str) -> None:
+    def __init__(self, gateway: str, tunnel_id: str, off_path: bool = False) -> None:
         object.__setattr__(self, "gateway", gateway)
         object.__setattr__(self, "tunnel_id", tunnel_id)
+        object.__setattr__(self, "off_path", off_path)
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)

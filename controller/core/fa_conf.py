@@ -63,10 +63,14 @@ class Pending:
     # where the request came from: every reply to it goes there (RFC 5944 §3.7.2.2)
     src_ip: str = ""
     src_port: int = mip.MIP_PORT
+    # issue 14: this FA stopped forwarding the MN elsewhere when its AAA accepted it
+    # (``ForeignAgent._stop_forwarding``): a move back, not a renewal
+    stopped_forwarding: bool = False
 
     def __init__(self, nai: str, raw: bytes, rrq: mip.RegistrationRequest, mn_mac: str, port: int,
                  started: float, previous_fa: str = "", vpn_info: VpnInfo | None = None,
-                 fa_key: bytes = b"", src_ip: str = "", src_port: int = mip.MIP_PORT) -> None:
+                 fa_key: bytes = b"", src_ip: str = "", src_port: int = mip.MIP_PORT,
+                 stopped_forwarding: bool = False) -> None:
         self.nai = nai
         self.raw = raw
         self.rrq = rrq
@@ -78,6 +82,7 @@ class Pending:
         self.fa_key = fa_key
         self.src_ip = src_ip
         self.src_port = src_port
+        self.stopped_forwarding = stopped_forwarding
 
     @property
     def reply_to(self) -> tuple[str, int]:

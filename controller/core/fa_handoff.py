@@ -200,6 +200,16 @@ class SmoothHandoff:
         return [AddTunnel(self.conf.name, side),
                 Mark(p.nai, "handoff_set", {"fa": self.conf.name})]
 
+    def _stop_forwarding(self, nai: str, off_path: bool = False) -> list[Action]:
+        """The MN is back here while this FA, its old FA, still forwards it elsewhere:
+        remove that end of the forwarding tunnel (``off_path``: beside the walk)."""
+        actions: list[Action] = []
+        for tunnel_id, h in list(self.handoffs.items()):
+            if h.nai == nai and h.old_side:
+                del self.handoffs[tunnel_id]
+                actions.append(RemoveTunnel(self.conf.name, tunnel_id, off_path=off_path))
+        return actions
+
     def _handoff_update(self, now: float, p: Pending, spec: TunnelSpec) -> list[Action]:
         """New FA: the Binding Update that hands the old FA the forwarding tunnel."""
         old_fa = next(g for g in spec.ends() if g != self.conf.name)

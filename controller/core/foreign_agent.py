@@ -251,7 +251,11 @@ class ForeignAgent(SmoothHandoff, Role):
         self.pending[f"ha:{p.nai}"] = p
         raw = p.raw if fa_ha is None else mip.append_auth(
             p.raw, mip.AuthKind.FA_HA, fa_ha.spi, fa_ha.session_key)
-        return marks + [RelayToHomeAgent(raw, p.rrq.home_agent, p.nai)]
+        # back here, accepted by its AAA: stop forwarding it elsewhere now, beside the
+        # relay, not in line between the HA's reply and this FA's steering (issue 14)
+        stop = self._stop_forwarding(p.nai, off_path=True)
+        p.stopped_forwarding = bool(stop)
+        return marks + stop + [RelayToHomeAgent(raw, p.rrq.home_agent, p.nai)]
 
     def on_home_agent_reply(self, now: float, nai: str, raw: bytes) -> list[Action]:
         """The HA's Registration Reply to a relayed request (claim 17)."""
@@ -384,15 +388,10 @@ class ForeignAgent(SmoothHandoff, Role):
         vpn_info = replace(vpn_info, handoff=None)
         old = self.visitors.get(p.nai)
         self.departed.pop(p.nai, None)
-        actions: list[Action] = []
-        # the MN is back here while this FA still forwards it elsewhere: stop that
-        for tunnel_id, h in list(self.handoffs.items()):
-            if h.nai == p.nai and h.old_side:
-                del self.handoffs[tunnel_id]
-                actions.append(RemoveTunnel(self.conf.name, tunnel_id))
+        actions = self._stop_forwarding(p.nai)
         # a renewal: same MN at the same port, nothing of a move between (fa_tunnels)
-        settled = not actions and old is not None and old.mn_mac == p.mn_mac \
-            and old.port == p.port and p.nai not in self.holds
+        settled = not actions and not p.stopped_forwarding and old is not None \
+            and old.mn_mac == p.mn_mac and old.port == p.port and p.nai not in self.holds
         new_ids = {t.tunnel_id for t in vpn_info.tunnels_of(self.conf.name)}
         for tunnel_id in new_ids:          # back before its old tunnels went: set anew
             if self.retiring.pop(tunnel_id, None) is not None:

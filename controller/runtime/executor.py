@@ -105,7 +105,7 @@ class Executor:
                     # issue 14: established at its initiator, so at both ends
                     self._tunnel_up(action.side.tunnel_id)
             elif kind is RemoveTunnel:
-                if result is None:
+                if result is None and not action.off_path:
                     await self.gateways.remove_tunnel(action)
                 else:   # issue 14: after the role's answer (make before break at the
                     self.spawn(self.gateways.remove_tunnel(action))   # HA), off its path

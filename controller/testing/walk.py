@@ -388,7 +388,8 @@ class Walk:
                 init = " initiator" if item.side.initiator else ""
                 out.append(f"{role} AddTunnel {item.gateway} {item.side.tunnel_id}{init}")
             elif isinstance(item, RemoveTunnel):
-                out.append(f"{role} RemoveTunnel {item.gateway} {item.tunnel_id}")
+                out.append(f"{role} RemoveTunnel {item.gateway} {item.tunnel_id}"
+                           + (" off-path" if item.off_path else ""))
             elif isinstance(item, PrepareTunnel):
                 verb = "Unprepare" if item.remove else "PrepareTunnel"
                 out.append(f"{role} {verb} {item.spec.tunnel_id}")

@@ -198,8 +198,15 @@ def test_moving_back_to_the_old_fa_stops_forwarding(walk_mn: tuple[Walk, MobileN
     pos = walk.mark()
     assert mn.register("fa1", "fa2").accepted
     trace = walk.trace(pos)
-    assert f"fa:fa1 RemoveTunnel fa1 {FWD12}" in trace
-    assert trace.index(f"fa:fa1 RemoveTunnel fa1 {FWD12}") < trace.index("fa:fa1 -> mn RRP 0")
+    # issue 14: as soon as the local AAA accepted it, beside the relay to the HA: not
+    # in line between the HA's reply and the FA's steering and tunnel
+    stop = f"fa:fa1 RemoveTunnel fa1 {FWD12} off-path"
+    assert trace.index("fa:fa1 -> aaaf:domain-a AMR") < trace.index(stop)
+    assert trace.index(stop) < trace.index("fa:fa1 RelayToHomeAgent")
+    assert trace.count(stop) == 1 and f"fa:fa1 RemoveTunnel fa1 {FWD12}" not in trace
+    # not a renewal for all that: the FA sets its tunnels anew (its prepared ones)
+    assert trace.index("ha -> fa:fa1 RRP 0") < trace.index(
+        f"fa:fa1 AddTunnel fa1 {HA1} initiator")
     # FA2 forwards to FA1 now; its old forwarding end went with its visitor
     assert walk.gateways.ids("fa2") == {HA2, RO2, f"{OWNER}/fa2-fa1"}
     retire(walk)

@@ -74,3 +74,31 @@ def test_by_default_the_barrier_comes_first() -> None:
                                     AddTunnel("fa2", SIDE)])
     asyncio.run(go())
     assert events == ["flows sent", "barrier", "tunnel start", "tunnel up"]
+
+
+def test_a_removal_off_the_path_runs_beside_the_walk() -> None:
+    """Issue 14: ``RemoveTunnel(off_path=True)`` (the old FA's forwarding tunnel when
+    the MN is back, asked as soon as the local AAA accepted it) is spawned: what follows
+    (the relay to the HA) does not wait for it.  An ordinary removal is in line."""
+    from controller.core.actions import RemoveTunnel
+
+    for off_path, expected in ((True, ["rrp", "removing", "removed"]),
+                               (False, ["removing", "removed", "rrp"])):
+        events: list[str] = []
+        spawned: list[Any] = []
+
+        async def remove_tunnel(action: RemoveTunnel) -> None:
+            events.append("removing")
+            await asyncio.sleep(0.01)
+            events.append("removed")
+
+        async def go() -> None:
+            ex = executor(events, asyncio.Event())
+            ex.gateways = SimpleNamespace(remove_tunnel=remove_tunnel)  # type: ignore[assignment]
+            ex.spawn = lambda c: spawned.append(asyncio.ensure_future(c))  # type: ignore[assignment]
+            await ex.execute("fa:fa2", [
+                RemoveTunnel("fa2", "alice/fa2-fa1", off_path=off_path),
+                SendToMobileNode("fa2", b"rrp", "02:00:00:00:01:00", "10.10.0.100", 2)])
+            await asyncio.gather(*spawned)
+        asyncio.run(go())
+        assert events == expected, (off_path, events)
