@@ -18,8 +18,8 @@ import socket
 import struct
 import subprocess
 import sys
-import atexit
 import shutil
+import signal
 import tempfile
 import threading
 import time
@@ -137,6 +137,22 @@ def _reply(obj: Any) -> None:
 
 def serve_runtime(users: int, topology: str | None, what_if: list[str],
                   where: str | None = None, state_url: str | None = None) -> int:
+    """``_serve_runtime`` in a run directory of its own, removed however the server
+    ends: at ``quit``, and at SIGTERM from a driver that gave up waiting for it
+    (``Server.close``; ``atexit`` does not run when a signal ends the process)."""
+    run_dir = tempfile.mkdtemp(prefix="mipvpn-bench-")
+
+    def ended(signum: int, _frame: Any) -> None:
+        raise SystemExit(128 + signum)
+    signal.signal(signal.SIGTERM, ended)
+    try:
+        return _serve_runtime(run_dir, users, topology, what_if, where, state_url)
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def _serve_runtime(run_dir: str, users: int, topology: str | None, what_if: list[str],
+                   where: str | None, state_url: str | None) -> int:
     """The controller runtime with recording gateways; commands as JSON lines on stdin.
 
     ``what_if`` names optimisations to try *in this benchmark process only* (never in
@@ -175,8 +191,6 @@ def serve_runtime(users: int, topology: str | None, what_if: list[str],
     def sink(dpid: int, m: Any) -> None:
         mods["batches"] += 1
 
-    run_dir = tempfile.mkdtemp(prefix="mipvpn-bench-")
-    atexit.register(shutil.rmtree, run_dir, True)  # the server is ended by a signal
     # the VPN database a file and the restart records (issue 5) in it, as `mipvpn
     # controller` keeps them by default (WAL); ``state-memory`` keeps the records in
     # memory, ``no-persist`` turns them off: the difference is what persisting costs
@@ -232,7 +246,7 @@ def serve_runtime(users: int, topology: str | None, what_if: list[str],
     asyncio.run_coroutine_threadsafe(lag_monitor(), rt.loop)
     ha_core = topo.gateways["ha"].core.ip
     from controller import compiled
-    _reply({"ready": True, "pid": os.getpid(), "ha": ha_core,
+    _reply({"ready": True, "pid": os.getpid(), "ha": ha_core, "run_dir": run_dir,
             "build": {**compiled.STATUS.as_dict(), "loaded": len(compiled.loaded_compiled())},
             "ingress": {k: list(ep.address) for k, ep in rt.ingress.items()},
             "coa": {k: topo.gateways[k.split(":", 1)[1]].core.ip for k in rt.ingress}})
