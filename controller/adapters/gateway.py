@@ -63,7 +63,9 @@ class GatewayDriver(Protocol):
     def add_prepared(self, side: TunnelSide, timeout: float = 5.0) -> float: ...
 
     def promote_tunnel(self, side: TunnelSide, timeout: float = 2.0,
-                       rekey: bool = False, wait: bool = True) -> float: ...
+                       rekey: bool = False, wait: bool = True, key: bool = True) -> float: ...
+
+    def load_key(self, side: TunnelSide) -> float: ...
 
     def rekeyed(self, tunnel_id: str) -> bool | None: ...
 
@@ -117,12 +119,18 @@ class GatewayDriverBase:
         return float(add(side, timeout))
 
     def promote_tunnel(self, side: TunnelSide, timeout: float = 2.0,
-                       rekey: bool = False, wait: bool = True) -> float:
+                       rekey: bool = False, wait: bool = True, key: bool = True) -> float:
         """The move onto a prepared tunnel (``prepare_tunnel``'s CHILD_SA made the
         one that carries the traffic; ``rekey``: the end that switches it, called
         after the initiator's; ``wait=False``: only issued, ``rekeyed`` tells when
-        it is done).  Default: ``add_prepared`` (nothing for ``rekey``)."""
+        it is done; ``key=False``: the move's key is left to ``load_key``, after the
+        move).  Default: ``add_prepared`` (nothing for ``rekey``)."""
         return 0.0 if rekey else self.add_prepared(side)
+
+    def load_key(self, side: TunnelSide) -> float:
+        """Load ``side``'s key for its next authentication, if a ``promote_tunnel(...,
+        key=False)`` left it (no CREATE_CHILD_SA needs it).  Default: nothing left."""
+        return 0.0
 
     def rekeyed(self, tunnel_id: str) -> bool | None:
         """A ``promote_tunnel(rekey=True, wait=False)`` of ``tunnel_id`` completed (True),

@@ -118,7 +118,8 @@ class Gateways:
         peer = (action.side.remote.gateway, action.side.tunnel_id)
         for attempt in range(settings.TUNNEL_TRIES if action.side.initiator else 1):
             try:
-                took = await self.workers[action.gateway].run(add, action.side)
+                took = await self.workers[action.gateway].run(
+                    partial(add, key=False) if add == gw.promote_tunnel else add, action.side)
                 if action.side.initiator and peer in self._live and (
                         add == gw.promote_tunnel
                         or self.tunnel_log.get(peer, {}).get("on_prepared_ike_sa")):
@@ -148,6 +149,9 @@ class Gateways:
         on_prepared = add == gw.promote_tunnel
         if on_prepared:
             entry["on_prepared_ike_sa"] = True   # issue 14: CREATE_CHILD_SA only
+            # its key authenticates no CREATE_CHILD_SA: loaded after the move, not in it
+            self._background(self._on_worker(action.gateway, "loading the move's key",
+                                             gw.load_key, action.side))
         LOG.info("tunnel %s at %s %s in %.1f ms%s", log_text(action.side.tunnel_id),
                  action.gateway, entry["state"], took * 1000,
                  " on its prepared IKE_SA" if on_prepared else "")
@@ -299,12 +303,16 @@ class Gateways:
         gateway's worker, in order with its tunnel calls; a failure is logged, never
         fatal (the tunnel still comes up, unshaped)."""
         qos = self.qos.get(gateway)
-        if qos is None:
-            return
+        if qos is not None:
+            await self._on_worker(gateway, f"QoS {op}", getattr(qos, op), arg)
+
+    async def _on_worker(self, gateway: str, what: str, fn: Callable[[Any], Any],
+                         arg: Any) -> None:
+        """``fn(arg)`` on the gateway's worker; a failure is logged, never fatal."""
         try:
-            await self.workers[gateway].run(getattr(qos, op), arg)
-        except Exception as exc:  # noqa: BLE001 - netlink errors of any kind
-            LOG.error("QoS %s at %s failed: %s", op, gateway, log_text(exc))
+            await self.workers[gateway].run(fn, arg)
+        except Exception as exc:  # noqa: BLE001 - netlink, VICI errors of any kind
+            LOG.error("%s at %s failed: %s", what, gateway, log_text(exc))
 
     async def warm_up(self, name: str) -> None:
         """Connect to a gateway's charon as soon as it answers (see ``warm_up``)."""

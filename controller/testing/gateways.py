@@ -36,7 +36,7 @@ class RecordingGateway(GatewayDriverBase):
         return 0.0
 
     def promote_tunnel(self, side: Any, timeout: float = 2.0, rekey: bool = False,
-                       wait: bool = True) -> float:
+                       wait: bool = True, key: bool = True) -> float:
         with self._lock:
             stood = side.tunnel_id in self.stood
         if not stood:
@@ -92,7 +92,7 @@ class CountingGateway(RecordingGateway):
         return 0.0
 
     def promote_tunnel(self, side: Any, timeout: float = 2.0, rekey: bool = False,
-                       wait: bool = True) -> float:
+                       wait: bool = True, key: bool = True) -> float:
         if rekey:       # the HA's rekey after a promotion
             self.rekeys += 1
         else:           # a move back's (or, before 2026-12-06, a renewal's) add

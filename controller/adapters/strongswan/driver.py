@@ -318,8 +318,9 @@ class StrongSwanGateway(PrimariesMixin, GatewayDriverBase):
         return self.add_tunnel(side, timeout, keep_sa=True)
 
     def promote_tunnel(self, side: TunnelSide, timeout: float = 2.0,
-                       rekey: bool = False, wait: bool = True) -> float:
-        """The move onto a CHILD_SA stood up ahead: the move's key loaded; ``rekey`` (at
+                       rekey: bool = False, wait: bool = True, key: bool = True) -> float:
+        """The move onto a CHILD_SA stood up ahead: the move's key loaded (``key=False``:
+        by ``load_key`` after the move; no CREATE_CHILD_SA needs it); ``rekey`` (at
         the HA: a rekey's responder installs its outbound SA only at the old one's DELETE)
         rekeyed here: the newest SA of the reqid, the downlink.  ``wait=False``: the
         rekey is only issued (its CREATE_CHILD_SA round crosses the core: 20-60 ms
@@ -332,8 +333,8 @@ class StrongSwanGateway(PrimariesMixin, GatewayDriverBase):
         elif tid not in self._standing and not rekey and self._lives_as(side):
             # a move back within the old FA's retire: the CHILD_SA the MN left is still
             # installed as the move wants it; only the key (issue 14)
-            self._call(lambda s: s.load_shared(secret_for(side)))
-            self._loaded[tid] = (self._loaded[tid][0], side.psk)
+            if key:
+                self.load_key(side)
             if not side.initiator:
                 self._relive.add(tid)
             log.info("%s: tunnel %s promoted on its live CHILD_SA", self.name,
@@ -348,9 +349,9 @@ class StrongSwanGateway(PrimariesMixin, GatewayDriverBase):
         if rekey or side.initiator:     # (the HA's own move call keeps it standing)
             self._standing.discard(tid)
         try:
-            if not rekey:
-                self._call(lambda s: s.load_shared(secret_for(side)))
-            else:
+            if not rekey and key:
+                self.load_key(side)
+            elif rekey:
                 st = self.tunnel(tid)
                 old = {c.unique_id for c in (st.children if st else ())
                        if c.state == "INSTALLED"}
@@ -370,6 +371,15 @@ class StrongSwanGateway(PrimariesMixin, GatewayDriverBase):
         took = time.monotonic() - t0
         log.info("%s: tunnel %s promoted in %.1f ms", self.name, log_text(tid), took * 1e3)
         return took
+
+    def load_key(self, side: TunnelSide) -> float:
+        """``side``'s PSK loaded, unless this driver loaded it already (issue 14)."""
+        t0, loaded = time.monotonic(), self._loaded.get(side.tunnel_id)
+        if loaded is None or loaded[1] != side.psk:
+            self._call(lambda s: s.load_shared(secret_for(side)))
+            if loaded is not None:
+                self._loaded[side.tunnel_id] = (loaded[0], side.psk)
+        return time.monotonic() - t0
 
     def rekeyed(self, tunnel_id: str) -> bool | None:
         """The promotion's rekey of ``tunnel_id`` (``promote_tunnel(rekey=True)``) has

@@ -221,3 +221,20 @@ def test_a_live_end_whose_tunnel_changed_is_set_up_as_before(gw: Any) -> None:
     other = replace(side, remote=replace(side.remote, selectors=("10.31.0.0/24",)))
     driver.promote_tunnel(other)
     assert "load_conn" in session.calls and "initiate child" in session.calls
+
+
+@pytest.mark.parametrize("how", ["standing", "live"])
+def test_a_promotion_without_its_key_leaves_it_to_load_key(gw: Any, how: str) -> None:
+    """Issue 14: ``promote_tunnel(key=False)`` (the runtime's, at a move) loads no key:
+    its CHILD_SA stands or lives already, and no CREATE_CHILD_SA needs the key.
+    ``load_key`` loads it after the move, once: a second call finds it loaded."""
+    driver, session = gw
+    side = stood(driver, session, "fa2") if how == "standing" else live(driver, session, "fa2")
+    driver.promote_tunnel(side, key=False)
+    assert "load_shared m" not in session.calls and "initiate child" not in session.calls
+    session.calls.clear()
+    driver.load_key(side)
+    assert session.calls == ["load_shared m"]
+    session.calls.clear()
+    driver.load_key(side)
+    assert session.calls == []

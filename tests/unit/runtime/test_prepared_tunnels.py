@@ -405,7 +405,7 @@ class SlowRekeyGateway(RecordingGateway):
         self.asked_on: list[str] = []    # the threads ``rekeyed`` was called on
 
     def promote_tunnel(self, side: Any, timeout: float = 2.0, rekey: bool = False,
-                       wait: bool = True) -> float:
+                       wait: bool = True, key: bool = True) -> float:
         took = super().promote_tunnel(side, timeout, rekey)
         if rekey and wait:
             self.done.wait(timeout)     # (the old driver: polls until the new SA)
@@ -492,3 +492,45 @@ def test_no_rekey_done_is_reported_where_nothing_was_rekeyed() -> None:
     # asked once, in the same call on the HA's worker as the promotion (a renewal's
     # path: no second hand-off, issue 15)
     assert drivers["ha"].asked_on == ["vici-ha"], drivers["ha"].asked_on
+
+
+def test_a_promotion_loads_the_moves_key_after_the_add_returned() -> None:
+    """Issue 14: a promotion at the move (a standing CHILD_SA, or a live one at a move
+    back) only loads the move's key, and that key authenticates no CREATE_CHILD_SA: it
+    is loaded after the add returned (``load_key``, on the gateway's worker), not on
+    the move's path.  An ordinary add loads its key itself."""
+    import threading
+
+    gws, drv = _gateways()
+    release = threading.Event()
+    loaded: list[tuple[str, str, bool]] = []
+
+    def load_key(name: str) -> Any:
+        def load(side: Any) -> float:
+            release.wait(5)
+            loaded.append((name, side.tunnel_id, side.psk == SPEC.psk))
+            return 0.0
+        return load
+
+    for name in ("ha", "fa2"):
+        drv[name].load_key = load_key(name)  # type: ignore[method-assign]
+
+    async def run() -> None:
+        await gws.prepare_tunnel(PrepareTunnel(SPEC, child=True), delay=0)
+        await asyncio.wait_for(gws.add_tunnel(AddTunnel("ha", SPEC.side_for("ha"))), 2)
+        up = await asyncio.wait_for(gws.add_tunnel(AddTunnel("fa2", SPEC.side_for("fa2"))), 2)
+        assert up and loaded == []          # both adds returned, no key loaded yet
+        release.set()
+        for _ in range(100):
+            if len(loaded) == 2:
+                break
+            await asyncio.sleep(0.01)
+        # an ordinary add (nothing prepared any more) loads its key itself
+        await gws.remove_tunnel(RemoveTunnel("ha", TID))
+        await gws.add_tunnel(AddTunnel("fa2", SPEC.side_for("fa2")))
+        await asyncio.sleep(0.05)
+
+    asyncio.run(run())
+    assert sorted(loaded) == [("fa2", TID, True), ("ha", TID, True)]
+    assert drv["ha"].log[:2] == [("stand", TID), ("promote", TID)]
+    assert drv["fa2"].log == [("stand", TID), ("promote", TID), ("add", TID)]
