@@ -428,6 +428,11 @@ class Server:
                 except subprocess.TimeoutExpired:
                     self.proc.kill()
                     self.proc.wait()
+        # a server killed outright (SIGKILL: tests/integration/test_replicas.py) could
+        # not remove its run directory (the VPN database, keys included): done here
+        run_dir = self.info.get("run_dir") if isinstance(self.info, dict) else None
+        if run_dir:
+            shutil.rmtree(run_dir, ignore_errors=True)
         self.log.close()
 
 
