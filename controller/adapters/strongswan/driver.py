@@ -373,12 +373,12 @@ class StrongSwanGateway(PrimariesMixin, GatewayDriverBase):
         return took
 
     def load_key(self, side: TunnelSide) -> float:
-        """``side``'s PSK loaded, unless this driver loaded it already (issue 14)."""
+        """``side``'s PSK loaded, unless this driver loaded it already, or the tunnel
+        is no longer loaded here (removed since: its secret went with it; issue 14)."""
         t0, loaded = time.monotonic(), self._loaded.get(side.tunnel_id)
-        if loaded is None or loaded[1] != side.psk:
+        if loaded is not None and loaded[1] != side.psk:
             self._call(lambda s: s.load_shared(secret_for(side)))
-            if loaded is not None:
-                self._loaded[side.tunnel_id] = (loaded[0], side.psk)
+            self._loaded[side.tunnel_id] = (loaded[0], side.psk)
         return time.monotonic() - t0
 
     def rekeyed(self, tunnel_id: str) -> bool | None:

@@ -238,3 +238,8 @@ def test_a_promotion_without_its_key_leaves_it_to_load_key(gw: Any, how: str) ->
     session.calls.clear()
     driver.load_key(side)
     assert session.calls == []
+    # removed before its key came (the worker runs them in order): no secret left behind
+    driver.remove_tunnel(TID)
+    session.calls.clear()
+    driver.load_key(replace(side, psk=b"n" * 32))
+    assert session.calls == []
