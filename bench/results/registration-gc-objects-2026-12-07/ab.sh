@@ -1,5 +1,5 @@
 #!/bin/bash
-# alternating pairs: BEFORE (f0a8227) and AFTER checkouts, each with its own
+# alternating pairs: BEFORE and AFTER checkouts (f0a8227 and the day's code in this folder), each with its own
 # compiled build; usage: BEFORE=dir AFTER=dir ab.sh OUTDIR PAIRS
 out=${1:?out}; pairs=${2:-3}; mkdir -p "$out"
 for i in $(seq 1 "$pairs"); do
