@@ -7,11 +7,11 @@ Every call blocks; the runtime makes it on the gateway's own worker thread.
 ``GatewayDriver`` is the required part.  ``GatewayDriverBase`` adds the optional
 capabilities with a default each (nothing to warm up, loading = adding, nothing to
 adopt, no loaded connections to report, ...); a driver derives from it and overrides
-what it can do.  Whether a driver has something to warm up, can tell a tunnel's state
-or watch its charon is a property of the base (``warms_up``, ``reports_tunnel_state``,
-``watches_process``): true when the driver overrides ``warm_up`` / ``tunnel`` /
-``wait_closed``.  The runtime asks these, never
-``hasattr`` or the driver's class.
+what it can do.  Whether a driver has something to warm up, can tell a tunnel's state,
+watch its charon or remove over a second session is a property of the base
+(``warms_up``, ``reports_tunnel_state``, ``watches_process``, ``removes_aside``): true
+when the driver overrides ``warm_up`` / ``tunnel`` / ``wait_closed`` /
+``remove_aside``.  The runtime asks these, never ``hasattr`` or the driver's class.
 """
 
 from __future__ import annotations
@@ -67,6 +67,8 @@ class GatewayDriver(Protocol):
 
     def load_key(self, side: TunnelSide) -> float: ...
 
+    def remove_aside(self, tunnel_id: str) -> None: ...
+
     def rekeyed(self, tunnel_id: str) -> bool | None: ...
 
     def loaded_connections(self) -> dict[str, dict[str, list[str]]]: ...
@@ -77,6 +79,9 @@ class GatewayDriver(Protocol):
 
     @property
     def warms_up(self) -> bool: ...
+
+    @property
+    def removes_aside(self) -> bool: ...
 
     @property
     def reports_tunnel_state(self) -> bool: ...
@@ -132,6 +137,14 @@ class GatewayDriverBase:
         key=False)`` left it (no CREATE_CHILD_SA needs it).  Default: nothing left."""
         return 0.0
 
+    def remove_aside(self, tunnel_id: str) -> None:
+        """``remove_tunnel`` over a second session of its own, so that it can run on
+        another thread beside the driver's other calls (the runtime keeps the calls
+        for one tunnel in order).  Only asked when ``removes_aside``.  Default: the
+        ordinary removal."""
+        remove = getattr(self, "remove_tunnel")
+        remove(tunnel_id)
+
     def rekeyed(self, tunnel_id: str) -> bool | None:
         """A ``promote_tunnel(rekey=True, wait=False)`` of ``tunnel_id`` completed (True),
         is in flight (False), or none is pending (None: the default, nothing issued)."""
@@ -157,6 +170,11 @@ class GatewayDriverBase:
     def warms_up(self) -> bool:
         """The driver has something to do ahead of the first tunnel (``warm_up``)."""
         return type(self).warm_up is not GatewayDriverBase.warm_up
+
+    @property
+    def removes_aside(self) -> bool:
+        """The driver removes a tunnel over a second session (``remove_aside``)."""
+        return type(self).remove_aside is not GatewayDriverBase.remove_aside
 
     @property
     def reports_tunnel_state(self) -> bool:

@@ -1,12 +1,12 @@
 """Gateways: the tunnel drivers of every gateway, each called on its own worker thread
-(VICI is blocking): tunnel add/remove with QoS, warm-up, the supervisor that watches a
-charon and reconciles its tunnels against what the roles want, health."""
+(VICI is blocking): tunnel add/remove with QoS, preparation and promotion (issue 14),
+warm-up.  The supervisor that watches a charon and reconciles its tunnels against what
+the roles want, and health, are in ``gateway_watch.py``."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -23,7 +23,8 @@ from controller.core.handover import HandoverLog
 from controller.core.vpn import TunnelSide, TunnelSpec, owner_of, tunnel_name
 from controller.runtime import settings
 from controller.runtime.marks import prune, stamp
-from controller.runtime.workers import DriverWorker
+from controller.runtime.gateway_watch import GatewaySupervision
+from controller.runtime.workers import DriverWorker, InOrder
 
 LOG = logging.getLogger("mipvpn.runtime")
 
@@ -31,7 +32,7 @@ LOG = logging.getLogger("mipvpn.runtime")
 REKEY_POLL = 0.003
 
 
-class Gateways:
+class Gateways(GatewaySupervision):
     """``drivers``: gateway name -> its tunnel driver; ``qos``: gateway name -> its
     ``GatewayQos`` (real gateways only); ``roles``: the running roles (what they want
     decides a reconcile)."""
@@ -43,6 +44,10 @@ class Gateways:
         self.roles = roles
         self.dispatch = Dispatch(roles)
         self.workers = {name: DriverWorker(f"vici-{name}") for name in drivers}
+        # issue 14: removals off a move's path, on the driver's second VICI session
+        # (``removes_aside``), in order with the calls for the same tunnel
+        self.aside = {name: DriverWorker(f"vici-{name}-aside") for name in drivers}
+        self.in_order = InOrder()
         # one thread per gateway blocks on a VICI connection charon closes when it
         # dies (issue 5: charon loss seen at once, not at the next health check)
         self.watchers = ThreadPoolExecutor(max(1, len(drivers)),
@@ -83,6 +88,7 @@ class Gateways:
         charon reported its CHILD_SA established (issue 14: ``on_tunnel_up``)."""
         gw = self.drivers[action.gateway]
         key = (action.gateway, action.side.tunnel_id)
+        await self.in_order.after(key)   # a removal aside of this very tunnel first
         stamp(self._touched, key, time.monotonic())
         stamp(self._added, key, self._touched[key])
         add = gw.add_tunnel
@@ -173,22 +179,37 @@ class Gateways:
                 and there.remote == side.local and there.local == side.remote)
 
     async def remove_tunnel(self, action: RemoveTunnel) -> None:
+        """Off the move's path (``action.off_path``) and where the driver has a second
+        VICI session: on that session's own worker (issue 14: the MN's promotion at
+        this gateway does not queue behind it), in order with this tunnel's other
+        calls."""
         gw = self.drivers[action.gateway]
-        stamp(self._touched, (action.gateway, action.tunnel_id), time.monotonic())
-        # the IKE_SA goes at both ends (terminated here, connection unloaded): a
-        # preparation at the other end is dead too; its next add must not expect it
-        self._prepared = {k for k in self._prepared if k[1] != action.tunnel_id}
-        self._stood.pop(action.tunnel_id, None)
-        for k in [k for k in self._live if k[1] == action.tunnel_id]:
-            del self._live[k]
-        self.tunnel_log.pop((action.gateway, action.tunnel_id), None)
+        key = (action.gateway, action.tunnel_id)
+        before, done = self.in_order.begin(key)
         try:
-            await self.workers[action.gateway].run(gw.remove_tunnel, action.tunnel_id)
-        except (TunnelError, OSError) as exc:
-            LOG.error("removing tunnel %s at %s failed: %s", log_text(action.tunnel_id),
-                      action.gateway, log_text(exc))
-        await self._qos(action.gateway, "remove", action.tunnel_id)  # QoS
-        LOG.info("tunnel %s at %s removed", log_text(action.tunnel_id), action.gateway)
+            if before is not None:
+                await asyncio.shield(before)
+            stamp(self._touched, key, time.monotonic())
+            # the IKE_SA goes at both ends (terminated here, connection unloaded): a
+            # preparation at the other end is dead too; its next add must not expect it
+            self._prepared = {k for k in self._prepared if k[1] != action.tunnel_id}
+            self._stood.pop(action.tunnel_id, None)
+            for k in [k for k in self._live if k[1] == action.tunnel_id]:
+                del self._live[k]
+            self.tunnel_log.pop(key, None)
+            aside = action.off_path and gw.removes_aside
+            try:
+                await (self.aside[action.gateway].run(gw.remove_aside, action.tunnel_id)
+                       if aside else
+                       self.workers[action.gateway].run(gw.remove_tunnel, action.tunnel_id))
+            except (TunnelError, OSError) as exc:
+                LOG.error("removing tunnel %s at %s failed: %s", log_text(action.tunnel_id),
+                          action.gateway, log_text(exc))
+            await self._qos(action.gateway, "remove", action.tunnel_id)  # QoS
+        finally:
+            self.in_order.end(key, done)
+        LOG.info("tunnel %s at %s removed%s", log_text(action.tunnel_id), action.gateway,
+                 " (aside)" if aside else "")
 
     async def prepare_tunnel(self, action: PrepareTunnel, delay: float | None = None,
                              wait: float | None = None) -> None:
@@ -223,6 +244,7 @@ class Gateways:
             return
         for g in ends:
             side = spec.side_for(g)
+            await self.in_order.after((g, spec.tunnel_id))
             self._prepared.add((g, spec.tunnel_id))
             try:
                 took = await self.workers[g].run(partial(
@@ -326,20 +348,6 @@ class Gateways:
         except Exception as exc:  # reported, retried lazily at the first tunnel
             LOG.warning("gateway %s: warm-up failed: %s", name, log_text(exc))
 
-    async def ready(self, name: str) -> bool:
-        gw = self.drivers[name]
-        if not gw.dialable():
-            return False
-        try:
-            # bounded: a hung charon (alive, socket open, not answering) is degraded too;
-            # the bound is above the longest legitimate call queued before it (an
-            # initiate: settings.TUNNEL_TRIES x its 5 s timeout)
-            await asyncio.wait_for(self.workers[name].run(self.drivers[name].version),
-                                   settings.HEALTH_TIMEOUT)
-        except Exception:  # not up yet, gone, or hung
-            return False
-        return True
-
     async def tunnels_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for name, gw in self.drivers.items():
@@ -370,187 +378,6 @@ class Gateways:
                 return False
             await asyncio.sleep(settings.HOLD_POLL)
 
-    def owned_gateways(self) -> set[str]:
-        """Gateways whose tunnels this process's roles decide."""
-        return self.dispatch.owned_gateways(self.static_tunnels) & set(self.drivers)
-
-    def tunnels_wanted(self, gateway: str) -> dict[str, TunnelSpec]:
-        """Tunnel id -> spec of every tunnel ``gateway`` should hold now, from the
-        roles' state (what a restart restored) and the stationary tunnels."""
-        return self.dispatch.tunnels_wanted(gateway, self.static_tunnels)
-
-    def _wanted_side(self, gateway: str, spec: TunnelSpec) -> Any:
-        """``gateway``'s side of ``spec`` as its role set it: a smooth-handoff
-        forwarding tunnel at the new FA is a secondary side (docs/strongswan.md)."""
-        side = spec.side_for(gateway)
-        if spec.tunnel_id in self.dispatch.secondary_tunnels(gateway):
-            side = replace(side, secondary=True)
-        return side
-
-    def _health_of(self, name: str) -> dict[str, Any]:
-        return self.health.setdefault(name, {
-            "state": "connecting", "since": time.time(), "error": "", "outages": 0,
-            "reconciles": 0, "last_reconcile": None, "last_outage_s": None})
-
-    def _set_health(self, name: str, state: str, error: str = "") -> None:
-        h = self._health_of(name)
-        if h["state"] != state:
-            now = time.time()
-            if state == "up" and h["state"] == "degraded":
-                h["last_outage_s"] = round(now - h["since"], 3)
-            if state == "degraded":
-                h["outages"] += 1
-            h["state"], h["since"] = state, now
-        h["error"] = error
-
-    def poke_gateway(self, name: str) -> None:
-        """Something failed at ``name``: check its charon now, not at the next period."""
-        ev = self._gw_poke.get(name)
-        if ev is not None:
-            ev.set()
-
-    async def supervise(self, name: str) -> None:
-        """One per gateway we drive: wait until its charon answers, reconcile its
-        tunnels, then check it every ``settings.HEALTH_INTERVAL``; when it stops answering mark
-        it ``degraded`` (REST /v1/gateways, /metrics) and keep trying; when it answers
-        again, reconcile (every tunnel it should hold is set again)."""
-        self._health_of(name)
-        poke = self._gw_poke[name] = asyncio.Event()
-        gw = self.drivers[name]
-        while True:
-            while not await self.ready(name):
-                if self._health_of(name)["state"] == "up":
-                    self._set_health(name, "degraded", "charon does not answer (VICI)")
-                    LOG.error("gateway %s: charon unreachable; tunnels there are down "
-                              "until it is back", name)
-                await asyncio.sleep(settings.DEGRADED_POLL)
-            if gw.warms_up:
-                try:
-                    await self.workers[name].run(gw.warm_up)
-                except Exception as exc:  # noqa: BLE001 - retried lazily at the first tunnel
-                    LOG.warning("gateway %s: warm-up failed: %s", name, log_text(exc))
-            try:
-                await self.reconcile(name)
-            except Exception as exc:  # noqa: BLE001 - charon went away meanwhile: retry
-                LOG.warning("gateway %s: reconcile failed: %s", name, log_text(exc))
-                self._set_health(name, "degraded", f"reconcile failed: {exc}")
-                await asyncio.sleep(settings.DEGRADED_POLL)
-                continue
-            # watch: a VICI connection charon closes when it dies (immediate), and
-            # a version call every settings.HEALTH_INTERVAL (a hung charon, a lost socket)
-            stop = threading.Event()
-            watch: asyncio.Future[Any] | None = None
-            if gw.watches_process:
-                watch = asyncio.ensure_future(asyncio.get_running_loop().run_in_executor(
-                    self.watchers, gw.wait_closed, stop))
-            why = "charon does not answer (VICI)"
-            try:
-                while True:
-                    poke.clear()
-                    waiters: set[asyncio.Future[Any]] = {asyncio.ensure_future(poke.wait())}
-                    if watch is not None:
-                        waiters.add(watch)
-                    try:
-                        done, _ = await asyncio.wait(waiters, timeout=settings.HEALTH_INTERVAL,
-                                                     return_when=asyncio.FIRST_COMPLETED)
-                    finally:   # also when this task is cancelled (Runtime.stop)
-                        for w in waiters:
-                            if w is not watch:
-                                w.cancel()
-                    if watch is not None and watch in done:
-                        if watch.exception() is not None or watch.result():
-                            why = "charon closed its VICI connection (process gone)"
-                            break
-                        watch = None
-                    if not await self.ready(name):
-                        break
-            finally:
-                stop.set()
-                if watch is not None:
-                    watch.cancel()
-            self._set_health(name, "degraded", why)
-            LOG.error("gateway %s: %s; its tunnels are down until it is back", name, log_text(why))
-
-    async def reconcile(self, name: str) -> dict[str, int]:
-        """Make ``name``'s charon hold exactly the tunnels our roles want there:
-        remove the stale ones, load what is missing, leave alone what is loaded and
-        matches (no re-key); then have the initiator of every tunnel without an
-        established SA here (re)initiate it, once the other end is reconciled too."""
-        gw = self.drivers[name]
-        run = self.workers[name]
-        t0 = time.monotonic()
-        loaded: dict[str, dict[str, Any]] = await run.run(gw.loaded_connections)
-        sas = {s.tunnel_id: s for s in await run.run(gw.tunnels)}
-        wanted = self.tunnels_wanted(name)
-        stats = {"kept": 0, "added": 0, "removed": 0, "initiated": 0}
-        def touched(tid: str) -> bool:   # set or removed by a registration meanwhile
-            return self._touched.get((name, tid), -1.0) >= t0
-
-        for tid in sorted((set(loaded) | set(sas)) - set(wanted)):
-            if not touched(tid):
-                await self.remove_tunnel(RemoveTunnel(name, tid))
-                stats["removed"] += 1
-        up_here: set[str] = set()
-        for tid, spec in wanted.items():
-            if touched(tid):
-                up_here.add(tid)
-                continue
-            side = self._wanted_side(name, spec)
-            sa = sas.get(tid)
-            established = bool(sa is not None and getattr(sa, "established", False))
-            if tid in loaded and _conn_matches(loaded[tid], side) and (
-                    established or not side.initiator):
-                await self._adopt_tunnel(name, side, established)
-                stats["kept"] += 1
-                if established:
-                    up_here.add(tid)
-                continue
-            # load this end (an initiator initiates below, once its peer is loaded)
-            await self.add_tunnel(AddTunnel(name, side), load_only=True)
-            stats["added"] += 1
-        self._set_health(name, "up")
-        now_wanted = self.tunnels_wanted(name)   # as it is now, not at t0 (once: it
-        for tid, then in wanted.items():           # walks every role's tunnels)
-            spec = now_wanted.get(tid)
-            if spec != then or tid in up_here:
-                continue      # removed or re-keyed by a registration meanwhile
-            peer = next(g for g in spec.ends() if g != name)
-            if spec.initiator not in self._owned:
-                continue      # the process that drives the initiator initiates
-            if peer in self._owned and self._health_of(peer)["state"] != "up":
-                continue      # the peer's own reconcile initiates when it is loaded
-            if self._initiated.get(tid, -1.0) >= t0:
-                continue      # the other end's reconcile just did
-            stamp(self._initiated, tid, time.monotonic())
-            await self.add_tunnel(AddTunnel(
-                spec.initiator, self._wanted_side(spec.initiator, spec)))
-            stats["initiated"] += 1
-        h = self._health_of(name)
-        h["reconciles"] += 1
-        h["last_reconcile"] = {**stats, "ms": round((time.monotonic() - t0) * 1000, 1),
-                               "at": time.time()}
-        LOG.info("gateway %s reconciled in %.0f ms: %d kept, %d added, %d removed, "
-                 "%d initiated", name, (time.monotonic() - t0) * 1000, stats["kept"],
-                 stats["added"], stats["removed"], stats["initiated"])
-        return stats
-
-    async def _adopt_tunnel(self, name: str, side: TunnelSide, established: bool) -> None:
-        """A tunnel charon already holds as we want it: record it (REST, metrics),
-        take over its selector anchors and QoS; nothing is sent to the peer."""
-        self.tunnel_log[(name, side.tunnel_id)] = {
-            "gateway": name, "tunnel_id": side.tunnel_id, "local": side.local.address,
-            "remote": side.remote.address, "remote_gateway": side.remote.gateway,
-            "local_ts": list(side.local.selectors), "remote_ts": list(side.remote.selectors),
-            "initiator": side.initiator,
-            "state": "up" if side.initiator and established else "configured",
-            "adopted": True}
-        gw = self.drivers[name]
-        try:
-            await self.workers[name].run(gw.adopt, side)
-        except Exception as exc:  # noqa: BLE001 - anchors are best effort here
-            LOG.warning("gateway %s: adopting %s: %s", name, log_text(side.tunnel_id), log_text(exc))
-        await self._qos(name, "apply", side)
-
     def prune_reconcile_marks(self, now: float, keep: float = 300.0) -> None:
         """``_touched`` / ``_initiated`` only matter to a reconcile running now: drop
         marks older than ``keep`` seconds (no growth with every tunnel ever set).
@@ -571,18 +398,6 @@ def mark_rekeyed(handovers: HandoverLog, gateway: str, tunnel_id: str, t: float)
             if rec.marks.get("rrq_at_fa", t) <= t:
                 rec.marks.setdefault("ha_rekey_done", t)
             return
-
-
-def _conn_matches(conn: dict[str, Any], side: TunnelSide) -> bool:
-    """A loaded connection (``StrongSwanGateway.loaded_connections``) is the one
-    ``side`` describes: same peer, same traffic selectors.  (Its PSK cannot be read
-    back from charon: a tunnel re-keyed under the same id is re-added by the
-    registration that re-keyed it.)"""
-    if not conn:
-        return True   # a driver that cannot tell: trust the name
-    return (list(conn.get("remote_addrs", [])) == [side.remote.address]
-            and sorted(conn.get("local_ts", [])) == sorted(side.local.selectors)
-            and sorted(conn.get("remote_ts", [])) == sorted(side.remote.selectors))
 
 
 def _state_json(state: Any) -> dict[str, Any]:

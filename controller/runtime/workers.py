@@ -102,3 +102,33 @@ class DriverWorker(concurrent.futures.Executor):
             except RuntimeError:                   # the loop is closed: nobody awaits
                 pass
             del item, fut, value
+
+
+class InOrder:
+    """Calls for one key (a gateway's tunnel) in the order they were asked, when they
+    run on different workers (issue 14: a removal on the gateway's second VICI session,
+    a re-add of the same tunnel on its first).  ``begin(key)`` marks a call running
+    (asked before any await: later calls see it), ``end`` its completion; ``after(key)``
+    waits until the calls begun for that key before it have ended."""
+
+    def __init__(self) -> None:
+        self._running: dict[Any, asyncio.Future[None]] = {}
+
+    def begin(self, key: Any) -> tuple[asyncio.Future[None] | None, asyncio.Future[None]]:
+        """The call begun before this one for ``key`` (None: none), and this one's
+        completion (``end`` it)."""
+        before = self._running.get(key)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._running[key] = done
+        return before, done
+
+    def end(self, key: Any, done: asyncio.Future[None]) -> None:
+        if not done.done():
+            done.set_result(None)
+        if self._running.get(key) is done:
+            del self._running[key]
+
+    async def after(self, key: Any) -> None:
+        running = self._running.get(key)
+        if running is not None:
+            await asyncio.shield(running)

@@ -20,7 +20,8 @@ The pre-shared key is never logged and never put in an exception message.
 
 Modules: ``charon`` (process and strongswan.conf), ``anchors`` (selector anchors),
 ``connection`` (VICI connection messages), ``state`` (typed SA state), ``driver``
-(``StrongSwanGateway``).
+(``StrongSwanGateway``), ``session`` (its VICI sessions), ``primaries`` (the secondary
+tunnel's primaries), ``teardown`` (taking SAs down).
 """
 
 from controller.adapters.strongswan.anchors import ANCHOR_DEV, SelectorAnchors

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import vici
-from vici.exception import CommandException, SessionException
+from vici.exception import CommandException
 
 from controller.adapters.gateway import GatewayDriverBase
 from controller.adapters.strongswan import teardown
@@ -26,6 +26,7 @@ from controller.adapters.strongswan.anchors import SelectorAnchors
 from controller.adapters.strongswan.connection import (_secret_id,
                                                        connection_for, secret_for)
 from controller.adapters.strongswan.primaries import PrimariesMixin
+from controller.adapters.strongswan.session import TunnelError, ViciSessions
 from controller.adapters.strongswan.state import (TunnelState, _s, _strs,
                                                   _tunnel_state)
 from controller.core.vpn import TunnelSide
@@ -34,13 +35,9 @@ from controller.logtext import log_text
 log = logging.getLogger("mipvpn.strongswan")
 
 
-class TunnelError(RuntimeError):
-    """A tunnel could not be configured or established."""
-
-
-
-class StrongSwanGateway(PrimariesMixin, GatewayDriverBase):
-    """Controller-side driver of one gateway's charon: one VICI session, thread-safe."""
+class StrongSwanGateway(PrimariesMixin, ViciSessions, GatewayDriverBase):
+    """Controller-side driver of one gateway's charon over VICI, thread-safe: one main
+    session, one for removals off a move's path (``remove_aside``)."""
 
     def dialable(self) -> bool:
         """charon's VICI socket exists (the gateway's charon has started)."""
@@ -57,9 +54,8 @@ class StrongSwanGateway(PrimariesMixin, GatewayDriverBase):
         self.name = name
         self.vici_socket_path = str(vici_socket_path)
         self.connect_timeout = connect_timeout
-        self._lock = threading.RLock()
-        self._session: vici.Session | None = None
-        self._sock: socket.socket | None = None
+        self._init_sessions()
+        self._anchor_lock = threading.RLock()   # ``_anchored``, ``_anchors``
         self._netns = netns
         self._anchors: SelectorAnchors | None = None
         self._anchored: dict[str, list[str]] = {}
@@ -81,7 +77,8 @@ class StrongSwanGateway(PrimariesMixin, GatewayDriverBase):
         from tens to hundreds of milliseconds on a busy machine (measured up to
         580 ms) — time that would otherwise land inside a handover."""
         self.version()
-        with self._lock:
+        self._call(lambda s: None, aside=True)
+        with self._anchor_lock:
             self._anchor_ctl()
 
     def _anchor_ctl(self) -> SelectorAnchors | None:
@@ -94,58 +91,9 @@ class StrongSwanGateway(PrimariesMixin, GatewayDriverBase):
                 self._anchors = SelectorAnchors(path)
         return self._anchors
 
-    # -- session handling
-
-    def _vici_socket(self) -> socket.socket:
-        """A new connection to charon's VICI socket (``TunnelError`` naming the path)."""
-        sock = socket.socket(socket.AF_UNIX)
-        sock.settimeout(self.connect_timeout)
-        try:
-            sock.connect(self.vici_socket_path)
-        except OSError as exc:
-            sock.close()
-            raise TunnelError(f"{self.name}: VICI socket {self.vici_socket_path}: "
-                              f"{exc}") from exc
-        return sock
-
-    def _connect(self) -> vici.Session:
-        if self._session is None:
-            sock = self._vici_socket()
-            sock.settimeout(None)   # blocking calls (initiate) are bounded by charon
-            self._sock, self._session = sock, vici.Session(sock)
-        return self._session
-
-    def _drop(self) -> None:
-        if self._sock is not None:
-            try:
-                self._sock.close()
-            except OSError:
-                pass
-        self._sock, self._session = None, None
-
-    def _call(self, fn: Any, *args: Any) -> Any:
-        """Run ``fn(session, *args)``; on a transport failure reconnect once and retry.
-
-        Command failures (``CommandException``) are not retried: charon answered.
-        """
-        with self._lock:
-            for attempt in (1, 2):
-                session = self._connect()
-                try:
-                    return fn(session, *args)
-                except CommandException:
-                    raise
-                except (OSError, SessionException) as exc:
-                    self._drop()
-                    if attempt == 2:
-                        raise TunnelError(f"{self.name}: VICI failed: {exc}") from exc
-                    log.warning("%s: VICI session lost (%s), reconnecting", self.name,
-                                log_text(exc))
-        raise AssertionError("unreachable")
-
     def close(self) -> None:
-        with self._lock:
-            self._drop()
+        self._close_sessions()
+        with self._anchor_lock:
             if self._anchors is not None:
                 self._anchors.close()
                 self._anchors = None
@@ -197,7 +145,7 @@ class StrongSwanGateway(PrimariesMixin, GatewayDriverBase):
             session.load_shared(secret)
             session.load_conn(conn)
 
-        with self._lock:
+        with self._anchor_lock:
             old = self._anchored.pop(tid, [])
             ctl = self._anchor_ctl()
             # a secondary whose selectors installed primaries already hold (their
@@ -444,7 +392,7 @@ class StrongSwanGateway(PrimariesMixin, GatewayDriverBase):
     def adopt(self, side: TunnelSide) -> None:
         """A tunnel charon already holds (loaded by an earlier controller process):
         take over its selector anchors, so removing it later releases them."""
-        with self._lock:
+        with self._anchor_lock:
             if side.tunnel_id in self._anchored:
                 return
             ctl = self._anchor_ctl()
@@ -527,7 +475,12 @@ class StrongSwanGateway(PrimariesMixin, GatewayDriverBase):
             self._libipsec = "kernel-libipsec" in plugins if plugins else True
         return self._libipsec
 
-    def remove_tunnel(self, tunnel_id: str) -> None:
+    def remove_aside(self, tunnel_id: str) -> None:
+        """``remove_tunnel`` over the second VICI session: it runs while the main one
+        is busy (issue 14: the MN's promotion here)."""
+        self.remove_tunnel(tunnel_id, aside=True)
+
+    def remove_tunnel(self, tunnel_id: str, aside: bool = False) -> None:
         """Terminate the tunnel's IKE_SA (forced, immediate), unload conn and secret."""
 
         counts = [0, 0]
@@ -552,8 +505,8 @@ class StrongSwanGateway(PrimariesMixin, GatewayDriverBase):
         self._relive.discard(tunnel_id)
         self._promoted.pop(tunnel_id, None)
         self._rekeying.pop(tunnel_id, None)
-        self._call(remove)
-        with self._lock:
+        self._call(remove, aside=aside)
+        with self._anchor_lock:
             anchors = self._anchored.pop(tunnel_id, [])
             if self._anchors is not None:
                 self._anchors.release(anchors)
