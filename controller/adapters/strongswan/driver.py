@@ -337,11 +337,8 @@ class StrongSwanGateway(PrimariesMixin, ViciSessions, GatewayDriverBase):
         if old is None:
             return None
 
-        def list_sa(session: vici.Session) -> list[TunnelState]:   # this one only
-            return [_tunnel_state(_s(name), ike)
-                    for sa in session.list_sas({"ike": tunnel_id}) for name, ike in sa.items()]
         try:
-            states = self._call(list_sa)
+            states = self._states_of(tunnel_id)
         except CommandException as exc:
             raise TunnelError(f"{self.name}: {tunnel_id}: {exc}") from exc
         if not any(c.state == "INSTALLED" and c.unique_id not in old
@@ -365,11 +362,23 @@ class StrongSwanGateway(PrimariesMixin, ViciSessions, GatewayDriverBase):
         return self._child_installed(side.tunnel_id)
 
     def _child_installed(self, tunnel_id: str) -> bool:
-        """The tunnel has an INSTALLED CHILD_SA here (one ``list-sas``, this tunnel's)."""
-        sas = self._call(lambda s: list(s.list_sas({"ike": tunnel_id})))
-        return any((c or {}).get("state") in ("INSTALLED", b"INSTALLED")
-                   for sa in sas for ike in sa.values()
-                   for c in (ike.get("child-sas") or {}).values())
+        """The tunnel has an INSTALLED CHILD_SA here (``_states_of``)."""
+        return any(c.state == "INSTALLED" for st in self._states_of(tunnel_id)
+                   for c in st.children)
+
+    def _states_of(self, tunnel_id: str) -> list[TunnelState]:
+        """The tunnel's IKE_SAs (``list-sas`` by name).  charon checks every IKE_SA
+        out before it filters by name: a blocking listing waits for any exchange or
+        termination another of its threads holds (at a move back, the old forwarding
+        tunnel's removal).  So first ``noblock`` (issue 14), which skips those; when
+        that finds none of this tunnel's (it may be the one in use), once more,
+        waiting."""
+        def listed(session: vici.Session, noblock: bool) -> list[TunnelState]:
+            msg = {"ike": tunnel_id, "noblock": "yes"} if noblock else {"ike": tunnel_id}
+            return [_tunnel_state(_s(name), ike)
+                    for sa in session.list_sas(msg) for name, ike in sa.items()]
+        states: list[TunnelState] = self._call(listed, True)
+        return states or self._call(listed, False)
 
     def _stands_as(self, side: TunnelSide) -> bool:
         """The standing CHILD_SA is what the move wants: its connection as loaded when
@@ -531,10 +540,9 @@ class StrongSwanGateway(PrimariesMixin, ViciSessions, GatewayDriverBase):
         return result
 
     def tunnel(self, tunnel_id: str) -> TunnelState | None:
-        for state in self.tunnels():
-            if state.tunnel_id == tunnel_id:
-                return state
-        return None
+        """One tunnel's IKE_SA (the first charon lists), or None."""
+        states = self._states_of(tunnel_id)
+        return states[0] if states else None
 
     def connections(self) -> list[str]:
         """Names (tunnel ids) of the loaded connections."""
