@@ -2,6 +2,7 @@
 every call of the driver uses, and a second one for removals off a move's path
 (``remove_aside``, issue 14: a removal there runs while the main session promotes the
 MN's tunnel).  Each session has its own lock; a lost connection is re-opened once.
+Both are ``KeptSession``: the events a streamed command answers with stay registered.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 import vici
 from vici.exception import CommandException, SessionException
+from vici.protocol import Message, Packet
 
 from controller.logtext import log_text
 
@@ -21,6 +23,41 @@ log = logging.getLogger("mipvpn.strongswan")
 
 class TunnelError(RuntimeError):
     """A tunnel could not be configured or established."""
+
+
+class KeptSession(vici.Session):  # type: ignore[misc]
+    """A ``vici.Session`` whose streamed commands (``list-sas``, ``initiate``,
+    ``terminate``) keep their event registered after the first: charon raises those
+    events (``list-sa``, ``control-log``) to the asking connection only, so nothing
+    else arrives on it, and each such command is one round trip with charon instead
+    of three (register, command, unregister; issue 14: measured 0.15 against 0.5 ms
+    on an idle machine, each round trip a wake-up of charon's threads on a busy one).
+    The events are read until the command's response, as ``vici.Session`` does."""
+
+    def streamed_request(self, command: str, event_stream_type: str,
+                         message: Any = None) -> Any:
+        registered: set[str] = self.__dict__.setdefault("_kept", set())
+        if event_stream_type not in registered:
+            self._register_unregister(event_stream_type, True)
+            registered.add(event_stream_type)
+        self.transport.send(Packet.request(
+            command, None if message is None else Message.serialize(message)))
+        exited = False
+        while True:
+            response = Packet.parse(self.transport.receive())
+            if response.response_type != Packet.EVENT:
+                break
+            if not exited:
+                try:
+                    yield Message.deserialize(response.payload)
+                except GeneratorExit:
+                    exited = True    # read on to the response: the session stays usable
+        if response.response_type != Packet.CMD_RESPONSE:
+            raise SessionException(f"unexpected response type {response.response_type} "
+                                   f"to {command}")
+        answer = Message.deserialize(response.payload)
+        if "success" in answer and answer["success"] != b"yes":
+            raise CommandException(f"Command failed: {answer['errmsg'].decode('UTF-8')}")
 
 
 class ViciSessions:
@@ -56,7 +93,7 @@ class ViciSessions:
         if session is None:
             sock = self._vici_socket()
             sock.settimeout(None)   # blocking calls (initiate) are bounded by charon
-            session = vici.Session(sock)
+            session = KeptSession(sock)
             if aside:
                 self._aside_sock, self._aside_session = sock, session
             else:
