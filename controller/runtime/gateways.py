@@ -20,7 +20,7 @@ from controller.adapters.strongswan import TunnelError
 from controller.core.dispatch import Dispatch
 from controller.core.actions import AddTunnel, PrepareTunnel, RemoveTunnel
 from controller.core.handover import HandoverLog
-from controller.core.vpn import TunnelSide, TunnelSpec, owner_of, tunnel_name
+from controller.core.vpn import QosSpec, TunnelSide, TunnelSpec, owner_of, tunnel_name
 from controller.runtime import settings
 from controller.runtime.marks import prune, stamp
 from controller.runtime.gateway_watch import GatewaySupervision
@@ -48,6 +48,7 @@ class Gateways(GatewaySupervision):
         # (``removes_aside``), in order with the calls for the same tunnel
         self.aside = {name: DriverWorker(f"vici-{name}-aside") for name in drivers}
         self.in_order = InOrder()
+        self._shaped: set[tuple[str, str]] = set()   # (gateway, tunnel): QoS asked there
         # one thread per gateway blocks on a VICI connection charon closes when it
         # dies (issue 5: charon loss seen at once, not at the next health check)
         self.watchers = ThreadPoolExecutor(max(1, len(drivers)),
@@ -323,10 +324,23 @@ class Gateways(GatewaySupervision):
     async def _qos(self, gateway: str, op: str, arg: Any) -> None:
         """QoS (claims 8, 9): ``GatewayQos.apply(side)`` / ``.remove(tunnel_id)`` on the
         gateway's worker, in order with its tunnel calls; a failure is logged, never
-        fatal (the tunnel still comes up, unshaped)."""
+        fatal (the tunnel still comes up, unshaped).  Nothing to set or clear (no QoS
+        in the side, none asked here before for the tunnel): no hop to the worker
+        (issue 14: one thread hand-off less in a move's tunnel step)."""
         qos = self.qos.get(gateway)
-        if qos is not None:
-            await self._on_worker(gateway, f"QoS {op}", getattr(qos, op), arg)
+        if qos is None:
+            return
+        if op == "apply":
+            key, wanted = (gateway, arg.tunnel_id), arg.qos != QosSpec()
+        else:
+            key, wanted = (gateway, arg), False
+        if not wanted and key not in self._shaped:
+            return
+        if wanted:
+            self._shaped.add(key)
+        else:
+            self._shaped.discard(key)
+        await self._on_worker(gateway, f"QoS {op}", getattr(qos, op), arg)
 
     async def _on_worker(self, gateway: str, what: str, fn: Callable[[Any], Any],
                          arg: Any) -> None:

@@ -103,3 +103,44 @@ def test_an_ordinary_removal_and_a_driver_without_a_second_session_stay_in_line(
     assert drv["fa1"].threads == [] and drv["fa1"].log == [("remove", FWD)]
     assert plain_drv["fa1"].log == [("remove", FWD)]
     assert not RecordingGateway("x").removes_aside and AsideGateway("x").removes_aside
+
+
+class RecordingQos:
+    """A gateway's QoS (``GatewayQos``): records the calls the worker runs."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str]] = []
+
+    def apply(self, side: Any) -> None:
+        self.calls.append(("apply", side.tunnel_id))
+
+    def remove(self, tunnel_id: str) -> None:
+        self.calls.append(("remove", tunnel_id))
+
+
+def test_a_tunnel_without_qos_costs_no_hop_to_the_worker_for_it() -> None:
+    """Issue 14: a side whose profile sets no QoS, on a tunnel that never had any
+    here, is not handed to the gateway's worker for QoS (one thread hand-off less in
+    the move's tunnel step); QoS set, changed or cleared still is, in order."""
+    from dataclasses import replace
+
+    from controller.core.vpn import QosSpec
+    qos = RecordingQos()
+    drivers = {n: RecordingGateway(n) for n in ("ha", "fa1", "fa2")}
+    gws = Gateways(drivers, {"fa1": qos}, {})  # type: ignore[arg-type]
+    plain = MOVE.side_for("fa1")
+    shaped = replace(plain, qos=QosSpec(rate_kbps=512))
+
+    async def run() -> None:
+        await gws.add_tunnel(AddTunnel("fa1", plain))           # nothing to do
+        await gws.remove_tunnel(RemoveTunnel("fa1", MOVE.tunnel_id))
+        await gws.add_tunnel(AddTunnel("fa1", shaped))          # set
+        await gws.add_tunnel(AddTunnel("fa1", plain))           # cleared
+        await gws.add_tunnel(AddTunnel("fa1", plain))           # nothing left
+        await gws.add_tunnel(AddTunnel("fa1", shaped))
+        await gws.remove_tunnel(RemoveTunnel("fa1", MOVE.tunnel_id))   # removed
+        await gws.remove_tunnel(RemoveTunnel("fa1", MOVE.tunnel_id))   # nothing left
+
+    asyncio.run(run())
+    tid = MOVE.tunnel_id
+    assert qos.calls == [("apply", tid), ("apply", tid), ("apply", tid), ("remove", tid)]
