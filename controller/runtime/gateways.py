@@ -86,10 +86,20 @@ class Gateways(GatewaySupervision):
     async def add_tunnel(self, action: AddTunnel, load_only: bool = False) -> bool:
         """``load_only`` (reconcile): load this end without touching an SA charon may
         hold for it, and without initiating.  True: this end initiated the tunnel and
-        charon reported its CHILD_SA established (issue 14: ``on_tunnel_up``)."""
+        charon reported its CHILD_SA established (issue 14: ``on_tunnel_up``).  In
+        order with this tunnel's removals, also those that run aside."""
+        key = (action.gateway, action.side.tunnel_id)
+        before, done = self.in_order.begin(key)
+        try:
+            if before is not None:
+                await asyncio.shield(before)
+            return await self._add_tunnel(action, load_only)
+        finally:
+            self.in_order.end(key, done)
+
+    async def _add_tunnel(self, action: AddTunnel, load_only: bool) -> bool:
         gw = self.drivers[action.gateway]
         key = (action.gateway, action.side.tunnel_id)
-        await self.in_order.after(key)   # a removal aside of this very tunnel first
         stamp(self._touched, key, time.monotonic())
         stamp(self._added, key, self._touched[key])
         add = gw.add_tunnel

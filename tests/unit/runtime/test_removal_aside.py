@@ -144,3 +144,35 @@ def test_a_tunnel_without_qos_costs_no_hop_to_the_worker_for_it() -> None:
     asyncio.run(run())
     tid = MOVE.tunnel_id
     assert qos.calls == [("apply", tid), ("apply", tid), ("apply", tid), ("remove", tid)]
+
+
+def test_a_removal_aside_waits_for_an_add_of_the_same_tunnel_in_flight() -> None:
+    """The other way round: the tunnel's add still runs on the main worker (a quick
+    move back right after the forwarding tunnel was set): its removal aside must not
+    overtake it (the add would then leave the tunnel up)."""
+
+    class SlowAdd(AsideGateway):
+        def __init__(self, name: str) -> None:
+            super().__init__(name)
+            self.adding = threading.Event()
+
+        def add_tunnel(self, side: Any, timeout: float = 5.0) -> float:
+            self.adding.wait(2.0)
+            return super().add_tunnel(side, timeout)
+
+    gws, drv = _gateways(SlowAdd)
+    drv["fa1"].go.set()
+
+    async def run() -> None:
+        add = asyncio.ensure_future(gws.add_tunnel(AddTunnel("fa1", FWD_SPEC.side_for("fa1"))))
+        await asyncio.sleep(0.01)
+        removal = asyncio.ensure_future(
+            gws.remove_tunnel(RemoveTunnel("fa1", FWD, off_path=True)))
+        await asyncio.sleep(0.05)
+        assert not removal.done() and drv["fa1"].log == []
+        drv["fa1"].adding.set()
+        await asyncio.wait_for(asyncio.gather(add, removal), 1.0)
+
+    asyncio.run(run())
+    assert drv["fa1"].log == [("add", FWD), ("remove", FWD)]
+    assert ("fa1", FWD) not in gws.tunnel_log
