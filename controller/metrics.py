@@ -97,8 +97,8 @@ class Metrics:
         self.held_frames = Counter(
             "mipvpn_held_downlink_frames", "Smooth handoff (claims 22-23): frames towards "
             "a departed mobile node held at its old access switch, by outcome (held, "
-            "forwarded into the old FA, dropped: overflow, expired, released without a "
-            "tunnel, late)", ["outcome"], registry=reg)
+            "forwarded into the old FA, delivered to the MN at its new FA (seamless "
+            "handover), dropped: overflow, expired, released without a tunnel, late)", ["outcome"], registry=reg)
         self.held_uplink_frames = Counter(
             "mipvpn_held_uplink_frames", "Seamless handover (issue 14): a mobile node's "
             "frames to its previous FA held at the new access switch until the new FA's "
@@ -211,6 +211,7 @@ class Metrics:
         self._add_growth(self.packet_in, ("runtime", "packet_in"),
                          int(runtime_counters.get("packet_in", 0)))
         for outcome, name in (("held", "held_frames"), ("forwarded", "held_forwarded"),
+                              ("delivered", "held_delivered"),
                               ("overflow", "held_dropped_overflow"),
                               ("expired", "held_dropped_expired"),
                               ("released", "held_dropped_released"),

@@ -302,6 +302,31 @@ class ReleaseHold:
 
 @mypyc_attr(allow_interpreted_subclasses=True)
 @dataclass(frozen=True)
+class DeliverHeld:
+    """Issue 14 (seamless handover with smooth handoff): the MN ``nai`` (``mn_mac``) is
+    at port ``port`` of the new FA ``foreign_agent``'s access switch ``dpid``, its move
+    accepted there by its AAA.  What another FA of this process holds for it
+    (``HoldTraffic``) goes to it there now (packet-out on that port, from the new FA's
+    inside MAC), and what that switch punts later follows at once, until the hold's own
+    ``ReleaseHold``.  A hold at an FA of another process is not reached."""
+
+    foreign_agent: str
+    dpid: int
+    port: int
+    mn_mac: str
+    nai: str
+
+    def __init__(self, foreign_agent: str, dpid: int, port: int, mn_mac: str,
+                 nai: str) -> None:
+        object.__setattr__(self, "foreign_agent", foreign_agent)
+        object.__setattr__(self, "dpid", dpid)
+        object.__setattr__(self, "port", port)
+        object.__setattr__(self, "mn_mac", mn_mac)
+        object.__setattr__(self, "nai", nai)
+
+
+@mypyc_attr(allow_interpreted_subclasses=True)
+@dataclass(frozen=True)
 class HoldUplink:
     """Issue 14 (seamless handover): the frames of ``mn_mac`` that switch ``dpid``
     punts through the flow its previous FA prepared there (``flows.uplink_punt_flow``)
@@ -351,4 +376,4 @@ class ReleaseUplink:
 Action = (AddTunnel | RemoveTunnel | SendFlows | SendDiameter | AnswerDiameter
           | RelayToHomeAgent | ReplyMip | SendToMobileNode | NotifyVisitorLeft | Mark
           | SendMip | HoldTraffic | ReleaseHold | VisitorMoved | PrepareTunnel | HoldUplink
-          | ReleaseUplink | AnnounceMobileNode)
+          | ReleaseUplink | AnnounceMobileNode | DeliverHeld)

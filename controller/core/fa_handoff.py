@@ -12,8 +12,9 @@ import logging
 from dataclasses import dataclass
 
 from controller.core import fa_prepare, flows
-from controller.core.actions import (Action, AddTunnel, HoldTraffic, Mark, ReleaseHold,
-                                     RemoveTunnel, ReplyMip, SendFlows, SendMip)
+from controller.core.actions import (Action, AddTunnel, DeliverHeld, HoldTraffic, Mark,
+                                     ReleaseHold, RemoveTunnel, ReplyMip, SendFlows,
+                                     SendMip)
 from controller.core.binding import (IdentificationClock, ack_status, binding_ack,
                                      build_binding_update, check_binding_update,
                                      handoff_key, peek_binding_update)
@@ -22,7 +23,7 @@ from controller.core.fa_conf import ForeignAgentConf, Pending
 from controller.core.persist import Changes
 from controller.core.role import FA, RoleKey, kind_of, name_of
 from controller.core.visitors import TrackedVisitorTable, Visitor
-from controller.core.vpn import TunnelSpec, handoff_psk
+from controller.core.vpn import TunnelSpec, VpnInfo, handoff_psk
 from controller.logtext import log_text
 from controller.model.dataclass_copy import replace
 from controller.proto import mip
@@ -199,6 +200,19 @@ class SmoothHandoff:
         side = replace(p.spec.side_for(self.conf.name), secondary=True)
         return [AddTunnel(self.conf.name, side),
                 Mark(p.nai, "handoff_set", {"fa": self.conf.name})]
+
+    def _deliver_held(self, p: Pending, vpn_info: VpnInfo) -> list[Action]:
+        """Issue 14: the new FA's AAA accepted a seamless MN that left an FA with smooth
+        handoff (this FA's local AAA checked its MN-FA authenticator over this RRQ):
+        what that FA holds for it goes to it here now (``DeliverHeld``), not after the
+        HA's reply, this FA's reply and the Binding Update."""
+        old_fa = p.previous_fa or vpn_info.previous_foreign_agent
+        handoff = vpn_info.handoff if vpn_info.smooth_handoff else None
+        if (not vpn_info.seamless_handover or handoff is None
+                or old_fa not in handoff.ends() or old_fa == self.conf.name):
+            return []
+        return [DeliverHeld(self.conf.name, self.conf.access_dpid, p.port, p.mn_mac, p.nai),
+                Mark(p.nai, "held_to_mn")]
 
     def _stop_forwarding(self, nai: str, off_path: bool = False) -> list[Action]:
         """The MN is back here while this FA, its old FA, still forwards it elsewhere:

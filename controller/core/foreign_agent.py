@@ -255,7 +255,8 @@ class ForeignAgent(SmoothHandoff, Role):
         # relay, not in line between the HA's reply and this FA's steering (issue 14)
         stop = self._stop_forwarding(p.nai, off_path=True)
         p.stopped_forwarding = bool(stop)
-        return marks + stop + [RelayToHomeAgent(raw, p.rrq.home_agent, p.nai)]
+        return (marks + self._deliver_held(p, answer.vpn_info) + stop
+                + [RelayToHomeAgent(raw, p.rrq.home_agent, p.nai)])
 
     def on_home_agent_reply(self, now: float, nai: str, raw: bytes) -> list[Action]:
         """The HA's Registration Reply to a relayed request (claim 17)."""

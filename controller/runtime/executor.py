@@ -23,7 +23,7 @@ from controller.adapters.diameter_peer import DiameterError
 from controller.logtext import log_text
 from controller.core import flows
 from controller.core.actions import (AddTunnel, AnnounceMobileNode, AnswerDiameter,
-                                     HoldTraffic, HoldUplink, Mark, NotifyVisitorLeft,
+                                     DeliverHeld, HoldTraffic, HoldUplink, Mark, NotifyVisitorLeft,
                                      PrepareTunnel,
                                      RelayToHomeAgent, ReleaseHold, ReleaseUplink,
                                      RemoveTunnel, ReplyMip, SendDiameter,
@@ -43,7 +43,8 @@ LOG = logging.getLogger("mipvpn.runtime")
 
 #: the action classes ``Executor.execute`` performs: it tells them apart by identity
 #: (one comparison each, not an ``isinstance`` call per branch: issue 15)
-_KINDS = frozenset({AddTunnel, AnnounceMobileNode, AnswerDiameter, HoldTraffic, HoldUplink,
+_KINDS = frozenset({AddTunnel, AnnounceMobileNode, AnswerDiameter, DeliverHeld, HoldTraffic,
+                    HoldUplink,
                     Mark, NotifyVisitorLeft, PrepareTunnel, RelayToHomeAgent, ReleaseHold,
                     ReleaseUplink, RemoveTunnel, ReplyMip, SendDiameter, SendFlows, SendMip,
                     SendToMobileNode, VisitorMoved})
@@ -159,6 +160,8 @@ class Executor:
                 self.mip_io.announce_mn(action)
             elif kind is HoldTraffic:
                 self.held.hold(action)
+            elif kind is DeliverHeld:
+                self.held.deliver(action)       # issue 14: in line, before the relay
             elif kind is HoldUplink:
                 pass        # the runtime asks for it at the first frame (held_uplink.py)
             elif kind is ReleaseUplink:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Mapping
 from controller.adapters import openflow
 from controller.logtext import log_text
 from controller.core import flows
-from controller.core.actions import HoldTraffic, ReleaseHold
+from controller.core.actions import DeliverHeld, HoldTraffic, ReleaseHold
 from controller.runtime import settings
 from controller.core.role import FA, RoleKey
 
@@ -34,8 +34,12 @@ class HeldDownlink:
     frames: deque[tuple[float, bytes]] = field(
         default_factory=lambda: deque(maxlen=settings.HOLD_MAX_FRAMES))
     forwarding: bool = False    # released into the FA: frames go on at once
+    # issue 14 (``DeliverHeld``): (dpid, port, from MAC) where the MN is now: frames go
+    # straight to it there
+    to_mn: tuple[int, int, bytes] | None = None
     counts: dict[str, int] = field(default_factory=lambda: {
-        "held": 0, "forwarded": 0, "overflow": 0, "expired": 0, "dropped": 0})
+        "held": 0, "forwarded": 0, "delivered": 0, "overflow": 0, "expired": 0,
+        "dropped": 0})
 
 
 class HeldDownlinks:
@@ -69,6 +73,9 @@ class HeldDownlinks:
         if buf is None:
             self.counters["held_dropped_late"] += 1
             return
+        if buf.to_mn is not None:   # the MN was accepted at a new FA: straight to it
+            self._to_mn(buf, [(at, data)])
+            return
         if buf.forwarding:          # the tunnel is up: straight on
             self._forward(dpid, buf, [(at, data)])
             return
@@ -78,6 +85,42 @@ class HeldDownlinks:
         buf.frames.append((at, data))
         buf.counts["held"] += 1
         self.counters["held_frames"] += 1
+
+    def deliver(self, action: DeliverHeld) -> None:
+        """``DeliverHeld``: every hold of ``action.nai`` with its MAC at another switch
+        sends what it held, and what is punted later, to the MN where it is now."""
+        fa = self.roles.get(RoleKey(FA, action.foreign_agent))
+        if fa is None:
+            return
+        mac = action.mn_mac.lower()
+        target = (action.dpid, action.port,
+                  bytes.fromhex(fa.conf.inside_mac.replace(":", "")))
+        for (dpid, held_mac), buf in list(self.holds.items()):
+            if held_mac != mac or buf.nai != action.nai or dpid == action.dpid:
+                continue
+            buf.to_mn = target
+            frames = list(buf.frames)
+            buf.frames.clear()
+            self._to_mn(buf, frames)
+            LOG.info("%s: downlink held for %s goes to it at %s port %d (%d frames)",
+                     buf.foreign_agent, log_text(buf.nai), action.foreign_agent,
+                     action.port, len(frames))
+
+    def _to_mn(self, buf: HeldDownlink, frames: Iterable[tuple[float, bytes]]) -> None:
+        """Frames held for the MN, to it at ``buf.to_mn`` (packet-out on its port, from
+        the new FA's inside MAC): what the new FA would send it."""
+        assert buf.to_mn is not None
+        dpid, port, fa_mac = buf.to_mn
+        dp = self.datapaths.get(dpid)
+        now = time.monotonic()
+        for at, data in frames:
+            if now - at > settings.HOLD_MAX_AGE or dp is None:
+                buf.counts["expired"] += 1
+                self.counters["held_dropped_expired"] += 1
+                continue
+            dp.send_msg(openflow.packet_out(dp, data[0:6] + fa_mac + data[12:], port))
+            buf.counts["delivered"] += 1
+            self.counters["held_delivered"] += 1
 
     def _forward(self, dpid: int, buf: HeldDownlink,
                       frames: Iterable[tuple[float, bytes]]) -> None:
@@ -138,9 +181,10 @@ class HeldDownlinks:
             self.counters["held_dropped_released"] += n
             buf.frames.clear()
         c = buf.counts
-        LOG.info("%s: downlink held for %s (%d frames): %d forwarded%s, %d dropped "
-                 "(%d overflow, %d too old) %.0f ms after release", action.foreign_agent,
-                 log_text(buf.nai), c["held"], c["forwarded"],
+        LOG.info("%s: downlink held for %s (%d frames): %d to the MN at its new FA, %d "
+                 "forwarded%s, %d dropped (%d overflow, %d too old) %.0f ms after release",
+                 action.foreign_agent, log_text(buf.nai), c["held"], c["delivered"],
+                 c["forwarded"],
                  f" through {log_text(action.tunnel_id)}" if action.tunnel_id else "",
                  c["dropped"] + c["overflow"] + c["expired"], c["overflow"], c["expired"],
                  (time.monotonic() - t0) * 1000)

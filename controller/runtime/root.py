@@ -116,7 +116,8 @@ class Runtime:
         self._malformed_logged: dict[str, tuple[int, float]] = {}  # key -> (count, when)
         self.counters: dict[str, int] = {"flow_mods": 0, "packet_in": 0, "malformed": 0,
                                          "adverts": 0, "held_frames": 0,
-                                         "held_forwarded": 0, "held_dropped_overflow": 0,
+                                         "held_forwarded": 0, "held_delivered": 0,
+                                         "held_dropped_overflow": 0,
                                          "held_dropped_expired": 0,
                                          "held_dropped_released": 0,
                                          "held_dropped_late": 0}

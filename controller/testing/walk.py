@@ -31,7 +31,8 @@ from typing import Any
 from controller.adapters.store import VpnStore
 from controller.config import Topology, load_topology, parse_topology
 from controller.core import flows
-from controller.core.actions import (AddTunnel, AnnounceMobileNode, AnswerDiameter, HoldTraffic, HoldUplink,
+from controller.core.actions import (AddTunnel, AnnounceMobileNode, AnswerDiameter,
+                                     DeliverHeld, HoldTraffic, HoldUplink,
                                      Mark, NotifyVisitorLeft, PrepareTunnel, RelayToHomeAgent,
                                      ReleaseHold, ReleaseUplink, RemoveTunnel, ReplyMip,
                                      SendDiameter,
@@ -279,7 +280,7 @@ class Walk:
                                               _mip_or_none(action.raw))))
             elif isinstance(action, (HoldTraffic, PrepareTunnel)):
                 self.log.append((key, action))   # PrepareTunnel: the runtime's, later
-            elif isinstance(action, (HoldUplink, AnnounceMobileNode)):
+            elif isinstance(action, (HoldUplink, AnnounceMobileNode, DeliverHeld)):
                 self.log.append((key, action))
             elif isinstance(action, (ReleaseHold, ReleaseUplink)):
                 # the runtime's end state: punt gone (or replaced by the redirect)

@@ -12,7 +12,8 @@ from __future__ import annotations
 import pytest
 
 from controller.core import flows
-from controller.core.actions import AddTunnel, HoldTraffic, ReleaseHold
+from controller.core.actions import (AddTunnel, DeliverHeld, HoldTraffic, RelayToHomeAgent,
+                                     ReleaseHold)
 from controller.core.binding import check_binding_update, handoff_key
 from controller.core.vpn import fa_ha_key, handoff_psk
 from controller.proto import mip
@@ -364,6 +365,50 @@ def test_port_down_holds_the_downlink_until_the_bu(walk_mn: tuple[Walk, MobileNo
     walk.now += 5
     walk.tick()                                            # nothing left to expire
     assert walk.of_type(ReleaseHold, pos)[1:] == []
+
+
+def test_with_seamless_handover_the_held_downlink_goes_to_the_mn_once_authenticated(
+) -> None:
+    """Issue 14: with seamless handover and smooth handoff, the new FA's AAA accepting
+    the move (the local AAA checked the MN-FA authenticator over this very RRQ, newer
+    than the last) is the moment the MN is known to be at that port: the new FA asks
+    for what the old FA holds for it there at once (``DeliverHeld``: its port, its
+    MAC), beside the relay to the HA, not after the HA's reply and the Binding Update.
+    Without seamless handover (smooth handoff alone) nothing changes."""
+    for seamless in (True, False):
+        walk = Walk(topology(destinations=MIXED, smooth_handoff=True,
+                             seamless_handover=seamless))
+        mn = MobileNode(walk)
+        assert mn.register("fa1").accepted
+        walk.now += 2.0
+        assert port_down(walk, mn)
+        walk.now += 0.3
+        pos = walk.mark()
+        assert mn.register("fa2", "fa1").accepted
+        delivered = walk.of_type(DeliverHeld, pos)
+        if not seamless:
+            assert delivered == []
+            continue
+        ((role, action),) = delivered
+        fa2 = walk.fa("fa2")
+        assert role == "fa:fa2"
+        assert (action.foreign_agent, action.dpid, action.port, action.mn_mac,
+                action.nai) == ("fa2", fa2.conf.access_dpid, mn.port, mn.mac, NAI)
+        # before the relay (the runtime runs the relay in line: its reply, this FA's
+        # reply and the Binding Update that releases the hold come back within it)
+        order = [type(a) for _r, a in walk.since(pos)]
+        assert order.index(DeliverHeld) < order.index(RelayToHomeAgent)
+        assert order.index(DeliverHeld) < order.index(ReleaseHold)
+
+
+def test_no_early_delivery_for_a_first_registration_or_a_renewal() -> None:
+    """Nothing is held for an MN that did not move: no ``DeliverHeld``."""
+    walk = Walk(topology(destinations=MIXED, smooth_handoff=True, seamless_handover=True))
+    mn = MobileNode(walk)
+    assert mn.register("fa1").accepted
+    walk.now += 4.0     # past the FA's in-progress hold
+    assert mn.register("fa1").accepted
+    assert walk.of_type(DeliverHeld) == []
 
 
 def test_hold_survives_visitor_left_before_the_bu(walk_mn: tuple[Walk, MobileNode]) -> None:

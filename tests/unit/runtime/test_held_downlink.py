@@ -18,7 +18,7 @@ from controller.runtime import settings as runtime_mod
 from controller.adapters.gateway import GatewayDriverBase
 from controller.config import load_topology
 from controller.core import flows
-from controller.core.actions import HoldTraffic, ReleaseHold
+from controller.core.actions import DeliverHeld, HoldTraffic, ReleaseHold
 from controller.runtime import Runtime
 from tests.unit.harness import DEFAULT_TOPOLOGY
 
@@ -217,3 +217,64 @@ def test_port_events_go_into_the_next_handover_record(rt: Any) -> None:
     marks = rt.handovers.records[-1].marks
     assert marks["link_down"] <= marks["link_up"] <= marks["advertisement_sent"] \
         <= marks["rrq_at_fa"]
+
+
+def new_fa(rt: Any) -> tuple[Any, list[Any]]:
+    """fa2 with a fake access switch of its own: (its role, its packet-outs)."""
+    fa2 = rt.fa("fa2")
+    msgs2: list[Any] = []
+    rt.datapaths[fa2.conf.access_dpid] = SimpleNamespace(
+        ofproto_parser=parser, ofproto=ofp, id=fa2.conf.access_dpid, send_msg=msgs2.append)
+    return fa2, msgs2
+
+
+def test_delivered_early_the_held_frames_go_to_the_mn_at_the_new_fa(rt: Any) -> None:
+    """Issue 14: ``DeliverHeld`` (the new FA's AAA accepted the seamless MN there): what
+    the old FA's switch held for it goes out at the new FA's switch, on the MN's port,
+    to its MAC, from the new FA's inside MAC, at once; frames punted later follow at
+    once.  The hold's own end is unchanged: once the forwarding tunnel is up the punt
+    goes and the hold with it (nothing left to hand to the old FA)."""
+    fa2, msgs2 = new_fa(rt)
+    port = 7
+    run(rt, [HoldTraffic("fa1", rt.test.dpid, MN, NAI)])
+    for seq in range(5):
+        punt(rt, frame(MN, seq))
+    punt(rt, frame(OTHER, 99))
+    settle(rt)
+    assert msgs2 == []
+    run(rt, [DeliverHeld("fa2", fa2.conf.access_dpid, port, MN.upper(), NAI)])
+    punt(rt, frame(MN, 5))
+    settle(rt)
+    assert len(msgs2) == 6 and rt.test.msgs == []
+    inside = bytes.fromhex(fa2.conf.inside_mac.replace(":", ""))
+    mn = bytes.fromhex(MN.replace(":", ""))
+    for seq, msg in enumerate(msgs2):
+        assert msg.actions[0].port == port and msg.buffer_id == ofp.OFP_NO_BUFFER
+        assert msg.data[:6] == mn and msg.data[6:12] == inside
+        assert msg.data[12:] == frame(MN, seq)[12:]
+    assert rt.counters["held_delivered"] == 6
+    rt.test.gws["fa1"].up = False
+    run(rt, [release(rt)])
+    rt.loop.run_until_complete(asyncio.sleep(0.05))
+    punt(rt, frame(MN, 6))                  # the tunnel not up yet: still to the MN
+    rt.loop.run_until_complete(asyncio.sleep(0.05))
+    assert len(msgs2) == 7 and rt.test.sent == []
+    rt.test.gws["fa1"].up = True
+    settle(rt)
+    assert rt.test.msgs == [] and rt.holds == {}
+    assert rt.test.sent == [(rt.test.dpid, flows.release_hold(MN))]
+
+
+def test_delivered_early_only_for_that_mn_and_not_at_its_own_switch(rt: Any) -> None:
+    """Another NAI, another MAC, or the holding switch itself: nothing is sent."""
+    fa2, msgs2 = new_fa(rt)
+    run(rt, [HoldTraffic("fa1", rt.test.dpid, MN, NAI)])
+    punt(rt, frame(MN, 0))
+    settle(rt)
+    for action in (DeliverHeld("fa2", fa2.conf.access_dpid, 7, MN, "bob@home.example"),
+                   DeliverHeld("fa2", fa2.conf.access_dpid, 7, OTHER, NAI),
+                   DeliverHeld("fa1", rt.test.dpid, 7, MN, NAI)):
+        run(rt, [action])
+    settle(rt)
+    assert msgs2 == [] and rt.test.msgs == [] and rt.counters["held_delivered"] == 0
+    assert len(rt.holds[(rt.test.dpid, MN)].frames) == 1
