@@ -95,7 +95,8 @@ class Metrics:
             "already in flight, the oldest had waited max_pending_age, or recent AAA "
             "round trips averaged over it (overload)", ["foreign_agent"], registry=reg)
         self.held_frames = Counter(
-            "mipvpn_held_downlink_frames", "Smooth handoff (claims 22-23): frames towards "
+            "mipvpn_held_downlink_frames", "Smooth handoff (claims 22-23) and seamless "
+            "handover (issue 14): frames towards "
             "a departed mobile node held at its old access switch, by outcome (held, "
             "forwarded into the old FA, delivered to the MN at its new FA (seamless "
             "handover), dropped: overflow, expired, released without a tunnel, late)", ["outcome"], registry=reg)

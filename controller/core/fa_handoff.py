@@ -2,8 +2,10 @@
 downlink when its port goes, takes the new FA's Binding Update with the old-FA -> new-FA
 forwarding tunnel, forwards what it held into it and retires its own tunnels a little
 later (make before break); the new FA sends that Binding Update and sets its end on the
-acknowledgement.  A mixin of ``ForeignAgent`` (controller/core/foreign_agent.py), which
-holds the state it works on; pure like it.
+acknowledgement.  With seamless handover (issue 14) the old FA holds the downlink too,
+and the new FA asks for it as soon as its AAA accepted the MN (``_deliver_held``).
+A mixin of ``ForeignAgent`` (controller/core/foreign_agent.py), which holds the state it
+works on; pure like it.
 """
 
 from __future__ import annotations
@@ -93,16 +95,19 @@ class SmoothHandoff:
     def on_port_down(self, now: float, port: int) -> list[Action]:
         """An access port of this FA's switch went away (OpenFlow port-status delete or
         link down): the MN on it has left the link, the new FA does not know yet.  For a
-        visitor with smooth handoff (claims 22-23) its steering is replaced by a punt of
-        its downlink to the controller, which holds it until the new FA's Binding Update
-        arrives (then it goes into the forwarding tunnel) or ``hold_time`` has passed.
-        The visitor itself stays until the move tells (BU, "visitor left", expiry)."""
+        visitor with smooth handoff (claims 22-23) or seamless handover (issue 14) its
+        steering is replaced by a punt of its downlink to the controller, which holds
+        it until the new FA's AAA accepts the MN there (seamless: ``DeliverHeld``, then
+        it goes to the MN at once), the new FA's Binding Update arrives (then it goes
+        into the forwarding tunnel) or ``hold_time`` has passed (dropped).  The visitor
+        itself stays until the move tells (BU, "visitor left", expiry)."""
         if port == self.conf.fa_port:
             return []
         actions: list[Action] = []
         for visitor in list(self.visitors.values()):
-            if (visitor.port != port or not visitor.vpn_info.smooth_handoff
-                    or visitor.nai in self.holds):
+            info = visitor.vpn_info
+            if (visitor.port != port or visitor.nai in self.holds
+                    or not (info.smooth_handoff or info.seamless_handover)):
                 continue
             self.holds[visitor.nai] = Hold(visitor.nai, visitor.mn_mac, port,
                                            now + self.conf.hold_time)
@@ -202,14 +207,13 @@ class SmoothHandoff:
                 Mark(p.nai, "handoff_set", {"fa": self.conf.name})]
 
     def _deliver_held(self, p: Pending, vpn_info: VpnInfo) -> list[Action]:
-        """Issue 14: the new FA's AAA accepted a seamless MN that left an FA with smooth
-        handoff (this FA's local AAA checked its MN-FA authenticator over this RRQ):
-        what that FA holds for it goes to it here now (``DeliverHeld``), not after the
-        HA's reply, this FA's reply and the Binding Update."""
+        """Issue 14: the new FA's AAA accepted a seamless MN that came from another FA
+        (the local AAA checked its MN-FA authenticator over this very RRQ; on the full
+        path the home AAA its MN-AAA one and the HA its registration): what that FA
+        holds for it goes to it here now (``DeliverHeld``), not after this FA's reply
+        and a Binding Update, or never (without smooth handoff)."""
         old_fa = p.previous_fa or vpn_info.previous_foreign_agent
-        handoff = vpn_info.handoff if vpn_info.smooth_handoff else None
-        if (not vpn_info.seamless_handover or handoff is None
-                or old_fa not in handoff.ends() or old_fa == self.conf.name):
+        if not vpn_info.seamless_handover or not old_fa or old_fa == self.conf.name:
             return []
         return [DeliverHeld(self.conf.name, self.conf.access_dpid, p.port, p.mn_mac, p.nai),
                 Mark(p.nai, "held_to_mn")]

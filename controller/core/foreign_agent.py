@@ -242,8 +242,8 @@ class ForeignAgent(SmoothHandoff, Role):
         p.fa_key = fa_ha.session_key if fa_ha is not None else b""
         if answer.reg_reply:
             # full path: the HA already bound the MN and answered through AAA (claim 16)
-            return marks + self._complete(now, p, answer.vpn_info,
-                                          _with_nonce(answer.reg_reply, answer))
+            return marks + self._deliver_held(p, answer.vpn_info) + self._complete(
+                now, p, answer.vpn_info, _with_nonce(answer.reg_reply, answer))
         # intra-domain move answered by the local AAA (claim 17): the FA now relays the
         # Registration Request to the HA itself, signed with its FA-HA key (RFC 5944
         # §3.5.4: last extension), and completes on the HA's reply.
@@ -462,7 +462,8 @@ class ForeignAgent(SmoothHandoff, Role):
         meters and DSCP, from its VPN information) when it has one."""
         return flows.with_mn_qos(
             unhold + flows.install_mn(visitor.mn_mac, visitor.port, self.conf.fa_port,
-                                      visitor.vpn_info.smooth_handoff),
+                                      visitor.vpn_info.smooth_handoff
+                                      or visitor.vpn_info.seamless_handover),
             flows.visitors_qos([visitor], self.conf.name))
 
     def prepared_flows(self, dpid: int) -> list[flows.Mod]:

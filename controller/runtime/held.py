@@ -1,6 +1,8 @@
 """The downlink held for a departed MN at its old access switch (smooth handoff,
-claims 22-23): bounded per-MN buffers fed by packet-ins, flushed into the old FA once
-the forwarding tunnel is up, dropped (and counted) otherwise."""
+claims 22-23; seamless handover, issue 14): bounded per-MN buffers fed by packet-ins,
+sent to the MN at its new FA's switch once that FA's AAA accepted it there
+(``DeliverHeld``), flushed into the old FA once the forwarding tunnel is up, dropped
+(and counted) otherwise."""
 
 from __future__ import annotations
 

@@ -410,6 +410,8 @@ class Walk:
                 out.append(f"{role} AnnounceMobileNode")
             elif isinstance(item, ReleaseUplink):
                 out.append(f"{role} ReleaseUplink {self.fabric.switch_of_dpid(item.dpid)}")
+            elif isinstance(item, DeliverHeld):
+                out.append(f"{role} DeliverHeld {self.fabric.switch_of_dpid(item.dpid)}")
             elif isinstance(item, SendMip):
                 continue   # its MipSent follows
             elif isinstance(item, SendToMobileNode):

@@ -401,6 +401,54 @@ def test_with_seamless_handover_the_held_downlink_goes_to_the_mn_once_authentica
         assert order.index(DeliverHeld) < order.index(ReleaseHold)
 
 
+def test_seamless_handover_alone_holds_the_downlink_and_delivers_it() -> None:
+    """Issue 14: a seamless MN without smooth handoff: its old FA holds its downlink
+    from the moment its port goes too (nothing forwards it there: without this it was
+    lost until the HA switched), the new FA asks for it when its AAA accepted the move,
+    and no Binding Update follows; the hold ends at ``hold_time`` (dropping what was
+    not delivered).  Neither option: nothing held (today's behaviour)."""
+    walk = Walk(topology(destinations=MIXED, smooth_handoff=False, seamless_handover=True))
+    mn = MobileNode(walk)
+    assert mn.register("fa1").accepted
+    walk.now += 2.0
+    assert port_down(walk, mn) == ["fa:fa1 HoldTraffic acc1", "fa:fa1 SendFlows acc1"]
+    assert downlink(walk, mn) == [flows.OFPP_CONTROLLER]
+    walk.now += 0.3
+    pos = walk.mark()
+    assert mn.register("fa2", "fa1").accepted
+    ((role, action),) = walk.of_type(DeliverHeld, pos)
+    assert (role, action.port, action.mn_mac) == ("fa:fa2", mn.port, mn.mac)
+    assert "fa:fa2 -> fa:fa1 BU" not in walk.trace(pos)
+    # the old FA's end of its tunnel to the HA goes at once, as before (kept, it held
+    # up the preparation of the same tunnel id for the move back: docs/decisions.md)
+    assert f"fa:fa1 RemoveTunnel fa1 {HA1}" in walk.trace(pos)
+    walk.now += walk.fa("fa1").conf.hold_time
+    pos = walk.mark()
+    walk.tick()
+    assert "fa:fa1 ReleaseHold drop" in walk.trace(pos)
+    assert downlink(walk, mn) == [] and walk.fa("fa1").holds == {}
+
+
+def test_an_inter_domain_seamless_move_asks_for_the_held_downlink_on_the_full_path(
+) -> None:
+    """Issue 14: a move to another domain's FA goes home (AAAH, HA); the AMA that
+    carries the HA's reply is the new FA's proof: ``DeliverHeld`` then, before its
+    steering and reply."""
+    walk = Walk(topology(destinations=MIXED, smooth_handoff=True, seamless_handover=True))
+    mn = MobileNode(walk)
+    assert mn.register("fa1").accepted
+    walk.now += 2.0
+    assert port_down(walk, mn)
+    walk.now += 0.3
+    pos = walk.mark()
+    assert mn.register("fa3", "fa1").accepted
+    assert "aaah -> ha HAR" in walk.trace(pos)
+    ((role, action),) = walk.of_type(DeliverHeld, pos)
+    assert (role, action.foreign_agent, action.nai) == ("fa:fa3", "fa3", NAI)
+    order = [type(a) for _r, a in walk.since(pos)]
+    assert order.index(DeliverHeld) < order.index(ReleaseHold)
+
+
 def test_no_early_delivery_for_a_first_registration_or_a_renewal() -> None:
     """Nothing is held for an MN that did not move: no ``DeliverHeld``."""
     walk = Walk(topology(destinations=MIXED, smooth_handoff=True, seamless_handover=True))
@@ -540,6 +588,17 @@ def test_the_downlink_fails_over_to_the_controller_at_once(
     walk2.table("acc1").dead_ports.add(mn2.port)
     assert downlink(walk2, mn2) == [mn2.port]
     assert walk2.table("acc1").groups == {}
+
+
+def test_a_seamless_mns_downlink_fails_over_to_the_controller_at_once() -> None:
+    """Issue 14: a seamless MN without smooth handoff gets the same fast-failover group
+    (its old FA now holds its downlink too): the frames between the port's loss and
+    the hold flow are punted, not dropped."""
+    walk = Walk(topology(destinations=MIXED, smooth_handoff=False, seamless_handover=True))
+    mn = MobileNode(walk)
+    assert mn.register("fa1").accepted
+    walk.table("acc1").dead_ports.add(mn.port)
+    assert downlink(walk, mn) == [flows.OFPP_CONTROLLER]
 
 
 def test_old_fa_keeps_its_path_until_retired_and_cancels_when_back(
