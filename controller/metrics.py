@@ -99,7 +99,8 @@ class Metrics:
             "handover (issue 14): frames towards "
             "a departed mobile node held at its old access switch, by outcome (held, "
             "forwarded into the old FA, delivered to the MN at its new FA (seamless "
-            "handover), dropped: overflow, expired, released without a tunnel, late)", ["outcome"], registry=reg)
+            "handover), dropped: overflow, expired, released without a tunnel, late)",
+            ["outcome"], registry=reg)
         self.held_uplink_frames = Counter(
             "mipvpn_held_uplink_frames", "Seamless handover (issue 14): a mobile node's "
             "frames to its previous FA held at the new access switch until the new FA's "

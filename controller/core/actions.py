@@ -303,9 +303,9 @@ class ReleaseHold:
 @mypyc_attr(allow_interpreted_subclasses=True)
 @dataclass(frozen=True)
 class DeliverHeld:
-    """Issue 14 (seamless handover with smooth handoff): the MN ``nai`` (``mn_mac``) is
-    at port ``port`` of the new FA ``foreign_agent``'s access switch ``dpid``, its move
-    accepted there by its AAA.  What another FA of this process holds for it
+    """Issue 14 (seamless handover): the MN ``nai`` (``mn_mac``) is at port ``port`` of
+    the new FA ``foreign_agent``'s access switch ``dpid``, its move accepted there by
+    its AAA.  What another FA of this process holds for it
     (``HoldTraffic``) goes to it there now (packet-out on that port, from the new FA's
     inside MAC), and what that switch punts later follows at once, until the hold's own
     ``ReleaseHold``.  A hold at an FA of another process is not reached."""

@@ -23,8 +23,8 @@ from controller.adapters.diameter_peer import DiameterError
 from controller.logtext import log_text
 from controller.core import flows
 from controller.core.actions import (AddTunnel, AnnounceMobileNode, AnswerDiameter,
-                                     DeliverHeld, HoldTraffic, HoldUplink, Mark, NotifyVisitorLeft,
-                                     PrepareTunnel,
+                                     DeliverHeld, HoldTraffic, HoldUplink, Mark,
+                                     NotifyVisitorLeft, PrepareTunnel,
                                      RelayToHomeAgent, ReleaseHold, ReleaseUplink,
                                      RemoveTunnel, ReplyMip, SendDiameter,
                                      SendFlows, SendMip, SendToMobileNode, VisitorMoved)

@@ -163,7 +163,7 @@ def test_s_keeps_the_old_binding_until_the_new_tunnel_is_up(tmp_path: Path) -> N
     # what the old FA held for mn1 went to it at the new FA when its AAA accepted the
     # move, beside the relay to the HA (``DeliverHeld``), in every move; mn2's waits for
     # the forwarding tunnel.  mn1's downlink gap: its median under mn2's of the same run
-    # (bench/results/issue14-held-to-mn-2026-12-07/: 0.5-0.6x the plain path's)
+    # (bench/results/issue14-held-to-mn-2026-12-07/: 0.43-0.56x the plain path's)
     for marks in alice:
         assert marks["ama_at_fa"] <= marks["held_to_mn"] <= marks["rrp_sent"], marks
     down1 = statistics.median(d for d, _u in gaps["mn1"])
