@@ -367,6 +367,22 @@ def test_port_down_holds_the_downlink_until_the_bu(walk_mn: tuple[Walk, MobileNo
     assert walk.of_type(ReleaseHold, pos)[1:] == []
 
 
+def held_move(to: str, seamless: bool = True) -> tuple[Walk, MobileNode, int]:
+    """A smooth-handoff MN (``seamless``: with seamless handover) registered at FA1,
+    its port gone there (its downlink held), then accepted at ``to``: the walk, the MN
+    and the log position before that move."""
+    walk = Walk(topology(destinations=MIXED, smooth_handoff=True,
+                         seamless_handover=seamless))
+    mn = MobileNode(walk)
+    assert mn.register("fa1").accepted
+    walk.now += 2.0
+    assert port_down(walk, mn)
+    walk.now += 0.3
+    pos = walk.mark()
+    assert mn.register(to, "fa1").accepted
+    return walk, mn, pos
+
+
 def test_with_seamless_handover_the_held_downlink_goes_to_the_mn_once_authenticated(
 ) -> None:
     """Issue 14: with seamless handover and smooth handoff, the new FA's AAA accepting
@@ -376,15 +392,7 @@ def test_with_seamless_handover_the_held_downlink_goes_to_the_mn_once_authentica
     MAC), beside the relay to the HA, not after the HA's reply and the Binding Update.
     Without seamless handover (smooth handoff alone) nothing changes."""
     for seamless in (True, False):
-        walk = Walk(topology(destinations=MIXED, smooth_handoff=True,
-                             seamless_handover=seamless))
-        mn = MobileNode(walk)
-        assert mn.register("fa1").accepted
-        walk.now += 2.0
-        assert port_down(walk, mn)
-        walk.now += 0.3
-        pos = walk.mark()
-        assert mn.register("fa2", "fa1").accepted
+        walk, mn, pos = held_move("fa2", seamless=seamless)
         delivered = walk.of_type(DeliverHeld, pos)
         if not seamless:
             assert delivered == []
@@ -434,14 +442,7 @@ def test_an_inter_domain_seamless_move_asks_for_the_held_downlink_on_the_full_pa
     """Issue 14: a move to another domain's FA goes home (AAAH, HA); the AMA that
     carries the HA's reply is the new FA's proof: ``DeliverHeld`` then, before its
     steering and reply."""
-    walk = Walk(topology(destinations=MIXED, smooth_handoff=True, seamless_handover=True))
-    mn = MobileNode(walk)
-    assert mn.register("fa1").accepted
-    walk.now += 2.0
-    assert port_down(walk, mn)
-    walk.now += 0.3
-    pos = walk.mark()
-    assert mn.register("fa3", "fa1").accepted
+    walk, _mn, pos = held_move("fa3")
     assert "aaah -> ha HAR" in walk.trace(pos)
     ((role, action),) = walk.of_type(DeliverHeld, pos)
     assert (role, action.foreign_agent, action.nai) == ("fa:fa3", "fa3", NAI)
