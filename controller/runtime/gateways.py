@@ -88,14 +88,8 @@ class Gateways(GatewaySupervision):
         hold for it, and without initiating.  True: this end initiated the tunnel and
         charon reported its CHILD_SA established (issue 14: ``on_tunnel_up``).  In
         order with this tunnel's removals, also those that run aside."""
-        key = (action.gateway, action.side.tunnel_id)
-        before, done = self.in_order.begin(key)
-        try:
-            if before is not None:
-                await asyncio.shield(before)
+        async with self.in_order.turn((action.gateway, action.side.tunnel_id)):
             return await self._add_tunnel(action, load_only)
-        finally:
-            self.in_order.end(key, done)
 
     async def _add_tunnel(self, action: AddTunnel, load_only: bool) -> bool:
         gw = self.drivers[action.gateway]
@@ -196,10 +190,7 @@ class Gateways(GatewaySupervision):
         calls."""
         gw = self.drivers[action.gateway]
         key = (action.gateway, action.tunnel_id)
-        before, done = self.in_order.begin(key)
-        try:
-            if before is not None:
-                await asyncio.shield(before)
+        async with self.in_order.turn(key):
             stamp(self._touched, key, time.monotonic())
             # the IKE_SA goes at both ends (terminated here, connection unloaded): a
             # preparation at the other end is dead too; its next add must not expect it
@@ -217,8 +208,6 @@ class Gateways(GatewaySupervision):
                 LOG.error("removing tunnel %s at %s failed: %s", log_text(action.tunnel_id),
                           action.gateway, log_text(exc))
             await self._qos(action.gateway, "remove", action.tunnel_id)  # QoS
-        finally:
-            self.in_order.end(key, done)
         LOG.info("tunnel %s at %s removed%s", log_text(action.tunnel_id), action.gateway,
                  " (aside)" if aside else "")
 

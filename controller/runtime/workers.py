@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import queue
 import threading
-from typing import Any, Callable, TypeVar
+from typing import Any, AsyncIterator, Callable, TypeVar
 
 T = TypeVar("T")
 
@@ -127,6 +128,18 @@ class InOrder:
             done.set_result(None)
         if self._running.get(key) is done:
             del self._running[key]
+
+    @contextlib.asynccontextmanager
+    async def turn(self, key: Any) -> AsyncIterator[None]:
+        """``async with in_order.turn(key):`` the body runs after the calls begun for
+        ``key`` before it (begun at once, before any await) and ends this one."""
+        before, done = self.begin(key)
+        try:
+            if before is not None:
+                await asyncio.shield(before)
+            yield
+        finally:
+            self.end(key, done)
 
     async def after(self, key: Any) -> None:
         running = self._running.get(key)
