@@ -271,6 +271,24 @@ def per_mn(moves: list[dict[str, Any]]) -> dict[str, Any]:
     return s
 
 
+def whole_run(probes: list[dict[str, Any]] | None, mn: str,
+              moves: list[dict[str, Any]]) -> dict[str, int] | None:
+    """``mn``'s probe over the whole run (while both its ends ran): lost per direction,
+    and of them those no move's window counted (``lost_outside_moves``: e.g. a blip on
+    the live path seconds after a move, when a preparation stood a CHILD_SA up)."""
+    probe = next((p for p in probes or () if p.get("mn") == mn), None)
+    if probe is None:
+        return None
+    out: dict[str, int] = {}
+    for d, _ in DIRECTIONS:
+        if probe.get(f"{d}_lost") is None:
+            continue
+        counted = sum(int(m["lost"][d]) for m in moves if isinstance(m.get("lost"), dict))
+        out[f"lost_{d}"] = int(probe[f"{d}_lost"])
+        out[f"lost_outside_moves_{d}"] = int(probe[f"{d}_lost"]) - counted
+    return out
+
+
 def ratios(on: dict[str, Any], off: dict[str, Any]) -> dict[str, float | None]:
     """mechanism / baseline for each median (None where the baseline's is 0)."""
     out: dict[str, float | None] = {}
@@ -303,6 +321,12 @@ def print_paired(kind: str, res: dict[str, Any]) -> None:
     print(f"link move (emulation) median: on {on['link_move_ms']['median']} ms, "
           f"off {off['link_move_ms']['median']} ms; moves with 0 lost both ways: "
           f"on {on['zero_lost_both_ways']}, off {off['zero_lost_both_ways']}")
+    whole = [res.get("whole_run", {}).get(who) or {} for who in ("mechanism", "baseline")]
+    print("whole run, probe lost (of it outside every move's window): "
+          + "; ".join(f"{arrow} on {whole[0].get(f'lost_{d}')} "
+                      f"({whole[0].get(f'lost_outside_moves_{d}')}), off "
+                      f"{whole[1].get(f'lost_{d}')} ({whole[1].get(f'lost_outside_moves_{d}')})"
+                      for d, arrow in DIRECTIONS))
     ready = [(s.get("rrq_at_fa_to_tunnel_up_ms") or {}).get("median") for s in (on, off)]
     print(f"RRQ at the new FA -> its tunnel up, median: on {ready[0]} ms, off {ready[1]} ms")
     first = {(s, d): ((x.get(f"tunnel_up_to_first_packet_ms_{d}") or {}).get("median"))
@@ -316,7 +340,8 @@ def print_paired(kind: str, res: dict[str, Any]) -> None:
         print(f"prepared IKE_SA used (CREATE_CHILD_SA at the new FA): "
               f"{chk['on_prepared_ike_sa']}/{chk['moves']} moves ({chk['share']:.0%}; "
               f"of them promoted standing CHILD_SAs {chk.get('standing_child_sa', 0)}, "
-              f"live ones (a quick move back) {chk.get('live_child_sa', 0)}; "
+              f"live ones (kept standing from an earlier stay, or a quick move back) "
+              f"{chk.get('live_child_sa', 0)}; "
               f"new IKE_SA {chk['new_ike_sa']}, not found {chk['not_found']}); "
               f"baseline's: {res.get('baseline_prepared', {}).get('on_prepared_ike_sa')}")
         if not chk["valid"]:
@@ -358,6 +383,8 @@ def run_paired(kind: str, moves: int, settle: float, keep_dir: bool,
     base = [m for m in res["moves"] if m["mn"] == BASELINE]
     res["mechanism"], res["baseline"] = per_mn(mine), per_mn(base)
     res["ratio"] = ratios(res["mechanism"], res["baseline"])
+    res["whole_run"] = {"mechanism": whole_run(res["probes"], MECHANISM, mine),
+                        "baseline": whole_run(res["probes"], BASELINE, base)}
     if KINDS[kind].get("check_prepared"):
         res["prepared_check"] = prepared_check(mine, origins, "alice_home.example/ha-",
                                                keys=keys)

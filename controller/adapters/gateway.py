@@ -67,6 +67,8 @@ class GatewayDriver(Protocol):
 
     def load_key(self, side: TunnelSide) -> float: ...
 
+    def stand_live(self, side: TunnelSide) -> float | None: ...
+
     def remove_aside(self, tunnel_id: str) -> None: ...
 
     def rekeyed(self, tunnel_id: str) -> bool | None: ...
@@ -136,6 +138,16 @@ class GatewayDriverBase:
         """Load ``side``'s key for its next authentication, if a ``promote_tunnel(...,
         key=False)`` left it (no CREATE_CHILD_SA needs it).  Default: nothing left."""
         return 0.0
+
+    def stand_live(self, side: TunnelSide) -> float | None:
+        """Keep the tunnel's live CHILD_SA as the standing one of a preparation of the
+        same tunnel (``side``: the preparation's, its key loaded for any later IKE_SA),
+        as ``prepare_tunnel(child=True)`` would have stood it, if it is installed as
+        ``side`` wants it (the key aside).  Returns the seconds until the gateway's own
+        rekey of it (which would promote it: the runtime stands it up anew before),
+        or None: nothing kept (the runtime removes it and stands one up).  Default:
+        None."""
+        return None
 
     def remove_aside(self, tunnel_id: str) -> None:
         """``remove_tunnel`` over a second session of its own, so that it can run on

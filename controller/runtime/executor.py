@@ -107,9 +107,9 @@ class Executor:
                     self._tunnel_up(action.side.tunnel_id)
             elif kind is RemoveTunnel:
                 if result is None and not action.off_path:
-                    await self.gateways.remove_tunnel(action)
+                    await self.gateways.retire_tunnel(action)
                 else:   # issue 14: after the role's answer (make before break at the
-                    self.spawn(self.gateways.remove_tunnel(action))   # HA), off its path
+                    self.spawn(self.gateways.retire_tunnel(action))   # HA), off its path
             elif kind is PrepareTunnel:
                 self.spawn(self.gateways.prepare_tunnel(action))   # off the move's path
             elif kind is SendFlows:

@@ -11,7 +11,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from functools import partial
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Coroutine, Mapping
 
 from controller.adapters.gateway import GatewayDriver
 from controller.logtext import log_text
@@ -65,6 +65,13 @@ class Gateways(GatewaySupervision):
         self._added: dict[tuple[str, str], float] = {}   # (gateway, tunnel) -> added at
         self._live: dict[tuple[str, str], TunnelSide] = {}   # what add_tunnel set there
         self._stood: dict[str, object] = {}   # tunnel -> its standing CHILD_SA's refresh
+        self._stood_spec: dict[str, TunnelSpec] = {}   # tunnel -> what stands there
+        # issue 14: a standing preparation of a tunnel live at both ends as it would
+        # stand (the tunnel a seamless MN left): the roles' removal keeps it standing
+        self._keep: dict[str, PrepareTunnel] = {}
+        # ends the runtime retired ahead of their role's removal (kept standing, or
+        # removed with the other end): that removal does nothing more
+        self._retired: set[tuple[str, str]] = set()
         self._refreshes: set[asyncio.Task[None]] = set()
         #: (gateway, tunnel id, when): a promotion's rekey completed there (the root
         #: puts it in the move's record: ``ha_rekey_done``)
@@ -94,6 +101,9 @@ class Gateways(GatewaySupervision):
     async def _add_tunnel(self, action: AddTunnel, load_only: bool) -> bool:
         gw = self.drivers[action.gateway]
         key = (action.gateway, action.side.tunnel_id)
+        # the roles want it live (again): no removal of it is to keep it standing
+        self._keep.pop(action.side.tunnel_id, None)
+        self._retired.discard(key)
         stamp(self._touched, key, time.monotonic())
         stamp(self._added, key, self._touched[key])
         add = gw.add_tunnel
@@ -183,6 +193,82 @@ class Gateways(GatewaySupervision):
         return (replace(here, psk=b"") == replace(side, psk=b"")
                 and there.remote == side.local and there.local == side.remote)
 
+    async def retire_tunnel(self, action: RemoveTunnel) -> None:
+        """A role's removal (the executor's ``RemoveTunnel``): ``remove_tunnel``, unless
+        a standing preparation waits for this very tunnel (``prepare_tunnel``): then
+        the first removal keeps its live CHILD_SA standing at both ends
+        (``_stand_live``) and the other end's removes nothing (issue 14: no downlink
+        blip at the HA for a CHILD_SA stood up anew)."""
+        key = (action.gateway, action.tunnel_id)
+        if key in self._retired:
+            self._retired.discard(key)
+            return
+        keep = self._keep.pop(action.tunnel_id, None)
+        if keep is not None and self._live_as(keep.spec):
+            await self._stand_live(keep, action.gateway)
+            return
+        await self.remove_tunnel(action)
+        if keep is not None:    # changed meanwhile: stood up anew once both ends went
+            self._background(self._prepare(keep, delay=0))
+
+    async def _stand_live(self, action: PrepareTunnel, first: str) -> None:
+        """Keep the live tunnel of ``action`` standing at both ends (responder first,
+        as a preparation), from the removal at ``first``; if an end cannot (its
+        CHILD_SA gone or changed, kernel XFRM), both ends go and it is stood up anew.
+        Stood up anew before charon's own rekey of it too (``_refresh_standing``)."""
+        spec, tid = action.spec, action.spec.tunnel_id
+        ends = sorted(spec.ends(), key=lambda g: g == spec.initiator)
+        self._retired |= {(g, tid) for g in ends if g != first}
+        rekeys_in: list[float] = []
+        for g in ends:
+            async with self.in_order.turn((g, tid)):
+                stamp(self._touched, (g, tid), time.monotonic())
+                try:
+                    left = await self.workers[g].run(self.drivers[g].stand_live,
+                                                     spec.side_for(g))
+                except (TunnelError, OSError) as exc:
+                    LOG.warning("keeping tunnel %s standing at %s failed: %s",
+                                log_text(tid), g, log_text(exc))
+                    left = None
+            if left is None:
+                LOG.info("tunnel %s: not kept standing at %s: removed, stood up anew",
+                         log_text(tid), g)
+                for end in ends:
+                    await self.remove_tunnel(RemoveTunnel(end, tid))
+                self._background(self._prepare(action, delay=0))
+                return
+            rekeys_in.append(left)
+        for g in ends:
+            self._live.pop((g, tid), None)
+            self.tunnel_log.pop((g, tid), None)
+            self._prepared.add((g, tid))
+            await self._qos(g, "remove", tid)
+        self._stood_spec[tid] = spec
+        token = self._stood[tid] = object()
+        refresh = min(settings.STANDING_REFRESH, min(rekeys_in) - settings.STANDING_MARGIN)
+        self._background(self._refresh_standing(action, token, max(0.0, refresh)))
+        LOG.info("tunnel %s kept standing at %s (its live CHILD_SA; refreshed in %.0f s)",
+                 log_text(tid), ", ".join(ends), max(0.0, refresh))
+
+    def _live_as(self, spec: TunnelSpec) -> bool:
+        """``spec``'s tunnel is live at both ends, both driven here, as a preparation
+        of ``spec`` would stand it: the key, QoS (not applied to a standing tunnel)
+        and the HA's secondary flag aside."""
+        for g in spec.ends():
+            live = self._live.get((g, spec.tunnel_id))
+            if live is None or _bare(live) != _bare(spec.side_for(g)):
+                return False
+        return True
+
+    def _stands_as(self, spec: TunnelSpec) -> bool:
+        """``spec``'s tunnel stands at both ends (a preparation, or kept), as ``spec``
+        wants it but for the key (and QoS)."""
+        stood = self._stood_spec.get(spec.tunnel_id)
+        return (stood is not None and spec.tunnel_id in self._stood
+                and all((g, spec.tunnel_id) in self._prepared for g in spec.ends())
+                and replace(stood, psk=b"", qos=QosSpec()) == replace(spec, psk=b"",
+                                                                       qos=QosSpec()))
+
     async def remove_tunnel(self, action: RemoveTunnel) -> None:
         """Off the move's path (``action.off_path``) and where the driver has a second
         VICI session: on that session's own worker (issue 14: the MN's promotion at
@@ -190,12 +276,14 @@ class Gateways(GatewaySupervision):
         calls."""
         gw = self.drivers[action.gateway]
         key = (action.gateway, action.tunnel_id)
+        self._keep.pop(action.tunnel_id, None)
         async with self.in_order.turn(key):
             stamp(self._touched, key, time.monotonic())
             # the IKE_SA goes at both ends (terminated here, connection unloaded): a
             # preparation at the other end is dead too; its next add must not expect it
             self._prepared = {k for k in self._prepared if k[1] != action.tunnel_id}
             self._stood.pop(action.tunnel_id, None)
+            self._stood_spec.pop(action.tunnel_id, None)
             for k in [k for k in self._live if k[1] == action.tunnel_id]:
                 del self._live[k]
             self.tunnel_log.pop(key, None)
@@ -211,8 +299,36 @@ class Gateways(GatewaySupervision):
         LOG.info("tunnel %s at %s removed%s", log_text(action.tunnel_id), action.gateway,
                  " (aside)" if aside else "")
 
-    async def prepare_tunnel(self, action: PrepareTunnel, delay: float | None = None,
-                             wait: float | None = None) -> None:
+    def prepare_tunnel(self, action: PrepareTunnel, delay: float | None = None,
+                       wait: float | None = None) -> Coroutine[Any, Any, None]:
+        """Issue 14: what a preparation does, decided when it is asked (before any
+        removal the same walk asks): a standing preparation of a tunnel live at both
+        ends as it would stand (the tunnel the MN left) waits for the roles' removals,
+        which keep it standing (``retire_tunnel``); one of a tunnel standing already
+        that differs only by its key (a full registration's new ``prepared_psk``)
+        loads the key at both ends; anything else, ``_prepare``."""
+        tid = action.spec.tunnel_id
+        self._keep.pop(tid, None)
+        if action.child and not action.remove:
+            if self._live_as(action.spec):
+                self._keep[tid] = action
+                return _nothing()
+            if self._stands_as(action.spec):
+                return self._new_key(action)
+        return self._prepare(action, delay, wait)
+
+    async def _new_key(self, action: PrepareTunnel) -> None:
+        """A standing tunnel's new key, loaded at both ends (for any later IKE_SA: the
+        one that stands was authenticated by the gateways that still end it)."""
+        spec = action.spec
+        self._stood_spec[spec.tunnel_id] = spec
+        for g in spec.ends():
+            async with self.in_order.turn((g, spec.tunnel_id)):
+                await self._on_worker(g, "loading a standing tunnel's key",
+                                      self.drivers[g].load_key, spec.side_for(g))
+
+    async def _prepare(self, action: PrepareTunnel, delay: float | None = None,
+                       wait: float | None = None) -> None:
         """Issue 14: stand ``action.spec`` up ahead (responder end loaded first, then the
         initiator's IKE_SA), or take a prepared one down (``remove``), after ``delay``
         (``settings.PREPARE_AFTER``: the move's own tunnel work goes first).  Only when
@@ -258,6 +374,7 @@ class Gateways(GatewaySupervision):
             LOG.info("tunnel %s at %s prepared in %.1f ms", log_text(spec.tunnel_id), g,
                      took * 1000)
         if action.child:   # stood up anew before charon's own rekey could promote it
+            self._stood_spec[spec.tunnel_id] = spec
             token = self._stood[spec.tunnel_id] = object()
             self._background(self._refresh_standing(action, token))
 
@@ -296,12 +413,15 @@ class Gateways(GatewaySupervision):
         if self.on_rekeyed is not None:
             self.on_rekeyed(gateway, tid, time.monotonic())
 
-    async def _refresh_standing(self, action: PrepareTunnel, token: object) -> None:
-        """After ``STANDING_REFRESH``: a CHILD_SA still standing as this preparation left
-        it (no move, removal or newer preparation since) is taken down and stood up
-        again at both ends (one downlink blip of the live path, as at a preparation)."""
-        await asyncio.sleep(settings.STANDING_REFRESH)
+    async def _refresh_standing(self, action: PrepareTunnel, token: object,
+                                after: float | None = None) -> None:
+        """After ``after`` (``STANDING_REFRESH``): a CHILD_SA still standing as this
+        preparation left it (no move, removal or newer preparation since) is taken
+        down and stood up again at both ends (one downlink blip of the live path, as
+        at a preparation), with the key it stands with now."""
+        await asyncio.sleep(settings.STANDING_REFRESH if after is None else after)
         tid, ends = action.spec.tunnel_id, action.spec.ends()
+        action = replace(action, spec=self._stood_spec.get(tid, action.spec))
         started = time.monotonic()
 
         def used() -> bool:
@@ -399,6 +519,15 @@ class Gateways(GatewaySupervision):
         for marks in (self._touched, self._initiated, self._added):
             if len(marks) > 1024:
                 prune(marks, now, keep)
+
+
+async def _nothing() -> None:
+    """A preparation with nothing to do now (``Gateways.prepare_tunnel``)."""
+
+
+def _bare(side: TunnelSide) -> TunnelSide:
+    """A side without what a standing tunnel does not depend on (``_live_as``)."""
+    return replace(side, psk=b"", qos=QosSpec(), secondary=False)
 
 
 def mark_rekeyed(handovers: HandoverLog, gateway: str, tunnel_id: str, t: float) -> None:

@@ -22,6 +22,9 @@ PREPARE_POLL = 0.05  # s between two looks
 #: anew: charon would rekey it at its rekey_time (1 h, from 54 min with the jitter), and
 #: a rekey of a standing SA promotes it, taking the MN's downlink (docs/decisions.md)
 STANDING_REFRESH = 45 * 60.0
+#: s before charon's own rekey of a live CHILD_SA kept standing (``stand_live``) that
+#: the runtime stands it up anew (the refresh above, for a CHILD_SA of any age)
+STANDING_MARGIN = 5 * 60.0
 TUNNEL_TRIES = 2  # an initiator retries once (e.g. the peer re-keyed meanwhile)
 HEALTH_INTERVAL = 1.0   # s between two checks of a gateway's charon (VICI version)
 HEALTH_TIMEOUT = 12.0   # s a charon may take to answer `version` before it is degraded

@@ -20,6 +20,12 @@ class RecordingGateway(GatewayDriverBase):
         # tunnels a CHILD_SA was ever stood up ahead for (``prepare_tunnel(child=True)``):
         # a set, so that no call searches the log, which grows with every call
         self.stood: set[str] = set()
+        # ``stand_live``: whether it keeps a live CHILD_SA standing, the seconds until
+        # charon's rekey it answers, the key it was kept with (tunnel -> PSK)
+        self.keeps = True
+        self.rekey_in = 3600.0
+        self.kept_with: dict[str, bytes] = {}
+        self.keys: list[tuple[str, bytes]] = []   # ``load_key`` calls: (tunnel, PSK)
         self._lock = threading.Lock()
 
     def add_tunnel(self, side: Any, timeout: float = 5.0) -> float:
@@ -50,6 +56,21 @@ class RecordingGateway(GatewayDriverBase):
         with self._lock:
             self.log.append(("add_prepared", side.tunnel_id))
             self.tunnels_up[side.tunnel_id] = side
+        return 0.0
+
+    def stand_live(self, side: Any) -> float | None:
+        if not self.keeps:
+            return None
+        with self._lock:
+            self.log.append(("keep", side.tunnel_id))
+            self.stood.add(side.tunnel_id)
+            self.kept_with[side.tunnel_id] = side.psk
+            self.tunnels_up.pop(side.tunnel_id, None)
+        return self.rekey_in
+
+    def load_key(self, side: Any) -> float:
+        with self._lock:
+            self.keys.append((side.tunnel_id, side.psk))
         return 0.0
 
     def remove_tunnel(self, tunnel_id: str) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import os
 import socket
 import threading
@@ -361,6 +362,24 @@ class StrongSwanGateway(PrimariesMixin, ViciSessions, GatewayDriverBase):
             return False
         return self._child_installed(side.tunnel_id)
 
+    def stand_live(self, side: TunnelSide) -> float | None:
+        """Keep the tunnel's live CHILD_SA as the standing one of a preparation of it
+        (issue 14: the tunnel a seamless MN left; ``GatewayDriverBase.stand_live``):
+        under kernel-libipsec only (standing CHILD_SAs are that backend's), where
+        ``_lives_as(side)``.  The preparation's key is loaded.  Seconds until charon's
+        rekey of it (VICI ``rekey-time``; inf: none scheduled), or None."""
+        tid = side.tunnel_id
+        if not self.uses_libipsec() or not self._lives_as(side):
+            return None
+        self._relive.discard(tid)
+        self._standing.add(tid)
+        self.load_key(side)
+        rekeys = [c.rekey_in for st in self._states_of(tid) for c in st.children
+                  if c.state == "INSTALLED" and c.rekey_in is not None]
+        log.info("%s: tunnel %s kept standing on its live CHILD_SA", self.name,
+                 log_text(tid))
+        return float(min(rekeys)) if rekeys else math.inf
+
     def _child_installed(self, tunnel_id: str) -> bool:
         """The tunnel has an INSTALLED CHILD_SA here (``_states_of``)."""
         return any(c.state == "INSTALLED" for st in self._states_of(tunnel_id)
@@ -384,8 +403,10 @@ class StrongSwanGateway(PrimariesMixin, ViciSessions, GatewayDriverBase):
         """The standing CHILD_SA is what the move wants: its connection as loaded when
         stood up (only the key may differ) and, at the initiator, still installed."""
         loaded = self._loaded.get(side.tunnel_id)
-        want = connection_for(dataclasses.replace(side, secondary=not side.initiator))
-        if loaded is None or loaded[0] != want:
+        want = [connection_for(dataclasses.replace(side, secondary=not side.initiator))]
+        if not side.initiator:     # (or as it lived: kept standing by ``stand_live``)
+            want.append(connection_for(dataclasses.replace(side, secondary=False)))
+        if loaded is None or loaded[0] not in want:
             return False
         if not side.initiator:
             return True

@@ -18,6 +18,8 @@ class ChildSaState:
     packets_in: int
     packets_out: int
     unique_id: str = ""   # charon's CHILD_SA unique id (``rekey`` / ``terminate`` by id)
+    #: s until charon rekeys it (VICI ``rekey-time``); None: no rekey scheduled
+    rekey_in: int | None = None
 
 
 @dataclass(frozen=True)
@@ -84,7 +86,8 @@ def _tunnel_state(name: str, ike: dict[str, Any]) -> TunnelState:
             local_ts=_strs(child.get("local-ts")), remote_ts=_strs(child.get("remote-ts")),
             bytes_in=_i(child.get("bytes-in")), bytes_out=_i(child.get("bytes-out")),
             packets_in=_i(child.get("packets-in")), packets_out=_i(child.get("packets-out")),
-            unique_id=_s(child.get("uniqueid"))))
+            unique_id=_s(child.get("uniqueid")),
+            rekey_in=_i(child["rekey-time"]) if child.get("rekey-time") is not None else None))
     return TunnelState(tunnel_id=name, state=_s(ike.get("state")),
                        local_address=_s(ike.get("local-host")),
                        remote_address=_s(ike.get("remote-host")),

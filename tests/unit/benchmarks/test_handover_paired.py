@@ -266,3 +266,24 @@ def test_moves_are_matched_to_their_initiation_or_promotion_by_time() -> None:
                                "create_child_sa", "standing"]
     assert chk["on_prepared_ike_sa"] == 4 and chk["live_child_sa"] == 1
     assert chk["standing_child_sa"] == 1 and chk["new_ike_sa"] == 1
+
+
+def test_the_whole_runs_loss_outside_the_moves_windows_is_counted_and_printed(
+        capsys: Any) -> None:
+    """A blip on the live path seconds after a move (a preparation's new CHILD_SA,
+    session 20) falls in no move's window: the probe's whole-run loss minus what the
+    moves counted shows it, per MN and direction."""
+    moves = [{"registered": True, "lost": {"mn_to_cn": 2, "cn_to_mn": 3}},
+             {"registered": True, "lost": {"mn_to_cn": 0, "cn_to_mn": 1}}, {"registered": False}]
+    probes = [{"mn": "mn1", "mn_to_cn_sent": 9000, "mn_to_cn_lost": 2,
+               "cn_to_mn_sent": 9000, "cn_to_mn_lost": 15},
+              {"mn": "mn2", "mn_to_cn_lost": 40, "cn_to_mn_lost": 44}]
+    on = hp.whole_run(probes, "mn1", moves)
+    assert on == {"lost_mn_to_cn": 2, "lost_outside_moves_mn_to_cn": 0,
+                  "lost_cn_to_mn": 15, "lost_outside_moves_cn_to_mn": 11}
+    assert hp.whole_run(probes, "mn3", moves) is None and hp.whole_run(None, "mn1", []) is None
+    s = hp.per_mn([])
+    hp.print_paired("seamless", {"mechanism": s, "baseline": s, "ratio": hp.ratios(s, s),
+                                 "whole_run": {"mechanism": on, "baseline": None}})
+    assert ("whole run, probe lost (of it outside every move's window): MN->CN on 2 (0), "
+            "off None (None); CN->MN on 15 (11), off None (None)") in capsys.readouterr().out

@@ -94,7 +94,7 @@ def test_a_removal_off_the_path_runs_beside_the_walk() -> None:
 
         async def go() -> None:
             ex = executor(events, asyncio.Event())
-            ex.gateways = SimpleNamespace(remove_tunnel=remove_tunnel)  # type: ignore[assignment]
+            ex.gateways = SimpleNamespace(retire_tunnel=remove_tunnel)  # type: ignore[assignment]
             ex.spawn = lambda c: spawned.append(asyncio.ensure_future(c))  # type: ignore[assignment]
             await ex.execute("fa:fa2", [
                 RemoveTunnel("fa2", "alice/fa2-fa1", off_path=off_path),
