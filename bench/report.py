@@ -368,6 +368,14 @@ def paired_rows(res: dict[str, Any]) -> list[Row]:
     if ready[0] is not None:                # files since it is summarised
         figure += (f"; RRQ at the new FA → tunnel up {num(ready[0])} vs {num(ready[1])} "
                    f"ms")
+    whole = res.get("whole_run") or {}
+    if whole.get("mechanism") and whole.get("baseline"):   # files since 2026-12-08
+        w_on, w_off = whole["mechanism"], whole["baseline"]
+        figure += "; whole run lost " + ", ".join(
+            f"{arrow} {w_on.get(f'lost_{d}')} vs {w_off.get(f'lost_{d}')} (outside every "
+            f"move's window {w_on.get(f'lost_outside_moves_{d}')} vs "
+            f"{w_off.get(f'lost_outside_moves_{d}')})"
+            for d, arrow in (("mn_to_cn", "MN→CN"), ("cn_to_mn", "CN→MN")))
     chk = res.get("prepared_check")
     if chk:
         figure += (f"; prepared IKE_SA used in {chk['on_prepared_ike_sa']} of "

@@ -141,6 +141,14 @@ def test_ratios_and_the_readme_row() -> None:
     assert "seamless" in what and "MN→CN gap 30 vs 60 ms (**0.50×**)" in figure
     assert "prepared IKE_SA used in 20 of 20 moves" in figure and "INVALID" not in figure
     assert "0 lost both ways in ≥ 95 % of moves: met" in target
+    assert "whole run" not in figure                         # files before 2026-12-08
+    whole = {"mechanism": {"lost_mn_to_cn": 2, "lost_outside_moves_mn_to_cn": 0,
+                           "lost_cn_to_mn": 30, "lost_outside_moves_cn_to_mn": 21},
+             "baseline": {"lost_mn_to_cn": 900, "lost_outside_moves_mn_to_cn": 0,
+                          "lost_cn_to_mn": 800, "lost_outside_moves_cn_to_mn": 0}}
+    (_, figure, _), = report.ROWS["handover-paired"]({**res, "whole_run": whole})
+    assert ("whole run lost MN→CN 2 vs 900 (outside every move's window 0 vs 0), "
+            "CN→MN 30 vs 800 (outside every move's window 21 vs 0)") in figure
     (_, figure, target), = report.ROWS["handover-paired"](
         {**res, "valid": False, "mechanism": _side(30.0, 5.0)})
     assert "**INVALID**" in figure and "≥ 95 % of moves: **not met**" in target
