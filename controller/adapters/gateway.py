@@ -69,6 +69,8 @@ class GatewayDriver(Protocol):
 
     def stand_live(self, side: TunnelSide) -> float | None: ...
 
+    def outranked(self, side: TunnelSide) -> bool: ...
+
     def remove_aside(self, tunnel_id: str) -> None: ...
 
     def rekeyed(self, tunnel_id: str) -> bool | None: ...
@@ -148,6 +150,12 @@ class GatewayDriverBase:
         or None: nothing kept (the runtime removes it and stands one up).  Default:
         None."""
         return None
+
+    def outranked(self, side: TunnelSide) -> bool:
+        """Whether another installed SA with ``side``'s selectors is newer than this
+        tunnel's (kernel-libipsec sends on the newest of a reqid: this one then carries
+        no outbound traffic).  Default: True (nothing to tell)."""
+        return True
 
     def remove_aside(self, tunnel_id: str) -> None:
         """``remove_tunnel`` over a second session of its own, so that it can run on

@@ -23,6 +23,7 @@ from controller.core.handover import HandoverLog
 from controller.core.vpn import QosSpec, TunnelSide, TunnelSpec, owner_of, tunnel_name
 from controller.runtime import settings
 from controller.runtime.marks import prune, stamp
+from controller.runtime.gateway_keep import KeepStanding, nothing
 from controller.runtime.gateway_watch import GatewaySupervision
 from controller.runtime.workers import DriverWorker, InOrder
 
@@ -32,7 +33,7 @@ LOG = logging.getLogger("mipvpn.runtime")
 REKEY_POLL = 0.003
 
 
-class Gateways(GatewaySupervision):
+class Gateways(GatewaySupervision, KeepStanding):
     """``drivers``: gateway name -> its tunnel driver; ``qos``: gateway name -> its
     ``GatewayQos`` (real gateways only); ``roles``: the running roles (what they want
     decides a reconcile)."""
@@ -72,6 +73,7 @@ class Gateways(GatewaySupervision):
         # ends the runtime retired ahead of their role's removal (kept standing, or
         # removed with the other end): that removal does nothing more
         self._retired: set[tuple[str, str]] = set()
+        self._keeping: dict[str, asyncio.Future[None]] = {}   # a keep in progress
         self._refreshes: set[asyncio.Task[None]] = set()
         #: (gateway, tunnel id, when): a promotion's rekey completed there (the root
         #: puts it in the move's record: ``ha_rekey_done``)
@@ -193,82 +195,6 @@ class Gateways(GatewaySupervision):
         return (replace(here, psk=b"") == replace(side, psk=b"")
                 and there.remote == side.local and there.local == side.remote)
 
-    async def retire_tunnel(self, action: RemoveTunnel) -> None:
-        """A role's removal (the executor's ``RemoveTunnel``): ``remove_tunnel``, unless
-        a standing preparation waits for this very tunnel (``prepare_tunnel``): then
-        the first removal keeps its live CHILD_SA standing at both ends
-        (``_stand_live``) and the other end's removes nothing (issue 14: no downlink
-        blip at the HA for a CHILD_SA stood up anew)."""
-        key = (action.gateway, action.tunnel_id)
-        if key in self._retired:
-            self._retired.discard(key)
-            return
-        keep = self._keep.pop(action.tunnel_id, None)
-        if keep is not None and self._live_as(keep.spec):
-            await self._stand_live(keep, action.gateway)
-            return
-        await self.remove_tunnel(action)
-        if keep is not None:    # changed meanwhile: stood up anew once both ends went
-            self._background(self._prepare(keep, delay=0))
-
-    async def _stand_live(self, action: PrepareTunnel, first: str) -> None:
-        """Keep the live tunnel of ``action`` standing at both ends (responder first,
-        as a preparation), from the removal at ``first``; if an end cannot (its
-        CHILD_SA gone or changed, kernel XFRM), both ends go and it is stood up anew.
-        Stood up anew before charon's own rekey of it too (``_refresh_standing``)."""
-        spec, tid = action.spec, action.spec.tunnel_id
-        ends = sorted(spec.ends(), key=lambda g: g == spec.initiator)
-        self._retired |= {(g, tid) for g in ends if g != first}
-        rekeys_in: list[float] = []
-        for g in ends:
-            async with self.in_order.turn((g, tid)):
-                stamp(self._touched, (g, tid), time.monotonic())
-                try:
-                    left = await self.workers[g].run(self.drivers[g].stand_live,
-                                                     spec.side_for(g))
-                except (TunnelError, OSError) as exc:
-                    LOG.warning("keeping tunnel %s standing at %s failed: %s",
-                                log_text(tid), g, log_text(exc))
-                    left = None
-            if left is None:
-                LOG.info("tunnel %s: not kept standing at %s: removed, stood up anew",
-                         log_text(tid), g)
-                for end in ends:
-                    await self.remove_tunnel(RemoveTunnel(end, tid))
-                self._background(self._prepare(action, delay=0))
-                return
-            rekeys_in.append(left)
-        for g in ends:
-            self._live.pop((g, tid), None)
-            self.tunnel_log.pop((g, tid), None)
-            self._prepared.add((g, tid))
-            await self._qos(g, "remove", tid)
-        self._stood_spec[tid] = spec
-        token = self._stood[tid] = object()
-        refresh = min(settings.STANDING_REFRESH, min(rekeys_in) - settings.STANDING_MARGIN)
-        self._background(self._refresh_standing(action, token, max(0.0, refresh)))
-        LOG.info("tunnel %s kept standing at %s (its live CHILD_SA; refreshed in %.0f s)",
-                 log_text(tid), ", ".join(ends), max(0.0, refresh))
-
-    def _live_as(self, spec: TunnelSpec) -> bool:
-        """``spec``'s tunnel is live at both ends, both driven here, as a preparation
-        of ``spec`` would stand it: the key, QoS (not applied to a standing tunnel)
-        and the HA's secondary flag aside."""
-        for g in spec.ends():
-            live = self._live.get((g, spec.tunnel_id))
-            if live is None or _bare(live) != _bare(spec.side_for(g)):
-                return False
-        return True
-
-    def _stands_as(self, spec: TunnelSpec) -> bool:
-        """``spec``'s tunnel stands at both ends (a preparation, or kept), as ``spec``
-        wants it but for the key (and QoS)."""
-        stood = self._stood_spec.get(spec.tunnel_id)
-        return (stood is not None and spec.tunnel_id in self._stood
-                and all((g, spec.tunnel_id) in self._prepared for g in spec.ends())
-                and replace(stood, psk=b"", qos=QosSpec()) == replace(spec, psk=b"",
-                                                                       qos=QosSpec()))
-
     async def remove_tunnel(self, action: RemoveTunnel) -> None:
         """Off the move's path (``action.off_path``) and where the driver has a second
         VICI session: on that session's own worker (issue 14: the MN's promotion at
@@ -312,20 +238,10 @@ class Gateways(GatewaySupervision):
         if action.child and not action.remove:
             if self._live_as(action.spec):
                 self._keep[tid] = action
-                return _nothing()
+                return nothing()
             if self._stands_as(action.spec):
                 return self._new_key(action)
         return self._prepare(action, delay, wait)
-
-    async def _new_key(self, action: PrepareTunnel) -> None:
-        """A standing tunnel's new key, loaded at both ends (for any later IKE_SA: the
-        one that stands was authenticated by the gateways that still end it)."""
-        spec = action.spec
-        self._stood_spec[spec.tunnel_id] = spec
-        for g in spec.ends():
-            async with self.in_order.turn((g, spec.tunnel_id)):
-                await self._on_worker(g, "loading a standing tunnel's key",
-                                      self.drivers[g].load_key, spec.side_for(g))
 
     async def _prepare(self, action: PrepareTunnel, delay: float | None = None,
                        wait: float | None = None) -> None:
@@ -355,6 +271,9 @@ class Gateways(GatewaySupervision):
         # (a removal meanwhile is the move's teardown of the old FA's live tunnel: the
         # reason to wait; preparing it afterwards is what is wanted)
         if action.remove:
+            keeping = self._keeping.get(spec.tunnel_id)
+            if keeping is not None:      # a keep in progress: its ends stand after it
+                await asyncio.shield(keeping)
             for g in [g for g in ends if (g, spec.tunnel_id) in self._prepared]:
                 await self.remove_tunnel(RemoveTunnel(g, spec.tunnel_id))
             return
@@ -519,15 +438,6 @@ class Gateways(GatewaySupervision):
         for marks in (self._touched, self._initiated, self._added):
             if len(marks) > 1024:
                 prune(marks, now, keep)
-
-
-async def _nothing() -> None:
-    """A preparation with nothing to do now (``Gateways.prepare_tunnel``)."""
-
-
-def _bare(side: TunnelSide) -> TunnelSide:
-    """A side without what a standing tunnel does not depend on (``_live_as``)."""
-    return replace(side, psk=b"", qos=QosSpec(), secondary=False)
 
 
 def mark_rekeyed(handovers: HandoverLog, gateway: str, tunnel_id: str, t: float) -> None:

@@ -25,6 +25,11 @@ STANDING_REFRESH = 45 * 60.0
 #: s before charon's own rekey of a live CHILD_SA kept standing (``stand_live``) that
 #: the runtime stands it up anew (the refresh above, for a CHILD_SA of any age)
 STANDING_MARGIN = 5 * 60.0
+#: s a kept CHILD_SA must have left beyond that margin, else it is stood up anew at once
+STANDING_MIN = 60.0
+#: s the HA's end of the tunnel an MN left may stay the newest SA of its selectors
+#: before it is removed instead of kept (the new FA's promotion rekey did not complete)
+OUTRANK_WAIT = 2.0
 TUNNEL_TRIES = 2  # an initiator retries once (e.g. the peer re-keyed meanwhile)
 HEALTH_INTERVAL = 1.0   # s between two checks of a gateway's charon (VICI version)
 HEALTH_TIMEOUT = 12.0   # s a charon may take to answer `version` before it is degraded

@@ -23,6 +23,7 @@ class RecordingGateway(GatewayDriverBase):
         # ``stand_live``: whether it keeps a live CHILD_SA standing, the seconds until
         # charon's rekey it answers, the key it was kept with (tunnel -> PSK)
         self.keeps = True
+        self.outranks = True      # ``outranked``'s answer
         self.rekey_in = 3600.0
         self.kept_with: dict[str, bytes] = {}
         self.keys: list[tuple[str, bytes]] = []   # ``load_key`` calls: (tunnel, PSK)
@@ -72,6 +73,9 @@ class RecordingGateway(GatewayDriverBase):
         with self._lock:
             self.keys.append((side.tunnel_id, side.psk))
         return 0.0
+
+    def outranked(self, side: Any) -> bool:
+        return self.outranks
 
     def remove_tunnel(self, tunnel_id: str) -> None:
         with self._lock:

@@ -369,13 +369,17 @@ class StrongSwanGateway(PrimariesMixin, ViciSessions, GatewayDriverBase):
         ``_lives_as(side)``.  The preparation's key is loaded.  Seconds until charon's
         rekey of it (VICI ``rekey-time``; inf: none scheduled), or None."""
         tid = side.tunnel_id
-        if not self.uses_libipsec() or not self._lives_as(side):
-            return None
+        try:
+            if not self.uses_libipsec() or not self._lives_as(side):
+                return None
+            self._standing.add(tid)
+            self.load_key(side)
+            rekeys = [c.rekey_in for st in self._states_of(tid) for c in st.children
+                      if c.state == "INSTALLED" and c.rekey_in is not None]
+        except CommandException as exc:
+            self._standing.discard(tid)
+            raise TunnelError(f"{self.name}: keeping {tid} standing: {exc}") from exc
         self._relive.discard(tid)
-        self._standing.add(tid)
-        self.load_key(side)
-        rekeys = [c.rekey_in for st in self._states_of(tid) for c in st.children
-                  if c.state == "INSTALLED" and c.rekey_in is not None]
         log.info("%s: tunnel %s kept standing on its live CHILD_SA", self.name,
                  log_text(tid))
         return float(min(rekeys)) if rekeys else math.inf

@@ -2,7 +2,8 @@
 primaries of a secondary tunnel, and rekeying them so that they win again.
 
 A mixin of ``StrongSwanGateway`` (``driver.py``): it uses the driver's ``tunnels``,
-``_call``, ``uses_libipsec``, ``_standing``, ``_promoted`` and ``name``.
+``_call``, ``uses_libipsec``, ``_standing``, ``_promoted`` and ``name``.  Also whether a
+tunnel's SA is outranked by a newer one with its selectors (``outranked``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from vici.exception import CommandException
 
 from controller.adapters.strongswan.connection import _norm_ts
+from controller.adapters.strongswan.session import TunnelError
 from controller.adapters.strongswan.state import ChildSaState, TunnelState
 from controller.core.vpn import TunnelSide
 from controller.logtext import log_text
@@ -134,3 +136,24 @@ class PrimariesMixin:
             log.info("%s: %s is secondary: rekeyed %s in %.1f ms", self.name,
                      log_text(tunnel_id), log_text(", ".join(names)), took)
         return names
+
+    def outranked(self, side: TunnelSide) -> bool:
+        """Another tunnel's installed CHILD_SA with ``side``'s selectors was made after
+        every one of this tunnel's (charon's unique ids grow): kernel-libipsec sends on
+        the newest SA of their shared reqid, so this one carries nothing out.  True
+        under kernel XFRM (policies, not age, decide there)."""
+        if not self.uses_libipsec():
+            return True
+        try:
+            states = self.tunnels()
+        except CommandException as exc:
+            raise TunnelError(f"{self.name}: listing SAs: {exc}") from exc
+        key = ({_norm_ts(t) for t in side.local.selectors},
+               {_norm_ts(t) for t in side.remote.selectors})
+        mine = [int(c.unique_id or 0) for st in states if st.tunnel_id == side.tunnel_id
+                for c in st.children if c.state == "INSTALLED"]
+        others = [int(c.unique_id or 0) for st in states if st.tunnel_id != side.tunnel_id
+                  for c in st.children if c.state == "INSTALLED"
+                  and ({_norm_ts(t) for t in c.local_ts},
+                       {_norm_ts(t) for t in c.remote_ts}) == key]
+        return bool(mine) and bool(others) and max(others) > max(mine)

@@ -89,3 +89,59 @@ def test_it_answers_how_long_until_charons_own_rekey(tmp_path: Any) -> None:
     driver._session = session                    # type: ignore[assignment]
     driver._libipsec = True
     assert driver.stand_live(_live(driver, session, "ha")) == 3012.0
+
+
+class TwoTunnelsSession(StandingSession):
+    """Lists TID's CHILD_SA (unique id ``uid``) and another tunnel's with the same
+    selectors (``other_uid``), as the HA holds them after a move."""
+
+    def __init__(self, other_uid: int) -> None:
+        super().__init__()
+        self.other_uid = other_uid
+
+    def list_sas(self, msg: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+        self.calls.append("list_sas")
+        ts = {"local-ts": ["10.30.0.0/24"], "remote-ts": ["10.10.0.5/32"]}
+        mine = {"name": TID, "state": "INSTALLED", "uniqueid": str(self.uid), **ts}
+        other = {"name": "x", "state": "INSTALLED", "uniqueid": str(self.other_uid), **ts}
+        return iter([{TID: {"state": "ESTABLISHED", "child-sas": {"c": mine}}},
+                     {"alice_home.example/ha-fa3": {"state": "ESTABLISHED",
+                                                    "child-sas": {"c": other}}}])
+
+
+def test_the_has_sa_is_outranked_only_by_a_newer_one_with_its_selectors(
+        tmp_path: Any) -> None:
+    """kernel-libipsec sends on the newest SA of a reqid (CHILD_SAs with equal
+    selectors share one): the HA's end of the tunnel the MN left carries nothing out
+    once another tunnel's CHILD_SA with its selectors is newer (a larger unique id)."""
+    side = SPEC.side_for("ha")
+    for other_uid, expected in ((9, True), (5, False)):      # ours is 7
+        driver = StrongSwanGateway("ha", tmp_path / "charon.vici")
+        driver._session = TwoTunnelsSession(other_uid)  # type: ignore[assignment]
+        driver._libipsec = True
+        assert driver.outranked(side) is expected, other_uid
+    other = replace(side, remote=replace(side.remote, selectors=("10.10.0.6/32",)))
+    driver._session = TwoTunnelsSession(9)  # type: ignore[assignment]
+    assert driver.outranked(other) is False          # no SA of these selectors here
+    driver._libipsec = False
+    assert driver.outranked(side) is True            # kernel XFRM: policies decide
+
+
+def test_a_vici_error_while_keeping_is_a_tunnel_error_and_keeps_nothing(
+        gw: Any) -> None:  # noqa: F811
+    from vici.exception import CommandException
+
+    from controller.adapters.strongswan import TunnelError
+    driver, session = gw
+    prepared = _live(driver, session, "ha")
+
+    def refuse(msg: dict[str, Any]) -> None:
+        raise CommandException("unable to load")
+    session.load_shared = refuse  # type: ignore[method-assign]
+    try:
+        driver.stand_live(prepared)
+    except TunnelError:
+        pass
+    else:
+        raise AssertionError("no TunnelError")
+    assert TID not in driver._standing

@@ -210,3 +210,127 @@ def test_a_new_key_for_a_standing_tunnel_is_loaded_not_stood_up_anew() -> None:
     for name in ("ha", "fa2"):
         assert drv[name].log == [("stand", tid2), ("stand", tid2)], name
         assert drv[name].keys == [(tid2, b"q" * 32)], name
+
+
+# -- review of the keep (2026-12-08): what may happen while it runs
+
+
+def test_one_near_charons_rekey_is_stood_up_anew_at_once(monkeypatch: Any) -> None:
+    """charon would rekey it within ``STANDING_MARGIN`` + ``STANDING_MIN``: not kept
+    (its refresh would come while the old FA's role still lists it, and be skipped for
+    good, leaving charon's rekey to promote it): removed and stood up anew at once."""
+    gws, drv = _gateways()
+    drv["fa1"].rekey_in = settings.STANDING_MARGIN + 30.0
+    monkeypatch.setattr(gws, "tunnels_wanted", lambda g: {TID: LIVE} if g == "fa1" else {})
+
+    async def run() -> None:
+        await _live(gws)
+        await gws.prepare_tunnel(PrepareTunnel(PREPARED, child=True), delay=0)
+        await gws.retire_tunnel(RemoveTunnel("ha", TID))   # the HA's retire came first
+        await _settle(gws)
+        await gws.retire_tunnel(RemoveTunnel("fa1", TID))
+        gws._stood.clear()
+
+    asyncio.run(run())
+    for name in ("ha", "fa1"):
+        assert drv[name].log[-2:] == [("remove", TID), ("stand", TID)], drv[name].log
+
+
+def _slow_keep(drv: dict[str, RecordingGateway], name: str, seconds: float) -> None:
+    import time
+    keep = drv[name].stand_live
+
+    def slow(side: Any) -> float | None:
+        time.sleep(seconds)
+        return keep(side)
+    drv[name].stand_live = slow  # type: ignore[method-assign]
+
+
+def test_a_move_back_while_it_is_being_kept_is_the_roles_again() -> None:
+    """The HA's end is kept, the MN comes back before the FA's end is: both adds
+    promote it (the HA rekeys it: the downlink is back), and nothing of the keep is
+    left: both ends live, no refresh, a later removal is a real one."""
+    gws, drv = _gateways()
+    _slow_keep(drv, "fa1", 0.05)
+
+    async def run() -> None:
+        await _live(gws)
+        await gws.prepare_tunnel(PrepareTunnel(PREPARED, child=True), delay=0)
+        keeping = asyncio.ensure_future(gws.retire_tunnel(RemoveTunnel("ha", TID)))
+        await asyncio.sleep(0.02)                  # the FA's end is being kept
+        await _live(gws)                            # the move back
+        await keeping
+        await asyncio.sleep(0.05)                   # the HA's rekey, in the background
+        assert ("ha", TID) in gws._live and ("fa1", TID) in gws._live
+        assert TID not in gws._stood
+        await gws.retire_tunnel(RemoveTunnel("fa1", TID))
+
+    asyncio.run(run())
+    assert ("rekey", TID) in drv["ha"].log, drv["ha"].log
+    assert drv["fa1"].log[-1] == ("remove", TID)
+
+
+def test_a_gateway_error_while_keeping_removes_both_ends_and_stands_anew() -> None:
+    gws, drv = _gateways()
+
+    def broken(side: Any) -> float | None:
+        raise ValueError("VICI: no such command")
+    drv["fa1"].stand_live = broken  # type: ignore[method-assign]
+
+    async def run() -> None:
+        await _live(gws)
+        await gws.prepare_tunnel(PrepareTunnel(PREPARED, child=True), delay=0)
+        await gws.retire_tunnel(RemoveTunnel("ha", TID))
+        await gws.retire_tunnel(RemoveTunnel("fa1", TID))   # (done already: nothing)
+        await _settle(gws)
+        gws._stood.clear()
+
+    asyncio.run(run())
+    assert drv["ha"].log == [("add", TID), ("keep", TID), ("remove", TID), ("stand", TID)]
+    assert drv["fa1"].log == [("add", TID), ("remove", TID), ("stand", TID)]
+
+
+def test_a_preparation_dropped_while_it_is_being_kept_is_removed() -> None:
+    gws, drv = _gateways()
+    _slow_keep(drv, "fa1", 0.05)
+
+    async def run() -> None:
+        await _live(gws)
+        await gws.prepare_tunnel(PrepareTunnel(PREPARED, child=True), delay=0)
+        keeping = asyncio.ensure_future(gws.retire_tunnel(RemoveTunnel("ha", TID)))
+        await asyncio.sleep(0.02)
+        await gws.prepare_tunnel(PrepareTunnel(PREPARED, remove=True), delay=0)
+        await keeping
+        gws._stood.clear()
+
+    asyncio.run(run())
+    for name in ("ha", "fa1"):
+        assert drv[name].log[-1] == ("remove", TID), drv[name].log
+    assert not [k for k in gws._prepared if k[1] == TID]
+
+
+def test_the_has_end_is_kept_only_once_a_newer_sa_outranks_it(monkeypatch: Any) -> None:
+    """kernel-libipsec sends on the newest SA of the shared reqid: the HA's end of the
+    tunnel the MN left is kept only once the new FA's promotion rekey made a newer one
+    (waited for: it runs in the background); still the newest after ``OUTRANK_WAIT``
+    (a failed promotion), it is removed, which moves the downlink, as before."""
+    monkeypatch.setattr(settings, "OUTRANK_WAIT", 0.05)
+    for outranked_after in (0.02, None):
+        gws, drv = _gateways()
+        drv["ha"].outranks = False
+
+        async def run() -> None:
+            await _live(gws)
+            await gws.prepare_tunnel(PrepareTunnel(PREPARED, child=True), delay=0)
+            if outranked_after is not None:
+                asyncio.get_running_loop().call_later(
+                    outranked_after, setattr, drv["ha"], "outranks", True)
+            await gws.retire_tunnel(RemoveTunnel("ha", TID))
+            await _settle(gws)
+            gws._stood.clear()
+
+        asyncio.run(run())
+        if outranked_after is not None:
+            assert drv["ha"].log == [("add", TID), ("keep", TID)]
+        else:
+            assert drv["ha"].log == [("add", TID), ("remove", TID), ("stand", TID)]
