@@ -8,25 +8,15 @@ downlink is back at FA1.  Mininet + three charons (the lab of ``test_strongswan.
 
 from __future__ import annotations
 
-import os
-import shutil
 from dataclasses import replace
 
 import pytest
 
 from controller.core.vpn import new_psk
-from tests.integration.test_strongswan import (  # noqa: F401  (``lab`` is a fixture)
-    MN_HOA, Lab, _mn_at, counters, down, lab, mn_tunnel, ping, promote, report,
-    static_tunnel, up)
-
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
-    pytest.mark.skipif(not os.path.exists("/usr/lib/ipsec/charon"), reason="no charon"),
-    pytest.mark.skipif(shutil.which("tc") is None, reason="no tc"),
-]
-
-CN = "10.30.0.10"
+# (``lab`` is a fixture; ``pytestmark``: root, charon and ping, as that lab needs)
+from tests.integration.test_strongswan import (  # noqa: F401
+    CN, MN_HOA, Lab, _mn_at, counters, down, lab, mn_tunnel, ping, promote, pytestmark,
+    report, static_tunnel, up)
 
 
 def _ids(the_lab: Lab, gw: str, tid: str) -> tuple[str, list[str]]:

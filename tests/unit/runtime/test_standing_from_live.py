@@ -246,6 +246,16 @@ def _slow_keep(drv: dict[str, RecordingGateway], name: str, seconds: float) -> N
     drv[name].stand_live = slow  # type: ignore[method-assign]
 
 
+async def _keeping(gws: Gateways) -> asyncio.Future[None]:
+    """Live at both ends, prepared, the HA's removal begun: the keep in progress (the
+    FA's end slowed by ``_slow_keep``), 20 ms into it."""
+    await _live(gws)
+    await gws.prepare_tunnel(PrepareTunnel(PREPARED, child=True), delay=0)
+    keeping = asyncio.ensure_future(gws.retire_tunnel(RemoveTunnel("ha", TID)))
+    await asyncio.sleep(0.02)
+    return keeping
+
+
 def test_a_move_back_while_it_is_being_kept_is_the_roles_again() -> None:
     """The HA's end is kept, the MN comes back before the FA's end is: both adds
     promote it (the HA rekeys it: the downlink is back), and nothing of the keep is
@@ -254,10 +264,7 @@ def test_a_move_back_while_it_is_being_kept_is_the_roles_again() -> None:
     _slow_keep(drv, "fa1", 0.05)
 
     async def run() -> None:
-        await _live(gws)
-        await gws.prepare_tunnel(PrepareTunnel(PREPARED, child=True), delay=0)
-        keeping = asyncio.ensure_future(gws.retire_tunnel(RemoveTunnel("ha", TID)))
-        await asyncio.sleep(0.02)                  # the FA's end is being kept
+        keeping = await _keeping(gws)              # the FA's end is being kept
         await _live(gws)                            # the move back
         await keeping
         await asyncio.sleep(0.05)                   # the HA's rekey, in the background
@@ -295,10 +302,7 @@ def test_a_preparation_dropped_while_it_is_being_kept_is_removed() -> None:
     _slow_keep(drv, "fa1", 0.05)
 
     async def run() -> None:
-        await _live(gws)
-        await gws.prepare_tunnel(PrepareTunnel(PREPARED, child=True), delay=0)
-        keeping = asyncio.ensure_future(gws.retire_tunnel(RemoveTunnel("ha", TID)))
-        await asyncio.sleep(0.02)
+        keeping = await _keeping(gws)
         await gws.prepare_tunnel(PrepareTunnel(PREPARED, remove=True), delay=0)
         await keeping
         gws._stood.clear()
